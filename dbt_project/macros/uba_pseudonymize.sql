@@ -1,0 +1,22 @@
+{#- Salted hash of an identifier: first 32 hex chars of sha256(salt|namespace|value).
+    Must match python_models.privacy.pseudonymize. The salt comes from UBA_PSEUDONYM_SALT. -#}
+{% macro uba_pseudonymize(column, namespace) -%}
+    {{ return(adapter.dispatch('uba_pseudonymize', 'uba')(column, namespace)) }}
+{%- endmacro %}
+
+{% macro default__uba_pseudonymize(column, namespace) -%}
+    case when {{ column }} is null then null else
+        left(sha256('{{ uba_salt() }}' || '|{{ namespace }}|' || {{ column }}), 32)
+    end
+{%- endmacro %}
+
+{% macro postgres__uba_pseudonymize(column, namespace) -%}
+    case when {{ column }} is null then null else
+        left(encode(sha256(convert_to('{{ uba_salt() }}' || '|{{ namespace }}|' || {{ column }}, 'UTF8')), 'hex'), 32)
+    end
+{%- endmacro %}
+
+{% macro uba_salt() -%}
+    {%- set salt = env_var('UBA_PSEUDONYM_SALT', 'uba-dev-salt') -%}
+    {{- salt | replace("'", "''") -}}
+{%- endmacro %}

@@ -1,0 +1,1 @@
+"""uba: warehouse-native user-behavior analytics (the project's Python package)."""

@@ -1,0 +1,65 @@
+"""One typed settings object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DEFAULT_SALT = "uba-dev-salt"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    duckdb_path: Path
+    pseudonym_salt: str
+    duckdb_memory_limit: str
+    duckdb_threads: int
+    dbt_target: str
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.data_dir / "published"
+
+
+def _from_env() -> Settings:
+    data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+    duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
+    salt = os.environ.get("UBA_PSEUDONYM_SALT")
+    if not salt:
+        salt = DEFAULT_SALT
+    return Settings(
+        data_dir=data_dir,
+        duckdb_path=duckdb_path,
+        pseudonym_salt=salt,
+        duckdb_memory_limit=os.environ.get("UBA_DUCKDB_MEMORY_LIMIT", "4GB"),
+        duckdb_threads=int(os.environ.get("UBA_DUCKDB_THREADS", os.cpu_count() or 2)),
+        dbt_target=os.environ.get("UBA_DBT_TARGET", "duckdb"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process. Tests that change the environment call `reload_settings()`."""
+    settings = _from_env()
+    if settings.pseudonym_salt == DEFAULT_SALT and not os.environ.get("UBA_QUIET_SALT"):
+        print(
+            "uba: UBA_PSEUDONYM_SALT is not set; using the development salt. "
+            "Set a secret salt in production.",
+            file=sys.stderr,
+        )
+    return settings
+
+
+def reload_settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
