@@ -1,0 +1,77 @@
+"""Shared fixtures: one small generated dataset, gated and built once per test session.
+
+Every fixture works in its own temporary directory; nothing touches the demo's data/ folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+SAMPLE_EVENTS = int(os.environ.get("UBA_TEST_EVENTS", "60000"))
+SAMPLE_SEED = 7
+TEST_SALT = "test-salt"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_settings(tmp_path_factory):
+    """Point every setting at a temporary directory for the whole session."""
+    root = tmp_path_factory.mktemp("uba")
+    os.environ["UBA_DATA_DIR"] = str(root / "data")
+    os.environ["UBA_DUCKDB_PATH"] = str(root / "data" / "warehouse.duckdb")
+    os.environ["UBA_PSEUDONYM_SALT"] = TEST_SALT
+    os.environ["UBA_DUCKDB_MEMORY_LIMIT"] = "2GB"
+    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
+    (root / "dagster_home").mkdir()
+    from python_models.config import reload_settings
+
+    reload_settings()
+    yield root
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """Generated events + planted truth (python_models.synthetic.generate)."""
+    from python_models.synthetic import generate
+
+    out = tmp_path_factory.mktemp("sample")
+    return generate(out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED)
+
+
+@pytest.fixture(scope="session")
+def gated_warehouse(sample_data, tmp_path_factory) -> Path:
+    """A DuckDB file with the sample loaded into raw.events and passed through the gate."""
+    from expectations.gate import run_gate
+    from python_models.ingest import load_path
+    from python_models.warehouse import connect
+
+    path = tmp_path_factory.mktemp("gated") / "warehouse.duckdb"
+    con = connect(path)
+    try:
+        load_path(con, sample_data.events_dir)
+        result = run_gate(con)
+        assert result.success, result
+    finally:
+        con.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(gated_warehouse, tmp_path_factory) -> Path:
+    """A copy of the gated warehouse after a full `dbt build` (models and dbt tests)."""
+    from python_models.dbt_runner import run_dbt
+
+    path = tmp_path_factory.mktemp("built") / "warehouse.duckdb"
+    shutil.copy(gated_warehouse, path)
+    run_dbt(["build"], duckdb_path=path, quiet=True)
+    return path
+
+
+def copy_warehouse(src: Path, tmp_path: Path, name: str = "warehouse.duckdb") -> Path:
+    """A private copy for tests that write (so session fixtures stay pristine)."""
+    dst = tmp_path / name
+    shutil.copy(src, dst)
+    return dst
