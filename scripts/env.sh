@@ -7,3 +7,4 @@ export DBT_PROFILES_DIR="${DBT_PROFILES_DIR:-$ROOT}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$UBA_DATA_DIR/dagster_home}"
 export PYTHONUNBUFFERED=1
 mkdir -p "$UBA_DATA_DIR" "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp "$ROOT/orchestration/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"

@@ -1,0 +1,51 @@
+"""The dbt project as Dagster assets; dbt tests become asset checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.manifest import ensure_manifest
+from orchestration.resources import WRITER_POOL
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
+
+dbt_project = DbtProject(
+    project_dir=DBT_PROJECT_DIR,
+    profiles_dir=REPO_ROOT,
+    target=get_settings().dbt_target,
+)
+MANIFEST_PATH = ensure_manifest()
+
+
+class UbaDbtTranslator(DagsterDbtTranslator):
+    """Sources live in the `raw` schema written by the Python ingest assets, so their keys are
+    `raw/<table>` and lineage joins up; models are grouped by their layer folder."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+@dbt_assets(
+    manifest=MANIFEST_PATH,
+    project=dbt_project,
+    dagster_dbt_translator=UbaDbtTranslator(),
+    pool=WRITER_POOL,
+)
+def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """`dbt build`: seeds, models (incremental where they grow) and their tests."""
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, target=get_settings().dbt_target)

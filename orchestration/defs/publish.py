@@ -1,0 +1,33 @@
+"""Publishing for readers: BI tools read a copy, never the file the pipeline writes."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.ml import MODEL_INPUTS, score_key
+from orchestration.resources import WRITER_POOL, WarehouseResource
+from python_models.config import get_settings
+
+
+@dg.asset(
+    key=dg.AssetKey(["published", "warehouse"]),
+    deps=[score_key(name) for name in MODEL_INPUTS],
+    group_name="publish",
+    pool=WRITER_POOL,
+    kinds={"duckdb", "parquet"},
+)
+def published_warehouse(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """A read-only snapshot of the warehouse (DuckDB file) plus Parquet exports of the marts,
+    features, reports and score tables, swapped in atomically so readers never see a half copy
+    and never hold a lock on the pipeline's file."""
+    from python_models.publish import publish_warehouse
+
+    with warehouse.connect() as con:
+        result = publish_warehouse(con, get_settings().published_dir)
+    return dg.MaterializeResult(
+        metadata={
+            "published_duckdb": dg.MetadataValue.path(str(result.duckdb_path)),
+            "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
+            "tables": len(result.tables),
+        }
+    )

@@ -1,0 +1,30 @@
+"""Jobs: what the schedules, the sensor and the README's main command run."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.ml import MODEL_INPUTS, model_key
+
+TRAINING = dg.AssetSelection.assets(*(model_key(name) for name in MODEL_INPUTS))
+
+# Everything from raw files to the published copy, training included (the demo, first runs).
+full_pipeline_job = dg.define_asset_job(
+    "full_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Load, gate, dbt build, train, score and publish.",
+)
+
+# Daily: new events in, incremental dbt build, score with the current champions, publish.
+daily_refresh_job = dg.define_asset_job(
+    "daily_refresh",
+    selection=dg.AssetSelection.all() - TRAINING,
+    description="Load new files, gate, incremental dbt build, batch scoring, publish.",
+)
+
+# Weekly (or on drift): retrain every model, re-score, publish.
+retrain_job = dg.define_asset_job(
+    "retrain_models",
+    selection=TRAINING.downstream(),
+    description="Retrain all models (champion/challenger), re-score and publish.",
+)
