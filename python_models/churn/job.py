@@ -1,0 +1,115 @@
+"""Churn on the warehouse: read the feature mart, split by time, fit, evaluate, score."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from python_models.churn import model as churn
+from python_models.churn.params import ChurnParams
+from python_models.common import plots
+from python_models.common.features import (
+    LABELS_TABLE,
+    catalogue_feature_columns,
+    load_labelled,
+    load_snapshot,
+)
+from python_models.common.splits import apply_split, time_split
+from python_models.common.training import TrainingResult, reference_sample
+
+LABEL = "label_churned"
+
+
+def _horizon_days(con: duckdb.DuckDBPyConnection) -> int:
+    value = con.execute(f"select max(churn_horizon_days) from {LABELS_TABLE}").fetchone()[0]
+    if value is None:
+        raise LookupError(f"{LABELS_TABLE} has no matured churn labels yet")
+    return int(value)
+
+
+def _columns(features: list[str], params: ChurnParams) -> list[str]:
+    return features + ([params.recency_feature] if params.recency_feature not in features else [])
+
+
+def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+    params = ChurnParams.from_overrides(overrides)
+    features = catalogue_feature_columns("churn")
+    frame = load_labelled(con, _columns(features, params), LABEL)
+    split = time_split(frame["as_of_date"].unique().to_list(), _horizon_days(con))
+    print(f"[churn] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
+    fit_frame, calibration_frame, holdout = apply_split(frame, split)
+    model = churn.fit(fit_frame, calibration_frame, features, params)
+    evaluation, scores = churn.evaluate(model, holdout)
+    served = evaluation.filter(pl.col("variant") == "lightgbm_calibrated").row(0, named=True)
+    passes = churn.beats_baselines(evaluation)
+    by_variant = dict(zip(evaluation["variant"], evaluation["roc_auc"], strict=True))
+    gate_reason = (
+        f"holdout ROC AUC {by_variant['lightgbm_calibrated']:.4f} vs recency rule "
+        f"{by_variant['recency_rule']:.4f} and logistic regression "
+        f"{by_variant['logistic_regression']:.4f}"
+    )
+    model.reference_scores = scores["lightgbm_calibrated"]
+    y_holdout = holdout["label"].cast(pl.Int8).to_numpy()
+
+    def render(folder: Path) -> dict[str, Path]:
+        return {
+            "roc": plots.roc_plot(y_holdout, scores, folder / "roc.png"),
+            "calibration": plots.calibration_plot(
+                y_holdout,
+                {k: scores[k] for k in ("lightgbm", "lightgbm_calibrated", "logistic_regression")},
+                folder / "calibration.png",
+            ),
+            "feature_importance": plots.importance_plot(
+                features, model.importance(), folder / "feature_importance.png"
+            ),
+        }
+
+    def compare(bundle: dict[str, Any]) -> float:
+        other = bundle["model"]
+        missing = [f for f in other.features if f not in holdout.columns]
+        if missing:
+            return float("-inf")  # the champion's features no longer exist: it cannot compete
+        from python_models.common.metrics import classification_metrics
+
+        return classification_metrics(y_holdout, other.predict_proba(holdout))["roc_auc"]
+
+    metrics = {k: v for k, v in served.items() if k not in ("variant", "split")}
+    metrics |= {
+        f"baseline_{v}_roc_auc": by_variant[v] for v in ("recency_rule", "logistic_regression")
+    }
+    metrics["best_iteration"] = model.best_iteration
+    return TrainingResult(
+        model_name="churn",
+        model=model,
+        features=features,
+        params=params.as_dict(),
+        data_window=split.window,
+        evaluation=evaluation,
+        metrics=metrics,
+        passes_gate=passes,
+        gate_reason=gate_reason,
+        data_fingerprint={
+            "rows": frame.height,
+            "positives": int(frame["label"].cast(pl.Int64).sum()),
+            "holdout": str(split.holdout_date),
+        },
+        reference_features=reference_sample(fit_frame, features, params.seed),
+        reference_scores=model.reference_scores,
+        compare_metric=compare,
+        primary_metric="roc_auc",
+        render_plots=render,
+    )
+
+
+def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    model: churn.ChurnModel = bundle["model"]
+    snapshot = load_snapshot(con, model.features)
+    return churn.score(model, snapshot)
+
+
+def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    return load_snapshot(con, bundle["features"])

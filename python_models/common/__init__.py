@@ -1,0 +1,1 @@
+"""Shared pieces of the ML models: registry, artifacts, metrics, reasons, plots, drift."""

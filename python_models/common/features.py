@@ -1,0 +1,107 @@
+"""Reading the feature mart: feature lists from the catalogue, frames through Arrow -> polars."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from python_models.common.artifacts import stable_hash
+
+FEATURES_TABLE = "features.ftr_user_features"
+LABELS_TABLE = "features.ftr_user_labels"
+KEY_COLUMNS = ("user_id", "as_of_date")
+
+
+def catalogue_feature_columns(model_name: str) -> list[str]:
+    """Feature names for `model_name` from dbt_project/feature_catalogue.yml."""
+    from python_models.common import catalogue
+
+    return list(catalogue.feature_columns(model_name))
+
+
+def feature_list_hash(features: list[str]) -> str:
+    return stable_hash(list(features), length=16)
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
+    schema, table = qualified.split(".")
+    rows = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    if not rows:
+        raise LookupError(f"table {qualified} does not exist: run `uba build` first")
+    return [r[0] for r in rows]
+
+
+def check_columns(available: list[str], wanted: list[str], where: str) -> None:
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise LookupError(
+            f"{where} lacks the catalogue's feature columns {missing}; rebuild the features "
+            "(`uba build`) or fix dbt_project/feature_catalogue.yml"
+        )
+
+
+def _select_list(columns: list[str], alias: str) -> str:
+    return ", ".join(f'{alias}."{c}"' for c in columns)
+
+
+def snapshot_dates(con: duckdb.DuckDBPyConnection, labelled: bool, label: str | None = None):
+    """Sorted as_of_dates of the feature mart, or of matured labels (non-null `label`)."""
+    if labelled:
+        where = f'where "{label}" is not null' if label else ""
+        sql = f"select distinct as_of_date from {LABELS_TABLE} {where} order by 1"
+    else:
+        sql = f"select distinct as_of_date from {FEATURES_TABLE} order by 1"
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
+def load_labelled(
+    con: duckdb.DuckDBPyConnection,
+    features: list[str],
+    label: str,
+    since: date | None = None,
+) -> pl.DataFrame:
+    """Features joined to a matured label (rows whose label is not null), as polars."""
+    check_columns(table_columns(con, FEATURES_TABLE), features, FEATURES_TABLE)
+    where = [f'l."{label}" is not null']
+    args: list[Any] = []
+    if since is not None:
+        where.append("f.as_of_date >= ?")
+        args.append(since)
+    sql = f"""
+        select f.user_id, f.as_of_date, {_select_list(features, "f")}, l."{label}" as label
+        from {FEATURES_TABLE} as f
+        join {LABELS_TABLE} as l using (user_id, as_of_date)
+        where {" and ".join(where)}
+        order by f.as_of_date, f.user_id
+    """
+    return con.execute(sql, args).pl()
+
+
+def load_snapshot(
+    con: duckdb.DuckDBPyConnection, features: list[str], as_of_date: date | None = None
+) -> pl.DataFrame:
+    """One snapshot of the feature mart (the latest when `as_of_date` is None), as polars."""
+    check_columns(table_columns(con, FEATURES_TABLE), features, FEATURES_TABLE)
+    if as_of_date is None:
+        as_of_date = con.execute(f"select max(as_of_date) from {FEATURES_TABLE}").fetchone()[0]
+        if as_of_date is None:
+            raise LookupError(f"{FEATURES_TABLE} is empty: nothing to score")
+    sql = f"""
+        select f.user_id, f.as_of_date, {_select_list(features, "f")}
+        from {FEATURES_TABLE} as f
+        where f.as_of_date = ?
+        order by f.user_id
+    """
+    return con.execute(sql, [as_of_date]).pl()
+
+
+def to_matrix(frame: pl.DataFrame, features: list[str]):
+    """float64 numpy matrix of `features` (nulls become NaN; LightGBM handles missing)."""
+    return frame.select(pl.col(features).cast(pl.Float64)).to_numpy()

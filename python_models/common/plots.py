@@ -1,0 +1,81 @@
+"""PNG plots for training runs (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def roc_plot(y_true, curves: dict[str, np.ndarray], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, scores in curves.items():
+        fpr, tpr, _ = roc_curve(y_true, scores)
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def calibration_plot(y_true, curves: dict[str, np.ndarray], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, probabilities in curves.items():
+        observed, predicted = calibration_curve(
+            y_true, probabilities, n_bins=10, strategy="quantile"
+        )
+        ax.plot(predicted, observed, marker="o", label=name)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    ax.set(xlabel="predicted probability", ylabel="observed rate", title="Calibration (holdout)")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def importance_plot(features: list[str], importance: np.ndarray, path: Path, top: int = 20):
+    order = np.argsort(importance)[::-1][:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(order) + 1)))
+    ax.barh([features[i] for i in order], importance[order])
+    ax.set(xlabel="total gain", title="Feature importance")
+    return _save(fig, path)
+
+
+def predicted_vs_actual_plot(actual, predicted, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(predicted, actual, s=4, alpha=0.4)
+    top = float(max(np.max(actual, initial=1), np.max(predicted, initial=1)))
+    ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=0.8)
+    ax.set(xlabel="predicted revenue (USD)", ylabel="actual revenue (USD)", title="LTV (holdout)")
+    return _save(fig, path)
+
+
+def segment_profile_plot(profile, names: list[str], features: list[str], path: Path) -> Path:
+    """Heatmap of each segment's standardized mean per feature (profile: segments x features)."""
+    matrix = np.asarray(profile, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(features) + 2), 0.5 * len(names) + 2))
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
+    ax.set_xticks(range(len(features)), features, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_title("Segment profiles (z-score of segment mean vs all users)")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return _save(fig, path)
+
+
+def score_histogram(scores, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(scores, bins=50)
+    ax.set(xlabel="score", ylabel="count", title=title)
+    return _save(fig, path)

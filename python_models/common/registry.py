@@ -1,0 +1,328 @@
+"""The model registry (`ml.model_registry`) and evaluation log (`ml.model_evaluations`).
+
+Statuses: `champion` (the one scoring uses; at most one per model), `challenger` (beat the
+baselines but not the champion), `rejected` (did not beat the baselines), `retired` (was
+champion once). `promoted_at` keeps when a version first became champion, so a rollback can walk
+back through former champions in order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from python_models.common.artifacts import load_artifact
+
+REGISTRY_TABLE = "ml.model_registry"
+EVALUATIONS_TABLE = "ml.model_evaluations"
+STATUSES = ("champion", "challenger", "rejected", "retired")
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked (no champion, nothing to roll back to, ...)."""
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    model_name: str
+    model_version: str
+    trained_at: datetime
+    data_window_start: date | None
+    data_window_end: date | None
+    feature_list_hash: str
+    features: list[str]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    artifact_path: str
+    artifact_sha256: str
+    status: str
+    promoted_at: datetime | None
+    run_id: str | None
+
+    def load(self) -> dict[str, Any]:
+        """The model bundle, after checking the file's sha256 against the registry."""
+        return load_artifact(self.artifact_path, self.artifact_sha256)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists ml")
+    con.execute(
+        f"""
+        create table if not exists {REGISTRY_TABLE} (
+            model_name varchar not null,
+            model_version varchar not null,
+            trained_at timestamp not null,
+            data_window_start date,
+            data_window_end date,
+            feature_list_hash varchar not null,
+            features varchar not null,
+            params varchar not null,
+            metrics varchar not null,
+            artifact_path varchar not null,
+            artifact_sha256 varchar not null,
+            status varchar not null,
+            promoted_at timestamp,
+            run_id varchar,
+            primary key (model_name, model_version)
+        )
+        """
+    )
+    con.execute(
+        f"""
+        create table if not exists {EVALUATIONS_TABLE} (
+            model_name varchar not null,
+            model_version varchar not null,
+            variant varchar not null,
+            split varchar not null,
+            metric varchar not null,
+            value double,
+            evaluated_at timestamp not null,
+            run_id varchar
+        )
+        """
+    )
+
+
+def utc_now() -> datetime:
+    """Naive UTC timestamp (the warehouse stores UTC in TIMESTAMP without time zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _entry_from_row(row: dict[str, Any]) -> RegistryEntry:
+    return RegistryEntry(
+        model_name=row["model_name"],
+        model_version=row["model_version"],
+        trained_at=row["trained_at"],
+        data_window_start=row["data_window_start"],
+        data_window_end=row["data_window_end"],
+        feature_list_hash=row["feature_list_hash"],
+        features=json.loads(row["features"]),
+        params=json.loads(row["params"]),
+        metrics=json.loads(row["metrics"]),
+        artifact_path=row["artifact_path"],
+        artifact_sha256=row["artifact_sha256"],
+        status=row["status"],
+        promoted_at=row["promoted_at"],
+        run_id=row["run_id"],
+    )
+
+
+def _registry_exists(con: duckdb.DuckDBPyConnection) -> bool:
+    """Readers do not create tables, so they work on a read-only (published) warehouse."""
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'ml' and table_name = 'model_registry'"
+    ).fetchone()
+    return bool(row[0])
+
+
+def list_versions(con: duckdb.DuckDBPyConnection, model_name: str | None = None) -> pl.DataFrame:
+    if not _registry_exists(con):
+        return pl.DataFrame()
+    where = "where model_name = ?" if model_name else ""
+    args = [model_name] if model_name else []
+    return con.execute(
+        f"select * from {REGISTRY_TABLE} {where} order by model_name, trained_at, model_version",
+        args,
+    ).pl()
+
+
+def get_entry(con: duckdb.DuckDBPyConnection, model_name: str, model_version: str) -> RegistryEntry:
+    if not _registry_exists(con):
+        raise RegistryError("the model registry is empty: run `uba train` first")
+    rows = con.execute(
+        f"select * from {REGISTRY_TABLE} where model_name = ? and model_version = ?",
+        [model_name, model_version],
+    ).pl()
+    if rows.height == 0:
+        raise RegistryError(f"{model_name} version {model_version} is not in the registry")
+    return _entry_from_row(rows.row(0, named=True))
+
+
+def get_champion(con: duckdb.DuckDBPyConnection, model_name: str) -> RegistryEntry | None:
+    if not _registry_exists(con):
+        return None
+    rows = con.execute(
+        f"select * from {REGISTRY_TABLE} where model_name = ? and status = 'champion'",
+        [model_name],
+    ).pl()
+    if rows.height == 0:
+        return None
+    return _entry_from_row(rows.row(0, named=True))
+
+
+def require_champion(con: duckdb.DuckDBPyConnection, model_name: str) -> RegistryEntry:
+    champion = get_champion(con, model_name)
+    if champion is None:
+        raise RegistryError(
+            f"no champion for model {model_name!r}: run `uba train --model {model_name}` first"
+        )
+    return champion
+
+
+def register(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model_name: str,
+    model_version: str,
+    data_window: tuple[date | None, date | None],
+    feature_list_hash: str,
+    features: list[str],
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    artifact_path: str | Path,
+    artifact_sha256: str,
+    status: str,
+    run_id: str | None,
+) -> None:
+    """Insert or replace one version; a new champion retires the previous one (one transaction).
+
+    Re-registering a version that exists (the same content retrained) keeps its first
+    `promoted_at`, so rollback order does not change on idempotent re-runs.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    ensure_tables(con)
+    now = utc_now()
+    con.execute("begin transaction")
+    try:
+        previous = con.execute(
+            f"select status, promoted_at from {REGISTRY_TABLE} "
+            "where model_name = ? and model_version = ?",
+            [model_name, model_version],
+        ).fetchone()
+        promoted_at = previous[1] if previous else None
+        if status == "champion":
+            con.execute(
+                f"update {REGISTRY_TABLE} set status = 'retired' "
+                "where model_name = ? and status = 'champion' and model_version <> ?",
+                [model_name, model_version],
+            )
+            promoted_at = promoted_at or now
+        elif previous and previous[0] in ("champion", "retired"):
+            # A version that was champion stays in the rollback chain; retraining the same
+            # content does not demote it.
+            status = previous[0]
+        con.execute(
+            f"delete from {REGISTRY_TABLE} where model_name = ? and model_version = ?",
+            [model_name, model_version],
+        )
+        con.execute(
+            f"insert into {REGISTRY_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                model_name,
+                model_version,
+                now,
+                data_window[0],
+                data_window[1],
+                feature_list_hash,
+                json.dumps(features),
+                json.dumps(params, sort_keys=True, default=str),
+                json.dumps(metrics, sort_keys=True, default=str),
+                str(artifact_path),
+                artifact_sha256,
+                status,
+                promoted_at,
+                run_id,
+            ],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+def record_evaluation(
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    model_version: str,
+    evaluation: pl.DataFrame,
+    run_id: str | None,
+) -> None:
+    """Replace this version's rows in ml.model_evaluations with `evaluation`.
+
+    `evaluation` is wide (one row per variant and split, one column per metric); it is stored
+    long (variant, split, metric, value) so models with different metrics share one table.
+    """
+    ensure_tables(con)
+    metric_columns = [c for c in evaluation.columns if c not in ("variant", "split")]
+    long = (
+        evaluation.unpivot(index=["variant", "split"], on=metric_columns)
+        .rename({"variable": "metric"})
+        .with_columns(pl.col("value").cast(pl.Float64))
+        .with_columns(
+            pl.lit(model_name).alias("model_name"),
+            pl.lit(model_version).alias("model_version"),
+            pl.lit(utc_now()).alias("evaluated_at"),
+            pl.lit(run_id, dtype=pl.String).alias("run_id"),
+        )
+        .select(
+            "model_name",
+            "model_version",
+            "variant",
+            "split",
+            "metric",
+            "value",
+            "evaluated_at",
+            "run_id",
+        )
+    )
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"delete from {EVALUATIONS_TABLE} where model_name = ? and model_version = ?",
+            [model_name, model_version],
+        )
+        con.register("__uba_eval", long.to_arrow())
+        con.execute(f"insert into {EVALUATIONS_TABLE} select * from __uba_eval")
+        con.unregister("__uba_eval")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+def rollback(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
+    """Retire the current champion and make the former champion before it champion again."""
+    ensure_tables(con)
+    current = require_champion(con, model_name)
+    previous = con.execute(
+        f"""
+        select model_version from {REGISTRY_TABLE}
+        where model_name = ? and status = 'retired' and promoted_at is not null
+          and promoted_at <= ? and model_version <> ?
+        order by promoted_at desc, trained_at desc
+        limit 1
+        """,
+        [model_name, current.promoted_at, current.model_version],
+    ).fetchone()
+    if previous is None:
+        raise RegistryError(
+            f"cannot roll back {model_name!r}: version {current.model_version} is its first "
+            "champion, there is no earlier one"
+        )
+    # The former champion must still load (sha256 checked) before we switch to it.
+    get_entry(con, model_name, previous[0]).load()
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"update {REGISTRY_TABLE} set status = 'retired' "
+            "where model_name = ? and model_version = ?",
+            [model_name, current.model_version],
+        )
+        con.execute(
+            f"update {REGISTRY_TABLE} set status = 'champion' "
+            "where model_name = ? and model_version = ?",
+            [model_name, previous[0]],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return previous[0]

@@ -1,0 +1,54 @@
+"""Score tables in `ml_scores`, in the column order of docs/CONTRACTS.md, written atomically."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from python_models.common.registry import utc_now
+from python_models.warehouse import replace_table
+
+SCORE_TABLES = {
+    "churn": "ml_scores.churn_scores",
+    "ltv": "ml_scores.ltv_scores",
+    "segmentation": "ml_scores.user_segments",
+    "anomaly": "ml_scores.anomaly_alerts",
+}
+
+LABEL_COLUMNS = {
+    "churn": ["predicted_label"],
+    "ltv": ["predicted_label"],
+    "segmentation": ["segment_id", "segment_name"],
+    "anomaly": ["predicted_label"],
+}
+
+
+def score_frame(
+    model_name: str,
+    model_version: str,
+    run_id: str | None,
+    frame: pl.DataFrame,
+) -> pl.DataFrame:
+    """Add the bookkeeping columns to `frame` (user_id, as_of_date, score, labels, reasons)."""
+    label_columns = LABEL_COLUMNS[model_name]
+    missing = [c for c in ["user_id", "as_of_date", "score", *label_columns] if c not in frame]
+    if missing:
+        raise ValueError(f"score frame for {model_name} lacks columns {missing}")
+    if "reasons" not in frame.columns:
+        frame = frame.with_columns(pl.lit("", dtype=pl.String).alias("reasons"))
+    return frame.select(
+        pl.col("user_id").cast(pl.String),
+        pl.col("as_of_date").cast(pl.Date),
+        pl.lit(model_name).alias("model_name"),
+        pl.lit(model_version).alias("model_version"),
+        pl.col("score").cast(pl.Float64),
+        *[pl.col(c) for c in label_columns],
+        pl.col("reasons").cast(pl.String),
+        pl.lit(utc_now()).cast(pl.Datetime("us")).alias("scored_at"),
+        pl.lit(run_id, dtype=pl.String).alias("run_id"),
+    )
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, model_name: str, frame: pl.DataFrame) -> int:
+    """Replace the model's score table (atomic: a failure keeps the previous scores)."""
+    return replace_table(con, SCORE_TABLES[model_name], frame.to_arrow())

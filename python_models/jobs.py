@@ -1,0 +1,200 @@
+"""Train, score and roll back the models: the API the Dagster assets and `uba` call.
+
+    train_model(con, "churn")   -> TrainOutcome  (artifact, registry row, evaluation rows, plots)
+    score_model(con, "churn")   -> ScoreOutcome  (ml_scores.churn_scores, from the champion)
+    rollback_model(con, "churn") -> the version now champion
+
+Model code is pure; this module does the bookkeeping shared by all four models: versioning,
+artifacts with sha256, the registry, champion/challenger promotion and the score tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from python_models.common import registry
+from python_models.common.artifacts import (
+    ArtifactIntegrityError,
+    artifact_dir,
+    save_artifact,
+    stable_hash,
+)
+from python_models.common.features import feature_list_hash
+from python_models.common.scores import SCORE_TABLES, score_frame, write_scores
+
+MODEL_NAMES = ("churn", "ltv", "segmentation", "anomaly")
+# Bump when a change in model code should produce new versions from the same data and params.
+CODE_VERSION = 1
+
+
+@dataclass
+class TrainOutcome:
+    model_name: str
+    model_version: str
+    status: str  # 'champion' | 'challenger' | 'rejected'
+    metrics: dict[str, Any]
+    evaluation: pl.DataFrame
+    artifact_path: Path
+    plots: dict[str, Path] = field(default_factory=dict)
+    run_id: str | None = None
+    data_window: tuple[date | None, date | None] = (None, None)
+    reason: str = ""
+
+
+@dataclass
+class ScoreOutcome:
+    model_name: str
+    table: str
+    rows: int
+    model_version: str
+    as_of_date: date | None
+    run_id: str | None = None
+
+
+def _package(model_name: str):
+    if model_name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(MODEL_NAMES)}")
+    return importlib.import_module(f"python_models.{model_name}.job")
+
+
+def _log(message: str) -> None:
+    print(f"[models] {message}", file=sys.stderr, flush=True)
+
+
+def model_version_for(model_name: str, result) -> str:
+    """Content-derived version: same params, features, data window and data -> same version."""
+    content = {
+        "model": model_name,
+        "code": CODE_VERSION,
+        "params": result.params,
+        "features": feature_list_hash(result.features),
+        "window": [str(d) for d in result.data_window],
+        "data": result.data_fingerprint,
+    }
+    end = result.data_window[1]
+    prefix = end.strftime("%Y%m%d") if end else "v"
+    return f"{prefix}-{stable_hash(content, length=10)}"
+
+
+def _decide_status(con, model_name: str, version: str, result) -> tuple[str, str]:
+    if not result.passes_gate:
+        return "rejected", result.gate_reason
+    champion = registry.get_champion(con, model_name)
+    if champion is None or champion.model_version == version or result.compare_metric is None:
+        return "champion", result.gate_reason
+    try:
+        champion_value = result.compare_metric(champion.load())
+    except ArtifactIntegrityError as err:
+        _log(f"current champion {champion.model_version} cannot be loaded ({err}); replacing it")
+        return "champion", result.gate_reason
+    new_value = result.metrics[result.primary_metric]
+    tolerance = float(result.params.get("champion_tolerance", 0.0))
+    if new_value + tolerance < champion_value:
+        return "challenger", (
+            f"{result.primary_metric} {new_value:.4f} is below the champion "
+            f"{champion.model_version}'s {champion_value:.4f} on the same holdout"
+        )
+    return "champion", (
+        f"{result.gate_reason}; {result.primary_metric} {new_value:.4f} vs champion "
+        f"{champion_value:.4f}"
+    )
+
+
+def train_model(
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    run_id: str | None = None,
+    params: dict | None = None,
+) -> TrainOutcome:
+    """Train one model on the warehouse's features, register it and log its evaluation."""
+    package = _package(model_name)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    _log(f"training {model_name} (run {run_id})")
+    result = package.train(con, params)
+    version = model_version_for(model_name, result)
+    bundle = {
+        "model_name": model_name,
+        "features": result.features,
+        "params": result.params,
+        "data_window": [str(d) for d in result.data_window],
+        "model": result.model,
+        "reference_features": result.reference_features,
+        "reference_scores": result.reference_scores,
+    }
+    artifact_path, sha = save_artifact(model_name, version, bundle)
+    plots = result.render_plots(artifact_dir(model_name, version) / "plots")
+    status, reason = _decide_status(con, model_name, version, result)
+    registry.register(
+        con,
+        model_name=model_name,
+        model_version=version,
+        data_window=result.data_window,
+        feature_list_hash=feature_list_hash(result.features),
+        features=result.features,
+        params=result.params,
+        metrics=result.metrics,
+        artifact_path=artifact_path,
+        artifact_sha256=sha,
+        status=status,
+        run_id=run_id,
+    )
+    registry.record_evaluation(con, model_name, version, result.evaluation, run_id)
+    _log(f"{model_name} {version}: {status} ({reason})")
+    return TrainOutcome(
+        model_name=model_name,
+        model_version=version,
+        status=status,
+        metrics=result.metrics,
+        evaluation=result.evaluation,
+        artifact_path=artifact_path,
+        plots=plots,
+        run_id=run_id,
+        data_window=result.data_window,
+        reason=reason,
+    )
+
+
+def load_champion(con: duckdb.DuckDBPyConnection, model_name: str):
+    """(registry entry, bundle) of the champion; the artifact's sha256 is checked."""
+    entry = registry.require_champion(con, model_name)
+    return entry, entry.load()
+
+
+def score_model(
+    con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
+) -> ScoreOutcome:
+    """Score with the champion and replace ml_scores.<table> atomically."""
+    package = _package(model_name)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    entry, bundle = load_champion(con, model_name)
+    _log(f"scoring {model_name} with champion {entry.model_version} (run {run_id})")
+    scored = package.score(con, bundle)
+    frame = score_frame(model_name, entry.model_version, run_id, scored)
+    rows = write_scores(con, model_name, frame)
+    as_of = scored["as_of_date"].max() if scored.height else None
+    _log(f"wrote {rows} rows to {SCORE_TABLES[model_name]}")
+    return ScoreOutcome(
+        model_name=model_name,
+        table=SCORE_TABLES[model_name],
+        rows=int(rows),
+        model_version=entry.model_version,
+        as_of_date=as_of,
+        run_id=run_id,
+    )
+
+
+def rollback_model(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
+    """Make the previous champion champion again, retire the current one; return its version."""
+    _package(model_name)
+    version = registry.rollback(con, model_name)
+    _log(f"{model_name}: rolled back to {version}")
+    return version
