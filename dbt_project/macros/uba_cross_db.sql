@@ -1,0 +1,51 @@
+{#- Small cross-database helpers (DuckDB default, PostgreSQL override): no dbt packages can be
+    installed here, so these stand in for dbt_utils-style shims. -#}
+
+{#- Text value of a top-level key of a JSON object held as text; null when absent. -#}
+{% macro uba_json_text(column, key) -%}
+    {{ return(adapter.dispatch('uba_json_text', 'uba')(column, key)) }}
+{%- endmacro %}
+
+{% macro default__uba_json_text(column, key) -%}
+    json_extract_string({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+
+{% macro postgres__uba_json_text(column, key) -%}
+    (({{ column }})::json ->> '{{ key }}')
+{%- endmacro %}
+
+{#- 8-byte floating point type (DuckDB's FLOAT is 4 bytes, so dbt.type_float() is not enough). -#}
+{% macro uba_type_double() -%}
+    {{ return(adapter.dispatch('uba_type_double', 'uba')()) }}
+{%- endmacro %}
+
+{% macro default__uba_type_double() -%}double{%- endmacro %}
+
+{% macro postgres__uba_type_double() -%}double precision{%- endmacro %}
+
+{#- Seconds since the epoch as a floating point number (keeps sub-second precision). -#}
+{% macro uba_epoch_seconds(ts) -%}
+    {{ return(adapter.dispatch('uba_epoch_seconds', 'uba')(ts)) }}
+{%- endmacro %}
+
+{% macro default__uba_epoch_seconds(ts) -%}
+    epoch({{ ts }})
+{%- endmacro %}
+
+{% macro postgres__uba_epoch_seconds(ts) -%}
+    cast(extract(epoch from {{ ts }}) as double precision)
+{%- endmacro %}
+
+{#- Timestamp rendered as text in a fixed ISO-like format, identical on every target
+    (used inside session_id, so it must not depend on the database's default cast). -#}
+{% macro uba_timestamp_text(ts) -%}
+    {{ return(adapter.dispatch('uba_timestamp_text', 'uba')(ts)) }}
+{%- endmacro %}
+
+{% macro default__uba_timestamp_text(ts) -%}
+    strftime({{ ts }}, '%Y-%m-%d %H:%M:%S.%f')
+{%- endmacro %}
+
+{% macro postgres__uba_timestamp_text(ts) -%}
+    to_char({{ ts }}, 'YYYY-MM-DD HH24:MI:SS.US')
+{%- endmacro %}

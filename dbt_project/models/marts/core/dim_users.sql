@@ -1,0 +1,85 @@
+{#- Modes break ties deterministically: most events first, then the alphabetically smallest value. -#}
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+
+device_counts as (
+
+    select
+        user_id,
+        device,
+        count(*) as count_events,
+        row_number() over (
+            partition by user_id
+            order by count(*) desc, device
+        ) as device_rank
+    from events
+    where device is not null
+    group by 1, 2
+
+),
+
+country_counts as (
+
+    select
+        user_id,
+        country,
+        count(*) as count_events,
+        row_number() over (
+            partition by user_id
+            order by count(*) desc, country
+        ) as country_rank
+    from events
+    where country is not null
+    group by 1, 2
+
+),
+
+user_totals as (
+
+    select
+        user_id,
+        bool_or(is_identified) as is_identified,
+        min(event_ts) as first_seen_at,
+        max(event_ts) as last_seen_at,
+        count(*) as count_events,
+        count(distinct session_id) as count_sessions,
+        count(distinct anonymous_hash) as count_anonymous_ids,
+        sum(revenue_usd) as total_revenue_usd
+    from events
+    group by 1
+
+),
+
+final as (
+
+    select
+        user_totals.user_id,
+        user_totals.is_identified,
+        user_totals.first_seen_at,
+        user_totals.last_seen_at,
+        cast(user_totals.first_seen_at as date) as acquisition_date,
+        cast({{ dbt.date_trunc('week', 'user_totals.first_seen_at') }} as date) as acquisition_week,
+        cast({{ dbt.date_trunc('month', 'user_totals.first_seen_at') }} as date)
+            as acquisition_month,
+        device_counts.device as device_mode,
+        country_counts.country as country_mode,
+        user_totals.count_events,
+        user_totals.count_sessions,
+        user_totals.count_anonymous_ids,
+        user_totals.total_revenue_usd
+    from user_totals
+    left join device_counts
+        on user_totals.user_id = device_counts.user_id
+        and device_counts.device_rank = 1
+    left join country_counts
+        on user_totals.user_id = country_counts.user_id
+        and country_counts.country_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,75 @@
+{#- One row per event_id. The gate already drops repeated event_ids; the dedupe here is a
+    safety net so a gate change cannot silently double-count. Raw ids are replaced by salted
+    hashes and ip/email are never selected, so no raw PII goes past this model. -#}
+with
+
+validated as (
+
+    select * from {{ source('app', 'events_validated') }}
+
+),
+
+ranked as (
+
+    select
+        validated.*,
+        row_number() over (
+            partition by event_id
+            order by received_at, raw_id
+        ) as copy_rank
+    from validated
+
+),
+
+deduplicated as (
+
+    select * from ranked
+    where copy_rank = 1
+
+),
+
+renamed as (
+
+    select
+        event_id,
+        {{ uba_pseudonymize('user_id', 'user') }} as user_hash,
+        {{ uba_pseudonymize('anonymous_id', 'anon') }} as anonymous_hash,
+        event_name,
+        cast(event_ts as {{ dbt.type_timestamp() }}) as event_ts,
+        cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
+        session_id as session_hint,
+        cast({{ uba_json_text('properties', 'revenue') }} as {{ uba_type_double() }}) as revenue_raw,
+        upper({{ uba_json_text('properties', 'currency') }}) as currency,
+        {{ uba_json_text('properties', 'page') }} as page,
+        lower({{ uba_json_text('properties', 'device') }}) as device,
+        upper({{ uba_json_text('properties', 'country') }}) as country,
+        {{ uba_json_text('properties', 'plan') }} as plan,
+        {{ uba_json_text('properties', 'feature') }} as feature,
+        raw_id
+    from deduplicated
+
+),
+
+final as (
+
+    select
+        event_id,
+        user_hash,
+        anonymous_hash,
+        event_name,
+        event_ts,
+        received_at,
+        session_hint,
+        coalesce(revenue_raw, 0) as revenue_usd,
+        currency,
+        page,
+        device,
+        country,
+        plan,
+        feature,
+        raw_id
+    from renamed
+
+)
+
+select * from final
