@@ -1,9 +1,11 @@
 {#- Generic data tests (dbt_utils cannot be installed here). -#}
 
-{#- Fails on every row where `expression` is not true (null counts as failing). -#}
-{% test uba_expression_is_true(model, expression) %}
+{#- Fails on every row where `expression` is not true (null counts as failing). On a column,
+    as in dbt_utils, the test checks `<column> <expression>` (e.g. expression: ">= 0"). -#}
+{% test uba_expression_is_true(model, expression, column_name=none) %}
+    {%- set condition = expression if column_name is none else column_name ~ ' ' ~ expression -%}
     select * from {{ model }}
-    where not coalesce(({{ expression }}), false)
+    where not coalesce(({{ condition }}), false)
 {% endtest %}
 
 {#- Fails when a combination of columns repeats. -#}
