@@ -1,0 +1,102 @@
+{#- Behavioural building blocks parameterized by the event source, so the marts and the
+    conformance tests (fixtures loaded as events) run the very same SQL.
+    `events` is any relation with user_id, event_name, event_ts. -#}
+
+{#- Retention counts per acquisition cohort and period.
+    cohort = the user's first event (any name) truncated to `grain` (day / week / month);
+    period p = whole `grain`s between the cohort start and the activity's `grain` start.
+    users_exact: active exactly in period p; users_unbounded: active in period p or later.
+    `return_filter` (SQL on the events) narrows which events count as activity (first action is
+    always any event). Only periods in `periods` (a list) are reported; none = 0..max seen. -#}
+{% macro mart_retention_counts(events, grain='day', periods=none, return_filter=none) -%}
+    with retention_events as (
+        select user_id, event_name, event_ts from {{ events }}
+    ),
+    first_seen as (
+        select
+            user_id,
+            cast({{ dbt.date_trunc(grain, 'min(event_ts)') }} as date) as cohort_start
+        from retention_events
+        group by 1
+    ),
+    cohort_sizes as (
+        select cohort_start, count(*) as cohort_users from first_seen group by 1
+    ),
+    activity as (
+        select distinct
+            retention_events.user_id,
+            first_seen.cohort_start,
+            {{ dbt.datediff(
+                'first_seen.cohort_start',
+                'cast(' ~ dbt.date_trunc(grain, 'retention_events.event_ts') ~ ' as date)',
+                grain) }} as period_number
+        from retention_events
+        inner join first_seen on retention_events.user_id = first_seen.user_id
+        {% if return_filter %}where {{ return_filter }}{% endif %}
+    ),
+    last_period as (
+        select user_id, cohort_start, max(period_number) as last_period_number
+        from activity group by 1, 2
+    ),
+    periods as (
+        {% if periods is not none -%}
+        {% for period in periods -%}
+        select {{ period }} as period_number{{ " union all " if not loop.last }}
+        {% endfor -%}
+        {%- else -%}
+        select distinct period_number from activity where period_number >= 0
+        {%- endif %}
+    ),
+    exact_counts as (
+        select cohort_start, period_number, count(*) as users_exact
+        from activity group by 1, 2
+    ),
+    unbounded_counts as (
+        select last_period.cohort_start, periods.period_number, count(*) as users_unbounded
+        from last_period
+        inner join periods on last_period.last_period_number >= periods.period_number
+        group by 1, 2
+    )
+    select
+        cohort_sizes.cohort_start,
+        periods.period_number,
+        cohort_sizes.cohort_users,
+        coalesce(exact_counts.users_exact, 0) as users_exact,
+        coalesce(unbounded_counts.users_unbounded, 0) as users_unbounded
+    from cohort_sizes
+    cross join periods
+    left join exact_counts
+        on cohort_sizes.cohort_start = exact_counts.cohort_start
+        and periods.period_number = exact_counts.period_number
+    left join unbounded_counts
+        on cohort_sizes.cohort_start = unbounded_counts.cohort_start
+        and periods.period_number = unbounded_counts.period_number
+{%- endmacro %}
+
+{#- Ordered funnel per user: step 1 = the user's first `steps[0]` event; step k = the first
+    `steps[k-1]` event at or after step k-1 (same instant allowed) and within `window_days` of
+    step 1. One row per user who did step 1: step_1_at .. step_n_at (null when not reached). -#}
+{% macro mart_funnel_user_steps(events, steps, window_days) -%}
+    with funnel_events as (
+        select user_id, event_name, event_ts from {{ events }}
+        where event_name in ({% for step in steps %}'{{ step }}'{{ ", " if not loop.last }}{% endfor %})
+    ),
+    step_1 as (
+        select user_id, min(event_ts) as step_1_at
+        from funnel_events
+        where event_name = '{{ steps[0] }}'
+        group by 1
+    ){% for step in steps[1:] %}{% set k = loop.index + 1 %},
+    step_{{ k }} as (
+        select step_{{ k - 1 }}.*, min(funnel_events.event_ts) as step_{{ k }}_at
+        from step_{{ k - 1 }}
+        left join funnel_events
+            on step_{{ k - 1 }}.user_id = funnel_events.user_id
+            and funnel_events.event_name = '{{ step }}'
+            and funnel_events.event_ts >= step_{{ k - 1 }}.step_{{ k - 1 }}_at
+            and funnel_events.event_ts
+                <= {{ dbt.dateadd('day', window_days, 'step_' ~ (k - 1) ~ '.step_1_at') }}
+        group by {% for i in range(1, k + 1) %}{{ i }}{{ ", " if not loop.last }}{% endfor %}
+    ){% endfor %}
+    select * from step_{{ steps | length }}
+{%- endmacro %}
