@@ -7,6 +7,7 @@ A file whose sha256 is already in raw.load_log is skipped: loading is idempotent
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import sys
 import time
@@ -134,17 +135,33 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise IngestError(f"{path}: empty CSV file (no header line)")
+    return header
+
+
 def _csv_select(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    source = f"read_csv({_sql_str(str(path))}, all_varchar = true, header = true)"
-    columns = [row[0] for row in con.execute(f"describe select * from {source}").fetchall()]
+    # The header is read here and the dialect fixed (comma, double quotes), so DuckDB's sniffer
+    # cannot mistake a ragged row for the header; a row with the wrong number of fields then
+    # fails the whole file with a clear error instead of being silently cut or dropped.
+    columns = _csv_header(path)
     matched = _match_columns(columns)
     if not matched:
         raise IngestError(
             f"{path}: none of the contract columns ({', '.join(CONTRACT_COLUMNS)}) in the header "
             f"{columns[:10]}"
         )
+    file_columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(columns)))
+    source = (
+        f"read_csv({_sql_str(str(path))}, header = true, auto_detect = false, delim = ',', "
+        f"quote = '\"', escape = '\"', columns = {{{file_columns}}})"
+    )
+    position = {name: i for i, name in enumerate(columns)}
     fields = ",\n".join(
-        f"{_quote(matched[col])} as {col}" if col in matched else f"null::varchar as {col}"
+        f"c{position[matched[col]]} as {col}" if col in matched else f"null::varchar as {col}"
         for col in CONTRACT_COLUMNS
     )
     # The scan keeps file order (insertion order is preserved), so row_number() over () is the
