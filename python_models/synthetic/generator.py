@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from python_models.synthetic import personas as P
@@ -154,7 +153,7 @@ def _draw_users(rng: np.random.Generator, n: int, period: _Period, ato_rate: flo
         rng.random((n, 3)) * (active_end - active_start)[:, None]
     ).astype(np.int64)
     device_since[:, 0] = np.iinfo(np.int64).min
-    anonymous_ids = random_uuids(rng, n * 4).to_numpy().reshape(n, 4)
+    anonymous_ids = random_uuids(rng, n * 4).to_numpy().astype("U36").reshape(n, 4)
     ip_octets = rng.integers(1, 255, size=(n, 2, 4))
 
     # Shared devices (a family computer): B's last own device is A's main device.
@@ -659,7 +658,9 @@ def _devices_truth(valid: pl.DataFrame, users: dict, first_person: int) -> pl.Da
         .select("anonymous_id", "user_id")
         .unique()
         .with_columns(is_shared=pl.col("user_id").n_unique().over("anonymous_id") > 1)
-        .with_columns(is_ato_device=pl.col("anonymous_id").is_in(pl.Series(attacker_ids)))
+        .with_columns(
+            is_ato_device=pl.col("anonymous_id").is_in(pl.Series(attacker_ids, dtype=pl.String))
+        )
     )
     return pairs.sort("anonymous_id", "user_id")
 
