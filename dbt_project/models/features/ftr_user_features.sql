@@ -95,7 +95,7 @@ windowed as (
                 * {{ feature_days_between('user_days.event_date', 'snapshot_dates.as_of_date') }}
                 / 7.0
             )
-        ) as activity_score_decay_7d
+        ) as decayed_activity_score_90d
     from user_days
     inner join snapshot_dates
         on user_days.available_date < snapshot_dates.as_of_date
@@ -334,7 +334,7 @@ final as (
                     * 1.0 / (windowed.count_events_30d - 1)
             else {{ recent_days * 86400 }}
         end as {{ uba_type_double() }}) as avg_seconds_between_events_30d,
-        cast(windowed.activity_score_decay_7d as {{ uba_type_double() }}) as activity_score_decay_7d
+        cast(windowed.decayed_activity_score_90d as {{ uba_type_double() }}) as decayed_activity_score_90d
     from windowed
     inner join lifetime
         on windowed.user_id = lifetime.user_id
