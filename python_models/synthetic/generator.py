@@ -701,7 +701,7 @@ def _plan_population(n_events: int, seed: int, period: _Period, ato_rate: float)
     """(people in total, people per chunk), sized from a pilot draw of the same population."""
     pilot = _draw_users(np.random.default_rng([seed, 2**31]), 20_000, period, ato_rate)
     per_person = _expected_events_per_person(pilot)
-    n_people = max(20, math.ceil(n_events / per_person))
+    n_people = max(10, math.ceil(n_events / per_person))
     per_chunk = max(20, int(CHUNK_TARGET_EVENTS / per_person))
     return n_people, per_chunk, per_person
 
