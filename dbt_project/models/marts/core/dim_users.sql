@@ -49,7 +49,8 @@ user_totals as (
         count(*) as count_events,
         count(distinct session_id) as count_sessions,
         count(distinct anonymous_hash) as count_anonymous_ids,
-        sum(revenue_usd) as total_revenue_usd
+        -- summed as decimal: a float sum depends on thread order, and re-runs must match bit for bit
+        cast(sum(cast(revenue_usd as decimal(38, 6))) as {{ uba_type_double() }}) as total_revenue_usd
     from events
     group by 1
 

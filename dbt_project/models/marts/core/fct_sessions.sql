@@ -66,7 +66,8 @@ session_totals as (
         count(*) as count_events,
         count(case when event_name = 'page_view' then 1 end) as count_page_views,
         count(case when event_name = 'purchase' then 1 end) as count_purchases,
-        sum(revenue_usd) as revenue_usd,
+        -- summed as decimal: a float sum depends on thread order, and re-runs must match bit for bit
+        cast(sum(cast(revenue_usd as decimal(38, 6))) as {{ uba_type_double() }}) as revenue_usd,
         max(case when event_index_in_session = 1 then event_name end) as entry_event_name,
         max(event_index_in_session) as last_event_index,
         max(received_at) as last_received_at
