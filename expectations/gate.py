@@ -300,10 +300,10 @@ def run_gate(
     accepted rows cannot be shown to meet the whole suite."""
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
+    ensure_gate_tables(con)
     suite = raw_events_suite.build_suite()
     if not suite.expectations:
         raise GateError("the raw_events suite has no expectations: refusing to pass rows")
-    ensure_gate_tables(con)
     run_id = f"gate-{_utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started_at = _utc_now()
     clock = time.perf_counter()

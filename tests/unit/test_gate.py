@@ -1,0 +1,335 @@
+"""The quality gate on real DuckDB files and real GX validations.
+
+Hand-made fixture rows each plant one known defect; the tests check the gate's verdict for
+every row against that plan, and the planted truth of the synthetic generator.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+
+import great_expectations as gx
+import polars as pl
+import pytest
+
+from expectations import gate as gate_module
+from expectations.gate import GateError, run_gate
+from expectations.suites import raw_events as raw_events_suite
+from expectations.suites.raw_events import REASON_CODES, build_suite
+from python_models.ingest import load_path
+from python_models.warehouse import connect
+
+FIELDS = ("event_id", "user_id", "anonymous_id", "event_name", "event_ts", "received_at",
+          "session_id", "properties")  # fmt: skip
+GOOD = {
+    "user_id": "u1",
+    "anonymous_id": "a1",
+    "event_name": "page_view",
+    "event_ts": "2025-03-01T10:00:00Z",
+    "received_at": "2025-03-01T10:00:02Z",
+    "properties": '{"page": "/home"}',
+}
+
+
+def row(event_id: str | None, **changes) -> dict:
+    return {"event_id": event_id, **GOOD, **changes}
+
+
+# (row, expected reasons or None for a valid row). Row order = file order.
+CSV_PLAN: list[tuple[dict, str | None]] = [
+    (row("ok-1"), None),
+    (row("ok-2", user_id=None, properties=None), None),  # anonymous only, no properties
+    (row("ok-3", event_name="purchase", properties='{"revenue": 19.99}'), None),
+    (row("ok-4", event_name="purchase", properties='{"revenue": "5.5"}'), None),  # numeric text
+    (row("ok-5", event_ts="2025-03-01T12:00:00+02:00", received_at="2025-03-01 10:00:03"), None),
+    (row(None), "missing_event_id"),
+    (row(""), "missing_event_id"),
+    (row("bad-name", event_name=None), "missing_event_name"),
+    (row("bad-unknown", event_name="page_veiw"), "unknown_event_name"),
+    (row("bad-who", user_id=None, anonymous_id=None), "missing_identity"),
+    (row("bad-ts", event_ts="2025-13-45T99:00:00Z"), "invalid_event_ts"),
+    (row("bad-ts-missing", event_ts=None), "invalid_event_ts"),
+    (row("bad-recv", received_at="2025-02-30T10:00:00Z"), "invalid_received_at"),
+    (row("bad-old", event_ts="1999-12-31T23:59:59Z"), "event_ts_out_of_range"),
+    (row("bad-future", event_ts="2025-03-05T10:00:00Z"), "event_ts_out_of_range"),
+    (row("bad-json", properties='{"page": "/ho'), "invalid_properties_json"),
+    (row("bad-array", properties="[1, 2]"), "invalid_properties_json"),
+    (row("bad-big", properties=json.dumps({"blob": "x" * 70_000})), "properties_too_large"),
+    (row("bad-rev", properties='{"revenue": "twelve"}'), "invalid_property_type"),
+    (row("bad-rev-bool", properties='{"revenue": true}'), "invalid_property_type"),
+    (
+        row("bad-two", event_name="nope", properties="{oops"),
+        "unknown_event_name;invalid_properties_json",
+    ),
+    # Re-sent: written first in the file but received later than the copy below, so the
+    # copy below is the one kept.
+    (row("dup-1", received_at="2025-03-01T11:00:00Z"), "duplicate_event_id"),
+    (row("dup-1"), None),
+    (row("dup-1", received_at="2025-03-01T12:00:00Z"), "duplicate_event_id"),
+    # A defective first copy does not take the good later copy down with it.
+    (row("dup-2", properties="{broken"), "invalid_properties_json;duplicate_event_id"),
+    (row("dup-2", received_at="2025-03-01T10:30:00Z"), None),
+]
+
+
+def write_csv(path, plan) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        for fields, _ in plan:
+            writer.writerow({k: ("" if v is None else v) for k, v in fields.items()})
+
+
+def write_jsonl(path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n")
+
+
+def table(con, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def verdicts(con, source_file) -> dict[int, str | None]:
+    """row_number -> reasons (None when validated) for every raw row of one file."""
+    return dict(
+        table(
+            con,
+            f"""
+            select e.row_number, q.reasons
+            from raw.events as e
+            left join raw.events_quarantine as q using (raw_id)
+            left join raw.events_validated as v using (raw_id)
+            where e.source_file = '{source_file}'
+                and (q.raw_id is null) <> (v.raw_id is null)  -- exactly one side
+            """,
+        )
+    )
+
+
+def reconciles(con) -> bool:
+    raw, valid, quarantined = con.execute(
+        """select (select count(*) from raw.events), (select count(*) from raw.events_validated),
+            (select count(*) from raw.events_quarantine)"""
+    ).fetchone()
+    return raw == valid + quarantined
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = connect(tmp_path / "warehouse.duckdb")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "planted.csv"
+    write_csv(path, CSV_PLAN)
+    return path
+
+
+def test_every_planted_csv_row_gets_its_verdict(con, csv_file):
+    load_path(con, csv_file)
+
+    result = run_gate(con, progress=True)
+
+    expected = {i + 1: reasons for i, (_, reasons) in enumerate(CSV_PLAN)}
+    assert verdicts(con, csv_file) == expected
+    assert result.success and result.rows_checked == len(CSV_PLAN)
+    assert result.rows_valid == sum(r is None for r in expected.values())
+    assert result.rows_quarantined == sum(r is not None for r in expected.values())
+    assert result.evaluated_expectations == len(build_suite().expectations) > 0
+    planted_first = {r.split(";")[0] for r in expected.values() if r}
+    assert result.reasons == {
+        code: sum(1 for r in expected.values() if r and r.split(";")[0] == code)
+        for code in planted_first
+    }
+    assert reconciles(con)
+    first_reasons = table(con, "select reason, reasons from raw.events_quarantine")
+    assert all(reasons.split(";")[0] == reason for reason, reasons in first_reasons)
+
+
+def test_every_reason_code_is_planted_and_caught(con, csv_file, tmp_path):
+    jsonl = tmp_path / "planted.jsonl"
+    write_jsonl(jsonl, ["{broken line", json.dumps(row("j-ok"))])
+    load_path(con, [csv_file, jsonl])
+    run_gate(con)
+    seen = {r[0] for r in table(con, "select unnest(string_split(reasons, ';')) from "
+                                     "raw.events_quarantine")}  # fmt: skip
+    assert seen == set(REASON_CODES)
+
+
+def test_jsonl_huge_and_broken_rows_quarantine_while_valid_rows_pass(con, tmp_path):
+    good = [row(f"j{i}", properties={"page": f"/p{i}", "revenue": i}) for i in range(5)]
+    huge = row("j-huge", properties={"blob": "y" * 70_000})
+    good_lines = [json.dumps(g) for g in good]
+    lines = [good_lines[0], json.dumps(huge), good_lines[1], '{"event_id": "j-cut', "[1, 2]",
+             good_lines[2], "", good_lines[3], good_lines[4]]  # fmt: skip
+    path = tmp_path / "mixed.jsonl"
+    write_jsonl(path, lines)
+    load_path(con, path)
+
+    run_gate(con)
+
+    assert verdicts(con, path) == {
+        1: None, 2: "properties_too_large", 3: None, 4: "unparseable_row",
+        5: "unparseable_row", 6: None, 8: None, 9: None,
+    }  # fmt: skip
+    validated = table(con, "select event_id, properties from raw.events_validated order by 1")
+    assert [(e, json.loads(p)) for e, p in validated] == [
+        (g["event_id"], g["properties"]) for g in good
+    ]
+    payload = table(con, "select raw_payload from raw.events_quarantine where row_number = 4")
+    assert payload == [('{"event_id": "j-cut',)]
+
+
+def test_validated_rows_are_typed_and_in_utc(con, tmp_path):
+    path = tmp_path / "times.jsonl"
+    write_jsonl(
+        path,
+        [
+            json.dumps(row("t1", event_ts="2025-03-01T12:00:00+02:00", properties=None)),
+            json.dumps(row("t2", event_ts="2025-03-01T04:30:00.250-05:30")),
+            json.dumps(row("t3", event_ts="2025-03-01 10:00:00", received_at="2025-03-01")),
+        ],
+    )
+    load_path(con, path)
+    run_gate(con)
+
+    typed = table(
+        con, "select event_id, event_ts, received_at, properties from raw.events_validated "
+        "order by 1",
+    )  # fmt: skip
+    assert typed == [
+        ("t1", datetime(2025, 3, 1, 10, 0), datetime(2025, 3, 1, 10, 0, 2), "{}"),
+        ("t2", datetime(2025, 3, 1, 10, 0, 0, 250_000), datetime(2025, 3, 1, 10, 0, 2),
+         '{"page": "/home"}'),
+        ("t3", datetime(2025, 3, 1, 10, 0), datetime(2025, 3, 1, 0, 0), '{"page": "/home"}'),
+    ]  # fmt: skip
+    types = dict(table(con, "select column_name, data_type from information_schema.columns "
+                            "where table_name = 'events_validated'"))  # fmt: skip
+    assert types["event_ts"] == types["received_at"] == "TIMESTAMP"
+
+
+def snapshot(con) -> tuple:
+    return (
+        # loaded_at is when each file went in, which differs between the two warehouses.
+        table(con, "select * exclude (loaded_at) from raw.events_validated order by raw_id"),
+        table(con, "select * exclude (quarantined_at) from raw.events_quarantine order by raw_id"),
+    )
+
+
+def test_gate_is_idempotent_and_chunking_does_not_change_verdicts(csv_file, tmp_path):
+    one = connect(tmp_path / "one.duckdb")
+    many = connect(tmp_path / "many.duckdb")
+    for connection in (one, many):
+        load_path(connection, csv_file)
+    run_gate(one)
+    run_gate(many, chunk_rows=4)
+    assert snapshot(one) == snapshot(many)
+
+    before = snapshot(one)
+    again = run_gate(one)
+    assert again.success and again.rows_checked == again.rows_valid == 0
+    assert again.rows_quarantined == 0 and again.evaluated_expectations > 0
+    assert snapshot(one) == before
+    assert table(one, "select count(*), count(distinct run_id) from raw.gate_runs") == [(2, 2)]
+    one.close()
+    many.close()
+
+
+def test_event_id_accepted_in_an_earlier_run_is_a_duplicate_later(con, csv_file, tmp_path):
+    load_path(con, csv_file)
+    run_gate(con)
+    later = tmp_path / "later.jsonl"
+    write_jsonl(later, [json.dumps(row("ok-1", received_at="2025-03-01T10:05:00Z")),
+                        json.dumps(row("new-1"))])  # fmt: skip
+    load_path(con, later)
+
+    result = run_gate(con)
+
+    assert verdicts(con, later) == {1: "duplicate_event_id", 2: None}
+    assert result.rows_checked == 2 and result.reasons == {"duplicate_event_id": 1}
+    assert reconciles(con)
+
+
+def test_a_suite_without_expectations_fails_the_gate(con, csv_file, monkeypatch):
+    load_path(con, csv_file)
+    monkeypatch.setattr(
+        raw_events_suite, "build_suite", lambda: gx.ExpectationSuite(name="raw_events_empty")
+    )
+    with pytest.raises(GateError, match="no expectations"):
+        run_gate(con)
+    assert table(con, "select count(*) from raw.events_validated") == [(0,)]
+
+
+def test_zero_evaluated_expectations_fail_the_gate(con, csv_file, monkeypatch):
+    """A suite whose expectations are all skipped by GX evaluates nothing: not a pass."""
+    load_path(con, csv_file)
+    real = gate_module.validate_frame
+
+    def evaluating_nothing(frame, suite, result_format="SUMMARY"):
+        outcome = real(frame, suite, result_format)
+        return type(outcome)(**{**outcome.__dict__, "evaluated_expectations": 0})
+
+    monkeypatch.setattr(gate_module, "validate_frame", evaluating_nothing)
+    with pytest.raises(GateError, match="zero expectations"):
+        run_gate(con)
+    assert table(con, "select count(*) from raw.events_quarantine") == [(0,)]
+
+
+def test_bad_rows_slipping_past_the_first_pass_fail_the_run_and_write_nothing(
+    con, csv_file, monkeypatch
+):
+    load_path(con, csv_file)
+    monkeypatch.setattr(
+        gate_module, "_row_reasons", lambda n, validation: (gate_module.np.zeros(
+            (n, len(REASON_CODES)), dtype=bool), {})
+    )  # fmt: skip
+    with pytest.raises(GateError, match="re-validation"):
+        run_gate(con)
+    assert table(
+        con,
+        "select (select count(*) from raw.events_validated), "
+        "(select count(*) from raw.events_quarantine), (select count(*) from raw.gate_runs)",
+    ) == [(0, 0, 0)]
+
+
+def test_synthetic_sample_quarantine_matches_planted_truth(gated_warehouse, sample_data):
+    """Per row: each planted defect is quarantined with its reason, each re-sent copy as a
+    duplicate (the first received copy kept), and nothing else is quarantined."""
+    defects = pl.read_parquet(sample_data.truth_dir / "defects.parquet")
+    duplicates = pl.read_parquet(sample_data.truth_dir / "duplicates.parquet")
+    con = connect(gated_warehouse, read_only=True)
+    try:
+        quarantine = con.execute(
+            "select coalesce(nullif(trim(event_id), ''), session_id) as row_key, reasons, "
+            "event_id from raw.events_quarantine"
+        ).pl()
+        kept_first = con.execute(
+            """
+            select count(*) from raw.events_validated as v
+            join raw.events_quarantine as q on q.event_id = v.event_id
+            where try_cast(q.received_at as timestamptz) < try_cast(
+                (select received_at from raw.events as e where e.raw_id = v.raw_id) as timestamptz)
+            """
+        ).fetchone()[0]
+        assert reconciles(con)
+    finally:
+        con.close()
+
+    planted = defects.select("row_key", pl.col("expected_reason").alias("reasons"))
+    found_defects = quarantine.filter(pl.col("reasons") != "duplicate_event_id").select(
+        "row_key", "reasons"
+    )
+    assert found_defects.sort("row_key").equals(planted.sort("row_key"))
+
+    found_dups = (
+        quarantine.filter(pl.col("reasons") == "duplicate_event_id")
+        .group_by("event_id")
+        .agg(pl.len().cast(pl.Int64).alias("extra_copies"))
+    )
+    expected_dups = duplicates.select("event_id", (pl.col("copies") - 1).alias("extra_copies"))
+    assert found_dups.sort("event_id").equals(expected_dups.sort("event_id"))
+    assert kept_first == 0
