@@ -4,6 +4,7 @@ against the built mart, features recomputed independently, incremental = full re
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +14,6 @@ from python_models.common import catalogue
 from python_models.config import REPO_ROOT
 from python_models.dbt_runner import run_dbt
 from python_models.warehouse import connect
-from tests.conftest import copy_warehouse
 
 CONFORMANCE_DIR = REPO_ROOT.parent / "shared" / "data" / "dbt-product-analytics"
 
@@ -42,6 +42,13 @@ def conformance_db(tmp_path_factory) -> Path:
     finally:
         con.close()
     return path
+
+
+def copy_warehouse(src: Path, tmp_path: Path) -> Path:
+    """A private copy (conftest's helper; tests/ is not a package, so it is not importable)."""
+    dst = tmp_path / "warehouse.duckdb"
+    shutil.copy(src, dst)
+    return dst
 
 
 def _run_macro(db: Path, tmp_path: Path, jinja: str) -> pl.DataFrame:

@@ -3,6 +3,8 @@ exist only for matured snapshots and agree with the generator's planted churn.""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -11,9 +13,15 @@ import pytest
 from python_models.dbt_runner import run_dbt
 from python_models.privacy import pseudonymize
 from python_models.warehouse import connect
-from tests.conftest import TEST_SALT, copy_warehouse
 
 SELECT = ["--select", "+ftr_user_features"]
+
+
+def copy_warehouse(src: Path, tmp_path: Path) -> Path:
+    """A private copy (conftest's helper; tests/ is not a package, so it is not importable)."""
+    dst = tmp_path / "warehouse.duckdb"
+    shutil.copy(src, dst)
+    return dst
 
 
 def _features(path: Path, max_date) -> pl.DataFrame:
@@ -132,9 +140,13 @@ def test_labels_only_for_matured_snapshots(labelled, built_warehouse):
 
 def test_churn_label_agrees_with_planted_truth(labelled, sample_data):
     users = pl.read_parquet(sample_data.truth_dir / "users.parquet")
+    salt = os.environ["UBA_PSEUDONYM_SALT"]
     users = users.filter(pl.col("user_id").is_not_null()).with_columns(
         pl.col("user_id")
-        .map_elements(lambda raw: pseudonymize(raw, "user", TEST_SALT), return_dtype=pl.String)
+        .map_elements(
+            lambda raw: pseudonymize(raw, "user", salt),
+            return_dtype=pl.String,
+        )
         .alias("user_hash")
     )
     joined = labelled.join(users, left_on="user_id", right_on="user_hash", how="inner")
