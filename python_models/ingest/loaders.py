@@ -206,64 +206,54 @@ def _parquet_select(con: duckdb.DuckDBPyConnection, path: Path) -> str:
 
 def _jsonl_select(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     # Read each line as one text column (a delimiter that cannot occur unescaped in JSON, no
-    # quoting), so a malformed line becomes a row instead of aborting the read.
+    # quoting; '\r\n' also accepts bare '\n'), so a malformed line becomes a row instead of
+    # aborting the read. from_json parses each line once; a nested value asked for as VARCHAR
+    # comes back as its JSON text, a JSON string as the string itself.
     lines = f"""
         select row_number() over () as row_number, line
         from read_csv({_sql_str(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false,
             delim = '\x01', quote = '', escape = '', new_line = '\\r\\n', auto_detect = false,
             strict_mode = false)
     """
-    fields = []
-    for col in CONTRACT_COLUMNS:
-        if col == "properties":
-            # An object stays JSON text; a string is taken as already-serialized JSON text.
-            fields.append(
-                """case when not is_object then null
-                    when json_type(doc, '$.properties') = 'VARCHAR' then doc ->> '$.properties'
-                    when json_type(doc, '$.properties') in ('NULL') then null
-                    else (doc -> '$.properties')::varchar end as properties"""
-            )
-        else:
-            fields.append(
-                f"""case when not is_object then null
-                    when json_type(doc, '$.{col}') in ('OBJECT', 'ARRAY')
-                        then (doc -> '$.{col}')::varchar
-                    else doc ->> '$.{col}' end as {col}"""
-            )
-    field_sql = ",\n".join(fields)
+    shape = "{" + ", ".join(f'"{col}": "VARCHAR"' for col in CONTRACT_COLUMNS) + "}"
+    field_sql = ", ".join(f"fields.{col} as {col}" for col in CONTRACT_COLUMNS)
     return f"""
         with numbered as ({lines}),
         present as (
             select row_number, line from numbered where line is not null and trim(line) <> ''
         ),
-        parsed as (
+        checked as (
             select row_number, line,
-                case when json_valid(line) then line::json end as doc
+                -- valid JSON that starts with '{{' is an object
+                json_valid(line) and starts_with(ltrim(line, ' \t\r\n'), '{{') as is_object
             from present
         ),
-        typed as (
-            select row_number, line, doc, coalesce(json_type(doc) = 'OBJECT', false) as is_object
-            from parsed
+        parsed as (
+            select row_number, line, is_object,
+                case when is_object then from_json(line, '{shape}') end as fields
+            from checked
         )
         select row_number, {field_sql},
             case when not is_object then '{MALFORMED_JSON_LINE}' end as load_error,
             case when not is_object then left(line, {MAX_PAYLOAD_CHARS}) end as raw_payload
-        from typed
+        from parsed
     """
 
 
 _SELECT_BUILDERS = {"csv": _csv_select, "parquet": _parquet_select, "jsonl": _jsonl_select}
 
 
-def _check_jsonl_has_contract_keys(con: duckdb.DuckDBPyConnection, staged: str, path: Path):
+def _check_jsonl_has_contract_keys(con: duckdb.DuckDBPyConnection, sha: str, path: Path):
+    """Objects were read but none holds a contract key: the wrong kind of file."""
+    any_field = " or ".join(f"{c} is not null" for c in CONTRACT_COLUMNS)
     has_object, has_field = con.execute(
         f"""
         select count(*) filter (where load_error is null) > 0,
-            count(*) filter (where load_error is null and coalesce({
-            " or ".join(f"{c} is not null" for c in CONTRACT_COLUMNS)
-        }, false)) > 0
-        from {staged}
-        """
+            count(*) filter (where load_error is null and ({any_field})) > 0
+        from raw.events
+        where file_sha256 = ?
+        """,
+        [sha],
     ).fetchone()
     if has_object and not has_field:
         raise IngestError(
@@ -302,9 +292,9 @@ def load_file(
     raw_id_prefix = sha[:16]
     con.execute("begin transaction")
     try:
-        con.execute(
+        rows = con.execute(
             f"""
-            create or replace temp table __uba_staged_file as
+            insert into raw.events
             select {_sql_str(raw_id_prefix)} || ':' || row_number as raw_id,
                 ? as source_file, ? as file_sha256, row_number::bigint as row_number,
                 ?::timestamp as loaded_at,
@@ -312,16 +302,13 @@ def load_file(
             from ({select_sql})
             """,
             [str(path), sha, loaded_at],
-        )
+        ).fetchone()[0]
         if fmt == "jsonl":
-            _check_jsonl_has_contract_keys(con, "__uba_staged_file", path)
-        rows = con.execute("select count(*) from __uba_staged_file").fetchone()[0]
-        con.execute("insert into raw.events select * from __uba_staged_file")
+            _check_jsonl_has_contract_keys(con, sha, path)
         con.execute(
             "insert into raw.load_log values (?, ?, ?, ?, ?)",
             [sha, str(path), fmt, rows, loaded_at],
         )
-        con.execute("drop table __uba_staged_file")
         con.execute("commit")
     except duckdb.Error as exc:
         con.execute("rollback")
