@@ -1,15 +1,85 @@
-"""anomaly on the warehouse (being written)."""
+"""Anomaly detection on the warehouse: per-user-day activity (SQL), model (Python)."""
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-def train(con, overrides):
-    raise NotImplementedError("anomaly training lands in the next commit")
+import duckdb
+import polars as pl
+
+from python_models.anomaly import model as anomaly
+from python_models.anomaly.daily import MODEL_COLUMNS, user_day_activity
+from python_models.common import plots
+from python_models.common.training import TrainingResult, reference_sample
 
 
-def score(con, bundle):
-    raise NotImplementedError("anomaly scoring lands in the next commit")
+def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+    params = anomaly.AnomalyParams.from_overrides(overrides)
+    daily = user_day_activity(con, baseline_days=params.baseline_days)
+    if daily.height == 0:
+        raise LookupError("marts.fct_events has no identified activity: nothing to learn")
+    window = (daily["activity_date"].min(), daily["activity_date"].max())
+    print(f"[anomaly] {daily.height} user-days {window[0]}..{window[1]}", file=sys.stderr)
+    model = anomaly.fit(daily, params)
+    scores = model.reference_scores
+    alerts = int((scores >= model.threshold).sum())
+    evaluation = pl.DataFrame(
+        [
+            {
+                "variant": "isolation_forest+deviation",
+                "split": "training",
+                "user_days": float(daily.height),
+                "alerts": float(alerts),
+                "alert_rate": alerts / daily.height,
+                "threshold": model.threshold,
+                "score_p50": float(pl.Series(scores).quantile(0.5)),
+                "score_p99": float(pl.Series(scores).quantile(0.99)),
+            }
+        ]
+    )
+
+    def render(folder: Path) -> dict[str, Path]:
+        return {
+            "score_distribution": plots.score_histogram(
+                scores, folder / "score_distribution.png", "Anomaly score per user-day"
+            )
+        }
+
+    return TrainingResult(
+        model_name="anomaly",
+        model=model,
+        features=list(MODEL_COLUMNS),
+        params=params.as_dict(),
+        data_window=window,
+        evaluation=evaluation,
+        metrics={"user_days": daily.height, "alerts": alerts, "threshold": model.threshold},
+        passes_gate=True,
+        gate_reason="unsupervised: no baseline to beat",
+        data_fingerprint={"rows": daily.height, "events": int(daily["count_events"].sum())},
+        reference_features=reference_sample(daily, list(MODEL_COLUMNS), params.seed),
+        reference_scores=scores,
+        render_plots=render,
+    )
 
 
-def latest_features(con, bundle):
-    raise NotImplementedError("anomaly drift lands in the next commit")
+def _scoring_days(con: duckdb.DuckDBPyConnection, model: anomaly.AnomalyModel) -> pl.DataFrame:
+    since = None
+    if model.params.score_lookback_days > 0:
+        latest = con.execute("select max(event_date) from marts.fct_events").fetchone()[0]
+        since = latest - timedelta(days=model.params.score_lookback_days)
+    return user_day_activity(con, since=since, baseline_days=model.params.baseline_days)
+
+
+def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    model: anomaly.AnomalyModel = bundle["model"]
+    return anomaly.score(model, _scoring_days(con, model))
+
+
+def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    model: anomaly.AnomalyModel = bundle["model"]
+    daily = user_day_activity(con, baseline_days=model.params.baseline_days)
+    latest = daily["activity_date"].max()
+    return daily.filter(pl.col("activity_date") > latest - timedelta(days=7))

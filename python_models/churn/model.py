@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from python_models.churn.params import ChurnParams
 from python_models.common.features import to_matrix
 from python_models.common.metrics import classification_metrics
-from python_models.common.reasons import explain
+from python_models.common.reasons import column_medians, explain
 
 VARIANTS = ("recency_rule", "logistic_regression", "lightgbm", "lightgbm_calibrated")
 
@@ -34,6 +34,7 @@ class ChurnModel:
     calibrator: Any
     logistic: Pipeline
     best_iteration: int
+    feature_medians: np.ndarray = field(default_factory=lambda: np.empty(0))
     reference_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
     _booster: lgb.Booster | None = field(default=None, repr=False)
 
@@ -127,6 +128,7 @@ def fit(
         calibrator=calibrator,
         logistic=logistic,
         best_iteration=best_iteration,
+        feature_medians=column_medians(x_fit),
     )
 
 
@@ -172,7 +174,11 @@ def score(model: ChurnModel, snapshot: pl.DataFrame, with_reasons: bool = True) 
     )
     if with_reasons:
         reasons = explain(
-            model.booster, matrix, model.features, chunk_size=model.params.reason_chunk_size
+            model.booster,
+            matrix,
+            model.features,
+            model.feature_medians,
+            chunk_size=model.params.reason_chunk_size,
         )
         out = out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))
     return out

@@ -13,19 +13,19 @@ import numpy as np
 REASON_SEPARATOR = "; "
 
 
-def default_phrase(feature: str, value: float) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+def default_phrase(feature: str, value: float, direction: str) -> str:
+    if np.isnan(value):
         return f"{feature.replace('_', ' ')} unknown"
-    return f"{feature.replace('_', ' ')} = {value:g}"
+    return f"{direction} {feature.replace('_', ' ')} ({value:g})"
 
 
-def catalogue_phrase(feature: str, value: float) -> str:
-    """Words from the feature catalogue (describe()), or a plain fallback."""
-    try:
-        from python_models.common import catalogue
-    except ImportError:
-        return default_phrase(feature, value)
-    return catalogue.describe(feature, value)
+def catalogue_phrase(feature: str, value: float, direction: str) -> str:
+    """Words from the feature catalogue's reason templates (describe())."""
+    from python_models.common import catalogue
+
+    if np.isnan(value):
+        return f"{catalogue.get_feature(feature).description.rstrip('.')}: unknown"
+    return catalogue.describe(feature, value, direction)
 
 
 def top_contributions(
@@ -55,9 +55,14 @@ def reasons_text(
     indices: np.ndarray,
     matrix: np.ndarray,
     features: list[str],
-    phrase: Callable[[str, float], str] = catalogue_phrase,
+    medians: np.ndarray,
+    phrase: Callable[[str, float, str], str] = catalogue_phrase,
 ) -> list[str]:
-    """`; `-joined phrases for each row's top features (empty string when none)."""
+    """`; `-joined phrases for each row's top features (empty string when none).
+
+    A value at or above the training median is said as "high" (e.g. "no activity in the last
+    40 days"), below it as "low" (e.g. "only 2 events since first seen").
+    """
     cache: dict[tuple[int, float], str] = {}
     out: list[str] = []
     for row_index, row in enumerate(indices):
@@ -69,13 +74,30 @@ def reasons_text(
             key = (int(feature_index), value)
             text = cache.get(key)
             if text is None:
-                text = phrase(features[feature_index], value)
+                direction = "high" if value >= medians[feature_index] else "low"
+                text = phrase(features[feature_index], value, direction)
                 cache[key] = text
             words.append(text)
         out.append(REASON_SEPARATOR.join(words))
     return out
 
 
-def explain(booster, matrix: np.ndarray, features: list[str], k: int = 3, chunk_size=20_000):
+def explain(
+    booster,
+    matrix: np.ndarray,
+    features: list[str],
+    medians: np.ndarray,
+    k: int = 3,
+    chunk_size: int = 20_000,
+    phrase: Callable[[str, float, str], str] = catalogue_phrase,
+) -> list[str]:
+    """Top-k reasons in words for each row of `matrix` (pred_contrib, chunked)."""
     indices, _ = top_contributions(booster, matrix, k=k, chunk_size=chunk_size)
-    return reasons_text(indices, matrix, features)
+    return reasons_text(indices, matrix, features, medians, phrase)
+
+
+def column_medians(matrix: np.ndarray) -> np.ndarray:
+    """Per-feature medians of the training rows (NaN-aware), the high/low cut for words."""
+    with np.errstate(all="ignore"):
+        medians = np.nanmedian(matrix, axis=0) if matrix.size else np.zeros(matrix.shape[1])
+    return np.nan_to_num(medians, nan=0.0)

@@ -1,15 +1,113 @@
-"""ltv on the warehouse (being written)."""
+"""LTV on the warehouse: matured future-revenue labels, time split, fit, evaluate, score."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
 
-def train(con, overrides):
-    raise NotImplementedError("ltv training lands in the next commit")
+import duckdb
+import polars as pl
+
+from python_models.common import plots
+from python_models.common.features import (
+    LABELS_TABLE,
+    catalogue_feature_columns,
+    load_labelled,
+    load_snapshot,
+)
+from python_models.common.metrics import regression_metrics
+from python_models.common.splits import apply_split, time_split
+from python_models.common.training import TrainingResult, reference_sample
+from python_models.ltv import model as ltv
+from python_models.ltv.params import LtvParams
+
+LABEL = "label_future_revenue_usd"
 
 
-def score(con, bundle):
-    raise NotImplementedError("ltv scoring lands in the next commit")
+def _horizon_days(con: duckdb.DuckDBPyConnection) -> int:
+    value = con.execute(f"select max(ltv_horizon_days) from {LABELS_TABLE}").fetchone()[0]
+    if value is None:
+        raise LookupError(f"{LABELS_TABLE} has no rows: run `uba build` first")
+    return int(value)
 
 
-def latest_features(con, bundle):
-    raise NotImplementedError("ltv drift lands in the next commit")
+def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+    params = LtvParams.from_overrides(overrides)
+    features = catalogue_feature_columns("ltv")
+    baseline = ltv.pick_baseline_feature(features, params.baseline_feature)
+    columns = features + ([baseline[0]] if baseline[0] not in features else [])
+    frame = load_labelled(con, columns, LABEL)
+    if frame.height == 0:
+        raise LookupError(
+            f"no matured {LABEL} yet (the LTV horizon is longer than the data): nothing to train"
+        )
+    horizon = _horizon_days(con)
+    purge = params.purge if params.purge == "auto" else params.purge in ("true", "True", "1")
+    split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=purge)
+    print(f"[ltv] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
+    fit_frame, valid_frame, holdout = apply_split(frame, split)
+    model = ltv.fit(fit_frame, valid_frame, features, params, horizon, baseline)
+    evaluation, predictions = ltv.evaluate(model, holdout)
+    served = evaluation.filter(pl.col("variant") == "lightgbm").row(0, named=True)
+    by_variant = dict(zip(evaluation["variant"], evaluation["spearman"], strict=True))
+    passes = ltv.beats_baseline(evaluation)
+    gate_reason = (
+        f"holdout Spearman {by_variant['lightgbm']:.4f} vs historical average "
+        f"{by_variant['historical_average']:.4f}"
+    )
+    model.reference_scores = predictions["lightgbm"]
+    actual = holdout["label"].cast(pl.Float64).to_numpy()
+
+    def render(folder: Path) -> dict[str, Path]:
+        return {
+            "predicted_vs_actual": plots.predicted_vs_actual_plot(
+                actual, predictions["lightgbm"], folder / "predicted_vs_actual.png"
+            ),
+            "feature_importance": plots.importance_plot(
+                features, model.importance(), folder / "feature_importance.png"
+            ),
+        }
+
+    def compare(bundle: dict[str, Any]) -> float:
+        other = bundle["model"]
+        if any(f not in holdout.columns for f in other.features):
+            return float("-inf")
+        return regression_metrics(actual, other.predict(holdout))["spearman"]
+
+    metrics = {k: v for k, v in served.items() if k not in ("variant", "split")}
+    metrics["baseline_spearman"] = by_variant["historical_average"]
+    metrics["baseline_feature"] = baseline[0]
+    metrics["horizon_days"] = horizon
+    metrics["purged_split"] = split.purged
+    metrics["best_iteration"] = model.best_iteration
+    return TrainingResult(
+        model_name="ltv",
+        model=model,
+        features=features,
+        params=params.as_dict(),
+        data_window=split.window,
+        evaluation=evaluation,
+        metrics=metrics,
+        passes_gate=passes,
+        gate_reason=gate_reason,
+        data_fingerprint={
+            "rows": frame.height,
+            "revenue": round(float(frame["label"].sum()), 2),
+            "holdout": str(split.holdout_date),
+        },
+        reference_features=reference_sample(fit_frame, features, params.seed),
+        reference_scores=model.reference_scores,
+        compare_metric=compare,
+        primary_metric="spearman",
+        render_plots=render,
+    )
+
+
+def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    model: ltv.LtvModel = bundle["model"]
+    return ltv.score(model, load_snapshot(con, model.features))
+
+
+def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    return load_snapshot(con, bundle["features"])

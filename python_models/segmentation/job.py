@@ -1,15 +1,88 @@
-"""segmentation on the warehouse (being written)."""
+"""Segmentation on the warehouse: fit on the latest snapshot, keep ids stable, assign users."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
 
-def train(con, overrides):
-    raise NotImplementedError("segmentation training lands in the next commit")
+import duckdb
+import numpy as np
+import polars as pl
+
+from python_models.common import plots, registry
+from python_models.common.artifacts import ArtifactIntegrityError
+from python_models.common.features import catalogue_feature_columns, load_snapshot
+from python_models.common.training import TrainingResult, reference_sample
+from python_models.segmentation import model as seg
 
 
-def score(con, bundle):
-    raise NotImplementedError("segmentation scoring lands in the next commit")
+def _previous_model(con: duckdb.DuckDBPyConnection) -> seg.SegmentationModel | None:
+    champion = registry.get_champion(con, "segmentation")
+    if champion is None:
+        return None
+    try:
+        return champion.load()["model"]
+    except ArtifactIntegrityError as err:
+        print(f"[segmentation] previous centroids unusable ({err}); new ids", file=sys.stderr)
+        return None
 
 
-def latest_features(con, bundle):
-    raise NotImplementedError("segmentation drift lands in the next commit")
+def _columns(features: list[str], params: seg.SegmentationParams) -> list[str]:
+    return features + ([params.activity_feature] if params.activity_feature not in features else [])
+
+
+def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+    params = seg.SegmentationParams.from_overrides(overrides)
+    features = catalogue_feature_columns("segmentation")
+    snapshot = load_snapshot(con, _columns(features, params))
+    as_of = snapshot["as_of_date"].max()
+    print(f"[segmentation] {snapshot.height} users in snapshot {as_of}", file=sys.stderr)
+    model = seg.fit(snapshot, features, params, previous=_previous_model(con))
+    evaluation = seg.evaluate(model, snapshot)
+    sizes = seg.segment_sizes(model, snapshot)
+    print(sizes, file=sys.stderr)
+    chosen_k = len(model.segment_ids)
+    silhouette = model.silhouette_by_k[chosen_k]
+    ids, distance = model.assign(snapshot)
+    model.reference_scores = distance[ids != seg.INACTIVE_SEGMENT_ID]
+    active = snapshot.filter(pl.Series(ids != seg.INACTIVE_SEGMENT_ID))
+
+    def render(folder: Path) -> dict[str, Path]:
+        labels = [f"{i}: {n}" for i, n in zip(model.segment_ids, model.segment_names, strict=True)]
+        return {
+            "segment_profiles": plots.segment_profile_plot(
+                model.profile, labels, features, folder / "segment_profiles.png"
+            )
+        }
+
+    return TrainingResult(
+        model_name="segmentation",
+        model=model,
+        features=features,
+        params=params.as_dict(),
+        data_window=(as_of, as_of),
+        evaluation=evaluation,
+        metrics={
+            "k": chosen_k,
+            "silhouette": silhouette,
+            "active_users": active.height,
+            "segments": dict(zip(model.segment_ids, model.segment_names, strict=True)),
+            "segment_sizes": dict(zip(sizes["segment_id"], sizes["users"], strict=True)),
+        },
+        passes_gate=silhouette >= params.min_silhouette,
+        gate_reason=f"silhouette {silhouette:.3f} at k={chosen_k} (bar {params.min_silhouette})",
+        data_fingerprint={"rows": snapshot.height, "as_of": str(as_of)},
+        reference_features=reference_sample(active, features, params.seed),
+        reference_scores=np.asarray(model.reference_scores),
+        render_plots=render,
+    )
+
+
+def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    model: seg.SegmentationModel = bundle["model"]
+    return seg.score(model, load_snapshot(con, _columns(model.features, model.params)))
+
+
+def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    return load_snapshot(con, bundle["features"])

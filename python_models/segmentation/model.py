@@ -1,0 +1,302 @@
+"""Behavioral segments: k-means on log1p + standardized activity features and event-type
+shares, k chosen by silhouette, ids kept stable across refreshes by matching centroids to the
+previous run's (Hungarian algorithm), each segment named from what sets it apart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+INACTIVE_SEGMENT_ID = -1
+INACTIVE_SEGMENT_NAME = "inactive (no events in the activity window)"
+
+# Words for what a segment does more of than others (first matching fragment wins).
+BEHAVIOUR_WORDS: tuple[tuple[str, str], ...] = (
+    ("feature_use", "feature users"),
+    ("purchase", "shoppers"),
+    ("revenue", "spenders"),
+    ("order_value", "big-basket shoppers"),
+    ("add_to_cart", "cart builders"),
+    ("search", "searchers"),
+    ("invite_sent", "team builders"),
+    ("support_ticket", "support seekers"),
+    ("login", "log-in-and-leave users"),
+    ("page_view", "browsers"),
+    ("click", "clickers"),
+    ("distinct_features", "feature explorers"),
+    ("session_duration", "long-session users"),
+    ("tenure", "long-time users"),
+)
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    k_min: int = 3
+    k_max: int = 8
+    silhouette_sample: int = 3000
+    n_init: int = 10
+    # Users with no events in this feature's window are "inactive", not clustered.
+    activity_feature: str = "count_events_90d"
+    # Multiplier on event-type shares after standardizing: they carry the behavior mix.
+    share_weight: float = 1.0
+    min_silhouette: float = 0.05
+    seed: int = 42
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any] | None) -> SegmentationParams:
+        overrides = dict(overrides or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown segmentation parameters {unknown}; known: {sorted(known)}")
+        params = replace(cls(), **overrides)
+        if not 2 <= params.k_min <= params.k_max:
+            raise ValueError("need 2 <= k_min <= k_max")
+        return params
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_share(feature: str) -> bool:
+    return feature.startswith("share_")
+
+
+def transform_raw(frame: pl.DataFrame, features: list[str], fill: dict[str, float]) -> np.ndarray:
+    """log1p of counts/amounts/durations (clipped at 0), shares as they are; nulls filled."""
+    exprs = []
+    for feature in features:
+        column = pl.col(feature).cast(pl.Float64).fill_nan(None).fill_null(fill.get(feature, 0.0))
+        if not is_share(feature):
+            column = column.clip(lower_bound=0.0).log1p()
+        exprs.append(column.alias(feature))
+    return frame.select(exprs).to_numpy()
+
+
+def null_fill_values(frame: pl.DataFrame, features: list[str]) -> dict[str, float]:
+    """ "days since" features are null when the thing never happened: treat as the longest gap."""
+    fill = {}
+    for feature in features:
+        if feature.startswith("days_since"):
+            fill[feature] = float(frame[feature].cast(pl.Float64).max() or 0.0)
+        else:
+            fill[feature] = 0.0
+    return fill
+
+
+@dataclass
+class SegmentationModel:
+    features: list[str]
+    params: SegmentationParams
+    fill: dict[str, float]
+    scaler: StandardScaler
+    weights: np.ndarray
+    centroids: np.ndarray  # in the weighted standardized space, rows in segment-id order
+    segment_ids: list[int]
+    segment_names: list[str]
+    profile: np.ndarray  # segments x features: standardized mean (z) of each feature
+    silhouette_by_k: dict[int, float] = field(default_factory=dict)
+    reference_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def embed(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.scaler.transform(transform_raw(frame, self.features, self.fill)) * self.weights
+
+    def centroids_raw(self) -> np.ndarray:
+        """Centroids in the log1p space (independent of this run's scaler), for matching."""
+        return self.scaler.inverse_transform(self.centroids / self.weights)
+
+    def assign(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(segment id, distance to its centroid) for each row; inactive rows get -1."""
+        embedded = self.embed(frame)
+        distances = np.linalg.norm(embedded[:, None, :] - self.centroids[None, :, :], axis=2)
+        nearest = distances.argmin(axis=1)
+        ids = np.asarray(self.segment_ids)[nearest]
+        distance = distances[np.arange(len(nearest)), nearest]
+        active = active_mask(frame, self.params.activity_feature)
+        ids = np.where(active, ids, INACTIVE_SEGMENT_ID)
+        return ids, np.where(active, distance, 0.0)
+
+
+def active_mask(frame: pl.DataFrame, activity_feature: str) -> np.ndarray:
+    if activity_feature not in frame.columns:
+        raise LookupError(f"segmentation needs the activity column {activity_feature!r}")
+    return (frame[activity_feature].cast(pl.Float64).fill_null(0.0) > 0).to_numpy()
+
+
+def choose_k(embedded: np.ndarray, params: SegmentationParams) -> dict[int, float]:
+    """Silhouette per k on a seeded sample (silhouette is quadratic in rows)."""
+    rng = np.random.default_rng(params.seed)
+    sample = embedded
+    if len(embedded) > params.silhouette_sample:
+        sample = embedded[rng.choice(len(embedded), params.silhouette_sample, replace=False)]
+    scores = {}
+    for k in range(params.k_min, min(params.k_max, len(sample) - 1) + 1):
+        labels = KMeans(n_clusters=k, n_init=params.n_init, random_state=params.seed).fit_predict(
+            sample
+        )
+        scores[k] = float(silhouette_score(sample, labels, random_state=params.seed))
+    if not scores:
+        raise ValueError(f"too few active users ({len(embedded)}) to segment")
+    return scores
+
+
+def match_ids(
+    new_centroids_raw: np.ndarray,
+    previous_raw: np.ndarray | None,
+    previous_ids: list[int] | None,
+    scaler: StandardScaler,
+) -> list[int]:
+    """Segment id per new centroid: the id of the previous centroid it matches (Hungarian on
+    distances in today's standardized space); unmatched new centroids get fresh ids."""
+    k = len(new_centroids_raw)
+    if previous_raw is None or previous_ids is None or len(previous_raw) == 0:
+        return list(range(k))
+    if previous_raw.shape[1] != new_centroids_raw.shape[1]:
+        return list(range(k))  # feature list changed: ids cannot carry over
+    new = scaler.transform(new_centroids_raw)
+    old = scaler.transform(previous_raw)
+    cost = np.linalg.norm(new[:, None, :] - old[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    ids = [-1] * k
+    for r, c in zip(rows, cols, strict=True):
+        ids[r] = int(previous_ids[c])
+    next_id = max(previous_ids) + 1
+    for i in range(k):
+        if ids[i] == -1:
+            ids[i] = next_id
+            next_id += 1
+    return ids
+
+
+def name_segments(profile: np.ndarray, features: list[str]) -> list[str]:
+    """Readable names from each segment's most distinguishing features (z of its mean)."""
+    names = []
+    for row in profile:
+        behaviour = "mixed users"
+        for index in np.argsort(-row):
+            if row[index] <= 0.25:
+                break
+            word = next((w for frag, w in BEHAVIOUR_WORDS if frag in features[index]), None)
+            if word:
+                behaviour = word
+                break
+        activity = [i for i, f in enumerate(features) if f.startswith("count_events")]
+        intensity = float(np.mean(row[activity])) if activity else 0.0
+        recency = [i for i, f in enumerate(features) if f == "days_since_last_event"]
+        prefix = ""
+        if recency and row[recency[0]] > 1.0:
+            prefix = "lapsing "
+        elif intensity > 0.5:
+            prefix = "heavy "
+        elif intensity < -0.5:
+            prefix = "light "
+        names.append(prefix + behaviour)
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def fit(
+    frame: pl.DataFrame,
+    features: list[str],
+    params: SegmentationParams,
+    previous: SegmentationModel | None = None,
+) -> SegmentationModel:
+    active = frame.filter(pl.Series(active_mask(frame, params.activity_feature)))
+    if active.height < params.k_max * 5:
+        raise ValueError(f"only {active.height} active users: too few to segment")
+    fill = null_fill_values(active, features)
+    raw = transform_raw(active, features, fill)
+    scaler = StandardScaler().fit(raw)
+    weights = np.array([params.share_weight if is_share(f) else 1.0 for f in features])
+    embedded = scaler.transform(raw) * weights
+    silhouettes = choose_k(embedded, params)
+    k = max(silhouettes, key=lambda key: (silhouettes[key], -key))
+    kmeans = KMeans(n_clusters=k, n_init=params.n_init, random_state=params.seed).fit(embedded)
+    centroids_raw = scaler.inverse_transform(kmeans.cluster_centers_ / weights)
+    ids = match_ids(
+        centroids_raw,
+        previous.centroids_raw() if previous is not None else None,
+        previous.segment_ids if previous is not None else None,
+        scaler,
+    )
+    order = np.argsort(ids)  # store segments in id order
+    centroids = kmeans.cluster_centers_[order]
+    ids = [ids[i] for i in order]
+    labels = np.asarray(ids)[np.argsort(order)][kmeans.labels_]
+    standardized = scaler.transform(raw)
+    profile = np.vstack([standardized[labels == sid].mean(axis=0) for sid in ids])
+    return SegmentationModel(
+        features=list(features),
+        params=params,
+        fill=fill,
+        scaler=scaler,
+        weights=weights,
+        centroids=centroids,
+        segment_ids=ids,
+        segment_names=name_segments(profile, features),
+        profile=profile,
+        silhouette_by_k=silhouettes,
+    )
+
+
+def evaluate(model: SegmentationModel, frame: pl.DataFrame) -> pl.DataFrame:
+    """Silhouette per candidate k, plus the chosen k's segment sizes."""
+    ids, _ = model.assign(frame)
+    chosen = len(model.segment_ids)
+    rows = [
+        {
+            "variant": f"kmeans_k{k}",
+            "split": "silhouette_sample",
+            "silhouette": score,
+            "k": float(k),
+            "chosen": float(k == chosen),
+            "active_users": float((ids != INACTIVE_SEGMENT_ID).sum()),
+        }
+        for k, score in sorted(model.silhouette_by_k.items())
+    ]
+    return pl.DataFrame(rows)
+
+
+def segment_sizes(model: SegmentationModel, frame: pl.DataFrame) -> pl.DataFrame:
+    ids, _ = model.assign(frame)
+    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
+    names[INACTIVE_SEGMENT_ID] = INACTIVE_SEGMENT_NAME
+    return (
+        pl.DataFrame({"segment_id": ids})
+        .group_by("segment_id")
+        .len("users")
+        .with_columns(pl.col("segment_id").replace_strict(names).alias("segment_name"))
+        .sort("segment_id")
+    )
+
+
+def score(model: SegmentationModel, snapshot: pl.DataFrame) -> pl.DataFrame:
+    ids, distance = model.assign(snapshot)
+    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
+    names[INACTIVE_SEGMENT_ID] = INACTIVE_SEGMENT_NAME
+    # Reasons: the segment's top distinguishing features, in the catalogue's words.
+    reason_by_id = {INACTIVE_SEGMENT_ID: "no events in the activity window"}
+    for sid, row in zip(model.segment_ids, model.profile, strict=True):
+        top = np.argsort(-np.abs(row))[:3]
+        reason_by_id[sid] = "; ".join(
+            f"{'more' if row[i] > 0 else 'less'} {model.features[i].replace('_', ' ')} than "
+            f"average (z={row[i]:+.1f})"
+            for i in top
+        )
+    return snapshot.select("user_id", "as_of_date").with_columns(
+        pl.Series("score", distance, dtype=pl.Float64),
+        pl.Series("segment_id", ids, dtype=pl.Int64),
+        pl.Series("segment_name", [names[i] for i in ids], dtype=pl.String),
+        pl.Series("reasons", [reason_by_id[i] for i in ids], dtype=pl.String),
+    )
