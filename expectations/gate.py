@@ -132,13 +132,18 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _utc_timestamp_sql(column: str) -> str:
+def _timestamp_parts_sql(column: str) -> str:
+    """Split ISO-8601 text into {'base', 'tz'} once (reused by _utc_timestamp_sql)."""
+    return f"regexp_extract(trim({column}), '{_TS_PATTERN}', ['base', 'tz'])"
+
+
+def _utc_timestamp_sql(column: str, parts: str) -> str:
     """ISO-8601 text -> naive UTC TIMESTAMP (offset or 'Z' applied; naive taken as UTC).
 
     Done by hand rather than with a TIMESTAMPTZ cast so the result never depends on the
-    session's TimeZone setting. Unparseable text gives NULL.
+    session's TimeZone setting. Unparseable text gives NULL. `parts` names the column holding
+    _timestamp_parts_sql(column).
     """
-    parts = f"regexp_extract(trim({column}), '{_TS_PATTERN}', ['base', 'tz'])"
     return f"""(
         case
             when {column} is null then null
@@ -169,6 +174,13 @@ def _candidates_sql() -> str:
                 select 1 from raw.events_quarantine as q where q.raw_id = events.raw_id
             )
     ),
+    split as (
+        select
+            *,
+            {_timestamp_parts_sql("event_ts")} as event_ts_parts,
+            {_timestamp_parts_sql("received_at")} as received_at_parts
+        from new_rows
+    ),
     cleaned as (
         select
             raw_id,
@@ -179,10 +191,10 @@ def _candidates_sql() -> str:
             nullif(trim(anonymous_id), '') as anonymous_id,
             nullif(trim(event_name), '') as event_name,
             nullif(trim(session_id), '') as session_id,
-            {_utc_timestamp_sql("event_ts")} as event_ts,
-            {_utc_timestamp_sql("received_at")} as received_at,
+            {_utc_timestamp_sql("event_ts", "event_ts_parts")} as event_ts,
+            {_utc_timestamp_sql("received_at", "received_at_parts")} as received_at,
             nullif(trim(properties), '') as properties_text
-        from new_rows
+        from split
     ),
     checked as (
         select
