@@ -133,10 +133,16 @@ def test_labels_only_for_matured_snapshots(labelled, built_warehouse):
     assert labelled.height > 0
     horizon = labelled["churn_horizon_days"][0]
     ltv = labelled["ltv_horizon_days"][0]
-    matured_churn = labelled["as_of_date"] + pl.duration(days=horizon) <= labelled["watermark_date"]
-    assert matured_churn.all()
-    ltv_matured = labelled["as_of_date"] + pl.duration(days=ltv) <= labelled["watermark_date"]
-    assert (labelled["label_future_revenue_usd"].is_null() == ~ltv_matured).all()
+    checks = labelled.select(
+        churn_matured=(
+            pl.col("as_of_date") + pl.duration(days=horizon) <= pl.col("watermark_date")
+        ).all(),
+        ltv_null_iff_unmatured=(
+            pl.col("label_future_revenue_usd").is_null()
+            == (pl.col("as_of_date") + pl.duration(days=ltv) > pl.col("watermark_date"))
+        ).all(),
+    ).row(0, named=True)
+    assert checks == {"churn_matured": True, "ltv_null_iff_unmatured": True}
     assert labelled["label_churned"].null_count() == 0
     con = connect(built_warehouse, read_only=True)
     try:
