@@ -130,7 +130,8 @@ def reasons(daily: pl.DataFrame, k: int = 3) -> list[str]:
     for row in daily.iter_rows(named=True):
         found: list[tuple[float, str]] = []
         if row["count_new_countries"]:
-            found.append((6.0, f"login from a new country ({row['new_countries']})"))
+            # Security signals first (new country, odd hour), then sizes of departures.
+            found.append((20.0, f"login from a new country ({row['new_countries']})"))
         if row["odd_share_increase"] and row["odd_share_increase"] > 0.3:
             found.append(
                 (

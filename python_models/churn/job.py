@@ -39,7 +39,9 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     params = ChurnParams.from_overrides(overrides)
     features = catalogue_feature_columns("churn")
     frame = load_labelled(con, _columns(features, params), LABEL)
-    split = time_split(frame["as_of_date"].unique().to_list(), _horizon_days(con))
+    split = time_split(
+        frame["as_of_date"].unique().to_list(), _horizon_days(con), purge=params.purge
+    )
     print(f"[churn] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
     fit_frame, calibration_frame, holdout = apply_split(frame, split)
     model = churn.fit(fit_frame, calibration_frame, features, params)
