@@ -44,8 +44,11 @@ class SegmentationParams:
     n_init: int = 10
     # Users with no events in this feature's window are "inactive", not clustered.
     activity_feature: str = "count_events_90d"
-    # Multiplier on event-type shares after standardizing: they carry the behavior mix.
-    share_weight: float = 1.0
+    # Multiplier on event-type shares after standardizing. The shares (9 columns) carry the
+    # behavior mix; without a weight the ~30 correlated intensity columns (the same counts over
+    # 4 windows) dominate the distances. Measured on the 60k sample: weight 1 -> k=3, ARI 0.36
+    # vs planted personas; weight 3 -> k=5 (chosen by silhouette), ARI 0.94.
+    share_weight: float = 3.0
     min_silhouette: float = 0.05
     seed: int = 42
 

@@ -93,7 +93,8 @@ def test_segments_recover_planted_personas(trained, truth_users):
     )
     ari = adjusted_rand_score(joined["persona"].to_list(), joined["segment_id"].to_list())
     print(f"\nsegments {outcomes['segmentation'].metrics['segments']}; ARI vs personas {ari:.3f}")
-    assert ari > 0.3
+    # 0.94 on the sample (5 segments for 5 personas); 0.7 leaves room, random labels give 0.
+    assert ari > 0.7
     assert segments["segment_name"].n_unique() == outcomes["segmentation"].metrics["k"]
 
 
