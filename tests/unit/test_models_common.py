@@ -1,0 +1,150 @@
+"""Unit tests of the shared model pieces on small hand-made frames."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from python_models.common.drift import population_stability_index
+from python_models.common.splits import time_split
+
+
+def test_psi_is_zero_for_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=5000)
+    assert population_stability_index(base, rng.normal(size=5000)) < 0.02
+    assert population_stability_index(base, rng.normal(loc=1.0, size=5000)) > 0.25
+
+
+def test_psi_counts_a_change_in_missingness():
+    values = np.arange(1000, dtype=float)
+    with_nans = values.copy()
+    with_nans[:300] = np.nan
+    assert population_stability_index(values, with_nans) > 0.25
+
+
+def test_time_split_purges_overlapping_label_windows():
+    dates = [
+        date(2025, 1, 6 + 7 * i) if i < 4 else date(2025, 2, 3 + 7 * (i - 4)) for i in range(8)
+    ]
+    split = time_split(dates, horizon_days=14, purge=True)
+    assert split.holdout_date == dates[-1]
+    assert all(
+        (split.holdout_date - d).days >= 14 for d in [*split.fit_dates, split.calibration_date]
+    )
+    unpurged = time_split(dates, horizon_days=14, purge=False)
+    assert unpurged.calibration_date == dates[-2]
+    with pytest.raises(ValueError, match="at least 3"):
+        time_split(dates[:2], horizon_days=14)
+
+
+def test_failed_score_write_keeps_previous_scores():
+    from python_models.common.scores import score_frame, write_scores
+
+    con = duckdb.connect()
+    first = pl.DataFrame(
+        {
+            "user_id": ["a", "b"],
+            "as_of_date": [date(2025, 1, 6)] * 2,
+            "score": [0.1, 0.9],
+            "predicted_label": [False, True],
+            "reasons": ["x", "y"],
+        }
+    )
+    write_scores(con, "churn", score_frame("churn", "v1", "r1", first))
+    second = score_frame("churn", "v2", "r2", first.with_columns(pl.col("score") * 0))
+
+    class FailingSwap:
+        """Passes everything to DuckDB but fails at the rename, mid-transaction."""
+
+        def __getattr__(self, name):
+            return getattr(con, name)
+
+        def execute(self, sql, *args):
+            if "rename to" in sql:
+                raise duckdb.IOException("disk went away during the swap")
+            return con.execute(sql, *args)
+
+    with pytest.raises(duckdb.IOException):
+        write_scores(FailingSwap(), "churn", second)
+    kept = con.sql(
+        "select user_id, model_version from ml_scores.churn_scores order by 1"
+    ).fetchall()
+    assert kept == [("a", "v1"), ("b", "v1")]
+
+
+def test_registry_rollback_and_tamper_detection(tmp_path, monkeypatch):
+    from python_models.common import registry
+    from python_models.common.artifacts import ArtifactIntegrityError, save_artifact
+    from python_models.config import reload_settings
+
+    monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path))
+    reload_settings()
+    con = duckdb.connect()
+    for version in ("v1", "v2"):
+        path, sha = save_artifact("churn", version, {"model": version})
+        registry.register(
+            con,
+            model_name="churn",
+            model_version=version,
+            data_window=(None, None),
+            feature_list_hash="h",
+            features=["f"],
+            params={},
+            metrics={},
+            artifact_path=path,
+            artifact_sha256=sha,
+            status="champion",
+            run_id=None,
+        )
+    assert registry.require_champion(con, "churn").model_version == "v2"
+    assert registry.rollback(con, "churn") == "v1"
+    assert registry.require_champion(con, "churn").load() == {"model": "v1"}
+    with pytest.raises(registry.RegistryError, match="first"):
+        registry.rollback(con, "churn")
+    champion = registry.require_champion(con, "churn")
+    with open(champion.artifact_path, "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ArtifactIntegrityError, match="changed after training"):
+        champion.load()
+    reload_settings()
+
+
+def test_transactions_bad_input_gets_clear_errors():
+    from python_models.ltv.transactions import train_from_transactions, validate_transactions
+
+    with pytest.raises(ValueError, match="lack columns"):
+        validate_transactions(pl.DataFrame({"user_id": ["a"], "revenue_usd": [1.0]}))
+    with pytest.raises(ValueError, match="not timestamps"):
+        validate_transactions(
+            pl.DataFrame({"user_id": ["a"], "purchased_at": ["yesterday"], "revenue_usd": [1.0]})
+        )
+    frame = pl.DataFrame(
+        {"user_id": ["a"], "purchased_at": [datetime(2025, 1, 1)], "revenue_usd": [5.0]}
+    )
+    with pytest.raises(ValueError, match="not matured"):
+        train_from_transactions(frame, "2025-01-02", horizon_days=30)
+
+
+def test_transaction_ltv_learns_planted_spenders():
+    from python_models.ltv.transactions import train_from_transactions
+
+    rng = np.random.default_rng(1)
+    users = [f"u{i}" for i in range(400)]
+    rate = rng.gamma(1.0, 1.0, len(users))  # planted purchase rate per user
+    rows = []
+    for user, r in zip(users, rate, strict=True):
+        n = rng.poisson(r * 12)
+        days = rng.uniform(0, 245, n)
+        for d in days:
+            rows.append(
+                (user, datetime(2025, 1, 1) + np.timedelta64(int(d * 86400), "s").item(), 20.0)
+            )
+    frame = pl.DataFrame(rows, schema=["user_id", "purchased_at", "revenue_usd"], orient="row")
+    result = train_from_transactions(frame, "2025-06-20", horizon_days=60)
+    spearman = dict(zip(result.evaluation["variant"], result.evaluation["spearman"], strict=True))
+    assert spearman["lightgbm"] > 0.5
