@@ -497,7 +497,14 @@ def test_ga4_user_id_mapping_conformance(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     write_validated(path, events)
     run_dbt(
-        ["build", "--select", "event_taxonomy", "stg_app__events", "int_identity_stitched"],
+        [
+            "build",
+            "--select",
+            "event_taxonomy",
+            "+int_identity_stitched",
+            "--indirect-selection",
+            "cautious",
+        ],
         duckdb_path=path,
         quiet=True,
         target_path=tmp_path / "dbt-target",

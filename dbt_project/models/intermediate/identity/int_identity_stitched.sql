@@ -1,11 +1,12 @@
 {#- Device-level summary of the stitching. user_hash is the last-seen identified user on the
     device (GA4's user_id mapping rule: the identified user of the latest identified event by
-    (event_ts, event_id)); per-event assignment on shared devices is in int_events_stitched. -#}
+    (event_ts, event_id)); per-event assignment on shared devices is in int_events_stitched.
+    Reads int_events_stitched (a table) so the staging view is computed once per build. -#}
 with
 
 events as (
 
-    select * from {{ ref('stg_app__events') }}
+    select * from {{ ref('int_events_stitched') }}
     where anonymous_hash is not null
 
 ),

@@ -7,7 +7,9 @@
        session lasts at most max_length and an event exactly max_length after the start still
        belongs to the first window. Each (timeout-session, window) is one session.
     A running "start of the current session" would need recursion; the window rule is
-    set-based, deterministic and never yields a session longer than the cap. -#}
+    set-based, deterministic and never yields a session longer than the cap.
+    Speed: the windows run over narrow rows (event_id, user_id, event_ts) that all share one
+    partition/order, and the wide event columns are joined back once at the end. -#}
 {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
 {%- set max_length_seconds = var('uba__session_max_length_minutes') * 60 -%}
 with
@@ -18,58 +20,60 @@ events as (
 
 ),
 
-gaps as (
+ordered as (
 
     select
-        events.*,
-        {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds(
-            'lag(event_ts) over (partition by user_id order by event_ts, event_id)'
-        ) }} as seconds_since_previous
+        event_id,
+        user_id,
+        event_ts,
+        {{ uba_epoch_seconds('event_ts') }}
+            - {{ uba_epoch_seconds('lag(event_ts) over person_timeline') }}
+            as seconds_since_previous,
+        row_number() over person_timeline as event_number
     from events
+    window person_timeline as (partition by user_id order by event_ts, event_id)
+
+),
+
+timeout_starts as (
+
+    select
+        ordered.*,
+        case
+            when seconds_since_previous is null then 1
+            when seconds_since_previous > {{ timeout_seconds }} then 1
+            else 0
+        end as is_timeout_session_start
+    from ordered
 
 ),
 
 timeout_sessions as (
 
     select
-        gaps.*,
-        sum(
-            case
-                when seconds_since_previous is null then 1
-                when seconds_since_previous > {{ timeout_seconds }} then 1
-                else 0
-            end
-        ) over (
+        timeout_starts.*,
+        max(case when is_timeout_session_start = 1 then event_ts end) over (
             partition by user_id
             order by event_ts, event_id
             rows between unbounded preceding and current row
-        ) as timeout_session_number
-    from gaps
-
-),
-
-elapsed as (
-
-    select
-        timeout_sessions.*,
-        {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds(
-            'min(event_ts) over (partition by user_id, timeout_session_number)'
-        ) }} as seconds_since_timeout_session_start
-    from timeout_sessions
+        ) as timeout_session_started_at
+    from timeout_starts
 
 ),
 
 windowed as (
 
     select
-        elapsed.*,
+        timeout_sessions.*,
         case
-            when seconds_since_timeout_session_start <= 0 then 0
-            else cast(
-                ceil(seconds_since_timeout_session_start / {{ max_length_seconds }}) as integer
-            ) - 1
+            when event_ts <= timeout_session_started_at then 0
+            else cast(ceil(
+                ({{ uba_epoch_seconds('event_ts') }}
+                    - {{ uba_epoch_seconds('timeout_session_started_at') }})
+                / {{ max_length_seconds }}
+            ) as integer) - 1
         end as max_length_window
-    from elapsed
+    from timeout_sessions
 
 ),
 
@@ -77,46 +81,69 @@ session_starts as (
 
     select
         windowed.*,
-        min(event_ts) over (
-            partition by user_id, timeout_session_number, max_length_window
-        ) as session_started_at,
-        dense_rank() over (
-            partition by user_id
-            order by timeout_session_number, max_length_window
-        ) as session_index
+        case
+            when is_timeout_session_start = 1 then 1
+            when max_length_window != lag(max_length_window) over (
+                partition by user_id order by event_ts, event_id
+            ) then 1
+            else 0
+        end as is_session_start
     from windowed
+
+),
+
+sessions as (
+
+    select
+        event_id,
+        seconds_since_previous,
+        event_number,
+        count(case when is_session_start = 1 then 1 end) over person_running as session_index,
+        max(case when is_session_start = 1 then event_ts end) over person_running
+            as session_started_at,
+        max(case when is_session_start = 1 then event_number end) over person_running
+            as session_first_event_number
+    from session_starts
+    window person_running as (
+        partition by user_id
+        order by event_ts, event_id
+        rows between unbounded preceding and current row
+    )
 
 ),
 
 final as (
 
     select
-        event_id,
-        user_id,
-        md5(user_id || '|' || {{ uba_timestamp_text('session_started_at') }}) as session_id,
-        cast(session_index as bigint) as session_index,
-        row_number() over (
-            partition by user_id, session_started_at
-            order by event_ts, event_id
+        events.event_id,
+        events.user_id,
+        md5(
+            events.user_id || '|' || {{ uba_timestamp_text('sessions.session_started_at') }}
+        ) as session_id,
+        cast(sessions.session_index as bigint) as session_index,
+        cast(
+            sessions.event_number - sessions.session_first_event_number + 1 as bigint
         ) as event_index_in_session,
-        user_hash,
-        anonymous_hash,
-        is_identified,
-        is_identified_event,
-        event_name,
-        event_ts,
-        received_at,
-        session_started_at,
-        seconds_since_previous,
-        session_hint,
-        revenue_usd,
-        currency,
-        page,
-        device,
-        country,
-        plan,
-        feature
-    from session_starts
+        events.user_hash,
+        events.anonymous_hash,
+        events.is_identified,
+        events.is_identified_event,
+        events.event_name,
+        events.event_ts,
+        events.received_at,
+        sessions.session_started_at,
+        sessions.seconds_since_previous,
+        events.session_hint,
+        events.revenue_usd,
+        events.currency,
+        events.page,
+        events.device,
+        events.country,
+        events.plan,
+        events.feature
+    from events
+    inner join sessions
+        on events.event_id = sessions.event_id
 
 )
 

@@ -9,22 +9,41 @@ validated as (
 
 ),
 
-ranked as (
+duplicated_event_ids as (
 
-    select
-        validated.*,
-        row_number() over (
-            partition by event_id
-            order by received_at, raw_id
-        ) as copy_rank
+    select event_id
     from validated
+    group by 1
+    having count(*) > 1
+
+),
+
+{#- Only the (rare) repeated event_ids are ranked: a window over every row would sort the
+    whole table on each read of this view. -#}
+later_copies as (
+
+    select raw_id
+    from (
+        select
+            raw_id,
+            row_number() over (
+                partition by event_id
+                order by received_at, raw_id
+            ) as copy_rank
+        from validated
+        where event_id in (select event_id from duplicated_event_ids)
+    ) as ranked_copies
+    where copy_rank > 1
 
 ),
 
 deduplicated as (
 
-    select * from ranked
-    where copy_rank = 1
+    select validated.*
+    from validated
+    left join later_copies
+        on validated.raw_id = later_copies.raw_id
+    where later_copies.raw_id is null
 
 ),
 
