@@ -1,0 +1,218 @@
+"""The core dbt models run unchanged on PostgreSQL and agree with DuckDB.
+
+Starts a throwaway PostgreSQL cluster (initdb + pg_ctl, trust auth, loopback only, a free
+port) as the unprivileged `postgres` OS user when we run as root, loads the same planted
+raw.events_validated into both databases, builds the core models on each (full refresh, then
+an incremental run) and compares the marts. Skips when the PostgreSQL server binaries or the
+dbt-postgres adapter are absent.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+from test_dbt_core import make_planted_events, write_validated  # same planted data
+
+from python_models.dbt_runner import run_dbt
+from python_models.warehouse import connect
+
+pytestmark = pytest.mark.postgres
+
+PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
+CORE_SELECT = [
+    "event_taxonomy",
+    "+fct_events",
+    "+fct_sessions",
+    "+dim_users",
+    "+int_identity_stitched",
+]
+COMPARED = {
+    "marts.fct_events": "event_id, user_id, session_id, event_name, event_ts, revenue_usd",
+    "marts.fct_sessions": (
+        "session_id, user_id, session_index, session_started_at, session_ended_at, "
+        "count_events, count_purchases, device, country, entry_event_name, exit_event_name"
+    ),
+    "marts.dim_users": (
+        "user_id, is_identified, first_seen_at, acquisition_week, device_mode, country_mode, "
+        "count_events, count_sessions, count_anonymous_ids"
+    ),
+    "intermediate.int_identity_stitched": "anonymous_hash, user_hash, is_shared_device",
+}
+
+
+def _pg_bin() -> Path | None:
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(os.path.realpath(on_path)).parent
+    return next((p for p in PG_BIN_CANDIDATES if (p / "pg_ctl").exists()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_db_user(cmd: list[str]) -> list[str]:
+    """initdb refuses to run as root: run server commands as the `postgres` OS user then."""
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("runuser"):
+        pytest.skip("running as root and runuser is missing: cannot start PostgreSQL")
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    bin_dir = _pg_bin()
+    if bin_dir is None or not (bin_dir / "initdb").exists():
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql"
+        )
+    try:
+        import dbt.adapters.postgres  # noqa: F401
+        import psycopg2  # noqa: F401
+    except ImportError as err:
+        pytest.skip(f"dbt-postgres / psycopg2 not installed: {err}")
+    # pytest's tmp_path root is private to root (0700), so the cluster lives in its own
+    # temporary directory that the postgres user can own; it is removed afterwards.
+    root = Path(tempfile.mkdtemp(prefix="uba-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, user="postgres")
+    data, port = root / "data", _free_port()
+    subprocess.run(
+        _as_db_user(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "uba", "--auth=trust", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        _as_db_user(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log")]
+            + ["-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "uba", "uba"],
+            check=True,
+            capture_output=True,
+        )
+        yield port
+    finally:
+        subprocess.run(
+            _as_db_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _pg_connect(port: int):
+    import psycopg2
+
+    return psycopg2.connect(host="127.0.0.1", port=port, user="uba", dbname="uba")
+
+
+def _load_postgres(port: int, events: pl.DataFrame, replace: bool) -> None:
+    buffer = io.StringIO()
+    events.select(
+        "raw_id",
+        "event_id",
+        "user_id",
+        "anonymous_id",
+        "event_name",
+        "event_ts",
+        "received_at",
+        "session_id",
+        "properties",
+        "loaded_at",
+    ).write_csv(buffer, null_value="")
+    buffer.seek(0)
+    pg = _pg_connect(port)
+    try:
+        cur = pg.cursor()
+        if replace:
+            cur.execute(
+                "create schema if not exists raw; drop table if exists raw.events_validated; "
+                "create table raw.events_validated (raw_id text, event_id text, user_id text, "
+                "anonymous_id text, event_name text, event_ts timestamp, received_at timestamp, "
+                "session_id text, properties text, loaded_at timestamp)"
+            )
+        cur.copy_expert(
+            "copy raw.events_validated from stdin with (format csv, header true)", buffer
+        )
+        pg.commit()
+    finally:
+        pg.close()
+
+
+def _pg_frame(port: int, sql: str) -> pl.DataFrame:
+    pg = _pg_connect(port)
+    try:
+        cur = pg.cursor()
+        cur.execute(sql)
+        names = [d[0] for d in cur.description]
+        return pl.DataFrame(cur.fetchall(), schema=names, orient="row", infer_schema_length=None)
+    finally:
+        pg.close()
+
+
+def _normalise(frame: pl.DataFrame) -> set[tuple]:
+    # floats compared to 6 decimals: the engines print/parse doubles independently
+    frame = frame.with_columns(pl.col(pl.Float64).round(6))
+    return set(frame.iter_rows())
+
+
+def _build(tmp_path: Path, target: str, *extra: str, duckdb_path: Path | None = None) -> None:
+    run_dbt(
+        ["build", "--select", *CORE_SELECT, *extra],
+        duckdb_path=duckdb_path,
+        target=target,
+        quiet=True,
+        target_path=tmp_path / f"dbt-target-{target}",
+    )
+
+
+def test_core_models_match_duckdb_on_postgres(postgres_server, tmp_path, monkeypatch):
+    port = postgres_server
+    monkeypatch.setenv("UBA_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("UBA_PG_PORT", str(port))
+    monkeypatch.setenv("UBA_PG_USER", "uba")
+    monkeypatch.setenv("UBA_PG_DATABASE", "uba")
+
+    events = make_planted_events().events
+    cut = events["received_at"].sort()[int(events.height * 0.6)]
+    first = events.filter(pl.col("received_at") < cut)
+    rest = events.filter(pl.col("received_at") >= cut)
+
+    duck = tmp_path / "warehouse.duckdb"
+    write_validated(duck, events)
+    _build(tmp_path, "duckdb", "--full-refresh", duckdb_path=duck)
+
+    # PostgreSQL: full refresh on the first part, then an incremental run with the rest
+    _load_postgres(port, first, replace=True)
+    _build(tmp_path, "postgres", "--full-refresh")
+    _load_postgres(port, rest, replace=False)
+    _build(tmp_path, "postgres")
+
+    con = connect(duck, read_only=True)
+    try:
+        for table, columns in COMPARED.items():
+            expected = pl.from_arrow(con.execute(f"select {columns} from {table}").arrow())
+            actual = _pg_frame(port, f"select {columns} from {table}")
+            assert expected.height > 0 and actual.height == expected.height, table
+            assert _normalise(actual) == _normalise(expected), table
+    finally:
+        con.close()
