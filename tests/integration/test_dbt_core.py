@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 
 from python_models.config import REPO_ROOT
-from python_models.dbt_runner import run_dbt
+from python_models.dbt_runner import DbtError, run_dbt
 from python_models.privacy import pseudonymize
 from python_models.warehouse import connect
 
@@ -142,6 +142,15 @@ def make_planted_events(seed: int = 11, n_users: int = 40) -> Planted:
         for _ in range(4):
             add(None, device, t)
             t += timedelta(minutes=20)
+
+    # a device browsing anonymously for days, identified only at the very end (received last):
+    # an incremental run must move its events to the user and drop the anonymous person
+    device_owner["latedev0"] = "user900"
+    t = start + timedelta(days=1)
+    for _ in range(3):
+        add(None, "latedev0", t)
+        t += timedelta(minutes=5)
+    add("user900", "latedev0", start + timedelta(days=12), "login")
 
     # identified-only events (no device)
     add("user000", None, start + timedelta(days=9), "purchase")
@@ -440,26 +449,56 @@ def test_planted_dim_users_counts(planted, planted_warehouse):
 
 
 def test_incremental_equals_full_refresh(planted, tmp_path):
-    """Build on the events received before a cut, load the rest, run incrementally: the marts
-    equal a full refresh on everything (re-stitched devices and late events included)."""
+    """Build on the events received before a cut, then load the rest plus a batch of events
+    received shortly BEFORE the stored high-water mark (loaded out of order, caught only by
+    the lookback) and run incrementally: the marts equal a full refresh on everything."""
     events = planted.events
     cut = events["received_at"].sort()[int(events.height * 0.6)]
-    first, rest = (
-        events.filter(pl.col("received_at") < cut),
-        events.filter(pl.col("received_at") >= cut),
+    out_of_order = pl.col("received_at").is_between(
+        cut - timedelta(days=1), cut - timedelta(hours=1), closed="left"
     )
-    # the cut must split a device's anonymous events from its later login
-    assert rest.filter(pl.col("anonymous_id").is_in(first["anonymous_id"].implode())).height > 0
+    first = events.filter((pl.col("received_at") < cut) & ~out_of_order)
+    late_batch = events.filter(out_of_order | (pl.col("received_at") >= cut))
+    assert events.filter(out_of_order).height > 0
+    late_device = pseudonymize("latedev0", "anon", TEST_SALT)
 
     path = tmp_path / "warehouse.duckdb"
     write_validated(path, first)
     build_core(path, tmp_path, "--full-refresh")
-    write_validated_append(path, rest)
+    before = read_table(path, "select user_id from marts.fct_sessions")
+    assert late_device in before["user_id"].to_list()  # still an anonymous person here
+
+    write_validated_append(path, late_batch)
     build_core(path, tmp_path)
-    incremental = table_hashes(path, ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"])
+    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"]
+    incremental = table_hashes(path, marts)
+    after = read_table(path, "select user_id from marts.fct_sessions")
+    assert late_device not in after["user_id"].to_list()
+
     build_core(path, tmp_path, "--full-refresh")
-    full = table_hashes(path, ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"])
-    assert incremental == full
+    assert table_hashes(path, marts) == incremental
+
+
+def test_incremental_without_lookback_misses_out_of_order_events(planted, tmp_path):
+    """Control for the test above: with no lookback, events received before the high-water
+    mark are skipped, and the events-reconcile test stops the build."""
+    events = planted.events
+    cut = events["received_at"].sort()[int(events.height * 0.6)]
+    out_of_order = pl.col("received_at").is_between(
+        cut - timedelta(days=1), cut - timedelta(hours=1), closed="left"
+    )
+    path = tmp_path / "warehouse.duckdb"
+    write_validated(path, events.filter((pl.col("received_at") < cut) & ~out_of_order))
+    build_core(path, tmp_path, "--full-refresh")
+    write_validated_append(path, events.filter(out_of_order))
+    with pytest.raises(DbtError, match="assert_fct_events_reconcile_with_source"):
+        run_dbt(
+            ["build", "--select", *CORE_SELECT],
+            duckdb_path=path,
+            quiet=True,
+            target_path=tmp_path / "dbt-target",
+            dbt_vars={"uba__late_event_lookback_days": 0},
+        )
 
 
 def write_validated_append(path: Path, events: pl.DataFrame) -> None:
