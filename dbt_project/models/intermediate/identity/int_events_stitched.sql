@@ -2,8 +2,8 @@
     goes to the user identified on the same device (anonymous_hash) at the nearest LATER event,
     else at the nearest earlier one; a device never identified keeps its anonymous_hash as the
     person key. Two user_hashes are never merged: every event lands on exactly one of them.
-    "Nearest" follows (event_ts, event_id). Running counts of identified events mark the
-    stretch each event belongs to; this avoids IGNORE NULLS, which PostgreSQL lacks. -#}
+    "Nearest" follows (event_ts, event_id); the neighbours come from the dispatched macro
+    uba_device_neighbour_users (IGNORE NULLS windows, or running counts on PostgreSQL). -#}
 with
 
 events as (
@@ -12,41 +12,9 @@ events as (
 
 ),
 
-device_positions as (
-
-    select
-        event_id,
-        anonymous_hash,
-        user_hash,
-        -- identified events at or before this one: equal counts share the same last-before user
-        count(user_hash) over (
-            partition by anonymous_hash
-            order by event_ts, event_id
-            rows between unbounded preceding and current row
-        ) as identified_before,
-        -- identified events at or after this one: equal counts share the same next-after user
-        count(user_hash) over (
-            partition by anonymous_hash
-            order by event_ts desc, event_id desc
-            rows between unbounded preceding and current row
-        ) as identified_after
-    from events
-    where anonymous_hash is not null
-
-),
-
 device_neighbours as (
 
-    select
-        event_id,
-        -- each stretch holds exactly one identified event (its first row), so max() is that user
-        case when identified_before > 0 then max(user_hash) over (
-            partition by anonymous_hash, identified_before
-        ) end as previous_user_hash,
-        case when identified_after > 0 then max(user_hash) over (
-            partition by anonymous_hash, identified_after
-        ) end as next_user_hash
-    from device_positions
+    {{ uba_device_neighbour_users('events') }}
 
 ),
 
