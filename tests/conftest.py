@@ -13,6 +13,8 @@ import pytest
 
 SAMPLE_EVENTS = int(os.environ.get("UBA_TEST_EVENTS", "60000"))
 SAMPLE_SEED = 7
+# More account takeovers than the default 2% so the anomaly tests have enough planted cases.
+SAMPLE_ATO_RATE = 0.06
 TEST_SALT = "test-salt"
 
 
@@ -38,7 +40,9 @@ def sample_data(tmp_path_factory):
     from python_models.synthetic import generate
 
     out = tmp_path_factory.mktemp("sample")
-    return generate(out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED)
+    return generate(
+        out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED, ato_rate=SAMPLE_ATO_RATE
+    )
 
 
 @pytest.fixture(scope="session")
