@@ -1,7 +1,5 @@
 """The Dagster code location: assembles assets, checks, jobs, schedules, sensors, resources."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.defs.dbt import dbt_resource, uba_dbt_assets

@@ -1,7 +1,5 @@
 """Jobs: what the schedules, the sensor and the README's main command run."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.defs.ml import MODEL_INPUTS, model_key

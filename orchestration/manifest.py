@@ -4,8 +4,6 @@ Dagster builds the dbt assets from the manifest at import time; a missing or sta
 would silently show an old graph, so it is (re)parsed here when needed (about 4 s).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from python_models.config import DBT_PROJECT_DIR

@@ -1,7 +1,5 @@
 """Resources: the warehouse (DuckDB file), dbt, and where inputs come from."""
 
-from __future__ import annotations
-
 import contextlib
 from collections.abc import Iterator
 

@@ -1,7 +1,5 @@
 """Schedules (UTC): daily incremental refresh and scoring, weekly retraining."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.jobs import daily_refresh_job, retrain_job

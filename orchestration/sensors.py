@@ -4,8 +4,6 @@ champion's training window (population stability index) and ask for retraining p
 It reads the published copy, so it never waits on (or blocks) a run that writes the warehouse.
 """
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Raw layer: load event files, then gate them (valid rows go on, bad rows are quarantined)."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Training and batch-scoring assets, one pair per model; the work is in python_models.jobs."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.resources import WRITER_POOL, WarehouseResource

@@ -1,7 +1,5 @@
 """Publishing for readers: BI tools read a copy, never the file the pipeline writes."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.defs.ml import MODEL_INPUTS, score_key

@@ -5,8 +5,6 @@ frames read from DuckDB (GX through SQLAlchemy on DuckDB is unreliable); large t
 sampled with a fixed seed, and dbt's own tests still cover every row.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.defs.ml import FEATURES, MODEL_INPUTS, score_key
