@@ -15,7 +15,13 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with the configured memory limit and thread count."""
+    """Open the warehouse with the configured memory limit and thread count.
+
+    Fetch results with `.pl()`, `.df()` or `.fetch_arrow_table()`, never `.arrow()`: in DuckDB 1.5
+    `.arrow()` returns a lazy RecordBatchReader, and while an unconsumed one is alive (say, held
+    by an exception's traceback) any new connection to the same file in this process spins
+    forever. tests/unit/test_warehouse.py guards the codebase against it.
+    """
     settings = get_settings()
     db_path = Path(path) if path is not None else settings.duckdb_path
     if not read_only:

@@ -7,5 +7,13 @@ source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 # Tests write to their own temporary directories; never to the demo's data/.
 export UBA_QUIET_SALT=1
+# The portability test needs a PostgreSQL server (it starts a throwaway one on loopback). On a
+# root machine without one (a CI container), install Debian's; elsewhere that test skips.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${UBA_NO_PG_INSTALL:-}" ]; then
+  echo "test: installing PostgreSQL from Debian packages for the portability test ..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+    || echo "test: PostgreSQL install failed; the portability test will skip" >&2
+fi
 ruff check python_models orchestration expectations tests benchmarks
 exec pytest "$@"

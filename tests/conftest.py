@@ -40,9 +40,7 @@ def sample_data(tmp_path_factory):
     from python_models.synthetic import generate
 
     out = tmp_path_factory.mktemp("sample")
-    return generate(
-        out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED, ato_rate=SAMPLE_ATO_RATE
-    )
+    return generate(out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED, ato_rate=SAMPLE_ATO_RATE)
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,10 @@ VALIDATION_SAMPLE_ROWS = 200_000
 def _sample_frame(con, table: str):
     count = con.execute(f"select count(*) from {table}").fetchone()[0]
     if count <= VALIDATION_SAMPLE_ROWS:
-        return con.execute(f"select * from {table}").arrow().to_pandas(), count
+        return con.execute(f"select * from {table}").df(), count
     sample = f"reservoir({VALIDATION_SAMPLE_ROWS} rows) repeatable (42)"
     frame = con.execute(f"select * from {table} using sample {sample}")
-    return frame.arrow().to_pandas(), count
+    return frame.df(), count
 
 
 def _result(validation, table_rows: int) -> dg.AssetCheckResult:

@@ -274,7 +274,7 @@ def reference_sessions(validated: pl.DataFrame, salt: str = TEST_SALT) -> pl.Dat
 def read_table(path: Path, sql: str) -> pl.DataFrame:
     con = connect(path, read_only=True)
     try:
-        return pl.from_arrow(con.execute(sql).arrow())
+        return con.execute(sql).pl()
     finally:
         con.close()
 

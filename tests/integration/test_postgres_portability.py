@@ -210,7 +210,7 @@ def test_core_models_match_duckdb_on_postgres(postgres_server, tmp_path, monkeyp
     con = connect(duck, read_only=True)
     try:
         for table, columns in COMPARED.items():
-            expected = pl.from_arrow(con.execute(f"select {columns} from {table}").arrow())
+            expected = con.execute(f"select {columns} from {table}").pl()
             actual = _pg_frame(port, f"select {columns} from {table}")
             assert expected.height > 0 and actual.height == expected.height, table
             assert _normalise(actual) == _normalise(expected), table
