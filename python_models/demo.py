@@ -23,6 +23,12 @@ def add_arguments(parser) -> None:
         "--input", default=None, help="load these event files instead of generated ones"
     )
     parser.add_argument("--job", default="full_pipeline", help="Dagster job to run")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster console log level (DEBUG shows every step event)",
+    )
 
 
 def _ensure_sample(events: int, seed: int) -> Path:
@@ -44,7 +50,7 @@ def _ensure_sample(events: int, seed: int) -> Path:
     return out / "events"
 
 
-def _summary() -> None:
+def print_summary() -> None:
     from python_models.warehouse import connect
 
     settings = get_settings()
@@ -54,7 +60,7 @@ def _summary() -> None:
         print("\nPublished tables (read-only copy for BI):", published)
         print(
             con.sql(
-                "select table_schema || '.' || table_name as table_name, estimated_size as rows "
+                "select schema_name || '.' || table_name as table_name, estimated_size as rows "
                 "from duckdb_tables() where schema_name in ('ml_scores', 'ml') order by 1"
             )
         )
@@ -92,12 +98,15 @@ def run(args) -> int:
     instance = DagsterInstance.get()
     job = defs.resolve_job_def(args.job)
     print(f"uba demo: running Dagster job {args.job!r} (instance: {instance.root_directory})")
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    # Step-level DEBUG events (start, output, materialization...) are in `dagster dev`; the
+    # terminal gets INFO and up: progress lines and the models' evaluation tables.
+    log_level = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    result = job.execute_in_process(run_config=log_level, instance=instance, raise_on_error=False)
     elapsed = time.perf_counter() - started
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         print(f"uba demo: job failed after {elapsed:.0f}s; failed steps: {failed}", file=sys.stderr)
         return 1
-    _summary()
+    print_summary()
     print(f"\nuba demo: done in {elapsed:.0f}s. Explore it with: dagster dev")
     return 0

@@ -3,6 +3,7 @@ how to say a value in plain words. Python reads feature lists from here, never b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -106,4 +107,18 @@ def describe(feature: str, value: float, direction: str, path: str | Path | None
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     spec = get_feature(feature, path)
     template = spec.reason_high if direction == "high" else spec.reason_low
-    return template.format(value=float(value))
+    return _say_zero_plainly(template.format(value=float(value)))
+
+
+# "only 0 events in the last 7 days" reads like a bug to a business user; say it plainly.
+_ZERO_WORDING = (
+    (re.compile(r"^only \$0 spent"), "nothing spent"),
+    (re.compile(r"^active on only 0 "), "not active on any "),
+    (re.compile(r"^only 0 "), "no "),
+)
+
+
+def _say_zero_plainly(text: str) -> str:
+    for pattern, replacement in _ZERO_WORDING:
+        text = pattern.sub(replacement, text, count=1)
+    return text

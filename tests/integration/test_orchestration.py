@@ -81,7 +81,7 @@ def test_definitions_hold_the_whole_graph():
 
 
 @pytest.mark.slow
-def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data):
+def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, capsys):
     result = _run_full_pipeline(sample_data.events_dir)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
@@ -116,6 +116,15 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data):
     published = isolated_pipeline.published_dir / "warehouse.duckdb"
     assert {f"ml_scores.{t}" for t in SCORE_TABLES} <= _tables(published)
     assert (isolated_pipeline.published_dir / "parquet" / "ml_scores.churn_scores.parquet").exists()
+
+    # The demo's closing summary reads the published copy.
+    from python_models.demo import print_summary
+
+    capsys.readouterr()
+    print_summary()
+    summary = capsys.readouterr().out
+    for expected in ("ml_scores.churn_scores", "Highest churn risk", "Top anomaly alerts"):
+        assert expected in summary, summary
 
 
 @pytest.mark.slow

@@ -66,6 +66,12 @@ def test_describe_renders_plain_words():
     assert catalogue.describe("days_since_last_event", 21.4, "high") == (
         "no activity in the last 21 days"
     )
+    # Zero is said plainly, not as "only 0 ...".
+    assert catalogue.describe("count_events_7d", 0, "low") == "no events in the last 7 days"
+    assert catalogue.describe("count_active_days_7d", 0.2, "low") == (
+        "not active on any of the last 7 days"
+    )
+    assert catalogue.describe("count_events_7d", 10, "low") == "only 10 events in the last 7 days"
     for spec in catalogue.load_catalogue():
         for direction in catalogue.DIRECTIONS:
             text = catalogue.describe(spec.name, 3.0, direction)
