@@ -7,6 +7,7 @@ from orchestration.defs.ingest import check_raw_events_quality, events_validated
 from orchestration.defs.ml import scoring_assets, training_assets
 from orchestration.defs.publish import published_warehouse
 from orchestration.defs.quality import check_feature_mart_quality, score_checks
+from orchestration.defs.reports import retention_weekly_heatmap
 from orchestration.jobs import daily_refresh_job, full_pipeline_job, retrain_job
 from orchestration.resources import WarehouseResource
 from orchestration.schedules import daily_refresh_schedule, weekly_retrain_schedule
@@ -20,6 +21,7 @@ defs = dg.Definitions(
         *training_assets,
         *scoring_assets,
         published_warehouse,
+        retention_weekly_heatmap,
     ],
     asset_checks=[check_raw_events_quality, check_feature_mart_quality, *score_checks],
     jobs=[full_pipeline_job, daily_refresh_job, retrain_job],

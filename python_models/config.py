@@ -27,6 +27,10 @@ class Settings:
         return self.data_dir / "models"
 
     @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
     def published_dir(self) -> Path:
         return self.data_dir / "published"
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.metadata import image
 from orchestration.resources import WRITER_POOL, WarehouseResource
 
 FEATURES = dg.AssetKey(["features", "ftr_user_features"])
@@ -62,7 +63,7 @@ def build_training_asset(model_name: str) -> dg.AssetsDefinition:
             if isinstance(value, int | float):
                 metadata[f"metric/{name}"] = float(value)
         for name, path in (outcome.plots or {}).items():
-            metadata[f"plot/{name}"] = dg.MetadataValue.path(str(path))
+            metadata[f"plot/{name}"] = image(path)
         return dg.MaterializeResult(metadata=metadata)
 
     _train.__name__ = f"{model_name}_model"

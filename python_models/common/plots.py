@@ -79,3 +79,28 @@ def score_histogram(scores, path: Path, title: str) -> Path:
     ax.hist(scores, bins=50)
     ax.set(xlabel="score", ylabel="count", title=title)
     return _save(fig, path)
+
+
+def retention_heatmap(
+    cohorts: list[str], periods: list[int], matrix: np.ndarray, sizes: list[int], path: Path
+) -> Path:
+    """Cohort x period retention (share of the cohort active in that period; NaN = not yet
+    observed), newest cohort at the bottom, with each cohort's size on its label."""
+    matrix = np.asarray(matrix, dtype=float)
+    fig, ax = plt.subplots(
+        figsize=(max(6, 0.38 * len(periods) + 2.5), max(3, 0.3 * len(cohorts) + 1.5))
+    )
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(periods)), [str(p) for p in periods], fontsize=7)
+    labels = [f"{c} (n={n:,})" for c, n in zip(cohorts, sizes, strict=True)]
+    ax.set_yticks(range(len(cohorts)), labels, fontsize=7)
+    if len(cohorts) * len(periods) <= 400:
+        for (row, col), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                colour = "white" if value < 0.5 else "black"
+                ax.text(
+                    col, row, f"{value:.0%}", ha="center", va="center", fontsize=6, color=colour
+                )
+    ax.set(xlabel="weeks since acquisition", title="Weekly retention by acquisition cohort")
+    fig.colorbar(image, ax=ax, shrink=0.8, format=lambda v, _: f"{v:.0%}")
+    return _save(fig, path)

@@ -69,6 +69,7 @@ def test_definitions_hold_the_whole_graph():
         "ml_scores/churn_scores",
         "ml_scores/anomaly_alerts",
         "published/warehouse",
+        "reports/retention_weekly_heatmap",
     ):
         assert expected in keys, f"{expected} missing from the asset graph"
     # dbt models hang off the gated table, not the raw one.
@@ -111,6 +112,21 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
         assert champions >= 3
     finally:
         con.close()
+
+    # Evaluation plots and the retention heatmap ride along as inline images.
+    materialized = {
+        "/".join(event.asset_key.path): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    for key, plot in (
+        ("ml/churn_model", "plot/roc"),
+        ("ml/churn_model", "plot/calibration"),
+        ("ml/churn_model", "plot/feature_importance"),
+        ("ml/segmentation_model", "plot/segment_profiles"),
+        ("reports/retention_weekly_heatmap", "heatmap"),
+    ):
+        assert "data:image/png;base64," in materialized[key][plot].value, (key, plot)
+    assert materialized["reports/retention_weekly_heatmap"]["cohorts"].value > 0
 
     # Readers get the published copy and Parquet exports.
     published = isolated_pipeline.published_dir / "warehouse.duckdb"
