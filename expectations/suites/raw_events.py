@@ -83,6 +83,15 @@ def build_suite() -> gx.ExpectationSuite:
         )
     )
     add(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="received_at_upper_bound",
+            column_B="received_at",
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
+            meta={"reason": "invalid_received_at"},
+        )
+    )
+    add(
         gxe.ExpectColumnValuesToBeBetween(
             column="event_ts",
             min_value=EARLIEST_EVENT_TS,

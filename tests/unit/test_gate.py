@@ -54,6 +54,11 @@ CSV_PLAN: list[tuple[dict, str | None]] = [
     (row("bad-recv", received_at="2025-02-30T10:00:00Z"), "invalid_received_at"),
     (row("bad-old", event_ts="1999-12-31T23:59:59Z"), "event_ts_out_of_range"),
     (row("bad-future", event_ts="2025-03-05T10:00:00Z"), "event_ts_out_of_range"),
+    # Past pandas' nanosecond range (1677-2262), which the GX frame clamps into.
+    (row("bad-ancient", event_ts="1500-01-01T00:00:00Z"), "event_ts_out_of_range"),
+    (row("bad-far-future", event_ts="9999-12-31T23:59:59Z"), "event_ts_out_of_range"),
+    (row("bad-recv-future", received_at="9999-01-01T00:00:00Z"), "invalid_received_at"),
+    (row("bad-recv-ancient", received_at="1600-01-01T00:00:00Z"), "event_ts_out_of_range"),
     (row("bad-json", properties='{"page": "/ho'), "invalid_properties_json"),
     (row("bad-array", properties="[1, 2]"), "invalid_properties_json"),
     (row("bad-big", properties=json.dumps({"blob": "x" * 70_000})), "properties_too_large"),
