@@ -479,6 +479,31 @@ def test_incremental_equals_full_refresh(planted, tmp_path):
     assert table_hashes(path, marts) == incremental
 
 
+def test_changed_salt_stops_the_build_until_full_refresh(planted, tmp_path, monkeypatch):
+    """Incremental staging keeps old hashes, so a new salt must stop the build, not split
+    every person in two; --full-refresh re-hashes everything under the new salt."""
+    path = tmp_path / "warehouse.duckdb"
+    write_validated(path, planted.events)
+    build_core(path, tmp_path)
+    before = table_hashes(path, ["staging.stg_app__events", "marts.fct_events"])
+
+    monkeypatch.setenv("UBA_PSEUDONYM_SALT", "another-salt")
+    with pytest.raises(DbtError, match="assert_one_pseudonym_salt"):
+        build_core(path, tmp_path)
+    # Nothing past the salt check ran: the tables still hold the old, consistent keys.
+    assert table_hashes(path, ["staging.stg_app__events", "marts.fct_events"]) == before
+
+    build_core(path, tmp_path, "--full-refresh")
+    users = read_table(path, "select distinct user_hash from staging.stg_app__events")
+    expected = {
+        pseudonymize(u, "user", "another-salt")
+        for u in planted.events["user_id"].drop_nulls().unique()
+    }
+    assert set(users["user_hash"].drop_nulls()) == expected
+    salts = read_table(path, "select * from staging.stg_app__pseudonym_salts")
+    assert salts.height == 1
+
+
 def test_incremental_without_lookback_misses_out_of_order_events(planted, tmp_path):
     """Control for the test above: with no lookback, events received before the high-water
     mark are skipped, and the events-reconcile test stops the build."""

@@ -6,6 +6,7 @@
     the event_ids not yet staged. As a view, every test and reader re-parsed the JSON of every
     event (about 250 s of a 400 s dbt build at 10M events). A new salt or a new column needs
     `--full-refresh`. -#}
+-- depends_on: {{ ref('stg_app__pseudonym_salts') }}
 {{
     config(
         materialized='incremental',

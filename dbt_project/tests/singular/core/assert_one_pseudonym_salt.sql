@@ -1,0 +1,11 @@
+{#- Fails when identifiers in this warehouse were hashed under more than one salt: staging and
+    the core marts are incremental, so old rows would keep keys from the old salt and every
+    person would be split in two. Fix: `dbt build --full-refresh` (or `uba build
+    --full-refresh`) re-hashes everything under the current salt. Staging depends on
+    stg_app__pseudonym_salts, so it does not run while this fails. -#}
+select
+    salt_fingerprint,
+    first_used_at,
+    'UBA_PSEUDONYM_SALT changed since the last build: run dbt build --full-refresh' as fix
+from {{ ref('stg_app__pseudonym_salts') }}
+where (select count(*) from {{ ref('stg_app__pseudonym_salts') }}) > 1
