@@ -16,6 +16,7 @@ dbt_project = DbtProject(
     target=get_settings().dbt_target,
 )
 MANIFEST_PATH = ensure_manifest()
+DAGSTER_DBT_TARGET = DBT_PROJECT_DIR / "target" / "dagster"
 
 
 class UbaDbtTranslator(DagsterDbtTranslator):
@@ -42,7 +43,9 @@ class UbaDbtTranslator(DagsterDbtTranslator):
 )
 def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """`dbt build`: seeds, models (incremental where they grow) and their tests."""
-    yield from dbt.cli(["build"], context=context).stream()
+    # One artifacts folder, overwritten per run: dagster-dbt's default is a new folder per run
+    # (~7 MB each, never cleaned). Runs that write are serialized by the pool, so no clash.
+    yield from dbt.cli(["build"], context=context, target_path=DAGSTER_DBT_TARGET).stream()
 
 
 def dbt_resource() -> DbtCliResource:
