@@ -4,6 +4,22 @@
     {{ return(adapter.dispatch('uba_pseudonymize', 'uba')(column, namespace)) }}
 {%- endmacro %}
 
+{#- DuckDB: the salt is a session variable set by the dbt-duckdb plugin
+    python_models.dbt_salt_plugin (profiles.yml), so it never appears in compiled SQL or logs. -#}
+{% macro duckdb__uba_pseudonymize(column, namespace) -%}
+    case when {{ column }} is null then null else
+        left(sha256(
+            coalesce(
+                getvariable('uba_pseudonym_salt'),
+                error('the pseudonymization salt is not set: add the dbt-duckdb plugin '
+                    || 'python_models.dbt_salt_plugin to the profile (see profiles.yml)')
+            ) || '|{{ namespace }}|' || {{ column }}
+        ), 32)
+    end
+{%- endmacro %}
+
+{#- Other adapters get the salt inlined from UBA_PSEUDONYM_SALT (it then shows in compiled SQL
+    under target/: keep that folder private there). -#}
 {% macro default__uba_pseudonymize(column, namespace) -%}
     case when {{ column }} is null then null else
         left(sha256('{{ uba_salt() }}' || '|{{ namespace }}|' || {{ column }}), 32)

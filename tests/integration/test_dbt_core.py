@@ -488,6 +488,7 @@ def test_changed_salt_stops_the_build_until_full_refresh(planted, tmp_path, monk
     before = table_hashes(path, ["staging.stg_app__events", "marts.fct_events"])
 
     monkeypatch.setenv("UBA_PSEUDONYM_SALT", "another-salt")
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "dbt-logs"))
     with pytest.raises(DbtError, match="assert_one_pseudonym_salt"):
         build_core(path, tmp_path)
     # Nothing past the salt check ran: the tables still hold the old, consistent keys.
@@ -502,6 +503,13 @@ def test_changed_salt_stops_the_build_until_full_refresh(planted, tmp_path, monk
     assert set(users["user_hash"].drop_nulls()) == expected
     salts = read_table(path, "select * from staging.stg_app__pseudonym_salts")
     assert salts.height == 1
+
+    # The salt reaches DuckDB as a session variable (python_models.dbt_salt_plugin): no
+    # compiled model, run artifact or log line holds it.
+    artifacts = [*(tmp_path / "dbt-target").rglob("*"), *(tmp_path / "dbt-logs").rglob("*")]
+    assert any(f.name == "dbt.log" for f in artifacts)
+    leaks = [f for f in artifacts if f.is_file() and b"another-salt" in f.read_bytes()]
+    assert not leaks, leaks
 
 
 def test_incremental_without_lookback_misses_out_of_order_events(planted, tmp_path):
