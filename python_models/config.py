@@ -35,16 +35,19 @@ class Settings:
         return self.data_dir / "published"
 
 
+def pseudonym_salt_from_env() -> str:
+    """UBA_PSEUDONYM_SALT, or the development salt when unset or empty. Also read by the
+    dbt-duckdb plugin (python_models.dbt_salt_plugin), so dbt and Python hash alike."""
+    return os.environ.get("UBA_PSEUDONYM_SALT") or DEFAULT_SALT
+
+
 def _from_env() -> Settings:
     data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
-    salt = os.environ.get("UBA_PSEUDONYM_SALT")
-    if not salt:
-        salt = DEFAULT_SALT
     return Settings(
         data_dir=data_dir,
         duckdb_path=duckdb_path,
-        pseudonym_salt=salt,
+        pseudonym_salt=pseudonym_salt_from_env(),
         duckdb_memory_limit=os.environ.get("UBA_DUCKDB_MEMORY_LIMIT", "4GB"),
         duckdb_threads=int(os.environ.get("UBA_DUCKDB_THREADS", os.cpu_count() or 2)),
         dbt_target=os.environ.get("UBA_DBT_TARGET", "duckdb"),

@@ -9,17 +9,15 @@ with getvariable() and fails loudly when it is missing.
 
 from __future__ import annotations
 
-import os
-
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from python_models.config import DEFAULT_SALT
+from python_models.config import pseudonym_salt_from_env
 
 SALT_VARIABLE = "uba_pseudonym_salt"
 
 
 def _set_salt(connection) -> None:
-    salt = os.environ.get("UBA_PSEUDONYM_SALT") or DEFAULT_SALT
+    salt = pseudonym_salt_from_env()
     # SET VARIABLE takes no bound parameters; the literal goes to DuckDB, never to dbt's log.
     connection.execute(f"set variable {SALT_VARIABLE} = '" + salt.replace("'", "''") + "'")
 

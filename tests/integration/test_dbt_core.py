@@ -485,14 +485,15 @@ def test_changed_salt_stops_the_build_until_full_refresh(planted, tmp_path, monk
     path = tmp_path / "warehouse.duckdb"
     write_validated(path, planted.events)
     build_core(path, tmp_path)
-    before = table_hashes(path, ["staging.stg_app__events", "marts.fct_events"])
+    keyed_tables = ["staging.stg_app__events", "marts.fct_events"]
+    before = table_hashes(path, keyed_tables)
 
     monkeypatch.setenv("UBA_PSEUDONYM_SALT", "another-salt")
     monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "dbt-logs"))
     with pytest.raises(DbtError, match="assert_one_pseudonym_salt"):
         build_core(path, tmp_path)
     # Nothing past the salt check ran: the tables still hold the old, consistent keys.
-    assert table_hashes(path, ["staging.stg_app__events", "marts.fct_events"]) == before
+    assert table_hashes(path, keyed_tables) == before
 
     build_core(path, tmp_path, "--full-refresh")
     users = read_table(path, "select distinct user_hash from staging.stg_app__events")
