@@ -1,48 +1,32 @@
-"""LTV from transactions alone (user_id, purchased_at, revenue_usd): RFM features before a
-calibration cut, revenue in [cut, cut + horizon) as the target. For data that never went
-through the event pipeline (an order export, a billing table)."""
+"""Transactions in (an order export, a billing table, a public purchase log): reading with ids kept
+as text, validation with clear errors, and the per-customer summaries every LTV forecaster reads.
+
+A purchase is a customer-day: several orders on one day count once (their revenue adds up), as
+in the BG/NBD literature. Rows with negative revenue (refunds) lower that day's revenue but do not
+make a purchase day on their own.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import polars as pl
 
-from python_models.common.metrics import regression_metrics
-from python_models.ltv.model import fit_booster
-from python_models.ltv.params import LtvParams
-
 REQUIRED_COLUMNS = ("user_id", "purchased_at", "revenue_usd")
-RFM_FEATURES = [
-    "count_purchases",
-    "days_since_last_purchase",
-    "days_since_first_purchase",
-    "sum_revenue_usd",
-    "avg_revenue_usd_per_purchase",
-    "sum_revenue_usd_30d",
-    "sum_revenue_usd_90d",
-    "count_purchases_90d",
-]
-
-
-@dataclass
-class TransactionLtvResult:
-    calibration_end: date
-    horizon_days: int
-    evaluation: pl.DataFrame
-    metrics: dict[str, float]
-    predictions: pl.DataFrame  # user_id, split, predicted_revenue_usd, baseline, actual
-    booster_text: str
-    params: dict[str, Any]
-    features: list[str] = field(default_factory=lambda: list(RFM_FEATURES))
+# Names order exports use for the same three columns (first match wins; declared once here).
+COLUMN_ALIASES = {
+    "user_id": ("user_id", "customer_id"),
+    "purchased_at": ("purchased_at",),
+    "revenue_usd": ("revenue_usd", "revenue"),
+}
+# Unambiguous text formats tried after polars' ISO-8601 inference (CDNOW writes 19970101).
+_EXTRA_TIMESTAMP_FORMATS = ("%Y%m%d",)
 
 
 def read_transactions(path: str | Path) -> pl.DataFrame:
-    """Read a Parquet or CSV file of transactions (by extension)."""
+    """Read a Parquet or CSV file of transactions (by extension). CSV columns are read as text and
+    typed by `validate_transactions`, so ids stay exactly as written ("00001", "007" vs "7")."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"transactions file {path} does not exist")
@@ -50,26 +34,57 @@ def read_transactions(path: str | Path) -> pl.DataFrame:
     if suffix == ".parquet":
         return pl.read_parquet(path)
     if suffix == ".csv":
-        return pl.read_csv(path, infer_schema_length=10_000, try_parse_dates=True)
+        return pl.read_csv(path, infer_schema=False)
     raise ValueError(f"transactions must be .parquet or .csv, got {path.name}")
 
 
+def _rename_aliases(transactions: pl.DataFrame) -> pl.DataFrame:
+    renames = {}
+    for column, names in COLUMN_ALIASES.items():
+        present = [n for n in names if n in transactions.columns]
+        if present and present[0] != column:
+            renames[present[0]] = column
+    return transactions.rename(renames)
+
+
+def _parse_timestamps(text: pl.Series) -> pl.Series:
+    try:
+        parsed = text.str.to_datetime(strict=False, time_zone="UTC")
+    except pl.exceptions.ComputeError:  # no ISO format fits the first value
+        parsed = pl.Series(text.name, [None] * len(text), dtype=pl.Datetime("us", "UTC"))
+    for fmt in _EXTRA_TIMESTAMP_FORMATS:
+        if not parsed.null_count():
+            break
+        other = text.str.to_datetime(fmt, strict=False, time_zone="UTC")
+        parsed = parsed.fill_null(other)
+    return parsed.dt.replace_time_zone(None)
+
+
 def validate_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
-    """Typed copy (user_id string, purchased_at datetime, revenue_usd float); clear errors for
-    missing columns, unparseable values and nulls (nothing is dropped silently)."""
+    """Typed copy (user_id text, purchased_at naive-UTC datetime, revenue_usd float); clear
+    errors for missing columns, unparseable values and nulls (nothing is dropped silently).
+    Integer ids from a typed source (Parquet, a database) become their decimal text."""
+    transactions = _rename_aliases(transactions)
     missing = [c for c in REQUIRED_COLUMNS if c not in transactions.columns]
     if missing:
         raise ValueError(
-            f"transactions lack columns {missing}; expected {list(REQUIRED_COLUMNS)}, "
-            f"got {transactions.columns}"
+            f"transactions lack columns {missing}; expected {list(REQUIRED_COLUMNS)} "
+            f"(or customer_id / revenue), got {transactions.columns}"
         )
     frame = transactions.select(REQUIRED_COLUMNS)
     nulls = {c: n for c, n in zip(frame.columns, frame.null_count().row(0), strict=True) if n}
     if nulls:
         raise ValueError(f"transactions have null values: {nulls} (per column)")
+    user_id = frame["user_id"]
+    if user_id.dtype == pl.String:
+        if bool((user_id.str.strip_chars() == "").any()):
+            raise ValueError("transactions have empty user_id values")
+    elif not (user_id.dtype.is_integer() or user_id.dtype == pl.Categorical):
+        # Floats would print "7.0" and merge ids that only look alike; refuse rather than guess.
+        raise ValueError(f"user_id must be text or integer, got {user_id.dtype}")
     when = frame["purchased_at"]
     if when.dtype == pl.String:
-        parsed = when.str.to_datetime(strict=False, time_zone="UTC").dt.replace_time_zone(None)
+        parsed = _parse_timestamps(when)
         bad = int(parsed.is_null().sum())
         if bad:
             example = when.filter(parsed.is_null())[0]
@@ -83,7 +98,7 @@ def validate_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
         when = when.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     revenue = frame["revenue_usd"]
     if revenue.dtype == pl.String:
-        revenue = revenue.cast(pl.Float64, strict=False)
+        revenue = revenue.str.strip_chars().cast(pl.Float64, strict=False)
         bad = int(revenue.is_null().sum())
         if bad:
             raise ValueError(f"{bad} revenue_usd values are not numbers")
@@ -94,114 +109,88 @@ def validate_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
         raise ValueError("revenue_usd holds NaN or infinite values")
     return pl.DataFrame(
         {
-            "user_id": frame["user_id"].cast(pl.String),
+            "user_id": user_id.cast(pl.String),
             "purchased_at": when.cast(pl.Datetime("us")),
             "revenue_usd": revenue,
         }
     )
 
 
-def rfm_features(transactions: pl.DataFrame, calibration_end: date) -> pl.DataFrame:
-    """One row per user with a purchase before the cut: recency, frequency, monetary value."""
-    cut = datetime.combine(calibration_end, datetime.min.time())
-    before = transactions.filter(pl.col("purchased_at") < cut)
-    days_before = (pl.lit(cut) - pl.col("purchased_at")).dt.total_seconds() / 86_400
+def purchase_days(transactions: pl.DataFrame) -> pl.DataFrame:
+    """One row per customer-day with a purchase: user_id, day (date), revenue_usd (the day's sum,
+    refunds included). Input: a validated frame."""
+    return (
+        transactions.with_columns(pl.col("purchased_at").dt.date().alias("day"))
+        .group_by("user_id", "day")
+        .agg(
+            pl.col("revenue_usd").sum(),
+            (pl.col("revenue_usd") >= 0).any().alias("is_purchase"),
+        )
+        .filter("is_purchase")
+        .drop("is_purchase")
+        .sort("user_id", "day")
+    )
+
+
+def as_date(value: date | datetime | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+def customer_summary(days: pl.DataFrame, cut: date) -> pl.DataFrame:
+    """One row per customer whose first purchase is before `cut` (exclusive), from purchase days
+    before it: frequency (repeat purchase days), recency (last - first, days), age (cut - first,
+    days), repeat_value (mean revenue of the repeat days; 0 without one), and RFM extras for the
+    learned model."""
+    before = days.filter(pl.col("day") < cut)
+    since = (pl.lit(cut) - pl.col("day")).dt.total_days().cast(pl.Float64)
+    rank = pl.col("day").rank("ordinal").over("user_id")
+    repeat_revenue = pl.col("revenue_usd").filter(rank > 1)
     return (
         before.group_by("user_id")
         .agg(
-            pl.len().cast(pl.Float64).alias("count_purchases"),
-            days_before.min().alias("days_since_last_purchase"),
-            days_before.max().alias("days_since_first_purchase"),
-            pl.col("revenue_usd").sum().alias("sum_revenue_usd"),
-            pl.col("revenue_usd").mean().alias("avg_revenue_usd_per_purchase"),
-            pl.col("revenue_usd").filter(days_before <= 30).sum().alias("sum_revenue_usd_30d"),
-            pl.col("revenue_usd").filter(days_before <= 90).sum().alias("sum_revenue_usd_90d"),
-            (days_before <= 90).sum().cast(pl.Float64).alias("count_purchases_90d"),
+            (pl.len() - 1).cast(pl.Float64).alias("frequency"),
+            ((pl.col("day").max() - pl.col("day").min()).dt.total_days())
+            .cast(pl.Float64)
+            .alias("recency"),
+            since.max().alias("age"),
+            repeat_revenue.mean().fill_null(0.0).alias("repeat_value"),
+            pl.col("revenue_usd").sum().alias("total_revenue"),
+            pl.col("revenue_usd").mean().alias("mean_value"),
+            pl.col("revenue_usd").sort_by("day").last().alias("last_value"),
+            pl.col("revenue_usd").sort_by("day").first().alias("first_value"),
+            (since <= 30).sum().cast(pl.Float64).alias("purchases_30d"),
+            (since <= 90).sum().cast(pl.Float64).alias("purchases_90d"),
+            (since <= 180).sum().cast(pl.Float64).alias("purchases_180d"),
+            pl.col("revenue_usd").filter(since <= 90).sum().alias("revenue_90d"),
         )
         .sort("user_id")
     )
 
 
-def future_revenue(transactions: pl.DataFrame, calibration_end: date, horizon_days: int):
-    cut = datetime.combine(calibration_end, datetime.min.time())
-    end = cut + timedelta(days=horizon_days)
-    return (
-        transactions.filter((pl.col("purchased_at") >= cut) & (pl.col("purchased_at") < end))
+def window_actuals(days: pl.DataFrame, customers: pl.Series, start: date, horizon_days: int):
+    """Purchases and revenue of each listed customer in [start, start + horizon) (0 if none)."""
+    end = start + timedelta(days=horizon_days)
+    inside = (
+        days.filter((pl.col("day") >= start) & (pl.col("day") < end))
         .group_by("user_id")
-        .agg(pl.col("revenue_usd").sum().alias("label"))
+        .agg(
+            pl.len().cast(pl.Float64).alias("actual_purchases"),
+            pl.col("revenue_usd").sum().alias("actual_revenue_usd"),
+        )
+    )
+    return (
+        customers.to_frame("user_id")
+        .join(inside, on="user_id", how="left")
+        .with_columns(pl.col("actual_purchases", "actual_revenue_usd").fill_null(0.0))
     )
 
 
-def train_from_transactions(
-    transactions: pl.DataFrame,
-    calibration_end: date | str,
-    horizon_days: int,
-    params: dict[str, Any] | None = None,
-) -> TransactionLtvResult:
-    """Fit and evaluate tweedie LightGBM vs the spend-rate baseline on a seeded user split."""
-    settings = LtvParams.from_overrides(params)
-    if isinstance(calibration_end, str):
-        calibration_end = date.fromisoformat(calibration_end)
-    if horizon_days <= 0:
-        raise ValueError("horizon_days must be positive")
-    frame = validate_transactions(transactions)
-    first, last = frame["purchased_at"].min(), frame["purchased_at"].max()
-    cut = datetime.combine(calibration_end, datetime.min.time())
-    if first is None or first >= cut:
-        raise ValueError(f"no transactions before calibration_end {calibration_end}")
-    if last < cut + timedelta(days=horizon_days) - timedelta(days=1):
-        raise ValueError(
-            f"transactions end {last:%Y-%m-%d}, before calibration_end + horizon "
-            f"({calibration_end + timedelta(days=horizon_days)}): the target has not matured; "
-            "move --calibration-end earlier or shorten --horizon-days"
-        )
-    features = rfm_features(frame, calibration_end)
-    data = features.join(
-        future_revenue(frame, calibration_end, horizon_days), on="user_id", how="left"
-    ).with_columns(pl.col("label").fill_null(0.0))
-    if data.height < 20:
-        raise ValueError(f"only {data.height} users bought before the cut; need at least 20")
-    rng = np.random.default_rng(settings.seed)
-    is_holdout = rng.random(data.height) < settings.holdout_fraction
-    data = data.with_columns(pl.Series("split", np.where(is_holdout, "holdout", "train")))
-    train = data.filter(pl.col("split") == "train")
-    # Early stopping on a seeded slice of the training users, never on the holdout.
-    is_valid = np.random.default_rng(settings.seed + 1).random(train.height) < 0.2
-    fit_part, valid_part = train.filter(~pl.Series(is_valid)), train.filter(pl.Series(is_valid))
-    x = lambda f: f.select(RFM_FEATURES).to_numpy().astype(float)  # noqa: E731
-    booster, best = fit_booster(
-        x(fit_part),
-        fit_part["label"].to_numpy(),
-        x(valid_part),
-        valid_part["label"].to_numpy(),
-        RFM_FEATURES,
-        settings,
-    )
-    predicted = booster.predict(x(data), num_iteration=best)
-    tenure = np.maximum(data["days_since_first_purchase"].to_numpy(), 1.0)
-    baseline = data["sum_revenue_usd"].to_numpy() / tenure * horizon_days
-    predictions = data.select("user_id", "split", "label").with_columns(
-        pl.Series("predicted_revenue_usd", predicted),
-        pl.Series("baseline_revenue_usd", baseline),
-    )
-    hold = predictions.filter(pl.col("split") == "holdout")
-    rows = [
-        {"variant": variant, "split": "holdout", **regression_metrics(hold["label"], hold[col])}
-        for variant, col in (
-            ("historical_average", "baseline_revenue_usd"),
-            ("lightgbm", "predicted_revenue_usd"),
-        )
-    ]
-    evaluation = pl.DataFrame(rows)
-    metrics = {k: v for k, v in rows[1].items() if k not in ("variant", "split")}
-    metrics["baseline_spearman"] = rows[0]["spearman"]
-    metrics["best_iteration"] = best
-    return TransactionLtvResult(
-        calibration_end=calibration_end,
-        horizon_days=horizon_days,
-        evaluation=evaluation,
-        metrics=metrics,
-        predictions=predictions.rename({"label": "actual_revenue_usd"}),
-        booster_text=booster.model_to_string(num_iteration=best),
-        params=settings.as_dict(),
-    )
+def train_from_transactions(transactions, calibration_end=None, horizon_days=90, params=None):
+    """Evaluate every LTV forecaster on a time split (see `python_models.ltv.forecast`)."""
+    from python_models.ltv.forecast import evaluate_transactions
+
+    return evaluate_transactions(transactions, calibration_end, horizon_days, params=params)
