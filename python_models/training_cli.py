@@ -2,8 +2,8 @@
 
     uba train                       # all four models on the warehouse's feature marts
     uba train --model churn --param num_leaves=7
-    uba train --model ltv --transactions orders.parquet --calibration-end 2025-04-01 \
-        --horizon-days 90 [--output predictions.parquet]
+    uba train --model ltv --transactions orders.parquet [--calibration-end 2025-04-01] \
+        --horizon-days 90 [--output predictions.parquet] [--forecast forecast.parquet]
     uba score [--model M]
 """
 
@@ -45,36 +45,45 @@ def add_train_arguments(parser) -> None:
         type=Path,
         help="LTV from a transactions file (user_id, purchased_at, revenue_usd; .parquet/.csv)",
     )
-    parser.add_argument("--calibration-end", type=date.fromisoformat, help="YYYY-MM-DD cut")
+    parser.add_argument(
+        "--calibration-end",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD first holdout day (default: the latest cut whose holdout has matured)",
+    )
     parser.add_argument("--horizon-days", type=int, default=90, help="LTV target horizon")
     parser.add_argument("--output", type=Path, help="write transaction-LTV predictions here")
+    parser.add_argument(
+        "--forecast", type=Path, help="write the served model's forecast after the last date here"
+    )
 
 
 def _train_transactions(args, params: dict) -> int:
-    from python_models.ltv.transactions import read_transactions, train_from_transactions
+    from python_models.ltv.forecast import forecast_transactions
+    from python_models.ltv.transactions import (
+        read_transactions,
+        train_from_transactions,
+        write_frame,
+    )
 
     if args.model not in (None, "ltv"):
         print("--transactions only applies to --model ltv", file=sys.stderr)
-        return 2
-    if args.calibration_end is None:
-        print("--transactions needs --calibration-end YYYY-MM-DD", file=sys.stderr)
         return 2
     transactions = read_transactions(args.transactions)
     result = train_from_transactions(
         transactions, args.calibration_end, args.horizon_days, params=params
     )
-    print(
-        f"LTV from {transactions.height:,} transactions: features before "
-        f"{result.calibration_end}, revenue over the next {result.horizon_days} days"
-    )
+    print(f"LTV from {transactions.height:,} transactions: {result.describe()}")
     _print_table(result.evaluation)
+    print(f"served: {result.served_model} ({result.decision})")
     if args.output:
-        out = args.output
-        if out.suffix.lower() == ".csv":
-            result.predictions.write_csv(out)
-        else:
-            result.predictions.write_parquet(out)
-        print(f"predictions: {out} ({result.predictions.height:,} users)")
+        out = write_frame(result.predictions, args.output)
+        print(f"holdout predictions: {out} ({result.predictions.height:,} rows)")
+    if args.forecast:
+        forecast = forecast_transactions(
+            transactions, args.horizon_days, result.served_model, params=params
+        )
+        out = write_frame(forecast, args.forecast)
+        print(f"forecast from {forecast['as_of_date'][0]}: {out} ({forecast.height:,} customers)")
     return 0
 
 

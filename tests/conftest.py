@@ -77,3 +77,22 @@ def copy_warehouse(src: Path, tmp_path: Path, name: str = "warehouse.duckdb") ->
     dst = tmp_path / name
     shutil.copy(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def cdnow_wheel() -> Path:
+    """The lifetimes 0.11.3 wheel from PyPI (cached), which ships the real CDNOW purchase log."""
+    from python_models.ltv.public_data import LIFETIMES_WHEEL, PublicDataUnavailable, fetch_wheel
+
+    try:
+        return fetch_wheel(LIFETIMES_WHEEL)
+    except PublicDataUnavailable as err:
+        pytest.skip(f"PyPI unreachable, CDNOW data unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def cdnow_sample(cdnow_wheel):
+    """CDNOW's 2,357-customer sample as transactions (user_id text, purchased_at, revenue_usd)."""
+    from python_models.ltv.public_data import cdnow_transactions
+
+    return cdnow_transactions("sample", cdnow_wheel.parent)

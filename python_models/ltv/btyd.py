@@ -177,9 +177,19 @@ def fit_gamma_gamma(x, mbar, weights=None, start: GammaGammaParams | None = None
     return GammaGammaParams(*(float(v) for v in np.exp(_minimize(loss, theta))))
 
 
+# Log-parameter box: wide enough for any real data set, finite where the likelihood has no
+# interior optimum (identical spend everywhere drives Gamma-Gamma's p and q to infinity).
+_LOG_BOUNDS = (-20.0, 20.0)
+
+
 def _minimize(loss, theta: np.ndarray) -> np.ndarray:
     result = minimize(
-        loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-9}
+        loss,
+        np.clip(theta, *_LOG_BOUNDS),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[_LOG_BOUNDS] * len(theta),
+        options={"maxiter": 2000, "gtol": 1e-9},
     )
     if not np.isfinite(result.fun) or not np.all(np.isfinite(result.x)):
         raise ValueError(f"the likelihood fit did not converge: {result.message}")
@@ -189,8 +199,8 @@ def _minimize(loss, theta: np.ndarray) -> np.ndarray:
 def _check_summary(x, t_x, T) -> None:
     if len(x) == 0:
         raise ValueError("no customers to fit")
-    if (x < 0).any() or (t_x < 0).any() or (T <= 0).any() or (t_x > T).any():
-        raise ValueError("customer summaries need x >= 0, 0 <= t_x <= T and T > 0")
+    if (x < 0).any() or (t_x < 0).any() or (t_x > T).any() or ((x > 0) & (t_x <= 0)).any():
+        raise ValueError("customer summaries need x >= 0 and 0 <= t_x <= T (t_x > 0 if x > 0)")
 
 
 def probability_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:

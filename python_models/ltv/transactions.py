@@ -20,8 +20,10 @@ COLUMN_ALIASES = {
     "purchased_at": ("purchased_at",),
     "revenue_usd": ("revenue_usd", "revenue"),
 }
-# Unambiguous text formats tried after polars' ISO-8601 inference (CDNOW writes 19970101).
-_EXTRA_TIMESTAMP_FORMATS = ("%Y%m%d",)
+# Text timestamps: ISO 8601 (date, optional time and offset) or compact YYYYMMDD (CDNOW's).
+# Anything else (01/02/2025: January or February?) is refused rather than guessed.
+_ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+_COMPACT_DATE = r"^\d{8}$"
 
 
 def read_transactions(path: str | Path) -> pl.DataFrame:
@@ -38,6 +40,17 @@ def read_transactions(path: str | Path) -> pl.DataFrame:
     raise ValueError(f"transactions must be .parquet or .csv, got {path.name}")
 
 
+def write_frame(frame: pl.DataFrame, path: str | Path) -> Path:
+    """Write a frame as CSV or Parquet (by extension; Parquet when unsure)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+    return path
+
+
 def _rename_aliases(transactions: pl.DataFrame) -> pl.DataFrame:
     renames = {}
     for column, names in COLUMN_ALIASES.items():
@@ -48,16 +61,23 @@ def _rename_aliases(transactions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _parse_timestamps(text: pl.Series) -> pl.Series:
-    try:
-        parsed = text.str.to_datetime(strict=False, time_zone="UTC")
-    except pl.exceptions.ComputeError:  # no ISO format fits the first value
-        parsed = pl.Series(text.name, [None] * len(text), dtype=pl.Datetime("us", "UTC"))
-    for fmt in _EXTRA_TIMESTAMP_FORMATS:
-        if not parsed.null_count():
+    """Naive-UTC datetimes; null where the text is not one of the two accepted forms."""
+    text = text.str.strip_chars()
+    iso = text.str.contains(_ISO_TIMESTAMP)
+    compact = text.str.contains(_COMPACT_DATE)
+    out = pl.Series(text.name, [None] * len(text), dtype=pl.Datetime("us", "UTC"))
+    # polars infers one ISO layout from the first value; parse what is left with the next one.
+    todo = iso
+    while todo.any():
+        parsed = text.filter(todo).str.to_datetime(strict=False, time_zone="UTC")
+        if not parsed.is_not_null().any():
             break
-        other = text.str.to_datetime(fmt, strict=False, time_zone="UTC")
-        parsed = parsed.fill_null(other)
-    return parsed.dt.replace_time_zone(None)
+        out = out.scatter(todo.arg_true(), parsed.cast(pl.Datetime("us", "UTC")))
+        todo = todo & out.is_null()
+    if compact.any():
+        parsed = text.filter(compact).str.to_datetime("%Y%m%d", strict=False, time_zone="UTC")
+        out = out.scatter(compact.arg_true(), parsed.cast(pl.Datetime("us", "UTC")))
+    return out.dt.replace_time_zone(None)
 
 
 def validate_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
@@ -88,7 +108,10 @@ def validate_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
         bad = int(parsed.is_null().sum())
         if bad:
             example = when.filter(parsed.is_null())[0]
-            raise ValueError(f"{bad} purchased_at values are not timestamps, e.g. {example!r}")
+            raise ValueError(
+                f"{bad} purchased_at values are not timestamps (ISO 8601 or YYYYMMDD), "
+                f"e.g. {example!r}"
+            )
         when = parsed
     elif when.dtype == pl.Date:
         when = when.cast(pl.Datetime("us"))
@@ -142,9 +165,13 @@ def as_date(value: date | datetime | str) -> date:
 
 def customer_summary(days: pl.DataFrame, cut: date) -> pl.DataFrame:
     """One row per customer whose first purchase is before `cut` (exclusive), from purchase days
-    before it: frequency (repeat purchase days), recency (last - first, days), age (cut - first,
-    days), repeat_value (mean revenue of the repeat days; 0 without one), and RFM extras for the
-    learned model."""
+    before it: frequency (repeat purchase days), recency (last - first, days), age (last
+    calibration day - first, days), repeat_value (mean revenue of the repeat days; 0 without
+    one), and RFM extras for the learned model.
+
+    Day d is time d, as in Fader & Hardie's CDNOW summaries: the calibration period ends at the
+    last day before the cut (age 0 for a customer first seen that day), so a horizon of H days
+    after it is exactly the days [cut, cut + H)."""
     before = days.filter(pl.col("day") < cut)
     since = (pl.lit(cut) - pl.col("day")).dt.total_days().cast(pl.Float64)
     rank = pl.col("day").rank("ordinal").over("user_id")
@@ -156,7 +183,7 @@ def customer_summary(days: pl.DataFrame, cut: date) -> pl.DataFrame:
             ((pl.col("day").max() - pl.col("day").min()).dt.total_days())
             .cast(pl.Float64)
             .alias("recency"),
-            since.max().alias("age"),
+            (since.max() - 1).alias("age"),
             repeat_revenue.mean().fill_null(0.0).alias("repeat_value"),
             pl.col("revenue_usd").sum().alias("total_revenue"),
             pl.col("revenue_usd").mean().alias("mean_value"),

@@ -186,7 +186,7 @@ def test_transaction_only_ltv_runs_on_purchases(trained):
         "where event_name = 'purchase' and revenue_usd > 0"
     ).pl()
     result = train_from_transactions(transactions, "2025-04-07", horizon_days=60)
-    metrics = dict(zip(result.evaluation["variant"], result.evaluation["spearman"], strict=True))
-    print("\n", result.evaluation)
-    assert result.predictions.height > 20
-    assert metrics["lightgbm"] > 0.2
+    print("\n", result.evaluation, "\n", result.decision)
+    assert result.customers > 20
+    # Whatever is served beats predicting no purchases, on counts and on revenue.
+    assert (result.evaluation.filter(pl.col("served"))["mae_vs_zero"] < 1.0).all()

@@ -1,0 +1,282 @@
+"""Transaction LTV: BG/NBD + Gamma-Gamma against published CDNOW figures and planted truth; the
+time split never leaks; ids stay text."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from python_models.ltv import btyd
+from python_models.ltv.forecast import (
+    BASELINES,
+    CANDIDATE,
+    evaluate_transactions,
+    forecast_transactions,
+)
+from python_models.ltv.transactions import read_transactions, validate_transactions
+
+# Fader, Hardie & Lee (2005), CDNOW sample of 2,357 customers, 39 calibration weeks (Table 1 of
+# the BG/NBD paper); Fader & Hardie, "The Gamma-Gamma model of monetary value" (2013), same data.
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+PUBLISHED_LOG_LIKELIHOOD = -9582.4
+FAST = {"bootstrap_fits": 4, "draws": 200}  # tests need the logic, not the last digit
+
+# Planted BG/NBD + Gamma-Gamma process (days, dollars).
+TRUE_BGNBD = btyd.BgNbdParams(r=0.6, alpha=25.0, a=0.8, b=2.5)
+TRUE_GAMMA_GAMMA = btyd.GammaGammaParams(p=6.0, q=4.0, gamma=20.0)
+START = datetime(2024, 1, 1)
+CUT_DAY, HORIZON = 365, 180
+
+
+def simulate_btyd(n: int, seed: int, ids: list[str] | None = None):
+    """Customers born in the first 90 days; purchases at Poisson rate lambda; after each repeat
+    purchase a customer drops out with probability p; each purchase's value ~ Gamma(p_gg, nu).
+    Returns (transactions, latent state per customer)."""
+    rng = np.random.default_rng(seed)
+    birth = rng.uniform(0, 90, n)
+    lam = rng.gamma(TRUE_BGNBD.r, 1 / TRUE_BGNBD.alpha, n)
+    drop = rng.beta(TRUE_BGNBD.a, TRUE_BGNBD.b, n)
+    nu = rng.gamma(TRUE_GAMMA_GAMMA.q, 1 / TRUE_GAMMA_GAMMA.gamma, n)
+    end = CUT_DAY + HORIZON
+    who, when = [np.arange(n)], [birth]
+    t, active = birth.copy(), np.ones(n, dtype=bool)
+    alive_at_cut = np.ones(n, dtype=bool)
+    while active.any():
+        t = t + rng.exponential(1 / lam)
+        active &= t < end
+        who.append(np.flatnonzero(active))
+        when.append(t[active])
+        dropped = active & (rng.random(n) < drop)
+        alive_at_cut &= ~(dropped & (t < CUT_DAY))
+        active &= ~dropped
+    who, when = np.concatenate(who), np.concatenate(when)
+    value = rng.gamma(TRUE_GAMMA_GAMMA.p, 1 / nu[who])
+    names = np.array(ids if ids is not None else [f"c{i:05d}" for i in range(n)])
+    frame = pl.DataFrame(
+        {
+            "user_id": names[who],
+            "purchased_at": [START + timedelta(days=float(d)) for d in when],
+            "revenue_usd": np.round(value, 2),
+        }
+    )
+    latent = pl.DataFrame(
+        {"user_id": names, "lam": lam, "drop": drop, "nu": nu, "alive_at_cut": alive_at_cut}
+    )
+    return frame, latent
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return simulate_btyd(3000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def planted_evaluation(planted):
+    transactions, _ = planted
+    return evaluate_transactions(
+        transactions, START.date() + timedelta(days=CUT_DAY), HORIZON, params=FAST
+    )
+
+
+def test_cdnow_published_parameters(cdnow_wheel):
+    """The published 39-week CDNOW summary (x, t_x, T in weeks) gives the published estimates."""
+    with zipfile.ZipFile(cdnow_wheel) as archive:
+        text = archive.read("lifetimes/datasets/cdnow_customers_summary_with_transactions.csv")
+    summary = pl.read_csv(text)
+    assert summary.height == 2357
+    x, t_x, T, mbar = (summary[c].to_numpy() for c in ("x", "t_x", "T", "zbar"))
+    fitted = btyd.fit_bgnbd(x, t_x, T)
+    for name, published in PUBLISHED_BGNBD.items():
+        assert getattr(fitted, name) == pytest.approx(published, abs=0.0015), name
+    log_likelihood = btyd.bgnbd_log_likelihood(fitted, x, t_x, T).sum()
+    assert log_likelihood == pytest.approx(PUBLISHED_LOG_LIKELIHOOD, abs=0.1)
+    spend = btyd.fit_gamma_gamma(x, mbar)
+    for name, published in PUBLISHED_GAMMA_GAMMA.items():
+        assert getattr(spend, name) == pytest.approx(published, abs=0.015), name
+
+
+def test_cdnow_parameters_from_raw_transactions(cdnow_sample):
+    """The same estimates from the raw purchase log through our own summaries (days, so alpha
+    is 7x the weekly one; our T counts the cut day, so allow a percent)."""
+    from python_models.ltv.transactions import customer_summary, purchase_days
+
+    days = purchase_days(validate_transactions(cdnow_sample))
+    summary = customer_summary(days, date(1997, 10, 1))
+    assert summary.height == 2357
+    x, t_x, T = (summary[c].to_numpy() for c in ("frequency", "recency", "age"))
+    fitted = btyd.fit_bgnbd(x, t_x, T)
+    assert fitted.r == pytest.approx(PUBLISHED_BGNBD["r"], rel=0.01)
+    assert fitted.alpha / 7 == pytest.approx(PUBLISHED_BGNBD["alpha"], rel=0.01)
+    assert fitted.a == pytest.approx(PUBLISHED_BGNBD["a"], rel=0.01)
+    assert fitted.b == pytest.approx(PUBLISHED_BGNBD["b"], rel=0.01)
+
+
+def test_planted_parameters_are_recovered(planted):
+    from python_models.ltv.transactions import customer_summary, purchase_days
+
+    transactions, _ = planted
+    days = purchase_days(validate_transactions(transactions))
+    summary = customer_summary(days, START.date() + timedelta(days=CUT_DAY))
+    x, t_x, T, mbar = (
+        summary[c].to_numpy() for c in ("frequency", "recency", "age", "repeat_value")
+    )
+    fitted = btyd.fit_bgnbd(x, t_x, T)
+    assert fitted.r == pytest.approx(TRUE_BGNBD.r, rel=0.15)
+    assert fitted.alpha == pytest.approx(TRUE_BGNBD.alpha, rel=0.20)
+    assert fitted.a == pytest.approx(TRUE_BGNBD.a, rel=0.30)
+    assert fitted.b == pytest.approx(TRUE_BGNBD.b, rel=0.35)
+    spend = btyd.fit_gamma_gamma(x, mbar)
+    # p and q trade off against gamma; the population mean spend per purchase is well defined.
+    true_mean = TRUE_GAMMA_GAMMA.p * TRUE_GAMMA_GAMMA.gamma / (TRUE_GAMMA_GAMMA.q - 1)
+    assert spend.p * spend.gamma / (spend.q - 1) == pytest.approx(true_mean, rel=0.10)
+    assert spend.p == pytest.approx(TRUE_GAMMA_GAMMA.p, rel=0.25)
+
+
+def _true_parameter_median(summary: pl.DataFrame, rng) -> np.ndarray:
+    """The BG/NBD posterior median of purchases under the planted (not fitted) parameters."""
+    x, t_x, T, mbar = (
+        summary[c].to_numpy() for c in ("frequency", "recency", "age", "repeat_value")
+    )
+    draws = btyd.sample_horizon(
+        [TRUE_BGNBD], [TRUE_GAMMA_GAMMA], x, t_x, T, mbar, HORIZON, 1000, rng
+    )
+    quiet = btyd.probability_no_purchase(TRUE_BGNBD, x, t_x, T, HORIZON)
+    return np.where(quiet >= 0.5, 0.0, np.median(draws.purchases, axis=1))
+
+
+def test_planted_forecast_is_near_the_truth(planted, planted_evaluation):
+    """The served forecast's holdout MAE against the planted truth: better than the simple
+    baselines, within 3% of the same forecast made with the planted parameters, and no better
+    than an oracle that knows each customer's latent rate, dropout and state (a floor)."""
+    from python_models.ltv.transactions import customer_summary, purchase_days
+
+    transactions, latent = planted
+    result = planted_evaluation
+    served = result.predictions.filter(pl.col("model") == result.served_model)
+    summary = customer_summary(
+        purchase_days(validate_transactions(transactions)), result.calibration_end
+    )
+    rng = np.random.default_rng(5)
+    joined = served.join(latent, on="user_id").join(
+        summary.with_columns(pl.Series("true_median", _true_parameter_median(summary, rng))),
+        on="user_id",
+    )
+    lam, drop = joined["lam"].to_numpy()[:, None], joined["drop"].to_numpy()[:, None]
+    alive = joined["alive_at_cut"].to_numpy()[:, None]
+    shape = (joined.height, 1000)
+    chances, until_drop = rng.poisson(lam * HORIZON, shape), rng.geometric(drop, shape)
+    oracle = np.median(np.where(alive, np.minimum(chances, until_drop), 0), axis=1)
+    actual = joined["actual_purchases"].to_numpy()
+    oracle_mae = np.abs(actual - oracle).mean()
+    true_parameter_mae = np.abs(actual - joined["true_median"].to_numpy()).mean()
+    mae = {(r["model"], r["target"]): r["mae"] for r in result.evaluation.iter_rows(named=True)}
+    print(
+        f"\n{result.evaluation}\nlatent oracle {oracle_mae:.4f}, planted parameters "
+        f"{true_parameter_mae:.4f}"
+    )
+    for target in ("purchases", "revenue_usd"):
+        assert mae[(result.served_model, target)] < mae[("zero", target)]
+        assert mae[(result.served_model, target)] < mae[("own_rate", target)]
+    served_mae = mae[(result.served_model, "purchases")]
+    assert oracle_mae < served_mae <= 1.03 * true_parameter_mae
+    assert result.evaluation.filter(pl.col("served"))["interval_coverage"].min() >= 0.75
+
+
+def test_served_model_follows_the_rule(planted_evaluation):
+    """The candidate is served only if it beats every baseline on both targets."""
+    table = planted_evaluation.evaluation
+    assert set(table["model"]) == {*BASELINES, CANDIDATE}
+    mae = {(r["model"], r["target"]): r["mae"] for r in table.iter_rows(named=True)}
+    candidate_wins = all(
+        mae[(CANDIDATE, t)] < mae[(m, t)] for t in ("purchases", "revenue_usd") for m in BASELINES
+    )
+    assert (planted_evaluation.served_model == CANDIDATE) == candidate_wins
+    assert table.filter(pl.col("served"))["model"].unique().to_list() == [
+        planted_evaluation.served_model
+    ]
+
+
+def test_time_split_never_leaks():
+    """Two logs identical before the cut and different after it give identical forecasts. The
+    planted customer's holdout (a burst of large purchases) and every other customer's holdout
+    would teach a customer-split model about the period it predicts."""
+    transactions, _ = simulate_btyd(600, seed=3)
+    cut = START + timedelta(days=CUT_DAY)
+    planted_id = transactions.filter(pl.col("purchased_at") < cut)["user_id"][0]
+    burst = pl.DataFrame(
+        {
+            "user_id": [planted_id] * 30,
+            "purchased_at": [cut + timedelta(days=4 * i) for i in range(30)],
+            "revenue_usd": [5000.0] * 30,
+        }
+    )
+    changed = pl.concat(
+        [
+            transactions.filter(pl.col("purchased_at") < cut),
+            transactions.filter(pl.col("purchased_at") >= cut)
+            .sample(fraction=0.5, seed=1)
+            .with_columns(pl.col("revenue_usd") * 3),
+            burst,
+        ]
+    )
+    horizon = HORIZON - 30  # well inside the simulated period: its last purchase can come early
+    before = evaluate_transactions(transactions, cut.date(), horizon, params=FAST)
+    after = evaluate_transactions(changed, cut.date(), horizon, params=FAST)
+    assert before.training_cut is not None  # the learned model was trained and compared
+    forecast_columns = [c for c in before.predictions.columns if not c.startswith("actual_")]
+    assert before.predictions.select(forecast_columns).equals(
+        after.predictions.select(forecast_columns)
+    )
+    actual = after.predictions.filter(
+        (pl.col("user_id") == planted_id) & (pl.col("model") == "zero")
+    )
+    assert actual["actual_revenue_usd"][0] >= 150_000  # the burst is in the holdout actuals
+
+
+def test_ids_stay_text(tmp_path):
+    """ "00001" keeps its zeros and "007" and "7" stay two customers, from CSV to forecast."""
+    transactions, _ = simulate_btyd(300, seed=4)
+    names = sorted(transactions["user_id"].unique())
+    renamed = {names[0]: "00001", names[1]: "007", names[2]: "7"}
+    transactions = transactions.with_columns(pl.col("user_id").replace(renamed))
+    path = tmp_path / "orders.csv"
+    transactions.rename({"user_id": "customer_id", "revenue_usd": "revenue"}).write_csv(path)
+    read = validate_transactions(read_transactions(path))
+    assert read["user_id"].dtype == pl.String
+    assert {"00001", "007", "7"} <= set(read["user_id"])
+    assert read["user_id"].n_unique() == transactions["user_id"].n_unique()
+    forecast = forecast_transactions(read, 90, "bgnbd_gg_median", params=FAST)
+    assert {"00001", "007", "7"} <= set(forecast["user_id"])
+    assert forecast["as_of_date"][0] == read["purchased_at"].max().date() + timedelta(days=1)
+    assert forecast.height == read["user_id"].n_unique()
+    interval = forecast.select(
+        (pl.col("predicted_revenue_usd_low") <= pl.col("predicted_revenue_usd"))
+        & (pl.col("predicted_revenue_usd") <= pl.col("predicted_revenue_usd_high"))
+        & pl.col("p_alive").is_between(pl.col("p_alive_low"), pl.col("p_alive_high"))
+    )
+    assert interval.to_series().all()
+
+
+def test_bad_transactions_get_clear_errors():
+    with pytest.raises(ValueError, match="text or integer, got Float64"):
+        validate_transactions(
+            pl.DataFrame({"user_id": [7.0], "purchased_at": ["2025-01-01"], "revenue_usd": [1.0]})
+        )
+    with pytest.raises(ValueError, match="not timestamps"):
+        validate_transactions(
+            pl.DataFrame({"user_id": ["a"], "purchased_at": ["01/02/2025"], "revenue_usd": ["1"]})
+        )
+    with pytest.raises(ValueError, match="not numbers"):
+        validate_transactions(
+            pl.DataFrame({"user_id": ["a"], "purchased_at": ["20250101"], "revenue_usd": ["$1"]})
+        )
+    transactions, _ = simulate_btyd(100, seed=2)
+    with pytest.raises(ValueError, match="not matured"):
+        evaluate_transactions(transactions, "2024-12-01", 365, params=FAST)
+    with pytest.raises(ValueError, match="unknown transaction-LTV parameters"):
+        evaluate_transactions(transactions, None, 30, params={"num_trees": 5})
