@@ -18,8 +18,8 @@ purchases (purchase days), revenue and P(alive), each with an interval. Models:
   earlier pair's window is half the history and horizon-dependent inputs are computed for it.
 
 The candidate is served only if it beats every baseline on holdout MAE of both purchases and
-revenue; otherwise the best baseline (lowest mean MAE relative to `zero` over the two targets) is
-served, and the evaluation table says which and why.
+revenue by `champion_margin` (1%); otherwise the best baseline (lowest mean MAE relative to
+`zero` over the two targets) is served, and the evaluation table says which and why.
 
 Forward (`forecast_transactions`): the served model forecasts the next `horizon_days` after the
 latest purchase day for every customer, no matured target needed. Both functions take a polars
@@ -97,8 +97,10 @@ class TransactionLtvParams:
     validation_fraction: float = 0.2
     min_training_customers: int = 200
     min_customers: int = 20
-    # Relative MAE edge the candidate needs over every baseline on both targets (0: any edge).
-    champion_margin: float = 0.0
+    # Relative MAE edge the candidate needs over every baseline on both targets. On CDNOW the
+    # candidate's edge over the BG/NBD median moves between -0.2% and +0.8% with the seed: a
+    # smaller margin would let the served model flip on noise.
+    champion_margin: float = 0.01
     seed: int = 42
     num_threads: int = 1  # small data: a second OpenMP thread costs more than it saves (measured)
 
@@ -437,7 +439,7 @@ def choose_served(evaluation: pl.DataFrame, margin: float = 0.0) -> tuple[str, s
         edge = min(1 - mae[(CANDIDATE, t)] / min(mae[(m, t)] for m in baselines) for t in TARGETS)
         return CANDIDATE, f"{CANDIDATE} beats every baseline on both targets (by >= {edge:.2%})"
     return best, (
-        f"{CANDIDATE} does not beat every baseline ({'; '.join(losses)}); "
+        f"{CANDIDATE} does not beat every baseline by {margin:.0%} ({'; '.join(losses)}); "
         f"the best baseline {best} is served"
     )
 

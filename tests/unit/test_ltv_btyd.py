@@ -188,12 +188,15 @@ def test_planted_forecast_is_near_the_truth(planted, planted_evaluation):
 
 
 def test_served_model_follows_the_rule(planted_evaluation):
-    """The candidate is served only if it beats every baseline on both targets."""
+    """The candidate is served only if it beats every baseline on both targets by the margin."""
     table = planted_evaluation.evaluation
     assert set(table["model"]) == {*BASELINES, CANDIDATE}
     mae = {(r["model"], r["target"]): r["mae"] for r in table.iter_rows(named=True)}
+    keep = 1.0 - planted_evaluation.params["champion_margin"]
     candidate_wins = all(
-        mae[(CANDIDATE, t)] < mae[(m, t)] for t in ("purchases", "revenue_usd") for m in BASELINES
+        mae[(CANDIDATE, t)] < keep * mae[(m, t)]
+        for t in ("purchases", "revenue_usd")
+        for m in BASELINES
     )
     assert (planted_evaluation.served_model == CANDIDATE) == candidate_wins
     assert table.filter(pl.col("served"))["model"].unique().to_list() == [
@@ -280,3 +283,24 @@ def test_bad_transactions_get_clear_errors():
         evaluate_transactions(transactions, "2024-12-01", 365, params=FAST)
     with pytest.raises(ValueError, match="unknown transaction-LTV parameters"):
         evaluate_transactions(transactions, None, 30, params={"num_trees": 5})
+
+
+def test_champion_needs_the_margin_on_both_targets():
+    from python_models.ltv.forecast import choose_served
+
+    def table(candidate_purchases: float) -> pl.DataFrame:
+        mae = {"zero": (1.0, 30.0), "own_rate": (1.2, 40.0), "bgnbd_gg_mean": (0.9, 29.0)}
+        mae |= {"bgnbd_gg_median": (0.80, 28.0), CANDIDATE: (candidate_purchases, 27.0)}
+        return pl.DataFrame(
+            [
+                {"model": m, "target": t, "mae": v}
+                for m, pair in mae.items()
+                for t, v in zip(("purchases", "revenue_usd"), pair, strict=True)
+            ]
+        )
+
+    assert choose_served(table(0.79), margin=0.0)[0] == CANDIDATE
+    served, why = choose_served(table(0.796), margin=0.01)  # 0.5% better on purchases: noise
+    assert served == "bgnbd_gg_median"
+    assert "purchases MAE 0.7960 vs bgnbd_gg_median 0.8000" in why
+    assert choose_served(table(0.85), margin=0.0)[0] == "bgnbd_gg_median"
