@@ -61,6 +61,7 @@ PREFIX_EVENTS = np.array(
 PREFIX_LENGTH = (PREFIX_EVENTS >= 0).sum(axis=1)
 FUNNEL = np.array([P.EV["add_to_cart"], P.EV["checkout_started"], P.EV["purchase"]], np.int16)
 
+INCIDENT_STREAM = 7  # extra seed word for the planted funnel incident's draws
 VISITOR_PERSONA = len(P.PERSONAS)  # persona code used for never-identified visitors
 
 DEFECT_REASONS: tuple[str, ...] = (
@@ -89,6 +90,18 @@ class GenerationResult:
     n_rows: int
     n_users: int
     manifest: dict = field(hash=False)
+
+
+@dataclass(frozen=True)
+class FunnelIncident:
+    """A planted payment incident: for `days` days from `start_date` (UTC), each planned
+    purchase (the last event of a session's cart -> checkout -> purchase run) is kept only with
+    probability `keep_rate`, so checkout -> purchase conversion falls to about `keep_rate`
+    times its usual level. Nothing else changes; the manifest records the window."""
+
+    start_date: str
+    days: int = 21
+    keep_rate: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -383,6 +396,8 @@ def _generate_chunk(
     users = _draw_users(rng, n_people, period, cfg["ato_rate"])
     sessions = _draw_sessions(rng, users, period)
     ev = _draw_events(rng, users, sessions, period)
+    if cfg.get("funnel_incident"):
+        ev = _plant_funnel_incident(ev, cfg, chunk)
     n = ev["ts"].size
     who, code = ev["who"], ev["code"]
     person_id = first_person + who
@@ -487,6 +502,18 @@ def _generate_chunk(
             }
         ),
     }
+
+
+def _plant_funnel_incident(ev: dict, cfg: dict, chunk: int) -> dict:
+    """Drop purchases inside the incident window with probability 1 - keep_rate. Purchases only
+    come from the cart -> checkout -> purchase run, and it is the run's last event, so dropping
+    one leaves an abandoned checkout. A separate random stream keeps the draws above intact."""
+    start_ms, end_ms, keep_rate = cfg["funnel_incident"]
+    incident_rng = np.random.default_rng([cfg["seed"], chunk, INCIDENT_STREAM])
+    draws = incident_rng.random(ev["ts"].size)
+    in_window = (ev["ts"] >= start_ms) & (ev["ts"] < end_ms)
+    dropped = (ev["code"] == P.EV["purchase"]) & in_window & (draws >= keep_rate)
+    return {key: values[~dropped] for key, values in ev.items()}
 
 
 def _properties_expr() -> pl.Expr:
@@ -720,6 +747,33 @@ def _validate(n_events: int, days: int, rates: dict[str, float], start_date: str
         raise ValueError(f"start_date must be YYYY-MM-DD, got {start_date!r}") from exc
 
 
+def _incident_window(incident: FunnelIncident, start: datetime, days: int) -> tuple:
+    """(start_ms, end_ms, keep_rate) for the chunks, and the manifest entry."""
+    try:
+        first = datetime.strptime(incident.start_date, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise ValueError(
+            f"funnel_incident.start_date must be YYYY-MM-DD, got {incident.start_date!r}"
+        ) from exc
+    if not 0.0 <= incident.keep_rate <= 1.0:
+        raise ValueError(f"funnel_incident.keep_rate must be in [0, 1], got {incident.keep_rate}")
+    last = first + timedelta(days=incident.days)
+    if incident.days < 1 or first < start or last > start + timedelta(days=days):
+        raise ValueError(
+            f"funnel_incident {incident.start_date} + {incident.days} days must lie inside the "
+            f"generated period {start.date()} + {days} days"
+        )
+    window = (int(first.timestamp() * 1000), int(last.timestamp() * 1000), incident.keep_rate)
+    manifest = {
+        "kind": "purchase_step_drop",
+        "start_date": first.date().isoformat(),
+        "end_date_exclusive": last.date().isoformat(),
+        "days": incident.days,
+        "keep_rate": incident.keep_rate,
+    }
+    return window, manifest
+
+
 def generate(
     out_dir: Path,
     n_events: int,
@@ -731,11 +785,13 @@ def generate(
     late_rate: float = 0.02,
     ato_rate: float = 0.02,
     progress: bool = False,
+    funnel_incident: FunnelIncident | None = None,
 ) -> GenerationResult:
     """Write `out_dir/events/part-*.parquet` and `out_dir/truth/*` (see docs/CONTRACTS.md).
 
     `n_events` targets the number of valid events; the actual count differs by a few percent
-    (recorded in the manifest). Same arguments -> byte-identical files.
+    (recorded in the manifest). Same arguments -> byte-identical files. `funnel_incident`
+    plants a conversion drop (FunnelIncident); without it the output is as before that option.
     """
     rates = {
         "defect_rate": defect_rate,
@@ -757,6 +813,9 @@ def generate(
     n_people, per_chunk, per_person = _plan_population(n_events, seed, period, ato_rate)
     n_chunks = math.ceil(n_people / per_chunk)
     cfg = {"seed": seed, **rates}
+    incident_manifest = None
+    if funnel_incident is not None:
+        cfg["funnel_incident"], incident_manifest = _incident_window(funnel_incident, start, days)
     if progress:
         print(
             f"generate: target {n_events:,} events -> {n_people:,} people "
@@ -838,6 +897,8 @@ def generate(
         "event_files": [p.name for p in part_paths],
         "truth_files": sorted(f"{name}.parquet" for name in truth),
     }
+    if incident_manifest is not None:
+        manifest["funnel_incident"] = incident_manifest
     assert n_rows == n_valid + n_duplicate_rows + defects.height, "row accounting is off"
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if progress:

@@ -1,0 +1,643 @@
+{#- Funnels as analysts define them. The configuration is var uba__funnels (dbt_project.yml);
+    docs/models.md ("Funnels") defines attempts, windows and the two matching orders. -#}
+
+{%- macro _funnel_config_error(message) -%}
+    {{ exceptions.raise_compiler_error("var uba__funnels: " ~ message) }}
+{%- endmacro -%}
+
+{#- Text safe inside a single-quoted SQL literal. -#}
+{%- macro _funnel_quote(value) -%}
+    '{{ (value | string).replace("'", "''") }}'
+{%- endmacro -%}
+
+{#- The configured funnels, validated and normalized into a list of
+    {name, order ('strict' | 'any'), window_seconds, window_text,
+     steps: [{event, where: {column: value}, label}]}.
+    A mistake stops compilation with one line naming the funnel and what is wrong. -#}
+{% macro uba_funnels() -%}
+    {%- set configured = var('uba__funnels', none) -%}
+    {%- if configured is none or configured is string or configured is mapping
+            or configured | length == 0 -%}
+        {{ _funnel_config_error("must be a non-empty list of funnels, each {name, steps, conversion_window, order}") }}
+    {%- endif -%}
+    {%- set seconds_per_unit = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800} -%}
+    {%- set identifier = '^[a-z][a-z0-9_]*$' -%}
+    {%- set funnels = [] -%}
+    {%- set seen_names = [] -%}
+    {%- for funnel in configured -%}
+        {%- if funnel is not mapping -%}
+            {{ _funnel_config_error("funnel #" ~ loop.index ~ " is not a mapping: " ~ funnel) }}
+        {%- endif -%}
+        {%- set name = funnel.get('name') | string -%}
+        {%- if not modules.re.match(identifier, name) -%}
+            {{ _funnel_config_error("funnel #" ~ loop.index ~ " needs a name of lowercase letters, digits and _ (got '" ~ name ~ "')") }}
+        {%- endif -%}
+        {%- if name in seen_names -%}
+            {{ _funnel_config_error("two funnels are named '" ~ name ~ "'") }}
+        {%- endif -%}
+        {%- do seen_names.append(name) -%}
+        {%- set unknown_keys = funnel.keys() | reject('in', ['name', 'steps', 'conversion_window', 'order', 'description']) | list -%}
+        {%- if unknown_keys -%}
+            {{ _funnel_config_error("funnel '" ~ name ~ "' has unknown keys " ~ unknown_keys ~ " (known: name, steps, conversion_window, order, description)") }}
+        {%- endif -%}
+        {%- set order = funnel.get('order', 'strict') | string -%}
+        {%- if order not in ['strict', 'any'] -%}
+            {{ _funnel_config_error("funnel '" ~ name ~ "': order must be 'strict' or 'any' (got '" ~ order ~ "')") }}
+        {%- endif -%}
+        {%- set window_text = funnel.get('conversion_window', '7d') | string | trim | lower -%}
+        {%- set window_match = modules.re.match('^([0-9]+)\s*([smhdw])$', window_text) -%}
+        {%- if not window_match or (window_match.group(1) | int) < 1 -%}
+            {{ _funnel_config_error("funnel '" ~ name ~ "': conversion_window must be a positive number with a unit s, m, h, d or w, like '30m' or '7d' (got '" ~ window_text ~ "')") }}
+        {%- endif -%}
+        {%- set window_seconds = (window_match.group(1) | int) * seconds_per_unit[window_match.group(2)] -%}
+        {%- set configured_steps = funnel.get('steps') -%}
+        {%- if configured_steps is none or configured_steps is string or configured_steps is mapping
+                or configured_steps | length < 2 -%}
+            {{ _funnel_config_error("funnel '" ~ name ~ "': steps must be a list of at least two steps") }}
+        {%- endif -%}
+        {%- set steps = [] -%}
+        {%- set labels = [] -%}
+        {%- for step in configured_steps -%}
+            {%- if step is string -%}
+                {%- set step = {'event': step} -%}
+            {%- endif -%}
+            {%- if step is not mapping or not step.get('event') -%}
+                {{ _funnel_config_error("funnel '" ~ name ~ "' step " ~ loop.index ~ ": an event name, or {event, where, label} (got " ~ step ~ ")") }}
+            {%- endif -%}
+            {%- set where = step.get('where') or {} -%}
+            {%- if where is not mapping -%}
+                {{ _funnel_config_error("funnel '" ~ name ~ "' step " ~ loop.index ~ ": where must map fct_events columns to values (got " ~ where ~ ")") }}
+            {%- endif -%}
+            {%- for column in where -%}
+                {%- if not modules.re.match(identifier, column | string) -%}
+                    {{ _funnel_config_error("funnel '" ~ name ~ "' step " ~ loop.index ~ ": '" ~ column ~ "' is not a column name") }}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- set conditions = [] -%}
+            {%- for column, value in where | dictsort -%}
+                {%- do conditions.append(column ~ '=' ~ value) -%}
+            {%- endfor -%}
+            {%- set default_label = step.event ~ (' [' ~ conditions | join(', ') ~ ']' if conditions else '') -%}
+            {%- set label = step.get('label') or default_label -%}
+            {%- if label in labels -%}
+                {{ _funnel_config_error("funnel '" ~ name ~ "' has two steps labelled '" ~ label ~ "' (give one a label)") }}
+            {%- endif -%}
+            {%- do labels.append(label) -%}
+            {%- do steps.append({'event': step.event | string, 'where': where, 'label': label}) -%}
+        {%- endfor -%}
+        {%- do funnels.append({
+            'name': name, 'order': order, 'window_seconds': window_seconds,
+            'window_text': window_text, 'steps': steps}) -%}
+    {%- endfor -%}
+    {{ return(funnels) }}
+{%- endmacro %}
+
+{#- Breakdown dimensions (var uba__funnel_breakdowns): columns of fct_events. -#}
+{% macro uba_funnel_breakdowns() -%}
+    {%- set configured = var('uba__funnel_breakdowns', []) -%}
+    {%- if configured is string or configured is mapping -%}
+        {{ exceptions.raise_compiler_error("var uba__funnel_breakdowns must be a list of fct_events columns, like [device, country]") }}
+    {%- endif -%}
+    {%- for column in configured -%}
+        {%- if not modules.re.match('^[a-z][a-z0-9_]*$', column | string) or column == 'all' -%}
+            {{ exceptions.raise_compiler_error("var uba__funnel_breakdowns: '" ~ column ~ "' is not a column name (and 'all' is reserved)") }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(configured | list) }}
+{%- endmacro %}
+
+{#- The longest configured funnel: the number of step_<k>_at columns. -#}
+{% macro uba_funnel_max_steps() -%}
+    {{ return(uba_funnels() | map(attribute='steps') | map('length') | max) }}
+{%- endmacro %}
+
+{#- One row per configured funnel: name, step count, window, matching order. -#}
+{% macro funnel_settings_rows() -%}
+    {%- for funnel in uba_funnels() %}
+    select
+        {{ _funnel_quote(funnel.name) }} as funnel_name,
+        {{ funnel.steps | length }} as step_count,
+        {{ funnel.window_seconds }} as window_seconds,
+        {{ 'true' if funnel.order == 'any' else 'false' }} as is_any_order
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- One row per configured funnel step: funnel_name, step_number, step_name (its label). -#}
+{% macro funnel_step_rows() -%}
+    {%- set rows = [] -%}
+    {%- for funnel in uba_funnels() -%}
+        {%- for step in funnel.steps -%}
+            {%- do rows.append("select " ~ _funnel_quote(funnel.name) ~ " as funnel_name, "
+                ~ loop.index ~ " as step_number, "
+                ~ "cast(" ~ _funnel_quote(step.label) ~ " as " ~ dbt.type_string() ~ ") as step_name") -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ rows | join('\nunion all\n') }}
+{%- endmacro %}
+
+{#- Funnel attempts over `events` (any relation with event_id, user_id, session_id, event_name,
+    event_ts and the breakdown / `where` columns): one row per (funnel, level, attempt).
+
+    Levels: 'user' (steps may span sessions) and 'session' (every step in step 1's session).
+    Attempt: starts at an occurrence of step 1 that is not inside an earlier open attempt of
+    the same user (session); an attempt is open from its step 1 until it converts or its
+    conversion window ends, whichever is first (both ends inclusive).
+    Steps (strict): step k = the first step-k event at or after step k-1 (same instant allowed)
+    and within the window. Steps (any order): step k is reached once steps 2..k have each
+    happened at or after step 1 and within the window; its time is the latest of them.
+
+    How, without a loop per event: every step-1 occurrence is a candidate; its steps come from
+    "first step-k event at or after t" columns (one ordered window pass), its end is known, so
+    "the next candidate after my end" is one more window pass; the attempts are then the
+    chain of next-candidates from each island start (a candidate more than a window after the
+    previous candidate always starts an attempt), followed by a recursive CTE whose depth is
+    the number of attempts inside one island. -#}
+{% macro funnel_attempts(events) -%}
+{%- set funnels = uba_funnels() -%}
+{%- set breakdowns = uba_funnel_breakdowns() -%}
+{%- set max_steps = uba_funnel_max_steps() -%}
+{%- set keys = ['funnel_name', 'funnel_level', 'partition_id'] -%}
+with
+
+step_matches as (
+
+    {% for funnel in funnels -%}
+    {%- set funnel_loop = loop -%}
+    {%- for step in funnel.steps %}
+    select
+        {{ _funnel_quote(funnel.name) }} as funnel_name,
+        {{ loop.index }} as step_number,
+        event_id,
+        user_id,
+        session_id,
+        event_ts{% for column in breakdowns %},
+        {{ column }}{% endfor %}
+    from {{ events }}
+    where event_name = {{ _funnel_quote(step.event) }}
+        {%- for column, value in step.where | dictsort %}
+        and {{ column }} = {{ _funnel_quote(value) }}
+        {%- endfor %}
+    {{ 'union all' if not (loop.last and funnel_loop.last) }}
+    {%- endfor %}
+    {%- endfor %}
+
+),
+
+by_level as (
+
+    select 'user' as funnel_level, user_id as partition_id, step_matches.*
+    from step_matches
+    union all
+    select 'session' as funnel_level, session_id as partition_id, step_matches.*
+    from step_matches
+
+),
+
+{#- For every instant at which some step happened: the first time of each step at or after it
+    (a range frame, so events at the same instant count as "after"). -#}
+next_steps as (
+
+    select distinct
+        funnel_name,
+        funnel_level,
+        partition_id,
+        event_ts{% for k in range(2, max_steps + 1) %},
+        min(case when step_number = {{ k }} then event_ts end) over (
+            partition by funnel_name, funnel_level, partition_id
+            order by event_ts
+            range between current row and unbounded following
+        ) as next_step_{{ k }}_at{% endfor %}
+    from by_level
+
+),
+
+funnel_settings as (
+
+    {{ funnel_settings_rows() }}
+
+),
+
+{#- Every distinct step-1 instant is a candidate attempt start. -#}
+candidates as (
+
+    select
+        by_level.funnel_name,
+        by_level.funnel_level,
+        by_level.partition_id,
+        by_level.event_ts as started_at,
+        min(by_level.user_id) as user_id,
+        min(by_level.session_id) as session_id,
+        min(by_level.event_id) as first_event_id{% for column in breakdowns %},
+        min({{ column }}) as {{ column }}{% endfor %}
+    from by_level
+    where by_level.step_number = 1
+    group by 1, 2, 3, 4
+
+),
+
+candidate_steps as (
+
+    select
+        candidates.*,
+        funnel_settings.step_count,
+        funnel_settings.is_any_order,
+        {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.started_at') }}
+            as window_ends_at{% for k in range(2, max_steps + 1) %},
+        at_start.next_step_{{ k }}_at as first_step_{{ k }}_at,
+        {% if k == 2 -%}
+        at_start.next_step_2_at
+        {%- else -%}
+        after_step_{{ k - 1 }}.next_step_{{ k }}_at
+        {%- endif %} as strict_step_{{ k }}_at{% endfor %}
+    from candidates
+    inner join funnel_settings
+        on candidates.funnel_name = funnel_settings.funnel_name
+    inner join next_steps as at_start
+        on {% for key in keys %}candidates.{{ key }} = at_start.{{ key }} and {% endfor %}candidates.started_at = at_start.event_ts
+    {%- for k in range(2, max_steps) %}
+    left join next_steps as after_step_{{ k }}
+        on {% for key in keys %}candidates.{{ key }} = after_step_{{ k }}.{{ key }} and {% endfor -%}
+        {%- if k == 2 %}at_start.next_step_2_at{% else %}after_step_{{ k - 1 }}.next_step_{{ k }}_at{% endif %} = after_step_{{ k }}.event_ts
+    {%- endfor %}
+
+),
+
+{#- Step k reached: the strict chain, or (any order) the latest of steps 2..k once all
+    happened; kept only inside the window. Reached steps are always a prefix 1..k. -#}
+candidate_attempts as (
+
+    select
+        {{ keys | join(', ') }},
+        started_at,
+        user_id,
+        session_id,
+        first_event_id,{% for column in breakdowns %}
+        {{ column }},{% endfor %}
+        step_count,
+        window_ends_at,
+        started_at as step_1_at{% for k in range(2, max_steps + 1) %},
+        case
+            when step_count < {{ k }} then null
+            when is_any_order then
+                case
+                    when {% for j in range(2, k + 1) %}first_step_{{ j }}_at is not null{{ ' and ' if not loop.last }}{% endfor %}
+                        and {% if k == 2 %}first_step_2_at{% else %}greatest({% for j in range(2, k + 1) %}first_step_{{ j }}_at{{ ', ' if not loop.last }}{% endfor %}){% endif %} <= window_ends_at
+                        then {% if k == 2 %}first_step_2_at{% else %}greatest({% for j in range(2, k + 1) %}first_step_{{ j }}_at{{ ', ' if not loop.last }}{% endfor %}){% endif %}
+                end
+            when strict_step_{{ k }}_at <= window_ends_at then strict_step_{{ k }}_at
+        end as step_{{ k }}_at{% endfor %}
+    from candidate_steps
+
+),
+
+candidate_ends as (
+
+    select
+        candidate_attempts.*,
+        case step_count{% for k in range(2, max_steps + 1) %}
+            when {{ k }} then step_{{ k }}_at{% endfor %}
+        end as converted_at,
+        coalesce(
+            lag(window_ends_at) over (partition by {{ keys | join(', ') }} order by started_at)
+                < started_at,
+            true
+        ) as is_island_start
+    from candidate_attempts
+
+),
+
+{#- Candidate starts (kind 0) and candidate ends (kind 1) in one ordered stream: the next
+    start strictly after an end is the first kind-0 row following it. -#}
+boundaries as (
+
+    select {{ keys | join(', ') }}, started_at as boundary_at, 0 as boundary_kind, started_at
+    from candidate_ends
+    union all
+    select
+        {{ keys | join(', ') }},
+        coalesce(converted_at, window_ends_at) as boundary_at,
+        1 as boundary_kind,
+        started_at
+    from candidate_ends
+
+),
+
+next_candidates as (
+
+    select
+        {{ keys | join(', ') }},
+        started_at,
+        next_started_at
+    from (
+        select
+            boundaries.*,
+            min(case when boundary_kind = 0 then boundary_at end) over (
+                partition by {{ keys | join(', ') }}
+                order by boundary_at, boundary_kind
+                rows between 1 following and unbounded following
+            ) as next_started_at
+        from boundaries
+    ) as ordered_boundaries
+    where boundary_kind = 1
+
+),
+
+linked as (
+
+    select
+        candidate_ends.*,
+        next_candidates.next_started_at
+    from candidate_ends
+    inner join next_candidates
+        on {% for key in keys %}candidate_ends.{{ key }} = next_candidates.{{ key }} and {% endfor %}candidate_ends.started_at = next_candidates.started_at
+
+),
+
+{#- Nested so that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
+chosen as (
+
+    select chain.*
+    from (
+        with recursive chain as (
+            select {{ keys | join(', ') }}, started_at, next_started_at
+            from linked
+            where is_island_start
+            union all
+            select
+                {% for key in keys %}linked.{{ key }}, {% endfor %}linked.started_at,
+                linked.next_started_at
+            from chain
+            inner join linked
+                on {% for key in keys %}chain.{{ key }} = linked.{{ key }} and {% endfor %}chain.next_started_at = linked.started_at
+            where not linked.is_island_start
+        )
+        select {{ keys | join(', ') }}, started_at from chain
+    ) as chain
+
+),
+
+final as (
+
+    select
+        {{ dbt.hash(dbt.concat([
+            'linked.funnel_name', "'|'", 'linked.funnel_level', "'|'", 'linked.partition_id',
+            "'|'", uba_timestamp_text('linked.started_at')])) }} as attempt_id,
+        linked.user_id,
+        linked.session_id,
+        linked.first_event_id,
+        linked.funnel_name,
+        linked.funnel_level,{% for column in breakdowns %}
+        linked.{{ column }},{% endfor %}
+        cast(row_number() over (
+            partition by {% for key in keys %}linked.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+            order by linked.started_at
+        ) as integer) as attempt_number,
+        cast(linked.step_count as integer) as step_count,
+        cast({% for k in range(1, max_steps + 1) -%}
+            case when linked.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
+        {%- endfor %} as integer) as steps_completed,
+        case when linked.converted_at is not null
+            then {{ uba_epoch_seconds('linked.converted_at') }} - {{ uba_epoch_seconds('linked.started_at') }}
+        end as seconds_to_convert,
+        linked.converted_at is not null as is_converted,
+        cast(linked.started_at as date) as started_date,
+        linked.started_at,
+        linked.converted_at,
+        linked.window_ends_at{% for k in range(1, max_steps + 1) %},
+        linked.step_{{ k }}_at{% endfor %}
+    from linked
+    inner join chosen
+        on {% for key in keys %}linked.{{ key }} = chosen.{{ key }} and {% endfor %}linked.started_at = chosen.started_at
+
+)
+
+select * from final
+{%- endmacro %}
+
+{#- Funnel conversion per period (`grain`: 'day' or 'week', by the day each attempt started),
+    funnel, level, breakdown and step: attempts entering the step (those that reached the
+    previous step; step 1: all attempts), attempts converting (reaching it), distinct users,
+    rates, and median / p90 seconds from the previous step and from step 1. -#}
+{% macro funnel_conversion_report(grain) -%}
+{%- set breakdowns = uba_funnel_breakdowns() -%}
+{%- set group_keys = ['period_start', 'funnel_name', 'funnel_level', 'breakdown', 'breakdown_value'] -%}
+with
+
+attempt_steps as (
+
+    select * from {{ ref('fct_funnel_attempt_steps') }}
+
+),
+
+funnel_steps as (
+
+    {{ funnel_step_rows() }}
+
+),
+
+funnel_settings as (
+
+    {{ funnel_settings_rows() }}
+
+),
+
+watermark as (
+
+    select max(event_ts) as watermark_at from {{ ref('fct_events') }}
+
+),
+
+segmented as (
+
+    select
+        cast('all' as {{ dbt.type_string() }}) as breakdown,
+        cast('all' as {{ dbt.type_string() }}) as breakdown_value,
+        attempt_steps.*
+    from attempt_steps
+    {%- for column in breakdowns %}
+    union all
+    select
+        cast('{{ column }}' as {{ dbt.type_string() }}) as breakdown,
+        coalesce(cast({{ column }} as {{ dbt.type_string() }}), 'unknown') as breakdown_value,
+        attempt_steps.*
+    from attempt_steps
+    {%- endfor %}
+
+),
+
+step_counts as (
+
+    select
+        cast({{ dbt.date_trunc(grain, 'started_at') }} as date) as period_start,
+        funnel_name,
+        funnel_level,
+        breakdown,
+        breakdown_value,
+        step_number,
+        count(*) as attempts_converted,
+        count(distinct user_id) as users_converted,
+        percentile_cont(0.5) within group (order by seconds_from_previous_step)
+            as median_seconds_from_previous_step,
+        percentile_cont(0.9) within group (order by seconds_from_previous_step)
+            as p90_seconds_from_previous_step,
+        percentile_cont(0.5) within group (order by seconds_from_first_step)
+            as median_seconds_from_first_step,
+        percentile_cont(0.9) within group (order by seconds_from_first_step)
+            as p90_seconds_from_first_step
+    from segmented
+    group by 1, 2, 3, 4, 5, 6
+
+),
+
+{#- Every step of every (period, funnel, level, breakdown value) that had attempts, so a step
+    nobody reached shows 0 rather than no row. -#}
+spine as (
+
+    select
+        {% for key in group_keys %}step_counts.{{ key }}, {% endfor %}
+        funnel_steps.step_number,
+        funnel_steps.step_name
+    from step_counts
+    inner join funnel_steps
+        on step_counts.funnel_name = funnel_steps.funnel_name
+    where step_counts.step_number = 1
+
+),
+
+filled as (
+
+    select
+        spine.*,
+        coalesce(step_counts.attempts_converted, 0) as attempts_converted,
+        coalesce(step_counts.users_converted, 0) as users_converted,
+        step_counts.median_seconds_from_previous_step,
+        step_counts.p90_seconds_from_previous_step,
+        step_counts.median_seconds_from_first_step,
+        step_counts.p90_seconds_from_first_step
+    from spine
+    left join step_counts
+        on {% for key in group_keys %}spine.{{ key }} = step_counts.{{ key }} and {% endfor %}spine.step_number = step_counts.step_number
+
+),
+
+with_entered as (
+
+    select
+        filled.*,
+        coalesce(
+            lag(attempts_converted) over (
+                partition by {{ group_keys | join(', ') }} order by step_number
+            ),
+            attempts_converted
+        ) as attempts_entered,
+        max(case when step_number = 1 then attempts_converted end) over (
+            partition by {{ group_keys | join(', ') }}
+        ) as attempts_started
+    from filled
+
+),
+
+final as (
+
+    select
+        with_entered.funnel_name,
+        with_entered.funnel_level,
+        with_entered.breakdown,
+        with_entered.breakdown_value,
+        with_entered.step_name,
+        cast(with_entered.step_number as integer) as step_number,
+        cast(with_entered.attempts_started as bigint) as attempts_started,
+        cast(with_entered.attempts_entered as bigint) as attempts_entered,
+        cast(with_entered.attempts_converted as bigint) as attempts_converted,
+        cast(with_entered.users_converted as bigint) as users_converted,
+        {{ feature_safe_divide('with_entered.attempts_converted', 'with_entered.attempts_entered') }}
+            as conversion_rate,
+        {{ feature_safe_divide('with_entered.attempts_converted', 'with_entered.attempts_started') }}
+            as conversion_from_first_step,
+        cast(with_entered.median_seconds_from_previous_step as {{ uba_type_double() }})
+            as median_seconds_from_previous_step,
+        cast(with_entered.p90_seconds_from_previous_step as {{ uba_type_double() }})
+            as p90_seconds_from_previous_step,
+        cast(with_entered.median_seconds_from_first_step as {{ uba_type_double() }})
+            as median_seconds_from_first_step,
+        cast(with_entered.p90_seconds_from_first_step as {{ uba_type_double() }})
+            as p90_seconds_from_first_step,
+        {{ dbt.dateadd('second', 'funnel_settings.window_seconds',
+            dbt.dateadd(grain, 1, 'with_entered.period_start')) }}
+            <= watermark.watermark_at as is_complete,
+        with_entered.period_start
+    from with_entered
+    inner join funnel_settings
+        on with_entered.funnel_name = funnel_settings.funnel_name
+    cross join watermark
+
+)
+
+select * from final
+{%- endmacro %}
+
+{#- Incident detection settings (var uba__funnel_incidents) with their defaults. -#}
+{% macro uba_funnel_incident_settings() -%}
+    {%- set defaults = {
+        'baseline_days': 28, 'min_baseline_days': 7, 'min_attempts': 50, 'z_threshold': 3.0,
+        'min_relative_drop': 0.2, 'refinement_passes': 2, 'alert_recent_days': 3} -%}
+    {%- set configured = var('uba__funnel_incidents', {}) or {} -%}
+    {%- if configured is not mapping -%}
+        {{ exceptions.raise_compiler_error("var uba__funnel_incidents must be a mapping of settings " ~ defaults.keys() | list) }}
+    {%- endif -%}
+    {%- set settings = {} -%}
+    {%- for key, default in defaults.items() -%}
+        {%- set value = configured.get(key, default) -%}
+        {%- if value is not number or value < 0 -%}
+            {{ exceptions.raise_compiler_error("var uba__funnel_incidents." ~ key ~ " must be a number >= 0 (got " ~ value ~ ")") }}
+        {%- endif -%}
+        {%- do settings.update({key: value}) -%}
+    {%- endfor -%}
+    {%- set unknown = configured.keys() | reject('in', defaults.keys() | list) | list -%}
+    {%- if unknown -%}
+        {{ exceptions.raise_compiler_error("var uba__funnel_incidents: unknown settings " ~ unknown ~ " (known: " ~ defaults.keys() | list ~ ")") }}
+    {%- endif -%}
+    {{ return(settings) }}
+{%- endmacro %}
+
+{#- Score each day of `baseline` (a CTE with the day's and its trailing baseline's counts)
+    against that baseline: a one-sided binomial z-score of the day's step conversion, and the
+    flag when the fall is both significant and large. -#}
+{% macro funnel_incident_scored(baseline) -%}
+    select
+        {{ baseline }}.*,
+        conversion_rate - baseline_conversion_rate as rate_change,
+        case when baseline_conversion_rate > 0
+            then 1 - conversion_rate / baseline_conversion_rate
+        end as relative_drop,
+        {#- the baseline rate is kept off 0 and 1 so the variance is never 0 -#}
+        (conversion_rate - baseline_conversion_rate) / sqrt(
+            greatest(least(baseline_conversion_rate, 1 - 0.5 / baseline_attempts_entered),
+                0.5 / baseline_attempts_entered)
+            * (1 - greatest(least(baseline_conversion_rate, 1 - 0.5 / baseline_attempts_entered),
+                0.5 / baseline_attempts_entered))
+            / attempts_entered
+        ) as z_score
+    from {{ baseline }}
+{%- endmacro %}
+
+{% macro funnel_incident_flag() -%}
+    {%- set settings = uba_funnel_incident_settings() -%}
+    coalesce(
+        baseline_days_used >= {{ settings.min_baseline_days }}
+        and attempts_entered >= {{ settings.min_attempts }}
+        and z_score <= -{{ settings.z_threshold }}
+        and relative_drop >= {{ settings.min_relative_drop }},
+        false
+    )
+{%- endmacro %}
+
+{#- Fails on each incident (rpt_funnel_incidents) within the latest `alert_recent_days`
+    evaluated days, so an old incident stops warning; used with severity warn. -#}
+{% test uba_no_recent_funnel_incidents(model) %}
+    {%- set settings = uba_funnel_incident_settings() -%}
+    select *
+    from {{ model }}
+    where days_before_evaluated_through < {{ settings.alert_recent_days }}
+{% endtest %}

@@ -1,0 +1,68 @@
+{#- The steps each funnel attempt reached, one row per step, with the time taken from the
+    previous step and from step 1. -#}
+{%- set max_steps = uba_funnel_max_steps() -%}
+{%- set breakdowns = uba_funnel_breakdowns() -%}
+
+with
+
+attempts as (
+
+    select * from {{ ref('fct_funnel_attempts') }}
+
+),
+
+funnel_steps as (
+
+    {{ funnel_step_rows() }}
+
+),
+
+reached as (
+
+    {% for k in range(1, max_steps + 1) -%}
+    select
+        attempt_id,
+        {{ k }} as step_number,
+        step_{{ k }}_at as reached_at,
+        {% if k == 1 -%}
+        cast(null as {{ uba_type_double() }})
+        {%- else -%}
+        {{ uba_epoch_seconds('step_' ~ k ~ '_at') }} - {{ uba_epoch_seconds('step_' ~ (k - 1) ~ '_at') }}
+        {%- endif %} as seconds_from_previous_step,
+        {{ uba_epoch_seconds('step_' ~ k ~ '_at') }} - {{ uba_epoch_seconds('step_1_at') }}
+            as seconds_from_first_step
+    from attempts
+    where step_{{ k }}_at is not null
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+final as (
+
+    select
+        reached.attempt_id,
+        attempts.user_id,
+        attempts.session_id,
+        attempts.funnel_name,
+        attempts.funnel_level,
+        funnel_steps.step_name,{% for column in breakdowns %}
+        attempts.{{ column }},{% endfor %}
+        cast(reached.step_number as integer) as step_number,
+        cast(reached.seconds_from_previous_step as {{ uba_type_double() }})
+            as seconds_from_previous_step,
+        cast(reached.seconds_from_first_step as {{ uba_type_double() }})
+            as seconds_from_first_step,
+        attempts.started_date,
+        attempts.started_at,
+        reached.reached_at
+    from reached
+    inner join attempts
+        on reached.attempt_id = attempts.attempt_id
+    inner join funnel_steps
+        on attempts.funnel_name = funnel_steps.funnel_name
+        and reached.step_number = funnel_steps.step_number
+
+)
+
+select * from final
