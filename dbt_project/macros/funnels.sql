@@ -551,7 +551,7 @@ final as (
         cast(with_entered.attempts_entered as bigint) as attempts_entered,
         cast(with_entered.attempts_converted as bigint) as attempts_converted,
         cast(with_entered.users_converted as bigint) as users_converted,
-        {{ feature_safe_divide('with_entered.attempts_converted', 'with_entered.attempts_entered') }}
+        {{ feature_safe_divide('with_entered.attempts_converted', 'with_entered.attempts_entered', 'null') }}
             as conversion_rate,
         {{ feature_safe_divide('with_entered.attempts_converted', 'with_entered.attempts_started') }}
             as conversion_from_first_step,
