@@ -72,31 +72,3 @@
         on cohort_sizes.cohort_start = unbounded_counts.cohort_start
         and periods.period_number = unbounded_counts.period_number
 {%- endmacro %}
-
-{#- Ordered funnel per user: step 1 = the user's first `steps[0]` event; step k = the first
-    `steps[k-1]` event at or after step k-1 (same instant allowed) and within `window_days` of
-    step 1. One row per user who did step 1: step_1_at .. step_n_at (null when not reached). -#}
-{% macro mart_funnel_user_steps(events, steps, window_days) -%}
-    with funnel_events as (
-        select user_id, event_name, event_ts from {{ events }}
-        where event_name in ({% for step in steps %}'{{ step }}'{{ ", " if not loop.last }}{% endfor %})
-    ),
-    step_1 as (
-        select user_id, min(event_ts) as step_1_at
-        from funnel_events
-        where event_name = '{{ steps[0] }}'
-        group by 1
-    ){% for step in steps[1:] %}{% set k = loop.index + 1 %},
-    step_{{ k }} as (
-        select step_{{ k - 1 }}.*, min(funnel_events.event_ts) as step_{{ k }}_at
-        from step_{{ k - 1 }}
-        left join funnel_events
-            on step_{{ k - 1 }}.user_id = funnel_events.user_id
-            and funnel_events.event_name = '{{ step }}'
-            and funnel_events.event_ts >= step_{{ k - 1 }}.step_{{ k - 1 }}_at
-            and funnel_events.event_ts
-                <= {{ dbt.dateadd('day', window_days, 'step_' ~ (k - 1) ~ '.step_1_at') }}
-        group by {% for i in range(1, k + 1) %}{{ i }}{{ ", " if not loop.last }}{% endfor %}
-    ){% endfor %}
-    select * from step_{{ steps | length }}
-{%- endmacro %}

@@ -20,6 +20,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from test_dbt_core import make_planted_events, write_validated
+from test_postgres_portability import (  # a throwaway PostgreSQL cluster and its helpers
+    _load_postgres,
+    _normalise,
+    _pg_frame,
+    postgres_server,  # noqa: F401  (fixture)
+)
 
 from python_models.cli import main as uba
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
@@ -108,8 +115,14 @@ def reference_attempts(events: pl.DataFrame, funnel: dict) -> set[tuple]:
                 open_until = reached[-1] if converted else ends
                 user_id = user_of[start] if level == "session" else partition
                 found.add(
-                    (funnel["name"], level, user_id, start, len(reached),
-                     reached[-1] if converted else None)
+                    (
+                        funnel["name"],
+                        level,
+                        user_id,
+                        start,
+                        len(reached),
+                        reached[-1] if converted else None,
+                    )
                 )
     return found
 
@@ -252,9 +265,12 @@ def conformance_dir() -> Path:
 @pytest.mark.slow
 def test_funnel_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
     events = tmp_path / "orders_simple.csv"
-    assert _orders_as_raw_events(
-        conformance_dir / "raw_orders_simple.csv", events, "2018-01-01", "2019-01-01"
-    ) == 21
+    assert (
+        _orders_as_raw_events(
+            conformance_dir / "raw_orders_simple.csv", events, "2018-01-01", "2019-01-01"
+        )
+        == 21
+    )
     db = _pipeline_warehouse(
         tmp_path,
         events,
@@ -282,15 +298,14 @@ def test_funnel_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
             group by 1 order by 1""",
         )
         assert totals["converted"].to_list() == users, report
-        for got, entered, row in zip(
-            totals["converted"], totals["entered"], expected, strict=True
-        ):
+        for got, entered, row in zip(totals["converted"], totals["entered"], expected, strict=True):
             assert got / users[0] == pytest.approx(float(row["pct_conversion"]), abs=1e-9)
             if row["pct_of_previous"]:
                 assert got / entered == pytest.approx(float(row["pct_of_previous"]), abs=1e-9)
     # at session level nobody converts: every order is its own midnight session
     sessions = _read(
-        db, "select max(steps_completed) from marts.fct_funnel_attempts where funnel_level = 'session'"
+        db,
+        "select max(steps_completed) from marts.fct_funnel_attempts where funnel_level = 'session'",
     ).item()
     assert sessions == 1
 
@@ -303,13 +318,18 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
     action on the pipeline's fct_events, and rpt_retention_daily against the fixture's rule
     with 'any event' as the return action, recomputed from the fixture file."""
     events = tmp_path / "orders.csv"
-    assert _orders_as_raw_events(
-        conformance_dir / "raw_orders.csv", events, "2018-01-01", "2018-02-01"
-    ) == 29
+    assert (
+        _orders_as_raw_events(
+            conformance_dir / "raw_orders.csv", events, "2018-01-01", "2018-02-01"
+        )
+        == 29
+    )
     db = _pipeline_warehouse(tmp_path, events, {}, ["+rpt_retention_daily"])
     sql = run_dbt(
         [
-            "compile", "--quiet", "--inline",
+            "compile",
+            "--quiet",
+            "--inline",
             "{{ mart_retention_counts(ref('fct_events'), 'day', [0, 1, 7, 14, 30], "
             "\"event_name = 'purchase'\") }}",
         ],
@@ -317,20 +337,28 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
         quiet=True,
         target_path=tmp_path / "target",
     )
-    counts = _read(db, sql).group_by("period_number").agg(
-        pl.col("cohort_users").sum(), pl.col("users_unbounded").sum()
+    counts = (
+        _read(db, sql)
+        .group_by("period_number")
+        .agg(pl.col("cohort_users").sum(), pl.col("users_unbounded").sum())
     )
     by_period = {row["period_number"]: row for row in counts.to_dicts()}
     assert {row["cohort_users"] for row in by_period.values()} == {24}
     expected = _expected("dmt_expected__retention.csv")
-    assert [by_period[int(row["period"])]["users_unbounded"] for row in expected] == [
-        int(row["unique_users"]) for row in expected
-    ] == [19, 4, 3, 3]
+    assert (
+        [by_period[int(row["period"])]["users_unbounded"] for row in expected]
+        == [int(row["unique_users"]) for row in expected]
+        == [19, 4, 3, 3]
+    )
     assert by_period[30]["users_unbounded"] == 0
 
     # rpt_retention_daily: the same rule with any event as the return action, from the file
     with open(conformance_dir / "raw_orders.csv") as handle:
-        orders = [r for r in csv.DictReader(handle) if "2018-01-01" <= r["order_date"] < "2018-02-01"]
+        orders = [
+            row
+            for row in csv.DictReader(handle)
+            if "2018-01-01" <= row["order_date"] < "2018-02-01"
+        ]
     days: dict[str, list[datetime]] = {}
     for row in orders:
         days.setdefault(row["user_id"], []).append(datetime.fromisoformat(row["order_date"]))
@@ -342,9 +370,7 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
     )
     assert set(report["cohort"]) == {24}
     for period, users in zip(report["period_day"], report["users"], strict=True):
-        recount = sum(
-            max(dates) >= min(dates) + timedelta(days=period) for dates in days.values()
-        )
+        recount = sum(max(dates) >= min(dates) + timedelta(days=period) for dates in days.values())
         assert users == recount, period
     assert report.filter(pl.col("period_day") == 0)["users"].item() == 24
 
@@ -369,8 +395,14 @@ def incident_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     assert uba(["load", str(sample.events_dir), "--duckdb", str(db)]) == 0
     assert uba(["gate", "--duckdb", str(db)]) == 0
     run_dbt(
-        ["build", "--select", "event_taxonomy", "+rpt_funnel_incidents",
-         "--indirect-selection", "cautious"],
+        [
+            "build",
+            "--select",
+            "event_taxonomy",
+            "+rpt_funnel_incidents",
+            "--indirect-selection",
+            "cautious",
+        ],
         duckdb_path=db,
         quiet=True,
         target_path=root / "target",
@@ -430,3 +462,89 @@ def test_a_bad_funnel_configuration_stops_dbt_with_one_line(tmp_path):
     assert "var uba__funnels: funnel 'signup': steps must be a list of at least two steps" in str(
         error.value
     )
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL: the same funnel SQL, the same answers
+
+
+PG_FUNNELS = [
+    {"name": "buy", "steps": ["page_view", "add_to_cart", "purchase"], "conversion_window": "1h"},
+    {
+        "name": "buy_any_order",
+        "steps": ["page_view", "add_to_cart", "purchase"],
+        "conversion_window": "2h",
+        "order": "any",
+    },
+    {
+        "name": "search_to_cart",
+        "steps": [{"event": "search", "where": {"device": "mobile"}}, "add_to_cart"],
+        "conversion_window": "1d",
+    },
+]
+PG_COMPARED = {
+    "marts.fct_funnel_attempts": (
+        "attempt_id, funnel_name, funnel_level, user_id, device, attempt_number, "
+        "steps_completed, seconds_to_convert, started_at, converted_at, step_2_at, step_3_at"
+    ),
+    "reports.rpt_funnel_conversion_daily": (
+        "period_start, funnel_name, funnel_level, breakdown, breakdown_value, step_number, "
+        "attempts_entered, attempts_converted, users_converted, conversion_rate, "
+        "median_seconds_from_previous_step, p90_seconds_from_first_step, is_complete"
+    ),
+    "reports.rpt_funnel_conversion_weekly": (
+        "period_start, funnel_name, funnel_level, breakdown, breakdown_value, step_number, "
+        "attempts_converted"
+    ),
+}
+
+
+@pytest.mark.postgres
+def test_funnel_models_match_duckdb_on_postgres(tmp_path, monkeypatch, request):
+    port = request.getfixturevalue("postgres_server")
+    for name, value in (
+        ("UBA_PG_HOST", "127.0.0.1"),
+        ("UBA_PG_PORT", str(port)),
+        ("UBA_PG_USER", "uba"),
+        ("UBA_PG_DATABASE", "uba"),
+    ):
+        monkeypatch.setenv(name, value)
+    events = make_planted_events().events
+    select = [
+        "build",
+        "--full-refresh",
+        "--select",
+        "event_taxonomy",
+        "+rpt_funnel_incidents",
+        "+rpt_funnel_conversion_weekly",
+        "--indirect-selection",
+        "cautious",
+    ]
+    dbt_vars = {"uba__funnels": PG_FUNNELS}
+    duck = tmp_path / "warehouse.duckdb"
+    write_validated(duck, events)
+    run_dbt(
+        select,
+        duckdb_path=duck,
+        target="duckdb",
+        dbt_vars=dbt_vars,
+        quiet=True,
+        target_path=tmp_path / "target-duckdb",
+    )
+    _load_postgres(port, events, replace=True)
+    run_dbt(
+        select,
+        target="postgres",
+        dbt_vars=dbt_vars,
+        quiet=True,
+        target_path=tmp_path / "target-postgres",
+    )
+    for table, columns in PG_COMPARED.items():
+        expected = _read(duck, f"select {columns} from {table}")
+        actual = _pg_frame(port, f"select {columns} from {table}")
+        assert expected.height > 0 and actual.height == expected.height, table
+        assert _normalise(actual) == _normalise(expected), table
+    attempts = _read(
+        duck, "select funnel_name, max(steps_completed) from marts.fct_funnel_attempts group by 1"
+    )
+    assert dict(attempts.iter_rows()) == {"buy": 3, "buy_any_order": 3, "search_to_cart": 2}
