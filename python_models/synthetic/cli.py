@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -16,18 +17,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicate-rate", type=float, default=0.01)
     parser.add_argument("--late-rate", type=float, default=0.02)
     parser.add_argument("--ato-rate", type=float, default=0.02)
+    parser.add_argument(
+        "--funnel-incident",
+        metavar="START[,DAYS[,KEEP_RATE]]",
+        type=parse_funnel_incident,
+        default=None,
+        help="plant a payment incident: from START (YYYY-MM-DD) for DAYS days (default 21) "
+        "only KEEP_RATE (default 0.4) of planned purchases happen",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_funnel_incident(text: str):
+    """`START[,DAYS[,KEEP_RATE]]` -> FunnelIncident (argparse `type`)."""
+    from python_models.synthetic import FunnelIncident
+
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not 1 <= len(parts) <= 3:
+            raise ValueError("expected START[,DAYS[,KEEP_RATE]]")
+        days = int(parts[1]) if len(parts) > 1 else FunnelIncident.days
+        keep_rate = float(parts[2]) if len(parts) > 2 else FunnelIncident.keep_rate
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
+    return FunnelIncident(start_date=parts[0], days=days, keep_rate=keep_rate)
+
+
+def _generate(args: argparse.Namespace, out: Path):
     from python_models.synthetic import generate
 
-    out = args.out
-    if out is None:
-        from python_models.config import get_settings
-
-        out = get_settings().data_dir / "sample"
-    result = generate(
+    return generate(
         out_dir=out,
         n_events=args.events,
         seed=args.seed,
@@ -38,7 +57,21 @@ def run(args: argparse.Namespace) -> int:
         late_rate=args.late_rate,
         ato_rate=args.ato_rate,
         progress=not args.quiet,
+        funnel_incident=args.funnel_incident,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out
+    if out is None:
+        from python_models.config import get_settings
+
+        out = get_settings().data_dir / "sample"
+    try:
+        result = _generate(args, out)
+    except ValueError as exc:  # a bad setting: one line, not a traceback
+        print(f"uba generate: {exc}", file=sys.stderr)
+        return 2
     m = result.manifest
     print(f"events:     {result.events_dir} ({', '.join(m['event_files'])})")
     print(f"truth:      {result.truth_dir}")
@@ -50,4 +83,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"personas:   {', '.join(f'{k}={v}' for k, v in m['personas'].items())}")
     print(f"churned:    {m['n_churned']:,}   ato victims: {m['n_ato_victims']:,}")
     print(f"period:     {m['start_date']} .. {m['end_date_exclusive']} (exclusive)")
+    if "funnel_incident" in m:
+        incident = m["funnel_incident"]
+        print(
+            f"incident:   purchases kept at {incident['keep_rate']:.0%} from "
+            f"{incident['start_date']} to {incident['end_date_exclusive']} (exclusive)"
+        )
     return 0

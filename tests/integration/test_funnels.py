@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import csv
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -377,6 +377,37 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # a planted payment incident
+
+
+def _purchases_per_day(events_dir: Path) -> dict:
+    """Distinct purchases per UTC day (a few timestamps carry a local offset)."""
+    events = pl.read_parquet(events_dir / "*.parquet").filter(pl.col("event_name") == "purchase")
+    days: dict[str, set] = {}
+    for event_id, ts in events.select("event_id", "event_ts").iter_rows():
+        day = datetime.fromisoformat(ts).astimezone(UTC).date().isoformat()
+        days.setdefault(day, set()).add(event_id)
+    return {day: len(ids) for day, ids in days.items()}
+
+
+def test_planted_incident_only_removes_purchases_inside_its_window(tmp_path):
+    from python_models.synthetic import FunnelIncident, generate
+
+    options = {"n_events": 40_000, "seed": 3, "days": 70}
+    plain = generate(tmp_path / "plain", **options)
+    planted = generate(
+        tmp_path / "planted", **options, funnel_incident=FunnelIncident("2025-02-03", 14, 0.3)
+    )
+    assert "funnel_incident" not in plain.manifest
+    assert planted.manifest["funnel_incident"]["end_date_exclusive"] == "2025-02-17"
+    before, after = _purchases_per_day(plain.events_dir), _purchases_per_day(planted.events_dir)
+    inside = [day for day in before if "2025-02-03" <= day < "2025-02-17"]
+    outside = [day for day in before if day not in inside]
+    assert len(inside) == 14 and outside
+    assert all(after.get(day, 0) == before[day] for day in outside)
+    kept = sum(after.get(day, 0) for day in inside) / sum(before[day] for day in inside)
+    assert 0.2 < kept < 0.4, kept
+    with pytest.raises(ValueError, match="must lie inside the generated period"):
+        generate(tmp_path / "bad", **options, funnel_incident=FunnelIncident("2025-03-10", 21))
 
 
 @pytest.fixture(scope="module")
