@@ -57,12 +57,17 @@
         {%- endif -%}
         {%- set steps = [] -%}
         {%- set labels = [] -%}
+        {%- set definitions = [] -%}
         {%- for step in configured_steps -%}
             {%- if step is string -%}
                 {%- set step = {'event': step} -%}
             {%- endif -%}
             {%- if step is not mapping or not step.get('event') -%}
                 {{ _funnel_config_error("funnel '" ~ name ~ "' step " ~ loop.index ~ ": an event name, or {event, where, label} (got " ~ step ~ ")") }}
+            {%- endif -%}
+            {%- set unknown_step_keys = step.keys() | reject('in', ['event', 'where', 'label']) | list -%}
+            {%- if unknown_step_keys -%}
+                {{ _funnel_config_error("funnel '" ~ name ~ "' step " ~ loop.index ~ " has unknown keys " ~ unknown_step_keys ~ " (known: event, where, label)") }}
             {%- endif -%}
             {%- set where = step.get('where') or {} -%}
             {%- if where is not mapping -%}
@@ -78,6 +83,11 @@
                 {%- do conditions.append(column ~ '=' ~ value) -%}
             {%- endfor -%}
             {%- set default_label = step.event ~ (' [' ~ conditions | join(', ') ~ ']' if conditions else '') -%}
+            {#- the same event may serve two steps at one instant, so identical steps are meaningless -#}
+            {%- if default_label in definitions -%}
+                {{ _funnel_config_error("funnel '" ~ name ~ "' repeats the step " ~ default_label ~ " (an event can count for both; add a where condition)") }}
+            {%- endif -%}
+            {%- do definitions.append(default_label) -%}
             {%- set label = step.get('label') or default_label -%}
             {%- if label in labels -%}
                 {{ _funnel_config_error("funnel '" ~ name ~ "' has two steps labelled '" ~ label ~ "' (give one a label)") }}
@@ -302,23 +312,32 @@ candidate_ends as (
             lag(window_ends_at) over (partition by {{ keys | join(', ') }} order by started_at)
                 < started_at,
             true
-        ) as is_island_start
+        ) as is_island_start,
+        {#- one integer key, increasing with started_at inside each user (session), so the
+            recursion below joins on a single integer -#}
+        row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id
     from candidate_attempts
 
 ),
 
 {#- Candidate starts (kind 0) and candidate ends (kind 1) in one ordered stream: the next
-    start strictly after an end is the first kind-0 row following it. -#}
+    start strictly after an end is the first kind-0 row following it (the smallest id). -#}
 boundaries as (
 
-    select {{ keys | join(', ') }}, started_at as boundary_at, 0 as boundary_kind, started_at
+    select
+        {{ keys | join(', ') }},
+        started_at as boundary_at,
+        0 as boundary_kind,
+        candidate_id,
+        is_island_start
     from candidate_ends
     union all
     select
         {{ keys | join(', ') }},
         coalesce(converted_at, window_ends_at) as boundary_at,
         1 as boundary_kind,
-        started_at
+        candidate_id,
+        is_island_start
     from candidate_ends
 
 ),
@@ -326,53 +345,41 @@ boundaries as (
 next_candidates as (
 
     select
-        {{ keys | join(', ') }},
-        started_at,
-        next_started_at
+        candidate_id,
+        next_candidate_id,
+        is_island_start
     from (
         select
             boundaries.*,
-            min(case when boundary_kind = 0 then boundary_at end) over (
+            min(case when boundary_kind = 0 then candidate_id end) over (
                 partition by {{ keys | join(', ') }}
                 order by boundary_at, boundary_kind
                 rows between 1 following and unbounded following
-            ) as next_started_at
+            ) as next_candidate_id
         from boundaries
     ) as ordered_boundaries
     where boundary_kind = 1
 
 ),
 
-linked as (
-
-    select
-        candidate_ends.*,
-        next_candidates.next_started_at
-    from candidate_ends
-    inner join next_candidates
-        on {% for key in keys %}candidate_ends.{{ key }} = next_candidates.{{ key }} and {% endfor %}candidate_ends.started_at = next_candidates.started_at
-
-),
-
-{#- Nested so that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
+{#- The attempts: island starts, then next-candidate pointers inside each island. Nested so
+    that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
 chosen as (
 
-    select chain.*
+    select chain.candidate_id
     from (
         with recursive chain as (
-            select {{ keys | join(', ') }}, started_at, next_started_at
-            from linked
+            select candidate_id, next_candidate_id
+            from next_candidates
             where is_island_start
             union all
-            select
-                {% for key in keys %}linked.{{ key }}, {% endfor %}linked.started_at,
-                linked.next_started_at
+            select next_candidates.candidate_id, next_candidates.next_candidate_id
             from chain
-            inner join linked
-                on {% for key in keys %}chain.{{ key }} = linked.{{ key }} and {% endfor %}chain.next_started_at = linked.started_at
-            where not linked.is_island_start
+            inner join next_candidates
+                on chain.next_candidate_id = next_candidates.candidate_id
+            where not next_candidates.is_island_start
         )
-        select {{ keys | join(', ') }}, started_at from chain
+        select candidate_id from chain
     ) as chain
 
 ),
@@ -381,34 +388,36 @@ final as (
 
     select
         {{ dbt.hash(dbt.concat([
-            'linked.funnel_name', "'|'", 'linked.funnel_level', "'|'", 'linked.partition_id',
-            "'|'", uba_timestamp_text('linked.started_at')])) }} as attempt_id,
-        linked.user_id,
-        linked.session_id,
-        linked.first_event_id,
-        linked.funnel_name,
-        linked.funnel_level,{% for column in breakdowns %}
-        linked.{{ column }},{% endfor %}
+            'candidate_ends.funnel_name', "'|'",
+            'candidate_ends.funnel_level', "'|'",
+            'candidate_ends.partition_id', "'|'",
+            uba_timestamp_text('candidate_ends.started_at')])) }} as attempt_id,
+        candidate_ends.user_id,
+        candidate_ends.session_id,
+        candidate_ends.first_event_id,
+        candidate_ends.funnel_name,
+        candidate_ends.funnel_level,{% for column in breakdowns %}
+        candidate_ends.{{ column }},{% endfor %}
         cast(row_number() over (
-            partition by {% for key in keys %}linked.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
-            order by linked.started_at
+            partition by {% for key in keys %}candidate_ends.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+            order by candidate_ends.started_at
         ) as integer) as attempt_number,
-        cast(linked.step_count as integer) as step_count,
+        cast(candidate_ends.step_count as integer) as step_count,
         cast({% for k in range(1, max_steps + 1) -%}
-            case when linked.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
+            case when candidate_ends.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
         {%- endfor %} as integer) as steps_completed,
-        case when linked.converted_at is not null
-            then {{ uba_epoch_seconds('linked.converted_at') }} - {{ uba_epoch_seconds('linked.started_at') }}
+        case when candidate_ends.converted_at is not null
+            then {{ uba_epoch_seconds('candidate_ends.converted_at') }} - {{ uba_epoch_seconds('candidate_ends.started_at') }}
         end as seconds_to_convert,
-        linked.converted_at is not null as is_converted,
-        cast(linked.started_at as date) as started_date,
-        linked.started_at,
-        linked.converted_at,
-        linked.window_ends_at{% for k in range(1, max_steps + 1) %},
-        linked.step_{{ k }}_at{% endfor %}
-    from linked
+        candidate_ends.converted_at is not null as is_converted,
+        cast(candidate_ends.started_at as date) as started_date,
+        candidate_ends.started_at,
+        candidate_ends.converted_at,
+        candidate_ends.window_ends_at{% for k in range(1, max_steps + 1) %},
+        candidate_ends.step_{{ k }}_at{% endfor %}
+    from candidate_ends
     inner join chosen
-        on {% for key in keys %}linked.{{ key }} = chosen.{{ key }} and {% endfor %}linked.started_at = chosen.started_at
+        on candidate_ends.candidate_id = chosen.candidate_id
 
 )
 
