@@ -481,6 +481,31 @@ def test_planted_payment_incident_is_flagged_on_its_days(incident_warehouse):
     assert inside.mean() < 0.5 * outside.mean()
 
 
+@pytest.mark.slow
+def test_recent_incident_warns_without_failing_the_build(incident_warehouse, tmp_path):
+    """The dbt test behind the Dagster asset check: quiet while the incident is older than
+    alert_recent_days, a warning (exit 0) once the setting reaches back to it."""
+    db, _ = incident_warehouse
+    select = ["test", "--select", "rpt_funnel_incidents,test_name:uba_no_recent_funnel_incidents"]
+
+    def warnings(**settings) -> int:
+        output = run_dbt(
+            select,
+            duckdb_path=db,
+            dbt_vars={"uba__funnel_incidents": settings} if settings else None,
+            quiet=True,
+            target_path=tmp_path / "target",
+        )
+        return int(re.search(r"WARN=(\d+)", output).group(1))
+
+    latest = _read(
+        db, "select min(days_before_evaluated_through) from reports.rpt_funnel_incidents"
+    ).item()
+    assert latest > 3
+    assert warnings() == 0
+    assert warnings(alert_recent_days=latest + 1) == 1
+
+
 def test_a_bad_funnel_configuration_stops_dbt_with_one_line(tmp_path):
     with pytest.raises(DbtError) as error:
         run_dbt(
