@@ -51,6 +51,9 @@ CONFORMANCE_FUNNEL = {
     "conversion_window": "366d",
     "order": "strict",
 }
+# The data tests and unit tests run in the full build of the shared sample (conftest); here they
+# would only add minutes.
+MODELS_ONLY = ["--exclude-resource-type", "test", "unit_test"]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 INCIDENT_SAMPLE_EVENTS = 250_000
 INCIDENT_START, INCIDENT_DAYS = "2025-02-10", 21
@@ -241,7 +244,7 @@ def _pipeline_warehouse(tmp_path: Path, events_csv: Path, dbt_vars: dict, select
     assert uba(["load", str(events_csv), "--duckdb", str(db)]) == 0
     assert uba(["gate", "--duckdb", str(db)]) == 0
     run_dbt(
-        ["build", "--select", "event_taxonomy", *select, "--indirect-selection", "cautious"],
+        ["build", "--select", *select, *MODELS_ONLY],
         duckdb_path=db,
         dbt_vars=dbt_vars,
         quiet=True,
@@ -426,14 +429,7 @@ def incident_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     assert uba(["load", str(sample.events_dir), "--duckdb", str(db)]) == 0
     assert uba(["gate", "--duckdb", str(db)]) == 0
     run_dbt(
-        [
-            "build",
-            "--select",
-            "event_taxonomy",
-            "+rpt_funnel_incidents",
-            "--indirect-selection",
-            "cautious",
-        ],
+        ["build", "--select", "+rpt_funnel_incidents", *MODELS_ONLY],
         duckdb_path=db,
         quiet=True,
         target_path=root / "target",
@@ -570,11 +566,9 @@ def test_funnel_models_match_duckdb_on_postgres(tmp_path, monkeypatch, request):
         "build",
         "--full-refresh",
         "--select",
-        "event_taxonomy",
         "+rpt_funnel_incidents",
         "+rpt_funnel_conversion_weekly",
-        "--indirect-selection",
-        "cautious",
+        *MODELS_ONLY,
     ]
     dbt_vars = {"uba__funnels": PG_FUNNELS}
     duck = tmp_path / "warehouse.duckdb"
