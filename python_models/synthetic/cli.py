@@ -16,17 +16,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicate-rate", type=float, default=0.01)
     parser.add_argument("--late-rate", type=float, default=0.02)
     parser.add_argument("--ato-rate", type=float, default=0.02)
+    parser.add_argument(
+        "--experiment",
+        action="store_true",
+        help="plant an A/B test (experiment_exposure events, known conversion lift)",
+    )
+    parser.add_argument(
+        "--experiment-lift",
+        type=float,
+        default=None,
+        help="chance a treated user gets an extra conversion (0 = A/A; default 0.3)",
+    )
+    parser.add_argument(
+        "--channels", action="store_true", help="add an acquisition `channel` property"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def run(args: argparse.Namespace) -> int:
-    from python_models.synthetic import generate
+    from python_models.synthetic import ExperimentPlan, generate
 
     out = args.out
     if out is None:
         from python_models.config import get_settings
 
         out = get_settings().data_dir / "sample"
+    experiment = None
+    if args.experiment or args.experiment_lift is not None:
+        lift = 0.3 if args.experiment_lift is None else args.experiment_lift
+        experiment = ExperimentPlan(extra_conversion_probability=lift)
     result = generate(
         out_dir=out,
         n_events=args.events,
@@ -38,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         late_rate=args.late_rate,
         ato_rate=args.ato_rate,
         progress=not args.quiet,
+        experiment=experiment,
+        acquisition_channels=args.channels,
     )
     m = result.manifest
     print(f"events:     {result.events_dir} ({', '.join(m['event_files'])})")
@@ -50,4 +70,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"personas:   {', '.join(f'{k}={v}' for k, v in m['personas'].items())}")
     print(f"churned:    {m['n_churned']:,}   ato victims: {m['n_ato_victims']:,}")
     print(f"period:     {m['start_date']} .. {m['end_date_exclusive']} (exclusive)")
+    if "experiment" in m:
+        e = m["experiment"]
+        print(
+            f"experiment: {e['key']}: {e['n_exposed']:,} exposed ({e['n_by_variant']}), "
+            f"{e['n_multi_variant']} saw two variants; planted conversion lift "
+            f"{e['planted_conversion_lift']:+.4f} over {e['window_days']} days"
+        )
     return 0
