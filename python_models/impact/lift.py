@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from python_models.impact.config import ImpactConfig, load_impact_config
@@ -68,8 +67,8 @@ def assign_deciles(
 def _outcome_kind(series: pl.Series) -> str:
     if series.dtype == pl.Boolean:
         return "rate"
-    values = series.drop_nulls().unique()
-    return "rate" if values.is_in([0, 1]).all() else "mean"
+    values = series.drop_nulls().cast(pl.Float64).unique()
+    return "rate" if values.is_in([0.0, 1.0]).all() else "mean"
 
 
 def lift_by_decile(
@@ -89,8 +88,8 @@ def lift_by_decile(
         raise ValueError(f"lift_by_decile needs columns {missing}")
     by = tuple(c for c in by if c in frame.columns)
     frame = frame.filter(pl.col("outcome").is_not_null() & pl.col("score").is_not_null())
-    unknown = frame.filter(~pl.col(HOLDOUT_GROUP_COLUMN).is_in(["treatment", "holdout"])).height
-    frame = frame.filter(pl.col(HOLDOUT_GROUP_COLUMN).is_in(["treatment", "holdout"]))
+    known = frame.filter(pl.col(HOLDOUT_GROUP_COLUMN).is_in(["treatment", "holdout"]))
+    unknown, frame = frame.height - known.height, known
     if frame.is_empty():
         return pl.DataFrame(schema=LIFT_SCHEMA)
     kind = _outcome_kind(frame["outcome"])
@@ -157,8 +156,3 @@ def run_lift(con: duckdb.DuckDBPyConnection, config: ImpactConfig | None = None)
     replace_table(con, LIFT_TABLE, table.to_arrow())
     return LiftOutcome(table, notes)
 
-
-def decile_summary(table: pl.DataFrame) -> np.ndarray:
-    """(decile, difference) pairs of the per-decile rows, for plots and metadata."""
-    rows = table.filter(pl.col("decile") != ALL_DECILES).sort("decile")
-    return rows.select("decile", "difference").to_numpy()

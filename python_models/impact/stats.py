@@ -1,10 +1,14 @@
 """Two-group comparisons used by experiments, lift and fairness. Every statistic comes from
 scipy or statsmodels; this module only chooses the test and names the results.
 
-- proportions (conversion, retention, churn): score (Miettinen-Nurminen) interval and test
-  for the difference, minimum detectable effect from Cohen's h (NormalIndPower);
-- means (revenue): Welch interval and t-test, minimum detectable effect from Cohen's d
-  (TTestIndPower);
+- proportions (conversion, retention, churn): Agresti-Caffo interval and test for the
+  difference (one statistic for both, good coverage at small counts; statsmodels' score
+  interval fails to converge on some ordinary tables), minimum detectable effect from
+  Cohen's h (NormalIndPower);
+- means (revenue): Welch interval and t-test, minimum detectable effect from Cohen's d;
+- minimum detectable effects come from statsmodels' NormalIndPower (the normal approximation:
+  at the sample sizes where an MDE is worth reading it matches the t-based one to three
+  decimals, at a tenth of the cost), cached per sample size;
 - CUPED: regression adjustment on the centred pre-period value (OLS, HC1 robust errors),
   which is CUPED with the pooled theta.
 """
@@ -14,11 +18,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize
 from statsmodels.regression.linear_model import OLS
-from statsmodels.stats.power import NormalIndPower, TTestIndPower
+from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
     proportion_effectsize,
@@ -74,10 +79,16 @@ def compare_proportions(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = confint_proportions_2indep(
-            count_t, n_t, count_r, n_r, method="score", compare="diff", alpha=alpha
+            count_t, n_t, count_r, n_r, method="agresti-caffo", compare="diff", alpha=alpha
         )
         test = test_proportions_2indep(
-            count_t, n_t, count_r, n_r, method="score", compare="diff", alternative="two-sided"
+            count_t,
+            n_t,
+            count_r,
+            n_r,
+            method="agresti-caffo",
+            compare="diff",
+            alternative="two-sided",
         )
     return Comparison(
         n_r, n_t, rate_r, rate_t, rate_t - rate_r, float(low), float(high), float(test.pvalue), mde
@@ -127,17 +138,24 @@ def compare_means(
     )
 
 
+@lru_cache(maxsize=4096)
+def standardized_mde(n_reference: int, ratio: float, alpha: float, power: float) -> float:
+    """Smallest standardized effect (Cohen's h or d) detectable with `power`, two-sided."""
+    return float(
+        NormalIndPower().solve_power(
+            effect_size=None, nobs1=n_reference, alpha=alpha, power=power, ratio=ratio
+        )
+    )
+
+
 def proportion_mde(
     rate: float, n_reference: int, ratio: float, alpha: float, power: float
 ) -> float:
     """Smallest increase over `rate` detectable with `power` (two-sided, Cohen's h)."""
     if n_reference < MIN_GROUP or ratio <= 0 or not 0.0 <= rate < 1.0:
         return NAN
-    h = NormalIndPower().solve_power(
-        effect_size=None, nobs1=n_reference, alpha=alpha, power=power, ratio=ratio
-    )
-    ceiling = proportion_effectsize(1.0, rate)
-    if h >= ceiling:
+    h = standardized_mde(n_reference, round(ratio, 6), alpha, power)
+    if h >= proportion_effectsize(1.0, rate):
         return 1.0 - rate  # even the largest possible lift is not detectable for sure
     return float(
         optimize.brentq(lambda d: proportion_effectsize(rate + d, rate) - h, 1e-12, 1.0 - rate)
@@ -148,10 +166,7 @@ def mean_mde(sd: float, n_reference: int, ratio: float, alpha: float, power: flo
     """Smallest difference in means detectable with `power` (two-sided, Cohen's d x pooled sd)."""
     if n_reference < MIN_GROUP or ratio <= 0 or not np.isfinite(sd):
         return NAN
-    d = TTestIndPower().solve_power(
-        effect_size=None, nobs1=n_reference, alpha=alpha, power=power, ratio=ratio
-    )
-    return float(d * sd)
+    return standardized_mde(n_reference, round(ratio, 6), alpha, power) * sd
 
 
 @dataclass(frozen=True)
