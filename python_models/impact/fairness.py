@@ -302,6 +302,25 @@ def report_settings(config: ImpactConfig) -> dict:
     }
 
 
+def configured_report(
+    frame: pl.DataFrame,
+    config: ImpactConfig,
+    score_column: str = "score",
+    label_column: str = "label",
+) -> pl.DataFrame:
+    """fairness_report with the attributes and thresholds of the uba__fairness_* vars."""
+    return fairness_report(
+        frame,
+        config.fairness_attributes,
+        threshold=config.disparity_threshold,
+        min_group_size=config.min_group_size,
+        alpha=config.alpha,
+        decision_threshold=config.decision_threshold,
+        score_column=score_column,
+        label_column=label_column,
+    )
+
+
 def report_for_version(
     con: duckdb.DuckDBPyConnection,
     model_name: str,
@@ -320,16 +339,7 @@ def report_for_version(
 
     config = config or load_impact_config()
     frame = with_attributes(con, frame, config.fairness_attributes)
-    report = fairness_report(
-        frame,
-        config.fairness_attributes,
-        threshold=config.disparity_threshold,
-        min_group_size=config.min_group_size,
-        alpha=config.alpha,
-        decision_threshold=config.decision_threshold,
-        score_column=score_column,
-        label_column=label_column,
-    )
+    report = configured_report(frame, config, score_column, label_column)
     record_fairness_report(
         con, model_name, model_version, report, evaluated_on, report_settings(config), run_id
     )
@@ -367,15 +377,7 @@ def run_fairness(
             continue
         frame = with_attributes(con, frame, config.fairness_attributes)
         for (version,), part in frame.group_by("model_version", maintain_order=True):
-            report = fairness_report(
-                part,
-                config.fairness_attributes,
-                threshold=config.disparity_threshold,
-                min_group_size=config.min_group_size,
-                alpha=config.alpha,
-                decision_threshold=config.decision_threshold,
-                label_column="outcome",
-            )
+            report = configured_report(part, config, label_column="outcome")
             record_fairness_report(
                 con,
                 model.model_name,

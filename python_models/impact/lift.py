@@ -155,4 +155,3 @@ def run_lift(con: duckdb.DuckDBPyConnection, config: ImpactConfig | None = None)
     table = pl.concat(parts) if parts else pl.DataFrame(schema=LIFT_SCHEMA)
     replace_table(con, LIFT_TABLE, table.to_arrow())
     return LiftOutcome(table, notes)
-

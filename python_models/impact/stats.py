@@ -62,14 +62,23 @@ def _empty(n_reference: int, n_treated: int, reference, treated, note: str) -> C
     )
 
 
+def _groups(treated, reference) -> tuple[np.ndarray, np.ndarray, Comparison | None]:
+    """Both groups as float arrays, and a note-only result when either is too small."""
+    treated, reference = np.asarray(treated, float), np.asarray(reference, float)
+    if min(treated.size, reference.size) >= MIN_GROUP:
+        return treated, reference, None
+    note = "too few users to compare"
+    return treated, reference, _empty(reference.size, treated.size, reference, treated, note)
+
+
 def compare_proportions(
     treated: np.ndarray, reference: np.ndarray, alpha: float = 0.05, power: float = 0.8
 ) -> Comparison:
     """Difference of two rates (arrays of 0/1)."""
-    treated, reference = np.asarray(treated, float), np.asarray(reference, float)
+    treated, reference, too_few = _groups(treated, reference)
+    if too_few:
+        return too_few
     n_t, n_r = treated.size, reference.size
-    if min(n_t, n_r) < MIN_GROUP:
-        return _empty(n_r, n_t, reference, treated, "too few users to compare")
     count_t, count_r = int(treated.sum()), int(reference.sum())
     rate_t, rate_r = count_t / n_t, count_r / n_r
     mde = proportion_mde(rate_r, n_r, n_t / n_r, alpha, power)
@@ -99,10 +108,10 @@ def compare_means(
     treated: np.ndarray, reference: np.ndarray, alpha: float = 0.05, power: float = 0.8
 ) -> Comparison:
     """Difference of two means (Welch: unequal variances)."""
-    treated, reference = np.asarray(treated, float), np.asarray(reference, float)
+    treated, reference, too_few = _groups(treated, reference)
+    if too_few:
+        return too_few
     n_t, n_r = treated.size, reference.size
-    if min(n_t, n_r) < MIN_GROUP:
-        return _empty(n_r, n_t, reference, treated, "too few users to compare")
     sd = math.sqrt(
         (np.var(treated, ddof=1) * (n_t - 1) + np.var(reference, ddof=1) * (n_r - 1))
         / (n_t + n_r - 2)

@@ -212,28 +212,12 @@ def plant_experiment(
     )
 
     key = plan.key
+    # Planted events happen on the device and in the session of the event they follow.
+    context = ["user_id", "anonymous_id", "session_id", "device", "country", "plan", "channel"]
     exposure_parts = [
-        base.select(
-            "user_id",
-            "anonymous_id",
-            "session_id",
-            "device",
-            "country",
-            "plan",
-            "channel",
-            ts_ms="exposed_ms",
-            variant="variant",
-        ),
+        base.select(*context, ts_ms="exposed_ms", variant="variant"),
         base.filter(pl.col("is_multi_variant")).select(
-            "user_id",
-            "anonymous_id",
-            "session_id",
-            "device",
-            "country",
-            "plan",
-            "channel",
-            ts_ms="second_ms",
-            variant="other_variant",
+            *context, ts_ms="second_ms", variant="other_variant"
         ),
     ]
     exposures = pl.concat(exposure_parts).with_columns(
@@ -248,17 +232,7 @@ def plant_experiment(
     )
     purchases = (
         base.filter(pl.col("has_planted_conversion"))
-        .select(
-            "user_id",
-            "anonymous_id",
-            "session_id",
-            "device",
-            "country",
-            "plan",
-            "channel",
-            "revenue",
-            ts_ms="planted_ms",
-        )
+        .select(*context, "revenue", ts_ms="planted_ms")
         .with_columns(
             event_name=pl.lit(plan.conversion_event),
             properties=_properties(
