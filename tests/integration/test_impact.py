@@ -15,6 +15,12 @@ from datetime import datetime
 import duckdb
 import polars as pl
 import pytest
+from test_postgres_portability import (  # the same throwaway cluster and helpers
+    _load_postgres,
+    _normalise,
+    _pg_frame,
+    postgres_server,  # noqa: F401 - a fixture
+)
 
 from python_models.impact.config import load_impact_config
 from python_models.impact.holdout import holdout_bucket, holdout_group
@@ -275,3 +281,59 @@ def test_dagster_assets_write_results_lift_and_fairness(impact_warehouse, tmp_pa
     assert set(fairness["attribute"]) == {"overall", *load_impact_config().fairness_attributes}
     assert set(fairness["model_version"]) == {"recency-baseline"}
     assert (fairness["evaluated_on"] == "matured_scores").all()
+
+
+IMPACT_MARTS = {
+    "marts.dim_user_holdout_groups": (
+        "user_id, holdout_group, holdout_bucket, holdout_key_version, is_identified, assigned_at"
+    ),
+    "marts.fct_experiment_exposures": (
+        "experiment_key, user_id, variant, count_exposures, is_multi_variant, first_exposed_at"
+    ),
+    "marts.fct_experiment_user_metrics": (
+        "experiment_key, user_id, metric_name, variant, metric_value, pre_period_value, is_mature"
+    ),
+    "marts.dim_user_audit_attributes": "user_id, country, device, acquisition_channel",
+}
+
+
+@pytest.mark.postgres
+def test_impact_marts_match_duckdb_on_postgres(
+    impact_warehouse,
+    postgres_server,  # noqa: F811 - the fixture imported above
+    tmp_path,
+    monkeypatch,
+):
+    from python_models.dbt_runner import run_dbt
+
+    for name, value in (
+        ("HOST", "127.0.0.1"),
+        ("PORT", str(postgres_server)),
+        ("USER", "uba"),
+        ("DATABASE", "uba"),
+    ):
+        monkeypatch.setenv(f"UBA_PG_{name}", value)
+    validated = _read(
+        impact_warehouse,
+        "select raw_id, event_id, user_id, anonymous_id, event_name, event_ts, received_at, "
+        "session_id, properties, loaded_at from raw.events_validated",
+    )
+    _load_postgres(postgres_server, validated, replace=True)
+    run_dbt(
+        [
+            "build",
+            "--select",
+            "event_taxonomy",
+            *(f"+{t.split('.')[1]}" for t in IMPACT_MARTS),
+            "--indirect-selection",
+            "cautious",
+        ],
+        target="postgres",
+        quiet=True,
+        target_path=tmp_path / "dbt-target-postgres",
+    )
+    for table, columns in IMPACT_MARTS.items():
+        expected = _read(impact_warehouse, f"select {columns} from {table}")
+        actual = _pg_frame(postgres_server, f"select {columns} from {table}")
+        assert expected.height > 0 and actual.height == expected.height, table
+        assert _normalise(actual) == _normalise(expected), table
