@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+from orchestration.defs.impact import impact_assets
 from orchestration.defs.ingest import check_raw_events_quality, events_validated, raw_events
 from orchestration.defs.ml import scoring_assets, training_assets
 from orchestration.defs.publish import published_warehouse
@@ -22,6 +23,7 @@ defs = dg.Definitions(
         *scoring_assets,
         published_warehouse,
         retention_weekly_heatmap,
+        *impact_assets,
     ],
     asset_checks=[check_raw_events_quality, check_feature_mart_quality, *score_checks],
     jobs=[full_pipeline_job, daily_refresh_job, retrain_job],

@@ -25,6 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="plant a payment incident: from START (YYYY-MM-DD) for DAYS days (default 21) "
         "only KEEP_RATE (default 0.4) of planned purchases happen",
     )
+    parser.add_argument(
+        "--experiment",
+        action="store_true",
+        help="plant an A/B test (experiment_exposure events, known conversion lift)",
+    )
+    parser.add_argument(
+        "--experiment-lift",
+        type=float,
+        default=None,
+        help="chance a treated user gets an extra conversion (0 = A/A; default 0.3)",
+    )
+    parser.add_argument(
+        "--channels", action="store_true", help="add an acquisition `channel` property"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -44,8 +58,12 @@ def parse_funnel_incident(text: str):
 
 
 def _generate(args: argparse.Namespace, out: Path):
-    from python_models.synthetic import generate
+    from python_models.synthetic import ExperimentPlan, generate
 
+    experiment = None
+    if args.experiment or args.experiment_lift is not None:
+        lift = 0.3 if args.experiment_lift is None else args.experiment_lift
+        experiment = ExperimentPlan(extra_conversion_probability=lift)
     return generate(
         out_dir=out,
         n_events=args.events,
@@ -58,6 +76,8 @@ def _generate(args: argparse.Namespace, out: Path):
         ato_rate=args.ato_rate,
         progress=not args.quiet,
         funnel_incident=args.funnel_incident,
+        experiment=experiment,
+        acquisition_channels=args.channels,
     )
 
 
@@ -88,5 +108,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"incident:   purchases kept at {incident['keep_rate']:.0%} from "
             f"{incident['start_date']} to {incident['end_date_exclusive']} (exclusive)"
+        )
+    if "experiment" in m:
+        e = m["experiment"]
+        print(
+            f"experiment: {e['key']}: {e['n_exposed']:,} exposed ({e['n_by_variant']}), "
+            f"{e['n_multi_variant']} saw two variants; planted conversion lift "
+            f"{e['planted_conversion_lift']:+.4f} over {e['window_days']} days"
         )
     return 0

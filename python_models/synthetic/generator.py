@@ -25,6 +25,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from python_models.synthetic import personas as P
+from python_models.synthetic.experiment_events import (
+    CHANNELS,
+    ExperimentPlan,
+    channel_truth,
+    draw_channels,
+    experiment_summary,
+    plant_experiment,
+)
 from python_models.synthetic.formats import (
     RAW_COLUMNS,
     RAW_SCHEMA,
@@ -424,6 +432,11 @@ def _generate_chunk(
         return pl.Series(list(values), dtype=pl.String).gather(index)
 
     anonymous_id = pick(users["anonymous_ids"].ravel(), who * 4 + ev["slot"])
+    channel_codes = None
+    channel = pl.Series("channel", [None] * n, dtype=pl.String)
+    if cfg["acquisition_channels"]:  # planted from its own stream: other columns stay the same
+        channel_codes = draw_channels(cfg["seed"], chunk, n_people)
+        channel = pick(CHANNELS, channel_codes[who])
 
     frame = pl.DataFrame(
         {
@@ -442,6 +455,7 @@ def _generate_chunk(
             "country": pick(P.HOME_COUNTRIES + P.ATTACKER_COUNTRIES, country),
             "plan": pick(P.PLANS, users["plan"][who]),
             "feature": pick(P.FEATURES, feature),
+            "channel": channel,
             "revenue": revenue,
             "ip": ip[:, 0],
             "ip1": ip[:, 1],
@@ -474,9 +488,36 @@ def _generate_chunk(
     )
     duplicates, duplicate_truth = _duplicates(rng, valid, cfg["duplicate_rate"])
     defects, defect_truth = _defects(rng, valid, cfg["defect_rate"], chunk)
+    planted_parts, extra_truth = [], {}
+    if cfg["experiment"] is not None:
+        planted, extra_truth["experiment_exposures"] = plant_experiment(
+            cfg["seed"],
+            chunk,
+            frame.with_columns(is_ato=pl.Series(is_ato)),
+            users,
+            first_person,
+            period.start_ms,
+            cfg["experiment"],
+        )
+        planted_parts.append(
+            planted.with_columns(
+                event_ts=iso_timestamps(
+                    pl.col("ts_ms"), pl.lit(0, pl.Int64), P.OFFSET_MINUTES, P.OFFSET_SUFFIX
+                ),
+                received_at=iso_timestamps(
+                    pl.col("recv_ms"), pl.lit(0, pl.Int64), P.OFFSET_MINUTES, P.OFFSET_SUFFIX
+                ),
+            ).select(*RAW_COLUMNS, "recv_ms")
+        )
+    if channel_codes is not None:
+        extra_truth["acquisition_channels"] = channel_truth(
+            channel_codes, first_person, users["identified"]
+        )
+    n_planted = sum(part.height for part in planted_parts)
     rows = pl.concat(
         [
             valid.select(*RAW_COLUMNS, "recv_ms"),
+            *planted_parts,
             duplicates.select(*RAW_COLUMNS, "recv_ms"),
             defects.select(*RAW_COLUMNS, "recv_ms"),
         ]
@@ -491,9 +532,10 @@ def _generate_chunk(
         "anomalies": _anomalies_truth(users, first_person, valid),
         "duplicates": duplicate_truth,
         "defects": defect_truth,
+        **extra_truth,
         "stats": pl.DataFrame(
             {
-                "valid": [valid.height],
+                "valid": [valid.height + n_planted],
                 "late": [int(late.sum())],
                 "offsets": [int((ts_offset > 0).sum() + (recv_offset > 0).sum())],
                 "visitors_seen": [
@@ -544,6 +586,7 @@ def _properties_expr() -> pl.Expr:
                 text(',"email":"user', pl.col("user_num").cast(pl.String), '@example.com"'),
             ),
             when(name == "login", text(',"ip":"', ip_text, '"')),
+            when(pl.col("channel").is_not_null(), text(',"channel":"', pl.col("channel"), '"')),
             pl.lit("}"),
         ]
     )
@@ -786,12 +829,12 @@ def generate(
     ato_rate: float = 0.02,
     progress: bool = False,
     funnel_incident: FunnelIncident | None = None,
+    experiment: ExperimentPlan | None = None,
+    acquisition_channels: bool = False,
 ) -> GenerationResult:
     """Write `out_dir/events/part-*.parquet` and `out_dir/truth/*` (see docs/CONTRACTS.md).
 
     `n_events` targets the number of valid events; the actual count differs by a few percent
-    (recorded in the manifest). Same arguments -> byte-identical files. `funnel_incident`
-    plants a conversion drop (FunnelIncident); without it the output is as before that option.
     """
     rates = {
         "defect_rate": defect_rate,
@@ -800,6 +843,8 @@ def generate(
         "ato_rate": ato_rate,
     }
     start = _validate(n_events, days, rates, start_date)
+    if experiment is not None:
+        experiment.validate(days)
     P.check_taxonomy()
     out_dir = Path(out_dir)
     events_dir, truth_dir = out_dir / "events", out_dir / "truth"
@@ -812,7 +857,12 @@ def generate(
     period = _Period(start_ms, start_ms + days * DAY_MS)
     n_people, per_chunk, per_person = _plan_population(n_events, seed, period, ato_rate)
     n_chunks = math.ceil(n_people / per_chunk)
-    cfg = {"seed": seed, **rates}
+    cfg = {
+        "seed": seed,
+        **rates,
+        "experiment": experiment,
+        "acquisition_channels": acquisition_channels,
+    }
     incident_manifest = None
     if funnel_incident is not None:
         cfg["funnel_incident"], incident_manifest = _incident_window(funnel_incident, start, days)
@@ -823,9 +873,10 @@ def generate(
             file=sys.stderr,
         )
 
-    truth_parts: dict[str, list[pl.DataFrame]] = {
-        k: [] for k in ("users", "devices", "anomalies", "duplicates", "defects", "stats")
-    }
+    truth_names = ["users", "devices", "anomalies", "duplicates", "defects", "stats"]
+    truth_names += ["experiment_exposures"] * (experiment is not None)
+    truth_names += ["acquisition_channels"] * acquisition_channels
+    truth_parts: dict[str, list[pl.DataFrame]] = {k: [] for k in truth_names}
     writer: pq.ParquetWriter | None = None
     part_rows, n_rows, part_paths = 0, 0, []
     started = time.perf_counter()
@@ -894,6 +945,12 @@ def generate(
         "n_shared_devices": int(
             truth["devices"].filter(pl.col("is_shared"))["anonymous_id"].n_unique()
         ),
+        **(
+            {"experiment": experiment_summary(truth["experiment_exposures"], experiment)}
+            if experiment is not None
+            else {}
+        ),
+        **({"acquisition_channels": list(CHANNELS)} if acquisition_channels else {}),
         "event_files": [p.name for p in part_paths],
         "truth_files": sorted(f"{name}.parquet" for name in truth),
     }

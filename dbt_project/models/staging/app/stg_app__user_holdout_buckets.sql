@@ -1,0 +1,42 @@
+{#- One row per pseudonymous identifier (user or device) with its holdout bucket (0..9999).
+    The bucket hashes the RAW identifier with var uba__holdout_key (macro uba_holdout_bucket),
+    so it survives a rotation of the pseudonymization salt: after `--full-refresh` re-hashes
+    person keys, each person lands in the same bucket as before. Only the bucket number leaves
+    this model, never the raw id. -#}
+-- depends_on: {{ ref('stg_app__pseudonym_salts') }}
+with
+
+validated as (
+
+    select user_id, anonymous_id from {{ source('app', 'events_validated') }}
+
+),
+
+raw_ids as (
+
+    select distinct 'user' as id_kind, user_id as raw_id
+    from validated
+    where user_id is not null
+
+    union all
+
+    select distinct 'anon' as id_kind, anonymous_id as raw_id
+    from validated
+    where anonymous_id is not null
+
+),
+
+final as (
+
+    select
+        case
+            when id_kind = 'user' then {{ uba_pseudonymize('raw_id', 'user') }}
+            else {{ uba_pseudonymize('raw_id', 'anon') }}
+        end as person_key,
+        id_kind,
+        {{ uba_holdout_bucket('raw_id', 'id_kind') }} as holdout_bucket
+    from raw_ids
+
+)
+
+select * from final
