@@ -21,7 +21,8 @@ def main() -> None:
 
     from python_models.common.features import load_snapshot, to_matrix
     from python_models.common.reasons import explain
-    from python_models.jobs import MODEL_NAMES, load_champion, score_model, train_model
+    from python_models.lifecycle import load_champion, score_model, train_model
+    from python_models.models import MODEL_NAMES
     from python_models.warehouse import connect
 
     con = connect()
@@ -41,13 +42,13 @@ def main() -> None:
     matrix = to_matrix(load_snapshot(con, model.features), model.features)
     matrix = np.vstack([matrix] * args.repeat_rows)
     started = time.perf_counter()
-    model.booster.predict(matrix)
+    model.booster_.predict(matrix)
     predict_s = time.perf_counter() - started
     started = time.perf_counter()
-    model.booster.predict(matrix, pred_contrib=True)
+    model.booster_.booster.predict(matrix, pred_contrib=True)
     contrib_s = time.perf_counter() - started
     started = time.perf_counter()
-    explain(model.booster, matrix, model.features, model.feature_medians)
+    explain(model.booster_.booster, matrix, model.features, model.feature_medians_)
     reasons_s = time.perf_counter() - started
     print(
         f"churn reasons on {len(matrix):,} rows: predict {predict_s * 1000:.1f} ms, "

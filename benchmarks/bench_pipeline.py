@@ -66,7 +66,8 @@ def main() -> int:
     con.close()
     step("dbt build", lambda: run_dbt(["build"], quiet=True))
     if not args.skip_models:
-        from python_models.jobs import MODEL_NAMES, score_model, train_model
+        from python_models.lifecycle import score_model, train_model
+        from python_models.models import MODEL_NAMES
         from python_models.publish import publish_warehouse
 
         con = connect()

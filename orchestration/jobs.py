@@ -1,10 +1,11 @@
-"""Jobs: what the schedules, the sensor and the README's main command run."""
+"""Dagster jobs: what the schedules, the sensor and `uba demo` run."""
 
 import dagster as dg
 
-from orchestration.defs.ml import MODEL_INPUTS, model_key
+from orchestration.defs.ml import model_key
+from python_models.models import MODELS
 
-TRAINING = dg.AssetSelection.assets(*(model_key(name) for name in MODEL_INPUTS))
+TRAINING = dg.AssetSelection.assets(*(model_key(spec) for spec in MODELS))
 
 # Everything from raw files to the published copy, training included (the demo, first runs).
 full_pipeline_job = dg.define_asset_job(

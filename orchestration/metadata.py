@@ -1,4 +1,4 @@
-"""Asset metadata helpers shared by the asset modules."""
+"""Helpers shared by the asset modules: images in metadata, check outcomes as check results."""
 
 import base64
 from pathlib import Path
@@ -16,3 +16,13 @@ def image(path: Path) -> dg.MetadataValue:
         return dg.MetadataValue.path(str(path))
     encoded = base64.b64encode(data).decode("ascii")
     return dg.MetadataValue.md(f"![{path.name}](data:image/png;base64,{encoded})\n\n`{path}`")
+
+
+def check_result(outcome) -> dg.AssetCheckResult:
+    """A python_models.quality.CheckOutcome as a check result of error severity."""
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata=outcome.metadata,
+    )

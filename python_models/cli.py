@@ -15,10 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("python_models.ingest.cli", "load CSV / Parquet / JSON Lines files into raw.events"),
     "gate": ("expectations.cli", "run the data-quality gate: validate, quarantine bad rows"),
     "build": ("python_models.dbt_runner", "run dbt build on the warehouse"),
-    "train": ("python_models.training_cli", "train the models and update the registry"),
-    "score": ("python_models.training_cli", "batch-score users and write the score tables"),
-    "rollback": ("python_models.common.registry_cli", "roll a model back to its previous champion"),
-    "demo": ("python_models.demo", "run the whole pipeline end to end on generated data"),
+    "train": ("python_models.commands.train", "train the models and update the registry"),
+    "score": ("python_models.commands.train", "batch-score users and write the score tables"),
+    "rollback": ("python_models.commands.rollback", "roll a model back to its previous champion"),
+    "demo": ("python_models.commands.demo", "run the whole pipeline end to end on generated data"),
 }
 
 

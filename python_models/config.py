@@ -21,6 +21,11 @@ class Settings:
     duckdb_memory_limit: str
     duckdb_threads: int
     dbt_target: str
+    # Pipeline: where the Dagster raw/events asset loads from, and the thresholds that block
+    # a corrupt batch or ask for retraining.
+    input_path: Path
+    max_quarantine_rate: float
+    drift_psi_threshold: float
 
     @property
     def models_dir(self) -> Path:
@@ -41,9 +46,27 @@ def pseudonym_salt_from_env() -> str:
     return os.environ.get("UBA_PSEUDONYM_SALT") or DEFAULT_SALT
 
 
+class SettingsError(ValueError):
+    """An environment variable holds a value the settings cannot use."""
+
+
+def _number(name: str, default: float, low: float, high: float) -> float:
+    text = os.environ.get(name)
+    if text is None or text.strip() == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {text!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {text!r}")
+    return value
+
+
 def _from_env() -> Settings:
     data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
+    input_path = Path(os.environ.get("UBA_INPUT_PATH") or data_dir / "sample" / "events")
     return Settings(
         data_dir=data_dir,
         duckdb_path=duckdb_path,
@@ -51,6 +74,12 @@ def _from_env() -> Settings:
         duckdb_memory_limit=os.environ.get("UBA_DUCKDB_MEMORY_LIMIT", "4GB"),
         duckdb_threads=int(os.environ.get("UBA_DUCKDB_THREADS", os.cpu_count() or 2)),
         dbt_target=os.environ.get("UBA_DBT_TARGET", "duckdb"),
+        input_path=input_path.resolve(),
+        # Above this share of quarantined rows in one gate run, the batch is treated as corrupt
+        # and everything downstream (dbt, training, scoring) is blocked.
+        max_quarantine_rate=_number("UBA_MAX_QUARANTINE_RATE", 0.2, 0.0, 1.0),
+        # PSI above 0.25 is the usual "significant shift" rule of thumb.
+        drift_psi_threshold=_number("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0, float("inf")),
     )
 
 

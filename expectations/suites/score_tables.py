@@ -1,33 +1,26 @@
-"""Suites for the ml_scores tables: what BI tools may assume before they are published."""
+"""Suites for the ml_scores tables: what BI tools may assume before they are published.
+
+Derived from the model's spec (python_models/<model>/spec.py): the columns, the label columns
+that must be filled and the score bounds are the spec's, so a new model gets its suite free.
+"""
 
 from __future__ import annotations
 
 import great_expectations as gx
 
-COMMON_COLUMNS = ("user_id", "as_of_date", "model_name", "model_version", "scored_at", "run_id")
-
-# table -> (score bounds, extra non-null columns)
-SCORE_TABLES: dict[str, tuple[tuple[float | None, float | None], tuple[str, ...]]] = {
-    "churn_scores": ((0.0, 1.0), ("reasons", "predicted_label")),
-    "ltv_scores": ((0.0, None), ("reasons",)),
-    "user_segments": ((None, None), ("segment_id", "segment_name")),
-    "anomaly_alerts": ((None, None), ("reasons",)),
-}
+from python_models.common.spec import KEY_COLUMNS, ModelSpec
 
 
-def build_suite(table: str) -> gx.ExpectationSuite:
-    if table not in SCORE_TABLES:
-        raise ValueError(f"no suite for score table {table!r}; known: {sorted(SCORE_TABLES)}")
-    (low, high), extra = SCORE_TABLES[table]
-    suite = gx.ExpectationSuite(name=table)
+def build_suite(spec: ModelSpec) -> gx.ExpectationSuite:
+    suite = gx.ExpectationSuite(name=spec.table_name)
     suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
-    for column in (*COMMON_COLUMNS, "score", *extra):
+    for column in spec.score_columns:
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
-    if table != "anomaly_alerts":
-        # One score per user and snapshot; alerts may hold several days per user.
-        suite.add_expectation(
-            gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "as_of_date"])
-        )
+    # One score per user and snapshot (for anomaly alerts: per user and activity date).
+    suite.add_expectation(
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(KEY_COLUMNS))
+    )
+    low, high = spec.score_bounds
     if low is not None or high is not None:
         suite.add_expectation(
             gx.expectations.ExpectColumnValuesToBeBetween(

@@ -4,19 +4,12 @@ import os
 
 import dagster as dg
 
+from orchestration.metadata import check_result
 from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models.config import get_settings
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 EVENTS_VALIDATED = dg.AssetKey(["raw", "events_validated"])
-
-# Above this share of quarantined rows in one gate run, the batch is treated as corrupt and
-# everything downstream (dbt, training, scoring) is blocked.
-MAX_QUARANTINE_RATE = float(os.environ.get("UBA_MAX_QUARANTINE_RATE", "0.2"))
-
-
-def default_input_path() -> str:
-    return os.environ.get("UBA_INPUT_PATH", str(get_settings().data_dir / "sample" / "events"))
 
 
 class RawFilesConfig(dg.Config):
@@ -31,7 +24,7 @@ def raw_events(
     """One row per row of every loaded file, as text. Loading a file twice adds nothing."""
     from python_models.ingest import load_path
 
-    path = config.path or default_input_path()
+    path = config.path or str(get_settings().input_path)
     if not os.path.exists(path):
         raise dg.Failure(f"no input at {path}: run `uba generate` or set UBA_INPUT_PATH")
     with warehouse.connect() as con:
@@ -57,11 +50,11 @@ def events_validated(
 ) -> dg.MaterializeResult:
     """Raw rows that passed the Great Expectations gate; the others go to raw.events_quarantine."""
     from expectations.gate import run_gate
+    from python_models.reports import markdown_counts
 
     with warehouse.connect() as con:
         result = run_gate(con)
         total = con.execute("select count(*) from raw.events_validated").fetchone()[0]
-    reasons = "\n".join(f"| {k} | {v} |" for k, v in sorted(result.reasons.items()))
     return dg.MaterializeResult(
         metadata={
             "gate_run_id": result.run_id,
@@ -70,7 +63,7 @@ def events_validated(
             "rows_quarantined": result.rows_quarantined,
             "evaluated_expectations": result.evaluated_expectations,
             "quarantine_reasons": dg.MetadataValue.md(
-                "| reason | rows |\n|---|---|\n" + (reasons or "| (none) | 0 |")
+                markdown_counts(result.reasons, "reason", "rows")
             ),
             "dagster/row_count": total,
         }
@@ -81,41 +74,12 @@ def events_validated(
 def check_raw_events_quality(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Blocks everything downstream unless the latest gate run succeeded, evaluated at least one
     expectation, reconciled (loaded = valid + quarantined) and quarantined a plausible share."""
+    from python_models.quality import check_raw_events
+
     with warehouse.connect(read_only=True) as con:
-        run = con.execute(
-            """
-            select run_id, success, evaluated_expectations, rows_checked, rows_quarantined
-            from raw.gate_runs order by finished_at desc limit 1
-            """
-        ).fetchone()
-        loaded, valid, quarantined = con.execute(
-            """
-            select (select count(*) from raw.events),
-                   (select count(*) from raw.events_validated),
-                   (select count(*) from raw.events_quarantine)
-            """
-        ).fetchone()
-    problems = []
-    if run is None:
-        problems.append("the gate has never run")
-    else:
-        _, success, evaluated, checked, run_quarantined = run
-        if not success:
-            problems.append("the latest gate run failed")
-        if evaluated == 0:
-            problems.append("the latest gate run evaluated zero expectations")
-        if checked and run_quarantined / checked > MAX_QUARANTINE_RATE:
-            problems.append(
-                f"the latest batch quarantined {run_quarantined}/{checked} rows "
-                f"(> {MAX_QUARANTINE_RATE:.0%}): input looks corrupt"
-            )
-    if loaded != valid + quarantined:
-        problems.append(f"counts do not reconcile: {loaded} loaded != {valid} + {quarantined}")
-    if valid == 0:
-        problems.append("no valid events")
-    return dg.AssetCheckResult(
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(problems) or "gate passed and counts reconcile",
-        metadata={"loaded": loaded, "valid": valid, "quarantined": quarantined},
-    )
+        return check_result(check_raw_events(con, get_settings().max_quarantine_rate))
+
+
+def raw_files_run_config(path: str) -> dict:
+    """Run config that points the raw/events asset at `path` (a file or a directory)."""
+    return {"ops": {RAW_EVENTS.to_python_identifier(): {"config": {"path": path}}}}

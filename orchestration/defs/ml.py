@@ -1,63 +1,48 @@
-"""Training and batch-scoring assets, one pair per model; the work is in python_models.jobs."""
+"""Training and batch-scoring assets, one pair per model in python_models.models; the work is
+in python_models.lifecycle."""
 
 import dagster as dg
 
 from orchestration.metadata import image
 from orchestration.resources import WRITER_POOL, WarehouseResource
-
-FEATURES = dg.AssetKey(["features", "ftr_user_features"])
-LABELS = dg.AssetKey(["features", "ftr_user_labels"])
-EVENTS = dg.AssetKey(["marts", "fct_events"])
-
-# model name -> (upstream assets it trains and scores on, score table)
-MODEL_INPUTS: dict[str, tuple[list[dg.AssetKey], str]] = {
-    "churn": ([FEATURES, LABELS], "churn_scores"),
-    "ltv": ([FEATURES, LABELS], "ltv_scores"),
-    "segmentation": ([FEATURES], "user_segments"),
-    "anomaly": ([EVENTS], "anomaly_alerts"),
-}
+from python_models.common.spec import ModelSpec
+from python_models.models import MODELS
 
 
-def model_key(model_name: str) -> dg.AssetKey:
-    return dg.AssetKey(["ml", f"{model_name}_model"])
+def table_key(table: str) -> dg.AssetKey:
+    """The asset key of a warehouse table `schema.table` (dbt models are keyed the same way)."""
+    return dg.AssetKey(table.split("."))
 
 
-def score_key(model_name: str) -> dg.AssetKey:
-    return dg.AssetKey(["ml_scores", MODEL_INPUTS[model_name][1]])
+def model_key(spec: ModelSpec) -> dg.AssetKey:
+    return dg.AssetKey(["ml", f"{spec.name}_model"])
 
 
-def _markdown_table(frame) -> str:
-    """A polars frame as a markdown table for asset metadata."""
-    columns = frame.columns
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in frame.iter_rows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def score_key(spec: ModelSpec) -> dg.AssetKey:
+    return table_key(spec.score_table)
 
 
-def build_training_asset(model_name: str) -> dg.AssetsDefinition:
-    inputs, _ = MODEL_INPUTS[model_name]
-
+def build_training_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=model_key(model_name),
-        deps=inputs,
+        key=model_key(spec),
+        deps=[table_key(t) for t in spec.inputs],
         group_name="ml_training",
         pool=WRITER_POOL,
-        kinds={"python", "lightgbm" if model_name in ("churn", "ltv") else "scikitlearn"},
-        description=f"Trains the {model_name} model, evaluates it on the holdout and registers "
-        "it (champion only if it beats the baselines).",
+        kinds={"python", *spec.kinds},
+        description=f"Trains the {spec.name} model ({spec.summary}), evaluates it on the "
+        "holdout and registers it (champion only if it beats the baselines).",
     )
     def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        from python_models.jobs import train_model
+        from python_models.lifecycle import train_model
+        from python_models.reports import markdown_table
 
         with warehouse.connect() as con:
-            outcome = train_model(con, model_name, run_id=context.run_id)
+            outcome = train_model(con, spec.name, run_id=context.run_id)
         metadata = {
             "model_version": outcome.model_version,
             "status": outcome.status,
             "artifact_path": dg.MetadataValue.path(str(outcome.artifact_path)),
-            "evaluation": dg.MetadataValue.md(_markdown_table(outcome.evaluation)),
+            "evaluation": dg.MetadataValue.md(markdown_table(outcome.evaluation)),
         }
         for name, value in outcome.metrics.items():
             if isinstance(value, int | float):
@@ -66,27 +51,25 @@ def build_training_asset(model_name: str) -> dg.AssetsDefinition:
             metadata[f"plot/{name}"] = image(path)
         return dg.MaterializeResult(metadata=metadata)
 
-    _train.__name__ = f"{model_name}_model"
+    _train.__name__ = f"{spec.name}_model"
     return _train
 
 
-def build_scoring_asset(model_name: str) -> dg.AssetsDefinition:
-    inputs, table = MODEL_INPUTS[model_name]
-
+def build_scoring_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=score_key(model_name),
-        deps=[model_key(model_name), *inputs],
+        key=score_key(spec),
+        deps=[model_key(spec), *(table_key(t) for t in spec.inputs)],
         group_name="ml_scoring",
         pool=WRITER_POOL,
         kinds={"python", "duckdb"},
-        description=f"Batch scores from the champion {model_name} model, written atomically to "
-        f"ml_scores.{table}.",
+        description=f"Batch scores from the champion {spec.name} model, written atomically to "
+        f"{spec.score_table}.",
     )
     def _score(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        from python_models.jobs import score_model
+        from python_models.lifecycle import score_model
 
         with warehouse.connect() as con:
-            outcome = score_model(con, model_name, run_id=context.run_id)
+            outcome = score_model(con, spec.name, run_id=context.run_id)
         return dg.MaterializeResult(
             metadata={
                 "model_version": outcome.model_version,
@@ -95,9 +78,9 @@ def build_scoring_asset(model_name: str) -> dg.AssetsDefinition:
             }
         )
 
-    _score.__name__ = table
+    _score.__name__ = spec.table_name
     return _score
 
 
-training_assets = [build_training_asset(name) for name in MODEL_INPUTS]
-scoring_assets = [build_scoring_asset(name) for name in MODEL_INPUTS]
+training_assets = [build_training_asset(spec) for spec in MODELS]
+scoring_assets = [build_scoring_asset(spec) for spec in MODELS]

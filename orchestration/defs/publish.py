@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from orchestration.defs.ml import MODEL_INPUTS, score_key
+from orchestration.defs.ml import score_key
 from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models.config import get_settings
+from python_models.models import MODELS
 
 
 @dg.asset(
     key=dg.AssetKey(["published", "warehouse"]),
-    deps=[score_key(name) for name in MODEL_INPUTS],
+    deps=[score_key(spec) for spec in MODELS],
     group_name="publish",
     pool=WRITER_POOL,
     kinds={"duckdb", "parquet"},

@@ -3,53 +3,23 @@ the user's own baseline, combined; alerts carry their top reasons in words."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Self
 
 import numpy as np
 import polars as pl
 from sklearn.ensemble import IsolationForest
 
 from python_models.anomaly.daily import MODEL_COLUMNS
+from python_models.anomaly.params import AnomalyParams
+from python_models.common.estimator import Estimator
 
 _LOG_COLUMNS = {"count_events", "count_logins", "max_events_10m"}
+VARIANT = "isolation_forest+deviation"
 
 
-@dataclass(frozen=True)
-class AnomalyParams:
-    n_estimators: int = 200
-    max_samples: int = 4096
-    # Share of user-days (at training time) whose combined score becomes an alert.
-    alert_fraction: float = 0.01
-    # Weight of the user-baseline deviation score vs the IsolationForest score.
-    deviation_weight: float = 0.5
-    baseline_days: int = 28
-    # Score only activity dates within this many days of the latest one (0 = all history).
-    score_lookback_days: int = 0
-    seed: int = 42
-    n_jobs: int = 1
-
-    @classmethod
-    def from_overrides(cls, overrides: dict[str, Any] | None) -> AnomalyParams:
-        overrides = dict(overrides or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown anomaly parameters {unknown}; known: {sorted(known)}")
-        params = replace(cls(), **overrides)
-        if not 0 < params.alert_fraction < 0.5:
-            raise ValueError("alert_fraction must be in (0, 0.5)")
-        if not 0 <= params.deviation_weight <= 1:
-            raise ValueError("deviation_weight must be in [0, 1]")
-        return params
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def model_matrix(daily: pl.DataFrame) -> np.ndarray:
+def model_matrix(daily: pl.DataFrame, columns: list[str]) -> np.ndarray:
     exprs = []
-    for column in MODEL_COLUMNS:
+    for column in columns:
         expr = pl.col(column).cast(pl.Float64).fill_null(0.0)
         if column in _LOG_COLUMNS:
             expr = expr.log1p()
@@ -70,31 +40,6 @@ def deviation_score(daily: pl.DataFrame) -> np.ndarray:
     return frame.to_numpy().sum(axis=1)
 
 
-@dataclass
-class AnomalyModel:
-    params: AnomalyParams
-    forest: IsolationForest
-    # Robust scaling of each part (median, IQR) from training, so the parts are comparable.
-    forest_center: float
-    forest_scale: float
-    deviation_center: float
-    deviation_scale: float
-    threshold: float
-    features: list[str] = field(default_factory=lambda: list(MODEL_COLUMNS))
-    reference_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    def parts(self, daily: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        forest = -self.forest.score_samples(model_matrix(daily))
-        return forest, deviation_score(daily)
-
-    def score(self, daily: pl.DataFrame) -> np.ndarray:
-        forest, deviation = self.parts(daily)
-        w = self.params.deviation_weight
-        return (1 - w) * (forest - self.forest_center) / self.forest_scale + w * (
-            deviation - self.deviation_center
-        ) / self.deviation_scale
-
-
 def _robust(values: np.ndarray) -> tuple[float, float]:
     q25, q50, q75 = np.quantile(values, [0.25, 0.5, 0.75])
     spread = float(q75 - q25)
@@ -103,25 +48,84 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     return float(q50), spread
 
 
-def fit(daily: pl.DataFrame, params: AnomalyParams) -> AnomalyModel:
-    if daily.height < 50:
-        raise ValueError(f"only {daily.height} user-days of activity: too few to learn from")
-    matrix = model_matrix(daily)
-    forest = IsolationForest(
-        n_estimators=params.n_estimators,
-        max_samples=min(params.max_samples, daily.height),
-        random_state=params.seed,
-        n_jobs=params.n_jobs,
-    ).fit(matrix)
-    forest_raw = -forest.score_samples(matrix)
-    deviation = deviation_score(daily)
-    fc, fs = _robust(forest_raw)
-    dc, ds = _robust(deviation)
-    model = AnomalyModel(params, forest, fc, fs, dc, ds, threshold=0.0)
-    scores = model.score(daily)
-    model.threshold = float(np.quantile(scores, 1 - params.alert_fraction))
-    model.reference_scores = scores
-    return model
+def evaluation_table(scores: np.ndarray, threshold: float) -> pl.DataFrame:
+    """Alert count and score quantiles of a set of scored user-days."""
+    alerts = int((scores >= threshold).sum())
+    return pl.DataFrame(
+        [
+            {
+                "variant": VARIANT,
+                "split": "training",
+                "user_days": float(len(scores)),
+                "alerts": float(alerts),
+                "alert_rate": alerts / len(scores),
+                "threshold": threshold,
+                "score_p50": float(pl.Series(scores).quantile(0.5)),
+                "score_p99": float(pl.Series(scores).quantile(0.99)),
+            }
+        ]
+    )
+
+
+class AnomalyModel(Estimator):
+    """Combined anomaly score per user-day (frame: one row per user_id, activity_date with the
+    daily activity and deviation columns of `python_models.anomaly.daily`)."""
+
+    params_class = AnomalyParams
+    params: AnomalyParams
+
+    def __init__(self, features: list[str] | None = None, params: AnomalyParams | None = None):
+        super().__init__(MODEL_COLUMNS if features is None else features, params)
+
+    def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
+        """`validation` is unused (unsupervised: the threshold is a share of training days)."""
+        params = self.params
+        if frame.height < 50:
+            raise ValueError(f"only {frame.height} user-days of activity: too few to learn from")
+        matrix = model_matrix(frame, self.features)
+        self.forest_ = IsolationForest(
+            n_estimators=params.n_estimators,
+            max_samples=min(params.max_samples, frame.height),
+            random_state=params.seed,
+            n_jobs=params.n_jobs,
+        ).fit(matrix)
+        # Robust scaling of each part (median, IQR) from training, so the parts are comparable.
+        self.forest_center_, self.forest_scale_ = _robust(-self.forest_.score_samples(matrix))
+        self.deviation_center_, self.deviation_scale_ = _robust(deviation_score(frame))
+        scores = self.predict(frame)
+        self.threshold_ = float(np.quantile(scores, 1 - params.alert_fraction))
+        self.training_scores_ = scores
+        return self
+
+    def parts(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        forest = -self.forest_.score_samples(model_matrix(frame, self.features))
+        return forest, deviation_score(frame)
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """Combined score per user-day (higher = more unusual)."""
+        self.check_fitted()
+        forest, deviation = self.parts(frame)
+        w = self.params.deviation_weight
+        return (1 - w) * (forest - self.forest_center_) / self.forest_scale_ + w * (
+            deviation - self.deviation_center_
+        ) / self.deviation_scale_
+
+    def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return evaluation_table(self.predict(frame), self.threshold_)
+
+    def predict_frame(self, frame: pl.DataFrame, alerts_only: bool = True) -> pl.DataFrame:
+        """Scored user-days (alerts only by default), in the anomaly_alerts shape."""
+        scored = frame.with_columns(pl.Series("score", self.predict(frame), dtype=pl.Float64))
+        if alerts_only:
+            scored = scored.filter(pl.col("score") >= self.threshold_)
+        scored = scored.sort(["score", "user_id", "activity_date"], descending=[True, False, False])
+        return scored.select(
+            "user_id",
+            pl.col("activity_date").alias("as_of_date"),
+            "score",
+            pl.lit("anomalous").alias("predicted_label"),
+            pl.Series("reasons", reasons(scored), dtype=pl.String),
+        )
 
 
 def reasons(daily: pl.DataFrame, k: int = 3) -> list[str]:
@@ -159,18 +163,3 @@ def reasons(daily: pl.DataFrame, k: int = 3) -> list[str]:
         found.sort(key=lambda item: -item[0])
         out.append("; ".join(text for _, text in found[:k]))
     return out
-
-
-def score(model: AnomalyModel, daily: pl.DataFrame, alerts_only: bool = True) -> pl.DataFrame:
-    """Scored user-days (alerts only by default), in the anomaly_alerts shape."""
-    scored = daily.with_columns(pl.Series("score", model.score(daily), dtype=pl.Float64))
-    if alerts_only:
-        scored = scored.filter(pl.col("score") >= model.threshold)
-    scored = scored.sort(["score", "user_id", "activity_date"], descending=[True, False, False])
-    return scored.select(
-        "user_id",
-        pl.col("activity_date").alias("as_of_date"),
-        "score",
-        pl.lit("anomalous").alias("predicted_label"),
-        pl.Series("reasons", reasons(scored), dtype=pl.String),
-    )

@@ -1,13 +1,20 @@
-"""Churn model defaults. Overrides come from `train_model(..., params=...)` or Dagster config."""
+"""Churn model defaults. Overrides come from `uba train --param` or Dagster config."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from python_models.common.booster import deterministic_settings
+from python_models.common.params import ModelParams
+
+CALIBRATIONS = ("sigmoid", "isotonic")
 
 
 @dataclass(frozen=True)
-class ChurnParams:
+class ChurnParams(ModelParams):
+    model_name: ClassVar[str] = "churn"
+
     # LightGBM
     # Small trees and large leaves: weekly snapshots repeat the same users, so deep trees
     # memorise them (measured on the generated data, see docs/models_ml.md).
@@ -36,23 +43,17 @@ class ChurnParams:
     seed: int = 42
     num_threads: int = 2
 
-    @classmethod
-    def from_overrides(cls, overrides: dict[str, Any] | None) -> ChurnParams:
-        overrides = dict(overrides or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown churn parameters {unknown}; known: {sorted(known)}")
-        params = replace(cls(), **overrides)
-        if params.calibration not in ("sigmoid", "isotonic"):
+    def check(self) -> None:
+        if self.calibration not in CALIBRATIONS:
             raise ValueError("calibration must be 'sigmoid' or 'isotonic'")
-        return params
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be in [0, 1]")
+        if not 0.0 < self.top_fraction <= 1.0:
+            raise ValueError("top_fraction must be in (0, 1]")
+        if self.num_leaves < 2 or self.num_boost_round < 1 or self.num_threads < 1:
+            raise ValueError("num_leaves must be >= 2, num_boost_round and num_threads >= 1")
 
     def lightgbm(self) -> dict[str, Any]:
-        """Deterministic LightGBM settings: fixed seeds and thread count, row-wise histograms."""
         return {
             "objective": "binary",
             "metric": "auc",
@@ -61,12 +62,4 @@ class ChurnParams:
             "min_child_samples": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "lambda_l2": self.lambda_l2,
-            "seed": self.seed,
-            "bagging_seed": self.seed,
-            "feature_fraction_seed": self.seed,
-            "data_random_seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": self.num_threads,
-            "verbosity": -1,
-        }
+        } | deterministic_settings(self.seed, self.num_threads)

@@ -13,7 +13,6 @@ import yaml
 from python_models.config import DBT_PROJECT_DIR
 
 CATALOGUE_PATH = DBT_PROJECT_DIR / "feature_catalogue.yml"
-MODEL_NAMES = ("churn", "ltv", "segmentation")
 DIRECTIONS = ("high", "low")
 _REQUIRED = ("name", "description", "window_days", "unit", "reason_high", "reason_low", "used_by")
 
@@ -38,9 +37,6 @@ def _parse(entry: dict, position: int) -> FeatureSpec:
     if missing:
         raise CatalogueError(f"feature #{position} ({entry.get('name')!r}) lacks {missing}")
     used_by = tuple(entry["used_by"] or ())
-    unknown = sorted(set(used_by) - set(MODEL_NAMES))
-    if unknown:
-        raise CatalogueError(f"feature {entry['name']!r}: unknown models in used_by: {unknown}")
     window = entry["window_days"]
     return FeatureSpec(
         name=str(entry["name"]),
@@ -79,15 +75,25 @@ def key_columns() -> list[str]:
     return ["user_id", "as_of_date"]
 
 
+def consumers(path: str | Path | None = None) -> set[str]:
+    """Every model name in the features' `used_by` (python_models.models checks them against
+    the model specs: the catalogue itself names no model)."""
+    return {name for spec in load_catalogue(path) for name in spec.used_by}
+
+
 def feature_columns(model_name: str | None = None, path: str | Path | None = None) -> list[str]:
     """Feature column names used by `model_name` (all features when None)."""
-    if model_name is not None and model_name not in MODEL_NAMES:
-        raise CatalogueError(f"unknown model {model_name!r}; choose from {MODEL_NAMES}")
-    return [
+    columns = [
         spec.name
         for spec in load_catalogue(path)
         if model_name is None or model_name in spec.used_by
     ]
+    if not columns:
+        raise CatalogueError(
+            f"unknown model {model_name!r}: no feature is used_by it; "
+            f"the catalogue's models: {sorted(consumers(path))}"
+        )
+    return columns
 
 
 def get_feature(feature: str, path: str | Path | None = None) -> FeatureSpec:

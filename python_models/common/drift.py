@@ -1,4 +1,4 @@
-"""Drift helpers: population stability index (PSI) of features and of predicted scores.
+"""Drift: population stability index (PSI) of a model's features and of its predicted scores.
 
 Reference = the champion's training window (a seeded sample stored in its artifact, so drift
 can be measured even after the mart has moved on); current = the latest snapshot / scores.
@@ -7,15 +7,16 @@ PSI rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 significant shift.
 
 from __future__ import annotations
 
-import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
 
 from python_models.common import registry
-from python_models.common.scores import SCORE_TABLES
-from python_models.warehouse import table_exists
+from python_models.common.spec import ModelSpec
+from python_models.warehouse import connect, table_exists
 
 _EPSILON = 1e-4
 
@@ -54,18 +55,8 @@ def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema={"feature": pl.String, "psi": pl.Float64})
 
 
-def feature_drift(con: duckdb.DuckDBPyConnection, model_name: str, bins: int = 10):
-    """PSI per feature: champion's training window vs the latest snapshot, worst first.
-
-    Empty when the model has no champion yet.
-    """
-    champion = registry.get_champion(con, model_name)
-    if champion is None:
-        return _empty()
-    bundle = champion.load()
-    job = importlib.import_module(f"python_models.{model_name}.job")
-    reference: pl.DataFrame = bundle["reference_features"]
-    current: pl.DataFrame = job.latest_features(con, bundle)
+def feature_psi(reference: pl.DataFrame, current: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
+    """PSI per feature present in both frames, worst first."""
     rows = []
     for feature in reference.columns:
         if feature not in current.columns:
@@ -81,15 +72,57 @@ def feature_drift(con: duckdb.DuckDBPyConnection, model_name: str, bins: int = 1
     return pl.DataFrame(rows).sort("psi", descending=True)
 
 
-def prediction_drift(con: duckdb.DuckDBPyConnection, model_name: str, bins: int = 10):
+def feature_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 10):
+    """PSI per feature: champion's training window vs the latest inputs, worst first.
+
+    Empty when the model has no champion yet.
+    """
+    champion = registry.get_champion(con, spec.name)
+    if champion is None:
+        return _empty()
+    bundle = champion.load()
+    return feature_psi(bundle["reference_features"], spec.latest_features(con, bundle), bins)
+
+
+def prediction_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 10):
     """PSI of the latest written scores vs the champion's scores at training time (None if
     there is no champion or no score table yet)."""
-    champion = registry.get_champion(con, model_name)
-    table = SCORE_TABLES[model_name]
-    if champion is None or not table_exists(con, table):
+    champion = registry.get_champion(con, spec.name)
+    if champion is None or not table_exists(con, spec.score_table):
         return None
     reference = np.asarray(champion.load()["reference_scores"], dtype=float)
-    latest = con.sql(f"select score from {table}").pl()["score"].to_numpy()
+    latest = con.sql(f"select score from {spec.score_table}").pl()["score"].to_numpy()
     if reference.size == 0 or latest.size == 0:
         return None
     return population_stability_index(reference, latest, bins)
+
+
+@dataclass(frozen=True)
+class DriftSummary:
+    model_name: str
+    max_feature_psi: float
+    prediction_psi: float
+    worst_features: dict[str, float] = field(default_factory=dict)  # up to 5, worst first
+
+    def exceeds(self, threshold: float) -> bool:
+        return max(self.max_feature_psi, self.prediction_psi) > threshold
+
+
+def summarize(model_name: str, features: pl.DataFrame, prediction: float | None) -> DriftSummary:
+    worst = features.sort("psi", descending=True).head(5)
+    return DriftSummary(
+        model_name=model_name,
+        max_feature_psi=float(features["psi"].max() or 0.0) if features.height else 0.0,
+        prediction_psi=float(prediction or 0.0),
+        worst_features=dict(zip(worst["feature"], worst["psi"], strict=True)),
+    )
+
+
+def measure_drift(duckdb_path: str | Path, spec: ModelSpec) -> DriftSummary:
+    """Feature and prediction drift of `spec`'s champion, read from a (published) warehouse
+    opened read-only, so measuring never blocks a run that writes."""
+    con = connect(duckdb_path, read_only=True)
+    try:
+        return summarize(spec.name, feature_drift(con, spec), prediction_drift(con, spec))
+    finally:
+        con.close()

@@ -1,4 +1,4 @@
-"""Score tables in `ml_scores`, in the column order of docs/CONTRACTS.md, written atomically."""
+"""Score tables in `ml_scores`, in the column order of the model's spec, written atomically."""
 
 from __future__ import annotations
 
@@ -6,40 +6,27 @@ import duckdb
 import polars as pl
 
 from python_models.common.registry import utc_now
+from python_models.common.spec import KEY_COLUMNS, ModelSpec
 from python_models.warehouse import replace_table
-
-SCORE_TABLES = {
-    "churn": "ml_scores.churn_scores",
-    "ltv": "ml_scores.ltv_scores",
-    "segmentation": "ml_scores.user_segments",
-    "anomaly": "ml_scores.anomaly_alerts",
-}
-
-LABEL_COLUMNS = {
-    "churn": ["predicted_label"],
-    "ltv": ["predicted_label"],
-    "segmentation": ["segment_id", "segment_name"],
-    "anomaly": ["predicted_label"],
-}
 
 
 def score_frame(
-    model_name: str,
+    spec: ModelSpec,
     model_version: str,
     run_id: str | None,
     frame: pl.DataFrame,
 ) -> pl.DataFrame:
     """Add the bookkeeping columns to `frame` (user_id, as_of_date, score, labels, reasons)."""
-    label_columns = LABEL_COLUMNS[model_name]
-    missing = [c for c in ["user_id", "as_of_date", "score", *label_columns] if c not in frame]
+    label_columns = list(spec.label_columns)
+    missing = [c for c in [*KEY_COLUMNS, "score", *label_columns] if c not in frame]
     if missing:
-        raise ValueError(f"score frame for {model_name} lacks columns {missing}")
+        raise ValueError(f"score frame for {spec.name} lacks columns {missing}")
     if "reasons" not in frame.columns:
         frame = frame.with_columns(pl.lit("", dtype=pl.String).alias("reasons"))
     return frame.select(
         pl.col("user_id").cast(pl.String),
         pl.col("as_of_date").cast(pl.Date),
-        pl.lit(model_name).alias("model_name"),
+        pl.lit(spec.name).alias("model_name"),
         pl.lit(model_version).alias("model_version"),
         pl.col("score").cast(pl.Float64),
         *[pl.col(c) for c in label_columns],
@@ -49,6 +36,6 @@ def score_frame(
     )
 
 
-def write_scores(con: duckdb.DuckDBPyConnection, model_name: str, frame: pl.DataFrame) -> int:
+def write_scores(con: duckdb.DuckDBPyConnection, spec: ModelSpec, frame: pl.DataFrame) -> int:
     """Replace the model's score table (atomic: a failure keeps the previous scores)."""
-    return replace_table(con, SCORE_TABLES[model_name], frame.to_arrow())
+    return replace_table(con, spec.score_table, frame.to_arrow())

@@ -4,54 +4,22 @@ tail) against a historical-average baseline (past spend rate x horizon)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import Self
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from python_models.common.booster import StoredBooster, train_booster
+from python_models.common.estimator import Estimator
 from python_models.common.features import to_matrix
 from python_models.common.metrics import regression_metrics
 from python_models.common.reasons import column_medians, explain
 from python_models.ltv.params import LtvParams
 
 VARIANTS = ("historical_average", "lightgbm")
+SERVED = "lightgbm"
 _WINDOW = re.compile(r"_(\d+)d$")
-
-
-@dataclass
-class LtvModel:
-    features: list[str]
-    params: LtvParams
-    booster_text: str
-    best_iteration: int
-    horizon_days: int
-    baseline_feature: str
-    baseline_window_days: float
-    feature_medians: np.ndarray = field(default_factory=lambda: np.empty(0))
-    reference_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
-    _booster: lgb.Booster | None = field(default=None, repr=False)
-
-    @property
-    def booster(self) -> lgb.Booster:
-        if self._booster is None:
-            self._booster = lgb.Booster(model_str=self.booster_text)
-        return self._booster
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_booster"] = None
-        return state
-
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.booster.predict(to_matrix(frame, self.features))
-
-    def baseline(self, frame: pl.DataFrame) -> np.ndarray:
-        spend = frame[self.baseline_feature].cast(pl.Float64).fill_null(0.0).to_numpy()
-        return spend / self.baseline_window_days * self.horizon_days
-
-    def importance(self) -> np.ndarray:
-        return self.booster.feature_importance(importance_type="gain")
 
 
 def pick_baseline_feature(features: list[str], chosen: str | None) -> tuple[str, float]:
@@ -83,65 +51,110 @@ def fit_booster(
     features: list[str],
     params: LtvParams,
 ) -> tuple[lgb.Booster, int]:
+    """Tweedie LightGBM with early stopping on (x_valid, y_valid): (booster, best iteration)."""
     if np.any(y_fit < 0) or np.any(y_valid < 0):
         raise ValueError("future revenue must be >= 0 for the tweedie objective")
-    train_set = lgb.Dataset(x_fit, y_fit, feature_name=list(features))
-    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
-    booster = lgb.train(
+    return train_booster(
         params.lightgbm(),
-        train_set,
-        num_boost_round=params.num_boost_round,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-    )
-    return booster, booster.best_iteration or params.num_boost_round
-
-
-def fit(
-    fit_frame: pl.DataFrame,
-    valid_frame: pl.DataFrame,
-    features: list[str],
-    params: LtvParams,
-    horizon_days: int,
-    baseline: tuple[str, float],
-) -> LtvModel:
-    x_fit = to_matrix(fit_frame, features)
-    booster, best = fit_booster(
         x_fit,
-        fit_frame["label"].cast(pl.Float64).to_numpy(),
-        to_matrix(valid_frame, features),
-        valid_frame["label"].cast(pl.Float64).to_numpy(),
+        y_fit,
+        x_valid,
+        y_valid,
         features,
-        params,
-    )
-    return LtvModel(
-        features=list(features),
-        params=params,
-        booster_text=booster.model_to_string(num_iteration=best),
-        best_iteration=best,
-        horizon_days=horizon_days,
-        baseline_feature=baseline[0],
-        baseline_window_days=baseline[1],
-        feature_medians=column_medians(x_fit),
+        params.num_boost_round,
+        params.early_stopping_rounds,
     )
 
 
-def evaluate(model: LtvModel, holdout: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
-    actual = holdout["label"].cast(pl.Float64).to_numpy()
-    predictions = {
-        "historical_average": model.baseline(holdout),
-        "lightgbm": model.predict(holdout),
-    }
-    rows = [
-        {"variant": v, "split": "holdout", **regression_metrics(actual, predictions[v])}
-        for v in VARIANTS
-    ]
-    return pl.DataFrame(rows), predictions
+class LtvModel(Estimator):
+    """Predicted revenue over `horizon_days`. `fit(frame, validation)`: `validation` drives
+    early stopping; both frames hold the revenue `label`."""
+
+    params_class = LtvParams
+    params: LtvParams
+
+    def __init__(self, features: list[str], params: LtvParams | None = None, horizon_days=90):
+        super().__init__(features, params)
+        self.horizon_days = int(horizon_days)
+
+    def baseline_feature(self) -> tuple[str, float]:
+        """(column, window days) the historical-average baseline reads."""
+        return pick_baseline_feature(self.features, self.params.baseline_feature)
+
+    def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
+        if validation is None:
+            raise ValueError("ltv needs a validation frame (early stopping)")
+        baseline = self.baseline_feature()
+        x_fit = to_matrix(frame, self.features)
+        booster, best = fit_booster(
+            x_fit,
+            frame["label"].cast(pl.Float64).to_numpy(),
+            to_matrix(validation, self.features),
+            validation["label"].cast(pl.Float64).to_numpy(),
+            self.features,
+            self.params,
+        )
+        self.booster_ = StoredBooster(booster, best)
+        self.baseline_feature_, self.baseline_window_days_ = baseline
+        self.feature_medians_ = column_medians(x_fit)
+        return self
+
+    @property
+    def best_iteration_(self) -> int:
+        return self.booster_.best_iteration
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """Predicted revenue (USD) over the horizon, per row."""
+        self.check_fitted()
+        return self.booster_.predict(to_matrix(frame, self.features))
+
+    def baseline(self, frame: pl.DataFrame) -> np.ndarray:
+        """Past spend rate x horizon."""
+        self.check_fitted()
+        spend = frame[self.baseline_feature_].cast(pl.Float64).fill_null(0.0).to_numpy()
+        return spend / self.baseline_window_days_ * self.horizon_days
+
+    def variant_scores(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        return {"historical_average": self.baseline(frame), "lightgbm": self.predict(frame)}
+
+    def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
+        actual = frame["label"].cast(pl.Float64).to_numpy()
+        predictions = self.variant_scores(frame)
+        return pl.DataFrame(
+            [
+                {"variant": v, "split": "holdout", **regression_metrics(actual, predictions[v])}
+                for v in VARIANTS
+            ]
+        )
+
+    def importance(self) -> np.ndarray:
+        self.check_fitted()
+        return self.booster_.importance()
+
+    def predict_frame(self, frame: pl.DataFrame, with_reasons: bool = True) -> pl.DataFrame:
+        """Predicted revenue, value tier and top-3 reasons for each row."""
+        self.check_fitted()
+        matrix = to_matrix(frame, self.features)
+        predicted = self.booster_.predict(matrix)
+        out = frame.select("user_id", "as_of_date").with_columns(
+            pl.Series("score", predicted, dtype=pl.Float64),
+            pl.Series("predicted_label", value_tier(predicted), dtype=pl.String),
+        )
+        if with_reasons:
+            reasons = explain(
+                self.booster_.booster,
+                matrix,
+                self.features,
+                self.feature_medians_,
+                chunk_size=self.params.reason_chunk_size,
+            )
+            out = out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))
+        return out
 
 
 def beats_baseline(evaluation: pl.DataFrame) -> bool:
     spearman = dict(zip(evaluation["variant"], evaluation["spearman"], strict=True))
-    return spearman["lightgbm"] > spearman["historical_average"]
+    return spearman[SERVED] > spearman["historical_average"]
 
 
 def value_tier(predicted: np.ndarray) -> np.ndarray:
@@ -150,22 +163,3 @@ def value_tier(predicted: np.ndarray) -> np.ndarray:
         return np.array([], dtype=object)
     rank = np.argsort(np.argsort(-predicted, kind="stable"), kind="stable") / predicted.size
     return np.where(rank < 0.10, "high", np.where(rank < 0.50, "medium", "low"))
-
-
-def score(model: LtvModel, snapshot: pl.DataFrame, with_reasons: bool = True) -> pl.DataFrame:
-    matrix = to_matrix(snapshot, model.features)
-    predicted = model.booster.predict(matrix)
-    out = snapshot.select("user_id", "as_of_date").with_columns(
-        pl.Series("score", predicted, dtype=pl.Float64),
-        pl.Series("predicted_label", value_tier(predicted), dtype=pl.String),
-    )
-    if with_reasons:
-        reasons = explain(
-            model.booster,
-            matrix,
-            model.features,
-            model.feature_medians,
-            chunk_size=model.params.reason_chunk_size,
-        )
-        out = out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))
-    return out

@@ -4,8 +4,7 @@ previous run's (Hungarian algorithm), each segment named from what sets it apart
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Self
 
 import numpy as np
 import polars as pl
@@ -13,6 +12,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
+
+from python_models.common.estimator import Estimator
+from python_models.segmentation.params import SegmentationParams
 
 INACTIVE_SEGMENT_ID = -1
 INACTIVE_SEGMENT_NAME = "inactive (no events in the activity window)"
@@ -34,38 +36,6 @@ BEHAVIOUR_WORDS: tuple[tuple[str, str], ...] = (
     ("session_duration", "long-session users"),
     ("tenure", "long-time users"),
 )
-
-
-@dataclass(frozen=True)
-class SegmentationParams:
-    k_min: int = 3
-    k_max: int = 8
-    silhouette_sample: int = 3000
-    n_init: int = 10
-    # Users with no events in this feature's window are "inactive", not clustered.
-    activity_feature: str = "count_events_90d"
-    # Multiplier on event-type shares after standardizing. The shares (9 columns) carry the
-    # behavior mix; without a weight the ~30 correlated intensity columns (the same counts over
-    # 4 windows) dominate the distances. Measured on the 60k sample: weight 1 -> k=3, ARI 0.36
-    # vs planted personas; weight 3 -> k=5 (chosen by silhouette), ARI 0.94.
-    share_weight: float = 3.0
-    min_silhouette: float = 0.05
-    seed: int = 42
-
-    @classmethod
-    def from_overrides(cls, overrides: dict[str, Any] | None) -> SegmentationParams:
-        overrides = dict(overrides or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown segmentation parameters {unknown}; known: {sorted(known)}")
-        params = replace(cls(), **overrides)
-        if not 2 <= params.k_min <= params.k_max:
-            raise ValueError("need 2 <= k_min <= k_max")
-        return params
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def is_share(feature: str) -> bool:
@@ -92,39 +62,6 @@ def null_fill_values(frame: pl.DataFrame, features: list[str]) -> dict[str, floa
         else:
             fill[feature] = 0.0
     return fill
-
-
-@dataclass
-class SegmentationModel:
-    features: list[str]
-    params: SegmentationParams
-    fill: dict[str, float]
-    scaler: StandardScaler
-    weights: np.ndarray
-    centroids: np.ndarray  # in the weighted standardized space, rows in segment-id order
-    segment_ids: list[int]
-    segment_names: list[str]
-    profile: np.ndarray  # segments x features: standardized mean (z) of each feature
-    silhouette_by_k: dict[int, float] = field(default_factory=dict)
-    reference_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    def embed(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.scaler.transform(transform_raw(frame, self.features, self.fill)) * self.weights
-
-    def centroids_raw(self) -> np.ndarray:
-        """Centroids in the log1p space (independent of this run's scaler), for matching."""
-        return self.scaler.inverse_transform(self.centroids / self.weights)
-
-    def assign(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(segment id, distance to its centroid) for each row; inactive rows get -1."""
-        embedded = self.embed(frame)
-        distances = np.linalg.norm(embedded[:, None, :] - self.centroids[None, :, :], axis=2)
-        nearest = distances.argmin(axis=1)
-        ids = np.asarray(self.segment_ids)[nearest]
-        distance = distances[np.arange(len(nearest)), nearest]
-        active = active_mask(frame, self.params.activity_feature)
-        ids = np.where(active, ids, INACTIVE_SEGMENT_ID)
-        return ids, np.where(active, distance, 0.0)
 
 
 def active_mask(frame: pl.DataFrame, activity_feature: str) -> np.ndarray:
@@ -209,97 +146,132 @@ def name_segments(profile: np.ndarray, features: list[str]) -> list[str]:
     return unique
 
 
-def fit(
-    frame: pl.DataFrame,
-    features: list[str],
-    params: SegmentationParams,
-    previous: SegmentationModel | None = None,
-) -> SegmentationModel:
-    active = frame.filter(pl.Series(active_mask(frame, params.activity_feature)))
-    if active.height < params.k_max * 5:
-        raise ValueError(f"only {active.height} active users: too few to segment")
-    fill = null_fill_values(active, features)
-    raw = transform_raw(active, features, fill)
-    scaler = StandardScaler().fit(raw)
-    weights = np.array([params.share_weight if is_share(f) else 1.0 for f in features])
-    embedded = scaler.transform(raw) * weights
-    silhouettes = choose_k(embedded, params)
-    k = max(silhouettes, key=lambda key: (silhouettes[key], -key))
-    kmeans = KMeans(n_clusters=k, n_init=params.n_init, random_state=params.seed).fit(embedded)
-    centroids_raw = scaler.inverse_transform(kmeans.cluster_centers_ / weights)
-    ids = match_ids(
-        centroids_raw,
-        previous.centroids_raw() if previous is not None else None,
-        previous.segment_ids if previous is not None else None,
-        scaler,
-    )
-    order = np.argsort(ids)  # store segments in id order
-    centroids = kmeans.cluster_centers_[order]
-    ids = [ids[i] for i in order]
-    labels = np.asarray(ids)[np.argsort(order)][kmeans.labels_]
-    standardized = scaler.transform(raw)
-    profile = np.vstack([standardized[labels == sid].mean(axis=0) for sid in ids])
-    return SegmentationModel(
-        features=list(features),
-        params=params,
-        fill=fill,
-        scaler=scaler,
-        weights=weights,
-        centroids=centroids,
-        segment_ids=ids,
-        segment_names=name_segments(profile, features),
-        profile=profile,
-        silhouette_by_k=silhouettes,
-    )
+class SegmentationModel(Estimator):
+    """k-means segments of active users. `fit(frame, previous=champion)` keeps the previous
+    model's segment ids for matching centroids; `predict` gives each row's segment id (-1 for
+    users inactive in the activity window)."""
 
+    params_class = SegmentationParams
+    params: SegmentationParams
 
-def evaluate(model: SegmentationModel, frame: pl.DataFrame) -> pl.DataFrame:
-    """Silhouette per candidate k, plus the chosen k's segment sizes."""
-    ids, _ = model.assign(frame)
-    chosen = len(model.segment_ids)
-    rows = [
-        {
-            "variant": f"kmeans_k{k}",
-            "split": "silhouette_sample",
-            "silhouette": score,
-            "k": float(k),
-            "chosen": float(k == chosen),
-            "active_users": float((ids != INACTIVE_SEGMENT_ID).sum()),
-        }
-        for k, score in sorted(model.silhouette_by_k.items())
-    ]
-    return pl.DataFrame(rows)
-
-
-def segment_sizes(model: SegmentationModel, frame: pl.DataFrame) -> pl.DataFrame:
-    ids, _ = model.assign(frame)
-    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
-    names[INACTIVE_SEGMENT_ID] = INACTIVE_SEGMENT_NAME
-    return (
-        pl.DataFrame({"segment_id": ids})
-        .group_by("segment_id")
-        .len("users")
-        .with_columns(pl.col("segment_id").replace_strict(names).alias("segment_name"))
-        .sort("segment_id")
-    )
-
-
-def score(model: SegmentationModel, snapshot: pl.DataFrame) -> pl.DataFrame:
-    ids, distance = model.assign(snapshot)
-    names = dict(zip(model.segment_ids, model.segment_names, strict=True))
-    names[INACTIVE_SEGMENT_ID] = INACTIVE_SEGMENT_NAME
-    # Reasons: the segment's top distinguishing features, in the catalogue's words.
-    reason_by_id = {INACTIVE_SEGMENT_ID: "no events in the activity window"}
-    for sid, row in zip(model.segment_ids, model.profile, strict=True):
-        top = np.argsort(-np.abs(row))[:3]
-        reason_by_id[sid] = "; ".join(
-            f"{'more' if row[i] > 0 else 'less'} {model.features[i].replace('_', ' ')} than "
-            f"average (z={row[i]:+.1f})"
-            for i in top
+    def fit(
+        self,
+        frame: pl.DataFrame,
+        validation: pl.DataFrame | None = None,
+        previous: SegmentationModel | None = None,
+    ) -> Self:
+        """`validation` is unused (unsupervised; k is chosen by silhouette on `frame`)."""
+        params, features = self.params, self.features
+        active = frame.filter(pl.Series(active_mask(frame, params.activity_feature)))
+        if active.height < params.k_max * 5:
+            raise ValueError(f"only {active.height} active users: too few to segment")
+        fill = null_fill_values(active, features)
+        raw = transform_raw(active, features, fill)
+        scaler = StandardScaler().fit(raw)
+        weights = np.array([params.share_weight if is_share(f) else 1.0 for f in features])
+        embedded = scaler.transform(raw) * weights
+        silhouettes = choose_k(embedded, params)
+        k = max(silhouettes, key=lambda key: (silhouettes[key], -key))
+        kmeans = KMeans(n_clusters=k, n_init=params.n_init, random_state=params.seed).fit(embedded)
+        centroids_raw = scaler.inverse_transform(kmeans.cluster_centers_ / weights)
+        ids = match_ids(
+            centroids_raw,
+            previous.centroids_raw() if previous is not None else None,
+            previous.segment_ids_ if previous is not None else None,
+            scaler,
         )
-    return snapshot.select("user_id", "as_of_date").with_columns(
-        pl.Series("score", distance, dtype=pl.Float64),
-        pl.Series("segment_id", ids, dtype=pl.Int64),
-        pl.Series("segment_name", [names[i] for i in ids], dtype=pl.String),
-        pl.Series("reasons", [reason_by_id[i] for i in ids], dtype=pl.String),
-    )
+        order = np.argsort(ids)  # store segments in id order
+        ids = [ids[i] for i in order]
+        labels = np.asarray(ids)[np.argsort(order)][kmeans.labels_]
+        standardized = scaler.transform(raw)
+        profile = np.vstack([standardized[labels == sid].mean(axis=0) for sid in ids])
+        self.fill_ = fill
+        self.scaler_ = scaler
+        self.weights_ = weights
+        # In the weighted standardized space, rows in segment-id order.
+        self.centroids_ = kmeans.cluster_centers_[order]
+        self.segment_ids_ = ids
+        self.segment_names_ = name_segments(profile, features)
+        # segments x features: standardized mean (z) of each feature
+        self.profile_ = profile
+        self.silhouette_by_k_ = silhouettes
+        return self
+
+    def embed(self, frame: pl.DataFrame) -> np.ndarray:
+        self.check_fitted()
+        raw = transform_raw(frame, self.features, self.fill_)
+        return self.scaler_.transform(raw) * self.weights_
+
+    def centroids_raw(self) -> np.ndarray:
+        """Centroids in the log1p space (independent of this run's scaler), for matching."""
+        return self.scaler_.inverse_transform(self.centroids_ / self.weights_)
+
+    def assign(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(segment id, distance to its centroid) for each row; inactive rows get -1."""
+        embedded = self.embed(frame)
+        distances = np.linalg.norm(embedded[:, None, :] - self.centroids_[None, :, :], axis=2)
+        nearest = distances.argmin(axis=1)
+        ids = np.asarray(self.segment_ids_)[nearest]
+        distance = distances[np.arange(len(nearest)), nearest]
+        active = active_mask(frame, self.params.activity_feature)
+        ids = np.where(active, ids, INACTIVE_SEGMENT_ID)
+        return ids, np.where(active, distance, 0.0)
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """Segment id per row (-1: inactive)."""
+        return self.assign(frame)[0]
+
+    def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Silhouette per candidate k, plus the chosen k's count of active users."""
+        ids = self.predict(frame)
+        chosen = len(self.segment_ids_)
+        return pl.DataFrame(
+            [
+                {
+                    "variant": f"kmeans_k{k}",
+                    "split": "silhouette_sample",
+                    "silhouette": score,
+                    "k": float(k),
+                    "chosen": float(k == chosen),
+                    "active_users": float((ids != INACTIVE_SEGMENT_ID).sum()),
+                }
+                for k, score in sorted(self.silhouette_by_k_.items())
+            ]
+        )
+
+    def segment_names(self) -> dict[int, str]:
+        """Segment id -> name, the inactive segment included."""
+        names = dict(zip(self.segment_ids_, self.segment_names_, strict=True))
+        names[INACTIVE_SEGMENT_ID] = INACTIVE_SEGMENT_NAME
+        return names
+
+    def segment_sizes(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            pl.DataFrame({"segment_id": self.predict(frame)})
+            .group_by("segment_id")
+            .len("users")
+            .with_columns(
+                pl.col("segment_id").replace_strict(self.segment_names()).alias("segment_name")
+            )
+            .sort("segment_id")
+        )
+
+    def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Distance to the segment's centroid (score), segment id and name, and the segment's
+        top distinguishing features as reasons."""
+        ids, distance = self.assign(frame)
+        names = self.segment_names()
+        reason_by_id = {INACTIVE_SEGMENT_ID: "no events in the activity window"}
+        for sid, row in zip(self.segment_ids_, self.profile_, strict=True):
+            top = np.argsort(-np.abs(row))[:3]
+            reason_by_id[sid] = "; ".join(
+                f"{'more' if row[i] > 0 else 'less'} {self.features[i].replace('_', ' ')} than "
+                f"average (z={row[i]:+.1f})"
+                for i in top
+            )
+        return frame.select("user_id", "as_of_date").with_columns(
+            pl.Series("score", distance, dtype=pl.Float64),
+            pl.Series("segment_id", ids, dtype=pl.Int64),
+            pl.Series("segment_name", [names[i] for i in ids], dtype=pl.String),
+            pl.Series("reasons", [reason_by_id[i] for i in ids], dtype=pl.String),
+        )

@@ -27,7 +27,8 @@ def _hash(user_ids: pl.Series) -> pl.Series:
 @pytest.fixture(scope="module")
 def trained(built_warehouse, tmp_path_factory):
     """A private warehouse copy with all four models trained and scored."""
-    from python_models.jobs import MODEL_NAMES, score_model, train_model
+    from python_models.lifecycle import score_model, train_model
+    from python_models.models import MODEL_NAMES
     from python_models.warehouse import connect
 
     path = tmp_path_factory.mktemp("models") / "warehouse.duckdb"
@@ -126,7 +127,7 @@ def test_ltv_beats_historical_average(trained):
 
 def test_training_twice_gives_identical_models(trained):
     from python_models.common import registry
-    from python_models.jobs import train_model
+    from python_models.lifecycle import train_model
 
     con, outcomes, _ = trained
     for name in ("churn", "segmentation"):
@@ -140,7 +141,7 @@ def test_training_twice_gives_identical_models(trained):
 
 def test_rollback_restores_previous_champion(trained):
     from python_models.common import registry
-    from python_models.jobs import rollback_model, score_model, train_model
+    from python_models.lifecycle import rollback_model, score_model, train_model
 
     con, outcomes, _ = trained
     first = registry.require_champion(con, "ltv").model_version
@@ -159,7 +160,7 @@ def test_rollback_restores_previous_champion(trained):
 def test_tampered_artifact_is_refused_and_scores_survive(trained):
     from python_models.common import registry
     from python_models.common.artifacts import ArtifactIntegrityError
-    from python_models.jobs import score_model
+    from python_models.lifecycle import score_model
 
     con, _, _ = trained
     before = con.sql("select count(*), max(scored_at) from ml_scores.user_segments").fetchone()

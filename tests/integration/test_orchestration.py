@@ -18,7 +18,7 @@ SCORE_TABLES = ("churn_scores", "ltv_scores", "user_segments", "anomaly_alerts")
 @pytest.fixture
 def isolated_pipeline(tmp_path):
     """Point the pipeline (settings, dbt's profile, published copy) at a fresh directory."""
-    keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH", "UBA_INPUT_PATH")
+    keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH")
     saved = {k: os.environ.get(k) for k in keys}
     os.environ["UBA_DATA_DIR"] = str(tmp_path / "data")
     os.environ["UBA_DUCKDB_PATH"] = str(tmp_path / "data" / "warehouse.duckdb")
@@ -36,10 +36,14 @@ def _run_full_pipeline(input_path: Path):
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
+    from orchestration.defs.ingest import raw_files_run_config
 
-    os.environ["UBA_INPUT_PATH"] = str(input_path)
     job = defs.resolve_job_def("full_pipeline")
-    return job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    return job.execute_in_process(
+        run_config=raw_files_run_config(str(input_path)),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def _tables(path: Path) -> set[str]:
@@ -134,7 +138,7 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
     assert (isolated_pipeline.published_dir / "parquet" / "ml_scores.churn_scores.parquet").exists()
 
     # The demo's closing summary reads the published copy.
-    from python_models.demo import print_summary
+    from python_models.commands.demo import print_summary
 
     capsys.readouterr()
     print_summary()

@@ -43,6 +43,7 @@ def test_time_split_purges_overlapping_label_windows():
 
 
 def test_failed_score_write_keeps_previous_scores():
+    from python_models.churn.spec import SPEC as churn
     from python_models.common.scores import score_frame, write_scores
 
     con = duckdb.connect()
@@ -55,8 +56,8 @@ def test_failed_score_write_keeps_previous_scores():
             "reasons": ["x", "y"],
         }
     )
-    write_scores(con, "churn", score_frame("churn", "v1", "r1", first))
-    second = score_frame("churn", "v2", "r2", first.with_columns(pl.col("score") * 0))
+    write_scores(con, churn, score_frame(churn, "v1", "r1", first))
+    second = score_frame(churn, "v2", "r2", first.with_columns(pl.col("score") * 0))
 
     class FailingSwap:
         """Passes everything to DuckDB but fails at the rename, mid-transaction."""
@@ -70,7 +71,7 @@ def test_failed_score_write_keeps_previous_scores():
             return con.execute(sql, *args)
 
     with pytest.raises(duckdb.IOException):
-        write_scores(FailingSwap(), "churn", second)
+        write_scores(FailingSwap(), churn, second)
     kept = con.sql(
         "select user_id, model_version from ml_scores.churn_scores order by 1"
     ).fetchall()

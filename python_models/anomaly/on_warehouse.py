@@ -10,36 +10,24 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from python_models.anomaly import model as anomaly
 from python_models.anomaly.daily import MODEL_COLUMNS, user_day_activity
+from python_models.anomaly.model import AnomalyModel, evaluation_table
+from python_models.anomaly.params import AnomalyParams
 from python_models.common import plots
 from python_models.common.training import TrainingResult, reference_sample
 
 
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
-    params = anomaly.AnomalyParams.from_overrides(overrides)
+    params = AnomalyParams.from_overrides(overrides)
     daily = user_day_activity(con, baseline_days=params.baseline_days)
     if daily.height == 0:
         raise LookupError("marts.fct_events has no identified activity: nothing to learn")
     window = (daily["activity_date"].min(), daily["activity_date"].max())
     print(f"[anomaly] {daily.height} user-days {window[0]}..{window[1]}", file=sys.stderr)
-    model = anomaly.fit(daily, params)
-    scores = model.reference_scores
-    alerts = int((scores >= model.threshold).sum())
-    evaluation = pl.DataFrame(
-        [
-            {
-                "variant": "isolation_forest+deviation",
-                "split": "training",
-                "user_days": float(daily.height),
-                "alerts": float(alerts),
-                "alert_rate": alerts / daily.height,
-                "threshold": model.threshold,
-                "score_p50": float(pl.Series(scores).quantile(0.5)),
-                "score_p99": float(pl.Series(scores).quantile(0.99)),
-            }
-        ]
-    )
+    model = AnomalyModel(list(MODEL_COLUMNS), params).fit(daily)
+    scores = model.training_scores_
+    evaluation = evaluation_table(scores, model.threshold_)
+    alerts = int(evaluation["alerts"][0])
 
     def render(folder: Path) -> dict[str, Path]:
         return {
@@ -55,7 +43,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         params=params.as_dict(),
         data_window=window,
         evaluation=evaluation,
-        metrics={"user_days": daily.height, "alerts": alerts, "threshold": model.threshold},
+        metrics={"user_days": daily.height, "alerts": alerts, "threshold": model.threshold_},
         passes_gate=True,
         gate_reason="unsupervised: no baseline to beat",
         data_fingerprint={"rows": daily.height, "events": int(daily["count_events"].sum())},
@@ -65,7 +53,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     )
 
 
-def _scoring_days(con: duckdb.DuckDBPyConnection, model: anomaly.AnomalyModel) -> pl.DataFrame:
+def _scoring_days(con: duckdb.DuckDBPyConnection, model: AnomalyModel) -> pl.DataFrame:
     since = None
     if model.params.score_lookback_days > 0:
         latest = con.execute("select max(event_date) from marts.fct_events").fetchone()[0]
@@ -74,12 +62,12 @@ def _scoring_days(con: duckdb.DuckDBPyConnection, model: anomaly.AnomalyModel) -
 
 
 def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: anomaly.AnomalyModel = bundle["model"]
-    return anomaly.score(model, _scoring_days(con, model))
+    model: AnomalyModel = bundle["model"]
+    return model.predict_frame(_scoring_days(con, model))
 
 
 def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: anomaly.AnomalyModel = bundle["model"]
+    model: AnomalyModel = bundle["model"]
     daily = user_day_activity(con, baseline_days=model.params.baseline_days)
     latest = daily["activity_date"].max()
     return daily.filter(pl.col("activity_date") > latest - timedelta(days=7))

@@ -6,11 +6,11 @@ import sys
 
 import polars as pl
 
+from python_models.models import MODEL_NAMES
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument(
-        "--model", required=True, choices=("churn", "ltv", "segmentation", "anomaly")
-    )
+    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
     parser.add_argument(
         "--list", action="store_true", help="only list the registered versions, change nothing"
     )
@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from python_models.common import registry
     from python_models.common.artifacts import ArtifactIntegrityError
-    from python_models.jobs import rollback_model
+    from python_models.lifecycle import rollback_model
     from python_models.warehouse import connect
 
     con = connect()

@@ -19,7 +19,7 @@ from python_models.common.features import (
 from python_models.common.metrics import regression_metrics
 from python_models.common.splits import apply_split, time_split
 from python_models.common.training import TrainingResult, reference_sample
-from python_models.ltv import model as ltv
+from python_models.ltv.model import SERVED, LtvModel, beats_baseline
 from python_models.ltv.params import LtvParams
 
 LABEL = "label_future_revenue_usd"
@@ -35,34 +35,33 @@ def _horizon_days(con: duckdb.DuckDBPyConnection) -> int:
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
     params = LtvParams.from_overrides(overrides)
     features = catalogue_feature_columns("ltv")
-    baseline = ltv.pick_baseline_feature(features, params.baseline_feature)
-    columns = features + ([baseline[0]] if baseline[0] not in features else [])
+    unfitted = LtvModel(features, params)
+    baseline_column = unfitted.baseline_feature()[0]
+    columns = features + ([baseline_column] if baseline_column not in features else [])
     frame = load_labelled(con, columns, LABEL)
     if frame.height == 0:
         raise LookupError(
             f"no matured {LABEL} yet (the LTV horizon is longer than the data): nothing to train"
         )
     horizon = _horizon_days(con)
-    purge = params.purge if params.purge == "auto" else params.purge in ("true", "True", "1")
-    split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=purge)
+    split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=params.purge_split())
     print(f"[ltv] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
     fit_frame, valid_frame, holdout = apply_split(frame, split)
-    model = ltv.fit(fit_frame, valid_frame, features, params, horizon, baseline)
-    evaluation, predictions = ltv.evaluate(model, holdout)
-    served = evaluation.filter(pl.col("variant") == "lightgbm").row(0, named=True)
+    model = LtvModel(features, params, horizon_days=horizon).fit(fit_frame, valid_frame)
+    evaluation = model.evaluate(holdout)
+    predictions = model.variant_scores(holdout)
+    served = evaluation.filter(pl.col("variant") == SERVED).row(0, named=True)
     by_variant = dict(zip(evaluation["variant"], evaluation["spearman"], strict=True))
-    passes = ltv.beats_baseline(evaluation)
     gate_reason = (
-        f"holdout Spearman {by_variant['lightgbm']:.4f} vs historical average "
+        f"holdout Spearman {by_variant[SERVED]:.4f} vs historical average "
         f"{by_variant['historical_average']:.4f}"
     )
-    model.reference_scores = predictions["lightgbm"]
     actual = holdout["label"].cast(pl.Float64).to_numpy()
 
     def render(folder: Path) -> dict[str, Path]:
         return {
             "predicted_vs_actual": plots.predicted_vs_actual_plot(
-                actual, predictions["lightgbm"], folder / "predicted_vs_actual.png"
+                actual, predictions[SERVED], folder / "predicted_vs_actual.png"
             ),
             "feature_importance": plots.importance_plot(
                 features, model.importance(), folder / "feature_importance.png"
@@ -70,17 +69,17 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         }
 
     def compare(bundle: dict[str, Any]) -> float:
-        other = bundle["model"]
+        other: LtvModel = bundle["model"]
         if any(f not in holdout.columns for f in other.features):
             return float("-inf")
         return regression_metrics(actual, other.predict(holdout))["spearman"]
 
     metrics = {k: v for k, v in served.items() if k not in ("variant", "split")}
     metrics["baseline_spearman"] = by_variant["historical_average"]
-    metrics["baseline_feature"] = baseline[0]
+    metrics["baseline_feature"] = model.baseline_feature_
     metrics["horizon_days"] = horizon
     metrics["purged_split"] = split.purged
-    metrics["best_iteration"] = model.best_iteration
+    metrics["best_iteration"] = model.best_iteration_
     return TrainingResult(
         model_name="ltv",
         model=model,
@@ -89,7 +88,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         data_window=split.window,
         evaluation=evaluation,
         metrics=metrics,
-        passes_gate=passes,
+        passes_gate=beats_baseline(evaluation),
         gate_reason=gate_reason,
         data_fingerprint={
             "rows": frame.height,
@@ -97,7 +96,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
             "holdout": str(split.holdout_date),
         },
         reference_features=reference_sample(fit_frame, features, params.seed),
-        reference_scores=model.reference_scores,
+        reference_scores=predictions[SERVED],
         compare_metric=compare,
         primary_metric="spearman",
         render_plots=render,
@@ -105,8 +104,8 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
 
 
 def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: ltv.LtvModel = bundle["model"]
-    return ltv.score(model, load_snapshot(con, model.features))
+    model: LtvModel = bundle["model"]
+    return model.predict_frame(load_snapshot(con, model.features))
 
 
 def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:

@@ -1,18 +1,22 @@
-"""Train, score and roll back the models: the API the Dagster assets and `uba` call.
+"""A model's life on the warehouse: train, score, roll back. The API of the `uba` commands and
+the Dagster assets.
 
-    train_model(con, "churn")   -> TrainOutcome  (artifact, registry row, evaluation rows, plots)
-    score_model(con, "churn")   -> ScoreOutcome  (ml_scores.churn_scores, from the champion)
+    train_model(con, "churn")    -> TrainOutcome  (artifact, registry row, evaluation, plots)
+    score_model(con, "churn")    -> ScoreOutcome  (ml_scores.churn_scores, from the champion)
     rollback_model(con, "churn") -> the version now champion
+    train_each / score_each      -> one outcome per model; one model failing stops no other
 
-Model code is pure; this module does the bookkeeping shared by all four models: versioning,
-artifacts with sha256, the registry, champion/challenger promotion and the score tables.
+Model code is pure; this module does the bookkeeping shared by all models: versioning,
+artifacts with sha256, the registry, champion/challenger promotion and the score tables. It
+reaches each model through its spec (python_models.models).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+import traceback
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,12 +32,23 @@ from python_models.common.artifacts import (
     save_artifact,
     stable_hash,
 )
+from python_models.common.catalogue import CatalogueError
 from python_models.common.features import feature_list_hash
-from python_models.common.scores import SCORE_TABLES, score_frame, write_scores
+from python_models.common.scores import score_frame, write_scores
+from python_models.models import check_models, get_spec
 
-MODEL_NAMES = ("churn", "ltv", "segmentation", "anomaly")
 # Bump when a change in model code should produce new versions from the same data and params.
 CODE_VERSION = 1
+# Errors that say what is wrong with the data, the parameters or the registry in one line;
+# anything else is a bug and also gets its traceback on stderr.
+EXPECTED_ERRORS = (
+    ValueError,
+    LookupError,
+    FileNotFoundError,
+    registry.RegistryError,
+    ArtifactIntegrityError,
+    CatalogueError,
+)
 
 
 @dataclass
@@ -58,12 +73,23 @@ class ScoreOutcome:
     model_version: str
     as_of_date: date | None
     run_id: str | None = None
+    status: str = "scored"
 
 
-def _package(model_name: str):
-    if model_name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(MODEL_NAMES)}")
-    return importlib.import_module(f"python_models.{model_name}.job")
+@dataclass(frozen=True)
+class Skipped:
+    """Nothing to do for this model (e.g. no champion to score with): not an error."""
+
+    model_name: str
+    reason: str
+    status: str = "skipped"
+
+
+@dataclass(frozen=True)
+class Failed:
+    model_name: str
+    reason: str  # one line
+    status: str = "failed"
 
 
 def _log(message: str) -> None:
@@ -116,10 +142,12 @@ def train_model(
     params: dict | None = None,
 ) -> TrainOutcome:
     """Train one model on the warehouse's features, register it and log its evaluation."""
-    package = _package(model_name)
+    spec = get_spec(model_name)
+    if spec.uses_catalogue:
+        check_models()
     run_id = run_id or uuid.uuid4().hex[:12]
     _log(f"training {model_name} (run {run_id})")
-    result = package.train(con, params)
+    result = spec.train(con, params)
     version = model_version_for(model_name, result)
     bundle = {
         "model_name": model_name,
@@ -172,19 +200,18 @@ def load_champion(con: duckdb.DuckDBPyConnection, model_name: str):
 def score_model(
     con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
 ) -> ScoreOutcome:
-    """Score with the champion and replace ml_scores.<table> atomically."""
-    package = _package(model_name)
+    """Score with the champion and replace its score table atomically."""
+    spec = get_spec(model_name)
     run_id = run_id or uuid.uuid4().hex[:12]
     entry, bundle = load_champion(con, model_name)
     _log(f"scoring {model_name} with champion {entry.model_version} (run {run_id})")
-    scored = package.score(con, bundle)
-    frame = score_frame(model_name, entry.model_version, run_id, scored)
-    rows = write_scores(con, model_name, frame)
+    scored = spec.score(con, bundle)
+    rows = write_scores(con, spec, score_frame(spec, entry.model_version, run_id, scored))
     as_of = scored["as_of_date"].max() if scored.height else None
-    _log(f"wrote {rows} rows to {SCORE_TABLES[model_name]}")
+    _log(f"wrote {rows} rows to {spec.score_table}")
     return ScoreOutcome(
         model_name=model_name,
-        table=SCORE_TABLES[model_name],
+        table=spec.score_table,
         rows=int(rows),
         model_version=entry.model_version,
         as_of_date=as_of,
@@ -194,7 +221,64 @@ def score_model(
 
 def rollback_model(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
     """Make the previous champion champion again, retire the current one; return its version."""
-    _package(model_name)
+    get_spec(model_name)
     version = registry.rollback(con, model_name)
     _log(f"{model_name}: rolled back to {version}")
     return version
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for an outcome table: the message, with the error's type when unexpected."""
+    message = (str(err).strip().splitlines() or [""])[0]
+    if isinstance(err, EXPECTED_ERRORS) and message:
+        return message
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
+def _failed(con: duckdb.DuckDBPyConnection, model_name: str, err: Exception) -> Failed:
+    if not isinstance(err, EXPECTED_ERRORS):
+        traceback.print_exception(err, file=sys.stderr)
+    try:
+        con.execute("rollback")  # leave no half-open transaction for the next model
+    except duckdb.Error:
+        pass
+    failed = Failed(model_name, describe_error(err))
+    _log(f"{model_name}: failed ({failed.reason})")
+    return failed
+
+
+def train_each(
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    run_id: str | None = None,
+    params: dict | None = None,
+) -> list[TrainOutcome | Failed]:
+    """Train every named model in turn; a model that fails is reported, the others go on."""
+    outcomes: list[TrainOutcome | Failed] = []
+    for name in names:
+        try:
+            outcomes.append(train_model(con, name, run_id=run_id, params=params))
+        except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
+            outcomes.append(_failed(con, name, err))
+    return outcomes
+
+
+def score_each(
+    con: duckdb.DuckDBPyConnection, names: Iterable[str], run_id: str | None = None
+) -> list[ScoreOutcome | Skipped | Failed]:
+    """Score every named model that has a champion; the others are skipped or failed."""
+    outcomes: list[ScoreOutcome | Skipped | Failed] = []
+    for name in names:
+        try:
+            get_spec(name)
+            if registry.get_champion(con, name) is None:
+                outcomes.append(Skipped(name, f"no champion (run `uba train --model {name}`)"))
+                continue
+            outcomes.append(score_model(con, name, run_id=run_id))
+        except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
+            outcomes.append(_failed(con, name, err))
+    return outcomes
+
+
+def any_failed(outcomes: Iterable[Any]) -> bool:
+    return any(outcome.status == "failed" for outcome in outcomes)

@@ -3,6 +3,8 @@
 It generates a seeded sample (once per size and seed), then runs the Dagster job
 `full_pipeline` — the same job definition the schedules and the drift sensor launch — in this
 process against the persistent Dagster instance ($DAGSTER_HOME), so `dagster dev` shows the run.
+A top-floor command: with the `uba` commands, the only code outside orchestration/ that
+imports it.
 """
 
 from __future__ import annotations
@@ -83,25 +85,26 @@ def print_summary() -> None:
 
 
 def run(args) -> int:
-    import os
-
     started = time.perf_counter()
     if args.input:
-        os.environ["UBA_INPUT_PATH"] = str(Path(args.input).resolve())
+        input_path = Path(args.input).resolve()
     else:
-        os.environ["UBA_INPUT_PATH"] = str(_ensure_sample(args.events, args.seed))
+        input_path = _ensure_sample(args.events, args.seed)
 
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
+    from orchestration.defs.ingest import RAW_EVENTS, raw_files_run_config
 
     instance = DagsterInstance.get()
     job = defs.resolve_job_def(args.job)
     print(f"uba demo: running Dagster job {args.job!r} (instance: {instance.root_directory})")
     # Step-level DEBUG events (start, output, materialization...) are in `dagster dev`; the
     # terminal gets INFO and up: progress lines and the models' evaluation tables.
-    log_level = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
-    result = job.execute_in_process(run_config=log_level, instance=instance, raise_on_error=False)
+    run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if job.has_node_named(RAW_EVENTS.to_python_identifier()):
+        run_config |= raw_files_run_config(str(input_path))
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     elapsed = time.perf_counter() - started
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]

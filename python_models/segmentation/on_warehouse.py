@@ -14,10 +14,11 @@ from python_models.common import plots, registry
 from python_models.common.artifacts import ArtifactIntegrityError
 from python_models.common.features import catalogue_feature_columns, load_snapshot
 from python_models.common.training import TrainingResult, reference_sample
-from python_models.segmentation import model as seg
+from python_models.segmentation.model import INACTIVE_SEGMENT_ID, SegmentationModel
+from python_models.segmentation.params import SegmentationParams
 
 
-def _previous_model(con: duckdb.DuckDBPyConnection) -> seg.SegmentationModel | None:
+def _previous_model(con: duckdb.DuckDBPyConnection) -> SegmentationModel | None:
     champion = registry.get_champion(con, "segmentation")
     if champion is None:
         return None
@@ -28,31 +29,32 @@ def _previous_model(con: duckdb.DuckDBPyConnection) -> seg.SegmentationModel | N
         return None
 
 
-def _columns(features: list[str], params: seg.SegmentationParams) -> list[str]:
+def _columns(features: list[str], params: SegmentationParams) -> list[str]:
     return features + ([params.activity_feature] if params.activity_feature not in features else [])
 
 
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
-    params = seg.SegmentationParams.from_overrides(overrides)
+    params = SegmentationParams.from_overrides(overrides)
     features = catalogue_feature_columns("segmentation")
     snapshot = load_snapshot(con, _columns(features, params))
     as_of = snapshot["as_of_date"].max()
     print(f"[segmentation] {snapshot.height} users in snapshot {as_of}", file=sys.stderr)
-    model = seg.fit(snapshot, features, params, previous=_previous_model(con))
-    evaluation = seg.evaluate(model, snapshot)
-    sizes = seg.segment_sizes(model, snapshot)
+    model = SegmentationModel(features, params).fit(snapshot, previous=_previous_model(con))
+    evaluation = model.evaluate(snapshot)
+    sizes = model.segment_sizes(snapshot)
     print(sizes, file=sys.stderr)
-    chosen_k = len(model.segment_ids)
-    silhouette = model.silhouette_by_k[chosen_k]
+    chosen_k = len(model.segment_ids_)
+    silhouette = model.silhouette_by_k_[chosen_k]
     ids, distance = model.assign(snapshot)
-    model.reference_scores = distance[ids != seg.INACTIVE_SEGMENT_ID]
-    active = snapshot.filter(pl.Series(ids != seg.INACTIVE_SEGMENT_ID))
+    active = snapshot.filter(pl.Series(ids != INACTIVE_SEGMENT_ID))
 
     def render(folder: Path) -> dict[str, Path]:
-        labels = [f"{i}: {n}" for i, n in zip(model.segment_ids, model.segment_names, strict=True)]
+        labels = [
+            f"{i}: {n}" for i, n in zip(model.segment_ids_, model.segment_names_, strict=True)
+        ]
         return {
             "segment_profiles": plots.segment_profile_plot(
-                model.profile, labels, features, folder / "segment_profiles.png"
+                model.profile_, labels, features, folder / "segment_profiles.png"
             )
         }
 
@@ -67,21 +69,21 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
             "k": chosen_k,
             "silhouette": silhouette,
             "active_users": active.height,
-            "segments": dict(zip(model.segment_ids, model.segment_names, strict=True)),
+            "segments": dict(zip(model.segment_ids_, model.segment_names_, strict=True)),
             "segment_sizes": dict(zip(sizes["segment_id"], sizes["users"], strict=True)),
         },
         passes_gate=silhouette >= params.min_silhouette,
         gate_reason=f"silhouette {silhouette:.3f} at k={chosen_k} (bar {params.min_silhouette})",
         data_fingerprint={"rows": snapshot.height, "as_of": str(as_of)},
         reference_features=reference_sample(active, features, params.seed),
-        reference_scores=np.asarray(model.reference_scores),
+        reference_scores=np.asarray(distance[ids != INACTIVE_SEGMENT_ID]),
         render_plots=render,
     )
 
 
 def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: seg.SegmentationModel = bundle["model"]
-    return seg.score(model, load_snapshot(con, _columns(model.features, model.params)))
+    model: SegmentationModel = bundle["model"]
+    return model.predict_frame(load_snapshot(con, _columns(model.features, model.params)))
 
 
 def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from python_models.churn import model as churn
+from python_models.churn.model import SERVED, ChurnModel, beats_baselines
 from python_models.churn.params import ChurnParams
 from python_models.common import plots
 from python_models.common.features import (
@@ -18,6 +18,7 @@ from python_models.common.features import (
     load_labelled,
     load_snapshot,
 )
+from python_models.common.metrics import classification_metrics
 from python_models.common.splits import apply_split, time_split
 from python_models.common.training import TrainingResult, reference_sample
 
@@ -44,17 +45,16 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     )
     print(f"[churn] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
     fit_frame, calibration_frame, holdout = apply_split(frame, split)
-    model = churn.fit(fit_frame, calibration_frame, features, params)
-    evaluation, scores = churn.evaluate(model, holdout)
-    served = evaluation.filter(pl.col("variant") == "lightgbm_calibrated").row(0, named=True)
-    passes = churn.beats_baselines(evaluation)
+    model = ChurnModel(features, params).fit(fit_frame, calibration_frame)
+    evaluation = model.evaluate(holdout)
+    scores = model.variant_scores(holdout)
+    served = evaluation.filter(pl.col("variant") == SERVED).row(0, named=True)
     by_variant = dict(zip(evaluation["variant"], evaluation["roc_auc"], strict=True))
     gate_reason = (
-        f"holdout ROC AUC {by_variant['lightgbm_calibrated']:.4f} vs recency rule "
+        f"holdout ROC AUC {by_variant[SERVED]:.4f} vs recency rule "
         f"{by_variant['recency_rule']:.4f} and logistic regression "
         f"{by_variant['logistic_regression']:.4f}"
     )
-    model.reference_scores = scores["lightgbm_calibrated"]
     y_holdout = holdout["label"].cast(pl.Int8).to_numpy()
 
     def render(folder: Path) -> dict[str, Path]:
@@ -62,7 +62,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
             "roc": plots.roc_plot(y_holdout, scores, folder / "roc.png"),
             "calibration": plots.calibration_plot(
                 y_holdout,
-                {k: scores[k] for k in ("lightgbm", "lightgbm_calibrated", "logistic_regression")},
+                {k: scores[k] for k in ("lightgbm", SERVED, "logistic_regression")},
                 folder / "calibration.png",
             ),
             "feature_importance": plots.importance_plot(
@@ -71,19 +71,16 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         }
 
     def compare(bundle: dict[str, Any]) -> float:
-        other = bundle["model"]
-        missing = [f for f in other.features if f not in holdout.columns]
-        if missing:
+        other: ChurnModel = bundle["model"]
+        if any(f not in holdout.columns for f in other.features):
             return float("-inf")  # the champion's features no longer exist: it cannot compete
-        from python_models.common.metrics import classification_metrics
-
-        return classification_metrics(y_holdout, other.predict_proba(holdout))["roc_auc"]
+        return classification_metrics(y_holdout, other.predict(holdout))["roc_auc"]
 
     metrics = {k: v for k, v in served.items() if k not in ("variant", "split")}
     metrics |= {
         f"baseline_{v}_roc_auc": by_variant[v] for v in ("recency_rule", "logistic_regression")
     }
-    metrics["best_iteration"] = model.best_iteration
+    metrics["best_iteration"] = model.best_iteration_
     return TrainingResult(
         model_name="churn",
         model=model,
@@ -92,7 +89,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         data_window=split.window,
         evaluation=evaluation,
         metrics=metrics,
-        passes_gate=passes,
+        passes_gate=beats_baselines(evaluation),
         gate_reason=gate_reason,
         data_fingerprint={
             "rows": frame.height,
@@ -100,7 +97,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
             "holdout": str(split.holdout_date),
         },
         reference_features=reference_sample(fit_frame, features, params.seed),
-        reference_scores=model.reference_scores,
+        reference_scores=scores[SERVED],
         compare_metric=compare,
         primary_metric="roc_auc",
         render_plots=render,
@@ -108,9 +105,8 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
 
 
 def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: churn.ChurnModel = bundle["model"]
-    snapshot = load_snapshot(con, model.features)
-    return churn.score(model, snapshot)
+    model: ChurnModel = bundle["model"]
+    return model.predict_frame(load_snapshot(con, model.features))
 
 
 def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:

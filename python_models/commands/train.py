@@ -1,10 +1,13 @@
-"""`uba train` and `uba score`: train / batch-score the models and print the evaluation tables.
+"""`uba train` and `uba score`: train / batch-score the models and print what became of each.
 
-    uba train                       # all four models on the warehouse's feature marts
+    uba train                       # every model, each on its own: one failing stops no other
     uba train --model churn --param num_leaves=7
-    uba train --model ltv --transactions orders.parquet [--calibration-end 2025-04-01] \
+    uba train --model ltv --transactions orders.parquet [--calibration-end 2025-04-01] \\
         --horizon-days 90 [--output predictions.parquet] [--forecast forecast.parquet]
-    uba score [--model M]
+    uba score [--model M]           # models without a champion are skipped
+
+Both end with one line per model (champion / challenger / rejected / failed, scored / skipped
+/ failed, with the reason) and exit 1 only when a model failed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-MODEL_CHOICES = ("churn", "ltv", "segmentation", "anomaly")
+from python_models.models import MODEL_NAMES
 
 
 def _print_table(frame: pl.DataFrame) -> None:
@@ -34,8 +37,31 @@ def _parse_param(text: str) -> tuple[str, object]:
         return name, value
 
 
+def _add_model_argument(parser) -> None:
+    parser.add_argument(
+        "--model", choices=MODEL_NAMES, help=f"one model (default: all: {', '.join(MODEL_NAMES)})"
+    )
+
+
+def print_outcomes(command: str, outcomes: list) -> None:
+    """One line per model: what became of it and why."""
+    print(f"\n{command}:")
+    width = max(len(o.model_name) for o in outcomes)
+    for outcome in outcomes:
+        if outcome.status == "scored":
+            detail = (
+                f"{outcome.rows:,} rows in {outcome.table} (model {outcome.model_version}, "
+                f"as of {outcome.as_of_date})"
+            )
+        elif hasattr(outcome, "model_version"):
+            detail = f"{outcome.model_version}: {outcome.reason}"
+        else:
+            detail = outcome.reason
+        print(f"  {outcome.model_name:<{width}}  {outcome.status:<10}  {detail}")
+
+
 def add_train_arguments(parser) -> None:
-    parser.add_argument("--model", choices=MODEL_CHOICES, help="one model (default: all four)")
+    _add_model_argument(parser)
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter"
     )
@@ -88,69 +114,59 @@ def _train_transactions(args, params: dict) -> int:
 
 
 def run_train(args) -> int:
-    from python_models.common.artifacts import ArtifactIntegrityError
-    from python_models.common.registry import RegistryError
-
     try:
         params = dict(_parse_param(p) for p in args.param)
         if args.transactions is not None:
             return _train_transactions(args, params)
-        from python_models.jobs import MODEL_NAMES, train_model
-        from python_models.warehouse import connect
-
-        if params and args.model is None:
-            print("--param needs --model (parameters differ per model)", file=sys.stderr)
-            return 2
-        con = connect()
-        try:
-            for name in [args.model] if args.model else MODEL_NAMES:
-                outcome = train_model(con, name, run_id=args.run_id, params=params or None)
-                print(f"\n{name} {outcome.model_version}: {outcome.status} ({outcome.reason})")
-                _print_table(outcome.evaluation)
-                for plot, path in outcome.plots.items():
-                    print(f"  plot {plot}: {path}")
-        finally:
-            con.close()
-    except (
-        ValueError,
-        LookupError,
-        FileNotFoundError,
-        RegistryError,
-        ArtifactIntegrityError,
-    ) as err:
+    except (ValueError, LookupError, FileNotFoundError) as err:
         print(f"uba train: {err}", file=sys.stderr)
         return 1
-    return 0
-
-
-def add_score_arguments(parser) -> None:
-    parser.add_argument("--model", choices=MODEL_CHOICES, help="one model (default: all four)")
-    parser.add_argument("--run-id", default=None)
-
-
-def run_score(args) -> int:
-    from python_models.common.artifacts import ArtifactIntegrityError
-    from python_models.common.registry import RegistryError
-    from python_models.jobs import MODEL_NAMES, score_model
+    if params and args.model is None:
+        print("--param needs --model (parameters differ per model)", file=sys.stderr)
+        return 2
+    from python_models.lifecycle import any_failed, train_each
     from python_models.warehouse import connect
 
     con = connect()
     try:
-        for name in [args.model] if args.model else MODEL_NAMES:
-            outcome = score_model(con, name, run_id=args.run_id)
-            print(
-                f"{name}: {outcome.rows:,} rows in {outcome.table} "
-                f"(model {outcome.model_version}, as of {outcome.as_of_date})"
-            )
+        names = [args.model] if args.model else list(MODEL_NAMES)
+        outcomes = train_each(con, names, run_id=args.run_id, params=params or None)
+    finally:
+        con.close()
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            continue
+        print(f"\n{outcome.model_name} {outcome.model_version}: {outcome.status}")
+        _print_table(outcome.evaluation)
+        for plot, path in outcome.plots.items():
+            print(f"  plot {plot}: {path}")
+    print_outcomes("uba train", outcomes)
+    return 1 if any_failed(outcomes) else 0
+
+
+def add_score_arguments(parser) -> None:
+    _add_model_argument(parser)
+    parser.add_argument("--run-id", default=None)
+
+
+def run_score(args) -> int:
+    from python_models.lifecycle import any_failed, score_each
+    from python_models.warehouse import connect
+
+    con = connect()
+    try:
+        outcomes = score_each(con, [args.model] if args.model else MODEL_NAMES, args.run_id)
+        for outcome in outcomes:
+            if outcome.status != "scored":
+                continue
+            print(f"\n{outcome.model_name}: highest scores in {outcome.table}")
             _print_table(
                 con.sql(
                     f"select * exclude (model_name, model_version, scored_at, run_id) "
                     f"from {outcome.table} order by score desc limit 5"
                 ).pl()
             )
-    except (LookupError, RegistryError, ArtifactIntegrityError) as err:
-        print(f"uba score: {err}", file=sys.stderr)
-        return 1
     finally:
         con.close()
-    return 0
+    print_outcomes("uba score", outcomes)
+    return 1 if any_failed(outcomes) else 0

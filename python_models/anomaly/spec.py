@@ -1,0 +1,26 @@
+"""The anomaly model, as the house sees it."""
+
+from python_models.anomaly import on_warehouse
+from python_models.anomaly.daily import EVENTS_TABLE
+from python_models.anomaly.examples import example
+from python_models.anomaly.model import AnomalyModel
+from python_models.anomaly.params import AnomalyParams
+from python_models.common.spec import ModelSpec
+
+SPEC = ModelSpec(
+    name="anomaly",
+    summary="user-days whose activity departs from the user's habits (possible takeovers)",
+    estimator=AnomalyModel,
+    params=AnomalyParams,
+    train=on_warehouse.train,
+    score=on_warehouse.score,
+    latest_features=on_warehouse.latest_features,
+    inputs=(EVENTS_TABLE,),
+    score_table="ml_scores.anomaly_alerts",
+    label_columns=("predicted_label",),
+    score_bounds=(None, None),
+    reasons="rules on the day's signals (new country, odd hours, bursts, account changes)",
+    kinds=("scikitlearn",),
+    example=example,
+    uses_catalogue=False,
+)

@@ -1,0 +1,76 @@
+"""LightGBM, once for every model that uses it: deterministic settings, training with early
+stopping, and `StoredBooster`, which pickles as model text and rebuilds the booster on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+
+def deterministic_settings(seed: int, num_threads: int) -> dict[str, Any]:
+    """Fixed seeds and thread count, row-wise histograms: same data and params, same trees."""
+    return {
+        "seed": seed,
+        "bagging_seed": seed,
+        "feature_fraction_seed": seed,
+        "data_random_seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        # Small and explicit: OpenMP threads collapse on shared cores.
+        "num_threads": num_threads,
+        "verbosity": -1,
+    }
+
+
+def train_booster(
+    settings: dict[str, Any],
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    features: list[str],
+    num_boost_round: int,
+    early_stopping_rounds: int,
+) -> tuple[lgb.Booster, int]:
+    """(booster, best iteration): boosting stops when the validation metric stops improving."""
+    train_set = lgb.Dataset(x_fit, y_fit, feature_name=list(features), free_raw_data=True)
+    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+    booster = lgb.train(
+        settings,
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+    return booster, booster.best_iteration or num_boost_round
+
+
+class StoredBooster:
+    """A trained booster cut at its best iteration, kept as LightGBM's model text (the stored,
+    pickled form) and rebuilt once per process when first used."""
+
+    def __init__(self, booster: lgb.Booster, best_iteration: int):
+        self.text = booster.model_to_string(num_iteration=best_iteration)
+        self.best_iteration = int(best_iteration)
+        self._booster: lgb.Booster | None = None
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            self._booster = lgb.Booster(model_str=self.text)
+        return self._booster
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_booster"] = None  # the model text is the stored form
+        return state
+
+    def predict(self, matrix: np.ndarray, raw_score: bool = False) -> np.ndarray:
+        return self.booster.predict(matrix, raw_score=raw_score, num_iteration=self.best_iteration)
+
+    def importance(self) -> np.ndarray:
+        """Total gain per feature, in feature order."""
+        return self.booster.feature_importance(importance_type="gain")

@@ -1,0 +1,88 @@
+"""`ModelSpec`: everything the house needs to know about one model, declared once in the
+model's package (`python_models/<model>/spec.py`) and listed once in `python_models/models.py`.
+
+The `uba` commands, the Dagster assets and their checks, the score-table suites, the registry
+bookkeeping and the docs' model table all read these fields; none of them names a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from python_models.common.estimator import Estimator
+from python_models.common.params import ModelParams
+from python_models.common.training import TrainingResult
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+KEY_COLUMNS = ("user_id", "as_of_date")
+
+
+@dataclass(frozen=True)
+class Example:
+    """Tiny seeded frames in a model's input shape, for the shared estimator checks and docs."""
+
+    features: list[str]
+    frame: pl.DataFrame
+    validation: pl.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    summary: str  # one line: what the model says about a user
+    estimator: type[Estimator]
+    params: type[ModelParams]
+    # On the warehouse: train(con, overrides) -> TrainingResult; score(con, bundle) -> the
+    # score rows; latest_features(con, bundle) -> the newest inputs (drift).
+    train: Callable[[duckdb.DuckDBPyConnection, dict[str, Any] | None], TrainingResult]
+    score: Callable[[duckdb.DuckDBPyConnection, dict[str, Any]], pl.DataFrame]
+    latest_features: Callable[[duckdb.DuckDBPyConnection, dict[str, Any]], pl.DataFrame]
+    inputs: tuple[str, ...]  # warehouse tables (dbt models) it reads, "schema.table"
+    score_table: str  # "ml_scores.<table>"
+    label_columns: tuple[str, ...]  # besides user_id, as_of_date, score, reasons
+    score_bounds: tuple[float | None, float | None]  # (low, high), None = open
+    reasons: str  # how its reasons are worded
+    kinds: tuple[str, ...]  # libraries it fits with (Dagster kinds)
+    example: Callable[[int], Example]
+    uses_catalogue: bool = True  # its features are the catalogue's `used_by: [<name>]`
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"model name {self.name!r} must be lowercase letters, digits, _")
+        for table in (*self.inputs, self.score_table):
+            if len(table.split(".")) != 2:
+                raise ValueError(f"model {self.name}: expected 'schema.table', got {table!r}")
+        if not self.score_table.startswith("ml_scores."):
+            raise ValueError(f"model {self.name}: score tables live in ml_scores")
+        if not self.label_columns:
+            raise ValueError(f"model {self.name}: declare at least one label column")
+        if self.params.model_name != self.name:
+            raise ValueError(
+                f"model {self.name}: {self.params.__name__}.model_name is "
+                f"{self.params.model_name!r}"
+            )
+
+    @property
+    def table_name(self) -> str:
+        """The score table without its schema (`churn_scores`)."""
+        return self.score_table.split(".")[1]
+
+    @property
+    def score_columns(self) -> tuple[str, ...]:
+        """The score table's columns, in order (docs/CONTRACTS.md)."""
+        return (
+            *KEY_COLUMNS,
+            "model_name",
+            "model_version",
+            "score",
+            *self.label_columns,
+            "reasons",
+            "scored_at",
+            "run_id",
+        )

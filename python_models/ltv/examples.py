@@ -1,0 +1,30 @@
+"""A tiny seeded LTV problem: future revenue follows the planted spend and activity."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from python_models.common.examples import toy_snapshots
+from python_models.common.spec import Example
+
+FEATURES = [
+    "days_since_last_event",
+    "count_events_30d",
+    "count_sessions_30d",
+    "sum_revenue_usd_90d",
+]
+
+
+def example(seed: int) -> Example:
+    frame = toy_snapshots(seed)
+    rng = np.random.default_rng(seed + 1)
+    expected = frame["truth_spend"].to_numpy() * frame["truth_activity"].to_numpy()
+    revenue = rng.gamma(2.0, np.maximum(expected, 1e-3) / 2.0) * (rng.random(frame.height) < 0.7)
+    frame = frame.with_columns(pl.Series("label", revenue))
+    last = frame["as_of_date"].max()
+    return Example(
+        features=FEATURES,
+        frame=frame.filter(pl.col("as_of_date") < last),
+        validation=frame.filter(pl.col("as_of_date") == last),
+    )

@@ -1,0 +1,75 @@
+"""The models the house serves: THE list. Each model declares itself once, in its package's
+`spec.py` (`python_models.common.spec.ModelSpec`); everything else reads this list: the `uba`
+commands' choices, the train / score / rollback bookkeeping, the Dagster assets and checks, the
+score-table suites and the docs' model table.
+
+Adding a model: its package (`python_models/<name>/` with params, model, on_warehouse,
+examples and spec) and one entry below. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from python_models.anomaly.spec import SPEC as ANOMALY
+from python_models.churn.spec import SPEC as CHURN
+from python_models.common import catalogue
+from python_models.common.spec import ModelSpec
+from python_models.ltv.spec import SPEC as LTV
+from python_models.segmentation.spec import SPEC as SEGMENTATION
+
+MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY)
+
+
+def model_names(models: tuple[ModelSpec, ...] = MODELS) -> tuple[str, ...]:
+    return tuple(spec.name for spec in models)
+
+
+MODEL_NAMES = model_names()
+
+
+def get_spec(name: str, models: tuple[ModelSpec, ...] = MODELS) -> ModelSpec:
+    for spec in models:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names(models))}")
+
+
+def check_models(models: tuple[ModelSpec, ...] = MODELS) -> None:
+    """One name and one score table per model; every `used_by` in the feature catalogue names
+    a model that reads it, and every model that reads it has features there."""
+    names = model_names(models)
+    tables = [spec.score_table for spec in models]
+    for kind, values in (("model name", names), ("score table", tables)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{kind}s declared twice: {repeated}")
+    readers = {spec.name for spec in models if spec.uses_catalogue}
+    unknown = sorted(catalogue.consumers() - readers)
+    if unknown:
+        raise catalogue.CatalogueError(
+            f"the feature catalogue's used_by names unknown models {unknown}; "
+            f"models that read it: {sorted(readers)}"
+        )
+    for name in sorted(readers):
+        catalogue.feature_columns(name)  # raises when no feature is used_by it
+
+
+def models_markdown(models: tuple[ModelSpec, ...] = MODELS) -> str:
+    """The docs' model table (docs/models_ml.md), from the specs."""
+
+    def bounds(spec: ModelSpec) -> str:
+        low, high = (
+            side if value is None else f"{value:g}"
+            for side, value in zip(("-inf", "inf"), spec.score_bounds, strict=True)
+        )
+        return f"[{low}, {high}]"
+
+    header = ("model", "what it says", "estimator", "reads", "score table", "labels", "range")
+    lines = ["| " + " | ".join((*header, "reasons")) + " |", "|---" * (len(header) + 1) + "|"]
+    for spec in models:
+        lines.append(
+            f"| `{spec.name}` | {spec.summary} | `{spec.estimator.__name__}` "
+            f"({', '.join(spec.kinds)}) | {', '.join(f'`{t}`' for t in spec.inputs)} "
+            f"| `{spec.score_table}` | {', '.join(f'`{c}`' for c in spec.label_columns)} "
+            f"| {bounds(spec)} | {spec.reasons} |"
+        )
+    return "\n".join(lines)

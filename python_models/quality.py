@@ -1,0 +1,121 @@
+"""Data-quality checks as plain functions over a warehouse connection. Orchestration turns
+each `CheckOutcome` into a blocking Dagster asset check; nothing here knows Dagster.
+
+The suites are Great Expectations' (expectations/suites/), run on pandas frames read from
+DuckDB (GX through SQLAlchemy on DuckDB is unreliable); large tables are sampled with a fixed
+seed, and dbt's own tests still cover every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from python_models.common.features import FEATURES_TABLE
+from python_models.common.spec import ModelSpec
+
+VALIDATION_SAMPLE_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    passed: bool
+    description: str  # what failed, or that all passed
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_table(
+    con: duckdb.DuckDBPyConnection, table: str, rows: int = VALIDATION_SAMPLE_ROWS
+) -> tuple[Any, int]:
+    """(pandas frame of at most `rows` rows, seeded reservoir sample; the table's row count)."""
+    count = con.execute(f"select count(*) from {table}").fetchone()[0]
+    if count <= rows:
+        return con.execute(f"select * from {table}").df(), count
+    sample = f"reservoir({rows} rows) repeatable (42)"
+    return con.execute(f"select * from {table} using sample {sample}").df(), count
+
+
+def suite_outcome(validation, table_rows: int) -> CheckOutcome:
+    """A GX validation result as an outcome; zero evaluated expectations never passes."""
+    failed = [
+        f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
+        for r in validation.results
+        if not r.success
+    ]
+    evaluated = int(validation.statistics.get("evaluated_expectations", 0))
+    passed = bool(validation.success) and evaluated > 0 and not failed
+    if evaluated == 0:
+        failed.append("zero expectations were evaluated")
+    return CheckOutcome(
+        passed=passed,
+        description="; ".join(failed[:20]) or "all expectations passed",
+        metadata={
+            "evaluated_expectations": evaluated,
+            "failed_expectations": len(failed),
+            "table_rows": table_rows,
+        },
+    )
+
+
+def check_table(con: duckdb.DuckDBPyConnection, table: str, suite) -> CheckOutcome:
+    from expectations.validation import validate_frame
+
+    frame, rows = sample_table(con, table)
+    return suite_outcome(validate_frame(frame, suite), rows)
+
+
+def check_feature_mart(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
+    """Training and scoring may only read a feature mart that meets its suite."""
+    from expectations.suites.ftr_user_features import build_suite
+
+    return check_table(con, FEATURES_TABLE, build_suite())
+
+
+def check_score_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> CheckOutcome:
+    """A score table is published only when it meets the suite its spec implies."""
+    from expectations.suites.score_tables import build_suite
+
+    return check_table(con, spec.score_table, build_suite(spec))
+
+
+def check_raw_events(con: duckdb.DuckDBPyConnection, max_quarantine_rate: float) -> CheckOutcome:
+    """The latest gate run succeeded, evaluated at least one expectation, reconciled (loaded =
+    valid + quarantined) and quarantined no more than `max_quarantine_rate` of its batch."""
+    run = con.execute(
+        """
+        select run_id, success, evaluated_expectations, rows_checked, rows_quarantined
+        from raw.gate_runs order by finished_at desc limit 1
+        """
+    ).fetchone()
+    loaded, valid, quarantined = con.execute(
+        """
+        select (select count(*) from raw.events),
+               (select count(*) from raw.events_validated),
+               (select count(*) from raw.events_quarantine)
+        """
+    ).fetchone()
+    problems = []
+    if run is None:
+        problems.append("the gate has never run")
+    else:
+        _, success, evaluated, checked, run_quarantined = run
+        if not success:
+            problems.append("the latest gate run failed")
+        if evaluated == 0:
+            problems.append("the latest gate run evaluated zero expectations")
+        if checked and run_quarantined / checked > max_quarantine_rate:
+            problems.append(
+                f"the latest batch quarantined {run_quarantined}/{checked} rows "
+                f"(> {max_quarantine_rate:.0%}): input looks corrupt"
+            )
+    if loaded != valid + quarantined:
+        problems.append(f"counts do not reconcile: {loaded} loaded != {valid} + {quarantined}")
+    if valid == 0:
+        problems.append("no valid events")
+    return CheckOutcome(
+        passed=not problems,
+        description="; ".join(problems) or "gate passed and counts reconcile",
+        metadata={"loaded": loaded, "valid": valid, "quarantined": quarantined},
+    )
