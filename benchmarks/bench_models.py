@@ -22,11 +22,11 @@ def main() -> None:
     from python_models.common.features import load_snapshot, to_matrix
     from python_models.common.reasons import explain
     from python_models.lifecycle import load_champion, score_model, train_model
-    from python_models.models import MODEL_NAMES
+    from python_models.models import model_names
     from python_models.warehouse import connect
 
     con = connect()
-    for name in MODEL_NAMES:
+    for name in model_names():
         started = time.perf_counter()
         outcome = train_model(con, name, run_id="bench")
         trained = time.perf_counter() - started

@@ -67,13 +67,13 @@ def main() -> int:
     step("dbt build", lambda: run_dbt(["build"], quiet=True))
     if not args.skip_models:
         from python_models.lifecycle import score_model, train_model
-        from python_models.models import MODEL_NAMES
+        from python_models.models import model_names
         from python_models.publish import publish_warehouse
 
         con = connect()
-        for name in MODEL_NAMES:
+        for name in model_names():
             step(f"train {name}", lambda name=name: train_model(con, name))
-        for name in MODEL_NAMES:
+        for name in model_names():
             step(f"score {name}", lambda name=name: score_model(con, name))
         step("publish", lambda: publish_warehouse(con, settings.published_dir))
         con.close()

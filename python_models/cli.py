@@ -41,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     run = getattr(module, f"run_{name}", None) or module.run
     add(command_parser)
     args = command_parser.parse_args(argv[1:])
-    return int(run(args) or 0)
+    from python_models.config import SettingsError
+
+    try:
+        return int(run(args) or 0)
+    except SettingsError as err:
+        print(f"uba {name}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

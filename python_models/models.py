@@ -19,24 +19,23 @@ from python_models.segmentation.spec import SPEC as SEGMENTATION
 MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY)
 
 
-def model_names(models: tuple[ModelSpec, ...] = MODELS) -> tuple[str, ...]:
-    return tuple(spec.name for spec in models)
+# Readers look MODELS up when called (not when imported), so a test can add a model to it.
+def model_names() -> tuple[str, ...]:
+    return tuple(spec.name for spec in MODELS)
 
 
-MODEL_NAMES = model_names()
-
-
-def get_spec(name: str, models: tuple[ModelSpec, ...] = MODELS) -> ModelSpec:
-    for spec in models:
+def get_spec(name: str) -> ModelSpec:
+    for spec in MODELS:
         if spec.name == name:
             return spec
-    raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names(models))}")
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
 
 
-def check_models(models: tuple[ModelSpec, ...] = MODELS) -> None:
+def check_models(models: tuple[ModelSpec, ...] | None = None) -> None:
     """One name and one score table per model; every `used_by` in the feature catalogue names
     a model that reads it, and every model that reads it has features there."""
-    names = model_names(models)
+    models = MODELS if models is None else models
+    names = [spec.name for spec in models]
     tables = [spec.score_table for spec in models]
     for kind, values in (("model name", names), ("score table", tables)):
         repeated = sorted({v for v in values if values.count(v) > 1})
@@ -53,7 +52,7 @@ def check_models(models: tuple[ModelSpec, ...] = MODELS) -> None:
         catalogue.feature_columns(name)  # raises when no feature is used_by it
 
 
-def models_markdown(models: tuple[ModelSpec, ...] = MODELS) -> str:
+def models_markdown() -> str:
     """The docs' model table (docs/models_ml.md), from the specs."""
 
     def bounds(spec: ModelSpec) -> str:
@@ -65,7 +64,7 @@ def models_markdown(models: tuple[ModelSpec, ...] = MODELS) -> str:
 
     header = ("model", "what it says", "estimator", "reads", "score table", "labels", "range")
     lines = ["| " + " | ".join((*header, "reasons")) + " |", "|---" * (len(header) + 1) + "|"]
-    for spec in models:
+    for spec in MODELS:
         lines.append(
             f"| `{spec.name}` | {spec.summary} | `{spec.estimator.__name__}` "
             f"({', '.join(spec.kinds)}) | {', '.join(f'`{t}`' for t in spec.inputs)} "

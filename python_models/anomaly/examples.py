@@ -63,4 +63,4 @@ def example(seed: int, users: int = 20, days: int = 30) -> Example:
         pl.when(takeover).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
         for column, value in planted.items()
     )
-    return Example(features=list(MODEL_COLUMNS), frame=frame)
+    return Example(features=list(MODEL_COLUMNS), frame=frame, params={"n_estimators": 50})

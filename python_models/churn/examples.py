@@ -27,4 +27,5 @@ def example(seed: int) -> Example:
         features=FEATURES,
         frame=frame.filter(pl.col("as_of_date") < last),
         validation=frame.filter(pl.col("as_of_date") == last),
+        params={"num_threads": 1},
     )

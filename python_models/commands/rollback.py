@@ -6,11 +6,11 @@ import sys
 
 import polars as pl
 
-from python_models.models import MODEL_NAMES
+from python_models.models import model_names
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
+    parser.add_argument("--model", required=True, choices=model_names())
     parser.add_argument(
         "--list", action="store_true", help="only list the registered versions, change nothing"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from python_models.models import MODEL_NAMES
+from python_models.models import model_names
 
 
 def _print_table(frame: pl.DataFrame) -> None:
@@ -38,9 +38,8 @@ def _parse_param(text: str) -> tuple[str, object]:
 
 
 def _add_model_argument(parser) -> None:
-    parser.add_argument(
-        "--model", choices=MODEL_NAMES, help=f"one model (default: all: {', '.join(MODEL_NAMES)})"
-    )
+    names = model_names()
+    parser.add_argument("--model", choices=names, help=f"one of {', '.join(names)} (default: all)")
 
 
 def print_outcomes(command: str, outcomes: list) -> None:
@@ -129,7 +128,7 @@ def run_train(args) -> int:
 
     con = connect()
     try:
-        names = [args.model] if args.model else list(MODEL_NAMES)
+        names = [args.model] if args.model else list(model_names())
         outcomes = train_each(con, names, run_id=args.run_id, params=params or None)
     finally:
         con.close()
@@ -155,7 +154,7 @@ def run_score(args) -> int:
 
     con = connect()
     try:
-        outcomes = score_each(con, [args.model] if args.model else MODEL_NAMES, args.run_id)
+        outcomes = score_each(con, [args.model] if args.model else model_names(), args.run_id)
         for outcome in outcomes:
             if outcome.status != "scored":
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -30,6 +30,12 @@ class Example:
     features: list[str]
     frame: pl.DataFrame
     validation: pl.DataFrame | None = None
+    # Parameter overrides that suit frames this small (one thread: checks run beside others).
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def make(self, spec: ModelSpec) -> Estimator:
+        """`spec`'s estimator, unfitted, with these features and parameters."""
+        return spec.estimator(self.features, spec.params.from_overrides(self.params))
 
 
 @dataclass(frozen=True)

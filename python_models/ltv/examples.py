@@ -20,11 +20,12 @@ def example(seed: int) -> Example:
     frame = toy_snapshots(seed)
     rng = np.random.default_rng(seed + 1)
     expected = frame["truth_spend"].to_numpy() * frame["truth_activity"].to_numpy()
-    revenue = rng.gamma(2.0, np.maximum(expected, 1e-3) / 2.0) * (rng.random(frame.height) < 0.7)
+    revenue = expected * rng.gamma(4.0, 0.25, frame.height)  # zero for users who never spend
     frame = frame.with_columns(pl.Series("label", revenue))
     last = frame["as_of_date"].max()
     return Example(
         features=FEATURES,
         frame=frame.filter(pl.col("as_of_date") < last),
         validation=frame.filter(pl.col("as_of_date") == last),
+        params={"num_threads": 1},
     )

@@ -19,5 +19,7 @@ FEATURES = [
 def example(seed: int) -> Example:
     frame = toy_snapshots(seed, users=240, snapshots=2)
     return Example(
-        features=FEATURES, frame=frame.filter(pl.col("as_of_date") == frame["as_of_date"].max())
+        features=FEATURES,
+        frame=frame.filter(pl.col("as_of_date") == frame["as_of_date"].max()),
+        params={"n_init": 3},
     )

@@ -28,14 +28,14 @@ def _hash(user_ids: pl.Series) -> pl.Series:
 def trained(built_warehouse, tmp_path_factory):
     """A private warehouse copy with all four models trained and scored."""
     from python_models.lifecycle import score_model, train_model
-    from python_models.models import MODEL_NAMES
+    from python_models.models import model_names
     from python_models.warehouse import connect
 
     path = tmp_path_factory.mktemp("models") / "warehouse.duckdb"
     shutil.copy(built_warehouse, path)
     con = connect(path)
-    outcomes = {name: train_model(con, name, run_id="test-run") for name in MODEL_NAMES}
-    scores = {name: score_model(con, name, run_id="test-run") for name in MODEL_NAMES}
+    outcomes = {name: train_model(con, name, run_id="test-run") for name in model_names()}
+    scores = {name: score_model(con, name, run_id="test-run") for name in model_names()}
     yield con, outcomes, scores
     con.close()
 
@@ -191,3 +191,59 @@ def test_transaction_only_ltv_runs_on_purchases(trained):
     assert result.customers > 20
     # Whatever is served beats predicting no purchases, on counts and on revenue.
     assert (result.evaluation.filter(pl.col("served"))["mae_vs_zero"] < 1.0).all()
+
+
+def test_one_model_that_cannot_train_stops_no_other(built_warehouse, tmp_path, monkeypatch, capsys):
+    """Issue 9: a single-class churn calibration snapshot (as a few stray future-dated events
+    made it) fails churn alone; `uba train` and `uba score` report every model."""
+    from python_models.cli import main
+    from python_models.config import reload_settings
+    from python_models.warehouse import connect
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    con = connect(path)
+    con.execute(
+        """
+        update features.ftr_user_labels set label_churned = false
+        where as_of_date = (
+            select distinct as_of_date from features.ftr_user_labels
+            where label_churned is not null order by 1 desc limit 1 offset 1
+        )
+        """
+    )
+    con.close()
+    monkeypatch.setenv("UBA_DUCKDB_PATH", str(path))
+    monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path / "data"))
+    reload_settings()
+    try:
+        capsys.readouterr()
+        assert main(["train"]) == 1
+        trained = capsys.readouterr().out.split("uba train:")[-1]
+        assert main(["score"]) == 0
+        scored = capsys.readouterr().out.split("uba score:")[-1]
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    print(trained, scored)
+    outcome = {line.split()[0]: line.split(maxsplit=2)[1:] for line in trained.strip().splitlines()}
+    assert outcome["churn"][0] == "failed"
+    assert "calibration set has a single class" in outcome["churn"][1]
+    assert "Traceback" not in trained
+    for name in ("ltv", "segmentation", "anomaly"):
+        assert outcome[name][0] == "champion", outcome[name]
+    result = {line.split()[0]: line.split(maxsplit=2)[1:] for line in scored.strip().splitlines()}
+    assert result["churn"][0] == "skipped" and "no champion" in result["churn"][1]
+    for name in ("ltv", "segmentation", "anomaly"):
+        assert result[name][0] == "scored", result[name]
+    con = connect(path, read_only=True)
+    try:
+        tables = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'ml_scores'"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert tables == {"ltv_scores", "user_segments", "anomaly_alerts"}

@@ -153,3 +153,71 @@ def test_transaction_ltv_learns_planted_spenders():
         pl.DataFrame({"user_id": users, "rate": rate}), on="user_id"
     )
     assert ranked.select(pl.corr("revenue_usd", "rate", method="spearman")).item() > 0.5
+
+
+def test_params_base_checks_names_and_types_once_for_every_model():
+    from python_models.churn.params import ChurnParams
+
+    params = ChurnParams.from_overrides({"learning_rate": 1, "purge": True})
+    assert params.learning_rate == 1.0 and isinstance(params.learning_rate, float)
+    assert params.as_dict()["learning_rate"] == 1.0
+    with pytest.raises(ValueError, match=r"unknown churn parameters \['leaves'\]"):
+        ChurnParams.from_overrides({"leaves": 3})
+    with pytest.raises(ValueError, match="num_leaves must be int, got True"):
+        ChurnParams.from_overrides({"num_leaves": True})
+    with pytest.raises(ValueError, match="calibration must be"):
+        ChurnParams(calibration="platt")  # built directly: checked too
+
+
+def test_stored_booster_pickles_as_text_and_predicts_the_same():
+    import pickle
+
+    from python_models.common.booster import StoredBooster, deterministic_settings, train_booster
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=300) > 0).astype(int)
+    settings = {"objective": "binary", "metric": "auc"} | deterministic_settings(1, 1)
+    booster, best = train_booster(settings, x[:200], y[:200], x[200:], y[200:], list("abc"), 50, 5)
+    stored = StoredBooster(booster, best)
+    loaded = pickle.loads(pickle.dumps(stored))
+    assert "_booster" in vars(loaded) and loaded._booster is None
+    assert np.array_equal(loaded.predict(x), booster.predict(x, num_iteration=best))
+    assert loaded.importance().shape == (3,)
+
+
+def test_drift_summary_flags_a_shift_past_the_threshold():
+    from python_models.common.drift import feature_psi, summarize
+
+    rng = np.random.default_rng(0)
+    reference = pl.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    current = pl.DataFrame({"a": rng.normal(loc=1.5, size=2000), "b": rng.normal(size=2000)})
+    psi = feature_psi(reference, current.with_columns(pl.lit(1).alias("new")))
+    assert psi["feature"].to_list() == ["a", "b"]
+    summary = summarize("churn", psi, prediction=0.01)
+    assert summary.exceeds(0.25) and not summary.exceeds(5.0)
+    assert list(summary.worst_features) == ["a", "b"]
+    calm = summarize("churn", psi.filter(pl.col("feature") == "b"), prediction=None)
+    assert not calm.exceeds(0.25) and calm.prediction_psi == 0.0
+
+
+def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):
+    from python_models.config import SettingsError, reload_settings
+
+    monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("UBA_INPUT_PATH", raising=False)
+    monkeypatch.setenv("UBA_MAX_QUARANTINE_RATE", "0.05")
+    try:
+        settings = reload_settings()
+        assert settings.input_path == tmp_path / "sample" / "events"
+        assert settings.max_quarantine_rate == 0.05 and settings.drift_psi_threshold == 0.25
+        monkeypatch.setenv("UBA_DRIFT_PSI_THRESHOLD", "high")
+        with pytest.raises(SettingsError, match="UBA_DRIFT_PSI_THRESHOLD must be a number"):
+            reload_settings()
+        monkeypatch.setenv("UBA_DRIFT_PSI_THRESHOLD", "0.1")
+        monkeypatch.setenv("UBA_MAX_QUARANTINE_RATE", "1.5")
+        with pytest.raises(SettingsError, match="between 0 and 1"):
+            reload_settings()
+    finally:
+        monkeypatch.undo()
+        reload_settings()

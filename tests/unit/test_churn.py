@@ -1,0 +1,74 @@
+"""Churn on tiny seeded frames (python_models/churn/examples.py): what only churn promises."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from python_models.churn.examples import example
+from python_models.churn.model import ChurnModel, beats_baselines
+from python_models.churn.params import ChurnParams
+from python_models.churn.spec import SPEC
+
+
+def _fit(seed=0, **overrides) -> tuple[ChurnModel, pl.DataFrame]:
+    data = example(seed)
+    params = ChurnParams.from_overrides({**data.params, **overrides})
+    return ChurnModel(data.features, params).fit(data.frame, data.validation), data.validation
+
+
+def test_churn_ranks_planted_low_activity_users_first():
+    model, validation = _fit()
+    evaluation = model.evaluate(validation)
+    auc = dict(zip(evaluation["variant"], evaluation["roc_auc"], strict=True))
+    # The label is drawn from the planted activity, which the features reflect.
+    assert auc["lightgbm_calibrated"] > 0.75, evaluation
+    assert set(evaluation["variant"]) == {
+        "recency_rule",
+        "logistic_regression",
+        "lightgbm",
+        "lightgbm_calibrated",
+    }
+    assert isinstance(beats_baselines(evaluation), bool)
+
+
+def test_churn_probabilities_and_labels_follow_the_threshold():
+    model, validation = _fit(threshold=0.3, calibration="isotonic")
+    out = model.predict_frame(validation, with_reasons=False)
+    assert out["score"].is_between(0, 1).all()
+    assert (out["predicted_label"] == (out["score"] >= 0.3)).all()
+    assert out.columns == ["user_id", "as_of_date", "score", "predicted_label"]
+
+
+def test_churn_reasons_are_words_from_the_catalogue():
+    model, validation = _fit()
+    scored = model.predict_frame(validation).sort("score", descending=True)
+    # The riskiest users have reasons (a user with no push above the median has none).
+    assert (scored["reasons"].head(10).str.len_chars() > 0).all()
+    assert not scored["reasons"].str.contains("_").any()
+
+
+def test_single_class_calibration_set_is_a_clear_error():
+    data = example(0)
+    validation = data.validation.with_columns(pl.lit(False).alias("label"))
+    with pytest.raises(ValueError, match="calibration set has a single class"):
+        ChurnModel(data.features, SPEC.params.from_overrides(data.params)).fit(
+            data.frame, validation
+        )
+    with pytest.raises(ValueError, match="validation frame"):
+        ChurnModel(data.features).fit(data.frame)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"calibration": "platt"}, "calibration must be"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"num_leaves": 1}, "num_leaves"),
+        ({"num_leaves": "seven"}, "num_leaves must be int"),
+        ({"purge": "yes"}, "purge must be bool"),
+    ],
+)
+def test_bad_churn_parameters_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ChurnParams.from_overrides(overrides)

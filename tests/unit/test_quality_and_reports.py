@@ -1,0 +1,134 @@
+"""The plain functions behind the Dagster checks and report assets, on tiny DuckDB tables."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import polars as pl
+import pytest
+
+from python_models.quality import check_raw_events, sample_table, suite_outcome
+from python_models.reports import (
+    draw_weekly_retention,
+    markdown_counts,
+    markdown_table,
+    retention_matrix,
+)
+
+
+def _raw(con, loaded: int, valid: int, quarantined: int, runs: list[tuple]) -> None:
+    con.execute("create schema raw")
+    for table, rows in (
+        ("events", loaded),
+        ("events_validated", valid),
+        ("events_quarantine", quarantined),
+    ):
+        con.execute(f"create table raw.{table} as select range as raw_id from range({rows})")
+    con.execute(
+        "create table raw.gate_runs (run_id varchar, finished_at timestamp, success boolean, "
+        "evaluated_expectations integer, rows_checked integer, rows_quarantined integer)"
+    )
+    for i, (success, evaluated, checked, run_quarantined) in enumerate(runs):
+        con.execute(
+            "insert into raw.gate_runs values (?, ?, ?, ?, ?, ?)",
+            [f"r{i}", f"2025-01-0{i + 1}", success, evaluated, checked, run_quarantined],
+        )
+
+
+@pytest.mark.parametrize(
+    ("counts", "runs", "problem"),
+    [
+        ((10, 9, 1), [], "the gate has never run"),
+        ((10, 9, 1), [(False, 5, 10, 1)], "the latest gate run failed"),
+        ((10, 9, 1), [(True, 0, 10, 1)], "evaluated zero expectations"),
+        ((10, 2, 8), [(True, 5, 10, 8)], "quarantined 8/10 rows (> 20%)"),
+        ((10, 8, 1), [(True, 5, 10, 1)], "counts do not reconcile: 10 loaded != 8 + 1"),
+        ((5, 0, 5), [(True, 5, 10, 1), (True, 5, 5, 1)], "no valid events"),
+    ],
+)
+def test_raw_events_check_names_each_problem(counts, runs, problem):
+    con = duckdb.connect()
+    _raw(con, *counts, runs)
+    outcome = check_raw_events(con, max_quarantine_rate=0.2)
+    assert not outcome.passed
+    assert problem in outcome.description
+    assert outcome.metadata == dict(zip(("loaded", "valid", "quarantined"), counts, strict=True))
+
+
+def test_raw_events_check_passes_a_clean_reconciled_batch():
+    con = duckdb.connect()
+    _raw(con, 10, 9, 1, [(False, 0, 3, 3), (True, 5, 10, 1)])  # only the latest run counts
+    outcome = check_raw_events(con, max_quarantine_rate=0.2)
+    assert outcome.passed, outcome.description
+    assert not check_raw_events(con, max_quarantine_rate=0.05).passed
+
+
+def test_sample_table_is_seeded_and_bounded():
+    con = duckdb.connect()
+    con.execute("create table t as select range as x from range(1000)")
+    frame, rows = sample_table(con, "t", rows=100)
+    again, _ = sample_table(con, "t", rows=100)
+    assert rows == 1000 and len(frame) == 100
+    assert frame["x"].tolist() == again["x"].tolist()
+    small, rows = sample_table(con, "t", rows=5000)
+    assert rows == 1000 and len(small) == 1000
+
+
+def test_a_suite_that_evaluated_nothing_does_not_pass():
+    class Validation:
+        results = []
+        statistics = {"evaluated_expectations": 0}
+        success = True  # what GX reports for an empty suite
+
+    outcome = suite_outcome(Validation(), table_rows=3)
+    assert not outcome.passed and "zero expectations" in outcome.description
+
+
+def test_retention_matrix_places_each_cell_and_leaves_gaps_empty():
+    frame = pl.DataFrame(
+        {
+            "cohort": ["2025-01-06", "2025-01-06", "2025-01-13"],
+            "period_week": [0, 2, 0],
+            "cohort_users": [10, 10, 4],
+            "retention_exact": [1.0, 0.3, 1.0],
+        }
+    )
+    cohorts, periods, matrix, sizes = retention_matrix(frame)
+    assert cohorts == ["2025-01-06", "2025-01-13"] and periods == [0, 1, 2]
+    assert sizes == [10, 4]
+    assert matrix[0, 2] == 0.3 and matrix[1, 0] == 1.0
+    assert pl.Series(matrix[:, 1]).is_nan().all()
+
+
+def test_weekly_retention_heatmap_is_drawn_from_the_report(tmp_path):
+    con = duckdb.connect()
+    con.execute("create schema reports")
+    con.execute(
+        "create table reports.rpt_retention_weekly (cohort_week date, period_week integer, "
+        "cohort_users integer, retention_exact double)"
+    )
+    empty = draw_weekly_retention(con, tmp_path / "none.png")
+    assert empty.path is None and empty.cohorts == 0
+    con.executemany(
+        "insert into reports.rpt_retention_weekly values (?, ?, ?, ?)",
+        [
+            [date(2025, 1, 6), 0, 10, 1.0],
+            [date(2025, 1, 6), 1, 10, 0.5],
+            [date(2025, 1, 13), 0, 4, 1.0],
+            [date(2025, 1, 13), 1, 4, 0.25],
+        ],
+    )
+    heatmap = draw_weekly_retention(con, tmp_path / "retention.png")
+    assert heatmap.cohorts == 2 and heatmap.mean_week1_retention == pytest.approx(0.375)
+    assert heatmap.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_tables():
+    frame = pl.DataFrame({"variant": ["a"], "auc": [0.912345], "n": [3]})
+    assert markdown_table(frame) == "| variant | auc | n |\n|---|---|---|\n| a | 0.9123 | 3 |"
+    assert markdown_counts({"b": 2, "a": 1}, "reason", "rows").splitlines()[2:] == [
+        "| a | 1 |",
+        "| b | 2 |",
+    ]
+    assert markdown_counts({}, "reason", "rows").endswith("| (none) | 0 |")
