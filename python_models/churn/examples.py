@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from python_models.common.examples import toy_snapshots
+from python_models.common.examples import split_last_snapshot, toy_snapshots
 from python_models.common.spec import Example
 
 FEATURES = [
@@ -22,10 +22,5 @@ def example(seed: int) -> Example:
     rng = np.random.default_rng(seed + 1)
     churn_odds = 1 / (1 + np.exp(3 * (frame["truth_activity"].to_numpy() - 1.2)))
     frame = frame.with_columns(pl.Series("label", rng.random(frame.height) < churn_odds))
-    last = frame["as_of_date"].max()
-    return Example(
-        features=FEATURES,
-        frame=frame.filter(pl.col("as_of_date") < last),
-        validation=frame.filter(pl.col("as_of_date") == last),
-        params={"num_threads": 1},
-    )
+    fit, validation = split_last_snapshot(frame)
+    return Example(FEATURES, fit, validation, params={"num_threads": 1})

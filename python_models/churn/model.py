@@ -17,11 +17,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from python_models.churn.params import ChurnParams
-from python_models.common.booster import StoredBooster, train_booster
-from python_models.common.estimator import Estimator
+from python_models.common.booster import BoostedEstimator, StoredBooster, train_booster
 from python_models.common.features import to_matrix
 from python_models.common.metrics import classification_metrics
-from python_models.common.reasons import column_medians, explain
+from python_models.common.reasons import column_medians
 
 VARIANTS = ("recency_rule", "logistic_regression", "lightgbm", "lightgbm_calibrated")
 SERVED = "lightgbm_calibrated"
@@ -41,7 +40,7 @@ def _labels(frame: pl.DataFrame, where: str) -> np.ndarray:
     return labels
 
 
-class ChurnModel(Estimator):
+class ChurnModel(BoostedEstimator):
     """Calibrated churn probability. `fit(frame, validation)`: `validation` (the last training
     snapshot) drives early stopping and the calibration; both frames hold a boolean `label`."""
 
@@ -89,10 +88,6 @@ class ChurnModel(Estimator):
         self.feature_medians_ = column_medians(x_fit)
         return self
 
-    @property
-    def best_iteration_(self) -> int:
-        return self.booster_.best_iteration
-
     def _calibrate(self, margin: np.ndarray) -> np.ndarray:
         if isinstance(self.calibrator_, IsotonicRegression):
             return self.calibrator_.predict(margin)
@@ -129,10 +124,6 @@ class ChurnModel(Estimator):
             rows.append({"variant": variant, "split": "holdout", **metrics})
         return pl.DataFrame(rows)
 
-    def importance(self) -> np.ndarray:
-        self.check_fitted()
-        return self.booster_.importance()
-
     def predict_frame(self, frame: pl.DataFrame, with_reasons: bool = True) -> pl.DataFrame:
         """Calibrated churn probability, predicted label and top-3 reasons for each row."""
         self.check_fitted()
@@ -142,16 +133,7 @@ class ChurnModel(Estimator):
             pl.Series("score", probability, dtype=pl.Float64),
             pl.Series("predicted_label", probability >= self.params.threshold, dtype=pl.Boolean),
         )
-        if with_reasons:
-            reasons = explain(
-                self.booster_.booster,
-                matrix,
-                self.features,
-                self.feature_medians_,
-                chunk_size=self.params.reason_chunk_size,
-            )
-            out = out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))
-        return out
+        return self.with_reasons(out, matrix) if with_reasons else out
 
 
 def beats_baselines(evaluation: pl.DataFrame, metric: str = "roc_auc") -> bool:

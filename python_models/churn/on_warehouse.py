@@ -13,8 +13,8 @@ from python_models.churn.model import SERVED, ChurnModel, beats_baselines
 from python_models.churn.params import ChurnParams
 from python_models.common import plots
 from python_models.common.features import (
-    LABELS_TABLE,
     catalogue_feature_columns,
+    label_horizon_days,
     load_labelled,
     load_snapshot,
 )
@@ -25,13 +25,6 @@ from python_models.common.training import TrainingResult, reference_sample
 LABEL = "label_churned"
 
 
-def _horizon_days(con: duckdb.DuckDBPyConnection) -> int:
-    value = con.execute(f"select max(churn_horizon_days) from {LABELS_TABLE}").fetchone()[0]
-    if value is None:
-        raise LookupError(f"{LABELS_TABLE} has no matured churn labels yet")
-    return int(value)
-
-
 def _columns(features: list[str], params: ChurnParams) -> list[str]:
     return features + ([params.recency_feature] if params.recency_feature not in features else [])
 
@@ -40,9 +33,8 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     params = ChurnParams.from_overrides(overrides)
     features = catalogue_feature_columns("churn")
     frame = load_labelled(con, _columns(features, params), LABEL)
-    split = time_split(
-        frame["as_of_date"].unique().to_list(), _horizon_days(con), purge=params.purge
-    )
+    horizon = label_horizon_days(con, "churn_horizon_days")
+    split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=params.purge)
     print(f"[churn] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
     fit_frame, calibration_frame, holdout = apply_split(frame, split)
     model = ChurnModel(features, params).fit(fit_frame, calibration_frame)

@@ -8,6 +8,10 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import polars as pl
+
+from python_models.common.estimator import Estimator
+from python_models.common.reasons import explain
 
 
 def deterministic_settings(seed: int, num_threads: int) -> dict[str, Any]:
@@ -74,3 +78,31 @@ class StoredBooster:
     def importance(self) -> np.ndarray:
         """Total gain per feature, in feature order."""
         return self.booster.feature_importance(importance_type="gain")
+
+
+class BoostedEstimator(Estimator):
+    """An estimator served by a `StoredBooster` (`booster_`), whose reasons per row are the
+    booster's top contributions in the catalogue's words. Its params hold
+    `reason_chunk_size`."""
+
+    booster_: StoredBooster
+    feature_medians_: np.ndarray  # the training medians: "high" or "low" in the reasons
+
+    @property
+    def best_iteration_(self) -> int:
+        return self.booster_.best_iteration
+
+    def importance(self) -> np.ndarray:
+        self.check_fitted()
+        return self.booster_.importance()
+
+    def with_reasons(self, out: pl.DataFrame, matrix: np.ndarray) -> pl.DataFrame:
+        """`out` (one row per row of `matrix`) with its top-3 `reasons`."""
+        reasons = explain(
+            self.booster_.booster,
+            matrix,
+            self.features,
+            self.feature_medians_,
+            chunk_size=self.params.reason_chunk_size,
+        )
+        return out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))

@@ -49,3 +49,9 @@ def toy_snapshots(seed: int, users: int = 120, snapshots: int = 4) -> pl.DataFra
             columns[f"share_{event_type}_90d"] = mix[:, j]
         frames.append(pl.DataFrame(columns))
     return pl.concat(frames)
+
+
+def split_last_snapshot(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(every snapshot but the last, the last): fit and validation frames, as a time split."""
+    last = frame["as_of_date"].max()
+    return frame.filter(pl.col("as_of_date") < last), frame.filter(pl.col("as_of_date") == last)

@@ -102,6 +102,14 @@ def load_snapshot(
     return con.execute(sql, [as_of_date]).pl()
 
 
+def label_horizon_days(con: duckdb.DuckDBPyConnection, column: str) -> int:
+    """A label's horizon in days, as the labels mart recorded it (`<label>_horizon_days`)."""
+    value = con.execute(f'select max("{column}") from {LABELS_TABLE}').fetchone()[0]
+    if value is None:
+        raise LookupError(f"{LABELS_TABLE} has no matured labels yet: run `uba build` first")
+    return int(value)
+
+
 def to_matrix(frame: pl.DataFrame, features: list[str]):
     """float64 numpy matrix of `features` (nulls become NaN; LightGBM handles missing)."""
     return frame.select(pl.col(features).cast(pl.Float64)).to_numpy()

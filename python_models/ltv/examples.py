@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from python_models.common.examples import toy_snapshots
+from python_models.common.examples import split_last_snapshot, toy_snapshots
 from python_models.common.spec import Example
 
 FEATURES = [
@@ -22,10 +22,5 @@ def example(seed: int) -> Example:
     expected = frame["truth_spend"].to_numpy() * frame["truth_activity"].to_numpy()
     revenue = expected * rng.gamma(4.0, 0.25, frame.height)  # zero for users who never spend
     frame = frame.with_columns(pl.Series("label", revenue))
-    last = frame["as_of_date"].max()
-    return Example(
-        features=FEATURES,
-        frame=frame.filter(pl.col("as_of_date") < last),
-        validation=frame.filter(pl.col("as_of_date") == last),
-        params={"num_threads": 1},
-    )
+    fit, validation = split_last_snapshot(frame)
+    return Example(FEATURES, fit, validation, params={"num_threads": 1})

@@ -10,11 +10,10 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from python_models.common.booster import StoredBooster, train_booster
-from python_models.common.estimator import Estimator
+from python_models.common.booster import BoostedEstimator, StoredBooster, train_booster
 from python_models.common.features import to_matrix
 from python_models.common.metrics import regression_metrics
-from python_models.common.reasons import column_medians, explain
+from python_models.common.reasons import column_medians
 from python_models.ltv.params import LtvParams
 
 VARIANTS = ("historical_average", "lightgbm")
@@ -66,7 +65,7 @@ def fit_booster(
     )
 
 
-class LtvModel(Estimator):
+class LtvModel(BoostedEstimator):
     """Predicted revenue over `horizon_days`. `fit(frame, validation)`: `validation` drives
     early stopping; both frames hold the revenue `label`."""
 
@@ -99,10 +98,6 @@ class LtvModel(Estimator):
         self.feature_medians_ = column_medians(x_fit)
         return self
 
-    @property
-    def best_iteration_(self) -> int:
-        return self.booster_.best_iteration
-
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Predicted revenue (USD) over the horizon, per row."""
         self.check_fitted()
@@ -127,10 +122,6 @@ class LtvModel(Estimator):
             ]
         )
 
-    def importance(self) -> np.ndarray:
-        self.check_fitted()
-        return self.booster_.importance()
-
     def predict_frame(self, frame: pl.DataFrame, with_reasons: bool = True) -> pl.DataFrame:
         """Predicted revenue, value tier and top-3 reasons for each row."""
         self.check_fitted()
@@ -140,16 +131,7 @@ class LtvModel(Estimator):
             pl.Series("score", predicted, dtype=pl.Float64),
             pl.Series("predicted_label", value_tier(predicted), dtype=pl.String),
         )
-        if with_reasons:
-            reasons = explain(
-                self.booster_.booster,
-                matrix,
-                self.features,
-                self.feature_medians_,
-                chunk_size=self.params.reason_chunk_size,
-            )
-            out = out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))
-        return out
+        return self.with_reasons(out, matrix) if with_reasons else out
 
 
 def beats_baseline(evaluation: pl.DataFrame) -> bool:

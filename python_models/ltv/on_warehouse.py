@@ -11,8 +11,8 @@ import polars as pl
 
 from python_models.common import plots
 from python_models.common.features import (
-    LABELS_TABLE,
     catalogue_feature_columns,
+    label_horizon_days,
     load_labelled,
     load_snapshot,
 )
@@ -23,13 +23,6 @@ from python_models.ltv.model import SERVED, LtvModel, beats_baseline
 from python_models.ltv.params import LtvParams
 
 LABEL = "label_future_revenue_usd"
-
-
-def _horizon_days(con: duckdb.DuckDBPyConnection) -> int:
-    value = con.execute(f"select max(ltv_horizon_days) from {LABELS_TABLE}").fetchone()[0]
-    if value is None:
-        raise LookupError(f"{LABELS_TABLE} has no rows: run `uba build` first")
-    return int(value)
 
 
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
@@ -43,7 +36,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         raise LookupError(
             f"no matured {LABEL} yet (the LTV horizon is longer than the data): nothing to train"
         )
-    horizon = _horizon_days(con)
+    horizon = label_horizon_days(con, "ltv_horizon_days")
     split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=params.purge_split())
     print(f"[ltv] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
     fit_frame, valid_frame, holdout = apply_split(frame, split)
