@@ -61,5 +61,18 @@ def load_artifact(path: str | Path, expected_sha256: str) -> dict[str, Any]:
             f"model file {path} has sha256 {actual[:16]}..., the registry expects "
             f"{expected_sha256[:16]}...: the file was changed after training; refusing to load it"
         )
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            bundle = pickle.load(handle)
+    except (AttributeError, ImportError, TypeError, pickle.UnpicklingError) as err:
+        raise ArtifactIntegrityError(
+            f"model file {path} was written by other model code and cannot be read ({err}); "
+            "retrain the model"
+        ) from err
+    model = bundle.get("model") if isinstance(bundle, dict) else None
+    if getattr(model, "is_fitted", True) is False:
+        # Pickled before the estimators kept what they learn in attributes ending in "_".
+        raise ArtifactIntegrityError(
+            f"model file {path} holds a model in an older format; retrain the model"
+        )
+    return bundle

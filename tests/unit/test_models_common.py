@@ -221,3 +221,30 @@ def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def test_a_model_file_from_older_model_code_is_refused_with_a_clear_reason(tmp_path, monkeypatch):
+    from python_models.churn.model import ChurnModel
+    from python_models.common.artifacts import (
+        ArtifactIntegrityError,
+        load_artifact,
+        save_artifact,
+        sha256_file,
+    )
+    from python_models.config import reload_settings
+
+    monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path))
+    reload_settings()
+    try:
+        # What an artifact pickled before the shared estimator shape unpickles as: the class,
+        # without the attributes fit now sets.
+        path, sha = save_artifact("churn", "old", {"model": ChurnModel(["days_since_last_event"])})
+        with pytest.raises(ArtifactIntegrityError, match="older format; retrain"):
+            load_artifact(path, sha)
+        # A class that no longer exists (a module renamed since).
+        (tmp_path / "gone.pkl").write_bytes(b"cpython_models.churn.job\nChurnModel\n.")
+        with pytest.raises(ArtifactIntegrityError, match="cannot be read"):
+            load_artifact(tmp_path / "gone.pkl", sha256_file(tmp_path / "gone.pkl"))
+    finally:
+        monkeypatch.undo()
+        reload_settings()
