@@ -1,32 +1,54 @@
 """`uba` command line. Each subcommand lives in the module that owns it; this file only routes.
 
-A subcommand module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are imported
-lazily so `uba generate` does not pay for importing dbt or Dagster.
+A subcommand module exposes `add_arguments(parser)` and `run(args) -> int` (or
+`add_<name>_arguments` / `run_<name>` when one module serves several). Modules are imported
+only when their command runs, so `uba generate` does not pay for importing dbt or Dagster.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from types import ModuleType
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("python_models.synthetic.cli", "generate seeded sample events with planted truth"),
-    "load": ("python_models.ingest.cli", "load CSV / Parquet / JSON Lines files into raw.events"),
-    "gate": ("expectations.cli", "run the data-quality gate: validate, quarantine bad rows"),
-    "build": ("python_models.dbt_runner", "run dbt build on the warehouse"),
-    "train": ("python_models.commands.train", "train the models and update the registry"),
-    "score": ("python_models.commands.train", "batch-score users and write the score tables"),
-    "rollback": ("python_models.commands.rollback", "roll a model back to its previous champion"),
-    "demo": ("python_models.commands.demo", "run the whole pipeline end to end on generated data"),
+COMMANDS: dict[str, str] = {
+    "generate": "generate seeded sample events with planted truth",
+    "load": "load CSV / Parquet / JSON Lines files into raw.events",
+    "gate": "run the data-quality gate: validate, quarantine bad rows",
+    "build": "run dbt build on the warehouse",
+    "train": "train the models and update the registry",
+    "score": "batch-score users and write the score tables",
+    "rollback": "roll a model back to its previous champion",
+    "demo": "run the whole pipeline end to end on generated data",
 }
+
+
+def command_module(name: str) -> ModuleType:
+    """The module that owns command `name`."""
+    if name == "generate":
+        from python_models.synthetic import cli as module
+    elif name == "load":
+        from python_models.ingest import cli as module
+    elif name == "gate":
+        from expectations import cli as module
+    elif name == "build":
+        from python_models import dbt_runner as module
+    elif name in ("train", "score"):
+        from python_models.commands import train as module
+    elif name == "rollback":
+        from python_models.commands import rollback as module
+    elif name == "demo":
+        from python_models.commands import demo as module
+    else:
+        raise ValueError(f"unknown command {name!r}")
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="uba", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
+    for name, help_text in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -34,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
-    module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    command_parser = argparse.ArgumentParser(prog=f"uba {name}", description=help_text)
+    module = command_module(name)
+    command_parser = argparse.ArgumentParser(prog=f"uba {name}", description=COMMANDS[name])
     add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
     run = getattr(module, f"run_{name}", None) or module.run
     add(command_parser)
