@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(run(args) or 0)
-    except SettingsError as err:
-        print(f"uba {name}: {err}", file=sys.stderr)
+    except SettingsError as exc:  # a missing or malformed setting: one line, no traceback
+        print(f"uba {name}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,10 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_SALT = "uba-dev-salt"
 
 
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -46,20 +50,16 @@ def pseudonym_salt_from_env() -> str:
     return os.environ.get("UBA_PSEUDONYM_SALT") or DEFAULT_SALT
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value the settings cannot use."""
-
-
-def _number(name: str, default: float, low: float, high: float) -> float:
-    text = os.environ.get(name)
-    if text is None or text.strip() == "":
+def _env_float(name: str, default: float, low: float | None = None, high: float | None = None):
+    text = os.environ.get(name, "").strip()
+    if not text:
         return default
     try:
         value = float(text)
     except ValueError:
-        raise SettingsError(f"{name} must be a number, got {text!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {text!r}")
+        raise SettingsError(f"{name}={text!r} is not a number") from None
+    if value != value or (low is not None and value < low) or (high is not None and value > high):
+        raise SettingsError(f"{name}={text!r} must be between {low} and {high}")
     return value
 
 
@@ -77,9 +77,9 @@ def _from_env() -> Settings:
         input_path=input_path.resolve(),
         # Above this share of quarantined rows in one gate run, the batch is treated as corrupt
         # and everything downstream (dbt, training, scoring) is blocked.
-        max_quarantine_rate=_number("UBA_MAX_QUARANTINE_RATE", 0.2, 0.0, 1.0),
+        max_quarantine_rate=_env_float("UBA_MAX_QUARANTINE_RATE", 0.2, 0.0, 1.0),
         # PSI above 0.25 is the usual "significant shift" rule of thumb.
-        drift_psi_threshold=_number("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0, float("inf")),
+        drift_psi_threshold=_env_float("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0),
     )
 
 

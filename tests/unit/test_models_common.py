@@ -212,11 +212,11 @@ def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):
         assert settings.input_path == tmp_path / "sample" / "events"
         assert settings.max_quarantine_rate == 0.05 and settings.drift_psi_threshold == 0.25
         monkeypatch.setenv("UBA_DRIFT_PSI_THRESHOLD", "high")
-        with pytest.raises(SettingsError, match="UBA_DRIFT_PSI_THRESHOLD must be a number"):
+        with pytest.raises(SettingsError, match="UBA_DRIFT_PSI_THRESHOLD='high' is not a number"):
             reload_settings()
         monkeypatch.setenv("UBA_DRIFT_PSI_THRESHOLD", "0.1")
         monkeypatch.setenv("UBA_MAX_QUARANTINE_RATE", "1.5")
-        with pytest.raises(SettingsError, match="between 0 and 1"):
+        with pytest.raises(SettingsError, match="must be between 0.0 and 1.0"):
             reload_settings()
     finally:
         monkeypatch.undo()
