@@ -30,6 +30,8 @@ class Settings:
     input_path: Path
     max_quarantine_rate: float
     drift_psi_threshold: float
+    # Public datasets fetched from PyPI wheels for tests and benchmarks (ltv/public_data.py).
+    public_data_cache: Path
 
     @property
     def models_dir(self) -> Path:
@@ -63,6 +65,13 @@ def _env_float(name: str, default: float, low: float | None = None, high: float 
     return value
 
 
+def _public_data_cache() -> Path:
+    if os.environ.get("UBA_PUBLIC_DATA_CACHE"):
+        return Path(os.environ["UBA_PUBLIC_DATA_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "uba" / "public_data"
+
+
 def _from_env() -> Settings:
     data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
@@ -80,6 +89,7 @@ def _from_env() -> Settings:
         max_quarantine_rate=_env_float("UBA_MAX_QUARANTINE_RATE", 0.2, 0.0, 1.0),
         # PSI above 0.25 is the usual "significant shift" rule of thumb.
         drift_psi_threshold=_env_float("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0),
+        public_data_cache=_public_data_cache(),
     )
 
 

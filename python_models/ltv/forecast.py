@@ -34,15 +34,16 @@ refits. `zero` has [0, 0]; `own_rate` uses Poisson quantiles of its rate.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 from scipy.stats import poisson
 
+from python_models.common.params import ModelParams
 from python_models.ltv import btyd
 from python_models.ltv.transactions import (
     as_date,
@@ -83,7 +84,9 @@ ML_FEATURES = [
 
 
 @dataclass(frozen=True)
-class TransactionLtvParams:
+class TransactionLtvParams(ModelParams):
+    model_name: ClassVar[str] = "transaction-LTV"
+
     interval: float = 0.8  # central predictive interval
     bootstrap_fits: int = 20  # BG/NBD + GG refits on resampled customers (parameter uncertainty)
     draws: int = 400  # posterior-predictive draws per customer
@@ -104,26 +107,13 @@ class TransactionLtvParams:
     seed: int = 42
     num_threads: int = 1  # small data: a second OpenMP thread costs more than it saves (measured)
 
-    @classmethod
-    def from_overrides(cls, overrides: dict[str, Any] | None) -> TransactionLtvParams:
-        overrides = dict(overrides or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown transaction-LTV parameters {unknown}; known: {sorted(known)}"
-            )
-        params = replace(cls(), **overrides)
-        if not 0.0 < params.interval < 1.0:
+    def check(self) -> None:
+        if not 0.0 < self.interval < 1.0:
             raise ValueError("interval must be in (0, 1)")
-        if not 0.0 <= params.champion_margin < 1.0:
+        if not 0.0 <= self.champion_margin < 1.0:
             raise ValueError("champion_margin must be in [0, 1)")
-        if params.bootstrap_fits < 1 or params.draws < 10:
+        if self.bootstrap_fits < 1 or self.draws < 10:
             raise ValueError("bootstrap_fits must be >= 1 and draws >= 10")
-        return params
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def lightgbm(self, objective: str, alpha: float | None = None) -> dict[str, Any]:
         settings = {

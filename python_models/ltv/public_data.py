@@ -9,7 +9,6 @@ into a cache folder and the file is read out of the zip.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import zipfile
@@ -26,9 +25,10 @@ class PublicDataUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("UBA_PUBLIC_DATA_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root if os.environ.get("UBA_PUBLIC_DATA_CACHE") else root / "uba" / "public_data"
+    """UBA_PUBLIC_DATA_CACHE, else $XDG_CACHE_HOME or ~/.cache, under uba/public_data."""
+    from python_models.config import get_settings
+
+    return get_settings().public_data_cache
 
 
 def fetch_wheel(requirement: str, folder: Path | None = None) -> Path:
