@@ -83,18 +83,14 @@ def add_train_arguments(parser) -> None:
 
 
 def _train_transactions(args, params: dict) -> int:
-    from python_models.ltv.forecast import forecast_transactions
-    from python_models.ltv.transactions import (
-        read_transactions,
-        train_from_transactions,
-        write_frame,
-    )
+    from python_models.ltv.forecast import evaluate_transactions, forecast_transactions
+    from python_models.ltv.transactions import read_transactions, write_frame
 
     if args.model not in (None, "ltv"):
         print("--transactions only applies to --model ltv", file=sys.stderr)
         return 2
     transactions = read_transactions(args.transactions)
-    result = train_from_transactions(
+    result = evaluate_transactions(
         transactions, args.calibration_end, args.horizon_days, params=params
     )
     print(f"LTV from {transactions.height:,} transactions: {result.describe()}")

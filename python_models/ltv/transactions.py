@@ -214,10 +214,3 @@ def window_actuals(days: pl.DataFrame, customers: pl.Series, start: date, horizo
         .join(inside, on="user_id", how="left")
         .with_columns(pl.col("actual_purchases", "actual_revenue_usd").fill_null(0.0))
     )
-
-
-def train_from_transactions(transactions, calibration_end=None, horizon_days=90, params=None):
-    """Evaluate every LTV forecaster on a time split (see `python_models.ltv.forecast`)."""
-    from python_models.ltv.forecast import evaluate_transactions
-
-    return evaluate_transactions(transactions, calibration_end, horizon_days, params=params)

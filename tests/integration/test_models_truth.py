@@ -179,14 +179,14 @@ def test_tampered_artifact_is_refused_and_scores_survive(trained):
 
 
 def test_transaction_only_ltv_runs_on_purchases(trained):
-    from python_models.ltv import train_from_transactions
+    from python_models.ltv import evaluate_transactions
 
     con, _, _ = trained
     transactions = con.sql(
         "select user_id, event_ts as purchased_at, revenue_usd from marts.fct_events "
         "where event_name = 'purchase' and revenue_usd > 0"
     ).pl()
-    result = train_from_transactions(transactions, "2025-04-07", horizon_days=60)
+    result = evaluate_transactions(transactions, "2025-04-07", horizon_days=60)
     print("\n", result.evaluation, "\n", result.decision)
     assert result.customers > 20
     # Whatever is served beats predicting no purchases, on counts and on revenue.

@@ -116,7 +116,8 @@ def test_registry_rollback_and_tamper_detection(tmp_path, monkeypatch):
 
 
 def test_transactions_bad_input_gets_clear_errors():
-    from python_models.ltv.transactions import train_from_transactions, validate_transactions
+    from python_models.ltv.forecast import evaluate_transactions
+    from python_models.ltv.transactions import validate_transactions
 
     with pytest.raises(ValueError, match="lack columns"):
         validate_transactions(pl.DataFrame({"user_id": ["a"], "revenue_usd": [1.0]}))
@@ -128,11 +129,11 @@ def test_transactions_bad_input_gets_clear_errors():
         {"user_id": ["a"], "purchased_at": [datetime(2025, 1, 1)], "revenue_usd": [5.0]}
     )
     with pytest.raises(ValueError, match="not matured"):
-        train_from_transactions(frame, "2025-01-02", horizon_days=30)
+        evaluate_transactions(frame, "2025-01-02", horizon_days=30)
 
 
 def test_transaction_ltv_learns_planted_spenders():
-    from python_models.ltv.transactions import train_from_transactions
+    from python_models.ltv.forecast import evaluate_transactions
 
     rng = np.random.default_rng(1)
     users = [f"u{i}" for i in range(400)]
@@ -146,7 +147,7 @@ def test_transaction_ltv_learns_planted_spenders():
                 (user, datetime(2025, 1, 1) + np.timedelta64(int(d * 86400), "s").item(), 20.0)
             )
     frame = pl.DataFrame(rows, schema=["user_id", "purchased_at", "revenue_usd"], orient="row")
-    result = train_from_transactions(frame, "2025-06-20", horizon_days=60)
+    result = evaluate_transactions(frame, "2025-06-20", horizon_days=60)
     # The served model halves the error of predicting nothing, and ranks the planted spenders.
     assert (result.evaluation.filter(pl.col("served"))["mae_vs_zero"] < 0.6).all()
     ranked = result.predictions.filter(pl.col("model") == "bgnbd_gg_mean").join(
