@@ -1,4 +1,5 @@
-"""Churn on the warehouse: read the feature mart, split by time, fit, evaluate, score."""
+"""Churn on the warehouse: read the feature mart, split by time, fit, evaluate. Scoring is the
+common newest-snapshot one (python_models.common.features.score_latest_snapshot)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from python_models.common.features import (
     catalogue_feature_columns,
     label_horizon_days,
     load_labelled,
-    load_snapshot,
 )
 from python_models.common.metrics import classification_metrics
 from python_models.common.splits import apply_split, time_split
@@ -94,12 +94,3 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         primary_metric="roc_auc",
         render_plots=render,
     )
-
-
-def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: ChurnModel = bundle["model"]
-    return model.predict_frame(load_snapshot(con, model.features))
-
-
-def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    return load_snapshot(con, bundle["features"])

@@ -4,7 +4,12 @@ from python_models.churn import on_warehouse
 from python_models.churn.examples import example
 from python_models.churn.model import ChurnModel
 from python_models.churn.params import ChurnParams
-from python_models.common.features import FEATURES_TABLE, LABELS_TABLE
+from python_models.common.features import (
+    FEATURES_TABLE,
+    LABELS_TABLE,
+    latest_snapshot_features,
+    score_latest_snapshot,
+)
 from python_models.common.spec import ModelSpec
 
 SPEC = ModelSpec(
@@ -13,8 +18,8 @@ SPEC = ModelSpec(
     estimator=ChurnModel,
     params=ChurnParams,
     train=on_warehouse.train,
-    score=on_warehouse.score,
-    latest_features=on_warehouse.latest_features,
+    score=score_latest_snapshot,
+    latest_features=latest_snapshot_features,
     inputs=(FEATURES_TABLE, LABELS_TABLE),
     score_table="ml_scores.churn_scores",
     label_columns=("predicted_label",),

@@ -110,6 +110,19 @@ def label_horizon_days(con: duckdb.DuckDBPyConnection, column: str) -> int:
     return int(value)
 
 
+def score_latest_snapshot(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    """A spec's `score` for models that score the newest snapshot on their own features."""
+    model = bundle["model"]
+    return model.predict_frame(load_snapshot(con, model.features))
+
+
+def latest_snapshot_features(
+    con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]
+) -> pl.DataFrame:
+    """A spec's `latest_features` (drift) for models that read the feature mart."""
+    return load_snapshot(con, bundle["features"])
+
+
 def to_matrix(frame: pl.DataFrame, features: list[str]):
     """float64 numpy matrix of `features` (nulls become NaN; LightGBM handles missing)."""
     return frame.select(pl.col(features).cast(pl.Float64)).to_numpy()

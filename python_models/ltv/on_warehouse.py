@@ -1,4 +1,5 @@
-"""LTV on the warehouse: matured future-revenue labels, time split, fit, evaluate, score."""
+"""LTV on the warehouse: matured future-revenue labels, time split, fit, evaluate. Scoring is the
+common newest-snapshot one (python_models.common.features.score_latest_snapshot)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from python_models.common.features import (
     catalogue_feature_columns,
     label_horizon_days,
     load_labelled,
-    load_snapshot,
 )
 from python_models.common.metrics import regression_metrics
 from python_models.common.splits import apply_split, time_split
@@ -94,12 +94,3 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         primary_metric="spearman",
         render_plots=render,
     )
-
-
-def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    model: LtvModel = bundle["model"]
-    return model.predict_frame(load_snapshot(con, model.features))
-
-
-def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    return load_snapshot(con, bundle["features"])

@@ -1,6 +1,11 @@
 """The LTV model, as the house sees it."""
 
-from python_models.common.features import FEATURES_TABLE, LABELS_TABLE
+from python_models.common.features import (
+    FEATURES_TABLE,
+    LABELS_TABLE,
+    latest_snapshot_features,
+    score_latest_snapshot,
+)
 from python_models.common.spec import ModelSpec
 from python_models.ltv import on_warehouse
 from python_models.ltv.examples import example
@@ -13,8 +18,8 @@ SPEC = ModelSpec(
     estimator=LtvModel,
     params=LtvParams,
     train=on_warehouse.train,
-    score=on_warehouse.score,
-    latest_features=on_warehouse.latest_features,
+    score=score_latest_snapshot,
+    latest_features=latest_snapshot_features,
     inputs=(FEATURES_TABLE, LABELS_TABLE),
     score_table="ml_scores.ltv_scores",
     label_columns=("predicted_label",),

@@ -84,7 +84,3 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
 def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
     model: SegmentationModel = bundle["model"]
     return model.predict_frame(load_snapshot(con, _columns(model.features, model.params)))
-
-
-def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    return load_snapshot(con, bundle["features"])

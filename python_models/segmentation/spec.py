@@ -1,6 +1,6 @@
 """The segmentation model, as the house sees it."""
 
-from python_models.common.features import FEATURES_TABLE
+from python_models.common.features import FEATURES_TABLE, latest_snapshot_features
 from python_models.common.spec import ModelSpec
 from python_models.segmentation import on_warehouse
 from python_models.segmentation.examples import example
@@ -14,7 +14,7 @@ SPEC = ModelSpec(
     params=SegmentationParams,
     train=on_warehouse.train,
     score=on_warehouse.score,
-    latest_features=on_warehouse.latest_features,
+    latest_features=latest_snapshot_features,
     inputs=(FEATURES_TABLE,),
     score_table="ml_scores.user_segments",
     label_columns=("segment_id", "segment_name"),
