@@ -74,14 +74,20 @@ def draw_weekly_retention(con: duckdb.DuckDBPyConnection, path: Path) -> Heatmap
     )
 
 
-def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def markdown_table(
+    frame: pl.DataFrame, float_format: str = ".4f", max_rows: int | None = None
+) -> str:
+    """A polars frame as a markdown table: floats in `float_format`, nulls empty, at most
+    `max_rows` rows."""
 
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        return format(value, float_format) if isinstance(value, float) else str(value)
 
-def markdown_table(frame: pl.DataFrame) -> str:
-    """A polars frame as a markdown table (floats to 4 decimals)."""
+    rows = frame.iter_rows() if max_rows is None else frame.head(max_rows).iter_rows()
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

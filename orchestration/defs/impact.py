@@ -27,12 +27,10 @@ def _score_keys() -> list[dg.AssetKey]:
 
 
 def _markdown(frame, columns: list[str]) -> dg.MetadataValue:
-    frame = frame.select([c for c in columns if c in frame.columns]).head(MAX_TABLE_ROWS)
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    for row in frame.iter_rows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+    from python_models.reports import markdown_table
+
+    shown = frame.select([c for c in columns if c in frame.columns])
+    return dg.MetadataValue.md(markdown_table(shown, ".4g", MAX_TABLE_ROWS))
 
 
 @dg.asset(

@@ -125,8 +125,14 @@ def test_weekly_retention_heatmap_is_drawn_from_the_report(tmp_path):
 
 
 def test_markdown_tables():
-    frame = pl.DataFrame({"variant": ["a"], "auc": [0.912345], "n": [3]})
-    assert markdown_table(frame) == "| variant | auc | n |\n|---|---|---|\n| a | 0.9123 | 3 |"
+    frame = pl.DataFrame({"variant": ["a", None], "auc": [0.912345, 12345.6], "n": [3, 4]})
+    assert markdown_table(frame).splitlines() == [
+        "| variant | auc | n |",
+        "|---|---|---|",
+        "| a | 0.9123 | 3 |",
+        "|  | 12345.6000 | 4 |",
+    ]
+    assert markdown_table(frame, ".4g", max_rows=1).splitlines()[2:] == ["| a | 0.9123 | 3 |"]
     assert markdown_counts({"b": 2, "a": 1}, "reason", "rows").splitlines()[2:] == [
         "| a | 1 |",
         "| b | 2 |",
