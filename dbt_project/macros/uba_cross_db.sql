@@ -71,3 +71,17 @@
 {% macro uba_exact_sum(expression, scale=6) -%}
     cast(sum(cast({{ expression }} as decimal(38, {{ scale }}))) as {{ uba_type_double() }})
 {%- endmacro %}
+
+{#- Microseconds since the epoch as a BIGINT: an exact, numeric ordering key (RANGE frames with
+    a time offset work on it everywhere, unlike interval offsets). -#}
+{% macro uba_epoch_microseconds(ts) -%}
+    {{ return(adapter.dispatch('uba_epoch_microseconds', 'uba')(ts)) }}
+{%- endmacro %}
+
+{% macro default__uba_epoch_microseconds(ts) -%}
+    epoch_us({{ ts }})
+{%- endmacro %}
+
+{% macro postgres__uba_epoch_microseconds(ts) -%}
+    cast(extract(epoch from {{ ts }}) * 1000000 as bigint)
+{%- endmacro %}

@@ -20,11 +20,14 @@
     set-based, deterministic and never yields a session longer than the cap.
 
     Returns one row per event: the partition columns, event_id, event_ts,
-    seconds_since_previous (null for the partition's first event), event_number,
-    session_index (1-based), session_started_at and session_first_event_number.
-    Speed: every window shares one partition/order over narrow rows; callers join wide
-    columns back afterwards. -#}
-{% macro uba_sessionize(events, partition_by=['user_id']) -%}
+    seconds_since_previous (null for the partition's first event), event_number, and the
+    session key within the partition (stretch_number, max_length_window). With `numbered`
+    (default) also session_index (1-based), session_started_at and session_first_event_number,
+    at the cost of a third pass over the rows; callers that only group by session (the
+    feature mart) pass numbered=false.
+    Speed: the windows share one partition/order over narrow rows; callers join wide columns
+    back afterwards. -#}
+{% macro uba_sessionize(events, partition_by=['user_id'], numbered=true) -%}
     {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
     {%- set max_length_seconds = var('uba__session_max_length_minutes') * 60 -%}
     {%- set end_events = var('uba__session_end_events') -%}
@@ -43,6 +46,7 @@
             {{ partition }},
             event_id,
             event_ts,
+            lag(event_ts) over session_timeline as previous_event_ts,
             {{ uba_epoch_seconds('event_ts') }}
                 - {{ uba_epoch_seconds('lag(event_ts) over session_timeline') }}
                 as seconds_since_previous,
@@ -85,61 +89,69 @@
 
         select
             boundaries.*,
-            max(case when is_stretch_start = 1 then event_ts end) over (
-                partition by {{ partition }}
-                order by event_ts, event_id
-                rows between unbounded preceding and current row
-            ) as stretch_started_at
+            sum(is_stretch_start) over running_timeline as stretch_number,
+            max(case when is_stretch_start = 1 then event_ts end) over running_timeline
+                as stretch_started_at
         from boundaries
+        window running_timeline as (
+            partition by {{ partition }}
+            order by event_ts, event_id
+            rows between unbounded preceding and current row
+        )
 
     ),
 
+    {#- The previous event of a non-starting event lies in the same stretch, so its window
+        comes from its own timestamp: no second lag() pass over the rows. -#}
     windowed as (
 
         select
             stretches.*,
-            case
-                when event_ts <= stretch_started_at then 0
-                else cast(ceil(
-                    ({{ uba_epoch_seconds('event_ts') }}
-                        - {{ uba_epoch_seconds('stretch_started_at') }})
-                    / {{ max_length_seconds }}
-                ) as integer) - 1
-            end as max_length_window
-        from stretches
-
-    ),
-
-    session_starts as (
-
-        select
-            windowed.*,
+            {{ _uba_max_length_window('event_ts', max_length_seconds) }} as max_length_window,
             case
                 when is_stretch_start = 1 then 1
-                when max_length_window != lag(max_length_window) over (
-                    partition by {{ partition }} order by event_ts, event_id
-                ) then 1
+                when {{ _uba_max_length_window('event_ts', max_length_seconds) }}
+                    != {{ _uba_max_length_window('previous_event_ts', max_length_seconds) }}
+                    then 1
                 else 0
             end as is_session_start
-        from windowed
+        from stretches
 
     )
 
+    {% if numbered -%}
     select
         {{ partition }},
         event_id,
         event_ts,
         seconds_since_previous,
         event_number,
+        stretch_number,
+        max_length_window,
         count(case when is_session_start = 1 then 1 end) over session_running as session_index,
         max(case when is_session_start = 1 then event_ts end) over session_running
             as session_started_at,
         max(case when is_session_start = 1 then event_number end) over session_running
             as session_first_event_number
-    from session_starts
+    from windowed
     window session_running as (
         partition by {{ partition }}
         order by event_ts, event_id
         rows between unbounded preceding and current row
     )
+    {%- else -%}
+    select * from windowed
+    {%- endif %}
+{%- endmacro %}
+
+{#- Window of the max-length rule for the event at `ts` in the stretch starting at
+    stretch_started_at: ceil(elapsed / max_length) - 1, and 0 for the first event. -#}
+{% macro _uba_max_length_window(ts, max_length_seconds) -%}
+    case
+        when {{ ts }} <= stretch_started_at then 0
+        else cast(ceil(
+            ({{ uba_epoch_seconds(ts) }} - {{ uba_epoch_seconds('stretch_started_at') }})
+            / {{ max_length_seconds }}
+        ) as integer) - 1
+    end
 {%- endmacro %}

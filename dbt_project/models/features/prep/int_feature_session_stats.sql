@@ -49,7 +49,7 @@ visible_events as (
 
 sessionized as (
 
-    {{ uba_sessionize('visible_events', partition_by=['user_id', 'as_of_date']) }}
+    {{ uba_sessionize('visible_events', partition_by=['user_id', 'as_of_date'], numbered=false) }}
 
 ),
 
@@ -58,10 +58,11 @@ sessions as (
     select
         user_id,
         as_of_date,
-        session_index,
+        stretch_number,
+        max_length_window,
         {{ dbt.datediff('min(event_ts)', 'max(event_ts)', 'second') }} as duration_seconds
     from sessionized
-    group by 1, 2, 3
+    group by 1, 2, 3, 4
 
 ),
 
