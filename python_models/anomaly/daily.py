@@ -41,9 +41,7 @@ def user_day_activity(
     if baseline_days < 1:
         raise ValueError("baseline_days must be >= 1")
     try:
-        built = con.execute(
-            f"select distinct {_BUILT_BASELINE_COLUMN} from {table}"
-        ).fetchall()
+        built = con.execute(f"select distinct {_BUILT_BASELINE_COLUMN} from {table}").fetchall()
     except duckdb.CatalogException as err:
         raise LookupError(f"{table} not found: run `uba build` first ({err})") from None
     built_days = sorted(row[0] for row in built)

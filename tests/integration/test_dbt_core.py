@@ -271,12 +271,7 @@ def reference_sessions(
             .dt.date()
         )
         starts = starts | (local_day != local_day.shift(1).over("person")).fill_null(False)
-    s = s.with_columns(
-        starts.cast(pl.Int64)
-        .cum_sum()
-        .over("person")
-        .alias("tsn")
-    )
+    s = s.with_columns(starts.cast(pl.Int64).cum_sum().over("person").alias("tsn"))
     s = s.with_columns(
         (
             (
