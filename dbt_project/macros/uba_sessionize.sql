@@ -20,9 +20,9 @@
     set-based, deterministic and never yields a session longer than the cap.
 
     Returns one row per event: the partition columns, event_id, event_ts,
-    seconds_since_previous (null for the partition's first event), event_number, and the
-    session key within the partition (stretch_number, max_length_window). With `numbered`
-    (default) also session_index (1-based), session_started_at and session_first_event_number,
+    seconds_since_previous (null for the partition's first event) and the session key within
+    the partition (stretch_number, max_length_window). With `numbered` (default) also
+    event_number, session_index (1-based), session_started_at and session_first_event_number,
     at the cost of a third pass over the rows; callers that only group by session (the
     feature mart) pass numbered=false.
     Speed: the windows share one partition/order over narrow rows; callers join wide columns
@@ -46,21 +46,20 @@
             {{ partition }},
             event_id,
             event_ts,
-            lag(event_ts) over session_timeline as previous_event_ts,
-            {{ uba_epoch_seconds('event_ts') }}
-                - {{ uba_epoch_seconds('lag(event_ts) over session_timeline') }}
-                as seconds_since_previous,
-            {%- if end_events %}
+            lag(event_ts) over session_timeline as previous_event_ts
+            {%- if numbered %},
+            row_number() over session_timeline as event_number
+            {%- endif %}
+            {%- if end_events %},
             lag(event_name) over session_timeline in (
                 {%- for name in end_events %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
-            ) as follows_end_event,
+            ) as follows_end_event
             {%- endif %}
-            {%- if split_at_midnight %}
+            {%- if split_at_midnight %},
             {{ uba_local_date('event_ts', time_zone) }}
                 != lag({{ uba_local_date('event_ts', time_zone) }}) over session_timeline
-                as is_new_local_day,
+                as is_new_local_day
             {%- endif %}
-            row_number() over session_timeline as event_number
         from {{ events }}
         window session_timeline as (partition by {{ partition }} order by event_ts, event_id)
 
@@ -70,9 +69,12 @@
 
         select
             session_events.*,
+            {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds('previous_event_ts') }}
+                as seconds_since_previous,
             case
-                when seconds_since_previous is null then 1
-                when seconds_since_previous > {{ timeout_seconds }} then 1
+                when previous_event_ts is null then 1
+                when {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds('previous_event_ts') }}
+                    > {{ timeout_seconds }} then 1
                 {%- if end_events %}
                 when follows_end_event then 1
                 {%- endif %}
@@ -102,7 +104,7 @@
     ),
 
     {#- The previous event of a non-starting event lies in the same stretch, so its window
-        comes from its own timestamp: no second lag() pass over the rows. -#}
+        comes from its own timestamp: no second lag() pass over the rows. #}
     windowed as (
 
         select

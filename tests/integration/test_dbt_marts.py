@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from test_postgres_portability import postgres_server  # noqa: F401 (a fixture, used below)
 
 from python_models.common import catalogue
 from python_models.config import REPO_ROOT
@@ -249,3 +250,42 @@ def test_incremental_equals_full_refresh(gated_warehouse, tmp_path):
         _assert_same_rows(incremental[name], full, name)
     # the second run really added snapshots
     assert incremental["features.ftr_user_features"]["as_of_date"].max() > before
+
+
+# The whole project, not only the core models, on a throwaway PostgreSQL (the portability
+# test's server fixture): every model, data test and unit test passes there, and the feature
+# marts and retention reports equal DuckDB's.
+PG_COMPARED = {
+    "features.ftr_user_features": "*",
+    "features.ftr_user_day_activity": "*",
+    "reports.rpt_retention_daily": "*",
+    "reports.rpt_retention_weekly": "*",
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_feature_marts_and_reports_match_duckdb_on_postgres(tmp_path, monkeypatch, request):
+    from test_dbt_core import make_planted_events, write_validated
+    from test_postgres_portability import _load_postgres, _normalise, _pg_frame
+
+    port = request.getfixturevalue("postgres_server")
+    for name, value in {
+        "UBA_PG_HOST": "127.0.0.1",
+        "UBA_PG_PORT": str(port),
+        "UBA_PG_USER": "uba",
+        "UBA_PG_DATABASE": "uba",
+    }.items():
+        monkeypatch.setenv(name, value)
+    events = make_planted_events().events
+    duck = tmp_path / "warehouse.duckdb"
+    write_validated(duck, events)
+    run_dbt(["run"], duckdb_path=duck, quiet=True, target_path=tmp_path / "target-duckdb")
+    _load_postgres(port, events, replace=True)
+    run_dbt(["build"], target="postgres", quiet=True, target_path=tmp_path / "target-pg")
+    for table in PG_COMPARED:
+        expected = _read(duck, f"select * from {table}")
+        actual = _pg_frame(port, f"select * from {table}")
+        actual = actual.with_columns([pl.col(c).cast(expected[c].dtype) for c in expected.columns])
+        assert expected.height > 0 and actual.height == expected.height, table
+        assert _normalise(actual) == _normalise(expected), table
