@@ -257,6 +257,9 @@ def test_incremental_equals_full_refresh(gated_warehouse, tmp_path):
 # model, data test and unit test of that selection passes there, and the tables equal DuckDB's.
 PG_SELECT = [
     "event_taxonomy",
+    "+fct_sessions",  # the core marts' tests join these
+    "+dim_users",
+    "+int_identity_stitched",
     "+ftr_user_features",
     "+ftr_user_labels",
     "+ftr_user_day_activity",
