@@ -143,7 +143,7 @@ def train_model(
 ) -> TrainOutcome:
     """Train one model on the warehouse's features, register it and log its evaluation."""
     spec = get_spec(model_name)
-    if spec.uses_catalogue:
+    if spec.feature_mart:
         check_models()
     run_id = run_id or uuid.uuid4().hex[:12]
     _log(f"training {model_name} (run {run_id})")

@@ -32,8 +32,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def check_models(models: tuple[ModelSpec, ...] | None = None) -> None:
-    """One name and one score table per model; every `used_by` in the feature catalogue names
-    a model that reads it, and every model that reads it has features there."""
+    """One name and one score table per model; every `used_by` in a catalogue mart names a
+    model that reads that mart, and every model that reads a mart has features there."""
     models = MODELS if models is None else models
     names = [spec.name for spec in models]
     tables = [spec.score_table for spec in models]
@@ -41,15 +41,17 @@ def check_models(models: tuple[ModelSpec, ...] | None = None) -> None:
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise ValueError(f"{kind}s declared twice: {repeated}")
-    readers = {spec.name for spec in models if spec.uses_catalogue}
-    unknown = sorted(catalogue.consumers() - readers)
-    if unknown:
-        raise catalogue.CatalogueError(
-            f"the feature catalogue's used_by names unknown models {unknown}; "
-            f"models that read it: {sorted(readers)}"
-        )
-    for name in sorted(readers):
-        catalogue.feature_columns(name)  # raises when no feature is used_by it
+    marts = {catalogue.FEATURE_MART} | {s.feature_mart for s in models if s.feature_mart}
+    for mart in sorted(marts):
+        readers = {spec.name for spec in models if spec.feature_mart == mart}
+        unknown = sorted(catalogue.consumers(mart=mart) - readers)
+        if unknown:
+            raise catalogue.CatalogueError(
+                f"the feature catalogue's {mart} names unknown models {unknown} in used_by; "
+                f"models that read it: {sorted(readers)}"
+            )
+        for name in sorted(readers):
+            catalogue.feature_columns(name, mart=mart)  # raises when no feature is used_by it
 
 
 def models_markdown() -> str:

@@ -15,3 +15,17 @@
 {% macro feature_lookback_weeks() -%}
     {{- return(((var('uba__late_event_lookback_days') | int) + 6) // 7) -}}
 {%- endmacro %}
+
+{#- The snapshot dates a feature model builds in this run: all of them on a full refresh, else
+    the newest stored one minus feature_lookback_weeks() (late events may still land there) and
+    every newer one. Each feature family and the mart call it, so they rebuild the same dates. -#}
+{% macro feature_snapshot_dates() -%}
+    select as_of_date
+    from {{ ref('int_feature_snapshot_dates') }}
+    {% if is_incremental() -%}
+    where as_of_date >= (
+        select {{ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)') }}
+        from {{ this }}
+    )
+    {%- endif %}
+{%- endmacro %}

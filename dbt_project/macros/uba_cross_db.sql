@@ -49,3 +49,39 @@
 {% macro postgres__uba_timestamp_text(ts) -%}
     to_char({{ ts }}, 'YYYY-MM-DD HH24:MI:SS.US')
 {%- endmacro %}
+
+{#- Calendar date of a UTC timestamp (stored without time zone) in the IANA time zone
+    `time_zone`, e.g. 'Europe/Berlin'. Standard SQL AT TIME ZONE (DuckDB's ICU, PostgreSQL). -#}
+{% macro uba_local_date(ts, time_zone) -%}
+    {{ return(adapter.dispatch('uba_local_date', 'uba')(ts, time_zone)) }}
+{%- endmacro %}
+
+{% macro default__uba_local_date(ts, time_zone) -%}
+    {%- if time_zone | upper == 'UTC' -%}
+    cast({{ ts }} as date)
+    {%- else -%}
+    cast(({{ ts }} at time zone 'UTC') at time zone '{{ time_zone }}' as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A sum that is the same bit for bit on every run: a floating point sum depends on the order
+    in which the engine's threads add rows, an exact decimal sum does not. Each value is rounded
+    to `scale` decimals (6 suits money, as in fct_sessions) before the sum; the result is a
+    double again. -#}
+{% macro uba_exact_sum(expression, scale=6) -%}
+    cast(sum(cast({{ expression }} as decimal(38, {{ scale }}))) as {{ uba_type_double() }})
+{%- endmacro %}
+
+{#- Microseconds since the epoch as a BIGINT: an exact, numeric ordering key (RANGE frames with
+    a time offset work on it everywhere, unlike interval offsets). -#}
+{% macro uba_epoch_microseconds(ts) -%}
+    {{ return(adapter.dispatch('uba_epoch_microseconds', 'uba')(ts)) }}
+{%- endmacro %}
+
+{% macro default__uba_epoch_microseconds(ts) -%}
+    epoch_us({{ ts }})
+{%- endmacro %}
+
+{% macro postgres__uba_epoch_microseconds(ts) -%}
+    cast(extract(epoch from {{ ts }}) * 1000000 as bigint)
+{%- endmacro %}

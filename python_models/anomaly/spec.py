@@ -1,7 +1,7 @@
 """The anomaly model, as the house sees it."""
 
 from python_models.anomaly import on_warehouse
-from python_models.anomaly.daily import EVENTS_TABLE
+from python_models.anomaly.daily import ACTIVITY_MART, ACTIVITY_TABLE
 from python_models.anomaly.examples import example
 from python_models.anomaly.model import AnomalyModel
 from python_models.anomaly.params import AnomalyParams
@@ -15,12 +15,12 @@ SPEC = ModelSpec(
     train=on_warehouse.train,
     score=on_warehouse.score,
     latest_features=on_warehouse.latest_features,
-    inputs=(EVENTS_TABLE,),
+    inputs=(ACTIVITY_TABLE, "marts.fct_events"),
     score_table="ml_scores.anomaly_alerts",
     label_columns=("predicted_label",),
     score_bounds=(None, None),
     reasons="rules on the day's signals (new country, odd hours, bursts, account changes)",
     kinds=("scikitlearn",),
     example=example,
-    uses_catalogue=False,
+    feature_mart=ACTIVITY_MART,
 )

@@ -16,7 +16,7 @@ KEY_COLUMNS = ("user_id", "as_of_date")
 
 
 def catalogue_feature_columns(model_name: str) -> list[str]:
-    """Feature names for `model_name` from dbt_project/feature_catalogue.yml."""
+    """Feature names for `model_name` from the feature catalogue (dbt column meta)."""
     from python_models.common import catalogue
 
     return list(catalogue.feature_columns(model_name))
@@ -43,7 +43,7 @@ def check_columns(available: list[str], wanted: list[str], where: str) -> None:
     if missing:
         raise LookupError(
             f"{where} lacks the catalogue's feature columns {missing}; rebuild the features "
-            "(`uba build`) or fix dbt_project/feature_catalogue.yml"
+            "(`uba build`) or fix dbt_project/models/features/_features__models.yml"
         )
 
 

@@ -56,7 +56,9 @@ class ModelSpec:
     reasons: str  # how its reasons are worded
     kinds: tuple[str, ...]  # libraries it fits with (Dagster kinds)
     example: Callable[[int], Example]
-    uses_catalogue: bool = True  # its features are the catalogue's `used_by: [<name>]`
+    # The catalogue mart (dbt column meta) whose `used_by: [<name>]` columns are its features;
+    # None when the model lists its own inputs.
+    feature_mart: str | None = "ftr_user_features"
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

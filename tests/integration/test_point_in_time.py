@@ -36,17 +36,10 @@ def _features(path: Path, max_date) -> pl.DataFrame:
 
 
 def _same_rows(got: pl.DataFrame, expected: pl.DataFrame) -> bool:
-    """Identical rows; doubles to 1e-9 relative (sums of doubles depend on summation order)."""
+    """Identical rows, doubles bit for bit (order-dependent sums go through exact decimals)."""
     if got.columns != expected.columns or got.height != expected.height:
         return False
-    for column in got.columns:
-        left, right = got[column], expected[column]
-        if left.dtype.is_float():
-            if not ((left - right).abs() <= 1e-9 * right.abs().clip(lower_bound=1.0)).all():
-                return False
-        elif not left.equals(right):
-            return False
-    return True
+    return all(got[column].equals(expected[column]) for column in got.columns)
 
 
 def _disturb_after(con, as_of_date) -> dict[str, int]:

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from python_models import models
 from python_models.common import catalogue
@@ -128,7 +129,7 @@ TOY = ModelSpec(
     reasons="a fixed sentence",
     kinds=("numpy",),
     example=toy_example,
-    uses_catalogue=False,
+    feature_mart=None,
 )
 
 
@@ -270,11 +271,12 @@ def test_the_list_refuses_twice_declared_models():
 
 def test_catalogue_consumers_must_be_listed_models(tmp_path, monkeypatch):
     models.check_models()  # the real catalogue and list agree
-    bad = tmp_path / "catalogue.yml"
-    bad.write_text(
-        "features:\n  - {name: x, description: d, window_days: 7, unit: u,"
-        " reason_high: h, reason_low: l, used_by: [churn, ltv, segmentation, fraud]}\n"
-    )
+    real = yaml.safe_load(catalogue.CATALOGUE_PATH.read_text())
+    mart = next(m for m in real["models"] if m["name"] == catalogue.FEATURE_MART)
+    column = next(c for c in mart["columns"] if c["name"] == "count_events_7d")
+    column["config"]["meta"]["used_by"].append("fraud")  # a typo, or a model never listed
+    bad = tmp_path / "_features__models.yml"
+    bad.write_text(yaml.safe_dump(real))
     monkeypatch.setattr(catalogue, "CATALOGUE_PATH", bad)
     with pytest.raises(catalogue.CatalogueError, match=r"unknown models \['fraud'\]"):
         models.check_models()

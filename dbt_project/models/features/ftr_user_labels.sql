@@ -52,12 +52,10 @@ future as (
                 then user_days.count_events
             else 0
         end) as count_events_churn_horizon,
-        sum(case
-            when user_days.event_date
-                < {{ dbt.dateadd('day', ltv_days, 'matured.as_of_date') }}
-                then user_days.sum_revenue_usd
-            else 0
-        end) as sum_revenue_usd_ltv_horizon
+        {{ uba_exact_sum(
+            'case when user_days.event_date < '
+            ~ dbt.dateadd('day', ltv_days, 'matured.as_of_date')
+            ~ ' then user_days.sum_revenue_usd else 0 end') }} as sum_revenue_usd_ltv_horizon
     from matured
     inner join user_days
         on matured.user_id = user_days.user_id

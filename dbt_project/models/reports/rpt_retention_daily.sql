@@ -1,26 +1,3 @@
-{#- N-day retention for the periods in var uba__retention_periods, any event counts. -#}
-with counts as (
-
-    {{ mart_retention_counts(ref('fct_events'), 'day', var('uba__retention_periods')) }}
-
-),
-
-watermark as (
-
-    select max(event_date) as watermark_date from {{ ref('fct_events') }}
-
-)
-
-select
-    counts.cohort_start as cohort_date,
-    cast(counts.period_number as integer) as period_day,
-    cast(counts.cohort_users as bigint) as cohort_users,
-    cast(counts.users_exact as bigint) as users_active_exact,
-    cast(counts.users_unbounded as bigint) as users_active_on_or_after,
-    {{ feature_safe_divide('counts.users_exact', 'counts.cohort_users') }} as retention_exact,
-    {{ feature_safe_divide('counts.users_unbounded', 'counts.cohort_users') }}
-        as retention_unbounded,
-    {{ dbt.dateadd('day', 'counts.period_number', 'counts.cohort_start') }}
-        <= watermark.watermark_date as is_period_observed
-from counts
-cross join watermark
+{#- N-day retention for the periods in var uba__retention_periods (unobserved periods kept,
+    flagged by is_period_observed). -#}
+{{ mart_retention_report('day', periods=var('uba__retention_periods'), observed_only=false) }}

@@ -1,28 +1,2 @@
 {#- Monthly cohort x month-number retention matrix (period 0 = the acquisition month). -#}
-with counts as (
-
-    {{ mart_retention_counts(ref('fct_events'), 'month') }}
-
-),
-
-watermark as (
-
-    select max(event_date) as watermark_date from {{ ref('fct_events') }}
-
-)
-
-select
-    counts.cohort_start as cohort_month,
-    cast(counts.period_number as integer) as period_month,
-    cast(counts.cohort_users as bigint) as cohort_users,
-    cast(counts.users_exact as bigint) as users_active_exact,
-    cast(counts.users_unbounded as bigint) as users_active_on_or_after,
-    {{ feature_safe_divide('counts.users_exact', 'counts.cohort_users') }} as retention_exact,
-    {{ feature_safe_divide('counts.users_unbounded', 'counts.cohort_users') }}
-        as retention_unbounded,
-    {{ dbt.dateadd('month', 'counts.period_number', 'counts.cohort_start') }}
-        <= watermark.watermark_date as is_period_observed
-from counts
-cross join watermark
-where {{ dbt.dateadd('month', 'counts.period_number', 'counts.cohort_start') }}
-    <= watermark.watermark_date
+{{ mart_retention_report('month') }}

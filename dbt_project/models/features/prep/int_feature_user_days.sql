@@ -38,9 +38,9 @@ select
         as count_{{ event_type }},
     {% endfor -%}
     cast(sum(case when event_name = 'purchase' then 1 else 0 end) as bigint) as count_purchases,
-    cast(sum(revenue_usd) as {{ uba_type_double() }}) as sum_revenue_usd,
-    cast(sum(case when event_name = 'purchase' then revenue_usd else 0 end)
-        as {{ uba_type_double() }}) as sum_purchase_revenue_usd,
+    {{ uba_exact_sum('revenue_usd') }} as sum_revenue_usd,
+    {{ uba_exact_sum("case when event_name = 'purchase' then revenue_usd else 0 end") }}
+        as sum_purchase_revenue_usd,
     min(event_ts) as first_event_at,
     max(event_ts) as last_event_at,
     max(case when event_name = 'purchase' then event_ts end) as last_purchase_at

@@ -28,7 +28,7 @@ select
     cast(count(*) as bigint) as count_events,
     cast(count(distinct session_id) as bigint) as count_sessions,
     cast(sum(case when event_name = 'purchase' then 1 else 0 end) as bigint) as count_purchases,
-    cast(sum(revenue_usd) as {{ uba_type_double() }}) as revenue_usd,
+    {{ uba_exact_sum('revenue_usd') }} as revenue_usd,
     max(received_at) as max_received_at
 from events
 group by 1, 2

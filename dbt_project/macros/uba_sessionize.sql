@@ -1,0 +1,159 @@
+{#- The session rule, written once: int_events_sessionized (the sessions of the marts) and
+    int_feature_session_stats (sessions re-cut per feature snapshot) both call it.
+
+    `events` is a relation or CTE name holding event_id, event_ts, event_name and the
+    `partition_by` columns (the person; the feature mart adds the snapshot date). Per partition,
+    events are ordered by (event_ts, event_id).
+    1. Boundaries. A new session starts at the partition's first event and at an event
+       - more than uba__session_timeout_minutes after the previous one (a gap of exactly the
+         timeout stays in the session);
+       - right after an event named in uba__session_end_events (say ["logout"]: the logout
+         is the last event of its session). Empty list (the default) = off;
+       - on another local day than the previous event, when uba__session_split_at_midnight
+         (off by default) is on; days are counted in uba__session_time_zone.
+    2. Max length. The stretch between two boundaries is cut into consecutive windows of
+       uba__session_max_length_minutes measured from its first event: an event e seconds
+       after that first event goes to window ceil(e / max_length) - 1 (window 0 for e = 0),
+       so no session lasts longer than the cap and an event exactly max_length after the
+       start still belongs to the first window. Each (stretch, window) is one session.
+    A running "start of the current session" would need recursion; the window rule is
+    set-based, deterministic and never yields a session longer than the cap.
+
+    Returns one row per event: the partition columns, event_id, event_ts,
+    seconds_since_previous (null for the partition's first event) and the session key within
+    the partition (stretch_number, max_length_window). With `numbered` (default) also
+    event_number, session_index (1-based), session_started_at and session_first_event_number,
+    at the cost of a third pass over the rows; callers that only group by session (the
+    feature mart) pass numbered=false.
+    Speed: the windows share one partition/order over narrow rows; callers join wide columns
+    back afterwards. -#}
+{% macro uba_sessionize(events, partition_by=['user_id'], numbered=true) -%}
+    {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
+    {%- set max_length_seconds = var('uba__session_max_length_minutes') * 60 -%}
+    {%- set end_events = var('uba__session_end_events') -%}
+    {%- set split_at_midnight = var('uba__session_split_at_midnight') -%}
+    {%- set time_zone = var('uba__session_time_zone') -%}
+    {%- set partition = partition_by | join(', ') -%}
+    {%- if end_events is string -%}
+        {{ exceptions.raise_compiler_error(
+            "uba__session_end_events must be a list of event names, e.g. ['logout']") }}
+    {%- endif -%}
+    with
+
+    session_events as (
+
+        select
+            {{ partition }},
+            event_id,
+            event_ts,
+            lag(event_ts) over session_timeline as previous_event_ts
+            {%- if numbered %},
+            row_number() over session_timeline as event_number
+            {%- endif %}
+            {%- if end_events %},
+            lag(event_name) over session_timeline in (
+                {%- for name in end_events %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
+            ) as follows_end_event
+            {%- endif %}
+            {%- if split_at_midnight %},
+            {{ uba_local_date('event_ts', time_zone) }}
+                != lag({{ uba_local_date('event_ts', time_zone) }}) over session_timeline
+                as is_new_local_day
+            {%- endif %}
+        from {{ events }}
+        window session_timeline as (partition by {{ partition }} order by event_ts, event_id)
+
+    ),
+
+    boundaries as (
+
+        select
+            session_events.*,
+            {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds('previous_event_ts') }}
+                as seconds_since_previous,
+            case
+                when previous_event_ts is null then 1
+                when {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds('previous_event_ts') }}
+                    > {{ timeout_seconds }} then 1
+                {%- if end_events %}
+                when follows_end_event then 1
+                {%- endif %}
+                {%- if split_at_midnight %}
+                when is_new_local_day then 1
+                {%- endif %}
+                else 0
+            end as is_stretch_start
+        from session_events
+
+    ),
+
+    stretches as (
+
+        select
+            boundaries.*,
+            sum(is_stretch_start) over running_timeline as stretch_number,
+            max(case when is_stretch_start = 1 then event_ts end) over running_timeline
+                as stretch_started_at
+        from boundaries
+        window running_timeline as (
+            partition by {{ partition }}
+            order by event_ts, event_id
+            rows between unbounded preceding and current row
+        )
+
+    ),
+
+    {#- The previous event of a non-starting event lies in the same stretch, so its window
+        comes from its own timestamp: no second lag() pass over the rows. #}
+    windowed as (
+
+        select
+            stretches.*,
+            {{ _uba_max_length_window('event_ts', max_length_seconds) }} as max_length_window,
+            case
+                when is_stretch_start = 1 then 1
+                when {{ _uba_max_length_window('event_ts', max_length_seconds) }}
+                    != {{ _uba_max_length_window('previous_event_ts', max_length_seconds) }}
+                    then 1
+                else 0
+            end as is_session_start
+        from stretches
+
+    )
+
+    {% if numbered -%}
+    select
+        {{ partition }},
+        event_id,
+        event_ts,
+        seconds_since_previous,
+        event_number,
+        stretch_number,
+        max_length_window,
+        count(case when is_session_start = 1 then 1 end) over session_running as session_index,
+        max(case when is_session_start = 1 then event_ts end) over session_running
+            as session_started_at,
+        max(case when is_session_start = 1 then event_number end) over session_running
+            as session_first_event_number
+    from windowed
+    window session_running as (
+        partition by {{ partition }}
+        order by event_ts, event_id
+        rows between unbounded preceding and current row
+    )
+    {%- else -%}
+    select * from windowed
+    {%- endif %}
+{%- endmacro %}
+
+{#- Window of the max-length rule for the event at `ts` in the stretch starting at
+    stretch_started_at: ceil(elapsed / max_length) - 1, and 0 for the first event. -#}
+{% macro _uba_max_length_window(ts, max_length_seconds) -%}
+    case
+        when {{ ts }} <= stretch_started_at then 0
+        else cast(ceil(
+            ({{ uba_epoch_seconds(ts) }} - {{ uba_epoch_seconds('stretch_started_at') }})
+            / {{ max_length_seconds }}
+        ) as integer) - 1
+    end
+{%- endmacro %}

@@ -1,0 +1,120 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='as_of_date',
+    on_schema_change='fail',
+) }}
+{#- Feature family "lifetime totals": tenure, recency, lifetime counts and revenue, purchases,
+    for the (user, snapshot) pairs of int_feature_windowed_activity.
+    Each user-day row enters the first snapshot after it became available (visible_from); the
+    running totals per user over those entry weeks hold until the next entry week. Revenue
+    stays an exact decimal through the running sums (bit-identical rebuilds). -#}
+{%- set no_purchase_days = var('uba__feature_no_purchase_days') | int -%}
+
+with snapshot_dates as (
+
+    {{ feature_snapshot_dates() }}
+
+),
+
+eligible as (
+
+    select user_id, as_of_date
+    from {{ ref('int_feature_windowed_activity') }}
+    where as_of_date in (select as_of_date from snapshot_dates)
+
+),
+
+user_days as (
+
+    select * from {{ ref('int_feature_user_days') }}
+
+),
+
+lifetime_rows as (
+
+    select
+        user_days.*,
+        cast({{ dbt.dateadd('day', 7, dbt.date_trunc('week', 'user_days.available_date')) }}
+            as date) as visible_from,
+        row_number() over (
+            partition by user_days.user_id, user_days.event_date
+            order by user_days.available_date
+        ) as nth_row_of_day
+    from user_days
+
+),
+
+lifetime_weekly as (
+
+    select
+        user_id,
+        visible_from,
+        sum(count_events) as count_events,
+        sum(case when nth_row_of_day = 1 then 1 else 0 end) as count_new_active_days,
+        sum(count_purchases) as count_purchases,
+        sum(cast(sum_revenue_usd as decimal(38, 6))) as sum_revenue_usd,
+        sum(cast(sum_purchase_revenue_usd as decimal(38, 6))) as sum_purchase_revenue_usd,
+        min(first_event_at) as first_event_at,
+        max(last_event_at) as last_event_at,
+        max(last_purchase_at) as last_purchase_at
+    from lifetime_rows
+    group by 1, 2
+
+),
+
+lifetime_running as (
+
+    select
+        user_id,
+        visible_from,
+        lead(visible_from) over (partition by user_id order by visible_from) as visible_until,
+        {%- for measure in ['count_events', 'count_new_active_days', 'count_purchases',
+                            'sum_revenue_usd', 'sum_purchase_revenue_usd'] %}
+        sum({{ measure }}) over running_weeks as {{ measure }},
+        {%- endfor %}
+        min(first_event_at) over running_weeks as first_event_at,
+        max(last_event_at) over running_weeks as last_event_at,
+        max(last_purchase_at) over running_weeks as last_purchase_at
+    from lifetime_weekly
+    window running_weeks as (
+        partition by user_id order by visible_from
+        rows between unbounded preceding and current row
+    )
+
+),
+
+final as (
+
+    select
+        eligible.user_id,
+        eligible.as_of_date,
+        cast({{ feature_days_between('cast(lifetime_running.first_event_at as date)',
+            'eligible.as_of_date') }} as bigint) as tenure_days,
+        cast({{ feature_days_between('cast(lifetime_running.last_event_at as date)',
+            'eligible.as_of_date') }} as bigint) as days_since_last_event,
+        cast(lifetime_running.count_events as bigint) as count_events_lifetime,
+        cast(lifetime_running.count_new_active_days as bigint) as count_active_days_lifetime,
+        cast(lifetime_running.sum_revenue_usd as {{ uba_type_double() }})
+            as sum_revenue_usd_lifetime,
+        cast(lifetime_running.count_purchases as bigint) as count_purchases_lifetime,
+        cast({{ feature_safe_divide('lifetime_running.sum_purchase_revenue_usd',
+            'lifetime_running.count_purchases') }} as {{ uba_type_double() }})
+            as avg_order_value_usd_lifetime,
+        cast(coalesce(
+            {{ feature_days_between('cast(lifetime_running.last_purchase_at as date)',
+                'eligible.as_of_date') }},
+            {{ no_purchase_days }}
+        ) as bigint) as days_since_last_purchase
+    from eligible
+    inner join lifetime_running
+        on eligible.user_id = lifetime_running.user_id
+        and lifetime_running.visible_from <= eligible.as_of_date
+        and (
+            lifetime_running.visible_until is null
+            or lifetime_running.visible_until > eligible.as_of_date
+        )
+
+)
+
+select * from final
