@@ -85,6 +85,11 @@ def print_summary() -> None:
 
 
 def run(args) -> int:
+    import os
+
+    # The demo opts in to the committed development salt (its pseudonyms are reversible);
+    # real data needs UBA_PSEUDONYM_SALT.
+    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")
     started = time.perf_counter()
     if args.input:
         input_path = Path(args.input).resolve()
