@@ -124,10 +124,11 @@ def main() -> int:
         if args.reference:
             ref_db = work / "reference.duckdb"
             ref_db.unlink(missing_ok=True)
-            reference, _, ref_rss = _child([sys.executable, str(REFERENCE), "--weekly",
-                                            "--events-dir", str(events_dir), "--db", str(ref_db)])  # fmt: skip
-            figures.append(("reference gate", reference["rows_good"] + reference["rows_bad"],
-                            reference["gate"], ref_rss))  # fmt: skip
+            command = [sys.executable, str(REFERENCE), "--weekly", "--events-dir",
+                       str(events_dir), "--db", str(ref_db)]  # fmt: skip
+            reference, _, ref_rss = _child(command)
+            rows = reference["rows_good"] + reference["rows_bad"]
+            figures.append(("reference gate", rows, reference["gate"], ref_rss))
 
     print(f"\n{'step':<16}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
     for step, rows, seconds, rss in figures:

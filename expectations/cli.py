@@ -46,9 +46,7 @@ def format_summary(result) -> str:
     for reason, rows in sorted(result.reasons.items(), key=lambda item: (-item[1], item[0])):
         lines.append(f"  {reason:<24}{rows:>10,}")
     if result.rows_unplanned:
-        lines.append(
-            f"{'not in tracking plan':<24}{result.rows_unplanned:>12,}  (kept, flagged)"
-        )
+        lines.append(f"{'not in tracking plan':<24}{result.rows_unplanned:>12,}  (kept, flagged)")
     lines.append(f"{'expectations evaluated':<24}{result.evaluated_expectations:>12,}")
     for batch in result.batches:
         for warning in batch.warnings:

@@ -155,7 +155,11 @@ def _data_docs_site(context: Any, docs_dir: Path) -> str:
 
 
 def _run_with_docs(
-    context: Any, batch_definition: Any, suite: Any, frame: pd.DataFrame, result_format: str,
+    context: Any,
+    batch_definition: Any,
+    suite: Any,
+    frame: pd.DataFrame,
+    result_format: str,
     docs_dir: Path,
 ) -> Any:
     """Validate through a checkpoint whose action renders Data Docs into docs_dir."""
@@ -200,7 +204,11 @@ def validate_frame(
         registered = _register(context, suite)
         if data_docs_dir is not None:
             result = _run_with_docs(
-                context, batch_definition, registered, pandas_frame, result_format,
+                context,
+                batch_definition,
+                registered,
+                pandas_frame,
+                result_format,
                 Path(data_docs_dir),
             )
         else:

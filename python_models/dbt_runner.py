@@ -23,7 +23,8 @@ from pathlib import Path
 
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
 
-_TIMESTAMP = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?\s+")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TIMESTAMP = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?(\s+|$)")
 # Seconds dbt gets to stop after SIGTERM before it is killed.
 _STOP_GRACE_SECONDS = 10.0
 
@@ -69,7 +70,7 @@ def error_summary(lines: list[str]) -> list[str]:
     an error before any node runs is printed after "Encountered an error:". Falls back to the
     last non-blank lines.
     """
-    text = [_TIMESTAMP.sub("", line.rstrip()) for line in lines]
+    text = [_TIMESTAMP.sub("", _ANSI.sub("", line).rstrip()) for line in lines]
     blocks: list[str] = []
     for marker in ("Completed with", "Encountered an error"):
         starts = [i for i, line in enumerate(text) if marker in line]

@@ -235,7 +235,9 @@ def replace_table(con: duckdb.DuckDBPyConnection, qualified: str, frame: Any) ->
         try:
             con.execute(f'create schema if not exists "{schema}"')
             _drop_leftovers(con, schema, table)
-            con.execute(f'create or replace table "{schema}"."{table}" as select * from __uba_frame')
+            con.execute(
+                f'create or replace table "{schema}"."{table}" as select * from __uba_frame'
+            )
             rows = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
             con.execute("commit")
         except BaseException:

@@ -58,8 +58,7 @@ class DuckDBDialect:
     def to_double(self, text: str) -> str:
         """The number in text, NULL when it is not one (or not finite)."""
         return (
-            f"(case when isfinite(try_cast({text} as double)) "
-            f"then try_cast({text} as double) end)"
+            f"(case when isfinite(try_cast({text} as double)) then try_cast({text} as double) end)"
         )
 
     def is_integer_text(self, text: str) -> str:

@@ -1,14 +1,15 @@
 """The reason matrix: every quarantine reason, what it means, and its SQL test, in one list.
 
 A row's `reasons` are the codes whose test is true, in this order, joined by ';'; `reason` is
-the first. The tests read the columns of the verdict query's `parsed` step
+the first. The tests read the columns of the verdict query's `judged` step
 (expectations/gate/sql.py): trimmed ids (empty text = missing), has_unusual_text (an id holds a
 control or non-ASCII character: the exact identifier test runs on those rows only),
 event_ts_utc / received_at_utc (parsed, NULL when unparseable), loaded_at, properties_text,
-properties_is_object, is_planned, and for every property key the rules read
-(property_keys()), p_<key>: its JSON value (NULL when absent or properties are not an object),
-plus revenue_value (the number, NULL when not one). duplicate_event_id is decided after every other reason (which copy
-of an event_id to keep depends on them), so its test is the flag the query computes last.
+properties_is_object, is_planned, p_<key> for every property key the rules read
+(property_keys(): its JSON value, NULL when absent or when properties are not an object),
+revenue_value (the number, NULL when not one) and is_duplicate (accepted in an earlier run).
+Copies repeated within the new batches are decided after every other reason (which copy to
+keep depends on them): sql.duplicates_sql appends duplicate_event_id to the others.
 """
 
 from __future__ import annotations

@@ -243,9 +243,7 @@ def run_gate(
     return result
 
 
-def _reconcile(
-    con: duckdb.DuckDBPyConnection, rules: GateRules, data_docs_dir
-) -> FrameValidation:
+def _reconcile(con: duckdb.DuckDBPyConnection, rules: GateRules, data_docs_dir) -> FrameValidation:
     counts = con.execute(sql.reconciliation_sql()).df()
     earliest = datetime.combine(rules.earliest_event_date, datetime.min.time(), tzinfo=UTC)
     loaded = con.execute(
@@ -262,9 +260,7 @@ def _reconcile(
         "reconciliation",
     )
     if not validation.success:
-        raise GateError(
-            "the written rows do not reconcile: " + "; ".join(validation.failures[:10])
-        )
+        raise GateError("the written rows do not reconcile: " + "; ".join(validation.failures[:10]))
     raw_total, validated_total, quarantine_total = con.execute(
         """select (select count(*) from raw.events),
             (select count(*) from raw.events_validated),
@@ -315,8 +311,8 @@ def _record(
         "insert into raw.gate_batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             [o.load_id, run_id, o.source_file, o.status, o.rows_checked, o.rows_valid,
-             o.rows_quarantined, o.rows_defective, o.rows_unplanned, o.defect_rate, rules.max_quarantine_rate,
-             "; ".join(o.warnings) or None, gated_at]
+             o.rows_quarantined, o.rows_defective, o.rows_unplanned, o.defect_rate,
+             rules.max_quarantine_rate, "; ".join(o.warnings) or None, gated_at]
             for o in outcomes
         ],
     )  # fmt: skip

@@ -37,7 +37,13 @@ VALIDATED_COLUMNS = (
     "load_id",
 )
 # Raw columns a quarantine row keeps as loaded (text).
-QUARANTINE_RAW_COLUMNS = ("source_file", "row_number", *CONTRACT_COLUMNS, "load_error", "raw_payload")
+QUARANTINE_RAW_COLUMNS = (
+    "source_file",
+    "row_number",
+    *CONTRACT_COLUMNS,
+    "load_error",
+    "raw_payload",
+)
 
 
 def _new_rows(ctx: RuleContext) -> str:

@@ -110,17 +110,11 @@ def jsonl_type_counts(con: duckdb.DuckDBPyConnection, lines_table: str) -> dict:
     return {(key, json_type or "NULL"): int(n) for key, json_type, n in rows}
 
 
-def event_findings(
-    con: duckdb.DuckDBPyConnection, load_id: int, plan: TrackingPlan
-) -> list[tuple]:
+def event_findings(con: duckdb.DuckDBPyConnection, load_id: int, plan: TrackingPlan) -> list[tuple]:
     """Unplanned event names and undeclared property keys among the load's rows."""
     planned = plan.event_names
-    con.execute(
-        "create or replace temp table __uba_plan_keys (event_name varchar, key varchar)"
-    )
-    declared = [
-        (event.event_name, spec.name) for event in plan.events for spec in event.properties
-    ]
+    con.execute("create or replace temp table __uba_plan_keys (event_name varchar, key varchar)")
+    declared = [(event.event_name, spec.name) for event in plan.events for spec in event.properties]
     if declared:
         con.executemany("insert into __uba_plan_keys values (?, ?)", declared)
     findings = []
@@ -157,9 +151,7 @@ def event_findings(
         """,
         [load_id, list(COMMON_PROPERTIES)],
     ).fetchall()
-    findings += [
-        ("new_property_key", event, key, None, None, int(n)) for event, key, n in keys
-    ]
+    findings += [("new_property_key", event, key, None, None, int(n)) for event, key, n in keys]
     con.execute("drop table __uba_plan_keys")
     return findings
 

@@ -211,9 +211,9 @@ def load_file(
     loaded_at = _utc_now()
     con.execute("begin transaction")
     try:
-        load_id = con.execute(
-            "select coalesce(max(load_id), 0) + 1 from raw.load_log"
-        ).fetchone()[0]
+        load_id = con.execute("select coalesce(max(load_id), 0) + 1 from raw.load_log").fetchone()[
+            0
+        ]
         read, rows_read, findings = _insert_rows(con, info, load_id, loaded_at)
         unreadable = 0
         if read.rejects_table:

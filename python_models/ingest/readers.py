@@ -57,7 +57,9 @@ def match_columns(path, available: Iterable[str]) -> dict[str, str]:
     by_key: dict[str, list[str]] = {}
     for name in available:
         by_key.setdefault(name.strip().lower(), []).append(name)
-    twice = {key: names for key, names in by_key.items() if key in CONTRACT_COLUMNS and len(names) > 1}
+    twice = {
+        key: names for key, names in by_key.items() if key in CONTRACT_COLUMNS and len(names) > 1
+    }
     if twice:
         key, names = next(iter(twice.items()))
         raise IngestError(

@@ -67,9 +67,7 @@ class TrackingPlan:
         return {event.event_name: event.properties for event in self.events if event.properties}
 
 
-def _parse_properties(
-    text: str, required: bool, where: str, column: str
-) -> list[PropertySpec]:
+def _parse_properties(text: str, required: bool, where: str, column: str) -> list[PropertySpec]:
     specs = []
     for item in (part.strip() for part in (text or "").split(";")):
         if not item:
