@@ -110,7 +110,8 @@ def batch_frame(stats: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _new_batches(con: duckdb.DuckDBPyConnection, release: list[int]) -> None:
+def _new_batches(con: duckdb.DuckDBPyConnection) -> None:
+    """Load batches without a raw.gate_batches row (released ones lost theirs in _release)."""
     con.execute(
         f"""
         create or replace temp table {sql.NEW_BATCHES} as
@@ -119,12 +120,6 @@ def _new_batches(con: duckdb.DuckDBPyConnection, release: list[int]) -> None:
         order by load_id
         """
     )
-    if release:
-        con.execute(
-            f"insert into {sql.NEW_BATCHES} select load_id, source_file from raw.load_log "
-            "where load_id in (select unnest(?::bigint[]))",
-            [release],
-        )
 
 
 def _release(con: duckdb.DuckDBPyConnection, release: list[int]) -> None:
@@ -169,7 +164,7 @@ def run_gate(
     try:
         if release:
             _release(con, release)
-        _new_batches(con, release)
+        _new_batches(con)
         con.execute(sql.repeated_sql(ctx))
         con.execute(sql.verdicts_sql(ctx))
         con.execute(sql.duplicates_sql())

@@ -247,7 +247,9 @@ def test_a_corrupt_batch_is_blocked_then_released(con, tmp_path):
 
     released = run_gate(con, rules=GateRules(max_quarantine_rate=0.5), release=[blocked.load_id])
 
-    assert [b.status for b in released.batches] == ["passed"]
+    assert [(b.status, b.rows_checked, b.rows_valid) for b in released.batches] == [
+        ("passed", 10, 3)
+    ]
     assert list(verdicts(con, corrupt).values()).count(None) == 3
     assert reconciles(con)
     with pytest.raises(GateError, match="not blocked"):
