@@ -31,7 +31,12 @@ class DuckDBDialect:
     # JSON ---------------------------------------------------------------------------------
     def json_is_object(self, text: str) -> str:
         # CASE, not AND: only CASE keeps json_type from seeing (and raising on) malformed text.
-        return f"(case when json_valid({text}) then json_type({text}) = 'OBJECT' else false end)"
+        # Valid JSON starting with '{' is an object; only the rest (arrays, leading whitespace)
+        # needs the dearer json_type, which parses the whole document.
+        return (
+            f"(case when not json_valid({text}) then false when starts_with({text}, '{{') "
+            f"then true else json_type({text}) = 'OBJECT' end)"
+        )
 
     def json_values(self, text: str, keys: list[str]) -> str:
         """The JSON values of text's top-level keys, as a list of JSON texts (NULL where a key
