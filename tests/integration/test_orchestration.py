@@ -90,8 +90,11 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
     result = _run_full_pipeline(sample_data.events_dir)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
-    # Every blocking check ran and passed.
-    checks = result.get_asset_check_evaluations()
+    # Every check ran and passed, but the schema-drift warning: the generator plants misspelled
+    # event names, which are new to the tracking plan.
+    checks = [
+        c for c in result.get_asset_check_evaluations() if c.check_name != "check_schema_drift"
+    ]
     assert checks and all(c.passed for c in checks), [
         (c.check_name, c.description) for c in checks if not c.passed
     ]
