@@ -45,7 +45,9 @@ def event(event_id, **changes) -> dict:
 
 def csv_bytes(rows: list[dict], header: list[str] | None = None, newline="\n") -> bytes:
     out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=header or list(CONTRACT_COLUMNS), lineterminator=newline)
+    writer = csv.DictWriter(
+        out, fieldnames=header or list(CONTRACT_COLUMNS), lineterminator=newline
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -142,7 +144,9 @@ CASES = [
     ),
     Case("csv.gz", lambda t: write(t / "events.csv.gz", gzip.compress(csv_bytes(FIVE))), ALL_VALID),
     Case(
-        "jsonl.gz", lambda t: write(t / "events.jsonl.gz", gzip.compress(jsonl_bytes(FIVE))), ALL_VALID
+        "jsonl.gz",
+        lambda t: write(t / "events.jsonl.gz", gzip.compress(jsonl_bytes(FIVE))),
+        ALL_VALID,
     ),
     Case("zip archive named .csv", zipped, load_error="is a zip archive"),
     Case("parquet named .csv", parquet_named_csv, load_error="this is a Parquet file"),
@@ -194,7 +198,9 @@ CASES = [
         "jsonl line with invalid UTF-8",
         lambda t: write(
             t / "bad_utf8.jsonl",
-            jsonl_bytes(FIVE[:2]) + b'{"event_id": "x", "page": "caf\xe9"}\n' + jsonl_bytes(FIVE[2:]),
+            jsonl_bytes(FIVE[:2])
+            + b'{"event_id": "x", "page": "caf\xe9"}\n'
+            + jsonl_bytes(FIVE[2:]),
         ),
         {1: None, 2: None, 3: "unparseable_row/invalid_utf8", 4: None, 5: None, 6: None},
     ),
@@ -211,7 +217,11 @@ CASES = [
     Case(
         "jsonl line that is not an object",
         lambda t: write(t / "arr.jsonl", jsonl_bytes(FIVE[:1]) + b"[1, 2]\n{cut\n"),
-        {1: None, 2: "unparseable_row/malformed_json_line", 3: "unparseable_row/malformed_json_line"},
+        {
+            1: None,
+            2: "unparseable_row/malformed_json_line",
+            3: "unparseable_row/malformed_json_line",
+        },
     ),
     Case(
         "ragged csv row",
@@ -360,7 +370,8 @@ def counts(db: Path) -> tuple[int, int, int]:
     con = connect(db, read_only=True)
     try:
         return con.execute(
-            """select (select count(*) from raw.events), (select count(*) from raw.events_validated),
+            """select (select count(*) from raw.events),
+                (select count(*) from raw.events_validated),
                 (select count(*) from raw.events_quarantine)"""
         ).fetchone()
     finally:
@@ -412,7 +423,9 @@ def test_ids_keep_their_text_through_the_gate(tmp_path, capsys):
     run_uba(capsys, "gate", "--duckdb", str(db), "--no-docs")
     con = connect(db, read_only=True)
     try:
-        ids = con.execute("select event_id, user_id from raw.events_validated order by 1").fetchall()
+        ids = con.execute(
+            "select event_id, user_id from raw.events_validated order by 1"
+        ).fetchall()
     finally:
         con.close()
     assert ids == [("00001", "u1"), ("007", "u1"), ("7", "007")]
@@ -453,16 +466,15 @@ def test_an_unset_salt_stops_the_run_with_a_clear_message(tmp_path, capsys, monk
 
     monkeypatch.delenv("UBA_PSEUDONYM_SALT")
     monkeypatch.delenv("UBA_ALLOW_DEV_SALT", raising=False)
-    get = reload_settings  # the settings are read once per process: read them again
-    try:
+    try:  # the settings are read once per process: read them again each time
         with pytest.raises(Exception, match="UBA_PSEUDONYM_SALT is not set"):
-            get()
+            reload_settings()
         code, _, err = run_uba(capsys, "gate", "--duckdb", str(tmp_path / "w.duckdb"))
         assert code in (1, 2)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "UBA_PSEUDONYM_SALT is not set" in lines[0]
         monkeypatch.setenv("UBA_ALLOW_DEV_SALT", "1")
-        assert get().pseudonym_salt == "uba-dev-salt"
+        assert reload_settings().pseudonym_salt == "uba-dev-salt"
     finally:
         monkeypatch.undo()
         reload_settings()
