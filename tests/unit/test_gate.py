@@ -79,9 +79,12 @@ CSV_PLAN: list[tuple[dict, str | None]] = [
         row("bad-feature", event_name="feature_use", properties='{"feature": ["a"]}'),
         "invalid_property_type",
     ),
-    (purchase("bad-no-revenue", '{"currency": "USD"}'), "missing_property"),
-    (purchase("bad-null-revenue", '{"revenue": null}'), "missing_property"),
+    (purchase("ok-no-revenue", '{"currency": "USD"}'), None),  # revenue is optional
     (row("bad-no-feature", event_name="feature_use", properties=None), "missing_property"),
+    (
+        row("bad-null-feature", event_name="feature_use", properties='{"feature": null}'),
+        "missing_property",
+    ),
     (purchase("bad-negative", '{"revenue": -5}'), "implausible_revenue"),
     (purchase("bad-absurd", '{"revenue": 1e300}'), "implausible_revenue"),
     (
