@@ -22,8 +22,9 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
 ID_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "anonymous_id", "session_id")
 # Property keys the contract knows on every event (staging reads all but the PII keys ip and
 # email, which never leave the raw layer; channel feeds the fairness audit attributes). Schema
-# drift reports any other key per event name unless the tracking plan declares it. revenue must be a number (staging casts it): the gate
-# checks it on every event, with a plausibility range (settings revenue_min / revenue_max).
+# drift reports any other key per event name unless the tracking plan declares it. revenue
+# must be a number (staging casts it): the gate checks it on every event, with a plausibility
+# range (settings revenue_min / revenue_max).
 COMMON_PROPERTIES: tuple[str, ...] = (
     "revenue",
     "currency",
