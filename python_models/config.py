@@ -141,7 +141,9 @@ def _from_env() -> Settings:
         max_clock_skew_days=_env_float("UBA_MAX_CLOCK_SKEW_DAYS", 1.0, 0.0, 3650.0),
         revenue_min=_env_float("UBA_REVENUE_MIN", 0.0),
         revenue_max=_env_float("UBA_REVENUE_MAX", 1_000_000.0),
-        unknown_event_policy=_env_choice("UBA_UNKNOWN_EVENT_POLICY", "flag", UNKNOWN_EVENT_POLICIES),
+        unknown_event_policy=_env_choice(
+            "UBA_UNKNOWN_EVENT_POLICY", "flag", UNKNOWN_EVENT_POLICIES
+        ),
         lock_timeout_seconds=_env_float("UBA_LOCK_TIMEOUT_SECONDS", 120.0, 0.0),
     )
 
