@@ -78,6 +78,13 @@ def pseudonym_salt_from_env() -> str:
     )
 
 
+def allow_development_salt() -> None:
+    """Opt this process, and the dbt processes it starts, in to the committed development salt
+    (the demo does; its pseudonyms are reversible) unless a salt is set."""
+    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")
+    get_settings.cache_clear()
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
