@@ -14,6 +14,7 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_SALT = "uba-dev-salt"
 # Unknown event names (not in the tracking plan): kept and flagged, or quarantined.
 UNKNOWN_EVENT_POLICIES = ("flag", "quarantine")
+WAREHOUSE_ENGINES = ("duckdb", "postgres", "spark")
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,17 @@ class Settings:
     unknown_event_policy: str = "flag"
     # How long a writer waits for another one holding the warehouse before failing.
     lock_timeout_seconds: float = 120.0
+    # The engine Python steps read and write (python_models.warehouse): duckdb, postgres or
+    # spark; dbt's target follows it unless UBA_DBT_TARGET says otherwise.
+    warehouse: str = "duckdb"
+    # PostgreSQL (the dbt profile's `postgres` target reads the same variables).
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "uba"
+    pg_password: str = "uba"
+    pg_database: str = "uba"
+    # Spark (local session): its warehouse directory and metastore live here.
+    spark_dir: Path = Path("data/spark")
 
     @property
     def models_dir(self) -> Path:
@@ -130,13 +142,21 @@ def _from_env() -> Settings:
     data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
     input_path = Path(os.environ.get("UBA_INPUT_PATH") or data_dir / "sample" / "events")
+    warehouse = _env_choice("UBA_WAREHOUSE", "duckdb", WAREHOUSE_ENGINES)
     return Settings(
         data_dir=data_dir,
         duckdb_path=duckdb_path,
         pseudonym_salt=pseudonym_salt_from_env(),
         duckdb_memory_limit=os.environ.get("UBA_DUCKDB_MEMORY_LIMIT", "4GB"),
         duckdb_threads=int(os.environ.get("UBA_DUCKDB_THREADS", os.cpu_count() or 2)),
-        dbt_target=os.environ.get("UBA_DBT_TARGET", "duckdb"),
+        dbt_target=os.environ.get("UBA_DBT_TARGET", warehouse),
+        warehouse=warehouse,
+        pg_host=os.environ.get("UBA_PG_HOST", "127.0.0.1"),
+        pg_port=int(os.environ.get("UBA_PG_PORT", "5432")),
+        pg_user=os.environ.get("UBA_PG_USER", "uba"),
+        pg_password=os.environ.get("UBA_PG_PASSWORD", "uba"),
+        pg_database=os.environ.get("UBA_PG_DATABASE", "uba"),
+        spark_dir=Path(os.environ.get("UBA_SPARK_DIR", data_dir / "spark")).resolve(),
         input_path=input_path.resolve(),
         # Above this share of defective rows in one load batch, the gate blocks the batch as
         # corrupt and everything downstream (dbt, training, scoring) waits (gate/rules.py).

@@ -22,7 +22,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.common import registry
@@ -36,6 +35,7 @@ from python_models.common.catalogue import CatalogueError
 from python_models.common.features import feature_list_hash
 from python_models.common.scores import score_frame, write_scores
 from python_models.models import check_models, get_spec
+from python_models.warehouse import Warehouse, as_warehouse
 
 # Bump when a change in model code should produce new versions from the same data and params.
 CODE_VERSION = 1
@@ -136,7 +136,7 @@ def _decide_status(con, model_name: str, version: str, result) -> tuple[str, str
 
 
 def train_model(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     model_name: str,
     run_id: str | None = None,
     params: dict | None = None,
@@ -191,14 +191,14 @@ def train_model(
     )
 
 
-def load_champion(con: duckdb.DuckDBPyConnection, model_name: str):
+def load_champion(con: Warehouse, model_name: str):
     """(registry entry, bundle) of the champion; the artifact's sha256 is checked."""
     entry = registry.require_champion(con, model_name)
     return entry, entry.load()
 
 
 def score_model(
-    con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
+    con: Warehouse, model_name: str, run_id: str | None = None
 ) -> ScoreOutcome:
     """Score with the champion and replace its score table atomically."""
     spec = get_spec(model_name)
@@ -219,7 +219,7 @@ def score_model(
     )
 
 
-def rollback_model(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
+def rollback_model(con: Warehouse, model_name: str) -> str:
     """Make the previous champion champion again, retire the current one; return its version."""
     get_spec(model_name)
     version = registry.rollback(con, model_name)
@@ -235,20 +235,18 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
-def _failed(con: duckdb.DuckDBPyConnection, model_name: str, err: Exception) -> Failed:
+def _failed(con: Warehouse, model_name: str, err: Exception) -> Failed:
     if not isinstance(err, EXPECTED_ERRORS):
         traceback.print_exception(err, file=sys.stderr)
-    try:
-        con.execute("rollback")  # leave no half-open transaction for the next model
-    except duckdb.Error:
-        pass
+    # leave no half-open transaction for the next model
+    as_warehouse(con).rollback_quietly()
     failed = Failed(model_name, describe_error(err))
     _log(f"{model_name}: failed ({failed.reason})")
     return failed
 
 
 def train_each(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     names: Iterable[str],
     run_id: str | None = None,
     params: dict | None = None,
@@ -264,7 +262,7 @@ def train_each(
 
 
 def score_each(
-    con: duckdb.DuckDBPyConnection, names: Iterable[str], run_id: str | None = None
+    con: Warehouse, names: Iterable[str], run_id: str | None = None
 ) -> list[ScoreOutcome | Skipped | Failed]:
     """Score every named model that has a champion; the others are skipped or failed."""
     outcomes: list[ScoreOutcome | Skipped | Failed] = []

@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from python_models.common.features import FEATURES_TABLE
 from python_models.common.spec import ModelSpec
+from python_models.warehouse import Warehouse, as_warehouse
 
 VALIDATION_SAMPLE_ROWS = 200_000
 
@@ -27,14 +26,13 @@ class CheckOutcome:
 
 
 def sample_table(
-    con: duckdb.DuckDBPyConnection, table: str, rows: int = VALIDATION_SAMPLE_ROWS
+    con: Warehouse, table: str, rows: int = VALIDATION_SAMPLE_ROWS
 ) -> tuple[Any, int]:
     """(pandas frame of at most `rows` rows, seeded reservoir sample; the table's row count)."""
     count = con.execute(f"select count(*) from {table}").fetchone()[0]
     if count <= rows:
         return con.execute(f"select * from {table}").df(), count
-    sample = f"reservoir({rows} rows) repeatable (42)"
-    return con.execute(f"select * from {table} using sample {sample}").df(), count
+    return con.execute(as_warehouse(con).sample_sql(table, rows)).df(), count
 
 
 def suite_outcome(validation, table_rows: int) -> CheckOutcome:
@@ -59,28 +57,28 @@ def suite_outcome(validation, table_rows: int) -> CheckOutcome:
     )
 
 
-def check_table(con: duckdb.DuckDBPyConnection, table: str, suite) -> CheckOutcome:
+def check_table(con: Warehouse, table: str, suite) -> CheckOutcome:
     from expectations.validation import validate_frame
 
     frame, rows = sample_table(con, table)
     return suite_outcome(validate_frame(frame, suite), rows)
 
 
-def check_feature_mart(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
+def check_feature_mart(con: Warehouse) -> CheckOutcome:
     """Training and scoring may only read a feature mart that meets its suite."""
     from expectations.suites.ftr_user_features import build_suite
 
     return check_table(con, FEATURES_TABLE, build_suite())
 
 
-def check_score_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> CheckOutcome:
+def check_score_table(con: Warehouse, spec: ModelSpec) -> CheckOutcome:
     """A score table is published only when it meets the suite its spec implies."""
     from expectations.suites.score_tables import build_suite
 
     return check_table(con, spec.score_table, build_suite(spec))
 
 
-def check_raw_events(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
+def check_raw_events(con: Warehouse) -> CheckOutcome:
     """The latest gate run succeeded, evaluated at least one expectation, reconciled (loaded =
     valid + quarantined) and blocked no load batch as corrupt. Which batch is corrupt is the
     gate's own decision (expectations/gate/rules.py: UBA_MAX_QUARANTINE_RATE), read here from

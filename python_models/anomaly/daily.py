@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import polars as pl
 
 from python_models.common import catalogue
+from python_models.warehouse import Warehouse, table_exists
 
 ACTIVITY_MART = "ftr_user_day_activity"
 ACTIVITY_TABLE = f"features.{ACTIVITY_MART}"
@@ -26,7 +26,7 @@ MODEL_COLUMNS = catalogue.feature_columns("anomaly", mart=ACTIVITY_MART)
 
 
 def user_day_activity(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     since: date | None = None,
     baseline_days: int = 28,
     table: str = ACTIVITY_TABLE,
@@ -40,10 +40,9 @@ def user_day_activity(
     """
     if baseline_days < 1:
         raise ValueError("baseline_days must be >= 1")
-    try:
-        built = con.execute(f"select distinct {_BUILT_BASELINE_COLUMN} from {table}").fetchall()
-    except duckdb.CatalogException as err:
-        raise LookupError(f"{table} not found: run `uba build` first ({err})") from None
+    if not table_exists(con, table):
+        raise LookupError(f"{table} not found: run `uba build` first")
+    built = con.execute(f"select distinct {_BUILT_BASELINE_COLUMN} from {table}").fetchall()
     built_days = sorted(row[0] for row in built)
     if built_days and built_days != [baseline_days]:
         raise ValueError(
@@ -55,6 +54,6 @@ def user_day_activity(
     where = "where activity_date >= ?" if since is not None else ""
     frame = con.execute(
         f"select * from {table} {where} order by activity_date, user_id",
-        [since] if since is not None else [],
+        [since] if since is not None else None,
     ).pl()
     return frame.drop(_BUILT_BASELINE_COLUMN)

@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.anomaly.daily import MODEL_COLUMNS, user_day_activity
@@ -15,9 +14,10 @@ from python_models.anomaly.model import AnomalyModel, evaluation_table
 from python_models.anomaly.params import AnomalyParams
 from python_models.common import plots
 from python_models.common.training import TrainingResult, reference_sample
+from python_models.warehouse import Warehouse
 
 
-def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     params = AnomalyParams.from_overrides(overrides)
     daily = user_day_activity(con, baseline_days=params.baseline_days)
     if daily.height == 0:
@@ -53,7 +53,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     )
 
 
-def _scoring_days(con: duckdb.DuckDBPyConnection, model: AnomalyModel) -> pl.DataFrame:
+def _scoring_days(con: Warehouse, model: AnomalyModel) -> pl.DataFrame:
     since = None
     if model.params.score_lookback_days > 0:
         latest = con.execute("select max(event_date) from marts.fct_events").fetchone()[0]
@@ -61,12 +61,12 @@ def _scoring_days(con: duckdb.DuckDBPyConnection, model: AnomalyModel) -> pl.Dat
     return user_day_activity(con, since=since, baseline_days=model.params.baseline_days)
 
 
-def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+def score(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     model: AnomalyModel = bundle["model"]
     return model.predict_frame(_scoring_days(con, model))
 
 
-def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+def latest_features(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     model: AnomalyModel = bundle["model"]
     daily = user_day_activity(con, baseline_days=model.params.baseline_days)
     latest = daily["activity_date"].max()

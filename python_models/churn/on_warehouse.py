@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.churn.model import SERVED, ChurnModel, beats_baselines
@@ -21,6 +20,7 @@ from python_models.common.features import (
 from python_models.common.metrics import classification_metrics
 from python_models.common.splits import apply_split, time_split
 from python_models.common.training import TrainingResult, reference_sample
+from python_models.warehouse import Warehouse
 
 LABEL = "label_churned"
 
@@ -29,7 +29,7 @@ def _columns(features: list[str], params: ChurnParams) -> list[str]:
     return features + ([params.recency_feature] if params.recency_feature not in features else [])
 
 
-def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     params = ChurnParams.from_overrides(overrides)
     features = catalogue_feature_columns("churn")
     frame = load_labelled(con, _columns(features, params), LABEL)

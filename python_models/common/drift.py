@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from python_models.common import registry
 from python_models.common.spec import ModelSpec
-from python_models.warehouse import connect, table_exists
+from python_models.warehouse import Warehouse, connect, table_exists
 
 _EPSILON = 1e-4
 
@@ -72,7 +71,7 @@ def feature_psi(reference: pl.DataFrame, current: pl.DataFrame, bins: int = 10) 
     return pl.DataFrame(rows).sort("psi", descending=True)
 
 
-def feature_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 10):
+def feature_drift(con: Warehouse, spec: ModelSpec, bins: int = 10):
     """PSI per feature: champion's training window vs the latest inputs, worst first.
 
     Empty when the model has no champion yet.
@@ -84,14 +83,14 @@ def feature_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 1
     return feature_psi(bundle["reference_features"], spec.latest_features(con, bundle), bins)
 
 
-def prediction_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 10):
+def prediction_drift(con: Warehouse, spec: ModelSpec, bins: int = 10):
     """PSI of the latest written scores vs the champion's scores at training time (None if
     there is no champion or no score table yet)."""
     champion = registry.get_champion(con, spec.name)
     if champion is None or not table_exists(con, spec.score_table):
         return None
     reference = np.asarray(champion.load()["reference_scores"], dtype=float)
-    latest = con.sql(f"select score from {spec.score_table}").pl()["score"].to_numpy()
+    latest = con.execute(f"select score from {spec.score_table}").pl()["score"].to_numpy()
     if reference.size == 0 or latest.size == 0:
         return None
     return population_stability_index(reference, latest, bins)

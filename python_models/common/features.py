@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.common.artifacts import stable_hash
+from python_models.warehouse import Warehouse, as_warehouse
 
 FEATURES_TABLE = "features.ftr_user_features"
 LABELS_TABLE = "features.ftr_user_labels"
@@ -26,16 +26,11 @@ def feature_list_hash(features: list[str]) -> str:
     return stable_hash(list(features), length=16)
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
-    schema, table = qualified.split(".")
-    rows = con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
-    ).fetchall()
-    if not rows:
+def table_columns(con: Warehouse, qualified: str) -> list[str]:
+    columns = as_warehouse(con).table_columns(qualified)
+    if not columns:
         raise LookupError(f"table {qualified} does not exist: run `uba build` first")
-    return [r[0] for r in rows]
+    return columns
 
 
 def check_columns(available: list[str], wanted: list[str], where: str) -> None:
@@ -51,7 +46,7 @@ def _select_list(columns: list[str], alias: str) -> str:
     return ", ".join(f'{alias}."{c}"' for c in columns)
 
 
-def snapshot_dates(con: duckdb.DuckDBPyConnection, labelled: bool, label: str | None = None):
+def snapshot_dates(con: Warehouse, labelled: bool, label: str | None = None):
     """Sorted as_of_dates of the feature mart, or of matured labels (non-null `label`)."""
     if labelled:
         where = f'where "{label}" is not null' if label else ""
@@ -62,7 +57,7 @@ def snapshot_dates(con: duckdb.DuckDBPyConnection, labelled: bool, label: str | 
 
 
 def load_labelled(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     features: list[str],
     label: str,
     since: date | None = None,
@@ -85,7 +80,7 @@ def load_labelled(
 
 
 def load_snapshot(
-    con: duckdb.DuckDBPyConnection, features: list[str], as_of_date: date | None = None
+    con: Warehouse, features: list[str], as_of_date: date | None = None
 ) -> pl.DataFrame:
     """One snapshot of the feature mart (the latest when `as_of_date` is None), as polars."""
     check_columns(table_columns(con, FEATURES_TABLE), features, FEATURES_TABLE)
@@ -102,7 +97,7 @@ def load_snapshot(
     return con.execute(sql, [as_of_date]).pl()
 
 
-def label_horizon_days(con: duckdb.DuckDBPyConnection, column: str) -> int:
+def label_horizon_days(con: Warehouse, column: str) -> int:
     """A label's horizon in days, as the labels mart recorded it (`<label>_horizon_days`)."""
     value = con.execute(f'select max("{column}") from {LABELS_TABLE}').fetchone()[0]
     if value is None:
@@ -110,14 +105,14 @@ def label_horizon_days(con: duckdb.DuckDBPyConnection, column: str) -> int:
     return int(value)
 
 
-def score_latest_snapshot(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+def score_latest_snapshot(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     """A spec's `score` for models that score the newest snapshot on their own features."""
     model = bundle["model"]
     return model.predict_frame(load_snapshot(con, model.features))
 
 
 def latest_snapshot_features(
-    con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]
+    con: Warehouse, bundle: dict[str, Any]
 ) -> pl.DataFrame:
     """A spec's `latest_features` (drift) for models that read the feature mart."""
     return load_snapshot(con, bundle["features"])

@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.common.artifacts import load_artifact
+from python_models.warehouse import Warehouse, as_warehouse, transaction
 
 REGISTRY_TABLE = "ml.model_registry"
 EVALUATIONS_TABLE = "ml.model_evaluations"
@@ -50,40 +50,42 @@ class RegistryEntry:
         return load_artifact(self.artifact_path, self.artifact_sha256)
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists ml")
-    con.execute(
+def ensure_tables(con: Warehouse) -> None:
+    w = as_warehouse(con)
+    t = w.types
+    w.create_schema("ml")
+    key = ", primary key (model_name, model_version)" if w.supports_constraints else ""
+    w.execute(
         f"""
         create table if not exists {REGISTRY_TABLE} (
-            model_name varchar not null,
-            model_version varchar not null,
-            trained_at timestamp not null,
-            data_window_start date,
-            data_window_end date,
-            feature_list_hash varchar not null,
-            features varchar not null,
-            params varchar not null,
-            metrics varchar not null,
-            artifact_path varchar not null,
-            artifact_sha256 varchar not null,
-            status varchar not null,
-            promoted_at timestamp,
-            run_id varchar,
-            primary key (model_name, model_version)
+            model_name {t.text} not null,
+            model_version {t.text} not null,
+            trained_at {t.timestamp} not null,
+            data_window_start {t.date},
+            data_window_end {t.date},
+            feature_list_hash {t.text} not null,
+            features {t.text} not null,
+            params {t.text} not null,
+            metrics {t.text} not null,
+            artifact_path {t.text} not null,
+            artifact_sha256 {t.text} not null,
+            status {t.text} not null,
+            promoted_at {t.timestamp},
+            run_id {t.text}{key}
         )
         """
     )
-    con.execute(
+    w.execute(
         f"""
         create table if not exists {EVALUATIONS_TABLE} (
-            model_name varchar not null,
-            model_version varchar not null,
-            variant varchar not null,
-            split varchar not null,
-            metric varchar not null,
-            value double,
-            evaluated_at timestamp not null,
-            run_id varchar
+            model_name {t.text} not null,
+            model_version {t.text} not null,
+            variant {t.text} not null,
+            split {t.text} not null,
+            metric {t.text} not null,
+            value {t.double},
+            evaluated_at {t.timestamp} not null,
+            run_id {t.text}
         )
         """
     )
@@ -113,16 +115,12 @@ def _entry_from_row(row: dict[str, Any]) -> RegistryEntry:
     )
 
 
-def _registry_exists(con: duckdb.DuckDBPyConnection) -> bool:
+def _registry_exists(con: Warehouse) -> bool:
     """Readers do not create tables, so they work on a read-only (published) warehouse."""
-    row = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'ml' and table_name = 'model_registry'"
-    ).fetchone()
-    return bool(row[0])
+    return as_warehouse(con).table_exists(REGISTRY_TABLE)
 
 
-def list_versions(con: duckdb.DuckDBPyConnection, model_name: str | None = None) -> pl.DataFrame:
+def list_versions(con: Warehouse, model_name: str | None = None) -> pl.DataFrame:
     if not _registry_exists(con):
         return pl.DataFrame()
     where = "where model_name = ?" if model_name else ""
@@ -133,7 +131,7 @@ def list_versions(con: duckdb.DuckDBPyConnection, model_name: str | None = None)
     ).pl()
 
 
-def get_entry(con: duckdb.DuckDBPyConnection, model_name: str, model_version: str) -> RegistryEntry:
+def get_entry(con: Warehouse, model_name: str, model_version: str) -> RegistryEntry:
     if not _registry_exists(con):
         raise RegistryError("the model registry is empty: run `uba train` first")
     rows = con.execute(
@@ -145,7 +143,7 @@ def get_entry(con: duckdb.DuckDBPyConnection, model_name: str, model_version: st
     return _entry_from_row(rows.row(0, named=True))
 
 
-def get_champion(con: duckdb.DuckDBPyConnection, model_name: str) -> RegistryEntry | None:
+def get_champion(con: Warehouse, model_name: str) -> RegistryEntry | None:
     if not _registry_exists(con):
         return None
     rows = con.execute(
@@ -157,7 +155,7 @@ def get_champion(con: duckdb.DuckDBPyConnection, model_name: str) -> RegistryEnt
     return _entry_from_row(rows.row(0, named=True))
 
 
-def require_champion(con: duckdb.DuckDBPyConnection, model_name: str) -> RegistryEntry:
+def require_champion(con: Warehouse, model_name: str) -> RegistryEntry:
     champion = get_champion(con, model_name)
     if champion is None:
         raise RegistryError(
@@ -167,7 +165,7 @@ def require_champion(con: duckdb.DuckDBPyConnection, model_name: str) -> Registr
 
 
 def register(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     *,
     model_name: str,
     model_version: str,
@@ -188,58 +186,63 @@ def register(
     """
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-    ensure_tables(con)
+    w = as_warehouse(con)
+    ensure_tables(w)
     now = utc_now()
-    con.execute("begin transaction")
-    try:
-        previous = con.execute(
-            f"select status, promoted_at from {REGISTRY_TABLE} "
-            "where model_name = ? and model_version = ?",
-            [model_name, model_version],
-        ).fetchone()
-        promoted_at = previous[1] if previous else None
+    with transaction(w):
+        # The model's rows are rewritten as a whole (a handful): the same statements on
+        # every engine, including those without UPDATE (Spark's Parquet tables).
+        rows = _model_rows(w, model_name)
+        previous = rows.filter(pl.col("model_version") == model_version)
+        promoted_at = previous["promoted_at"][0] if previous.height else None
         if status == "champion":
-            con.execute(
-                f"update {REGISTRY_TABLE} set status = 'retired' "
-                "where model_name = ? and status = 'champion' and model_version <> ?",
-                [model_name, model_version],
+            rows = rows.with_columns(
+                pl.when(pl.col("status") == "champion")
+                .then(pl.lit("retired"))
+                .otherwise(pl.col("status"))
+                .alias("status")
             )
             promoted_at = promoted_at or now
-        elif previous and previous[0] in ("champion", "retired"):
+        elif previous.height and previous["status"][0] in ("champion", "retired"):
             # A version that was champion stays in the rollback chain; retraining the same
             # content does not demote it.
-            status = previous[0]
-        con.execute(
-            f"delete from {REGISTRY_TABLE} where model_name = ? and model_version = ?",
-            [model_name, model_version],
-        )
-        con.execute(
-            f"insert into {REGISTRY_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            status = previous["status"][0]
+        entry = {
+            "model_name": model_name,
+            "model_version": model_version,
+            "trained_at": now,
+            "data_window_start": data_window[0],
+            "data_window_end": data_window[1],
+            "feature_list_hash": feature_list_hash,
+            "features": json.dumps(features),
+            "params": json.dumps(params, sort_keys=True, default=str),
+            "metrics": json.dumps(metrics, sort_keys=True, default=str),
+            "artifact_path": str(artifact_path),
+            "artifact_sha256": artifact_sha256,
+            "status": status,
+            "promoted_at": promoted_at,
+            "run_id": run_id,
+        }
+        rows = pl.concat(
             [
-                model_name,
-                model_version,
-                now,
-                data_window[0],
-                data_window[1],
-                feature_list_hash,
-                json.dumps(features),
-                json.dumps(params, sort_keys=True, default=str),
-                json.dumps(metrics, sort_keys=True, default=str),
-                str(artifact_path),
-                artifact_sha256,
-                status,
-                promoted_at,
-                run_id,
-            ],
+                rows.filter(pl.col("model_version") != model_version),
+                pl.DataFrame([entry], schema=rows.schema),
+            ]
         )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        w.replace_rows(REGISTRY_TABLE, "model_name = ?", [model_name], rows)
+
+
+def _model_rows(w: Warehouse, model_name: str) -> pl.DataFrame:
+    """The registry rows of one model, typed as the table is."""
+    rows = w.execute(f"select * from {REGISTRY_TABLE} where model_name = ?", [model_name]).pl()
+    return rows.with_columns(
+        pl.col("trained_at", "promoted_at").cast(pl.Datetime("us")),
+        pl.col("data_window_start", "data_window_end").cast(pl.Date),
+    )
 
 
 def record_evaluation(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     model_name: str,
     model_version: str,
     evaluation: pl.DataFrame,
@@ -273,22 +276,15 @@ def record_evaluation(
             "run_id",
         )
     )
-    con.execute("begin transaction")
-    try:
-        con.execute(
-            f"delete from {EVALUATIONS_TABLE} where model_name = ? and model_version = ?",
-            [model_name, model_version],
-        )
-        con.register("__uba_eval", long.to_arrow())
-        con.execute(f"insert into {EVALUATIONS_TABLE} select * from __uba_eval")
-        con.unregister("__uba_eval")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+    as_warehouse(con).replace_rows(
+        EVALUATIONS_TABLE,
+        "model_name = ? and model_version = ?",
+        [model_name, model_version],
+        long,
+    )
 
 
-def rollback(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
+def rollback(con: Warehouse, model_name: str) -> str:
     """Retire the current champion and make the former champion before it champion again."""
     ensure_tables(con)
     current = require_champion(con, model_name)
@@ -309,20 +305,17 @@ def rollback(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
         )
     # The former champion must still load (sha256 checked) before we switch to it.
     get_entry(con, model_name, previous[0]).load()
-    con.execute("begin transaction")
-    try:
-        con.execute(
-            f"update {REGISTRY_TABLE} set status = 'retired' "
-            "where model_name = ? and model_version = ?",
-            [model_name, current.model_version],
+    w = as_warehouse(con)
+    with transaction(w):
+        rows = _model_rows(w, model_name)
+        version = pl.col("model_version")
+        rows = rows.with_columns(
+            pl.when(version == current.model_version)
+            .then(pl.lit("retired"))
+            .when(version == previous[0])
+            .then(pl.lit("champion"))
+            .otherwise(pl.col("status"))
+            .alias("status")
         )
-        con.execute(
-            f"update {REGISTRY_TABLE} set status = 'champion' "
-            "where model_name = ? and model_version = ?",
-            [model_name, previous[0]],
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        w.replace_rows(REGISTRY_TABLE, "model_name = ?", [model_name], rows)
     return previous[0]

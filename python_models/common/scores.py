@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from python_models.common.registry import utc_now
 from python_models.common.spec import KEY_COLUMNS, ModelSpec
-from python_models.warehouse import replace_table
+from python_models.warehouse import Warehouse, replace_table
 
 
 def score_frame(
@@ -36,6 +35,6 @@ def score_frame(
     )
 
 
-def write_scores(con: duckdb.DuckDBPyConnection, spec: ModelSpec, frame: pl.DataFrame) -> int:
+def write_scores(con: Warehouse, spec: ModelSpec, frame: pl.DataFrame) -> int:
     """Replace the model's score table (atomic: a failure keeps the previous scores)."""
     return replace_table(con, spec.score_table, frame.to_arrow())

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.common.estimator import Estimator
 from python_models.common.params import ModelParams
 from python_models.common.training import TrainingResult
+from python_models.warehouse import Warehouse
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 KEY_COLUMNS = ("user_id", "as_of_date")
@@ -46,9 +46,9 @@ class ModelSpec:
     params: type[ModelParams]
     # On the warehouse: train(con, overrides) -> TrainingResult; score(con, bundle) -> the
     # score rows; latest_features(con, bundle) -> the newest inputs (drift).
-    train: Callable[[duckdb.DuckDBPyConnection, dict[str, Any] | None], TrainingResult]
-    score: Callable[[duckdb.DuckDBPyConnection, dict[str, Any]], pl.DataFrame]
-    latest_features: Callable[[duckdb.DuckDBPyConnection, dict[str, Any]], pl.DataFrame]
+    train: Callable[[Warehouse, dict[str, Any] | None], TrainingResult]
+    score: Callable[[Warehouse, dict[str, Any]], pl.DataFrame]
+    latest_features: Callable[[Warehouse, dict[str, Any]], pl.DataFrame]
     inputs: tuple[str, ...]  # warehouse tables (dbt models) it reads, "schema.table"
     score_table: str  # "ml_scores.<table>"
     label_columns: tuple[str, ...]  # besides user_id, as_of_date, score, reasons

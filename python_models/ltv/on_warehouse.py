@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from python_models.common import plots
@@ -21,11 +20,12 @@ from python_models.common.splits import apply_split, time_split
 from python_models.common.training import TrainingResult, reference_sample
 from python_models.ltv.model import SERVED, LtvModel, beats_baseline
 from python_models.ltv.params import LtvParams
+from python_models.warehouse import Warehouse
 
 LABEL = "label_future_revenue_usd"
 
 
-def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     params = LtvParams.from_overrides(overrides)
     features = catalogue_feature_columns("ltv")
     unfitted = LtvModel(features, params)

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -16,9 +15,10 @@ from python_models.common.features import catalogue_feature_columns, load_snapsh
 from python_models.common.training import TrainingResult, reference_sample
 from python_models.segmentation.model import INACTIVE_SEGMENT_ID, SegmentationModel
 from python_models.segmentation.params import SegmentationParams
+from python_models.warehouse import Warehouse
 
 
-def _previous_model(con: duckdb.DuckDBPyConnection) -> SegmentationModel | None:
+def _previous_model(con: Warehouse) -> SegmentationModel | None:
     champion = registry.get_champion(con, "segmentation")
     if champion is None:
         return None
@@ -33,7 +33,7 @@ def _columns(features: list[str], params: SegmentationParams) -> list[str]:
     return features + ([params.activity_feature] if params.activity_feature not in features else [])
 
 
-def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
+def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     params = SegmentationParams.from_overrides(overrides)
     features = catalogue_feature_columns("segmentation")
     snapshot = load_snapshot(con, _columns(features, params))
@@ -81,6 +81,6 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     )
 
 
-def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+def score(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     model: SegmentationModel = bundle["model"]
     return model.predict_frame(load_snapshot(con, _columns(model.features, model.params)))

@@ -1,0 +1,138 @@
+"""The DuckDB implementation: the local file warehouse (the default engine).
+
+`DuckDBWarehouse` wraps a DuckDB connection and passes every other attribute on to it, so the
+DuckDB-only steps (the file loaders read CSV / Parquet / JSON with DuckDB's readers) use the
+same object. Frames move in and out as Arrow without a copy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from python_models.config import get_settings
+from python_models.warehouse.base import Types, Warehouse, split_name, to_arrow
+from python_models.warehouse.locks import POLL_SECONDS, busy_error, duckdb_holder, wait_notice
+
+
+class DuckDBTypes(Types):
+    double = "double"
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+    types = DuckDBTypes()
+
+    def __init__(self, con: Any):
+        # `con` is a DuckDB connection, or anything that behaves as one (tests wrap it).
+        self.con = con
+
+    def __getattr__(self, name: str) -> Any:
+        # register, read_csv, from_arrow ...: the DuckDB-only steps use the connection as is.
+        return getattr(self.con, name)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+    def sql(self, sql: str) -> Any:
+        return self.con.sql(sql)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.con.executemany(sql, rows)
+
+    def sample_sql(self, table: str, rows: int) -> str:
+        # a seeded reservoir: the same rows on every run
+        return f"select * from {table} using sample reservoir({int(rows)} rows) repeatable (42)"
+
+    def replace_table(self, qualified: str, frame: Any) -> int:
+        """Everything happens in one transaction (DuckDB's DDL is transactional): the new table
+        replaces the old one at commit, so a failure, or the process being killed at any point,
+        leaves the previous table as it was and no stray table behind."""
+        schema, table = split_name(qualified)
+        self.con.register("__uba_frame", frame)
+        try:
+            self.con.execute("begin transaction")
+            try:
+                self.con.execute(f'create schema if not exists "{schema}"')
+                self._drop_leftovers(schema, table)
+                self.con.execute(
+                    f'create or replace table "{schema}"."{table}" as select * from __uba_frame'
+                )
+                rows = self.con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+                self.con.execute("commit")
+            except BaseException:
+                self.con.execute("rollback")
+                raise
+        finally:
+            self.con.unregister("__uba_frame")
+        return int(rows)
+
+    def _drop_leftovers(self, schema: str, table: str) -> None:
+        """Drop `<table>__new_*` tables an earlier version of replace_table could leave behind
+        when killed between writing the new table and swapping it in."""
+        leftovers = self.con.execute(
+            "select table_name from information_schema.tables where table_schema = ? "
+            "and starts_with(table_name, ?)",
+            [schema, f"{table}__new_"],
+        ).fetchall()
+        for (name,) in leftovers:
+            self.con.execute(f'drop table if exists "{schema}"."{name}"')
+
+    def append_table(self, qualified: str, frame: Any) -> int:
+        schema, table = split_name(qualified)
+        data = to_arrow(frame)
+        self.con.register("__uba_append", data)
+        try:
+            self.con.execute(f'insert into "{schema}"."{table}" by name select * from __uba_append')
+        finally:
+            self.con.unregister("__uba_append")
+        return data.num_rows
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def connect_duckdb(
+    path: str | Path | None = None, read_only: bool = False, timeout: float | None = None
+) -> DuckDBWarehouse:
+    """Open the DuckDB file with the configured memory limit and thread count, waiting up to
+    `timeout` seconds (default: the lock timeout setting) while another process holds it.
+
+    Fetch results with `.pl()`, `.df()` or `.fetch_arrow_table()`, never `.arrow()`: in DuckDB 1.5
+    `.arrow()` returns a lazy RecordBatchReader, and while an unconsumed one is alive (say, held
+    by an exception's traceback) any new connection to the same file in this process spins
+    forever. tests/unit/test_warehouse.py guards the codebase against it.
+    """
+    settings = get_settings()
+    db_path = Path(path) if path is not None else settings.duckdb_path
+    if not read_only:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    timeout = settings.lock_timeout_seconds if timeout is None else timeout
+    started = time.monotonic()
+    noticed = False
+    while True:
+        try:
+            con = duckdb.connect(
+                str(db_path),
+                read_only=read_only,
+                config={
+                    "memory_limit": settings.duckdb_memory_limit,
+                    "threads": settings.duckdb_threads,
+                },
+            )
+            return DuckDBWarehouse(con)
+        except duckdb.Error as exc:
+            holder = duckdb_holder(exc)
+            if holder is None:
+                raise
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise busy_error(db_path, holder, waited) from None
+            if not noticed:
+                wait_notice(db_path, holder, timeout)
+                noticed = True
+            time.sleep(POLL_SECONDS)

@@ -1,0 +1,136 @@
+"""The writers' queue of a DuckDB warehouse file.
+
+DuckDB lets one process write a file at a time, and a second one fails at once with a lock
+error. Writers queue instead: `writer()` takes an advisory lock file next to the warehouse
+(held for the whole step, including a dbt child process that opens the file itself), and
+`connect()` retries DuckDB's own lock (held by a process that does not use the lock file, such
+as a Dagster dbt step). Both wait up to `lock_timeout_seconds` (UBA_LOCK_TIMEOUT_SECONDS),
+saying once who holds the file, then fail with WarehouseBusyError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from python_models.config import get_settings
+
+_DUCKDB_HOLDER = re.compile(r"\(PID (\d+)\)")
+POLL_SECONDS = 0.5
+# Process-wide: lock files this process holds (path -> [fd, depth]); flock conflicts between
+# two descriptors of one process, so a nested writer() reuses the outer one's.
+_held: dict[str, list[int]] = {}
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process held the warehouse for longer than the lock timeout."""
+
+
+def _command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "unknown command"
+    words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+    # "python .../bin/uba build" reads better as "uba build".
+    for i, word in enumerate(words):
+        if os.path.basename(word) in ("uba", "dbt", "dagster"):
+            words = [os.path.basename(word), *words[i + 1 :]]
+            break
+    text = " ".join(words)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def duckdb_holder(error: duckdb.Error) -> str | None:
+    """'PID 123 (uba build)' from DuckDB's lock error, or None if it is another error."""
+    text = str(error)
+    if "lock" not in text.lower():
+        return None
+    match = _DUCKDB_HOLDER.search(text)
+    if not match:
+        return "another process"
+    pid = int(match.group(1))
+    return f"PID {pid} ({_command_of(pid)})"
+
+
+def wait_notice(db_path: Path, holder: str, timeout: float) -> None:
+    print(
+        f"uba: waiting for the warehouse {db_path}: held by {holder}; giving up after "
+        f"{timeout:.0f} s (UBA_LOCK_TIMEOUT_SECONDS)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def busy_error(db_path: Path, holder: str, waited: float) -> WarehouseBusyError:
+    return WarehouseBusyError(
+        f"the warehouse {db_path} is still held by {holder} after waiting {waited:.0f} s; "
+        "run again when it has finished, or raise UBA_LOCK_TIMEOUT_SECONDS"
+    )
+
+
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".writer.lock")
+
+
+@contextlib.contextmanager
+def writer_lock(
+    path: str | Path | None = None, purpose: str | None = None, timeout: float | None = None
+) -> Iterator[Path]:
+    """Hold the warehouse's writer lock (a lock file beside it) for the duration of a step.
+
+    Waits up to `timeout` seconds for another writer, saying who holds it (pid, command,
+    since when), then raises WarehouseBusyError. The lock is released when the step ends or
+    the process dies, so a killed writer never leaves it behind.
+    """
+    settings = get_settings()
+    db_path = (Path(path) if path is not None else settings.duckdb_path).resolve()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    timeout = settings.lock_timeout_seconds if timeout is None else timeout
+    key = str(db_path)
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield db_path
+        finally:
+            _held[key][1] -= 1
+        return
+    fd = os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o644)
+    started = time.monotonic()
+    noticed = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 1000, 0).decode(errors="replace").strip() or "a writer"
+                waited = time.monotonic() - started
+                if waited >= timeout:
+                    raise busy_error(db_path, holder, waited) from None
+                if not noticed:
+                    wait_notice(db_path, holder, timeout)
+                    noticed = True
+                time.sleep(POLL_SECONDS)
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        what = purpose or _command_of(os.getpid())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} ({what}) since {since}".encode(), 0)
+        _held[key] = [fd, 1]
+        try:
+            yield db_path
+        finally:
+            del _held[key]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

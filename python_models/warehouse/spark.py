@@ -1,0 +1,189 @@
+"""The Spark implementation: a local Spark session (pyspark) over a Hive metastore on disk.
+
+dbt (dbt-spark, `method: session`) and the Python steps open their own sessions in their own
+processes, one after the other, on the same warehouse directory and embedded Derby metastore
+under UBA_SPARK_DIR (`spark_conf` below; the dbt profile reads the same values through the
+variables `dbt_env` sets). Frames move as Arrow (DataFrame.toArrow, createDataFrame(Arrow)).
+
+What Spark lacks here, and what it means (docs/scale.md):
+- no multi-statement transactions over plain Parquet tables: `transaction()` only groups,
+  and `replace_table` writes the new table under another name and swaps it in with a drop and
+  a rename, so a crash in that short window can leave the table missing (the new one is then
+  `<table>__new_*`). Delta Lake or Iceberg tables would make it atomic.
+- no `information_schema`: tables and columns come from Spark's catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from python_models.config import get_settings
+from python_models.warehouse.base import ArrowResult, Types, Warehouse, split_name, to_arrow
+from python_models.warehouse.sql_text import bind
+
+
+class SparkTypes(Types):
+    text = "string"
+    double = "double"
+
+
+def spark_conf(spark_dir: Path) -> dict[str, str]:
+    """The session settings dbt and the Python steps share (one metastore, one warehouse)."""
+    return {
+        "spark.master": "local[2]",
+        "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={spark_dir / 'metastore_db'};create=true"
+        ),
+        "spark.sql.session.timeZone": "UTC",
+        # dbt-spark forces ANSI mode off; the Python side must read the same semantics.
+        "spark.sql.ansi.enabled": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.ui.enabled": "false",
+        "spark.driver.memory": "2g",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir}",
+    }
+
+
+def _naive_utc(table: pa.Table) -> pa.Table:
+    """Spark's TIMESTAMP is an instant (Arrow: timestamp with time zone); the other engines
+    and the Python steps use naive UTC timestamps (the session runs in UTC)."""
+    fields = [
+        pa.field(f.name, pa.timestamp("us"))
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None
+        else f
+        for f in table.schema
+    ]
+    schema = pa.schema(fields)
+    return table if schema == table.schema else table.cast(schema)
+
+
+class _SparkResult(ArrowResult):
+    def __init__(self, frame):
+        super().__init__(None)
+        self._frame = frame
+
+    def fetch_arrow_table(self) -> pa.Table:
+        if self._table is None:
+            self._table = _naive_utc(self._frame.toArrow())
+        return self._table
+
+
+class SparkWarehouse(Warehouse):
+    engine = "spark"
+    types = SparkTypes()
+    transactional = False
+    supports_constraints = False
+
+    def __init__(self, session):
+        self.spark = session
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> ArrowResult:
+        return _SparkResult(self.spark.sql(bind(sql, params, "double")))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        # No multi-statement transactions on Spark's Parquet tables: statements apply as they
+        # run (see the module's docstring).
+        yield self
+
+    def rollback_quietly(self) -> None:
+        return None
+
+    def create_schema(self, schema: str) -> None:
+        self.spark.sql(f"create database if not exists `{schema}`")
+
+    def table_exists(self, qualified: str) -> bool:
+        schema, table = split_name(qualified)
+        return bool(self.spark.catalog.tableExists(table, schema))
+
+    def table_columns(self, qualified: str) -> list[str]:
+        if not self.table_exists(qualified):
+            return []
+        return list(self.spark.table(qualified).columns)
+
+    def list_tables(self, schemas: Sequence[str]) -> list[str]:
+        found = []
+        for schema in schemas:
+            if not self.spark.catalog.databaseExists(schema):
+                continue
+            for table in self.spark.catalog.listTables(schema):
+                if table.tableType != "VIEW" and not table.isTemporary:
+                    found.append(f"{schema}.{table.name}")
+        return sorted(found)
+
+    def sample_sql(self, table: str, rows: int) -> str:
+        return f"select * from {table} order by rand(7) limit {int(rows)}"
+
+    def _frame(self, frame: Any):
+        data = to_arrow(frame)
+        # Spark reads plain (not large / view) strings from Arrow.
+        fields = [
+            pa.field(f.name, pa.string())
+            if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)
+            else f
+            for f in data.schema
+        ]
+        return self.spark.createDataFrame(data.cast(pa.schema(fields))), data.num_rows
+
+    def replace_table(self, qualified: str, frame: Any) -> int:
+        schema, table = split_name(qualified)
+        spark_frame, rows = self._frame(frame)
+        self.create_schema(schema)
+        staging = f"{schema}.{table}__new_{uuid.uuid4().hex[:8]}"
+        spark_frame.write.format("parquet").mode("overwrite").saveAsTable(staging)
+        self.spark.sql(f"drop table if exists {qualified}")
+        self.spark.sql(f"alter table {staging} rename to {qualified}")
+        return rows
+
+    def append_table(self, qualified: str, frame: Any) -> int:
+        spark_frame, rows = self._frame(frame)
+        # insertInto matches columns by position: put them in the table's order first.
+        spark_frame.select(*self.table_columns(qualified)).write.insertInto(qualified)
+        return rows
+
+    def replace_rows(
+        self, qualified: str, where: str, params: Sequence[Any] | None, frame: Any
+    ) -> int:
+        """No DELETE on Parquet tables: the kept rows and the new ones replace the table (the
+        tables this is used on, the model registry's, are small)."""
+        kept = self.execute(f"select * from {qualified} where not ({where})", params).pl()
+        new = pl.from_arrow(to_arrow(frame))
+        combined = pl.concat([kept, new.select(kept.columns).cast(kept.schema)])
+        self.replace_table(qualified, combined)
+        return new.height
+
+    def close(self) -> None:
+        # The session is per process and slow to start; it is stopped at exit (or stop_spark).
+        return None
+
+
+def spark_session():
+    from pyspark.sql import SparkSession
+
+    spark_dir = get_settings().spark_dir
+    spark_dir.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.appName("uba").enableHiveSupport()
+    for key, value in spark_conf(spark_dir).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def connect_spark() -> SparkWarehouse:
+    return SparkWarehouse(spark_session())
+
+
+def stop_spark() -> None:
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
