@@ -9,7 +9,8 @@ from python_models.config import get_settings
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file. Writers run one at a time (pool `duckdb_writer`)."""
+    """The warehouse (UBA_WAREHOUSE): the DuckDB file by default, whose writers run one at a
+    time (pool `duckdb_writer`), or a PostgreSQL / Spark warehouse (python_models.warehouse)."""
 
     duckdb_path: str = ""
 
@@ -20,7 +21,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def connect(self, read_only: bool = False) -> Iterator:
         from python_models.warehouse import connect
 
-        con = connect(self.path(), read_only=read_only)
+        on_file = get_settings().warehouse == "duckdb"
+        con = connect(self.path() if on_file else None, read_only=read_only)
         try:
             yield con
         finally:

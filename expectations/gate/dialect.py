@@ -2,8 +2,10 @@
 
 The verdict query (expectations/gate/sql.py) is plain SQL (CTEs, CASE, window functions,
 concat_ws) except for what goes through a Dialect: JSON inspection, timestamp parsing, regular
-expressions and interval arithmetic. DuckDB is implemented; a PostgreSQL dialect implements
-the same methods (jsonb_typeof, ~ with POSIX classes, make_interval) to run the same rules.
+expressions, interval arithmetic, temporary tables. `DuckDBDialect` and `PostgresDialect`
+implement the same methods, so the same rules run where the data lives; `dialect_for(con)`
+picks the one of the connection's engine. A new engine is one more class (tests/unit/test_gate
+and tests/integration/test_postgres_pipeline.py compare the verdicts).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ def sql_literal(value: str) -> str:
 
 class DuckDBDialect:
     name = "duckdb"
+
+    # tables ---------------------------------------------------------------------------------
+    def create_temp_table(self, name: str, select: str) -> str:
+        return f"create or replace temp table {name} as {select}"
+
+    def approx_distinct(self, expression: str) -> str:
+        return f"approx_count_distinct({expression})"
 
     # text ---------------------------------------------------------------------------------
     def clean_text(self, column: str) -> str:
@@ -130,3 +139,161 @@ class DuckDBDialect:
 
 
 DUCKDB = DuckDBDialect()
+
+
+# ISO-8601 forms both engines' parsers are asked to take (the hand-written parser's `base` and
+# a date alone); PostgreSQL's own parser also reads words like 'now' or 'tomorrow 10:00',
+# which DuckDB rejects, so it only sees text of these shapes.
+_PG_ISO_BASE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.]\d+)?)?$"
+_PG_ISO_FULL = (
+    r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}([.]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?\s*$"
+)
+_PG_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_PG_NUMBER = r"^\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# Unicode classes spelled out (PostgreSQL's regular expressions have no \p{...}): control
+# characters (Cc), and the separators (Z) and format characters (Cf) an id may not consist of.
+_PG_CC = r"[\x01-\x1f\x7f-\x9f]"
+_PG_INVISIBLE = (
+    r"^[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]+$"
+)
+# Casts that return NULL instead of failing, as DuckDB's try_cast: session-local functions
+# (pg_temp), created by session_setup, gone with the connection.
+_PG_TRY_FUNCTIONS = """
+create or replace function pg_temp.uba_try_cast_double(value text) returns double precision
+language plpgsql immutable as $$
+begin return value::double precision; exception when others then return null; end $$;
+create or replace function pg_temp.uba_try_cast_timestamp(value text) returns timestamp
+language plpgsql immutable as $$
+begin return value::timestamp; exception when others then return null; end $$;
+create or replace function pg_temp.uba_try_cast_timestamptz(value text) returns timestamptz
+language plpgsql stable as $$
+begin return value::timestamptz; exception when others then return null; end $$;
+create or replace function pg_temp.uba_try_cast_jsonb(value text) returns jsonb
+language plpgsql immutable as $$
+begin return value::jsonb; exception when others then return null; end $$;
+"""
+
+
+class PostgresDialect:
+    """The same expressions for PostgreSQL 14+ (jsonb, POSIX regular expressions)."""
+
+    name = "postgres"
+
+    def create_temp_table(self, name: str, select: str) -> str:
+        return f"drop table if exists {name}; create temp table {name} as {select}"
+
+    def approx_distinct(self, expression: str) -> str:
+        return f"count(distinct {expression})"
+
+    def clean_text(self, column: str) -> str:
+        return f"nullif(trim({column}), '')"
+
+    def json_is_object(self, text: str) -> str:
+        # Only text starting with '{' (after JSON whitespace) can be an object; only that is
+        # parsed, by a cast that returns NULL on malformed text.
+        first = f"left(ltrim({text}, ' ' || chr(9) || chr(10) || chr(13)), 1)"
+        return (
+            f"(case when {text} is null then null when {first} <> '{{' then false "
+            f"else coalesce(jsonb_typeof(pg_temp.uba_try_cast_jsonb({text})) = 'object', "
+            "false) end)"
+        )
+
+    def json_values(self, text: str, keys: list[str]) -> str:
+        # Parsed once per row; text is a JSON object or NULL here.
+        values = ", ".join(f"parsed.document -> {sql_literal(key)}" for key in keys)
+        return f"(select array[{values}] from (select ({text})::jsonb as document) as parsed)"
+
+    def value_kind(self, value: str) -> str:
+        return f"""(case jsonb_typeof({value})
+            when 'string' then 'string'
+            when 'number' then (case when ({value} #>> '{{}}') ~ '^-?[0-9]+$'
+                then 'integer' else 'number' end)
+            when 'boolean' then 'boolean' when 'object' then 'object'
+            when 'array' then 'array' when 'null' then 'null' end)"""
+
+    def value_text(self, value: str) -> str:
+        return f"({value} #>> '{{}}')"
+
+    def text_bytes(self, text: str) -> str:
+        return f"octet_length({text})"
+
+    def to_double(self, text: str) -> str:
+        # the pattern leaves out 'inf' / 'nan'; an overflowing exponent casts to NULL
+        return (
+            f"(case when {text} ~ {sql_literal(_PG_NUMBER)} "
+            f"then pg_temp.uba_try_cast_double({text}) end)"
+        )
+
+    def is_integer_text(self, text: str) -> str:
+        return f"({text} ~ '^\\s*[-+]?[0-9]{{1,38}}\\s*$')"
+
+    def unusual_text(self, columns: list[str]) -> str:
+        return f"(concat_ws('|', {', '.join(columns)}) ~ '[^ -~]')"
+
+    def invalid_identifier(self, column: str) -> str:
+        return f"({column} ~ {sql_literal(_PG_CC)} or {column} ~ {sql_literal(_PG_INVISIBLE)})"
+
+    session_setup = "set timezone = 'UTC';" + _PG_TRY_FUNCTIONS
+
+    def setting_to_restore(self, con) -> str:
+        zone = con.execute("select current_setting('TimeZone')").fetchone()[0]
+        return f"set timezone = {sql_literal(zone)}"
+
+    def utc_timestamp_fast(self, column: str) -> str:
+        return (
+            f"(case when {column} ~ {sql_literal(_PG_ISO_FULL)} then "
+            f"pg_temp.uba_try_cast_timestamptz({column}) at time zone 'UTC' end)"
+        )
+
+    def timestamp_parts(self, column: str) -> str:
+        return f"regexp_match(trim({column}), {sql_literal(_TS_PATTERN)})"
+
+    def utc_timestamp(self, column: str, parts: str) -> str:
+        base, tz = f"({parts})[1]", f"coalesce(({parts})[2], '')"
+        base_ok = f"replace({base}, ',', '.') ~ {sql_literal(_PG_ISO_BASE)}"
+        return f"""(
+            case
+                when {column} is null then null
+                when {parts} is null then (case when trim({column}) ~ {sql_literal(_PG_DATE)}
+                    then pg_temp.uba_try_cast_timestamp(trim({column})) end)
+                when not ({base_ok}) then null
+                else pg_temp.uba_try_cast_timestamp(replace({base}, ',', '.')) - make_interval(
+                    mins => case when {tz} in ('', 'Z', 'z') then 0
+                    else (case when left({tz}, 1) = '-' then -1 else 1 end) * (
+                        substr({tz}, 2, 2)::integer * 60
+                        + coalesce(nullif(replace(substr({tz}, 4), ':', ''), '')::integer, 0)
+                    ) end
+                )
+            end
+        )"""
+
+    def plus_days(self, timestamp: str, days: float) -> str:
+        micros = int(round(days * 86_400_000_000))
+        return f"({timestamp} + {micros} * interval '1 microsecond')"
+
+    def timestamp_literal(self, value) -> str:
+        return f"timestamp '{value:%Y-%m-%d %H:%M:%S}'"
+
+    def epoch_seconds(self, timestamp: str) -> str:
+        return f"cast(extract(epoch from {timestamp}) as double precision)"
+
+
+POSTGRES = PostgresDialect()
+Dialect = DuckDBDialect | PostgresDialect
+
+
+def dialect_for(con) -> Dialect:
+    """The dialect of the connection's engine (a raw DuckDB connection counts as DuckDB)."""
+    from python_models.warehouse import as_warehouse
+
+    engine = as_warehouse(con).engine
+    dialects = {"duckdb": DUCKDB, "postgres": POSTGRES}
+    if engine not in dialects:
+        raise NotImplementedError(
+            f"the gate has no SQL dialect for {engine}; it runs on {', '.join(dialects)} "
+            "(docs/scale.md says why and how Spark tables are gated)"
+        )
+    return dialects[engine]

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from expectations.gate import sql
-from expectations.gate.dialect import DUCKDB
+from expectations.gate.dialect import Dialect, dialect_for
 from expectations.gate.reasons import RuleContext
 from expectations.gate.rules import GateRules
 from expectations.gate.tables import ensure_gate_tables
 from expectations.suites import gate_batches as batch_suites
 from expectations.validation import FrameValidation, validate_frame
 from python_models.ingest.tracking_plan import read_tracking_plan
+from python_models.warehouse import Warehouse, as_warehouse, transaction
 
 
 class GateError(RuntimeError):
@@ -110,37 +110,38 @@ def batch_frame(stats: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _new_batches(con: duckdb.DuckDBPyConnection) -> None:
+def _new_batches(con: Warehouse, dialect: Dialect) -> None:
     """Load batches without a raw.gate_batches row (released ones lost theirs in _release)."""
     con.execute(
-        f"""
-        create or replace temp table {sql.NEW_BATCHES} as
+        dialect.create_temp_table(
+            sql.NEW_BATCHES,
+            """
         select load_id, source_file from raw.load_log as l
         where not exists (select 1 from raw.gate_batches as g where g.load_id = l.load_id)
         order by load_id
-        """
+        """,
+        )
     )
 
 
-def _release(con: duckdb.DuckDBPyConnection, release: list[int]) -> None:
+def _release(con: Warehouse, release: list[int]) -> None:
     """Forget the gating of blocked batches so this run gates them again, unblocked."""
+    ids = ", ".join(str(int(i)) for i in release)
     blocked = {
         row[0]
         for row in con.execute(
-            "select load_id from raw.gate_batches where status = 'blocked' "
-            "and load_id in (select unnest(?::bigint[]))",
-            [release],
+            f"select load_id from raw.gate_batches where status = 'blocked' and load_id in ({ids})"
         ).fetchall()
     }
     missing = sorted(set(release) - blocked)
     if missing:
         raise GateError(f"not blocked batches, nothing to release: load_id {missing}")
     for table in ("raw.events_quarantine", "raw.gate_batches"):
-        con.execute(f"delete from {table} where load_id in (select unnest(?::bigint[]))", [release])
+        con.execute(f"delete from {table} where load_id in ({ids})")
 
 
 def run_gate(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     rules: GateRules | None = None,
     progress: bool = False,
     release: list[int] | None = None,
@@ -153,67 +154,64 @@ def run_gate(
     rules = rules or GateRules.from_settings()
     release = sorted({int(r) for r in release or []})
     plan = read_tracking_plan()
-    ctx = RuleContext(rules=rules, plan=plan, dialect=DUCKDB)
+    con = as_warehouse(con)
+    ctx = RuleContext(rules=rules, plan=plan, dialect=dialect_for(con))
     ensure_gate_tables(con)
     run_id = f"gate-{_utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started_at = _utc_now()
     clock = time.perf_counter()
     restore = ctx.dialect.setting_to_restore(con)
     con.execute(ctx.dialect.session_setup)
-    con.execute("begin transaction")
     try:
-        if release:
-            _release(con, release)
-        _new_batches(con)
-        con.execute(sql.repeated_sql(ctx))
-        con.execute(sql.verdicts_sql(ctx))
-        con.execute(sql.duplicates_sql())
-        stats = con.execute(sql.batch_stats_sql()).df()
-        total = int(stats["rows_checked"].sum()) if len(stats) else 0
-        if progress:
-            print(
-                f"gate: {len(stats)} new load batch(es), {total:,} rows checked in SQL "
-                f"({time.perf_counter() - clock:.1f}s)",
-                flush=True,
+        with transaction(con):
+            if release:
+                _release(con, release)
+            _new_batches(con, ctx.dialect)
+            con.execute(sql.repeated_sql(ctx))
+            con.execute(sql.verdicts_sql(ctx))
+            con.execute(sql.duplicates_sql())
+            stats = con.execute(sql.batch_stats_sql(ctx)).df()
+            total = int(stats["rows_checked"].sum()) if len(stats) else 0
+            if progress:
+                print(
+                    f"gate: {len(stats)} new load batch(es), {total:,} rows checked in SQL "
+                    f"({time.perf_counter() - clock:.1f}s)",
+                    flush=True,
+                )
+            frame = batch_frame(stats)
+            verdict = _checked(
+                validate_frame(frame, batch_suites.build_suite(rules), "COMPLETE", data_docs_dir),
+                "batch",
             )
-        frame = batch_frame(stats)
-        verdict = _checked(
-            validate_frame(frame, batch_suites.build_suite(rules), "COMPLETE", data_docs_dir),
-            "batch",
-        )
-        blocking = _flagged(verdict, "block")
-        warnings = _flagged(verdict, "warn")
-        blocked = [
-            int(frame["load_id"][row])
-            for row in blocking
-            if int(frame["load_id"][row]) not in release
-        ]
-        finished_at = _utc_now()
-        con.execute(sql.insert_validated_sql(blocked))
-        con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
-        reconciliation = _reconcile(con, rules, data_docs_dir)
-        outcomes = _outcomes(stats, blocked, warnings)
-        _record(con, run_id, outcomes, rules, finished_at)
-        reasons = dict(
+            blocking = _flagged(verdict, "block")
+            warnings = _flagged(verdict, "warn")
+            blocked = [
+                int(frame["load_id"][row])
+                for row in blocking
+                if int(frame["load_id"][row]) not in release
+            ]
+            finished_at = _utc_now()
+            con.execute(sql.insert_validated_sql(blocked))
+            con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
+            reconciliation = _reconcile(con, ctx, data_docs_dir)
+            outcomes = _outcomes(stats, blocked, warnings)
+            _record(con, run_id, outcomes, rules, finished_at)
+            reasons = dict(
+                con.execute(
+                    f"""select reason, count(*) from raw.events_quarantine
+                    where load_id in (select load_id from {sql.NEW_BATCHES})
+                    group by 1 order by 2 desc, 1"""
+                ).fetchall()
+            )
+            rows_quarantined = sum(reasons.values())
+            evaluated = verdict.evaluated_expectations + reconciliation.evaluated_expectations
             con.execute(
-                f"""select reason, count(*) from raw.events_quarantine
-                where load_id in (select load_id from {sql.NEW_BATCHES})
-                group by 1 order by 2 desc, 1"""
-            ).fetchall()
-        )
-        rows_quarantined = sum(reasons.values())
-        evaluated = verdict.evaluated_expectations + reconciliation.evaluated_expectations
-        con.execute(
-            "insert into raw.gate_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, started_at, finished_at, len(outcomes), len(blocked), total,
-             total - rows_quarantined, rows_quarantined, evaluated, True],
-        )  # fmt: skip
-        for table in (sql.VERDICTS, sql.NEW_BATCHES, sql.REPEATED):
-            con.execute(f"drop table {table}")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+                "insert into raw.gate_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, started_at, finished_at, len(outcomes), len(blocked), total,
+                 total - rows_quarantined, rows_quarantined, evaluated, True],
+            )  # fmt: skip
+            for table in (sql.VERDICTS, sql.NEW_BATCHES, sql.REPEATED):
+                con.execute(f"drop table {table}")
     finally:
         con.execute(restore)
     result = GateResult(
@@ -238,11 +236,12 @@ def run_gate(
     return result
 
 
-def _reconcile(con: duckdb.DuckDBPyConnection, rules: GateRules, data_docs_dir) -> FrameValidation:
-    counts = con.execute(sql.reconciliation_sql()).df()
+def _reconcile(con: Warehouse, ctx: RuleContext, data_docs_dir) -> FrameValidation:
+    rules = ctx.rules
+    counts = con.execute(sql.reconciliation_sql(ctx)).df()
     earliest = datetime.combine(rules.earliest_event_date, datetime.min.time(), tzinfo=UTC)
     loaded = con.execute(
-        f"""select l.load_id, epoch(l.loaded_at) from raw.load_log as l
+        f"""select l.load_id, {ctx.dialect.epoch_seconds("l.loaded_at")} from raw.load_log as l
         where l.load_id in (select load_id from {sql.NEW_BATCHES})"""
     ).fetchall()
     ceilings = {load_id: at + rules.max_clock_skew_days * 86_400 for load_id, at in loaded}
@@ -294,7 +293,7 @@ def _outcomes(
 
 
 def _record(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     run_id: str,
     outcomes: list[BatchOutcome],
     rules: GateRules,

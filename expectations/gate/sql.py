@@ -54,8 +54,9 @@ def repeated_sql(ctx: RuleContext) -> str:
     """event_id -> seen_before (already in raw.events_validated) for the ids that need a
     duplicate decision."""
     event_id = ctx.dialect.clean_text("e.event_id")
-    return f"""
-    create or replace temp table {REPEATED} as
+    return ctx.dialect.create_temp_table(
+        REPEATED,
+        f"""
     with ids as (
         select {event_id} as event_id from {_new_rows(ctx)}
     ),
@@ -70,7 +71,8 @@ def repeated_sql(ctx: RuleContext) -> str:
     select coalesce(b.event_id, i.event_id) as event_id, b.event_id is not null as seen_before
     from in_batch as i
     full outer join before as b on b.event_id = i.event_id
-    """
+    """,
+    )
 
 
 def _reasons_text(ctx: RuleContext) -> str:
@@ -96,8 +98,9 @@ def verdicts_sql(ctx: RuleContext) -> str:
     keys = property_keys(ctx.plan)
     values = ",\n".join(f"prop_values[{i + 1}] as p_{key}" for i, key in enumerate(keys))
     cleaned = ",\n".join(f"{d.clean_text('e.' + c)} as {c}" for c in (*ID_COLUMNS, "event_name"))
-    return f"""
-    create or replace temp table {VERDICTS} as
+    return d.create_temp_table(
+        VERDICTS,
+        f"""
     with batch as (
         select e.raw_id, e.load_id, e.row_number, e.loaded_at, e.load_error,
             e.event_ts as event_ts_text, e.received_at as received_at_text,
@@ -154,7 +157,8 @@ def verdicts_sql(ctx: RuleContext) -> str:
     -- duplicate_event_id is always last: any other reason is a defect.
     select *, coalesce(reasons <> 'duplicate_event_id', false) as is_defective
     from verdicts
-    """
+    """,
+    )
 
 
 def duplicates_sql() -> str:
@@ -177,7 +181,7 @@ def duplicates_sql() -> str:
     """
 
 
-def batch_stats_sql() -> str:
+def batch_stats_sql(ctx: RuleContext) -> str:
     """Per new load batch: counts from the verdicts (before anything is written)."""
     return f"""
     select b.load_id, b.source_file,
@@ -187,11 +191,11 @@ def batch_stats_sql() -> str:
         count(v.raw_id) filter (where v.is_defective) as rows_defective,
         count(v.raw_id) filter (where v.reasons = 'duplicate_event_id') as rows_duplicate,
         count(v.raw_id) filter (where v.reasons is null and not v.is_planned) as rows_unplanned,
-        coalesce(approx_count_distinct(v.event_ts) filter (where v.reasons is null), 0)
+        coalesce({ctx.dialect.approx_distinct("v.event_ts")} filter (where v.reasons is null), 0)
             as distinct_event_ts
     from {NEW_BATCHES} as b
     left join {VERDICTS} as v on v.load_id = b.load_id
-    group by all
+    group by b.load_id, b.source_file
     order by b.load_id
     """
 
@@ -225,14 +229,14 @@ def insert_quarantine_sql(blocked: list[int]) -> str:
         from {VERDICTS}
         where reasons is not null or load_id in ({_id_list(blocked)})
     )
-    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?::timestamp
+    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?
     from rejected as r
     join raw.events as e on e.load_id = r.load_id and e.row_number = r.row_number
     order by e.load_id, e.row_number
     """
 
 
-def reconciliation_sql() -> str:
+def reconciliation_sql(ctx: RuleContext) -> str:
     """Per gated batch, after the writes: raw rows vs rows now in either table, and what the
     validated rows of the batch look like (the reconciliation suite's inputs)."""
     return f"""
@@ -246,8 +250,8 @@ def reconciliation_sql() -> str:
                 where event_id is null or event_name is null or event_ts is null
                     or received_at is null or (user_id is null and anonymous_id is null)
             ) as validated_missing_required,
-            epoch(min(event_ts)) as min_event_ts_epoch,
-            epoch(max(event_ts)) as max_event_ts_epoch
+            {ctx.dialect.epoch_seconds("min(event_ts)")} as min_event_ts_epoch,
+            {ctx.dialect.epoch_seconds("max(event_ts)")} as max_event_ts_epoch
         from raw.events_validated
         where load_id in (select load_id from {NEW_BATCHES})
         group by 1

@@ -63,8 +63,8 @@ create table if not exists raw.gate_batches (
     rows_quarantined bigint not null,
     rows_defective bigint not null,
     rows_unplanned bigint not null,
-    defect_rate double not null,
-    max_quarantine_rate double not null,
+    defect_rate double precision not null,
+    max_quarantine_rate double precision not null,
     warnings varchar,
     gated_at timestamp not null
 );

@@ -31,14 +31,14 @@ def raw_events(
     """One row per row of every loaded file, as text. Loading a file twice adds nothing.
     Schema drift (new / missing / re-typed columns, unplanned events and property keys) is
     recorded in raw.schema_drift and reported by the check_schema_drift warning."""
-    from python_models.ingest import load_path
     from python_models.ingest.drift import drift_outcome
+    from python_models.ingest.remote import load_into
 
     path = config.path or str(get_settings().input_path)
     if not os.path.exists(path):
         raise dg.Failure(f"no input at {path}: run `uba generate` or set UBA_INPUT_PATH")
     with warehouse.connect() as con:
-        result = load_path(con, path)
+        result = load_into(con, path)
         total = con.execute("select count(*) from raw.events").fetchone()[0]
         drift_passed, drift_description, drift_table = drift_outcome(con)
     context.log.info(f"loaded {result.rows_loaded} rows from {result.files_loaded} new files")

@@ -35,7 +35,8 @@ def _accept_drift(con) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from python_models.ingest.files import IngestError
-    from python_models.ingest.loaders import ensure_raw_tables, load_path
+    from python_models.ingest.loaders import ensure_raw_tables
+    from python_models.ingest.remote import load_into
     from python_models.ingest.tracking_plan import TrackingPlanError
     from python_models.warehouse import WarehouseBusyError, writer
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with writer(args.duckdb, purpose="uba load") as con:
             if args.paths:
-                result = load_path(con, list(args.paths), fmt=args.fmt)
+                result = load_into(con, list(args.paths), fmt=args.fmt)
                 total = con.execute("select count(*) from raw.events").fetchone()[0]
                 unreadable = (
                     f", {result.rows_unreadable:,} unreadable" if result.rows_unreadable else ""

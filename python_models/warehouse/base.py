@@ -74,8 +74,11 @@ class ArrowResult:
 
     def fetchall(self) -> list[tuple]:
         if self._rows is None:
-            columns = self.fetch_arrow_table().to_pydict()
-            self._rows = list(zip(*columns.values(), strict=True)) if columns else []
+            # by position: a result may repeat a column name (PostgreSQL names every count(*)
+            # "count")
+            table = self.fetch_arrow_table()
+            columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+            self._rows = list(zip(*columns, strict=True)) if columns else []
         rows, self._next = self._rows[self._next :], len(self._rows)
         return rows
 

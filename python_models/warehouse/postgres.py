@@ -26,7 +26,7 @@ from python_models.warehouse.base import (
     split_name,
     to_arrow,
 )
-from python_models.warehouse.sql_text import bind
+from python_models.warehouse.sql_text import bind, split_statements
 
 
 def _ingestable(table: pa.Table) -> pa.Table:
@@ -82,9 +82,15 @@ class PostgresWarehouse(Warehouse):
             self.execute("set session characteristics as transaction read only")
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> ArrowResult:
+        """Run a statement, or a script (the driver prepares each statement: one at a time;
+        the result is the last one's)."""
+        statements = split_statements(bind(sql, params)) or [""]
+        for statement in statements[:-1]:
+            with self.con.cursor() as cursor:
+                cursor.execute(statement)
         cursor = self.con.cursor()
         try:
-            cursor.execute(bind(sql, params))
+            cursor.execute(statements[-1])
         except BaseException:
             cursor.close()
             raise

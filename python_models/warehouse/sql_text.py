@@ -39,42 +39,54 @@ def literal(value: Any, double_type: str = "double precision") -> str:
     raise TypeError(f"cannot bind a {type(value).__name__} as a SQL literal: {value!r}")
 
 
+def _code_positions(sql: str) -> list[int]:
+    """Indexes of the characters outside quotes ('', "", $$ $$) and -- comments."""
+    positions: list[int] = []
+    i, n = 0, len(sql)
+    while i < n:
+        if sql.startswith("$$", i):
+            end = sql.find("$$", i + 2)
+            i = n if end < 0 else end + 2
+        elif sql[i] in ("'", '"'):
+            quote, i = sql[i], i + 1
+            while i < n:
+                if sql[i] == quote:
+                    if sql.startswith(quote * 2, i):
+                        i += 2
+                        continue
+                    break
+                i += 1
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            positions.append(i)
+            i += 1
+    return positions
+
+
 def bind(sql: str, params: Sequence[Any] | None, double_type: str = "double precision") -> str:
     """Replace each `?` outside quotes and comments with the next parameter as a literal."""
     if not params:
         return sql
-    out: list[str] = []
-    values = iter(params)
-    i, n = 0, len(sql)
-    used = 0
-    while i < n:
-        ch = sql[i]
-        if ch in ("'", '"'):
-            end = i + 1
-            while end < n:
-                if sql[end] == ch:
-                    if end + 1 < n and sql[end + 1] == ch:
-                        end += 2
-                        continue
-                    break
-                end += 1
-            out.append(sql[i : end + 1])
-            i = end + 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            out.append(sql[i:end])
-            i = end
-        elif ch == "?":
-            try:
-                out.append(literal(next(values), double_type))
-            except StopIteration:
-                raise ValueError(f"more ? placeholders than parameters in: {sql}") from None
-            used += 1
-            i += 1
-        else:
-            out.append(ch)
-            i += 1
-    if used != len(params):
-        raise ValueError(f"{len(params)} parameters for {used} ? placeholders in: {sql}")
-    return "".join(out)
+    marks = [i for i in _code_positions(sql) if sql[i] == "?"]
+    if len(marks) != len(params):
+        raise ValueError(f"{len(params)} parameters for {len(marks)} ? placeholders in: {sql}")
+    out, last = [], 0
+    for mark, value in zip(marks, params, strict=True):
+        out += [sql[last:mark], literal(value, double_type)]
+        last = mark + 1
+    return "".join(out) + sql[last:]
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a script, split at semicolons outside quotes and comments."""
+    cuts = [i for i in _code_positions(sql) if sql[i] == ";"]
+    pieces, last = [], 0
+    for cut in [*cuts, len(sql)]:
+        piece = sql[last:cut].strip()
+        if piece and any(not line.strip().startswith("--") for line in piece.splitlines()):
+            pieces.append(piece)
+        last = cut + 1
+    return pieces
