@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_PACKAGES = ("churn", "ltv", "segmentation", "anomaly")
+MODEL_PACKAGES = ("churn", "ltv", "segmentation", "anomaly", "next_action", "load_forecast")
 ABOVE_COMMON = (
     "python_models.models",
     "python_models.lifecycle",
