@@ -128,12 +128,28 @@ def forecast_plot(history, forecast, path: Path, title: str) -> Path:
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         seen = history.filter(history["metric"] == metric)
         ahead = forecast.filter(forecast["metric"] == metric)
-        ax.plot(seen["hour_ts"].to_list(), seen["value"].to_list(), color="grey", lw=0.8,
-                label="history")
-        ax.plot(ahead["hour_ts"].to_list(), ahead["score"].to_list(), color="C0", lw=1.2,
-                label="forecast")
-        ax.fill_between(ahead["hour_ts"].to_list(), ahead["lower"].to_list(),
-                        ahead["upper"].to_list(), color="C0", alpha=0.25, label="interval")
+        ax.plot(
+            seen["hour_ts"].to_list(),
+            seen["value"].to_list(),
+            color="grey",
+            lw=0.8,
+            label="history",
+        )
+        ax.plot(
+            ahead["hour_ts"].to_list(),
+            ahead["score"].to_list(),
+            color="C0",
+            lw=1.2,
+            label="forecast",
+        )
+        ax.fill_between(
+            ahead["hour_ts"].to_list(),
+            ahead["lower"].to_list(),
+            ahead["upper"].to_list(),
+            color="C0",
+            alpha=0.25,
+            label="interval",
+        )
         ax.set(title=f"{title}: {metric}", ylabel="per hour")
         ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()

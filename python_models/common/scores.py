@@ -26,7 +26,10 @@ def score_frame(
     if "reasons" not in frame.columns:
         frame = frame.with_columns(pl.lit("", dtype=pl.String).alias("reasons"))
     return frame.select(
-        *[pl.col(c).cast(_KEY_TYPES[c]) if c in _KEY_TYPES else pl.col(c) for c in spec.key_columns],
+        *[
+            pl.col(c).cast(_KEY_TYPES[c]) if c in _KEY_TYPES else pl.col(c)
+            for c in spec.key_columns
+        ],
         pl.lit(spec.name).alias("model_name"),
         pl.lit(model_version).alias("model_version"),
         pl.col("score").cast(pl.Float64),

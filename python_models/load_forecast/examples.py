@@ -19,8 +19,10 @@ EVENTS_PER_ACTIVE_USER = 3.5
 
 
 def daily_curve(hour: np.ndarray) -> np.ndarray:
-    return 0.15 + np.exp(-0.5 * ((hour - 13) / 2.5) ** 2) + 1.3 * np.exp(
-        -0.5 * ((hour - 20) / 2.0) ** 2
+    return (
+        0.15
+        + np.exp(-0.5 * ((hour - 13) / 2.5) ** 2)
+        + 1.3 * np.exp(-0.5 * ((hour - 20) / 2.0) ** 2)
     )
 
 

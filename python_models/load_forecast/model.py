@@ -102,7 +102,9 @@ def fit_series(series: pl.DataFrame, params: LoadForecastParams) -> SeriesFit:
 
 def future_hours(after: datetime, horizon: int) -> pl.Series:
     return pl.Series(
-        "hour_ts", [after + timedelta(hours=h) for h in range(1, horizon + 1)], dtype=pl.Datetime("us")
+        "hour_ts",
+        [after + timedelta(hours=h) for h in range(1, horizon + 1)],
+        dtype=pl.Datetime("us"),
     )
 
 
@@ -265,7 +267,9 @@ class LoadForecaster(Estimator):
                 series = self._series(frame, metric)
                 origin = series.height - i * horizon
                 history_parts.append(series.head(origin).with_columns(metric=pl.lit(metric)))
-                target_parts.append(series.slice(origin, horizon).with_columns(metric=pl.lit(metric)))
+                target_parts.append(
+                    series.slice(origin, horizon).with_columns(metric=pl.lit(metric))
+                )
             if min(part.height for part in history_parts) < MIN_FIT_HOURS + horizon:
                 continue
             history = pl.concat(history_parts)
@@ -275,8 +279,12 @@ class LoadForecaster(Estimator):
             for metric, target in zip(self.features, target_parts, strict=True):
                 ahead = forecast.filter(pl.col("metric") == metric).head(target.height)
                 actual = target["value"].to_numpy()
-                naive = seasonal_naive(history.filter(pl.col("metric") == metric), target["hour_ts"])
-                inside = (actual >= ahead["lower"].to_numpy()) & (actual <= ahead["upper"].to_numpy())
+                naive = seasonal_naive(
+                    history.filter(pl.col("metric") == metric), target["hour_ts"]
+                )
+                inside = (actual >= ahead["lower"].to_numpy()) & (
+                    actual <= ahead["upper"].to_numpy()
+                )
                 for key, values in (
                     ("actual", actual),
                     (SERVED, ahead["score"].to_numpy()),
@@ -310,6 +318,4 @@ class LoadForecaster(Estimator):
 def beats_baseline(evaluation: pl.DataFrame, metrics: list[str]) -> bool:
     """Lower backtest MAPE than seasonal-naive on every metric."""
     by_variant = {row["variant"]: row for row in evaluation.iter_rows(named=True)}
-    return all(
-        by_variant[SERVED][f"mape_{m}"] < by_variant[BASELINE][f"mape_{m}"] for m in metrics
-    )
+    return all(by_variant[SERVED][f"mape_{m}"] < by_variant[BASELINE][f"mape_{m}"] for m in metrics)

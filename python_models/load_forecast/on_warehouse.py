@@ -77,7 +77,9 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         gate_reason=gate_reason,
         data_fingerprint={
             "hours": history.height // len(metrics),
-            "totals": {m: float(history.filter(pl.col("metric") == m)["value"].sum()) for m in metrics},
+            "totals": {
+                m: float(history.filter(pl.col("metric") == m)["value"].sum()) for m in metrics
+            },
         },
         reference_features=reference.select(metrics),
         reference_scores=forecast["score"].to_numpy(),

@@ -26,7 +26,9 @@ BASELINES = ("most_frequent", "markov_chain")
 TOP_K = 3
 # The score table's label columns: the top 3 actions and their probabilities.
 ACTION_COLUMNS = tuple(
-    column for rank in range(1, TOP_K + 1) for column in (f"next_action_{rank}", f"probability_{rank}")
+    column
+    for rank in range(1, TOP_K + 1)
+    for column in (f"next_action_{rank}", f"probability_{rank}")
 )
 
 
@@ -59,7 +61,8 @@ class MarkovChain:
             prior[index[following]] += n
         self.prior = prior / prior.sum() if prior.sum() else np.full(len(classes), 1 / len(classes))
         self.table = {
-            current: (row + alpha * self.prior) / (row.sum() + alpha) for current, row in rows.items()
+            current: (row + alpha * self.prior) / (row.sum() + alpha)
+            for current, row in rows.items()
         }
 
     def predict_proba(self, current: list[str]) -> np.ndarray:
