@@ -1,0 +1,165 @@
+"""The service's view of the published warehouse (data/published/warehouse.duckdb): opened
+read-only, reopened when a new publication is swapped in (publish_warehouse renames a new file
+over the old one, so the path's inode changes), queried through one cursor per thread.
+
+Reads: a user's newest row of every user-keyed score table, the user's events (the history the
+posted events extend) and the champions' model bundles (registry rows in the copy; artifacts
+on disk, sha256-checked, cached per version).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from python_models.common import registry
+from python_models.common.spec import ModelSpec
+
+EVENTS_TABLE = "marts.fct_events"
+
+
+class NotPublished(LookupError):
+    """No published warehouse yet, or it lacks a table the service needs."""
+
+
+@dataclass(frozen=True)
+class _Opened:
+    connection: duckdb.DuckDBPyConnection
+    identity: tuple[int, int, int]  # (device, inode, mtime_ns) of the file when opened
+    tables: frozenset[str]
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+
+
+class PublishedWarehouse:
+    def __init__(self, path: Path, models: tuple[ModelSpec, ...], memory_limit: str = "1GB"):
+        self.path = Path(path)
+        self.models = models
+        self.memory_limit = memory_limit
+        self._lock = threading.Lock()
+        self._opened: _Opened | None = None
+        self._retired: list[_Opened] = []  # kept open until the next swap: threads may use them
+        self._local = threading.local()
+        self._bundles: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _current(self) -> _Opened:
+        identity = _identity(self.path)
+        if identity is None:
+            raise NotPublished(
+                f"no published warehouse at {self.path}: run the pipeline (`uba demo`) first"
+            )
+        opened = self._opened
+        if opened is not None and opened.identity == identity:
+            return opened
+        with self._lock:
+            if self._opened is None or self._opened.identity != identity:
+                connection = duckdb.connect(
+                    str(self.path),
+                    read_only=True,
+                    config={"memory_limit": self.memory_limit, "threads": 1},
+                )
+                tables = frozenset(
+                    f"{schema}.{name}"
+                    for schema, name in connection.execute(
+                        "select table_schema, table_name from information_schema.tables"
+                    ).fetchall()
+                )
+                for old in self._retired:
+                    old.connection.close()
+                self._retired = [self._opened] if self._opened is not None else []
+                self._opened = _Opened(connection, identity, tables)
+            return self._opened
+
+    def cursor(self) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
+        """This thread's cursor on the current publication, and the tables it holds."""
+        opened = self._current()
+        local = self._local
+        if getattr(local, "identity", None) != opened.identity:
+            local.cursor = opened.connection.cursor()
+            local.identity = opened.identity
+        return local.cursor, opened.tables
+
+    @property
+    def published_at(self) -> float | None:
+        identity = _identity(self.path)
+        return None if identity is None else identity[2] / 1e9
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def user_scores(self, user_id: str) -> dict[str, dict[str, Any]]:
+        """{model name: the user's newest score row} over the user-keyed score tables."""
+        cursor, tables = self.cursor()
+        out: dict[str, dict[str, Any]] = {}
+        for spec in self.models:
+            if "user_id" not in spec.key_columns or spec.score_table not in tables:
+                continue
+            rows = cursor.execute(
+                f"select * from {spec.score_table} where user_id = ? "
+                "order by as_of_date desc limit 1",
+                [user_id],
+            ).fetchall()
+            if rows:
+                names = [d[0] for d in cursor.description]
+                out[spec.name] = dict(zip(names, rows[0], strict=True))
+        return out
+
+    def user_events(self, user_id: str) -> pl.DataFrame:
+        """The user's events (user_id, event_id, event_name, event_ts) from the marts."""
+        cursor, tables = self.cursor()
+        if EVENTS_TABLE not in tables:
+            raise NotPublished(f"the published warehouse has no {EVENTS_TABLE}")
+        return cursor.execute(
+            f"select user_id, event_id, event_name, event_ts from {EVENTS_TABLE} where user_id = ?",
+            [user_id],
+        ).pl()
+
+    def knows_user(self, user_id: str) -> bool:
+        cursor, tables = self.cursor()
+        if EVENTS_TABLE not in tables:
+            return False
+        row = cursor.execute(
+            f"select 1 from {EVENTS_TABLE} where user_id = ? limit 1", [user_id]
+        ).fetchone()
+        return row is not None
+
+    def table_columns(self, qualified: str) -> list[str]:
+        cursor, tables = self.cursor()
+        if qualified not in tables:
+            raise NotPublished(f"the published warehouse has no {qualified}")
+        return [d[0] for d in cursor.execute(f"select * from {qualified} limit 0").description]
+
+    def champion(self, model_name: str) -> tuple[str, dict[str, Any]]:
+        """(version, bundle) of the model's champion in the published registry."""
+        cursor, _ = self.cursor()
+        entry = registry.require_champion(cursor, model_name)
+        key = (model_name, entry.model_version)
+        bundle = self._bundles.get(key)
+        if bundle is None:
+            bundle = entry.load()  # checks the artifact's sha256
+            with self._lock:
+                self._bundles = {k: v for k, v in self._bundles.items() if k[0] != model_name}
+                self._bundles[key] = bundle
+        return entry.model_version, bundle
+
+    def champions(self) -> dict[str, str]:
+        cursor, _ = self.cursor()
+        out = {}
+        for spec in self.models:
+            entry = registry.get_champion(cursor, spec.name)
+            if entry is not None:
+                out[spec.name] = entry.model_version
+        return out
