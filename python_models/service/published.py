@@ -9,6 +9,7 @@ on disk, sha256-checked, cached per version).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ class _Opened:
     connection: duckdb.DuckDBPyConnection
     identity: tuple[int, int, int]  # (device, inode, mtime_ns) of the file when opened
     tables: frozenset[str]
+    # One query for a user's newest row of every user-keyed score table, as JSON (None when
+    # the publication has none).
+    scores_sql: str | None
+    scores_tables: int
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -53,6 +58,7 @@ class PublishedWarehouse:
         self._retired: list[_Opened] = []  # kept open until the next swap: threads may use them
         self._local = threading.local()
         self._bundles: dict[tuple[str, str], dict[str, Any]] = {}
+        self._champions: dict[str, str] = {}  # of the current publication
 
     # -- connection ------------------------------------------------------------------------
 
@@ -81,7 +87,15 @@ class PublishedWarehouse:
                 for old in self._retired:
                     old.connection.close()
                 self._retired = [self._opened] if self._opened is not None else []
-                self._opened = _Opened(connection, identity, tables)
+                scored = [
+                    spec
+                    for spec in self.models
+                    if "user_id" in spec.key_columns and spec.score_table in tables
+                ]
+                self._opened = _Opened(
+                    connection, identity, tables, _scores_sql(scored), len(scored)
+                )
+                self._champions = {}
             return self._opened
 
     def cursor(self) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
@@ -101,21 +115,14 @@ class PublishedWarehouse:
     # -- reads -----------------------------------------------------------------------------
 
     def user_scores(self, user_id: str) -> dict[str, dict[str, Any]]:
-        """{model name: the user's newest score row} over the user-keyed score tables."""
-        cursor, tables = self.cursor()
-        out: dict[str, dict[str, Any]] = {}
-        for spec in self.models:
-            if "user_id" not in spec.key_columns or spec.score_table not in tables:
-                continue
-            rows = cursor.execute(
-                f"select * from {spec.score_table} where user_id = ? "
-                "order by as_of_date desc limit 1",
-                [user_id],
-            ).fetchall()
-            if rows:
-                names = [d[0] for d in cursor.description]
-                out[spec.name] = dict(zip(names, rows[0], strict=True))
-        return out
+        """{model name: the user's newest score row} over the user-keyed score tables (dates
+        and timestamps as ISO text)."""
+        cursor, _ = self.cursor()
+        opened = self._opened
+        if opened is None or opened.scores_sql is None:
+            return {}
+        rows = cursor.execute(opened.scores_sql, [user_id] * opened.scores_tables).fetchall()
+        return {model: json.loads(payload) for model, payload in rows}
 
     def user_events(self, user_id: str) -> pl.DataFrame:
         """The user's events (user_id, event_id, event_name, event_ts) from the marts."""
@@ -143,17 +150,20 @@ class PublishedWarehouse:
         return [d[0] for d in cursor.execute(f"select * from {qualified} limit 0").description]
 
     def champion(self, model_name: str) -> tuple[str, dict[str, Any]]:
-        """(version, bundle) of the model's champion in the published registry."""
+        """(version, bundle) of the model's champion in the published registry; looked up
+        once per publication, each version's artifact loaded (sha256-checked) once."""
         cursor, _ = self.cursor()
-        entry = registry.require_champion(cursor, model_name)
-        key = (model_name, entry.model_version)
-        bundle = self._bundles.get(key)
-        if bundle is None:
-            bundle = entry.load()  # checks the artifact's sha256
-            with self._lock:
-                self._bundles = {k: v for k, v in self._bundles.items() if k[0] != model_name}
-                self._bundles[key] = bundle
-        return entry.model_version, bundle
+        version = self._champions.get(model_name)
+        if version is None:
+            entry = registry.require_champion(cursor, model_name)
+            key = (model_name, entry.model_version)
+            if key not in self._bundles:
+                bundle = entry.load()
+                with self._lock:
+                    self._bundles = {k: v for k, v in self._bundles.items() if k[0] != model_name}
+                    self._bundles[key] = bundle
+            version = self._champions[model_name] = entry.model_version
+        return version, self._bundles[(model_name, version)]
 
     def champions(self) -> dict[str, str]:
         cursor, _ = self.cursor()
@@ -163,3 +173,17 @@ class PublishedWarehouse:
             if entry is not None:
                 out[spec.name] = entry.model_version
         return out
+
+
+def _scores_sql(specs: list[ModelSpec]) -> str | None:
+    """(model, the newest row as JSON) per score table holding the user (one ? per table)."""
+    if not specs:
+        return None
+    parts = [
+        f"""select '{spec.name}' as model, payload from (
+            select to_json(scores) as payload from {spec.score_table} as scores
+            where user_id = ? order by as_of_date desc limit 1
+        )"""
+        for spec in specs
+    ]
+    return "\nunion all\n".join(parts)
