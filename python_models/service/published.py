@@ -1,6 +1,6 @@
-"""The service's view of the published warehouse (data/published/warehouse.duckdb): opened
-read-only, reopened when a new publication is swapped in (publish_warehouse renames a new file
-over the old one, so the path's inode changes), queried through one cursor per thread.
+"""The service's view of the published warehouse (data/published/warehouse.duckdb): attached
+read-only, attached anew when a new publication is swapped in (publish_warehouse renames a new
+file over the old one, so the path's inode changes), queried through one cursor per thread.
 
 Reads: a user's newest row of every user-keyed score table, the user's events (the history the
 posted events extend) and the champions' model bundles (registry rows in the copy; artifacts
@@ -23,6 +23,7 @@ from python_models.common import registry
 from python_models.common.spec import ModelSpec
 
 EVENTS_TABLE = "marts.fct_events"
+CATALOG = "published"
 
 
 class NotPublished(LookupError):
@@ -73,15 +74,21 @@ class PublishedWarehouse:
             return opened
         with self._lock:
             if self._opened is None or self._opened.identity != identity:
+                # Attached to a private in-memory database, not opened by path: DuckDB keeps
+                # one instance per path in a process, so connecting to the path again would
+                # hand back the replaced file while the old connection lives.
                 connection = duckdb.connect(
-                    str(self.path),
-                    read_only=True,
-                    config={"memory_limit": self.memory_limit, "threads": 1},
+                    ":memory:", config={"memory_limit": self.memory_limit, "threads": 1}
                 )
+                quoted = str(self.path).replace("'", "''")
+                connection.execute(f"attach '{quoted}' as {CATALOG} (read_only)")
+                connection.execute(f"use {CATALOG}")
                 tables = frozenset(
                     f"{schema}.{name}"
                     for schema, name in connection.execute(
-                        "select table_schema, table_name from information_schema.tables"
+                        "select table_schema, table_name from information_schema.tables "
+                        "where table_catalog = ?",
+                        [CATALOG],
                     ).fetchall()
                 )
                 for old in self._retired:
@@ -104,6 +111,7 @@ class PublishedWarehouse:
         local = self._local
         if getattr(local, "identity", None) != opened.identity:
             local.cursor = opened.connection.cursor()
+            local.cursor.execute(f"use {CATALOG}")
             local.identity = opened.identity
         return local.cursor, opened.tables
 
