@@ -16,6 +16,7 @@ ABOVE_COMMON = (
     "python_models.commands",
     "python_models.quality",
     "python_models.reports",
+    "python_models.service",
     *(f"python_models.{p}" for p in MODEL_PACKAGES),
 )
 
