@@ -173,7 +173,7 @@ def main() -> int:
         os.environ["UBA_DUCKDB_PATH"] = str(work / "data" / "warehouse.duckdb")
     else:
         os.environ["UBA_DATA_DIR"] = str(args.data_dir.resolve())
-    os.environ.setdefault("UBA_QUIET_SALT", "1")
+    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")  # a benchmark, not real data
     from python_models.config import reload_settings
 
     settings = reload_settings()
