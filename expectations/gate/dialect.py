@@ -20,6 +20,8 @@ def sql_literal(value: str) -> str:
 
 class DuckDBDialect:
     name = "duckdb"
+    # DuckDB evaluates each CTE's expressions once already.
+    materialized = ""
 
     # tables ---------------------------------------------------------------------------------
     def create_temp_table(self, name: str, select: str) -> str:
@@ -181,6 +183,9 @@ class PostgresDialect:
     """The same expressions for PostgreSQL 14+ (jsonb, POSIX regular expressions)."""
 
     name = "postgres"
+    # PostgreSQL inlines a CTE read once, so every reference to a parsed column would parse
+    # (and call the try-casts) again: 19k rows took 270 s instead of 2 s.
+    materialized = "materialized "
 
     def create_temp_table(self, name: str, select: str) -> str:
         return f"drop table if exists {name}; create temp table {name} as {select}"

@@ -109,7 +109,7 @@ def verdicts_sql(ctx: RuleContext) -> str:
             {d.unusual_text([f"e.{c}" for c in ID_COLUMNS])} as has_unusual_text
         from {_new_rows(ctx)}
     ),
-    parsed_times as (
+    parsed_times as {d.materialized}(
         select *,
             -- DuckDB's own parser first (fast); the hand-written one for the ISO forms it
             -- does not take (a comma before the fraction, 'z', a space before the offset).
@@ -133,11 +133,11 @@ def verdicts_sql(ctx: RuleContext) -> str:
                 as prop_values
         from parsed_times
     ),
-    parsed as (
+    parsed as {d.materialized}(
         select *, {values}
         from extracted
     ),
-    judged as (
+    judged as {d.materialized}(
         select p.*,
             -- staging casts properties.revenue to a double: it must be a finite number (a
             -- numeric string casts too) or absent / null.
