@@ -57,6 +57,8 @@ def dbt_env(duckdb_path: str | Path | None = None, target: str | None = None) ->
     env["UBA_DBT_TARGET"] = target or settings.dbt_target
     env.setdefault("UBA_PSEUDONYM_SALT", settings.pseudonym_salt)
     env.setdefault("UBA_DUCKDB_MEMORY_LIMIT", settings.duckdb_memory_limit)
+    # the spark target's warehouse and metastore, absolute (dbt runs in dbt_project/)
+    env["UBA_SPARK_DIR"] = str(settings.spark_dir)
     env["DBT_PROFILES_DIR"] = str(REPO_ROOT)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env

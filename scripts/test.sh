@@ -15,5 +15,14 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
     || echo "test: PostgreSQL install failed; the portability test will skip" >&2
 fi
+# The Spark test runs Spark in local mode (pyspark from the lock) on a Java runtime: install
+# Debian's when there is none, under the same conditions.
+if ! command -v java >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${UBA_NO_JAVA_INSTALL:-}" ]; then
+  echo "test: installing a Java runtime from Debian packages for the Spark test ..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      openjdk-17-jre-headless >/dev/null) \
+    || echo "test: Java install failed; the Spark test will skip" >&2
+fi
 ruff check python_models orchestration expectations tests benchmarks
 exec pytest "$@"

@@ -574,12 +574,11 @@ final as (
             as p90_seconds_from_first_step,
         {{ dbt.dateadd('second', 'funnel_settings.window_seconds',
             dbt.dateadd(grain, 1, 'with_entered.period_start')) }}
-            <= watermark.watermark_at as is_complete,
+            <= (select watermark_at from watermark) as is_complete,
         with_entered.period_start
     from with_entered
     inner join funnel_settings
         on with_entered.funnel_name = funnel_settings.funnel_name
-    cross join watermark
 
 )
 

@@ -22,7 +22,7 @@
 {%- endmacro %}
 
 {% macro uba_holdout_key() -%}
-    {{- var('uba__holdout_key') | string | replace("'", "''") -}}
+    {{- uba_string_body(var('uba__holdout_key') | string) -}}
 {%- endmacro %}
 
 {#- The holdout share as a bucket threshold (a bucket below it is in the holdout), with a clear

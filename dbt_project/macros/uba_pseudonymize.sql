@@ -36,5 +36,5 @@
     {#- No default: the committed development salt would make pseudonyms reversible. `uba build`
         passes the configured salt (or, opted in with UBA_ALLOW_DEV_SALT, the dev one). -#}
     {%- set salt = env_var('UBA_PSEUDONYM_SALT') -%}
-    {{- salt | replace("'", "''") -}}
+    {{- uba_string_body(salt) -}}
 {%- endmacro %}

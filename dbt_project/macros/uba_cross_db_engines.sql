@@ -1,0 +1,120 @@
+{#- The cross-database helpers of uba_cross_db.sql, uba_pseudonymize.sql and uba_impact.sql for
+    Spark (run for real: tests/integration/test_spark_engine.py), Snowflake and BigQuery
+    (rendered and parsed in their dialect by sqlglot: tests/unit/test_engines.py). One file per
+    concern would scatter each engine; one file per engine keeps its spellings together.
+    Hashes must match python_models.privacy.pseudonymize (lower-case hex of sha256). -#}
+
+{#- `value` as the inside of a quoted string literal on the target: standard SQL doubles a
+    quote; Spark and BigQuery read '' as two adjacent literals (Spark silently concatenates
+    them), and they and Snowflake read a backslash as an escape: both escaped with one. -#}
+{% macro uba_string_body(value) -%}
+    {%- if target.type in ('spark', 'databricks', 'bigquery', 'snowflake') -%}
+    {{- value | replace('\\', '\\\\') | replace("'", "\\'") -}}
+    {%- else -%}
+    {{- value | replace("'", "''") -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Spark SQL ------------------------------------------------------------------------------ -#}
+
+{% macro spark__uba_json_text(column, key) -%}
+    get_json_object({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+
+{% macro spark__uba_epoch_seconds(ts) -%}
+    (cast(unix_micros(cast({{ ts }} as timestamp)) as double) / 1000000.0)
+{%- endmacro %}
+
+{% macro spark__uba_epoch_microseconds(ts) -%}
+    unix_micros(cast({{ ts }} as timestamp))
+{%- endmacro %}
+
+{% macro spark__uba_timestamp_text(ts) -%}
+    date_format({{ ts }}, 'yyyy-MM-dd HH:mm:ss.SSSSSS')
+{%- endmacro %}
+
+{% macro spark__uba_local_date(ts, time_zone) -%}
+    to_date(from_utc_timestamp({{ ts }}, '{{ time_zone }}'))
+{%- endmacro %}
+
+{% macro spark__uba_pseudonymize(column, namespace) -%}
+    case when {{ column }} is null then null else
+        left(sha2(concat('{{ uba_salt() }}', '|{{ namespace }}|', {{ column }}), 256), 32)
+    end
+{%- endmacro %}
+
+{% macro spark__uba_holdout_bucket(raw_id, namespace) -%}
+    (cast(conv(left(sha2(concat(
+        '{{ uba_holdout_key() }}', '|holdout|', {{ namespace }}, '|', {{ raw_id }}
+    ), 256), 8), 16, 10) as bigint) % 10000)
+{%- endmacro %}
+
+{#- Snowflake ------------------------------------------------------------------------------ -#}
+
+{% macro snowflake__uba_json_text(column, key) -%}
+    json_extract_path_text({{ column }}, '{{ key }}')
+{%- endmacro %}
+
+{% macro snowflake__uba_epoch_seconds(ts) -%}
+    (cast(date_part(epoch_microsecond, {{ ts }}) as double) / 1000000.0)
+{%- endmacro %}
+
+{% macro snowflake__uba_epoch_microseconds(ts) -%}
+    cast(date_part(epoch_microsecond, {{ ts }}) as bigint)
+{%- endmacro %}
+
+{% macro snowflake__uba_timestamp_text(ts) -%}
+    to_char({{ ts }}, 'YYYY-MM-DD HH24:MI:SS.FF6')
+{%- endmacro %}
+
+{% macro snowflake__uba_local_date(ts, time_zone) -%}
+    cast(convert_timezone('UTC', '{{ time_zone }}', {{ ts }}) as date)
+{%- endmacro %}
+
+{% macro snowflake__uba_pseudonymize(column, namespace) -%}
+    case when {{ column }} is null then null else
+        left(sha2('{{ uba_salt() }}' || '|{{ namespace }}|' || {{ column }}, 256), 32)
+    end
+{%- endmacro %}
+
+{% macro snowflake__uba_holdout_bucket(raw_id, namespace) -%}
+    (to_number(left(sha2(
+        '{{ uba_holdout_key() }}' || '|holdout|' || {{ namespace }} || '|' || {{ raw_id }}, 256
+    ), 8), 'XXXXXXXX') % 10000)
+{%- endmacro %}
+
+{#- BigQuery (GoogleSQL) ----------------------------------------------------------------------- -#}
+
+{% macro bigquery__uba_json_text(column, key) -%}
+    json_value({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+
+{% macro bigquery__uba_type_double() -%}float64{%- endmacro %}
+
+{% macro bigquery__uba_epoch_seconds(ts) -%}
+    (unix_micros(timestamp({{ ts }})) / 1000000.0)
+{%- endmacro %}
+
+{% macro bigquery__uba_epoch_microseconds(ts) -%}
+    unix_micros(timestamp({{ ts }}))
+{%- endmacro %}
+
+{% macro bigquery__uba_timestamp_text(ts) -%}
+    format_timestamp('%Y-%m-%d %H:%M:%E6S', timestamp({{ ts }}))
+{%- endmacro %}
+
+{% macro bigquery__uba_local_date(ts, time_zone) -%}
+    date(timestamp({{ ts }}), '{{ time_zone }}')
+{%- endmacro %}
+
+{% macro bigquery__uba_pseudonymize(column, namespace) -%}
+    case when {{ column }} is null then null else
+        left(to_hex(sha256(concat('{{ uba_salt() }}', '|{{ namespace }}|', {{ column }}))), 32)
+    end
+{%- endmacro %}
+
+{% macro bigquery__uba_holdout_bucket(raw_id, namespace) -%}
+    mod(cast(concat('0x', left(to_hex(sha256(concat(
+        '{{ uba_holdout_key() }}', '|holdout|', {{ namespace }}, '|', {{ raw_id }}
+    ))), 8)) as int64), 10000)
+{%- endmacro %}
