@@ -200,10 +200,11 @@ def pending_drift(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """Findings not yet accepted, aggregated: (kind, event_name, name, observed, loads, rows)."""
     return con.execute(
         """
-        select kind, event_name, name, observed, count(distinct load_id), sum(rows_affected)
+        select kind, event_name, name, observed, count(distinct load_id),
+            cast(sum(rows_affected) as bigint)
         from raw.schema_drift
         where accepted_at is null
-        group by all
+        group by 1, 2, 3, 4
         order by 1, 2 nulls first, 3, 4
         """
     ).fetchall()

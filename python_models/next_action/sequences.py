@@ -53,10 +53,13 @@ def load_latest(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.DataF
     columns = [*CONTEXT_COLUMNS, *features]
     return _read(
         con,
-        f"""select {_select(columns)} from {SEQUENCE_TABLE}
-        qualify row_number() over (
-            partition by user_id order by event_ts desc, event_id desc
-        ) = 1
+        f"""select {_select(columns)} from (
+            select *, row_number() over (
+                partition by user_id order by event_ts desc, event_id desc
+            ) as newest_first
+            from {SEQUENCE_TABLE}
+        ) as ranked
+        where newest_first = 1
         order by user_id""",
     )
 

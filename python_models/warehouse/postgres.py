@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from python_models.config import get_settings
 from python_models.warehouse.base import (
@@ -50,6 +51,37 @@ def _ingestable(table: pa.Table) -> pa.Table:
     return table if schema == table.schema else table.cast(schema)
 
 
+def _numeric_column(column: pa.ChunkedArray, typmod: int) -> pa.ChunkedArray:
+    """PostgreSQL NUMERIC, which the driver hands over as text: DECIMAL(p, s) where the type
+    says so, else whole numbers (sum of bigint) as int64 and the rest as float64, the types
+    DuckDB gives for the same expressions."""
+    text = pa.chunked_array(
+        [
+            chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
+            for chunk in column.chunks
+        ],
+        pa.string(),
+    )
+    if typmod >= 4:
+        precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+        return pc.cast(text, pa.decimal128(precision, scale))
+    valid = pc.drop_null(text)
+    if len(valid) == 0 or pc.all(pc.match_substring_regex(valid, r"^-?[0-9]{1,18}$")).as_py():
+        return pc.cast(text, pa.int64())
+    return pc.cast(text, pa.float64())
+
+
+def _plain_types(table: pa.Table) -> pa.Table:
+    """Results in the Arrow types the other engines give (NUMERIC arrives as text)."""
+    for index, field in enumerate(table.schema):
+        metadata = field.metadata or {}
+        if metadata.get(b"POSTGRESQL:type") == b"numeric":
+            typmod = int(metadata.get(b"POSTGRESQL:typmod", b"-1"))
+            column = _numeric_column(table.column(index), typmod)
+            table = table.set_column(index, field.name, column)
+    return table
+
+
 class _LazyResult(ArrowResult):
     """Fetches the cursor's rows only when asked (DDL and DML return none)."""
 
@@ -61,7 +93,7 @@ class _LazyResult(ArrowResult):
         if self._table is None:
             if self._cursor.description is None:
                 raise WarehouseError("the statement returned no rows to fetch")
-            self._table = self._cursor.fetch_arrow_table()
+            self._table = _plain_types(self._cursor.fetch_arrow_table())
             self._cursor.close()
         return self._table
 

@@ -113,3 +113,17 @@ def test_split_statements_keeps_semicolons_inside_function_bodies():
         "create function f() as $$ begin; end $$",
         "-- note;\n select 1",
     ]
+
+
+def test_postgres_numeric_text_becomes_the_types_duckdb_gives():
+    import pyarrow as pa
+
+    from python_models.warehouse.postgres import _numeric_column
+
+    whole = pa.chunked_array([["11", None, "-3"]])
+    assert _numeric_column(whole, -1).type == pa.int64()
+    assert _numeric_column(whole, -1).to_pylist() == [11, None, -3]
+    fractional = _numeric_column(pa.chunked_array([["1.25", "NaN"]]), -1)
+    assert fractional.type == pa.float64() and fractional.to_pylist()[0] == 1.25
+    typed = _numeric_column(pa.chunked_array([["2.50"]]), ((10 << 16) | 2) + 4)
+    assert typed.type == pa.decimal128(10, 2)
