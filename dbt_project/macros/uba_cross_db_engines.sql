@@ -118,3 +118,19 @@
         '{{ uba_holdout_key() }}', '|holdout|', {{ namespace }}, '|', {{ raw_id }}
     ))), 8)) as int64), 10000)
 {%- endmacro %}
+
+{#- Contracts on Spark: the models declare the types DuckDB and PostgreSQL share (text,
+    float8); Spark spells them string and double. dbt checks a contract by casting null to each
+    declared type, so the names are translated there, once, instead of per model. -#}
+{% macro spark__get_empty_schema_sql(columns) -%}
+    {%- set spark_types = {
+        'text': 'string', 'varchar': 'string', 'float8': 'double',
+        'double precision': 'double', 'int8': 'bigint', 'int4': 'int'
+    } -%}
+    {%- set translated = {} -%}
+    {%- for name, column in columns.items() -%}
+        {%- set declared = (column.data_type or '') | lower -%}
+        {%- do translated.update({name: dict(column, data_type=spark_types.get(declared, column.data_type))}) -%}
+    {%- endfor -%}
+    {{ return(default__get_empty_schema_sql(translated)) }}
+{%- endmacro %}
