@@ -134,3 +134,30 @@
     {%- endfor -%}
     {{ return(default__get_empty_schema_sql(translated)) }}
 {%- endmacro %}
+
+{#- uba_device_neighbour_users (uba_stitching.sql) with IGNORE NULLS after the call, the only
+    place Spark and Snowflake take it (DuckDB and BigQuery take it inside the parentheses). -#}
+{% macro spark__uba_device_neighbour_users(relation) -%}
+    {{ uba_device_neighbour_users_nulls_after(relation) }}
+{%- endmacro %}
+
+{% macro snowflake__uba_device_neighbour_users(relation) -%}
+    {{ uba_device_neighbour_users_nulls_after(relation) }}
+{%- endmacro %}
+
+{% macro uba_device_neighbour_users_nulls_after(relation) -%}
+    select
+        event_id,
+        last_value(user_hash) ignore nulls over (
+            partition by anonymous_hash
+            order by event_ts, event_id
+            rows between unbounded preceding and current row
+        ) as previous_user_hash,
+        first_value(user_hash) ignore nulls over (
+            partition by anonymous_hash
+            order by event_ts, event_id
+            rows between current row and unbounded following
+        ) as next_user_hash
+    from {{ relation }}
+    where anonymous_hash is not null
+{%- endmacro %}

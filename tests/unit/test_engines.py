@@ -28,6 +28,7 @@ ARGUMENTS = {
     "ts": "event_ts",
     "time_zone": "Europe/Berlin",
     "raw_id": "user_id",
+    "relation": "events",
 }
 
 
@@ -70,10 +71,14 @@ def test_engine_macros_parse_in_their_dialect(engine):
     source = ENGINE_MACROS.read_text() + (ROOT / "dbt_project/macros/uba_impact.sql").read_text()
     source += (ROOT / "dbt_project/macros/uba_pseudonymize.sql").read_text()
     for name, params in macros:
+        if name == "get_empty_schema_sql":
+            continue  # dbt's own hook, exercised by the Spark build
         call = ", ".join(repr(ARGUMENTS[p]) for p in params)
         template = env.from_string(source + f"{{{{ {engine}__{name}({call}) }}}}")
         expression = template.render().strip()
-        if name.startswith("uba_type_"):
+        if expression.lower().startswith("select"):
+            sql = expression
+        elif name.startswith("uba_type_"):
             sql = f"select cast(x as {expression}) from t"
         else:
             sql = f"select {expression} as value from t"
