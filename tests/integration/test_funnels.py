@@ -316,10 +316,10 @@ def test_funnel_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
 @pytest.mark.slow
 def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
     """Expected 19 / 4 / 3 / 3 of 24 users on days 0 / 1 / 7 / 14: the fixture's return action
-    is 'completed'. rpt_retention_daily counts any event as a return (it has no return-event
-    setting), so it is checked two ways: the shared retention macro with the fixture's return
-    action on the pipeline's fct_events, and rpt_retention_daily against the fixture's rule
-    with 'any event' as the return action, recomputed from the fixture file."""
+    is 'completed' (loaded as purchase). Checked three ways: the shared retention macro with that
+    return action on the pipeline's fct_events; rpt_retention_daily with the default (any event
+    is a return) against the fixture's rule recomputed from the file; and rpt_retention_daily
+    with uba__retention_return_events = [purchase]."""
     events = tmp_path / "orders.csv"
     assert (
         _orders_as_raw_events(
@@ -376,6 +376,24 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
         recount = sum(max(dates) >= min(dates) + timedelta(days=period) for dates in days.values())
         assert users == recount, period
     assert report.filter(pl.col("period_day") == 0)["users"].item() == 24
+
+    # With the fixture's return action as the setting, the report itself gives 19 / 4 / 3 / 3.
+    run_dbt(
+        ["build", "--select", "rpt_retention_daily", *MODELS_ONLY],
+        duckdb_path=db,
+        dbt_vars={"uba__retention_return_events": ["purchase"]},
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+    report = _read(
+        db,
+        """select period_day, cast(sum(users_active_on_or_after) as bigint) as users,
+            cast(sum(cohort_users) as bigint) as cohort
+        from reports.rpt_retention_daily group by 1 order by 1""",
+    )
+    assert set(report["cohort"]) == {24}
+    by_day = dict(zip(report["period_day"], report["users"], strict=True))
+    assert [by_day[int(row["period"])] for row in expected] == [19, 4, 3, 3]
 
 
 # --------------------------------------------------------------------------------------------
