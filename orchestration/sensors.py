@@ -47,6 +47,22 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
         "uba/max_psi": f"{psi:.3f}",
     }
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=decision.run_key, tags=tags)],
+        run_requests=[
+            dg.RunRequest(
+                run_key=decision.run_key, run_config=_retrain_config(settings), tags=tags
+            )
+        ],
         cursor=decision.cursor,
     )
+
+
+def _retrain_config(settings) -> dict:
+    """Retrain with the champions' registered parameters (read from the published copy)."""
+    from orchestration.defs.ml import champion_params, training_run_config
+    from python_models.warehouse import connect
+
+    con = connect(settings.published_dir / "warehouse.duckdb", read_only=True)
+    try:
+        return training_run_config(champion_params(con))
+    finally:
+        con.close()

@@ -41,6 +41,31 @@ class TrainConfig(dg.Config):
     params: str = "{}"
 
 
+def training_run_config(params: dict[str, dict]) -> dict:
+    """Run config that trains each named model with its parameter overrides."""
+    from python_models.models import get_spec
+
+    ops = {}
+    for name, overrides in params.items():
+        key = model_key(get_spec(name)).to_python_identifier()
+        ops[key] = {"config": {"params": json.dumps(overrides, sort_keys=True)}}
+    return {"ops": ops} if ops else {}
+
+
+def champion_params(con) -> dict[str, dict]:
+    """Each champion's parameters as registered: a retrain keeps what the champion was
+    trained with (say a lowered churn min_class_examples on a small warehouse)."""
+    from python_models.common import registry
+
+    out = {}
+    for spec in MODELS:
+        champion = registry.get_champion(con, spec.name)
+        if champion is not None:
+            known = set(spec.params().as_dict())
+            out[spec.name] = {k: v for k, v in champion.params.items() if k in known}
+    return out
+
+
 def _overrides(spec: ModelSpec, config: TrainConfig) -> dict | None:
     try:
         params = json.loads(config.params or "{}")

@@ -108,7 +108,7 @@ def _result(
         model_name="ltv",
         model=model,
         features=list(model.features),
-        params=params.as_dict() | {"horizon_days": model.horizon_days},
+        params=params.as_dict(),
         data_window=(days.min(), holdout_end),
         evaluation=wide_evaluation(evaluation),
         metrics=metrics,
