@@ -65,16 +65,24 @@ class LtvForecaster(Estimator):
         features: list[str] | None = None,
         params: LtvParams | None = None,
         horizon_days: int = 90,
+        calibration_end: date | None = None,
     ):
         super().__init__(features or TRANSACTION_COLUMNS, params)
         if horizon_days <= 0:
             raise ValueError("horizon_days must be positive")
         self.horizon_days = int(horizon_days)
+        # First holdout day of the evaluation; None: the latest cut whose holdout has matured.
+        self.calibration_end = calibration_end
+
+    def _evaluate(self, frame: pl.DataFrame):
+        return evaluate_transactions(
+            frame, self.calibration_end, self.horizon_days, params=self.params.as_dict()
+        )
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
         """Choose the served forecaster on a time split of `frame` (`validation` unused: the
-        holdout is the last `horizon_days` of `frame` itself)."""
-        result = evaluate_transactions(frame, None, self.horizon_days, params=self.params.as_dict())
+        holdout is the `horizon_days` after the calibration end, inside `frame`)."""
+        result = self._evaluate(frame)
         self.served_model_ = result.served_model
         self.decision_ = result.decision
         self.calibration_end_: date = result.calibration_end
@@ -117,8 +125,7 @@ class LtvForecaster(Estimator):
         """One row per forecaster on a time split of `frame`: per target, MAE, RMSE, mean
         predicted / actual, interval coverage and MAE relative to `zero`; served = 1 for
         the one that would be served."""
-        result = evaluate_transactions(frame, None, self.horizon_days, params=self.params.as_dict())
-        return wide_evaluation(result.evaluation)
+        return wide_evaluation(self._evaluate(frame).evaluation)
 
 
 def wide_evaluation(evaluation: pl.DataFrame) -> pl.DataFrame:
