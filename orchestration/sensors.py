@@ -48,9 +48,7 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     }
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(
-                run_key=decision.run_key, run_config=_retrain_config(settings), tags=tags
-            )
+            dg.RunRequest(run_key=decision.run_key, run_config=_retrain_config(settings), tags=tags)
         ],
         cursor=decision.cursor,
     )

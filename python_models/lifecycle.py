@@ -298,7 +298,7 @@ def load_champion(con: duckdb.DuckDBPyConnection, model_name: str):
 
 
 def _with_holdout_group(con: duckdb.DuckDBPyConnection, scored: pl.DataFrame) -> pl.DataFrame:
-    if HOLDOUT_COLUMN in scored.columns:
+    if HOLDOUT_COLUMN in scored.columns or "user_id" not in scored.columns:
         return scored
     from python_models.impact.holdout import with_holdout_group
 

@@ -18,10 +18,12 @@ from python_models.churn.value_at_risk import value_at_risk
 from python_models.common import catalogue
 from python_models.common.features import FEATURES_TABLE
 from python_models.common.spec import DerivedTable, ModelSpec
+from python_models.load_forecast.spec import SPEC as LOAD_FORECAST
 from python_models.ltv.spec import SPEC as LTV
+from python_models.next_action.spec import SPEC as NEXT_ACTION
 from python_models.segmentation.spec import SPEC as SEGMENTATION
 
-MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY)
+MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY, NEXT_ACTION, LOAD_FORECAST)
 
 # Tables built from the score tables once they are written (docs/CONTRACTS.md).
 DERIVED_TABLES: tuple[DerivedTable, ...] = (

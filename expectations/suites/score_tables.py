@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import great_expectations as gx
 
-from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, ModelSpec
+from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
 from python_models.impact.holdout import GROUPS
 
 
@@ -19,12 +19,16 @@ def build_suite(spec: ModelSpec) -> gx.ExpectationSuite:
         if column == HOLDOUT_COLUMN:  # null for a user the groups table does not know
             continue
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
+    if HOLDOUT_COLUMN in spec.score_columns:
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeInSet(
+                column=HOLDOUT_COLUMN, value_set=list(GROUPS)
+            )
+        )
+    # One score per key: user and snapshot (anomaly alerts: user and activity date; the load
+    # forecast: origin, metric and hour).
     suite.add_expectation(
-        gx.expectations.ExpectColumnValuesToBeInSet(column=HOLDOUT_COLUMN, value_set=list(GROUPS))
-    )
-    # One score per user and snapshot (for anomaly alerts: per user and activity date).
-    suite.add_expectation(
-        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(KEY_COLUMNS))
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key_columns))
     )
     low, high = spec.score_bounds
     if low is not None or high is not None:

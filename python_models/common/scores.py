@@ -22,10 +22,12 @@ import duckdb
 import polars as pl
 
 from python_models.common.registry import utc_now
-from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, ModelSpec
+from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
 from python_models.warehouse import split_name, table_exists
 
 SCORING_RUNS_TABLE = "ml.scoring_runs"
+
+_KEY_TYPES = {"user_id": pl.String, "as_of_date": pl.Date}
 
 
 def score_frame(
@@ -34,26 +36,29 @@ def score_frame(
     run_id: str | None,
     frame: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Add the bookkeeping columns to `frame` (user_id, as_of_date, score, labels, details,
-    reasons, and holdout_group when known) in the spec's column order."""
-    required = [*KEY_COLUMNS, "score", *spec.label_columns, *spec.detail_columns]
+    """Add the bookkeeping columns to `frame` (the spec's key columns, score, labels, details,
+    reasons, and holdout_group when known for per-user tables) in the spec's column order."""
+    required = [*spec.key_columns, "score", *spec.label_columns, *spec.detail_columns]
     missing = [c for c in required if c not in frame]
     if missing:
         raise ValueError(f"score frame for {spec.name} lacks columns {missing}")
     if "reasons" not in frame.columns:
         frame = frame.with_columns(pl.lit("", dtype=pl.String).alias("reasons"))
-    if HOLDOUT_COLUMN not in frame.columns:
+    per_user = "user_id" in spec.key_columns
+    if per_user and HOLDOUT_COLUMN not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(HOLDOUT_COLUMN))
     return frame.select(
-        pl.col("user_id").cast(pl.String),
-        pl.col("as_of_date").cast(pl.Date),
+        *[
+            pl.col(c).cast(_KEY_TYPES[c]) if c in _KEY_TYPES else pl.col(c)
+            for c in spec.key_columns
+        ],
         pl.lit(spec.name).alias("model_name"),
         pl.lit(model_version).alias("model_version"),
         pl.col("score").cast(pl.Float64),
         *[pl.col(c) for c in spec.label_columns],
         *[pl.col(c) for c in spec.detail_columns],
         pl.col("reasons").cast(pl.String),
-        pl.col(HOLDOUT_COLUMN).cast(pl.String),
+        *([pl.col(HOLDOUT_COLUMN).cast(pl.String)] if per_user else []),
         pl.lit(utc_now()).cast(pl.Datetime("us")).alias("scored_at"),
         pl.lit(run_id, dtype=pl.String).alias("run_id"),
     )
@@ -128,7 +133,7 @@ def write_scores(
             f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
             [spec.name, run_id],
         )
-        as_of = frame["as_of_date"].max() if frame.height else None
+        as_of = frame["as_of_date"].max() if frame.height and "as_of_date" in frame else None
         con.execute(
             f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -157,6 +162,5 @@ def score_history(
     if not table_exists(con, spec.history_table):
         return pl.DataFrame()
     select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-    return con.execute(
-        f"select {select} from {spec.history_table} order by scored_at, run_id, user_id"
-    ).pl()
+    order = ", ".join(["scored_at", "run_id", *spec.key_columns])
+    return con.execute(f"select {select} from {spec.history_table} order by {order}").pl()

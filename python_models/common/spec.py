@@ -74,6 +74,9 @@ class ModelSpec:
     # and score_file(frame, bundle) -> score rows with pseudonymous ids and holdout_group.
     train_file: Callable[..., TrainingResult] | None = None
     score_file: Callable[[pl.DataFrame, dict[str, Any]], pl.DataFrame] | None = None
+    # The score table's grain: one row per user and snapshot, unless the model scores something
+    # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
+    key_columns: tuple[str, ...] = KEY_COLUMNS
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -83,10 +86,13 @@ class ModelSpec:
                 raise ValueError(f"model {self.name}: expected 'schema.table', got {table!r}")
         if not self.score_table.startswith("ml_scores."):
             raise ValueError(f"model {self.name}: score tables live in ml_scores")
+        if not self.key_columns:
+            raise ValueError(f"model {self.name}: declare the score table's key columns")
         if not self.label_columns:
             raise ValueError(f"model {self.name}: declare at least one label column")
         reserved = {
             *KEY_COLUMNS,
+            *self.key_columns,
             "model_name",
             "model_version",
             "score",
@@ -118,14 +124,14 @@ class ModelSpec:
     def score_columns(self) -> tuple[str, ...]:
         """The score table's columns, in order (docs/CONTRACTS.md)."""
         return (
-            *KEY_COLUMNS,
+            *self.key_columns,
             "model_name",
             "model_version",
             "score",
             *self.label_columns,
             *self.detail_columns,
             "reasons",
-            HOLDOUT_COLUMN,
+            *((HOLDOUT_COLUMN,) if "user_id" in self.key_columns else ()),
             "scored_at",
             "run_id",
         )
