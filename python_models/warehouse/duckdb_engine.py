@@ -55,18 +55,14 @@ class DuckDBWarehouse(Warehouse):
         schema, table = split_name(qualified)
         self.con.register("__uba_frame", frame)
         try:
-            self.con.execute("begin transaction")
-            try:
+            # joins a transaction already open on this wrapper (score history + table)
+            with self.transaction():
                 self.con.execute(f'create schema if not exists "{schema}"')
                 self._drop_leftovers(schema, table)
                 self.con.execute(
                     f'create or replace table "{schema}"."{table}" as select * from __uba_frame'
                 )
                 rows = self.con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
-                self.con.execute("commit")
-            except BaseException:
-                self.con.execute("rollback")
-                raise
         finally:
             self.con.unregister("__uba_frame")
         return int(rows)

@@ -85,13 +85,14 @@ def test_a_failed_write_keeps_history_current_and_runs():
     _write(con, "r1", ["a", "b"], 0.2)
 
     class FailingSwap:
-        """Passes everything to DuckDB but fails at the rename, mid-transaction."""
+        """Passes everything to DuckDB but fails at the last statement, recording the run,
+        after history and current table were written in the same transaction."""
 
         def __getattr__(self, name):
             return getattr(con, name)
 
         def execute(self, sql, *args):
-            if "rename to" in sql:
+            if sql.startswith(f"insert into {SCORING_RUNS_TABLE}"):
                 raise duckdb.IOException("disk went away during the swap")
             return con.execute(sql, *args)
 
