@@ -161,3 +161,13 @@
     from {{ relation }}
     where anonymous_hash is not null
 {%- endmacro %}
+
+{#- dbt-spark adds NOT NULL / CHECK constraints unless told the table is not Delta; ours are
+    Parquet (session method, no Delta jars), which cannot hold them: the contract's columns
+    and types are still checked, the constraints are the dbt tests' job there. -#}
+{% macro spark__persist_constraints(relation, model) -%}
+    {%- if config.get('file_format') == 'delta' -%}
+        {% do alter_table_add_constraints(relation, model.constraints) %}
+        {% do alter_column_set_constraints(relation, model.columns) %}
+    {%- endif -%}
+{%- endmacro %}

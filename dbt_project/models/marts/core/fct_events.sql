@@ -1,9 +1,10 @@
 {#- Incremental: rebuilds every person touched by new data (macro uba_touched_user_ids);
     delete+insert on event_id replaces their rows, so a re-stitched or re-sessionized event is
     updated in place and a re-run with no new data changes nothing. -#}
+{#- Spark's Parquet tables have no delete+insert: rebuilt in full there. -#}
 {{
     config(
-        materialized='incremental',
+        materialized=('table' if target.type == 'spark' else 'incremental'),
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',

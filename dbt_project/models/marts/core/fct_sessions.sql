@@ -2,9 +2,10 @@
     delete+insert on user_id drops all old sessions of those people before inserting their
     current ones; the post-hook removes sessions of person keys that no longer hold any event
     (an anonymous device whose events were stitched to a user after it identified). -#}
+{#- Spark's Parquet tables have no delete+insert: rebuilt in full there. -#}
 {{
     config(
-        materialized='incremental',
+        materialized=('table' if target.type == 'spark' else 'incremental'),
         unique_key='user_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
