@@ -191,7 +191,12 @@ def measure(
 
 def ensure_drift_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists ml")
-    types = {pl.String: "varchar", pl.Float64: "double", pl.Boolean: "boolean", pl.Int64: "bigint"}
+    types = {
+        pl.String: "varchar",
+        pl.Float64: "double precision",
+        pl.Boolean: "boolean",
+        pl.Int64: "bigint",
+    }
     columns = ",\n".join(
         f"{name} {types.get(dtype, 'timestamp')}" for name, dtype in MEASUREMENT_SCHEMA.items()
     )

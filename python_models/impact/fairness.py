@@ -34,6 +34,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import test_proportions_2indep
 
 from python_models.impact.config import ImpactConfig, load_impact_config
+from python_models.warehouse import as_warehouse
 
 FAIRNESS_TABLE = "ml.model_fairness"
 OVERALL = "overall"
@@ -221,7 +222,7 @@ def flagged_groups(report: pl.DataFrame) -> list[tuple[str, str, str]]:
 _SQL_TYPES = {
     pl.String: "varchar",
     pl.Int64: "bigint",
-    pl.Float64: "double",
+    pl.Float64: "double precision",  # DuckDB and PostgreSQL both read this spelling
     pl.Boolean: "boolean",
 }
 
@@ -274,21 +275,14 @@ def record_fairness_report(
         "recorded_at",
         "run_id",
     ]
-    con.register("__uba_fairness", rows.select(order).to_arrow())
-    try:
-        con.execute("begin transaction")
-        con.execute(
+    w = as_warehouse(con)
+    with w.transaction():
+        w.execute(
             f"delete from {FAIRNESS_TABLE} where model_name = ? and model_version = ? "
             "and evaluated_on = ?",
             [model_name, model_version, evaluated_on],
         )
-        con.execute(f"insert into {FAIRNESS_TABLE} by name select * from __uba_fairness")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("__uba_fairness")
+        w.append_table(FAIRNESS_TABLE, rows.select(order))
     return rows.height
 
 

@@ -77,7 +77,7 @@ def scored_outcomes(
     frame = con.execute(
         f"""
         select scores.model_name, scores.model_version, scores.user_id, scores.as_of_date,
-            cast(scores.score as double) as score, groups.{HOLDOUT_GROUP_COLUMN},
+            cast(scores.score as double precision) as score, groups.{HOLDOUT_GROUP_COLUMN},
             labels."{model.outcome}" as outcome
         from {scores_table} as scores
         inner join {LABELS_TABLE} as labels

@@ -56,7 +56,8 @@ def purchases(con: duckdb.DuckDBPyConnection, purchase_event: str) -> pl.DataFra
         raise LookupError(f"{EVENTS_TABLE} does not exist: run `uba build` first")
     return con.execute(
         f"""
-        select user_id, event_ts as purchased_at, cast(revenue_usd as double) as revenue_usd
+        select user_id, event_ts as purchased_at,
+            cast(revenue_usd as double precision) as revenue_usd
         from {EVENTS_TABLE}
         where event_name = ? and user_id is not null
         order by user_id, event_ts
