@@ -30,7 +30,8 @@ COMPARED = {
     "marts.fct_events": ["event_id"],
     "marts.fct_sessions": ["session_id"],
     "marts.dim_users": ["user_id"],
-    "intermediate.int_identity_stitched": ["anonymous_hash"],
+    "intermediate.int_events_stitched": ["event_id"],
+    "intermediate.int_events_sessionized": ["event_id"],
 }
 RELATIVE_TOLERANCE = 1e-9
 
