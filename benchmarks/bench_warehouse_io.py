@@ -3,7 +3,7 @@ python_models/warehouse/postgres.py).
 
     python benchmarks/bench_warehouse_io.py --rows 1000000
 
-Starts a throwaway PostgreSQL (tests/integration/pg_server.py), writes a feature-shaped frame
+Starts a throwaway PostgreSQL (tests/pg_server.py), writes a feature-shaped frame
 (user_id text, as_of_date, 20 doubles) and reads it back out, then writes a score-shaped frame
 in, with each candidate: psycopg2 rows, psycopg2 COPY as CSV, psycopg 3 binary COPY, and ADBC
 (Arrow over libpq's binary COPY). Prints seconds per step, best of --repeat.
