@@ -30,7 +30,7 @@ from test_models_truth import SMALL  # the truth tests' parameters for the small
 
 from python_models.privacy import pseudonymize
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
 TEST_SALT = "test-salt"  # tests/conftest.py
 RELATIVE_TOLERANCE = 1e-9

@@ -21,7 +21,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+# A JVM start per step and seconds per dbt statement: past the suite's 900 s per-test limit
+# on a busy 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(2400)]
 
 STEPS = Path(__file__).parents[1] / "spark_steps.py"
 # The models Spark builds (docs/scale.md lists what it does not, and why).
