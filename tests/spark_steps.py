@@ -34,7 +34,8 @@ def export(out_dir: Path, tables: list[str]) -> None:
         frame = con.execute(f"select * from {table}").pl()
         frame.write_parquet(out_dir / f"{table}.parquet")
     per_country = con.execute(
-        "select country, count(*) as users from marts.dim_users group by country"
+        "select country_mode as country, count(*) as users from marts.dim_users "
+        "group by country_mode"
     ).pl()
     con.replace_table("ml_scores.users_per_country", per_country)
     con.replace_table("ml_scores.users_per_country", per_country)  # twice: replaces

@@ -131,7 +131,8 @@ def test_python_steps_write_and_read_spark_tables(spark_marts, built_warehouse):
     con = connect(built_warehouse, read_only=True)
     try:
         expected = con.execute(
-            "select country, count(*) as users from marts.dim_users group by country"
+            "select country_mode as country, count(*) as users from marts.dim_users "
+            "group by country_mode"
         ).pl()
     finally:
         con.close()
