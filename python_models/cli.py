@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "score": "batch-score users and write the score tables",
     "rollback": "roll a model back to its previous champion",
     "demo": "run the whole pipeline end to end on generated data",
+    "erase": "erase people (user or device ids) from every table and file",
+    "retention": "apply the retention windows: purge old PII properties and raw events",
 }
 
 
@@ -39,6 +41,10 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import rollback as module
     elif name == "demo":
         from python_models.commands import demo as module
+    elif name == "erase":
+        from python_models.commands import erase as module
+    elif name == "retention":
+        from python_models.commands import retention as module
     else:
         raise ValueError(f"unknown command {name!r}")
     return module

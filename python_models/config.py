@@ -32,6 +32,11 @@ class Settings:
     drift_psi_threshold: float
     # Public datasets fetched from PyPI wheels for tests and benchmarks (ltv/public_data.py).
     public_data_cache: Path
+    # Retention windows in days (docs/privacy.md); 0 keeps forever. PII properties (email, ip,
+    # declared sensitive keys) are purged from raw rows loaded longer ago than the first; raw
+    # rows older than the second are deleted once rolled into raw.events_daily_rollup.
+    retention_pii_days: int = 30
+    retention_raw_days: int = 395
 
     @property
     def models_dir(self) -> Path:
@@ -65,6 +70,15 @@ def _env_float(name: str, default: float, low: float | None = None, high: float 
     return value
 
 
+def _env_days(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise SettingsError(f"{name}={text!r} must be a whole number of days (0 keeps forever)")
+    return int(text)
+
+
 def _public_data_cache() -> Path:
     if os.environ.get("UBA_PUBLIC_DATA_CACHE"):
         return Path(os.environ["UBA_PUBLIC_DATA_CACHE"])
@@ -90,6 +104,8 @@ def _from_env() -> Settings:
         # PSI above 0.25 is the usual "significant shift" rule of thumb.
         drift_psi_threshold=_env_float("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0),
         public_data_cache=_public_data_cache(),
+        retention_pii_days=_env_days("UBA_RETENTION_PII_DAYS", 30),
+        retention_raw_days=_env_days("UBA_RETENTION_RAW_DAYS", 395),
     )
 
 

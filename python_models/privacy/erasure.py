@@ -40,7 +40,12 @@ from python_models.privacy.files import (
     rewrite_parquet,
 )
 from python_models.privacy.identities import Identity, check_salt, resolve
-from python_models.privacy.pseudonyms import request_token, salt_fingerprint
+from python_models.privacy.pseudonyms import (
+    NAMESPACES,
+    pseudonymize,
+    request_token,
+    salt_fingerprint,
+)
 from python_models.privacy.sensitive import sensitive_property_keys
 from python_models.warehouse import connect
 
@@ -65,6 +70,9 @@ class ErasureResult:
     seconds: dict[str, float] = field(default_factory=dict)
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Every string that named the people (raw ids, pseudonyms, emails, IPs): kept in memory
+    # for verification only, never written.
+    needles: set[str] = field(default_factory=set, repr=False)
 
     @property
     def rows_deleted(self) -> int:
@@ -372,6 +380,7 @@ def erase(
         else:
             erasure_id = uuid.uuid4().hex[:16]
             result = ErasureResult(erasure_id, outcomes, seconds=timings)
+            result.needles = identity.needles()
             spec_tables = _feature_tables()
             person_rows = artifacts.person_feature_rows(con, identity, spec_tables)
             plans, problems = artifacts.plan_scrubs(con, person_rows)
@@ -440,6 +449,14 @@ def _feature_tables() -> list[str]:
     from python_models.models import MODELS
 
     return sorted({table for spec in MODELS for table in spec.inputs})
+
+
+def verification_needles(ids: list[str], result: ErasureResult) -> set[str]:
+    """What must be in no file after erasing `ids`: the ids, their pseudonyms as user and as
+    device, and whatever the erasure found naming them."""
+    salt = get_settings().pseudonym_salt
+    hashed = {pseudonymize(i, ns, salt) for i in ids for ns in NAMESPACES}
+    return set(ids) | hashed | result.needles
 
 
 def leftover_files(needles: set[str]) -> dict[Path, set[str]]:
