@@ -5,8 +5,10 @@ Every fixture works in its own temporary directory; nothing touches the demo's d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,94 @@ def cdnow_sample(cdnow_wheel):
     from python_models.ltv.public_data import cdnow_transactions
 
     return cdnow_transactions("sample", cdnow_wheel.parent)
+
+
+PRIVACY_EVENTS = 40_000
+PRIVACY_SEED = 11
+
+
+@dataclass(frozen=True)
+class PrivacyPipeline:
+    """A whole pipeline run (load, gate, dbt build, train, score, publish) on a small sample
+    with planted consent choices, in its own data folder (tests/integration/test_privacy_*)."""
+
+    root: Path  # holds data/ (warehouse, models, published) and sample/ (input + truth)
+    sample: object  # GenerationResult
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+
+@contextlib.contextmanager
+def data_dir_settings(data_dir: Path):
+    """Point the settings (and dbt's profile) at `data_dir` for the duration."""
+    from python_models.config import reload_settings
+
+    keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH")
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ["UBA_DATA_DIR"] = str(data_dir)
+    os.environ["UBA_DUCKDB_PATH"] = str(data_dir / "warehouse.duckdb")
+    try:
+        yield reload_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reload_settings()
+
+
+def copy_pipeline(pipeline: PrivacyPipeline, dst: Path) -> PrivacyPipeline:
+    """A private copy of a pipeline run; the registry's artifact paths follow the copy."""
+    import duckdb
+
+    shutil.copytree(pipeline.root, dst)
+    con = duckdb.connect(str(dst / "data" / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "update ml.model_registry set artifact_path = replace(artifact_path, ?, ?)",
+            [str(pipeline.data_dir), str(dst / "data")],
+        )
+    finally:
+        con.close()
+    return PrivacyPipeline(dst, pipeline.sample)
+
+
+@pytest.fixture(scope="session")
+def privacy_pipeline(tmp_path_factory) -> PrivacyPipeline:
+    from expectations.gate import run_gate
+    from python_models.dbt_runner import run_dbt
+    from python_models.ingest import load_path
+    from python_models.lifecycle import score_each, train_each
+    from python_models.models import model_names
+    from python_models.publish import publish_warehouse
+    from python_models.synthetic import ConsentPlan, generate
+    from python_models.warehouse import connect
+
+    root = tmp_path_factory.mktemp("privacy_pipeline")
+    sample = generate(
+        out_dir=root / "sample",
+        n_events=PRIVACY_EVENTS,
+        seed=PRIVACY_SEED,
+        consent=ConsentPlan(),
+    )
+    with data_dir_settings(root / "data") as settings:
+        con = connect()
+        try:
+            load_path(con, sample.events_dir)
+            assert run_gate(con).success
+        finally:
+            con.close()
+        run_dbt(["build"], quiet=True)
+        con = connect()
+        try:
+            trained = train_each(con, model_names())
+            assert not [t for t in trained if t.status == "failed"], trained
+            scored = score_each(con, model_names())
+            assert not [s for s in scored if s.status == "failed"], scored
+            publish_warehouse(con, settings.published_dir)
+        finally:
+            con.close()
+    return PrivacyPipeline(root, sample)

@@ -14,6 +14,11 @@ def add_arguments(parser) -> None:
         "--raw-days", type=int, default=None, help="override UBA_RETENTION_RAW_DAYS (0: keep)"
     )
     parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="rewrite the warehouse file even if nothing changed (after a salt rotation)",
+    )
+    parser.add_argument(
         "--now",
         type=datetime.fromisoformat,
         default=None,
@@ -29,7 +34,9 @@ def run(args) -> int:
         if value is not None and value < 0:
             print(f"uba retention: --{name.replace('_', '-')} must be 0 or more")
             return 2
-    result = apply_retention(now=args.now, pii_days=args.pii_days, raw_days=args.raw_days)
+    result = apply_retention(
+        now=args.now, pii_days=args.pii_days, raw_days=args.raw_days, compact=args.compact
+    )
     print(f"uba retention: {result.summary()}")
     for table, rows in {**result.pii_rows_purged, **result.raw_rows_deleted}.items():
         if rows:

@@ -56,7 +56,15 @@ def redaction_patterns(needles: set[str]) -> list[str]:
 
 def _redact(con: duckdb.DuckDBPyConnection, table: PersonalTable, patterns: list[str]) -> int:
     """Replace quoted needles in the table's free-text columns; rows changed."""
-    changed = 0
+    matches = " or ".join(
+        f'regexp_matches("{column}", ?)' for column in table.free_text for _ in patterns
+    )
+    params = [pattern for _ in table.free_text for pattern in patterns]
+    changed = con.execute(
+        f"select count(*) from {table.qualified} where {matches}", params
+    ).fetchone()[0]
+    if not changed:
+        return 0
     for column in table.free_text:
         for pattern in patterns:
             # A needle right after another one lost its leading separator to the first match:
@@ -68,10 +76,9 @@ def _redact(con: duckdb.DuckDBPyConnection, table: PersonalTable, patterns: list
                     f'where regexp_matches("{column}", ?)',
                     [pattern, pattern],
                 ).fetchone()[0]
-                changed += count
                 if not count:
                     break
-    return changed
+    return int(changed)
 
 
 def delete_person_rows(con: duckdb.DuckDBPyConnection, identity: Identity) -> list[TableErasure]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 
 # role -> column names. person: the raw user id and every pseudonymous person key (user_id in
 # marts is the stitched key: the user hash, or the device hash of a never-identified visitor);
@@ -98,3 +99,39 @@ def personal_tables(con: duckdb.DuckDBPyConnection) -> list[PersonalTable]:
         for (schema, table), (roles, free_text) in found.items()
         if roles or free_text
     ]
+
+
+def columns_holding(con: duckdb.DuckDBPyConnection, values: set[str]) -> list[tuple[str, str, int]]:
+    """(table, column, rows) for every text column of every base table where a row equals one
+    of `values`: an audit of where identifiers actually sit, whatever the columns are named.
+    The erasure covers a column when `column_role` names it (or it is free text)."""
+    if not values:
+        return []
+    frame = pa.table({"value": pa.array(sorted(values), type=pa.string())})
+    con.register("__uba_values", frame)
+    try:
+        rows = con.execute(
+            """
+            select columns.table_schema, columns.table_name, columns.column_name
+            from information_schema.columns as columns
+            inner join information_schema.tables as tables
+                on columns.table_catalog = tables.table_catalog
+                and columns.table_schema = tables.table_schema
+                and columns.table_name = tables.table_name
+            where tables.table_type = 'BASE TABLE'
+              and columns.table_catalog = current_database()
+              and columns.data_type = 'VARCHAR'
+            order by 1, 2, 3
+            """
+        ).fetchall()
+        found = []
+        for schema, table, column in rows:
+            hits = con.execute(
+                f'select count(*) from "{schema}"."{table}" '
+                f'where "{column}" in (select value from __uba_values)'
+            ).fetchone()[0]
+            if hits:
+                found.append((f"{schema}.{table}", column, int(hits)))
+        return found
+    finally:
+        con.unregister("__uba_values")

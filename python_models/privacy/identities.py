@@ -163,6 +163,7 @@ def resolve(
     shared_requested: set[str] = set()
     visitors: set[str] = set()
     for device, seen_with in device_users:
+        seen_with = seen_with or []  # list() over no identified row is null
         if len(seen_with) == 1:
             users.add(seen_with[0])
             identity.outcome[device] = "device"

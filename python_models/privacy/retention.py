@@ -195,9 +195,10 @@ def apply_retention(
     now: datetime | None = None,
     pii_days: int | None = None,
     raw_days: int | None = None,
+    compact: bool = False,
 ) -> RetentionResult:
     """Apply both windows (settings unless given) to the warehouse, then compact it if a row
-    changed. `now` (UTC, naive) defaults to the clock."""
+    changed (or `compact`). `now` (UTC, naive) defaults to the clock."""
     settings = get_settings()
     path = Path(duckdb_path) if duckdb_path else settings.duckdb_path
     now = now or utc_now()
@@ -233,7 +234,7 @@ def apply_retention(
             raise
     finally:
         con.close()
-    if result.changed:
+    if result.changed or compact:
         compact_database(path, settings.duckdb_memory_limit)
         result.compacted = True
     return result

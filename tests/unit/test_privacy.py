@@ -1,0 +1,196 @@
+"""Privacy building blocks on tiny real DuckDB files: the discovery rule, deletion and
+redaction, compaction, reference-sample scrubbing, the retention patterns, reading ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+import duckdb
+import polars as pl
+import pytest
+
+from python_models.privacy import pseudonymize
+from python_models.privacy.deletion import delete_person_rows, redaction_patterns
+from python_models.privacy.discovery import column_role, personal_tables
+from python_models.privacy.files import compact_database, files_containing, rewrite_parquet
+from python_models.privacy.identities import Identity
+from python_models.privacy.pseudonyms import request_token, salt_fingerprint
+
+
+@pytest.mark.parametrize(
+    ("column", "role"),
+    [
+        ("user_id", "person"),
+        ("user_hash", "person"),
+        ("person_key", "person"),
+        ("anonymous_id", "device"),
+        ("attacker_anonymous_id", "device"),
+        ("anonymous_hash", "device"),
+        ("event_id", "event"),
+        ("first_event_id", "event"),
+        ("session_id", "session"),
+        ("count_anonymous_ids", None),
+        ("is_identified", None),
+        ("holdout_key_version", None),
+        ("run_id", None),
+        ("user_identifier", None),
+    ],
+)
+def test_column_roles_come_from_names(column, role):
+    assert column_role(column) == role
+
+
+def test_tokens_and_fingerprints_are_not_pseudonyms():
+    # Same formula as the dbt macro, in its own namespace: no token equals a person key.
+    assert request_token("u1", "s") != pseudonymize("u1", "user", "s")
+    assert request_token("u1", "s") == hashlib.sha256(b"s|erasure|u1").hexdigest()[:32]
+    assert (
+        salt_fingerprint("s") == hashlib.sha256(b"s|fingerprint|salt-fingerprint").hexdigest()[:32]
+    )
+
+
+def test_redaction_replaces_whole_tokens_only():
+    pattern = redaction_patterns({"1.2.3.4", "a@b.c"})[0]
+    compiled = re.compile(pattern)
+    assert compiled.search('{"ip":"1.2.3.4"}')
+    assert compiled.search("a@b.c")
+    assert not compiled.search('{"ip":"11.2.3.45"}')
+    assert not compiled.search("xa@b.co")
+
+
+def _identity(**values) -> Identity:
+    identity = Identity(requested=["u1"])
+    for name, value in values.items():
+        setattr(identity, name, set(value))
+    return identity
+
+
+@pytest.fixture
+def small_warehouse(tmp_path):
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw; create schema marts")
+    con.execute(
+        "create table raw.events (raw_id varchar, event_id varchar, user_id varchar, "
+        "anonymous_id varchar, properties varchar, raw_payload varchar)"
+    )
+    con.execute(
+        """insert into raw.events values
+        ('r1', 'e1', 'u1', 'd1', '{"email":"one@x.io"}', null),
+        ('r2', 'e2', null, 'd1', '{}', null),
+        ('r3', 'e3', 'u2', 'd2', '{"note":"invited one@x.io"}', null),
+        ('r4', 'e4', null, null, null, 'broken line u1,d1'),
+        ('r5', 'e5', 'u2', 'd2', '{"ip":"11.2.3.45"}', null)"""
+    )
+    con.execute("create table marts.sessions (session_id varchar, user_id varchar, n bigint)")
+    con.execute("insert into marts.sessions values ('s1', 'h1', 3), ('s2', 'h2', 4)")
+    con.execute("create table marts.transitions (event_id varchar, session_id varchar)")
+    con.execute("insert into marts.transitions values ('e1', 's1'), ('e3', 's2')")
+    con.execute("create table marts.report (day date, users bigint)")
+    con.close()
+    return path
+
+
+def test_discovery_finds_tables_by_column_name(small_warehouse):
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        tables = {t.label: t for t in personal_tables(con)}
+    finally:
+        con.close()
+    assert set(tables) == {"raw.events", "marts.sessions", "marts.transitions"}
+    assert tables["raw.events"].free_text == ("properties", "raw_payload")
+    assert tables["marts.transitions"].roles == {"event": ("event_id",), "session": ("session_id",)}
+
+
+def test_delete_person_rows_deletes_by_role_and_redacts_quotes(small_warehouse):
+    identity = _identity(
+        user_ids={"u1"},
+        devices={"d1"},
+        person_keys={"h1"},
+        event_ids={"e1", "e2"},
+        session_ids={"s1"},
+        sensitive_values={"one@x.io", "1.2.3.4"},
+    )
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        con.execute("begin transaction")
+        done = {
+            t.table: (t.rows_deleted, t.rows_redacted) for t in delete_person_rows(con, identity)
+        }
+        con.execute("commit")
+        raw = con.execute(
+            "select raw_id, properties, raw_payload from raw.events order by 1"
+        ).fetchall()
+        sessions = con.execute("select session_id from marts.sessions").fetchall()
+        transitions = con.execute("select event_id from marts.transitions").fetchall()
+    finally:
+        con.close()
+    # r1, r2 are the person's (user, device); r4 quotes them in an unreadable line: redacted.
+    assert [r[0] for r in raw] == ["r3", "r4", "r5"]
+    assert raw[0][1] == '{"note":"invited [erased]"}'
+    assert raw[1][2] == "broken line [erased],[erased]"
+    assert raw[2][1] == '{"ip":"11.2.3.45"}'  # another IP that merely contains the digits
+    assert sessions == [("s2",)] and transitions == [("e3",)]
+    assert done == {"raw.events": (2, 2), "marts.sessions": (1, 0), "marts.transitions": (1, 0)}
+
+
+def test_compaction_removes_the_bytes_a_delete_leaves(tmp_path):
+    path = tmp_path / "c.duckdb"
+    ids = [secrets.token_hex(16) for _ in range(500)]
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute("create table marts.t as select unnest(?) as user_id, 2.5 as v", [ids])
+    con.execute("create view marts.v as select count(*) as n from marts.t")
+    con.execute("create macro marts.twice(x) as 2 * x")
+    con.execute("delete from marts.t where user_id in (select unnest(?))", [ids[:20]])
+    con.execute("checkpoint")
+    con.close()
+    # DuckDB keeps deleted rows' bytes after a checkpoint: the reason compaction exists.
+    assert len(files_containing([path], ids[:20])[path]) == 20
+    compact_database(path)
+    assert files_containing([path], ids[:20]) == {}
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.execute("select n from marts.v").fetchone()[0] == 480
+        assert con.execute("select marts.twice(21)").fetchone()[0] == 42
+    finally:
+        con.close()
+
+
+def test_parquet_files_lose_the_rows(tmp_path):
+    path = tmp_path / "scores.parquet"
+    pl.DataFrame({"user_id": ["h1", "h2", "h1"], "score": [0.1, 0.2, 0.3]}).write_parquet(path)
+    assert rewrite_parquet(path, _identity(person_keys={"h1"})) == 2
+    assert pl.read_parquet(path)["user_id"].to_list() == ["h2"]
+    assert rewrite_parquet(path, _identity(person_keys={"h1"})) == 0
+
+
+def test_reference_samples_lose_one_equal_row_per_person_row():
+    from python_models.privacy.artifacts import without_rows
+
+    sample = pl.DataFrame({"a": [1.0, 1.0, 1.0, 2.0, None], "b": [0, 0, 0, 1, 5]})
+    person = pl.DataFrame({"user_id": ["h", "h", "h"], "a": [1.0, 1.0, None], "b": [0, 0, 5]})
+    left = without_rows(sample, person)
+    assert sorted(left.rows(), key=str) == [(1.0, 0), (2.0, 1)]
+
+
+def test_pii_pattern_nulls_values_and_leaves_nulls():
+    from python_models.privacy.retention import pii_pattern
+
+    pattern = re.compile(pii_pattern(("email", "ip")))
+    text = '{"email": "a\\"b@x.io", "ip":"1.2.3.4","page":"/","n":{"ip": 17}}'
+    purged = pattern.sub(lambda m: m.group(1) + "null", text)
+    assert purged == '{"email": null, "ip":null,"page":"/","n":{"ip": null}}'
+    assert not pattern.search(purged)
+
+
+def test_read_ids_from_arguments_and_file(tmp_path):
+    from python_models.privacy.erasure import read_ids
+
+    path = tmp_path / "ids.txt"
+    path.write_text("# requests of 2026-01-02\nu1\n\n  d9  \nu1\n")
+    assert read_ids(["u2", " "], path) == ["u2", "u1", "d9"]
+    with pytest.raises(ValueError, match="no such file"):
+        read_ids([], tmp_path / "missing.txt")
