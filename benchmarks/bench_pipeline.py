@@ -34,6 +34,7 @@ def main() -> int:
     work = Path(args.keep or tempfile.mkdtemp(prefix="uba-bench-"))
     os.environ["UBA_DATA_DIR"] = str(work / "data")
     os.environ["UBA_DUCKDB_PATH"] = str(work / "data" / "warehouse.duckdb")
+    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")  # a benchmark, not real data
     os.environ.setdefault("UBA_QUIET_SALT", "1")
 
     from python_models.config import reload_settings

@@ -1,15 +1,38 @@
-"""`uba gate`: run the raw-events quality gate and print a summary."""
+"""`uba gate`: run the raw-events quality gate and print a summary.
+
+Exit status: 0 every new batch passed; 1 the gate failed and wrote nothing (GateError), or the
+tracking plan / settings are malformed, or the warehouse stayed busy; 3 at least one batch was
+blocked as corrupt (its rows are in raw.events_quarantine with their reasons; release it with
+`uba gate --release LOAD_ID` once reviewed).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+EXIT_BLOCKED = 3
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duckdb", help="warehouse file (default $UBA_DUCKDB_PATH)")
     parser.add_argument(
-        "--chunk-rows", type=int, default=250_000, help="rows per validated chunk (memory bound)"
+        "--max-quarantine-rate",
+        type=float,
+        default=None,
+        help="block a batch whose share of defective rows is above this "
+        "(default $UBA_MAX_QUARANTINE_RATE, 0.2)",
+    )
+    parser.add_argument(
+        "--release",
+        type=int,
+        nargs="+",
+        metavar="LOAD_ID",
+        default=[],
+        help="gate these blocked batches again without the corrupt-batch rule",
+    )
+    parser.add_argument(
+        "--no-docs", action="store_true", help="skip rendering Great Expectations Data Docs"
     )
 
 
@@ -22,21 +45,55 @@ def format_summary(result) -> str:
     ]
     for reason, rows in sorted(result.reasons.items(), key=lambda item: (-item[1], item[0])):
         lines.append(f"  {reason:<24}{rows:>10,}")
+    if result.rows_unplanned:
+        lines.append(f"{'not in tracking plan':<24}{result.rows_unplanned:>12,}  (kept, flagged)")
     lines.append(f"{'expectations evaluated':<24}{result.evaluated_expectations:>12,}")
+    for batch in result.batches:
+        for warning in batch.warnings:
+            lines.append(f"warning: load {batch.load_id} ({batch.source_file}): {warning}")
+    for batch in result.blocked:
+        lines.append(
+            f"BLOCKED load {batch.load_id} ({batch.source_file}): {batch.rows_defective:,} of "
+            f"{batch.rows_checked:,} rows defective ({batch.defect_rate:.1%} > "
+            f"{result.max_quarantine_rate:.1%}); all its rows are in raw.events_quarantine"
+        )
+    if result.data_docs:
+        lines.append(f"data docs: {result.data_docs}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from expectations.gate import GateError, run_gate
-    from python_models.warehouse import connect
+    from expectations.gate import GateError, GateRules, run_gate
+    from python_models.config import SettingsError, get_settings
+    from python_models.ingest.tracking_plan import TrackingPlanError
+    from python_models.warehouse import WarehouseBusyError, writer
 
-    con = connect(args.duckdb)
     try:
-        result = run_gate(con, chunk_rows=args.chunk_rows, progress=True)
+        overrides = {}
+        if args.max_quarantine_rate is not None:
+            overrides["max_quarantine_rate"] = args.max_quarantine_rate
+        rules = GateRules.from_settings(**overrides)
+        docs = None if args.no_docs else get_settings().reports_dir / "data_docs"
+        with writer(args.duckdb, purpose="uba gate") as con:
+            result = run_gate(
+                con, rules=rules, progress=True, release=args.release, data_docs_dir=docs
+            )
     except GateError as exc:
         print(f"uba gate: FAILED, nothing written: {exc}", file=sys.stderr)
         return 1
-    finally:
-        con.close()
+    except (SettingsError, TrackingPlanError, WarehouseBusyError) as exc:
+        print(f"uba gate: {exc}", file=sys.stderr)
+        return 1
     print(format_summary(result))
+    if result.blocked:
+        blocked = result.blocked
+        print(
+            f"uba gate: {len(blocked)} batch(es) blocked as corrupt: "
+            + ", ".join(
+                f"load {b.load_id} {b.rows_defective:,}/{b.rows_checked:,} defective"
+                for b in blocked
+            ),
+            file=sys.stderr,
+        )
+        return EXIT_BLOCKED
     return 0

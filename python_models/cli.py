@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "demo": "run the whole pipeline end to end on generated data",
     "erase": "erase people (user or device ids) from every table and file",
     "retention": "apply the retention windows: purge old PII properties and raw events",
+    "serve": "serve scores over HTTP from the published warehouse, with trigger rules",
 }
 
 
@@ -45,6 +46,8 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import erase as module
     elif name == "retention":
         from python_models.commands import retention as module
+    elif name == "serve":
+        from python_models.commands import serve as module
     else:
         raise ValueError(f"unknown command {name!r}")
     return module

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_SALT = "uba-dev-salt"
+# Unknown event names (not in the tracking plan): kept and flagged, or quarantined.
+UNKNOWN_EVENT_POLICIES = ("flag", "quarantine")
 
 
 class SettingsError(ValueError):
@@ -37,6 +40,19 @@ class Settings:
     # rows older than the second are deleted once rolled into raw.events_daily_rollup.
     retention_pii_days: int = 30
     retention_raw_days: int = 395
+    # The scoring service (`uba serve`): its trigger rules (YAML) and its own folder (the
+    # fired-triggers audit database, the compiled feature SQL).
+    service_rules_path: Path
+    service_dir: Path
+    # The quality gate's other rules (expectations/gate/rules.py): one place for `uba gate`
+    # and Dagster, with max_quarantine_rate above.
+    earliest_event_date: date = date(1990, 1, 1)
+    max_clock_skew_days: float = 1.0
+    revenue_min: float = 0.0
+    revenue_max: float = 1_000_000.0
+    unknown_event_policy: str = "flag"
+    # How long a writer waits for another one holding the warehouse before failing.
+    lock_timeout_seconds: float = 120.0
 
     @property
     def models_dir(self) -> Path:
@@ -52,9 +68,51 @@ class Settings:
 
 
 def pseudonym_salt_from_env() -> str:
-    """UBA_PSEUDONYM_SALT, or the development salt when unset or empty. Also read by the
-    dbt-duckdb plugin (python_models.dbt_salt_plugin), so dbt and Python hash alike."""
-    return os.environ.get("UBA_PSEUDONYM_SALT") or DEFAULT_SALT
+    """UBA_PSEUDONYM_SALT. Also read by the dbt-duckdb plugin (python_models.dbt_salt_plugin),
+    so dbt and Python hash alike.
+
+    Unset or empty, it is an error: the development salt is in the repository, so pseudonyms
+    made with it can be reversed by anyone holding a list of candidate ids. The demo and the
+    tests opt in to it explicitly with UBA_ALLOW_DEV_SALT=1.
+    """
+    salt = os.environ.get("UBA_PSEUDONYM_SALT")
+    if salt:
+        return salt
+    if _env_flag("UBA_ALLOW_DEV_SALT"):
+        return DEFAULT_SALT
+    raise SettingsError(
+        "UBA_PSEUDONYM_SALT is not set: set it to a secret string (pseudonyms made with the "
+        "committed development salt are reversible), or set UBA_ALLOW_DEV_SALT=1 to use the "
+        "development salt for a demo or a test"
+    )
+
+
+def allow_development_salt() -> None:
+    """Opt this process, and the dbt processes it starts, in to the committed development salt
+    (the demo does; its pseudonyms are reversible) unless a salt is set."""
+    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")
+    get_settings.cache_clear()
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_date(name: str, default: date) -> date:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+    return value
 
 
 def _env_float(name: str, default: float, low: float | None = None, high: float | None = None):
@@ -98,14 +156,26 @@ def _from_env() -> Settings:
         duckdb_threads=int(os.environ.get("UBA_DUCKDB_THREADS", os.cpu_count() or 2)),
         dbt_target=os.environ.get("UBA_DBT_TARGET", "duckdb"),
         input_path=input_path.resolve(),
-        # Above this share of quarantined rows in one gate run, the batch is treated as corrupt
-        # and everything downstream (dbt, training, scoring) is blocked.
+        # Above this share of defective rows in one load batch, the gate blocks the batch as
+        # corrupt and everything downstream (dbt, training, scoring) waits (gate/rules.py).
         max_quarantine_rate=_env_float("UBA_MAX_QUARANTINE_RATE", 0.2, 0.0, 1.0),
         # PSI above 0.25 is the usual "significant shift" rule of thumb.
         drift_psi_threshold=_env_float("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0),
         public_data_cache=_public_data_cache(),
         retention_pii_days=_env_days("UBA_RETENTION_PII_DAYS", 30),
         retention_raw_days=_env_days("UBA_RETENTION_RAW_DAYS", 395),
+        service_rules_path=Path(
+            os.environ.get("UBA_SERVICE_RULES") or REPO_ROOT / "python_models/service/rules.yml"
+        ).resolve(),
+        service_dir=Path(os.environ.get("UBA_SERVICE_DIR") or data_dir / "service").resolve(),
+        earliest_event_date=_env_date("UBA_EARLIEST_EVENT_DATE", date(1990, 1, 1)),
+        max_clock_skew_days=_env_float("UBA_MAX_CLOCK_SKEW_DAYS", 1.0, 0.0, 3650.0),
+        revenue_min=_env_float("UBA_REVENUE_MIN", 0.0),
+        revenue_max=_env_float("UBA_REVENUE_MAX", 1_000_000.0),
+        unknown_event_policy=_env_choice(
+            "UBA_UNKNOWN_EVENT_POLICY", "flag", UNKNOWN_EVENT_POLICIES
+        ),
+        lock_timeout_seconds=_env_float("UBA_LOCK_TIMEOUT_SECONDS", 120.0, 0.0),
     )
 
 
@@ -115,8 +185,8 @@ def get_settings() -> Settings:
     settings = _from_env()
     if settings.pseudonym_salt == DEFAULT_SALT and not os.environ.get("UBA_QUIET_SALT"):
         print(
-            "uba: UBA_PSEUDONYM_SALT is not set; using the development salt. "
-            "Set a secret salt in production.",
+            "uba: using the development pseudonymization salt (UBA_ALLOW_DEV_SALT); "
+            "pseudonyms are reversible. Set UBA_PSEUDONYM_SALT outside demos and tests.",
             file=sys.stderr,
         )
     return settings

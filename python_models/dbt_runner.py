@@ -1,24 +1,42 @@
 """Run dbt as a subprocess against the configured warehouse (`uba build`).
 
 A subprocess keeps dbt's ~3 s import and its global state out of callers that do not need it,
-and lets tests point dbt at their own DuckDB file through the environment.
+and lets tests point dbt at their own DuckDB file through the environment. The child dies with
+its parent: SIGTERM / SIGINT to `uba` are passed on to dbt, and on Linux dbt gets SIGTERM if
+`uba` is killed outright (PR_SET_PDEATHSIG), so a killed build never leaves dbt holding the
+warehouse. `uba build` holds the writer lock (python_models.warehouse.writer_lock) while dbt
+runs, so a second build or a load waits for it instead of failing on DuckDB's lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TIMESTAMP = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?(\s+|$)")
+# Seconds dbt gets to stop after SIGTERM before it is killed.
+_STOP_GRACE_SECONDS = 10.0
+
 
 class DbtError(RuntimeError):
-    """dbt exited non-zero; the message carries the tail of its output."""
+    """dbt exited non-zero. `summary` lists dbt's own error lines (which model or test failed
+    and why); str() starts with a one-line headline."""
+
+    def __init__(self, message: str, summary: list[str] | None = None, output: str = ""):
+        super().__init__(message)
+        self.summary = summary or []
+        self.output = output
 
 
 def dbt_executable() -> str:
@@ -44,6 +62,79 @@ def dbt_env(duckdb_path: str | Path | None = None, target: str | None = None) ->
     return env
 
 
+def error_summary(lines: list[str]) -> list[str]:
+    """dbt's own account of what failed, from its console output.
+
+    dbt ends a failed run with "Completed with N error(s)..." followed by one block per failed
+    node ("Failure in test ...", "Database Error in model ...", the message indented below);
+    an error before any node runs is printed after "Encountered an error:". Falls back to the
+    last non-blank lines.
+    """
+    text = [_TIMESTAMP.sub("", _ANSI.sub("", line).rstrip()) for line in lines]
+    blocks: list[str] = []
+    for marker in ("Completed with", "Encountered an error"):
+        starts = [i for i, line in enumerate(text) if marker in line]
+        if not starts:
+            continue
+        for line in text[starts[-1] + 1 :]:
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("Done. PASS", "compiled code at", "See ")):
+                continue
+            blocks.append(stripped)
+        if blocks:
+            return blocks[:40]
+    return [line.strip() for line in text if line.strip()][-15:]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=_STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class _ForwardSignals:
+    """While dbt runs, SIGTERM and SIGINT to this process stop dbt first, then act as usual
+    (SIGINT raises KeyboardInterrupt, SIGTERM exits with 128 + 15). Main thread only: Python
+    installs signal handlers there alone (a Dagster worker thread relies on PDEATHSIG)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        _stop(self.proc)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
 def run_dbt(
     args: Sequence[str],
     duckdb_path: str | Path | None = None,
@@ -66,19 +157,30 @@ def run_dbt(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     lines: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if not quiet:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-    code = proc.wait()
+    try:
+        with _ForwardSignals(proc):
+            for line in proc.stdout:
+                lines.append(line)
+                if not quiet:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+            code = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
     output = "".join(lines)
     if code != 0:
-        tail = "".join(lines[-60:])
-        raise DbtError(f"dbt {' '.join(args)} failed (exit {code}):\n{tail}")
+        summary = error_summary(lines)
+        headline = summary[0] if summary else "no output"
+        raise DbtError(
+            f"dbt {' '.join(args)} failed (exit {code}): {headline}\n" + "\n".join(summary[1:]),
+            summary=summary,
+            output=output,
+        )
     return output
 
 
@@ -89,14 +191,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from python_models.warehouse import WarehouseBusyError, writer_lock
+
     dbt_args = ["build"]
     if args.full_refresh:
         dbt_args.append("--full-refresh")
     if args.select:
         dbt_args += ["--select", args.select]
     try:
-        run_dbt(dbt_args, target=args.target)
+        with writer_lock(purpose=f"uba {' '.join(dbt_args)}"):
+            run_dbt(dbt_args, target=args.target)
+    except WarehouseBusyError as err:
+        print(f"uba build: {err}", file=sys.stderr)
+        return 1
     except DbtError as err:
-        print(str(err).splitlines()[0], file=sys.stderr)
+        print(f"uba build: dbt {' '.join(dbt_args)} failed:", file=sys.stderr)
+        for line in err.summary or [str(err)]:
+            print(f"  {line}", file=sys.stderr)
         return 1
     return 0

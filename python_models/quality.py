@@ -80,12 +80,14 @@ def check_score_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> CheckO
     return check_table(con, spec.score_table, build_suite(spec))
 
 
-def check_raw_events(con: duckdb.DuckDBPyConnection, max_quarantine_rate: float) -> CheckOutcome:
+def check_raw_events(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     """The latest gate run succeeded, evaluated at least one expectation, reconciled (loaded =
-    valid + quarantined) and quarantined no more than `max_quarantine_rate` of its batch."""
+    valid + quarantined) and blocked no load batch as corrupt. Which batch is corrupt is the
+    gate's own decision (expectations/gate/rules.py: UBA_MAX_QUARANTINE_RATE), read here from
+    raw.gate_batches, so `uba gate` and Dagster apply one rule."""
     run = con.execute(
         """
-        select run_id, success, evaluated_expectations, rows_checked, rows_quarantined
+        select run_id, success, evaluated_expectations
         from raw.gate_runs order by finished_at desc limit 1
         """
     ).fetchone()
@@ -100,15 +102,22 @@ def check_raw_events(con: duckdb.DuckDBPyConnection, max_quarantine_rate: float)
     if run is None:
         problems.append("the gate has never run")
     else:
-        _, success, evaluated, checked, run_quarantined = run
+        run_id, success, evaluated = run
         if not success:
             problems.append("the latest gate run failed")
         if evaluated == 0:
             problems.append("the latest gate run evaluated zero expectations")
-        if checked and run_quarantined / checked > max_quarantine_rate:
+        blocked = con.execute(
+            """
+            select load_id, source_file, rows_defective, rows_checked, max_quarantine_rate
+            from raw.gate_batches where status = 'blocked' and run_id = ? order by load_id
+            """,
+            [run_id],
+        ).fetchall()
+        for load_id, source, defective, checked, limit in blocked:
             problems.append(
-                f"the latest batch quarantined {run_quarantined}/{checked} rows "
-                f"(> {max_quarantine_rate:.0%}): input looks corrupt"
+                f"load {load_id} ({source}) blocked as corrupt: {defective}/{checked} rows "
+                f"defective (> {limit:.0%}); its rows are in raw.events_quarantine"
             )
     if loaded != valid + quarantined:
         problems.append(f"counts do not reconcile: {loaded} loaded != {valid} + {quarantined}")

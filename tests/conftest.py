@@ -27,6 +27,9 @@ def _isolated_settings(tmp_path_factory):
     os.environ["UBA_DATA_DIR"] = str(root / "data")
     os.environ["UBA_DUCKDB_PATH"] = str(root / "data" / "warehouse.duckdb")
     os.environ["UBA_PSEUDONYM_SALT"] = TEST_SALT
+    # The generator plants misspelled event names as defects to be quarantined (the default
+    # policy would keep and flag them); tests of the flag policy pass their own GateRules.
+    os.environ["UBA_UNKNOWN_EVENT_POLICY"] = "quarantine"
     os.environ["UBA_DUCKDB_MEMORY_LIMIT"] = "2GB"
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
     (root / "dagster_home").mkdir()

@@ -33,6 +33,8 @@
 {%- endmacro %}
 
 {% macro uba_salt() -%}
-    {%- set salt = env_var('UBA_PSEUDONYM_SALT', 'uba-dev-salt') -%}
+    {#- No default: the committed development salt would make pseudonyms reversible. `uba build`
+        passes the configured salt (or, opted in with UBA_ALLOW_DEV_SALT, the dev one). -#}
+    {%- set salt = env_var('UBA_PSEUDONYM_SALT') -%}
     {{- salt | replace("'", "''") -}}
 {%- endmacro %}

@@ -10,6 +10,7 @@ from python_models.config import get_settings
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 EVENTS_VALIDATED = dg.AssetKey(["raw", "events_validated"])
+SCHEMA_DRIFT_CHECK = "check_schema_drift"
 
 
 class RawFilesConfig(dg.Config):
@@ -17,12 +18,21 @@ class RawFilesConfig(dg.Config):
     """File or directory of CSV / Parquet / JSON Lines event files (default $UBA_INPUT_PATH)."""
 
 
-@dg.asset(key=RAW_EVENTS, group_name="raw", pool=WRITER_POOL, kinds={"duckdb"})
+@dg.asset(
+    key=RAW_EVENTS,
+    group_name="raw",
+    pool=WRITER_POOL,
+    kinds={"duckdb"},
+    check_specs=[dg.AssetCheckSpec(SCHEMA_DRIFT_CHECK, asset=RAW_EVENTS)],
+)
 def raw_events(
     context: dg.AssetExecutionContext, config: RawFilesConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """One row per row of every loaded file, as text. Loading a file twice adds nothing."""
+    """One row per row of every loaded file, as text. Loading a file twice adds nothing.
+    Schema drift (new / missing / re-typed columns, unplanned events and property keys) is
+    recorded in raw.schema_drift and reported by the check_schema_drift warning."""
     from python_models.ingest import load_path
+    from python_models.ingest.drift import drift_outcome
 
     path = config.path or str(get_settings().input_path)
     if not os.path.exists(path):
@@ -30,6 +40,7 @@ def raw_events(
     with warehouse.connect() as con:
         result = load_path(con, path)
         total = con.execute("select count(*) from raw.events").fetchone()[0]
+        drift_passed, drift_description, drift_table = drift_outcome(con)
     context.log.info(f"loaded {result.rows_loaded} rows from {result.files_loaded} new files")
     return dg.MaterializeResult(
         metadata={
@@ -37,8 +48,18 @@ def raw_events(
             "files_loaded": result.files_loaded,
             "files_skipped": result.files_skipped,
             "rows_loaded": result.rows_loaded,
+            "rows_unreadable": result.rows_unreadable,
             "dagster/row_count": total,
-        }
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=SCHEMA_DRIFT_CHECK,
+                passed=drift_passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=drift_description,
+                metadata={"pending": dg.MetadataValue.md(drift_table)},
+            )
+        ],
     )
 
 
@@ -48,12 +69,14 @@ def raw_events(
 def events_validated(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Raw rows that passed the Great Expectations gate; the others go to raw.events_quarantine."""
-    from expectations.gate import run_gate
+    """Raw rows that passed the quality gate; the others go to raw.events_quarantine. A batch
+    blocked as corrupt is in the metadata, and check_raw_events_quality fails on it."""
+    from expectations.gate import GateRules, run_gate
     from python_models.reports import markdown_counts
 
+    docs = get_settings().reports_dir / "data_docs"
     with warehouse.connect() as con:
-        result = run_gate(con)
+        result = run_gate(con, rules=GateRules.from_settings(), data_docs_dir=docs)
         total = con.execute("select count(*) from raw.events_validated").fetchone()[0]
     return dg.MaterializeResult(
         metadata={
@@ -62,6 +85,9 @@ def events_validated(
             "rows_valid": result.rows_valid,
             "rows_quarantined": result.rows_quarantined,
             "evaluated_expectations": result.evaluated_expectations,
+            "batches_blocked": len(result.blocked),
+            "rows_not_in_tracking_plan": result.rows_unplanned,
+            "data_docs": str(docs / "index.html"),
             "quarantine_reasons": dg.MetadataValue.md(
                 markdown_counts(result.reasons, "reason", "rows")
             ),
@@ -73,11 +99,12 @@ def events_validated(
 @dg.asset_check(asset=EVENTS_VALIDATED, blocking=True, name="check_raw_events_quality")
 def check_raw_events_quality(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Blocks everything downstream unless the latest gate run succeeded, evaluated at least one
-    expectation, reconciled (loaded = valid + quarantined) and quarantined a plausible share."""
+    expectation, reconciled (loaded = valid + quarantined) and blocked no batch as corrupt (the
+    gate's own rule: expectations/gate/rules.py, UBA_MAX_QUARANTINE_RATE)."""
     from python_models.quality import check_raw_events
 
     with warehouse.connect(read_only=True) as con:
-        return check_result(check_raw_events(con, get_settings().max_quarantine_rate))
+        return check_result(check_raw_events(con))
 
 
 def raw_files_run_config(path: str) -> dict:

@@ -1,74 +1,49 @@
 """Load CSV / Parquet / JSON Lines event files into raw.events, everything kept as text.
 
 Each file is read by DuckDB (never a Python loop over rows) and inserted in one transaction
-together with its raw.load_log row, so a crash leaves either the whole file or nothing.
-A file whose sha256 is already in raw.load_log is skipped: loading is idempotent.
+together with its raw.load_log row and its schema-drift findings, so a crash leaves either the
+whole file or nothing. A file whose sha256 is already in raw.load_log is skipped: loading is
+idempotent. A row DuckDB cannot read (invalid UTF-8, a line over 2 MB, a wrong number of
+fields) becomes a raw row with a load_error, which the gate quarantines; every other row of the
+file is kept. A file that cannot be read at all raises IngestError, one line naming the file.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-CONTRACT_COLUMNS = (
-    "event_id",
-    "user_id",
-    "anonymous_id",
-    "event_name",
-    "event_ts",
-    "received_at",
-    "session_id",
-    "properties",
+from python_models.ingest import drift
+from python_models.ingest.contract import CONTRACT_COLUMNS, RAW_DDL
+from python_models.ingest.files import (
+    FORMATS,
+    FileInfo,
+    IngestError,
+    detect_format,
+    expand_paths,
+    inspect_file,
+    text_is_empty,
 )
-FORMATS_BY_SUFFIX = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-FORMATS = ("csv", "parquet", "jsonl")
-MAX_PAYLOAD_CHARS = 10_000
-MALFORMED_JSON_LINE = "malformed_json_line"
+from python_models.ingest.readers import (
+    MAX_PAYLOAD_CHARS,
+    REJECT_CODES,
+    FileRead,
+    csv_read,
+    jsonl_lines_sql,
+    jsonl_read,
+    one_line,
+    parquet_read,
+    sql_str,
+)
+from python_models.ingest.tracking_plan import TrackingPlan, read_tracking_plan
 
-RAW_DDL = """
-create schema if not exists raw;
-create table if not exists raw.events (
-    raw_id varchar primary key,
-    source_file varchar not null,
-    file_sha256 varchar not null,
-    row_number bigint not null,
-    loaded_at timestamp not null,
-    event_id varchar,
-    user_id varchar,
-    anonymous_id varchar,
-    event_name varchar,
-    event_ts varchar,
-    received_at varchar,
-    session_id varchar,
-    properties varchar,
-    load_error varchar,
-    raw_payload varchar
-);
-create table if not exists raw.load_log (
-    file_sha256 varchar primary key,
-    source_file varchar not null,
-    format varchar not null,
-    row_count bigint not null,
-    loaded_at timestamp not null
-);
-"""
-
-
-class IngestError(ValueError):
-    """A file cannot be loaded at all (unknown format, no contract columns, unreadable)."""
+_REJECTS = "__uba_load_rejects"
+_LINES = "__uba_load_lines"
 
 
 @dataclass(frozen=True)
@@ -76,174 +51,83 @@ class LoadResult:
     files_loaded: int
     files_skipped: int
     rows_loaded: int
+    rows_unreadable: int = 0
+    drift_findings: int = 0
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    from python_models.ingest.migrate import migrate_raw_tables
+
+    migrate_raw_tables(con)
     con.execute(RAW_DDL)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-def detect_format(path: Path) -> str:
-    fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
-    if fmt is None:
-        raise IngestError(
-            f"{path}: cannot tell the format from the extension {path.suffix!r}; "
-            f"use one of {', '.join(FORMATS_BY_SUFFIX)} or pass fmt="
+def _reject_code_sql() -> str:
+    whens = " ".join(f"when {sql_str(k)} then {sql_str(v)}" for k, v in REJECT_CODES.items())
+    return f"case error_type {whens} else lower(replace(error_type, ' ', '_')) end"
+
+
+def _add_rejected_rows(
+    con: duckdb.DuckDBPyConnection,
+    info: FileInfo,
+    read: FileRead,
+    load_id: int,
+    rows_read: int,
+    loaded_at: datetime,
+) -> int:
+    """Turn the rows DuckDB set aside into raw rows with a load_error, and renumber the rows
+    it did read so row_number is the row's place in the file (rejects leave gaps)."""
+    rejected = con.execute(
+        f"""
+        create or replace temp table __uba_rejected_lines as
+        select line - {read.header_lines} as row_number,
+            arg_min({_reject_code_sql()}, byte_position) as load_error,
+            left(arg_min(csv_line, byte_position), {MAX_PAYLOAD_CHARS}) as raw_payload
+        from {_REJECTS}
+        group by 1
+        """
+    ).fetchone()[0]
+    if rejected:
+        prefix = sql_str(info.sha256[:16])
+        # The k-th row read is the k-th row number that was not rejected.
+        con.execute(
+            f"""
+            with slots as (
+                select i from range(1, {rows_read + rejected + 1}) as t(i)
+                anti join __uba_rejected_lines as r on r.row_number = t.i
+            ),
+            numbered as (select i, row_number() over (order by i) as k from slots)
+            update raw.events
+            set row_number = numbered.i, raw_id = {prefix} || ':' || numbered.i
+            from numbered
+            where raw.events.load_id = ? and raw.events.row_number = numbered.k
+            """,
+            [load_id],
         )
-    return fmt
-
-
-def expand_paths(paths: Iterable[str | Path], fmt: str | None) -> list[Path]:
-    """Files to load: a directory gives its *.csv / *.parquet / *.jsonl / *.ndjson, sorted."""
-    files: list[Path] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in FORMATS_BY_SUFFIX
-                and (fmt is None or FORMATS_BY_SUFFIX[p.suffix.lower()] == fmt)
-            )
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise IngestError(f"{path}: no such file or directory")
-    return files
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _match_columns(available: Iterable[str]) -> dict[str, str]:
-    """Contract column -> the file's column name (matched case-insensitively, trimmed)."""
-    by_key = {name.strip().lower(): name for name in available}
-    return {col: by_key[col] for col in CONTRACT_COLUMNS if col in by_key}
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _csv_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), None)
-    if not header:
-        raise IngestError(f"{path}: empty CSV file (no header line)")
-    return header
-
-
-def _csv_select(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    # The header is read here and the dialect fixed (comma, double quotes), so DuckDB's sniffer
-    # cannot mistake a ragged row for the header; a row with the wrong number of fields then
-    # fails the whole file with a clear error instead of being silently cut or dropped.
-    columns = _csv_header(path)
-    matched = _match_columns(columns)
-    if not matched:
-        raise IngestError(
-            f"{path}: none of the contract columns ({', '.join(CONTRACT_COLUMNS)}) in the header "
-            f"{columns[:10]}"
+        con.execute(
+            f"""
+            insert into raw.events (raw_id, load_id, source_file, file_sha256, row_number,
+                loaded_at, load_error, raw_payload)
+            select {prefix} || ':' || r.row_number, ?, ?, ?, r.row_number, ?::timestamp,
+                r.load_error, r.raw_payload
+            from __uba_rejected_lines as r
+            """,
+            [load_id, str(info.path), info.sha256, loaded_at],
         )
-    file_columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(columns)))
-    source = (
-        f"read_csv({_sql_str(str(path))}, header = true, auto_detect = false, delim = ',', "
-        f"quote = '\"', escape = '\"', columns = {{{file_columns}}})"
-    )
-    position = {name: i for i, name in enumerate(columns)}
-    fields = ",\n".join(
-        f"c{position[matched[col]]} as {col}" if col in matched else f"null::varchar as {col}"
-        for col in CONTRACT_COLUMNS
-    )
-    # The scan keeps file order (insertion order is preserved), so row_number() over () is the
-    # 1-based data row of the file.
-    return f"""
-        select row_number() over () as row_number, {fields},
-            null::varchar as load_error, null::varchar as raw_payload
-        from {source}
-    """
+    con.execute("drop table __uba_rejected_lines")
+    return int(rejected)
 
 
-def _varchar_expr(name: str, duck_type: str) -> str:
-    column = _quote(name)
-    nested = duck_type.upper().startswith(("STRUCT", "MAP", "JSON")) or duck_type.endswith("]")
-    if nested:
-        return f"to_json({column})::varchar"
-    return f"{column}::varchar"
+def _drop_reject_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"drop table if exists {_REJECTS}")
+    con.execute(f"drop table if exists {_REJECTS}_scan")
 
 
-def _parquet_select(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    source = f"read_parquet({_sql_str(str(path))}, file_row_number = true)"
-    described = con.execute(f"describe select * from {source}").fetchall()
-    types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
-    matched = _match_columns(types)
-    if not matched:
-        raise IngestError(
-            f"{path}: none of the contract columns ({', '.join(CONTRACT_COLUMNS)}) in the schema "
-            f"{list(types)[:10]}"
-        )
-    fields = ",\n".join(
-        f"{_varchar_expr(matched[col], types[matched[col]])} as {col}"
-        if col in matched
-        else f"null::varchar as {col}"
-        for col in CONTRACT_COLUMNS
-    )
-    return f"""
-        select file_row_number + 1 as row_number, {fields},
-            null::varchar as load_error, null::varchar as raw_payload
-        from {source}
-    """
-
-
-def _jsonl_select(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    # Read each line as one text column (a delimiter that cannot occur unescaped in JSON, no
-    # quoting; '\r\n' also accepts bare '\n'), so a malformed line becomes a row instead of
-    # aborting the read. from_json parses each line once; a nested value asked for as VARCHAR
-    # comes back as its JSON text, a JSON string as the string itself.
-    lines = f"""
-        select row_number() over () as row_number, line
-        from read_csv({_sql_str(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false,
-            delim = '\x01', quote = '', escape = '', new_line = '\\r\\n', auto_detect = false,
-            strict_mode = false)
-    """
-    shape = "{" + ", ".join(f'"{col}": "VARCHAR"' for col in CONTRACT_COLUMNS) + "}"
-    field_sql = ", ".join(f"fields.{col} as {col}" for col in CONTRACT_COLUMNS)
-    return f"""
-        with numbered as ({lines}),
-        present as (
-            select row_number, line from numbered where line is not null and trim(line) <> ''
-        ),
-        checked as (
-            select row_number, line,
-                -- valid JSON that starts with '{{' is an object
-                json_valid(line) and starts_with(ltrim(line, ' \t\r\n'), '{{') as is_object
-            from present
-        ),
-        parsed as (
-            select row_number, line, is_object,
-                case when is_object then from_json(line, '{shape}') end as fields
-            from checked
-        )
-        select row_number, {field_sql},
-            case when not is_object then '{MALFORMED_JSON_LINE}' end as load_error,
-            case when not is_object then left(line, {MAX_PAYLOAD_CHARS}) end as raw_payload
-        from parsed
-    """
-
-
-_SELECT_BUILDERS = {"csv": _csv_select, "parquet": _parquet_select, "jsonl": _jsonl_select}
-
-
-def _check_jsonl_has_contract_keys(con: duckdb.DuckDBPyConnection, sha: str, path: Path):
+def _check_jsonl_has_contract_keys(con: duckdb.DuckDBPyConnection, load_id: int, path: Path):
     """Objects were read but none holds a contract key: the wrong kind of file."""
     any_field = " or ".join(f"{c} is not null" for c in CONTRACT_COLUMNS)
     has_object, has_field = con.execute(
@@ -251,9 +135,9 @@ def _check_jsonl_has_contract_keys(con: duckdb.DuckDBPyConnection, sha: str, pat
         select count(*) filter (where load_error is null) > 0,
             count(*) filter (where load_error is null and ({any_field})) > 0
         from raw.events
-        where file_sha256 = ?
+        where load_id = ?
         """,
-        [sha],
+        [load_id],
     ).fetchone()
     if has_object and not has_field:
         raise IngestError(
@@ -262,20 +146,59 @@ def _check_jsonl_has_contract_keys(con: duckdb.DuckDBPyConnection, sha: str, pat
         )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection, info: FileInfo, load_id: int, loaded_at: datetime
+) -> tuple[FileRead, int, list[tuple]]:
+    """Insert the file's rows; returns how it was read, rows read and column findings."""
+    if info.fmt == "csv":
+        read = csv_read(con, info, _REJECTS)
+    elif info.fmt == "parquet":
+        read = parquet_read(con, info)
+    else:
+        con.execute(f"create or replace temp table {_LINES} as {jsonl_lines_sql(info, _REJECTS)}")
+        read = FileRead(jsonl_read(_LINES), {}, {}, _REJECTS, header_lines=0)
+    con.execute(
+        f"""
+        insert into raw.events
+        select {sql_str(info.sha256[:16])} || ':' || ordinal, ?, ?, ?, ordinal, ?::timestamp,
+            {", ".join(CONTRACT_COLUMNS)}, load_error, raw_payload
+        from ({read.sql})
+        """,
+        [load_id, str(info.path), info.sha256, loaded_at],
+    )
+    if info.fmt == "jsonl":
+        rows_read = con.execute(f"select count(*) from {_LINES}").fetchone()[0]
+        counts = drift.jsonl_type_counts(con, _LINES)
+        columns = {key: "VARCHAR" for key, _ in counts}
+        findings = drift.column_findings(columns, rows_read, counts) if counts else []
+        con.execute(f"drop table {_LINES}")
+    else:
+        rows_read = con.execute(
+            "select count(*) from raw.events where load_id = ?", [load_id]
+        ).fetchone()[0]
+        findings = drift.column_findings(read.columns, rows_read)
+    return read, int(rows_read), findings
 
 
 def load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, fmt: str | None = None, progress: bool = True
-) -> int | None:
-    """Load one file; returns rows loaded, or None when the file was already loaded."""
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str | None = None,
+    progress: bool = True,
+    plan: TrackingPlan | None = None,
+) -> tuple[int, int, int] | None:
+    """Load one file; returns (rows, unreadable rows, drift findings), or None when the file was
+    already loaded or is empty."""
     fmt = fmt or detect_format(path)
-    if fmt not in _SELECT_BUILDERS:
-        raise IngestError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-    sha = file_sha256(path)
+    if fmt not in FORMATS:
+        raise IngestError(f"unknown format {fmt!r} for --format; choose from {', '.join(FORMATS)}")
+    info = inspect_file(path, fmt)
+    if info.is_empty or (fmt != "parquet" and text_is_empty(info)):
+        if progress:
+            print(f"load: {path} is empty (0 bytes of data), nothing to load", flush=True)
+        return None
     already = con.execute(
-        "select source_file from raw.load_log where file_sha256 = ?", [sha]
+        "select source_file from raw.load_log where file_sha256 = ?", [info.sha256]
     ).fetchone()
     if already is not None:
         if progress:
@@ -283,43 +206,51 @@ def load_file(
                 f"load: {path} already loaded (same content as {already[0]}), skipped", flush=True
             )
         return None
+    plan = plan or read_tracking_plan()
     started = time.perf_counter()
-    try:
-        select_sql = _SELECT_BUILDERS[fmt](con, path)
-    except duckdb.Error as exc:
-        raise IngestError(f"{path}: cannot read as {fmt}: {exc}") from exc
     loaded_at = _utc_now()
-    raw_id_prefix = sha[:16]
     con.execute("begin transaction")
     try:
-        rows = con.execute(
-            f"""
-            insert into raw.events
-            select {_sql_str(raw_id_prefix)} || ':' || row_number as raw_id,
-                ? as source_file, ? as file_sha256, row_number::bigint as row_number,
-                ?::timestamp as loaded_at,
-                {", ".join(CONTRACT_COLUMNS)}, load_error, raw_payload
-            from ({select_sql})
-            """,
-            [str(path), sha, loaded_at],
-        ).fetchone()[0]
+        load_id = con.execute("select coalesce(max(load_id), 0) + 1 from raw.load_log").fetchone()[
+            0
+        ]
+        read, rows_read, findings = _insert_rows(con, info, load_id, loaded_at)
+        unreadable = 0
+        if read.rejects_table:
+            unreadable = _add_rejected_rows(con, info, read, load_id, rows_read, loaded_at)
         if fmt == "jsonl":
-            _check_jsonl_has_contract_keys(con, sha, path)
+            _check_jsonl_has_contract_keys(con, load_id, path)
+        findings += drift.event_findings(con, load_id, plan)
+        recorded = drift.record_drift(con, load_id, str(path), findings, loaded_at)
+        rows = con.execute(
+            "select count(*) from raw.events where load_id = ?", [load_id]
+        ).fetchone()[0]
         con.execute(
-            "insert into raw.load_log values (?, ?, ?, ?, ?)",
-            [sha, str(path), fmt, rows, loaded_at],
+            "insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?)",
+            [info.sha256, load_id, str(path), fmt, rows, unreadable, loaded_at],
         )
         con.execute("commit")
     except duckdb.Error as exc:
         con.execute("rollback")
-        raise IngestError(f"{path}: load failed, nothing was written: {exc}") from exc
+        raise IngestError(f"{path}: load failed, nothing was written: {one_line(exc)}") from None
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        _drop_reject_tables(con)
     if progress:
         elapsed = time.perf_counter() - started
-        print(f"load: {path} ({fmt}) {rows:,} rows in {elapsed:.1f}s", flush=True)
-    return int(rows)
+        notes = []
+        if unreadable:
+            notes.append(f"{unreadable:,} unreadable (load_error set; the gate quarantines them)")
+        if recorded:
+            notes.append(f"{recorded} schema drift finding(s) in raw.schema_drift")
+        suffix = f"; {'; '.join(notes)}" if notes else ""
+        print(
+            f"load: {path} ({fmt}) {rows:,} rows in {elapsed:.1f}s{suffix}",
+            flush=True,
+        )
+    return int(rows), unreadable, recorded
 
 
 def load_path(
@@ -331,21 +262,30 @@ def load_path(
     """Load a file, a directory (every supported file, sorted) or a list of them into raw.events.
 
     fmt ('csv', 'parquet', 'jsonl') overrides the extension. Files already in raw.load_log (same
-    sha256) add nothing.
+    sha256) and empty files add nothing. The tracking plan is validated first.
     """
     if fmt is not None and fmt not in FORMATS:
-        raise IngestError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        raise IngestError(f"unknown format {fmt!r} for --format; choose from {', '.join(FORMATS)}")
+    plan = read_tracking_plan()
     paths = path if isinstance(path, list | tuple) else [path]
     files = expand_paths(paths, fmt)
     if not files:
         print(f"load: no event files found in {', '.join(map(str, paths))}", file=sys.stderr)
     ensure_raw_tables(con)
-    loaded = skipped = rows = 0
+    loaded = skipped = rows = unreadable = findings = 0
     for file in files:
-        count = load_file(con, file, fmt, progress=progress)
-        if count is None:
+        outcome = load_file(con, file, fmt, progress=progress, plan=plan)
+        if outcome is None:
             skipped += 1
         else:
             loaded += 1
-            rows += count
-    return LoadResult(files_loaded=loaded, files_skipped=skipped, rows_loaded=rows)
+            rows += outcome[0]
+            unreadable += outcome[1]
+            findings += outcome[2]
+    return LoadResult(
+        files_loaded=loaded,
+        files_skipped=skipped,
+        rows_loaded=rows,
+        rows_unreadable=unreadable,
+        drift_findings=findings,
+    )

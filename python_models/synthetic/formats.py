@@ -10,16 +10,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RAW_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "user_id",
-    "anonymous_id",
-    "event_name",
-    "event_ts",
-    "received_at",
-    "session_id",
-    "properties",
-)
+from python_models.ingest.contract import CONTRACT_COLUMNS as RAW_COLUMNS
+
 RAW_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in RAW_COLUMNS])
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

@@ -87,7 +87,8 @@ DEFECT_REASONS: tuple[str, ...] = (
 )
 UNKNOWN_EVENT_NAMES = ("page_veiw", "cart_abandoned", "app_crashed")
 BAD_TIMESTAMPS = ("not-a-date", "2025-13-45T99:00:00Z", "yesterday at noon")
-OUT_OF_RANGE_TIMESTAMPS = ("1970-01-01T00:00:00.000Z", "1999-12-31T23:59:59.000Z")
+# Before the gate's default earliest event date (settings.earliest_event_date, 1990-01-01).
+OUT_OF_RANGE_TIMESTAMPS = ("1970-01-01T00:00:00.000Z", "1989-12-31T23:59:59.000Z")
 BAD_RECEIVED_AT = ("not-a-date", "2025-02-30T10:00:00Z")
 
 

@@ -6,7 +6,6 @@ the data should reveal (event mixes, intensities, spend, churn odds, hours of ac
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,8 +272,9 @@ def hour_cdf(peaks: tuple[float, ...]) -> np.ndarray:
 
 def check_taxonomy() -> None:
     """Fail loudly if the tracking plan and the generator disagree on event names."""
-    with TAXONOMY_PATH.open() as handle:
-        known = {row["event_name"] for row in csv.DictReader(handle)}
+    from python_models.ingest.tracking_plan import read_tracking_plan
+
+    known = set(read_tracking_plan(TAXONOMY_PATH).event_names)
     missing = set(EVENT_NAMES) - known
     if missing:
         raise ValueError(f"generator emits events absent from {TAXONOMY_PATH}: {sorted(missing)}")

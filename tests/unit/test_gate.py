@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import great_expectations as gx
 import polars as pl
 import pytest
 
-from expectations import gate as gate_module
-from expectations.gate import GateError, run_gate
-from expectations.suites import raw_events as raw_events_suite
-from expectations.suites.raw_events import REASON_CODES, build_suite
-from python_models.ingest import load_path
+from expectations.gate import REASON_CODES, GateError, GateRules, run_gate
+from expectations.gate import run as gate_run
+from expectations.suites import gate_batches
+from python_models.ingest import CONTRACT_COLUMNS, load_path
 from python_models.warehouse import connect
 
-FIELDS = ("event_id", "user_id", "anonymous_id", "event_name", "event_ts", "received_at",
-          "session_id", "properties")  # fmt: skip
 GOOD = {
     "user_id": "u1",
     "anonymous_id": "a1",
@@ -31,30 +28,42 @@ GOOD = {
     "received_at": "2025-03-01T10:00:02Z",
     "properties": '{"page": "/home"}',
 }
+# Quarantine unknown names, never block: the fixture files are mostly defects on purpose.
+RULES = GateRules(max_quarantine_rate=1.0, unknown_event_policy="quarantine")
+NBSP = "\u00a0"
 
 
 def row(event_id: str | None, **changes) -> dict:
     return {"event_id": event_id, **GOOD, **changes}
 
 
+def purchase(event_id: str, properties: str) -> dict:
+    return row(event_id, event_name="purchase", properties=properties)
+
+
 # (row, expected reasons or None for a valid row). Row order = file order.
 CSV_PLAN: list[tuple[dict, str | None]] = [
     (row("ok-1"), None),
     (row("ok-2", user_id=None, properties=None), None),  # anonymous only, no properties
-    (row("ok-3", event_name="purchase", properties='{"revenue": 19.99}'), None),
-    (row("ok-4", event_name="purchase", properties='{"revenue": "5.5"}'), None),  # numeric text
+    (purchase("ok-3", '{"revenue": 19.99, "currency": "EUR"}'), None),
+    (purchase("ok-4", '{"revenue": "5.5"}'), None),  # numeric text
     (row("ok-5", event_ts="2025-03-01T12:00:00+02:00", received_at="2025-03-01 10:00:03"), None),
+    (purchase("ok-1997", '{"revenue": 12}') | {"event_ts": "1997-01-01T00:00:00Z"}, None),
+    (row("ok-sql'; drop table raw.events; --"), None),  # odd but valid ids stay as they are
+    (row("ok-\U0001f600", user_id="\u00e9l\u00e8ve"), None),
     (row(None), "missing_event_id"),
     (row(""), "missing_event_id"),
+    (row(NBSP * 3), "invalid_identifier"),
+    (row("bad-nul", user_id="u\x001"), "invalid_identifier"),
+    (row("bad-zw", anonymous_id="\u200b"), "invalid_identifier"),
     (row("bad-name", event_name=None), "missing_event_name"),
     (row("bad-unknown", event_name="page_veiw"), "unknown_event_name"),
     (row("bad-who", user_id=None, anonymous_id=None), "missing_identity"),
     (row("bad-ts", event_ts="2025-13-45T99:00:00Z"), "invalid_event_ts"),
     (row("bad-ts-missing", event_ts=None), "invalid_event_ts"),
     (row("bad-recv", received_at="2025-02-30T10:00:00Z"), "invalid_received_at"),
-    (row("bad-old", event_ts="1999-12-31T23:59:59Z"), "event_ts_out_of_range"),
+    (row("bad-old", event_ts="1989-12-31T23:59:59Z"), "event_ts_out_of_range"),
     (row("bad-future", event_ts="2025-03-05T10:00:00Z"), "event_ts_out_of_range"),
-    # Past pandas' nanosecond range (1677-2262), which the GX frame clamps into.
     (row("bad-ancient", event_ts="1500-01-01T00:00:00Z"), "event_ts_out_of_range"),
     (row("bad-far-future", event_ts="9999-12-31T23:59:59Z"), "event_ts_out_of_range"),
     (row("bad-recv-future", received_at="9999-01-01T00:00:00Z"), "invalid_received_at"),
@@ -64,6 +73,20 @@ CSV_PLAN: list[tuple[dict, str | None]] = [
     (row("bad-big", properties=json.dumps({"blob": "x" * 70_000})), "properties_too_large"),
     (row("bad-rev", properties='{"revenue": "twelve"}'), "invalid_property_type"),
     (row("bad-rev-bool", properties='{"revenue": true}'), "invalid_property_type"),
+    (row("bad-rev-inf", properties='{"revenue": 1e400}'), "invalid_property_type"),
+    (purchase("bad-currency", '{"revenue": 3, "currency": 978}'), "invalid_property_type"),
+    (
+        row("bad-feature", event_name="feature_use", properties='{"feature": ["a"]}'),
+        "invalid_property_type",
+    ),
+    (purchase("ok-no-revenue", '{"currency": "USD"}'), None),  # revenue is optional
+    (row("bad-no-feature", event_name="feature_use", properties=None), "missing_property"),
+    (
+        row("bad-null-feature", event_name="feature_use", properties='{"feature": null}'),
+        "missing_property",
+    ),
+    (purchase("bad-negative", '{"revenue": -5}'), "implausible_revenue"),
+    (purchase("bad-absurd", '{"revenue": 1e300}'), "implausible_revenue"),
     (
         row("bad-two", event_name="nope", properties="{oops"),
         "unknown_event_name;invalid_properties_json",
@@ -76,12 +99,15 @@ CSV_PLAN: list[tuple[dict, str | None]] = [
     # A defective first copy does not take the good later copy down with it.
     (row("dup-2", properties="{broken"), "invalid_properties_json;duplicate_event_id"),
     (row("dup-2", received_at="2025-03-01T10:30:00Z"), None),
+    # Same id, different content, same time: the first row of the file is kept.
+    (row("dup-3", event_name="click"), None),
+    (row("dup-3", event_name="search"), "duplicate_event_id"),
 ]
 
 
 def write_csv(path, plan) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CONTRACT_COLUMNS)
         writer.writeheader()
         for fields, _ in plan:
             writer.writerow({k: ("" if v is None else v) for k, v in fields.items()})
@@ -91,8 +117,8 @@ def write_jsonl(path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def table(con, sql: str) -> list[tuple]:
-    return con.execute(sql).fetchall()
+def table(con, sql: str, params=None) -> list[tuple]:
+    return con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
 
 
 def verdicts(con, source_file) -> dict[int, str | None]:
@@ -100,14 +126,15 @@ def verdicts(con, source_file) -> dict[int, str | None]:
     return dict(
         table(
             con,
-            f"""
+            """
             select e.row_number, q.reasons
             from raw.events as e
             left join raw.events_quarantine as q using (raw_id)
             left join raw.events_validated as v using (raw_id)
-            where e.source_file = '{source_file}'
+            where e.source_file = ?
                 and (q.raw_id is null) <> (v.raw_id is null)  -- exactly one side
             """,
+            [str(source_file)],
         )
     )
 
@@ -134,17 +161,18 @@ def csv_file(tmp_path):
     return path
 
 
-def test_every_planted_csv_row_gets_its_verdict(con, csv_file):
+def test_every_planted_csv_row_gets_its_verdict(con, csv_file, tmp_path):
     load_path(con, csv_file)
 
-    result = run_gate(con, progress=True)
+    result = run_gate(con, rules=RULES, progress=True, data_docs_dir=tmp_path / "docs")
 
     expected = {i + 1: reasons for i, (_, reasons) in enumerate(CSV_PLAN)}
     assert verdicts(con, csv_file) == expected
     assert result.success and result.rows_checked == len(CSV_PLAN)
     assert result.rows_valid == sum(r is None for r in expected.values())
     assert result.rows_quarantined == sum(r is not None for r in expected.values())
-    assert result.evaluated_expectations == len(build_suite().expectations) > 0
+    suites = gate_batches.build_suite(RULES), gate_batches.build_reconciliation_suite(RULES)
+    assert result.evaluated_expectations == sum(len(s.expectations) for s in suites) > 0
     planted_first = {r.split(";")[0] for r in expected.values() if r}
     assert result.reasons == {
         code: sum(1 for r in expected.values() if r and r.split(";")[0] == code)
@@ -153,16 +181,82 @@ def test_every_planted_csv_row_gets_its_verdict(con, csv_file):
     assert reconciles(con)
     first_reasons = table(con, "select reason, reasons from raw.events_quarantine")
     assert all(reasons.split(";")[0] == reason for reason, reasons in first_reasons)
+    # Raw text is kept in quarantine; valid ids are kept exactly.
+    assert table(con, "select user_id from raw.events_quarantine where event_id = 'bad-nul'") == [
+        ("u\x001",)
+    ]
+    assert ("ok-sql'; drop table raw.events; --",) in table(
+        con, "select event_id from raw.events_validated"
+    )
+    assert (tmp_path / "docs" / "index.html").exists()
 
 
 def test_every_reason_code_is_planted_and_caught(con, csv_file, tmp_path):
     jsonl = tmp_path / "planted.jsonl"
     write_jsonl(jsonl, ["{broken line", json.dumps(row("j-ok"))])
     load_path(con, [csv_file, jsonl])
-    run_gate(con)
+    run_gate(con, rules=RULES)
     seen = {r[0] for r in table(con, "select unnest(string_split(reasons, ';')) from "
                                      "raw.events_quarantine")}  # fmt: skip
     assert seen == set(REASON_CODES)
+
+
+def test_unknown_event_names_are_kept_and_flagged_by_default(con, tmp_path):
+    path = tmp_path / "new_events.jsonl"
+    write_jsonl(path, [json.dumps(row("n1", event_name="wishlist_added")),
+                       json.dumps(row("n2"))])  # fmt: skip
+    load_path(con, path)
+
+    result = run_gate(con, rules=GateRules(max_quarantine_rate=1.0))
+
+    assert verdicts(con, path) == {1: None, 2: None}
+    assert result.rows_unplanned == 1
+    assert table(con, "select rows_unplanned from raw.gate_batches") == [(1,)]
+    drift = table(con, "select kind, name from raw.schema_drift where kind = 'new_event_name'")
+    assert drift == [("new_event_name", "wishlist_added")]
+
+
+def test_date_bounds_and_revenue_range_are_settings(con, tmp_path):
+    path = tmp_path / "old.jsonl"
+    write_jsonl(path, [json.dumps(purchase("p1", '{"revenue": 40}') | {
+        "event_ts": "1997-03-01T10:00:00Z", "received_at": "1997-03-01T10:00:00Z"}),
+        json.dumps(purchase("p2", '{"revenue": -3}'))])  # fmt: skip
+    load_path(con, path)
+    strict = GateRules(max_quarantine_rate=1.0, earliest_event_date=date(2000, 1, 1),
+                       revenue_min=-10.0)  # fmt: skip
+    run_gate(con, rules=strict)
+    assert verdicts(con, path) == {1: "event_ts_out_of_range", 2: None}
+
+
+def test_a_corrupt_batch_is_blocked_then_released(con, tmp_path):
+    good = tmp_path / "good.jsonl"
+    write_jsonl(good, [json.dumps(row(f"g{i}")) for i in range(10)])
+    corrupt = tmp_path / "corrupt.jsonl"
+    lines = [json.dumps(row(f"c{i}", event_ts="yesterday")) for i in range(7)]
+    write_jsonl(corrupt, lines + [json.dumps(row(f"c{i}")) for i in range(7, 10)])
+    load_path(con, [good, corrupt])
+
+    result = run_gate(con, rules=GateRules(max_quarantine_rate=0.5))
+
+    assert [(b.source_file, b.status) for b in result.batches] == [
+        (str(good), "passed"),
+        (str(corrupt), "blocked"),
+    ]
+    blocked = result.blocked[0]
+    assert (blocked.rows_defective, blocked.rows_checked) == (7, 10)
+    assert set(verdicts(con, corrupt).values()) == {"invalid_event_ts", "batch_blocked"}
+    assert list(verdicts(con, corrupt).values()).count("batch_blocked") == 3
+    assert reconciles(con)
+
+    released = run_gate(con, rules=GateRules(max_quarantine_rate=0.5), release=[blocked.load_id])
+
+    assert [(b.status, b.rows_checked, b.rows_valid) for b in released.batches] == [
+        ("passed", 10, 3)
+    ]
+    assert list(verdicts(con, corrupt).values()).count(None) == 3
+    assert reconciles(con)
+    with pytest.raises(GateError, match="not blocked"):
+        run_gate(con, rules=RULES, release=[blocked.load_id])
 
 
 def test_jsonl_huge_and_broken_rows_quarantine_while_valid_rows_pass(con, tmp_path):
@@ -175,7 +269,7 @@ def test_jsonl_huge_and_broken_rows_quarantine_while_valid_rows_pass(con, tmp_pa
     write_jsonl(path, lines)
     load_path(con, path)
 
-    run_gate(con)
+    run_gate(con, rules=RULES)
 
     assert verdicts(con, path) == {
         1: None, 2: "properties_too_large", 3: None, 4: "unparseable_row",
@@ -190,31 +284,46 @@ def test_jsonl_huge_and_broken_rows_quarantine_while_valid_rows_pass(con, tmp_pa
 
 
 def test_validated_rows_are_typed_and_in_utc(con, tmp_path):
+    forms = {  # every timestamp form the contract accepts -> the same UTC instant
+        "t1": "2025-03-01T12:00:00+02:00",
+        "t2": "2025-03-01T04:30:00.000-05:30",
+        "t3": "2025-03-01 10:00:00",
+        "t4": "2025-03-01T10:00:00Z",
+        "t5": "2025-03-01T10:00:00z",
+        "t6": "2025-03-01T10:00:00,000Z",
+        "t7": "2025-03-01T11:00:00 +01:00",
+        "t8": "2025-03-01T15:30:00+0530",
+        "t9": "2025-03-01T10:00Z",
+        "t10": " 2025-03-01T10:00:00Z ",
+        "t11": "2025-03-01T12:00:00+02",
+    }
     path = tmp_path / "times.jsonl"
-    write_jsonl(
-        path,
-        [
-            json.dumps(row("t1", event_ts="2025-03-01T12:00:00+02:00", properties=None)),
-            json.dumps(row("t2", event_ts="2025-03-01T04:30:00.250-05:30")),
-            json.dumps(row("t3", event_ts="2025-03-01 10:00:00", received_at="2025-03-01")),
-        ],
-    )
+    write_jsonl(path, [json.dumps(row(k, event_ts=v, received_at="2025-03-01T10:00:02Z"))
+                       for k, v in forms.items()]
+                + [json.dumps(row("d1", received_at="2025-03-01", properties=None))])  # fmt: skip
     load_path(con, path)
-    run_gate(con)
+    run_gate(con, rules=RULES)
 
-    typed = table(
-        con, "select event_id, event_ts, received_at, properties from raw.events_validated "
-        "order by 1",
-    )  # fmt: skip
-    assert typed == [
-        ("t1", datetime(2025, 3, 1, 10, 0), datetime(2025, 3, 1, 10, 0, 2), "{}"),
-        ("t2", datetime(2025, 3, 1, 10, 0, 0, 250_000), datetime(2025, 3, 1, 10, 0, 2),
-         '{"page": "/home"}'),
-        ("t3", datetime(2025, 3, 1, 10, 0), datetime(2025, 3, 1, 0, 0), '{"page": "/home"}'),
-    ]  # fmt: skip
+    typed = dict(table(con, "select event_id, event_ts from raw.events_validated"))
+    assert typed == {**dict.fromkeys(forms, datetime(2025, 3, 1, 10, 0)),
+                     "d1": datetime(2025, 3, 1, 10, 0)}  # fmt: skip
+    assert table(con, "select received_at, properties from raw.events_validated "
+                      "where event_id = 'd1'") == [(datetime(2025, 3, 1), "{}")]  # fmt: skip
     types = dict(table(con, "select column_name, data_type from information_schema.columns "
                             "where table_name = 'events_validated'"))  # fmt: skip
     assert types["event_ts"] == types["received_at"] == "TIMESTAMP"
+
+
+def test_the_session_time_zone_does_not_change_verdicts(con, tmp_path):
+    path = tmp_path / "naive.jsonl"
+    write_jsonl(path, [json.dumps(row("z1", event_ts="2025-03-01 10:00:00"))])
+    load_path(con, path)
+    con.execute("set TimeZone = 'America/New_York'")
+    run_gate(con, rules=RULES)
+    assert table(con, "select event_ts from raw.events_validated") == [
+        (datetime(2025, 3, 1, 10, 0),)
+    ]
+    assert table(con, "select current_setting('TimeZone')") == [("America/New_York",)]
 
 
 def snapshot(con) -> tuple:
@@ -225,17 +334,17 @@ def snapshot(con) -> tuple:
     )
 
 
-def test_gate_is_idempotent_and_chunking_does_not_change_verdicts(csv_file, tmp_path):
+def test_gate_is_idempotent_and_batching_does_not_change_verdicts(csv_file, tmp_path):
     one = connect(tmp_path / "one.duckdb")
     many = connect(tmp_path / "many.duckdb")
-    for connection in (one, many):
-        load_path(connection, csv_file)
-    run_gate(one)
-    run_gate(many, chunk_rows=4)
+    load_path(one, csv_file)
+    run_gate(one, rules=RULES)
+    load_path(many, csv_file)
+    run_gate(many, rules=RULES)
     assert snapshot(one) == snapshot(many)
 
     before = snapshot(one)
-    again = run_gate(one)
+    again = run_gate(one, rules=RULES)
     assert again.success and again.rows_checked == again.rows_valid == 0
     assert again.rows_quarantined == 0 and again.evaluated_expectations > 0
     assert snapshot(one) == before
@@ -246,13 +355,13 @@ def test_gate_is_idempotent_and_chunking_does_not_change_verdicts(csv_file, tmp_
 
 def test_event_id_accepted_in_an_earlier_run_is_a_duplicate_later(con, csv_file, tmp_path):
     load_path(con, csv_file)
-    run_gate(con)
+    run_gate(con, rules=RULES)
     later = tmp_path / "later.jsonl"
     write_jsonl(later, [json.dumps(row("ok-1", received_at="2025-03-01T10:05:00Z")),
                         json.dumps(row("new-1"))])  # fmt: skip
     load_path(con, later)
 
-    result = run_gate(con)
+    result = run_gate(con, rules=RULES)
 
     assert verdicts(con, later) == {1: "duplicate_event_id", 2: None}
     assert result.rows_checked == 2 and result.reasons == {"duplicate_event_id": 1}
@@ -262,43 +371,56 @@ def test_event_id_accepted_in_an_earlier_run_is_a_duplicate_later(con, csv_file,
 def test_a_suite_without_expectations_fails_the_gate(con, csv_file, monkeypatch):
     load_path(con, csv_file)
     monkeypatch.setattr(
-        raw_events_suite, "build_suite", lambda: gx.ExpectationSuite(name="raw_events_empty")
+        gate_batches, "build_suite", lambda rules: gx.ExpectationSuite(name="gate_batches_empty")
     )
-    with pytest.raises(GateError, match="no expectations"):
-        run_gate(con)
+    with pytest.raises(GateError, match="zero expectations"):
+        run_gate(con, rules=RULES)
     assert table(con, "select count(*) from raw.events_validated") == [(0,)]
 
 
 def test_zero_evaluated_expectations_fail_the_gate(con, csv_file, monkeypatch):
     """A suite whose expectations are all skipped by GX evaluates nothing: not a pass."""
     load_path(con, csv_file)
-    real = gate_module.validate_frame
+    real = gate_run.validate_frame
 
-    def evaluating_nothing(frame, suite, result_format="SUMMARY"):
-        outcome = real(frame, suite, result_format)
+    def evaluating_nothing(*args, **kwargs):
+        outcome = real(*args, **kwargs)
         return type(outcome)(**{**outcome.__dict__, "evaluated_expectations": 0})
 
-    monkeypatch.setattr(gate_module, "validate_frame", evaluating_nothing)
+    monkeypatch.setattr(gate_run, "validate_frame", evaluating_nothing)
     with pytest.raises(GateError, match="zero expectations"):
-        run_gate(con)
+        run_gate(con, rules=RULES)
     assert table(con, "select count(*) from raw.events_quarantine") == [(0,)]
 
 
-def test_bad_rows_slipping_past_the_first_pass_fail_the_run_and_write_nothing(
-    con, csv_file, monkeypatch
-):
+def test_rows_that_do_not_reconcile_fail_the_run_and_write_nothing(con, csv_file, monkeypatch):
     load_path(con, csv_file)
+    real = gate_run.sql.insert_quarantine_sql
+    # Lose the quarantined rows on the way: the reconciliation suite must catch it.
     monkeypatch.setattr(
-        gate_module, "_row_reasons", lambda n, validation: (gate_module.np.zeros(
-            (n, len(REASON_CODES)), dtype=bool), {})
-    )  # fmt: skip
-    with pytest.raises(GateError, match="re-validation"):
-        run_gate(con)
+        gate_run.sql, "insert_quarantine_sql", lambda blocked: real(blocked) + " limit 0"
+    )
+    with pytest.raises(GateError, match="reconcile"):
+        run_gate(con, rules=RULES)
     assert table(
         con,
         "select (select count(*) from raw.events_validated), "
         "(select count(*) from raw.events_quarantine), (select count(*) from raw.gate_runs)",
     ) == [(0, 0, 0)]
+
+
+def test_new_rows_are_found_by_load_batch(con, csv_file, tmp_path):
+    load_path(con, csv_file)
+    run_gate(con, rules=RULES)
+    assert table(con, "select count(*) from raw.gate_batches where status = 'passed'") == [(1,)]
+    later = tmp_path / "later.jsonl"
+    write_jsonl(later, [json.dumps(row("late-1"))])
+    load_path(con, later)
+    result = run_gate(con, rules=RULES)
+    assert [b.source_file for b in result.batches] == [str(later)]
+    assert table(con, "select load_id from raw.events_validated where event_id = 'late-1'") == [
+        (2,)
+    ]
 
 
 def test_synthetic_sample_quarantine_matches_planted_truth(gated_warehouse, sample_data):

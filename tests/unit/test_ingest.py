@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from python_models.ingest import CONTRACT_COLUMNS, IngestError, load_path
-from python_models.ingest.loaders import MAX_PAYLOAD_CHARS, file_sha256
+from python_models.ingest.files import file_sha256
+from python_models.ingest.readers import MAX_PAYLOAD_CHARS
 from python_models.warehouse import connect
 
 
@@ -164,10 +165,10 @@ def test_directory_loads_supported_files_in_sorted_order(con, tmp_path):
 def test_format_override_and_unknown_extension(con, tmp_path):
     path = tmp_path / "export.txt"
     path.write_text(json.dumps({"event_id": "t1", "event_name": "click"}) + "\n")
-    with pytest.raises(IngestError, match="extension"):
+    with pytest.raises(IngestError, match="extension.*--format"):
         load_path(con, path)
     assert load_path(con, path, fmt="jsonl").rows_loaded == 1
-    with pytest.raises(IngestError, match="format"):
+    with pytest.raises(IngestError, match="--format"):
         load_path(con, path, fmt="xml")
 
 
@@ -186,15 +187,36 @@ def test_file_without_any_contract_column_is_a_clear_error(con, tmp_path):
     assert count(con) == 2 and count(con, "raw.load_log") == 1
 
 
-def test_a_file_that_fails_midway_leaves_nothing_behind(con, tmp_path):
+def test_a_ragged_row_becomes_an_unreadable_row_and_the_rest_loads(con, tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(
+        "event_id,event_name\n" + "ok,click\n" * 50 + "broken,click,extra,fields\nlast,click\n"
+    )
+
+    result = load_path(con, ragged)
+
+    assert result.rows_loaded == 52 and result.rows_unreadable == 1
+    bad = rows(con, "load_error is not null")
+    assert [(r["row_number"], r["load_error"], r["raw_payload"]) for r in bad] == [
+        (51, "too_many_fields", "broken,click,extra,fields")
+    ]
+    assert [r["event_id"] for r in rows(con, "row_number = 52")] == ["last"]
+
+
+def test_a_file_that_fails_midway_leaves_nothing_behind(con, tmp_path, monkeypatch):
     good = tmp_path / "good.csv"
     good.write_text(CSV_TEXT)
     load_path(con, good)
-    ragged = tmp_path / "ragged.csv"
-    ragged.write_text("event_id,event_name\n" + "ok,click\n" * 50 + "broken,click,extra,fields\n")
+    second = tmp_path / "second.csv"
+    second.write_text("event_id,event_name\n" + "ok,click\n" * 50)
+    from python_models.ingest import drift
 
+    def crash(*args, **kwargs):  # fails after the rows went in, before the commit
+        raise duckdb.IOException("disk full")
+
+    monkeypatch.setattr(drift, "record_drift", crash)
     with pytest.raises(IngestError, match="nothing was written"):
-        load_path(con, ragged)
+        load_path(con, second)
 
     assert count(con) == 2
     assert con.execute("select source_file from raw.load_log").fetchall() == [(str(good),)]
@@ -205,6 +227,115 @@ def test_contract_columns_are_the_raw_columns(con, tmp_path):
     path.write_text(CSV_TEXT)
     load_path(con, path)
     columns = [r[0] for r in con.execute("describe raw.events").fetchall()]
-    assert columns[5:13] == list(CONTRACT_COLUMNS)
-    with pytest.raises(duckdb.ConstraintException):  # raw_id is the primary key
-        con.execute("insert into raw.events select * from raw.events limit 1")
+    assert columns[6:14] == list(CONTRACT_COLUMNS)
+    assert con.execute("select distinct load_id from raw.events").fetchall() == [(1,)]
+
+
+def test_ids_are_text_never_type_guessed(con, tmp_path):
+    """'00001' keeps its zeros and '007' and '7' stay two ids, in every format; an integer
+    Parquet column becomes its decimal text and is reported as re-typed drift."""
+    ids = ["00001", "007", "7", "1e3", "0x1F"]
+    csv_path = tmp_path / "ids.csv"
+    csv_path.write_text("event_id,user_id\n" + "".join(f"c{i},{v}\n" for i, v in enumerate(ids)))
+    jsonl_path = tmp_path / "ids.jsonl"
+    jsonl_path.write_text(
+        "".join(json.dumps({"event_id": f"j{i}", "user_id": v}) + "\n" for i, v in enumerate(ids))
+    )
+    text_parquet = tmp_path / "ids_text.parquet"
+    pq.write_table(pa.table({"event_id": ["p0", "p1"], "user_id": ["007", "7"]}), text_parquet)
+    int_parquet = tmp_path / "ids_int.parquet"
+    pq.write_table(
+        pa.table({"event_id": pa.array([1, 7], pa.int64()), "user_id": pa.array([7, 70])}),
+        int_parquet,
+    )
+
+    load_path(con, [csv_path, jsonl_path, text_parquet, int_parquet])
+
+    def user_ids(prefix):
+        return [r["user_id"] for r in rows(con, f"event_id like '{prefix}%'")]
+
+    assert user_ids("c") == ids
+    assert user_ids("j") == ids
+    assert user_ids("p") == ["007", "7"]
+    assert [(r["event_id"], r["user_id"]) for r in rows(con, "source_file like '%ids_int%'")] == [
+        ("1", "7"),
+        ("7", "70"),
+    ]
+    retyped = con.execute(
+        "select name, observed from raw.schema_drift where kind = 'retyped_column' order by 1"
+    ).fetchall()
+    assert retyped == [("event_id", "integer"), ("user_id", "integer")]
+
+
+def test_schema_drift_is_recorded_per_load_and_accepted_once(con, tmp_path):
+    from datetime import datetime
+
+    from python_models.ingest.drift import accept_drift, pending_drift
+
+    first = tmp_path / "a.jsonl"
+    first.write_text(
+        json.dumps({"event_id": "e1", "event_name": "purchase", "user_id": "u",
+                    "properties": {"revenue": 5, "coupon": "X"}, "app_version": "1.2"}) + "\n"
+        + json.dumps({"event_id": "e2", "event_name": "wishlist_added", "user_id": 9,
+                      "properties": {"page": "/p"}}) + "\n"
+    )  # fmt: skip
+    load_path(con, first)
+    found = {(k, e, n, o, rows) for k, e, n, o, _, rows in pending_drift(con)}
+    assert found == {
+        ("new_column", None, "app_version", "string", 1),
+        ("missing_column", None, "anonymous_id", None, 2),
+        ("missing_column", None, "event_ts", None, 2),
+        ("missing_column", None, "received_at", None, 2),
+        ("missing_column", None, "session_id", None, 2),
+        ("retyped_column", None, "user_id", "integer", 1),
+        ("new_event_name", None, "wishlist_added", None, 1),
+        ("new_property_key", "purchase", "coupon", None, 1),
+    }
+    assert accept_drift(con, datetime(2025, 1, 1)) == len(found)
+
+    again = tmp_path / "b.jsonl"  # the same shape again, plus one new key
+    again.write_text(
+        json.dumps({"event_id": "e3", "event_name": "purchase", "user_id": "u",
+                    "properties": {"revenue": 1, "coupon": "Y", "gift": True},
+                    "app_version": "1.3"}) + "\n"
+    )  # fmt: skip
+    load_path(con, again)
+    assert [(k, e, n) for k, e, n, *_ in pending_drift(con)] == [
+        ("new_property_key", "purchase", "gift")
+    ]
+
+
+def test_raw_tables_from_before_load_batches_are_migrated(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        """
+        create schema raw;
+        create table raw.events (raw_id varchar primary key, source_file varchar not null,
+            file_sha256 varchar not null, row_number bigint not null, loaded_at timestamp not null,
+            event_id varchar, user_id varchar, anonymous_id varchar, event_name varchar,
+            event_ts varchar, received_at varchar, session_id varchar, properties varchar,
+            load_error varchar, raw_payload varchar);
+        create table raw.load_log (file_sha256 varchar primary key, source_file varchar not null,
+            format varchar not null, row_count bigint not null, loaded_at timestamp not null);
+        insert into raw.load_log values ('bbb', 'b.csv', 'csv', 1, '2025-01-02'),
+            ('aaa', 'a.csv', 'csv', 2, '2025-01-01');
+        insert into raw.events (raw_id, source_file, file_sha256, row_number, loaded_at, event_id)
+        values ('aaa:1', 'a.csv', 'aaa', 1, '2025-01-01', 'x'),
+            ('aaa:2', 'a.csv', 'aaa', 2, '2025-01-01', 'y'),
+            ('bbb:1', 'b.csv', 'bbb', 1, '2025-01-02', 'z');
+        """
+    )
+    con.close()
+    con = connect(path)
+    from python_models.ingest import ensure_raw_tables
+
+    ensure_raw_tables(con)
+    assert con.execute(
+        "select event_id, load_id, row_number from raw.events order by event_id"
+    ).fetchall() == [("x", 1, 1), ("y", 1, 2), ("z", 2, 1)]
+    assert con.execute("select load_id, source_file from raw.load_log order by 1").fetchall() == [
+        (1, "a.csv"),
+        (2, "b.csv"),
+    ]
+    con.close()

@@ -60,13 +60,13 @@ def test_failed_score_write_keeps_previous_scores():
     second = score_frame(churn, "v2", "r2", first.with_columns(pl.col("score") * 0))
 
     class FailingSwap:
-        """Passes everything to DuckDB but fails at the rename, mid-transaction."""
+        """Passes everything to DuckDB but fails at the commit, with the new table written."""
 
         def __getattr__(self, name):
             return getattr(con, name)
 
         def execute(self, sql, *args):
-            if "rename to" in sql:
+            if sql.strip().lower() == "commit":
                 raise duckdb.IOException("disk went away during the swap")
             return con.execute(sql, *args)
 

@@ -17,7 +17,9 @@ from python_models.reports import (
 )
 
 
-def _raw(con, loaded: int, valid: int, quarantined: int, runs: list[tuple]) -> None:
+def _raw(
+    con, loaded: int, valid: int, quarantined: int, runs: list[tuple], blocked=()
+) -> None:
     con.execute("create schema raw")
     for table, rows in (
         ("events", loaded),
@@ -34,23 +36,38 @@ def _raw(con, loaded: int, valid: int, quarantined: int, runs: list[tuple]) -> N
             "insert into raw.gate_runs values (?, ?, ?, ?, ?, ?)",
             [f"r{i}", f"2025-01-0{i + 1}", success, evaluated, checked, run_quarantined],
         )
+    # The gate's per-batch decisions (expectations/gate): (run_id, defective, checked) blocked.
+    con.execute(
+        "create table raw.gate_batches (load_id bigint, run_id varchar, source_file varchar, "
+        "status varchar, rows_defective bigint, rows_checked bigint, max_quarantine_rate double)"
+    )
+    for load_id, (run_id, defective, checked) in enumerate(blocked, start=1):
+        con.execute(
+            "insert into raw.gate_batches values (?, ?, 'f.csv', 'blocked', ?, ?, 0.2)",
+            [load_id, run_id, defective, checked],
+        )
 
 
 @pytest.mark.parametrize(
-    ("counts", "runs", "problem"),
+    ("counts", "runs", "blocked", "problem"),
     [
-        ((10, 9, 1), [], "the gate has never run"),
-        ((10, 9, 1), [(False, 5, 10, 1)], "the latest gate run failed"),
-        ((10, 9, 1), [(True, 0, 10, 1)], "evaluated zero expectations"),
-        ((10, 2, 8), [(True, 5, 10, 8)], "quarantined 8/10 rows (> 20%)"),
-        ((10, 8, 1), [(True, 5, 10, 1)], "counts do not reconcile: 10 loaded != 8 + 1"),
-        ((5, 0, 5), [(True, 5, 10, 1), (True, 5, 5, 1)], "no valid events"),
+        ((10, 9, 1), [], [], "the gate has never run"),
+        ((10, 9, 1), [(False, 5, 10, 1)], [], "the latest gate run failed"),
+        ((10, 9, 1), [(True, 0, 10, 1)], [], "evaluated zero expectations"),
+        (
+            (10, 0, 10),
+            [(True, 5, 10, 10)],
+            [("r0", 8, 10)],
+            "load 1 (f.csv) blocked as corrupt: 8/10 rows defective (> 20%)",
+        ),
+        ((10, 8, 1), [(True, 5, 10, 1)], [], "counts do not reconcile: 10 loaded != 8 + 1"),
+        ((5, 0, 5), [(True, 5, 10, 1), (True, 5, 5, 1)], [], "no valid events"),
     ],
 )
-def test_raw_events_check_names_each_problem(counts, runs, problem):
+def test_raw_events_check_names_each_problem(counts, runs, blocked, problem):
     con = duckdb.connect()
-    _raw(con, *counts, runs)
-    outcome = check_raw_events(con, max_quarantine_rate=0.2)
+    _raw(con, *counts, runs, blocked)
+    outcome = check_raw_events(con)
     assert not outcome.passed
     assert problem in outcome.description
     assert outcome.metadata == dict(zip(("loaded", "valid", "quarantined"), counts, strict=True))
@@ -58,10 +75,10 @@ def test_raw_events_check_names_each_problem(counts, runs, problem):
 
 def test_raw_events_check_passes_a_clean_reconciled_batch():
     con = duckdb.connect()
-    _raw(con, 10, 9, 1, [(False, 0, 3, 3), (True, 5, 10, 1)])  # only the latest run counts
-    outcome = check_raw_events(con, max_quarantine_rate=0.2)
+    # only the latest run counts: a batch blocked by an earlier run no longer blocks
+    _raw(con, 10, 9, 1, [(False, 0, 3, 3), (True, 5, 10, 1)], blocked=[("r0", 3, 3)])
+    outcome = check_raw_events(con)
     assert outcome.passed, outcome.description
-    assert not check_raw_events(con, max_quarantine_rate=0.05).passed
 
 
 def test_sample_table_is_seeded_and_bounded():

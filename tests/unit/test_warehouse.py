@@ -54,3 +54,152 @@ def test_replace_table_swaps_and_keeps_previous_on_failure(tmp_path):
 def test_split_name_refuses_non_identifiers(bad):
     with pytest.raises(ValueError):
         split_name(bad)
+
+
+def test_replace_table_drops_leftovers_of_an_interrupted_write(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        con.execute("create schema s; create table s.t__new_0badc0de as select 1 as a")
+        replace_table(con, "s.t", pl.DataFrame({"a": [1]}))
+        names = con.execute(
+            "select table_name from information_schema.tables where table_schema = 's'"
+        ).fetchall()
+        assert names == [("t",)]
+    finally:
+        con.close()
+
+
+_REPLACE_IN_CHILD = """
+import os, signal, sys
+import polars as pl
+from python_models.warehouse import connect, replace_table
+
+class DiesAfter:
+    # Passes everything to the connection; SIGKILLs the process right after its n-th SQL
+    # statement, so each run stops replace_table at a different point.
+
+    def __init__(self, con, n):
+        self.con, self.n, self.calls = con, n, 0
+
+    def execute(self, *args, **kwargs):
+        result = self.con.execute(*args, **kwargs)
+        self.calls += 1
+        if self.calls == self.n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+con = DiesAfter(connect(sys.argv[1]), int(sys.argv[2]))
+replace_table(con, "s.t", pl.DataFrame({"a": range(1000), "b": ["new"] * 1000}))
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("statement", range(1, 9))
+def test_replace_table_killed_at_any_point_leaves_old_or_new_table_only(tmp_path, statement):
+    """SIGKILL a writer right after each SQL statement of replace_table in turn: the table is
+    then the old one or the new one, whole, and no temporary table is left behind."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    replace_table(con, "s.t", pl.DataFrame({"a": [1, 2], "b": ["old", "old"]}))
+    con.close()
+    subprocess.run(
+        [sys.executable, "-c", _REPLACE_IN_CHILD, str(db), str(statement)],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+    )
+    con = connect(db)
+    try:
+        contents = con.execute("select b, count(*) from s.t group by 1").fetchall()
+        assert contents in ([("old", 2)], [("new", 1000)])
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_schema = 's'"
+        ).fetchall()
+        assert tables == [("t",)]
+    finally:
+        con.close()
+
+
+_HOLD_LOCK = """
+import sys, time
+from python_models.warehouse import writer_lock
+with writer_lock(sys.argv[1], purpose="uba build --full-refresh"):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+_HOLD_DUCKDB = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(script: str, db: Path, seconds: float):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(db), str(seconds)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_writer_waits_then_fails_naming_the_holder(tmp_path, capsys):
+    from python_models.warehouse import WarehouseBusyError, writer_lock
+
+    db = tmp_path / "w.duckdb"
+    holder = _hold(_HOLD_LOCK, db, 30)
+    try:
+        with pytest.raises(WarehouseBusyError) as caught:
+            with writer_lock(db, timeout=1.0):
+                pass
+        message = str(caught.value)
+        assert f"PID {holder.pid} (uba build --full-refresh)" in message
+        assert "UBA_LOCK_TIMEOUT_SECONDS" in message and "\n" not in message
+        assert "waiting for the warehouse" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_writer_gets_the_warehouse_once_the_first_is_done(tmp_path):
+    from python_models.warehouse import writer
+
+    db = tmp_path / "w.duckdb"
+    holder = _hold(_HOLD_LOCK, db, 1.0)
+    try:
+        with writer(db) as con:  # waits about a second, then writes
+            con.execute("create table t as select 1 as a")
+        assert holder.wait(timeout=10) == 0
+    finally:
+        holder.kill()
+
+
+def test_connect_waits_for_duckdb_lock_held_by_another_process(tmp_path):
+    from python_models.warehouse import WarehouseBusyError
+
+    db = tmp_path / "w.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = _hold(_HOLD_DUCKDB, db, 30)
+    try:
+        with pytest.raises(WarehouseBusyError, match=f"PID {holder.pid}"):
+            connect(db, timeout=1.0)
+    finally:
+        holder.kill()
+        holder.wait()
+    connect(db, timeout=5.0).close()  # free again

@@ -1,6 +1,7 @@
 {#- One row per event_id. The gate already drops repeated event_ids; the dedupe here is a
     safety net so a gate change cannot silently double-count. Raw ids are replaced by salted
-    hashes and ip/email are never selected, so no raw PII goes past this model.
+    hashes (the tracker's session id too) and ip/email are never selected, so no raw PII goes
+    past this model.
 
     Incremental (append): the gate only ever appends to raw.events_validated, so each run adds
     the event_ids not yet staged. As a view, every test and reader re-parsed the JSON of every
@@ -78,7 +79,7 @@ renamed as (
         event_name,
         cast(event_ts as {{ dbt.type_timestamp() }}) as event_ts,
         cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
-        session_id as session_hint,
+        {{ uba_pseudonymize('session_id', 'session') }} as session_hint,
         cast({{ uba_json_text('properties', 'revenue') }} as {{ uba_type_double() }}) as revenue_raw,
         upper({{ uba_json_text('properties', 'currency') }}) as currency,
         {{ uba_json_text('properties', 'page') }} as page,
@@ -86,6 +87,8 @@ renamed as (
         upper({{ uba_json_text('properties', 'country') }}) as country,
         {{ uba_json_text('properties', 'plan') }} as plan,
         {{ uba_json_text('properties', 'feature') }} as feature,
+        -- Events the tracking plan does not list are kept and flagged (UBA_UNKNOWN_EVENT_POLICY).
+        event_name in (select event_name from {{ ref('event_taxonomy') }}) as is_planned_event,
         raw_id,
         cast(loaded_at as {{ dbt.type_timestamp() }}) as loaded_at
     from deduplicated
@@ -109,6 +112,7 @@ final as (
         country,
         plan,
         feature,
+        is_planned_event,
         raw_id,
         loaded_at
     from renamed

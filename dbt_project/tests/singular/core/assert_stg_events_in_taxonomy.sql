@@ -1,4 +1,7 @@
-{#- Every staged event type is in the tracking plan (seed event_taxonomy). -#}
+{#- Staged events the tracking plan (seed event_taxonomy) does not list. They are kept and
+    flagged (is_planned_event = false) under UBA_UNKNOWN_EVENT_POLICY=flag, so this warns: a new
+    event is seen, never lost. Add it to the plan to silence it. -#}
+{{ config(severity='warn') }}
 select
     stg_app__events.event_id,
     stg_app__events.event_name

@@ -1,0 +1,313 @@
+"""Run the gate over every load batch not gated yet, in one transaction.
+
+1. New batches: load ids in raw.load_log without a raw.gate_batches row (plus any released).
+2. One SQL pass computes every row's verdict and reasons into a temp table (sql.verdicts_sql).
+3. The batch suite (GX, one row per batch) decides which batches are blocked as corrupt.
+4. Valid rows of passing batches go to raw.events_validated; every other row to
+   raw.events_quarantine with its reasons (a blocked batch's clean rows as batch_blocked).
+5. The reconciliation suite (GX) checks, per batch, raw = validated + quarantined and the
+   validated rows' shape; any failure, or a suite evaluating nothing, rolls everything back.
+6. raw.gate_batches and raw.gate_runs record the run; commit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from expectations.gate import sql
+from expectations.gate.dialect import DUCKDB
+from expectations.gate.reasons import RuleContext
+from expectations.gate.rules import GateRules
+from expectations.gate.tables import ensure_gate_tables
+from expectations.suites import gate_batches as batch_suites
+from expectations.validation import FrameValidation, validate_frame
+from python_models.ingest.tracking_plan import read_tracking_plan
+
+
+class GateError(RuntimeError):
+    """The gate could not prove the written rows good; nothing of the run was written."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    load_id: int
+    source_file: str
+    status: str  # passed | blocked
+    rows_checked: int
+    rows_valid: int
+    rows_quarantined: int
+    rows_defective: int
+    rows_unplanned: int
+    defect_rate: float
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GateResult:
+    run_id: str
+    success: bool
+    rows_checked: int
+    rows_valid: int
+    rows_quarantined: int
+    evaluated_expectations: int
+    reasons: dict[str, int] = field(default_factory=dict)  # first reason -> rows
+    batches: tuple[BatchOutcome, ...] = ()
+    rows_unplanned: int = 0  # valid rows whose event name is not in the tracking plan
+    max_quarantine_rate: float = 0.0
+    data_docs: str | None = None
+
+    @property
+    def blocked(self) -> tuple[BatchOutcome, ...]:
+        return tuple(b for b in self.batches if b.status == "blocked")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _checked(validation: FrameValidation, what: str) -> FrameValidation:
+    if validation.evaluated_expectations == 0:
+        raise GateError(f"the {what} suite evaluated zero expectations: refusing to pass rows")
+    raised = [failure for failure in validation.failures if ": raised " in failure]
+    if raised:
+        raise GateError(f"the {what} suite could not evaluate: {'; '.join(raised[:5])}")
+    return validation
+
+
+def _flagged(validation: FrameValidation, action: str) -> dict[int, list[str]]:
+    """Frame row -> why, for the failed expectations whose meta action is `action`."""
+    flagged: dict[int, list[str]] = {}
+    for config, rows in validation.failing_rows():
+        meta = config.meta or {}
+        if meta.get("action") != action:
+            continue
+        for row in rows:
+            flagged.setdefault(row, []).append(meta.get("why", config.type))
+    return flagged
+
+
+def batch_frame(stats: pd.DataFrame) -> pd.DataFrame:
+    """The batch suite's frame: verdict counts per batch as shares."""
+    checked = stats["rows_checked"].clip(lower=1)
+    valid = stats["rows_valid"].clip(lower=1)
+    return pd.DataFrame(
+        {
+            "load_id": stats["load_id"],
+            "rows_checked": stats["rows_checked"],
+            "rows_valid": stats["rows_valid"],
+            "defect_rate": stats["rows_defective"] / checked,
+            "duplicate_share": stats["rows_duplicate"] / checked,
+            "unplanned_share": stats["rows_unplanned"] / valid,
+            "distinct_event_ts_share": stats["distinct_event_ts"] / valid,
+        }
+    )
+
+
+def _new_batches(con: duckdb.DuckDBPyConnection) -> None:
+    """Load batches without a raw.gate_batches row (released ones lost theirs in _release)."""
+    con.execute(
+        f"""
+        create or replace temp table {sql.NEW_BATCHES} as
+        select load_id, source_file from raw.load_log as l
+        where not exists (select 1 from raw.gate_batches as g where g.load_id = l.load_id)
+        order by load_id
+        """
+    )
+
+
+def _release(con: duckdb.DuckDBPyConnection, release: list[int]) -> None:
+    """Forget the gating of blocked batches so this run gates them again, unblocked."""
+    blocked = {
+        row[0]
+        for row in con.execute(
+            "select load_id from raw.gate_batches where status = 'blocked' "
+            "and load_id in (select unnest(?::bigint[]))",
+            [release],
+        ).fetchall()
+    }
+    missing = sorted(set(release) - blocked)
+    if missing:
+        raise GateError(f"not blocked batches, nothing to release: load_id {missing}")
+    for table in ("raw.events_quarantine", "raw.gate_batches"):
+        con.execute(f"delete from {table} where load_id in (select unnest(?::bigint[]))", [release])
+
+
+def run_gate(
+    con: duckdb.DuckDBPyConnection,
+    rules: GateRules | None = None,
+    progress: bool = False,
+    release: list[int] | None = None,
+    data_docs_dir: str | Path | None = None,
+) -> GateResult:
+    """Gate every load batch not gated yet. Raises GateError (writing nothing) when the written
+    rows cannot be shown to reconcile. A blocked batch is not an error: it is in the result
+    (`.blocked`) and raw.gate_batches; `release` (load ids) gates blocked batches again with the
+    corrupt-batch rule lifted for them."""
+    rules = rules or GateRules.from_settings()
+    release = sorted({int(r) for r in release or []})
+    plan = read_tracking_plan()
+    ctx = RuleContext(rules=rules, plan=plan, dialect=DUCKDB)
+    ensure_gate_tables(con)
+    run_id = f"gate-{_utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    started_at = _utc_now()
+    clock = time.perf_counter()
+    restore = ctx.dialect.setting_to_restore(con)
+    con.execute(ctx.dialect.session_setup)
+    con.execute("begin transaction")
+    try:
+        if release:
+            _release(con, release)
+        _new_batches(con)
+        con.execute(sql.repeated_sql(ctx))
+        con.execute(sql.verdicts_sql(ctx))
+        con.execute(sql.duplicates_sql())
+        stats = con.execute(sql.batch_stats_sql()).df()
+        total = int(stats["rows_checked"].sum()) if len(stats) else 0
+        if progress:
+            print(
+                f"gate: {len(stats)} new load batch(es), {total:,} rows checked in SQL "
+                f"({time.perf_counter() - clock:.1f}s)",
+                flush=True,
+            )
+        frame = batch_frame(stats)
+        verdict = _checked(
+            validate_frame(frame, batch_suites.build_suite(rules), "COMPLETE", data_docs_dir),
+            "batch",
+        )
+        blocking = _flagged(verdict, "block")
+        warnings = _flagged(verdict, "warn")
+        blocked = [
+            int(frame["load_id"][row])
+            for row in blocking
+            if int(frame["load_id"][row]) not in release
+        ]
+        finished_at = _utc_now()
+        con.execute(sql.insert_validated_sql(blocked))
+        con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
+        reconciliation = _reconcile(con, rules, data_docs_dir)
+        outcomes = _outcomes(stats, blocked, warnings)
+        _record(con, run_id, outcomes, rules, finished_at)
+        reasons = dict(
+            con.execute(
+                f"""select reason, count(*) from raw.events_quarantine
+                where load_id in (select load_id from {sql.NEW_BATCHES})
+                group by 1 order by 2 desc, 1"""
+            ).fetchall()
+        )
+        rows_quarantined = sum(reasons.values())
+        evaluated = verdict.evaluated_expectations + reconciliation.evaluated_expectations
+        con.execute(
+            "insert into raw.gate_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, started_at, finished_at, len(outcomes), len(blocked), total,
+             total - rows_quarantined, rows_quarantined, evaluated, True],
+        )  # fmt: skip
+        for table in (sql.VERDICTS, sql.NEW_BATCHES, sql.REPEATED):
+            con.execute(f"drop table {table}")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.execute(restore)
+    result = GateResult(
+        run_id=run_id,
+        success=True,
+        rows_checked=total,
+        rows_valid=total - rows_quarantined,
+        rows_quarantined=rows_quarantined,
+        evaluated_expectations=evaluated,
+        reasons={k: int(v) for k, v in reasons.items()},
+        batches=tuple(outcomes),
+        rows_unplanned=int(stats["rows_unplanned"].sum()) if len(stats) else 0,
+        max_quarantine_rate=rules.max_quarantine_rate,
+        data_docs=str(Path(data_docs_dir) / "index.html") if data_docs_dir else None,
+    )
+    if progress:
+        print(
+            f"gate: {total:,} checked, {result.rows_valid:,} valid, {rows_quarantined:,} "
+            f"quarantined, {len(blocked)} batch(es) blocked in {time.perf_counter() - clock:.1f}s",
+            flush=True,
+        )
+    return result
+
+
+def _reconcile(con: duckdb.DuckDBPyConnection, rules: GateRules, data_docs_dir) -> FrameValidation:
+    counts = con.execute(sql.reconciliation_sql()).df()
+    earliest = datetime.combine(rules.earliest_event_date, datetime.min.time(), tzinfo=UTC)
+    loaded = con.execute(
+        f"""select l.load_id, epoch(l.loaded_at) from raw.load_log as l
+        where l.load_id in (select load_id from {sql.NEW_BATCHES})"""
+    ).fetchall()
+    ceilings = {load_id: at + rules.max_clock_skew_days * 86_400 for load_id, at in loaded}
+    counts["earliest_epoch"] = earliest.timestamp()
+    counts["ceiling_epoch"] = counts["load_id"].map(ceilings).astype(float)
+    validation = _checked(
+        validate_frame(
+            counts, batch_suites.build_reconciliation_suite(rules), "COMPLETE", data_docs_dir
+        ),
+        "reconciliation",
+    )
+    if not validation.success:
+        raise GateError("the written rows do not reconcile: " + "; ".join(validation.failures[:10]))
+    raw_total, validated_total, quarantine_total = con.execute(
+        """select (select count(*) from raw.events),
+            (select count(*) from raw.events_validated),
+            (select count(*) from raw.events_quarantine)"""
+    ).fetchone()
+    if raw_total != validated_total + quarantine_total:
+        raise GateError(
+            f"counts do not reconcile: raw.events {raw_total:,} != validated "
+            f"{validated_total:,} + quarantine {quarantine_total:,}"
+        )
+    return validation
+
+
+def _outcomes(
+    stats: pd.DataFrame, blocked: list[int], warnings: dict[int, list[str]]
+) -> list[BatchOutcome]:
+    outcomes = []
+    for row, item in enumerate(stats.itertuples(index=False)):
+        checked = int(item.rows_checked)
+        is_blocked = int(item.load_id) in blocked
+        outcomes.append(
+            BatchOutcome(
+                load_id=int(item.load_id),
+                source_file=str(item.source_file),
+                status="blocked" if is_blocked else "passed",
+                rows_checked=checked,
+                rows_valid=0 if is_blocked else int(item.rows_valid),
+                rows_quarantined=checked if is_blocked else int(item.rows_quarantined),
+                rows_defective=int(item.rows_defective),
+                rows_unplanned=int(item.rows_unplanned),
+                defect_rate=int(item.rows_defective) / max(checked, 1),
+                warnings=tuple(warnings.get(row, ())),
+            )
+        )
+    return outcomes
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    outcomes: list[BatchOutcome],
+    rules: GateRules,
+    gated_at: datetime,
+) -> None:
+    if not outcomes:
+        return
+    con.executemany(
+        "insert into raw.gate_batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [o.load_id, run_id, o.source_file, o.status, o.rows_checked, o.rows_valid,
+             o.rows_quarantined, o.rows_defective, o.rows_unplanned, o.defect_rate,
+             rules.max_quarantine_rate, "; ".join(o.warnings) or None, gated_at]
+            for o in outcomes
+        ],
+    )  # fmt: skip

@@ -1,0 +1,270 @@
+"""The gate's SQL: one pass over the new load batches computes each row's verdict and reasons.
+
+1. `repeated_sql`: the event_ids that occur more than once in the new batches or were accepted
+   before (a hash aggregate of one column; usually about 1% of the rows).
+2. `verdicts_sql`: ONE streaming pass over the new raw rows: parse and clean each row once,
+   evaluate every reason of the matrix (expectations/gate/reasons.py), and keep what
+   raw.events_validated needs, typed. A row whose event_id was accepted before is a duplicate
+   here already.
+3. `duplicates_sql`: among the copies of an event_id repeated within the new batches, every copy
+   but the one kept gets duplicate_event_id: a window over those few rows only.
+The inserts read the verdict table; a quarantined row's raw text is read back from raw.events
+(the rare rows). Nothing is pulled into Python.
+"""
+
+from __future__ import annotations
+
+from expectations.gate.dialect import sql_literal
+from expectations.gate.reasons import BATCH_BLOCKED, REASONS, RuleContext, property_keys
+from python_models.ingest.contract import CONTRACT_COLUMNS, ID_COLUMNS
+
+VERDICTS = "__uba_gate_verdicts"
+NEW_BATCHES = "__uba_gate_new_batches"
+REPEATED = "__uba_gate_repeated"
+
+# Columns of raw.events_validated, in order (load_id last: added by the load-batch layout).
+VALIDATED_COLUMNS = (
+    "raw_id",
+    "event_id",
+    "user_id",
+    "anonymous_id",
+    "event_name",
+    "event_ts",
+    "received_at",
+    "session_id",
+    "properties",
+    "loaded_at",
+    "load_id",
+)
+# Raw columns a quarantine row keeps as loaded (text).
+QUARANTINE_RAW_COLUMNS = (
+    "source_file",
+    "row_number",
+    *CONTRACT_COLUMNS,
+    "load_error",
+    "raw_payload",
+)
+
+
+def _new_rows(ctx: RuleContext) -> str:
+    return f"raw.events as e where e.load_id in (select load_id from {NEW_BATCHES})"
+
+
+def repeated_sql(ctx: RuleContext) -> str:
+    """event_id -> seen_before (already in raw.events_validated) for the ids that need a
+    duplicate decision."""
+    event_id = ctx.dialect.clean_text("e.event_id")
+    return f"""
+    create or replace temp table {REPEATED} as
+    with ids as (
+        select {event_id} as event_id from {_new_rows(ctx)}
+    ),
+    in_batch as (
+        select event_id from ids where event_id is not null group by 1 having count(*) > 1
+    ),
+    before as (
+        select distinct v.event_id
+        from raw.events_validated as v
+        where v.event_id in (select event_id from ids)
+    )
+    select coalesce(b.event_id, i.event_id) as event_id, b.event_id is not null as seen_before
+    from in_batch as i
+    full outer join before as b on b.event_id = i.event_id
+    """
+
+
+def _reasons_text(ctx: RuleContext) -> str:
+    """'code;code' for a row's failed checks in matrix order; unparseable rows get only that.
+    duplicate_event_id is the test `is_duplicate` (seen before); repeats within the batch are
+    added by duplicates_sql."""
+    tests = [f"coalesce({reason.test(ctx)}, false)" for reason in REASONS]
+    items = ",\n".join(
+        f"case when {test} then '{reason.code}' end"
+        for test, reason in zip(tests, REASONS, strict=True)
+    )
+    # The text is built only for rows that fail something (a few percent): CASE evaluates its
+    # THEN branch for the rows that take it alone.
+    return (
+        "case when load_error is not null then 'unparseable_row' "
+        f"when {' or '.join(tests)} then concat_ws(';', {items}) end"
+    )
+
+
+def verdicts_sql(ctx: RuleContext) -> str:
+    d = ctx.dialect
+    planned = ", ".join(sql_literal(name) for name in ctx.plan.event_names)
+    keys = property_keys(ctx.plan)
+    values = ",\n".join(f"prop_values[{i + 1}] as p_{key}" for i, key in enumerate(keys))
+    cleaned = ",\n".join(f"{d.clean_text('e.' + c)} as {c}" for c in (*ID_COLUMNS, "event_name"))
+    return f"""
+    create or replace temp table {VERDICTS} as
+    with batch as (
+        select e.raw_id, e.load_id, e.row_number, e.loaded_at, e.load_error,
+            e.event_ts as event_ts_text, e.received_at as received_at_text,
+            {cleaned},
+            {d.clean_text("e.properties")} as properties_text,
+            {d.unusual_text([f"e.{c}" for c in ID_COLUMNS])} as has_unusual_text
+        from {_new_rows(ctx)}
+    ),
+    parsed_times as (
+        select *,
+            -- DuckDB's own parser first (fast); the hand-written one for the ISO forms it
+            -- does not take (a comma before the fraction, 'z', a space before the offset).
+            coalesce(
+                {d.utc_timestamp_fast("event_ts_text")},
+                {d.utc_timestamp("event_ts_text", d.timestamp_parts("event_ts_text"))}
+            ) as event_ts_utc,
+            coalesce(
+                {d.utc_timestamp_fast("received_at_text")},
+                {d.utc_timestamp("received_at_text", d.timestamp_parts("received_at_text"))}
+            ) as received_at_utc,
+            coalesce(event_name in ({planned}), false) as is_planned,
+            properties_text is null or {d.json_is_object("properties_text")}
+                as properties_is_object
+        from batch
+    ),
+    extracted as (
+        -- JSON functions raise on malformed text: they only ever see a valid object.
+        select *,
+            {d.json_values("case when properties_is_object then properties_text end", keys)}
+                as prop_values
+        from parsed_times
+    ),
+    parsed as (
+        select *, {values}
+        from extracted
+    ),
+    judged as (
+        select p.*,
+            -- staging casts properties.revenue to a double: it must be a finite number (a
+            -- numeric string casts too) or absent / null.
+            {d.to_double(d.value_text("p.p_revenue"))} as revenue_value,
+            coalesce(r.seen_before, false) as is_duplicate,
+            r.event_id is not null and not r.seen_before as in_repeated
+        from parsed as p
+        left join {REPEATED} as r on r.event_id = p.event_id
+    ),
+    verdicts as (
+        select raw_id, load_id, row_number, loaded_at, event_id, user_id, anonymous_id,
+            event_name, session_id, event_ts_utc as event_ts, received_at_utc as received_at,
+            coalesce(properties_text, '{{}}') as properties, is_planned, in_repeated,
+            {_reasons_text(ctx)} as reasons
+        from judged
+    )
+    -- duplicate_event_id is always last: any other reason is a defect.
+    select *, coalesce(reasons <> 'duplicate_event_id', false) as is_defective
+    from verdicts
+    """
+
+
+def duplicates_sql() -> str:
+    """Which copy of an event_id repeated within the new batches is kept: the first by
+    received_at (then load batch, then row in the file) among the copies without a defect, so a
+    bad first copy does not take a good later one down with it. The others get
+    duplicate_event_id appended to their reasons."""
+    return f"""
+    update {VERDICTS} as v
+    set reasons = concat_ws(';', v.reasons, 'duplicate_event_id')
+    from (
+        select raw_id, row_number() over (
+            partition by event_id
+            order by is_defective, received_at asc nulls last, load_id, row_number
+        ) as copy_rank
+        from {VERDICTS}
+        where in_repeated
+    ) as ranked
+    where ranked.raw_id = v.raw_id and ranked.copy_rank > 1
+    """
+
+
+def batch_stats_sql() -> str:
+    """Per new load batch: counts from the verdicts (before anything is written)."""
+    return f"""
+    select b.load_id, b.source_file,
+        count(v.raw_id) as rows_checked,
+        count(v.raw_id) filter (where v.reasons is null) as rows_valid,
+        count(v.raw_id) filter (where v.reasons is not null) as rows_quarantined,
+        count(v.raw_id) filter (where v.is_defective) as rows_defective,
+        count(v.raw_id) filter (where v.reasons = 'duplicate_event_id') as rows_duplicate,
+        count(v.raw_id) filter (where v.reasons is null and not v.is_planned) as rows_unplanned,
+        coalesce(approx_count_distinct(v.event_ts) filter (where v.reasons is null), 0)
+            as distinct_event_ts
+    from {NEW_BATCHES} as b
+    left join {VERDICTS} as v on v.load_id = b.load_id
+    group by all
+    order by b.load_id
+    """
+
+
+def _id_list(ids: list[int]) -> str:
+    """SQL list of load ids; never empty (`x not in (null)` would reject every row)."""
+    return ", ".join(str(int(i)) for i in ids) or "-1"
+
+
+def insert_validated_sql(blocked: list[int]) -> str:
+    return f"""
+    insert into raw.events_validated ({", ".join(VALIDATED_COLUMNS)})
+    select {", ".join(VALIDATED_COLUMNS)}
+    from {VERDICTS}
+    where reasons is null and load_id not in ({_id_list(blocked)})
+    """
+
+
+def insert_quarantine_sql(blocked: list[int]) -> str:
+    """Rejected rows, and a blocked batch's other rows as batch_blocked, with their raw text."""
+    raw = ", ".join(f"e.{c}" for c in QUARANTINE_RAW_COLUMNS)
+    columns = (
+        "raw_id, load_id, reason, reasons, "
+        + ", ".join(QUARANTINE_RAW_COLUMNS)
+        + ", quarantined_at"
+    )
+    return f"""
+    insert into raw.events_quarantine ({columns})
+    with rejected as (
+        select load_id, row_number, coalesce(reasons, '{BATCH_BLOCKED}') as reasons
+        from {VERDICTS}
+        where reasons is not null or load_id in ({_id_list(blocked)})
+    )
+    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?::timestamp
+    from rejected as r
+    join raw.events as e on e.load_id = r.load_id and e.row_number = r.row_number
+    order by e.load_id, e.row_number
+    """
+
+
+def reconciliation_sql() -> str:
+    """Per gated batch, after the writes: raw rows vs rows now in either table, and what the
+    validated rows of the batch look like (the reconciliation suite's inputs)."""
+    return f"""
+    with raw_rows as (
+        select load_id, count(*) as rows_raw
+        from raw.events where load_id in (select load_id from {NEW_BATCHES}) group by 1
+    ),
+    valid_rows as (
+        select load_id, count(*) as rows_in_validated,
+            count(*) filter (
+                where event_id is null or event_name is null or event_ts is null
+                    or received_at is null or (user_id is null and anonymous_id is null)
+            ) as validated_missing_required,
+            epoch(min(event_ts)) as min_event_ts_epoch,
+            epoch(max(event_ts)) as max_event_ts_epoch
+        from raw.events_validated
+        where load_id in (select load_id from {NEW_BATCHES})
+        group by 1
+    ),
+    quarantined_rows as (
+        select load_id, count(*) as rows_in_quarantine
+        from raw.events_quarantine
+        where load_id in (select load_id from {NEW_BATCHES}) group by 1
+    )
+    select b.load_id,
+        coalesce(r.rows_raw, 0) as rows_raw,
+        coalesce(v.rows_in_validated, 0) + coalesce(q.rows_in_quarantine, 0) as rows_accounted,
+        coalesce(v.validated_missing_required, 0) as validated_missing_required,
+        v.min_event_ts_epoch, v.max_event_ts_epoch
+    from {NEW_BATCHES} as b
+    left join raw_rows as r using (load_id)
+    left join valid_rows as v using (load_id)
+    left join quarantined_rows as q using (load_id)
+    order by b.load_id
+    """

@@ -1,0 +1,128 @@
+"""`uba build` / run_dbt against real dbt: dbt's own error reported, the child dies with `uba`,
+and a build queues behind another writer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from python_models.dbt_runner import DbtError, error_summary, run_dbt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_failed_build_reports_dbt_s_own_error(tmp_path):
+    """No raw tables: the staging model fails; the error names the model and the cause."""
+    with pytest.raises(DbtError) as caught:
+        run_dbt(
+            ["build", "--select", "stg_app__events"],
+            duckdb_path=tmp_path / "empty.duckdb",
+            quiet=True,
+            target_path=tmp_path / "target",
+        )
+    headline = str(caught.value).splitlines()[0]
+    assert "Failure in model stg_app__events" in headline, headline
+    assert "\x1b" not in str(caught.value)  # no terminal colour codes
+    assert any("events_validated" in line for line in caught.value.summary), caught.value.summary
+
+
+def test_error_summary_reads_the_failure_blocks():
+    output = [
+        "12:00:01  1 of 2 START test not_null_x ....... [RUN]\n",
+        "12:00:02  Finished running 2 tests in 0 hours 0 minutes and 1.00 seconds (1.00s).\n",
+        "12:00:02  \n",
+        "12:00:02  Completed with 1 error, 0 partial successes, and 0 warnings:\n",
+        "12:00:02  \n",
+        "12:00:02  Failure in test not_null_x (models/x.yml)\n",
+        "12:00:02    Got 3 results, configured to fail if != 0\n",
+        "12:00:02  \n",
+        "12:00:02    compiled code at target/compiled/x.sql\n",
+        "12:00:02  \n",
+        "12:00:02  Done. PASS=1 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=2\n",
+    ]
+    assert error_summary(output) == [
+        "Failure in test not_null_x (models/x.yml)",
+        "Got 3 results, configured to fail if != 0",
+    ]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start_build(tmp_path) -> tuple[subprocess.Popen, int]:
+    env = {**os.environ, "UBA_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+           "DBT_TARGET_PATH": str(tmp_path / "target")}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "python_models.cli", "build"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # signals go to uba only, as with `kill PID`
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kids = _children(proc.pid)
+        if kids:
+            return proc, kids[0]
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("uba build never started dbt")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_killing_uba_build_kills_its_dbt_child(tmp_path, signum):
+    proc, dbt_pid = _start_build(tmp_path)
+    time.sleep(0.5)
+    os.kill(proc.pid, signum)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while _alive(dbt_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(dbt_pid), f"dbt (PID {dbt_pid}) outlived uba after signal {signum}"
+
+
+def test_a_build_waits_for_the_writer_lock_then_fails_clearly(tmp_path):
+    from python_models.warehouse import writer_lock
+
+    db = tmp_path / "w.duckdb"
+    env = {**os.environ, "UBA_DUCKDB_PATH": str(db), "UBA_LOCK_TIMEOUT_SECONDS": "1"}
+    with writer_lock(db, purpose="uba load big.csv"):
+        done = subprocess.run(
+            [sys.executable, "-m", "python_models.cli", "build"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    errors = done.stderr.strip().splitlines()
+    assert errors[-1].startswith("uba build: the warehouse")
+    assert f"PID {os.getpid()} (uba load big.csv)" in errors[-1]
+    assert "Traceback" not in done.stderr
