@@ -35,11 +35,6 @@ class Settings:
     drift_psi_threshold: float
     # Public datasets fetched from PyPI wheels for tests and benchmarks (ltv/public_data.py).
     public_data_cache: Path
-    # Retention windows in days (docs/privacy.md); 0 keeps forever. PII properties (email, ip,
-    # declared sensitive keys) are purged from raw rows loaded longer ago than the first; raw
-    # rows older than the second are deleted once rolled into raw.events_daily_rollup.
-    retention_pii_days: int = 30
-    retention_raw_days: int = 395
     # The scoring service (`uba serve`): its trigger rules (YAML) and its own folder (the
     # fired-triggers audit database, the compiled feature SQL).
     service_rules_path: Path
@@ -53,6 +48,11 @@ class Settings:
     unknown_event_policy: str = "flag"
     # How long a writer waits for another one holding the warehouse before failing.
     lock_timeout_seconds: float = 120.0
+    # Retention windows in days (docs/privacy.md); 0 keeps forever. PII properties (email, ip,
+    # declared sensitive keys) are purged from raw rows loaded longer ago than the first; raw
+    # rows older than the second are deleted once rolled into raw.events_daily_rollup.
+    retention_pii_days: int = 30
+    retention_raw_days: int = 395
 
     @property
     def models_dir(self) -> Path:

@@ -80,12 +80,28 @@ def person_feature_rows(
     return rows
 
 
+def as_sample_rows(rows: pl.DataFrame, sample: pl.DataFrame, model: object) -> pl.DataFrame | None:
+    """`rows` (a feature table's) as the sample stores them: the same columns cast to its
+    types, or, for a model that keeps its sample encoded (categories as codes), through the
+    model's own `matrix` encoding. None when the sample's columns are not the table's."""
+    if not set(sample.columns) <= set(rows.columns):
+        return None
+    try:
+        return rows.select(sample.columns).cast(sample.schema)
+    except pl.exceptions.InvalidOperationError:
+        encode = getattr(model, "matrix", None)
+        if encode is None:
+            return None
+        return pl.DataFrame(encode(rows), schema=sample.schema, orient="row")
+
+
 def without_rows(sample: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """`sample` minus `rows`, each row of `rows` taking out at most one equal row of `sample`."""
+    """`sample` minus `rows` (same columns and types), each row of `rows` taking out at most
+    one equal row of `sample`."""
     columns = sample.columns
-    if rows.height == 0 or sample.height == 0 or not set(columns) <= set(rows.columns):
+    if rows.height == 0 or sample.height == 0:
         return sample
-    rows = rows.select(columns).cast(sample.schema)
+    rows = rows.select(columns)
 
     def numbered(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(pl.int_range(pl.len()).over(columns).alias(_COUNT))
@@ -116,7 +132,9 @@ def plan_scrubs(
             continue
         scrubbed = sample
         for rows in candidates:
-            scrubbed = without_rows(scrubbed, rows)
+            matched = as_sample_rows(rows, sample, bundle.get("model"))
+            if matched is not None:
+                scrubbed = without_rows(scrubbed, matched)
         if scrubbed.height == sample.height:
             continue
         bundle["reference_features"] = scrubbed

@@ -4,7 +4,9 @@ The state per person and purpose is the dbt mart marts.dim_user_consent (has_<pu
 Analytics consent is enforced in dbt (people without it leave the feature marts, so no model
 trains on or scores them). Marketing consent is for outputs used to act on people (value at
 risk, activation lists): pass their frame through `keep_consented(con, frame, "marketing")`,
-or in SQL add `where {{ uba_has_consent('marketing') }}` (macros/uba_consent.sql).
+or in SQL add `where {{ uba_has_consent('marketing') }}` (macros/uba_consent.sql). The
+scoring service (`uba serve`) reads `consent_state` from the published copy: it scores nobody
+without analytics consent and fires no trigger for someone without marketing consent.
 """
 
 from __future__ import annotations
@@ -39,3 +41,18 @@ def keep_consented(
     mart does not know keep their rows: their state is the var's default at the next build)."""
     denied = users_without_consent(con, purpose)
     return frame.filter(~pl.col(user_column).is_in(denied.to_list()))
+
+
+def consent_state(con: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, bool]:
+    """{purpose: granted} for one person key from the consent mart on `con` (which must hold
+    it); {} for a person the mart does not know (the var's defaults hold for them)."""
+    cursor = con.execute(f"select * from {CONSENT_TABLE} where user_id = ?", [user_id])
+    row = cursor.fetchone()
+    if row is None:
+        return {}
+    names = [d[0] for d in cursor.description]
+    return {
+        name.removeprefix("has_").removesuffix("_consent"): bool(value)
+        for name, value in zip(names, row, strict=True)
+        if name.startswith("has_") and name.endswith("_consent")
+    }

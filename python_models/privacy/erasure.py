@@ -10,7 +10,8 @@ Steps (docs/privacy.md, "Erasure"):
 3. rebuild what counted them: the dbt models that aggregate across people (or, with
    rebuild="full", the whole dbt project), the Python impact tables, the published copy;
 4. rewrite every DuckDB file the project wrote into a fresh file (deleted rows leave bytes
-   behind otherwise) and every Parquet file without the rows;
+   behind otherwise), every Parquet file without the rows, and vacuum every SQLite file (the
+   scoring service's trigger audit) without them;
 5. mark the erasure complete. A run stopped after step 2 is finished by the next `uba erase`.
 
 Erasing someone the warehouse does not hold, or erasing twice, changes nothing and says so.
@@ -38,6 +39,8 @@ from python_models.privacy.files import (
     files_containing,
     project_files,
     rewrite_parquet,
+    scrub_sqlite,
+    sqlite_files,
 )
 from python_models.privacy.identities import Identity, check_salt, resolve
 from python_models.privacy.pseudonyms import (
@@ -307,6 +310,11 @@ def _finish(
             if removed:
                 result.files_rewritten.append(str(parquet))
                 result.tables.append(TableErasure(str(parquet), removed, 0))
+        for database in sqlite_files(settings.data_dir, exclude):
+            removed = scrub_sqlite(database, identity)
+            if removed:
+                result.files_rewritten.append(str(database))
+                result.tables.append(TableErasure(str(database), removed, 0))
     for file in [path, *others]:
         compact_database(file, settings.duckdb_memory_limit)
         result.files_rewritten.append(str(file))
@@ -460,8 +468,11 @@ def verification_needles(ids: list[str], result: ErasureResult) -> set[str]:
 
 
 def leftover_files(needles: set[str]) -> dict[Path, set[str]]:
-    """Files the project wrote (DuckDB, Parquet) that still hold any of `needles` as bytes."""
+    """Files the project wrote (DuckDB, Parquet, SQLite and its write-ahead log) that still
+    hold any of `needles` as bytes."""
     settings = get_settings()
     exclude = [settings.data_dir / folder for folder in INPUT_FOLDERS] + [settings.input_path]
     duckdb_files, parquet_files = project_files(settings.data_dir, exclude)
-    return files_containing([*duckdb_files, *parquet_files], needles)
+    sqlite = sqlite_files(settings.data_dir, exclude)
+    logs = [log for db in sqlite if (log := db.with_name(db.name + "-wal")).exists()]
+    return files_containing([*duckdb_files, *parquet_files, *sqlite, *logs], needles)

@@ -1,5 +1,6 @@
 """The files a run writes, after an erasure: DuckDB files rewritten without the bytes of deleted
-rows, Parquet files rewritten without the person's rows, and a byte scan that proves it.
+rows, Parquet files rewritten without the person's rows, SQLite files (the scoring service's
+trigger audit) without their rows and vacuumed, and a byte scan that proves it.
 
 DuckDB marks the blocks of deleted rows free but keeps their bytes in the file until they are
 reused, and CHECKPOINT does not overwrite them. So a file that held an erased person is copied
@@ -9,7 +10,9 @@ constraints) that replaces the old one with a rename: readers see the old or the
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from python_models.privacy.identities import Identity
 
 DUCKDB_SUFFIX = ".duckdb"
 PARQUET_SUFFIX = ".parquet"
+SQLITE_SUFFIXES = (".sqlite3", ".sqlite")
+SQLITE_BUSY_MS = 30_000
 _CHUNK = 1 << 24
 
 
@@ -27,8 +32,7 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def project_files(data_dir: Path, exclude: Iterable[Path] = ()) -> tuple[list[Path], list[Path]]:
-    """(DuckDB files, Parquet files) under `data_dir`, outside the `exclude` folders and files."""
+def _files_under(data_dir: Path, suffixes: tuple[str, ...], exclude: Iterable[Path]) -> list[Path]:
     excluded = [Path(p).resolve() for p in exclude]
 
     def kept(path: Path) -> bool:
@@ -36,10 +40,55 @@ def project_files(data_dir: Path, exclude: Iterable[Path] = ()) -> tuple[list[Pa
         return not any(resolved == e or e in resolved.parents for e in excluded)
 
     if not Path(data_dir).exists():
-        return [], []
-    duckdb_files = sorted(p for p in Path(data_dir).rglob(f"*{DUCKDB_SUFFIX}") if kept(p))
-    parquet_files = sorted(p for p in Path(data_dir).rglob(f"*{PARQUET_SUFFIX}") if kept(p))
-    return duckdb_files, parquet_files
+        return []
+    return sorted(p for suffix in suffixes for p in Path(data_dir).rglob(f"*{suffix}") if kept(p))
+
+
+def project_files(data_dir: Path, exclude: Iterable[Path] = ()) -> tuple[list[Path], list[Path]]:
+    """(DuckDB files, Parquet files) under `data_dir`, outside the `exclude` folders and files."""
+    return (
+        _files_under(data_dir, (DUCKDB_SUFFIX,), exclude),
+        _files_under(data_dir, (PARQUET_SUFFIX,), exclude),
+    )
+
+
+def sqlite_files(data_dir: Path, exclude: Iterable[Path] = ()) -> list[Path]:
+    """SQLite files under `data_dir`, outside the `exclude` folders and files."""
+    return _files_under(data_dir, SQLITE_SUFFIXES, exclude)
+
+
+def scrub_sqlite(path: Path, identity: Identity) -> int:
+    """Delete the identity's rows from every table of a SQLite file (columns found by identifier
+    role), then VACUUM and empty the write-ahead log so no page keeps them; rows removed.
+    Safe while another process (`uba serve`) has the file open: it waits for its lock."""
+    values = identity.role_values()
+    db = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_MS / 1000)
+    try:
+        tables = [
+            row[0]
+            for row in db.execute(
+                "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+            )
+        ]
+        removed = 0
+        for table in tables:
+            terms, params = [], []
+            for _cid, column, *_rest in db.execute(f'pragma table_info("{table}")').fetchall():
+                role = column_role(column)
+                if role and values.get(role):
+                    terms.append(f'"{column}" in (select value from json_each(?))')
+                    params.append(json.dumps(sorted(values[role])))
+            if terms:
+                removed += db.execute(
+                    f'delete from "{table}" where {" or ".join(terms)}', params
+                ).rowcount
+        if removed:
+            db.execute("pragma wal_checkpoint(truncate)")
+            db.execute("vacuum")
+            db.execute("pragma wal_checkpoint(truncate)")
+        return removed
+    finally:
+        db.close()
 
 
 def compact_database(path: Path, memory_limit: str = "2GB") -> int:

@@ -106,3 +106,44 @@ def test_marketing_filter_drops_people_who_denied_marketing(privacy_pipeline):
     assert denied & set(scores["user_id"])  # some scored people denied marketing
     assert not denied & set(kept["user_id"])
     assert kept.height == scores.filter(~pl.col("user_id").is_in(list(denied))).height
+
+
+def test_the_scoring_service_honours_consent(privacy_pipeline, tmp_path):
+    """`uba serve` on the published copy: nobody without analytics consent is scored, and no
+    trigger (an action on the person) fires for someone without marketing consent."""
+    from dataclasses import replace
+    from datetime import datetime
+
+    from python_models.config import get_settings
+    from python_models.service.app import NoConsent, ScoreRequest, build_service
+
+    truth = _truth(privacy_pipeline).filter(pl.col("has_consent_record"))
+    no_analytics = truth.filter(~pl.col("analytics_consent"))["user_id"][0]
+    no_marketing = truth.filter(pl.col("analytics_consent") & ~pl.col("marketing_consent"))
+    both = truth.filter(pl.col("analytics_consent") & pl.col("marketing_consent"))
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "rules:\n  - name: every_scoring\n"
+        '    when: {feature: count_events_so_far, op: ">=", value: 1}\n'
+        "    action: {type: log}\n    rate_limit: {max_fires: 1000, per_seconds: 60}\n"
+    )
+    settings = replace(
+        get_settings(),
+        data_dir=privacy_pipeline.data_dir,
+        service_dir=tmp_path / "service",
+        service_rules_path=rules,
+    )
+    service = build_service(settings)
+
+    def score(raw_user_id: str) -> dict:
+        event = {"event_name": "page_view", "event_ts": datetime(2025, 7, 7, 12)}
+        body, _webhooks = service.score(ScoreRequest(raw_user_id=raw_user_id, events=[event]))
+        return body
+
+    with pytest.raises(NoConsent, match="analytics consent"):
+        score(no_analytics)
+    skipped = score(no_marketing["user_id"][0])["triggers"]
+    assert skipped == [{"rule": "every_scoring", "status": "no_marketing_consent"}]
+    fired = score(both["user_id"][0])["triggers"]
+    assert [(t["rule"], t["status"]) for t in fired] == [("every_scoring", "logged")]
+    assert [row["rule_name"] for row in service.triggers.audit.rows()] == ["every_scoring"]

@@ -172,8 +172,24 @@ def test_reference_samples_lose_one_equal_row_per_person_row():
 
     sample = pl.DataFrame({"a": [1.0, 1.0, 1.0, 2.0, None], "b": [0, 0, 0, 1, 5]})
     person = pl.DataFrame({"user_id": ["h", "h", "h"], "a": [1.0, 1.0, None], "b": [0, 0, 5]})
-    left = without_rows(sample, person)
+    left = without_rows(sample, person.drop("user_id"))
     assert sorted(left.rows(), key=str) == [(1.0, 0), (2.0, 1)]
+
+
+def test_encoded_reference_samples_match_through_the_models_encoding():
+    from python_models.privacy.artifacts import as_sample_rows, without_rows
+
+    class Encoder:  # a model that stores its sample with event names as vocabulary codes
+        def matrix(self, frame):
+            codes = {"click": 0.0, "search": 1.0}
+            return frame.select(pl.col("previous").replace_strict(codes), "n").to_numpy()
+
+    sample = pl.DataFrame({"previous": [0.0, 1.0, 1.0], "n": [3.0, 4.0, 4.0]})
+    person = pl.DataFrame({"user_id": ["h"], "previous": ["search"], "n": [4]})
+    assert as_sample_rows(person, sample, object()) is None  # no encoding: not guessed
+    encoded = as_sample_rows(person, sample, Encoder())
+    assert without_rows(sample, encoded).rows() == [(0.0, 3.0), (1.0, 4.0)]
+    assert as_sample_rows(person.drop("n"), sample, Encoder()) is None
 
 
 def test_pii_pattern_nulls_values_and_leaves_nulls():
@@ -194,3 +210,26 @@ def test_read_ids_from_arguments_and_file(tmp_path):
     assert read_ids(["u2", " "], path) == ["u2", "u1", "d9"]
     with pytest.raises(ValueError, match="no such file"):
         read_ids([], tmp_path / "missing.txt")
+
+
+def test_the_service_trigger_audit_loses_the_rows_and_their_bytes(tmp_path):
+    """The scoring service's SQLite audit (python_models.service.triggers) after an erasure:
+    rows gone, no page of the file or its write-ahead log still holds the pseudonym."""
+    from python_models.privacy.files import scrub_sqlite, sqlite_files
+    from python_models.service.triggers import Rule, TriggerAudit
+
+    erased, kept = pseudonymize("u1", "user", "s"), pseudonymize("u2", "user", "s")
+    rule = Rule("long_session", None, None, "n", ">=", 1, "log", None, 100, 3600)
+    path = tmp_path / "service" / "triggers.sqlite3"
+    audit = TriggerAudit(path)  # left open, as a running service would
+    for user in (erased, kept, erased):
+        assert audit.try_fire(rule, user, 5) is not None
+    wal = path.with_name(path.name + "-wal")
+    assert sqlite_files(tmp_path) == [path]
+    assert files_containing([path, wal], {erased})  # in the file or its log before
+
+    assert scrub_sqlite(path, _identity(person_keys={erased})) == 2
+    assert [row["user_id"] for row in audit.rows()] == [kept]
+    audit.close()
+    assert files_containing([p for p in (path, wal) if p.exists()], {erased}) == {}
+    assert scrub_sqlite(path, _identity(person_keys={erased})) == 0
