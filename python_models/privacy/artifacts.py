@@ -44,7 +44,7 @@ class ArtifactScrub:
     rows_removed: int
 
 
-def _registry_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+def registry_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     exists = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'ml' "
         "and table_name = 'model_registry' and table_catalog = current_database()"
@@ -121,7 +121,7 @@ def plan_scrubs(
     candidates = [frame for frame in person_rows.values() if frame.height]
     if not candidates:
         return plans, problems
-    for model_name, version, path, sha, _window_end in _registry_rows(con):
+    for model_name, version, path, sha, _window_end in registry_rows(con):
         try:
             bundle = load_artifact(path, sha)
         except ArtifactIntegrityError as err:
@@ -168,7 +168,7 @@ def swap_in_pending(con: duckdb.DuckDBPyConnection) -> list[Path]:
     """Move every scrubbed artifact whose sha256 the registry already holds over its original
     (after the commit, or on the next run if the process stopped in between); drop the others."""
     swapped = []
-    for _name, _version, path, sha, _end in _registry_rows(con):
+    for _name, _version, path, sha, _end in registry_rows(con):
         pending = Path(str(path) + PENDING_SUFFIX)
         if not pending.exists():
             continue
@@ -211,7 +211,7 @@ def flag_models(
     first_day = identity.first_event_at.date()
     flagged = [
         (name, version)
-        for name, version, _path, _sha, window_end in _registry_rows(con)
+        for name, version, _path, _sha, window_end in registry_rows(con)
         if window_end is None or first_day <= window_end
     ]
     for name, version in flagged:

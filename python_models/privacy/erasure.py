@@ -158,6 +158,34 @@ def _already_erased(con: duckdb.DuckDBPyConnection, tokens: list[str]) -> dict[s
     return {token: str(day) for token, day in rows}
 
 
+def _stopped_request(
+    con: duckdb.DuckDBPyConnection, ids: list[str], tokens: dict[str, str], salt: str
+) -> Identity:
+    """For ids an unfinished erasure found (its raw rows are gone, so `resolve` finds nothing):
+    what the ids alone give, their pseudonyms as user and device, so the other files of a
+    stopped run are still cleaned. Empty for anyone else."""
+    identity = Identity(requested=list(ids))
+    recorded = {
+        row[0]
+        for row in con.execute(
+            f"""
+            select identifiers.identifier_token
+            from {LOG_IDENTIFIERS_TABLE} as identifiers
+            inner join {LOG_TABLE} as log using (erasure_id)
+            where log.status <> 'complete' and identifiers.outcome <> 'not_found'
+              and identifiers.identifier_token in (select unnest(?))
+            """,
+            [list(tokens.values())],
+        ).fetchall()
+    }
+    for raw_id in (i for i in ids if tokens[i] in recorded):
+        identity.user_ids.add(raw_id)
+        identity.devices.add(raw_id)
+        identity.person_keys |= {pseudonymize(raw_id, ns, salt) for ns in NAMESPACES}
+        identity.device_keys.add(pseudonymize(raw_id, "anon", salt))
+    return identity
+
+
 def _unfinished(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute(
         f"select erasure_id, rebuild from {LOG_TABLE} where status <> 'complete' order by 1"
@@ -285,13 +313,14 @@ def _finish(
 ) -> None:
     """Steps 4-5: other files, compaction, the published copy, then the log says complete."""
     settings = get_settings()
-    exclude = [settings.data_dir / folder for folder in INPUT_FOLDERS] + [
-        settings.input_path,
-        settings.published_dir,
-    ]
+    republish = publish and (settings.published_dir / "warehouse.duckdb").exists()
+    exclude = [settings.data_dir / folder for folder in INPUT_FOLDERS] + [settings.input_path]
+    if republish:  # replaced whole below; otherwise scrubbed in place like any other file
+        exclude.append(settings.published_dir)
     started = time.perf_counter()
     duckdb_files, parquet_files = project_files(settings.data_dir, exclude)
     others = [p for p in duckdb_files if p.resolve() != path.resolve()]
+    in_warehouse = len(result.tables)
     if identity is not None:
         for other in others:
             con = connect(other)
@@ -302,24 +331,24 @@ def _finish(
             finally:
                 con.close()
             result.tables += [
-                TableErasure(f"{other.name}:{t.table}", t.rows_deleted, t.rows_redacted)
+                TableErasure(f"{_relative(other)}:{t.table}", t.rows_deleted, t.rows_redacted)
                 for t in tables
             ]
         for parquet in parquet_files:
             removed = rewrite_parquet(parquet, identity)
             if removed:
                 result.files_rewritten.append(str(parquet))
-                result.tables.append(TableErasure(str(parquet), removed, 0))
+                result.tables.append(TableErasure(_relative(parquet), removed, 0))
         for database in sqlite_files(settings.data_dir, exclude):
             removed = scrub_sqlite(database, identity)
             if removed:
                 result.files_rewritten.append(str(database))
-                result.tables.append(TableErasure(str(database), removed, 0))
+                result.tables.append(TableErasure(_relative(database), removed, 0))
     for file in [path, *others]:
         compact_database(file, settings.duckdb_memory_limit)
         result.files_rewritten.append(str(file))
     result.seconds["files"] = time.perf_counter() - started
-    if publish and (settings.published_dir / "warehouse.duckdb").exists():
+    if republish:
         from python_models.publish import publish_warehouse
 
         started = time.perf_counter()
@@ -330,15 +359,35 @@ def _finish(
             con.close()
         result.files_rewritten.append(str(settings.published_dir))
         result.seconds["publish"] = time.perf_counter() - started
+    in_files = result.tables[in_warehouse:]
     con = connect(path)
     try:
+        con.execute("begin transaction")
+        if in_files and result.erasure_id:  # the other files' rows, in this request's log
+            con.executemany(
+                f"insert into {LOG_TABLES_TABLE} values (?, ?, ?, ?)",
+                [[result.erasure_id, t.table, t.rows_deleted, t.rows_redacted] for t in in_files],
+            )
+            con.execute(
+                f"update {LOG_TABLE} set rows_deleted = rows_deleted + ? where erasure_id = ?",
+                [sum(t.rows_deleted for t in in_files), result.erasure_id],
+            )
         con.execute(
             f"update {LOG_TABLE} set status = 'complete', completed_at = ? "
             "where erasure_id in (select unnest(?))",
             [utc_now(), erasure_ids],
         )
+        con.execute("commit")
     finally:
         con.close()
+
+
+def _relative(file: Path) -> str:
+    """A file's name in the log: its path under the data folder."""
+    try:
+        return str(Path(file).resolve().relative_to(get_settings().data_dir.resolve()))
+    except ValueError:
+        return str(file)
 
 
 def erase(
@@ -370,6 +419,7 @@ def erase(
         unfinished = _unfinished(con)
         timings["resolve"] = time.perf_counter() - started
         if not identity.found:
+            identity = _stopped_request(con, ids, tokens, salt)
             result = ErasureResult(None, outcomes, seconds=timings)
             erased_on = _already_erased(con, list(tokens.values()))
             parts = []
@@ -384,15 +434,18 @@ def erase(
                 parts.append(
                     f"{missing} identifier(s) not found in the warehouse: nothing to erase"
                 )
+            if unfinished:
+                parts.append(f"finishing {len(unfinished)} erasure(s) stopped before the end")
             result.message = "; ".join(parts) or "no identifiers given"
         else:
             erasure_id = uuid.uuid4().hex[:16]
             result = ErasureResult(erasure_id, outcomes, seconds=timings)
             result.needles = identity.needles()
-            spec_tables = _feature_tables()
-            person_rows = artifacts.person_feature_rows(con, identity, spec_tables)
-            plans, problems = artifacts.plan_scrubs(con, person_rows)
-            result.warnings += problems
+            plans: list[artifacts.ArtifactScrub] = []
+            if artifacts.registry_rows(con):  # models trained: their samples may hold them
+                person_rows = artifacts.person_feature_rows(con, identity, _feature_tables())
+                plans, problems = artifacts.plan_scrubs(con, person_rows)
+                result.warnings += problems
             step = time.perf_counter()
             con.execute("begin transaction")
             try:
@@ -444,7 +497,7 @@ def erase(
     _finish(
         path,
         [erasure_id for erasure_id, _mode in unfinished],
-        identity if identity.found else None,
+        identity,
         result,
         publish,
     )

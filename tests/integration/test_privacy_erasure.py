@@ -162,7 +162,9 @@ def _tables_holding(path: Path, needles: set[str]) -> dict[str, int]:
 
 
 def _files(data_dir: Path) -> list[Path]:
-    return sorted([*data_dir.rglob("*.duckdb"), *data_dir.rglob("*.parquet")])
+    # Model artifacts too: their drift samples must hold no identifier in the first place.
+    patterns = ("*.duckdb", "*.parquet", "*.sqlite3", "*.sqlite3-wal", "*.pkl")
+    return sorted(path for pattern in patterns for path in data_dir.rglob(pattern))
 
 
 def _bytes_holding(data_dir: Path, needles: set[str]) -> dict[str, set[str]]:
@@ -179,6 +181,20 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _fire_triggers(data_dir: Path, people: dict[str, Person]) -> None:
+    """The scoring service's trigger audit (SQLite) with rows for the rich user and for
+    someone who stays, as `uba serve` leaves it."""
+    from python_models.service.triggers import Rule, TriggerAudit
+
+    rule = Rule("long_session", None, None, "n", ">=", 1, "log", None, 100, 3600)
+    audit = TriggerAudit(data_dir / "service" / "triggers.sqlite3")
+    try:
+        for user in (*people["rich"].user_ids, "u-stays"):
+            audit.try_fire(rule, pseudonymize(user, "user", TEST_SALT), 1)
+    finally:
+        audit.close()
+
+
 @pytest.fixture(scope="module")
 def erased(privacy_pipeline, tmp_path_factory):
     """A copy of the pipeline run, before and after erasing three planted people in one request
@@ -188,6 +204,7 @@ def erased(privacy_pipeline, tmp_path_factory):
     run = copy_pipeline(privacy_pipeline, tmp_path_factory.mktemp("erase") / "run")
     people = _pick_people(run)
     warehouse = run.data_dir / "warehouse.duckdb"
+    _fire_triggers(run.data_dir, people)
     needles = {name: person.needles(TEST_SALT) for name, person in people.items()}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -251,6 +268,7 @@ def test_the_erased_people_were_everywhere_before(erased):
     assert {"ml_scores.ltv_scores", "features.ftr_user_features"} <= set(rich_tables)
     rich_bytes = erased["before"]["bytes"]["rich"]
     assert any(path.startswith("published/") for path in rich_bytes)
+    assert "service/triggers.sqlite3" in rich_bytes
     rich = erased["people"]["rich"]
     assert rich.emails and rich.ips  # the rich user signed up and logged in within the period
 
@@ -344,6 +362,7 @@ def test_log_keeps_tokens_and_counts_never_ids(erased):
         "ml_scores.ltv_scores",
     ):
         assert tables.get(table, 0) > 0, table
+    assert tables["service/triggers.sqlite3"] == 1  # the rich user's trigger; u-stays' stays
     assert log["rows_deleted"][0] == sum(tables.values())
 
 
@@ -390,6 +409,9 @@ def test_targeted_rebuild_equals_a_full_refresh(erased, privacy_pipeline, tmp_pa
     run = copy_pipeline(privacy_pipeline, tmp_path / "full")
     with data_dir_settings(run.data_dir):
         erase(erased["request"], rebuild="full", publish=False)
+    # Without republishing, the published copy and its Parquet files are scrubbed in place.
+    for name, needles in erased["needles"].items():
+        assert _bytes_holding(run.data_dir, needles) == {}, name
     con = duckdb.connect()
     try:
         con.execute(

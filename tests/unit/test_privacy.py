@@ -233,3 +233,58 @@ def test_the_service_trigger_audit_loses_the_rows_and_their_bytes(tmp_path):
     audit.close()
     assert files_containing([p for p in (path, wal) if p.exists()], {erased}) == {}
     assert scrub_sqlite(path, _identity(person_keys={erased})) == 0
+
+
+def test_a_stopped_erasure_is_finished_by_the_next_request(tmp_path, monkeypatch):
+    """`erase` on a tiny raw layer, stopped after the deletion (before the other files): the
+    same request again finds nothing in raw, yet completes the log and cleans the service's
+    SQLite audit from the ids alone."""
+    from conftest import TEST_SALT, data_dir_settings
+
+    from python_models.privacy import erasure
+    from python_models.service.triggers import Rule, TriggerAudit
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.events as select * from (values "
+        "('u1', 'd1', 'e1', '2025-01-01 10:00:00', '{\"email\":\"u1@x.io\"}'), "
+        "('u2', 'd2', 'e2', '2025-01-01 11:00:00', '{}')) "
+        "as t(user_id, anonymous_id, event_id, event_ts, properties)"
+    )
+    con.close()
+    erased, kept = (pseudonymize(u, "user", TEST_SALT) for u in ("u1", "u2"))
+    rule = Rule("long_session", None, None, "n", ">=", 1, "log", None, 100, 3600)
+    audit = TriggerAudit(data_dir / "service" / "triggers.sqlite3")
+    for user in (erased, kept):
+        audit.try_fire(rule, user, 1)
+    audit.close()
+
+    finish = erasure._finish
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # the process stopped between step 2 and the files
+
+    with data_dir_settings(data_dir):
+        monkeypatch.setattr(erasure, "_finish", stop)
+        with pytest.raises(KeyboardInterrupt):
+            erasure.erase(["u1"], rebuild="none")
+        audit = TriggerAudit(data_dir / "service" / "triggers.sqlite3")
+        assert len(audit.rows(erased)) == 1  # the stop left it there
+        audit.close()
+        monkeypatch.setattr(erasure, "_finish", finish)
+        again = erasure.erase(["u1"], rebuild="none")
+        done = erasure.erase(["u1"], rebuild="none")
+    assert "finishing 1 erasure(s)" in again.message
+    assert "finishing" not in done.message and "already erased" in done.message
+    audit = TriggerAudit(data_dir / "service" / "triggers.sqlite3")
+    assert [row["user_id"] for row in audit.rows()] == [kept]
+    audit.close()
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    status = con.execute("select status from privacy.erasure_log").fetchall()
+    left = con.execute("select user_id from raw.events").fetchall()
+    con.close()
+    assert status == [("complete",)] and left == [("u2",)]
+    assert files_containing(list(data_dir.rglob("*.*")), {"u1@x.io", erased}) == {}
