@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -53,6 +54,9 @@ class Settings:
     # rows older than the second are deleted once rolled into raw.events_daily_rollup.
     retention_pii_days: int = 30
     retention_raw_days: int = 395
+    # Event property keys holding personal data beyond email and ip (UBA_SENSITIVE_PROPERTIES,
+    # comma-separated): erased with a person, purged by the PII retention window.
+    sensitive_properties: tuple[str, ...] = ()
 
     @property
     def models_dir(self) -> Path:
@@ -137,6 +141,15 @@ def _env_days(name: str, default: int) -> int:
     return int(text)
 
 
+def _env_keys(name: str) -> tuple[str, ...]:
+    """Comma-separated property keys (letters, digits, underscores), in order, no repeats."""
+    keys = [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+    bad = [k for k in keys if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+    if bad:
+        raise SettingsError(f"{name}: {bad[0]!r} is not a property key (letters, digits, _)")
+    return tuple(dict.fromkeys(keys))
+
+
 def _public_data_cache() -> Path:
     if os.environ.get("UBA_PUBLIC_DATA_CACHE"):
         return Path(os.environ["UBA_PUBLIC_DATA_CACHE"])
@@ -164,6 +177,7 @@ def _from_env() -> Settings:
         public_data_cache=_public_data_cache(),
         retention_pii_days=_env_days("UBA_RETENTION_PII_DAYS", 30),
         retention_raw_days=_env_days("UBA_RETENTION_RAW_DAYS", 395),
+        sensitive_properties=_env_keys("UBA_SENSITIVE_PROPERTIES"),
         service_rules_path=Path(
             os.environ.get("UBA_SERVICE_RULES") or REPO_ROOT / "python_models/service/rules.yml"
         ).resolve(),

@@ -2,7 +2,7 @@
 forever), applied by `uba retention` and the scheduled Dagster job apply_retention:
 
 - PII: in raw rows loaded more than PII days ago, the values of the sensitive properties
-  (email, ip, and keys the tracking plan declares sensitive) become null, in the JSON
+  (email, ip, and the keys of UBA_SENSITIVE_PROPERTIES) become null, in the JSON
   properties and in unreadable input lines alike. Nothing past the raw layer ever held them.
 - Raw events: a raw row expires when its event happened more than RAW days ago (a row without
   a valid event time: when it was loaded more than RAW days ago). Expired valid events are

@@ -1,5 +1,5 @@
 """Which event properties hold personal data: the contract's PII keys (email, ip) and any key
-the tracking plan declares sensitive. Erasure collects their values (to scan and redact);
+the setting UBA_SENSITIVE_PROPERTIES declares. Erasure collects their values (to scan and redact);
 retention purges them from the raw layer after UBA_RETENTION_PII_DAYS."""
 
 from __future__ import annotations
@@ -9,5 +9,8 @@ PII_PROPERTY_KEYS: tuple[str, ...] = ("email", "ip")
 
 
 def sensitive_property_keys() -> tuple[str, ...]:
-    """The contract's PII keys, then the tracking plan's sensitive declarations, no repeats."""
-    return PII_PROPERTY_KEYS
+    """The contract's PII keys, then the declared ones (settings.sensitive_properties)."""
+    from python_models.config import get_settings
+
+    declared = get_settings().sensitive_properties
+    return tuple(dict.fromkeys((*PII_PROPERTY_KEYS, *declared)))

@@ -288,3 +288,23 @@ def test_a_stopped_erasure_is_finished_by_the_next_request(tmp_path, monkeypatch
     con.close()
     assert status == [("complete",)] and left == [("u2",)]
     assert files_containing(list(data_dir.rglob("*.*")), {"u1@x.io", erased}) == {}
+
+
+def test_declared_sensitive_properties_join_email_and_ip(monkeypatch):
+    from python_models.config import SettingsError, reload_settings
+    from python_models.privacy.retention import pii_pattern
+    from python_models.privacy.sensitive import sensitive_property_keys
+
+    monkeypatch.setenv("UBA_SENSITIVE_PROPERTIES", " phone, ip ,phone")
+    try:
+        reload_settings()
+        keys = sensitive_property_keys()
+        assert keys == ("email", "ip", "phone")
+        text = '{"phone":"+44 20 7946 0958","page":"/"}'
+        assert re.sub(pii_pattern(keys), r"\1null", text) == '{"phone":null,"page":"/"}'
+        monkeypatch.setenv("UBA_SENSITIVE_PROPERTIES", "phone,$.x")
+        with pytest.raises(SettingsError, match="UBA_SENSITIVE_PROPERTIES"):
+            reload_settings()
+    finally:
+        monkeypatch.delenv("UBA_SENSITIVE_PROPERTIES")
+        reload_settings()
