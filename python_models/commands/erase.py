@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from python_models.dbt_runner import DbtError
     from python_models.privacy.erasure import (
         erase,
         leftover_files,
@@ -50,6 +51,14 @@ def run(args) -> int:
         result = erase(ids, rebuild=args.rebuild, publish=not args.no_publish)
     except (FileNotFoundError, SaltMismatchError) as err:
         print(f"uba erase: {err}", file=sys.stderr)
+        return 1
+    except DbtError as err:
+        first = str(err).splitlines()[0]
+        print(
+            f"uba erase: their rows are deleted, but rebuilding the models that counted them "
+            f"failed ({first}); fix that, then run the same `uba erase` again to finish",
+            file=sys.stderr,
+        )
         return 1
     print(f"uba erase: {result.message}")
     for warning in result.warnings:

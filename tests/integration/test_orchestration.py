@@ -87,7 +87,11 @@ def test_definitions_hold_the_whole_graph():
         next(k for k in graph.get_all_asset_keys() if k.path[-1] == "stg_app__events")
     )
     assert ["raw", "events_validated"] in [list(k.path) for k in staging.parent_keys]
-    assert {s.name for s in defs.schedules} == {"daily_refresh_schedule", "weekly_retrain_schedule"}
+    assert {s.name for s in defs.schedules} == {
+        "daily_refresh_schedule",
+        "weekly_retrain_schedule",
+        "retention_schedule",
+    }
     assert [s.name for s in defs.sensors] == ["drift_retrain_sensor"]
 
 
