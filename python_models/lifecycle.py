@@ -45,6 +45,7 @@ from python_models.common.scores import score_frame, write_scores
 from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, DerivedTable, ModelSpec
 from python_models.common.training import REFERENCE_SAMPLE_ROWS, TrainingResult
 from python_models.models import DERIVED_TABLES, MODELS, check_models, get_spec
+from python_models.privacy.consent import keep_consented
 from python_models.warehouse import replace_table, table_exists
 
 # Bump when a change in model code should produce new versions from the same data and params.
@@ -366,7 +367,14 @@ def build_derived_table(con: duckdb.DuckDBPyConnection, derived: DerivedTable) -
     missing = [t for t in derived.reads if not table_exists(con, t)]
     if missing:
         raise LookupError(f"{derived.name} needs {', '.join(missing)}: score the models first")
-    rows = replace_table(con, derived.name, derived.build(con).to_arrow())
+    frame = derived.build(con)
+    if derived.consent:
+        frame = keep_consented(con, frame, derived.consent)
+        if "rank" in frame.columns:  # a ranked list stays 1..n in its order
+            frame = frame.with_columns(
+                pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("rank")
+            )
+    rows = replace_table(con, derived.name, frame.to_arrow())
     _log(f"wrote {rows} rows to {derived.name}")
     return Built(derived.name, int(rows))
 

@@ -161,7 +161,7 @@ def privacy_pipeline(tmp_path_factory) -> PrivacyPipeline:
     from expectations.gate import run_gate
     from python_models.dbt_runner import run_dbt
     from python_models.ingest import load_path
-    from python_models.lifecycle import score_each, train_each
+    from python_models.lifecycle import build_derived, score_each, train_each
     from python_models.models import model_names
     from python_models.publish import publish_warehouse
     from python_models.synthetic import ConsentPlan, generate
@@ -188,6 +188,8 @@ def privacy_pipeline(tmp_path_factory) -> PrivacyPipeline:
             assert not [t for t in trained if t.status == "failed"], trained
             scored = score_each(con, model_names())
             assert not [s for s in scored if s.status == "failed"], scored
+            derived = build_derived(con, model_names())  # value at risk, lapsed users
+            assert not [d for d in derived if d.status == "failed"], derived
             publish_warehouse(con, settings.published_dir)
         finally:
             con.close()

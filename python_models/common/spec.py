@@ -146,6 +146,9 @@ class DerivedTable:
     summary: str
     reads: tuple[str, ...]  # tables it is built from, "schema.table"
     build: Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]
+    # The consent purpose everyone in it must have (an output used to act on people needs
+    # "marketing"; docs/privacy.md): people without it are left out. None: no filter.
+    consent: str | None = None
 
     def __post_init__(self) -> None:
         for table in (self.name, *self.reads):

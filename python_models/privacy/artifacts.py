@@ -5,7 +5,8 @@ A reference sample (common.training.reference_sample) keeps feature values witho
 id, so the person's rows are found by value: their rows in the model's feature tables, read
 before the deletion, are taken out of the sample once each (a multiset difference). Rows of
 other people with exactly the same values are interchangeable with them, so the sample left is
-the one it would have been without the person.
+the one it would have been without the person. The model's scores of the sample
+(`reference_scores`, one per row when the lifecycle drew the sample) lose the same rows.
 
 The fitted model itself (trees, centroids, fitted parameters) is an aggregate of everyone it
 was trained on; it is not edited. Its version is flagged in `ml.model_erasure_flags`, and the
@@ -21,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from python_models.common.artifacts import ArtifactIntegrityError, load_artifact, sha256_file
@@ -30,6 +32,7 @@ FLAGS_TABLE = "ml.model_erasure_flags"
 REGISTRY_TABLE = "ml.model_registry"
 PENDING_SUFFIX = ".erasing"
 _COUNT = "__uba_copy"
+_POSITION = "__uba_position"
 
 
 @dataclass(frozen=True)
@@ -95,21 +98,27 @@ def as_sample_rows(rows: pl.DataFrame, sample: pl.DataFrame, model: object) -> p
         return pl.DataFrame(encode(rows), schema=sample.schema, orient="row")
 
 
-def without_rows(sample: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """`sample` minus `rows` (same columns and types), each row of `rows` taking out at most
-    one equal row of `sample`."""
-    columns = sample.columns
+def kept_positions(sample: pl.DataFrame, rows: pl.DataFrame) -> pl.Series:
+    """Row positions of `sample` left once each row of `rows` (same columns and types) has
+    taken out at most one equal row, in order."""
+    indexed = sample.with_row_index(_POSITION)
     if rows.height == 0 or sample.height == 0:
-        return sample
-    rows = rows.select(columns)
+        return indexed[_POSITION]
+    columns = sample.columns
 
     def numbered(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(pl.int_range(pl.len()).over(columns).alias(_COUNT))
 
-    kept = numbered(sample).join(
-        numbered(rows), on=[*columns, _COUNT], how="anti", nulls_equal=True
+    kept = numbered(indexed).join(
+        numbered(rows.select(columns)), on=[*columns, _COUNT], how="anti", nulls_equal=True
     )
-    return kept.drop(_COUNT)
+    return kept[_POSITION].sort()
+
+
+def without_rows(sample: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """`sample` minus `rows` (same columns and types), each row of `rows` taking out at most
+    one equal row of `sample`."""
+    return sample[kept_positions(sample, rows).to_list()]
 
 
 def plan_scrubs(
@@ -130,14 +139,19 @@ def plan_scrubs(
         sample = bundle.get("reference_features") if isinstance(bundle, dict) else None
         if not isinstance(sample, pl.DataFrame):
             continue
-        scrubbed = sample
+        keep = list(range(sample.height))
         for rows in candidates:
             matched = as_sample_rows(rows, sample, bundle.get("model"))
             if matched is not None:
-                scrubbed = without_rows(scrubbed, matched)
-        if scrubbed.height == sample.height:
+                left = kept_positions(sample[keep], matched).to_list()
+                keep = [keep[i] for i in left]
+        if len(keep) == sample.height:
             continue
+        scrubbed = sample[keep]
         bundle["reference_features"] = scrubbed
+        scores = bundle.get("reference_scores")
+        if scores is not None and len(scores) == sample.height:  # one score per sample row
+            bundle["reference_scores"] = np.asarray(scores)[keep]
         pending = Path(str(path) + PENDING_SUFFIX)
         with open(pending, "wb") as handle:
             pickle.dump(bundle, handle, protocol=5)

@@ -90,6 +90,25 @@ def test_no_feature_or_score_row_without_analytics_consent(privacy_pipeline):
     assert granted_scored > 0
 
 
+def test_value_at_risk_holds_only_people_with_marketing_consent(privacy_pipeline):
+    """ml_scores.value_at_risk (who to act on first) is built through the marketing filter:
+    churn scores people who denied marketing (analytics is a separate purpose), the action
+    list leaves them out and keeps everyone else."""
+    truth = _truth(privacy_pipeline)
+    denied = truth.filter(pl.col("marketing_consent") == False)["key"].to_list()  # noqa: E712
+    con = _connect(privacy_pipeline)
+    try:
+        churn = set(con.execute("select user_id from ml_scores.churn_scores").pl()["user_id"])
+        ranked = con.execute("select rank, user_id from ml_scores.value_at_risk order by 1").pl()
+    finally:
+        con.close()
+    at_risk = set(ranked["user_id"])
+    assert churn & set(denied)
+    assert not at_risk & set(denied)
+    assert at_risk == churn - set(denied)
+    assert ranked["rank"].to_list() == list(range(1, ranked.height + 1))
+
+
 def test_marketing_filter_drops_people_who_denied_marketing(privacy_pipeline):
     from python_models.privacy.consent import keep_consented
 

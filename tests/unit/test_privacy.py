@@ -168,12 +168,14 @@ def test_parquet_files_lose_the_rows(tmp_path):
 
 
 def test_reference_samples_lose_one_equal_row_per_person_row():
-    from python_models.privacy.artifacts import without_rows
+    from python_models.privacy.artifacts import kept_positions, without_rows
 
     sample = pl.DataFrame({"a": [1.0, 1.0, 1.0, 2.0, None], "b": [0, 0, 0, 1, 5]})
     person = pl.DataFrame({"user_id": ["h", "h", "h"], "a": [1.0, 1.0, None], "b": [0, 0, 5]})
     left = without_rows(sample, person.drop("user_id"))
     assert sorted(left.rows(), key=str) == [(1.0, 0), (2.0, 1)]
+    # The positions left, in order: the scores drawn with the sample follow them.
+    assert kept_positions(sample, person.drop("user_id")).to_list() == [2, 3]
 
 
 def test_encoded_reference_samples_match_through_the_models_encoding():
