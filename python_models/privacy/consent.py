@@ -56,3 +56,18 @@ def consent_state(con: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, boo
         for name, value in zip(names, row, strict=True)
         if name.startswith("has_") and name.endswith("_consent")
     }
+
+
+def consented_term(
+    con: duckdb.DuckDBPyConnection, purpose: str, user_column: str = "user_id"
+) -> str:
+    """A SQL where-term keeping the rows of people not denied `purpose` (for a model that reads
+    a mart outside the feature marts, which the dbt hook already filters); "true" before the
+    first build has made the consent mart."""
+    if not table_exists(con, CONSENT_TABLE):
+        return "true"
+    users_without_consent(con, purpose)  # checks the purpose exists
+    return (
+        f"{user_column} not in (select user_id from {CONSENT_TABLE} "
+        f"where not has_{purpose}_consent)"
+    )
