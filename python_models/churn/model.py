@@ -40,6 +40,14 @@ def _labels(frame: pl.DataFrame, where: str) -> np.ndarray:
     return labels
 
 
+def baseline_sample(rows: int, size: int, seed: int) -> np.ndarray:
+    """Row positions of a seeded sample of `size` rows (every row when there are fewer), in
+    their original order."""
+    if rows <= size:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+
+
 class ChurnModel(BoostedEstimator):
     """Calibrated churn probability. `fit(frame, validation)`: `validation` (the last training
     snapshot) drives early stopping and the calibration; both frames hold a boolean `label`."""
@@ -81,7 +89,8 @@ class ChurnModel(BoostedEstimator):
             StandardScaler(),
             LogisticRegression(max_iter=2000, class_weight="balanced", random_state=params.seed),
         )
-        logistic.fit(x_fit, y_fit)
+        sample = baseline_sample(len(y_fit), params.baseline_rows, params.seed)
+        logistic.fit(x_fit[sample], y_fit[sample])
         self.booster_ = StoredBooster(booster, best_iteration)
         self.calibrator_ = calibrator
         self.logistic_ = logistic

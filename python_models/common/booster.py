@@ -59,6 +59,8 @@ class StoredBooster:
     def __init__(self, booster: lgb.Booster, best_iteration: int):
         self.text = booster.model_to_string(num_iteration=best_iteration)
         self.best_iteration = int(best_iteration)
+        # Predictions use the training's thread count: LightGBM's own default is every core.
+        self.num_threads = int(booster.params.get("num_threads", 1))
         self._booster: lgb.Booster | None = None
 
     @property
@@ -72,8 +74,17 @@ class StoredBooster:
         state["_booster"] = None  # the model text is the stored form
         return state
 
+    @property
+    def threads(self) -> int:
+        return getattr(self, "num_threads", 1)  # artifacts from before the field: one
+
     def predict(self, matrix: np.ndarray, raw_score: bool = False) -> np.ndarray:
-        return self.booster.predict(matrix, raw_score=raw_score, num_iteration=self.best_iteration)
+        return self.booster.predict(
+            matrix,
+            raw_score=raw_score,
+            num_iteration=self.best_iteration,
+            num_threads=self.threads,
+        )
 
     def importance(self) -> np.ndarray:
         """Total gain per feature, in feature order."""
@@ -104,5 +115,6 @@ class BoostedEstimator(Estimator):
             self.features,
             self.feature_medians_,
             chunk_size=self.params.reason_chunk_size,
+            num_threads=self.booster_.threads,
         )
         return out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))
