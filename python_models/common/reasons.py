@@ -117,16 +117,22 @@ class _Columns:
 def _patterns(columns: _Columns, splits: list[_Split]) -> tuple[np.ndarray, np.ndarray, int]:
     """(representative row per distinct pattern, pattern of every row, number of slots): a
     row's pattern is the bit string of its decisions at the tree's splits."""
-    code = np.zeros(len(columns.values), dtype=np.int32 if len(splits) < 31 else np.int64)
+    width = len(splits)
+    code = np.zeros(len(columns.values), dtype=_code_type(width))
     for bit, split in enumerate(splits):
-        code |= columns.goes_left(split).astype(code.dtype) << bit
-    if len(splits) <= _TABLE_BITS:
-        representative = np.full(1 << len(splits), -1, dtype=np.int64)
+        code += columns.goes_left(split).view(np.uint8).astype(code.dtype, copy=False) << bit
+    if width <= _TABLE_BITS:
+        code = code.astype(np.intp)  # np.take is fastest with native indices
+        representative = np.full(1 << width, -1, dtype=np.intp)
         representative[code] = np.arange(len(code))  # any row of a pattern will do
         present = np.flatnonzero(representative >= 0)
         return representative[present], code, len(representative)
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-    return first, inverse.ravel(), len(first)
+    return first, inverse.ravel().astype(np.intp), len(first)
+
+
+def _code_type(width: int) -> type:
+    return np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.int64
 
 
 def tree_contributions(
@@ -159,10 +165,12 @@ def tree_contributions(
                 continue
             representative, pattern, slots = _patterns(columns, splits)
             shared = booster.predict(chunk[representative], num_threads=1, **one_tree)
-            table = np.zeros((slots, n_features))
-            table[pattern[representative]] = shared[:, :n_features]
-            for feature in {split.feature for split in splits}:  # other features get 0
-                target[:, feature] += table[pattern, feature]
+            used = sorted({split.feature for split in splits})  # other features get 0
+            table = np.zeros((len(used), slots))  # per used feature, its value per pattern
+            table[:, pattern[representative]] = shared[:, used].T
+            for row, feature in enumerate(used):
+                column = target[:, feature]  # contiguous: target is column-major
+                column += np.take(table[row], pattern)
         out[start : start + len(chunk)] = target
     return out
 
