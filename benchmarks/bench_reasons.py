@@ -74,12 +74,12 @@ def main() -> int:
     words, words_s = _timed(
         lambda: reasons_text(indices, matrix, model.features, model.feature_medians_)
     )
-    _, explain_s = _timed(
-        lambda: explain(booster, matrix, model.features, model.feature_medians_)
-    )
+    _, explain_s = _timed(lambda: explain(booster, matrix, model.features, model.feature_medians_))
     print(f"  predict                        {rate(len(matrix), predict_s)}")
     print(f"  pred_contrib (LightGBM)        {rate(len(sub), lightgbm_s)}")
-    print(f"  contributions per pattern      {rate(len(matrix), patterned_s)}  (max diff {worst:.1e})")
+    print(
+        f"  contributions per pattern      {rate(len(matrix), patterned_s)}  (max diff {worst:.1e})"
+    )
     print(f"  top 3 (contributions + sort)   {rate(len(matrix), top_s)}")
     print(f"  words for the top 3            {rate(len(matrix), words_s)}")
     print(f"  reasons, end to end (explain)  {rate(len(matrix), explain_s)}")
