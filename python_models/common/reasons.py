@@ -97,6 +97,7 @@ class _Columns:
         self.values = np.asfortranarray(np.where(np.abs(chunk) <= _LIGHTGBM_ZERO, 0.0, chunk))
         self.nan = np.asfortranarray(np.isnan(chunk))
         self.has_nan = self.nan.any(axis=0)
+        self.row_numbers = np.arange(len(chunk), dtype=np.intp)
 
     def goes_left(self, split: _Split) -> np.ndarray:
         """LightGBM's numerical decision (tree.h NumericalDecision) for every row."""
@@ -124,7 +125,7 @@ def _patterns(columns: _Columns, splits: list[_Split]) -> tuple[np.ndarray, np.n
     if width <= _TABLE_BITS:
         code = code.astype(np.intp)  # np.take is fastest with native indices
         representative = np.full(1 << width, -1, dtype=np.intp)
-        representative[code] = np.arange(len(code))  # any row of a pattern will do
+        representative[code] = columns.row_numbers  # any row of a pattern will do
         present = np.flatnonzero(representative >= 0)
         return representative[present], code, len(representative)
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
