@@ -34,7 +34,16 @@ from python_models.common.artifacts import (
 )
 from python_models.common.catalogue import CatalogueError
 from python_models.common.features import feature_list_hash
-from python_models.common.scores import score_frame, write_scores
+from python_models.common.scores import (
+    changed_rows,
+    inputs_fingerprint,
+    last_score_run,
+    merge_scores,
+    record_score_run,
+    score_frame,
+    stage_latest_rows,
+    write_scores,
+)
 from python_models.models import check_models, get_spec
 
 # Bump when a change in model code should produce new versions from the same data and params.
@@ -74,6 +83,9 @@ class ScoreOutcome:
     as_of_date: date | None
     run_id: str | None = None
     status: str = "scored"
+    # "full": the table was replaced; "changed": only rows whose features changed were scored
+    # (`rows` of them; the table keeps the others).
+    mode: str = "full"
 
 
 @dataclass(frozen=True)
@@ -200,13 +212,20 @@ def load_champion(con: duckdb.DuckDBPyConnection, model_name: str):
 def score_model(
     con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
 ) -> ScoreOutcome:
-    """Score with the champion and replace its score table atomically."""
+    """Score with the champion and replace its score table atomically; remember what was
+    scored (pipeline_state) so `uba refresh` can later rescore only what changed."""
     spec = get_spec(model_name)
     run_id = run_id or uuid.uuid4().hex[:12]
     entry, bundle = load_champion(con, model_name)
     _log(f"scoring {model_name} with champion {entry.model_version} (run {run_id})")
+    if spec.rowwise_scoring:
+        stage_latest_rows(con)  # the row hashes of exactly what is scored below
+        fingerprint = None
+    else:
+        fingerprint = inputs_fingerprint(con, spec)
     scored = spec.score(con, bundle)
     rows = write_scores(con, spec, score_frame(spec, entry.model_version, run_id, scored))
+    record_score_run(con, spec, entry.model_version, run_id, fingerprint)
     as_of = scored["as_of_date"].max() if scored.height else None
     _log(f"wrote {rows} rows to {spec.score_table}")
     return ScoreOutcome(
@@ -216,6 +235,51 @@ def score_model(
         model_version=entry.model_version,
         as_of_date=as_of,
         run_id=run_id,
+    )
+
+
+def score_changed(
+    con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
+) -> ScoreOutcome | Skipped:
+    """Score what changed since the score table was last written (`uba refresh`).
+
+    A new champion, or a table never scored with this bookkeeping: a full scoring. A row-wise
+    model (spec.rowwise_scoring): only the newest snapshot's rows whose feature values differ
+    from the ones scored (new users, a new snapshot, late events), merged into the table. Any
+    other model: a full scoring when one of its input tables changed, else nothing."""
+    spec = get_spec(model_name)
+    champion = registry.get_champion(con, model_name)
+    if champion is None:
+        return Skipped(model_name, f"no champion (run `uba train --model {model_name}`)")
+    last = last_score_run(con, spec)
+    if last is None or last.model_version != champion.model_version:
+        return score_model(con, model_name, run_id)
+    if not spec.rowwise_scoring:
+        if last.inputs_fingerprint == inputs_fingerprint(con, spec):
+            return Skipped(model_name, f"inputs unchanged since {spec.score_table} was written")
+        return score_model(con, model_name, run_id)
+    stage_latest_rows(con)
+    changed, stale = changed_rows(con, spec)
+    if changed.height == 0 and stale == 0:
+        return Skipped(model_name, "no user's features changed")
+    run_id = run_id or uuid.uuid4().hex[:12]
+    bundle = champion.load()
+    _log(
+        f"scoring {model_name}: {changed.height:,} users whose features changed, "
+        f"{stale:,} stale rows dropped (champion {champion.model_version}, run {run_id})"
+    )
+    scored = score_frame(
+        spec, champion.model_version, run_id, bundle["model"].predict_frame(changed)
+    )
+    rows = merge_scores(con, spec, scored, champion.model_version, run_id)
+    return ScoreOutcome(
+        model_name=model_name,
+        table=spec.score_table,
+        rows=rows,
+        model_version=champion.model_version,
+        as_of_date=scored["as_of_date"].max() if scored.height else None,
+        run_id=run_id,
+        mode="changed",
     )
 
 
@@ -264,9 +328,13 @@ def train_each(
 
 
 def score_each(
-    con: duckdb.DuckDBPyConnection, names: Iterable[str], run_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    run_id: str | None = None,
+    changed_only: bool = False,
 ) -> list[ScoreOutcome | Skipped | Failed]:
-    """Score every named model that has a champion; the others are skipped or failed."""
+    """Score every named model that has a champion; the others are skipped or failed.
+    `changed_only`: only what changed since the last scoring (score_changed)."""
     outcomes: list[ScoreOutcome | Skipped | Failed] = []
     for name in names:
         try:
@@ -274,7 +342,8 @@ def score_each(
             if registry.get_champion(con, name) is None:
                 outcomes.append(Skipped(name, f"no champion (run `uba train --model {name}`)"))
                 continue
-            outcomes.append(score_model(con, name, run_id=run_id))
+            score = score_changed if changed_only else score_model
+            outcomes.append(score(con, name, run_id=run_id))
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
             outcomes.append(_failed(con, name, err))
     return outcomes

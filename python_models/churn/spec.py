@@ -27,4 +27,5 @@ SPEC = ModelSpec(
     reasons="top-3 LightGBM contributions (TreeSHAP), in the catalogue's words",
     kinds=("lightgbm",),
     example=example,
+    rowwise_scoring=True,
 )
