@@ -129,6 +129,12 @@ def _write_state(con, gate_fingerprint: str | None, complete: bool) -> None:
     con.execute("commit")
 
 
+def record_build(con) -> None:
+    """Say that the warehouse was just built on every gated batch (as after `uba build`), so
+    the next refresh builds only when the gate lets new rows in."""
+    _write_state(con, _gate_fingerprint(con), complete=False)
+
+
 def _champions_scored(con) -> bool:
     """Every champion's scores are in its table (no new champion since the last scoring)."""
     from python_models.common.registry import REGISTRY_TABLE
