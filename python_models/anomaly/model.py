@@ -7,7 +7,6 @@ from typing import Self
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
 
 from python_models.anomaly.daily import MODEL_COLUMNS
 from python_models.anomaly.params import AnomalyParams
@@ -83,6 +82,8 @@ class AnomalyModel(Estimator):
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
         """`validation` is unused (unsupervised: the threshold is a share of training days)."""
+        from sklearn.ensemble import IsolationForest
+
         params = self.params
         if frame.height < 50:
             raise ValueError(f"only {frame.height} user-days of activity: too few to learn from")

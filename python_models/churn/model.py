@@ -10,11 +10,6 @@ from typing import Any, Self
 
 import numpy as np
 import polars as pl
-from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from python_models.churn.params import ChurnParams
 from python_models.common.booster import BoostedEstimator, StoredBooster, train_booster
@@ -56,6 +51,12 @@ class ChurnModel(BoostedEstimator):
     params: ChurnParams
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
+        from sklearn.impute import SimpleImputer
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         if validation is None:
             raise ValueError("churn needs a validation frame (early stopping and calibration)")
         params = self.params
@@ -98,6 +99,8 @@ class ChurnModel(BoostedEstimator):
         return self
 
     def _calibrate(self, margin: np.ndarray) -> np.ndarray:
+        from sklearn.isotonic import IsotonicRegression
+
         if isinstance(self.calibrator_, IsotonicRegression):
             return self.calibrator_.predict(margin)
         return self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]

@@ -4,14 +4,16 @@ stopping, and `StoredBooster`, which pickles as model text and rebuilds the boos
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
 from python_models.common.estimator import Estimator
 from python_models.common.reasons import explain
+
+if TYPE_CHECKING:  # lightgbm imports scikit-learn (seconds): loaded where it is used
+    import lightgbm as lgb
 
 
 def deterministic_settings(seed: int, num_threads: int) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def train_booster(
     early_stopping_rounds: int,
 ) -> tuple[lgb.Booster, int]:
     """(booster, best iteration): boosting stops when the validation metric stops improving."""
+    import lightgbm as lgb
+
     train_set = lgb.Dataset(x_fit, y_fit, feature_name=list(features), free_raw_data=True)
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
     booster = lgb.train(
@@ -65,6 +69,8 @@ class StoredBooster:
 
     @property
     def booster(self) -> lgb.Booster:
+        import lightgbm as lgb
+
         if self._booster is None:
             self._booster = lgb.Booster(model_str=self.text)
         return self._booster

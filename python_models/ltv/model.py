@@ -4,9 +4,8 @@ tail) against a historical-average baseline (past spend rate x horizon)."""
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
@@ -15,6 +14,9 @@ from python_models.common.features import to_matrix
 from python_models.common.metrics import regression_metrics
 from python_models.common.reasons import column_medians
 from python_models.ltv.params import LtvParams
+
+if TYPE_CHECKING:  # lightgbm imports scikit-learn (seconds): loaded where it is used
+    import lightgbm as lgb
 
 VARIANTS = ("historical_average", "lightgbm")
 SERVED = "lightgbm"
