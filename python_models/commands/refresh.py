@@ -194,6 +194,11 @@ def refresh(
                 gate = steps.run("gate", lambda: _gate(con, data_docs), _describe_gate)
                 result.blocked = len(gate.blocked)
             fingerprint = _gate_fingerprint(con)
+            if fingerprint is None:
+                raise RefreshError(
+                    f"no events gated yet: give event files (`uba refresh PATH`); "
+                    f"nothing found in {', '.join(paths)}"
+                )
             state = _read_state(con)
             build = state is None or state[0] != fingerprint
             if not build and state[1] and _champions_scored(con):
