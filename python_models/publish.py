@@ -10,7 +10,7 @@ from pathlib import Path
 
 from python_models.warehouse import table_fingerprint
 
-PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml")
+PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
 # Beside the publication: each table's content fingerprint when it was copied.
 MANIFEST = "manifest.json"
 

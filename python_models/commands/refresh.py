@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_models.common.scores import SCORE_RUNS, STATE_SCHEMA
+from python_models.common.scores import SCORE_STATE, STATE_SCHEMA
 
 REFRESH_STATE = f"{STATE_SCHEMA}.refresh"
 EXIT_BLOCKED = 3
@@ -141,14 +141,14 @@ def _champions_scored(con) -> bool:
 
     if not _table_exists(con, REGISTRY_TABLE):
         return True
-    if not _table_exists(con, SCORE_RUNS):
+    if not _table_exists(con, SCORE_STATE):
         return not _scalar(con, f"select count(*) from {REGISTRY_TABLE} where status='champion'")
     return not _scalar(
         con,
         f"""
         select count(*) from {REGISTRY_TABLE} as r
         where r.status = 'champion' and not exists (
-            select 1 from {SCORE_RUNS} as s
+            select 1 from {SCORE_STATE} as s
             where s.model_name = r.model_name and s.model_version = r.model_version
         )
         """,
@@ -258,19 +258,29 @@ def _build() -> None:
 
 
 def _score(con, steps: _Steps, result: RefreshResult) -> None:
-    from python_models.lifecycle import score_each
+    from python_models.lifecycle import build_derived, refresh_realized, score_each
     from python_models.models import model_names
+
+    def score() -> list:
+        outcomes = score_each(con, model_names(), changed_only=True)
+        scored = [o.model_name for o in outcomes if o.status == "scored"]
+        if scored:  # the tables built from scores (value at risk...), realized performance
+            outcomes += build_derived(con, scored)
+            refresh_realized(con)
+        return outcomes
 
     outcomes = steps.run(
         "score",
-        lambda: score_each(con, model_names(), changed_only=True),
+        score,
         lambda outcomes: f"{sum(o.status == 'scored' for o in outcomes)} model(s) scored",
     )
     for outcome in outcomes:
         result.scored[outcome.model_name] = outcome
         if outcome.status == "failed":
             result.failed.append(outcome.model_name)
-        if outcome.status != "scored":
+        if outcome.status == "built":
+            steps.say(f"           {outcome.model_name:<14} {outcome.rows:,} rows (rebuilt)")
+        elif outcome.status != "scored":
             steps.say(f"           {outcome.model_name:<14} {outcome.status}: {outcome.reason}")
         else:
             what = "users whose features changed" if outcome.mode == "changed" else "rows (full)"

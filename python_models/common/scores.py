@@ -1,7 +1,22 @@
-"""Score tables in `ml_scores`, in the column order of the model's spec, written atomically."""
+"""Score tables in `ml_scores`: every run kept, the newest one current.
+
+For each model (its spec declares the table and its columns):
+
+- `ml_scores.<table>_history`: every scoring run's rows, keyed by (run_id, user_id, as_of_date),
+  with scored_at. Re-running a run id replaces that run's rows, so it never duplicates them.
+- `ml_scores.<table>`: the rows of the newest run, what BI reads (same columns).
+- `ml.scoring_runs`: one row per (model_name, run_id): model version, scored_at, as_of_date,
+  rows and the fingerprint of the inputs it scored (the drift sensor's "did the data change").
+
+All three are written in one transaction: a failure leaves the previous tables as they were.
+An incremental scorer (only users whose features changed) fits this shape: it appends its
+rows to the history under its run id and rebuilds the current table from its rows plus the
+previous current rows of the users it did not rescore.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import duckdb
@@ -9,8 +24,10 @@ import polars as pl
 
 from python_models.common.features import FEATURES_TABLE
 from python_models.common.registry import utc_now
-from python_models.common.spec import ModelSpec
-from python_models.warehouse import replace_table, table_exists, table_fingerprint
+from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
+from python_models.warehouse import split_name, table_exists, table_fingerprint
+
+SCORING_RUNS_TABLE = "ml.scoring_runs"
 
 _KEY_TYPES = {"user_id": pl.String, "as_of_date": pl.Date}
 
@@ -21,13 +38,17 @@ def score_frame(
     run_id: str | None,
     frame: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Add the bookkeeping columns to `frame` (the spec's key columns, score, labels, reasons)."""
-    label_columns = list(spec.label_columns)
-    missing = [c for c in [*spec.key_columns, "score", *label_columns] if c not in frame]
+    """Add the bookkeeping columns to `frame` (the spec's key columns, score, labels, details,
+    reasons, and holdout_group when known for per-user tables) in the spec's column order."""
+    required = [*spec.key_columns, "score", *spec.label_columns, *spec.detail_columns]
+    missing = [c for c in required if c not in frame]
     if missing:
         raise ValueError(f"score frame for {spec.name} lacks columns {missing}")
     if "reasons" not in frame.columns:
         frame = frame.with_columns(pl.lit("", dtype=pl.String).alias("reasons"))
+    per_user = "user_id" in spec.key_columns
+    if per_user and HOLDOUT_COLUMN not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(HOLDOUT_COLUMN))
     return frame.select(
         *[
             pl.col(c).cast(_KEY_TYPES[c]) if c in _KEY_TYPES else pl.col(c)
@@ -36,28 +57,127 @@ def score_frame(
         pl.lit(spec.name).alias("model_name"),
         pl.lit(model_version).alias("model_version"),
         pl.col("score").cast(pl.Float64),
-        *[pl.col(c) for c in label_columns],
+        *[pl.col(c) for c in spec.label_columns],
+        *[pl.col(c) for c in spec.detail_columns],
         pl.col("reasons").cast(pl.String),
+        *([pl.col(HOLDOUT_COLUMN).cast(pl.String)] if per_user else []),
         pl.lit(utc_now()).cast(pl.Datetime("us")).alias("scored_at"),
         pl.lit(run_id, dtype=pl.String).alias("run_id"),
     )
 
 
-def write_scores(con: duckdb.DuckDBPyConnection, spec: ModelSpec, frame: pl.DataFrame) -> int:
-    """Replace the model's score table (atomic: a failure keeps the previous scores)."""
-    return replace_table(con, spec.score_table, frame.to_arrow())
+def ensure_runs_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists ml")
+    con.execute(
+        f"""
+        create table if not exists {SCORING_RUNS_TABLE} (
+            model_name varchar not null,
+            run_id varchar not null,
+            model_version varchar not null,
+            scored_at timestamp not null,
+            as_of_date date,
+            rows bigint not null,
+            input_fingerprint varchar,
+            primary key (model_name, run_id)
+        )
+        """
+    )
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, staged: str) -> None:
+    """A history written under an older contract gets the new columns (null in old rows)."""
+    schema, name = split_name(table)
+    have = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    for column, kind in con.execute(
+        f"select column_name, column_type from (describe {staged})"
+    ).fetchall():
+        if column not in have:
+            con.execute(f'alter table {table} add column "{column}" {kind}')
+
+
+def write_scores(
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    frame: pl.DataFrame,
+    input_fingerprint: str | None = None,
+) -> int:
+    """Append one run (`frame`, from `score_frame`: a single run_id) to the model's history,
+    make it the current table and record the run, atomically. Returns the rows written."""
+    run_ids = frame["run_id"].unique().to_list()
+    if len(run_ids) != 1 or run_ids[0] is None:
+        raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
+    run_id = run_ids[0]
+    schema, table = split_name(spec.score_table)
+    history = spec.history_table
+    staged = f'"{schema}"."{table}__new_{uuid.uuid4().hex[:8]}"'
+    con.execute(f'create schema if not exists "{schema}"')
+    ensure_runs_table(con)
+    con.register("__uba_scores", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(f"create table {staged} as select * from __uba_scores")
+        if table_exists(con, history):
+            _add_missing_columns(con, history, staged)
+        else:
+            con.execute(f"create table {history} as select * from {staged} limit 0")
+        con.execute(f"delete from {history} where run_id = ?", [run_id])
+        con.execute(f"insert into {history} by name select * from {staged}")
+        con.execute(f'drop table if exists "{schema}"."{table}"')
+        con.execute(f'alter table {staged} rename to "{table}"')
+        con.execute(
+            f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
+            [spec.name, run_id],
+        )
+        as_of = frame["as_of_date"].max() if frame.height and "as_of_date" in frame else None
+        con.execute(
+            f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                spec.name,
+                run_id,
+                frame["model_version"][0] if frame.height else "",
+                frame["scored_at"][0] if frame.height else utc_now(),
+                as_of,
+                frame.height,
+                input_fingerprint,
+            ],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("__uba_scores")
+    return frame.height
+
+
+def score_history(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, columns: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """The model's stored scores of every run (empty when it was never scored)."""
+    if not table_exists(con, spec.history_table):
+        return pl.DataFrame()
+    select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    order = ", ".join(["scored_at", "run_id", *spec.key_columns])
+    return con.execute(f"select {select} from {spec.history_table} order by {order}").pl()
 
 
 # --- what was scored, so a refresh rescores only what changed --------------------------------
 # Bookkeeping, not for readers: the schema is not published.
 STATE_SCHEMA = "pipeline_state"
-SCORE_RUNS = f"{STATE_SCHEMA}.score_runs"  # per model: version and input fingerprint scored
+SCORE_STATE = f"{STATE_SCHEMA}.score_runs"  # per model: version and input fingerprint scored
 SCORED_ROWS = f"{STATE_SCHEMA}.scored_rows"  # per model and row: the feature-row hash scored
 _LATEST_ROWS = "__uba_latest_feature_rows"
 
 
 @dataclass(frozen=True)
-class ScoreRun:
+class ScoreState:
     model_version: str
     inputs_fingerprint: str | None  # None for row-wise models (their rows are compared)
 
@@ -66,7 +186,7 @@ def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {STATE_SCHEMA}")
     con.execute(
         f"""
-        create table if not exists {SCORE_RUNS} (
+        create table if not exists {SCORE_STATE} (
             model_name varchar primary key,
             model_version varchar not null,
             inputs_fingerprint varchar,
@@ -87,27 +207,29 @@ def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def last_score_run(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> ScoreRun | None:
-    """What the score table holds now, or None when unknown (never scored, or scored before
-    this bookkeeping existed, or the table is gone): then the next scoring is a full one."""
-    if not table_exists(con, SCORE_RUNS) or not table_exists(con, spec.score_table):
+def last_score_state(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> ScoreState | None:
+    """What the score table holds now, or None when unknown (never scored, scored before this
+    bookkeeping existed, or the table is gone): then the next scoring is a full one."""
+    if not table_exists(con, SCORE_STATE) or not table_exists(con, spec.score_table):
         return None
     row = con.execute(
-        f"select model_version, inputs_fingerprint from {SCORE_RUNS} where model_name = ?",
+        f"select model_version, inputs_fingerprint from {SCORE_STATE} where model_name = ?",
         [spec.name],
     ).fetchone()
-    return ScoreRun(row[0], row[1]) if row else None
+    return ScoreState(row[0], row[1]) if row else None
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> str:
+    """Content fingerprints of the model's input tables (ModelSpec.inputs)."""
     return ";".join(f"{table}={table_fingerprint(con, table)}" for table in spec.inputs)
 
 
-def stage_latest_rows(con: duckdb.DuckDBPyConnection) -> None:
-    """A temp table of the feature mart's newest snapshot: user_id, as_of_date and a hash of
-    the whole row. Doubles are rounded to 9 decimals first, so a rebuild that sums in another
-    order (DuckDB's parallel aggregates) does not read as a change."""
-    schema, table = FEATURES_TABLE.split(".")
+def stage_latest_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> None:
+    """A temp table of the rows a row-wise model scores now (`keys`: user_id, as_of_date of its
+    population in the newest snapshot) with a hash of each one's whole feature-mart row.
+    Doubles are rounded to 9 decimals first, so a rebuild that sums in another order (DuckDB's
+    parallel aggregates) does not read as a change."""
+    schema, table = split_name(FEATURES_TABLE)
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = ? and table_name = ? order by ordinal_position",
@@ -119,19 +241,24 @@ def stage_latest_rows(con: duckdb.DuckDBPyConnection) -> None:
         f'round(f."{name}", 9)' if kind in ("DOUBLE", "FLOAT") else f'f."{name}"'
         for name, kind in columns
     )
-    con.execute(
-        f"""
-        create or replace temp table {_LATEST_ROWS} as
-        select f.user_id, f.as_of_date, hash({hashed}) as row_hash
-        from {FEATURES_TABLE} as f
-        where f.as_of_date = (select max(as_of_date) from {FEATURES_TABLE})
-        """
-    )
+    con.register("__uba_keys", keys.select("user_id", "as_of_date").to_arrow())
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {_LATEST_ROWS} as
+            select f.user_id, f.as_of_date, hash({hashed}) as row_hash
+            from {FEATURES_TABLE} as f
+            join __uba_keys as k
+                on k.user_id = f.user_id and k.as_of_date = f.as_of_date
+            """
+        )
+    finally:
+        con.unregister("__uba_keys")
 
 
 def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.DataFrame, int]:
-    """(feature-mart rows of the newest snapshot not scored with these values, score-table rows
-    no longer in the newest snapshot). Call stage_latest_rows first."""
+    """(the feature-mart rows of the staged population not scored with these values, the
+    score-table rows no longer in it). Call stage_latest_rows first."""
     changed = con.execute(
         f"""
         select f.*
@@ -158,18 +285,19 @@ def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.Da
     return changed, int(stale)
 
 
-def record_score_run(
+def record_score_state(
     con: duckdb.DuckDBPyConnection,
     spec: ModelSpec,
     model_version: str,
     run_id: str | None,
     fingerprint: str | None,
 ) -> None:
-    """Remember what the score table now holds (inside the caller's transaction, if any)."""
+    """Remember what the score table now holds (inside the caller's transaction, if any); a
+    row-wise model's rows are the staged ones (stage_latest_rows)."""
     ensure_state_tables(con)
-    con.execute(f"delete from {SCORE_RUNS} where model_name = ?", [spec.name])
+    con.execute(f"delete from {SCORE_STATE} where model_name = ?", [spec.name])
     con.execute(
-        f"insert into {SCORE_RUNS} values (?, ?, ?, ?, ?)",
+        f"insert into {SCORE_STATE} values (?, ?, ?, ?, ?)",
         [spec.name, model_version, fingerprint, utc_now(), run_id],
     )
     con.execute(f"delete from {SCORED_ROWS} where model_name = ?", [spec.name])
@@ -185,34 +313,61 @@ def merge_scores(
     con: duckdb.DuckDBPyConnection,
     spec: ModelSpec,
     frame: pl.DataFrame,
-    model_version: str,
-    run_id: str | None,
+    input_fingerprint: str | None = None,
 ) -> int:
-    """Replace the rows of `frame`'s keys in the score table and drop the rows no longer in the
-    newest snapshot, in one transaction (a failure keeps the previous scores and state)."""
+    """An incremental run (`frame`: the rescored rows, one run id): appended to the history
+    under its run id; the current table becomes these rows plus the previous current rows of
+    the staged population not rescored (rows that left the population are dropped); the run
+    and the new state are recorded. One transaction: a failure keeps everything as it was."""
+    run_ids = frame["run_id"].unique().to_list()
+    if len(run_ids) != 1 or run_ids[0] is None:
+        raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
+    run_id, version = run_ids[0], frame["model_version"][0]
+    schema, table = split_name(spec.score_table)
+    staged = f'"{schema}"."{table}__new_{uuid.uuid4().hex[:8]}"'
+    ensure_runs_table(con)
     con.register("__uba_scores", frame.to_arrow())
     try:
         con.execute("begin transaction")
-        try:
-            con.execute(
-                f"""
-                delete from {spec.score_table} as s
-                where not exists (
-                    select 1 from {_LATEST_ROWS} as l
-                    where l.user_id = s.user_id and l.as_of_date = s.as_of_date
-                )
-                or exists (
-                    select 1 from __uba_scores as n
-                    where n.user_id = s.user_id and n.as_of_date = s.as_of_date
-                )
-                """
+        con.execute(
+            f"""
+            create table {staged} as
+            select * from __uba_scores
+            union all by name
+            select s.* from {spec.score_table} as s
+            where exists (
+                select 1 from {_LATEST_ROWS} as l
+                where l.user_id = s.user_id and l.as_of_date = s.as_of_date
             )
-            con.execute(f"insert into {spec.score_table} by name select * from __uba_scores")
-            record_score_run(con, spec, model_version, run_id, None)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+            and not exists (
+                select 1 from __uba_scores as n
+                where n.user_id = s.user_id and n.as_of_date = s.as_of_date
+            )
+            """
+        )
+        history = spec.history_table
+        if table_exists(con, history):
+            _add_missing_columns(con, history, staged)
+        else:
+            con.execute(f"create table {history} as select * from {staged} limit 0")
+        con.execute(f"delete from {history} where run_id = ?", [run_id])
+        con.execute(f"insert into {history} by name select * from __uba_scores")
+        con.execute(f'drop table if exists "{schema}"."{table}"')
+        con.execute(f'alter table {staged} rename to "{table}"')
+        con.execute(
+            f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
+            [spec.name, run_id],
+        )
+        as_of = frame["as_of_date"].max() if frame.height else None
+        con.execute(
+            f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
+            [spec.name, run_id, version, utc_now(), as_of, frame.height, input_fingerprint],
+        )
+        record_score_state(con, spec, version, run_id, None)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
     finally:
         con.unregister("__uba_scores")
     return frame.height

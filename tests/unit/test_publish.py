@@ -14,7 +14,9 @@ def con(tmp_path):
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("create schema marts; create schema ml_scores; create schema staging")
     con.execute("create table marts.users as select range as id, range * 2 as v from range(100)")
-    con.execute("create table ml_scores.scores as select range as id, 0.5::double as s from range(50)")
+    con.execute(
+        "create table ml_scores.scores as select range as id, 0.5::double as s from range(50)"
+    )
     con.execute("create table staging.hidden as select 1 as x")  # not a published schema
     yield con
     con.close()
