@@ -160,7 +160,11 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     con = connect(read_only=True)
     after = con.execute("select * from ml_scores.churn_scores").pl()
     ltv_after = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
+    history = con.execute(
+        "select user_id from ml_scores.churn_scores_history where run_id = ?", [churn.run_id]
+    ).pl()
     con.close()
+    assert set(history["user_id"]) == late and history.height == len(late)  # the run, no more
     rescored = set(after.filter(pl.col("run_id") == churn.run_id)["user_id"])
     assert rescored == late  # not the new-day users, whose snapshot features cannot change
     assert not rescored & new_day
