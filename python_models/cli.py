@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "train": "train the models and update the registry",
     "score": "batch-score users and write the score tables",
     "rollback": "roll a model back to its previous champion",
+    "refresh": "the daily job in one process: load new files, gate, dbt, score what changed, "
+    "publish what changed",
     "demo": "run the whole pipeline end to end on generated data",
     "erase": "erase people (user or device ids) from every table and file",
     "retention": "apply the retention windows: purge old PII properties and raw events",
@@ -40,6 +42,8 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import train as module
     elif name == "rollback":
         from python_models.commands import rollback as module
+    elif name == "refresh":
+        from python_models.commands import refresh as module
     elif name == "demo":
         from python_models.commands import demo as module
     elif name == "erase":

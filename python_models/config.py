@@ -17,6 +17,18 @@ DEFAULT_SALT = "uba-dev-salt"
 UNKNOWN_EVENT_POLICIES = ("flag", "quarantine")
 
 
+def _openmp_waits_by_sleeping() -> None:
+    """OpenMP threads (LightGBM, scikit-learn) wait for each other by sleeping, not spinning,
+    unless OMP_WAIT_POLICY says otherwise. On shared cores a spinning thread holds the core its
+    partner needs: a 2-thread LightGBM call on a busy 2-core machine took 39 ms instead of
+    0.4 ms (docs/performance.md). libgomp reads this when it loads, so it is set here, on the
+    first import of the package (python_models/__init__.py), before any model library."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+_openmp_waits_by_sleeping()
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
 

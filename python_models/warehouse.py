@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import sys
@@ -207,6 +208,22 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+def table_fingerprint(con: duckdb.DuckDBPyConnection, qualified: str) -> str:
+    """Content fingerprint of a table: its columns and types, row count and the sum of its
+    row hashes (order-free). Equal fingerprints mean, with overwhelming likelihood, equal
+    contents; one scan of the table (about 0.5 s for 1M events' fct_events on 2 cores)."""
+    schema, table = split_name(qualified)
+    columns = con.execute(
+        "select string_agg(column_name || ' ' || data_type, ',' order by ordinal_position) "
+        "from information_schema.columns where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()[0]
+    rows, total = con.execute(
+        f'select count(*), coalesce(sum(hash(t)::hugeint), 0)::varchar from "{schema}"."{table}" t'
+    ).fetchone()
+    return f"{rows}:{total}:{hashlib.sha256((columns or '').encode()).hexdigest()[:16]}"
 
 
 def _drop_leftovers(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:

@@ -28,11 +28,13 @@ def published_warehouse(warehouse: WarehouseResource) -> dg.MaterializeResult:
     from python_models.publish import publish_warehouse
 
     with warehouse.connect() as con:
-        result = publish_warehouse(con, get_settings().published_dir)
+        # Tables whose content is unchanged since the last publication are carried over.
+        result = publish_warehouse(con, get_settings().published_dir, only_changed=True)
     return dg.MaterializeResult(
         metadata={
             "published_duckdb": dg.MetadataValue.path(str(result.duckdb_path)),
             "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
             "tables": len(result.tables),
+            "tables_copied": len(result.copied),
         }
     )

@@ -25,4 +25,5 @@ SPEC = ModelSpec(
     example=example,
     watch_drift=True,
     outcomes=on_warehouse.outcomes,
+    rowwise_scoring=True,
 )

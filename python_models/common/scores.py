@@ -17,13 +17,15 @@ previous current rows of the users it did not rescore.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
 
+from python_models.common.features import FEATURES_TABLE
 from python_models.common.registry import utc_now
 from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
-from python_models.warehouse import split_name, table_exists
+from python_models.warehouse import split_name, table_exists, table_fingerprint
 
 SCORING_RUNS_TABLE = "ml.scoring_runs"
 
@@ -164,3 +166,208 @@ def score_history(
     select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     order = ", ".join(["scored_at", "run_id", *spec.key_columns])
     return con.execute(f"select {select} from {spec.history_table} order by {order}").pl()
+
+
+# --- what was scored, so a refresh rescores only what changed --------------------------------
+# Bookkeeping, not for readers: the schema is not published.
+STATE_SCHEMA = "pipeline_state"
+SCORE_STATE = f"{STATE_SCHEMA}.score_runs"  # per model: version and input fingerprint scored
+SCORED_ROWS = f"{STATE_SCHEMA}.scored_rows"  # per model and row: the feature-row hash scored
+_LATEST_ROWS = "__uba_latest_feature_rows"
+
+
+@dataclass(frozen=True)
+class ScoreState:
+    model_version: str
+    inputs_fingerprint: str | None  # None for row-wise models (their rows are compared)
+
+
+def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
+    con.execute(
+        f"""
+        create table if not exists {SCORE_STATE} (
+            model_name varchar primary key,
+            model_version varchar not null,
+            inputs_fingerprint varchar,
+            scored_at timestamp not null,
+            run_id varchar
+        )
+        """
+    )
+    con.execute(
+        f"""
+        create table if not exists {SCORED_ROWS} (
+            model_name varchar not null,
+            user_id varchar not null,
+            as_of_date date not null,
+            row_hash ubigint not null
+        )
+        """
+    )
+
+
+def last_score_state(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> ScoreState | None:
+    """What the score table holds now, or None when unknown (never scored, scored before this
+    bookkeeping existed, or the table is gone): then the next scoring is a full one."""
+    if not table_exists(con, SCORE_STATE) or not table_exists(con, spec.score_table):
+        return None
+    row = con.execute(
+        f"select model_version, inputs_fingerprint from {SCORE_STATE} where model_name = ?",
+        [spec.name],
+    ).fetchone()
+    return ScoreState(row[0], row[1]) if row else None
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> str:
+    """Content fingerprints of the model's input tables (ModelSpec.inputs)."""
+    return ";".join(f"{table}={table_fingerprint(con, table)}" for table in spec.inputs)
+
+
+def stage_latest_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> None:
+    """A temp table of the rows a row-wise model scores now (`keys`: user_id, as_of_date of its
+    population in the newest snapshot) with a hash of each one's whole feature-mart row.
+    Doubles are rounded to 9 decimals first, so a rebuild that sums in another order (DuckDB's
+    parallel aggregates) does not read as a change."""
+    schema, table = split_name(FEATURES_TABLE)
+    columns = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    if not columns:
+        raise LookupError(f"table {FEATURES_TABLE} does not exist: run `uba build` first")
+    hashed = ", ".join(
+        f'round(f."{name}", 9)' if kind in ("DOUBLE", "FLOAT") else f'f."{name}"'
+        for name, kind in columns
+    )
+    con.register("__uba_keys", keys.select("user_id", "as_of_date").to_arrow())
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {_LATEST_ROWS} as
+            select f.user_id, f.as_of_date, hash({hashed}) as row_hash
+            from {FEATURES_TABLE} as f
+            join __uba_keys as k
+                on k.user_id = f.user_id and k.as_of_date = f.as_of_date
+            """
+        )
+    finally:
+        con.unregister("__uba_keys")
+
+
+def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.DataFrame, int]:
+    """(the feature-mart rows of the staged population not scored with these values, the
+    score-table rows no longer in it). Call stage_latest_rows first."""
+    changed = con.execute(
+        f"""
+        select f.*
+        from {FEATURES_TABLE} as f
+        join {_LATEST_ROWS} as l using (user_id, as_of_date)
+        where not exists (
+            select 1 from {SCORED_ROWS} as s
+            where s.model_name = ? and s.user_id = l.user_id and s.as_of_date = l.as_of_date
+              and s.row_hash = l.row_hash
+        )
+        order by f.user_id
+        """,
+        [spec.name],
+    ).pl()
+    stale = con.execute(
+        f"""
+        select count(*) from {spec.score_table} as s
+        where not exists (
+            select 1 from {_LATEST_ROWS} as l
+            where l.user_id = s.user_id and l.as_of_date = s.as_of_date
+        )
+        """
+    ).fetchone()[0]
+    return changed, int(stale)
+
+
+def record_score_state(
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    model_version: str,
+    run_id: str | None,
+    fingerprint: str | None,
+) -> None:
+    """Remember what the score table now holds (inside the caller's transaction, if any); a
+    row-wise model's rows are the staged ones (stage_latest_rows)."""
+    ensure_state_tables(con)
+    con.execute(f"delete from {SCORE_STATE} where model_name = ?", [spec.name])
+    con.execute(
+        f"insert into {SCORE_STATE} values (?, ?, ?, ?, ?)",
+        [spec.name, model_version, fingerprint, utc_now(), run_id],
+    )
+    con.execute(f"delete from {SCORED_ROWS} where model_name = ?", [spec.name])
+    if spec.rowwise_scoring:
+        con.execute(
+            f"insert into {SCORED_ROWS} select ?, user_id, as_of_date, row_hash "
+            f"from {_LATEST_ROWS}",
+            [spec.name],
+        )
+
+
+def merge_scores(
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    frame: pl.DataFrame,
+    input_fingerprint: str | None = None,
+) -> int:
+    """An incremental run (`frame`: the rescored rows, one run id): appended to the history
+    under its run id; the current table becomes these rows plus the previous current rows of
+    the staged population not rescored (rows that left the population are dropped); the run
+    and the new state are recorded. One transaction: a failure keeps everything as it was."""
+    run_ids = frame["run_id"].unique().to_list()
+    if len(run_ids) != 1 or run_ids[0] is None:
+        raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
+    run_id, version = run_ids[0], frame["model_version"][0]
+    schema, table = split_name(spec.score_table)
+    staged = f'"{schema}"."{table}__new_{uuid.uuid4().hex[:8]}"'
+    ensure_runs_table(con)
+    con.register("__uba_scores", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            f"""
+            create table {staged} as
+            select * from __uba_scores
+            union all by name
+            select s.* from {spec.score_table} as s
+            where exists (
+                select 1 from {_LATEST_ROWS} as l
+                where l.user_id = s.user_id and l.as_of_date = s.as_of_date
+            )
+            and not exists (
+                select 1 from __uba_scores as n
+                where n.user_id = s.user_id and n.as_of_date = s.as_of_date
+            )
+            """
+        )
+        history = spec.history_table
+        if table_exists(con, history):
+            _add_missing_columns(con, history, staged)
+        else:
+            con.execute(f"create table {history} as select * from {staged} limit 0")
+        con.execute(f"delete from {history} where run_id = ?", [run_id])
+        con.execute(f"insert into {history} by name select * from __uba_scores")
+        con.execute(f'drop table if exists "{schema}"."{table}"')
+        con.execute(f'alter table {staged} rename to "{table}"')
+        con.execute(
+            f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
+            [spec.name, run_id],
+        )
+        as_of = frame["as_of_date"].max() if frame.height else None
+        con.execute(
+            f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
+            [spec.name, run_id, version, utc_now(), as_of, frame.height, input_fingerprint],
+        )
+        record_score_state(con, spec, version, run_id, None)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("__uba_scores")
+    return frame.height

@@ -77,6 +77,11 @@ class ModelSpec:
     # The score table's grain: one row per user and snapshot, unless the model scores something
     # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
     key_columns: tuple[str, ...] = KEY_COLUMNS
+    # True when `score` is the model's predict_frame over the newest snapshot of the feature
+    # mart, each row scored on its own values alone: then `uba refresh` rescores only the rows
+    # whose features changed. False (a score that ranks rows against each other, like LTV's
+    # tiers, or reads other tables): rescored in full whenever an input table changed.
+    rowwise_scoring: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

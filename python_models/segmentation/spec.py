@@ -22,4 +22,5 @@ SPEC = ModelSpec(
     reasons="the segment's three most distinguishing features (z-scores)",
     kinds=("scikitlearn",),
     example=example,
+    rowwise_scoring=True,
 )
