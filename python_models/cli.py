@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "score": "batch-score users and write the score tables",
     "rollback": "roll a model back to its previous champion",
     "demo": "run the whole pipeline end to end on generated data",
+    "serve": "serve scores over HTTP from the published warehouse, with trigger rules",
 }
 
 
@@ -39,6 +40,8 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import rollback as module
     elif name == "demo":
         from python_models.commands import demo as module
+    elif name == "serve":
+        from python_models.commands import serve as module
     else:
         raise ValueError(f"unknown command {name!r}")
     return module

@@ -85,11 +85,11 @@ def print_summary() -> None:
 
 
 def run(args) -> int:
-    import os
+    from python_models.config import allow_development_salt
 
     # The demo opts in to the committed development salt (its pseudonyms are reversible);
     # real data needs UBA_PSEUDONYM_SALT.
-    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")
+    allow_development_salt()
     started = time.perf_counter()
     if args.input:
         input_path = Path(args.input).resolve()

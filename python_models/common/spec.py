@@ -59,6 +59,9 @@ class ModelSpec:
     # The catalogue mart (dbt column meta) whose `used_by: [<name>]` columns are its features;
     # None when the model lists its own inputs.
     feature_mart: str | None = "ftr_user_features"
+    # The score table's grain: one row per user and snapshot, unless the model scores something
+    # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
+    key_columns: tuple[str, ...] = KEY_COLUMNS
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -68,6 +71,8 @@ class ModelSpec:
                 raise ValueError(f"model {self.name}: expected 'schema.table', got {table!r}")
         if not self.score_table.startswith("ml_scores."):
             raise ValueError(f"model {self.name}: score tables live in ml_scores")
+        if not self.key_columns:
+            raise ValueError(f"model {self.name}: declare the score table's key columns")
         if not self.label_columns:
             raise ValueError(f"model {self.name}: declare at least one label column")
         if self.params.model_name != self.name:
@@ -85,7 +90,7 @@ class ModelSpec:
     def score_columns(self) -> tuple[str, ...]:
         """The score table's columns, in order (docs/CONTRACTS.md)."""
         return (
-            *KEY_COLUMNS,
+            *self.key_columns,
             "model_name",
             "model_version",
             "score",
