@@ -102,7 +102,8 @@ clipped_events as (
     select
         events.user_id,
         stretch_snapshots.as_of_date,
-        events.stretch_started_at,
+        {#- renamed: the macro computes its own stretch_started_at (of the re-cut stretches) #}
+        events.stretch_started_at as mart_stretch_started_at,
         events.event_id,
         events.event_name,
         events.event_ts
@@ -122,7 +123,7 @@ recut as (
 
     {{ uba_sessionize(
         'clipped_events',
-        partition_by=['user_id', 'as_of_date', 'stretch_started_at'],
+        partition_by=['user_id', 'as_of_date', 'mart_stretch_started_at'],
         numbered=false,
     ) }}
 
@@ -135,7 +136,7 @@ recut_sessions as (
         as_of_date,
         {{ dbt.datediff('min(event_ts)', 'max(event_ts)', 'second') }} as duration_seconds
     from recut
-    group by user_id, as_of_date, stretch_started_at, stretch_number, max_length_window
+    group by user_id, as_of_date, mart_stretch_started_at, stretch_number, max_length_window
 
 ),
 
