@@ -4,7 +4,7 @@
         [--reference ../shared/bench/ref_pipeline.py] [--select SELECTION]
 
 Generates, loads and gates N events (not timed: bench_pipeline.py times those), holds the
-last day of arrivals (received_at on the latest day) back, then times `dbt build`:
+last day back (rows received since the latest event day began), then times `dbt build`:
 1. first build (--full-refresh) on the history;
 2. one new day: the held-back rows appended to raw.events_validated as one new load batch,
    as the gate appends a day's file, then an incremental `dbt build`;
@@ -48,10 +48,11 @@ def _slowest_models(target_path: Path, n: int = 6) -> list[tuple[str, float]]:
 
 
 def _hold_back_last_day(con) -> int:
-    """Move the rows received on the latest day out of raw.events_validated."""
+    """Move the rows received since the start of the latest event day out of
+    raw.events_validated: that day's events and the late ones that arrived with them."""
     con.execute(
         "create or replace table raw.bench_held_back as select * from raw.events_validated"
-        " where received_at >= (select date_trunc('day', max(received_at))"
+        " where received_at >= (select date_trunc('day', max(event_ts))"
         " from raw.events_validated)"
     )
     con.execute(
