@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml")
+PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
 
 
 @dataclass(frozen=True)

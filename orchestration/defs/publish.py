@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from orchestration.defs.ml import score_key
+from orchestration.defs.impact import impact_assets
+from orchestration.defs.ml import after_scoring_assets, score_key
 from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models.config import get_settings
 from python_models.models import MODELS
@@ -10,7 +11,12 @@ from python_models.models import MODELS
 
 @dg.asset(
     key=dg.AssetKey(["published", "warehouse"]),
-    deps=[score_key(spec) for spec in MODELS],
+    # Published last: after the scores, the tables built from them and the impact tables.
+    deps=[
+        *(score_key(spec) for spec in MODELS),
+        *(asset.key for asset in after_scoring_assets),
+        *(asset.key for asset in impact_assets),
+    ],
     group_name="publish",
     pool=WRITER_POOL,
     kinds={"duckdb", "parquet"},

@@ -43,10 +43,14 @@ def _run_full_pipeline(input_path: Path):
 
     from orchestration.definitions import defs
     from orchestration.defs.ingest import raw_files_run_config
+    from orchestration.defs.ml import training_run_config
 
     job = defs.resolve_job_def("full_pipeline")
+    run_config = raw_files_run_config(str(input_path))
+    # The sample is far below churn's default bar of 1,000 examples of each class.
+    run_config["ops"] |= training_run_config({"churn": {"min_class_examples": 50}})["ops"]
     return job.execute_in_process(
-        run_config=raw_files_run_config(str(input_path)),
+        run_config=run_config,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -78,6 +82,10 @@ def test_definitions_hold_the_whole_graph():
         "ml/churn_model",
         "ml_scores/churn_scores",
         "ml_scores/anomaly_alerts",
+        "ml_scores/value_at_risk",
+        "ml_scores/churn_lapsed_users",
+        "ml/realized_performance",
+        "impact/score_lift_by_decile",
         "published/warehouse",
         "reports/retention_weekly_heatmap",
     ):
@@ -150,6 +158,13 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
     # Readers get the published copy and Parquet exports.
     published = isolated_pipeline.published_dir / "warehouse.duckdb"
     assert {f"ml_scores.{t}" for t in SCORE_TABLES} <= _tables(published)
+    assert {f"ml_scores.{t}_history" for t in SCORE_TABLES} <= _tables(published)
+    assert {
+        "ml_scores.value_at_risk",
+        "ml.drift_measurements",
+        "ml.scoring_runs",
+        "impact.score_lift_by_decile",
+    } <= _tables(published)
     assert (isolated_pipeline.published_dir / "parquet" / "ml_scores.churn_scores.parquet").exists()
 
     # The demo's closing summary reads the published copy.
@@ -158,7 +173,12 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
     capsys.readouterr()
     print_summary()
     summary = capsys.readouterr().out
-    for expected in ("ml_scores.churn_scores", "Highest churn risk", "Top anomaly alerts"):
+    for expected in (
+        "ml_scores.churn_scores",
+        "Highest churn risk",
+        "Act first",
+        "Top anomaly alerts",
+    ):
         assert expected in summary, summary
 
 
