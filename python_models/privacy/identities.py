@@ -25,7 +25,7 @@ from python_models.privacy.pseudonyms import pseudonymize, salt_fingerprint
 from python_models.privacy.sensitive import PII_PROPERTY_KEYS
 
 RAW_SCHEMA = "raw"
-STITCHED_EVENTS = ("intermediate", "int_events_stitched")
+STITCHED_EVENTS = ("intermediate", "int_events_sessionized")
 SALTS_TABLE = ("staging", "stg_app__pseudonym_salts")
 
 

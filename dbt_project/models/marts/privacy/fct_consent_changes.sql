@@ -10,7 +10,7 @@ choices as (
 
 stitched as (
 
-    select event_id, user_id from {{ ref('int_events_stitched') }}
+    select event_id, user_id from {{ ref('int_events_sessionized') }}
 
 ),
 

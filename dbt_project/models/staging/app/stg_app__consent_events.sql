@@ -1,7 +1,7 @@
 {#- One row per consent event and purpose it sets (var uba__consent_purposes): the event
     named var uba__consent_event_name carries one property consent_<purpose> per purpose it
     changes, true / false (or "granted" / "denied"); a purpose it does not mention is left as
-    it was. Identity comes later, by event_id (int_events_stitched), so a choice made before
+    it was. Identity comes later, by event_id (int_events_sessionized), so a choice made before
     logging in counts for the person the device is stitched to. docs/privacy.md, "Consent". -#}
 {%- set purposes = var('uba__consent_purposes') -%}
 with
