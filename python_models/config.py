@@ -126,8 +126,14 @@ def _public_data_cache() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "uba" / "public_data"
 
 
+def data_dir_from_env() -> Path:
+    """UBA_DATA_DIR alone: readers of the published copy (`uba dashboard`) need no salt, so they
+    do not read every setting."""
+    return Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
 def _from_env() -> Settings:
-    data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+    data_dir = data_dir_from_env()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
     input_path = Path(os.environ.get("UBA_INPUT_PATH") or data_dir / "sample" / "events")
     return Settings(

@@ -1,13 +1,29 @@
-"""Publish a read-only copy of the warehouse and Parquet exports for BI readers."""
+"""Publish a read-only copy of the warehouse and Parquet exports for BI readers.
+
+The copy holds what BI should read and nothing else: the tables and views of PUBLISHED_SCHEMAS
+(views are materialized as tables) except the pipeline's intermediate steps (`int_*`), each
+with its description as a warehouse comment, and a manifest of what is in it: the tables
+`docs.published_tables` / `docs.published_columns` and `manifest.json` beside the file.
+Descriptions come from the warehouse comments dbt writes (persist_docs) and, for the tables
+Python writes, from python_models.bi_docs.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml")
+# Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
+# the pipeline's warehouse: BI reads the marts built from them.
+PRIVATE_PREFIXES = ("int_",)
+DOCS_SCHEMA = "docs"
+MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -15,28 +31,143 @@ class PublishResult:
     duckdb_path: Path
     parquet_dir: Path
     tables: list[str]
+    manifest_path: Path | None = None
+    undocumented_columns: tuple[str, ...] = ()
+
+
+def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """`schema.table` of every table and view the copy holds, in order."""
+    placeholders = ", ".join("?" for _ in PUBLISHED_SCHEMAS)
+    rows = con.execute(
+        f"""
+        select table_schema, table_name from information_schema.tables
+        where table_schema in ({placeholders})
+          and table_type in ('BASE TABLE', 'VIEW')
+        order by 1, 2
+        """,
+        list(PUBLISHED_SCHEMAS),
+    ).fetchall()
+    return [f"{s}.{t}" for s, t in rows if not t.startswith(PRIVATE_PREFIXES)]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def build_manifest(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict:
+    """What the copy holds: per table its description, row count and columns (name, position,
+    type, description). Descriptions are the warehouse's comments (dbt's persist_docs), else
+    python_models.bi_docs (the tables Python writes)."""
+    from python_models.bi_docs import comment_docs
+
+    declared = comment_docs()
+    wanted = set(tables)
+    table_comments = {
+        name: comment
+        for name, comment in con.execute(
+            "select schema_name || '.' || table_name, comment from duckdb_tables() "
+            "union all select schema_name || '.' || view_name, comment from duckdb_views()"
+        ).fetchall()
+        if name in wanted
+    }
+    columns: dict[str, list[dict]] = {table: [] for table in tables}
+    for owner, name, data_type, position, comment in con.execute(
+        "select schema_name || '.' || table_name, column_name, data_type, column_index, comment "
+        "from duckdb_columns() order by 1, column_index"
+    ).fetchall():
+        if owner in wanted:
+            text = comment or declared.get(owner, (None, {}))[1].get(name) or ""
+            columns[owner].append(
+                {
+                    "name": name,
+                    "position": int(position),
+                    "data_type": data_type,
+                    "description": text.strip() or None,
+                }
+            )
+    manifest_tables = []
+    for table in tables:
+        schema, name = table.split(".")
+        text = table_comments.get(table) or declared.get(table, ("", {}))[0] or ""
+        rows = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+        manifest_tables.append(
+            {
+                "schema": schema,
+                "table": name,
+                "description": text.strip() or None,
+                "row_count": int(rows),
+                "columns": columns[table],
+            }
+        )
+    return {"schemas": list(PUBLISHED_SCHEMAS), "tables": manifest_tables}
+
+
+def _write_docs_tables(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:
+    """`docs.published_tables` and `docs.published_columns` in the copy (the manifest as SQL)."""
+    con.execute(f'create schema if not exists {target}."{DOCS_SCHEMA}"')
+    con.execute(
+        f'create table {target}."{DOCS_SCHEMA}".published_tables (table_schema varchar, '
+        "table_name varchar, description varchar, row_count bigint, column_count integer)"
+    )
+    con.execute(
+        f'create table {target}."{DOCS_SCHEMA}".published_columns (table_schema varchar, '
+        "table_name varchar, column_name varchar, ordinal_position integer, data_type varchar, "
+        "description varchar)"
+    )
+    table_rows = [
+        (t["schema"], t["table"], t["description"], t["row_count"], len(t["columns"]))
+        for t in manifest["tables"]
+    ]
+    column_rows = [
+        (t["schema"], t["table"], c["name"], c["position"], c["data_type"], c["description"])
+        for t in manifest["tables"]
+        for c in t["columns"]
+    ]
+    if table_rows:
+        con.executemany(
+            f'insert into {target}."{DOCS_SCHEMA}".published_tables values (?, ?, ?, ?, ?)',
+            table_rows,
+        )
+    if column_rows:
+        con.executemany(
+            f'insert into {target}."{DOCS_SCHEMA}".published_columns values (?, ?, ?, ?, ?, ?)',
+            column_rows,
+        )
+    con.execute(
+        f'comment on table {target}."{DOCS_SCHEMA}".published_tables is '
+        + _literal("One row per published table: its description and row count.")
+    )
+    con.execute(
+        f'comment on table {target}."{DOCS_SCHEMA}".published_columns is '
+        + _literal("One row per published column: its type and description.")
+    )
+
+
+def _comment(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:
+    for table in manifest["tables"]:
+        name = f'{target}."{table["schema"]}"."{table["table"]}"'
+        if table["description"]:
+            con.execute(f"comment on table {name} is {_literal(table['description'])}")
+        for column in table["columns"]:
+            if column["description"]:
+                con.execute(
+                    f'comment on column {name}."{column["name"]}" is '
+                    + _literal(column["description"])
+                )
 
 
 def publish_warehouse(con, out_dir: Path) -> PublishResult:
-    """Copy every table of PUBLISHED_SCHEMAS into `out_dir/warehouse.duckdb` and
-    `out_dir/parquet/<schema>.<table>.parquet`. Both are built beside the old ones and swapped
-    in with a rename, so a reader sees the old or the new publication, never a mix."""
+    """Copy every published table (see the module docstring) into `out_dir/warehouse.duckdb`
+    and `out_dir/parquet/<schema>.<table>.parquet`, with comments and the manifest. Both are
+    built beside the old ones and swapped in with a rename, so a reader sees the old or the
+    new publication, never a mix."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = [
-        f"{schema}.{name}"
-        for schema, name in con.execute(
-            f"""
-            select table_schema, table_name from information_schema.tables
-            where table_schema in ({", ".join("?" for _ in PUBLISHED_SCHEMAS)})
-              and table_type = 'BASE TABLE'
-            order by 1, 2
-            """,
-            list(PUBLISHED_SCHEMAS),
-        ).fetchall()
-    ]
+    tables = published_tables(con)
+    manifest = build_manifest(con, tables)
     staging_db = out_dir / "warehouse.duckdb.new"
     staging_parquet = out_dir / "parquet.new"
+    staging_manifest = out_dir / (MANIFEST_FILE + ".new")
     staging_db.unlink(missing_ok=True)
     shutil.rmtree(staging_parquet, ignore_errors=True)
     staging_parquet.mkdir()
@@ -54,8 +185,11 @@ def publish_warehouse(con, out_dir: Path) -> PublishResult:
                 f'copy "{schema}"."{name}" to \'{staging_parquet / (qualified + ".parquet")}\' '
                 "(format parquet)"
             )
+        _comment(con, "publish_target", manifest)
+        _write_docs_tables(con, "publish_target", manifest)
     finally:
         con.execute("detach publish_target")
+    staging_manifest.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
 
     final_db = out_dir / "warehouse.duckdb"
     final_parquet = out_dir / "parquet"
@@ -66,4 +200,18 @@ def publish_warehouse(con, out_dir: Path) -> PublishResult:
         os.replace(final_parquet, old)
     os.replace(staging_parquet, final_parquet)
     shutil.rmtree(old, ignore_errors=True)
-    return PublishResult(duckdb_path=final_db, parquet_dir=final_parquet, tables=tables)
+    manifest_path = out_dir / MANIFEST_FILE
+    os.replace(staging_manifest, manifest_path)
+    undocumented = tuple(
+        f"{t['schema']}.{t['table']}.{c['name']}"
+        for t in manifest["tables"]
+        for c in t["columns"]
+        if not c["description"]
+    )
+    return PublishResult(
+        duckdb_path=final_db,
+        parquet_dir=final_parquet,
+        tables=tables,
+        manifest_path=manifest_path,
+        undocumented_columns=undocumented,
+    )

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.defs.dbt import uba_dbt_after_scoring, uba_dbt_assets
 from orchestration.defs.ml import score_key
 from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models.config import get_settings
@@ -10,7 +11,8 @@ from python_models.models import MODELS
 
 @dg.asset(
     key=dg.AssetKey(["published", "warehouse"]),
-    deps=[score_key(spec) for spec in MODELS],
+    # Every dbt model too: the copy must hold this run's reports and the views over the scores.
+    deps=[*(score_key(spec) for spec in MODELS), uba_dbt_assets, uba_dbt_after_scoring],
     group_name="publish",
     pool=WRITER_POOL,
     kinds={"duckdb", "parquet"},

@@ -27,4 +27,9 @@ SPEC = ModelSpec(
     reasons="top-3 LightGBM contributions (TreeSHAP), in the catalogue's words",
     kinds=("lightgbm",),
     example=example,
+    column_docs={
+        "score": "Predicted revenue in USD over the next 90 days (the LTV horizon).",
+        "predicted_label": "Value tier among the scored users: `high` (top 10% of predicted "
+        "revenue), `medium` (next 40%), `low` (the rest).",
+    },
 )
