@@ -20,6 +20,8 @@ import great_expectations as gx
 import pandas as pd
 from great_expectations.core.run_identifier import RunIdentifier
 
+from expectations.data_docs import results_dir
+
 _lock = threading.Lock()
 _context_state: dict[str, Any] = {}
 
@@ -132,12 +134,6 @@ def _exception_message(info: Any) -> str | None:
         if isinstance(value, dict) and value.get("raised_exception"):
             return value.get("exception_message")
     return None
-
-
-def results_dir(docs_dir: str | Path) -> Path:
-    """Where the validation results behind a Data Docs site are kept (beside the site)."""
-    docs_dir = Path(docs_dir).resolve()
-    return docs_dir.with_name(docs_dir.name + "_results")
 
 
 def _data_docs_site(context: Any, docs_dir: Path) -> tuple[str, str]:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "score": "batch-score users and write the score tables",
     "rollback": "roll a model back to its previous champion",
     "demo": "run the whole pipeline end to end on generated data",
+    "dashboard": "serve the BI dashboard over the published copy",
 }
 
 
@@ -39,6 +40,8 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import rollback as module
     elif name == "demo":
         from python_models.commands import demo as module
+    elif name == "dashboard":
+        from python_models.commands import dashboard as module
     else:
         raise ValueError(f"unknown command {name!r}")
     return module
