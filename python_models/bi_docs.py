@@ -109,9 +109,10 @@ def undocumented_score_columns(models: tuple[ModelSpec, ...] = MODELS) -> list[s
 
 
 def table_description(spec: ModelSpec) -> str:
+    grain = " and ".join(", ".join(spec.key_columns).rsplit(", ", 1))
     return (
         f"Scores of the {spec.name} model: {spec.summary}. Reasons: {spec.reasons}. Replaced "
-        "whole at each scoring, with the champion version (one row per user and as_of_date)."
+        f"whole at each scoring, with the champion version (one row per {grain})."
     )
 
 

@@ -35,6 +35,10 @@ class Settings:
     drift_psi_threshold: float
     # Public datasets fetched from PyPI wheels for tests and benchmarks (ltv/public_data.py).
     public_data_cache: Path
+    # The scoring service (`uba serve`): its trigger rules (YAML) and its own folder (the
+    # fired-triggers audit database, the compiled feature SQL).
+    service_rules_path: Path
+    service_dir: Path
     # The quality gate's other rules (expectations/gate/rules.py): one place for `uba gate`
     # and Dagster, with max_quarantine_rate above.
     earliest_event_date: date = date(1990, 1, 1)
@@ -166,6 +170,10 @@ def _from_env() -> Settings:
         # PSI above 0.25 is the usual "significant shift" rule of thumb.
         drift_psi_threshold=_env_float("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0),
         public_data_cache=_public_data_cache(),
+        service_rules_path=Path(
+            os.environ.get("UBA_SERVICE_RULES") or REPO_ROOT / "python_models/service/rules.yml"
+        ).resolve(),
+        service_dir=Path(os.environ.get("UBA_SERVICE_DIR") or data_dir / "service").resolve(),
         earliest_event_date=_env_date("UBA_EARLIEST_EVENT_DATE", date(1990, 1, 1)),
         max_clock_skew_days=_env_float("UBA_MAX_CLOCK_SKEW_DAYS", 1.0, 0.0, 3650.0),
         revenue_min=_env_float("UBA_REVENUE_MIN", 0.0),

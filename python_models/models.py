@@ -13,10 +13,12 @@ from python_models.anomaly.spec import SPEC as ANOMALY
 from python_models.churn.spec import SPEC as CHURN
 from python_models.common import catalogue
 from python_models.common.spec import ModelSpec
+from python_models.load_forecast.spec import SPEC as LOAD_FORECAST
 from python_models.ltv.spec import SPEC as LTV
+from python_models.next_action.spec import SPEC as NEXT_ACTION
 from python_models.segmentation.spec import SPEC as SEGMENTATION
 
-MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY)
+MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY, NEXT_ACTION, LOAD_FORECAST)
 
 
 # Readers look MODELS up when called (not when imported), so a test can add a model to it.

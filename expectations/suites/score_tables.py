@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import great_expectations as gx
 
-from python_models.common.spec import KEY_COLUMNS, ModelSpec
+from python_models.common.spec import ModelSpec
 
 
 def build_suite(spec: ModelSpec) -> gx.ExpectationSuite:
@@ -16,9 +16,10 @@ def build_suite(spec: ModelSpec) -> gx.ExpectationSuite:
     suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
     for column in spec.score_columns:
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
-    # One score per user and snapshot (for anomaly alerts: per user and activity date).
+    # One score per key: user and snapshot (anomaly alerts: user and activity date; the load
+    # forecast: origin, metric and hour).
     suite.add_expectation(
-        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(KEY_COLUMNS))
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key_columns))
     )
     low, high = spec.score_bounds
     if low is not None or high is not None:

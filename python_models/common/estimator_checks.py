@@ -17,7 +17,7 @@ import polars as pl
 
 from python_models.common.estimator import NotFittedError
 from python_models.common.scores import score_frame
-from python_models.common.spec import KEY_COLUMNS, Example, ModelSpec
+from python_models.common.spec import Example, ModelSpec
 
 SEED = 0
 
@@ -85,9 +85,9 @@ def check_predict_frame_is_a_score_table(spec: ModelSpec) -> None:
     assert 0 < out.height <= example.frame.height
     table = score_frame(spec, "v-check", "run-check", out)
     assert tuple(table.columns) == spec.score_columns, table.columns
-    for column in (*KEY_COLUMNS, "score", *spec.label_columns, "reasons"):
+    for column in (*spec.key_columns, "score", *spec.label_columns, "reasons"):
         assert table[column].null_count() == 0, column
-    assert table.select(KEY_COLUMNS).is_unique().all(), "one row per user and date"
+    assert not table.select(spec.key_columns).is_duplicated().any(), "one row per key"
     low, high = spec.score_bounds
     assert low is None or table["score"].min() >= low
     assert high is None or table["score"].max() <= high

@@ -104,3 +104,53 @@ def retention_heatmap(
     ax.set(xlabel="weeks since acquisition", title="Weekly retention by acquisition cohort")
     fig.colorbar(image, ax=ax, shrink=0.8, format=lambda v, _: f"{v:.0%}")
     return _save(fig, path)
+
+
+def accuracy_by_variant_plot(evaluation, metrics: tuple[str, ...], path: Path) -> Path:
+    """Grouped bars: each metric (columns of `evaluation`) per variant (rows)."""
+    variants = evaluation["variant"].to_list()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / len(metrics)
+    for i, metric in enumerate(metrics):
+        positions = np.arange(len(variants)) + i * width
+        ax.bar(positions, evaluation[metric].to_list(), width=width, label=metric)
+    ax.set_xticks(np.arange(len(variants)) + width * (len(metrics) - 1) / 2, variants)
+    ax.set(ylim=(0, 1), title="Holdout accuracy by variant")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def forecast_plot(history, forecast, path: Path, title: str) -> Path:
+    """History and forecast per metric, one panel each: `history` has (metric, hour_ts,
+    value); `forecast` has (metric, hour_ts, score, lower, upper)."""
+    metrics = sorted(set(forecast["metric"].to_list()))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.6 * len(metrics)), squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        seen = history.filter(history["metric"] == metric)
+        ahead = forecast.filter(forecast["metric"] == metric)
+        ax.plot(
+            seen["hour_ts"].to_list(),
+            seen["value"].to_list(),
+            color="grey",
+            lw=0.8,
+            label="history",
+        )
+        ax.plot(
+            ahead["hour_ts"].to_list(),
+            ahead["score"].to_list(),
+            color="C0",
+            lw=1.2,
+            label="forecast",
+        )
+        ax.fill_between(
+            ahead["hour_ts"].to_list(),
+            ahead["lower"].to_list(),
+            ahead["upper"].to_list(),
+            color="C0",
+            alpha=0.25,
+            label="interval",
+        )
+        ax.set(title=f"{title}: {metric}", ylabel="per hour")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    return _save(fig, path)

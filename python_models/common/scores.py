@@ -6,8 +6,10 @@ import duckdb
 import polars as pl
 
 from python_models.common.registry import utc_now
-from python_models.common.spec import KEY_COLUMNS, ModelSpec
+from python_models.common.spec import ModelSpec
 from python_models.warehouse import replace_table
+
+_KEY_TYPES = {"user_id": pl.String, "as_of_date": pl.Date}
 
 
 def score_frame(
@@ -16,16 +18,18 @@ def score_frame(
     run_id: str | None,
     frame: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Add the bookkeeping columns to `frame` (user_id, as_of_date, score, labels, reasons)."""
+    """Add the bookkeeping columns to `frame` (the spec's key columns, score, labels, reasons)."""
     label_columns = list(spec.label_columns)
-    missing = [c for c in [*KEY_COLUMNS, "score", *label_columns] if c not in frame]
+    missing = [c for c in [*spec.key_columns, "score", *label_columns] if c not in frame]
     if missing:
         raise ValueError(f"score frame for {spec.name} lacks columns {missing}")
     if "reasons" not in frame.columns:
         frame = frame.with_columns(pl.lit("", dtype=pl.String).alias("reasons"))
     return frame.select(
-        pl.col("user_id").cast(pl.String),
-        pl.col("as_of_date").cast(pl.Date),
+        *[
+            pl.col(c).cast(_KEY_TYPES[c]) if c in _KEY_TYPES else pl.col(c)
+            for c in spec.key_columns
+        ],
         pl.lit(spec.name).alias("model_name"),
         pl.lit(model_version).alias("model_version"),
         pl.col("score").cast(pl.Float64),

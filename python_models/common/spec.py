@@ -63,6 +63,9 @@ class ModelSpec:
     # comments, the published manifest): `score` and every label column; a shared column
     # (user_id, as_of_date...) listed here overrides the house wording (python_models.bi_docs).
     column_docs: Mapping[str, str] = field(default_factory=dict)
+    # The score table's grain: one row per user and snapshot, unless the model scores something
+    # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
+    key_columns: tuple[str, ...] = KEY_COLUMNS
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -72,6 +75,8 @@ class ModelSpec:
                 raise ValueError(f"model {self.name}: expected 'schema.table', got {table!r}")
         if not self.score_table.startswith("ml_scores."):
             raise ValueError(f"model {self.name}: score tables live in ml_scores")
+        if not self.key_columns:
+            raise ValueError(f"model {self.name}: declare the score table's key columns")
         if not self.label_columns:
             raise ValueError(f"model {self.name}: declare at least one label column")
         if self.params.model_name != self.name:
@@ -89,7 +94,7 @@ class ModelSpec:
     def score_columns(self) -> tuple[str, ...]:
         """The score table's columns, in order (docs/CONTRACTS.md)."""
         return (
-            *KEY_COLUMNS,
+            *self.key_columns,
             "model_name",
             "model_version",
             "score",

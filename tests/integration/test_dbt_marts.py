@@ -105,7 +105,9 @@ def _documented_columns(mart: str) -> list[str]:
     return [c["name"] for c in next(m for m in document["models"] if m["name"] == mart)["columns"]]
 
 
-@pytest.mark.parametrize("mart", ["ftr_user_features", "ftr_user_day_activity"])
+@pytest.mark.parametrize(
+    "mart", ["ftr_user_features", "ftr_user_day_activity", "ftr_user_event_sequences"]
+)
 def test_catalogue_matches_built_feature_mart(built_warehouse, mart):
     """Both ways: every column the model produces is documented (features with their meta),
     and the catalogue names no column the model does not produce."""

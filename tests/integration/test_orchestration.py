@@ -12,7 +12,13 @@ import pytest
 
 from python_models.config import reload_settings
 
-SCORE_TABLES = ("churn_scores", "ltv_scores", "user_segments", "anomaly_alerts")
+SCORE_TABLES = (
+    "churn_scores",
+    "ltv_scores",
+    "user_segments",
+    "anomaly_alerts",
+    "next_action_scores",
+)
 
 
 @pytest.fixture
@@ -117,6 +123,11 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
             "select count(distinct model_name) from ml.model_registry where status = 'champion'"
         ).fetchone()[0]
         assert champions >= 3
+        # The load forecast holds no user ids: one row per metric and hour of the horizon.
+        metrics, hours = con.execute(
+            "select count(distinct metric), count(distinct hour_ts) from ml_scores.load_forecast"
+        ).fetchone()
+        assert (metrics, hours) == (2, 168)
     finally:
         con.close()
 
@@ -130,6 +141,7 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
         ("ml/churn_model", "plot/calibration"),
         ("ml/churn_model", "plot/feature_importance"),
         ("ml/segmentation_model", "plot/segment_profiles"),
+        ("ml/load_forecast_model", "plot/forecast"),
         ("reports/retention_weekly_heatmap", "heatmap"),
     ):
         assert "data:image/png;base64," in materialized[key][plot].value, (key, plot)

@@ -9,7 +9,7 @@ import yaml
 from python_models.common import catalogue
 from python_models.config import DBT_PROJECT_DIR
 
-FEATURE_MARTS = ("ftr_user_features", "ftr_user_day_activity")
+FEATURE_MARTS = ("ftr_user_features", "ftr_user_day_activity", "ftr_user_event_sequences")
 
 
 def _documented_columns(mart: str) -> list[dict]:

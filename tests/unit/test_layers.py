@@ -9,13 +9,14 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_PACKAGES = ("churn", "ltv", "segmentation", "anomaly")
+MODEL_PACKAGES = ("churn", "ltv", "segmentation", "anomaly", "next_action", "load_forecast")
 ABOVE_COMMON = (
     "python_models.models",
     "python_models.lifecycle",
     "python_models.commands",
     "python_models.quality",
     "python_models.reports",
+    "python_models.service",
     *(f"python_models.{p}" for p in MODEL_PACKAGES),
 )
 

@@ -1,0 +1,19 @@
+{#- The next-action label re-cuts sessions from fct_events (macro uba_sessionize); it must agree
+    with the transition mart built on the marts' sessions: the same next event where both know
+    it, and 'session_end' exactly where the transition mart has no next event. Returns the rows
+    that disagree. -#}
+select
+    sequences.event_id,
+    sequences.next_event_name,
+    transitions.next_event_name as transition_next_event_name
+from {{ ref('ftr_user_event_sequences') }} as sequences
+inner join {{ ref('fct_event_transitions') }} as transitions
+    on sequences.event_id = transitions.event_id
+where sequences.next_event_name is not null
+    and (
+        (sequences.next_event_name = 'session_end' and transitions.next_event_name is not null)
+        or (
+            sequences.next_event_name != 'session_end'
+            and coalesce(transitions.next_event_name, '') != sequences.next_event_name
+        )
+    )

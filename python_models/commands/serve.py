@@ -1,0 +1,46 @@
+"""`uba serve`: the scoring service on HTTP (FastAPI on uvicorn), reading the published
+warehouse. Start-up compiles the sequence-feature SQL once (cached) and checks the trigger rules.
+
+    uba serve [--host 127.0.0.1] [--port 8000] [--no-access-log]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="do not log each request (benchmarks)"
+    )
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from python_models.service.app import build_service, create_app
+    from python_models.service.features import FeatureSqlError
+    from python_models.service.triggers import RuleError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        service = build_service()
+    except (RuleError, FeatureSqlError) as err:
+        print(f"uba serve: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"uba serve: http://{args.host}:{args.port} reading {service.published.path} "
+        f"({len(service.triggers.rules)} trigger rules; audit {service.triggers.audit.path})",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_app(service),
+        host=args.host,
+        port=args.port,
+        access_log=not args.no_access_log,
+        log_level="info",
+    )
+    return 0

@@ -1,0 +1,77 @@
+"""Reading the next-action inputs: the dbt feature mart features.ftr_user_event_sequences
+(dbt_project/models/features/ftr_user_event_sequences.sql, where the SQL lives) and the
+transition mart marts.fct_event_transitions (the Markov baseline). The model's feature columns
+come from the mart's column meta (`used_by: [next_action]`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from python_models.common import catalogue
+
+SEQUENCE_MART = "ftr_user_event_sequences"
+SEQUENCE_TABLE = f"features.{SEQUENCE_MART}"
+TRANSITIONS_TABLE = "marts.fct_event_transitions"
+EVENTS_TABLE = "marts.fct_events"
+LABEL = "next_event_name"
+# Label of the last event of a session (the mart's and the Markov chain's "next event").
+SESSION_END = "session_end"
+# Categorical features with no such earlier event.
+NO_EVENT = "none"
+# Context columns read beside the features (keys, time, label).
+CONTEXT_COLUMNS = ("user_id", "event_id", "event_ts", "event_date")
+
+MODEL_COLUMNS = catalogue.feature_columns("next_action", mart=SEQUENCE_MART)
+
+
+def _select(columns: list[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _read(con: duckdb.DuckDBPyConnection, sql: str, args: list | None = None) -> pl.DataFrame:
+    try:
+        return con.execute(sql, args or []).pl()
+    except duckdb.CatalogException as err:
+        raise LookupError(f"{SEQUENCE_TABLE} not found: run `uba build` first ({err})") from None
+
+
+def load_labelled(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.DataFrame:
+    """Rows whose next event is known, ordered by time, with the label as `label`."""
+    columns = [*CONTEXT_COLUMNS, *features]
+    return _read(
+        con,
+        f"""select {_select(columns)}, {LABEL} as label from {SEQUENCE_TABLE}
+        where {LABEL} is not null order by event_ts, event_id""",
+    )
+
+
+def load_latest(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.DataFrame:
+    """Each user's newest row: the state the next-action scores start from."""
+    columns = [*CONTEXT_COLUMNS, *features]
+    return _read(
+        con,
+        f"""select {_select(columns)} from {SEQUENCE_TABLE}
+        qualify row_number() over (
+            partition by user_id order by event_ts desc, event_id desc
+        ) = 1
+        order by user_id""",
+    )
+
+
+def transition_counts(con: duckdb.DuckDBPyConnection, before: datetime) -> pl.DataFrame:
+    """(event_name, next_event_name, transitions) from the transition mart for events before
+    `before`; the end of a session counts as the next event 'session_end'."""
+    return con.execute(
+        f"""select transitions.event_name,
+            coalesce(transitions.next_event_name, '{SESSION_END}') as next_event_name,
+            count(*) as transitions
+        from {TRANSITIONS_TABLE} as transitions
+        inner join {EVENTS_TABLE} as events using (event_id)
+        where events.event_ts < ?
+        group by 1, 2
+        order by 1, 2""",
+        [before],
+    ).pl()

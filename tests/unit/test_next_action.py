@@ -1,0 +1,105 @@
+"""Next action on tiny seeded sequences (python_models/next_action/examples.py): personas with
+different event mixes and a cart always followed by a checkout."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from python_models.next_action.examples import example
+from python_models.next_action.model import (
+    MarkovChain,
+    NextActionModel,
+    beats_baselines,
+    top_k_accuracy,
+)
+from python_models.next_action.params import NextActionParams
+from python_models.next_action.sequences import SESSION_END
+
+
+def _fit():
+    data = example(0)
+    params = NextActionParams.from_overrides(data.params)
+    model = NextActionModel(data.features, params).fit(data.frame, data.validation)
+    return model, data
+
+
+def test_the_planted_personas_let_the_model_beat_both_baselines():
+    model, data = _fit()
+    evaluation = model.evaluate(data.validation)
+    by_variant = {row["variant"]: row for row in evaluation.iter_rows(named=True)}
+    print("\n", evaluation)
+    assert beats_baselines(evaluation)
+    # The user's mix decides about half the next events: a clear margin, not a tie.
+    assert (
+        by_variant["lightgbm"]["top1_accuracy"] > by_variant["markov_chain"]["top1_accuracy"] + 0.03
+    )
+
+
+def test_a_cart_is_followed_by_a_checkout():
+    """Planted: a cart is followed by a checkout unless the session ends there."""
+    model, data = _fit()
+    carts = data.validation.filter(pl.col("event_name") == "add_to_cart")
+    proba = model.predict_proba(carts)
+    checkout = model.classes_.index("checkout_started")
+    top2 = np.argsort(-proba, axis=1)[:, :2]
+    assert carts.height > 0 and (top2 == checkout).any(axis=1).all()
+    assert proba[:, checkout].mean() > 0.5
+
+
+def test_markov_chain_is_the_transition_share_with_smoothing():
+    counts = pl.DataFrame(
+        {
+            "event_name": ["a", "a", "b"],
+            "next_event_name": ["b", SESSION_END, "a"],
+            "transitions": [3, 1, 2],
+        }
+    )
+    classes = sorted(["a", "b", SESSION_END])
+    exact = MarkovChain(counts, classes, alpha=0.0).predict_proba(["a", "b", "unseen"])
+    assert exact[0].tolist() == [0.0, 0.75, 0.25]  # a -> b 3 of 4, a -> end 1 of 4
+    assert exact[1].tolist() == [1.0, 0.0, 0.0]
+    # an event never seen as current gets the overall next-event distribution
+    assert np.allclose(exact[2], [2 / 6, 3 / 6, 1 / 6])
+    smoothed = MarkovChain(counts, classes, alpha=1.0).predict_proba(["a"])
+    assert np.isclose(smoothed.sum(), 1.0) and smoothed[0, 0] > 0
+
+
+def test_top_k_accuracy_counts_unseen_labels_as_misses():
+    proba = np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5]])
+    assert top_k_accuracy(proba, np.array([0, 0]), 1) == 0.5
+    assert top_k_accuracy(proba, np.array([0, 0]), 2) == 0.5
+    assert top_k_accuracy(proba, np.array([-1, 2]), 3) == 0.5
+
+
+def test_scores_are_the_top_three_actions_of_each_users_latest_event():
+    model, data = _fit()
+    scores = model.predict_frame(data.validation)
+    assert scores["user_id"].n_unique() == scores.height == data.validation["user_id"].n_unique()
+    row = scores.row(0, named=True)
+    assert row["probability_1"] >= row["probability_2"] >= row["probability_3"] > 0
+    assert row["score"] == row["probability_1"]
+    assert len({row["next_action_1"], row["next_action_2"], row["next_action_3"]}) == 3
+    assert scores["reasons"].str.len_chars().min() > 0
+    latest = data.validation.sort("event_ts").group_by("user_id").agg(pl.col("event_date").last())
+    joined = scores.join(latest, on="user_id")
+    assert (joined["as_of_date"] == joined["event_date"]).all()
+
+
+def test_fit_needs_a_validation_frame_and_enough_rows():
+    data = example(0)
+    model = NextActionModel(data.features, NextActionParams())
+    with pytest.raises(ValueError, match="validation"):
+        model.fit(data.frame)
+    with pytest.raises(ValueError, match="too few"):
+        model.fit(data.frame.head(20), data.validation)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"holdout_days": 0}, "holdout_days"), ({"markov_smoothing": -1.0}, "markov_smoothing")],
+)
+def test_bad_next_action_parameters_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        NextActionParams.from_overrides(overrides)
