@@ -124,12 +124,67 @@ def comment_docs(models: tuple[ModelSpec, ...] = MODELS) -> dict[str, tuple[str,
     return docs
 
 
+# What reads the published copy, for dbt's lineage (`dbt docs`, `dbt ls --select +exposure:...`):
+# the dbt models each one reads; the score tables they read follow from the model specs.
+DASHBOARD_MODELS = (
+    "rpt_active_users_daily",
+    "rpt_retention_weekly",
+    "rpt_funnel_conversion_daily",
+    "rpt_funnel_incidents",
+    "fct_user_activity_daily",
+    "fct_funnel_attempts",
+    "ftr_user_features",
+)
+SERVICE_MODELS = ("fct_events", "ftr_user_event_sequences")
+OWNER = {"name": "uba maintainers"}
+
+
+def exposures(models: tuple[ModelSpec, ...] = MODELS) -> list[dict]:
+    """The dashboard and the scoring service as dbt exposures over the published tables."""
+    every_score = [f"source('ml_scores', '{spec.table_name}')" for spec in models]
+    user_scores = [
+        f"source('ml_scores', '{spec.table_name}')"
+        for spec in models
+        if "user_id" in spec.key_columns
+    ]
+    registry = [f"source('ml', '{name}')" for name in REGISTRY_TABLES]
+    return [
+        {
+            "name": "uba_dashboard",
+            "label": "uba dashboard",
+            "type": "dashboard",
+            "maturity": "medium",
+            "url": "http://127.0.0.1:8050/",
+            "description": "`uba dashboard` (python_models/dashboard): KPIs, retention, funnels, "
+            "churn risk and value at risk, segments, anomalies, model health and Data Docs, read "
+            "from the published copy.",
+            "depends_on": [
+                *(f"ref('{m}')" for m in DASHBOARD_MODELS),
+                *every_score,
+                *registry,
+            ],
+            "owner": dict(OWNER),
+        },
+        {
+            "name": "uba_scoring_service",
+            "label": "uba serve (scoring service)",
+            "type": "application",
+            "maturity": "medium",
+            "description": "`uba serve` (python_models/service): a user's scores over HTTP and "
+            "trigger rules, from the published copy; posted events are scored with the feature "
+            "mart's SQL.",
+            "depends_on": [*(f"ref('{m}')" for m in SERVICE_MODELS), *user_scores],
+            "owner": dict(OWNER),
+        },
+    ]
+
+
 def _columns(columns: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "description": text} for name, text in columns.items()]
 
 
 def sources_yaml(models: tuple[ModelSpec, ...] = MODELS) -> str:
-    """The dbt sources YAML for the Python-written tables."""
+    """The dbt sources YAML for the Python-written tables, with the exposures that read them."""
     sources = [
         {
             "name": "ml_scores",
@@ -162,7 +217,10 @@ def sources_yaml(models: tuple[ModelSpec, ...] = MODELS) -> str:
         "# tests/unit/test_bi_docs.py fails when this file is out of date.\n"
     )
     body = yaml.safe_dump(
-        {"version": 2, "sources": sources}, sort_keys=False, width=100, allow_unicode=True
+        {"version": 2, "sources": sources, "exposures": exposures(models)},
+        sort_keys=False,
+        width=100,
+        allow_unicode=True,
     )
     return header + body
 

@@ -102,45 +102,56 @@ def build_manifest(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict:
     return {"schemas": list(PUBLISHED_SCHEMAS), "tables": manifest_tables}
 
 
+# The manifest as SQL in the copy: table -> (description, [(column, type, description)]).
+DOCS_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "published_tables": (
+        "One row per published table: its description and row count.",
+        [
+            ("table_schema", "varchar", "The table's schema."),
+            ("table_name", "varchar", "The table's name."),
+            ("description", "varchar", "What one row is and where it comes from."),
+            ("row_count", "bigint", "Rows at publication time."),
+            ("column_count", "integer", "Columns in the table."),
+        ],
+    ),
+    "published_columns": (
+        "One row per published column: its type and description.",
+        [
+            ("table_schema", "varchar", "The column's table's schema."),
+            ("table_name", "varchar", "The column's table."),
+            ("column_name", "varchar", "The column's name."),
+            ("ordinal_position", "integer", "Its position in the table (1 = first)."),
+            ("data_type", "varchar", "Its DuckDB type."),
+            ("description", "varchar", "What it holds (the warehouse comment)."),
+        ],
+    ),
+}
+
+
 def _write_docs_tables(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:
-    """`docs.published_tables` and `docs.published_columns` in the copy (the manifest as SQL)."""
+    """`docs.published_tables` and `docs.published_columns` in the copy (the manifest as SQL),
+    themselves described like every other table."""
     con.execute(f'create schema if not exists {target}."{DOCS_SCHEMA}"')
-    con.execute(
-        f'create table {target}."{DOCS_SCHEMA}".published_tables (table_schema varchar, '
-        "table_name varchar, description varchar, row_count bigint, column_count integer)"
-    )
-    con.execute(
-        f'create table {target}."{DOCS_SCHEMA}".published_columns (table_schema varchar, '
-        "table_name varchar, column_name varchar, ordinal_position integer, data_type varchar, "
-        "description varchar)"
-    )
-    table_rows = [
-        (t["schema"], t["table"], t["description"], t["row_count"], len(t["columns"]))
-        for t in manifest["tables"]
-    ]
-    column_rows = [
-        (t["schema"], t["table"], c["name"], c["position"], c["data_type"], c["description"])
-        for t in manifest["tables"]
-        for c in t["columns"]
-    ]
-    if table_rows:
-        con.executemany(
-            f'insert into {target}."{DOCS_SCHEMA}".published_tables values (?, ?, ?, ?, ?)',
-            table_rows,
-        )
-    if column_rows:
-        con.executemany(
-            f'insert into {target}."{DOCS_SCHEMA}".published_columns values (?, ?, ?, ?, ?, ?)',
-            column_rows,
-        )
-    con.execute(
-        f'comment on table {target}."{DOCS_SCHEMA}".published_tables is '
-        + _literal("One row per published table: its description and row count.")
-    )
-    con.execute(
-        f'comment on table {target}."{DOCS_SCHEMA}".published_columns is '
-        + _literal("One row per published column: its type and description.")
-    )
+    rows = {
+        "published_tables": [
+            (t["schema"], t["table"], t["description"], t["row_count"], len(t["columns"]))
+            for t in manifest["tables"]
+        ],
+        "published_columns": [
+            (t["schema"], t["table"], c["name"], c["position"], c["data_type"], c["description"])
+            for t in manifest["tables"]
+            for c in t["columns"]
+        ],
+    }
+    for table, (description, columns) in DOCS_TABLES.items():
+        name = f'{target}."{DOCS_SCHEMA}".{table}'
+        con.execute(f"create table {name} ({', '.join(f'{c} {t}' for c, t, _ in columns)})")
+        if rows[table]:
+            marks = ", ".join("?" for _ in columns)
+            con.executemany(f"insert into {name} values ({marks})", rows[table])
+        con.execute(f"comment on table {name} is {_literal(description)}")
+        for column, _, text in columns:
+            con.execute(f"comment on column {name}.{column} is {_literal(text)}")
 
 
 def _comment(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,16 @@ SAMPLE_SEED = 7
 # More account takeovers than the default 2% so the anomaly tests have enough planted cases.
 SAMPLE_ATO_RATE = 0.06
 TEST_SALT = "test-salt"
+
+
+# Tests that read the one full pipeline run (fixture full_pipeline) share a pytest-xdist worker,
+# so the run happens once per test session, not once per worker.
+FULL_PIPELINE_GROUP = "full_pipeline"
+
+
+def pytest_configure(config):
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -99,3 +112,60 @@ def cdnow_sample(cdnow_wheel):
     from python_models.ltv.public_data import cdnow_transactions
 
     return cdnow_transactions("sample", cdnow_wheel.parent)
+
+
+@contextmanager
+def pipeline_env(data_dir: Path) -> Iterator:
+    """Settings (and dbt's profile) pointed at `data_dir` while the block runs; the session's
+    settings are back afterwards."""
+    from python_models.config import reload_settings
+
+    keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["UBA_DATA_DIR"] = str(data_dir)
+    os.environ["UBA_DUCKDB_PATH"] = str(data_dir / "warehouse.duckdb")
+    try:
+        yield reload_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reload_settings()
+
+
+def run_full_pipeline(input_path: Path):
+    """The Dagster job full_pipeline, in-process, on the files at `input_path`."""
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.defs.ingest import raw_files_run_config
+
+    job = defs.resolve_job_def("full_pipeline")
+    return job.execute_in_process(
+        run_config=raw_files_run_config(str(input_path)),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+@dataclass(frozen=True)
+class FullPipeline:
+    result: object  # dagster ExecuteInProcessResult
+    settings: object  # python_models.config.Settings of the run
+
+    @property
+    def published(self) -> Path:
+        return self.settings.published_dir / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def full_pipeline(sample_data, tmp_path_factory) -> FullPipeline:
+    """The whole Dagster graph materialized once on the sample: the pipeline's warehouse, the
+    published copy, the Data Docs. Tests using it read only (and carry
+    `pytest.mark.xdist_group(FULL_PIPELINE_GROUP)`)."""
+    data_dir = tmp_path_factory.mktemp("pipeline") / "data"
+    with pipeline_env(data_dir) as settings:
+        result = run_full_pipeline(sample_data.events_dir)
+    return FullPipeline(result=result, settings=settings)

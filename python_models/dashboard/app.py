@@ -9,6 +9,7 @@ is rendered on request from a fresh read-only connection, so a new publication s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,12 @@ def overview(source: data.Source) -> list:
                 _kpi("Weekly active users", kpis["wau"], ",.0f", "wau"),
                 _kpi("Monthly active users", kpis["mau"], ",.0f", "mau"),
                 _kpi("Revenue, last 28 days (USD)", kpis["revenue_28d"], ",.0f", "revenue"),
-                _kpi("Purchase conversion, 28 days", kpis["purchase_conversion_28d"], ".1%",
-                     "conversion"),
+                _kpi(
+                    "Purchase conversion, 28 days",
+                    kpis["purchase_conversion_28d"],
+                    ".1%",
+                    "conversion",
+                ),
                 _kpi("Churn risk share", kpis["churn_risk_share"], ".1%", "churn-risk"),
                 _kpi("Value at risk (USD)", kpis["value_at_risk_usd"], ",.0f", "value-at-risk"),
             ],  # fmt: skip
@@ -118,7 +123,7 @@ def churn(source: data.Source) -> list:
         _table("churn-risk", risk),
     ]
     if at_risk is None:
-        parts.append(_missing("Value at risk (ml_scores.value_at_risk)"))
+        parts.append(_missing("Value at risk (churn and LTV scores)"))
     else:
         parts += [
             html.H3("Value at risk"),
@@ -163,17 +168,21 @@ def model_health(source: data.Source) -> list:
     with source.connect() as con:
         versions = data.model_versions(con)
         metrics = data.model_metrics(con)
-        drift = data.drift(con)
+        history = data.drift(con)
     if versions is None:
         return [_missing("The model registry")]
     parts = [html.H3("Versions"), _table("model-versions", versions)]
     if metrics is not None and len(metrics):
         for model in sorted(metrics["model_name"].unique()):
             parts.append(_graph(f"metrics-{model}", figures.model_metrics(metrics, model)))
-    if drift is None or not len(drift):
-        parts.append(_missing("Drift measurements (ml.drift_measurements)"))
+    parts.append(html.H3("Drift"))
+    if history is not None and len(history):
+        parts.append(_graph("drift-history", figures.drift(history)))
+    now, threshold, note = data.current_drift(source.published_path)
+    if now is None:
+        parts.append(html.P(note, className="missing"))
     else:
-        parts.append(_graph("drift", figures.drift(drift)))
+        parts += [_graph("drift", figures.drift_now(now, threshold)), _table("drift", now)]
     return parts
 
 
@@ -183,8 +192,12 @@ def data_quality(source: data.Source) -> list:
         html.P(
             [
                 "Great Expectations Data Docs of the quality gate: ",
-                html.A("open the Data Docs site", href=DATA_DOCS_ROUTE + "index.html",
-                       id="data-docs-link", target="_blank"),
+                html.A(
+                    "open the Data Docs site",
+                    href=DATA_DOCS_ROUTE + "index.html",
+                    id="data-docs-link",
+                    target="_blank",
+                ),
                 " (every gate run's batch and reconciliation suites).",
             ]  # fmt: skip
         )
@@ -198,9 +211,7 @@ def data_quality(source: data.Source) -> list:
                 html.Td(run.run_name),
                 html.Td(run.suite),
                 html.Td(run.run_time),
-                html.Td(
-                    "n/a" if run.success is None else ("passed" if run.success else "FAILED")
-                ),
+                html.Td("n/a" if run.success is None else ("passed" if run.success else "FAILED")),
                 html.Td(run.evaluated_expectations),
                 html.Td(html.A("open", href=DATA_DOCS_ROUTE + run.page, target="_blank")),
             ]
@@ -253,6 +264,9 @@ def render_page(source: data.Source, pathname: str | None) -> list:
         body = page.render(source)
     except data.NoPublication as err:
         body = [html.P(str(err), id="no-publication")]
+    except Exception as err:  # one broken panel must not leave the page blank
+        logging.getLogger(__name__).exception("page %s failed", page.path)
+        body = [html.P(f"This page could not be drawn: {err}", id="page-error")]
     return [html.H2(page.title, id="page-title"), *body]
 
 

@@ -26,6 +26,12 @@ LIST_ROWS = 50
 RECENT_DAYS = 90
 RETENTION_COHORTS = 16
 RETENTION_PERIODS = 13
+# Registry metrics that count or configure rather than measure quality: not plotted.
+NOT_QUALITY_METRICS = frozenset(
+    {"n", "best_iteration", "classes", "holdout_events", "horizon_days", "horizon_hours",
+     "backtest_origins", "user_days", "alerts", "active_users", "k", "threshold", "base_rate",
+     "mean_actual", "mean_predicted"}
+)  # fmt: skip
 
 
 class NoPublication(RuntimeError):
@@ -117,9 +123,10 @@ def kpis(con: duckdb.DuckDBPyConnection) -> dict[str, float | None]:
             "from ml_scores.churn_scores"
         ).fetchone()[0]
     out["value_at_risk_usd"] = None
-    if has_table(con, "ml_scores.value_at_risk"):
+    at_risk = _value_at_risk_sql(con)
+    if at_risk is not None:
         out["value_at_risk_usd"] = con.execute(
-            "select sum(value_at_risk_usd) from ml_scores.value_at_risk"
+            f"select sum(value_at_risk_usd) from ({at_risk})"
         ).fetchone()[0]
     return out
 
@@ -212,28 +219,34 @@ def churn_scores_histogram(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | Non
     )
 
 
-def value_at_risk(con: duckdb.DuckDBPyConnection, limit: int = LIST_ROWS) -> pd.DataFrame | None:
-    """Expected revenue at risk per user (ml_scores.value_at_risk), when that table exists."""
-    if not has_table(con, "ml_scores.value_at_risk"):
+def _value_at_risk_sql(con: duckdb.DuckDBPyConnection) -> str | None:
+    """A query of value at risk per user: ml_scores.value_at_risk where a step writes it, else
+    derived from the published scores as churn probability x predicted 90-day revenue (the
+    same snapshot); None when neither is there."""
+    if has_table(con, "ml_scores.value_at_risk"):
+        return (
+            "select user_id, churn_probability, expected_revenue_usd, value_at_risk_usd, reasons "
+            "from ml_scores.value_at_risk"
+        )
+    if not (has_table(con, "ml_scores.churn_scores") and has_table(con, "ml_scores.ltv_scores")):
         return None
-    columns = {
-        row[0]
-        for row in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'ml_scores' and table_name = 'value_at_risk'"
-        ).fetchall()
-    }
-    wanted = [
-        c
-        for c in ("user_id", "churn_probability", "expected_revenue_usd", "value_at_risk_usd",
-                  "reasons")
-        if c in columns
-    ]  # fmt: skip
-    order = "value_at_risk_usd desc" if "value_at_risk_usd" in columns else "1"
+    return """
+        select churn.user_id, round(churn.score, 3) as churn_probability,
+            round(ltv.score, 2) as expected_revenue_usd,
+            round(churn.score * ltv.score, 2) as value_at_risk_usd, churn.reasons
+        from ml_scores.churn_scores as churn
+        join ml_scores.ltv_scores as ltv using (user_id, as_of_date)
+    """
+
+
+def value_at_risk(con: duckdb.DuckDBPyConnection, limit: int = LIST_ROWS) -> pd.DataFrame | None:
+    """The users with the most expected revenue at risk of churn (see _value_at_risk_sql)."""
+    at_risk = _value_at_risk_sql(con)
+    if at_risk is None:
+        return None
     return _frame(
-        con, f"select {', '.join(wanted)} from ml_scores.value_at_risk order by {order} limit ?",
-        [limit],
-    )  # fmt: skip
+        con, f"select * from ({at_risk}) order by value_at_risk_usd desc, user_id limit ?", [limit]
+    )
 
 
 def segments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
@@ -324,23 +337,29 @@ def _short_metrics(text: str | None) -> str:
 
 
 def model_metrics(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """The model variant's holdout metrics per version, in training order (ml.model_evaluations)."""
-    if not has_table(con, "ml.model_evaluations") or not has_table(con, "ml.model_registry"):
+    """Each version's own holdout metrics (the registry's top-level numbers, baselines left
+    out), in training order: one row per model, version and metric."""
+    if not has_table(con, "ml.model_registry"):
         return None
-    return _frame(
-        con,
-        """
-        select e.model_name, e.model_version, r.trained_at, r.status, e.split, e.metric, e.value
-        from ml.model_evaluations as e
-        join ml.model_registry as r using (model_name, model_version)
-        where e.variant = 'model'
-            and e.split = (
-                select max_by(split, case split when 'holdout' then 2 when 'test' then 1 else 0 end)
-                from ml.model_evaluations as s
-                where s.model_name = e.model_name and s.variant = 'model'
-            )
-        order by e.model_name, e.metric, r.trained_at
-        """,
+    rows = []
+    registry = con.execute(
+        "select model_name, model_version, trained_at, status, metrics from ml.model_registry "
+        "order by model_name, trained_at, model_version"
+    ).fetchall()
+    for model_name, version, trained_at, status, text in registry:
+        try:
+            metrics = json.loads(text or "{}")
+        except json.JSONDecodeError:
+            continue
+        for metric, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if metric.startswith("baseline_") or metric in NOT_QUALITY_METRICS:
+                continue
+            rows.append((model_name, version, trained_at, status, metric, float(value)))
+    return pd.DataFrame(
+        rows,
+        columns=["model_name", "model_version", "trained_at", "status", "metric", "value"],
     )
 
 
@@ -359,6 +378,39 @@ def drift(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
         from ml.drift_measurements group by 1, 2 order by 1, 3
         """,
     )
+
+
+def current_drift(published_path: Path) -> tuple[pd.DataFrame | None, float | None, str]:
+    """Drift now, measured on the published copy against each champion's training window
+    (python_models.common.drift): (frame, retrain threshold, note). That reads the champions'
+    artifacts, so it needs the pipeline's settings; without them the frame is None and the
+    note says why."""
+    from python_models.common.artifacts import ArtifactIntegrityError
+    from python_models.common.drift import measure_drift
+    from python_models.config import SettingsError, get_settings
+    from python_models.models import MODELS
+
+    try:
+        threshold = get_settings().drift_psi_threshold
+        summaries = [measure_drift(published_path, spec) for spec in MODELS]
+    except SettingsError as err:
+        return None, None, f"Current drift needs the pipeline's settings: {err}"
+    except (ArtifactIntegrityError, OSError, ValueError, duckdb.Error) as err:
+        return None, None, f"Current drift could not be measured: {err}"
+    frame = pd.DataFrame(
+        [
+            {
+                "model_name": s.model_name,
+                "prediction_psi": round(s.prediction_psi, 3),
+                "max_feature_psi": round(s.max_feature_psi, 3),
+                "worst_features": ", ".join(
+                    f"{name} ({psi:.2f})" for name, psi in list(s.worst_features.items())[:3]
+                ),
+            }
+            for s in summaries
+        ]
+    )
+    return frame, threshold, ""
 
 
 def published_manifest(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:

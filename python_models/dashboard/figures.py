@@ -95,9 +95,7 @@ def churn_histogram(frame: pd.DataFrame) -> go.Figure:
 def value_at_risk(frame: pd.DataFrame) -> go.Figure:
     top = frame.head(20)
     figure = _figure("Value at risk: expected revenue lost to churn (top 20 users, USD)")
-    figure.add_trace(
-        go.Bar(x=top["value_at_risk_usd"], y=top["user_id"].str[:10], orientation="h")
-    )
+    figure.add_trace(go.Bar(x=top["value_at_risk_usd"], y=top["user_id"].str[:10], orientation="h"))
     figure.update_yaxes(autorange="reversed", title="user")
     figure.update_xaxes(title="USD")
     return figure
@@ -177,5 +175,16 @@ def drift(frame: pd.DataFrame, threshold: float | None = None) -> go.Figure:
         )
     if threshold is not None:
         figure.add_hline(y=threshold, line_dash="dash", annotation_text="retrain threshold")
+    figure.update_yaxes(title="PSI", rangemode="tozero")
+    return figure
+
+
+def drift_now(frame: pd.DataFrame, threshold: float | None = None) -> go.Figure:
+    figure = _figure("Drift now: PSI against each champion's training window")
+    for column, name in (("prediction_psi", "prediction"), ("max_feature_psi", "worst feature")):
+        figure.add_trace(go.Bar(x=frame["model_name"], y=frame[column], name=name))
+    if threshold is not None:
+        figure.add_hline(y=threshold, line_dash="dash", annotation_text="retrain threshold")
+    figure.update_layout(barmode="group")
     figure.update_yaxes(title="PSI", rangemode="tozero")
     return figure
