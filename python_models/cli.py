@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "roll a model back to its previous champion",
     "demo": "run the whole pipeline end to end on generated data",
     "dashboard": "serve the BI dashboard over the published copy",
+    "dev": "dagster dev (UI + daemon) that stops on Ctrl-C and SIGTERM",
     "serve": "serve scores over HTTP from the published warehouse, with trigger rules",
 }
 
@@ -43,6 +44,8 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import demo as module
     elif name == "dashboard":
         from python_models.commands import dashboard as module
+    elif name == "dev":
+        from python_models.commands import dev as module
     elif name == "serve":
         from python_models.commands import serve as module
     else:

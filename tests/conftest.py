@@ -27,6 +27,8 @@ FULL_PIPELINE_GROUP = "full_pipeline"
 
 
 def pytest_configure(config):
+    # Known with or without pytest-xdist (`-p no:xdist` and --strict-markers).
+    config.addinivalue_line("markers", "xdist_group(name): run in the same xdist worker")
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadgroup"
 

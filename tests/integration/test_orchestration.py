@@ -63,6 +63,11 @@ def test_definitions_hold_the_whole_graph():
     assert ["raw", "events_validated"] in [list(k.path) for k in staging.parent_keys]
     assert {s.name for s in defs.schedules} == {"daily_refresh_schedule", "weekly_retrain_schedule"}
     assert [s.name for s in defs.sensors] == ["drift_retrain_sensor"]
+    # What the README promises: schedules off until turned on, the drift sensor on.
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    assert {s.default_status for s in defs.schedules} == {DefaultScheduleStatus.STOPPED}
+    assert defs.sensors[0].default_status == DefaultSensorStatus.RUNNING
 
 
 @pytest.mark.slow
