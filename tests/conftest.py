@@ -137,7 +137,7 @@ def pipeline_env(data_dir: Path) -> Iterator:
         reload_settings()
 
 
-def run_full_pipeline(input_path: Path):
+def run_full_pipeline(input_path: Path, instance=None):
     """The Dagster job full_pipeline, in-process, on the files at `input_path`."""
     from dagster import DagsterInstance
 
@@ -147,7 +147,7 @@ def run_full_pipeline(input_path: Path):
     job = defs.resolve_job_def("full_pipeline")
     return job.execute_in_process(
         run_config=raw_files_run_config(str(input_path)),
-        instance=DagsterInstance.ephemeral(),
+        instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
 
@@ -156,6 +156,7 @@ def run_full_pipeline(input_path: Path):
 class FullPipeline:
     result: object  # dagster ExecuteInProcessResult
     settings: object  # python_models.config.Settings of the run
+    logs: tuple = ()  # (step key, message) of every log line the run wrote
 
     @property
     def published(self) -> Path:
@@ -167,7 +168,11 @@ def full_pipeline(sample_data, tmp_path_factory) -> FullPipeline:
     """The whole Dagster graph materialized once on the sample: the pipeline's warehouse, the
     published copy, the Data Docs. Tests using it read only (and carry
     `pytest.mark.xdist_group(FULL_PIPELINE_GROUP)`)."""
+    from dagster import DagsterInstance
+
     data_dir = tmp_path_factory.mktemp("pipeline") / "data"
+    instance = DagsterInstance.ephemeral()
     with pipeline_env(data_dir) as settings:
-        result = run_full_pipeline(sample_data.events_dir)
-    return FullPipeline(result=result, settings=settings)
+        result = run_full_pipeline(sample_data.events_dir, instance)
+    logs = tuple((e.step_key, e.user_message) for e in instance.all_logs(result.run_id))
+    return FullPipeline(result=result, settings=settings, logs=logs)

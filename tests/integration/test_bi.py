@@ -375,3 +375,11 @@ def _check_data_docs(page, url: str) -> None:
     assert site.ok and "Great Expectations" in site.text()
     validation = page.locator("#data-docs-runs tbody tr a").first.get_attribute("href")
     assert page.request.get(url + validation).ok
+
+
+def test_gate_progress_reaches_the_dagster_log(full_pipeline):
+    gate = [message for step, message in full_pipeline.logs if step == "raw__events_validated"]
+    progress = [m for m in gate if m.startswith("gate:")]
+    # Start, batches checked, suite evaluated, rows written, summary: never minutes of silence.
+    assert len(progress) >= 4, gate
+    assert any("rows checked" in m for m in progress) and "quarantined" in progress[-1]
