@@ -5,7 +5,7 @@ import dagster as dg
 from orchestration.defs.dbt import dbt_resource, uba_dbt_after_scoring, uba_dbt_assets
 from orchestration.defs.impact import impact_assets
 from orchestration.defs.ingest import check_raw_events_quality, events_validated, raw_events
-from orchestration.defs.ml import scoring_assets, training_assets
+from orchestration.defs.ml import after_scoring_assets, scoring_assets, training_assets
 from orchestration.defs.publish import published_warehouse
 from orchestration.defs.quality import check_feature_mart_quality, score_checks
 from orchestration.defs.reports import retention_weekly_heatmap
@@ -22,6 +22,7 @@ defs = dg.Definitions(
         uba_dbt_after_scoring,
         *training_assets,
         *scoring_assets,
+        *after_scoring_assets,
         published_warehouse,
         retention_weekly_heatmap,
         *impact_assets,

@@ -1,14 +1,19 @@
 """A model's life on the warehouse: train, score, roll back. The API of the `uba` commands and
 the Dagster assets.
 
-    train_model(con, "churn")    -> TrainOutcome  (artifact, registry row, evaluation, plots)
-    score_model(con, "churn")    -> ScoreOutcome  (ml_scores.churn_scores, from the champion)
+    train_model(con, "churn")    -> TrainOutcome  (artifact, registry row, evaluation, plots,
+                                                   fairness report, drift reference)
+    score_model(con, "churn")    -> ScoreOutcome  (ml_scores.churn_scores + its history, the
+                                                   run in ml.scoring_runs, drift measurements)
+    build_derived(con)           -> the tables built from scores (value at risk, lapsed users)
+    refresh_realized(con)        -> ml.realized_performance from stored scores and outcomes
     rollback_model(con, "churn") -> the version now champion
     train_each / score_each      -> one outcome per model; one model failing stops no other
 
 Model code is pure; this module does the bookkeeping shared by all models: versioning,
-artifacts with sha256, the registry, champion/challenger promotion and the score tables. It
-reaches each model through its spec (python_models.models).
+artifacts with sha256, the registry, champion/challenger promotion, score tables and their
+history, drift and the holdout group of every scored user. It reaches each model through its
+spec (python_models.models).
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
-from python_models.common import registry
+from python_models.common import drift, registry
 from python_models.common.artifacts import (
     ArtifactIntegrityError,
     artifact_dir,
@@ -34,12 +40,17 @@ from python_models.common.artifacts import (
 )
 from python_models.common.catalogue import CatalogueError
 from python_models.common.features import feature_list_hash
+from python_models.common.realized import refresh_realized_performance
 from python_models.common.scores import score_frame, write_scores
-from python_models.models import check_models, get_spec
+from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, DerivedTable, ModelSpec
+from python_models.common.training import REFERENCE_SAMPLE_ROWS, TrainingResult
+from python_models.models import DERIVED_TABLES, MODELS, check_models, get_spec
+from python_models.warehouse import replace_table, table_exists
 
 # Bump when a change in model code should produce new versions from the same data and params.
 CODE_VERSION = 1
-# Errors that say what is wrong with the data, the parameters or the registry in one line;
+# Errors that say what is wrong with the data, the parameters or the registry in one line
+# (BelowMinimumError, too little data to train on, is a ValueError);
 # anything else is a bug and also gets its traceback on stderr.
 EXPECTED_ERRORS = (
     ValueError,
@@ -63,6 +74,12 @@ class TrainOutcome:
     run_id: str | None = None
     data_window: tuple[date | None, date | None] = (None, None)
     reason: str = ""
+    # Tables the training reported on (e.g. churn's eligibility per snapshot).
+    reports: dict[str, pl.DataFrame] = field(default_factory=dict)
+    # The fairness report recorded with this version (None: not a yes/no model, or no
+    # attributes to audit; `fairness_note` says which).
+    fairness: pl.DataFrame | None = None
+    fairness_note: str = ""
 
 
 @dataclass
@@ -74,6 +91,17 @@ class ScoreOutcome:
     as_of_date: date | None
     run_id: str | None = None
     status: str = "scored"
+    # This run's drift rows (ml.drift_measurements), worst compared first.
+    drift: pl.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class Built:
+    """A derived table written after scoring (model_name holds the table's name)."""
+
+    model_name: str
+    rows: int
+    status: str = "built"
 
 
 @dataclass(frozen=True)
@@ -135,28 +163,96 @@ def _decide_status(con, model_name: str, version: str, result) -> tuple[str, str
     )
 
 
+def _drift_reference(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, result: TrainingResult, seed: int
+) -> dict[str, Any]:
+    """The population the model would score right now, as the drift reference (a seeded
+    sample), its fingerprint and the model's scores of it."""
+    if result.reference_features.width:  # the model gave its own reference
+        return {
+            "reference_features": result.reference_features,
+            "reference_scores": result.reference_scores,
+            "reference_fingerprint": drift.frame_fingerprint(result.reference_features),
+        }
+    current = spec.latest_features(con, {"model": result.model, "features": result.features})
+    fingerprint = drift.frame_fingerprint(current)
+    numeric = [
+        c for c in current.columns if c not in KEY_COLUMNS and current.schema[c].is_numeric()
+    ]
+    sample = current
+    if sample.height > REFERENCE_SAMPLE_ROWS:
+        sample = sample.sample(n=REFERENCE_SAMPLE_ROWS, seed=seed)
+    scores = result.reference_scores
+    if scores is None:
+        scores = result.model.predict(sample) if sample.height else []
+    return {
+        "reference_features": sample.select(numeric),
+        "reference_scores": np.asarray(scores, dtype=float),
+        "reference_fingerprint": fingerprint,
+    }
+
+
+def _record_fairness(
+    con: duckdb.DuckDBPyConnection, name: str, version: str, result: TrainingResult, run_id: str
+) -> tuple[pl.DataFrame | None, str]:
+    """The fairness report of a yes/no model on its training holdout, recorded with the
+    version in ml.model_fairness (docs/impact.md)."""
+    if result.holdout_predictions is None:
+        return None, "not a yes/no model"
+    from python_models.impact.fairness import report_for_version
+
+    try:
+        report = report_for_version(con, name, version, result.holdout_predictions, run_id=run_id)
+    except LookupError as err:  # the attributes mart is not built: say so, train anyway
+        _log(f"{name} {version}: no fairness report ({err})")
+        return None, str(err)
+    flagged = int(report["is_flagged"].sum())
+    _log(f"{name} {version}: fairness report recorded ({flagged} groups flagged)")
+    return report, f"{flagged} groups flagged"
+
+
 def train_model(
     con: duckdb.DuckDBPyConnection,
     model_name: str,
     run_id: str | None = None,
     params: dict | None = None,
+    transactions: pl.DataFrame | None = None,
+    horizon_days: int | None = None,
+    calibration_end: date | None = None,
 ) -> TrainOutcome:
-    """Train one model on the warehouse's features, register it and log its evaluation."""
+    """Train one model on the warehouse's features (or, for a model with a file path, on
+    `transactions` over `horizon_days`), register it and log its evaluation."""
     spec = get_spec(model_name)
     if spec.feature_mart:
         check_models()
     run_id = run_id or uuid.uuid4().hex[:12]
-    _log(f"training {model_name} (run {run_id})")
-    result = spec.train(con, params)
+    if transactions is not None:
+        if spec.train_file is None:
+            raise ValueError(f"model {model_name} does not train from a transactions file")
+        if horizon_days is None:
+            raise ValueError("training from a transactions file needs horizon_days")
+        _log(f"training {model_name} on {transactions.height:,} file rows (run {run_id})")
+        result = spec.train_file(transactions, params, horizon_days, calibration_end)
+        source = "transactions"
+    else:
+        _log(f"training {model_name} (run {run_id})")
+        result = spec.train(con, params)
+        source = "events"
     version = model_version_for(model_name, result)
+    reference = (
+        _drift_reference(con, spec, result, int(result.params.get("seed", 0)))
+        if source == "events"
+        else {"reference_features": pl.DataFrame(), "reference_scores": np.array([])}
+    )
     bundle = {
         "model_name": model_name,
         "features": result.features,
         "params": result.params,
         "data_window": [str(d) for d in result.data_window],
         "model": result.model,
-        "reference_features": result.reference_features,
-        "reference_scores": result.reference_scores,
+        "source": source,
+        "age_bound_features": list(result.age_bound_features),
+        **reference,
     }
     artifact_path, sha = save_artifact(model_name, version, bundle)
     plots = result.render_plots(artifact_dir(model_name, version) / "plots")
@@ -169,13 +265,14 @@ def train_model(
         feature_list_hash=feature_list_hash(result.features),
         features=result.features,
         params=result.params,
-        metrics=result.metrics,
+        metrics=result.metrics | {"source": source},
         artifact_path=artifact_path,
         artifact_sha256=sha,
         status=status,
         run_id=run_id,
     )
     registry.record_evaluation(con, model_name, version, result.evaluation, run_id)
+    fairness, fairness_note = _record_fairness(con, model_name, version, result, run_id)
     _log(f"{model_name} {version}: {status} ({reason})")
     return TrainOutcome(
         model_name=model_name,
@@ -188,6 +285,9 @@ def train_model(
         run_id=run_id,
         data_window=result.data_window,
         reason=reason,
+        reports=dict(result.reports),
+        fairness=fairness,
+        fairness_note=fairness_note,
     )
 
 
@@ -197,18 +297,51 @@ def load_champion(con: duckdb.DuckDBPyConnection, model_name: str):
     return entry, entry.load()
 
 
+def _with_holdout_group(con: duckdb.DuckDBPyConnection, scored: pl.DataFrame) -> pl.DataFrame:
+    if HOLDOUT_COLUMN in scored.columns or "user_id" not in scored.columns:
+        return scored
+    from python_models.impact.holdout import with_holdout_group
+
+    return with_holdout_group(con, scored)
+
+
 def score_model(
-    con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    run_id: str | None = None,
+    transactions: pl.DataFrame | None = None,
 ) -> ScoreOutcome:
-    """Score with the champion and replace its score table atomically."""
+    """Score with the champion: the run goes to the score history, becomes the current score
+    table and is recorded with its input fingerprint and drift measurements. Re-running a run
+    id replaces that run's rows. With `transactions`, score a file (models with a file path)."""
     spec = get_spec(model_name)
     run_id = run_id or uuid.uuid4().hex[:12]
     entry, bundle = load_champion(con, model_name)
     _log(f"scoring {model_name} with champion {entry.model_version} (run {run_id})")
-    scored = spec.score(con, bundle)
-    rows = write_scores(con, spec, score_frame(spec, entry.model_version, run_id, scored))
+    measured = None
+    if transactions is not None:
+        if spec.score_file is None:
+            raise ValueError(f"model {model_name} does not score a transactions file")
+        if bundle.get("source") != "transactions":
+            raise ValueError(
+                f"the {model_name} champion {entry.model_version} was trained on the warehouse: "
+                f"train it on the file first (`uba train --model {model_name} --transactions`)"
+            )
+        scored = spec.score_file(transactions, bundle)
+        fingerprint = drift.frame_fingerprint(transactions)
+    else:
+        scored = _with_holdout_group(con, spec.score(con, bundle))
+        current = spec.latest_features(con, bundle)
+        fingerprint = drift.frame_fingerprint(current)
+        measured = drift.measure(
+            spec, entry.model_version, run_id, bundle, current, scored["score"].to_numpy()
+        )
+    frame = score_frame(spec, entry.model_version, run_id, scored)
+    rows = write_scores(con, spec, frame, input_fingerprint=fingerprint)
+    if measured is not None:
+        drift.record_measurements(con, measured)
     as_of = scored["as_of_date"].max() if scored.height else None
-    _log(f"wrote {rows} rows to {spec.score_table}")
+    _log(f"wrote {rows} rows to {spec.score_table} (and {spec.history_table})")
     return ScoreOutcome(
         model_name=model_name,
         table=spec.score_table,
@@ -216,7 +349,51 @@ def score_model(
         model_version=entry.model_version,
         as_of_date=as_of,
         run_id=run_id,
+        drift=measured,
     )
+
+
+def derived_tables(names: Iterable[str] | None = None) -> list[DerivedTable]:
+    """The derived tables that read any of the named models' score tables (all when None)."""
+    if names is None:
+        return list(DERIVED_TABLES)
+    tables = {get_spec(name).score_table for name in names}
+    return [d for d in DERIVED_TABLES if tables & set(d.reads)]
+
+
+def build_derived_table(con: duckdb.DuckDBPyConnection, derived: DerivedTable) -> Built:
+    """Rebuild one derived table from the current tables it reads (atomic replace)."""
+    missing = [t for t in derived.reads if not table_exists(con, t)]
+    if missing:
+        raise LookupError(f"{derived.name} needs {', '.join(missing)}: score the models first")
+    rows = replace_table(con, derived.name, derived.build(con).to_arrow())
+    _log(f"wrote {rows} rows to {derived.name}")
+    return Built(derived.name, int(rows))
+
+
+def build_derived(
+    con: duckdb.DuckDBPyConnection, names: Iterable[str] | None = None
+) -> list[Built | Skipped | Failed]:
+    """Rebuild the derived tables of the named models; one whose inputs are missing is
+    skipped, one that fails is reported, the others go on."""
+    outcomes: list[Built | Skipped | Failed] = []
+    for derived in derived_tables(names):
+        missing = [t for t in derived.reads if not table_exists(con, t)]
+        if missing:
+            outcomes.append(Skipped(derived.name, f"needs {', '.join(missing)}"))
+            continue
+        try:
+            outcomes.append(build_derived_table(con, derived))
+        except Exception as err:  # noqa: BLE001 - one table's failure is its outcome
+            outcomes.append(_failed(con, derived.name, err))
+    return outcomes
+
+
+def refresh_realized(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """ml.realized_performance from every model's score history and matured outcomes."""
+    table = refresh_realized_performance(con, MODELS)
+    _log(f"realized performance: {table.height} rows")
+    return table
 
 
 def rollback_model(con: duckdb.DuckDBPyConnection, model_name: str) -> str:
@@ -251,22 +428,29 @@ def train_each(
     con: duckdb.DuckDBPyConnection,
     names: Iterable[str],
     run_id: str | None = None,
-    params: dict | None = None,
+    params: dict[str, dict] | None = None,
 ) -> list[TrainOutcome | Failed]:
-    """Train every named model in turn; a model that fails is reported, the others go on."""
+    """Train every named model in turn (`params`: overrides per model name); a model that
+    fails is reported, the others go on."""
     outcomes: list[TrainOutcome | Failed] = []
     for name in names:
         try:
-            outcomes.append(train_model(con, name, run_id=run_id, params=params))
+            overrides = (params or {}).get(name) or None
+            outcomes.append(train_model(con, name, run_id=run_id, params=overrides))
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
             outcomes.append(_failed(con, name, err))
     return outcomes
 
 
 def score_each(
-    con: duckdb.DuckDBPyConnection, names: Iterable[str], run_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    run_id: str | None = None,
+    transactions: pl.DataFrame | None = None,
 ) -> list[ScoreOutcome | Skipped | Failed]:
-    """Score every named model that has a champion; the others are skipped or failed."""
+    """Score every named model that has a champion (under one run id); the others are
+    skipped or failed. `transactions`: score that file (for models with a file path)."""
+    run_id = run_id or uuid.uuid4().hex[:12]
     outcomes: list[ScoreOutcome | Skipped | Failed] = []
     for name in names:
         try:
@@ -274,7 +458,7 @@ def score_each(
             if registry.get_champion(con, name) is None:
                 outcomes.append(Skipped(name, f"no champion (run `uba train --model {name}`)"))
                 continue
-            outcomes.append(score_model(con, name, run_id=run_id))
+            outcomes.append(score_model(con, name, run_id=run_id, transactions=transactions))
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
             outcomes.append(_failed(con, name, err))
     return outcomes

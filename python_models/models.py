@@ -9,16 +9,38 @@ examples and spec) and one entry below. See docs/architecture.md.
 
 from __future__ import annotations
 
+from functools import partial
+
 from python_models.anomaly.spec import SPEC as ANOMALY
+from python_models.churn.on_warehouse import LAPSED_TABLE, lapsed_users
 from python_models.churn.spec import SPEC as CHURN
+from python_models.churn.value_at_risk import value_at_risk
 from python_models.common import catalogue
-from python_models.common.spec import ModelSpec
+from python_models.common.features import FEATURES_TABLE
+from python_models.common.spec import DerivedTable, ModelSpec
 from python_models.load_forecast.spec import SPEC as LOAD_FORECAST
 from python_models.ltv.spec import SPEC as LTV
 from python_models.next_action.spec import SPEC as NEXT_ACTION
 from python_models.segmentation.spec import SPEC as SEGMENTATION
 
 MODELS: tuple[ModelSpec, ...] = (CHURN, LTV, SEGMENTATION, ANOMALY, NEXT_ACTION, LOAD_FORECAST)
+
+# Tables built from the score tables once they are written (docs/CONTRACTS.md).
+DERIVED_TABLES: tuple[DerivedTable, ...] = (
+    DerivedTable(
+        name=LAPSED_TABLE,
+        summary="users of the newest snapshot not scored for churn: inactive (no event in the "
+        "active window) or lapsed (quiet for longer than the churn horizon)",
+        reads=(FEATURES_TABLE, CHURN.score_table),
+        build=lapsed_users,
+    ),
+    DerivedTable(
+        name="ml_scores.value_at_risk",
+        summary="users still here ranked by churn risk x expected revenue, with reasons",
+        reads=(CHURN.score_table, LTV.score_table),
+        build=partial(value_at_risk, risk_table=CHURN.score_table, value_table=LTV.score_table),
+    ),
+)
 
 
 # Readers look MODELS up when called (not when imported), so a test can add a model to it.

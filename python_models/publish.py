@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml")
+PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
 # Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
 # the pipeline's warehouse: BI reads the marts built from them.
 PRIVATE_PREFIXES = ("int_",)

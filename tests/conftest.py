@@ -144,9 +144,14 @@ def run_full_pipeline(input_path: Path, instance=None):
     from orchestration.definitions import defs
     from orchestration.defs.ingest import raw_files_run_config
 
+    from orchestration.defs.ml import training_run_config
+
     job = defs.resolve_job_def("full_pipeline")
+    run_config = raw_files_run_config(str(input_path))
+    # The sample is far below churn's default bar of 1,000 examples of each class.
+    run_config["ops"] |= training_run_config({"churn": {"min_class_examples": 50}})["ops"]
     return job.execute_in_process(
-        run_config=raw_files_run_config(str(input_path)),
+        run_config=run_config,
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

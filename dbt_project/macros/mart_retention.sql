@@ -1,5 +1,6 @@
 {#- One retention report for every grain (rpt_retention_daily / weekly / monthly): per acquisition
-    cohort and period, from mart_retention_counts over fct_events (any event counts).
+    cohort and period, from mart_retention_counts over fct_events; the events that count as a
+    return are var('uba__retention_return_events') (empty = any event).
     Columns: cohort_date | cohort_week | cohort_month, period_day | period_week | period_month,
     cohort_users, users_active_exact, users_active_on_or_after, retention_exact,
     retention_unbounded, is_period_observed (the period starts on or before the watermark, the
@@ -8,9 +9,18 @@
 {% macro mart_retention_report(grain, periods=none, observed_only=true) -%}
     {%- set cohort_column = 'cohort_date' if grain == 'day' else 'cohort_' ~ grain -%}
     {%- set period_start = dbt.dateadd(grain, 'counts.period_number', 'counts.cohort_start') -%}
+    {%- set return_events = var('uba__retention_return_events') -%}
+    {%- set return_filter = none -%}
+    {%- if return_events -%}
+        {%- set quoted = [] -%}
+        {%- for name in return_events -%}
+            {%- do quoted.append("'" ~ (name | replace("'", "''")) ~ "'") -%}
+        {%- endfor -%}
+        {%- set return_filter = 'event_name in (' ~ (quoted | join(', ')) ~ ')' -%}
+    {%- endif %}
     with counts as (
 
-        {{ mart_retention_counts(ref('fct_events'), grain, periods) }}
+        {{ mart_retention_counts(ref('fct_events'), grain, periods, return_filter) }}
 
     ),
 

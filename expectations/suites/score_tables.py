@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import great_expectations as gx
 
-from python_models.common.spec import ModelSpec
+from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
+from python_models.impact.holdout import GROUPS
 
 
 def build_suite(spec: ModelSpec) -> gx.ExpectationSuite:
     suite = gx.ExpectationSuite(name=spec.table_name)
     suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
     for column in spec.score_columns:
+        if column == HOLDOUT_COLUMN:  # null for a user the groups table does not know
+            continue
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
+    if HOLDOUT_COLUMN in spec.score_columns:
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeInSet(
+                column=HOLDOUT_COLUMN, value_set=list(GROUPS)
+            )
+        )
     # One score per key: user and snapshot (anomaly alerts: user and activity date; the load
     # forecast: origin, metric and hour).
     suite.add_expectation(

@@ -22,8 +22,17 @@ MAX_TABLE_ROWS = 40
 
 
 def _score_keys() -> list[dg.AssetKey]:
-    """The score tables of uba__impact_models, keyed [schema, table] like the scoring assets."""
-    return [dg.AssetKey(m.scores_table.split(".")) for m in load_impact_config().models]
+    """The scoring assets of uba__impact_models' models (each writes its score history), or
+    the key of an explicitly named scores_table."""
+    from orchestration.defs.ml import score_key
+    from python_models.models import get_spec
+
+    return [
+        dg.AssetKey(m.scores_table.split("."))
+        if m.scores_table
+        else score_key(get_spec(m.model_name))
+        for m in load_impact_config().models
+    ]
 
 
 def _markdown(frame, columns: list[str]) -> dg.MetadataValue:

@@ -1,12 +1,19 @@
-"""Training and batch-scoring assets, one pair per model in python_models.models; the work is
-in python_models.lifecycle."""
+"""Training, scoring and after-scoring assets, derived from python_models.models (one training
+and one scoring asset per model, one asset per derived table, realized performance); the work
+is in python_models.lifecycle."""
+
+import json
 
 import dagster as dg
 
 from orchestration.metadata import image
 from orchestration.resources import WRITER_POOL, WarehouseResource
-from python_models.common.spec import ModelSpec
-from python_models.models import MODELS
+from python_models.common.features import LABELS_TABLE
+from python_models.common.spec import DerivedTable, ModelSpec
+from python_models.models import DERIVED_TABLES, MODELS
+
+MAX_TABLE_ROWS = 30
+REALIZED_KEY = dg.AssetKey(["ml", "realized_performance"])
 
 
 def table_key(table: str) -> dg.AssetKey:
@@ -22,6 +29,53 @@ def score_key(spec: ModelSpec) -> dg.AssetKey:
     return table_key(spec.score_table)
 
 
+def _markdown(frame) -> dg.MetadataValue:
+    from python_models.reports import markdown_table
+
+    return dg.MetadataValue.md(markdown_table(frame, ".4g", MAX_TABLE_ROWS))
+
+
+class TrainConfig(dg.Config):
+    """Run-time parameter overrides, e.g. '{"min_class_examples": 100}' (names per model)."""
+
+    params: str = "{}"
+
+
+def training_run_config(params: dict[str, dict]) -> dict:
+    """Run config that trains each named model with its parameter overrides."""
+    from python_models.models import get_spec
+
+    ops = {}
+    for name, overrides in params.items():
+        key = model_key(get_spec(name)).to_python_identifier()
+        ops[key] = {"config": {"params": json.dumps(overrides, sort_keys=True)}}
+    return {"ops": ops} if ops else {}
+
+
+def champion_params(con) -> dict[str, dict]:
+    """Each champion's parameters as registered: a retrain keeps what the champion was
+    trained with (say a lowered churn min_class_examples on a small warehouse)."""
+    from python_models.common import registry
+
+    out = {}
+    for spec in MODELS:
+        champion = registry.get_champion(con, spec.name)
+        if champion is not None:
+            known = set(spec.params().as_dict())
+            out[spec.name] = {k: v for k, v in champion.params.items() if k in known}
+    return out
+
+
+def _overrides(spec: ModelSpec, config: TrainConfig) -> dict | None:
+    try:
+        params = json.loads(config.params or "{}")
+    except json.JSONDecodeError as err:
+        raise dg.Failure(f"{spec.name}: params must be a JSON object ({err})") from err
+    if not isinstance(params, dict):
+        raise dg.Failure(f"{spec.name}: params must be a JSON object, got {config.params!r}")
+    return params or None
+
+
 def build_training_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=model_key(spec),
@@ -32,21 +86,41 @@ def build_training_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         description=f"Trains the {spec.name} model ({spec.summary}), evaluates it on the "
         "holdout and registers it (champion only if it beats the baselines).",
     )
-    def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def _train(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: TrainConfig
+    ):
+        from python_models.common.training import BelowMinimumError
         from python_models.lifecycle import train_model
-        from python_models.reports import markdown_table
 
-        with warehouse.connect() as con:
-            outcome = train_model(con, spec.name, run_id=context.run_id)
+        try:
+            with warehouse.connect() as con:
+                outcome = train_model(
+                    con, spec.name, run_id=context.run_id, params=_overrides(spec, config)
+                )
+        except BelowMinimumError as err:  # the report still shows where the data fall short
+            metadata = {"eligibility": _markdown(err.report)} if err.report is not None else {}
+            raise dg.Failure(description=str(err), metadata=metadata) from err
         metadata = {
             "model_version": outcome.model_version,
             "status": outcome.status,
+            "reason": outcome.reason,
             "artifact_path": dg.MetadataValue.path(str(outcome.artifact_path)),
-            "evaluation": dg.MetadataValue.md(markdown_table(outcome.evaluation)),
+            "evaluation": _markdown(outcome.evaluation),
         }
         for name, value in outcome.metrics.items():
             if isinstance(value, int | float):
                 metadata[f"metric/{name}"] = float(value)
+        for name, report in outcome.reports.items():
+            metadata[f"report/{name}"] = _markdown(report)
+        if outcome.fairness is not None:
+            metadata["fairness/flagged_groups"] = int(outcome.fairness["is_flagged"].sum())
+            metadata["fairness"] = _markdown(
+                outcome.fairness.select(
+                    "attribute", "group_value", "n_users", "auc", "flagged_metrics"
+                )
+            )
+        elif outcome.fairness_note:
+            metadata["fairness"] = outcome.fairness_note
         for name, path in (outcome.plots or {}).items():
             metadata[f"plot/{name}"] = image(path)
         return dg.MaterializeResult(metadata=metadata)
@@ -62,25 +136,79 @@ def build_scoring_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         group_name="ml_scoring",
         pool=WRITER_POOL,
         kinds={"python", "duckdb"},
-        description=f"Batch scores from the champion {spec.name} model, written atomically to "
-        f"{spec.score_table}.",
+        description=f"Batch scores from the champion {spec.name} model: appended to "
+        f"{spec.history_table} under the run id and current in {spec.score_table}; "
+        "drift of the scored population is measured and stored.",
     )
     def _score(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         from python_models.lifecycle import score_model
 
         with warehouse.connect() as con:
             outcome = score_model(con, spec.name, run_id=context.run_id)
-        return dg.MaterializeResult(
-            metadata={
-                "model_version": outcome.model_version,
-                "as_of_date": str(outcome.as_of_date),
-                "dagster/row_count": outcome.rows,
-            }
-        )
+        metadata = {
+            "model_version": outcome.model_version,
+            "as_of_date": str(outcome.as_of_date),
+            "history_table": spec.history_table,
+            "dagster/row_count": outcome.rows,
+        }
+        if outcome.drift is not None and outcome.drift.height:
+            compared = outcome.drift.filter("is_compared").sort("psi", descending=True)
+            if compared.height:
+                metadata["drift/max_psi"] = float(compared["psi"][0])
+            metadata["drift"] = _markdown(
+                outcome.drift.select("feature", "psi", "is_compared", "note")
+            )
+        return dg.MaterializeResult(metadata=metadata)
 
     _score.__name__ = spec.table_name
     return _score
 
 
+def build_derived_asset(derived: DerivedTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=table_key(derived.name),
+        deps=[table_key(t) for t in derived.reads],
+        group_name="ml_scoring",
+        pool=WRITER_POOL,
+        kinds={"python", "duckdb"},
+        description=f"{derived.name}: {derived.summary}.",
+    )
+    def _derived(warehouse: WarehouseResource):
+        from python_models.lifecycle import build_derived_table
+
+        with warehouse.connect() as con:
+            built = build_derived_table(con, derived)
+            preview = con.execute(f"select * from {derived.name} limit 10").pl()
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": built.rows, "preview": _markdown(preview)}
+        )
+
+    _derived.__name__ = derived.name.split(".")[1]
+    return _derived
+
+
+@dg.asset(
+    key=REALIZED_KEY,
+    deps=[*(score_key(spec) for spec in MODELS if spec.outcomes), table_key(LABELS_TABLE)],
+    group_name="ml_scoring",
+    pool=WRITER_POOL,
+    kinds={"python", "duckdb"},
+    description="ml.realized_performance: per model version and scored snapshot, how the "
+    "stored scores did once outcomes matured (ROC AUC and calibration for churn, MAE for LTV).",
+)
+def realized_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from python_models.lifecycle import refresh_realized
+
+    with warehouse.connect() as con:
+        table = refresh_realized(con)
+    overall = table.filter(table["as_of_date"].is_null())
+    metadata = {"dagster/row_count": table.height, "realized": _markdown(overall)}
+    if overall.height == 0:
+        metadata["note"] = "no stored score has a matured outcome yet"
+    return dg.MaterializeResult(metadata=metadata)
+
+
 training_assets = [build_training_asset(spec) for spec in MODELS]
 scoring_assets = [build_scoring_asset(spec) for spec in MODELS]
+derived_assets = [build_derived_asset(derived) for derived in DERIVED_TABLES]
+after_scoring_assets = [*derived_assets, realized_performance]

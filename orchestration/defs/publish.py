@@ -3,7 +3,8 @@
 import dagster as dg
 
 from orchestration.defs.dbt import uba_dbt_after_scoring, uba_dbt_assets
-from orchestration.defs.ml import score_key
+from orchestration.defs.impact import impact_assets
+from orchestration.defs.ml import after_scoring_assets, score_key
 from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models.config import get_settings
 from python_models.models import MODELS
@@ -11,8 +12,15 @@ from python_models.models import MODELS
 
 @dg.asset(
     key=dg.AssetKey(["published", "warehouse"]),
-    # Every dbt model too: the copy must hold this run's reports and the views over the scores.
-    deps=[*(score_key(spec) for spec in MODELS), uba_dbt_assets, uba_dbt_after_scoring],
+    # Published last: after the scores, the tables built from them (Python and dbt: the
+    # semantic layer's views over the scores), every dbt report and the impact tables.
+    deps=[
+        *(score_key(spec) for spec in MODELS),
+        uba_dbt_assets,
+        uba_dbt_after_scoring,
+        *(asset.key for asset in after_scoring_assets),
+        *(asset.key for asset in impact_assets),
+    ],
     group_name="publish",
     pool=WRITER_POOL,
     kinds={"duckdb", "parquet"},

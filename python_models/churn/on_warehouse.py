@@ -1,5 +1,12 @@
-"""Churn on the warehouse: read the feature mart, split by time, fit, evaluate. Scoring is the
-common newest-snapshot one (python_models.common.features.score_latest_snapshot)."""
+"""Churn on the warehouse, for users who are still here.
+
+The population (as GA4's churn probability): users with an event in the `active_window_days`
+before the snapshot. Training, evaluation and scoring all use it; users quiet for longer are not
+scored as risks (ml_scores.churn_lapsed_users says who is inactive and who is past the horizon).
+
+Before training, an eligibility report (ml.churn_eligibility: positives and negatives per
+snapshot and split) is written, and training refuses below `min_class_examples` of each.
+"""
 
 from __future__ import annotations
 
@@ -12,30 +19,112 @@ import polars as pl
 
 from python_models.churn.model import SERVED, ChurnModel, beats_baselines
 from python_models.churn.params import ChurnParams
-from python_models.common import plots
+from python_models.common import catalogue, plots, registry
+from python_models.common.artifacts import ArtifactIntegrityError
+from python_models.common.drift import age_bound_features
 from python_models.common.features import (
+    LABELS_TABLE,
     catalogue_feature_columns,
     label_horizon_days,
     load_labelled,
+    load_snapshot,
 )
 from python_models.common.metrics import classification_metrics
 from python_models.common.splits import apply_split, time_split
-from python_models.common.training import TrainingResult, reference_sample
+from python_models.common.training import BelowMinimumError, TrainingResult
+from python_models.warehouse import replace_table, table_exists
 
 LABEL = "label_churned"
+ELIGIBILITY_TABLE = "ml.churn_eligibility"
+LAPSED_TABLE = "ml_scores.churn_lapsed_users"
 
 
 def _columns(features: list[str], params: ChurnParams) -> list[str]:
     return features + ([params.recency_feature] if params.recency_feature not in features else [])
 
 
+def in_population(params: ChurnParams) -> pl.Expr:
+    """Active in the window before the snapshot: the last event at most N days before it."""
+    return pl.col(params.recency_feature) <= params.active_window_days
+
+
+def _check_window(params: ChurnParams, horizon: int) -> None:
+    if params.active_window_days >= horizon:
+        raise ValueError(
+            f"active_window_days ({params.active_window_days}) must be shorter than the churn "
+            f"horizon ({horizon} days, uba__churn_horizon_days): the scored users must still "
+            "be here"
+        )
+
+
+def eligibility_report(frame: pl.DataFrame, params: ChurnParams, split) -> pl.DataFrame:
+    """One row per matured snapshot: its split, users in the population, positives (churned),
+    negatives (returned) and users left out as inactive."""
+    role = (
+        pl.when(pl.col("as_of_date") == split.holdout_date)
+        .then(pl.lit("holdout"))
+        .when(pl.col("as_of_date") == split.calibration_date)
+        .then(pl.lit("calibration"))
+        .when(pl.col("as_of_date").is_in(split.fit_dates))
+        .then(pl.lit("fit"))
+        .otherwise(pl.lit("unused"))
+    )
+    active = in_population(params)
+    return (
+        frame.group_by("as_of_date")
+        .agg(
+            active.sum().cast(pl.Int64).alias("users_in_population"),
+            (active & pl.col("label")).sum().cast(pl.Int64).alias("positives"),
+            (active & ~pl.col("label")).sum().cast(pl.Int64).alias("negatives"),
+            (~active).sum().cast(pl.Int64).alias("users_inactive"),
+        )
+        .with_columns(
+            role.alias("split"),
+            pl.lit(params.active_window_days).alias("active_window_days"),
+        )
+        .sort("as_of_date")
+        .select(
+            "as_of_date",
+            "split",
+            "users_in_population",
+            "positives",
+            "negatives",
+            "users_inactive",
+            "active_window_days",
+        )
+    )
+
+
+def check_eligibility(report: pl.DataFrame, params: ChurnParams) -> str:
+    """One line on the classes in the population; raises BelowMinimumError below the bar."""
+    used = report.filter(pl.col("split") != "unused")
+    positives, negatives = int(used["positives"].sum()), int(used["negatives"].sum())
+    line = (
+        f"{positives:,} churned and {negatives:,} returning user-snapshots of users active "
+        f"in the {params.active_window_days} days before each of {used.height} snapshots"
+    )
+    if min(positives, negatives) < params.min_class_examples:
+        raise BelowMinimumError(
+            f"churn: only {line}; training needs at least {params.min_class_examples:,} of "
+            "each (GA4's bar is 1,000): collect more data, or set the churn parameter "
+            "min_class_examples lower to train on this sample anyway",
+            report,
+        )
+    return line
+
+
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
     params = ChurnParams.from_overrides(overrides)
     features = catalogue_feature_columns("churn")
-    frame = load_labelled(con, _columns(features, params), LABEL)
+    labelled = load_labelled(con, _columns(features, params), LABEL)
     horizon = label_horizon_days(con, "churn_horizon_days")
+    _check_window(params, horizon)
+    frame = labelled.filter(in_population(params))
     split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=params.purge)
-    print(f"[churn] {frame.height} labelled rows; {split.describe()}", file=sys.stderr)
+    report = eligibility_report(labelled, params, split)
+    replace_table(con, ELIGIBILITY_TABLE, report.to_arrow())
+    eligible = check_eligibility(report, params)
+    print(f"[churn] {eligible}; {split.describe()}", file=sys.stderr)
     fit_frame, calibration_frame, holdout = apply_split(frame, split)
     model = ChurnModel(features, params).fit(fit_frame, calibration_frame)
     evaluation = model.evaluate(holdout)
@@ -45,7 +134,8 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     gate_reason = (
         f"holdout ROC AUC {by_variant[SERVED]:.4f} vs recency rule "
         f"{by_variant['recency_rule']:.4f} and logistic regression "
-        f"{by_variant['logistic_regression']:.4f}"
+        f"{by_variant['logistic_regression']:.4f} (users active in the last "
+        f"{params.active_window_days} days)"
     )
     y_holdout = holdout["label"].cast(pl.Int8).to_numpy()
 
@@ -73,6 +163,10 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         f"baseline_{v}_roc_auc": by_variant[v] for v in ("recency_rule", "logistic_regression")
     }
     metrics["best_iteration"] = model.best_iteration_
+    metrics["active_window_days"] = params.active_window_days
+    metrics["positives"] = int(report.filter(pl.col("split") != "unused")["positives"].sum())
+    metrics["negatives"] = int(report.filter(pl.col("split") != "unused")["negatives"].sum())
+    lifetime = [f.name for f in catalogue.load_catalogue() if f.window_days is None]
     return TrainingResult(
         model_name="churn",
         model=model,
@@ -88,9 +182,93 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
             "positives": int(frame["label"].cast(pl.Int64).sum()),
             "holdout": str(split.holdout_date),
         },
-        reference_features=reference_sample(fit_frame, features, params.seed),
-        reference_scores=scores[SERVED],
+        reference_features=pl.DataFrame(),
+        reference_scores=None,
         compare_metric=compare,
         primary_metric="roc_auc",
         render_plots=render,
+        age_bound_features=age_bound_features(labelled, [f for f in features if f in lifetime]),
+        holdout_predictions=holdout.select("user_id", "as_of_date", "label").with_columns(
+            pl.Series("score", scores[SERVED])
+        ),
+        reports={"eligibility": report},
     )
+
+
+def population(con: duckdb.DuckDBPyConnection, model: ChurnModel) -> pl.DataFrame:
+    """The newest snapshot's users who are still here (the scoring population)."""
+    snapshot = load_snapshot(con, _columns(model.features, model.params))
+    return snapshot.filter(in_population(model.params))
+
+
+def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    model: ChurnModel = bundle["model"]
+    return model.predict_frame(population(con, model))
+
+
+def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    return population(con, bundle["model"])
+
+
+def outcomes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataFrame:
+    """label_churned of the scored (user_id, as_of_date) pairs whose horizon has matured."""
+    if keys.height == 0 or not table_exists(con, LABELS_TABLE):
+        return pl.DataFrame(
+            schema={"user_id": pl.String, "as_of_date": pl.Date, "outcome": pl.Boolean}
+        )
+    con.register("__uba_keys", keys.select("user_id", "as_of_date").unique().to_arrow())
+    try:
+        return con.execute(
+            f"""
+            select labels.user_id, labels.as_of_date, labels.{LABEL} as outcome
+            from {LABELS_TABLE} as labels
+            inner join __uba_keys as keys
+                on labels.user_id = keys.user_id and labels.as_of_date = keys.as_of_date
+            where labels.{LABEL} is not null
+            """
+        ).pl()
+    finally:
+        con.unregister("__uba_keys")
+
+
+def _champion_params(con: duckdb.DuckDBPyConnection) -> ChurnParams:
+    champion = registry.get_champion(con, "churn")
+    if champion is None:
+        return ChurnParams()
+    try:
+        return ChurnParams.from_overrides(champion.params)
+    except (ValueError, ArtifactIntegrityError):
+        return ChurnParams()
+
+
+def lapsed_users(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The newest snapshot's users who are not scored: `inactive` (no event in the active
+    window, but within the churn horizon) or `lapsed` (quiet for longer than the horizon:
+    churned by definition, a win-back list rather than a risk)."""
+    params = _champion_params(con)
+    horizon = label_horizon_days(con, "churn_horizon_days")
+    snapshot = load_snapshot(con, [params.recency_feature])
+    quiet = pl.col(params.recency_feature)
+    return snapshot.filter(~in_population(params)).select(
+        pl.col("user_id").cast(pl.String),
+        pl.col("as_of_date").cast(pl.Date),
+        pl.when(quiet > horizon)
+        .then(pl.lit("lapsed"))
+        .otherwise(pl.lit("inactive"))
+        .alias("activity_status"),
+        quiet.cast(pl.Int64).alias("days_since_last_event"),
+        (pl.col("as_of_date") - pl.duration(days=quiet)).cast(pl.Date).alias("last_active_date"),
+        pl.lit(params.active_window_days, dtype=pl.Int64).alias("active_window_days"),
+        pl.lit(horizon, dtype=pl.Int64).alias("churn_horizon_days"),
+    )
+
+
+__all__ = [
+    "ELIGIBILITY_TABLE",
+    "LAPSED_TABLE",
+    "lapsed_users",
+    "latest_features",
+    "outcomes",
+    "score",
+    "train",
+]

@@ -4,22 +4,18 @@ from python_models.churn import on_warehouse
 from python_models.churn.examples import example
 from python_models.churn.model import ChurnModel
 from python_models.churn.params import ChurnParams
-from python_models.common.features import (
-    FEATURES_TABLE,
-    LABELS_TABLE,
-    latest_snapshot_features,
-    score_latest_snapshot,
-)
+from python_models.common.features import FEATURES_TABLE, LABELS_TABLE
 from python_models.common.spec import ModelSpec
 
 SPEC = ModelSpec(
     name="churn",
-    summary="probability that the user has no event in the churn horizon (30 days)",
+    summary="probability that a user active in the last 7 days has no event in the churn "
+    "horizon (30 days)",
     estimator=ChurnModel,
     params=ChurnParams,
     train=on_warehouse.train,
-    score=score_latest_snapshot,
-    latest_features=latest_snapshot_features,
+    score=on_warehouse.score,
+    latest_features=on_warehouse.latest_features,
     inputs=(FEATURES_TABLE, LABELS_TABLE),
     score_table="ml_scores.churn_scores",
     label_columns=("predicted_label",),
@@ -32,4 +28,6 @@ SPEC = ModelSpec(
         "days (the churn horizon).",
         "predicted_label": "True when score >= 0.5: the user is predicted to churn.",
     },
+    watch_drift=True,
+    outcomes=on_warehouse.outcomes,
 )

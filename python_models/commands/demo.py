@@ -17,6 +17,11 @@ from pathlib import Path
 
 from python_models.config import get_settings
 
+# The demo sample is small: churn trains on fewer examples than its default bar (1,000
+# churned and 1,000 returning user-snapshots, as GA4 asks); the eligibility report says how
+# many there are.
+DEMO_PARAMS = {"churn": {"min_class_examples": 100}}
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="sample size (events)")
@@ -66,11 +71,25 @@ def print_summary() -> None:
                 "from duckdb_tables() where schema_name in ('ml_scores', 'ml') order by 1"
             )
         )
-        print("Highest churn risk:")
+        print("Highest churn risk among users still here (active in the last 7 days):")
         print(
             con.sql(
                 "select user_id, round(score, 3) as churn_risk, reasons "
                 "from ml_scores.churn_scores order by score desc limit 5"
+            )
+        )
+        print("Not scored for churn (ml_scores.churn_lapsed_users):")
+        print(
+            con.sql(
+                "select activity_status, count(*) as users from ml_scores.churn_lapsed_users "
+                "group by 1 order by 1"
+            )
+        )
+        print("Act first: churn risk x expected revenue (ml_scores.value_at_risk):")
+        print(
+            con.sql(
+                "select rank, user_id, round(value_at_risk_usd, 2) as value_at_risk_usd, "
+                "holdout_group, reasons from ml_scores.value_at_risk order by rank limit 5"
             )
         )
         print("Top anomaly alerts:")
@@ -100,6 +119,7 @@ def run(args) -> int:
 
     from orchestration.definitions import defs
     from orchestration.defs.ingest import RAW_EVENTS, raw_files_run_config
+    from orchestration.defs.ml import training_run_config
 
     instance = DagsterInstance.get()
     job = defs.resolve_job_def(args.job)
@@ -109,6 +129,11 @@ def run(args) -> int:
     run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if job.has_node_named(RAW_EVENTS.to_python_identifier()):
         run_config |= raw_files_run_config(str(input_path))
+    training = training_run_config(DEMO_PARAMS)
+    ops = {k: v for k, v in training.get("ops", {}).items() if job.has_node_named(k)}
+    if ops:
+        print(f"uba demo: small sample, so training with {DEMO_PARAMS}")
+        run_config.setdefault("ops", {}).update(ops)
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     elapsed = time.perf_counter() - started
     if not result.success:

@@ -1,23 +1,44 @@
-"""Drift: population stability index (PSI) of a model's features and of its predicted scores.
+"""Drift that compares like with like, measured at every scoring run and stored.
 
-Reference = the champion's training window (a seeded sample stored in its artifact, so drift
-can be measured even after the mart has moved on); current = the latest snapshot / scores.
+Reference = the population the champion would have scored when it was trained (its spec's
+`latest_features` at training time, a seeded sample kept in the artifact, with the model's
+scores of it); current = the population scored now (the same function at scoring time). So
+scoring unchanged data measures exactly zero, and a retrain's own rescoring never looks
+like drift.
+
+Features that grow with calendar time by construction (tenure, lifetime totals) drift even
+when behaviour does not: a feature is "age-bound" when the catalogue computes it over the
+whole history (window_days null) and it never decreases for any user between consecutive
+training snapshots while it grows for some (`age_bound_features`). Their PSI is stored but
+marked not compared; the windowed features carry the behaviour.
+
+Every measurement goes to `ml.drift_measurements` (one row per model, scoring run and feature,
+plus the prediction row). `drift_decision` is the drift sensor's rule: at most one retraining
+request per new scoring run, none when the scored data are unchanged.
+
 PSI rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 significant shift.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
 
-from python_models.common import registry
+from python_models.common.artifacts import stable_hash
+from python_models.common.registry import utc_now
+from python_models.common.scores import SCORING_RUNS_TABLE
 from python_models.common.spec import ModelSpec
 from python_models.warehouse import connect, table_exists
 
+DRIFT_TABLE = "ml.drift_measurements"
+PREDICTION = "score"  # the `feature` value of the prediction-drift row
 _EPSILON = 1e-4
 
 
@@ -51,78 +72,301 @@ def population_stability_index(expected, actual, bins: int = 10) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={"feature": pl.String, "psi": pl.Float64})
+def age_bound_features(
+    frame: pl.DataFrame,
+    candidates: Iterable[str],
+    time_column: str = "as_of_date",
+) -> list[str]:
+    """The `candidates` that never decrease for any user from one snapshot to the next in
+    `frame` (user_id, time_column, features) and increase for at least one: they grow with
+    calendar time by construction, so their PSI against an older population is no signal."""
+    candidates = [c for c in candidates if c in frame.columns]
+    if not candidates or frame.height == 0:
+        return []
+    ordered = frame.select("user_id", time_column, *candidates).sort("user_id", time_column)
+    steps = ordered.select(
+        (pl.col(c).cast(pl.Float64).diff().over("user_id")).alias(c) for c in candidates
+    )
+    grows = steps.select(
+        ((pl.col(c).min() >= 0) & (pl.col(c).max() > 0)).alias(c) for c in candidates
+    ).row(0, named=True)
+    return [c for c in candidates if grows[c]]
 
 
-def feature_psi(reference: pl.DataFrame, current: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
-    """PSI per feature present in both frames, worst first."""
-    rows = []
-    for feature in reference.columns:
-        if feature not in current.columns:
-            continue
-        expected = reference[feature].cast(pl.Float64).to_numpy()
-        actual = current[feature].cast(pl.Float64).to_numpy()
-        if expected.size and actual.size:
-            rows.append(
-                {"feature": feature, "psi": population_stability_index(expected, actual, bins)}
-            )
-    if not rows:
-        return _empty()
-    return pl.DataFrame(rows).sort("psi", descending=True)
-
-
-def feature_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 10):
-    """PSI per feature: champion's training window vs the latest inputs, worst first.
-
-    Empty when the model has no champion yet.
-    """
-    champion = registry.get_champion(con, spec.name)
-    if champion is None:
-        return _empty()
-    bundle = champion.load()
-    return feature_psi(bundle["reference_features"], spec.latest_features(con, bundle), bins)
-
-
-def prediction_drift(con: duckdb.DuckDBPyConnection, spec: ModelSpec, bins: int = 10):
-    """PSI of the latest written scores vs the champion's scores at training time (None if
-    there is no champion or no score table yet)."""
-    champion = registry.get_champion(con, spec.name)
-    if champion is None or not table_exists(con, spec.score_table):
-        return None
-    reference = np.asarray(champion.load()["reference_scores"], dtype=float)
-    latest = con.sql(f"select score from {spec.score_table}").pl()["score"].to_numpy()
-    if reference.size == 0 or latest.size == 0:
-        return None
-    return population_stability_index(reference, latest, bins)
-
-
-@dataclass(frozen=True)
-class DriftSummary:
-    model_name: str
-    max_feature_psi: float
-    prediction_psi: float
-    worst_features: dict[str, float] = field(default_factory=dict)  # up to 5, worst first
-
-    def exceeds(self, threshold: float) -> bool:
-        return max(self.max_feature_psi, self.prediction_psi) > threshold
-
-
-def summarize(model_name: str, features: pl.DataFrame, prediction: float | None) -> DriftSummary:
-    worst = features.sort("psi", descending=True).head(5)
-    return DriftSummary(
-        model_name=model_name,
-        max_feature_psi=float(features["psi"].max() or 0.0) if features.height else 0.0,
-        prediction_psi=float(prediction or 0.0),
-        worst_features=dict(zip(worst["feature"], worst["psi"], strict=True)),
+def frame_fingerprint(frame: pl.DataFrame) -> str:
+    """Content hash of a frame, independent of row order (same data -> same fingerprint)."""
+    if frame.height == 0:
+        return stable_hash({"columns": frame.columns, "rows": 0}, length=16)
+    hashes = frame.hash_rows(seed=0).sort()
+    return stable_hash(
+        {
+            "columns": frame.columns,
+            "rows": frame.height,
+            "sum": int(hashes.cast(pl.UInt64).sum() % (1 << 61)),
+            "xor": int(np.bitwise_xor.reduce(hashes.to_numpy())),
+        },
+        length=16,
     )
 
 
-def measure_drift(duckdb_path: str | Path, spec: ModelSpec) -> DriftSummary:
-    """Feature and prediction drift of `spec`'s champion, read from a (published) warehouse
-    opened read-only, so measuring never blocks a run that writes."""
-    con = connect(duckdb_path, read_only=True)
+def _empty_measurements() -> pl.DataFrame:
+    return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
+
+
+MEASUREMENT_SCHEMA = {
+    "model_name": pl.String,
+    "model_version": pl.String,
+    "run_id": pl.String,
+    "feature": pl.String,  # PREDICTION for the score row
+    "psi": pl.Float64,
+    "is_compared": pl.Boolean,  # False: age-bound or absent on one side; psi kept for reading
+    "note": pl.String,
+    "reference_rows": pl.Int64,
+    "current_rows": pl.Int64,
+    "reference_fingerprint": pl.String,
+    "current_fingerprint": pl.String,
+    "measured_at": pl.Datetime("us"),
+}
+
+
+def measure(
+    spec: ModelSpec,
+    model_version: str,
+    run_id: str,
+    bundle: dict[str, Any],
+    current: pl.DataFrame,
+    current_scores: np.ndarray,
+    bins: int = 10,
+) -> pl.DataFrame:
+    """Drift rows of one scoring run: PSI per feature (reference sample in the bundle vs
+    `current`, the scored population) and of the scores (`current_scores` vs the champion's
+    scores of its training-time population)."""
+    reference: pl.DataFrame | None = bundle.get("reference_features")
+    reference_scores = np.asarray(bundle.get("reference_scores", []), dtype=float)
+    age_bound = set(bundle.get("age_bound_features") or ())
+    reference_fingerprint = bundle.get("reference_fingerprint")
+    current_fingerprint = frame_fingerprint(current)
+    rows = []
+
+    def row(feature: str, psi, compared: bool, note: str, n_ref: int, n_cur: int) -> None:
+        rows.append(
+            {
+                "model_name": spec.name,
+                "model_version": model_version,
+                "run_id": run_id,
+                "feature": feature,
+                "psi": psi,
+                "is_compared": compared,
+                "note": note,
+                "reference_rows": n_ref,
+                "current_rows": n_cur,
+                "reference_fingerprint": reference_fingerprint,
+                "current_fingerprint": current_fingerprint,
+                "measured_at": utc_now(),
+            }
+        )
+
+    if reference is not None and reference.height and current.height:
+        for feature in reference.columns:
+            if feature not in current.columns:
+                row(feature, None, False, "not in the scored inputs", reference.height, 0)
+                continue
+            psi = population_stability_index(
+                reference[feature].cast(pl.Float64).to_numpy(),
+                current[feature].cast(pl.Float64).to_numpy(),
+                bins,
+            )
+            if feature in age_bound:
+                note = "grows with calendar time by construction: not compared"
+                row(feature, psi, False, note, reference.height, current.height)
+            else:
+                row(feature, psi, True, "", reference.height, current.height)
+    if reference_scores.size and np.asarray(current_scores).size:
+        psi = population_stability_index(reference_scores, current_scores, bins)
+        row(PREDICTION, psi, True, "", reference_scores.size, int(np.asarray(current_scores).size))
+    if not rows:
+        return _empty_measurements()
+    return pl.DataFrame(rows, schema=MEASUREMENT_SCHEMA, orient="row")
+
+
+def ensure_drift_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists ml")
+    types = {pl.String: "varchar", pl.Float64: "double", pl.Boolean: "boolean", pl.Int64: "bigint"}
+    columns = ",\n".join(
+        f"{name} {types.get(dtype, 'timestamp')}" for name, dtype in MEASUREMENT_SCHEMA.items()
+    )
+    con.execute(f"create table if not exists {DRIFT_TABLE} (\n{columns}\n)")
+
+
+def record_measurements(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
+    """Store one run's measurements, replacing that (model, run)'s earlier rows."""
+    ensure_drift_table(con)
+    if rows.height == 0:
+        return 0
+    keys = rows.select("model_name", "run_id").unique().rows()
+    con.register("__uba_drift", rows.to_arrow())
     try:
-        return summarize(spec.name, feature_drift(con, spec), prediction_drift(con, spec))
+        con.execute("begin transaction")
+        for model_name, run_id in keys:
+            con.execute(
+                f"delete from {DRIFT_TABLE} where model_name = ? and run_id = ?",
+                [model_name, run_id],
+            )
+        con.execute(f"insert into {DRIFT_TABLE} by name select * from __uba_drift")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("__uba_drift")
+    return rows.height
+
+
+# --- the drift sensor's rule --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftDecision:
+    request: bool
+    message: str
+    cursor: str  # JSON: the scoring run judged and the fingerprint of its data
+    run_id: str | None = None
+    worst: dict[str, float] = field(default_factory=dict)  # up to 5 compared rows, worst first
+
+    @property
+    def run_key(self) -> str:
+        return f"drift-{self.run_id}"
+
+
+def _parse_cursor(cursor: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(cursor) if cursor else {}
+    except json.JSONDecodeError:
+        value = {}
+    return value if isinstance(value, dict) else {}
+
+
+def _latest_run(con: duckdb.DuckDBPyConnection, models: list[str]) -> dict[str, Any] | None:
+    marks = ", ".join("?" for _ in models)
+    rows = con.execute(
+        f"""
+        select run_id, max(scored_at) as scored_at,
+            string_agg(model_name || ':' || coalesce(input_fingerprint, ''), ','
+                order by model_name) as fingerprint
+        from {SCORING_RUNS_TABLE}
+        where model_name in ({marks})
+        group by run_id
+        order by scored_at desc, run_id desc
+        limit 1
+        """,
+        models,
+    ).fetchall()
+    if not rows:
+        return None
+    run_id, scored_at, fingerprint = rows[0]
+    return {"run_id": run_id, "scored_at": scored_at, "fingerprint": fingerprint}
+
+
+def drift_decision(
+    con: duckdb.DuckDBPyConnection,
+    models: list[str],
+    cursor: str | None,
+    threshold: float,
+) -> DriftDecision:
+    """Whether the newest scoring run of `models` calls for retraining.
+
+    Once per scoring run (the cursor holds the last run judged): no request when there is no
+    new run, when the run scored the same data as the last judged run (a retrain's own
+    rescoring, a daily refresh without new data) or the champion's training-time data, or when
+    no compared PSI passes `threshold`."""
+    state = _parse_cursor(cursor)
+    if not models or not table_exists(con, SCORING_RUNS_TABLE):
+        return DriftDecision(False, "no scoring run yet", json.dumps(state))
+    latest = _latest_run(con, models)
+    if latest is None:
+        return DriftDecision(False, "no scoring run yet", json.dumps(state))
+    run_id, fingerprint = latest["run_id"], latest["fingerprint"]
+    new_cursor = json.dumps({"run_id": run_id, "fingerprint": fingerprint})
+    if state.get("run_id") == run_id:
+        return DriftDecision(False, f"no new scoring run since {run_id}", new_cursor, run_id)
+    if state.get("fingerprint") == fingerprint:
+        return DriftDecision(
+            False,
+            f"scoring run {run_id} scored the same data as run {state.get('run_id')}",
+            new_cursor,
+            run_id,
+        )
+    if not table_exists(con, DRIFT_TABLE):
+        return DriftDecision(False, f"no drift measured for run {run_id}", new_cursor, run_id)
+    marks = ", ".join("?" for _ in models)
+    measured = con.execute(
+        f"""
+        select model_name, feature, psi,
+            reference_fingerprint is not null
+                and reference_fingerprint = current_fingerprint as is_reference_data
+        from {DRIFT_TABLE}
+        where run_id = ? and model_name in ({marks}) and is_compared and psi is not null
+        order by psi desc
+        """,
+        [run_id, *models],
+    ).pl()
+    if measured.height == 0:
+        return DriftDecision(False, f"no drift measured for run {run_id}", new_cursor, run_id)
+    if measured["is_reference_data"].all():
+        return DriftDecision(
+            False,
+            f"run {run_id} scored the champion's training-time data",
+            new_cursor,
+            run_id,
+        )
+    worst = {
+        f"{r['model_name']}.{r['feature']}": round(float(r["psi"]), 4)
+        for r in measured.head(5).iter_rows(named=True)
+    }
+    top_name, top_psi = next(iter(worst.items()))
+    if top_psi > threshold:
+        return DriftDecision(
+            True,
+            f"run {run_id}: PSI {top_psi:.3f} on {top_name} > {threshold}",
+            new_cursor,
+            run_id,
+            worst,
+        )
+    return DriftDecision(
+        False,
+        f"run {run_id}: no drift past PSI {threshold} (worst {top_name} {top_psi:.3f})",
+        new_cursor,
+        run_id,
+        worst,
+    )
+
+
+def decide_on_published(
+    published: str | Path, models: list[str], cursor: str | None, threshold: float
+) -> DriftDecision:
+    """`drift_decision` on the published copy, opened read-only so it never blocks a run."""
+    path = Path(published)
+    if not path.exists():
+        return DriftDecision(False, f"no published warehouse at {path} yet", cursor or "{}")
+    con = connect(path, read_only=True)
+    try:
+        return drift_decision(con, models, cursor, threshold)
     finally:
         con.close()
+
+
+def latest_measurements(con: duckdb.DuckDBPyConnection, model_name: str) -> pl.DataFrame:
+    """The newest run's drift rows of a model, worst first (empty when none)."""
+    if not table_exists(con, DRIFT_TABLE):
+        return _empty_measurements()
+    return con.execute(
+        f"""
+        select * from {DRIFT_TABLE}
+        where model_name = ? and run_id = (
+            select run_id from {DRIFT_TABLE} where model_name = ?
+            order by measured_at desc limit 1
+        )
+        order by is_compared desc, psi desc nulls last
+        """,
+        [model_name, model_name],
+    ).pl()

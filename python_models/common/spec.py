@@ -21,6 +21,8 @@ from python_models.common.training import TrainingResult
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 KEY_COLUMNS = ("user_id", "as_of_date")
+# Which holdout group (docs/impact.md) the user is in: a CRM acts on `treatment` users only.
+HOLDOUT_COLUMN = "holdout_group"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,19 @@ class ModelSpec:
     # comments, the published manifest): `score` and every label column; a shared column
     # (user_id, as_of_date...) listed here overrides the house wording (python_models.bi_docs).
     column_docs: Mapping[str, str] = field(default_factory=dict)
+    # More per-user outputs after the labels (forecasts and their intervals), never null.
+    detail_columns: tuple[str, ...] = ()
+    # The drift sensor asks for retraining when this model's scored inputs drift.
+    watch_drift: bool = False
+    # Matured outcomes for realized performance: outcomes(con, keys) with keys = the scored
+    # (user_id, as_of_date) pairs -> (user_id, as_of_date, outcome) for those that matured;
+    # a boolean outcome is judged by AUC / calibration, a number by MAE.
+    outcomes: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame], pl.DataFrame] | None = None
+    # Models that also learn from a file outside the warehouse (LTV from a transactions
+    # export): train_file(frame, overrides, horizon_days, calibration_end) -> TrainingResult
+    # and score_file(frame, bundle) -> score rows with pseudonymous ids and holdout_group.
+    train_file: Callable[..., TrainingResult] | None = None
+    score_file: Callable[[pl.DataFrame, dict[str, Any]], pl.DataFrame] | None = None
     # The score table's grain: one row per user and snapshot, unless the model scores something
     # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
     key_columns: tuple[str, ...] = KEY_COLUMNS
@@ -79,6 +94,20 @@ class ModelSpec:
             raise ValueError(f"model {self.name}: declare the score table's key columns")
         if not self.label_columns:
             raise ValueError(f"model {self.name}: declare at least one label column")
+        reserved = {
+            *KEY_COLUMNS,
+            *self.key_columns,
+            "model_name",
+            "model_version",
+            "score",
+            "reasons",
+            HOLDOUT_COLUMN,
+            "scored_at",
+            "run_id",
+        }
+        clash = sorted(reserved & {*self.label_columns, *self.detail_columns})
+        if clash:
+            raise ValueError(f"model {self.name}: columns {clash} are the score table's own")
         if self.params.model_name != self.name:
             raise ValueError(
                 f"model {self.name}: {self.params.__name__}.model_name is "
@@ -91,6 +120,11 @@ class ModelSpec:
         return self.score_table.split(".")[1]
 
     @property
+    def history_table(self) -> str:
+        """Every scoring run's rows, keyed by run_id (`ml_scores.churn_scores_history`)."""
+        return f"{self.score_table}_history"
+
+    @property
     def score_columns(self) -> tuple[str, ...]:
         """The score table's columns, in order (docs/CONTRACTS.md)."""
         return (
@@ -99,7 +133,25 @@ class ModelSpec:
             "model_version",
             "score",
             *self.label_columns,
+            *self.detail_columns,
             "reasons",
+            *((HOLDOUT_COLUMN,) if "user_id" in self.key_columns else ()),
             "scored_at",
             "run_id",
         )
+
+
+@dataclass(frozen=True)
+class DerivedTable:
+    """A table built from score tables after scoring (value at risk, lapsed users): one
+    declaration gives the `uba score` step and the Dagster asset with its dependencies."""
+
+    name: str  # "schema.table"
+    summary: str
+    reads: tuple[str, ...]  # tables it is built from, "schema.table"
+    build: Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]
+
+    def __post_init__(self) -> None:
+        for table in (self.name, *self.reads):
+            if len(table.split(".")) != 2:
+                raise ValueError(f"derived table: expected 'schema.table', got {table!r}")

@@ -1,4 +1,4 @@
-"""What each model's trainer hands back to `python_models.jobs` (one shape for all four)."""
+"""What each model's trainer hands back to the lifecycle (one shape for all models)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,29 @@ class TrainingResult:
     passes_gate: bool  # beat the baselines / passed the model's sanity bar
     gate_reason: str
     data_fingerprint: dict[str, Any]
-    reference_features: pl.DataFrame  # sample of training features (drift reference)
-    reference_scores: np.ndarray  # scores at training time (prediction drift reference)
+    # Drift reference. The lifecycle replaces an empty frame by the population the model
+    # would score at training time (its spec's latest_features), and empty or None scores by
+    # the model's predictions of it.
+    reference_features: pl.DataFrame
+    reference_scores: np.ndarray | None
     # For champion/challenger: the served metric of another model bundle on this run's holdout.
     compare_metric: Callable[[dict[str, Any]], float] | None = None
     primary_metric: str | None = None
     render_plots: Callable[[Path], dict[str, Path]] = field(default=lambda folder: {})
+    # Features that grow with calendar time by construction (python_models.common.drift).
+    age_bound_features: list[str] = field(default_factory=list)
+    # Holdout rows (user_id, score, label) of a yes/no model: the fairness report's input.
+    holdout_predictions: pl.DataFrame | None = None
+    # Tables the training reported on (name -> frame), shown with the outcome.
+    reports: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+class BelowMinimumError(ValueError):
+    """The data are too thin to train on; `report` says where (e.g. positives per window)."""
+
+    def __init__(self, message: str, report: pl.DataFrame | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 def reference_sample(frame: pl.DataFrame, features: list[str], seed: int) -> pl.DataFrame:

@@ -51,10 +51,11 @@ class ExperimentSpec:
 
 @dataclass(frozen=True)
 class ModelOutcome:
-    """A scored model and the matured label (features.ftr_user_labels) it is judged against."""
+    """A scored model and the matured label (features.ftr_user_labels) it is judged against.
+    `scores_table` None: the model's score history, named by its spec (inputs.scores_table_of)."""
 
     model_name: str
-    scores_table: str
+    scores_table: str | None
     outcome: str
 
 
@@ -155,13 +156,13 @@ def _experiments(raw) -> dict[str, ExperimentSpec]:
 def _models(raw) -> tuple[ModelOutcome, ...]:
     if not isinstance(raw, dict):
         raise ImpactConfigError(
-            "dbt var uba__impact_models must map model -> {scores_table, outcome}"
+            "dbt var uba__impact_models must map model -> {outcome[, scores_table]}"
         )
     out = []
     for name, entry in raw.items():
-        table = (entry or {}).get("scores_table", "")
+        table = (entry or {}).get("scores_table")
         outcome = (entry or {}).get("outcome", "")
-        if not _QUALIFIED.match(str(table)):
+        if table is not None and not _QUALIFIED.match(str(table)):
             raise ImpactConfigError(
                 f"uba__impact_models.{name}.scores_table must be schema.table, got {table!r}"
             )
@@ -169,7 +170,7 @@ def _models(raw) -> tuple[ModelOutcome, ...]:
             raise ImpactConfigError(
                 f"uba__impact_models.{name}.outcome must be a label column, got {outcome!r}"
             )
-        out.append(ModelOutcome(str(name), str(table), str(outcome)))
+        out.append(ModelOutcome(str(name), None if table is None else str(table), str(outcome)))
     return tuple(out)
 
 

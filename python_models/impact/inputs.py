@@ -1,8 +1,8 @@
 """What lift and fairness read from the warehouse (documented in docs/impact.md, "Inputs").
 
-- a score table per model (var uba__impact_models: `scores_table`, today ml_scores.<model>
-  scores; point it at a score history table once one exists): user_id, as_of_date,
-  model_name, model_version, score;
+- each model's score history (ml_scores.<table>_history, named by the model's spec; or the
+  `scores_table` of var uba__impact_models when given): user_id, as_of_date, model_name,
+  model_version, score;
 - features.ftr_user_labels: the matured label named by `outcome` (e.g. label_churned), joined
   on (user_id, as_of_date); rows whose label has not matured are left out;
 - marts.dim_user_holdout_groups: holdout_group per user_id;
@@ -43,6 +43,16 @@ def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
     ]
 
 
+def scores_table_of(model: ModelOutcome) -> str:
+    """The table lift and fairness read for `model`: the var's `scores_table` when given,
+    else the score history the model's spec names (so the table is declared once)."""
+    if model.scores_table:
+        return model.scores_table
+    from python_models.models import get_spec
+
+    return get_spec(model.model_name).history_table
+
+
 def scored_outcomes(
     con: duckdb.DuckDBPyConnection, model: ModelOutcome
 ) -> tuple[pl.DataFrame, str]:
@@ -58,7 +68,8 @@ def scored_outcomes(
             "outcome": pl.Float64,
         }
     )
-    for table in (model.scores_table, LABELS_TABLE, HOLDOUT_TABLE):
+    scores_table = scores_table_of(model)
+    for table in (scores_table, LABELS_TABLE, HOLDOUT_TABLE):
         if not table_exists(con, table):
             return empty, f"{table} does not exist yet"
     if model.outcome not in _columns(con, LABELS_TABLE):
@@ -68,7 +79,7 @@ def scored_outcomes(
         select scores.model_name, scores.model_version, scores.user_id, scores.as_of_date,
             cast(scores.score as double) as score, groups.{HOLDOUT_GROUP_COLUMN},
             labels."{model.outcome}" as outcome
-        from {model.scores_table} as scores
+        from {scores_table} as scores
         inner join {LABELS_TABLE} as labels
             on scores.user_id = labels.user_id and scores.as_of_date = labels.as_of_date
         left join {HOLDOUT_TABLE} as groups
@@ -79,8 +90,8 @@ def scored_outcomes(
     ).pl()
     if frame.is_empty():
         return empty, (
-            f"no {model.scores_table} row has a matured {model.outcome} yet (labels mature "
-            "after their horizon; point scores_table at a score history to judge past scores)"
+            f"no {scores_table} row has a matured {model.outcome} yet (labels mature after "
+            "their horizon: the history's older runs are judged once they do)"
         )
     return frame, ""
 

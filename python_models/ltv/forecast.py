@@ -36,15 +36,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 from scipy.stats import poisson
 
-from python_models.common.params import ModelParams
 from python_models.ltv import btyd
+from python_models.ltv.params import LtvParams
 from python_models.ltv.transactions import (
     as_date,
     customer_summary,
@@ -57,6 +57,9 @@ BASELINES = ("zero", "own_rate", "bgnbd_gg_mean", "bgnbd_gg_median")
 CANDIDATE = "lightgbm_l1"
 TARGETS = ("purchases", "revenue_usd")
 FORECAST_COLUMNS = [f"{t}{s}" for t in TARGETS for s in ("", "_low", "_high")]
+# What the forward forecast says of each customer's past (for reasons in words): purchase days
+# before the cut, days from the last one to the cut, mean spend per purchase day.
+HISTORY_COLUMNS = ("purchase_days", "days_since_last_purchase", "mean_purchase_usd")
 ML_FEATURES = [
     "frequency",
     "recency",
@@ -81,61 +84,6 @@ ML_FEATURES = [
     "bg_revenue_usd",
     "bg_revenue_usd_high",
 ]
-
-
-@dataclass(frozen=True)
-class TransactionLtvParams(ModelParams):
-    model_name: ClassVar[str] = "transaction-LTV"
-
-    interval: float = 0.8  # central predictive interval
-    bootstrap_fits: int = 20  # BG/NBD + GG refits on resampled customers (parameter uncertainty)
-    draws: int = 400  # posterior-predictive draws per customer
-    simulation_chunk: int = 20_000  # customers simulated at once (memory: chunk x draws x 16 B)
-    num_leaves: int = 15
-    learning_rate: float = 0.05
-    num_boost_round: int = 500
-    early_stopping_rounds: int = 40
-    min_child_samples: int = 50
-    lambda_l2: float = 1.0
-    validation_fraction: float = 0.2
-    min_training_customers: int = 200
-    min_customers: int = 20
-    # Relative MAE edge the candidate needs over every baseline on both targets. On CDNOW the
-    # candidate's edge over the BG/NBD median moves between -0.2% and +0.8% with the seed: a
-    # smaller margin would let the served model flip on noise.
-    champion_margin: float = 0.01
-    seed: int = 42
-    num_threads: int = 1  # small data: a second OpenMP thread costs more than it saves (measured)
-
-    def check(self) -> None:
-        if not 0.0 < self.interval < 1.0:
-            raise ValueError("interval must be in (0, 1)")
-        if not 0.0 <= self.champion_margin < 1.0:
-            raise ValueError("champion_margin must be in [0, 1)")
-        if self.bootstrap_fits < 1 or self.draws < 10:
-            raise ValueError("bootstrap_fits must be >= 1 and draws >= 10")
-
-    def lightgbm(self, objective: str, alpha: float | None = None) -> dict[str, Any]:
-        settings = {
-            "objective": objective,
-            "num_leaves": self.num_leaves,
-            "learning_rate": self.learning_rate,
-            "min_child_samples": self.min_child_samples,
-            "lambda_l2": self.lambda_l2,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": self.num_threads,
-            "verbosity": -1,
-        }
-        if alpha is not None:
-            settings["alpha"] = alpha
-        return settings
-
-    @property
-    def quantiles(self) -> tuple[float, float, float]:
-        tail = (1.0 - self.interval) / 2
-        return tail, 0.5, 1.0 - tail
 
 
 @dataclass
@@ -177,7 +125,7 @@ def _summary_arrays(summary: pl.DataFrame) -> list[np.ndarray]:
     return [summary[c].to_numpy() for c in ("frequency", "recency", "age", "repeat_value")]
 
 
-def _fit_btyd(summary: pl.DataFrame, settings: TransactionLtvParams, rng) -> _BtydFit:
+def _fit_btyd(summary: pl.DataFrame, settings: LtvParams, rng) -> _BtydFit:
     x, t_x, T, mbar = _summary_arrays(summary)
     bgnbd = btyd.fit_bgnbd(x, t_x, T)
     gamma_gamma = btyd.fit_gamma_gamma(x, mbar)
@@ -190,7 +138,7 @@ def _fit_btyd(summary: pl.DataFrame, settings: TransactionLtvParams, rng) -> _Bt
 
 
 def _btyd_state(
-    days: pl.DataFrame, cut: date, horizon: int, settings: TransactionLtvParams, seed: int
+    days: pl.DataFrame, cut: date, horizon: int, settings: LtvParams, seed: int
 ) -> pl.DataFrame:
     """Per customer at `cut`: the RFM summary, BG/NBD + GG expectations, P(alive) with its
     interval, and posterior-predictive quantiles of purchases and revenue over the horizon."""
@@ -259,7 +207,7 @@ def _forecast_frame(state: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFram
     )
 
 
-def _baseline(name: str, state: pl.DataFrame, horizon: int, settings: TransactionLtvParams):
+def _baseline(name: str, state: pl.DataFrame, horizon: int, settings: LtvParams):
     n = state.height
     if name == "zero":
         return _forecast_frame(state, {c: np.zeros(n) for c in FORECAST_COLUMNS})
@@ -308,7 +256,7 @@ _QUANTILE_SUFFIXES = ("_low", "", "_high")
 
 
 def _fit_candidate(
-    days: pl.DataFrame, cut: date, horizon: int, settings: TransactionLtvParams
+    days: pl.DataFrame, cut: date, horizon: int, settings: LtvParams
 ) -> tuple[_Candidate | None, str]:
     """LightGBM on the earlier pair: state at `cut - window`, targets in [cut - window, cut)."""
     first = days["day"].min()
@@ -451,7 +399,7 @@ def evaluate_transactions(
 
     `calibration_end` is the first holdout day (purchases strictly before it are calibration);
     None = the latest cut whose holdout has matured (last purchase day + 1 - horizon)."""
-    settings = TransactionLtvParams.from_overrides(params)
+    settings = LtvParams.from_overrides(params)
     if horizon_days <= 0:
         raise ValueError("horizon_days must be positive")
     days = _prepare(transactions)
@@ -513,9 +461,9 @@ def forecast_transactions(
     for every customer who bought before it, with the model `evaluate_transactions` chose.
 
     One row per customer: the served point forecast (purchases, revenue_usd) with its interval,
-    P(alive) with its interval, and the BG/NBD + GG expectations (expected_*), which are the
-    columns to add up for totals: medians do not sum to a total."""
-    settings = TransactionLtvParams.from_overrides(params)
+    P(alive) with its interval, the BG/NBD + GG expectations (expected_*), which are the
+    columns to add up for totals (medians do not sum to a total), and HISTORY_COLUMNS."""
+    settings = LtvParams.from_overrides(params)
     if horizon_days <= 0:
         raise ValueError("horizon_days must be positive")
     days = _prepare(transactions)
@@ -539,6 +487,9 @@ def forecast_transactions(
                 "p_alive_high",
                 "expected_purchases",
                 "expected_revenue_usd",
+                (pl.col("frequency") + 1).alias("purchase_days"),
+                (pl.col("days_since_last") + 1).alias("days_since_last_purchase"),
+                pl.col("mean_value").alias("mean_purchase_usd"),
             ),
             on="user_id",
         )
@@ -553,5 +504,6 @@ def forecast_transactions(
             "p_alive_high",
             "expected_purchases",
             "expected_revenue_usd",
+            *HISTORY_COLUMNS,
         )
     )

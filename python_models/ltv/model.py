@@ -1,147 +1,195 @@
-"""LTV: revenue over the label horizon, LightGBM with a tweedie objective (many zeros, a long
-tail) against a historical-average baseline (past spend rate x horizon)."""
+"""LTV: customer lifetime value in the buy-till-you-die setting, as the house's estimator.
+
+`LtvForecaster` reads purchases (user_id, purchased_at, revenue_usd; one row per purchase) and
+wraps python_models.ltv.forecast:
+
+- `fit(frame)` evaluates every forecaster on a time split of `frame` (calibration before the
+  latest cut whose holdout has matured, holdout the next `horizon_days`) and learns which one
+  is served (`served_model_`): the learned candidate only if it beats every baseline on
+  per-customer MAE of purchases and revenue, otherwise the best baseline. The evaluation
+  table is `evaluation_`, the reason `decision_`.
+- `predict_frame(frame)` forecasts the next `horizon_days` after the frame's last day for
+  every customer with the served forecaster (BG/NBD + Gamma-Gamma are refitted on `frame`, as
+  buy-till-you-die models are: their parameters describe the population at the cut).
+- `predict(frame)` gives each purchase row its customer's forecast revenue (the estimator
+  contract is one value per input row).
+
+It replaced a LightGBM regressor on weekly feature snapshots (docs/models_ml.md, "LTV"): on a
+clean time split at the 90-day horizon that model had no snapshot to learn from on the demo.
+"""
 
 from __future__ import annotations
 
-import re
+from datetime import date
 from typing import Self
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from python_models.common.booster import BoostedEstimator, StoredBooster, train_booster
-from python_models.common.features import to_matrix
-from python_models.common.metrics import regression_metrics
-from python_models.common.reasons import column_medians
+from python_models.common.estimator import Estimator
+from python_models.ltv.forecast import (
+    FORECAST_COLUMNS,
+    HISTORY_COLUMNS,
+    TARGETS,
+    evaluate_transactions,
+    forecast_transactions,
+)
 from python_models.ltv.params import LtvParams
 
-VARIANTS = ("historical_average", "lightgbm")
-SERVED = "lightgbm"
-_WINDOW = re.compile(r"_(\d+)d$")
+# The score table's forecast columns (the spec declares them), after score and the tier.
+DETAIL_COLUMNS = (
+    "horizon_days",
+    "predicted_purchases",
+    "predicted_purchases_low",
+    "predicted_purchases_high",
+    "predicted_revenue_usd_low",
+    "predicted_revenue_usd_high",
+    "p_alive",
+    "p_alive_low",
+    "p_alive_high",
+    "expected_purchases",
+    "expected_revenue_usd",
+)
+TRANSACTION_COLUMNS = ["purchased_at", "revenue_usd"]
+_METRICS = ("mae", "rmse", "mean_predicted", "mean_actual", "interval_coverage", "mae_vs_zero")
 
 
-def pick_baseline_feature(features: list[str], chosen: str | None) -> tuple[str, float]:
-    """(feature, window days) for the spend-rate baseline: a `*revenue*_<N>d` sum."""
-    if chosen:
-        match = _WINDOW.search(chosen)
-        if not match:
-            raise ValueError(f"baseline_feature {chosen!r} must end in _<days>d")
-        return chosen, float(match.group(1))
-    candidates = [
-        (float(m.group(1)), f)
-        for f in features
-        if "revenue" in f and not f.startswith("avg") and (m := _WINDOW.search(f))
-    ]
-    if not candidates:
-        raise LookupError(
-            "no revenue sum feature (…revenue…_<N>d) among the LTV features for the baseline; "
-            "set params baseline_feature"
-        )
-    window, feature = max(candidates)
-    return feature, window
-
-
-def fit_booster(
-    x_fit: np.ndarray,
-    y_fit: np.ndarray,
-    x_valid: np.ndarray,
-    y_valid: np.ndarray,
-    features: list[str],
-    params: LtvParams,
-) -> tuple[lgb.Booster, int]:
-    """Tweedie LightGBM with early stopping on (x_valid, y_valid): (booster, best iteration)."""
-    if np.any(y_fit < 0) or np.any(y_valid < 0):
-        raise ValueError("future revenue must be >= 0 for the tweedie objective")
-    return train_booster(
-        params.lightgbm(),
-        x_fit,
-        y_fit,
-        x_valid,
-        y_valid,
-        features,
-        params.num_boost_round,
-        params.early_stopping_rounds,
-    )
-
-
-class LtvModel(BoostedEstimator):
-    """Predicted revenue over `horizon_days`. `fit(frame, validation)`: `validation` drives
-    early stopping; both frames hold the revenue `label`."""
+class LtvForecaster(Estimator):
+    """Forecast purchases, spend and P(alive) over `horizon_days` per customer."""
 
     params_class = LtvParams
     params: LtvParams
 
-    def __init__(self, features: list[str], params: LtvParams | None = None, horizon_days=90):
-        super().__init__(features, params)
+    def __init__(
+        self,
+        features: list[str] | None = None,
+        params: LtvParams | None = None,
+        horizon_days: int = 90,
+        calibration_end: date | None = None,
+    ):
+        super().__init__(features or TRANSACTION_COLUMNS, params)
+        if horizon_days <= 0:
+            raise ValueError("horizon_days must be positive")
         self.horizon_days = int(horizon_days)
+        # First holdout day of the evaluation; None: the latest cut whose holdout has matured.
+        self.calibration_end = calibration_end
 
-    def baseline_feature(self) -> tuple[str, float]:
-        """(column, window days) the historical-average baseline reads."""
-        return pick_baseline_feature(self.features, self.params.baseline_feature)
+    def _evaluate(self, frame: pl.DataFrame):
+        return evaluate_transactions(
+            frame, self.calibration_end, self.horizon_days, params=self.params.as_dict()
+        )
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
-        if validation is None:
-            raise ValueError("ltv needs a validation frame (early stopping)")
-        baseline = self.baseline_feature()
-        x_fit = to_matrix(frame, self.features)
-        booster, best = fit_booster(
-            x_fit,
-            frame["label"].cast(pl.Float64).to_numpy(),
-            to_matrix(validation, self.features),
-            validation["label"].cast(pl.Float64).to_numpy(),
-            self.features,
-            self.params,
-        )
-        self.booster_ = StoredBooster(booster, best)
-        self.baseline_feature_, self.baseline_window_days_ = baseline
-        self.feature_medians_ = column_medians(x_fit)
+        """Choose the served forecaster on a time split of `frame` (`validation` unused: the
+        holdout is the `horizon_days` after the calibration end, inside `frame`)."""
+        result = self._evaluate(frame)
+        self.served_model_ = result.served_model
+        self.decision_ = result.decision
+        self.calibration_end_: date = result.calibration_end
+        self.evaluation_ = result.evaluation
+        self.customers_ = result.customers
+        self.split_ = result.describe()
+        # Per customer and forecaster, with the holdout actuals (not pickled with the model).
+        self._holdout_predictions = result.predictions
         return self
 
+    def holdout_predictions(self) -> pl.DataFrame:
+        """The last fit's holdout forecasts per customer and forecaster, with the actuals."""
+        self.check_fitted()
+        predictions = getattr(self, "_holdout_predictions", None)
+        return pl.DataFrame() if predictions is None else predictions
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "_holdout_predictions"}
+
+    def forecast(self, frame: pl.DataFrame, as_of: date | None = None) -> pl.DataFrame:
+        """forecast_transactions with the served forecaster (one row per customer)."""
+        self.check_fitted()
+        return forecast_transactions(
+            frame, self.horizon_days, self.served_model_, as_of, self.params.as_dict()
+        )
+
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        """Predicted revenue (USD) over the horizon, per row."""
-        self.check_fitted()
-        return self.booster_.predict(to_matrix(frame, self.features))
+        """Each row's customer's point forecast of revenue (USD) over the horizon."""
+        forecast = self.forecast(frame).select("user_id", "predicted_revenue_usd")
+        rows = frame.select(pl.col("user_id").cast(pl.String))
+        joined = rows.join(forecast, on="user_id", how="left", maintain_order="left")
+        return joined["predicted_revenue_usd"].fill_null(0.0).to_numpy()
 
-    def baseline(self, frame: pl.DataFrame) -> np.ndarray:
-        """Past spend rate x horizon."""
-        self.check_fitted()
-        spend = frame[self.baseline_feature_].cast(pl.Float64).fill_null(0.0).to_numpy()
-        return spend / self.baseline_window_days_ * self.horizon_days
-
-    def variant_scores(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-        return {"historical_average": self.baseline(frame), "lightgbm": self.predict(frame)}
+    def predict_frame(self, frame: pl.DataFrame, as_of: date | None = None) -> pl.DataFrame:
+        """Score-table rows: score = the served point forecast of revenue, predicted_label =
+        value tier by expected revenue, the forecast columns and reasons in words."""
+        return forecast_rows(self.forecast(frame, as_of))
 
     def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
-        actual = frame["label"].cast(pl.Float64).to_numpy()
-        predictions = self.variant_scores(frame)
-        return pl.DataFrame(
-            [
-                {"variant": v, "split": "holdout", **regression_metrics(actual, predictions[v])}
-                for v in VARIANTS
-            ]
+        """One row per forecaster on a time split of `frame`: per target, MAE, RMSE, mean
+        predicted / actual, interval coverage and MAE relative to `zero`; served = 1 for
+        the one that would be served."""
+        return wide_evaluation(self._evaluate(frame).evaluation)
+
+
+def wide_evaluation(evaluation: pl.DataFrame) -> pl.DataFrame:
+    """forecast's long table (model x target) as one row per variant, a column per metric and
+    target (`mae_purchases`, `mae_revenue_usd`, ...), plus `served` (0/1)."""
+    out = None
+    for target in TARGETS:
+        part = evaluation.filter(pl.col("target") == target).select(
+            pl.col("model").alias("variant"),
+            *[pl.col(m).cast(pl.Float64).alias(f"{m}_{target}") for m in _METRICS],
+            pl.col("served").cast(pl.Float64),
         )
-
-    def predict_frame(self, frame: pl.DataFrame, with_reasons: bool = True) -> pl.DataFrame:
-        """Predicted revenue, value tier and top-3 reasons for each row."""
-        self.check_fitted()
-        matrix = to_matrix(frame, self.features)
-        predicted = self.booster_.predict(matrix)
-        out = frame.select("user_id", "as_of_date").with_columns(
-            pl.Series("score", predicted, dtype=pl.Float64),
-            pl.Series("predicted_label", value_tier(predicted), dtype=pl.String),
-        )
-        return self.with_reasons(out, matrix) if with_reasons else out
+        out = part if out is None else out.join(part.drop("served"), on="variant")
+    return out.select(
+        "variant",
+        pl.lit("holdout").alias("split"),
+        *[c for c in out.columns if c not in ("variant", "served")],
+        "served",
+    )
 
 
-def beats_baseline(evaluation: pl.DataFrame) -> bool:
-    spearman = dict(zip(evaluation["variant"], evaluation["spearman"], strict=True))
-    return spearman[SERVED] > spearman["historical_average"]
+def forecast_rows(forecast: pl.DataFrame) -> pl.DataFrame:
+    """forecast_transactions' rows in the score table's shape."""
+    expected = forecast["expected_revenue_usd"].to_numpy()
+    return forecast.select(
+        pl.col("user_id").cast(pl.String),
+        pl.col("as_of_date").cast(pl.Date),
+        pl.col("predicted_revenue_usd").alias("score"),
+        pl.Series("predicted_label", value_tier(expected), dtype=pl.String),
+        *[
+            pl.col(c).cast(pl.Float64) if c != "horizon_days" else pl.col(c).cast(pl.Int32)
+            for c in DETAIL_COLUMNS
+        ],
+        reasons_in_words(forecast).alias("reasons"),
+    )
 
 
-def value_tier(predicted: np.ndarray) -> np.ndarray:
-    """'high' = top 10% of predicted revenue, 'medium' = next 40%, 'low' = the rest."""
-    if predicted.size == 0:
+def reasons_in_words(forecast: pl.DataFrame) -> pl.Expr:
+    """'5 purchase days, the last 12 days ago; $38 per purchase day; 91% likely still a
+    customer': what the forecast rests on (BG/NBD reads frequency, recency and spend)."""
+    for column in HISTORY_COLUMNS:
+        if column not in forecast.columns:
+            raise ValueError(f"the forecast lacks {column}")
+    days = pl.col("purchase_days").cast(pl.Int64)
+    return pl.concat_str(
+        days.cast(pl.String),
+        pl.when(days == 1).then(pl.lit(" purchase day")).otherwise(pl.lit(" purchase days")),
+        pl.lit(", the last "),
+        pl.col("days_since_last_purchase").cast(pl.Int64).cast(pl.String),
+        pl.lit(" days ago; $"),
+        pl.col("mean_purchase_usd").round(0).cast(pl.Int64).cast(pl.String),
+        pl.lit(" per purchase day; "),
+        (pl.col("p_alive") * 100).round(0).cast(pl.Int64).cast(pl.String),
+        pl.lit("% likely still a customer"),
+    )
+
+
+def value_tier(expected: np.ndarray) -> np.ndarray:
+    """'high' = top 10% of expected revenue, 'medium' = next 40%, 'low' = the rest (ties by
+    position, so the shares are exact)."""
+    if expected.size == 0:
         return np.array([], dtype=object)
-    rank = np.argsort(np.argsort(-predicted, kind="stable"), kind="stable") / predicted.size
+    rank = np.argsort(np.argsort(-expected, kind="stable"), kind="stable") / expected.size
     return np.where(rank < 0.10, "high", np.where(rank < 0.50, "medium", "low"))
+
+
+__all__ = ["DETAIL_COLUMNS", "FORECAST_COLUMNS", "LtvForecaster", "forecast_rows"]

@@ -1,35 +1,37 @@
 """The LTV model, as the house sees it."""
 
-from python_models.common.features import (
-    FEATURES_TABLE,
-    LABELS_TABLE,
-    latest_snapshot_features,
-    score_latest_snapshot,
-)
+from python_models.common.features import LABELS_TABLE
 from python_models.common.spec import ModelSpec
 from python_models.ltv import on_warehouse
 from python_models.ltv.examples import example
-from python_models.ltv.model import LtvModel
+from python_models.ltv.model import DETAIL_COLUMNS, LtvForecaster
 from python_models.ltv.params import LtvParams
 
 SPEC = ModelSpec(
     name="ltv",
-    summary="revenue (USD) the user will bring over the LTV horizon (90 days), and its tier",
-    estimator=LtvModel,
+    summary="purchases, revenue (USD) and P(alive) of each customer over the LTV horizon "
+    "(90 days), with intervals, and a value tier",
+    estimator=LtvForecaster,
     params=LtvParams,
     train=on_warehouse.train,
-    score=score_latest_snapshot,
-    latest_features=latest_snapshot_features,
-    inputs=(FEATURES_TABLE, LABELS_TABLE),
+    score=on_warehouse.score,
+    latest_features=on_warehouse.latest_features,
+    # Purchases from the events mart; the horizon as the labels mart records it.
+    inputs=(on_warehouse.EVENTS_TABLE, LABELS_TABLE),
     score_table="ml_scores.ltv_scores",
     label_columns=("predicted_label",),
+    detail_columns=DETAIL_COLUMNS,
     score_bounds=(0.0, None),
-    reasons="top-3 LightGBM contributions (TreeSHAP), in the catalogue's words",
-    kinds=("lightgbm",),
+    reasons="purchase days, days since the last, spend per purchase day and P(alive)",
+    kinds=("scipy", "lightgbm"),
     example=example,
     column_docs={
         "score": "Predicted revenue in USD over the next 90 days (the LTV horizon).",
         "predicted_label": "Value tier among the scored users: `high` (top 10% of predicted "
         "revenue), `medium` (next 40%), `low` (the rest).",
     },
+    feature_mart=None,
+    outcomes=on_warehouse.outcomes,
+    train_file=on_warehouse.train_from_file,
+    score_file=on_warehouse.score_from_file,
 )

@@ -316,10 +316,10 @@ def test_funnel_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
 @pytest.mark.slow
 def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
     """Expected 19 / 4 / 3 / 3 of 24 users on days 0 / 1 / 7 / 14: the fixture's return action
-    is 'completed'. rpt_retention_daily counts any event as a return (it has no return-event
-    setting), so it is checked two ways: the shared retention macro with the fixture's return
-    action on the pipeline's fct_events, and rpt_retention_daily against the fixture's rule
-    with 'any event' as the return action, recomputed from the fixture file."""
+    is 'completed' (loaded as purchase). Checked three ways: the shared retention macro with that
+    return action on the pipeline's fct_events; rpt_retention_daily with the default (any event
+    is a return) against the fixture's rule recomputed from the file; and rpt_retention_daily
+    with uba__retention_return_events = [purchase]."""
     events = tmp_path / "orders.csv"
     assert (
         _orders_as_raw_events(
@@ -376,6 +376,24 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
         recount = sum(max(dates) >= min(dates) + timedelta(days=period) for dates in days.values())
         assert users == recount, period
     assert report.filter(pl.col("period_day") == 0)["users"].item() == 24
+
+    # With the fixture's return action as the setting, the report itself gives 19 / 4 / 3 / 3.
+    run_dbt(
+        ["build", "--select", "rpt_retention_daily", *MODELS_ONLY],
+        duckdb_path=db,
+        dbt_vars={"uba__retention_return_events": ["purchase"]},
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+    report = _read(
+        db,
+        """select period_day, cast(sum(users_active_on_or_after) as bigint) as users,
+            cast(sum(cohort_users) as bigint) as cohort
+        from reports.rpt_retention_daily group by 1 order by 1""",
+    )
+    assert set(report["cohort"]) == {24}
+    by_day = dict(zip(report["period_day"], report["users"], strict=True))
+    assert [by_day[int(row["period"])] for row in expected] == [19, 4, 3, 3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,3 +616,111 @@ def test_funnel_models_match_duckdb_on_postgres(tmp_path, monkeypatch, request):
         duck, "select funnel_name, max(steps_completed) from marts.fct_funnel_attempts group by 1"
     )
     assert dict(attempts.iter_rows()) == {"buy": 3, "buy_any_order": 3, "search_to_cart": 2}
+
+
+# --------------------------------------------------------------------------------------------
+# a user's own tracking plan, with event names the project has never seen
+
+CUSTOM_PLAN = """\
+event_name,category,description,is_conversion,required_properties,optional_properties
+placed,order,An order was placed,false,,
+completed,order,An order was completed,true,,
+returned,order,An order was returned,false,,
+shipped,order,An order was shipped,false,,
+return_pending,order,A return was requested,false,,
+"""
+
+
+def _users_clone(tmp_path: Path) -> Path:
+    """The project as a user's clone (code, dbt project, profile) with their own tracking plan
+    in the one file the docs tell them to edit; nothing else changed."""
+    import shutil
+
+    clone = tmp_path / "clone"
+    ignore = shutil.ignore_patterns("target", "logs", "__pycache__", "*.duckdb")
+    for folder in ("python_models", "expectations", "dbt_project"):
+        shutil.copytree(REPO_ROOT / folder, clone / folder, ignore=ignore)
+    shutil.copy(REPO_ROOT / "profiles.yml", clone / "profiles.yml")
+    (clone / "dbt_project" / "seeds" / "event_taxonomy.csv").write_text(CUSTOM_PLAN)
+    return clone
+
+
+def _in_clone(clone: Path, code: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(clone)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=clone, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_users_own_tracking_plan_flows_through_marts_funnels_and_retention(
+    conformance_dir, tmp_path
+):
+    """dbt-product-analytics' orders loaded with their own statuses as event names (placed,
+    completed, ...: none of them in the shipped plan), under a tracking plan that declares
+    them and the strict policy (unknown names quarantined): nothing is quarantined, every event
+    is planned, and the funnel and retention settings written in those names give the
+    fixture's 6 -> 5 -> 2 and 19 / 4 / 3 / 3. No code edited."""
+    clone = _users_clone(tmp_path)
+    rows = []
+    for name, start, end in (
+        ("raw_orders_simple.csv", "2018-01-01", "2019-01-01"),
+        ("raw_orders.csv", "2018-01-01", "2018-02-01"),
+    ):
+        events = tmp_path / f"{name}.events.csv"
+        _orders_as_raw_events(conformance_dir / name, events, start, end)
+        as_is = pl.read_csv(events, infer_schema=False).with_columns(
+            pl.Series("event_name", _statuses(conformance_dir / name, start, end))
+        )
+        rows.append((events, as_is))
+    funnel = {**CONFORMANCE_FUNNEL, "steps": ["placed", "completed", "returned"]}
+    for (events, as_is), check in zip(rows, ("funnel", "retention"), strict=True):
+        as_is.write_csv(events)
+        db = tmp_path / f"{check}.duckdb"
+        dbt_vars = {"uba__funnels": [funnel], "uba__retention_return_events": ["completed"]}
+        _in_clone(
+            clone,
+            "from python_models.cli import main as uba\n"
+            "from python_models.dbt_runner import run_dbt\n"
+            f"assert uba(['load', {str(events)!r}, '--duckdb', {str(db)!r}]) == 0\n"
+            f"assert uba(['gate', '--duckdb', {str(db)!r}]) == 0\n"
+            "run_dbt(['build', '--select', '+rpt_funnel_conversion_weekly',"
+            " '+rpt_retention_daily', '--exclude-resource-type', 'test', 'unit_test'],"
+            f" duckdb_path={str(db)!r}, dbt_vars={dbt_vars!r}, quiet=True)\n",
+        )
+        planned = _read(
+            db,
+            "select count(*) as n, count(*) filter (where is_planned_event) as planned"
+            " from staging.stg_app__events",
+        ).row(0, named=True)
+        assert planned["n"] == as_is.height == planned["planned"], planned
+        names = _read(db, "select distinct event_name from marts.fct_events")["event_name"]
+        assert set(names) == set(as_is["event_name"])
+        assert _read(db, "select count(*) from raw.events_quarantine").item() == 0
+        if check == "funnel":
+            steps = _read(
+                db,
+                """select step_number, cast(sum(attempts_converted) as bigint) as converted
+                from reports.rpt_funnel_conversion_weekly
+                where funnel_level = 'user' and breakdown = 'all'
+                group by 1 order by 1""",
+            )
+            assert steps["converted"].to_list() == [6, 5, 2], steps
+        else:
+            retention = _read(
+                db,
+                """select period_day, cast(sum(users_active_on_or_after) as bigint) as users
+                from reports.rpt_retention_daily where period_day in (0, 1, 7, 14)
+                group by 1 order by 1""",
+            )
+            assert retention["users"].to_list() == [19, 4, 3, 3], retention
+
+
+def _statuses(source: Path, start: str, end: str) -> list[str]:
+    with open(source) as handle:
+        return [row["status"] for row in csv.DictReader(handle) if start <= row["order_date"] < end]

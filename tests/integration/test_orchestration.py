@@ -52,6 +52,10 @@ def test_definitions_hold_the_whole_graph():
         "ml/churn_model",
         "ml_scores/churn_scores",
         "ml_scores/anomaly_alerts",
+        "ml_scores/value_at_risk",
+        "ml_scores/churn_lapsed_users",
+        "ml/realized_performance",
+        "impact/score_lift_by_decile",
         "published/warehouse",
         "reports/retention_weekly_heatmap",
     ):
@@ -131,6 +135,13 @@ def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
     # Readers get the published copy and Parquet exports.
     published = isolated_pipeline.published_dir / "warehouse.duckdb"
     assert {f"ml_scores.{t}" for t in SCORE_TABLES} <= _tables(published)
+    assert {f"ml_scores.{t}_history" for t in SCORE_TABLES} <= _tables(published)
+    assert {
+        "ml_scores.value_at_risk",
+        "ml.drift_measurements",
+        "ml.scoring_runs",
+        "impact.score_lift_by_decile",
+    } <= _tables(published)
     assert (isolated_pipeline.published_dir / "parquet" / "ml_scores.churn_scores.parquet").exists()
 
     # The demo's closing summary reads the published copy.
@@ -140,7 +151,12 @@ def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
     with pipeline_env(isolated_pipeline.data_dir):
         print_summary()
     summary = capsys.readouterr().out
-    for expected in ("ml_scores.churn_scores", "Highest churn risk", "Top anomaly alerts"):
+    for expected in (
+        "ml_scores.churn_scores",
+        "Highest churn risk",
+        "Act first",
+        "Top anomaly alerts",
+    ):
         assert expected in summary, summary
 
 

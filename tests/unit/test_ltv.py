@@ -1,75 +1,93 @@
-"""LTV on tiny seeded frames (python_models/ltv/examples.py): what only LTV promises."""
+"""LTV (python_models/ltv/model.py) on the tiny seeded purchase log of ltv/examples.py: what only
+the forecaster promises. BG/NBD itself is tested against the published CDNOW figures in
+test_ltv_btyd.py."""
 
 from __future__ import annotations
 
+import pickle
+from datetime import timedelta
+
 import numpy as np
+import polars as pl
 import pytest
 
 from python_models.ltv.examples import example
-from python_models.ltv.model import LtvModel, pick_baseline_feature, value_tier
+from python_models.ltv.model import DETAIL_COLUMNS, LtvForecaster
 from python_models.ltv.params import LtvParams
 
 
-def _fit(seed=0, **overrides) -> tuple[LtvModel, object]:
-    data = example(seed)
-    params = LtvParams.from_overrides({**data.params, **overrides})
-    model = LtvModel(data.features, params, horizon_days=60).fit(data.frame, data.validation)
-    return model, data.validation
-
-
-def test_ltv_ranks_planted_spenders_and_sizes_them_better_than_the_spend_rate():
-    model, validation = _fit()
-    evaluation = model.evaluate(validation)
-    spearman = dict(zip(evaluation["variant"], evaluation["spearman"], strict=True))
-    mae = dict(zip(evaluation["variant"], evaluation["mae"], strict=True))
-    assert spearman["lightgbm"] > 0.7, evaluation
-    assert mae["lightgbm"] < mae["historical_average"], evaluation
-    assert model.baseline_feature_ == "sum_revenue_usd_90d"
-    # The baseline is the past spend rate over the horizon.
-    expected = validation["sum_revenue_usd_90d"].to_numpy() / 90 * 60
-    assert np.allclose(model.baseline(validation), expected)
-
-
-def test_ltv_scores_are_revenue_with_a_value_tier():
-    model, validation = _fit()
-    out = model.predict_frame(validation)
-    assert (out["score"] >= 0).all()
-    tiers = out["predicted_label"].value_counts().sort("predicted_label")
-    counts = dict(zip(tiers["predicted_label"], tiers["count"], strict=True))
-    assert counts["high"] == round(0.1 * out.height)
-    assert out.sort("score", descending=True)["predicted_label"][0] == "high"
-
-
-def test_value_tiers_split_10_40_50():
-    tiers = value_tier(np.arange(100, dtype=float))
-    assert (tiers == "high").sum() == 10 and (tiers == "medium").sum() == 40
-    assert value_tier(np.array([])).size == 0
-
-
-def test_negative_revenue_is_refused():
+@pytest.fixture(scope="module")
+def fitted():
     data = example(0)
-    frame = data.frame.with_columns(-data.frame["label"])
-    with pytest.raises(ValueError, match=">= 0"):
-        LtvModel(data.features, LtvParams(num_threads=1)).fit(frame, data.validation)
+    model = LtvForecaster(data.features, LtvParams.from_overrides(data.params)).fit(data.frame)
+    return model, data.frame, model.predict_frame(data.frame)
 
 
-def test_baseline_feature_choice():
-    features = ["sum_revenue_usd_30d", "sum_revenue_usd_90d", "avg_revenue_usd_90d"]
-    assert pick_baseline_feature(features, None) == ("sum_revenue_usd_90d", 90.0)
-    assert pick_baseline_feature(features, "sum_revenue_usd_30d") == ("sum_revenue_usd_30d", 30.0)
-    with pytest.raises(ValueError, match="_<days>d"):
-        pick_baseline_feature(features, "sum_revenue_usd")
-    with pytest.raises(LookupError, match="baseline_feature"):
-        pick_baseline_feature(["count_events_30d"], None)
+def test_the_served_forecaster_beats_predicting_nothing(fitted):
+    model, _, _ = fitted
+    served = model.evaluation_.filter(pl.col("served"))
+    assert served["model"].unique().to_list() == [model.served_model_]
+    assert sorted(served["target"]) == ["purchases", "revenue_usd"]
+    assert (served["mae_vs_zero"] < 1.0).all(), model.evaluation_
+    assert model.served_model_ in model.decision_
+
+
+def test_forecasts_rank_the_planted_customers(fitted):
+    _, frame, rows = fitted
+    truth = frame.group_by("user_id").agg(
+        (pl.col("truth_rate") * pl.col("truth_spend")).first().alias("planted_value"),
+        pl.col("purchased_at").max().alias("last"),
+    )
+    # Customers who bought in the last 60 days: still around, so their planted value shows.
+    recent = truth.filter(pl.col("last") >= truth["last"].max() - pl.duration(days=60))
+    joined = rows.join(recent, on="user_id")
+    rho = joined.select(pl.corr("expected_revenue_usd", "planted_value", method="spearman"))
+    assert rho.item() > 0.5, rho
+
+
+def test_score_rows_hold_forecasts_intervals_and_reasons(fitted):
+    _, frame, rows = fitted
+    assert rows.height == frame["user_id"].n_unique()
+    assert set(DETAIL_COLUMNS) <= set(rows.columns)
+    # Forecasts start the day after the last purchase.
+    assert rows["as_of_date"].unique().to_list() == [
+        frame["purchased_at"].max().date() + timedelta(days=1)
+    ]
+    for target in ("purchases", "revenue_usd"):
+        low, high = rows[f"predicted_{target}_low"], rows[f"predicted_{target}_high"]
+        point = rows["score"] if target == "revenue_usd" else rows["predicted_purchases"]
+        assert ((low <= point) & (point <= high)).all()
+    assert rows["p_alive"].is_between(0, 1).all()
+    assert (
+        (rows["p_alive_low"] <= rows["p_alive"]) & (rows["p_alive"] <= rows["p_alive_high"])
+    ).all()
+    tiers = dict(rows["predicted_label"].value_counts().iter_rows())
+    assert tiers["high"] == round(0.1 * rows.height)
+    top = rows.sort("expected_revenue_usd", descending=True)["predicted_label"][0]
+    assert top == "high"
+    # Reasons say the customer's own history: purchase days counted from the raw log.
+    days = frame.group_by("user_id").agg(pl.col("purchased_at").dt.date().n_unique().alias("n"))
+    said = rows.select(
+        "user_id", pl.col("reasons").str.extract(r"^(\d+) purchase day").cast(pl.UInt32).alias("n")
+    )
+    assert said.join(days, on="user_id").filter(pl.col("n") != pl.col("n_right")).height == 0
+
+
+def test_the_pickled_model_leaves_the_holdout_rows_behind(fitted):
+    model, frame, _ = fitted
+    assert model.holdout_predictions().height > 0
+    loaded = pickle.loads(pickle.dumps(model))
+    assert loaded.holdout_predictions().height == 0
+    assert np.array_equal(loaded.predict(frame), model.predict(frame))
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"tweedie_variance_power": 2.5}, "tweedie_variance_power"),
-        ({"holdout_fraction": 1.0}, "holdout_fraction"),
-        ({"purge": "sometimes"}, "purge must be"),
-        ({"baseline_feature": 90}, "baseline_feature must be str or None"),
+        ({"interval": 1.5}, "interval"),
+        ({"champion_margin": -0.1}, "champion_margin"),
+        ({"draws": 2}, "draws"),
+        ({"purchase_event": 3}, "purchase_event"),
     ],
 )
 def test_bad_ltv_parameters_are_refused(overrides, message):
@@ -77,7 +95,8 @@ def test_bad_ltv_parameters_are_refused(overrides, message):
         LtvParams.from_overrides(overrides)
 
 
-def test_purge_accepts_auto_and_booleans():
-    assert LtvParams().purge_split() == "auto"
-    assert LtvParams(purge=True).purge_split() is True
-    assert LtvParams(purge="false").purge_split() is False
+def test_a_log_shorter_than_the_horizon_is_refused_in_words():
+    data = example(1)
+    short = data.frame.filter(pl.col("purchased_at") < pl.datetime(2025, 2, 20))
+    with pytest.raises(ValueError, match="not matured|no transactions before"):
+        LtvForecaster(data.features, LtvParams.from_overrides(data.params)).fit(short)

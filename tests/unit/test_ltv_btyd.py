@@ -281,7 +281,7 @@ def test_bad_transactions_get_clear_errors():
     transactions, _ = simulate_btyd(100, seed=2)
     with pytest.raises(ValueError, match="not matured"):
         evaluate_transactions(transactions, "2024-12-01", 365, params=FAST)
-    with pytest.raises(ValueError, match="unknown transaction-LTV parameters"):
+    with pytest.raises(ValueError, match="unknown ltv parameters"):
         evaluate_transactions(transactions, None, 30, params={"num_trees": 5})
 
 

@@ -151,6 +151,13 @@ def toy_warehouse(tmp_path):
     con = duckdb.connect(str(path))
     con.register("frame", toy_frame(7).to_arrow())
     con.execute(f"create table {INPUTS} as select * from frame")
+    # Score tables say each user's holdout group (docs/impact.md); dbt builds this table.
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.dim_user_holdout_groups as select user_id, "
+        "case when row_number() over (order by user_id) % 5 = 0 then 'holdout' "
+        "else 'treatment' end as holdout_group, 1 as holdout_key_version from frame"
+    )
     con.close()
     return path
 

@@ -42,42 +42,6 @@ def test_time_split_purges_overlapping_label_windows():
         time_split(dates[:2], horizon_days=14)
 
 
-def test_failed_score_write_keeps_previous_scores():
-    from python_models.churn.spec import SPEC as churn
-    from python_models.common.scores import score_frame, write_scores
-
-    con = duckdb.connect()
-    first = pl.DataFrame(
-        {
-            "user_id": ["a", "b"],
-            "as_of_date": [date(2025, 1, 6)] * 2,
-            "score": [0.1, 0.9],
-            "predicted_label": [False, True],
-            "reasons": ["x", "y"],
-        }
-    )
-    write_scores(con, churn, score_frame(churn, "v1", "r1", first))
-    second = score_frame(churn, "v2", "r2", first.with_columns(pl.col("score") * 0))
-
-    class FailingSwap:
-        """Passes everything to DuckDB but fails at the commit, with the new table written."""
-
-        def __getattr__(self, name):
-            return getattr(con, name)
-
-        def execute(self, sql, *args):
-            if sql.strip().lower() == "commit":
-                raise duckdb.IOException("disk went away during the swap")
-            return con.execute(sql, *args)
-
-    with pytest.raises(duckdb.IOException):
-        write_scores(FailingSwap(), churn, second)
-    kept = con.sql(
-        "select user_id, model_version from ml_scores.churn_scores order by 1"
-    ).fetchall()
-    assert kept == [("a", "v1"), ("b", "v1")]
-
-
 def test_registry_rollback_and_tamper_detection(tmp_path, monkeypatch):
     from python_models.common import registry
     from python_models.common.artifacts import ArtifactIntegrityError, save_artifact
@@ -185,21 +149,6 @@ def test_stored_booster_pickles_as_text_and_predicts_the_same():
     assert "_booster" in vars(loaded) and loaded._booster is None
     assert np.array_equal(loaded.predict(x), booster.predict(x, num_iteration=best))
     assert loaded.importance().shape == (3,)
-
-
-def test_drift_summary_flags_a_shift_past_the_threshold():
-    from python_models.common.drift import feature_psi, summarize
-
-    rng = np.random.default_rng(0)
-    reference = pl.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
-    current = pl.DataFrame({"a": rng.normal(loc=1.5, size=2000), "b": rng.normal(size=2000)})
-    psi = feature_psi(reference, current.with_columns(pl.lit(1).alias("new")))
-    assert psi["feature"].to_list() == ["a", "b"]
-    summary = summarize("churn", psi, prediction=0.01)
-    assert summary.exceeds(0.25) and not summary.exceeds(5.0)
-    assert list(summary.worst_features) == ["a", "b"]
-    calm = summarize("churn", psi.filter(pl.col("feature") == "b"), prediction=None)
-    assert not calm.exceeds(0.25) and calm.prediction_psi == 0.0
 
 
 def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):

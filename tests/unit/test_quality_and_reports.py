@@ -17,9 +17,7 @@ from python_models.reports import (
 )
 
 
-def _raw(
-    con, loaded: int, valid: int, quarantined: int, runs: list[tuple], blocked=()
-) -> None:
+def _raw(con, loaded: int, valid: int, quarantined: int, runs: list[tuple], blocked=()) -> None:
     con.execute("create schema raw")
     for table, rows in (
         ("events", loaded),
