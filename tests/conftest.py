@@ -143,7 +143,6 @@ def run_full_pipeline(input_path: Path, instance=None):
 
     from orchestration.definitions import defs
     from orchestration.defs.ingest import raw_files_run_config
-
     from orchestration.defs.ml import training_run_config
 
     job = defs.resolve_job_def("full_pipeline")

@@ -123,7 +123,7 @@ def churn(source: data.Source) -> list:
         _table("churn-risk", risk),
     ]
     if at_risk is None:
-        parts.append(_missing("Value at risk (churn and LTV scores)"))
+        parts.append(_missing("Value at risk (ml_scores.value_at_risk)"))
     else:
         parts += [
             html.H3("Value at risk"),
@@ -177,7 +177,9 @@ def model_health(source: data.Source) -> list:
             parts.append(_graph(f"metrics-{model}", figures.model_metrics(metrics, model)))
     parts.append(html.H3("Drift"))
     if history is not None and len(history):
-        parts.append(_graph("drift-history", figures.drift(history)))
+        # Measured by every scoring run (ml.drift_measurements).
+        parts += [_graph("drift", figures.drift(history)), _table("drift", history)]
+        return parts
     now, threshold, note = data.current_drift(source.published_path)
     if now is None:
         parts.append(html.P(note, className="missing"))

@@ -220,23 +220,14 @@ def churn_scores_histogram(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | Non
 
 
 def _value_at_risk_sql(con: duckdb.DuckDBPyConnection) -> str | None:
-    """A query of value at risk per user: ml_scores.value_at_risk where a step writes it, else
-    derived from the published scores as churn probability x predicted 90-day revenue (the
-    same snapshot); None when neither is there."""
-    if has_table(con, "ml_scores.value_at_risk"):
-        return (
-            "select user_id, churn_probability, expected_revenue_usd, value_at_risk_usd, reasons "
-            "from ml_scores.value_at_risk"
-        )
-    if not (has_table(con, "ml_scores.churn_scores") and has_table(con, "ml_scores.ltv_scores")):
+    """Value at risk per user (ml_scores.value_at_risk: churn probability x expected revenue,
+    python_models.models.DERIVED_TABLES); None before a run has written it."""
+    if not has_table(con, "ml_scores.value_at_risk"):
         return None
-    return """
-        select churn.user_id, round(churn.score, 3) as churn_probability,
-            round(ltv.score, 2) as expected_revenue_usd,
-            round(churn.score * ltv.score, 2) as value_at_risk_usd, churn.reasons
-        from ml_scores.churn_scores as churn
-        join ml_scores.ltv_scores as ltv using (user_id, as_of_date)
-    """
+    return (
+        "select user_id, churn_probability, expected_revenue_usd, value_at_risk_usd, reasons "
+        "from ml_scores.value_at_risk"
+    )
 
 
 def value_at_risk(con: duckdb.DuckDBPyConnection, limit: int = LIST_ROWS) -> pd.DataFrame | None:

@@ -289,10 +289,11 @@ def _check_overview(page, published: Path) -> None:
     assert page.inner_text("#kpi-dau .kpi-value") == f"{dau:,}"
     (share,) = _read(published, CHURN_RISK_SHARE)[0]
     assert page.inner_text("#kpi-churn-risk .kpi-value") == f"{share:.1%}"
+    # Churn probability x expected revenue over the LTV horizon (0 for a user who never bought).
     (at_risk,) = _read(
         published,
-        "select sum(round(c.score * l.score, 2)) from ml_scores.churn_scores c "
-        "join ml_scores.ltv_scores l using (user_id, as_of_date)",
+        "select sum(c.score * coalesce(l.expected_revenue_usd, 0)) from ml_scores.churn_scores c "
+        "left join ml_scores.ltv_scores l using (user_id)",
     )[0]
     shown = float(page.inner_text("#kpi-value-at-risk .kpi-value").replace(",", ""))
     assert shown == pytest.approx(at_risk, abs=0.5)
