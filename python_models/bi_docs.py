@@ -36,13 +36,25 @@ SHARED_SCORE_COLUMNS: dict[str, str] = {
     "model_version": "The model version (ml.model_registry) that scored: the champion at "
     "scoring time.",
     "reasons": "Why, in plain words: up to three reasons, separated by '; '.",
+    "holdout_group": "`treatment` or `holdout` (marts.dim_user_holdout_groups): holdout users "
+    "are never acted on, so impact can be measured; null only for a user that table lacks.",
     "scored_at": "When the row was written (UTC).",
     "run_id": "The run that wrote it (the Dagster run id, or a random id for `uba score`).",
 }
 
-# The registry tables (python_models.common.registry), read by the dashboard's model health.
-REGISTRY_TABLES: dict[str, tuple[str, dict[str, str]]] = {
-    "model_registry": (
+# The other tables Python writes (docs/CONTRACTS.md): `schema.table` -> (description, columns).
+_MODEL_VERSION = "The model version (ml.model_registry)."
+_ANALYZED_AT = "When the row was computed (UTC)."
+_FAIRNESS_METRICS = {
+    "selection_rate": "share selected (score >= uba__fairness_decision_threshold)",
+    "false_positive_rate": "false positive rate",
+    "false_negative_rate": "false negative rate",
+    "mean_score": "mean score",
+    "calibration": "calibration (observed rate / mean score)",
+    "auc": "ROC AUC",
+}
+PYTHON_TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    "ml.model_registry": (
         "One row per trained model version: its data window, features, parameters, metrics "
         "and status (python_models.common.registry).",
         {
@@ -63,18 +75,217 @@ REGISTRY_TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "run_id": "The run that trained it.",
         },
     ),
-    "model_evaluations": (
+    "ml.model_evaluations": (
         "One row per model version, variant (the model or a baseline), split and metric: the "
         "evaluation behind each promotion decision.",
         {
             "model_name": "The model.",
             "model_version": "The version evaluated.",
-            "variant": "`model`, or the baseline compared with it.",
-            "split": "The data split (`validation`, `holdout`...).",
+            "variant": "The model's own variant name or the baseline compared with it.",
+            "split": "The data split (`holdout`, `backtest`...).",
             "metric": "Metric name (roc_auc, spearman, silhouette...).",
             "value": "Metric value.",
             "evaluated_at": "When it was evaluated (UTC).",
             "run_id": "The run that evaluated it.",
+        },
+    ),
+    "ml.scoring_runs": (
+        "One row per model and scoring run: what was scored, when, from which inputs.",
+        {
+            "model_name": "The model.",
+            "run_id": "The scoring run.",
+            "model_version": "The champion that scored.",
+            "scored_at": "When (UTC).",
+            "as_of_date": "The snapshot scored.",
+            "rows": "Rows written to the score table.",
+            "input_fingerprint": "Content hash of the scored inputs (same inputs, same hash).",
+        },
+    ),
+    "ml.drift_measurements": (
+        "One row per model, scoring run and feature (`score` = prediction drift): PSI of the "
+        "scored inputs against the champion's training window.",
+        {
+            "model_name": "The model.",
+            "model_version": "The champion whose training window is the reference.",
+            "run_id": "The scoring run measured.",
+            "feature": "The feature, or `score` for the predictions.",
+            "psi": "Population stability index (< 0.1 stable, 0.1-0.25 moderate, > 0.25 "
+            "significant; UBA_DRIFT_PSI_THRESHOLD triggers retraining).",
+            "is_compared": "False for features that grow with calendar time (not judged).",
+            "note": "Why a feature was not compared, if it was not.",
+            "reference_rows": "Rows in the reference sample.",
+            "current_rows": "Rows scored.",
+            "reference_fingerprint": "Content hash of the reference sample.",
+            "current_fingerprint": "Content hash of the scored inputs.",
+            "measured_at": "When (UTC).",
+        },
+    ),
+    "ml.realized_performance": (
+        "One row per model version, snapshot (null = all) and metric: how its scores did once "
+        "the outcomes matured.",
+        {
+            "model_name": "The model.",
+            "model_version": _MODEL_VERSION,
+            "as_of_date": "The scored snapshot; null = every matured snapshot of the version.",
+            "metric": "roc_auc, brier, mean_predicted, observed_rate, calibration_ratio (churn); "
+            "mae, rmse, mean_predicted, mean_actual, bias (LTV).",
+            "value": "Metric value.",
+            "n_users": "Users with a matured outcome behind it.",
+            "computed_at": "When (UTC).",
+        },
+    ),
+    "ml.churn_eligibility": (
+        "One row per matured snapshot of the newest churn training: who was in the population "
+        "and which split it went to.",
+        {
+            "as_of_date": "The snapshot.",
+            "split": "`fit`, `calibration`, `holdout` or `unused`.",
+            "users_in_population": "Users still here (an event in the active window).",
+            "positives": "Of them, users who churned.",
+            "negatives": "Of them, users who stayed.",
+            "users_inactive": "Users left out: no event in the active window.",
+            "active_window_days": "The active window, in days.",
+        },
+    ),
+    "ml.model_fairness": (
+        "One row per model version, evaluation, attribute and group: outcome, score and error "
+        "rates against the whole population, with disparity ratios and flags (docs/impact.md).",
+        {
+            "model_name": "The model.",
+            "model_version": _MODEL_VERSION,
+            "evaluated_on": "`training_holdout` (at training) or `matured_scores`.",
+            "attribute": "The attribute compared (country, device, acquisition_channel...), or "
+            "`overall`.",
+            "group_value": "The group; `(unknown)` for nulls.",
+            "n_users": "Users in the group.",
+            "n_positive": "Of them, with a positive outcome.",
+            "outcome_rate": "Share with a positive outcome.",
+            "score_p10": "10th percentile of the score.",
+            "score_p50": "Median score.",
+            "score_p90": "90th percentile of the score.",
+            **{metric: f"The group's {text}." for metric, text in _FAIRNESS_METRICS.items()},
+            **{
+                f"{metric}_ratio": f"Disparity: the group's {text} / the population's."
+                for metric, text in _FAIRNESS_METRICS.items()
+            },
+            **{
+                f"{metric}_p_value": f"p-value of the group against the rest on {text}."
+                for metric, text in _FAIRNESS_METRICS.items()
+            },
+            "flagged_metrics": "Metrics on which the group is flagged (four-fifths rule, "
+            "significant after Holm, large enough).",
+            "is_flagged": "True when any metric is flagged.",
+            "settings": "The settings the report used (JSON).",
+            "recorded_at": "When (UTC).",
+            "run_id": "The run that recorded it.",
+        },
+    ),
+    "ml_scores.churn_lapsed_users": (
+        "One row per user of the newest feature snapshot not scored for churn: inactive or "
+        "already lapsed.",
+        {
+            "user_id": SHARED_SCORE_COLUMNS["user_id"],
+            "as_of_date": "The snapshot.",
+            "activity_status": "`inactive` (no event in the active window) or `lapsed` (none "
+            "for longer than the churn horizon).",
+            "days_since_last_event": "Days from the user's last event to the snapshot.",
+            "last_active_date": "Day of the user's last event.",
+            "active_window_days": "The active window, in days.",
+            "churn_horizon_days": "The churn horizon, in days.",
+        },
+    ),
+    "ml_scores.value_at_risk": (
+        "One row per churn-scored user, ranked by value at risk: churn probability x expected "
+        "revenue over the LTV horizon.",
+        {
+            "rank": "1 = most value at risk.",
+            "user_id": SHARED_SCORE_COLUMNS["user_id"],
+            "as_of_date": "The churn snapshot.",
+            "churn_probability": "The churn score.",
+            "expected_revenue_usd": "Expected revenue (USD) over the LTV horizon; 0 without a "
+            "purchase.",
+            "value_at_risk_usd": "churn_probability x expected_revenue_usd.",
+            "p_alive": "Probability the customer is still active (LTV model).",
+            "value_horizon_days": "The LTV horizon, in days.",
+            "value_as_of_date": "The LTV forecast's first day.",
+            "reasons": SHARED_SCORE_COLUMNS["reasons"],
+            "holdout_group": SHARED_SCORE_COLUMNS["holdout_group"],
+            "churn_model_version": "The churn model version.",
+            "value_model_version": "The LTV model version.",
+        },
+    ),
+    "impact.experiment_results": (
+        "One row per experiment, metric and variant other than control (docs/impact.md).",
+        {
+            "experiment_key": "The experiment.",
+            "metric_name": "The metric (uba__experiment_metrics).",
+            "metric_kind": "`rate` or `mean`.",
+            "control_variant": "The control.",
+            "variant": "The variant compared with it.",
+            "n_control": "Users in control.",
+            "n_variant": "Users in the variant.",
+            "mean_control": "Rate or mean in control.",
+            "mean_variant": "Rate or mean in the variant.",
+            "difference": "variant - control.",
+            "relative_difference": "difference / control mean.",
+            "ci_low": "Interval, low end.",
+            "ci_high": "Interval, high end.",
+            "p_value": "Two-sided p-value.",
+            "is_significant": "p_value < uba__impact_alpha.",
+            "minimum_detectable_effect": "Smallest difference this sample detects with the "
+            "configured power.",
+            "cuped_difference": "Variance-reduced difference (CUPED).",
+            "cuped_ci_low": "CUPED interval, low end.",
+            "cuped_ci_high": "CUPED interval, high end.",
+            "cuped_p_value": "CUPED p-value.",
+            "cuped_variance_reduction": "1 - (CUPED standard error / plain standard error)^2.",
+            "n_immature_excluded": "Users left out: their window has not ended.",
+            "n_multi_variant_excluded": "Users left out: exposed to several variants.",
+            "is_sample_ratio_mismatch": "True when assignment looks broken: do not trust.",
+            "confidence_level": "1 - uba__impact_alpha.",
+            "power": "uba__impact_power.",
+            "note": "Caveats, in words.",
+            "analyzed_at": _ANALYZED_AT,
+        },
+    ),
+    "impact.experiment_sample_ratio": (
+        "One row per experiment and variant: observed against planned split.",
+        {
+            "experiment_key": "The experiment.",
+            "variant": "The variant.",
+            "n_users": "Users assigned.",
+            "planned_share": "Planned share (uba__experiments, else equal).",
+            "observed_share": "Observed share.",
+            "chi_square": "Chi-square statistic against the plan.",
+            "p_value": "Its p-value.",
+            "is_sample_ratio_mismatch": "p_value < uba__srm_alpha, or a variant outside the plan.",
+            "n_multi_variant_excluded": "Users left out: exposed to several variants.",
+            "note": "Caveats, in words.",
+            "analyzed_at": _ANALYZED_AT,
+        },
+    ),
+    "impact.score_lift_by_decile": (
+        "One row per model version and score decile (0 = everyone): treatment against holdout "
+        "outcomes.",
+        {
+            "model_name": "The model.",
+            "model_version": _MODEL_VERSION,
+            "decile": "1 = lowest scores ... 10 = highest; 0 = all users.",
+            "n_users": "Users in the decile.",
+            "n_treatment": "Of them, in treatment.",
+            "n_holdout": "Of them, held out.",
+            "score_min": "Lowest score in the decile.",
+            "score_max": "Highest score in the decile.",
+            "outcome_kind": "`rate` (yes/no label) or `mean`.",
+            "outcome_treatment": "Outcome in treatment.",
+            "outcome_holdout": "Outcome in the holdout.",
+            "difference": "treatment - holdout.",
+            "ci_low": "Interval, low end.",
+            "ci_high": "Interval, high end.",
+            "p_value": "Two-sided p-value.",
+            "confidence_level": "1 - uba__impact_alpha.",
+            "note": "Caveats, in words.",
+            "analyzed_at": _ANALYZED_AT,
         },
     ),
 }
@@ -116,11 +327,24 @@ def table_description(spec: ModelSpec) -> str:
     )
 
 
+def history_description(spec: ModelSpec) -> str:
+    key = ", ".join(("run_id", *spec.key_columns))
+    return (
+        f"Every scoring run of the {spec.name} model, appended (one row per {key}); "
+        f"{spec.score_table} is the newest run."
+    )
+
+
 def comment_docs(models: tuple[ModelSpec, ...] = MODELS) -> dict[str, tuple[str, dict[str, str]]]:
-    """`schema.table` -> (table description, column descriptions) for every table declared here."""
-    docs = {spec.score_table: (table_description(spec), score_column_docs(spec)) for spec in models}
-    for name, (description, columns) in REGISTRY_TABLES.items():
-        docs[f"ml.{name}"] = (description, dict(columns))
+    """`schema.table` -> (table description, column descriptions) for every table declared here:
+    the score tables, their histories and the other tables Python writes."""
+    docs = {}
+    for spec in models:
+        columns = score_column_docs(spec)
+        docs[spec.score_table] = (table_description(spec), columns)
+        docs[f"{spec.score_table}_history"] = (history_description(spec), columns)
+    for name, (description, columns) in PYTHON_TABLES.items():
+        docs[name] = (description, dict(columns))
     return docs
 
 
@@ -136,6 +360,11 @@ DASHBOARD_MODELS = (
     "ftr_user_features",
 )
 SERVICE_MODELS = ("fct_events", "ftr_user_event_sequences")
+DASHBOARD_PYTHON_TABLES = (
+    ("ml_scores", "value_at_risk"),
+    ("ml", "model_registry"),
+    ("ml", "drift_measurements"),
+)
 OWNER = {"name": "uba maintainers"}
 
 
@@ -147,7 +376,7 @@ def exposures(models: tuple[ModelSpec, ...] = MODELS) -> list[dict]:
         for spec in models
         if "user_id" in spec.key_columns
     ]
-    registry = [f"source('ml', '{name}')" for name in REGISTRY_TABLES]
+    health = [f"source('{schema}', '{name}')" for schema, name in DASHBOARD_PYTHON_TABLES]
     return [
         {
             "name": "uba_dashboard",
@@ -161,7 +390,7 @@ def exposures(models: tuple[ModelSpec, ...] = MODELS) -> list[dict]:
             "depends_on": [
                 *(f"ref('{m}')" for m in DASHBOARD_MODELS),
                 *every_score,
-                *registry,
+                *health,
             ],
             "owner": dict(OWNER),
         },
@@ -183,34 +412,30 @@ def _columns(columns: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "description": text} for name, text in columns.items()]
 
 
+SOURCE_SCHEMAS = {
+    "ml_scores": "Tables written by the Python models (python_models/<model>/spec.py): one "
+    "score table per model (replaced whole at each scoring), its history (every run), and the "
+    "tables built from the scores (python_models.models.DERIVED_TABLES).",
+    "ml": "The model registry, scoring runs, drift, realized performance and fairness reports.",
+    "impact": "Experiment results and score lift (python_models.impact, docs/impact.md).",
+}
+
+
 def sources_yaml(models: tuple[ModelSpec, ...] = MODELS) -> str:
     """The dbt sources YAML for the Python-written tables, with the exposures that read them."""
-    sources = [
-        {
-            "name": "ml_scores",
-            "description": "Score tables written by the Python models (python_models/<model>/"
-            "spec.py), one per model; a model's scores replace its table whole.",
-            "schema": "ml_scores",
-            "tables": [
-                {
-                    "name": spec.table_name,
-                    "description": table_description(spec),
-                    "meta": {"model": spec.name, "written_by": "python_models.lifecycle"},
-                    "columns": _columns(score_column_docs(spec)),
-                }
-                for spec in models
-            ],
-        },
-        {
-            "name": "ml",
-            "description": "The model registry (python_models.common.registry).",
-            "schema": "ml",
-            "tables": [
-                {"name": name, "description": description, "columns": _columns(columns)}
-                for name, (description, columns) in REGISTRY_TABLES.items()
-            ],
-        },
-    ]
+    specs = {spec.score_table: spec for spec in models}
+    sources = []
+    for schema, description in SOURCE_SCHEMAS.items():
+        tables = []
+        for name, (text, columns) in comment_docs(models).items():
+            if name.split(".")[0] != schema:
+                continue
+            table = {"name": name.split(".")[1], "description": text}
+            if name in specs:
+                table["meta"] = {"model": specs[name].name, "written_by": "python_models.lifecycle"}
+            tables.append({**table, "columns": _columns(columns)})
+        sources.append({"name": schema, "description": description, "schema": schema,
+                        "tables": tables})  # fmt: skip
     header = (
         "# Generated by `python -m python_models.bi_docs --write` from the model specs\n"
         "# (python_models/<model>/spec.py) and python_models/bi_docs.py: edit those, not this.\n"

@@ -26,7 +26,7 @@ from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(FULL_PIPELINE_GROUP)]
 
-BI_SCHEMAS = {"marts", "features", "reports", "ml_scores", "ml"}
+BI_SCHEMAS = {"marts", "features", "reports", "ml_scores", "ml", "impact"}
 # The churn spec's label: predicted to churn when the calibrated probability is >= 0.5.
 CHURN_RISK_SHARE = (
     "select avg(case when score >= 0.5 then 1.0 else 0.0 end) from ml_scores.churn_scores"
