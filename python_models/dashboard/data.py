@@ -236,7 +236,14 @@ def value_at_risk(con: duckdb.DuckDBPyConnection, limit: int = LIST_ROWS) -> pd.
     if at_risk is None:
         return None
     return _frame(
-        con, f"select * from ({at_risk}) order by value_at_risk_usd desc, user_id limit ?", [limit]
+        con,
+        f"""
+        select user_id, round(churn_probability, 3) as churn_probability,
+            round(expected_revenue_usd, 2) as expected_revenue_usd,
+            round(value_at_risk_usd, 2) as value_at_risk_usd, reasons
+        from ({at_risk}) order by value_at_risk_usd desc, user_id limit ?
+        """,
+        [limit],
     )
 
 
