@@ -26,11 +26,12 @@ JOB = "retrain_models"
 def _counts() -> tuple[int, int, int]:
     """(sensor ticks, ticks that requested runs, retrain_models runs) in the instance."""
     import dagster as dg
+    from dagster._core.scheduler.instigation import InstigatorType
 
     instance = dg.DagsterInstance.get()
     states = [
         s
-        for s in instance.all_instigator_state(instigator_type=dg.InstigatorType.SENSOR)
+        for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
         if s.name == SENSOR
     ]
     ticks = requested = 0
