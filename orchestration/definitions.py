@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+from orchestration.defs.dbt import dbt_resource, uba_dbt_after_scoring, uba_dbt_assets
 from orchestration.defs.impact import impact_assets
 from orchestration.defs.ingest import check_raw_events_quality, events_validated, raw_events
 from orchestration.defs.ml import after_scoring_assets, scoring_assets, training_assets
@@ -20,6 +20,7 @@ defs = dg.Definitions(
         raw_events,
         events_validated,
         uba_dbt_assets,
+        uba_dbt_after_scoring,
         *training_assets,
         *scoring_assets,
         *after_scoring_assets,

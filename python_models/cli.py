@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "demo": "run the whole pipeline end to end on generated data",
     "erase": "erase people (user or device ids) from every table and file",
     "retention": "apply the retention windows: purge old PII properties and raw events",
+    "dashboard": "serve the BI dashboard over the published copy",
+    "dev": "dagster dev (UI + daemon) that stops on Ctrl-C and SIGTERM",
     "serve": "serve scores over HTTP from the published warehouse, with trigger rules",
 }
 
@@ -50,6 +52,10 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import erase as module
     elif name == "retention":
         from python_models.commands import retention as module
+    elif name == "dashboard":
+        from python_models.commands import dashboard as module
+    elif name == "dev":
+        from python_models.commands import dev as module
     elif name == "serve":
         from python_models.commands import serve as module
     else:

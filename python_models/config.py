@@ -94,6 +94,9 @@ def pseudonym_salt_from_env() -> str:
     salt = os.environ.get("UBA_PSEUDONYM_SALT")
     if salt:
         return salt
+    salt_file = os.environ.get("UBA_PSEUDONYM_SALT_FILE")
+    if salt_file:
+        return _salt_from_file(Path(salt_file))
     if _env_flag("UBA_ALLOW_DEV_SALT"):
         return DEFAULT_SALT
     raise SettingsError(
@@ -101,6 +104,19 @@ def pseudonym_salt_from_env() -> str:
         "committed development salt are reversible), or set UBA_ALLOW_DEV_SALT=1 to use the "
         "development salt for a demo or a test"
     )
+
+
+def _salt_from_file(path: Path) -> str:
+    """The salt a file holds, one trailing newline ignored: the same rule as the dbt macro
+    uba_pseudonymize applies when DuckDB reads the file (profile target duckdb_plain)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"UBA_PSEUDONYM_SALT_FILE: cannot read {path}: {exc.strerror}") from exc
+    salt = text.removesuffix("\n").removesuffix("\r")
+    if not salt:
+        raise SettingsError(f"UBA_PSEUDONYM_SALT_FILE: {path} is empty")
+    return salt
 
 
 def allow_development_salt() -> None:
@@ -169,8 +185,14 @@ def _public_data_cache() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "uba" / "public_data"
 
 
+def data_dir_from_env() -> Path:
+    """UBA_DATA_DIR alone: readers of the published copy (`uba dashboard`) need no salt, so they
+    do not read every setting."""
+    return Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
 def _from_env() -> Settings:
-    data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+    data_dir = data_dir_from_env()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
     input_path = Path(os.environ.get("UBA_INPUT_PATH") or data_dir / "sample" / "events")
     return Settings(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,18 @@ SAMPLE_SEED = 7
 # More account takeovers than the default 2% so the anomaly tests have enough planted cases.
 SAMPLE_ATO_RATE = 0.06
 TEST_SALT = "test-salt"
+
+
+# Tests that read the one full pipeline run (fixture full_pipeline) share a pytest-xdist worker,
+# so the run happens once per test session, not once per worker.
+FULL_PIPELINE_GROUP = "full_pipeline"
+
+
+def pytest_configure(config):
+    # Known with or without pytest-xdist (`-p no:xdist` and --strict-markers).
+    config.addinivalue_line("markers", "xdist_group(name): run in the same xdist worker")
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -121,12 +134,13 @@ class PrivacyPipeline:
 
 
 @contextlib.contextmanager
-def data_dir_settings(data_dir: Path):
-    """Point the settings (and dbt's profile) at `data_dir` for the duration."""
+def pipeline_env(data_dir: Path) -> Iterator:
+    """Settings (and dbt's profile) pointed at `data_dir` while the block runs; the session's
+    settings are back afterwards."""
     from python_models.config import reload_settings
 
     keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH")
-    saved = {key: os.environ.get(key) for key in keys}
+    saved = {k: os.environ.get(k) for k in keys}
     os.environ["UBA_DATA_DIR"] = str(data_dir)
     os.environ["UBA_DUCKDB_PATH"] = str(data_dir / "warehouse.duckdb")
     try:
@@ -174,7 +188,7 @@ def privacy_pipeline(tmp_path_factory) -> PrivacyPipeline:
         seed=PRIVACY_SEED,
         consent=ConsentPlan(),
     )
-    with data_dir_settings(root / "data") as settings:
+    with pipeline_env(root / "data") as settings:
         con = connect()
         try:
             load_path(con, sample.events_dir)
@@ -196,3 +210,48 @@ def privacy_pipeline(tmp_path_factory) -> PrivacyPipeline:
         finally:
             con.close()
     return PrivacyPipeline(root, sample)
+
+
+def run_full_pipeline(input_path: Path, instance=None):
+    """The Dagster job full_pipeline, in-process, on the files at `input_path`."""
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.defs.ingest import raw_files_run_config
+    from orchestration.defs.ml import training_run_config
+
+    job = defs.resolve_job_def("full_pipeline")
+    run_config = raw_files_run_config(str(input_path))
+    # The sample is far below churn's default bar of 1,000 examples of each class.
+    run_config["ops"] |= training_run_config({"churn": {"min_class_examples": 50}})["ops"]
+    return job.execute_in_process(
+        run_config=run_config,
+        instance=instance or DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+@dataclass(frozen=True)
+class FullPipeline:
+    result: object  # dagster ExecuteInProcessResult
+    settings: object  # python_models.config.Settings of the run
+    logs: tuple = ()  # (step key, message) of every log line the run wrote
+
+    @property
+    def published(self) -> Path:
+        return self.settings.published_dir / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def full_pipeline(sample_data, tmp_path_factory) -> FullPipeline:
+    """The whole Dagster graph materialized once on the sample: the pipeline's warehouse, the
+    published copy, the Data Docs. Tests using it read only (and carry
+    `pytest.mark.xdist_group(FULL_PIPELINE_GROUP)`)."""
+    from dagster import DagsterInstance
+
+    data_dir = tmp_path_factory.mktemp("pipeline") / "data"
+    instance = DagsterInstance.ephemeral()
+    with pipeline_env(data_dir) as settings:
+        result = run_full_pipeline(sample_data.events_dir, instance)
+    logs = tuple((e.step_key, e.user_message) for e in instance.all_logs(result.run_id))
+    return FullPipeline(result=result, settings=settings, logs=logs)

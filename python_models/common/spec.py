@@ -8,7 +8,7 @@ bookkeeping and the docs' model table all read these fields; none of them names 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,10 @@ class ModelSpec:
     # The catalogue mart (dbt column meta) whose `used_by: [<name>]` columns are its features;
     # None when the model lists its own inputs.
     feature_mart: str | None = "ftr_user_features"
+    # Descriptions of the score table's own columns for BI readers (dbt sources, warehouse
+    # comments, the published manifest): `score` and every label column; a shared column
+    # (user_id, as_of_date...) listed here overrides the house wording (python_models.bi_docs).
+    column_docs: Mapping[str, str] = field(default_factory=dict)
     # More per-user outputs after the labels (forecasts and their intervals), never null.
     detail_columns: tuple[str, ...] = ()
     # The drift sensor asks for retraining when this model's scored inputs drift.

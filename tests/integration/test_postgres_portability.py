@@ -225,3 +225,11 @@ def test_core_models_match_duckdb_on_postgres(postgres_server, tmp_path, monkeyp
             assert _normalise(actual) == _normalise(expected), table
     finally:
         con.close()
+
+    # Column descriptions are PostgreSQL comments too (dbt persist_docs), as on DuckDB.
+    comments = _pg_frame(
+        port,
+        "select attname, col_description(attrelid, attnum) as comment from pg_attribute "
+        "where attrelid = 'marts.fct_events'::regclass and attnum > 0 and not attisdropped",
+    )
+    assert comments.height > 5 and comments["comment"].null_count() == 0, comments

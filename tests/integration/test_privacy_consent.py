@@ -7,7 +7,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 import pytest
-from conftest import TEST_SALT, copy_warehouse, data_dir_settings
+from conftest import TEST_SALT, copy_warehouse, pipeline_env
 
 from python_models.privacy import pseudonymize
 
@@ -102,7 +102,7 @@ def test_value_at_risk_holds_only_people_with_marketing_consent(built_warehouse,
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     copy_warehouse(built_warehouse, data_dir)
-    with data_dir_settings(data_dir):
+    with pipeline_env(data_dir):
         con = connect()
         try:
             train_model(con, "churn", params={"min_class_examples": 50})

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import TEST_SALT, copy_pipeline, data_dir_settings
+from conftest import TEST_SALT, copy_pipeline, pipeline_env
 
 from python_models.privacy import pseudonymize
 
@@ -238,7 +238,7 @@ def erased(privacy_pipeline, tmp_path_factory):
     finally:
         con.close()
     request = [p.request_id for p in people.values()] + ["u-nobody-has-this-id"]
-    with data_dir_settings(run.data_dir):
+    with pipeline_env(run.data_dir):
         result = erase(request)
         after_sha = _sha(warehouse)
         again = erase(request)
@@ -410,7 +410,7 @@ def test_targeted_rebuild_equals_a_full_refresh(erased, privacy_pipeline, tmp_pa
     from python_models.privacy.erasure import erase
 
     run = copy_pipeline(privacy_pipeline, tmp_path / "full")
-    with data_dir_settings(run.data_dir):
+    with pipeline_env(run.data_dir):
         erase(erased["request"], rebuild="full", publish=False)
     # Without republishing, the published copy and its Parquet files are scrubbed in place.
     for name, needles in erased["needles"].items():

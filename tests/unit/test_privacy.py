@@ -241,7 +241,7 @@ def test_a_stopped_erasure_is_finished_by_the_next_request(tmp_path, monkeypatch
     """`erase` on a tiny raw layer, stopped after the deletion (before the other files): the
     same request again finds nothing in raw, yet completes the log and cleans the service's
     SQLite audit from the ids alone."""
-    from conftest import TEST_SALT, data_dir_settings
+    from conftest import TEST_SALT, pipeline_env
 
     from python_models.privacy import erasure
     from python_models.service.triggers import Rule, TriggerAudit
@@ -269,7 +269,7 @@ def test_a_stopped_erasure_is_finished_by_the_next_request(tmp_path, monkeypatch
     def stop(*args, **kwargs):
         raise KeyboardInterrupt  # the process stopped between step 2 and the files
 
-    with data_dir_settings(data_dir):
+    with pipeline_env(data_dir):
         monkeypatch.setattr(erasure, "_finish", stop)
         with pytest.raises(KeyboardInterrupt):
             erasure.erase(["u1"], rebuild="none")
