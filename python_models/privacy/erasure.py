@@ -271,7 +271,9 @@ def _rebuild_dbt(path: Path, mode: str, models: list[str]) -> None:
     if mode == "full":
         run_dbt(["build", "--full-refresh"], duckdb_path=path, quiet=True)
     elif mode == "targeted" and models:
-        run_dbt(["build", "--select", *models], duckdb_path=path, quiet=True)
+        # --full-refresh: an incremental aggregate (int_identity_stitched) would otherwise see
+        # no new batch and keep the counts of the erased people.
+        run_dbt(["build", "--select", *models, "--full-refresh"], duckdb_path=path, quiet=True)
 
 
 def _refresh_python_aggregates(path: Path) -> list[str]:

@@ -55,9 +55,12 @@ class Identity:
         return bool(self.user_ids or self.devices or self.event_ids)
 
     def role_values(self) -> dict[str, set[str]]:
-        """Per identifier role, the values whose rows are this request's (raw and hashed)."""
+        """Per identifier role, the values whose rows are this request's (raw and hashed). A
+        person column may hold a device's pseudonym (a visitor who never identified is their
+        device; stg_app__user_holdout_buckets keys users and devices in one column), and the
+        devices here were used by the erased people only, so they count as persons too."""
         return {
-            "person": self.user_ids | self.person_keys,
+            "person": self.user_ids | self.person_keys | self.device_keys,
             "device": self.devices | self.device_keys,
             "event": self.event_ids,
             "session": self.session_ids,
