@@ -102,6 +102,26 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, staged: str
             con.execute(f'alter table {table} add column "{column}" {kind}')
 
 
+def _swap_in_run(con: duckdb.DuckDBPyConnection, spec: ModelSpec, staged: str, run_id: str) -> None:
+    """Inside the caller's transaction: the run's rows (registered as __uba_scores) replace
+    that run in the history, `staged` becomes the current table, and the run's old record is
+    removed (the caller inserts the new one)."""
+    schema, table = split_name(spec.score_table)
+    history = spec.history_table
+    if table_exists(con, history):
+        _add_missing_columns(con, history, staged)
+    else:
+        con.execute(f"create table {history} as select * from {staged} limit 0")
+    con.execute(f"delete from {history} where run_id = ?", [run_id])
+    con.execute(f"insert into {history} by name select * from __uba_scores")
+    con.execute(f'drop table if exists "{schema}"."{table}"')
+    con.execute(f'alter table {staged} rename to "{table}"')
+    con.execute(
+        f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
+        [spec.name, run_id],
+    )
+
+
 def write_scores(
     con: duckdb.DuckDBPyConnection,
     spec: ModelSpec,
@@ -115,7 +135,6 @@ def write_scores(
         raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
     run_id = run_ids[0]
     schema, table = split_name(spec.score_table)
-    history = spec.history_table
     staged = f'"{schema}"."{table}__new_{uuid.uuid4().hex[:8]}"'
     con.execute(f'create schema if not exists "{schema}"')
     ensure_runs_table(con)
@@ -123,18 +142,7 @@ def write_scores(
     try:
         con.execute("begin transaction")
         con.execute(f"create table {staged} as select * from __uba_scores")
-        if table_exists(con, history):
-            _add_missing_columns(con, history, staged)
-        else:
-            con.execute(f"create table {history} as select * from {staged} limit 0")
-        con.execute(f"delete from {history} where run_id = ?", [run_id])
-        con.execute(f"insert into {history} by name select * from {staged}")
-        con.execute(f'drop table if exists "{schema}"."{table}"')
-        con.execute(f'alter table {staged} rename to "{table}"')
-        con.execute(
-            f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
-            [spec.name, run_id],
-        )
+        _swap_in_run(con, spec, staged, run_id)
         as_of = frame["as_of_date"].max() if frame.height and "as_of_date" in frame else None
         con.execute(
             f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
@@ -345,19 +353,7 @@ def merge_scores(
             )
             """
         )
-        history = spec.history_table
-        if table_exists(con, history):
-            _add_missing_columns(con, history, staged)
-        else:
-            con.execute(f"create table {history} as select * from {staged} limit 0")
-        con.execute(f"delete from {history} where run_id = ?", [run_id])
-        con.execute(f"insert into {history} by name select * from __uba_scores")
-        con.execute(f'drop table if exists "{schema}"."{table}"')
-        con.execute(f'alter table {staged} rename to "{table}"')
-        con.execute(
-            f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
-            [spec.name, run_id],
-        )
+        _swap_in_run(con, spec, staged, run_id)
         as_of = frame["as_of_date"].max() if frame.height else None
         con.execute(
             f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
