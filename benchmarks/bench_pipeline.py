@@ -1,20 +1,46 @@
-"""End-to-end pipeline benchmark: prints seconds and peak memory per step.
+"""End-to-end benchmark: the project's first build against the hand-written reference on the
+same files, stage by stage, then a daily increment and a run with no new data.
 
-    python benchmarks/bench_pipeline.py --events 1000000 [--keep DIR]
+    python benchmarks/bench_pipeline.py --events 1000000 [--sample DIR] [--keep DIR]
+        [--models churn,ltv,...] [--reference ../shared/bench/ref_pipeline.py]
 
-Steps: generate -> load -> gate -> dbt build -> train (4 models) -> score (4 models) -> publish.
-Reference (hand-written DuckDB pipeline on 2 cores): ~30-40 s for 10M events, ~220 s for 50M.
+1. The sample (generated, or --sample: a `uba generate` output folder) is split by arrival:
+   the rows received on its last day become the daily file, the rest the history.
+2. First build of the history, in this process, each stage timed: load, gate, dbt build,
+   train and score (each model), publish. Peak RSS is this process's or its children's (dbt).
+3. The reference (../shared/bench/ref_pipeline.py --weekly, a child process) on the same
+   history files; its stages are matched to the project's: dbt build = its stage + stitch +
+   sessionize + features + labels; train / score = churn (the only model it has).
+4. `uba refresh DAYFILE` as its own process (imports included): the daily increment; then
+   `uba refresh` again with nothing new.
+
+Figures only: no pass/fail. Compare ratios, not seconds (the machine is shared); run it when
+`uptime` shows a quiet machine. Results go to docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "bench" / "ref_pipeline.py"
+# The project's stage -> the reference's stages doing the same work.
+MATCHED = {
+    "load": ("load",),
+    "gate": ("gate",),
+    "dbt build": ("stage", "stitch", "sessionize", "features", "labels"),
+    "train churn": ("train",),
+    "score churn": ("score",),
+}
 
 
 def _peak_rss_mb() -> float:
@@ -23,68 +49,182 @@ def _peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", default=None, help="work directory to keep (default: temp)")
-    parser.add_argument("--skip-models", action="store_true", help="stop after dbt build")
-    args = parser.parse_args()
+def _child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, the child's own peak RSS in MB, its stdout) of one process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0,):
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{out[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, out
 
-    work = Path(args.keep or tempfile.mkdtemp(prefix="uba-bench-"))
-    os.environ["UBA_DATA_DIR"] = str(work / "data")
-    os.environ["UBA_DUCKDB_PATH"] = str(work / "data" / "warehouse.duckdb")
-    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")  # a benchmark, not real data
-    os.environ.setdefault("UBA_QUIET_SALT", "1")
 
-    from python_models.config import reload_settings
+def split_last_day(events_dir: Path, manifest: dict, out: Path) -> dict:
+    """The rows received (in UTC) on or after the sample's last day become the daily file,
+    like a daily export; the rest (received earlier, or unreadable) is the history."""
+    import duckdb
 
-    settings = reload_settings()
-    timings: list[tuple[str, float, float]] = []
+    last_day = date.fromisoformat(manifest["end_date_exclusive"]) - timedelta(days=1)
+    history, day = out / "history", out / "day"
+    for folder in (history, day):
+        folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    arrived = (
+        "coalesce(cast(try_cast(trim(received_at) as timestamptz) as timestamp) "
+        f">= timestamp '{last_day}', false)"
+    )
+    source = f"read_parquet('{events_dir}/*.parquet')"
+    con.execute(
+        f"copy (select * from {source} where not {arrived}) "
+        f"to '{history / 'part-00000.parquet'}' (format parquet)"
+    )
+    con.execute(
+        f"copy (select * from {source} where {arrived}) "
+        f"to '{day / f'day-{last_day}.parquet'}' (format parquet)"
+    )
+    rows, day_rows = con.execute(
+        f"select count(*), count(*) filter (where {arrived}) from {source}"
+    ).fetchone()
+    return {"history": str(history), "day": str(day), "rows": rows, "day_rows": day_rows}
+
+
+def first_build(history_dir: Path, names: list[str] | None) -> dict:
+    """The project's first build of the history, each stage timed (run in a child process)."""
+    from expectations.gate import run_gate
+    from python_models.commands.refresh import record_build
+    from python_models.config import get_settings
+    from python_models.dbt_runner import run_dbt
+    from python_models.ingest import load_path
+    from python_models.lifecycle import score_model, train_model
+    from python_models.models import model_names
+    from python_models.publish import publish_warehouse
+    from python_models.warehouse import connect
+
+    timings: dict[str, tuple[float, float]] = {}
 
     def step(name, fn):
         started = time.perf_counter()
         out = fn()
-        timings.append((name, time.perf_counter() - started, _peak_rss_mb()))
-        print(
-            f"  {name:<22} {timings[-1][1]:8.1f} s   peak RSS {timings[-1][2]:8.0f} MB", flush=True
-        )
+        timings[name] = (time.perf_counter() - started, _peak_rss_mb())
+        print(f"  {name:<24} {timings[name][0]:8.1f} s   peak RSS {timings[name][1]:6.0f} MB")
+        sys.stdout.flush()
         return out
 
-    from expectations.gate import run_gate
-    from python_models.dbt_runner import run_dbt
-    from python_models.ingest import load_path
-    from python_models.synthetic import generate
-    from python_models.warehouse import connect
-
-    print(f"benchmark: {args.events:,} events in {work}")
-    sample = step(
-        "generate", lambda: generate(work / "sample", n_events=args.events, seed=args.seed)
-    )
     con = connect()
-    step("load", lambda: load_path(con, sample.events_dir))
+    step("load", lambda: load_path(con, history_dir, progress=False))
     step("gate", lambda: run_gate(con))
     con.close()
     step("dbt build", lambda: run_dbt(["build"], quiet=True))
-    if not args.skip_models:
-        from python_models.lifecycle import score_model, train_model
-        from python_models.models import model_names
-        from python_models.publish import publish_warehouse
+    con = connect()
+    record_build(con)
+    for name in names or model_names():
+        step(f"train {name}", lambda name=name: train_model(con, name))
+    for name in names or model_names():
+        step(f"score {name}", lambda name=name: score_model(con, name))
+    step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
+    con.close()
+    return {name: list(values) for name, values in timings.items()}
 
-        con = connect()
-        for name in model_names():
-            step(f"train {name}", lambda name=name: train_model(con, name))
-        for name in model_names():
-            step(f"score {name}", lambda name=name: score_model(con, name))
-        step("publish", lambda: publish_warehouse(con, settings.published_dir))
-        con.close()
 
-    total = sum(t for name, t, _ in timings if name != "generate")
-    rows = sample.n_rows
+def _part(cmd: list[str], env: dict[str, str], echo: bool = False) -> tuple[float, float, str]:
+    """Run a child and relay its output lines that are figures."""
+    seconds, peak, out = _child(cmd, env)
+    if echo:
+        for line in out.splitlines():
+            if not line.startswith("{"):
+                print(line)
+    return seconds, peak, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--sample", type=Path, help="reuse a `uba generate` output folder")
+    parser.add_argument("--keep", default=None, help="work directory to keep (default: temp)")
+    parser.add_argument("--models", default=None, help="comma-separated (default: every model)")
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--ref-threads", type=int, default=2)
+    parser.add_argument("--part", choices=["split", "build"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    work = Path(args.keep or tempfile.mkdtemp(prefix="uba-bench-")).resolve()
+    os.environ["UBA_DATA_DIR"] = str(work / "data")
+    os.environ["UBA_DUCKDB_PATH"] = str(work / "data" / "warehouse.duckdb")
+    os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")  # a benchmark, not real data
+    os.environ.setdefault("UBA_QUIET_SALT", "1")
+    sample_dir = (args.sample or work / "sample").resolve()
+    # Each part runs in its own process, started from this small one: a child's peak RSS
+    # counts its parent's RSS at the fork, so a big parent would inflate every child's figure.
+    if args.part == "split":
+        if not (sample_dir / "truth" / "manifest.json").exists():
+            from python_models.synthetic import generate
+
+            print(f"generating {args.events:,} events (seed {args.seed}) ...", flush=True)
+            generate(sample_dir, n_events=args.events, seed=args.seed)
+        manifest = json.loads((sample_dir / "truth" / "manifest.json").read_text())
+        print(json.dumps(split_last_day(sample_dir / "events", manifest, work / "split")))
+        return 0
+    if args.part == "build":
+        names = args.models.split(",") if args.models else None
+        print(json.dumps(first_build(work / "split" / "history", names)))
+        return 0
+
+    env = dict(os.environ)
+    me = [sys.executable, str(Path(__file__).resolve()), "--keep", str(work)]
+    me += ["--events", str(args.events), "--seed", str(args.seed)]
+    me += ["--sample", str(sample_dir)] + (["--models", args.models] if args.models else [])
+    print(f"benchmark in {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    _, _, out = _part([*me, "--part", "split"], env, echo=True)
+    split = json.loads(out.strip().splitlines()[-1])
+    history_dir, day_dir = Path(split["history"]), Path(split["day"])
+    rows, day_rows = split["rows"], split["day_rows"]
+    print(f"{rows:,} rows: {rows - day_rows:,} history, {day_rows:,} received on the last day")
+
+    print(f"\nreference ({args.reference.name} --weekly, {args.ref_threads} threads), history:")
+    ref_cmd = [sys.executable, str(args.reference), "--weekly", "--events-dir", str(history_dir)]
+    ref_cmd += ["--db", str(work / "ref.duckdb"), "--threads", str(args.ref_threads)]
+    (work / "ref.duckdb").unlink(missing_ok=True)
+    _, ref_peak, ref_out = _child(ref_cmd, env)
+    reference = json.loads(ref_out.strip().splitlines()[-1])
+    print(f"  {json.dumps(reference)}")
+
+    print("\nproject, first build of the history:")
+    _, project_peak, out = _part([*me, "--part", "build"], env, echo=True)
+    timings = {name: tuple(v) for name, v in json.loads(out.strip().splitlines()[-1]).items()}
+    project_total = sum(seconds for seconds, _ in timings.values())
+
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print("stage                  project s  reference s   ratio")
+    for stage, parts in MATCHED.items():
+        if stage not in timings:
+            continue
+        ref = sum(reference.get(part, 0.0) for part in parts)
+        ours = timings[stage][0]
+        print(f"  {stage:<20} {ours:10.1f} {ref:12.1f} {ours / max(ref, 1e-9):7.1f}x")
+    others = sum(s for name, (s, _) in timings.items() if name not in MATCHED)
+    print(f"  {'(not in reference)':<20} {others:10.1f}            -        -")
     print(
-        f"\npipeline (without generation): {total:.1f} s for {rows:,} rows "
-        f"= {rows / total:,.0f} rows/s; peak RSS {max(m for *_, m in timings):.0f} MB"
+        f"  {'total':<20} {project_total:10.1f} {reference['total']:12.1f} "
+        f"{project_total / reference['total']:7.1f}x"
     )
+    print(
+        f"  {'peak RSS MB':<20} {project_peak:10.0f} {ref_peak:12.0f} "
+        f"{project_peak / ref_peak:7.1f}x"
+    )
+
+    print(f"\ndaily increment: `uba refresh` on {day_rows:,} new rows, as its own process:")
+    uba = [sys.executable, "-m", "python_models.cli", "refresh", str(day_dir), "--no-docs"]
+    for label in ("one new day", "no new data"):
+        seconds, peak, out = _child(uba, env)
+        for line in out.splitlines():
+            if line.startswith(("[refresh]", "           ")):
+                print(f"    {line}")
+        print(f"  {label:<22} {seconds:8.1f} s   peak RSS {peak:6.0f} MB")
     return 0
 
 

@@ -152,8 +152,10 @@ def main() -> None:
         results["write: ADBC ingest (binary COPY)"] = best(args.repeat, write_adbc)
         for con in (pg2, pg3, ad):
             con.close()
-    print(f"rows: {args.rows:,} (features: user_id, as_of_date, {FEATURES} doubles; "
-          "scores: 8 columns)")
+    print(
+        f"rows: {args.rows:,} (features: user_id, as_of_date, {FEATURES} doubles; "
+        "scores: 8 columns)"
+    )
     for name, seconds in results.items():
         print(f"{name:40s} {seconds:7.2f} s")
 

@@ -18,6 +18,9 @@ from typing import Any
 
 import great_expectations as gx
 import pandas as pd
+from great_expectations.core.run_identifier import RunIdentifier
+
+from expectations.data_docs import results_dir
 
 _lock = threading.Lock()
 _context_state: dict[str, Any] = {}
@@ -133,12 +136,28 @@ def _exception_message(info: Any) -> str | None:
     return None
 
 
-def _data_docs_site(context: Any, docs_dir: Path) -> str:
-    """A filesystem Data Docs site for docs_dir, added to the context once."""
+def _data_docs_site(context: Any, docs_dir: Path) -> tuple[str, str]:
+    """(site name, results store name) for docs_dir, added to the context once.
+
+    The results go to a filesystem store beside the site, not the ephemeral context's memory:
+    GX lists on the index only the results its store holds and deletes the pages of the others,
+    so an in-memory store showed the latest process's runs only. On disk, every run stays
+    reachable from index.html, under its run name (the gate's run id)."""
     sites = _context_state.setdefault("docs_sites", {})
     key = str(Path(docs_dir).resolve())
     if key not in sites:
         name = f"uba_docs_{len(sites)}"
+        store = f"uba_results_{len(sites)}"
+        context.add_store(
+            store,
+            {
+                "class_name": "ValidationResultsStore",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(results_dir(key)),
+                },
+            },
+        )
         context.add_data_docs_site(
             site_name=name,
             site_config={
@@ -148,9 +167,10 @@ def _data_docs_site(context: Any, docs_dir: Path) -> str:
                     "base_directory": key,
                 },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "site_section_builders": {"validations": {"source_store_name": store}},
             },
         )
-        sites[key] = name
+        sites[key] = (name, store)
     return sites[key]
 
 
@@ -161,9 +181,12 @@ def _run_with_docs(
     frame: pd.DataFrame,
     result_format: str,
     docs_dir: Path,
+    run_name: str | None = None,
 ) -> Any:
     """Validate through a checkpoint whose action renders Data Docs into docs_dir."""
-    site = _data_docs_site(context, docs_dir)
+    site, store = _data_docs_site(context, docs_dir)
+    # The checkpoint stores its result in the context's current results store.
+    context.variables.validation_results_store_name = store
     name = f"{suite.name}__with_docs"
     for store in (context.checkpoints, context.validation_definitions):
         if name in {item.name for item in store.all()}:
@@ -179,7 +202,10 @@ def _run_with_docs(
             result_format=result_format,
         )
     )
-    outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    outcome = checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        run_id=RunIdentifier(run_name=run_name) if run_name else None,
+    )
     return next(iter(outcome.run_results.values()))
 
 
@@ -188,13 +214,14 @@ def validate_frame(
     suite: gx.ExpectationSuite,
     result_format: str = "SUMMARY",
     data_docs_dir: str | Path | None = None,
+    run_name: str | None = None,
 ) -> FrameValidation:
     """Validate `frame` (pandas, polars or Arrow) against `suite`.
 
     Check `.success` (or call `.require_success()`): it is False when GX reports failure or
     when zero expectations were evaluated. Use result_format="COMPLETE" to get the failing row
     positions through `.failing_rows()`. With `data_docs_dir`, the validation also renders
-    GX Data Docs there (index.html; about half a second more).
+    GX Data Docs there (index.html; about half a second more), filed under `run_name`.
     """
     pandas_frame = _to_pandas(frame)
     if not isinstance(pandas_frame.index, pd.RangeIndex) or pandas_frame.index.start != 0:
@@ -210,6 +237,7 @@ def validate_frame(
                 pandas_frame,
                 result_format,
                 Path(data_docs_dir),
+                run_name,
             )
         else:
             batch = batch_definition.get_batch(batch_parameters={"dataframe": pandas_frame})

@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+from orchestration.defs.dbt import dbt_resource, uba_dbt_after_scoring, uba_dbt_assets
 from orchestration.defs.impact import impact_assets
 from orchestration.defs.ingest import check_raw_events_quality, events_validated, raw_events
 from orchestration.defs.ml import after_scoring_assets, scoring_assets, training_assets
+from orchestration.defs.privacy import privacy_defs
 from orchestration.defs.publish import published_warehouse
 from orchestration.defs.quality import check_feature_mart_quality, score_checks
 from orchestration.defs.reports import retention_weekly_heatmap
@@ -19,6 +20,7 @@ defs = dg.Definitions(
         raw_events,
         events_validated,
         uba_dbt_assets,
+        uba_dbt_after_scoring,
         *training_assets,
         *scoring_assets,
         *after_scoring_assets,
@@ -35,3 +37,4 @@ defs = dg.Definitions(
     # 2 cores) and would let two steps open the DuckDB file for writing at once.
     executor=dg.in_process_executor,
 )
+defs = dg.Definitions.merge(defs, privacy_defs)  # erase_people, apply_retention (+ schedule)

@@ -19,7 +19,13 @@ COMMANDS: dict[str, str] = {
     "train": "train the models and update the registry",
     "score": "batch-score users and write the score tables",
     "rollback": "roll a model back to its previous champion",
+    "refresh": "the daily job in one process: load new files, gate, dbt, score what changed, "
+    "publish what changed",
     "demo": "run the whole pipeline end to end on generated data",
+    "erase": "erase people (user or device ids) from every table and file",
+    "retention": "apply the retention windows: purge old PII properties and raw events",
+    "dashboard": "serve the BI dashboard over the published copy",
+    "dev": "dagster dev (UI + daemon) that stops on Ctrl-C and SIGTERM",
     "serve": "serve scores over HTTP from the published warehouse, with trigger rules",
 }
 
@@ -38,8 +44,18 @@ def command_module(name: str) -> ModuleType:
         from python_models.commands import train as module
     elif name == "rollback":
         from python_models.commands import rollback as module
+    elif name == "refresh":
+        from python_models.commands import refresh as module
     elif name == "demo":
         from python_models.commands import demo as module
+    elif name == "erase":
+        from python_models.commands import erase as module
+    elif name == "retention":
+        from python_models.commands import retention as module
+    elif name == "dashboard":
+        from python_models.commands import dashboard as module
+    elif name == "dev":
+        from python_models.commands import dev as module
     elif name == "serve":
         from python_models.commands import serve as module
     else:

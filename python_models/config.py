@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +16,18 @@ DEFAULT_SALT = "uba-dev-salt"
 # Unknown event names (not in the tracking plan): kept and flagged, or quarantined.
 UNKNOWN_EVENT_POLICIES = ("flag", "quarantine")
 WAREHOUSE_ENGINES = ("duckdb", "postgres", "spark")
+
+
+def _openmp_waits_by_sleeping() -> None:
+    """OpenMP threads (LightGBM, scikit-learn) wait for each other by sleeping, not spinning,
+    unless OMP_WAIT_POLICY says otherwise. On shared cores a spinning thread holds the core its
+    partner needs: a 2-thread LightGBM call on a busy 2-core machine took 39 ms instead of
+    0.4 ms (docs/performance.md). libgomp reads this when it loads, so it is set here, on the
+    first import of the package (python_models/__init__.py), before any model library."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+_openmp_waits_by_sleeping()
 
 
 class SettingsError(ValueError):
@@ -60,6 +73,14 @@ class Settings:
     pg_database: str = "uba"
     # Spark (local session): its warehouse directory and metastore live here.
     spark_dir: Path = Path("data/spark")
+    # Retention windows in days (docs/privacy.md); 0 keeps forever. PII properties (email, ip,
+    # declared sensitive keys) are purged from raw rows loaded longer ago than the first; raw
+    # rows older than the second are deleted once rolled into raw.events_daily_rollup.
+    retention_pii_days: int = 30
+    retention_raw_days: int = 395
+    # Event property keys holding personal data beyond email and ip (UBA_SENSITIVE_PROPERTIES,
+    # comma-separated): erased with a person, purged by the PII retention window.
+    sensitive_properties: tuple[str, ...] = ()
 
     @property
     def models_dir(self) -> Path:
@@ -85,6 +106,9 @@ def pseudonym_salt_from_env() -> str:
     salt = os.environ.get("UBA_PSEUDONYM_SALT")
     if salt:
         return salt
+    salt_file = os.environ.get("UBA_PSEUDONYM_SALT_FILE")
+    if salt_file:
+        return _salt_from_file(Path(salt_file))
     if _env_flag("UBA_ALLOW_DEV_SALT"):
         return DEFAULT_SALT
     raise SettingsError(
@@ -92,6 +116,19 @@ def pseudonym_salt_from_env() -> str:
         "committed development salt are reversible), or set UBA_ALLOW_DEV_SALT=1 to use the "
         "development salt for a demo or a test"
     )
+
+
+def _salt_from_file(path: Path) -> str:
+    """The salt a file holds, one trailing newline ignored: the same rule as the dbt macro
+    uba_pseudonymize applies when DuckDB reads the file (profile target duckdb_plain)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"UBA_PSEUDONYM_SALT_FILE: cannot read {path}: {exc.strerror}") from exc
+    salt = text.removesuffix("\n").removesuffix("\r")
+    if not salt:
+        raise SettingsError(f"UBA_PSEUDONYM_SALT_FILE: {path} is empty")
+    return salt
 
 
 def allow_development_salt() -> None:
@@ -135,6 +172,24 @@ def _env_float(name: str, default: float, low: float | None = None, high: float 
     return value
 
 
+def _env_days(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise SettingsError(f"{name}={text!r} must be a whole number of days (0 keeps forever)")
+    return int(text)
+
+
+def _env_keys(name: str) -> tuple[str, ...]:
+    """Comma-separated property keys (letters, digits, underscores), in order, no repeats."""
+    keys = [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+    bad = [k for k in keys if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+    if bad:
+        raise SettingsError(f"{name}: {bad[0]!r} is not a property key (letters, digits, _)")
+    return tuple(dict.fromkeys(keys))
+
+
 def _public_data_cache() -> Path:
     if os.environ.get("UBA_PUBLIC_DATA_CACHE"):
         return Path(os.environ["UBA_PUBLIC_DATA_CACHE"])
@@ -142,8 +197,14 @@ def _public_data_cache() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "uba" / "public_data"
 
 
+def data_dir_from_env() -> Path:
+    """UBA_DATA_DIR alone: readers of the published copy (`uba dashboard`) need no salt, so they
+    do not read every setting."""
+    return Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
 def _from_env() -> Settings:
-    data_dir = Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
+    data_dir = data_dir_from_env()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
     input_path = Path(os.environ.get("UBA_INPUT_PATH") or data_dir / "sample" / "events")
     warehouse = _env_choice("UBA_WAREHOUSE", "duckdb", WAREHOUSE_ENGINES)
@@ -168,6 +229,9 @@ def _from_env() -> Settings:
         # PSI above 0.25 is the usual "significant shift" rule of thumb.
         drift_psi_threshold=_env_float("UBA_DRIFT_PSI_THRESHOLD", 0.25, 0.0),
         public_data_cache=_public_data_cache(),
+        retention_pii_days=_env_days("UBA_RETENTION_PII_DAYS", 30),
+        retention_raw_days=_env_days("UBA_RETENTION_RAW_DAYS", 395),
+        sensitive_properties=_env_keys("UBA_SENSITIVE_PROPERTIES"),
         service_rules_path=Path(
             os.environ.get("UBA_SERVICE_RULES") or REPO_ROOT / "python_models/service/rules.yml"
         ).resolve(),

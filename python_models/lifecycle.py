@@ -41,10 +41,20 @@ from python_models.common.artifacts import (
 from python_models.common.catalogue import CatalogueError
 from python_models.common.features import feature_list_hash
 from python_models.common.realized import refresh_realized_performance
-from python_models.common.scores import score_frame, write_scores
+from python_models.common.scores import (
+    changed_rows,
+    inputs_fingerprint,
+    last_score_state,
+    merge_scores,
+    record_score_state,
+    score_frame,
+    stage_latest_rows,
+    write_scores,
+)
 from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, DerivedTable, ModelSpec
 from python_models.common.training import REFERENCE_SAMPLE_ROWS, TrainingResult
 from python_models.models import DERIVED_TABLES, MODELS, check_models, get_spec
+from python_models.privacy.consent import keep_consented
 from python_models.warehouse import replace_table, table_exists
 
 # Bump when a change in model code should produce new versions from the same data and params.
@@ -93,6 +103,9 @@ class ScoreOutcome:
     status: str = "scored"
     # This run's drift rows (ml.drift_measurements), worst compared first.
     drift: pl.DataFrame | None = None
+    # "full": the table was replaced; "changed": only rows whose features changed were scored
+    # (`rows` of them; the table keeps the others).
+    mode: str = "full"
 
 
 @dataclass(frozen=True)
@@ -318,7 +331,7 @@ def score_model(
     run_id = run_id or uuid.uuid4().hex[:12]
     entry, bundle = load_champion(con, model_name)
     _log(f"scoring {model_name} with champion {entry.model_version} (run {run_id})")
-    measured = None
+    measured, state = None, None
     if transactions is not None:
         if spec.score_file is None:
             raise ValueError(f"model {model_name} does not score a transactions file")
@@ -333,6 +346,11 @@ def score_model(
         scored = _with_holdout_group(con, spec.score(con, bundle))
         current = spec.latest_features(con, bundle)
         fingerprint = drift.frame_fingerprint(current)
+        # What `uba refresh` compares next time: the scored rows, or the input tables.
+        if spec.rowwise_scoring:
+            stage_latest_rows(con, current)
+        else:
+            state = inputs_fingerprint(con, spec)
         measured = drift.measure(
             spec, entry.model_version, run_id, bundle, current, scored["score"].to_numpy()
         )
@@ -340,6 +358,7 @@ def score_model(
     rows = write_scores(con, spec, frame, input_fingerprint=fingerprint)
     if measured is not None:
         drift.record_measurements(con, measured)
+        record_score_state(con, spec, entry.model_version, run_id, state)
     as_of = scored["as_of_date"].max() if scored.height else None
     _log(f"wrote {rows} rows to {spec.score_table} (and {spec.history_table})")
     return ScoreOutcome(
@@ -350,6 +369,58 @@ def score_model(
         as_of_date=as_of,
         run_id=run_id,
         drift=measured,
+    )
+
+
+def score_changed(
+    con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
+) -> ScoreOutcome | Skipped:
+    """Score what changed since the score table was last written (`uba refresh`).
+
+    A new champion, or a table never scored with this bookkeeping: a full scoring. A row-wise
+    model (spec.rowwise_scoring): only its population's rows whose feature values differ from
+    the ones scored (new users, a new snapshot, late events), merged into the current table
+    and appended to the history under this run id. Any other model: a full scoring when one
+    of its input tables changed, else nothing."""
+    spec = get_spec(model_name)
+    champion = registry.get_champion(con, model_name)
+    if champion is None:
+        return Skipped(model_name, f"no champion (run `uba train --model {model_name}`)")
+    last = last_score_state(con, spec)
+    if last is None or last.model_version != champion.model_version:
+        return score_model(con, model_name, run_id)
+    if not spec.rowwise_scoring:
+        if last.inputs_fingerprint == inputs_fingerprint(con, spec):
+            return Skipped(model_name, f"inputs unchanged since {spec.score_table} was written")
+        return score_model(con, model_name, run_id)
+    bundle = champion.load()
+    current = spec.latest_features(con, bundle)
+    stage_latest_rows(con, current)
+    changed, stale = changed_rows(con, spec)
+    if changed.height == 0 and stale == 0:
+        return Skipped(model_name, "no user's features changed")
+    run_id = run_id or uuid.uuid4().hex[:12]
+    version = champion.model_version
+    _log(
+        f"scoring {model_name}: {changed.height:,} users whose features changed, "
+        f"{stale:,} rows that left its population dropped (champion {version}, run {run_id})"
+    )
+    scored = _with_holdout_group(con, bundle["model"].predict_frame(changed))
+    frame = score_frame(spec, version, run_id, scored)
+    rows = merge_scores(con, spec, frame, input_fingerprint=drift.frame_fingerprint(current))
+    # Drift of the whole scored population, as a full scoring measures it.
+    population_scores = con.execute(f"select score from {spec.score_table}").pl()["score"]
+    measured = drift.measure(spec, version, run_id, bundle, current, population_scores.to_numpy())
+    drift.record_measurements(con, measured)
+    return ScoreOutcome(
+        model_name=model_name,
+        table=spec.score_table,
+        rows=rows,
+        model_version=version,
+        as_of_date=frame["as_of_date"].max() if frame.height else None,
+        run_id=run_id,
+        drift=measured,
+        mode="changed",
     )
 
 
@@ -366,7 +437,14 @@ def build_derived_table(con: duckdb.DuckDBPyConnection, derived: DerivedTable) -
     missing = [t for t in derived.reads if not table_exists(con, t)]
     if missing:
         raise LookupError(f"{derived.name} needs {', '.join(missing)}: score the models first")
-    rows = replace_table(con, derived.name, derived.build(con).to_arrow())
+    frame = derived.build(con)
+    if derived.consent:
+        frame = keep_consented(con, frame, derived.consent)
+        if "rank" in frame.columns:  # a ranked list stays 1..n in its order
+            frame = frame.with_columns(
+                pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("rank")
+            )
+    rows = replace_table(con, derived.name, frame.to_arrow())
     _log(f"wrote {rows} rows to {derived.name}")
     return Built(derived.name, int(rows))
 
@@ -447,9 +525,11 @@ def score_each(
     names: Iterable[str],
     run_id: str | None = None,
     transactions: pl.DataFrame | None = None,
+    changed_only: bool = False,
 ) -> list[ScoreOutcome | Skipped | Failed]:
     """Score every named model that has a champion (under one run id); the others are
-    skipped or failed. `transactions`: score that file (for models with a file path)."""
+    skipped or failed. `transactions`: score that file (for models with a file path).
+    `changed_only`: only what changed since the last scoring (score_changed)."""
     run_id = run_id or uuid.uuid4().hex[:12]
     outcomes: list[ScoreOutcome | Skipped | Failed] = []
     for name in names:
@@ -458,7 +538,10 @@ def score_each(
             if registry.get_champion(con, name) is None:
                 outcomes.append(Skipped(name, f"no champion (run `uba train --model {name}`)"))
                 continue
-            outcomes.append(score_model(con, name, run_id=run_id, transactions=transactions))
+            if changed_only:
+                outcomes.append(score_changed(con, name, run_id=run_id))
+            else:
+                outcomes.append(score_model(con, name, run_id=run_id, transactions=transactions))
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
             outcomes.append(_failed(con, name, err))
     return outcomes

@@ -39,6 +39,7 @@ DERIVED_TABLES: tuple[DerivedTable, ...] = (
         summary="users still here ranked by churn risk x expected revenue, with reasons",
         reads=(CHURN.score_table, LTV.score_table),
         build=partial(value_at_risk, risk_table=CHURN.score_table, value_table=LTV.score_table),
+        consent="marketing",  # who to act on first: people who agreed to be contacted
     ),
 )
 

@@ -25,9 +25,7 @@ class CheckOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def sample_table(
-    con: Warehouse, table: str, rows: int = VALIDATION_SAMPLE_ROWS
-) -> tuple[Any, int]:
+def sample_table(con: Warehouse, table: str, rows: int = VALIDATION_SAMPLE_ROWS) -> tuple[Any, int]:
     """(pandas frame of at most `rows` rows, seeded reservoir sample; the table's row count)."""
     count = con.execute(f"select count(*) from {table}").fetchone()[0]
     if count <= rows:

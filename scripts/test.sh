@@ -24,5 +24,13 @@ if ! command -v java >/dev/null 2>&1 \
       openjdk-17-jre-headless >/dev/null) \
     || echo "test: Java install failed; the Spark test will skip" >&2
 fi
+# The dashboard test drives Debian's chromium through playwright (no browser download); on a
+# root machine without it, install it the same way; elsewhere that test skips.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${UBA_NO_CHROMIUM_INSTALL:-}" ]; then
+  echo "test: installing chromium from Debian packages for the dashboard test ..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "test: chromium install failed; the dashboard test will skip" >&2
+fi
 ruff check python_models orchestration expectations tests benchmarks
 exec pytest "$@"

@@ -5,17 +5,40 @@ Every fixture works in its own temporary directory; nothing touches the demo's d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# pyspark (installed for the Spark test; Great Expectations imports it when present) takes a
+# __main__ without __file__ for its own doctest runner and exits the process; pytest-xdist's
+# workers run with such a __main__ (execnet), so every worker would quit at its first import.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
 
 SAMPLE_EVENTS = int(os.environ.get("UBA_TEST_EVENTS", "60000"))
 SAMPLE_SEED = 7
 # More account takeovers than the default 2% so the anomaly tests have enough planted cases.
 SAMPLE_ATO_RATE = 0.06
 TEST_SALT = "test-salt"
+
+
+# Tests that read the one full pipeline run (fixture full_pipeline) share a pytest-xdist worker,
+# so the run happens once per test session, not once per worker.
+FULL_PIPELINE_GROUP = "full_pipeline"
+
+
+def pytest_configure(config):
+    # Known with or without pytest-xdist (`-p no:xdist` and --strict-markers).
+    config.addinivalue_line("markers", "xdist_group(name): run in the same xdist worker")
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -99,3 +122,144 @@ def cdnow_sample(cdnow_wheel):
     from python_models.ltv.public_data import cdnow_transactions
 
     return cdnow_transactions("sample", cdnow_wheel.parent)
+
+
+PRIVACY_EVENTS = 40_000
+PRIVACY_SEED = 11
+
+
+@dataclass(frozen=True)
+class PrivacyPipeline:
+    """A whole pipeline run (load, gate, dbt build, train, score, publish) on a small sample
+    with planted consent choices, in its own data folder (tests/integration/test_privacy_*)."""
+
+    root: Path  # holds data/ (warehouse, models, published) and sample/ (input + truth)
+    sample: object  # GenerationResult
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+
+@contextlib.contextmanager
+def pipeline_env(data_dir: Path) -> Iterator:
+    """Settings (and dbt's profile) pointed at `data_dir` while the block runs; the session's
+    settings are back afterwards."""
+    from python_models.config import reload_settings
+
+    keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["UBA_DATA_DIR"] = str(data_dir)
+    os.environ["UBA_DUCKDB_PATH"] = str(data_dir / "warehouse.duckdb")
+    try:
+        yield reload_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reload_settings()
+
+
+def copy_pipeline(pipeline: PrivacyPipeline, dst: Path) -> PrivacyPipeline:
+    """A private copy of a pipeline run; the registry's artifact paths follow the copy."""
+    import duckdb
+
+    shutil.copytree(pipeline.root, dst)
+    con = duckdb.connect(str(dst / "data" / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "update ml.model_registry set artifact_path = replace(artifact_path, ?, ?)",
+            [str(pipeline.data_dir), str(dst / "data")],
+        )
+    finally:
+        con.close()
+    return PrivacyPipeline(dst, pipeline.sample)
+
+
+@pytest.fixture(scope="session")
+def privacy_pipeline(tmp_path_factory) -> PrivacyPipeline:
+    from expectations.gate import run_gate
+    from python_models.dbt_runner import run_dbt
+    from python_models.ingest import load_path
+    from python_models.lifecycle import build_derived, score_each, train_each
+    from python_models.models import model_names
+    from python_models.publish import publish_warehouse
+    from python_models.synthetic import ConsentPlan, generate
+    from python_models.warehouse import connect
+
+    root = tmp_path_factory.mktemp("privacy_pipeline")
+    sample = generate(
+        out_dir=root / "sample",
+        n_events=PRIVACY_EVENTS,
+        seed=PRIVACY_SEED,
+        consent=ConsentPlan(),
+    )
+    with pipeline_env(root / "data") as settings:
+        con = connect()
+        try:
+            load_path(con, sample.events_dir)
+            assert run_gate(con).success
+        finally:
+            con.close()
+        run_dbt(["build"], quiet=True)
+        con = connect()
+        try:
+            # The sample is small: churn trains on fewer labelled examples than it would
+            # serve on (as tests/integration/test_scoring_lifecycle.py does).
+            trained = train_each(con, model_names(), params={"churn": {"min_class_examples": 50}})
+            assert not [t for t in trained if t.status == "failed"], trained
+            scored = score_each(con, model_names())
+            assert not [s for s in scored if s.status == "failed"], scored
+            derived = build_derived(con, model_names())  # value at risk, lapsed users
+            assert not [d for d in derived if d.status == "failed"], derived
+            publish_warehouse(con, settings.published_dir)
+        finally:
+            con.close()
+    return PrivacyPipeline(root, sample)
+
+
+def run_full_pipeline(input_path: Path, instance=None):
+    """The Dagster job full_pipeline, in-process, on the files at `input_path`."""
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.defs.ingest import raw_files_run_config
+    from orchestration.defs.ml import training_run_config
+
+    job = defs.resolve_job_def("full_pipeline")
+    run_config = raw_files_run_config(str(input_path))
+    # The sample is far below churn's default bar of 1,000 examples of each class.
+    run_config["ops"] |= training_run_config({"churn": {"min_class_examples": 50}})["ops"]
+    return job.execute_in_process(
+        run_config=run_config,
+        instance=instance or DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+@dataclass(frozen=True)
+class FullPipeline:
+    result: object  # dagster ExecuteInProcessResult
+    settings: object  # python_models.config.Settings of the run
+    logs: tuple = ()  # (step key, message) of every log line the run wrote
+
+    @property
+    def published(self) -> Path:
+        return self.settings.published_dir / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def full_pipeline(sample_data, tmp_path_factory) -> FullPipeline:
+    """The whole Dagster graph materialized once on the sample: the pipeline's warehouse, the
+    published copy, the Data Docs. Tests using it read only (and carry
+    `pytest.mark.xdist_group(FULL_PIPELINE_GROUP)`)."""
+    from dagster import DagsterInstance
+
+    data_dir = tmp_path_factory.mktemp("pipeline") / "data"
+    instance = DagsterInstance.ephemeral()
+    with pipeline_env(data_dir) as settings:
+        result = run_full_pipeline(sample_data.events_dir, instance)
+    logs = tuple((e.step_key, e.user_message) for e in instance.all_logs(result.run_id))
+    return FullPipeline(result=result, settings=settings, logs=logs)

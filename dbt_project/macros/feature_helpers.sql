@@ -29,3 +29,20 @@
     )
     {%- endif %}
 {%- endmacro %}
+
+{#- Weekly buckets (int_feature_windowed_activity, int_feature_diversity, ftr_user_labels): an
+    aggregate over bucket rows joined to a snapshot, of `column` over the days of a window of
+    `span` days before the snapshot. A row's week_offset m says its week ends 7m days before
+    the snapshot; the bucket carries `column`_all (its whole week) and `column`_last_<t> (its
+    last t days, the days at most t days before its end). -#}
+{% macro feature_in_span(column, span, aggregate='sum', empty='0') -%}
+    {{ aggregate }}(case
+        {%- if span // 7 > 0 %}
+        when week_offset < {{ span // 7 }} then {{ column }}_all
+        {%- endif %}
+        {%- if span % 7 != 0 %}
+        when week_offset = {{ span // 7 }} then {{ column }}_last_{{ span % 7 }}
+        {%- endif %}
+        else {{ empty }}
+    end)
+{%- endmacro %}

@@ -85,3 +85,25 @@
 {% macro postgres__uba_epoch_microseconds(ts) -%}
     cast(extract(epoch from {{ ts }}) * 1000000 as bigint)
 {%- endmacro %}
+
+{#- Aggregates: the first / last non-null `value` of a group by the columns `order_by` (a list;
+    ties are the caller's to break), without a window over the rows. -#}
+{% macro uba_first_by(value, order_by) -%}
+    {{ return(adapter.dispatch('uba_first_by', 'uba')(value, order_by, false)) }}
+{%- endmacro %}
+
+{% macro uba_last_by(value, order_by) -%}
+    {{ return(adapter.dispatch('uba_first_by', 'uba')(value, order_by, true)) }}
+{%- endmacro %}
+
+{% macro default__uba_first_by(value, order_by, last) -%}
+    {%- set key = order_by[0] if order_by | length == 1 else '(' ~ order_by | join(', ') ~ ')' -%}
+    {{ 'arg_max' if last else 'arg_min' }}({{ value }}, {{ key }})
+        filter (where {{ value }} is not null)
+{%- endmacro %}
+
+{% macro postgres__uba_first_by(value, order_by, last) -%}
+    (array_agg({{ value }} order by
+        {%- for column in order_by %} {{ column }}{{ ' desc' if last }}{{ ',' if not loop.last }}
+        {%- endfor %}) filter (where {{ value }} is not null))[1]
+{%- endmacro %}

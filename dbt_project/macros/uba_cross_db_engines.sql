@@ -15,7 +15,18 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The materialization of the incremental models that replace rows (delete+insert): Spark's
+    Parquet tables have no row-level delete, so there they are tables rebuilt in full. -#}
+{% macro uba_incremental_unless_spark() -%}
+    {{- return('table' if target.type == 'spark' else 'incremental') -}}
+{%- endmacro %}
+
 {#- Spark SQL ------------------------------------------------------------------------------ -#}
+
+{#- No batch bookkeeping (uba_batches.sql) on Spark: its consumers are rebuilt in full. -#}
+{% macro spark__uba_create_batch_manifest() -%}{%- endmacro %}
+{% macro spark__uba_record_consumed_batch(producer) -%}{%- endmacro %}
+{% macro spark__uba_forget_consumers_on_full_refresh() -%}{%- endmacro %}
 
 {% macro spark__uba_json_text(column, key) -%}
     get_json_object({{ column }}, '$.{{ key }}')
@@ -41,6 +52,12 @@
     case when {{ column }} is null then null else
         left(sha2(concat('{{ uba_salt() }}', '|{{ namespace }}|', {{ column }}), 256), 32)
     end
+{%- endmacro %}
+
+{% macro spark__uba_first_by(value, order_by, last) -%}
+    {%- set key = order_by[0] if order_by | length == 1 else 'struct(' ~ order_by | join(', ') ~ ')' -%}
+    {{ 'max_by' if last else 'min_by' }}({{ value }}, {{ key }})
+        filter (where {{ value }} is not null)
 {%- endmacro %}
 
 {% macro spark__uba_holdout_bucket(raw_id, namespace) -%}
@@ -75,6 +92,13 @@
     case when {{ column }} is null then null else
         left(sha2('{{ uba_salt() }}' || '|{{ namespace }}|' || {{ column }}, 256), 32)
     end
+{%- endmacro %}
+
+{#- array_agg leaves NULLs out on Snowflake. -#}
+{% macro snowflake__uba_first_by(value, order_by, last) -%}
+    get(array_agg({{ value }}) within group (order by
+        {%- for column in order_by %} {{ column }}{{ ' desc' if last }}{{ ',' if not loop.last }}
+        {%- endfor %}), 0)
 {%- endmacro %}
 
 {% macro snowflake__uba_holdout_bucket(raw_id, namespace) -%}
@@ -113,6 +137,12 @@
     end
 {%- endmacro %}
 
+{% macro bigquery__uba_first_by(value, order_by, last) -%}
+    array_agg({{ value }} ignore nulls order by
+        {%- for column in order_by %} {{ column }}{{ ' desc' if last }}{{ ',' if not loop.last }}
+        {%- endfor %} limit 1)[safe_offset(0)]
+{%- endmacro %}
+
 {% macro bigquery__uba_holdout_bucket(raw_id, namespace) -%}
     mod(cast(concat('0x', left(to_hex(sha256(concat(
         '{{ uba_holdout_key() }}', '|holdout|', {{ namespace }}, '|', {{ raw_id }}
@@ -137,17 +167,19 @@
 
 {#- uba_device_neighbour_users (uba_stitching.sql) with IGNORE NULLS after the call, the only
     place Spark and Snowflake take it (DuckDB and BigQuery take it inside the parentheses). -#}
-{% macro spark__uba_device_neighbour_users(relation) -%}
-    {{ uba_device_neighbour_users_nulls_after(relation) }}
+{% macro spark__uba_device_neighbour_users(relation, columns) -%}
+    {{ uba_device_neighbour_users_nulls_after(relation, columns) }}
 {%- endmacro %}
 
-{% macro snowflake__uba_device_neighbour_users(relation) -%}
-    {{ uba_device_neighbour_users_nulls_after(relation) }}
+{% macro snowflake__uba_device_neighbour_users(relation, columns) -%}
+    {{ uba_device_neighbour_users_nulls_after(relation, columns) }}
 {%- endmacro %}
 
-{% macro uba_device_neighbour_users_nulls_after(relation) -%}
+{% macro uba_device_neighbour_users_nulls_after(relation, columns) -%}
     select
-        event_id,
+        {{ columns | join(', ') }},
+        user_hash,
+        anonymous_hash,
         last_value(user_hash) ignore nulls over (
             partition by anonymous_hash
             order by event_ts, event_id

@@ -5,14 +5,25 @@
 {%- endmacro %}
 
 {#- DuckDB: the salt is a session variable set by the dbt-duckdb plugin
-    python_models.dbt_salt_plugin (profiles.yml), so it never appears in compiled SQL or logs. -#}
+    python_models.dbt_salt_plugin (profiles.yml), so it never appears in compiled SQL or logs.
+    Without the plugin (a plain dbt-duckdb install, target duckdb_plain) DuckDB reads it from
+    the file UBA_PSEUDONYM_SALT_FILE names: the SQL holds the path, not the salt.
+    The casts matter: an untyped NULL from getvariable() or error() inside `||` is folded to
+    NULL, which would silently give every row a NULL pseudonym instead of stopping. -#}
 {% macro duckdb__uba_pseudonymize(column, namespace) -%}
+    {%- set salt_file = env_var('UBA_PSEUDONYM_SALT_FILE', '') -%}
     case when {{ column }} is null then null else
         left(sha256(
             coalesce(
-                getvariable('uba_pseudonym_salt'),
-                error('the pseudonymization salt is not set: add the dbt-duckdb plugin '
-                    || 'python_models.dbt_salt_plugin to the profile (see profiles.yml)')
+                cast(getvariable('uba_pseudonym_salt') as varchar),
+                {% if salt_file -%}
+                (select regexp_replace(content, '\r?\n$', '')
+                    from read_text('{{ salt_file | replace("'", "''") }}')),
+                {%- endif %}
+                cast(error('the pseudonymization salt is not set: add the dbt-duckdb plugin '
+                    || 'python_models.dbt_salt_plugin to the profile, or set '
+                    || 'UBA_PSEUDONYM_SALT_FILE to a file holding the salt (see profiles.yml)')
+                    as varchar)
             ) || '|{{ namespace }}|' || {{ column }}
         ), 32)
     end

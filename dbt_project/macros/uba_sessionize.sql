@@ -19,21 +19,24 @@
     A running "start of the current session" would need recursion; the window rule is
     set-based, deterministic and never yields a session longer than the cap.
 
-    Returns one row per event: the partition columns, event_id, event_ts,
-    seconds_since_previous (null for the partition's first event) and the session key within
-    the partition (stretch_number, max_length_window). With `numbered` (default) also
-    event_number, session_index (1-based), session_started_at and session_first_event_number,
-    at the cost of a third pass over the rows; callers that only group by session (the
-    feature mart) pass numbered=false.
+    Returns one row per event: the partition columns, event_id, event_ts, the `carry`
+    columns (passed through untouched), seconds_since_previous (null for the partition's first
+    event) and the session key within the partition (stretch_number, max_length_window). With
+    `numbered` (default) also event_number, is_stretch_start, stretch_started_at,
+    session_index (1-based), session_started_at and session_first_event_number, at the cost
+    of a third pass over the rows; callers that only group by session pass numbered=false.
+    The first event of each partition always starts a stretch: int_events_sessionized relies
+    on that when it re-cuts a person from a stretch start onwards (incremental runs).
     Speed: the windows share one partition/order over narrow rows; callers join wide columns
     back afterwards. -#}
-{% macro uba_sessionize(events, partition_by=['user_id'], numbered=true) -%}
+{% macro uba_sessionize(events, partition_by=['user_id'], numbered=true, carry=[]) -%}
     {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
     {%- set max_length_seconds = var('uba__session_max_length_minutes') * 60 -%}
     {%- set end_events = var('uba__session_end_events') -%}
     {%- set split_at_midnight = var('uba__session_split_at_midnight') -%}
     {%- set time_zone = var('uba__session_time_zone') -%}
     {%- set partition = partition_by | join(', ') -%}
+    {%- set carried = carry -%}
     {%- if end_events is string -%}
         {{ exceptions.raise_compiler_error(
             "uba__session_end_events must be a list of event names, e.g. ['logout']") }}
@@ -46,6 +49,9 @@
             {{ partition }},
             event_id,
             event_ts,
+            {%- for column in carried %}
+            {{ column }},
+            {%- endfor %}
             lag(event_ts) over session_timeline as previous_event_ts
             {%- if numbered %},
             row_number() over session_timeline as event_number
@@ -126,9 +132,14 @@
         {{ partition }},
         event_id,
         event_ts,
+        {%- for column in carried %}
+        {{ column }},
+        {%- endfor %}
         seconds_since_previous,
         event_number,
         stretch_number,
+        is_stretch_start = 1 as is_stretch_start,
+        stretch_started_at,
         max_length_window,
         count(case when is_session_start = 1 then 1 end) over session_running as session_index,
         max(case when is_session_start = 1 then event_ts end) over session_running

@@ -1,15 +1,52 @@
+{#- Identity stitching, written once (int_events_sessionized calls it on every event in a full
+    build and on the events of the devices new data touched in an incremental one).
+
+    Rule: an identified event keeps its user_hash. An anonymous-only event goes to the user
+    identified on the same device (anonymous_hash) at the nearest LATER event, else at the
+    nearest earlier one, ordered by (event_ts, event_id); a device never identified keeps its
+    anonymous_hash as the person key. Two user_hashes are never merged.
+
+    `relation` holds event_id, user_hash, anonymous_hash, event_ts and the `columns` passed
+    through. Returns one row per event: `columns`, user_hash, anonymous_hash, user_id (the
+    person key) and is_identified (the key is a user_hash). No join: the neighbours come from
+    window functions that carry the (narrow) columns along. -#}
+{% macro uba_stitch(relation, columns) -%}
+    {%- set carried = columns | join(', ') -%}
+    select
+        {{ carried }},
+        user_hash,
+        anonymous_hash,
+        coalesce(user_hash, next_user_hash, previous_user_hash, anonymous_hash) as user_id,
+        coalesce(user_hash, next_user_hash, previous_user_hash) is not null as is_identified
+    from (
+        {{ uba_device_neighbour_users(relation, columns) }}
+    ) as on_devices
+    {#- An event without a device carries a user_hash (the gate requires one of the two). #}
+    union all
+    select
+        {{ carried }},
+        user_hash,
+        anonymous_hash,
+        user_hash as user_id,
+        true as is_identified
+    from {{ relation }}
+    where anonymous_hash is null
+{%- endmacro %}
+
 {#- For every event with an anonymous_hash in `relation`: the user_hash of the nearest
     identified event on the same device at or before it (previous_user_hash) and at or after
-    it (next_user_hash), ordered by (event_ts, event_id). Returns a select of
-    (event_id, previous_user_hash, next_user_hash). -#}
-{% macro uba_device_neighbour_users(relation) -%}
-    {{ return(adapter.dispatch('uba_device_neighbour_users', 'uba')(relation)) }}
+    it (next_user_hash), ordered by (event_ts, event_id). Returns `columns`, user_hash,
+    anonymous_hash, previous_user_hash, next_user_hash. -#}
+{% macro uba_device_neighbour_users(relation, columns=['event_id']) -%}
+    {{ return(adapter.dispatch('uba_device_neighbour_users', 'uba')(relation, columns)) }}
 {%- endmacro %}
 
 {#- DuckDB (and other engines with IGNORE NULLS): both frames share one sort. -#}
-{% macro default__uba_device_neighbour_users(relation) -%}
+{% macro default__uba_device_neighbour_users(relation, columns) -%}
     select
-        event_id,
+        {{ columns | join(', ') }},
+        user_hash,
+        anonymous_hash,
         last_value(user_hash ignore nulls) over (
             partition by anonymous_hash
             order by event_ts, event_id
@@ -26,9 +63,11 @@
 
 {#- PostgreSQL has no IGNORE NULLS: running counts of identified events mark stretches that
     each start with exactly one identified event, so max(user_hash) over a stretch is it. -#}
-{% macro postgres__uba_device_neighbour_users(relation) -%}
+{% macro postgres__uba_device_neighbour_users(relation, columns) -%}
     select
-        event_id,
+        {{ columns | join(', ') }},
+        user_hash,
+        anonymous_hash,
         case when identified_before > 0 then max(user_hash) over (
             partition by anonymous_hash, identified_before
         ) end as previous_user_hash,
@@ -37,7 +76,7 @@
         ) end as next_user_hash
     from (
         select
-            event_id,
+            {{ columns | join(', ') }},
             anonymous_hash,
             user_hash,
             count(user_hash) over (

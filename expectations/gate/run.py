@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,7 +144,7 @@ def _release(con: Warehouse, release: list[int]) -> None:
 def run_gate(
     con: Warehouse,
     rules: GateRules | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[str], None] = False,
     release: list[int] | None = None,
     data_docs_dir: str | Path | None = None,
 ) -> GateResult:
@@ -152,6 +153,7 @@ def run_gate(
     (`.blocked`) and raw.gate_batches; `release` (load ids) gates blocked batches again with the
     corrupt-batch rule lifted for them."""
     rules = rules or GateRules.from_settings()
+    say = _progress_writer(progress)
     release = sorted({int(r) for r in release or []})
     plan = read_tracking_plan()
     con = as_warehouse(con)
@@ -167,20 +169,23 @@ def run_gate(
             if release:
                 _release(con, release)
             _new_batches(con, ctx.dialect)
+            if say:
+                say(f"gate: run {run_id}: checking new load batches in one SQL pass ...")
             con.execute(sql.repeated_sql(ctx))
             con.execute(sql.verdicts_sql(ctx))
             con.execute(sql.duplicates_sql())
             stats = con.execute(sql.batch_stats_sql(ctx)).df()
             total = int(stats["rows_checked"].sum()) if len(stats) else 0
-            if progress:
-                print(
+            if say:
+                say(
                     f"gate: {len(stats)} new load batch(es), {total:,} rows checked in SQL "
-                    f"({time.perf_counter() - clock:.1f}s)",
-                    flush=True,
+                    f"({time.perf_counter() - clock:.1f}s)"
                 )
             frame = batch_frame(stats)
             verdict = _checked(
-                validate_frame(frame, batch_suites.build_suite(rules), "COMPLETE", data_docs_dir),
+                validate_frame(
+                    frame, batch_suites.build_suite(rules), "COMPLETE", data_docs_dir, run_id
+                ),
                 "batch",
             )
             blocking = _flagged(verdict, "block")
@@ -191,9 +196,16 @@ def run_gate(
                 if int(frame["load_id"][row]) not in release
             ]
             finished_at = _utc_now()
+            if say:
+                say(
+                    f"gate: batch suite evaluated ({len(blocked)} blocked); writing valid and "
+                    f"quarantined rows ({time.perf_counter() - clock:.1f}s)"
+                )
             con.execute(sql.insert_validated_sql(blocked))
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
-            reconciliation = _reconcile(con, ctx, data_docs_dir)
+            if say:
+                say(f"gate: rows written; reconciling ({time.perf_counter() - clock:.1f}s)")
+            reconciliation = _reconcile(con, ctx, data_docs_dir, run_id)
             outcomes = _outcomes(stats, blocked, warnings)
             _record(con, run_id, outcomes, rules, finished_at)
             reasons = dict(
@@ -227,16 +239,23 @@ def run_gate(
         max_quarantine_rate=rules.max_quarantine_rate,
         data_docs=str(Path(data_docs_dir) / "index.html") if data_docs_dir else None,
     )
-    if progress:
-        print(
+    if say:
+        say(
             f"gate: {total:,} checked, {result.rows_valid:,} valid, {rows_quarantined:,} "
-            f"quarantined, {len(blocked)} batch(es) blocked in {time.perf_counter() - clock:.1f}s",
-            flush=True,
+            f"quarantined, {len(blocked)} batch(es) blocked in {time.perf_counter() - clock:.1f}s"
         )
     return result
 
 
-def _reconcile(con: Warehouse, ctx: RuleContext, data_docs_dir) -> FrameValidation:
+def _progress_writer(progress: bool | Callable[[str], None]) -> Callable[[str], None] | None:
+    """Where progress lines go: a callable (the Dagster asset passes its logger), stdout
+    (True, `uba gate`) or nowhere."""
+    if callable(progress):
+        return progress
+    return (lambda line: print(line, flush=True)) if progress else None
+
+
+def _reconcile(con: Warehouse, ctx: RuleContext, data_docs_dir, run_id: str) -> FrameValidation:
     rules = ctx.rules
     counts = con.execute(sql.reconciliation_sql(ctx)).df()
     earliest = datetime.combine(rules.earliest_event_date, datetime.min.time(), tzinfo=UTC)
@@ -249,7 +268,11 @@ def _reconcile(con: Warehouse, ctx: RuleContext, data_docs_dir) -> FrameValidati
     counts["ceiling_epoch"] = counts["load_id"].map(ceilings).astype(float)
     validation = _checked(
         validate_frame(
-            counts, batch_suites.build_reconciliation_suite(rules), "COMPLETE", data_docs_dir
+            counts,
+            batch_suites.build_reconciliation_suite(rules),
+            "COMPLETE",
+            data_docs_dir,
+            run_id,
         ),
         "reconciliation",
     )

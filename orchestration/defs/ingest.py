@@ -76,7 +76,10 @@ def events_validated(
 
     docs = get_settings().reports_dir / "data_docs"
     with warehouse.connect() as con:
-        result = run_gate(con, rules=GateRules.from_settings(), data_docs_dir=docs)
+        # Progress lines into the run's log: minutes of silence at 10M events otherwise.
+        result = run_gate(
+            con, rules=GateRules.from_settings(), progress=context.log.info, data_docs_dir=docs
+        )
         total = con.execute("select count(*) from raw.events_validated").fetchone()[0]
     return dg.MaterializeResult(
         metadata={

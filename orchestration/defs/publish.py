@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.defs.dbt import uba_dbt_after_scoring, uba_dbt_assets
 from orchestration.defs.impact import impact_assets
 from orchestration.defs.ml import after_scoring_assets, score_key
 from orchestration.resources import WRITER_POOL, WarehouseResource
@@ -11,9 +12,12 @@ from python_models.models import MODELS
 
 @dg.asset(
     key=dg.AssetKey(["published", "warehouse"]),
-    # Published last: after the scores, the tables built from them and the impact tables.
+    # Published last: after the scores, the tables built from them (Python and dbt: the
+    # semantic layer's views over the scores), every dbt report and the impact tables.
     deps=[
         *(score_key(spec) for spec in MODELS),
+        uba_dbt_assets,
+        uba_dbt_after_scoring,
         *(asset.key for asset in after_scoring_assets),
         *(asset.key for asset in impact_assets),
     ],
@@ -28,11 +32,13 @@ def published_warehouse(warehouse: WarehouseResource) -> dg.MaterializeResult:
     from python_models.publish import publish_warehouse
 
     with warehouse.connect() as con:
-        result = publish_warehouse(con, get_settings().published_dir)
+        # Tables whose content is unchanged since the last publication are carried over.
+        result = publish_warehouse(con, get_settings().published_dir, only_changed=True)
     return dg.MaterializeResult(
         metadata={
             "published_duckdb": dg.MetadataValue.path(str(result.duckdb_path)),
             "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
             "tables": len(result.tables),
+            "tables_copied": len(result.copied),
         }
     )

@@ -7,7 +7,6 @@ from typing import Self
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
 
 from python_models.anomaly.daily import MODEL_COLUMNS
 from python_models.anomaly.params import AnomalyParams
@@ -48,15 +47,19 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     return float(q50), spread
 
 
-def evaluation_table(scores: np.ndarray, threshold: float) -> pl.DataFrame:
-    """Alert count and score quantiles of a set of scored user-days."""
+def evaluation_table(
+    scores: np.ndarray, threshold: float, user_days: int | None = None
+) -> pl.DataFrame:
+    """Alert count and score quantiles of a set of scored user-days (`scores`, a sample of
+    `user_days` training days when given)."""
     alerts = int((scores >= threshold).sum())
     return pl.DataFrame(
         [
             {
                 "variant": VARIANT,
                 "split": "training",
-                "user_days": float(len(scores)),
+                "user_days": float(len(scores) if user_days is None else user_days),
+                "sampled_user_days": float(len(scores)),
                 "alerts": float(alerts),
                 "alert_rate": alerts / len(scores),
                 "threshold": threshold,
@@ -79,22 +82,29 @@ class AnomalyModel(Estimator):
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
         """`validation` is unused (unsupervised: the threshold is a share of training days)."""
+        from sklearn.ensemble import IsolationForest
+
         params = self.params
         if frame.height < 50:
             raise ValueError(f"only {frame.height} user-days of activity: too few to learn from")
-        matrix = model_matrix(frame, self.features)
         self.forest_ = IsolationForest(
             n_estimators=params.n_estimators,
             max_samples=min(params.max_samples, frame.height),
             random_state=params.seed,
             n_jobs=params.n_jobs,
-        ).fit(matrix)
-        # Robust scaling of each part (median, IQR) from training, so the parts are comparable.
-        self.forest_center_, self.forest_scale_ = _robust(-self.forest_.score_samples(matrix))
-        self.deviation_center_, self.deviation_scale_ = _robust(deviation_score(frame))
-        scores = self.predict(frame)
+        ).fit(model_matrix(frame, self.features))
+        # Robust scaling of each part (median, IQR) and the threshold from a seeded sample of
+        # the training days (all of them when few), so the parts are comparable.
+        sample = frame
+        if frame.height > params.calibration_rows:
+            sample = frame.sample(n=params.calibration_rows, seed=params.seed)
+        forest, deviation = self.parts(sample)
+        self.forest_center_, self.forest_scale_ = _robust(forest)
+        self.deviation_center_, self.deviation_scale_ = _robust(deviation)
+        scores = self._combine(forest, deviation)
         self.threshold_ = float(np.quantile(scores, 1 - params.alert_fraction))
         self.training_scores_ = scores
+        self.training_user_days_ = frame.height
         return self
 
     def parts(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +114,9 @@ class AnomalyModel(Estimator):
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Combined score per user-day (higher = more unusual)."""
         self.check_fitted()
-        forest, deviation = self.parts(frame)
+        return self._combine(*self.parts(frame))
+
+    def _combine(self, forest: np.ndarray, deviation: np.ndarray) -> np.ndarray:
         w = self.params.deviation_weight
         return (1 - w) * (forest - self.forest_center_) / self.forest_scale_ + w * (
             deviation - self.deviation_center_

@@ -26,7 +26,7 @@ def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     print(f"[anomaly] {daily.height} user-days {window[0]}..{window[1]}", file=sys.stderr)
     model = AnomalyModel(list(MODEL_COLUMNS), params).fit(daily)
     scores = model.training_scores_
-    evaluation = evaluation_table(scores, model.threshold_)
+    evaluation = evaluation_table(scores, model.threshold_, daily.height)
     alerts = int(evaluation["alerts"][0])
 
     def render(folder: Path) -> dict[str, Path]:
@@ -43,7 +43,12 @@ def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
         params=params.as_dict(),
         data_window=window,
         evaluation=evaluation,
-        metrics={"user_days": daily.height, "alerts": alerts, "threshold": model.threshold_},
+        metrics={
+            "user_days": daily.height,
+            "calibration_user_days": len(scores),
+            "alerts": alerts,  # among the calibration days
+            "threshold": model.threshold_,
+        },
         passes_gate=True,
         gate_reason="unsupervised: no baseline to beat",
         data_fingerprint={"rows": daily.height, "events": int(daily["count_events"].sum())},

@@ -12,8 +12,14 @@ from python_models.common.params import ModelParams
 class AnomalyParams(ModelParams):
     model_name: ClassVar[str] = "anomaly"
 
-    n_estimators: int = 200
+    # Each tree fits on max_samples user-days; 100 trees is IsolationForest's usual size
+    # (Liu et al. 2008; scikit-learn's default) and halves scoring against 200.
+    n_estimators: int = 100
     max_samples: int = 4096
+    # The robust scales of both parts and the alert threshold (a quantile) come from a seeded
+    # sample of this many training user-days, all of them when fewer: estimating a 99th
+    # percentile needs thousands of days, not millions (10M events: ~1.7M user-days).
+    calibration_rows: int = 200_000
     # Share of user-days (at training time) whose combined score becomes an alert.
     alert_fraction: float = 0.01
     # Weight of the user-baseline deviation score vs the IsolationForest score.
@@ -33,3 +39,5 @@ class AnomalyParams(ModelParams):
             raise ValueError("baseline_days must be >= 1 and score_lookback_days >= 0")
         if self.n_estimators < 1 or self.max_samples < 2:
             raise ValueError("n_estimators must be >= 1 and max_samples >= 2")
+        if self.calibration_rows < 1_000:
+            raise ValueError("calibration_rows must be >= 1000 (the alert threshold is a quantile)")

@@ -22,5 +22,12 @@ SPEC = ModelSpec(
     reasons="rules on the day's signals (new country, odd hours, bursts, account changes)",
     kinds=("scikitlearn",),
     example=example,
+    column_docs={
+        "as_of_date": "The activity day (UTC) that was flagged; a user can have several.",
+        "score": "How far the day departs from the user's habits (isolation forest and "
+        "deviation from the user's baseline, standardized; higher = more unusual). Only days "
+        "at or above the model's alert threshold are kept.",
+        "predicted_label": "Always `anomalous` (the table holds alerts only).",
+    },
     feature_mart=ACTIVITY_MART,
 )

@@ -10,11 +10,6 @@ from typing import Any, Self
 
 import numpy as np
 import polars as pl
-from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from python_models.churn.params import ChurnParams
 from python_models.common.booster import BoostedEstimator, StoredBooster, train_booster
@@ -40,6 +35,14 @@ def _labels(frame: pl.DataFrame, where: str) -> np.ndarray:
     return labels
 
 
+def baseline_sample(rows: int, size: int, seed: int) -> np.ndarray:
+    """Row positions of a seeded sample of `size` rows (every row when there are fewer), in
+    their original order."""
+    if rows <= size:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+
+
 class ChurnModel(BoostedEstimator):
     """Calibrated churn probability. `fit(frame, validation)`: `validation` (the last training
     snapshot) drives early stopping and the calibration; both frames hold a boolean `label`."""
@@ -48,6 +51,12 @@ class ChurnModel(BoostedEstimator):
     params: ChurnParams
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
+        from sklearn.impute import SimpleImputer
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         if validation is None:
             raise ValueError("churn needs a validation frame (early stopping and calibration)")
         params = self.params
@@ -81,7 +90,8 @@ class ChurnModel(BoostedEstimator):
             StandardScaler(),
             LogisticRegression(max_iter=2000, class_weight="balanced", random_state=params.seed),
         )
-        logistic.fit(x_fit, y_fit)
+        sample = baseline_sample(len(y_fit), params.baseline_rows, params.seed)
+        logistic.fit(x_fit[sample], y_fit[sample])
         self.booster_ = StoredBooster(booster, best_iteration)
         self.calibrator_ = calibrator
         self.logistic_ = logistic
@@ -89,6 +99,8 @@ class ChurnModel(BoostedEstimator):
         return self
 
     def _calibrate(self, margin: np.ndarray) -> np.ndarray:
+        from sklearn.isotonic import IsotonicRegression
+
         if isinstance(self.calibrator_, IsotonicRegression):
             return self.calibrator_.predict(margin)
         return self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]

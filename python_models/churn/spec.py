@@ -23,6 +23,12 @@ SPEC = ModelSpec(
     reasons="top-3 LightGBM contributions (TreeSHAP), in the catalogue's words",
     kinds=("lightgbm",),
     example=example,
+    column_docs={
+        "score": "Probability (0 to 1, calibrated) that the user has no event in the next 30 "
+        "days (the churn horizon).",
+        "predicted_label": "True when score >= 0.5: the user is predicted to churn.",
+    },
     watch_drift=True,
     outcomes=on_warehouse.outcomes,
+    rowwise_scoring=True,
 )

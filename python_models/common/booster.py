@@ -4,14 +4,16 @@ stopping, and `StoredBooster`, which pickles as model text and rebuilds the boos
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
 from python_models.common.estimator import Estimator
 from python_models.common.reasons import explain
+
+if TYPE_CHECKING:  # lightgbm imports scikit-learn (seconds): loaded where it is used
+    import lightgbm as lgb
 
 
 def deterministic_settings(seed: int, num_threads: int) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def train_booster(
     early_stopping_rounds: int,
 ) -> tuple[lgb.Booster, int]:
     """(booster, best iteration): boosting stops when the validation metric stops improving."""
+    import lightgbm as lgb
+
     train_set = lgb.Dataset(x_fit, y_fit, feature_name=list(features), free_raw_data=True)
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
     booster = lgb.train(
@@ -59,10 +63,14 @@ class StoredBooster:
     def __init__(self, booster: lgb.Booster, best_iteration: int):
         self.text = booster.model_to_string(num_iteration=best_iteration)
         self.best_iteration = int(best_iteration)
+        # Predictions use the training's thread count: LightGBM's own default is every core.
+        self.num_threads = int(booster.params.get("num_threads", 1))
         self._booster: lgb.Booster | None = None
 
     @property
     def booster(self) -> lgb.Booster:
+        import lightgbm as lgb
+
         if self._booster is None:
             self._booster = lgb.Booster(model_str=self.text)
         return self._booster
@@ -72,8 +80,17 @@ class StoredBooster:
         state["_booster"] = None  # the model text is the stored form
         return state
 
+    @property
+    def threads(self) -> int:
+        return getattr(self, "num_threads", 1)  # artifacts from before the field: one
+
     def predict(self, matrix: np.ndarray, raw_score: bool = False) -> np.ndarray:
-        return self.booster.predict(matrix, raw_score=raw_score, num_iteration=self.best_iteration)
+        return self.booster.predict(
+            matrix,
+            raw_score=raw_score,
+            num_iteration=self.best_iteration,
+            num_threads=self.threads,
+        )
 
     def importance(self) -> np.ndarray:
         """Total gain per feature, in feature order."""
@@ -104,5 +121,6 @@ class BoostedEstimator(Estimator):
             self.features,
             self.feature_medians_,
             chunk_size=self.params.reason_chunk_size,
+            num_threads=self.booster_.threads,
         )
         return out.with_columns(pl.Series("reasons", reasons, dtype=pl.String))

@@ -91,11 +91,18 @@ def _parse_feature(column: dict, meta: dict, where: str) -> FeatureSpec:
     )
 
 
-@lru_cache(maxsize=8)
-def _load(path: Path, mart: str) -> MartCatalogue:
+@lru_cache(maxsize=4)
+def _document(path: Path) -> dict:
+    """The parsed YAML, once per file (several marts share one), with libyaml's loader when
+    installed: ten times faster than the pure-Python one, and every command reads this."""
     if not path.exists():
         raise CatalogueError(f"feature catalogue not found at {path}")
-    document = yaml.safe_load(path.read_text()) or {}
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path, mart: str) -> MartCatalogue:
+    document = _document(path)
     models = [m for m in document.get("models") or [] if m.get("name") == mart]
     if len(models) != 1:
         raise CatalogueError(f"{path}: expected one model named {mart!r}, found {len(models)}")

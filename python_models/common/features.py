@@ -111,9 +111,7 @@ def score_latest_snapshot(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFram
     return model.predict_frame(load_snapshot(con, model.features))
 
 
-def latest_snapshot_features(
-    con: Warehouse, bundle: dict[str, Any]
-) -> pl.DataFrame:
+def latest_snapshot_features(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     """A spec's `latest_features` (drift) for models that read the feature mart."""
     return load_snapshot(con, bundle["features"])
 

@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    mean_absolute_error,
-    roc_auc_score,
-)
 
 
 def _top_fraction_mask(scores: np.ndarray, fraction: float) -> np.ndarray:
@@ -25,6 +18,8 @@ def classification_metrics(
     y_true: np.ndarray, scores: np.ndarray, top_fraction: float = 0.10, is_probability=True
 ) -> dict[str, float]:
     """ROC AUC, PR AUC, precision and lift in the top 10%, Brier (probabilities only)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     y_true = np.asarray(y_true, dtype=float)
     scores = np.asarray(scores, dtype=float)
     if len(np.unique(y_true)) < 2:
@@ -47,6 +42,9 @@ def regression_metrics(
     y_true: np.ndarray, predicted: np.ndarray, top_fraction: float = 0.10
 ) -> dict[str, float]:
     """MAE, RMSE, Spearman rank correlation and the share of revenue in the top decile."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_absolute_error
+
     y_true = np.asarray(y_true, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
     total = float(y_true.sum())

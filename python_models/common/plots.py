@@ -4,25 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+
+def _subplots(*args, **kwargs):
+    """plt.subplots on the Agg backend; matplotlib is imported on the first plot, not with the
+    package (it costs a second or more to import, and scoring never plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
 
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
     return path
 
 
 def roc_plot(y_true, curves: dict[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    from sklearn.metrics import roc_curve
+
+    fig, ax = _subplots(figsize=(5, 5))
     for name, scores in curves.items():
         fpr, tpr, _ = roc_curve(y_true, scores)
         ax.plot(fpr, tpr, label=name)
@@ -33,7 +42,9 @@ def roc_plot(y_true, curves: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def calibration_plot(y_true, curves: dict[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    from sklearn.calibration import calibration_curve
+
+    fig, ax = _subplots(figsize=(5, 5))
     for name, probabilities in curves.items():
         observed, predicted = calibration_curve(
             y_true, probabilities, n_bins=10, strategy="quantile"
@@ -47,14 +58,14 @@ def calibration_plot(y_true, curves: dict[str, np.ndarray], path: Path) -> Path:
 
 def importance_plot(features: list[str], importance: np.ndarray, path: Path, top: int = 20):
     order = np.argsort(importance)[::-1][:top][::-1]
-    fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(order) + 1)))
+    fig, ax = _subplots(figsize=(6, max(3, 0.3 * len(order) + 1)))
     ax.barh([features[i] for i in order], importance[order])
     ax.set(xlabel="total gain", title="Feature importance")
     return _save(fig, path)
 
 
 def predicted_vs_actual_plot(actual, predicted, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     ax.scatter(predicted, actual, s=4, alpha=0.4)
     top = float(max(np.max(actual, initial=1), np.max(predicted, initial=1)))
     ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=0.8)
@@ -65,7 +76,7 @@ def predicted_vs_actual_plot(actual, predicted, path: Path) -> Path:
 def segment_profile_plot(profile, names: list[str], features: list[str], path: Path) -> Path:
     """Heatmap of each segment's standardized mean per feature (profile: segments x features)."""
     matrix = np.asarray(profile, dtype=float)
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(features) + 2), 0.5 * len(names) + 2))
+    fig, ax = _subplots(figsize=(max(6, 0.45 * len(features) + 2), 0.5 * len(names) + 2))
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(features)), features, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -75,7 +86,7 @@ def segment_profile_plot(profile, names: list[str], features: list[str], path: P
 
 
 def score_histogram(scores, path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _subplots(figsize=(5, 3.5))
     ax.hist(scores, bins=50)
     ax.set(xlabel="score", ylabel="count", title=title)
     return _save(fig, path)
@@ -87,7 +98,7 @@ def retention_heatmap(
     """Cohort x period retention (share of the cohort active in that period; NaN = not yet
     observed), newest cohort at the bottom, with each cohort's size on its label."""
     matrix = np.asarray(matrix, dtype=float)
-    fig, ax = plt.subplots(
+    fig, ax = _subplots(
         figsize=(max(6, 0.38 * len(periods) + 2.5), max(3, 0.3 * len(cohorts) + 1.5))
     )
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -109,7 +120,7 @@ def retention_heatmap(
 def accuracy_by_variant_plot(evaluation, metrics: tuple[str, ...], path: Path) -> Path:
     """Grouped bars: each metric (columns of `evaluation`) per variant (rows)."""
     variants = evaluation["variant"].to_list()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _subplots(figsize=(6, 3.5))
     width = 0.8 / len(metrics)
     for i, metric in enumerate(metrics):
         positions = np.arange(len(variants)) + i * width
@@ -124,7 +135,7 @@ def forecast_plot(history, forecast, path: Path, title: str) -> Path:
     """History and forecast per metric, one panel each: `history` has (metric, hour_ts,
     value); `forecast` has (metric, hour_ts, score, lower, upper)."""
     metrics = sorted(set(forecast["metric"].to_list()))
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.6 * len(metrics)), squeeze=False)
+    fig, axes = _subplots(len(metrics), 1, figsize=(9, 2.6 * len(metrics)), squeeze=False)
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         seen = history.filter(history["metric"] == metric)
         ahead = forecast.filter(forecast["metric"] == metric)

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 import duckdb
 import numpy as np
 import polars as pl
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from python_models.common.registry import utc_now
 from python_models.common.scores import score_history
@@ -40,6 +39,8 @@ SCHEMA = {
 
 def outcome_metrics(score: np.ndarray, outcome: np.ndarray, binary: bool) -> dict[str, float]:
     """Metrics of predictions `score` against realized `outcome`."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     if binary:
         y = outcome.astype(int)
         both = 0 < y.sum() < y.size

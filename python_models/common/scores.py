@@ -12,16 +12,30 @@ All three are written in one transaction: a failure leaves the previous tables a
 An incremental scorer (only users whose features changed) fits this shape: it appends its
 rows to the history under its run id and rebuilds the current table from its rows plus the
 previous current rows of the users it did not rescore.
+
+That bookkeeping of what was scored (`pipeline_state`, for `uba refresh`) is kept on DuckDB
+only (it hashes feature rows with DuckDB's hash()); on another engine it is not recorded, so
+every scoring there is a full one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import duckdb
 import polars as pl
 
+from python_models.common.features import FEATURES_TABLE
 from python_models.common.registry import utc_now
 from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
-from python_models.warehouse import Warehouse, as_warehouse, split_name, table_exists
+from python_models.warehouse import (
+    Warehouse,
+    as_warehouse,
+    split_name,
+    table_exists,
+    table_fingerprint,
+)
 
 SCORING_RUNS_TABLE = "ml.scoring_runs"
 
@@ -103,6 +117,26 @@ def _add_missing_columns(w: Warehouse, table: str, frame: pl.DataFrame) -> None:
             w.execute(f'alter table {table} add column "{column}" {_sql_type(w, dtype)}')
 
 
+def _swap_in_run(w: Warehouse, spec: ModelSpec, run_rows: pl.DataFrame, current: Any) -> None:
+    """Inside the caller's transaction: the run's rows replace that run in the history,
+    `current` (an Arrow table or frame) becomes the current table, and the run's old record is
+    removed (the caller inserts the new one)."""
+    history = spec.history_table
+    run_id = run_rows["run_id"][0]
+    data = run_rows.to_arrow()
+    if table_exists(w, history):
+        _add_missing_columns(w, history, run_rows)
+    else:
+        w.replace_table(history, data.slice(0, 0))
+    w.execute(f"delete from {history} where run_id = ?", [run_id])
+    w.append_table(history, data)
+    w.replace_table(spec.score_table, current)
+    w.execute(
+        f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
+        [spec.name, run_id],
+    )
+
+
 def write_scores(
     con: Warehouse,
     spec: ModelSpec,
@@ -116,23 +150,11 @@ def write_scores(
     if len(run_ids) != 1 or run_ids[0] is None:
         raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
     run_id = run_ids[0]
-    history = spec.history_table
     w = as_warehouse(con)
     w.create_schema(split_name(spec.score_table)[0])
     ensure_runs_table(w)
-    data = frame.to_arrow()
     with w.transaction():
-        if table_exists(w, history):
-            _add_missing_columns(w, history, frame)
-        else:
-            w.replace_table(history, data.slice(0, 0))
-        w.execute(f"delete from {history} where run_id = ?", [run_id])
-        w.append_table(history, data)
-        w.replace_table(spec.score_table, data)
-        w.execute(
-            f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
-            [spec.name, run_id],
-        )
+        _swap_in_run(w, spec, frame, frame.to_arrow())
         as_of = frame["as_of_date"].max() if frame.height and "as_of_date" in frame else None
         w.execute(
             f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
@@ -158,3 +180,201 @@ def score_history(
     select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     order = ", ".join(["scored_at", "run_id", *spec.key_columns])
     return con.execute(f"select {select} from {spec.history_table} order by {order}").pl()
+
+
+# --- what was scored, so a refresh rescores only what changed --------------------------------
+# Bookkeeping, not for readers: the schema is not published.
+STATE_SCHEMA = "pipeline_state"
+SCORE_STATE = f"{STATE_SCHEMA}.score_runs"  # per model: version and input fingerprint scored
+SCORED_ROWS = f"{STATE_SCHEMA}.scored_rows"  # per model and row: the feature-row hash scored
+_LATEST_ROWS = "__uba_latest_feature_rows"
+
+
+def tracks_score_state(con: Any) -> bool:
+    """Whether this warehouse keeps the refresh bookkeeping (DuckDB; see the module docstring)."""
+    return as_warehouse(con).engine == "duckdb"
+
+
+@dataclass(frozen=True)
+class ScoreState:
+    model_version: str
+    inputs_fingerprint: str | None  # None for row-wise models (their rows are compared)
+
+
+def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
+    con.execute(
+        f"""
+        create table if not exists {SCORE_STATE} (
+            model_name varchar primary key,
+            model_version varchar not null,
+            inputs_fingerprint varchar,
+            scored_at timestamp not null,
+            run_id varchar
+        )
+        """
+    )
+    con.execute(
+        f"""
+        create table if not exists {SCORED_ROWS} (
+            model_name varchar not null,
+            user_id varchar not null,
+            as_of_date date not null,
+            row_hash ubigint not null
+        )
+        """
+    )
+
+
+def last_score_state(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> ScoreState | None:
+    """What the score table holds now, or None when unknown (never scored, scored before this
+    bookkeeping existed, or the table is gone): then the next scoring is a full one."""
+    if not tracks_score_state(con):
+        return None
+    if not table_exists(con, SCORE_STATE) or not table_exists(con, spec.score_table):
+        return None
+    row = con.execute(
+        f"select model_version, inputs_fingerprint from {SCORE_STATE} where model_name = ?",
+        [spec.name],
+    ).fetchone()
+    return ScoreState(row[0], row[1]) if row else None
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> str:
+    """Content fingerprints of the model's input tables (ModelSpec.inputs)."""
+    return ";".join(f"{table}={table_fingerprint(con, table)}" for table in spec.inputs)
+
+
+def stage_latest_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> None:
+    """A temp table of the rows a row-wise model scores now (`keys`: user_id, as_of_date of its
+    population in the newest snapshot) with a hash of each one's whole feature-mart row.
+    Doubles are rounded to 9 decimals first, so a rebuild that sums in another order (DuckDB's
+    parallel aggregates) does not read as a change."""
+    if not tracks_score_state(con):
+        return
+    schema, table = split_name(FEATURES_TABLE)
+    columns = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    if not columns:
+        raise LookupError(f"table {FEATURES_TABLE} does not exist: run `uba build` first")
+    hashed = ", ".join(
+        f'round(f."{name}", 9)' if kind in ("DOUBLE", "FLOAT") else f'f."{name}"'
+        for name, kind in columns
+    )
+    con.register("__uba_keys", keys.select("user_id", "as_of_date").to_arrow())
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {_LATEST_ROWS} as
+            select f.user_id, f.as_of_date, hash({hashed}) as row_hash
+            from {FEATURES_TABLE} as f
+            join __uba_keys as k
+                on k.user_id = f.user_id and k.as_of_date = f.as_of_date
+            """
+        )
+    finally:
+        con.unregister("__uba_keys")
+
+
+def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.DataFrame, int]:
+    """(the feature-mart rows of the staged population not scored with these values, the
+    score-table rows no longer in it). Call stage_latest_rows first."""
+    changed = con.execute(
+        f"""
+        select f.*
+        from {FEATURES_TABLE} as f
+        join {_LATEST_ROWS} as l using (user_id, as_of_date)
+        where not exists (
+            select 1 from {SCORED_ROWS} as s
+            where s.model_name = ? and s.user_id = l.user_id and s.as_of_date = l.as_of_date
+              and s.row_hash = l.row_hash
+        )
+        order by f.user_id
+        """,
+        [spec.name],
+    ).pl()
+    stale = con.execute(
+        f"""
+        select count(*) from {spec.score_table} as s
+        where not exists (
+            select 1 from {_LATEST_ROWS} as l
+            where l.user_id = s.user_id and l.as_of_date = s.as_of_date
+        )
+        """
+    ).fetchone()[0]
+    return changed, int(stale)
+
+
+def record_score_state(
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    model_version: str,
+    run_id: str | None,
+    fingerprint: str | None,
+) -> None:
+    """Remember what the score table now holds (inside the caller's transaction, if any); a
+    row-wise model's rows are the staged ones (stage_latest_rows)."""
+    if not tracks_score_state(con):
+        return
+    ensure_state_tables(con)
+    con.execute(f"delete from {SCORE_STATE} where model_name = ?", [spec.name])
+    con.execute(
+        f"insert into {SCORE_STATE} values (?, ?, ?, ?, ?)",
+        [spec.name, model_version, fingerprint, utc_now(), run_id],
+    )
+    con.execute(f"delete from {SCORED_ROWS} where model_name = ?", [spec.name])
+    if spec.rowwise_scoring:
+        con.execute(
+            f"insert into {SCORED_ROWS} select ?, user_id, as_of_date, row_hash "
+            f"from {_LATEST_ROWS}",
+            [spec.name],
+        )
+
+
+def merge_scores(
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    frame: pl.DataFrame,
+    input_fingerprint: str | None = None,
+) -> int:
+    """An incremental run (`frame`: the rescored rows, one run id): appended to the history
+    under its run id; the current table becomes these rows plus the previous current rows of
+    the staged population not rescored (rows that left the population are dropped); the run
+    and the new state are recorded. One transaction: a failure keeps everything as it was."""
+    run_ids = frame["run_id"].unique().to_list()
+    if len(run_ids) != 1 or run_ids[0] is None:
+        raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
+    run_id, version = run_ids[0], frame["model_version"][0]
+    w = as_warehouse(con)
+    ensure_runs_table(w)
+    w.register("__uba_scores", frame.to_arrow())
+    try:
+        with w.transaction():
+            current = w.execute(
+                f"""
+                select * from __uba_scores
+                union all by name
+                select s.* from {spec.score_table} as s
+                where exists (
+                    select 1 from {_LATEST_ROWS} as l
+                    where l.user_id = s.user_id and l.as_of_date = s.as_of_date
+                )
+                and not exists (
+                    select 1 from __uba_scores as n
+                    where n.user_id = s.user_id and n.as_of_date = s.as_of_date
+                )
+                """
+            ).fetch_arrow_table()
+            _swap_in_run(w, spec, frame, current)
+            as_of = frame["as_of_date"].max() if frame.height else None
+            w.execute(
+                f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
+                [spec.name, run_id, version, utc_now(), as_of, frame.height, input_fingerprint],
+            )
+            record_score_state(w, spec, version, run_id, None)
+    finally:
+        w.unregister("__uba_scores")
+    return frame.height

@@ -8,7 +8,7 @@ bookkeeping and the docs' model table all read these fields; none of them names 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,10 @@ class ModelSpec:
     # The catalogue mart (dbt column meta) whose `used_by: [<name>]` columns are its features;
     # None when the model lists its own inputs.
     feature_mart: str | None = "ftr_user_features"
+    # Descriptions of the score table's own columns for BI readers (dbt sources, warehouse
+    # comments, the published manifest): `score` and every label column; a shared column
+    # (user_id, as_of_date...) listed here overrides the house wording (python_models.bi_docs).
+    column_docs: Mapping[str, str] = field(default_factory=dict)
     # More per-user outputs after the labels (forecasts and their intervals), never null.
     detail_columns: tuple[str, ...] = ()
     # The drift sensor asks for retraining when this model's scored inputs drift.
@@ -77,6 +81,11 @@ class ModelSpec:
     # The score table's grain: one row per user and snapshot, unless the model scores something
     # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
     key_columns: tuple[str, ...] = KEY_COLUMNS
+    # True when `score` is the model's predict_frame over the newest snapshot of the feature
+    # mart, each row scored on its own values alone: then `uba refresh` rescores only the rows
+    # whose features changed. False (a score that ranks rows against each other, like LTV's
+    # tiers, or reads other tables): rescored in full whenever an input table changed.
+    rowwise_scoring: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -146,6 +155,9 @@ class DerivedTable:
     summary: str
     reads: tuple[str, ...]  # tables it is built from, "schema.table"
     build: Callable[[Warehouse], pl.DataFrame]
+    # The consent purpose everyone in it must have (an output used to act on people needs
+    # "marketing"; docs/privacy.md): people without it are left out. None: no filter.
+    consent: str | None = None
 
     def __post_init__(self) -> None:
         for table in (self.name, *self.reads):

@@ -13,15 +13,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import polars as pl
-from sklearn.linear_model import Ridge
 
 from python_models.common.estimator import Estimator
 from python_models.load_forecast.hourly import METRICS
 from python_models.load_forecast.params import LoadForecastParams
+
+if TYPE_CHECKING:  # sklearn costs seconds to import: loaded where it is used
+    from sklearn.linear_model import Ridge
 
 WEEK_HOURS = 168
 MIN_FIT_HOURS = 2 * WEEK_HOURS  # two weeks: a weekly pattern seen twice
@@ -84,6 +86,8 @@ def check_series(series: pl.DataFrame, metric: str) -> pl.DataFrame:
 
 def fit_series(series: pl.DataFrame, params: LoadForecastParams) -> SeriesFit:
     """The calendar model on the newest `training_weeks` of `series` (hour_ts, value)."""
+    from sklearn.linear_model import Ridge
+
     if series.height < MIN_FIT_HOURS:
         raise ValueError(
             f"{series.height} hours of history: the forecast needs at least {MIN_FIT_HOURS}"

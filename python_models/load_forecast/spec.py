@@ -24,4 +24,13 @@ SPEC = ModelSpec(
     example=example,
     feature_mart=None,
     key_columns=("as_of_date", "metric", "hour_ts"),
+    column_docs={
+        "as_of_date": "The day of the last observed hour: the forecast's origin.",
+        "metric": "What is forecast: `count_events` or `count_active_users` per hour.",
+        "hour_ts": "The UTC hour forecast.",
+        "score": "Point forecast of the metric for the hour.",
+        "lower": "Lower end of the prediction interval.",
+        "upper": "Upper end of the prediction interval.",
+        "interval_level": "Coverage the interval aims at (0.8 = 80%).",
+    },
 )

@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,8 @@ def _compress(rows: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray,
 
 def bgnbd_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     """Per-customer log-likelihood, FHL 2005 eq. 6."""
+    from scipy.special import betaln, gammaln
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, T = _as_arrays(x, t_x, T)
     head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
@@ -72,6 +72,8 @@ def bgnbd_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
 
 def _bgnbd_gradient(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     """d log-likelihood / d (r, alpha, a, b), one row per customer."""
+    from scipy.special import digamma
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     repeat = x > 0
     alive = -(r + x) * np.log(alpha + T)
@@ -124,6 +126,8 @@ def fit_bgnbd(x, t_x, T, weights=None, start: BgNbdParams | None = None) -> BgNb
 
 def gamma_gamma_log_likelihood(params: GammaGammaParams, x, mbar) -> np.ndarray:
     """Per-customer log-likelihood of the mean repeat value (Fader & Hardie's Gamma-Gamma note)."""
+    from scipy.special import gammaln
+
     p, q, gamma = params.p, params.q, params.gamma
     x, mbar = _as_arrays(x, mbar)
     return (
@@ -139,6 +143,8 @@ def gamma_gamma_log_likelihood(params: GammaGammaParams, x, mbar) -> np.ndarray:
 
 def _gamma_gamma_gradient(params: GammaGammaParams, x, mbar) -> np.ndarray:
     """d log-likelihood / d (p, q, gamma), one row per customer."""
+    from scipy.special import digamma
+
     p, q, gamma = params.p, params.q, params.gamma
     shape = digamma(p * x + q)
     spread = np.log(gamma + x * mbar)
@@ -183,6 +189,8 @@ _LOG_BOUNDS = (-20.0, 20.0)
 
 
 def _minimize(loss, theta: np.ndarray) -> np.ndarray:
+    from scipy.optimize import minimize
+
     result = minimize(
         loss,
         np.clip(theta, *_LOG_BOUNDS),
@@ -218,6 +226,8 @@ def probability_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
 
 def expected_purchases(params: BgNbdParams, x, t_x, T, horizon: float) -> np.ndarray:
     """E[purchases in (T, T + horizon] | history], FHL 2005 eq. 10."""
+    from scipy.special import hyp2f1
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, T = _as_arrays(x, t_x, T)
     if abs(a - 1.0) < 1e-9:

@@ -36,12 +36,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
-from scipy.stats import poisson
 
 from python_models.ltv import btyd
 from python_models.ltv.params import LtvParams
@@ -52,6 +50,9 @@ from python_models.ltv.transactions import (
     validate_transactions,
     window_actuals,
 )
+
+if TYPE_CHECKING:  # lightgbm imports scikit-learn (seconds): loaded where it is used
+    import lightgbm as lgb
 
 BASELINES = ("zero", "own_rate", "bgnbd_gg_mean", "bgnbd_gg_median")
 CANDIDATE = "lightgbm_l1"
@@ -208,6 +209,8 @@ def _forecast_frame(state: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFram
 
 
 def _baseline(name: str, state: pl.DataFrame, horizon: int, settings: LtvParams):
+    from scipy.stats import poisson
+
     n = state.height
     if name == "zero":
         return _forecast_frame(state, {c: np.zeros(n) for c in FORECAST_COLUMNS})
@@ -259,6 +262,8 @@ def _fit_candidate(
     days: pl.DataFrame, cut: date, horizon: int, settings: LtvParams
 ) -> tuple[_Candidate | None, str]:
     """LightGBM on the earlier pair: state at `cut - window`, targets in [cut - window, cut)."""
+    import lightgbm as lgb
+
     first = days["day"].min()
     window = min(horizon, (cut - first).days // 2)
     if window < 7:
@@ -283,6 +288,8 @@ def _fit_candidate(
             objective = "l1" if suffix == "" else "quantile"
 
             def part(mask, start=start, y=y):
+                import lightgbm as lgb
+
                 return lgb.Dataset(features[mask], y[mask], init_score=start[mask])
 
             train, valid = part(~is_valid), part(is_valid)

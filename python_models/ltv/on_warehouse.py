@@ -33,6 +33,7 @@ from python_models.ltv.transactions import (
     validate_transactions,
     window_actuals,
 )
+from python_models.privacy.consent import consented_term
 from python_models.warehouse import table_exists
 
 EVENTS_TABLE = "marts.fct_events"
@@ -51,15 +52,17 @@ AGE_BOUND = ("frequency", "recency", "age")
 
 
 def purchases(con: duckdb.DuckDBPyConnection, purchase_event: str) -> pl.DataFrame:
-    """Purchase events of the marts as transactions (user_id, purchased_at, revenue_usd)."""
+    """Purchase events of the marts as transactions (user_id, purchased_at, revenue_usd), of
+    people with analytics consent (docs/privacy.md: no training or scoring without it)."""
     if not table_exists(con, EVENTS_TABLE):
         raise LookupError(f"{EVENTS_TABLE} does not exist: run `uba build` first")
+    consented = consented_term(con, "analytics")
     return con.execute(
         f"""
         select user_id, event_ts as purchased_at,
             cast(revenue_usd as double precision) as revenue_usd
         from {EVENTS_TABLE}
-        where event_name = ? and user_id is not null
+        where event_name = ? and user_id is not null and {consented}
         order by user_id, event_ts
         """,
         [purchase_event],

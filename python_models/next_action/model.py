@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Self
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
@@ -96,6 +95,8 @@ class NextActionModel(BoostedEstimator):
         validation: pl.DataFrame | None = None,
         transitions: pl.DataFrame | None = None,
     ) -> Self:
+        import lightgbm as lgb
+
         if validation is None:
             raise ValueError("next_action needs a validation frame (early stopping)")
         if frame.height < 100:

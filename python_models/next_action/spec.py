@@ -28,4 +28,14 @@ SPEC = ModelSpec(
     kinds=("lightgbm",),
     example=example,
     feature_mart=SEQUENCE_MART,
+    column_docs={
+        "as_of_date": "The day of the user's newest event: the session the prediction is for.",
+        "score": "Probability of the most likely next event (= probability_1).",
+        **{
+            f"next_action_{rank}": f"The {nth} most likely next event of the session (an event "
+            "name, or `session_end`)."
+            for rank, nth in ((1, "1st"), (2, "2nd"), (3, "3rd"))
+        },
+        **{f"probability_{rank}": f"Probability of next_action_{rank}." for rank in (1, 2, 3)},
+    },
 )

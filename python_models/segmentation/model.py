@@ -4,17 +4,16 @@ previous run's (Hungarian algorithm), each segment named from what sets it apart
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import polars as pl
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 
 from python_models.common.estimator import Estimator
 from python_models.segmentation.params import SegmentationParams
+
+if TYPE_CHECKING:  # sklearn costs seconds to import: loaded where it is used
+    from sklearn.preprocessing import StandardScaler
 
 INACTIVE_SEGMENT_ID = -1
 INACTIVE_SEGMENT_NAME = "inactive (no events in the activity window)"
@@ -72,6 +71,9 @@ def active_mask(frame: pl.DataFrame, activity_feature: str) -> np.ndarray:
 
 def choose_k(embedded: np.ndarray, params: SegmentationParams) -> dict[int, float]:
     """Silhouette per k on a seeded sample (silhouette is quadratic in rows)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
     rng = np.random.default_rng(params.seed)
     sample = embedded
     if len(embedded) > params.silhouette_sample:
@@ -95,6 +97,8 @@ def match_ids(
 ) -> list[int]:
     """Segment id per new centroid: the id of the previous centroid it matches (Hungarian on
     distances in today's standardized space); unmatched new centroids get fresh ids."""
+    from scipy.optimize import linear_sum_assignment
+
     k = len(new_centroids_raw)
     if previous_raw is None or previous_ids is None or len(previous_raw) == 0:
         return list(range(k))
@@ -161,6 +165,9 @@ class SegmentationModel(Estimator):
         previous: SegmentationModel | None = None,
     ) -> Self:
         """`validation` is unused (unsupervised; k is chosen by silhouette on `frame`)."""
+        from sklearn.cluster import KMeans
+        from sklearn.preprocessing import StandardScaler
+
         params, features = self.params, self.features
         active = frame.filter(pl.Series(active_mask(frame, params.activity_feature)))
         if active.height < params.k_max * 5:

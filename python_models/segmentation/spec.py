@@ -22,4 +22,11 @@ SPEC = ModelSpec(
     reasons="the segment's three most distinguishing features (z-scores)",
     kinds=("scikitlearn",),
     example=example,
+    rowwise_scoring=True,
+    column_docs={
+        "score": "Distance to the segment's centroid in standardized feature space (lower = "
+        "more typical of the segment).",
+        "segment_id": "Segment id, stable across refreshes; -1 for users inactive for 90 days.",
+        "segment_name": "Segment name in words (from its most distinguishing features).",
+    },
 )

@@ -55,6 +55,10 @@ class ServiceUnavailable(RuntimeError):
     """A 503: the service waits for a publication or a champion."""
 
 
+class NoConsent(PermissionError):
+    """The person's consent does not allow this use (docs/privacy.md, "Consent")."""
+
+
 class BadInput(ValueError):
     """A 422: the request is well-formed JSON but cannot be scored; the message says why."""
 
@@ -164,6 +168,9 @@ class Service:
         if max(e.event_ts for e in request.events) > now + MAX_CLOCK_SKEW:
             raise BadInput("an event_ts lies in the future (beyond 5 minutes of clock skew)")
         user_id = self.pseudonym(request)
+        consent = self.published.consent(user_id)
+        if not consent.get("analytics", True):
+            raise NoConsent("this person has not given analytics consent: not scored")
         posted = pl.DataFrame(
             {
                 "user_id": [user_id] * len(request.events),
@@ -192,7 +199,12 @@ class Service:
         scores = self.published.user_scores(user_id)
         scores[NEXT_ACTION] = self._next_action(latest)
         features = latest.row(0, named=True)
-        fired, webhooks = self.triggers.evaluate(user_id, scores, features)
+        if consent.get("marketing", True):
+            fired, webhooks = self.triggers.evaluate(user_id, scores, features)
+        else:  # triggers act on the person: marketing consent (docs/privacy.md)
+            rules = [r for r in self.triggers.rules if r.holds(scores, features)]
+            fired = [{"rule": r.name, "status": "no_marketing_consent"} for r in rules]
+            webhooks = []
         posted_rows = rows.filter(pl.col("event_id").is_in(posted["event_id"].implode()))
         body = {
             "user_id": user_id,
@@ -301,6 +313,8 @@ def create_app(service: Service) -> FastAPI:
             body, webhooks = service.score(request)
         except BadInput as err:
             return _error(422, str(err))
+        except NoConsent as err:
+            return _error(403, str(err))
         for firing in webhooks:
             background.add_task(service.triggers.deliver, firing)
         LOG.info(

@@ -21,6 +21,7 @@ import polars as pl
 
 from python_models.common import registry
 from python_models.common.spec import ModelSpec
+from python_models.privacy.consent import CONSENT_TABLE, consent_state
 
 EVENTS_TABLE = "marts.fct_events"
 CATALOG = "published"
@@ -141,6 +142,14 @@ class PublishedWarehouse:
             f"select user_id, event_id, event_name, event_ts from {EVENTS_TABLE} where user_id = ?",
             [user_id],
         ).pl()
+
+    def consent(self, user_id: str) -> dict[str, bool]:
+        """{purpose: granted} from the published consent mart ({}: not published, or a person
+        it does not know; docs/privacy.md, "Consent")."""
+        cursor, tables = self.cursor()
+        if CONSENT_TABLE not in tables:
+            return {}
+        return consent_state(cursor, user_id)
 
     def knows_user(self, user_id: str) -> bool:
         cursor, tables = self.cursor()

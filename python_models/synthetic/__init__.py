@@ -1,5 +1,6 @@
 """Seeded sample-data generator with planted ground truth (`uba generate`)."""
 
+from python_models.synthetic.consent_events import ConsentPlan
 from python_models.synthetic.experiment_events import ExperimentPlan
 from python_models.synthetic.formats import RAW_COLUMNS, write_events
 from python_models.synthetic.generator import (
@@ -11,6 +12,7 @@ from python_models.synthetic.generator import (
 from python_models.synthetic.personas import PERSONA_NAMES
 
 __all__ = [
+    "ConsentPlan",
     "DEFECT_REASONS",
     "ExperimentPlan",
     "FunnelIncident",

@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channels", action="store_true", help="add an acquisition `channel` property"
     )
+    parser.add_argument(
+        "--consent",
+        action="store_true",
+        help="plant consent choices (consent_updated events; some users deny analytics or "
+        "marketing, some withdraw)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -58,7 +64,7 @@ def parse_funnel_incident(text: str):
 
 
 def _generate(args: argparse.Namespace, out: Path):
-    from python_models.synthetic import ExperimentPlan, generate
+    from python_models.synthetic import ConsentPlan, ExperimentPlan, generate
 
     experiment = None
     if args.experiment or args.experiment_lift is not None:
@@ -78,6 +84,7 @@ def _generate(args: argparse.Namespace, out: Path):
         funnel_incident=args.funnel_incident,
         experiment=experiment,
         acquisition_channels=args.channels,
+        consent=ConsentPlan() if args.consent else None,
     )
 
 
@@ -115,5 +122,12 @@ def run(args: argparse.Namespace) -> int:
             f"experiment: {e['key']}: {e['n_exposed']:,} exposed ({e['n_by_variant']}), "
             f"{e['n_multi_variant']} saw two variants; planted conversion lift "
             f"{e['planted_conversion_lift']:+.4f} over {e['window_days']} days"
+        )
+    if "consent" in m:
+        c = m["consent"]
+        print(
+            f"consent:    {c['n_recorded']:,} of {c['n_users']:,} users recorded a choice; "
+            f"{c['n_without_analytics']:,} without analytics ({c['n_withdrew_analytics']:,} "
+            f"withdrew), {c['n_without_marketing']:,} without marketing"
         )
     return 0

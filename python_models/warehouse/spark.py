@@ -82,6 +82,7 @@ class SparkWarehouse(Warehouse):
     types = SparkTypes()
     transactional = False
     supports_constraints = False
+    row_hash_sum = "cast(coalesce(sum(cast(xxhash64(*) as decimal(38, 0))), 0) as string)"
 
     def __init__(self, session):
         self.spark = session
@@ -109,6 +110,11 @@ class SparkWarehouse(Warehouse):
         if not self.table_exists(qualified):
             return []
         return list(self.spark.table(qualified).columns)
+
+    def table_schema(self, qualified: str) -> list[tuple[str, str]]:
+        if not self.table_exists(qualified):
+            return []
+        return list(self.spark.table(qualified).dtypes)
 
     def list_tables(self, schemas: Sequence[str]) -> list[str]:
         found = []

@@ -40,7 +40,6 @@ CORE_SELECT = [
 ]
 CORE_MODELS = [
     "staging.stg_app__events",
-    "intermediate.int_events_stitched",
     "intermediate.int_identity_stitched",
     "intermediate.int_events_sessionized",
     "marts.fct_events",
@@ -65,7 +64,7 @@ create schema if not exists raw;
 create or replace table raw.events_validated (
     raw_id varchar, event_id varchar, user_id varchar, anonymous_id varchar,
     event_name varchar, event_ts timestamp, received_at timestamp, session_id varchar,
-    properties varchar, loaded_at timestamp
+    properties varchar, loaded_at timestamp, load_id bigint
 )
 """
 
@@ -189,11 +188,9 @@ def write_validated(path: Path, events: pl.DataFrame) -> None:
     con = connect(path)
     try:
         con.execute(VALIDATED_DDL)
-        con.register("incoming", events.to_arrow())
-        con.execute("insert into raw.events_validated by name select * from incoming")
-        con.unregister("incoming")
     finally:
         con.close()
+    write_validated_append(path, events)
 
 
 def build_core(path: Path, tmp_path: Path, *extra: str) -> None:
@@ -581,9 +578,10 @@ def test_changed_salt_stops_the_build_until_full_refresh(planted, tmp_path, monk
     assert not leaks, leaks
 
 
-def test_incremental_without_lookback_misses_out_of_order_events(planted, tmp_path):
-    """Control for the test above: with no lookback, events received before the high-water
-    mark are skipped, and the events-reconcile test stops the build."""
+def test_incremental_catches_out_of_order_events_without_lookback(planted, tmp_path):
+    """New data is found by load batch, not by a received_at high-water mark: events received
+    BEFORE the stored high-water mark, loaded later, are staged, stitched and sessionized even
+    with no lookback at all (this lookback used to be the only thing that caught them)."""
     events = planted.events
     cut = events["received_at"].sort()[int(events.height * 0.6)]
     out_of_order = pl.col("received_at").is_between(
@@ -591,23 +589,27 @@ def test_incremental_without_lookback_misses_out_of_order_events(planted, tmp_pa
     )
     path = tmp_path / "warehouse.duckdb"
     write_validated(path, events.filter((pl.col("received_at") < cut) & ~out_of_order))
-    build_core(path, tmp_path, "--full-refresh")
+    no_lookback = {"uba__late_event_lookback_days": 0}
+    build_core(path, tmp_path, "--full-refresh", "--vars", json.dumps(no_lookback))
     write_validated_append(path, events.filter(out_of_order))
-    with pytest.raises(DbtError, match="assert_fct_events_reconcile_with_source"):
-        run_dbt(
-            ["build", "--select", *CORE_SELECT],
-            duckdb_path=path,
-            quiet=True,
-            target_path=tmp_path / "dbt-target",
-            dbt_vars={"uba__late_event_lookback_days": 0},
-        )
+    build_core(path, tmp_path, "--vars", json.dumps(no_lookback))
+    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"]
+    incremental = table_hashes(path, marts)
+    staged = read_table(path, "select count(*) as n from marts.fct_events")["n"].item()
+    assert staged == events.filter(pl.col("received_at") < cut)["event_id"].n_unique()
+    build_core(path, tmp_path, "--full-refresh")
+    assert table_hashes(path, marts) == incremental
 
 
 def write_validated_append(path: Path, events: pl.DataFrame) -> None:
+    """Append `events` as one new load batch (load_id), as the gate does."""
     con = connect(path)
     try:
         con.register("incoming", events.to_arrow())
-        con.execute("insert into raw.events_validated by name select * from incoming")
+        con.execute(
+            "insert into raw.events_validated by name select *, (select coalesce(max(load_id), 0)"
+            " + 1 from raw.events_validated) as load_id from incoming"
+        )
         con.unregister("incoming")
     finally:
         con.close()
@@ -805,7 +807,11 @@ def test_generated_incremental_equals_full_refresh(generated, tmp_path):
     build_core(copy, tmp_path, "--full-refresh")
     con = connect(copy)
     try:
-        con.execute("insert into raw.events_validated select * from raw.held_back")
+        # the held-back rows arrive as a new load batch, as the gate appends them
+        con.execute(
+            "insert into raw.events_validated select * replace ((select max(load_id) + 1"
+            " from raw.events_validated) as load_id) from raw.held_back"
+        )
     finally:
         con.close()
     build_core(copy, tmp_path)

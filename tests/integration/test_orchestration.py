@@ -4,13 +4,11 @@ and prove the quality gate blocks scoring when the input is corrupt."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import duckdb
 import pytest
-
-from python_models.config import reload_settings
+from conftest import FULL_PIPELINE_GROUP, pipeline_env, run_full_pipeline
 
 SCORE_TABLES = (
     "churn_scores",
@@ -24,36 +22,8 @@ SCORE_TABLES = (
 @pytest.fixture
 def isolated_pipeline(tmp_path):
     """Point the pipeline (settings, dbt's profile, published copy) at a fresh directory."""
-    keys = ("UBA_DATA_DIR", "UBA_DUCKDB_PATH")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["UBA_DATA_DIR"] = str(tmp_path / "data")
-    os.environ["UBA_DUCKDB_PATH"] = str(tmp_path / "data" / "warehouse.duckdb")
-    settings = reload_settings()
-    yield settings
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reload_settings()
-
-
-def _run_full_pipeline(input_path: Path):
-    from dagster import DagsterInstance
-
-    from orchestration.definitions import defs
-    from orchestration.defs.ingest import raw_files_run_config
-    from orchestration.defs.ml import training_run_config
-
-    job = defs.resolve_job_def("full_pipeline")
-    run_config = raw_files_run_config(str(input_path))
-    # The sample is far below churn's default bar of 1,000 examples of each class.
-    run_config["ops"] |= training_run_config({"churn": {"min_class_examples": 50}})["ops"]
-    return job.execute_in_process(
-        run_config=run_config,
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    with pipeline_env(tmp_path / "data") as settings:
+        yield settings
 
 
 def _tables(path: Path) -> set[str]:
@@ -95,13 +65,24 @@ def test_definitions_hold_the_whole_graph():
         next(k for k in graph.get_all_asset_keys() if k.path[-1] == "stg_app__events")
     )
     assert ["raw", "events_validated"] in [list(k.path) for k in staging.parent_keys]
-    assert {s.name for s in defs.schedules} == {"daily_refresh_schedule", "weekly_retrain_schedule"}
+    assert {s.name for s in defs.schedules} == {
+        "daily_refresh_schedule",
+        "weekly_retrain_schedule",
+        "retention_schedule",
+    }
     assert [s.name for s in defs.sensors] == ["drift_retrain_sensor"]
+    # What the README promises: schedules off until turned on, the drift sensor on.
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    assert {s.default_status for s in defs.schedules} == {DefaultScheduleStatus.STOPPED}
+    assert defs.sensors[0].default_status == DefaultSensorStatus.RUNNING
 
 
 @pytest.mark.slow
-def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, capsys):
-    result = _run_full_pipeline(sample_data.events_dir)
+@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
+def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
+    result = full_pipeline.result
+    isolated_pipeline = full_pipeline.settings
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
     # Every check ran and passed, but the schema-drift warning: the generator plants misspelled
@@ -171,7 +152,8 @@ def test_full_graph_materializes_sane_scores(isolated_pipeline, sample_data, cap
     from python_models.commands.demo import print_summary
 
     capsys.readouterr()
-    print_summary()
+    with pipeline_env(isolated_pipeline.data_dir):
+        print_summary()
     summary = capsys.readouterr().out
     for expected in (
         "ml_scores.churn_scores",
@@ -213,7 +195,7 @@ def test_corrupt_input_blocks_everything_downstream(isolated_pipeline, sample_da
                     "properties": "{}",
                 }
             )
-    result = _run_full_pipeline(corrupt)
+    result = run_full_pipeline(corrupt)
     assert not result.success
 
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

@@ -55,13 +55,13 @@ def _disturb_after(con, as_of_date) -> dict[str, int]:
         insert into raw.events_validated
         select 'pit-new:' || raw_id, 'pit-new-' || event_id, user_id, null, 'purchase',
             event_ts + interval 21 day, event_ts + interval 21 day + interval 5 minute,
-            session_id, '{{"revenue": 99.0}}', loaded_at, load_id
+            session_id, '{{"revenue": 99.0}}', loaded_at, 1000001
         from ({base}) as picked""")
     con.execute(f"""
         insert into raw.events_validated
         select 'pit-late:' || raw_id, 'pit-late-' || event_id, user_id, null, 'page_view',
             event_ts + interval 1 minute, {cutoff} + interval 2 day,
-            session_id, '{{}}', loaded_at, load_id
+            session_id, '{{}}', loaded_at, 1000002
         from ({base}) as picked""")
     edited = con.execute(f"""
         update raw.events_validated set event_name = 'support_ticket_opened'

@@ -126,6 +126,8 @@ def _pg_connect(port: int):
 
 
 def _load_postgres(port: int, events: pl.DataFrame, replace: bool) -> None:
+    """Copy `events` into PostgreSQL's raw.events_validated as one new load batch (load_id),
+    as the gate appends a batch."""
     buffer = io.StringIO()
     events.select(
         "raw_id",
@@ -148,10 +150,17 @@ def _load_postgres(port: int, events: pl.DataFrame, replace: bool) -> None:
                 "create schema if not exists raw; drop table if exists raw.events_validated; "
                 "create table raw.events_validated (raw_id text, event_id text, user_id text, "
                 "anonymous_id text, event_name text, event_ts timestamp, received_at timestamp, "
-                "session_id text, properties text, loaded_at timestamp)"
+                "session_id text, properties text, loaded_at timestamp, load_id bigint)"
             )
         cur.copy_expert(
-            "copy raw.events_validated from stdin with (format csv, header true)", buffer
+            "copy raw.events_validated (raw_id, event_id, user_id, anonymous_id, event_name, "
+            "event_ts, received_at, session_id, properties, loaded_at) from stdin with "
+            "(format csv, header true)",
+            buffer,
+        )
+        cur.execute(
+            "update raw.events_validated set load_id = (select coalesce(max(load_id), 0) + 1 "
+            "from raw.events_validated) where load_id is null"
         )
         pg.commit()
     finally:
@@ -216,3 +225,11 @@ def test_core_models_match_duckdb_on_postgres(postgres_server, tmp_path, monkeyp
             assert _normalise(actual) == _normalise(expected), table
     finally:
         con.close()
+
+    # Column descriptions are PostgreSQL comments too (dbt persist_docs), as on DuckDB.
+    comments = _pg_frame(
+        port,
+        "select attname, col_description(attrelid, attnum) as comment from pg_attribute "
+        "where attrelid = 'marts.fct_events'::regclass and attnum > 0 and not attisdropped",
+    )
+    assert comments.height > 5 and comments["comment"].null_count() == 0, comments

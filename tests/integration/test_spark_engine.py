@@ -27,13 +27,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(2400)]
 
 STEPS = Path(__file__).parents[1] / "spark_steps.py"
 # The models Spark builds (docs/scale.md lists what it does not, and why).
-SPARK_SELECT = ["event_taxonomy", "+fct_events", "+fct_sessions", "+dim_users"]
+SPARK_SELECT = [
+    "event_taxonomy",
+    "+fct_events",
+    "+fct_sessions",
+    "+dim_users",
+    "int_identity_stitched",
+]
 COMPARED = {
     "marts.fct_events": ["event_id"],
     "marts.fct_sessions": ["session_id"],
     "marts.dim_users": ["user_id"],
-    "intermediate.int_events_stitched": ["event_id"],
     "intermediate.int_events_sessionized": ["event_id"],
+    "intermediate.int_identity_stitched": ["anonymous_hash"],
 }
 RELATIVE_TOLERANCE = 1e-9
 

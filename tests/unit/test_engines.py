@@ -29,6 +29,17 @@ ARGUMENTS = {
     "time_zone": "Europe/Berlin",
     "raw_id": "user_id",
     "relation": "events",
+    "producer": "intermediate.int_events_sessionized",
+    "columns": ["event_id", "event_ts"],
+    "value": "user_hash",
+    "order_by": ["event_ts", "event_id"],
+    "last": True,
+}
+# Incremental batch bookkeeping (uba_batches.sql): Spark rebuilds in full and keeps none.
+NO_BOOKKEEPING = {
+    "uba_create_batch_manifest",
+    "uba_record_consumed_batch",
+    "uba_forget_consumers_on_full_refresh",
 }
 
 
@@ -76,6 +87,9 @@ def test_engine_macros_parse_in_their_dialect(engine):
         call = ", ".join(repr(ARGUMENTS[p]) for p in params)
         template = env.from_string(source + f"{{{{ {engine}__{name}({call}) }}}}")
         expression = template.render().strip()
+        if name in NO_BOOKKEEPING:
+            assert engine == "spark" and expression == "", (name, expression)
+            continue
         if expression.lower().startswith("select"):
             sql = expression
         elif name.startswith("uba_type_"):

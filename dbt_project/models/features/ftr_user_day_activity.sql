@@ -1,30 +1,53 @@
-{#- Per-user-day activity for the anomaly model (python_models/anomaly), from fct_events.
-    "New" country / device = not seen on any earlier day of the same user, so the first day a
-    user is seen never counts as new. Deviation columns compare a day with the user's own
-    trailing baseline (up to uba__anomaly_baseline_days previous active days):
-    z = (x - mean) / max(std, uba__anomaly_z_std_floor). Bursts: the most events starting in
-    any 10-minute window (the column name max_events_10m carries the length), over an exact
-    microsecond key. A table rebuilt in full: the baselines and "new" flags need each user's
-    whole history. -#}
+{#- Per-user-day activity for the anomaly model (python_models/anomaly), from the events of
+    int_events_sessionized. "New" country / device = not seen on any earlier day of the same
+    user, so the first day a user is seen never counts as new. Deviation columns compare a day
+    with the user's own trailing baseline (up to uba__anomaly_baseline_days previous active
+    days): z = (x - mean) / max(std, uba__anomaly_z_std_floor). Bursts: the most events starting
+    in any 10-minute window (the column name max_events_10m carries the length), over an exact
+    microsecond key. Incremental: the people whose events changed since this model last ran
+    (macros in uba_batches.sql) are deleted (the pre-hook) and recomputed from their whole
+    history, which the baselines and "new" flags need. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{% if is_incremental() %}delete from {{ this }} where "
+            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or user_id in ("
+            ~ "select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) "
+            ~ "as changed){% endif %}",
+        ],
+        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
+    )
+}}
 {%- set baseline_days = var('uba__anomaly_baseline_days') | int -%}
 {%- set odd_hours_end = var('uba__anomaly_odd_hours_end') | int -%}
 {%- set burst_microseconds = 10 * 60 * 1000000 -%}
 {%- set std_floor = var('uba__anomaly_z_std_floor') | float -%}
 {%- set event_hour = 'cast(extract(hour from event_ts) as integer)' -%}
 
-with events as (
+{#- Not materialized: read five times, and a copy of every event would cost more than five
+    scans of a few columns. -#}
+with events as not materialized (
 
     select
         user_id,
         event_ts,
-        event_date,
+        cast(event_ts as date) as event_date,
         event_name,
         country,
         device,
         {{ event_hour }} as event_hour,
         {{ uba_epoch_microseconds('event_ts') }} as event_us
-    from {{ ref('fct_events') }}
+    from {{ sessionized }}
     where user_id is not null
+    {%- if is_incremental() %}
+        and user_id in (
+            select user_id from ({{ uba_changed_people(sessionized) }}) as changed
+        )
+    {%- endif %}
 
 ),
 

@@ -2,7 +2,7 @@
     day after the watermark, so the watermark's own day is complete in it. -#}
 with events as (
 
-    select event_date from {{ ref('fct_events') }}
+    select event_date from {{ ref('int_feature_user_days') }}
 
 ),
 

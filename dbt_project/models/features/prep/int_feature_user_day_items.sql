@@ -1,17 +1,42 @@
 {#- Distinct (event name, product feature) pairs per user, event day and availability day, so
-    "distinct ... in the last N days" can be counted without going back to single events. -#}
+    "distinct ... in the last N days" can be counted without going back to single events.
+    Incremental like int_feature_user_days: the (user, event day) pairs with events written
+    since this model last ran are deleted (the pre-hook) and recounted. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{% if is_incremental() %}delete from {{ this }} where "
+            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or exists (select 1 "
+            ~ "from ({{ uba_changed_user_days(ref('int_events_sessionized')) }}) as changed "
+            ~ "where changed.user_id = {{ this }}.user_id "
+            ~ "and changed.event_date = {{ this }}.event_date){% endif %}",
+        ],
+        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
+    )
+}}
+
 with events as (
 
     select
-        user_id,
-        event_name,
-        feature,
-        event_date,
+        events.user_id,
+        events.event_name,
+        events.feature,
+        cast(events.event_ts as date) as event_date,
         case
-            when cast(received_at as date) > event_date then cast(received_at as date)
-            else event_date
+            when cast(events.received_at as date) > cast(events.event_ts as date)
+                then cast(events.received_at as date)
+            else cast(events.event_ts as date)
         end as available_date
-    from {{ ref('fct_events') }}
+    from {{ sessionized }} as events
+    {% if is_incremental() -%}
+    inner join ({{ uba_changed_user_days(sessionized) }}) as changed
+        on events.user_id = changed.user_id
+        and cast(events.event_ts as date) = changed.event_date
+    {%- endif %}
 
 )
 

@@ -1,18 +1,42 @@
 {#- Events rolled up to (user, event day, day the event became available). An event is usable
     for a snapshot on date D only when event_ts < D and received_at < D; since D is a midnight,
-    that is exactly available_date < D with available_date = the later of the two days. -#}
+    that is exactly available_date < D with available_date = the later of the two days.
+    Incremental: the (user, event day) pairs with events written since this model last ran
+    (new, re-stitched or re-cut; macros in uba_batches.sql) are deleted (the pre-hook) and
+    recounted, so a run costs the days that changed. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
 {%- set top_event_types = var('uba__top_event_types') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{% if is_incremental() %}delete from {{ this }} where "
+            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or exists (select 1 "
+            ~ "from ({{ uba_changed_user_days(ref('int_events_sessionized')) }}) as changed "
+            ~ "where changed.user_id = {{ this }}.user_id "
+            ~ "and changed.event_date = {{ this }}.event_date){% endif %}",
+        ],
+        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
+    )
+}}
 
 with events as (
 
     select
-        user_id,
-        event_name,
-        event_ts,
-        received_at,
-        event_date,
-        revenue_usd
-    from {{ ref('fct_events') }}
+        events.user_id,
+        events.event_name,
+        events.event_ts,
+        events.received_at,
+        cast(events.event_ts as date) as event_date,
+        events.revenue_usd
+    from {{ sessionized }} as events
+    {% if is_incremental() -%}
+    inner join ({{ uba_changed_user_days(sessionized) }}) as changed
+        on events.user_id = changed.user_id
+        and cast(events.event_ts as date) = changed.event_date
+    {%- endif %}
 
 ),
 

@@ -1,69 +1,47 @@
 {#- Device-level summary of the stitching. user_hash is the last-seen identified user on the
     device (GA4's user_id mapping rule: the identified user of the latest identified event by
-    (event_ts, event_id)); per-event assignment on shared devices is in int_events_stitched.
-    Reads int_events_stitched (a table) so the staging view is computed once per build. -#}
+    (event_ts, event_id)); per-event assignment on shared devices is in int_events_sessionized.
+    Aggregates only (no window over the events). Incremental: the devices with events written
+    since this model last ran (macros in uba_batches.sql) are recomputed whole. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{
+    config(
+        materialized=uba_incremental_unless_spark(),
+        unique_key='anonymous_hash',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
+    )
+}}
+
 with
 
 events as (
 
-    select * from {{ ref('int_events_stitched') }}
+    select anonymous_hash, user_hash, event_ts, event_id
+    from {{ sessionized }}
     where anonymous_hash is not null
-
-),
-
-identified_ranked as (
-
-    select
-        anonymous_hash,
-        user_hash,
-        event_ts,
-        row_number() over (
-            partition by anonymous_hash
-            order by event_ts desc, event_id desc
-        ) as recency_rank
-    from events
-    where user_hash is not null
-
-),
-
-last_seen as (
-
-    select
-        anonymous_hash,
-        user_hash,
-        event_ts as last_identified_at
-    from identified_ranked
-    where recency_rank = 1
-
-),
-
-devices as (
-
-    select
-        anonymous_hash,
-        count(distinct user_hash) as count_identified_users,
-        count(*) as count_events,
-        min(event_ts) as first_seen_at,
-        max(event_ts) as last_seen_at
-    from events
-    group by 1
+    {%- if is_incremental() %}
+        and anonymous_hash in (
+            select anonymous_hash from ({{ uba_changed_rows(sessionized) }}) as changed
+        )
+    {%- endif %}
 
 ),
 
 final as (
 
     select
-        devices.anonymous_hash,
-        last_seen.user_hash,
-        devices.count_identified_users > 1 as is_shared_device,
-        devices.count_identified_users,
-        devices.count_events,
-        devices.first_seen_at,
-        devices.last_seen_at,
-        last_seen.last_identified_at
-    from devices
-    left join last_seen
-        on devices.anonymous_hash = last_seen.anonymous_hash
+        anonymous_hash,
+        {{ uba_last_by('user_hash', ['event_ts', 'event_id']) }} as user_hash,
+        count(distinct user_hash) > 1 as is_shared_device,
+        count(distinct user_hash) as count_identified_users,
+        count(*) as count_events,
+        min(event_ts) as first_seen_at,
+        max(event_ts) as last_seen_at,
+        max(case when user_hash is not null then event_ts end) as last_identified_at
+    from events
+    group by 1
 
 )
 

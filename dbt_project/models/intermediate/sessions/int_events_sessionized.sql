@@ -1,53 +1,282 @@
-{#- Sessions per person (user_id from stitching): the rule lives in the macro uba_sessionize
-    (timeout gap, optional end events and midnight split, max-length cap), shared with the
-    feature mart's session features. The windows run over narrow rows (event_id, user_id,
-    event_ts, event_name); the wide event columns are joined back once at the end. -#}
+{#- One row per event with its stitched person and its session: the only per-event table
+    between staging and the marts. Stitching (macro uba_stitch) and sessions (macro
+    uba_sessionize) run over narrow rows in one query; the wide staged columns join back once.
+
+    Incremental (delete+insert on event_id), a run costs what changed:
+    1. new events = the load batches staging has and this table has not (load_id);
+    2. stitching is recomputed on the devices of the new events, from the last identified
+       event before the earliest new one (anonymous events before it keep their neighbours);
+    3. changed events = new ones and those whose person key moved;
+    4. each person who gains or loses an event is re-cut from the last stretch start (a
+       session boundary that is not a max-length split) before its earliest change: everything
+       before it is untouched, and session_index continues from the stored one.
+    A full refresh (or --full-refresh) computes the same rows from everything
+    (tests/integration/test_dbt_core.py checks incremental = full refresh).
+    batch_id numbers the runs that wrote rows (1 = the full build); previous_user_id is the
+    person an event moved away from in that run. Downstream incremental models read the rows
+    of the batches they have not consumed (macros in uba_batches.sql). -#}
+{{
+    config(
+        materialized=uba_incremental_unless_spark(),
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=["{{ uba_forget_consumers_on_full_refresh() }}"],
+    )
+}}
+{#- The staged events are read by relation name, not through a `select *` CTE: DuckDB may
+    materialize a CTE that is read more than once, a full copy of the wide table. -#}
+{%- set staged = ref('stg_app__events') -%}
+
 with
 
-events as (
+{% if not is_incremental() %}
 
-    select * from {{ ref('int_events_stitched') }}
+to_sessionize as (
+
+    select
+        user_id,
+        event_id,
+        event_ts,
+        event_name,
+        is_identified,
+        cast(null as {{ dbt.type_string() }}) as previous_user_id
+    from ({{ uba_stitch(staged, ['event_id', 'event_ts', 'event_name']) }}) as stitched
 
 ),
 
+{% else %}
+
+batch as (
+
+    select coalesce(max(batch_id), 0) + 1 as batch_id from {{ this }}
+
+),
+
+new_events as (
+
+    select event_id, user_hash, anonymous_hash, event_ts, event_name
+    from {{ staged }}
+    where load_id not in (select distinct load_id from {{ this }})
+
+),
+
+{#- Stitching of a device changes only after the last identified event that precedes its new
+    events; without one (a device identified for the first time, or out-of-order arrivals
+    before every identification) the whole device is recomputed. -#}
+touched_devices as (
+
+    select anonymous_hash, min(event_ts) as first_new_event_ts
+    from new_events
+    where anonymous_hash is not null
+    group by 1
+
+),
+
+restitch_bounds as (
+
+    select
+        touched_devices.anonymous_hash,
+        max(device_events.event_ts) as restitch_from_ts
+    from touched_devices
+    left join {{ staged }} as device_events
+        on touched_devices.anonymous_hash = device_events.anonymous_hash
+        and device_events.user_hash is not null
+        and device_events.event_ts < touched_devices.first_new_event_ts
+    group by 1
+
+),
+
+restitch_events as (
+
+    select
+        device_events.event_id,
+        device_events.user_hash,
+        device_events.anonymous_hash,
+        device_events.event_ts,
+        device_events.event_name
+    from {{ staged }} as device_events
+    inner join restitch_bounds
+        on device_events.anonymous_hash = restitch_bounds.anonymous_hash
+    where restitch_bounds.restitch_from_ts is null
+        or device_events.event_ts >= restitch_bounds.restitch_from_ts
+
+),
+
+candidates as (
+
+    select event_id, event_ts, event_name, user_id, is_identified
+    from ({{ uba_stitch('restitch_events', ['event_id', 'event_ts', 'event_name']) }}) as restitched
+
+    union all
+
+    select event_id, event_ts, event_name, user_hash as user_id, true as is_identified
+    from new_events
+    where anonymous_hash is null
+
+),
+
+changes as (
+
+    select
+        candidates.*,
+        stored.user_id as stored_user_id
+    from candidates
+    left join {{ this }} as stored
+        on candidates.event_id = stored.event_id
+    where stored.event_id is null
+        or stored.user_id <> candidates.user_id
+
+),
+
+affected_people as (
+
+    select user_id, min(event_ts) as changed_from_ts
+    from (
+        select user_id, event_ts from changes
+        union all
+        select stored_user_id as user_id, event_ts from changes
+        where stored_user_id is not null
+    ) as touched
+    group by 1
+
+),
+
+{#- The latest stored stretch start strictly before the person's earliest change: the events
+    before it, their sessions and its own session_index stay as they are. -#}
+restart_points as (
+
+    select user_id, event_ts, event_id, session_index, seconds_since_previous
+    from (
+        select
+            stored.user_id,
+            stored.event_ts,
+            stored.event_id,
+            stored.session_index,
+            stored.seconds_since_previous,
+            row_number() over (
+                partition by stored.user_id
+                order by stored.event_ts desc, stored.event_id desc
+            ) as recency
+        from {{ this }} as stored
+        inner join affected_people
+            on stored.user_id = affected_people.user_id
+        where stored.is_stretch_start
+            and stored.event_ts < affected_people.changed_from_ts
+    ) as stretch_starts
+    where recency = 1
+
+),
+
+kept as (
+
+    select
+        stored.user_id,
+        stored.event_id,
+        stored.event_ts,
+        stored.event_name,
+        stored.is_identified,
+        cast(null as {{ dbt.type_string() }}) as previous_user_id
+    from {{ this }} as stored
+    inner join affected_people
+        on stored.user_id = affected_people.user_id
+    left join restart_points
+        on stored.user_id = restart_points.user_id
+    where (
+            restart_points.user_id is null
+            or (stored.event_ts, stored.event_id)
+                >= (restart_points.event_ts, restart_points.event_id)
+        )
+        and not exists (
+            select 1 from changes where changes.event_id = stored.event_id
+        )
+
+),
+
+to_sessionize as (
+
+    select * from kept
+
+    union all
+
+    select
+        user_id,
+        event_id,
+        event_ts,
+        event_name,
+        is_identified,
+        case when stored_user_id <> user_id then stored_user_id end as previous_user_id
+    from changes
+
+),
+
+{% endif %}
+
 sessions as (
 
-    {{ uba_sessionize('events', partition_by=['user_id']) }}
+    {{ uba_sessionize(
+        'to_sessionize', partition_by=['user_id'], carry=['is_identified', 'previous_user_id']
+    ) }}
 
 ),
 
 final as (
 
     select
-        events.event_id,
-        events.user_id,
+        staged.event_id,
+        sessions.user_id,
         md5(
-            events.user_id || '|' || {{ uba_timestamp_text('sessions.session_started_at') }}
+            sessions.user_id || '|' || {{ uba_timestamp_text('sessions.session_started_at') }}
         ) as session_id,
+        {% if is_incremental() -%}
+        cast(
+            sessions.session_index + coalesce(restart_points.session_index, 1) - 1 as bigint
+        ) as session_index,
+        {%- else -%}
         cast(sessions.session_index as bigint) as session_index,
+        {%- endif %}
         cast(
             sessions.event_number - sessions.session_first_event_number + 1 as bigint
         ) as event_index_in_session,
-        events.user_hash,
-        events.anonymous_hash,
-        events.is_identified,
-        events.is_identified_event,
-        events.event_name,
-        events.event_ts,
-        events.received_at,
+        staged.user_hash,
+        staged.anonymous_hash,
+        sessions.is_identified,
+        staged.user_hash is not null as is_identified_event,
+        staged.event_name,
+        staged.event_ts,
+        staged.received_at,
         sessions.session_started_at,
+        {% if is_incremental() -%}
+        {#- the restart event keeps the gap to its (untouched) previous event -#}
+        coalesce(sessions.seconds_since_previous, restart_points.seconds_since_previous)
+            as seconds_since_previous,
+        {%- else -%}
         sessions.seconds_since_previous,
-        events.session_hint,
-        events.revenue_usd,
-        events.currency,
-        events.page,
-        events.device,
-        events.country,
-        events.plan,
-        events.feature
-    from events
-    inner join sessions
-        on events.event_id = sessions.event_id
+        {%- endif %}
+        staged.session_hint,
+        staged.revenue_usd,
+        staged.currency,
+        staged.page,
+        staged.device,
+        staged.country,
+        staged.plan,
+        staged.feature,
+        sessions.is_stretch_start,
+        sessions.stretch_started_at,
+        sessions.previous_user_id,
+        staged.load_id,
+        {% if is_incremental() -%}
+        (select batch_id from batch) as batch_id
+        {%- else -%}
+        cast(1 as bigint) as batch_id
+        {%- endif %}
+    from sessions
+    inner join {{ staged }} as staged
+        on sessions.event_id = staged.event_id
+    {% if is_incremental() -%}
+    left join restart_points
+        on sessions.user_id = restart_points.user_id
+    {%- endif %}
 
 )
 

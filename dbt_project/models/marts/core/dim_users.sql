@@ -1,9 +1,42 @@
-{#- Modes break ties deterministically: most events first, then the alphabetically smallest value. -#}
+{#- One row per person. Modes break ties deterministically: most events first, then the
+    alphabetically smallest value. Incremental: the people whose events changed since this
+    model last ran (macros in uba_batches.sql) are deleted (the pre-hook; a person who lost
+    every event to re-stitching stays deleted) and recomputed from all their events. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{% if is_incremental() %}delete from {{ this }} where "
+            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or user_id in ("
+            ~ "select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) "
+            ~ "as changed){% endif %}",
+        ],
+        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
+    )
+}}
+
 with
 
 events as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select
+        user_id,
+        is_identified,
+        event_ts,
+        session_id,
+        anonymous_hash,
+        device,
+        country,
+        revenue_usd
+    from {{ sessionized }}
+    {% if is_incremental() -%}
+    where user_id in (
+        select user_id from ({{ uba_changed_people(sessionized) }}) as changed
+    )
+    {%- endif %}
 
 ),
 
@@ -50,7 +83,7 @@ user_totals as (
         count(distinct session_id) as count_sessions,
         count(distinct anonymous_hash) as count_anonymous_ids,
         -- summed as decimal: a float sum depends on thread order, and re-runs must match bit for bit
-        cast(sum(cast(revenue_usd as decimal(38, 6))) as {{ uba_type_double() }}) as total_revenue_usd
+        {{ uba_exact_sum('revenue_usd') }} as total_revenue_usd
     from events
     group by 1
 

@@ -1,13 +1,14 @@
-{#- Incremental: rebuilds every person touched by new data (macro uba_touched_user_ids);
-    delete+insert on event_id replaces their rows, so a re-stitched or re-sessionized event is
-    updated in place and a re-run with no new data changes nothing. -#}
-{#- Spark's Parquet tables have no delete+insert: rebuilt in full there. -#}
+{#- Incremental: copies the int_events_sessionized rows written since this model last ran
+    (macros in uba_batches.sql); delete+insert on event_id replaces re-stitched and re-cut
+    events in place, and a run with no new data reads nothing. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
 {{
     config(
-        materialized=('table' if target.type == 'spark' else 'incremental'),
+        materialized=uba_incremental_unless_spark(),
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
     )
 }}
 
@@ -15,16 +16,7 @@ with
 
 sessionized as (
 
-    select * from {{ ref('int_events_sessionized') }}
-
-    {% if is_incremental() %}
-    where user_id in (
-        {{ uba_touched_user_ids(
-            'select max(received_at) as max_received_at from ' ~ this,
-            ref('int_events_sessionized'),
-        ) }}
-    )
-    {% endif %}
+    {{ uba_changed_rows(sessionized) }}
 
 ),
 

@@ -3,6 +3,10 @@
     so it survives a rotation of the pseudonymization salt: after `--full-refresh` re-hashes
     person keys, each person lands in the same bucket as before. Only the bucket number leaves
     this model, never the raw id. -#}
+{#- A table, not a view: the pseudonyms need the salt, which only dbt's connection holds, so a
+    view would fail (or, before the salt check was typed, silently give NULL keys) for any
+    other reader. -#}
+{{ config(materialized='table') }}
 -- depends_on: {{ ref('stg_app__pseudonym_salts') }}
 with
 

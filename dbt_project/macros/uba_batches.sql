@@ -1,0 +1,111 @@
+{#- Incremental batches: how the models downstream of int_events_sessionized find what changed.
+
+    int_events_sessionized stamps every row it writes with batch_id (1 = a full build, then
+    one more per incremental run that changed something) and, for an event that moved to
+    another person in that run, previous_user_id. Each downstream incremental model (a
+    "consumer") records the producer batch it has consumed in a small bookkeeping table,
+    uba_consumed_batches (in the target schema, created by on-run-start), in a post-hook of
+    the same transaction as its own write: a consumer that failed or was skipped has not
+    recorded anything, so its next run still sees those rows (Snowplow's incremental manifest
+    works the same way).
+
+    Spark rebuilds these models in full (macro uba_incremental_unless_spark): no bookkeeping
+    there (the spark__ versions in uba_cross_db_engines.sql render nothing).
+
+    A consumer re-reads everything when it has never consumed this producer, when the
+    producer was rebuilt (a full refresh forgets its consumers) or when it is more than one
+    batch behind (previous_user_id only describes the latest batch). -#}
+
+{% macro uba_batch_manifest() -%}
+    {{ target.schema }}.uba_consumed_batches
+{%- endmacro %}
+
+{#- on-run-start (dbt_project.yml). -#}
+{% macro uba_create_batch_manifest() -%}
+    {{ return(adapter.dispatch('uba_create_batch_manifest', 'uba')()) }}
+{%- endmacro %}
+
+{% macro default__uba_create_batch_manifest() -%}
+    create table if not exists {{ uba_batch_manifest() }} (
+        consumer {{ dbt.type_string() }} not null,
+        producer {{ dbt.type_string() }} not null,
+        batch_id bigint not null
+    )
+{%- endmacro %}
+
+{#- The last producer batch this model consumed (0: none), as a scalar subquery. -#}
+{% macro uba_consumed_batch(producer) -%}
+    (
+        select coalesce(max(batch_id), 0) from {{ uba_batch_manifest() }}
+        where consumer = '{{ this.identifier }}' and producer = '{{ producer.identifier }}'
+    )
+{%- endmacro %}
+
+{#- True when this model must re-read every producer row (see above). -#}
+{% macro uba_reads_everything(producer) -%}
+    (
+        {{ uba_consumed_batch(producer) }} = 0
+        or {{ uba_consumed_batch(producer) }}
+            < (select coalesce(max(batch_id), 0) from {{ producer }}) - 1
+    )
+{%- endmacro %}
+
+{#- The producer rows written since this model last consumed it (all of them on a full
+    build of this model). -#}
+{% macro uba_changed_rows(producer, columns='*') -%}
+    select {{ columns }} from {{ producer }}
+    {%- if is_incremental() %}
+    where batch_id > {{ uba_consumed_batch(producer) }} or {{ uba_reads_everything(producer) }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- People (person keys) whose events changed since this model last consumed the producer,
+    each with the earliest changed event time: their events from then on were re-cut, and
+    their sessions before it are untouched. Includes people who lost events. -#}
+{% macro uba_changed_people(producer) -%}
+    select user_id, min(event_ts) as changed_from_ts
+    from (
+        select user_id, event_ts from ({{ uba_changed_rows(producer) }}) as changed
+        union all
+        select previous_user_id as user_id, event_ts
+        from ({{ uba_changed_rows(producer) }}) as moved
+        where previous_user_id is not null
+    ) as touched
+    group by 1
+{%- endmacro %}
+
+{#- Post-hooks of a consumer: record the producer batch it has now consumed. -#}
+{% macro uba_record_consumed_batch(producer) -%}
+    {{ return(adapter.dispatch('uba_record_consumed_batch', 'uba')(producer)) }}
+{%- endmacro %}
+
+{% macro default__uba_record_consumed_batch(producer) -%}
+    delete from {{ uba_batch_manifest() }}
+    where consumer = '{{ this.identifier }}' and producer = '{{ producer.identifier }}';
+    insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
+    select '{{ this.identifier }}', '{{ producer.identifier }}', coalesce(max(batch_id), 0)
+    from {{ producer }}
+{%- endmacro %}
+
+{#- Post-hook of a producer: a full refresh renumbers its batches, so every consumer has to
+    re-read it. -#}
+{% macro uba_forget_consumers_on_full_refresh() -%}
+    {{ return(adapter.dispatch('uba_forget_consumers_on_full_refresh', 'uba')()) }}
+{%- endmacro %}
+
+{% macro default__uba_forget_consumers_on_full_refresh() -%}
+    {%- if not is_incremental() -%}
+    delete from {{ uba_batch_manifest() }} where producer = '{{ this.identifier }}'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- (user, event day) pairs with events written since this model last consumed the producer,
+    for the person who holds them now and the one who lost them (re-stitching). -#}
+{% macro uba_changed_user_days(producer) -%}
+    select distinct user_id, cast(event_ts as date) as event_date
+    from ({{ uba_changed_rows(producer) }}) as changed
+    union
+    select distinct previous_user_id as user_id, cast(event_ts as date) as event_date
+    from ({{ uba_changed_rows(producer) }}) as moved
+    where previous_user_id is not null
+{%- endmacro %}

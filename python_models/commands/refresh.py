@@ -1,0 +1,318 @@
+"""`uba refresh`: the daily job in one process, costing what the new data costs.
+
+    uba refresh [PATH ...]        # default: $UBA_INPUT_PATH
+
+1. load the files not loaded yet (a file already in raw.load_log adds nothing);
+2. gate the new load batches;
+3. `dbt build` when the gate let new rows in since the last build (incremental models);
+4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
+   whose features changed, other models only when one of their inputs changed, every model
+   in full when its champion changed;
+5. publish only the tables whose content changed (python_models.publish).
+
+With nothing new (no new file, no new champion, the last refresh complete) it stops after
+step 2's check, without importing dbt, Great Expectations or any model library. The writer
+lock is held throughout, so no `uba load` / `uba build` interleaves with it. It does not train:
+that is `uba train` (then the next refresh rescores in full with the new champions).
+
+Exit status: 0 done (or nothing to do); 1 a step failed (the tables a failed step would have
+written keep their previous contents); 3 a batch was blocked as corrupt (the rest went on).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_models.common.scores import SCORE_STATE, STATE_SCHEMA
+
+REFRESH_STATE = f"{STATE_SCHEMA}.refresh"
+EXIT_BLOCKED = 3
+
+
+class RefreshError(RuntimeError):
+    """A step failed (the gate could not prove its rows, dbt failed); the message says which."""
+
+
+@dataclass
+class RefreshResult:
+    steps: list[tuple[str, float, str]] = field(default_factory=list)  # (step, seconds, what)
+    nothing_new: bool = False
+    blocked: int = 0  # load batches the gate blocked as corrupt
+    failed: list[str] = field(default_factory=list)  # models whose scoring failed
+    scored: dict[str, Any] = field(default_factory=dict)  # model -> outcome
+    published: Any = None  # PublishResult, or None when nothing was published
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "paths", nargs="*", help="event files or directories (default $UBA_INPUT_PATH)"
+    )
+    parser.add_argument(
+        "--no-docs", action="store_true", help="skip rendering Great Expectations Data Docs"
+    )
+
+
+class _Steps:
+    """Times each step and says what it did, as it goes."""
+
+    def __init__(self, result: RefreshResult, say: Callable[[str], None]):
+        self.result, self.say = result, say
+
+    def run(self, name: str, fn: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+        started = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - started
+        what = describe(out)
+        self.result.steps.append((name, seconds, what))
+        self.say(f"[refresh] {name:<8} {seconds:6.1f} s  {what}")
+        return out
+
+
+def _scalar(con, sql: str, args: list | None = None):
+    return con.execute(sql, args or []).fetchone()[0]
+
+
+def _table_exists(con, qualified: str) -> bool:
+    from python_models.warehouse import table_exists
+
+    return table_exists(con, qualified)
+
+
+def _ungated_batches(con) -> int:
+    if not _table_exists(con, "raw.load_log"):
+        return 0
+    if not _table_exists(con, "raw.gate_batches"):
+        return int(_scalar(con, "select count(*) from raw.load_log"))
+    return int(
+        _scalar(
+            con,
+            "select count(*) from raw.load_log as l where not exists "
+            "(select 1 from raw.gate_batches as g where g.load_id = l.load_id)",
+        )
+    )
+
+
+def _gate_fingerprint(con) -> str | None:
+    """Changes whenever the gate records a batch (new, released): then dbt has new rows."""
+    from python_models.warehouse import table_fingerprint
+
+    if not _table_exists(con, "raw.gate_batches"):
+        return None
+    return table_fingerprint(con, "raw.gate_batches")
+
+
+def _read_state(con) -> tuple[str | None, bool] | None:
+    """(gate fingerprint of the last successful build, scored and published since)."""
+    if not _table_exists(con, REFRESH_STATE):
+        return None
+    row = con.execute(f"select gate_fingerprint, complete from {REFRESH_STATE}").fetchone()
+    return (row[0], bool(row[1])) if row else None
+
+
+def _write_state(con, gate_fingerprint: str | None, complete: bool) -> None:
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
+    con.execute(
+        f"create table if not exists {REFRESH_STATE} "
+        "(gate_fingerprint varchar, complete boolean not null, updated_at timestamp not null)"
+    )
+    con.execute("begin transaction")
+    con.execute(f"delete from {REFRESH_STATE}")
+    con.execute(
+        f"insert into {REFRESH_STATE} values (?, ?, now()::timestamp)",
+        [gate_fingerprint, complete],
+    )
+    con.execute("commit")
+
+
+def record_build(con) -> None:
+    """Say that the warehouse was just built on every gated batch (as after `uba build`), so
+    the next refresh builds only when the gate lets new rows in."""
+    _write_state(con, _gate_fingerprint(con), complete=False)
+
+
+def _champions_scored(con) -> bool:
+    """Every champion's scores are in its table (no new champion since the last scoring)."""
+    from python_models.common.registry import REGISTRY_TABLE
+
+    if not _table_exists(con, REGISTRY_TABLE):
+        return True
+    if not _table_exists(con, SCORE_STATE):
+        return not _scalar(con, f"select count(*) from {REGISTRY_TABLE} where status='champion'")
+    return not _scalar(
+        con,
+        f"""
+        select count(*) from {REGISTRY_TABLE} as r
+        where r.status = 'champion' and not exists (
+            select 1 from {SCORE_STATE} as s
+            where s.model_name = r.model_name and s.model_version = r.model_version
+        )
+        """,
+    )
+
+
+def _load(con, paths: list[str]):
+    from python_models.ingest import load_path
+
+    existing = [p for p in paths if Path(p).exists()]
+    if not existing:
+        return None
+    return load_path(con, existing, progress=False)
+
+
+def _describe_load(result) -> str:
+    if result is None:
+        return "no input files"
+    return (
+        f"{result.files_loaded} new file(s), {result.rows_loaded:,} rows; "
+        f"{result.files_skipped} already loaded"
+    )
+
+
+def refresh(
+    paths: list[str] | None = None,
+    data_docs: bool = True,
+    say: Callable[[str], None] = print,
+) -> RefreshResult:
+    """The daily job (module docstring). Raises GateError / DbtError / WarehouseBusyError."""
+    from python_models.config import get_settings
+    from python_models.warehouse import connect, writer_lock
+
+    settings = get_settings()
+    paths = list(paths) if paths else [str(settings.input_path)]
+    result = RefreshResult()
+    steps = _Steps(result, say)
+    with writer_lock(purpose="uba refresh"):
+        con = connect()
+        try:
+            steps.run("load", lambda: _load(con, paths), _describe_load)
+            if _ungated_batches(con):
+                gate = steps.run("gate", lambda: _gate(con, data_docs), _describe_gate)
+                result.blocked = len(gate.blocked)
+            fingerprint = _gate_fingerprint(con)
+            if fingerprint is None:
+                raise RefreshError(
+                    f"no events gated yet: give event files (`uba refresh PATH`); "
+                    f"nothing found in {', '.join(paths)}"
+                )
+            state = _read_state(con)
+            build = state is None or state[0] != fingerprint
+            if not build and state[1] and _champions_scored(con):
+                result.nothing_new = True
+                say("[refresh] nothing new: no new rows since the last build, no new champion")
+                return result
+        finally:
+            con.close()
+        if build:
+            steps.run("dbt", _build, lambda _: "dbt build (incremental models)")
+            con = connect()
+            try:
+                _write_state(con, fingerprint, complete=False)
+            finally:
+                con.close()
+        con = connect()
+        try:
+            _score(con, steps, result)
+            result.published = steps.run(
+                "publish",
+                lambda: _publish(con, settings.published_dir),
+                _describe_publish,
+            )
+            if not result.failed:
+                _write_state(con, fingerprint, complete=True)
+        finally:
+            con.close()
+    return result
+
+
+def _gate(con, data_docs: bool):
+    from expectations.gate import GateError, GateRules, run_gate
+    from python_models.config import get_settings
+
+    docs = get_settings().reports_dir / "data_docs" if data_docs else None
+    try:
+        return run_gate(con, rules=GateRules.from_settings(), data_docs_dir=docs)
+    except GateError as err:
+        raise RefreshError(f"gate failed, nothing written: {err}") from err
+
+
+def _describe_gate(gate) -> str:
+    text = (
+        f"{len(gate.batches)} batch(es): {gate.rows_valid:,} valid, "
+        f"{gate.rows_quarantined:,} quarantined"
+    )
+    return text + (f"; {len(gate.blocked)} BLOCKED as corrupt" if gate.blocked else "")
+
+
+def _build() -> None:
+    from python_models.dbt_runner import DbtError, run_dbt
+
+    try:
+        run_dbt(["build"], quiet=True)
+    except DbtError as err:
+        raise RefreshError(" / ".join(err.summary[:3]) or str(err)) from err
+
+
+def _score(con, steps: _Steps, result: RefreshResult) -> None:
+    from python_models.lifecycle import build_derived, refresh_realized, score_each
+    from python_models.models import model_names
+
+    def score() -> list:
+        outcomes = score_each(con, model_names(), changed_only=True)
+        scored = [o.model_name for o in outcomes if o.status == "scored"]
+        if scored:  # the tables built from scores (value at risk...), realized performance
+            outcomes += build_derived(con, scored)
+            refresh_realized(con)
+        return outcomes
+
+    outcomes = steps.run(
+        "score",
+        score,
+        lambda outcomes: f"{sum(o.status == 'scored' for o in outcomes)} model(s) scored",
+    )
+    for outcome in outcomes:
+        result.scored[outcome.model_name] = outcome
+        if outcome.status == "failed":
+            result.failed.append(outcome.model_name)
+        if outcome.status == "built":
+            steps.say(f"           {outcome.model_name:<14} {outcome.rows:,} rows (rebuilt)")
+        elif outcome.status != "scored":
+            steps.say(f"           {outcome.model_name:<14} {outcome.status}: {outcome.reason}")
+        else:
+            what = "users whose features changed" if outcome.mode == "changed" else "rows (full)"
+            steps.say(
+                f"           {outcome.model_name:<14} {outcome.rows:,} {what} -> {outcome.table}"
+            )
+
+
+def _publish(con, out_dir: Path):
+    from python_models.publish import publish_warehouse
+
+    return publish_warehouse(con, out_dir, only_changed=True)
+
+
+def _describe_publish(published) -> str:
+    if not published.changed:
+        return f"nothing changed in {len(published.tables)} tables: publication kept"
+    removed = f", {len(published.removed)} removed" if published.removed else ""
+    return f"{len(published.copied)} of {len(published.tables)} tables copied{removed}"
+
+
+def run(args) -> int:
+    from python_models.warehouse import WarehouseBusyError
+
+    started = time.perf_counter()
+    try:
+        result = refresh(args.paths, data_docs=not args.no_docs)
+    except (RefreshError, WarehouseBusyError, LookupError) as err:
+        print(f"uba refresh: FAILED: {str(err).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"uba refresh: done in {time.perf_counter() - started:.1f} s")
+    if result.failed:
+        print(f"uba refresh: scoring failed for {', '.join(result.failed)}", file=sys.stderr)
+        return 1
+    return EXIT_BLOCKED if result.blocked else 0

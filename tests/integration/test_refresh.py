@@ -1,0 +1,188 @@
+"""`uba refresh` against planted changes: a run with no new data touches nothing; a new day's
+file rescores exactly the users whose features it changes.
+
+A module-scoped copy of the built sample warehouse gets churn (row-wise scoring) and LTV (a
+ranked score, rescored in full when an input changes) trained, then one refresh. A new file
+then plants, for five users, a late event on the watermark's day, received that day but loaded
+only now (inside the newest snapshot, so their features change) and, for five others, an event
+on the new day (after the snapshot: their features cannot change).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from python_models.privacy import pseudonymize
+
+pytestmark = pytest.mark.slow
+
+TEST_SALT = "test-salt"  # the salt tests/conftest.py sets for the session
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "features", "reports", "ml", "ml_scores")
+
+
+@pytest.fixture(scope="module")
+def warehouse(built_warehouse, sample_data, tmp_path_factory):
+    """(data dir, sample events dir) with settings pointed at a private trained copy."""
+    from python_models.commands.refresh import record_build, refresh
+    from python_models.config import reload_settings
+    from python_models.lifecycle import train_model
+    from python_models.warehouse import connect
+
+    root = tmp_path_factory.mktemp("refresh")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UBA_DATA_DIR", str(root / "data"))
+        patch.setenv("UBA_DUCKDB_PATH", str(root / "data" / "warehouse.duckdb"))
+        (root / "data").mkdir()
+        shutil.copy(built_warehouse, root / "data" / "warehouse.duckdb")
+        reload_settings()
+        con = connect()
+        try:
+            record_build(con)  # built_warehouse is fresh from `dbt build`: no rebuild needed
+            # The sample is small: churn's bar of 1,000 examples per class is lowered.
+            for name, params in (("churn", {"min_class_examples": 50}), ("ltv", None)):
+                assert train_model(con, name, run_id="train", params=params).status == "champion"
+        finally:
+            con.close()
+        first = refresh([str(sample_data.events_dir)], data_docs=False, say=print)
+        assert not first.nothing_new and not first.failed
+        assert "dbt" not in [name for name, *_ in first.steps]
+        yield root / "data", sample_data.events_dir
+    reload_settings()
+
+
+def _snapshot(con) -> dict[str, pl.DataFrame]:
+    """Every table's rows, sorted, for an exact before/after comparison."""
+    tables = con.execute(
+        "select table_schema, table_name from information_schema.tables "
+        f"where table_schema in ({', '.join(repr(s) for s in SCHEMAS)}) order by 1, 2"
+    ).fetchall()
+    out = {}
+    for schema, name in tables:
+        frame = con.execute(f'select * from "{schema}"."{name}"').pl()
+        out[f"{schema}.{name}"] = frame.sort(frame.columns, nulls_last=True)
+    return out
+
+
+def _published_files(data_dir: Path) -> dict[str, tuple[int, int]]:
+    published = data_dir / "published"
+    return {
+        str(p.relative_to(published)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in published.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_run_without_new_data_does_nothing_and_changes_no_table(warehouse):
+    from python_models.commands.refresh import refresh
+    from python_models.warehouse import connect
+
+    data_dir, events_dir = warehouse
+    con = connect(read_only=True)
+    before = _snapshot(con)
+    con.close()
+    files = _published_files(data_dir)
+
+    result = refresh([str(events_dir)], data_docs=False, say=print)
+
+    assert result.nothing_new
+    assert [name for name, *_ in result.steps] == ["load"]  # no gate, dbt, scoring, publish
+    con = connect(read_only=True)
+    after = _snapshot(con)
+    con.close()
+    assert after.keys() == before.keys()
+    for table, frame in before.items():
+        assert after[table].equals(frame), table
+    assert _published_files(data_dir) == files
+
+
+def _plant_day(events_dir: Path, scores: pl.DataFrame, out: Path) -> tuple[set[str], set[str]]:
+    """A new event file: a late event for five scored users, a new-day event for five others.
+    Returns their pseudonymized ids (late, new_day)."""
+    events = pl.read_parquet(str(events_dir / "*.parquet")).filter(pl.col("user_id").is_not_null())
+    last = events.sort("event_ts").group_by("user_id").last()
+    last = last.with_columns(
+        pl.col("user_id")
+        .map_elements(lambda u: pseudonymize(u, "user", TEST_SALT), pl.String)
+        .alias("hashed")
+    )
+    scored = last.join(scores.select(pl.col("user_id").alias("hashed")), on="hashed")
+    scored = scored.filter(pl.col("event_name") == "page_view").sort("user_id")
+    assert scored.height >= 10, "the sample has too few recently active users to plant"
+    as_of = scores["as_of_date"].max()
+    watermark_day = datetime.combine(as_of - timedelta(days=1), time(12))
+    new_day = datetime.combine(as_of, time(12))
+
+    def rows(chosen: pl.DataFrame, at: datetime) -> pl.DataFrame:
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        # Received minutes later: the late rows reached the collector before the snapshot's
+        # midnight (so the snapshot may use them), only their file was loaded late.
+        received = (at + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        ids = [
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"refresh-{u}-{stamp}")) for u in chosen["user_id"]
+        ]
+        return chosen.select(events.columns).with_columns(
+            pl.Series("event_id", ids),
+            pl.lit(stamp).alias("event_ts"),
+            pl.lit(received).alias("received_at"),
+        )
+
+    late, fresh = scored.head(5), scored.slice(5, 5)
+    out.mkdir()
+    pl.concat([rows(late, watermark_day), rows(fresh, new_day)]).write_parquet(
+        out / "day-new.parquet"
+    )
+    return set(late["hashed"]), set(fresh["hashed"])
+
+
+def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path):
+    from python_models.commands.refresh import refresh
+    from python_models.warehouse import connect
+
+    data_dir, events_dir = warehouse
+    con = connect(read_only=True)
+    before = con.execute("select * from ml_scores.churn_scores").pl()
+    ltv_before = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
+    con.close()
+    late, new_day = _plant_day(events_dir, before, tmp_path / "day")
+
+    result = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
+
+    assert not result.nothing_new and not result.failed
+    assert [name for name, *_ in result.steps] == ["load", "gate", "dbt", "score", "publish"]
+    churn = result.scored["churn"]
+    assert (churn.status, churn.mode) == ("scored", "changed")
+    con = connect(read_only=True)
+    after = con.execute("select * from ml_scores.churn_scores").pl()
+    ltv_after = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
+    history = con.execute(
+        "select user_id from ml_scores.churn_scores_history where run_id = ?", [churn.run_id]
+    ).pl()
+    con.close()
+    assert set(history["user_id"]) == late and history.height == len(late)  # the run, no more
+    rescored = set(after.filter(pl.col("run_id") == churn.run_id)["user_id"])
+    assert rescored == late  # not the new-day users, whose snapshot features cannot change
+    assert not rescored & new_day
+    assert after.height == before.height
+    kept = after.filter(pl.col("run_id") != churn.run_id).sort("user_id")
+    assert kept.equals(before.filter(~pl.col("user_id").is_in(list(late))).sort("user_id"))
+    # LTV ranks users against each other: an input changed, so it was rescored in full.
+    assert result.scored["ltv"].mode == "full"
+    assert ltv_after["run_id"].to_list() != ltv_before["run_id"].to_list()
+    published = result.published
+    assert "ml_scores.churn_scores" in published.copied
+    assert len(published.copied) < len(published.tables)
+    con = connect(data_dir / "published" / "warehouse.duckdb", read_only=True)
+    try:
+        served = con.execute("select user_id, run_id from ml_scores.churn_scores").pl()
+    finally:
+        con.close()
+    assert served.sort("user_id").equals(after.select("user_id", "run_id").sort("user_id"))
+
+    again = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
+    assert again.nothing_new
