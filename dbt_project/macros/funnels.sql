@@ -486,13 +486,13 @@ step_counts as (
         step_number,
         count(*) as attempts_converted,
         count(distinct user_id) as users_converted,
-        percentile_cont(0.5) within group (order by seconds_from_previous_step)
+        {{ uba_percentile_cont(0.5, 'seconds_from_previous_step') }}
             as median_seconds_from_previous_step,
-        percentile_cont(0.9) within group (order by seconds_from_previous_step)
+        {{ uba_percentile_cont(0.9, 'seconds_from_previous_step') }}
             as p90_seconds_from_previous_step,
-        percentile_cont(0.5) within group (order by seconds_from_first_step)
+        {{ uba_percentile_cont(0.5, 'seconds_from_first_step') }}
             as median_seconds_from_first_step,
-        percentile_cont(0.9) within group (order by seconds_from_first_step)
+        {{ uba_percentile_cont(0.9, 'seconds_from_first_step') }}
             as p90_seconds_from_first_step
     from segmented
     group by 1, 2, 3, 4, 5, 6

@@ -107,3 +107,12 @@
         {%- for column in order_by %} {{ column }}{{ ' desc' if last }}{{ ',' if not loop.last }}
         {%- endfor %}) filter (where {{ value }} is not null))[1]
 {%- endmacro %}
+
+{#- The continuous percentile (interpolated) of `column` in a group, `fraction` in [0, 1]. -#}
+{% macro uba_percentile_cont(fraction, column) -%}
+    {{ return(adapter.dispatch('uba_percentile_cont', 'uba')(fraction, column)) }}
+{%- endmacro %}
+
+{% macro default__uba_percentile_cont(fraction, column) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ column }})
+{%- endmacro %}

@@ -143,6 +143,12 @@
         {%- endfor %} limit 1)[safe_offset(0)]
 {%- endmacro %}
 
+{#- No aggregate percentile_cont on BigQuery (only the analytic one): the percentile of 1000
+    approximate quantiles, within 0.1% of the rank (docs/scale.md). -#}
+{% macro bigquery__uba_percentile_cont(fraction, column) -%}
+    approx_quantiles({{ column }}, 1000)[offset(cast(round({{ fraction }} * 1000) as int64))]
+{%- endmacro %}
+
 {% macro bigquery__uba_holdout_bucket(raw_id, namespace) -%}
     mod(cast(concat('0x', left(to_hex(sha256(concat(
         '{{ uba_holdout_key() }}', '|holdout|', {{ namespace }}, '|', {{ raw_id }}

@@ -34,6 +34,7 @@ ARGUMENTS = {
     "value": "user_hash",
     "order_by": ["event_ts", "event_id"],
     "last": True,
+    "fraction": 0.9,
 }
 # Incremental batch bookkeeping (uba_batches.sql): Spark rebuilds in full and keeps none.
 NO_BOOKKEEPING = {
@@ -102,6 +103,43 @@ def test_engine_macros_parse_in_their_dialect(engine):
             # the salt reaches the hash as it is, quote and backslash included
             texts = [s.this for s in parsed.find_all(sqlglot.exp.Literal) if s.is_string]
             assert SALT in texts, (sql, texts)
+
+
+# Functions whose name or shape differs between the engines: models and shared macros call
+# them through a dispatched macro (uba_cross_db*.sql) or dbt's cross-database macros
+# (dbt.hash, dbt.bool_or, dbt.date_trunc, dbt.datediff ...), never directly.
+ENGINE_SPECIFIC_CALL = re.compile(
+    r"(?<![\w.])(md5|sha256|bool_or|bool_and|percentile_cont|percentile_disc|median|"
+    r"quantile_cont|date_trunc|datediff|date_diff|epoch|epoch_ms|epoch_us|strftime|strptime|"
+    r"json_extract_string|json_extract|arg_max|arg_min|max_by|min_by|string_agg|list_\w+|"
+    r"regexp_matches|struct_pack|countif|iff|ifnull|nvl)\s*\(",
+    re.IGNORECASE,
+)
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+_MACRO = re.compile(r"\{%-?\s*macro\s+(\w+)\(.*?\{%-?\s*endmacro\s*-?%\}", re.DOTALL)
+
+
+def _blank(match: re.Match) -> str:
+    return "\n" * match.group(0).count("\n")
+
+
+def test_models_call_engine_specific_functions_only_through_dispatched_macros():
+    """Outside an engine's own implementation (a macro named <engine>__...), no model or
+    macro spells an engine-specific function: a new direct call would compile on DuckDB and
+    PostgreSQL and fail on Spark, Snowflake or BigQuery."""
+    found = []
+    dbt_dir = ROOT / "dbt_project"
+    sources = [*(dbt_dir / "models").rglob("*.sql"), *(dbt_dir / "macros").rglob("*.sql")]
+    for path in sorted(sources):
+        text = _JINJA_COMMENT.sub(_blank, path.read_text())
+        text = _MACRO.sub(lambda m: _blank(m) if "__" in m.group(1) else m.group(0), text)
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.split("--")[0]
+            for call in ENGINE_SPECIFIC_CALL.finditer(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {call.group(1)}(")
+            if re.search(r"[\w)]::\w", line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: :: cast")
+    assert not found, "call these through a dispatched macro:\n" + "\n".join(found)
 
 
 def test_gate_dialect_follows_the_connection():

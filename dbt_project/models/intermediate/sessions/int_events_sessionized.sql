@@ -225,9 +225,9 @@ final as (
     select
         staged.event_id,
         sessions.user_id,
-        md5(
-            sessions.user_id || '|' || {{ uba_timestamp_text('sessions.session_started_at') }}
-        ) as session_id,
+        {{ dbt.hash(
+            "sessions.user_id || '|' || " ~ uba_timestamp_text('sessions.session_started_at')
+        ) }} as session_id,
         {% if is_incremental() -%}
         cast(
             sessions.session_index + coalesce(restart_points.session_index, 1) - 1 as bigint

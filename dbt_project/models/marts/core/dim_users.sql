@@ -76,7 +76,7 @@ user_totals as (
 
     select
         user_id,
-        bool_or(is_identified) as is_identified,
+        {{ dbt.bool_or('is_identified') }} as is_identified,
         min(event_ts) as first_seen_at,
         max(event_ts) as last_seen_at,
         count(*) as count_events,
