@@ -15,8 +15,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The materialization of the incremental models that replace rows (delete+insert): Spark's
-    Parquet tables have no row-level delete, so there they are tables rebuilt in full. -#}
+{#- The materialization of the incremental models that delete rows on an incremental run
+    (delete+insert, or a deleting pre-hook: the consumers of int_events_sessionized's batches).
+    Spark's Parquet tables have no row-level delete, so there they are tables rebuilt in full
+    on every run. Append-only models (stg_app__events) stay incremental on Spark too. -#}
 {% macro uba_incremental_unless_spark() -%}
     {{- return('table' if target.type == 'spark' else 'incremental') -}}
 {%- endmacro %}

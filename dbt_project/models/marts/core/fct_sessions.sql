@@ -5,7 +5,7 @@
 {%- set sessionized = ref('int_events_sessionized') -%}
 {{
     config(
-        materialized='incremental',
+        materialized=uba_incremental_unless_spark(),
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook=[
