@@ -14,7 +14,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from python_models.warehouse import table_exists
+from python_models.warehouse import as_warehouse, table_exists
 
 CONSENT_TABLE = "marts.dim_user_consent"
 
@@ -26,8 +26,7 @@ def users_without_consent(con: duckdb.DuckDBPyConnection, purpose: str) -> pl.Se
     if not table_exists(con, CONSENT_TABLE):
         raise LookupError(f"{CONSENT_TABLE} does not exist yet: run `uba build` first")
     column = f"has_{purpose}_consent"
-    columns = {row[0] for row in con.execute(f"describe {CONSENT_TABLE}").fetchall()}
-    if column not in columns:
+    if column not in as_warehouse(con).table_columns(CONSENT_TABLE):
         raise LookupError(
             f"{CONSENT_TABLE} has no {column}: add {purpose!r} to dbt var uba__consent_purposes"
         )
