@@ -41,6 +41,10 @@
         {{ exceptions.raise_compiler_error(
             "uba__session_end_events must be a list of event names, e.g. ['logout']") }}
     {%- endif -%}
+    {#- Window specs written inline (Snowflake has no named WINDOW clause). -#}
+    {%- set session_timeline = '(partition by ' ~ partition ~ ' order by event_ts, event_id)' -%}
+    {%- set running_timeline = '(partition by ' ~ partition ~ ' order by event_ts, event_id'
+        ~ ' rows between unbounded preceding and current row)' -%}
     with
 
     session_events as (
@@ -52,22 +56,21 @@
             {%- for column in carried %}
             {{ column }},
             {%- endfor %}
-            lag(event_ts) over session_timeline as previous_event_ts
+            lag(event_ts) over {{ session_timeline }} as previous_event_ts
             {%- if numbered %},
-            row_number() over session_timeline as event_number
+            row_number() over {{ session_timeline }} as event_number
             {%- endif %}
             {%- if end_events %},
-            lag(event_name) over session_timeline in (
+            lag(event_name) over {{ session_timeline }} in (
                 {%- for name in end_events %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
             ) as follows_end_event
             {%- endif %}
             {%- if split_at_midnight %},
             {{ uba_local_date('event_ts', time_zone) }}
-                != lag({{ uba_local_date('event_ts', time_zone) }}) over session_timeline
+                != lag({{ uba_local_date('event_ts', time_zone) }}) over {{ session_timeline }}
                 as is_new_local_day
             {%- endif %}
         from {{ events }}
-        window session_timeline as (partition by {{ partition }} order by event_ts, event_id)
 
     ),
 
@@ -97,15 +100,10 @@
 
         select
             boundaries.*,
-            sum(is_stretch_start) over running_timeline as stretch_number,
-            max(case when is_stretch_start = 1 then event_ts end) over running_timeline
+            sum(is_stretch_start) over {{ running_timeline }} as stretch_number,
+            max(case when is_stretch_start = 1 then event_ts end) over {{ running_timeline }}
                 as stretch_started_at
         from boundaries
-        window running_timeline as (
-            partition by {{ partition }}
-            order by event_ts, event_id
-            rows between unbounded preceding and current row
-        )
 
     ),
 
@@ -141,17 +139,12 @@
         is_stretch_start = 1 as is_stretch_start,
         stretch_started_at,
         max_length_window,
-        count(case when is_session_start = 1 then 1 end) over session_running as session_index,
-        max(case when is_session_start = 1 then event_ts end) over session_running
+        count(case when is_session_start = 1 then 1 end) over {{ running_timeline }} as session_index,
+        max(case when is_session_start = 1 then event_ts end) over {{ running_timeline }}
             as session_started_at,
-        max(case when is_session_start = 1 then event_number end) over session_running
+        max(case when is_session_start = 1 then event_number end) over {{ running_timeline }}
             as session_first_event_number
     from windowed
-    window session_running as (
-        partition by {{ partition }}
-        order by event_ts, event_id
-        rows between unbounded preceding and current row
-    )
     {%- else -%}
     select * from windowed
     {%- endif %}

@@ -37,8 +37,6 @@ SNOWFLAKE_NAMED_WINDOW = {
     "ftr_user_day_activity",
     "ftr_user_event_sequences",
     "int_feature_lifetime_totals",
-    "int_feature_session_stats",
-    "int_events_sessionized",
 }
 NAMED_WINDOW = re.compile(r"^\s*window\s+\w+\s+as\s*\(", re.IGNORECASE | re.MULTILINE)
 # How the engine's pseudonymization macro shows in the compiled staging model.
