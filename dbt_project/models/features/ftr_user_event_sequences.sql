@@ -10,7 +10,7 @@
     event_ts): the scoring service runs this very compiled SQL on posted events
     (python_models/service/features.py). -#}
 {%- set sequence_length = var('uba__sequence_length') | int -%}
-{%- set event_types = var('uba__top_event_types') -%}
+{%- set event_types = uba_feature_event_types() -%}
 {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
 {%- if sequence_length < 2 -%}
     {{ exceptions.raise_compiler_error("uba__sequence_length must be at least 2") }}
