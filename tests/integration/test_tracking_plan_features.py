@@ -87,6 +87,13 @@ def _write_input(events: pl.DataFrame, path: Path) -> None:
     ).write_csv(path)
 
 
+def _as_persons(frame: pl.DataFrame) -> pl.DataFrame:
+    """Raw user ids as the marts' person keys (identified users only: no stitching)."""
+    return frame.with_columns(
+        pl.col("user_id").map_elements(lambda u: pseudonymize(u, "user", TEST_SALT), pl.String)
+    )
+
+
 def _recount(events: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """Per user, the features the mart should hold on snapshot `as_of`, from the raw rows:
     only events with event_ts and received_at before the snapshot; eligible users have one in
@@ -103,20 +110,14 @@ def _recount(events: pl.DataFrame, as_of: date) -> pl.DataFrame:
         for e in OWN_EVENT_TYPES
         for w in WINDOWS
     ]
-    return (
-        visible.group_by("user_id")
-        .agg(
-            *counts,
-            within(90).sum().alias("count_events_90d"),
-            purchase.sum().alias("count_purchases_lifetime"),
-            pl.col("revenue").filter(purchase).sum().alias("purchase_revenue"),
-            pl.col("event_ts").filter(purchase).max().alias("last_purchase_ts"),
-        )
-        .filter(pl.col("count_events_90d") > 0)
-        .with_columns(
-            pl.col("user_id").map_elements(lambda u: pseudonymize(u, "user", TEST_SALT), pl.String)
-        )
+    recount = visible.group_by("user_id").agg(
+        *counts,
+        within(90).sum().alias("count_events_90d"),
+        purchase.sum().alias("count_purchases_lifetime"),
+        pl.col("revenue").filter(purchase).sum().alias("purchase_revenue"),
+        pl.col("event_ts").filter(purchase).max().alias("last_purchase_ts"),
     )
+    return _as_persons(recount.filter(pl.col("count_events_90d") > 0))
 
 
 def _set_event_types(clone: Path, names: list[str]) -> None:
@@ -163,7 +164,7 @@ def own_plan_pipeline(tmp_path_factory) -> tuple[Path, pl.DataFrame, dict]:
         "con = connect()\n"
         "trained = train_model(con, 'churn', run_id='own', params={'min_class_examples': 50})\n"
         "scored = score_model(con, 'churn', run_id='own')\n"
-        "features = con.execute(\"select features from ml.model_registry where model_name ="
+        'features = con.execute("select features from ml.model_registry where model_name ='
         " 'churn'\").fetchone()[0]\n"
         "con.close()\n"
         f"open({str(outcome)!r}, 'w').write(json.dumps({{'status': trained.status,"
@@ -220,7 +221,8 @@ def test_own_event_names_become_feature_columns_that_recount_from_the_raw_file(
 def test_own_purchases_reach_sessions_daily_activity_and_sequences(own_plan_pipeline):
     db, events, _ = own_plan_pipeline
     orders = events.filter(pl.col("event_name") == PURCHASE).height
-    assert 0 < orders < events.filter(pl.col("event_name").is_in(["order_paid", "plan_renewed"])).height
+    conversions = events.filter(pl.col("event_name").is_in([PURCHASE, "plan_renewed"])).height
+    assert 0 < orders < conversions
     assert _read(db, "select sum(count_purchases) from marts.fct_sessions").item() == orders
     daily = _read(db, "select sum(count_purchases) from marts.fct_user_activity_daily").item()
     assert daily == orders
@@ -230,10 +232,10 @@ def test_own_purchases_reach_sessions_daily_activity_and_sequences(own_plan_pipe
         """select * from features.ftr_user_event_sequences
         qualify row_number() over (partition by user_id order by count_events_so_far desc) = 1""",
     )
-    mix = events.group_by("user_id").agg(
-        *((pl.col("event_name") == e).mean().alias(f"raw_{e}") for e in OWN_EVENT_TYPES)
-    ).with_columns(
-        pl.col("user_id").map_elements(lambda u: pseudonymize(u, "user", TEST_SALT), pl.String)
+    mix = _as_persons(
+        events.group_by("user_id").agg(
+            *((pl.col("event_name") == e).mean().alias(f"raw_{e}") for e in OWN_EVENT_TYPES)
+        )
     )
     joined = last.join(mix, on="user_id")
     assert joined.height == mix.height
