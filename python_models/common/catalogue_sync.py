@@ -6,8 +6,9 @@ ftr_user_event_sequences). Their contract and catalogue entries live in
 dbt_project/models/features/_features__models.yml, which dbt cannot loop over, so those entries
 are generated here from `uba__top_event_types` and `uba__feature_windows`: each carries
 `event_type: <event>` in its meta. `uba features sync` drops the entries of events no longer
-listed, adds the new ones from the templates below (reasons say "'<event>' events"; edit them
-freely, a sync keeps an existing entry as it is) and leaves every other line alone;
+listed, adds the new ones from the templates below (reasons say "'order paid' events" for
+order_paid; edit them freely, a sync keeps an existing entry as it is) and leaves every other
+line alone;
 `uba features check` (and `uba build`, before dbt) fails with one line when the file is stale.
 """
 
@@ -70,6 +71,8 @@ def generated_columns(config: FeatureEvents) -> list[GeneratedColumn]:
         columns.append(GeneratedColumn(mart, name, event, after, _entry(name, event, *entry)))
 
     top, events = config.max_window, config.event_types
+    # Reasons are read by business users: 'order paid' events, not order_paid.
+    words = {e: e.replace("_", " ") for e in events}
     for window in config.windows:
         used_by = ("churn", "segmentation") if window == top else ("churn",)
         for e in events:
@@ -77,8 +80,8 @@ def generated_columns(config: FeatureEvents) -> list[GeneratedColumn]:
                 "ftr_user_features", f"sum_revenue_usd_{window}d", f"count_{e}_{window}d", e,
                 f"Visible '{e}' events in the {window} days before the snapshot.",
                 "bigint", "events", window, used_by,
-                f"{{value:.0f}} '{e}' events in the last {window} days",
-                f"only {{value:.0f}} '{e}' events in the last {window} days",
+                f"{{value:.0f}} '{words[e]}' events in the last {window} days",
+                f"only {{value:.0f}} '{words[e]}' events in the last {window} days",
             )  # fmt: skip
     for e in events:
         add(
@@ -86,24 +89,24 @@ def generated_columns(config: FeatureEvents) -> list[GeneratedColumn]:
             f"Share of the user's events in the last {top} days that were '{e}' "
             f"(count_{e}_{top}d / count_events_{top}d; 0 without events).",
             "float8", "ratio", top, ("segmentation", "churn"),
-            f"{{value:.0%}} of recent activity is '{e}' events",
-            f"only {{value:.0%}} of recent activity is '{e}' events",
+            f"{{value:.0%}} of recent activity is '{words[e]}' events",
+            f"only {{value:.0%}} of recent activity is '{words[e]}' events",
         )  # fmt: skip
     for e in events:
         add(
             "ftr_user_event_sequences", "count_events_so_far", f"session_count_{e}", e,
             f"'{e}' events in the session so far (this one included).",
             "bigint", "events", "null", ("next_action",),
-            f"{{value:.0f}} '{e}' events in this session",
-            f"only {{value:.0f}} '{e}' events in this session",
+            f"{{value:.0f}} '{words[e]}' events in this session",
+            f"only {{value:.0f}} '{words[e]}' events in this session",
         )  # fmt: skip
     for e in events:
         add(
             "ftr_user_event_sequences", "count_events_so_far", f"share_{e}_so_far", e,
             f"Share of the person's events so far (this one included) that are '{e}'.",
             "double", "share", "null", ("next_action",),
-            f"{{value:.0%}} of the user's events are '{e}' events",
-            f"few of the user's events are '{e}' events ({{value:.0%}})",
+            f"{{value:.0%}} of the user's events are '{words[e]}' events",
+            f"few of the user's events are '{words[e]}' events ({{value:.0%}})",
         )  # fmt: skip
     return columns
 
