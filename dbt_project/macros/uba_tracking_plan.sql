@@ -92,14 +92,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Stops a feature mart whose per-event columns (built from uba__top_event_types) are not all
-    documented in its contract, with the command that regenerates them; dbt's own contract
-    error would list every column instead. -#}
+{#- Stops a feature mart whose per-event columns (built from uba__top_event_types) differ from
+    the ones its contract documents (meta event_type), with the command that regenerates them;
+    dbt's own contract error would list every column instead. -#}
 {% macro uba_assert_columns_documented(expected) -%}
     {%- if execute and model.resource_type == 'model' -%}
+        {%- set documented = [] -%}
+        {%- for name, column in model.columns.items() -%}
+            {%- if (column.meta or {}).get('event_type') is not none -%}
+                {%- do documented.append(name) -%}
+            {%- endif -%}
+        {%- endfor -%}
         {%- set missing = expected | reject('in', model.columns.keys() | list) | list -%}
-        {%- if missing -%}
-            {{ exceptions.raise_compiler_error(model.name ~ ": uba__top_event_types (dbt_project/dbt_project.yml) gives columns " ~ missing[:4] | join(', ') ~ (" ..." if missing | length > 4 else "") ~ " that models/features/_features__models.yml does not document: run `uba features sync` to regenerate the feature catalogue") }}
+        {%- set stale = documented | reject('in', expected) | list -%}
+        {%- if missing or stale -%}
+            {%- set shown = (missing or stale) -%}
+            {{ exceptions.raise_compiler_error(model.name ~ ": uba__top_event_types (dbt_project/dbt_project.yml) and the columns documented in models/features/_features__models.yml differ (" ~ ("not documented: " if missing else "no longer configured: ") ~ shown[:4] | join(', ') ~ (" ..." if shown | length > 4 else "") ~ "): run `uba features sync` to regenerate the feature catalogue") }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

@@ -255,19 +255,29 @@ def test_churn_trains_and_scores_on_the_own_event_features(own_plan_pipeline):
     assert outcome["rows"] > 0
 
 
-def test_an_event_type_missing_from_the_plan_stops_dbt_with_one_line(tmp_path):
-    db = tmp_path / "warehouse.duckdb"
-    run_dbt(["seed"], duckdb_path=db, quiet=True, target_path=tmp_path / "target")
+def _dbt_error(db: Path, tmp_path: Path, model: str, event_types: list[str]) -> str:
     with pytest.raises(DbtError) as failed:
         run_dbt(
-            ["compile", "--select", "int_feature_user_days"],
+            ["compile", "--select", model],
             duckdb_path=db,
-            dbt_vars={"uba__top_event_types": ["page_view", "wishlist_added"]},
+            dbt_vars={"uba__top_event_types": event_types},
             quiet=True,
             target_path=tmp_path / "target",
         )
-    message = "\n".join(failed.value.summary)
+    return "\n".join(failed.value.summary)
+
+
+@pytest.mark.slow
+def test_a_bad_or_unsynced_event_type_setting_stops_dbt_with_one_line(tmp_path):
+    """What a plain `dbt build` says (uba build checks the same before dbt starts)."""
+    db = tmp_path / "warehouse.duckdb"
+    run_dbt(["seed"], duckdb_path=db, quiet=True, target_path=tmp_path / "target")
+    message = _dbt_error(db, tmp_path, "int_feature_user_days", ["page_view", "wishlist_added"])
     assert (
         "uba__top_event_types (dbt_project/dbt_project.yml) lists wishlist_added, not in the "
         "tracking plan dbt_project/seeds/event_taxonomy.csv"
     ) in message, message
+    # planned events, but the contract still documents the shipped nine: sync, not zeros
+    message = _dbt_error(db, tmp_path, "ftr_user_features", ["page_view", "click"])
+    assert "no longer configured: count_search_7d" in message, message
+    assert "run `uba features sync`" in message
