@@ -16,8 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from tests.conftest import FULL_PIPELINE_GROUP, repoint_registry
+from conftest import FULL_PIPELINE_GROUP, repoint_registry
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
