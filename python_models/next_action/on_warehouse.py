@@ -97,10 +97,16 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     fit, validation, holdout = (
         sampled(window, cap, params.seed) for window, cap in zip(windows, caps, strict=True)
     )
+    sizes = [part.height for part in (fit, validation, holdout)]
+    drawn_from = [window.height for window in windows]
     print(
         f"[next_action] {frame.height:,} labelled events; {split.describe()}; fit / validate / "
-        f"hold out {fit.height:,} / {validation.height:,} / {holdout.height:,} rows (seeded "
-        f"samples of {' / '.join(f'{w.height:,}' for w in windows)})",
+        f"hold out {' / '.join(f'{n:,}' for n in sizes)} rows"
+        + (
+            f" (seeded samples of {' / '.join(f'{n:,}' for n in drawn_from)})"
+            if sizes != drawn_from
+            else ""
+        ),
         file=sys.stderr,
     )
     transitions = transition_counts(con, before=split.fit_end)
