@@ -1,4 +1,4 @@
-"""Next action: train, full scoring, a refresh with nothing changed, and reasons per second.
+"""Next action: train, full scoring, refreshes (nothing changed, N users changed), reasons/s.
 
     UBA_DUCKDB_PATH=... python benchmarks/bench_next_action.py [--reason-rows 60000]
 
@@ -20,11 +20,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reason-rows", type=int, default=60_000)
     parser.add_argument("--skip-train", action="store_true", help="score the current champion")
+    parser.add_argument(
+        "--changed-users", type=int, default=600, help="users a simulated refresh rescores"
+    )
     args = parser.parse_args()
 
+    from python_models.common.scores import SCORED_ROWS
     from python_models.lifecycle import load_champion, score_changed, score_model, train_model
     from python_models.next_action.sequences import load_latest
-    from python_models.warehouse import connect
+    from python_models.warehouse import connect, table_exists
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     con = connect()
@@ -47,6 +51,19 @@ def main() -> None:
     again = score_changed(con, "next_action", run_id="bench-changed")
     said = getattr(again, "reason", None) or f"{again.rows:,} rows ({again.mode})"
     print(f"refresh      {time.perf_counter() - started:7.2f} s  nothing changed: {said}")
+    if args.changed_users and table_exists(con, SCORED_ROWS):
+        # As if these users had new events: their scored rows are forgotten, so the refresh
+        # finds their newest rows changed (a real day also rebuilds the mart: bench_pipeline).
+        con.execute(
+            f"""delete from {SCORED_ROWS} where model_name = 'next_action' and user_id in (
+                select user_id from {SCORED_ROWS} where model_name = 'next_action'
+                order by hash(user_id) limit ?)""",
+            [args.changed_users],
+        )
+        started = time.perf_counter()
+        changed = score_changed(con, "next_action", run_id="bench-some-changed")
+        said = getattr(changed, "reason", None) or f"{changed.rows:,} rows ({changed.mode})"
+        print(f"refresh      {time.perf_counter() - started:7.2f} s  some users changed: {said}")
 
     _, bundle = load_champion(con, "next_action")
     model = bundle["model"]

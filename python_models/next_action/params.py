@@ -21,16 +21,16 @@ class NextActionParams(ModelParams):
     validation_days: int = 14
     purge_minutes: int = 60
     # Seeded uniform samples of each window (0 = all rows): training time is bounded by the
-    # sample, not the warehouse. Holdout accuracy flattens well before these sizes
-    # (docs/performance.md, "Next action: learning curve"); 50,000 holdout rows put a top-1
-    # accuracy within +-0.005 (two standard errors).
-    max_fit_rows: int = 100_000
+    # sample, not the warehouse. Holdout accuracy is flat from 50,000 fit rows on (learning
+    # curve in docs/performance.md, "Next action"); 50,000 holdout rows put a top-1 accuracy
+    # within +-0.005 (two standard errors).
+    max_fit_rows: int = 50_000
     max_validation_rows: int = 30_000
     max_holdout_rows: int = 50_000
     # LightGBM (multiclass over the next event names seen in training, 'session_end' included)
     num_leaves: int = 15
     learning_rate: float = 0.1
-    # Rounds stop 10 after the validation loss stops improving (~60 rounds at 100k rows; each
+    # Rounds stop 10 after the validation loss stops improving (~50 rounds at 50k rows; each
     # round grows one tree per class, ~20 of them).
     num_boost_round: int = 200
     early_stopping_rounds: int = 10
