@@ -209,9 +209,9 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     actions_after = con.execute("select * from ml_scores.next_action_scores").pl()
     newest_after = _newest_sequence_rows(con)
     con.close()
-    moved = newest_after.join(
-        newest_before, on=newest_after.columns, how="anti", nulls_equal=True
-    )["user_id"]
+    moved = newest_after.join(newest_before, on=newest_after.columns, how="anti", nulls_equal=True)[
+        "user_id"
+    ]
     rescored = set(actions_after.filter(pl.col("run_id") == actions.run_id)["user_id"])
     assert late | new_day <= rescored
     assert rescored == set(moved) and len(rescored) < actions_before.height / 10
