@@ -162,14 +162,27 @@
     "the next candidate after my end" is one more window pass; the attempts are then the
     chain of next-candidates from each island start (a candidate more than a window after the
     previous candidate always starts an attempt), followed by a recursive CTE whose depth is
-    the number of attempts inside one island. -#}
-{% macro funnel_attempts(events) -%}
+    the number of attempts inside one island.
+
+    Resuming (incremental fct_funnel_attempts): `ctes` are CTE definitions put first in the
+    WITH; `resume` names two of them: `people` (user_id, replay_from: events before it are
+    ignored) and `kept` (funnel_name, funnel_level, partition_id, resume_after, kept_attempts:
+    the attempts kept for that key end at resume_after, so only events after it count, and
+    attempt numbers continue after kept_attempts). The caller guarantees that no attempt
+    starts between a key's resume_after (or its person's replay_from) and the first step-1
+    event after it that this macro sees, so that event starts an attempt here as it would in
+    a build from all events. -#}
+{% macro funnel_attempts(events, ctes=none, resume=none) -%}
 {%- set funnels = uba_funnels() -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set keys = ['funnel_name', 'funnel_level', 'partition_id'] -%}
 with
 
+{% if ctes -%}
+{{ ctes }},
+
+{% endif -%}
 step_matches as (
 
     {% for funnel in funnels -%}
@@ -196,11 +209,24 @@ step_matches as (
 
 by_level as (
 
+    {% if resume -%}
+    select leveled.*
+    from (
+    {%- endif %}
     select 'user' as funnel_level, user_id as partition_id, step_matches.*
     from step_matches
     union all
     select 'session' as funnel_level, session_id as partition_id, step_matches.*
     from step_matches
+    {%- if resume %}
+    ) as leveled
+    inner join {{ resume.people }} as people
+        on leveled.user_id = people.user_id
+    left join {{ resume.kept }} as kept
+        on {% for key in keys %}leveled.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+    where leveled.event_ts >= people.replay_from
+        and (kept.resume_after is null or leveled.event_ts > kept.resume_after)
+    {%- endif %}
 
 ),
 
@@ -401,7 +427,7 @@ final as (
         cast(row_number() over (
             partition by {% for key in keys %}candidate_ends.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
             order by candidate_ends.started_at
-        ) as integer) as attempt_number,
+        ){% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer) as attempt_number,
         cast(candidate_ends.step_count as integer) as step_count,
         cast({% for k in range(1, max_steps + 1) -%}
             case when candidate_ends.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
@@ -418,6 +444,10 @@ final as (
     from candidate_ends
     inner join chosen
         on candidate_ends.candidate_id = chosen.candidate_id
+    {%- if resume %}
+    left join {{ resume.kept }} as kept
+        on {% for key in keys %}candidate_ends.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+    {%- endif %}
 
 )
 
