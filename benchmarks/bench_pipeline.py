@@ -12,7 +12,8 @@ same files, stage by stage, then a daily increment and a run with no new data.
    history files; its stages are matched to the project's: dbt build = its stage + stitch +
    sessionize + features + labels; train / score = churn (the only model it has).
 4. `uba refresh DAYFILE` as its own process (imports included): the daily increment; then
-   `uba refresh` again with nothing new.
+   `uba refresh` again with nothing new. Each prints its dbt build's slowest nodes (dbt's
+   run_results.json).
 
 Figures only: no pass/fail. Compare ratios, not seconds (the machine is shared); run it when
 `uptime` shows a quiet machine. Results go to docs/performance.md.
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -219,13 +221,34 @@ def main() -> int:
 
     print(f"\ndaily increment: `uba refresh` on {day_rows:,} new rows, as its own process:")
     uba = [sys.executable, "-m", "python_models.cli", "refresh", str(day_dir), "--no-docs"]
+    daily_target = work / "dbt-daily-target"
     for label in ("one new day", "no new data"):
-        seconds, peak, out = _child(uba, env)
+        shutil.rmtree(daily_target, ignore_errors=True)
+        seconds, peak, out = _child(uba, {**env, "DBT_TARGET_PATH": str(daily_target)})
         for line in out.splitlines():
             if line.startswith(("[refresh]", "           ")):
                 print(f"    {line}")
         print(f"  {label:<22} {seconds:8.1f} s   peak RSS {peak:6.0f} MB")
+        print_dbt_timings(daily_target / "run_results.json")
     return 0
+
+
+def print_dbt_timings(run_results: Path, top: int = 15) -> None:
+    """Where the refresh's `dbt build` spent its time: models and tests in total, and the
+    slowest nodes (dbt's own run_results.json)."""
+    if not run_results.exists():
+        return
+    results = json.loads(run_results.read_text())["results"]
+    by_kind: dict[str, float] = {}
+    for result in results:
+        kind = result["unique_id"].split(".")[0]
+        by_kind[kind] = by_kind.get(kind, 0.0) + result["execution_time"]
+    totals = ", ".join(f"{kind}s {seconds:.1f} s" for kind, seconds in sorted(by_kind.items()))
+    print(f"    dbt: {len(results)} nodes; {totals} (summed, threads overlap)")
+    slowest = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:top]
+    for result in slowest:
+        name = result["unique_id"].split(".", 2)[-1]
+        print(f"      {result['execution_time']:7.2f} s  {name[:70]}")
 
 
 if __name__ == "__main__":

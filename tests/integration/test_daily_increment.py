@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from python_models.dbt_runner import run_dbt
+from python_models.dbt_runner import DbtError, run_dbt
 from python_models.warehouse import connect
 
 DAILY_MODELS = [
@@ -93,9 +93,18 @@ def daily_increment(gated_warehouse, tmp_path_factory) -> dict:
         con.close()
     run_dbt(["run", *SELECT], duckdb_path=path, quiet=True, target_path=target)
     incremental = {name: _table(path, name) for name in DAILY_MODELS}
+    after_increment = tmp / "after_increment.duckdb"
+    shutil.copy(path, after_increment)
     run_dbt(["run", "--full-refresh", *SELECT], duckdb_path=path, quiet=True, target_path=target)
     full = {name: _table(path, name) for name in DAILY_MODELS}
-    return {"cut": cut, "late": late, "history": history, "incremental": incremental, "full": full}
+    return {
+        "cut": cut,
+        "late": late,
+        "history": history,
+        "incremental": incremental,
+        "full": full,
+        "after_increment": after_increment,
+    }
 
 
 @pytest.mark.slow
@@ -123,3 +132,49 @@ def test_the_new_day_reopens_stored_attempts_and_sessions(daily_increment):
     # sequence rows stored before the increment keep their event and gain labels or change
     sequences_before = daily_increment["history"]["features.ftr_user_event_sequences"]
     assert sequences_before["next_event_name"].null_count() > 0
+
+
+def _data_tests(path: Path, tmp_path: Path, *extra: str) -> None:
+    run_dbt(
+        ["test", "--select", "fct_funnel_attempts,test_type:data", *extra],
+        duckdb_path=path,
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+
+
+@pytest.mark.slow
+def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path):
+    """After a daily run, a model's data tests read only the rows of the people that run
+    touched (uba_test_scope): a broken row of someone else passes the daily tests and fails
+    the weekly whole-table ones; a broken row of a touched person fails the daily ones."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    touched = (
+        "select user_id from intermediate.int_events_sessionized "
+        "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+    )
+    con = connect(path)
+    try:
+        untouched = con.execute(
+            f"update marts.fct_funnel_attempts set funnel_name = null where attempt_id = ("
+            f"select min(attempt_id) from marts.fct_funnel_attempts "
+            f"where user_id not in ({touched}))"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert untouched == 1
+    _data_tests(path, tmp_path)
+    with pytest.raises(DbtError, match="not_null_fct_funnel_attempts_funnel_name"):
+        _data_tests(path, tmp_path, "--vars", "{uba__full_data_tests: true}")
+
+    con = connect(path)
+    try:
+        con.execute(
+            f"update marts.fct_funnel_attempts set funnel_name = null where attempt_id = ("
+            f"select min(attempt_id) from marts.fct_funnel_attempts where user_id in ({touched}))"
+        )
+    finally:
+        con.close()
+    with pytest.raises(DbtError, match="not_null_fct_funnel_attempts_funnel_name"):
+        _data_tests(path, tmp_path)
