@@ -121,6 +121,30 @@
     {{ return(uba_funnels() | map(attribute='steps') | map('length') | max) }}
 {%- endmacro %}
 
+{#- Incremental funnel models replay a changed person's attempts from their earliest changed
+    event minus the longest conversion window: an attempt that ends at or after the change
+    started after this (fct_funnel_attempts explains why that is enough). -#}
+{% macro funnel_replay_from(changed_from_ts) -%}
+    {%- set longest_window = uba_funnels() | map(attribute='window_seconds') | max -%}
+    {{ dbt.dateadd('second', -longest_window, changed_from_ts) }}
+{%- endmacro %}
+
+{#- Incremental conversion reports (rpt_funnel_conversion_daily / weekly): the first period to
+    rebuild, the earliest of the periods that replayed attempts can fall in and of the stored
+    periods not complete yet (the watermark may have passed them); null: none. A period's
+    rows depend only on the attempts that started in it and on the watermark. -#}
+{% macro funnel_report_rebuild_from(grain) -%}
+    (
+        select min(period_start) from (
+            select cast({{ dbt.date_trunc(grain, funnel_replay_from('changed.changed_from_ts')) }}
+                as date) as period_start
+            from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
+            union all
+            select min(period_start) from {{ this }} where not is_complete
+        ) as stale
+    )
+{%- endmacro %}
+
 {#- One row per configured funnel: name, step count, window, matching order. -#}
 {% macro funnel_settings_rows() -%}
     {%- for funnel in uba_funnels() %}
@@ -457,7 +481,9 @@ select * from final
 {#- Funnel conversion per period (`grain`: 'day' or 'week', by the day each attempt started),
     funnel, level, breakdown and step: attempts entering the step (those that reached the
     previous step; step 1: all attempts), attempts converting (reaching it), distinct users,
-    rates, and median / p90 seconds from the previous step and from step 1. -#}
+    rates, and median / p90 seconds from the previous step and from step 1.
+    Incremental (config in the models): the pre-hook deletes the periods from
+    funnel_report_rebuild_from on, and every period after the last one kept is rebuilt. -#}
 {% macro funnel_conversion_report(grain) -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set group_keys = ['period_start', 'funnel_name', 'funnel_level', 'breakdown', 'breakdown_value'] -%}
@@ -466,6 +492,12 @@ with
 attempt_steps as (
 
     select * from {{ ref('fct_funnel_attempt_steps') }}
+    {%- if is_incremental() %}
+    where started_at >= coalesce(
+        (select {{ dbt.dateadd(grain, 1, 'max(period_start)') }} from {{ this }}),
+        cast('0001-01-01' as {{ dbt.type_timestamp() }})
+    )
+    {%- endif %}
 
 ),
 

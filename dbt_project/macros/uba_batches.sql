@@ -103,9 +103,10 @@
     - 'people': every row of a person whose events changed (recomputed from all their events);
     - 'people_since': a changed person's rows where `since` holds, a condition on the stored
       row ({{ this }}) and changed.changed_from_ts (the person's earliest changed event);
+    - 'rows': rows where `where` holds (a condition on the stored rows, e.g. a period bound);
     - 'keys': none (the model writes with delete+insert on unique_key).
     Use: {{ config(**uba_events_consumer_config('people')) }}. -#}
-{% macro uba_events_consumer_config(replaces, since=none, unique_key=none) -%}
+{% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none) -%}
     {%- set producer = "ref('int_events_sessionized')" -%}
     {%- if replaces == 'user_days' -%}
         {%- set stale = "exists (select 1 from ({{ uba_changed_user_days(" ~ producer ~ ") }})"
@@ -117,11 +118,14 @@
     {%- elif replaces == 'people_since' and since -%}
         {%- set stale = "exists (select 1 from ({{ uba_changed_people(" ~ producer ~ ") }})"
             ~ " as changed where changed.user_id = {{ this }}.user_id and " ~ since ~ ")" -%}
+    {%- elif replaces == 'rows' and where -%}
+        {%- set stale = where -%}
     {%- elif replaces == 'keys' and unique_key -%}
         {%- set stale = "false" -%}
     {%- else -%}
         {{ exceptions.raise_compiler_error("uba_events_consumer_config: replaces must be "
-            ~ "user_days, people, people_since (with since) or keys (with unique_key); got "
+            ~ "user_days, people, people_since (with since), rows (with where) or keys (with "
+            ~ "unique_key); got "
             ~ replaces) }}
     {%- endif -%}
     {%- set config = {

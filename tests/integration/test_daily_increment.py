@@ -1,6 +1,7 @@
 """The daily increment: history built, then one new day (with late-arriving events) run
 incrementally, equals a full build of the same data, row for row, for the models that replay
-only what changed: funnel attempts (and their steps), event transitions, event sequences.
+only what changed: funnel attempts (and their steps), event transitions, event sequences, and
+the funnel conversion reports (rebuilt from the first period a replayed attempt can touch).
 
 Real DuckDB, real dbt, the shared generated sample (conftest's gated_warehouse): the rows
 received on its last day are held back as the new day, together with a seeded 3% of the
@@ -24,10 +25,13 @@ DAILY_MODELS = [
     "marts.fct_funnel_attempt_steps",
     "marts.fct_event_transitions",
     "features.ftr_user_event_sequences",
+    "reports.rpt_funnel_conversion_daily",
+    "reports.rpt_funnel_conversion_weekly",
 ]
 SELECT = [
     "--select",
-    "+fct_funnel_attempt_steps +fct_event_transitions +ftr_user_event_sequences",
+    "+fct_event_transitions +ftr_user_event_sequences",
+    "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly",
 ]
 
 

@@ -5,8 +5,7 @@
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
-{%- set replay_seconds = uba_funnels() | map(attribute='window_seconds') | max -%}
-{%- set replay_from = dbt.dateadd('second', -replay_seconds, 'changed.changed_from_ts') -%}
+{%- set replay_from = funnel_replay_from('changed.changed_from_ts') -%}
 {{ config(**uba_events_consumer_config(
     'people_since', since="{{ this }}.started_at >= " ~ replay_from)) }}
 

@@ -10,8 +10,7 @@
     after it, so the replay starts there and numbers on. Attempts still open are replayed
     with their person's next events; nothing depends on the rest of the data. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{%- set replay_seconds = uba_funnels() | map(attribute='window_seconds') | max -%}
-{%- set replay_from = dbt.dateadd('second', -replay_seconds, 'changed.changed_from_ts') -%}
+{%- set replay_from = funnel_replay_from('changed.changed_from_ts') -%}
 {{ config(**uba_events_consumer_config(
     'people_since', since="{{ this }}.started_at >= " ~ replay_from)) }}
 
