@@ -27,11 +27,12 @@ DAILY_MODELS = [
     "features.ftr_user_event_sequences",
     "reports.rpt_funnel_conversion_daily",
     "reports.rpt_funnel_conversion_weekly",
+    "reports.rpt_active_users_daily",
 ]
 SELECT = [
     "--select",
     "+fct_event_transitions +ftr_user_event_sequences",
-    "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly",
+    "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
 ]
 
 
@@ -108,6 +109,7 @@ def daily_increment(gated_warehouse, tmp_path_factory) -> dict:
         "incremental": incremental,
         "full": full,
         "after_increment": after_increment,
+        "warehouse": path,
     }
 
 
@@ -182,3 +184,40 @@ def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path
         con.close()
     with pytest.raises(DbtError, match="not_null_fct_funnel_attempts_funnel_name"):
         _data_tests(path, tmp_path)
+
+
+@pytest.mark.slow
+def test_rolling_active_users_recount_the_events(daily_increment):
+    """rpt_active_users_daily (running sums of per-user spans) equals a plain recount from
+    fct_events: distinct users with an event in the 1 / 7 / 28 days ending each day."""
+    path = daily_increment["warehouse"]
+    report = _read(path, "select * from reports.rpt_active_users_daily").sort("activity_date")
+    user_days = _read(path, "select distinct user_id, event_date from marts.fct_events")
+    spread = user_days.with_columns(pl.int_ranges(0, 28).alias("offset")).explode("offset")
+    spread = spread.with_columns(
+        (pl.col("event_date") + pl.duration(days=pl.col("offset"))).alias("activity_date")
+    )
+    expected = (
+        spread.group_by("activity_date")
+        .agg(
+            pl.col("user_id").filter(pl.col("offset") == 0).n_unique().alias("dau"),
+            pl.col("user_id").filter(pl.col("offset") < 7).n_unique().alias("wau"),
+            pl.col("user_id").n_unique().alias("mau"),
+        )
+        .filter(pl.col("activity_date") <= user_days["event_date"].max())
+    )
+    joined = report.join(expected, on="activity_date", how="full", coalesce=True).with_columns(
+        pl.col("dau", "wau", "mau").fill_null(0)
+    )
+    assert (
+        joined.height
+        == report.height
+        == (user_days["event_date"].max() - user_days["event_date"].min()).days + 1
+    )
+    for ours, theirs in [
+        ("daily_active_users", "dau"),
+        ("weekly_active_users", "wau"),
+        ("monthly_active_users", "mau"),
+    ]:
+        assert (joined[ours] == joined[theirs]).all(), ours
+    assert report["monthly_active_users"].max() > report["daily_active_users"].max()
