@@ -8,6 +8,7 @@ only when their command runs, so `uba generate` does not pay for importing dbt o
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from types import ModuleType
 
@@ -83,11 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     args = command_parser.parse_args(argv[1:])
     from python_models.config import SettingsError
 
+    # Ctrl-C / SIGINT stops every command, even one started with SIGINT ignored (`cmd &` in a
+    # script, some service managers). SIGTERM keeps its default: the process ends at once, and
+    # an unfinished DuckDB transaction never commits, so every table stays as it was (dbt
+    # children get SIGTERM too: python_models/dbt_runner.py).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(run(args) or 0)
     except SettingsError as exc:  # a missing or malformed setting: one line, no traceback
         print(f"uba {name}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"uba {name}: interrupted; tables are as the last finished step left them",
+              file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":

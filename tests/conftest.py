@@ -154,19 +154,24 @@ def pipeline_env(data_dir: Path) -> Iterator:
         reload_settings()
 
 
-def copy_pipeline(pipeline: PrivacyPipeline, dst: Path) -> PrivacyPipeline:
-    """A private copy of a pipeline run; the registry's artifact paths follow the copy."""
+def repoint_registry(data_dir: Path, old_data_dir: Path) -> None:
+    """After copying a data folder: the registry's artifact paths follow the copy."""
     import duckdb
 
-    shutil.copytree(pipeline.root, dst)
-    con = duckdb.connect(str(dst / "data" / "warehouse.duckdb"))
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
     try:
         con.execute(
             "update ml.model_registry set artifact_path = replace(artifact_path, ?, ?)",
-            [str(pipeline.data_dir), str(dst / "data")],
+            [str(old_data_dir), str(data_dir)],
         )
     finally:
         con.close()
+
+
+def copy_pipeline(pipeline: PrivacyPipeline, dst: Path) -> PrivacyPipeline:
+    """A private copy of a pipeline run (its data folder and sample)."""
+    shutil.copytree(pipeline.root, dst)
+    repoint_registry(dst / "data", pipeline.data_dir)
     return PrivacyPipeline(dst, pipeline.sample)
 
 

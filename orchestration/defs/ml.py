@@ -138,18 +138,28 @@ def build_scoring_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         kinds={"python", "duckdb"},
         description=f"Batch scores from the champion {spec.name} model: appended to "
         f"{spec.history_table} under the run id and current in {spec.score_table}; "
-        "drift of the scored population is measured and stored.",
+        "drift of the scored population is measured and stored. Only what changed is scored "
+        "(python_models.lifecycle.score_changed); a new champion rescores everyone.",
     )
     def _score(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        from python_models.lifecycle import score_model
+        from python_models.common import registry
+        from python_models.lifecycle import Skipped, score_changed
 
         with warehouse.connect() as con:
-            outcome = score_model(con, spec.name, run_id=context.run_id)
+            registry.require_champion(con, spec.name)  # no champion: the asset fails, says so
+            outcome = score_changed(con, spec.name, run_id=context.run_id)
+            current_rows = con.execute(f"select count(*) from {spec.score_table}").fetchone()[0]
+        if isinstance(outcome, Skipped):
+            context.log.info(f"{spec.score_table} kept: {outcome.reason}")
+            return dg.MaterializeResult(
+                metadata={"scored": f"nothing: {outcome.reason}", "dagster/row_count": current_rows}
+            )
         metadata = {
             "model_version": outcome.model_version,
             "as_of_date": str(outcome.as_of_date),
             "history_table": spec.history_table,
-            "dagster/row_count": outcome.rows,
+            "scored": f"{outcome.rows:,} rows ({outcome.mode})",
+            "dagster/row_count": current_rows,
         }
         if outcome.drift is not None and outcome.drift.height:
             compared = outcome.drift.filter("is_compared").sort("psi", descending=True)

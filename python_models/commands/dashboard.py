@@ -26,7 +26,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     started = time.perf_counter()
-    from python_models.commands.dev import restore_interrupts
     from python_models.config import data_dir_from_env
     from python_models.dashboard.app import create_app
     from python_models.dashboard.data import Source
@@ -37,9 +36,8 @@ def run(args) -> int:
         data_docs_dir=Path(args.data_docs or data_dir / "reports" / "data_docs"),
     )
     app = create_app(source)
-    # A plain exit on SIGTERM (service managers, `kill`), like Ctrl-C (SIGINT handled even when
-    # started with it ignored, as background jobs are): no child to stop.
-    restore_interrupts()
+    # A plain exit on SIGTERM (service managers, `kill`), like Ctrl-C (python_models/cli.py
+    # handles SIGINT even when started with it ignored): no child to stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if not source.published_path.exists():
         print(f"uba dashboard: no published copy at {source.published_path} yet; pages say so "

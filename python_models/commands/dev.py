@@ -15,7 +15,6 @@ shuts the webserver, the daemon and their code servers down cleanly.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 
@@ -27,13 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def restore_interrupts() -> None:
-    """SIGINT raises KeyboardInterrupt again even when this process started with it ignored."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def run(args) -> int:
-    restore_interrupts()
+    # python_models/cli.py has given SIGINT its Python handler back before this runs.
     from dagster._cli import main as dagster_main
 
     extra = [a for a in args.dagster_args if a != "--"]

@@ -1,5 +1,6 @@
 """`uba serve`: the scoring service on HTTP (FastAPI on uvicorn), reading the published
 warehouse. Start-up compiles the sequence-feature SQL once (cached) and checks the trigger rules.
+SIGTERM or Ctrl-C finishes the requests in flight and exits 0.
 
     uba serve [--host 127.0.0.1] [--port 8000] [--no-access-log]
 """
@@ -7,6 +8,7 @@ warehouse. Start-up compiles the sequence-feature SQL once (cached) and checks t
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 
@@ -36,11 +38,17 @@ def run(args) -> int:
         f"({len(service.triggers.rules)} trigger rules; audit {service.triggers.audit.path})",
         file=sys.stderr,
     )
-    uvicorn.run(
-        create_app(service),
-        host=args.host,
-        port=args.port,
-        access_log=not args.no_access_log,
-        log_level="info",
-    )
+    # uvicorn shuts down gracefully on SIGTERM / SIGINT, then raises the signal again for the
+    # handler that was there before: a stop asked for is a clean exit (0), not a crash.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            create_app(service),
+            host=args.host,
+            port=args.port,
+            access_log=not args.no_access_log,
+            log_level="info",
+        )
+    except KeyboardInterrupt:
+        pass
     return 0

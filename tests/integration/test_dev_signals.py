@@ -1,9 +1,12 @@
-"""`uba dev` (dagster dev) started as a background job would be (SIGINT ignored) stops, with every
-process it started, on SIGTERM."""
+"""Long-running `uba` processes started as a background job would be (SIGINT ignored) stop on
+SIGTERM and on SIGINT, with every process they started: `uba dev` (dagster dev), the scoring
+service (`uba serve`) and batch scoring (`uba score`, whose killed run leaves the score tables
+as they were)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,9 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
+from conftest import FULL_PIPELINE_GROUP, repoint_registry
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+UBA = str(Path(sys.executable).with_name("uba"))
 
 
 def _session_pids(sid: int) -> set[int]:
@@ -86,3 +93,129 @@ def test_uba_dev_stops_on_sigterm_when_started_with_sigint_ignored(tmp_path):
         for pid in _session_pids(sid):
             os.kill(pid, signal.SIGKILL)
         process.poll()
+
+
+@pytest.fixture
+def pipeline_copy(full_pipeline, tmp_path) -> dict:
+    """Environment of a private copy of the full pipeline's data folder (trained, published)."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_pipeline.settings.data_dir, data_dir)
+    repoint_registry(data_dir, full_pipeline.settings.data_dir)
+    return {
+        **os.environ,
+        "UBA_DATA_DIR": str(data_dir),
+        "UBA_DUCKDB_PATH": str(data_dir / "warehouse.duckdb"),
+    }
+
+
+def _start(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [UBA, *args],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_as_background_job,
+        **kwargs,
+    )
+
+
+def _stop_and_wait(process: subprocess.Popen, signum: int, seconds: float) -> int:
+    """Send `signum`, wait until the process and all its session are gone; the exit code."""
+    sid = process.pid
+    process.send_signal(signum)
+    deadline = time.monotonic() + seconds
+    while (process.poll() is None or _session_pids(sid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _session_pids(sid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert process.poll() is not None and not left, (
+        f"{signal.Signals(signum).name}: still running after {seconds} s: {left}"
+    )
+    return process.returncode
+
+
+@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_uba_serve_stops_on_sigterm_and_sigint(pipeline_copy, signum):
+    port = _free_port()
+    process = _start(
+        ["serve", "--port", str(port), "--no-access-log"],
+        pipeline_copy,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, "uba serve exited before serving"
+                time.sleep(0.5)
+        else:
+            pytest.fail("uba serve did not listen within 120 s")
+        # A graceful shutdown: uvicorn finishes and the command returns 0.
+        assert _stop_and_wait(process, signum, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _score_tables(env: dict) -> dict[str, set]:
+    """Each per-user score table's (user, score, model version) rows: what a killed run must
+    leave as it was."""
+    from python_models.models import MODELS
+
+    con = duckdb.connect(env["UBA_DUCKDB_PATH"], read_only=True)
+    try:
+        per_user = {
+            f"{schema}.{table}"
+            for schema, table in con.execute(
+                "select table_schema, table_name from information_schema.columns "
+                "where column_name in ('user_id', 'score') group by all having count(*) = 2"
+            ).fetchall()
+        }
+        return {
+            spec.score_table: set(
+                con.execute(
+                    f"select user_id, score, model_version from {spec.score_table}"
+                ).fetchall()
+            )
+            for spec in MODELS
+            if spec.score_table in per_user
+        }
+    finally:
+        con.close()
+
+
+@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_uba_score_stops_mid_run_and_leaves_the_score_tables_as_they_were(pipeline_copy, signum):
+    before = _score_tables(pipeline_copy)
+    assert len(before) >= 3 and all(before.values()), {t: len(r) for t, r in before.items()}
+    process = _start(
+        ["score"], pipeline_copy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # Stopped while scoring its second model (the first one's run is committed by then).
+        started = 0
+        for line in process.stderr:
+            started += line.startswith("[models] scoring ")
+            if started == 2:
+                break
+        assert started == 2, "uba score ended before scoring two models"
+        code = _stop_and_wait(process, signum, 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stderr.close()
+    assert code != 0  # stopped, not finished
+    assert _score_tables(pipeline_copy) == before
+    # Nothing left locked or half-written: the next run completes.
+    rerun = subprocess.run([UBA, "score"], cwd=REPO, env=pipeline_copy, capture_output=True)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    assert _score_tables(pipeline_copy) == before

@@ -206,3 +206,64 @@ def test_corrupt_input_blocks_everything_downstream(isolated_pipeline, sample_da
     assert not any(t.startswith("ml_scores.") for t in tables), tables
     assert not any(t.startswith(("marts.", "features.")) for t in tables), tables
     assert not (isolated_pipeline.published_dir / "warehouse.duckdb").exists()
+
+
+@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
+def test_scoring_asset_scores_only_the_users_whose_features_changed(full_pipeline, tmp_path):
+    """Materialized again on the same warehouse, churn's scoring asset scores nobody; after
+    three users' latest features change, exactly those three are scored (the rest keep their
+    rows from the pipeline's run)."""
+    import shutil
+
+    import dagster as dg
+    from conftest import repoint_registry
+
+    from orchestration.defs.ml import build_scoring_asset
+    from orchestration.resources import WarehouseResource
+    from python_models.common.features import catalogue_feature_columns
+    from python_models.models import get_spec
+
+    spec = get_spec("churn")
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_pipeline.settings.data_dir, data_dir)
+    repoint_registry(data_dir, full_pipeline.settings.data_dir)
+    asset = build_scoring_asset(spec)
+    feature = next(f for f in catalogue_feature_columns("churn") if f.startswith("count_events_"))
+
+    def materialize() -> tuple[dict, dict]:
+        result = dg.materialize([asset], resources={"warehouse": WarehouseResource()})
+        assert result.success
+        (event,) = result.get_asset_materialization_events()
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+        try:
+            rows = con.execute(f"select user_id, run_id from {spec.score_table}").fetchall()
+        finally:
+            con.close()
+        return event.materialization.metadata, dict(rows)
+
+    with pipeline_env(data_dir):
+        before = materialize()[1]
+        assert len(set(before.values())) == 1  # one run wrote them all: the pipeline's
+        metadata, unchanged = materialize()
+        assert metadata["scored"].value.startswith("nothing: no user's features changed")
+        assert unchanged == before
+
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+        try:
+            changed_users = [
+                u for (u,) in con.execute(
+                    f"select user_id from {spec.score_table} order by user_id limit 3"
+                ).fetchall()
+            ]  # fmt: skip
+            con.execute(
+                f"update features.ftr_user_features set {feature} = {feature} + 1000 "
+                "where user_id in (select unnest(?)) and as_of_date = "
+                "(select max(as_of_date) from features.ftr_user_features)",
+                [changed_users],
+            )
+        finally:
+            con.close()
+        metadata, after = materialize()
+    assert metadata["scored"].value == "3 rows (changed)"
+    assert {u for u in after if after[u] != before[u]} == set(changed_users)
+    assert len(after) == len(before)
