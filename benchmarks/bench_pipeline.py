@@ -12,7 +12,8 @@ same files, stage by stage, then a daily increment and a run with no new data.
    history files; its stages are matched to the project's: dbt build = its stage + stitch +
    sessionize + features + labels; train / score = churn (the only model it has).
 4. `uba refresh DAYFILE` as its own process (imports included): the daily increment; then
-   `uba refresh` again with nothing new.
+   `uba refresh` again with nothing new. Each prints its dbt build's slowest nodes (dbt's
+   run_results.json).
 
 Figures only: no pass/fail. Compare ratios, not seconds (the machine is shared); run it when
 `uptime` shows a quiet machine. Results go to docs/performance.md.
@@ -157,6 +158,9 @@ def main() -> int:
     os.environ["UBA_DUCKDB_PATH"] = str(work / "data" / "warehouse.duckdb")
     os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")  # a benchmark, not real data
     os.environ.setdefault("UBA_QUIET_SALT", "1")
+    # dbt's artifacts in the work directory: the daily run re-parses only what changed since
+    # the first build (partial parsing), as a deployment keeping its target/ folder does.
+    os.environ["DBT_TARGET_PATH"] = str(work / "dbt-target")
     sample_dir = (args.sample or work / "sample").resolve()
     # Each part runs in its own process, started from this small one: a child's peak RSS
     # counts its parent's RSS at the fork, so a big parent would inflate every child's figure.
@@ -219,13 +223,38 @@ def main() -> int:
 
     print(f"\ndaily increment: `uba refresh` on {day_rows:,} new rows, as its own process:")
     uba = [sys.executable, "-m", "python_models.cli", "refresh", str(day_dir), "--no-docs"]
+    run_results = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
     for label in ("one new day", "no new data"):
+        before = run_results.stat().st_mtime if run_results.exists() else None
         seconds, peak, out = _child(uba, env)
         for line in out.splitlines():
             if line.startswith(("[refresh]", "           ")):
                 print(f"    {line}")
         print(f"  {label:<22} {seconds:8.1f} s   peak RSS {peak:6.0f} MB")
+        if run_results.exists() and run_results.stat().st_mtime != before:
+            print_dbt_timings(run_results)
     return 0
+
+
+def print_dbt_timings(run_results: Path, top: int = 10) -> None:
+    """Where the refresh's `dbt build` spent its time: models and tests in total, and the
+    slowest nodes (dbt's own run_results.json)."""
+    if not run_results.exists():
+        return
+    results = json.loads(run_results.read_text())["results"]
+    by_kind: dict[str, float] = {}
+    for result in results:
+        kind = result["unique_id"].split(".")[0]
+        by_kind[kind] = by_kind.get(kind, 0.0) + result["execution_time"]
+    totals = ", ".join(f"{kind}s {seconds:.1f} s" for kind, seconds in sorted(by_kind.items()))
+    print(f"    dbt: {len(results)} nodes; {totals} (summed, threads overlap)")
+    for kind in ("model", "test"):
+        nodes = [r for r in results if r["unique_id"].startswith(kind + ".")]
+        slowest = sorted(nodes, key=lambda r: r["execution_time"], reverse=True)[:top]
+        print(f"    slowest {kind}s:")
+        for result in slowest:
+            name = result["unique_id"].split(".", 2)[-1]
+            print(f"      {result['execution_time']:7.2f} s  {name[:70]}")
 
 
 if __name__ == "__main__":

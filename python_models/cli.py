@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "load": "load CSV / Parquet / JSON Lines files into raw.events",
     "gate": "run the data-quality gate: validate, quarantine bad rows",
     "build": "run dbt build on the warehouse",
+    "features": "check or regenerate the feature catalogue's per-event columns "
+    "(uba__top_event_types, the tracking plan)",
     "train": "train the models and update the registry",
     "score": "batch-score users and write the score tables",
     "rollback": "roll a model back to its previous champion",
@@ -41,6 +43,8 @@ def command_module(name: str) -> ModuleType:
         from expectations import cli as module
     elif name == "build":
         from python_models import dbt_runner as module
+    elif name == "features":
+        from python_models.common import catalogue_sync as module
     elif name in ("train", "score"):
         from python_models.commands import train as module
     elif name == "rollback":

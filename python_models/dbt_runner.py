@@ -193,8 +193,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from python_models.common.catalogue_sync import check_project
     from python_models.warehouse import WarehouseBusyError, writer_lock
 
+    # A per-event feature setting that does not fit the plan or the catalogue fails here in one
+    # line, before dbt spends minutes on the models upstream of the feature marts.
+    problem = check_project()
+    if problem:
+        print(f"uba build: {problem}", file=sys.stderr)
+        return 1
     dbt_args = ["build"]
     if args.full_refresh:
         dbt_args.append("--full-refresh")

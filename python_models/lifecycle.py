@@ -348,7 +348,7 @@ def score_model(
         fingerprint = drift.frame_fingerprint(current)
         # What `uba refresh` compares next time: the scored rows, or the input tables.
         if spec.rowwise_scoring:
-            stage_latest_rows(con, current)
+            stage_latest_rows(con, current, spec)
         else:
             state = inputs_fingerprint(con, spec)
         measured = drift.measure(
@@ -395,7 +395,7 @@ def score_changed(
         return score_model(con, model_name, run_id)
     bundle = champion.load()
     current = spec.latest_features(con, bundle)
-    stage_latest_rows(con, current)
+    stage_latest_rows(con, current, spec)
     changed, stale = changed_rows(con, spec)
     if changed.height == 0 and stale == 0:
         return Skipped(model_name, "no user's features changed")

@@ -121,6 +121,30 @@
     {{ return(uba_funnels() | map(attribute='steps') | map('length') | max) }}
 {%- endmacro %}
 
+{#- Incremental funnel models replay a changed person's attempts from their earliest changed
+    event minus the longest conversion window: an attempt that ends at or after the change
+    started after this (fct_funnel_attempts explains why that is enough). -#}
+{% macro funnel_replay_from(changed_from_ts) -%}
+    {%- set longest_window = uba_funnels() | map(attribute='window_seconds') | max -%}
+    {{ dbt.dateadd('second', -longest_window, changed_from_ts) }}
+{%- endmacro %}
+
+{#- Incremental conversion reports (rpt_funnel_conversion_daily / weekly): the first period to
+    rebuild, the earliest of the periods that replayed attempts can fall in and of the stored
+    periods not complete yet (the watermark may have passed them); null: none. A period's
+    rows depend only on the attempts that started in it and on the watermark. -#}
+{% macro funnel_report_rebuild_from(grain) -%}
+    (
+        select min(period_start) from (
+            select cast({{ dbt.date_trunc(grain, funnel_replay_from('changed.changed_from_ts')) }}
+                as date) as period_start
+            from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
+            union all
+            select min(period_start) from {{ this }} where not is_complete
+        ) as stale
+    )
+{%- endmacro %}
+
 {#- One row per configured funnel: name, step count, window, matching order. -#}
 {% macro funnel_settings_rows() -%}
     {%- for funnel in uba_funnels() %}
@@ -162,14 +186,27 @@
     "the next candidate after my end" is one more window pass; the attempts are then the
     chain of next-candidates from each island start (a candidate more than a window after the
     previous candidate always starts an attempt), followed by a recursive CTE whose depth is
-    the number of attempts inside one island. -#}
-{% macro funnel_attempts(events) -%}
+    the number of attempts inside one island.
+
+    Resuming (incremental fct_funnel_attempts): `ctes` are CTE definitions put first in the
+    WITH; `resume` names two of them: `people` (user_id, replay_from: events before it are
+    ignored) and `kept` (funnel_name, funnel_level, partition_id, resume_after, kept_attempts:
+    the attempts kept for that key end at resume_after, so only events after it count, and
+    attempt numbers continue after kept_attempts). The caller guarantees that no attempt
+    starts between a key's resume_after (or its person's replay_from) and the first step-1
+    event after it that this macro sees, so that event starts an attempt here as it would in
+    a build from all events. -#}
+{% macro funnel_attempts(events, ctes=none, resume=none) -%}
 {%- set funnels = uba_funnels() -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set keys = ['funnel_name', 'funnel_level', 'partition_id'] -%}
 with
 
+{% if ctes -%}
+{{ ctes }},
+
+{% endif -%}
 step_matches as (
 
     {% for funnel in funnels -%}
@@ -196,11 +233,24 @@ step_matches as (
 
 by_level as (
 
+    {% if resume -%}
+    select leveled.*
+    from (
+    {%- endif %}
     select 'user' as funnel_level, user_id as partition_id, step_matches.*
     from step_matches
     union all
     select 'session' as funnel_level, session_id as partition_id, step_matches.*
     from step_matches
+    {%- if resume %}
+    ) as leveled
+    inner join {{ resume.people }} as people
+        on leveled.user_id = people.user_id
+    left join {{ resume.kept }} as kept
+        on {% for key in keys %}leveled.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+    where leveled.event_ts >= people.replay_from
+        and (kept.resume_after is null or leveled.event_ts > kept.resume_after)
+    {%- endif %}
 
 ),
 
@@ -401,7 +451,7 @@ final as (
         cast(row_number() over (
             partition by {% for key in keys %}candidate_ends.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
             order by candidate_ends.started_at
-        ) as integer) as attempt_number,
+        ){% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer) as attempt_number,
         cast(candidate_ends.step_count as integer) as step_count,
         cast({% for k in range(1, max_steps + 1) -%}
             case when candidate_ends.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
@@ -418,6 +468,10 @@ final as (
     from candidate_ends
     inner join chosen
         on candidate_ends.candidate_id = chosen.candidate_id
+    {%- if resume %}
+    left join {{ resume.kept }} as kept
+        on {% for key in keys %}candidate_ends.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+    {%- endif %}
 
 )
 
@@ -427,7 +481,9 @@ select * from final
 {#- Funnel conversion per period (`grain`: 'day' or 'week', by the day each attempt started),
     funnel, level, breakdown and step: attempts entering the step (those that reached the
     previous step; step 1: all attempts), attempts converting (reaching it), distinct users,
-    rates, and median / p90 seconds from the previous step and from step 1. -#}
+    rates, and median / p90 seconds from the previous step and from step 1.
+    Incremental (config in the models): the pre-hook deletes the periods from
+    funnel_report_rebuild_from on, and every period after the last one kept is rebuilt. -#}
 {% macro funnel_conversion_report(grain) -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set group_keys = ['period_start', 'funnel_name', 'funnel_level', 'breakdown', 'breakdown_value'] -%}
@@ -436,6 +492,12 @@ with
 attempt_steps as (
 
     select * from {{ ref('fct_funnel_attempt_steps') }}
+    {%- if is_incremental() %}
+    where started_at >= coalesce(
+        (select {{ dbt.dateadd(grain, 1, 'max(period_start)') }} from {{ this }}),
+        cast('0001-01-01' as {{ dbt.type_timestamp() }})
+    )
+    {%- endif %}
 
 ),
 

@@ -109,3 +109,50 @@
     from ({{ uba_changed_rows(producer) }}) as moved
     where previous_user_id is not null
 {%- endmacro %}
+
+{#- The config of a consumer of int_events_sessionized, written once: incremental, its stale
+    rows deleted by a pre-hook before the new ones are appended (or, with unique_key, replaced
+    by delete+insert), and the consumed batch recorded by a post-hook. `replaces` says which
+    stored rows a run deletes (besides every row when the model re-reads everything):
+    - 'user_days': rows whose (user_id, event_date) had events written (re-counted per day);
+    - 'people': every row of a person whose events changed (recomputed from all their events);
+    - 'people_since': a changed person's rows where `since` holds, a condition on the stored
+      row ({{ this }}) and changed.changed_from_ts (the person's earliest changed event);
+    - 'rows': rows where `where` holds (a condition on the stored rows, e.g. a period bound);
+    - 'keys': none (the model writes with delete+insert on unique_key).
+    Use: {{ config(**uba_events_consumer_config('people')) }}. -#}
+{% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none) -%}
+    {%- set producer = "ref('int_events_sessionized')" -%}
+    {%- if replaces == 'user_days' -%}
+        {%- set stale = "exists (select 1 from ({{ uba_changed_user_days(" ~ producer ~ ") }})"
+            ~ " as changed where changed.user_id = {{ this }}.user_id"
+            ~ " and changed.event_date = {{ this }}.event_date)" -%}
+    {%- elif replaces == 'people' -%}
+        {%- set stale = "user_id in (select user_id from ({{ uba_changed_people(" ~ producer
+            ~ ") }}) as changed)" -%}
+    {%- elif replaces == 'people_since' and since -%}
+        {%- set stale = "exists (select 1 from ({{ uba_changed_people(" ~ producer ~ ") }})"
+            ~ " as changed where changed.user_id = {{ this }}.user_id and " ~ since ~ ")" -%}
+    {%- elif replaces == 'rows' and where -%}
+        {%- set stale = where -%}
+    {%- elif replaces == 'keys' and unique_key -%}
+        {%- set stale = "false" -%}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("uba_events_consumer_config: replaces must be "
+            ~ "user_days, people, people_since (with since), rows (with where) or keys (with "
+            ~ "unique_key); got "
+            ~ replaces) }}
+    {%- endif -%}
+    {%- set config = {
+        'materialized': uba_incremental_unless_spark(),
+        'incremental_strategy': 'delete+insert' if unique_key else 'append',
+        'on_schema_change': 'fail',
+        'pre_hook': ["{% if is_incremental() %}delete from {{ this }} where {{ uba_reads_everything("
+            ~ producer ~ ") }} or " ~ stale ~ "{% endif %}"],
+        'post_hook': ["{{ uba_record_consumed_batch(" ~ producer ~ ") }}"],
+    } -%}
+    {%- if unique_key -%}
+        {%- do config.update({'unique_key': unique_key}) -%}
+    {%- endif -%}
+    {{ return(config) }}
+{%- endmacro %}

@@ -11,11 +11,13 @@
     - __latest_load_batches__: staged rows of load batches not yet in int_events_sessionized;
     - __latest_snapshots__: the snapshot dates a feature model rebuilds each run (newest
       stored minus the lookback weeks, see feature_snapshot_dates).
+    A model can also declare the scope of all its tests at once, in its yml:
+    `config: {meta: {uba_test_scope: <placeholder>}}` (a test's own `where` wins).
     Whole tables are checked on `dbt build --full-refresh` and when the var
     uba__full_data_tests is true (the weekly run: `dbt build --vars
     '{uba__full_data_tests: true}'`). -#}
 {% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where', '') -%}
+    {%- set where = config.get('where', '') or uba_model_test_scope() -%}
     {%- if where and where.startswith('__') and where.endswith('__') -%}
         {%- if flags.FULL_REFRESH or var('uba__full_data_tests', false) -%}
             {%- set where = '' -%}
@@ -70,4 +72,14 @@
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ model_name] -%}
     {{- return(api.Relation.create(
         database=node.database, schema=node.schema, identifier=node.alias)) -}}
+{%- endmacro %}
+
+{#- The uba_test_scope (meta) of the model a generic test is attached to, else ''. -#}
+{% macro uba_model_test_scope() -%}
+    {%- set attached = model.get('attached_node') if model is mapping else none -%}
+    {%- set node = graph.nodes.get(attached) if attached else none -%}
+    {%- if node is none -%}
+        {{- return('') -}}
+    {%- endif -%}
+    {{- return((node.config.get('meta') or {}).get('uba_test_scope', '')) -}}
 {%- endmacro %}

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from python_models.common.features import FEATURES_TABLE
+from python_models.common.features import FEATURES_TABLE, KEY_COLUMNS
 from python_models.common.registry import utc_now
 from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
 from python_models.warehouse import (
@@ -245,34 +245,49 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> str:
     return ";".join(f"{table}={table_fingerprint(con, table)}" for table in spec.inputs)
 
 
-def stage_latest_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> None:
+def _feature_rows(spec: ModelSpec) -> tuple[str, list[str]]:
+    """(the feature mart a row-wise model scores, the columns naming one of its rows: the
+    mart's grain in the catalogue, e.g. user_id + as_of_date, or user_id + event_id)."""
+    from python_models.common import catalogue
+
+    mart = spec.feature_mart or split_name(FEATURES_TABLE)[1]
+    return f"features.{mart}", catalogue.key_columns(mart)
+
+
+def stage_latest_rows(
+    con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, spec: ModelSpec | None = None
+) -> None:
     """A temp table of the rows a row-wise model scores now (`keys`: user_id, as_of_date of its
-    population in the newest snapshot) with a hash of each one's whole feature-mart row.
+    population in the newest snapshot, and the mart's grain columns) with a hash of each one's
+    whole feature-mart row (`spec`'s mart; ftr_user_features when None).
     Doubles are rounded to 9 decimals first, so a rebuild that sums in another order (DuckDB's
     parallel aggregates) does not read as a change."""
     if not tracks_score_state(con):
         return
-    schema, table = split_name(FEATURES_TABLE)
+    mart, grain = _feature_rows(spec) if spec else (FEATURES_TABLE, list(KEY_COLUMNS))
+    schema, table = split_name(mart)
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = ? and table_name = ? order by ordinal_position",
         [schema, table],
     ).fetchall()
     if not columns:
-        raise LookupError(f"table {FEATURES_TABLE} does not exist: run `uba build` first")
+        raise LookupError(f"table {mart} does not exist: run `uba build` first")
     hashed = ", ".join(
         f'round(f."{name}", 9)' if kind in ("DOUBLE", "FLOAT") else f'f."{name}"'
         for name, kind in columns
     )
-    con.register("__uba_keys", keys.select("user_id", "as_of_date").to_arrow())
+    extra = [c for c in grain if c not in KEY_COLUMNS]
+    on = " and ".join(f'k."{c}" = f."{c}"' for c in grain)
+    con.register("__uba_keys", keys.select(*KEY_COLUMNS, *extra).to_arrow())
     try:
         con.execute(
             f"""
             create or replace temp table {_LATEST_ROWS} as
-            select f.user_id, f.as_of_date, hash({hashed}) as row_hash
-            from {FEATURES_TABLE} as f
-            join __uba_keys as k
-                on k.user_id = f.user_id and k.as_of_date = f.as_of_date
+            select {", ".join(f'k."{c}"' for c in (*KEY_COLUMNS, *extra))},
+                hash({hashed}) as row_hash
+            from {mart} as f
+            join __uba_keys as k on {on}
             """
         )
     finally:
@@ -282,11 +297,12 @@ def stage_latest_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> Non
 def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.DataFrame, int]:
     """(the feature-mart rows of the staged population not scored with these values, the
     score-table rows no longer in it). Call stage_latest_rows first."""
+    mart, grain = _feature_rows(spec)
     changed = con.execute(
         f"""
         select f.*
-        from {FEATURES_TABLE} as f
-        join {_LATEST_ROWS} as l using (user_id, as_of_date)
+        from {mart} as f
+        join {_LATEST_ROWS} as l using ({", ".join(f'"{c}"' for c in grain)})
         where not exists (
             select 1 from {SCORED_ROWS} as s
             where s.model_name = ? and s.user_id = l.user_id and s.as_of_date = l.as_of_date

@@ -8,6 +8,7 @@ transition mart. Served only when it beats both on top-1 AND top-3 accuracy on t
 
 from __future__ import annotations
 
+import re
 from typing import Self
 
 import numpy as np
@@ -64,8 +65,15 @@ class MarkovChain:
             for current, row in rows.items()
         }
 
-    def predict_proba(self, current: list[str]) -> np.ndarray:
-        return np.vstack([self.table.get(name, self.prior) for name in current])
+    def predict_proba(self, current: list[str] | pl.Series) -> np.ndarray:
+        """One row of the table per current event (a gather, not a loop over rows)."""
+        names = list(self.table)
+        rows = np.vstack([*(self.table[name] for name in names), self.prior])
+        codes = {name: i for i, name in enumerate(names)}
+        index = pl.Series(current, dtype=pl.String).replace_strict(
+            codes, default=len(names), return_dtype=pl.Int64
+        )
+        return rows[index.to_numpy()]
 
 
 def _pairs(frame: pl.DataFrame) -> pl.DataFrame:
@@ -113,7 +121,7 @@ class NextActionModel(BoostedEstimator):
         self.vocabulary_ = sorted(names | {NO_EVENT})
 
         x_fit, x_valid = self.matrix(frame), self.matrix(validation)
-        y_fit, y_valid = self._class_index(frame), self._class_index(validation)
+        y_fit, y_valid = self.class_index(frame), self.class_index(validation)
         keep = y_valid >= 0  # a validation label never seen in training cannot be scored
         categorical = [self.features.index(c) for c in self.categorical_]
         train_set = lgb.Dataset(
@@ -149,9 +157,11 @@ class NextActionModel(BoostedEstimator):
             columns.append(expr.alias(feature))
         return frame.select(columns).to_numpy()
 
-    def _class_index(self, frame: pl.DataFrame) -> np.ndarray:
+    def class_index(self, frame: pl.DataFrame) -> np.ndarray:
+        """Each row's label as its class index (-1: a label never seen in training)."""
         index = {name: i for i, name in enumerate(self.classes_)}
-        return np.array([index.get(name, -1) for name in frame["label"].to_list()], dtype=np.int64)
+        codes = frame["label"].replace_strict(index, default=-1, return_dtype=pl.Int64)
+        return codes.to_numpy()
 
     # -- prediction -----------------------------------------------------------------------
 
@@ -175,15 +185,18 @@ class NextActionModel(BoostedEstimator):
         self.check_fitted()
         return {
             "most_frequent": np.tile(self.label_shares_, (frame.height, 1)),
-            "markov_chain": self.markov_.predict_proba(frame["event_name"].to_list()),
+            "markov_chain": self.markov_.predict_proba(frame["event_name"]),
             "lightgbm": self.predict_proba(frame),
         }
 
-    def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """One row per variant: top-1 and top-3 accuracy and log loss on labelled rows."""
-        truth = self._class_index(frame)
+    def evaluate(
+        self, frame: pl.DataFrame, probabilities: dict[str, np.ndarray] | None = None
+    ) -> pl.DataFrame:
+        """One row per variant: top-1 and top-3 accuracy and log loss on labelled rows
+        (`probabilities`: this frame's variant_proba, when the caller already has it)."""
+        truth = self.class_index(frame)
         rows = []
-        for variant, proba in self.variant_proba(frame).items():
+        for variant, proba in (probabilities or self.variant_proba(frame)).items():
             rows.append(
                 {
                     "variant": variant,
@@ -223,27 +236,43 @@ class NextActionModel(BoostedEstimator):
 
     def reasons(self, matrix: np.ndarray, predicted: np.ndarray, k: int = 3) -> list[str]:
         """The k features that push each row's predicted action up most (TreeSHAP of that
-        class), in the catalogue's words."""
+        class), in the catalogue's words. The contributions come from that class's trees
+        alone (`class_booster`): pred_contrib of the whole multiclass model would compute
+        every class's, 20x the work for the one used."""
         n_features = len(self.features)
-        width = n_features + 1  # LightGBM appends each class's bias column
         indices = np.full((len(matrix), k), -1, dtype=np.int64)
         chunk = self.params.reason_chunk_size
-        for start in range(0, len(matrix), chunk):
-            contrib = self.booster_.booster.predict(
-                matrix[start : start + chunk],
-                pred_contrib=True,
-                num_iteration=self.booster_.best_iteration,
-                # Explicit and small: OpenMP threads collapse on shared cores (2 ms vs 8 ms for
-                # one row on the 2-core machine).
-                num_threads=self.params.num_threads,
-            )
-            by_class = contrib.reshape(len(contrib), len(self.classes_), width)
-            rows = np.arange(len(contrib))
-            mine = by_class[rows, predicted[start : start + chunk], :n_features]
-            order = np.argsort(-mine, axis=1, kind="stable")[:, :k]
-            positive = np.take_along_axis(mine, order, axis=1) > 0
-            indices[start : start + len(contrib)] = np.where(positive, order, -1)
+        for label in np.unique(predicted):
+            rows = np.flatnonzero(predicted == label)
+            booster = self.class_booster(int(label))
+            for start in range(0, len(rows), chunk):
+                part = rows[start : start + chunk]
+                contrib = booster.predict(
+                    matrix[part],
+                    pred_contrib=True,
+                    # Explicit and small: OpenMP threads collapse on shared cores.
+                    num_threads=self.params.num_threads,
+                )[:, :n_features]  # the last column is the class's bias
+                order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+                positive = np.take_along_axis(contrib, order, axis=1) > 0
+                indices[part] = np.where(positive, order, -1)
         return reasons_text(indices, matrix, self.features, self.feature_medians_, self._phrase)
+
+    def class_booster(self, label: int):
+        """A booster of class `label`'s trees only (rebuilt once per process): its raw score
+        and TreeSHAP contributions are that class's in the multiclass model, exactly."""
+        import lightgbm as lgb
+
+        cache = self.__dict__.setdefault("_class_boosters", {})
+        if label not in cache:
+            text = one_class_model(self.booster_.text, label, len(self.classes_))
+            cache[label] = lgb.Booster(model_str=text)
+        return cache[label]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_class_boosters", None)  # rebuilt from the stored model text
+        return state
 
     def _phrase(self, feature: str, value: float, direction: str) -> str:
         spec = catalogue.get_feature(feature, mart=SEQUENCE_MART)
@@ -255,6 +284,32 @@ class NextActionModel(BoostedEstimator):
         if value == 0:  # "0% of the user's events are ..." is no reason to say "high"
             direction = "low"
         return catalogue.describe(feature, value, direction, mart=SEQUENCE_MART)
+
+
+def one_class_model(text: str, label: int, n_classes: int) -> str:
+    """LightGBM model text of one class of a multiclass model: its trees (every n_classes-th,
+    from `label`) renumbered, declared as one tree per iteration. The tree_sizes index is
+    dropped (LightGBM then reads the trees one after another)."""
+    head, rest = text.split("\nTree=0\n", 1)
+    trees, tail = rest.split("\nend of trees\n", 1)
+    blocks = [b.strip("\n") for b in f"Tree=0\n{trees}".split("\n\n\n") if b.strip()]
+    if len(blocks) % n_classes:
+        raise ValueError(f"{len(blocks)} trees are not whole iterations of {n_classes} classes")
+    one = {
+        "num_class": "num_class=1",
+        "num_tree_per_iteration": "num_tree_per_iteration=1",
+        "objective": "objective=regression",  # raw scores: contributions need no link
+    }
+    lines = [
+        one.get(line.split("=", 1)[0], line)
+        for line in head.split("\n")
+        if not line.startswith("tree_sizes=")
+    ]
+    mine = [
+        re.sub(r"^Tree=\d+", f"Tree={number}", block)
+        for number, block in enumerate(blocks[label::n_classes])
+    ]
+    return "\n".join(lines) + "\n" + "\n\n\n".join(mine) + "\n\n\nend of trees\n" + tail
 
 
 def beats_baselines(evaluation: pl.DataFrame) -> bool:

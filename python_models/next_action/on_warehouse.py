@@ -20,6 +20,7 @@ from python_models.next_action.model import (
     VARIANTS,
     NextActionModel,
     beats_baselines,
+    top_k_accuracy,
 )
 from python_models.next_action.params import NextActionParams
 from python_models.next_action.sequences import (
@@ -61,7 +62,8 @@ def event_time_split(last_event: datetime, params: NextActionParams) -> EventTim
     )
 
 
-def apply_split(frame: pl.DataFrame, split: EventTimeSplit, params: NextActionParams):
+def apply_split(frame: pl.DataFrame, split: EventTimeSplit) -> tuple[pl.DataFrame, ...]:
+    """The fit, validation and holdout windows of `frame` (each non-empty)."""
     ts = pl.col("event_ts")
     fit = frame.filter(ts < split.fit_end)
     validation = frame.filter((ts >= split.validation_start) & (ts < split.validation_end))
@@ -72,9 +74,15 @@ def apply_split(frame: pl.DataFrame, split: EventTimeSplit, params: NextActionPa
                 f"the {name} window of the next-action split is empty ({split.describe()}): the "
                 "data covers too few days for holdout_days + validation_days"
             )
-    if params.max_fit_rows and fit.height > params.max_fit_rows:
-        fit = fit.tail(params.max_fit_rows)  # the newest rows (frame is ordered by time)
     return fit, validation, holdout
+
+
+def sampled(frame: pl.DataFrame, rows: int, seed: int) -> pl.DataFrame:
+    """A seeded uniform sample of `rows` rows of a window (all of it when smaller or rows = 0),
+    in time order again: the same data and seed give the same rows."""
+    if not rows or frame.height <= rows:
+        return frame
+    return frame.sample(n=rows, seed=seed).sort("event_ts", "event_id")
 
 
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
@@ -84,15 +92,27 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     if frame.height == 0:
         raise LookupError("features.ftr_user_event_sequences has no labelled events")
     split = event_time_split(frame["event_ts"].max(), params)
-    fit, validation, holdout = apply_split(frame, split, params)
+    windows = apply_split(frame, split)
+    caps = (params.max_fit_rows, params.max_validation_rows, params.max_holdout_rows)
+    fit, validation, holdout = (
+        sampled(window, cap, params.seed) for window, cap in zip(windows, caps, strict=True)
+    )
+    sizes = [part.height for part in (fit, validation, holdout)]
+    drawn_from = [window.height for window in windows]
     print(
-        f"[next_action] {frame.height} labelled events; {split.describe()}; "
-        f"{fit.height} / {validation.height} / {holdout.height} rows",
+        f"[next_action] {frame.height:,} labelled events; {split.describe()}; fit / validate / "
+        f"hold out {' / '.join(f'{n:,}' for n in sizes)} rows"
+        + (
+            f" (seeded samples of {' / '.join(f'{n:,}' for n in drawn_from)})"
+            if sizes != drawn_from
+            else ""
+        ),
         file=sys.stderr,
     )
     transitions = transition_counts(con, before=split.fit_end)
     model = NextActionModel(features, params).fit(fit, validation, transitions=transitions)
-    evaluation = model.evaluate(holdout)
+    probabilities = model.variant_proba(holdout)  # predicted once: evaluation and drift use it
+    evaluation = model.evaluate(holdout, probabilities)
     by_variant = {row["variant"]: row for row in evaluation.iter_rows(named=True)}
     served = by_variant[SERVED]
     gate_reason = "holdout top-1 / top-3 accuracy: " + ", ".join(
@@ -104,8 +124,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         other: NextActionModel = bundle["model"]
         if any(f not in holdout.columns for f in other.features):
             return float("-inf")  # the champion's features no longer exist: it cannot compete
-        theirs = other.evaluate(holdout).filter(pl.col("variant") == SERVED)
-        return float(theirs["top1_accuracy"][0])
+        return top_k_accuracy(other.predict_proba(holdout), other.class_index(holdout), 1)
 
     def render(folder: Path) -> dict[str, Path]:
         return {
@@ -122,13 +141,19 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         "top3_accuracy": served["top3_accuracy"],
         "log_loss": served["log_loss"],
         "holdout_events": holdout.height,
+        # The sample (params max_*_rows, seed) and the windows it was drawn from.
+        "fit_rows": fit.height,
+        "fit_window_rows": windows[0].height,
+        "validation_rows": validation.height,
+        "holdout_window_events": windows[2].height,
         "classes": len(model.classes_),
         "best_iteration": model.best_iteration_,
     }
     for baseline in BASELINES:
         for metric in ("top1_accuracy", "top3_accuracy"):
             metrics[f"baseline_{baseline}_{metric}"] = by_variant[baseline][metric]
-    encoded = pl.DataFrame(model.matrix(fit), schema=features, orient="row")
+    reference = reference_sample(fit, features, params.seed)
+    encoded = pl.DataFrame(model.matrix(reference), schema=features, orient="row")
     return TrainingResult(
         model_name="next_action",
         model=model,
@@ -143,8 +168,8 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
             "rows": frame.height,
             "holdout_start": str(split.holdout_start),
         },
-        reference_features=reference_sample(encoded, features, params.seed),
-        reference_scores=model.predict(holdout),
+        reference_features=encoded,
+        reference_scores=probabilities[SERVED].max(axis=1),
         compare_metric=compare,
         primary_metric="top1_accuracy",
         render_plots=render,
@@ -157,7 +182,11 @@ def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFram
 
 
 def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    """Each user's newest sequence row, encoded as the model sees it (drift)."""
+    """Each user's newest sequence row, encoded as the model sees it (drift), with the keys of
+    its score row (user_id, as_of_date = the event's day) and of its mart row (event_id): what
+    `uba refresh` compares to rescore only the users with a new newest event."""
     model: NextActionModel = bundle["model"]
     latest = load_latest(con, model.features)
-    return pl.DataFrame(model.matrix(latest), schema=model.features, orient="row")
+    encoded = pl.DataFrame(model.matrix(latest), schema=model.features, orient="row")
+    keys = latest.select("user_id", pl.col("event_date").alias("as_of_date"), "event_id")
+    return pl.concat([keys, encoded], how="horizontal")

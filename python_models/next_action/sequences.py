@@ -51,14 +51,19 @@ def load_labelled(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.Dat
 def load_latest(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.DataFrame:
     """Each user's newest row: the state the next-action scores start from."""
     columns = [*CONTEXT_COLUMNS, *features]
+    # The rows at each user's newest event time first (a hash aggregate), then the tie-break
+    # among those few: numbering every row of the mart per user cost 6x as long at 1M events.
     return _read(
         con,
         f"""select {_select(columns)} from (
             select *, row_number() over (
-                partition by user_id order by event_ts desc, event_id desc
+                partition by user_id order by event_id desc
             ) as newest_first
             from {SEQUENCE_TABLE}
-        ) as ranked
+            where (user_id, event_ts) in (
+                select user_id, max(event_ts) from {SEQUENCE_TABLE} group by user_id
+            )
+        ) as newest
         where newest_first = 1
         order by user_id""",
     )

@@ -28,6 +28,9 @@ SPEC = ModelSpec(
     kinds=("lightgbm",),
     example=example,
     feature_mart=SEQUENCE_MART,
+    # Each user's newest event row, scored on its own: a refresh rescores the users whose
+    # newest row changed (keyed by the mart's grain, user_id + event_id).
+    rowwise_scoring=True,
     column_docs={
         "as_of_date": "The day of the user's newest event: the session the prediction is for.",
         "score": "Probability of the most likely next event (= probability_1).",

@@ -1,8 +1,9 @@
 """`uba refresh` against planted changes: a run with no new data touches nothing; a new day's
 file rescores exactly the users whose features it changes.
 
-A module-scoped copy of the built sample warehouse gets churn (row-wise scoring) and LTV (a
-ranked score, rescored in full when an input changes) trained, then one refresh. A new file
+A module-scoped copy of the built sample warehouse gets churn and next action (row-wise
+scoring) and LTV (a ranked score, rescored in full when an input changes) trained, then one
+refresh. A new file
 then plants, for five users, a late event on the watermark's day, received that day but loaded
 only now (inside the newest snapshot, so their features change) and, for five others, an event
 on the new day (after the snapshot: their features cannot change).
@@ -45,7 +46,8 @@ def warehouse(built_warehouse, sample_data, tmp_path_factory):
         try:
             record_build(con)  # built_warehouse is fresh from `dbt build`: no rebuild needed
             # The sample is small: churn's bar of 1,000 examples per class is lowered.
-            for name, params in (("churn", {"min_class_examples": 50}), ("ltv", None)):
+            trained = (("churn", {"min_class_examples": 50}), ("ltv", None), ("next_action", None))
+            for name, params in trained:
                 assert train_model(con, name, run_id="train", params=params).status == "champion"
         finally:
             con.close()
@@ -140,6 +142,17 @@ def _plant_day(events_dir: Path, scores: pl.DataFrame, out: Path) -> tuple[set[s
     return set(late["hashed"]), set(fresh["hashed"])
 
 
+def _newest_sequence_rows(con) -> pl.DataFrame:
+    """Each user's newest row of the next-action mart, every column (label included; doubles
+    to 9 decimals, as the refresh compares them)."""
+    rows = con.execute(
+        """select * from features.ftr_user_event_sequences
+        qualify row_number() over (partition by user_id order by event_ts desc, event_id desc) = 1
+        """
+    ).pl()
+    return rows.with_columns(pl.col(pl.Float64).round(9))
+
+
 def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path):
     from python_models.commands.refresh import refresh
     from python_models.warehouse import connect
@@ -148,6 +161,8 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     con = connect(read_only=True)
     before = con.execute("select * from ml_scores.churn_scores").pl()
     ltv_before = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
+    actions_before = con.execute("select * from ml_scores.next_action_scores").pl()
+    newest_before = _newest_sequence_rows(con)
     con.close()
     late, new_day = _plant_day(events_dir, before, tmp_path / "day")
 
@@ -183,6 +198,27 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     finally:
         con.close()
     assert served.sort("user_id").equals(after.select("user_id", "run_id").sort("user_id"))
+
+    # Next action scores each user's newest event: the planted users (a new newest event, or
+    # a late one that changes what precedes it) and users whose newest row the new data
+    # changed otherwise (its session now known to have ended: the label filled) are rescored,
+    # nobody else.
+    actions = result.scored["next_action"]
+    assert (actions.status, actions.mode) == ("scored", "changed")
+    con = connect(read_only=True)
+    actions_after = con.execute("select * from ml_scores.next_action_scores").pl()
+    newest_after = _newest_sequence_rows(con)
+    con.close()
+    moved = newest_after.join(newest_before, on=newest_after.columns, how="anti", nulls_equal=True)[
+        "user_id"
+    ]
+    rescored = set(actions_after.filter(pl.col("run_id") == actions.run_id)["user_id"])
+    assert late | new_day <= rescored
+    assert rescored == set(moved) and len(rescored) < actions_before.height / 10
+    kept = actions_after.filter(pl.col("run_id") != actions.run_id).sort("user_id")
+    unchanged = actions_before.filter(~pl.col("user_id").is_in(list(rescored)))
+    assert kept.equals(unchanged.sort("user_id"))
+    assert actions_after.height == actions_before.height
 
     again = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
     assert again.nothing_new

@@ -12,8 +12,10 @@ from python_models.next_action.model import (
     MarkovChain,
     NextActionModel,
     beats_baselines,
+    one_class_model,
     top_k_accuracy,
 )
+from python_models.next_action.on_warehouse import sampled
 from python_models.next_action.params import NextActionParams
 from python_models.next_action.sequences import SESSION_END
 
@@ -103,3 +105,27 @@ def test_fit_needs_a_validation_frame_and_enough_rows():
 def test_bad_next_action_parameters_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         NextActionParams.from_overrides(overrides)
+
+
+def test_one_class_models_give_exactly_that_class_s_contributions():
+    """Reasons read TreeSHAP from one class's trees: the same numbers as the multiclass
+    model's pred_contrib for that class (which computes every class's)."""
+    model, data = _fit()
+    matrix = model.matrix(data.validation)
+    n_classes = len(model.classes_)
+    full = model.booster_.booster.predict(matrix, pred_contrib=True)
+    full = full.reshape(len(matrix), n_classes, len(model.features) + 1)
+    for label in range(n_classes):
+        mine = model.class_booster(label).predict(matrix, pred_contrib=True)
+        assert np.array_equal(mine, full[:, label, :])
+    with pytest.raises(ValueError, match="whole iterations"):
+        one_class_model(model.booster_.text, 0, n_classes + 1)
+
+
+def test_samples_of_the_windows_are_seeded_and_bounded():
+    frame = example(0).frame
+    first, again = sampled(frame, 100, seed=3), sampled(frame, 100, seed=3)
+    assert first.height == 100 and first.equals(again)
+    assert not first.equals(sampled(frame, 100, seed=4))
+    assert first["event_ts"].is_sorted()
+    assert sampled(frame, 0, seed=3).equals(frame) and sampled(frame, 10**6, 3).equals(frame)

@@ -8,20 +8,7 @@
     (macros in uba_batches.sql) are deleted (the pre-hook) and recomputed from their whole
     history, which the baselines and "new" flags need. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where "
-            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or user_id in ("
-            ~ "select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) "
-            ~ "as changed){% endif %}",
-        ],
-        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
-    )
-}}
+{{ config(**uba_events_consumer_config('people')) }}
 {%- set baseline_days = var('uba__anomaly_baseline_days') | int -%}
 {%- set odd_hours_end = var('uba__anomaly_odd_hours_end') | int -%}
 {%- set burst_microseconds = 10 * 60 * 1000000 -%}

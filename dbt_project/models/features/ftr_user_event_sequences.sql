@@ -8,21 +8,122 @@
     int_events_sessionized (macro uba_sessionize), so they are the sessions of fct_sessions and
     fct_event_transitions, and the SQL needs nothing but (user_id, event_id, event_name,
     event_ts): the scoring service runs this very compiled SQL on posted events
-    (python_models/service/features.py). -#}
+    (python_models/service/features.py; it compiles the full build, which reads fct_events
+    once).
+
+    Incremental (delete+insert on event_id), for the people whose events changed since this
+    model last ran (macros in uba_batches.sql): a row depends only on its person's earlier
+    events, its label on the session's next event and on the data's end. So each such person
+    is replayed from a restart event: the latest stretch start (int_events_sessionized) before
+    the earliest change, where sessions are cut the same way from scratch and the rows before
+    it keep their features and labels. The replay reads uba__sequence_length - 1 context
+    events before the restart (for the lags and the gap) and carries the counts from before
+    them (stored counters, one aggregate of the earlier events); a person without a stored
+    restart row (new, or back after a consent withdrawal) is replayed whole. Other people's
+    rows change only where the data's end passes a session timeout: the post-hook labels
+    them 'session_end'. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
 {%- set sequence_length = var('uba__sequence_length') | int -%}
-{%- set event_types = var('uba__top_event_types') -%}
+{%- set event_types = uba_feature_event_types() -%}
 {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
 {%- if sequence_length < 2 -%}
     {{ exceptions.raise_compiler_error("uba__sequence_length must be at least 2") }}
 {%- endif -%}
+{%- set model_config = uba_events_consumer_config('keys', unique_key='event_id') -%}
+{%- do model_config.post_hook.append(
+    "{% if is_incremental() %}update {{ this }} set next_event_name = 'session_end' "
+    ~ "where next_event_name is null and "
+    ~ "{{ uba_epoch_seconds('event_ts') }} + " ~ timeout_seconds ~ " < (select max("
+    ~ "{{ uba_epoch_seconds('event_ts') }}) from {{ ref('fct_events') }}){% endif %}") -%}
+{{ config(**model_config) }}
 
 with
 
+{% if is_incremental() -%}
+changed_people as (
+
+    {{ uba_changed_people(sessionized) }}
+
+),
+
+restarts as (
+
+    select user_id, event_id as restart_event_id
+    from (
+        select
+            stretch_starts.user_id,
+            stretch_starts.event_id,
+            row_number() over (
+                partition by stretch_starts.user_id
+                order by stretch_starts.event_ts desc, stretch_starts.event_id desc
+            ) as recency
+        from {{ sessionized }} as stretch_starts
+        inner join changed_people
+            on stretch_starts.user_id = changed_people.user_id
+        where stretch_starts.is_stretch_start
+            and stretch_starts.event_ts < changed_people.changed_from_ts
+    ) as ranked
+    where recency = 1
+
+),
+
+{#- From the stored rows: the restart's position and the first context event's counters. -#}
+resume_points as (
+
+    select
+        restarts.user_id,
+        restart.count_events_so_far as restart_event_number,
+        context.event_ts as context_ts,
+        context.event_id as context_event_id,
+        context.count_events_so_far - 1 as events_before_context,
+        context.count_previous_sessions as sessions_before_context
+    from restarts
+    inner join {{ this }} as restart
+        on restarts.restart_event_id = restart.event_id
+        and restarts.user_id = restart.user_id
+    inner join {{ this }} as context
+        on restarts.user_id = context.user_id
+        and context.count_events_so_far
+            = greatest(restart.count_events_so_far - {{ sequence_length - 1 }}, 1)
+
+),
+
+counts_before_context as (
+
+    select
+        resume_points.user_id{% for event_type in event_types %},
+        sum(case when earlier.event_name = '{{ event_type }}' then 1 else 0 end)
+            as count_{{ event_type }}{% endfor %}
+    from resume_points
+    inner join {{ ref('fct_events') }} as earlier
+        on resume_points.user_id = earlier.user_id
+        and (earlier.event_ts, earlier.event_id)
+            < (resume_points.context_ts, resume_points.context_event_id)
+    group by 1
+
+),
+
+events as (
+
+    select events.user_id, events.event_id, events.event_name, events.event_ts
+    from {{ ref('fct_events') }} as events
+    inner join changed_people
+        on events.user_id = changed_people.user_id
+    left join resume_points
+        on events.user_id = resume_points.user_id
+    where resume_points.user_id is null
+        or (events.event_ts, events.event_id)
+            >= (resume_points.context_ts, resume_points.context_event_id)
+
+),
+
+{%- else -%}
 events as (
 
     select user_id, event_id, event_name, event_ts from {{ ref('fct_events') }}
 
 ),
+{%- endif %}
 
 sessions as (
 
@@ -97,7 +198,38 @@ windowed as (
     past it (or the max-length rule cut it: then the next event is already there). -#}
 data_end as (
 
-    select max({{ uba_epoch_seconds('event_ts') }}) as max_epoch_seconds from events
+    select max({{ uba_epoch_seconds('event_ts') }}) as max_epoch_seconds
+    from {% if is_incremental() %}{{ ref('fct_events') }}{% else %}events{% endif %}
+
+),
+
+{#- Counters carried from before the replayed events (zero on a full build). -#}
+carried as (
+
+    select
+        windowed.*,
+        {%- if is_incremental() %}
+        coalesce(resume_points.restart_event_number, 1) as restart_event_number,
+        coalesce(resume_points.events_before_context, 0) as events_before,
+        coalesce(resume_points.sessions_before_context, 0) as sessions_before
+        {%- for event_type in event_types %},
+        coalesce(counts_before_context.count_{{ event_type }}, 0) as before_{{ event_type }}
+        {%- endfor %}
+        {%- else %}
+        1 as restart_event_number,
+        0 as events_before,
+        0 as sessions_before
+        {%- for event_type in event_types %},
+        0 as before_{{ event_type }}
+        {%- endfor %}
+        {%- endif %}
+    from windowed
+    {%- if is_incremental() %}
+    left join resume_points
+        on windowed.user_id = resume_points.user_id
+    left join counts_before_context
+        on windowed.user_id = counts_before_context.user_id
+    {%- endif %}
 
 ),
 
@@ -119,13 +251,16 @@ final as (
             as seconds_since_session_start,
         cast(coalesce(windowed.seconds_since_previous_session, -1) as {{ uba_type_double() }})
             as seconds_since_previous_session,
-        cast(windowed.session_index - 1 as bigint) as count_previous_sessions,
-        cast(windowed.event_number as bigint) as count_events_so_far,
+        cast(windowed.session_index - 1 + windowed.sessions_before as bigint)
+            as count_previous_sessions,
+        cast(windowed.event_number + windowed.events_before as bigint) as count_events_so_far,
         {%- for event_type in event_types %}
         cast(windowed.session_count_{{ event_type }} as bigint) as session_count_{{ event_type }},
         {%- endfor %}
         {%- for event_type in event_types %}
-        {{ feature_safe_divide('windowed.user_count_' ~ event_type, 'windowed.event_number') }}
+        {{ feature_safe_divide(
+            '(windowed.user_count_' ~ event_type ~ ' + windowed.before_' ~ event_type ~ ')',
+            '(windowed.event_number + windowed.events_before)') }}
             as share_{{ event_type }}_so_far,
         {%- endfor %}
         cast(extract(hour from windowed.event_ts) as bigint) as hour_of_day,
@@ -135,8 +270,10 @@ final as (
             when {{ uba_epoch_seconds('windowed.event_ts') }} + {{ timeout_seconds }}
                 < data_end.max_epoch_seconds then 'session_end'
         end as next_event_name
-    from windowed
+    from carried as windowed
     cross join data_end
+    {#- the context events before the restart keep their stored rows #}
+    where windowed.event_number + windowed.events_before >= windowed.restart_event_number
 
 )
 

@@ -14,7 +14,15 @@
     Column meanings, units and reason templates: the column meta in _features__models.yml. -#}
 {%- set windows = var('uba__feature_windows') | sort -%}
 {%- set max_window = windows | max -%}
-{%- set top_event_types = var('uba__top_event_types') -%}
+{%- set top_event_types = uba_feature_event_types() -%}
+{%- set per_event_columns = [] -%}
+{%- for event_type in top_event_types -%}
+    {%- for window in windows -%}
+        {%- do per_event_columns.append('count_' ~ event_type ~ '_' ~ window ~ 'd') -%}
+    {%- endfor -%}
+    {%- do per_event_columns.append('share_' ~ event_type ~ '_' ~ max_window ~ 'd') -%}
+{%- endfor -%}
+{{- uba_assert_columns_documented(per_event_columns) -}}
 {%- set recent = var('uba__feature_recent_days') | int -%}
 {%- set trend = 'trend_ratio_events_' ~ var('uba__feature_trend_recent_days') ~ 'd_'
     ~ var('uba__feature_trend_baseline_days') ~ 'd' -%}

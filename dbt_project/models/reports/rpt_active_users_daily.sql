@@ -1,7 +1,17 @@
-{#- DAU / WAU / MAU on rolling windows ending each day (7 and 28 days) and stickiness. -#}
+{#- DAU / WAU / MAU on rolling windows ending each day (7 and 28 days) and stickiness.
+    Without a range join: a user active on day a counts for the days [a, a + n) of an n-day
+    window, cut at the user's next active day (from there that day counts), so each user's
+    spans are disjoint and a day's active users are a running sum of span starts minus ends:
+    one pass over the user-days, whatever the window. -#}
+{%- set windows = {'daily': 1, 'weekly': 7, 'monthly': 28} -%}
 with activity as (
 
-    select user_id, activity_date from {{ ref('fct_user_activity_daily') }}
+    select
+        user_id,
+        activity_date,
+        lead(activity_date) over (partition by user_id order by activity_date)
+            as next_active_date
+    from {{ ref('fct_user_activity_daily') }}
 
 ),
 
@@ -12,21 +22,52 @@ days as (
 
 ),
 
+{#- +1 on the day a span starts, -1 on the day after it ends, per window. -#}
+span_edges as (
+
+    {% for name, days in windows.items() -%}
+    select '{{ name }}' as window_name, activity_date as edge_date, 1 as change
+    from activity
+    union all
+    select
+        '{{ name }}' as window_name,
+        case
+            when next_active_date < {{ dbt.dateadd('day', days, 'activity_date') }}
+                then next_active_date
+            else cast({{ dbt.dateadd('day', days, 'activity_date') }} as date)
+        end as edge_date,
+        -1 as change
+    from activity
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+daily_changes as (
+
+    select
+        edge_date{% for name in windows %},
+        sum(case when window_name = '{{ name }}' then change else 0 end) as {{ name }}_change
+        {%- endfor %}
+    from span_edges
+    group by 1
+
+),
+
 rolling as (
 
     select
-        days.spine_date as activity_date,
-        count(distinct case when activity.activity_date = days.spine_date
-            then activity.user_id end) as daily_active_users,
-        count(distinct case
-            when activity.activity_date > {{ dbt.dateadd('day', -7, 'days.spine_date') }}
-                then activity.user_id end) as weekly_active_users,
-        count(distinct activity.user_id) as monthly_active_users
+        days.spine_date as activity_date
+        {%- for name in windows %},
+        sum(coalesce(daily_changes.{{ name }}_change, 0)) over running_days
+            as {{ name }}_active_users
+        {%- endfor %}
     from days
-    left join activity
-        on activity.activity_date <= days.spine_date
-        and activity.activity_date > {{ dbt.dateadd('day', -28, 'days.spine_date') }}
-    group by 1
+    left join daily_changes
+        on days.spine_date = daily_changes.edge_date
+    window running_days as (
+        order by days.spine_date rows between unbounded preceding and current row
+    )
 
 )
 

@@ -3,21 +3,7 @@
     Incremental like int_feature_user_days: the (user, event day) pairs with events written
     since this model last ran are deleted (the pre-hook) and recounted. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where "
-            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or exists (select 1 "
-            ~ "from ({{ uba_changed_user_days(ref('int_events_sessionized')) }}) as changed "
-            ~ "where changed.user_id = {{ this }}.user_id "
-            ~ "and changed.event_date = {{ this }}.event_date){% endif %}",
-        ],
-        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
-    )
-}}
+{{ config(**uba_events_consumer_config('user_days')) }}
 
 with events as (
 

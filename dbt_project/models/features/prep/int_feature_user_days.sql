@@ -5,7 +5,7 @@
     (new, re-stitched or re-cut; macros in uba_batches.sql) are deleted (the pre-hook) and
     recounted, so a run costs the days that changed. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{%- set top_event_types = var('uba__top_event_types') -%}
+{%- set top_event_types = uba_feature_event_types() -%}
 {{
     config(
         materialized='incremental',
@@ -61,12 +61,13 @@ select
     cast(sum(case when event_name = '{{ event_type }}' then 1 else 0 end) as bigint)
         as count_{{ event_type }},
     {% endfor -%}
-    cast(sum(case when event_name = 'purchase' then 1 else 0 end) as bigint) as count_purchases,
+    cast(sum(case when {{ uba_is_purchase('event_name') }} then 1 else 0 end) as bigint)
+        as count_purchases,
     {{ uba_exact_sum('revenue_usd') }} as sum_revenue_usd,
-    {{ uba_exact_sum("case when event_name = 'purchase' then revenue_usd else 0 end") }}
+    {{ uba_exact_sum("case when " ~ uba_is_purchase('event_name') ~ " then revenue_usd else 0 end") }}
         as sum_purchase_revenue_usd,
     min(event_ts) as first_event_at,
     max(event_ts) as last_event_at,
-    max(case when event_name = 'purchase' then event_ts end) as last_purchase_at
+    max(case when {{ uba_is_purchase('event_name') }} then event_ts end) as last_purchase_at
 from dated
 group by 1, 2, 3

@@ -22,7 +22,7 @@
     rebuilds, incremental = full refresh). -#}
 {%- set windows = var('uba__feature_windows') | sort -%}
 {%- set max_window = windows | max -%}
-{%- set top_event_types = var('uba__top_event_types') -%}
+{%- set top_event_types = uba_feature_event_types() -%}
 {%- set recent_days = var('uba__feature_recent_days') | int -%}
 {%- set trend_recent = var('uba__feature_trend_recent_days') | int -%}
 {%- set trend_baseline = var('uba__feature_trend_baseline_days') | int -%}

@@ -3,20 +3,7 @@
     model last ran (macros in uba_batches.sql) are deleted (the pre-hook; a person who lost
     every event to re-stitching stays deleted) and recomputed from all their events. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{
-    config(
-        materialized=uba_incremental_unless_spark(),
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where "
-            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or user_id in ("
-            ~ "select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) "
-            ~ "as changed){% endif %}",
-        ],
-        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
-    )
-}}
+{{ config(**uba_events_consumer_config('people')) }}
 
 with
 

@@ -37,7 +37,7 @@ session_totals as (
         max(event_ts) as session_ended_at,
         count(*) as count_events,
         count(case when event_name = 'page_view' then 1 end) as count_page_views,
-        count(case when event_name = 'purchase' then 1 end) as count_purchases,
+        count(case when {{ uba_is_purchase('event_name') }} then 1 end) as count_purchases,
         -- summed as decimal: a float sum depends on thread order, and re-runs must match bit for bit
         {{ uba_exact_sum('revenue_usd') }} as revenue_usd,
         {{ uba_first_by('device', ['event_index_in_session']) }} as device,

@@ -1,8 +1,39 @@
 {#- Next event in the same session for every event (null at the session's last event);
-    the base for transition probabilities and path n-grams. Order: event_ts, then event_id. -#}
-with events as (
+    the base for transition probabilities and path n-grams. Order: event_ts, then event_id.
+    Incremental (delete+insert on event_id): a run recomputes the sessions that hold an event
+    written since this model last ran (int_events_sessionized's batches, macros in
+    uba_batches.sql), under their new session_id and the one stored before (an event moved
+    to another session leaves its old session's next-event columns stale otherwise). -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{ config(**uba_events_consumer_config('keys', unique_key='event_id')) }}
+
+with
+
+{% if is_incremental() -%}
+changed_events as (
+
+    {{ uba_changed_rows(sessionized, 'event_id, session_id') }}
+
+),
+
+changed_sessions as (
+
+    select session_id from changed_events
+    union
+    select stored.session_id
+    from {{ this }} as stored
+    inner join changed_events
+        on stored.event_id = changed_events.event_id
+
+),
+
+{% endif -%}
+events as (
 
     select session_id, event_id, event_name, event_ts from {{ ref('fct_events') }}
+    {%- if is_incremental() %}
+    where session_id in (select session_id from changed_sessions)
+    {%- endif %}
 
 )
 

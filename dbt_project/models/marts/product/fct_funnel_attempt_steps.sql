@@ -1,13 +1,25 @@
 {#- The steps each funnel attempt reached, one row per step, with the time taken from the
-    previous step and from step 1. -#}
+    previous step and from step 1. Incremental like fct_funnel_attempts, with the same rule:
+    the attempts of the people whose events changed, from their replay_from on, are deleted
+    (the pre-hook) and unpivoted again from fct_funnel_attempts. -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
+{%- set replay_from = funnel_replay_from('changed.changed_from_ts') -%}
+{{ config(**uba_events_consumer_config(
+    'people_since', since="{{ this }}.started_at >= " ~ replay_from)) }}
 
 with
 
 attempts as (
 
-    select * from {{ ref('fct_funnel_attempts') }}
+    select attempts.*
+    from {{ ref('fct_funnel_attempts') }} as attempts
+    {%- if is_incremental() %}
+    inner join ({{ uba_changed_people(sessionized) }}) as changed
+        on attempts.user_id = changed.user_id
+    where attempts.started_at >= {{ replay_from }}
+    {%- endif %}
 
 ),
 

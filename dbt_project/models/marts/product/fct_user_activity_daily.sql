@@ -27,7 +27,8 @@ select
     event_date as activity_date,
     cast(count(*) as bigint) as count_events,
     cast(count(distinct session_id) as bigint) as count_sessions,
-    cast(sum(case when event_name = 'purchase' then 1 else 0 end) as bigint) as count_purchases,
+    cast(sum(case when {{ uba_is_purchase('event_name') }} then 1 else 0 end) as bigint)
+        as count_purchases,
     {{ uba_exact_sum('revenue_usd') }} as revenue_usd,
     max(received_at) as max_received_at
 from events
