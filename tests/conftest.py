@@ -8,19 +8,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-# pyspark (installed for the Spark test; Great Expectations imports it when present) takes a
-# __main__ without __file__ for its own doctest runner and exits the process; pytest-xdist's
-# workers run with such a __main__ (execnet), so every worker would quit at its first import.
-_main = sys.modules["__main__"]
-if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    _main.__file__ = "<pytest-xdist worker>"
+# pytest-xdist workers run with a __main__ without __file__, which pyspark (imported by Great
+# Expectations when installed) takes for its doctest runner and exits: expectations' guard.
+import expectations  # noqa: E402, F401
 
 SAMPLE_EVENTS = int(os.environ.get("UBA_TEST_EVENTS", "60000"))
 SAMPLE_SEED = 7
