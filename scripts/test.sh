@@ -33,4 +33,9 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     || echo "test: chromium install failed; the dashboard test will skip" >&2
 fi
 ruff check python_models orchestration expectations tests benchmarks
-exec pytest "$@"
+# Two pytest-xdist workers unless told otherwise (CI has 2 cores; serially the suite would not
+# fit its 25 minutes): `./scripts/test.sh -n 0` runs serially, UBA_TEST_WORKERS=4 uses four.
+case " $* " in
+  *" -n "*|*" -n="*|*" -p no:xdist "*|*" --numprocesses"*) exec pytest "$@" ;;
+  *) exec pytest -n "${UBA_TEST_WORKERS:-2}" "$@" ;;
+esac
