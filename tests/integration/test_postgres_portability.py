@@ -1,7 +1,6 @@
 """The core dbt models run unchanged on PostgreSQL and agree with DuckDB.
 
-Starts a throwaway PostgreSQL cluster (initdb + pg_ctl, trust auth, loopback only, a free
-port) as the unprivileged `postgres` OS user when we run as root, loads the same planted
+Starts a throwaway PostgreSQL cluster (tests/pg_server.py), loads the same planted
 raw.events_validated into both databases, builds the core models on each (full refresh, then
 an incremental run) and compares the marts. Skips when the PostgreSQL server binaries or the
 dbt-postgres adapter are absent.
@@ -10,15 +9,11 @@ dbt-postgres adapter are absent.
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import polars as pl
 import pytest
+from pg_server import NoPostgres, throwaway_postgres
 from test_dbt_core import make_planted_events, write_validated  # same planted data
 
 from python_models.dbt_runner import run_dbt
@@ -26,7 +21,6 @@ from python_models.warehouse import connect
 
 pytestmark = pytest.mark.postgres
 
-PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
 CORE_SELECT = [
     "event_taxonomy",
     "+fct_events",
@@ -48,75 +42,22 @@ COMPARED = {
 }
 
 
-def _pg_bin() -> Path | None:
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        return Path(os.path.realpath(on_path)).parent
-    return next((p for p in PG_BIN_CANDIDATES if (p / "pg_ctl").exists()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _as_db_user(cmd: list[str]) -> list[str]:
-    """initdb refuses to run as root: run server commands as the `postgres` OS user then."""
-    if os.geteuid() != 0:
-        return cmd
-    if not shutil.which("runuser"):
-        pytest.skip("running as root and runuser is missing: cannot start PostgreSQL")
-    return ["runuser", "-u", "postgres", "--", *cmd]
-
-
 @pytest.fixture(scope="module")
 def postgres_server():
-    bin_dir = _pg_bin()
-    if bin_dir is None or not (bin_dir / "initdb").exists():
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql"
-        )
     try:
         import dbt.adapters.postgres  # noqa: F401
         import psycopg2  # noqa: F401
     except ImportError as err:
         pytest.skip(f"dbt-postgres / psycopg2 not installed: {err}")
-    # pytest's tmp_path root is private to root (0700), so the cluster lives in its own
-    # temporary directory that the postgres user can own; it is removed afterwards.
-    root = Path(tempfile.mkdtemp(prefix="uba-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, user="postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run(
-        _as_db_user(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "uba", "--auth=trust", "-E", "UTF8"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        _as_db_user(
-            [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log")]
-            + ["-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
+    server = throwaway_postgres()
     try:
-        subprocess.run(
-            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "uba", "uba"],
-            check=True,
-            capture_output=True,
-        )
+        port = server.__enter__()
+    except NoPostgres as err:
+        pytest.skip(str(err))
+    try:
         yield port
     finally:
-        subprocess.run(
-            _as_db_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        server.__exit__(None, None, None)
 
 
 def _pg_connect(port: int):
