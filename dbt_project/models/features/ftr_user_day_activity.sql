@@ -160,23 +160,21 @@ joined as (
 
 ),
 
+{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). -#}
+{%- set user_history = 'partition by user_id order by activity_date rows between ' ~ baseline_days ~ ' preceding and 1 preceding' %}
 baselines as (
 
     select
         joined.*,
-        count(*) over user_history as baseline_days,
-        avg(count_events) over user_history as baseline_events,
-        stddev_samp(count_events) over user_history as baseline_events_std,
-        avg(max_events_burst) over user_history as baseline_burst,
-        stddev_samp(max_events_burst) over user_history as baseline_burst_std,
-        avg(share_odd_hour_events) over user_history as baseline_odd_share,
-        avg(count_settings_changed + count_password_resets) over user_history
+        count(*) over ({{ user_history }}) as baseline_days,
+        avg(count_events) over ({{ user_history }}) as baseline_events,
+        stddev_samp(count_events) over ({{ user_history }}) as baseline_events_std,
+        avg(max_events_burst) over ({{ user_history }}) as baseline_burst,
+        stddev_samp(max_events_burst) over ({{ user_history }}) as baseline_burst_std,
+        avg(share_odd_hour_events) over ({{ user_history }}) as baseline_odd_share,
+        avg(count_settings_changed + count_password_resets) over ({{ user_history }})
             as baseline_account
     from joined
-    window user_history as (
-        partition by user_id order by activity_date
-        rows between {{ baseline_days }} preceding and 1 preceding
-    )
 
 ),
 

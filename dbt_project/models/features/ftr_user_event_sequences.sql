@@ -149,6 +149,11 @@ sequenced as (
 
 ),
 
+{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). -#}
+{%- set user_timeline = 'partition by user_id order by event_ts, event_id' %}
+{%- set user_so_far = 'partition by user_id order by event_ts, event_id rows between unbounded preceding and current row' %}
+{%- set session_timeline = 'partition by user_id, session_index order by event_ts, event_id' %}
+{%- set session_so_far = 'partition by user_id, session_index order by event_ts, event_id rows between unbounded preceding and current row' %}
 windowed as (
 
     select
@@ -157,9 +162,9 @@ windowed as (
         event_ts,
         event_name,
         {%- for i in range(1, sequence_length) %}
-        lag(event_name, {{ i }}) over user_timeline as previous_event_name_{{ i }},
+        lag(event_name, {{ i }}) over ({{ user_timeline }}) as previous_event_name_{{ i }},
         {{ uba_epoch_seconds('event_ts') }}
-            - {{ uba_epoch_seconds('lag(event_ts, ' ~ i ~ ') over user_timeline') }}
+            - {{ uba_epoch_seconds('lag(event_ts, ' ~ i ~ ') over (' ~ user_timeline ~ ')') }}
             as seconds_since_previous_event_{{ i }},
         {%- endfor %}
         event_number - session_first_event_number + 1 as session_event_number,
@@ -167,30 +172,17 @@ windowed as (
             as seconds_since_session_start,
         max(
             case when event_number = session_first_event_number then seconds_since_previous end
-        ) over session_so_far as seconds_since_previous_session,
+        ) over ({{ session_so_far }}) as seconds_since_previous_session,
         session_index,
         event_number,
         {%- for event_type in event_types %}
-        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over session_so_far
+        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ session_so_far }})
             as session_count_{{ event_type }},
-        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over user_so_far
+        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ user_so_far }})
             as user_count_{{ event_type }},
         {%- endfor %}
-        lead(event_name) over session_timeline as next_event_in_session
+        lead(event_name) over ({{ session_timeline }}) as next_event_in_session
     from sequenced
-    window
-        user_timeline as (partition by user_id order by event_ts, event_id),
-        user_so_far as (
-            partition by user_id
-            order by event_ts, event_id
-            rows between unbounded preceding and current row
-        ),
-        session_timeline as (partition by user_id, session_index order by event_ts, event_id),
-        session_so_far as (
-            partition by user_id, session_index
-            order by event_ts, event_id
-            rows between unbounded preceding and current row
-        )
 
 ),
 

@@ -59,15 +59,13 @@ rolling as (
     select
         days.spine_date as activity_date
         {%- for name in windows %},
-        sum(coalesce(daily_changes.{{ name }}_change, 0)) over running_days
-            as {{ name }}_active_users
+        sum(coalesce(daily_changes.{{ name }}_change, 0)) over (
+            order by days.spine_date rows between unbounded preceding and current row
+        ) as {{ name }}_active_users
         {%- endfor %}
     from days
     left join daily_changes
         on days.spine_date = daily_changes.edge_date
-    window running_days as (
-        order by days.spine_date rows between unbounded preceding and current row
-    )
 
 )
 
