@@ -161,3 +161,26 @@
         ) as integer) - 1
     end
 {%- endmacro %}
+
+{#- Per person in `people` (user_id, changed_from_ts): their latest stretch start in `relation`
+    strictly before their earliest change, where an incremental re-cut restarts. `columns`:
+    the columns of `relation` to return (user_id first). -#}
+{% macro uba_last_stretch_start_before_change(relation, people, columns) -%}
+    select {{ columns | join(', ') }}
+    from (
+        select
+            {%- for column in columns %}
+            stretch_starts.{{ column }},
+            {%- endfor %}
+            row_number() over (
+                partition by stretch_starts.user_id
+                order by stretch_starts.event_ts desc, stretch_starts.event_id desc
+            ) as recency
+        from {{ relation }} as stretch_starts
+        inner join {{ people }}
+            on stretch_starts.user_id = {{ people }}.user_id
+        where stretch_starts.is_stretch_start
+            and stretch_starts.event_ts < {{ people }}.changed_from_ts
+    ) as ranked
+    where recency = 1
+{%- endmacro %}

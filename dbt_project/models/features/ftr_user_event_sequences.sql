@@ -50,20 +50,8 @@ restarts as (
 
     select user_id, event_id as restart_event_id
     from (
-        select
-            stretch_starts.user_id,
-            stretch_starts.event_id,
-            row_number() over (
-                partition by stretch_starts.user_id
-                order by stretch_starts.event_ts desc, stretch_starts.event_id desc
-            ) as recency
-        from {{ sessionized }} as stretch_starts
-        inner join changed_people
-            on stretch_starts.user_id = changed_people.user_id
-        where stretch_starts.is_stretch_start
-            and stretch_starts.event_ts < changed_people.changed_from_ts
-    ) as ranked
-    where recency = 1
+        {{ uba_last_stretch_start_before_change(sessionized, 'changed_people', ['user_id', 'event_ts', 'event_id']) }}
+    ) as last_stretch_starts
 
 ),
 

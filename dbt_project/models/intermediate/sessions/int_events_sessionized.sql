@@ -146,25 +146,10 @@ affected_people as (
     before it, their sessions and its own session_index stay as they are. -#}
 restart_points as (
 
-    select user_id, event_ts, event_id, session_index, seconds_since_previous
-    from (
-        select
-            stored.user_id,
-            stored.event_ts,
-            stored.event_id,
-            stored.session_index,
-            stored.seconds_since_previous,
-            row_number() over (
-                partition by stored.user_id
-                order by stored.event_ts desc, stored.event_id desc
-            ) as recency
-        from {{ this }} as stored
-        inner join affected_people
-            on stored.user_id = affected_people.user_id
-        where stored.is_stretch_start
-            and stored.event_ts < affected_people.changed_from_ts
-    ) as stretch_starts
-    where recency = 1
+    {{ uba_last_stretch_start_before_change(
+        this, 'affected_people',
+        ['user_id', 'event_ts', 'event_id', 'session_index', 'seconds_since_previous']
+    ) }}
 
 ),
 
