@@ -6,8 +6,9 @@ same files, stage by stage, then a daily increment and a run with no new data.
 
 1. The sample (generated, or --sample: a `uba generate` output folder) is split by arrival:
    the rows received on its last day become the daily file, the rest the history.
-2. First build of the history, in this process, each stage timed: load, gate, dbt build,
-   train and score (each model), publish. Peak RSS is this process's or its children's (dbt).
+2. First build of the history, in this process, each stage timed: load, gate, dbt build
+   (models and data tests; dbt's unit tests run in CI, not here), train and score (each
+   model), publish. Peak RSS is this process's or its children's (dbt).
 3. The reference (../shared/bench/ref_pipeline.py --weekly, a child process) on the same
    history files; its stages are matched to the project's: dbt build = its stage + stitch +
    sessionize + features + labels; train / score = churn (the only model it has).
@@ -96,7 +97,7 @@ def split_last_day(events_dir: Path, manifest: dict, out: Path) -> dict:
 def first_build(history_dir: Path, names: list[str] | None) -> dict:
     """The project's first build of the history, each stage timed (run in a child process)."""
     from expectations.gate import run_gate
-    from python_models.commands.refresh import record_build
+    from python_models.commands.refresh import DATA_BUILD, record_build
     from python_models.config import get_settings
     from python_models.dbt_runner import run_dbt
     from python_models.ingest import load_path
@@ -119,7 +120,9 @@ def first_build(history_dir: Path, names: list[str] | None) -> dict:
     step("load", lambda: load_path(con, history_dir, progress=False))
     step("gate", lambda: run_gate(con))
     con.close()
-    step("dbt build", lambda: run_dbt(["build"], quiet=True))
+    # As a deployment builds (`uba refresh`): dbt's unit tests check the SQL on fixed inputs and
+    # run in CI (tests/conftest.py builds with them), not on each build of the data.
+    step("dbt build", lambda: run_dbt(DATA_BUILD, quiet=True))
     con = connect()
     record_build(con)
     for name in names or model_names():

@@ -137,12 +137,16 @@ sequenced as (
 
 ),
 
-{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). -#}
+{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). The session's
+    figures come from the person's timeline and whole-session aggregates (no ordered window
+    per session: one sort fewer): a session's count of a type so far is the person's count
+    so far minus the count before the session's first event (the smallest "count before this
+    row" in the session, as counts only grow); the next event in the session is the person's
+    next event when it has the same session_index. -#}
 {%- set user_timeline = 'partition by user_id order by event_ts, event_id' %}
 {%- set user_so_far = 'partition by user_id order by event_ts, event_id rows between unbounded preceding and current row' %}
-{%- set session_timeline = 'partition by user_id, session_index order by event_ts, event_id' %}
-{%- set session_so_far = 'partition by user_id, session_index order by event_ts, event_id rows between unbounded preceding and current row' %}
-windowed as (
+{%- set whole_session = 'partition by user_id, session_index' %}
+user_windowed as (
 
     select
         user_id,
@@ -155,22 +159,48 @@ windowed as (
             - {{ uba_epoch_seconds('lag(event_ts, ' ~ i ~ ') over (' ~ user_timeline ~ ')') }}
             as seconds_since_previous_event_{{ i }},
         {%- endfor %}
-        event_number - session_first_event_number + 1 as session_event_number,
-        {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds('session_started_at') }}
-            as seconds_since_session_start,
-        max(
-            case when event_number = session_first_event_number then seconds_since_previous end
-        ) over ({{ session_so_far }}) as seconds_since_previous_session,
-        session_index,
         event_number,
+        session_index,
+        session_started_at,
+        session_first_event_number,
+        case when event_number = session_first_event_number then seconds_since_previous end
+            as seconds_since_previous_if_first,
         {%- for event_type in event_types %}
-        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ session_so_far }})
-            as session_count_{{ event_type }},
         sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ user_so_far }})
             as user_count_{{ event_type }},
         {%- endfor %}
-        lead(event_name) over ({{ session_timeline }}) as next_event_in_session
+        case when lead(session_index) over ({{ user_timeline }}) = session_index
+            then lead(event_name) over ({{ user_timeline }}) end as next_event_in_session
     from sequenced
+
+),
+
+windowed as (
+
+    select
+        user_id,
+        event_id,
+        event_ts,
+        event_name,
+        {%- for i in range(1, sequence_length) %}
+        previous_event_name_{{ i }},
+        seconds_since_previous_event_{{ i }},
+        {%- endfor %}
+        event_number - session_first_event_number + 1 as session_event_number,
+        {{ uba_epoch_seconds('event_ts') }} - {{ uba_epoch_seconds('session_started_at') }}
+            as seconds_since_session_start,
+        max(seconds_since_previous_if_first) over ({{ whole_session }})
+            as seconds_since_previous_session,
+        session_index,
+        event_number,
+        {%- for event_type in event_types %}
+        user_count_{{ event_type }} - min(
+            user_count_{{ event_type }} - case when event_name = '{{ event_type }}' then 1 else 0 end
+        ) over ({{ whole_session }}) as session_count_{{ event_type }},
+        user_count_{{ event_type }},
+        {%- endfor %}
+        next_event_in_session
+    from user_windowed
 
 ),
 
