@@ -140,6 +140,8 @@ DOCS_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 def _write_docs_tables(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:
     """`docs.published_tables` and `docs.published_columns` in the copy (the manifest as SQL),
     themselves described like every other table."""
+    import pyarrow as pa
+
     con.execute(f'create schema if not exists {target}."{DOCS_SCHEMA}"')
     rows = {
         "published_tables": [
@@ -155,9 +157,13 @@ def _write_docs_tables(con: duckdb.DuckDBPyConnection, target: str, manifest: di
     for table, (description, columns) in DOCS_TABLES.items():
         name = f'{target}."{DOCS_SCHEMA}".{table}'
         con.execute(f"create table {name} ({', '.join(f'{c} {t}' for c, t, _ in columns)})")
-        if rows[table]:
-            marks = ", ".join("?" for _ in columns)
-            con.executemany(f"insert into {name} values ({marks})", rows[table])
+        if rows[table]:  # one insert from a frame: a row-by-row executemany took seconds
+            frame = pa.table(list(zip(*rows[table], strict=True)), names=[c for c, _, _ in columns])
+            con.register("uba_publish_docs_rows", frame)
+            try:
+                con.execute(f"insert into {name} select * from uba_publish_docs_rows")
+            finally:
+                con.unregister("uba_publish_docs_rows")
         con.execute(f"comment on table {name} is {_literal(description)}")
         for column, _, text in columns:
             con.execute(f"comment on column {name}.{column} is {_literal(text)}")
