@@ -10,6 +10,8 @@ import duckdb
 import pytest
 from conftest import FULL_PIPELINE_GROUP, pipeline_env, run_full_pipeline
 
+from python_models.ingest.contract import CONTRACT_COLUMNS
+
 SCORE_TABLES = (
     "churn_scores",
     "ltv_scores",
@@ -169,16 +171,7 @@ def test_corrupt_input_blocks_everything_downstream(isolated_pipeline, sample_da
     # A batch whose timestamps are all garbage: the gate quarantines it and the blocking check
     # must stop dbt, training and scoring.
     corrupt = tmp_path / "corrupt.csv"
-    fields = [
-        "event_id",
-        "user_id",
-        "anonymous_id",
-        "event_name",
-        "event_ts",
-        "received_at",
-        "session_id",
-        "properties",
-    ]
+    fields = list(CONTRACT_COLUMNS)
     with corrupt.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
