@@ -30,11 +30,48 @@ TEST_SALT = "test-salt"
 FULL_PIPELINE_GROUP = "full_pipeline"
 
 
+# Integration modules that take the most minutes, longest first: under pytest-xdist they start
+# first, so that no worker is left finishing a long one alone at the end.
+LONGEST_FIRST = (
+    "test_spark_engine",
+    FULL_PIPELINE_GROUP,
+    "test_postgres_pipeline",
+    "test_tracking_plan_features",
+    "test_funnels",
+    "test_daily_increment",
+)
+
+
 def pytest_configure(config):
     # Known with or without pytest-xdist (`-p no:xdist` and --strict-markers).
     config.addinivalue_line("markers", "xdist_group(name): run in the same xdist worker")
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadgroup"
+        # Keep the order pytest_collection_modifyitems gives (xdist would sort groups by size).
+        config.option.loadscopereorder = False
+
+
+def _group(item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return (mark.args[0] if mark.args else mark.kwargs.get("name")) if mark else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Each integration module runs on one xdist worker, so its module-scoped fixtures (a dbt
+    build, a PostgreSQL or Spark run) are built once, not once per worker; the longest modules
+    go first, unit tests last (many small ones even out the end)."""
+    for item in items:
+        if "integration" in item.path.parts and _group(item) is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+    def rank(item) -> int:
+        group = _group(item)
+        if group in LONGEST_FIRST:
+            return LONGEST_FIRST.index(group)
+        return len(LONGEST_FIRST) + (0 if group else 1)
+
+    items.sort(key=rank)  # stable: collection order within each rank
 
 
 @pytest.fixture(scope="session", autouse=True)
