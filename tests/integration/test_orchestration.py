@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import FULL_PIPELINE_GROUP, pipeline_env, run_full_pipeline
+from conftest import pipeline_env, run_full_pipeline
 
 from python_models.ingest.contract import CONTRACT_COLUMNS
 
@@ -81,7 +81,6 @@ def test_definitions_hold_the_whole_graph():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
 def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
     result = full_pipeline.result
     isolated_pipeline = full_pipeline.settings
@@ -201,7 +200,6 @@ def test_corrupt_input_blocks_everything_downstream(isolated_pipeline, sample_da
     assert not (isolated_pipeline.published_dir / "warehouse.duckdb").exists()
 
 
-@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
 def test_scoring_asset_scores_only_the_users_whose_features_changed(full_pipeline, tmp_path):
     """Materialized again on the same warehouse, churn's scoring asset scores nobody; after
     three users' latest features change, exactly those three are scored (the rest keep their
