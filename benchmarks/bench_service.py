@@ -87,6 +87,24 @@ def wait_for(port: int, process: subprocess.Popen, timeout: float = 180) -> None
     raise SystemExit("the service did not become healthy in time")
 
 
+def memory(pid: int) -> str:
+    """The service process's resident memory now and at its peak (Linux /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    fields = dict(line.split(":", 1) for line in status if ":" in line)
+    mb = {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}
+    return f"RSS {mb.get('VmRSS', 0):.0f} MB (peak {mb.get('VmHWM', 0):.0f} MB)"
+
+
+def loaded(port: int) -> dict:
+    """What the service loaded from the publication at pickup (GET /health)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/health")
+    return json.loads(conn.getresponse().read()).get("loaded", {})
+
+
 def run_load(port: int, requests: list[tuple[str, str, bytes | None]], concurrency: int):
     """Send `requests` from `concurrency` keep-alive clients; (latencies ms, errors, seconds)."""
     latencies: list[float] = []
@@ -209,6 +227,7 @@ def main() -> int:
         ):
             ok &= report(kind, *run_load(args.port, requests, args.concurrency))
         print(f"load average after {os.getloadavg()[0]:.1f}")
+        print(f"service memory: {memory(process.pid)}; publication loaded: {loaded(args.port)}")
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -47,8 +47,6 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 NEXT_ACTION = "next_action"
 SEGMENT_MODEL = "segmentation"
 TAXONOMY_PATH = DBT_PROJECT_DIR / "seeds" / "event_taxonomy.csv"
-# Columns of the mart that are not features of the latest event (the label looks ahead).
-NOT_RETURNED = ("next_event_name",)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -193,8 +191,7 @@ class Service:
         history = self.published.user_events(user_id)
         known = history.filter(~pl.col("event_id").is_in(posted["event_id"].implode()))
         combined = pl.concat([known.cast(posted.schema), posted])
-        rows = self.features.compute(combined).drop(NOT_RETURNED)
-        rows = rows.sort("event_ts", "event_id")
+        rows = self.features.compute(combined).sort("event_ts", "event_id")
         latest = rows.tail(1)
         scores = self.published.user_scores(user_id)
         scores[NEXT_ACTION] = self._next_action(latest)
@@ -288,6 +285,7 @@ def create_app(service: Service) -> FastAPI:
                 "status": "ok",
                 "published_at": datetime.fromtimestamp(published_at, UTC).isoformat(),
                 "champions": service.published.champions(),
+                "loaded": service.published.stats,
                 "rules": [rule.name for rule in service.triggers.rules],
             }
         )
