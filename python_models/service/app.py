@@ -147,12 +147,12 @@ class Service:
             "scores": scores,
         }
 
-    def _next_action(self, latest: pl.DataFrame) -> dict[str, Any]:
+    def _next_action(self, latest: dict[str, Any]) -> dict[str, Any]:
         try:
             version, bundle = self.published.champion(NEXT_ACTION)
         except RegistryError as err:
             raise ServiceUnavailable(str(err)) from None
-        row = bundle["model"].predict_frame(latest).row(0, named=True)
+        row = bundle["model"].predict_row(latest)
         return {"model_name": NEXT_ACTION, "model_version": version, **row}
 
     def score(self, request: ScoreRequest) -> tuple[dict[str, Any], list]:
@@ -192,10 +192,9 @@ class Service:
         known = history.filter(~pl.col("event_id").is_in(posted["event_id"].implode()))
         combined = pl.concat([known.cast(posted.schema), posted])
         rows = self.features.compute(combined).sort("event_ts", "event_id")
-        latest = rows.tail(1)
+        features = rows.row(-1, named=True)  # the latest event's
         scores = self.published.user_scores(user_id)
-        scores[NEXT_ACTION] = self._next_action(latest)
-        features = latest.row(0, named=True)
+        scores[NEXT_ACTION] = self._next_action(features)
         if consent.get("marketing", True):
             fired, webhooks = self.triggers.evaluate(user_id, scores, features)
         else:  # triggers act on the person: marketing consent (docs/privacy.md)

@@ -127,6 +127,7 @@ class SequenceFeatures:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._started = False
         self._start_lock = threading.Lock()
+        self._local = threading.local()  # `batch`'s connection per calling thread
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:", config={"threads": 1})
@@ -161,50 +162,60 @@ class SequenceFeatures:
                     ).start()
                 self._started = True
 
+    def batch(self, frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+        """`compute` of each frame, all in one execution on this thread (what a worker does
+        with the requests it takes)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connection()
+        return self._execute(con, frames)
+
     def _work(self) -> None:
         con = self._connection()
         while True:
-            batch = [self._jobs.get()]
-            events = batch[0].events.height
-            while len(batch) < MAX_BATCH_REQUESTS and events < MAX_BATCH_EVENTS:
+            jobs = [self._jobs.get()]
+            events = jobs[0].events.height
+            while len(jobs) < MAX_BATCH_REQUESTS and events < MAX_BATCH_EVENTS:
                 try:
-                    batch.append(self._jobs.get_nowait())
+                    jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-                events += batch[-1].events.height
+                events += jobs[-1].events.height
             try:
-                self._run(con, batch)
+                results = self._execute(con, [job.events for job in jobs])
+                for job, rows in zip(jobs, results, strict=True):
+                    job.rows = rows
             except Exception:  # noqa: BLE001 - each job then gets its own error, or its rows
-                for job in batch:
+                for job in jobs:
                     try:
-                        self._run(con, [job])
+                        (job.rows,) = self._execute(con, [job.events])
                     except Exception as err:  # noqa: BLE001 - raised in the request's thread
                         job.error = err
             finally:
-                for job in batch:
+                for job in jobs:
                     job.done.set()
 
-    def _run(self, con: duckdb.DuckDBPyConnection, batch: list[_Job]) -> None:
-        """One execution for every job of `batch`: each job's keys prefixed with its number."""
+    def _execute(
+        self, con: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame]
+    ) -> list[pl.DataFrame]:
+        """One execution for all `frames`, each one's keys prefixed with its number."""
         frame = pl.concat(  # noqa: F841 - read by DuckDB below
             [
-                job.events.select(pl.col(c).cast(t) for c, t in EVENT_COLUMNS.items()).with_columns(
+                events.select(pl.col(c).cast(t) for c, t in EVENT_COLUMNS.items()).with_columns(
                     (pl.lit(f"{number:0{_KEY_WIDTH}d}") + pl.col(c)).alias(c)
                     for c in ("user_id", "event_id")
                 )
-                for number, job in enumerate(batch)
+                for number, events in enumerate(frames)
             ]
         )
         con.execute(f"delete from {EVENTS_RELATION}")
         con.execute(f"insert into {EVENTS_RELATION} by name select * from frame")
         rows = con.execute(f"execute {self._PREPARED}").pl().drop(LABEL_COLUMNS)
-        number = pl.col("user_id").str.head(_KEY_WIDTH).cast(pl.Int64)
         unkeyed = [pl.col(c).str.slice(_KEY_WIDTH) for c in ("user_id", "event_id")]
-        if len(batch) == 1:
-            batch[0].rows = rows.with_columns(unkeyed)
-            return
-        parts = rows.with_columns(number.alias("__uba_job")).with_columns(unkeyed)
-        split = parts.partition_by("__uba_job", as_dict=True, include_key=False)
+        if len(frames) == 1:
+            return [rows.with_columns(unkeyed)]
+        number = pl.col("user_id").str.head(_KEY_WIDTH).cast(pl.Int64).alias("__uba_frame")
+        parts = rows.with_columns(number).with_columns(unkeyed)
+        split = parts.partition_by("__uba_frame", as_dict=True, include_key=False)
         empty = rows.clear()
-        for number, job in enumerate(batch):
-            job.rows = split.get((number,), empty)
+        return [split.get((number,), empty) for number in range(len(frames))]
