@@ -231,11 +231,16 @@ def build_service(settings: Settings | None = None) -> Service:
     features = SequenceFeatures(sql)
     rules = load_rules(settings.service_rules_path, _score_fields(), set(features.columns()))
     audit = TriggerAudit(settings.service_dir / "triggers.sqlite3")
+    published = PublishedWarehouse(
+        settings.published_dir / "warehouse.duckdb", MODELS, settings.duckdb_memory_limit
+    )
+    try:
+        published.stats  # noqa: B018 - load the publication now, not on the first request
+    except NotPublished:
+        pass  # requests get a 503 until one appears
     return Service(
         settings=settings,
-        published=PublishedWarehouse(
-            settings.published_dir / "warehouse.duckdb", MODELS, settings.duckdb_memory_limit
-        ),
+        published=published,
         features=features,
         triggers=TriggerEngine(rules, audit),
         taxonomy=read_taxonomy(),
