@@ -103,8 +103,7 @@ class PublishedWarehouse:
         finally:
             self._swap_lock.release()
 
-    def _load(self, identity: tuple[int, int, int]) -> _Opened:
-        started = time.perf_counter()
+    def _attach(self) -> duckdb.DuckDBPyConnection:
         # Attached to a private in-memory database, not opened by path: DuckDB keeps one
         # instance per path in a process, so connecting to the path again would hand back the
         # replaced file while the old connection lives.
@@ -114,6 +113,20 @@ class PublishedWarehouse:
         quoted = str(self.path).replace("'", "''")
         connection.execute(f"attach '{quoted}' as {CATALOG} (read_only)")
         connection.execute(f"use {CATALOG}")
+        return connection
+
+    def _load(self, identity: tuple[int, int, int]) -> _Opened:
+        started = time.perf_counter()
+        connection = self._attach()
+        try:
+            return self._read(connection, identity, started)
+        except BaseException:
+            connection.close()
+            raise
+
+    def _read(
+        self, connection: duckdb.DuckDBPyConnection, identity: tuple[int, int, int], started: float
+    ) -> _Opened:
         tables = frozenset(
             f"{schema}.{name}"
             for schema, name in connection.execute(
@@ -122,15 +135,13 @@ class PublishedWarehouse:
                 [CATALOG],
             ).fetchall()
         )
-        scores: dict[str, dict[str, str]] = {}
-        for spec in self.models:
-            if "user_id" in spec.key_columns and spec.score_table in tables:
-                for user_id, payload in connection.execute(_newest_scores_sql(spec)).fetchall():
-                    scores.setdefault(user_id, {})[spec.name] = payload
-        consent = consent_states(connection) if CONSENT_TABLE in tables else {}
-        events, spans = None, {}
-        if EVENTS_TABLE in tables:
-            events, spans = _histories(connection)
+        # The bulk reads on a connection of their own, closed after: its buffers (the blocks
+        # of the events table) go with it instead of staying cached for the publication's life.
+        bulk = self._attach()
+        try:
+            scores, consent, events, spans = _request_data(bulk, self.models, tables)
+        finally:
+            bulk.close()
         seconds = time.perf_counter() - started
         stats = {
             "users_with_scores": len(scores),
@@ -218,6 +229,22 @@ class PublishedWarehouse:
             if entry is not None:
                 out[spec.name] = entry.model_version
         return out
+
+
+def _request_data(
+    connection: duckdb.DuckDBPyConnection, models: tuple[ModelSpec, ...], tables: frozenset[str]
+):
+    """(scores, consent, events, spans) of `_Opened`, read from the publication."""
+    scores: dict[str, dict[str, str]] = {}
+    for spec in models:
+        if "user_id" in spec.key_columns and spec.score_table in tables:
+            for user_id, payload in connection.execute(_newest_scores_sql(spec)).fetchall():
+                scores.setdefault(user_id, {})[spec.name] = payload
+    consent = consent_states(connection) if CONSENT_TABLE in tables else {}
+    events, spans = None, {}
+    if EVENTS_TABLE in tables:
+        events, spans = _histories(connection)
+    return scores, consent, events, spans
 
 
 def _newest_scores_sql(spec: ModelSpec) -> str:
