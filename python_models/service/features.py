@@ -159,8 +159,12 @@ class SequenceFeatures:
         with self._start_lock:
             if not self._started:
                 for number in range(self.workers):
+                    # Connected here, so a SQL that cannot be prepared raises to the caller.
                     threading.Thread(
-                        target=self._work, name=f"uba-features-{number}", daemon=True
+                        target=self._work,
+                        args=(self._connection(),),
+                        name=f"uba-features-{number}",
+                        daemon=True,
                     ).start()
                 self._started = True
 
@@ -172,8 +176,7 @@ class SequenceFeatures:
             con = self._local.con = self._connection()
         return self._execute(con, frames)
 
-    def _work(self) -> None:
-        con = self._connection()
+    def _work(self, con: duckdb.DuckDBPyConnection) -> None:
         while True:
             jobs = [self._jobs.get()]
             events = jobs[0].events.height
