@@ -8,7 +8,8 @@ Without --data-dir it builds a fresh sample in a temporary folder (generate, loa
 build, train and score next_action, segmentation and churn, publish). The service runs as
 `uba serve` in its own process, as in production; the clients are threads of this one.
 Targets (issue 17, 2-core machine): p99 < 50 ms for a stored-score lookup, < 100 ms for
-scoring posted events. The machine is shared: the load average is printed with the figures.
+scoring posted events. The machine is shared: the load average is printed with the figures,
+and so are the service's resident memory and what it loaded from the publication (GET /health).
 """
 
 from __future__ import annotations
