@@ -8,7 +8,8 @@ Without --data-dir it builds a fresh sample in a temporary folder (generate, loa
 build, train and score next_action, segmentation and churn, publish). The service runs as
 `uba serve` in its own process, as in production; the clients are threads of this one.
 Targets (issue 17, 2-core machine): p99 < 50 ms for a stored-score lookup, < 100 ms for
-scoring posted events. The machine is shared: the load average is printed with the figures.
+scoring posted events. The machine is shared: the load average is printed with the figures,
+and so are the service's resident memory and what it loaded from the publication (GET /health).
 """
 
 from __future__ import annotations
@@ -85,6 +86,24 @@ def wait_for(port: int, process: subprocess.Popen, timeout: float = 180) -> None
             pass
         time.sleep(0.5)
     raise SystemExit("the service did not become healthy in time")
+
+
+def memory(pid: int) -> str:
+    """The service process's resident memory now and at its peak (Linux /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    fields = dict(line.split(":", 1) for line in status if ":" in line)
+    mb = {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}
+    return f"RSS {mb.get('VmRSS', 0):.0f} MB (peak {mb.get('VmHWM', 0):.0f} MB)"
+
+
+def loaded(port: int) -> dict:
+    """What the service loaded from the publication at pickup (GET /health)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/health")
+    return json.loads(conn.getresponse().read()).get("loaded", {})
 
 
 def run_load(port: int, requests: list[tuple[str, str, bytes | None]], concurrency: int):
@@ -209,6 +228,7 @@ def main() -> int:
         ):
             ok &= report(kind, *run_load(args.port, requests, args.concurrency))
         print(f"load average after {os.getloadavg()[0]:.1f}")
+        print(f"service memory: {memory(process.pid)}; publication loaded: {loaded(args.port)}")
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -35,7 +35,8 @@ fi
 ruff check python_models orchestration expectations tests benchmarks
 # Two pytest-xdist workers unless told otherwise (CI has 2 cores; serially the suite would not
 # fit its 25 minutes): `./scripts/test.sh -n 0` runs serially, UBA_TEST_WORKERS=4 uses four.
+# The 20 slowest steps are printed at the end: where CI's minutes go.
 case " $* " in
-  *" -n "*|*" -n="*|*" -p no:xdist "*|*" --numprocesses"*) exec pytest "$@" ;;
-  *) exec pytest -n "${UBA_TEST_WORKERS:-2}" "$@" ;;
+  *" -n "*|*" -n="*|*" -p no:xdist "*|*" --numprocesses"*) exec pytest --durations=20 "$@" ;;
+  *) exec pytest -n "${UBA_TEST_WORKERS:-2}" --durations=20 "$@" ;;
 esac

@@ -25,16 +25,62 @@ SAMPLE_ATO_RATE = 0.06
 TEST_SALT = "test-salt"
 
 
-# Tests that read the one full pipeline run (fixture full_pipeline) share a pytest-xdist worker,
-# so the run happens once per test session, not once per worker.
-FULL_PIPELINE_GROUP = "full_pipeline"
+# Under pytest-xdist, tests that share an expensive fixture run on one worker, so it is built
+# once per session, not once per worker: each integration module (its module-scoped fixtures: a
+# dbt build, a PostgreSQL or Spark run), and the modules below together (a session fixture only
+# they use). Declared by file: the controller that schedules sees only test ids.
+SHARED_FIXTURE_MODULES = {
+    "full_pipeline": ("test_bi", "test_dev_signals", "test_orchestration"),
+    "privacy_pipeline": ("test_privacy_consent", "test_privacy_erasure"),
+}
+# Scopes taking the most minutes, longest first: they start first, so that no worker is left
+# finishing a long one alone at the end. Unit tests go last, one by one (they even out the end).
+LONGEST_FIRST = (
+    "test_spark_engine",
+    "full_pipeline",
+    "test_postgres_pipeline",
+    "test_tracking_plan_features",
+    "test_funnels",
+    "test_daily_increment",
+)
+_GROUP_OF_MODULE = {m: group for group, modules in SHARED_FIXTURE_MODULES.items() for m in modules}
 
 
-def pytest_configure(config):
-    # Known with or without pytest-xdist (`-p no:xdist` and --strict-markers).
-    config.addinivalue_line("markers", "xdist_group(name): run in the same xdist worker")
-    if getattr(config.option, "dist", None) == "load":
-        config.option.dist = "loadgroup"
+def xdist_scope(nodeid: str) -> str:
+    """The scheduling unit of a test: its integration module (or shared-fixture group); a unit
+    test is its own."""
+    path = nodeid.split("::", 1)[0]
+    if "/integration/" not in path:
+        return nodeid
+    module = path.rsplit("/", 1)[-1].removesuffix(".py")
+    return _GROUP_OF_MODULE.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)  # run with or without pytest-xdist (-p no:xdist)
+def pytest_xdist_make_scheduler(config, log):
+    """Load balancing by xdist_scope, in the order pytest_collection_modifyitems gives (with
+    --dist load, xdist's default under -n; an explicit other --dist is left alone). xdist's
+    own loadgroup does not group under pytest 9 (it renames test ids, which pytest 9 ignores)."""
+    if config.option.dist != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    config.option.loadscopereorder = False
+    return SharedFixtureScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        scope = xdist_scope(item.nodeid)
+        if scope in LONGEST_FIRST:
+            return LONGEST_FIRST.index(scope)
+        return len(LONGEST_FIRST) + (0 if scope != item.nodeid else 1)
+
+    items.sort(key=rank)  # stable: collection order within a rank
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -254,8 +300,8 @@ class FullPipeline:
 @pytest.fixture(scope="session")
 def full_pipeline(sample_data, tmp_path_factory) -> FullPipeline:
     """The whole Dagster graph materialized once on the sample: the pipeline's warehouse, the
-    published copy, the Data Docs. Tests using it read only (and carry
-    `pytest.mark.xdist_group(FULL_PIPELINE_GROUP)`)."""
+    published copy, the Data Docs. Tests using it read only (and live in the modules of
+    SHARED_FIXTURE_MODULES["full_pipeline"])."""
     from dagster import DagsterInstance
 
     data_dir = tmp_path_factory.mktemp("pipeline") / "data"

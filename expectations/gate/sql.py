@@ -23,19 +23,7 @@ NEW_BATCHES = "__uba_gate_new_batches"
 REPEATED = "__uba_gate_repeated"
 
 # Columns of raw.events_validated, in order (load_id last: added by the load-batch layout).
-VALIDATED_COLUMNS = (
-    "raw_id",
-    "event_id",
-    "user_id",
-    "anonymous_id",
-    "event_name",
-    "event_ts",
-    "received_at",
-    "session_id",
-    "properties",
-    "loaded_at",
-    "load_id",
-)
+VALIDATED_COLUMNS = ("raw_id", *CONTRACT_COLUMNS, "loaded_at", "load_id")
 # Raw columns a quarantine row keeps as loaded (text).
 QUARANTINE_RAW_COLUMNS = (
     "source_file",

@@ -9,7 +9,8 @@ transition mart. Served only when it beats both on top-1 AND top-3 accuracy on t
 from __future__ import annotations
 
 import re
-from typing import Self
+from collections.abc import Mapping
+from typing import Any, Self
 
 import numpy as np
 import polars as pl
@@ -147,7 +148,7 @@ class NextActionModel(BoostedEstimator):
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
         """float64 matrix of the features; event names as their vocabulary codes (NaN when
         unknown), so LightGBM treats them as categories."""
-        codes = {name: float(i) for i, name in enumerate(self.vocabulary_)}
+        codes = self._codes()
         columns = []
         for feature in self.features:
             if feature in self.categorical_:
@@ -156,6 +157,21 @@ class NextActionModel(BoostedEstimator):
                 expr = pl.col(feature).cast(pl.Float64)
             columns.append(expr.alias(feature))
         return frame.select(columns).to_numpy()
+
+    def row_matrix(self, row: Mapping[str, Any]) -> np.ndarray:
+        """`matrix` of one row given as {column: value} (the scoring service's scored event),
+        without building a frame: same codes, None as NaN."""
+        codes = self._codes()
+        values = [
+            codes.get(row[f], np.nan)
+            if f in self.categorical_
+            else (np.nan if row[f] is None else float(row[f]))
+            for f in self.features
+        ]
+        return np.array([values], dtype=np.float64)
+
+    def _codes(self) -> dict[str, float]:
+        return {name: float(i) for i, name in enumerate(self.vocabulary_)}
 
     def class_index(self, frame: pl.DataFrame) -> np.ndarray:
         """Each row's label as its class index (-1: a label never seen in training)."""
@@ -215,9 +231,7 @@ class NextActionModel(BoostedEstimator):
         self.check_fitted()
         latest = frame.sort("event_ts", "event_id").unique("user_id", keep="last").sort("user_id")
         matrix = self.matrix(latest)
-        proba = self._proba(matrix)
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :TOP_K]
-        top = np.take_along_axis(proba, order, axis=1)
+        order, top = self._top_actions(matrix)
         classes = np.array(self.classes_, dtype=object)
         columns = {}
         for rank in range(TOP_K):
@@ -233,6 +247,26 @@ class NextActionModel(BoostedEstimator):
                 pl.Series("reasons", self.reasons(matrix, order[:, 0]), dtype=pl.String)
             )
         return out
+
+    def predict_row(self, row: Mapping[str, Any], with_reasons: bool = True) -> dict[str, Any]:
+        """`predict_frame`'s row for one user's newest event given as {column: value} (the
+        scoring service's; ~1 ms where the frame route takes ~3)."""
+        self.check_fitted()
+        matrix = self.row_matrix(row)
+        order, top = self._top_actions(matrix)
+        out = {"user_id": row["user_id"], "as_of_date": row["event_date"], "score": top[0, 0]}
+        for rank in range(TOP_K):
+            out[f"next_action_{rank + 1}"] = self.classes_[order[0, rank]]
+            out[f"probability_{rank + 1}"] = top[0, rank]
+        if with_reasons:
+            (out["reasons"],) = self.reasons(matrix, order[:, 0])
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}
+
+    def _top_actions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the TOP_K most probable classes' indices, and their probabilities."""
+        proba = self._proba(matrix)
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :TOP_K]
+        return order, np.take_along_axis(proba, order, axis=1)
 
     def reasons(self, matrix: np.ndarray, predicted: np.ndarray, k: int = 3) -> list[str]:
         """The k features that push each row's predicted action up most (TreeSHAP of that

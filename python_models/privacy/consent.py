@@ -49,7 +49,19 @@ def consent_state(con: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, boo
     row = cursor.fetchone()
     if row is None:
         return {}
+    return _purposes([d[0] for d in cursor.description], row)
+
+
+def consent_states(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, bool]]:
+    """{person key: {purpose: granted}} for every person of the consent mart on `con` (the
+    scoring service holds them in memory per publication)."""
+    cursor = con.execute(f"select * from {CONSENT_TABLE}")
     names = [d[0] for d in cursor.description]
+    key = names.index("user_id")
+    return {row[key]: _purposes(names, row) for row in cursor.fetchall()}
+
+
+def _purposes(names: list[str], row: tuple) -> dict[str, bool]:
     return {
         name.removeprefix("has_").removesuffix("_consent"): bool(value)
         for name, value in zip(names, row, strict=True)

@@ -65,10 +65,12 @@ class PersonalTable:
         return tuple(c for columns in self.roles.values() for c in columns)
 
 
-def personal_tables(con: duckdb.DuckDBPyConnection) -> list[PersonalTable]:
-    """Every base table of the connection's database with an identifier or free-text column,
-    ordered by schema and name. Views are left out: they hold no rows of their own."""
-    rows = con.execute(
+def _text_columns(
+    con: duckdb.DuckDBPyConnection, skip_schemas: tuple[str, ...] = ()
+) -> list[tuple[str, str, str]]:
+    """(schema, table, column) of every text column of the database's base tables, in table
+    and column order. Views are left out: they hold no rows of their own."""
+    return con.execute(
         """
         select columns.table_schema, columns.table_name, columns.column_name
         from information_schema.columns as columns
@@ -78,12 +80,18 @@ def personal_tables(con: duckdb.DuckDBPyConnection) -> list[PersonalTable]:
             and columns.table_name = tables.table_name
         where tables.table_type = 'BASE TABLE'
           and columns.table_catalog = current_database()
-          and columns.table_schema not in (select unnest(?))
+          and columns.table_schema not in (select unnest(?::varchar[]))
           and columns.data_type = 'VARCHAR'
         order by 1, 2, columns.ordinal_position
         """,
-        [list(SYSTEM_SCHEMAS)],
+        [list(skip_schemas)],
     ).fetchall()
+
+
+def personal_tables(con: duckdb.DuckDBPyConnection) -> list[PersonalTable]:
+    """Every base table of the connection's database with an identifier or free-text column,
+    ordered by schema and name. Views are left out: they hold no rows of their own."""
+    rows = _text_columns(con, skip_schemas=SYSTEM_SCHEMAS)
     found: dict[tuple[str, str], tuple[dict[str, list[str]], list[str]]] = {}
     for schema, table, column in rows:
         roles, free_text = found.setdefault((schema, table), ({}, []))
@@ -110,20 +118,7 @@ def columns_holding(con: duckdb.DuckDBPyConnection, values: set[str]) -> list[tu
     frame = pa.table({"value": pa.array(sorted(values), type=pa.string())})
     con.register("__uba_values", frame)
     try:
-        rows = con.execute(
-            """
-            select columns.table_schema, columns.table_name, columns.column_name
-            from information_schema.columns as columns
-            inner join information_schema.tables as tables
-                on columns.table_catalog = tables.table_catalog
-                and columns.table_schema = tables.table_schema
-                and columns.table_name = tables.table_name
-            where tables.table_type = 'BASE TABLE'
-              and columns.table_catalog = current_database()
-              and columns.data_type = 'VARCHAR'
-            order by 1, 2, 3
-            """
-        ).fetchall()
+        rows = _text_columns(con)
         found = []
         for schema, table, column in rows:
             hits = con.execute(

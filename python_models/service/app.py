@@ -47,8 +47,6 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 NEXT_ACTION = "next_action"
 SEGMENT_MODEL = "segmentation"
 TAXONOMY_PATH = DBT_PROJECT_DIR / "seeds" / "event_taxonomy.csv"
-# Columns of the mart that are not features of the latest event (the label looks ahead).
-NOT_RETURNED = ("next_event_name",)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -149,12 +147,12 @@ class Service:
             "scores": scores,
         }
 
-    def _next_action(self, latest: pl.DataFrame) -> dict[str, Any]:
+    def _next_action(self, latest: dict[str, Any]) -> dict[str, Any]:
         try:
             version, bundle = self.published.champion(NEXT_ACTION)
         except RegistryError as err:
             raise ServiceUnavailable(str(err)) from None
-        row = bundle["model"].predict_frame(latest).row(0, named=True)
+        row = bundle["model"].predict_row(latest)
         return {"model_name": NEXT_ACTION, "model_version": version, **row}
 
     def score(self, request: ScoreRequest) -> tuple[dict[str, Any], list]:
@@ -193,12 +191,10 @@ class Service:
         history = self.published.user_events(user_id)
         known = history.filter(~pl.col("event_id").is_in(posted["event_id"].implode()))
         combined = pl.concat([known.cast(posted.schema), posted])
-        rows = self.features.compute(combined).drop(NOT_RETURNED)
-        rows = rows.sort("event_ts", "event_id")
-        latest = rows.tail(1)
+        rows = self.features.compute(combined).sort("event_ts", "event_id")
+        features = rows.row(-1, named=True)  # the latest event's
         scores = self.published.user_scores(user_id)
-        scores[NEXT_ACTION] = self._next_action(latest)
-        features = latest.row(0, named=True)
+        scores[NEXT_ACTION] = self._next_action(features)
         if consent.get("marketing", True):
             fired, webhooks = self.triggers.evaluate(user_id, scores, features)
         else:  # triggers act on the person: marketing consent (docs/privacy.md)
@@ -235,11 +231,16 @@ def build_service(settings: Settings | None = None) -> Service:
     features = SequenceFeatures(sql)
     rules = load_rules(settings.service_rules_path, _score_fields(), set(features.columns()))
     audit = TriggerAudit(settings.service_dir / "triggers.sqlite3")
+    published = PublishedWarehouse(
+        settings.published_dir / "warehouse.duckdb", MODELS, settings.duckdb_memory_limit
+    )
+    try:
+        published.stats  # noqa: B018 - load the publication now, not on the first request
+    except NotPublished:
+        pass  # requests get a 503 until one appears
     return Service(
         settings=settings,
-        published=PublishedWarehouse(
-            settings.published_dir / "warehouse.duckdb", MODELS, settings.duckdb_memory_limit
-        ),
+        published=published,
         features=features,
         triggers=TriggerEngine(rules, audit),
         taxonomy=read_taxonomy(),
@@ -288,6 +289,7 @@ def create_app(service: Service) -> FastAPI:
                 "status": "ok",
                 "published_at": datetime.fromtimestamp(published_at, UTC).isoformat(),
                 "champions": service.published.champions(),
+                "loaded": service.published.stats,
                 "rules": [rule.name for rule in service.triggers.rules],
             }
         )

@@ -20,11 +20,10 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import FULL_PIPELINE_GROUP
 
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(FULL_PIPELINE_GROUP)]
+pytestmark = pytest.mark.slow
 
 BI_SCHEMAS = {"marts", "features", "reports", "ml_scores", "ml", "impact"}
 # The churn spec's label: predicted to churn when the calibrated probability is >= 0.5.

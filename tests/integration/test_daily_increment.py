@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from increments import assert_same_rows, hold_back, read, release_held_back, sorted_table
 
 from python_models.dbt_runner import DbtError, run_dbt
 from python_models.warehouse import connect
@@ -36,26 +37,6 @@ SELECT = [
 ]
 
 
-def _read(path: Path, sql: str) -> pl.DataFrame:
-    con = connect(path, read_only=True)
-    try:
-        return con.execute(sql).pl()
-    finally:
-        con.close()
-
-
-def _table(path: Path, name: str) -> pl.DataFrame:
-    frame = _read(path, f"select * from {name}")
-    return frame.sort(frame.columns)
-
-
-def _assert_same_rows(got: pl.DataFrame, expected: pl.DataFrame, name: str) -> None:
-    assert got.columns == expected.columns, name
-    assert got.height == expected.height, f"{name}: {got.height} rows, full build {expected.height}"
-    for column in got.columns:
-        assert got[column].equals(expected[column]), f"{name}.{column} differs from a full build"
-
-
 @pytest.fixture(scope="module")
 def daily_increment(gated_warehouse, tmp_path_factory) -> dict:
     """History built in full, then the held-back day run incrementally; the tables after the
@@ -63,45 +44,29 @@ def daily_increment(gated_warehouse, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("daily")
     path = tmp / "warehouse.duckdb"
     shutil.copy(gated_warehouse, path)
-    con = connect(path)
-    try:
-        cut = con.execute(
-            "select cast(max(received_at) as date) from raw.events_validated"
-        ).fetchone()[0]
-        con.execute(
-            "create table raw.held_back as select * from raw.events_validated "
-            "where received_at >= ? or (event_ts >= cast(? as timestamp) - interval 7 day "
-            "and hash(event_id || 'late') % 100 < 3)",
-            [cut, cut],
-        )
-        con.execute(
-            "delete from raw.events_validated where event_id in "
-            "(select event_id from raw.held_back)"
-        )
-        late = con.execute(
-            "select count(*) from raw.held_back where received_at < ?", [cut]
-        ).fetchone()[0]
-    finally:
-        con.close()
+    cut = read(path, "select cast(max(received_at) as date) as cut from raw.events_validated")[
+        "cut"
+    ][0]
+    # the last day, and 3% of the week before it arriving late with it
+    hold_back(
+        path,
+        "received_at >= ? or (event_ts >= cast(? as timestamp) - interval 7 day "
+        "and hash(event_id || 'late') % 100 < 3)",
+        [cut, cut],
+    )
+    late = read(path, "select count(*) as n from raw.held_back where received_at < ?", [cut])
+    late = late["n"][0]
     target = tmp / "target"
     run_dbt(["seed"], duckdb_path=path, quiet=True, target_path=target)
     run_dbt(["run", *SELECT], duckdb_path=path, quiet=True, target_path=target)
-    history = {name: _table(path, name) for name in DAILY_MODELS}
-    con = connect(path)
-    try:
-        # the held-back rows arrive as one new load batch, as the gate appends them
-        con.execute(
-            "insert into raw.events_validated select * replace ((select max(load_id) + 1"
-            " from raw.events_validated) as load_id) from raw.held_back"
-        )
-    finally:
-        con.close()
+    history = {name: sorted_table(path, name) for name in DAILY_MODELS}
+    release_held_back(path)
     run_dbt(["run", *SELECT], duckdb_path=path, quiet=True, target_path=target)
-    incremental = {name: _table(path, name) for name in DAILY_MODELS}
+    incremental = {name: sorted_table(path, name) for name in DAILY_MODELS}
     after_increment = tmp / "after_increment.duckdb"
     shutil.copy(path, after_increment)
     run_dbt(["run", "--full-refresh", *SELECT], duckdb_path=path, quiet=True, target_path=target)
-    full = {name: _table(path, name) for name in DAILY_MODELS}
+    full = {name: sorted_table(path, name) for name in DAILY_MODELS}
     return {
         "cut": cut,
         "late": late,
@@ -116,7 +81,7 @@ def daily_increment(gated_warehouse, tmp_path_factory) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", DAILY_MODELS)
 def test_one_new_day_incrementally_equals_a_full_build(daily_increment, name):
-    _assert_same_rows(daily_increment["incremental"][name], daily_increment["full"][name], name)
+    assert_same_rows(daily_increment["incremental"][name], daily_increment["full"][name], name)
 
 
 @pytest.mark.slow
@@ -191,8 +156,8 @@ def test_rolling_active_users_recount_the_events(daily_increment):
     """rpt_active_users_daily (running sums of per-user spans) equals a plain recount from
     fct_events: distinct users with an event in the 1 / 7 / 28 days ending each day."""
     path = daily_increment["warehouse"]
-    report = _read(path, "select * from reports.rpt_active_users_daily").sort("activity_date")
-    user_days = _read(path, "select distinct user_id, event_date from marts.fct_events")
+    report = read(path, "select * from reports.rpt_active_users_daily").sort("activity_date")
+    user_days = read(path, "select distinct user_id, event_date from marts.fct_events")
     spread = user_days.with_columns(pl.int_ranges(0, 28).alias("offset")).explode("offset")
     spread = spread.with_columns(
         (pl.col("event_date") + pl.duration(days=pl.col("offset"))).alias("activity_date")

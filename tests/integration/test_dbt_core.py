@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from increments import hold_back, read, release_held_back
 
 from python_models.config import REPO_ROOT
 from python_models.dbt_runner import DbtError, run_dbt
@@ -791,29 +792,10 @@ def test_generated_incremental_equals_full_refresh(generated, tmp_path):
     _, path = generated
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(path, copy)
-    con = connect(copy)
-    try:
-        cut = con.execute(
-            "select quantile_disc(received_at, 0.7) from raw.events_validated"
-        ).fetchone()[0]
-        con.execute(
-            "create table raw.held_back as "
-            "select * from raw.events_validated where received_at >= ?",
-            [cut],
-        )
-        con.execute("delete from raw.events_validated where received_at >= ?", [cut])
-    finally:
-        con.close()
+    cut = read(copy, "select quantile_disc(received_at, 0.7) as cut from raw.events_validated")
+    hold_back(copy, "received_at >= ?", [cut["cut"][0]])
     build_core(copy, tmp_path, "--full-refresh")
-    con = connect(copy)
-    try:
-        # the held-back rows arrive as a new load batch, as the gate appends them
-        con.execute(
-            "insert into raw.events_validated select * replace ((select max(load_id) + 1"
-            " from raw.events_validated) as load_id) from raw.held_back"
-        )
-    finally:
-        con.close()
+    release_held_back(copy)
     build_core(copy, tmp_path)
     marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"]
     incremental = table_hashes(copy, marts)

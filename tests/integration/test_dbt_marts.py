@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from increments import assert_same_rows, hold_back, read, release_held_back, sorted_table
 from test_postgres_portability import postgres_server  # noqa: F401 (a fixture, used below)
 
 from python_models.common import catalogue
@@ -92,14 +93,6 @@ def test_unbounded_retention_conforms_to_dbt_product_analytics(conformance_db, t
     assert [by_period[p]["users_unbounded"] for p in (30, 60, 120)] == [0, 0, 0]
 
 
-def _read(path: Path, sql: str) -> pl.DataFrame:
-    con = connect(path, read_only=True)
-    try:
-        return con.execute(sql).pl()
-    finally:
-        con.close()
-
-
 def _documented_columns(mart: str) -> list[str]:
     document = yaml.safe_load(catalogue.CATALOGUE_PATH.read_text())
     return [c["name"] for c in next(m for m in document["models"] if m["name"] == mart)["columns"]]
@@ -111,7 +104,7 @@ def _documented_columns(mart: str) -> list[str]:
 def test_catalogue_matches_built_feature_mart(built_warehouse, mart):
     """Both ways: every column the model produces is documented (features with their meta),
     and the catalogue names no column the model does not produce."""
-    frame = _read(built_warehouse, f"select * from features.{mart}")
+    frame = read(built_warehouse, f"select * from features.{mart}")
     assert frame.height > 0
     assert frame.columns == _documented_columns(mart)
     keys, features = catalogue.key_columns(mart), catalogue.feature_columns(mart=mart)
@@ -128,11 +121,11 @@ def test_catalogue_matches_built_feature_mart(built_warehouse, mart):
 
 def test_features_match_an_independent_recount(built_warehouse):
     """Windowed counts recomputed in polars from fct_events with the point-in-time rule."""
-    events = _read(
+    events = read(
         built_warehouse,
         "select user_id, event_name, event_ts, received_at, revenue_usd from marts.fct_events",
     )
-    features = _read(
+    features = read(
         built_warehouse,
         """select user_id, as_of_date, count_events_7d, count_events_30d, count_page_view_30d,
             count_events_lifetime, sum_revenue_usd_90d, days_since_last_event, tenure_days
@@ -178,14 +171,14 @@ def test_features_match_an_independent_recount(built_warehouse):
 
 
 def test_activity_and_lifecycle_agree_with_events(built_warehouse):
-    events = _read(built_warehouse, "select user_id, event_date from marts.fct_events")
-    dau = _read(built_warehouse, "select * from reports.rpt_active_users_daily")
+    events = read(built_warehouse, "select user_id, event_date from marts.fct_events")
+    dau = read(built_warehouse, "select * from reports.rpt_active_users_daily")
     expected = events.group_by("event_date").agg(pl.col("user_id").n_unique().alias("n"))
     joined = dau.join(expected, left_on="activity_date", right_on="event_date", how="left")
     assert (joined["daily_active_users"] == joined["n"].fill_null(0)).all()
     assert (dau["stickiness_dau_mau"].is_between(0, 1)).all()
     # every user is 'new' exactly once, in the week of their first event
-    lifecycle = _read(built_warehouse, "select * from marts.fct_user_lifecycle_weekly")
+    lifecycle = read(built_warehouse, "select * from marts.fct_user_lifecycle_weekly")
     first_week = events.group_by("user_id").agg(
         pl.col("event_date").min().dt.truncate("1w").alias("first_week")
     )
@@ -205,57 +198,28 @@ INCREMENTAL_MODELS = [
 ]
 
 
-def _table(path: Path, name: str) -> pl.DataFrame:
-    frame = _read(path, f"select * from {name}")
-    return frame.sort(frame.columns)
-
-
-def _assert_same_rows(got: pl.DataFrame, expected: pl.DataFrame, name: str) -> None:
-    """Identical rows, doubles bit for bit (order-dependent sums go through exact decimals)."""
-    assert got.columns == expected.columns, name
-    for column in got.columns:
-        assert got[column].equals(expected[column]), f"{name}.{column} differs"
-
-
 def test_incremental_equals_full_refresh(gated_warehouse, tmp_path):
     """Build on the events received before a cutoff, add the rest, run incrementally:
     the incremental tables equal a full refresh on everything."""
     path = copy_warehouse(gated_warehouse, tmp_path)
-    con = connect(path)
-    try:
-        cutoff = con.execute(
-            "select quantile_disc(received_at, 0.8) from raw.events_validated"
-        ).fetchone()[0]
-        con.execute(
-            "create table raw.held_back as select * from raw.events_validated"
-            " where received_at >= ?",
-            [cutoff],
-        )
-        con.execute("delete from raw.events_validated where received_at >= ?", [cutoff])
-    finally:
-        con.close()
+    cutoff = read(
+        path, "select quantile_disc(received_at, 0.8) as cutoff from raw.events_validated"
+    )["cutoff"][0]
+    hold_back(path, "received_at >= ?", [cutoff])
     select = ["--select", "+ftr_user_features +fct_user_activity_daily"]
     target = tmp_path / "target"
     # Staging flags events missing from the tracking plan: the plan's seed must exist.
     run_dbt(["seed"], duckdb_path=path, quiet=True, target_path=target)
     run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=target)
-    con = connect(path)
-    try:
-        before = con.execute("select max(as_of_date) from features.ftr_user_features").fetchone()[0]
-        # the held-back rows arrive as a new load batch, as the gate appends them
-        con.execute(
-            "insert into raw.events_validated select * replace ((select max(load_id) + 1"
-            " from raw.events_validated) as load_id) from raw.held_back"
-        )
-    finally:
-        con.close()
+    before = read(path, "select max(as_of_date) as d from features.ftr_user_features")["d"][0]
+    release_held_back(path)
     run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=target)
-    incremental = {name: _table(path, name) for name in INCREMENTAL_MODELS}
+    incremental = {name: sorted_table(path, name) for name in INCREMENTAL_MODELS}
     run_dbt(["run", "--full-refresh", *select], duckdb_path=path, quiet=True, target_path=target)
     for name in INCREMENTAL_MODELS:
-        full = _table(path, name)
+        full = sorted_table(path, name)
         assert incremental[name].height == full.height, name
-        _assert_same_rows(incremental[name], full, name)
+        assert_same_rows(incremental[name], full, name)
     # the second run really added snapshots
     assert incremental["features.ftr_user_features"]["as_of_date"].max() > before
 
@@ -307,7 +271,7 @@ def test_feature_marts_and_reports_match_duckdb_on_postgres(tmp_path, monkeypatc
     _load_postgres(port, events, replace=True)
     run_dbt(["build", *select], target="postgres", quiet=True, target_path=tmp_path / "target-pg")
     for table in PG_COMPARED:
-        expected = _read(duck, f"select * from {table}")
+        expected = read(duck, f"select * from {table}")
         actual = _pg_frame(port, f"select * from {table}")
         actual = actual.with_columns([pl.col(c).cast(expected[c].dtype) for c in expected.columns])
         assert expected.height > 0 and actual.height == expected.height, table

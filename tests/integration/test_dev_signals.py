@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import FULL_PIPELINE_GROUP, repoint_registry
+from conftest import repoint_registry
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +135,6 @@ def _stop_and_wait(process: subprocess.Popen, signum: int, seconds: float) -> in
     return process.returncode
 
 
-@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_uba_serve_stops_on_sigterm_and_sigint(pipeline_copy, signum):
@@ -191,7 +190,6 @@ def _score_tables(env: dict) -> dict[str, set]:
         con.close()
 
 
-@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_uba_score_stops_mid_run_and_leaves_the_score_tables_as_they_were(pipeline_copy, signum):

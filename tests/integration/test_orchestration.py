@@ -8,7 +8,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import FULL_PIPELINE_GROUP, pipeline_env, run_full_pipeline
+from conftest import pipeline_env, run_full_pipeline
+
+from python_models.ingest.contract import CONTRACT_COLUMNS
 
 SCORE_TABLES = (
     "churn_scores",
@@ -79,7 +81,6 @@ def test_definitions_hold_the_whole_graph():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
 def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
     result = full_pipeline.result
     isolated_pipeline = full_pipeline.settings
@@ -169,16 +170,7 @@ def test_corrupt_input_blocks_everything_downstream(isolated_pipeline, sample_da
     # A batch whose timestamps are all garbage: the gate quarantines it and the blocking check
     # must stop dbt, training and scoring.
     corrupt = tmp_path / "corrupt.csv"
-    fields = [
-        "event_id",
-        "user_id",
-        "anonymous_id",
-        "event_name",
-        "event_ts",
-        "received_at",
-        "session_id",
-        "properties",
-    ]
+    fields = list(CONTRACT_COLUMNS)
     with corrupt.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -208,7 +200,6 @@ def test_corrupt_input_blocks_everything_downstream(isolated_pipeline, sample_da
     assert not (isolated_pipeline.published_dir / "warehouse.duckdb").exists()
 
 
-@pytest.mark.xdist_group(FULL_PIPELINE_GROUP)
 def test_scoring_asset_scores_only_the_users_whose_features_changed(full_pipeline, tmp_path):
     """Materialized again on the same warehouse, churn's scoring asset scores nobody; after
     three users' latest features change, exactly those three are scored (the rest keep their

@@ -16,6 +16,7 @@ import pytest
 from pg_server import NoPostgres, throwaway_postgres
 from test_dbt_core import make_planted_events, write_validated  # same planted data
 
+from expectations.gate.sql import VALIDATED_COLUMNS
 from python_models.dbt_runner import run_dbt
 from python_models.warehouse import connect
 
@@ -70,18 +71,9 @@ def _load_postgres(port: int, events: pl.DataFrame, replace: bool) -> None:
     """Copy `events` into PostgreSQL's raw.events_validated as one new load batch (load_id),
     as the gate appends a batch."""
     buffer = io.StringIO()
-    events.select(
-        "raw_id",
-        "event_id",
-        "user_id",
-        "anonymous_id",
-        "event_name",
-        "event_ts",
-        "received_at",
-        "session_id",
-        "properties",
-        "loaded_at",
-    ).write_csv(buffer, null_value="")
+    # The validated columns but load_id, which the update below fills in.
+    columns = [c for c in VALIDATED_COLUMNS if c != "load_id"]
+    events.select(columns).write_csv(buffer, null_value="")
     buffer.seek(0)
     pg = _pg_connect(port)
     try:
@@ -94,8 +86,7 @@ def _load_postgres(port: int, events: pl.DataFrame, replace: bool) -> None:
                 "session_id text, properties text, loaded_at timestamp, load_id bigint)"
             )
         cur.copy_expert(
-            "copy raw.events_validated (raw_id, event_id, user_id, anonymous_id, event_name, "
-            "event_ts, received_at, session_id, properties, loaded_at) from stdin with "
+            f"copy raw.events_validated ({', '.join(columns)}) from stdin with "
             "(format csv, header true)",
             buffer,
         )

@@ -228,6 +228,29 @@ def test_posted_events_get_the_feature_marts_features(service, held_back, scored
     assert compared == SAMPLED_USERS * HELD_BACK
 
 
+def test_one_batch_gives_each_request_the_feature_marts_rows(service, held_back, scored_warehouse):
+    """Concurrent requests share one execution of the feature SQL: each gets the rows it
+    would alone, even beside a request for the same person with the same event ids."""
+    svc = service[1]
+    frames, expected = [], []
+    for (user_id,), events in held_back.group_by("user_id", maintain_order=True):
+        history = svc.published.user_events(user_id)
+        frames.append(pl.concat([history, events.select(history.columns)]))
+        expected.append(_mart_rows(scored_warehouse, events["event_id"].to_list()))
+    # The first person again, an hour later: a different request with the same keys.
+    frames.append(frames[0].with_columns(pl.col("event_ts") + pl.duration(hours=1)))
+    results = svc.features.batch(frames)
+    assert len(results) == len(frames)
+    for rows, mart in zip(results, expected, strict=False):
+        got = rows.filter(pl.col("event_id").is_in(mart["event_id"].implode()))
+        assert got.sort("event_ts", "event_id").select(mart.columns).equals(mart)
+    assert (
+        results[-1]
+        .sort("event_ts", "event_id")
+        .equals(svc.features.batch(frames[-1:])[0].sort("event_ts", "event_id"))
+    )
+
+
 def test_the_next_action_is_the_champions_on_the_mart_row(service, held_back, scored_warehouse):
     from python_models.common import registry
     from python_models.warehouse import connect
