@@ -4,15 +4,22 @@ processes and dbt's own Spark session take turns on the same warehouse directory
 
     python tests/spark_steps.py load VALIDATED.parquet
     python tests/spark_steps.py export OUT_DIR TABLE [TABLE ...]
+    python tests/spark_steps.py train OUT_DIR MODEL
+    python tests/spark_steps.py export OUT_DIR TABLE ... then train OUT_DIR MODEL
 
 `load` writes raw.events_validated through the warehouse interface (Arrow into Spark);
 `export` reads each table through it, writes OUT_DIR/<table>.parquet, and writes and reads
-back a derived table (a Python step writing to the warehouse).
+back a derived table (a Python step writing to the warehouse); `train` trains and scores
+MODEL on Spark's feature marts (lifecycle.train_model / score_model, the registry and score
+tables on Spark too) and writes OUT_DIR/<model>.json (status, metrics, evaluation) and the
+current score table as OUT_DIR/<model>.scores.parquet.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -43,11 +50,49 @@ def export(out_dir: Path, tables: list[str]) -> None:
     back.write_parquet(out_dir / "ml_scores.users_per_country.parquet")
 
 
+# The sample is far below churn's default bar of 1,000 churned and returning user-snapshots
+# (as in tests/integration/test_models_truth.py).
+SMALL = {"churn": {"min_class_examples": 50}}
+
+
+def train(out_dir: Path, model: str) -> None:
+    from python_models.lifecycle import score_model, train_model
+    from python_models.warehouse import connect
+
+    con = connect(engine="spark")
+    clock = time.perf_counter()
+    trained = train_model(con, model, run_id="spark", params=SMALL.get(model))
+    trained_at = time.perf_counter()
+    scored = score_model(con, model, run_id="spark")
+    summary = {
+        "seconds_train": trained_at - clock,
+        "seconds_score": time.perf_counter() - trained_at,
+        "status": trained.status,
+        "metrics": {k: v for k, v in trained.metrics.items() if isinstance(v, int | float)},
+        "evaluation": trained.evaluation.to_dicts(),
+        "scored_rows": scored.rows,
+    }
+    (out_dir / f"{model}.json").write_text(json.dumps(summary, default=str))
+    scores = con.execute(f"select * from {scored.table}").pl()
+    scores.write_parquet(out_dir / f"{model}.scores.parquet")
+
+
+STEPS = {
+    "load": lambda args: load(Path(args[0])),
+    "export": lambda args: export(Path(args[0]), args[1:]),
+    "train": lambda args: train(Path(args[0]), args[1]),
+}
+
+
 if __name__ == "__main__":
-    command, *args = sys.argv[1:]
-    if command == "load":
-        load(Path(args[0]))
-    elif command == "export":
-        export(Path(args[0]), args[1:])
-    else:
-        raise SystemExit(f"unknown step {command!r}")
+    # Steps separated by "then" run in this one process (one JVM start).
+    steps: list[list[str]] = [[]]
+    for arg in sys.argv[1:]:
+        if arg == "then":
+            steps.append([])
+        else:
+            steps[-1].append(arg)
+    for command, *args in steps:
+        if command not in STEPS:
+            raise SystemExit(f"unknown step {command!r}")
+        STEPS[command](args)

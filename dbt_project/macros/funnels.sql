@@ -395,6 +395,7 @@ boundaries as (
 next_candidates as (
 
     select
+        {{ keys | join(', ') }},
         candidate_id,
         next_candidate_id,
         is_island_start
@@ -412,25 +413,10 @@ next_candidates as (
 
 ),
 
-{#- The attempts: island starts, then next-candidate pointers inside each island. Nested so
-    that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
+{#- The attempts: island starts, then next-candidate pointers inside each island. -#}
 chosen as (
 
-    select chain.candidate_id
-    from (
-        with recursive chain as (
-            select candidate_id, next_candidate_id
-            from next_candidates
-            where is_island_start
-            union all
-            select next_candidates.candidate_id, next_candidates.next_candidate_id
-            from chain
-            inner join next_candidates
-                on chain.next_candidate_id = next_candidates.candidate_id
-            where not next_candidates.is_island_start
-        )
-        select candidate_id from chain
-    ) as chain
+    {{ uba_funnel_attempt_chain('next_candidates', keys) }}
 
 ),
 
@@ -476,6 +462,33 @@ final as (
 )
 
 select * from final
+{%- endmacro %}
+
+{#- The candidate ids on the chains of next-candidate pointers (`next_candidates`: `keys`,
+    candidate_id, next_candidate_id, is_island_start) that start at each island start: a
+    recursive CTE whose depth is the number of attempts inside one island. Nested so that the
+    model's own WITH stays plain (dbt injects unit-test fixtures there). Spark's version walks
+    each key's candidates in one aggregate (uba_cross_db_engines.sql). -#}
+{% macro uba_funnel_attempt_chain(next_candidates, keys) -%}
+    {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
+{%- endmacro %}
+
+{% macro default__uba_funnel_attempt_chain(next_candidates, keys) -%}
+    select chain.candidate_id
+    from (
+        with recursive chain as (
+            select candidate_id, next_candidate_id
+            from {{ next_candidates }}
+            where is_island_start
+            union all
+            select {{ next_candidates }}.candidate_id, {{ next_candidates }}.next_candidate_id
+            from chain
+            inner join {{ next_candidates }}
+                on chain.next_candidate_id = {{ next_candidates }}.candidate_id
+            where not {{ next_candidates }}.is_island_start
+        )
+        select candidate_id from chain
+    ) as chain
 {%- endmacro %}
 
 {#- Funnel conversion per period (`grain`: 'day' or 'week', by the day each attempt started),

@@ -13,6 +13,10 @@
     consent for `purpose`. A hook, so incremental models also lose the rows they kept from
     before a withdrawal, and no feature SQL changes. -#}
 {% macro uba_drop_without_consent(purpose) -%}
+    {{ return(adapter.dispatch('uba_drop_without_consent', 'uba')(purpose)) }}
+{%- endmacro %}
+
+{% macro default__uba_drop_without_consent(purpose) -%}
     {%- set consent = ref('dim_user_consent') -%}
     {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list
         if execute else [] -%}

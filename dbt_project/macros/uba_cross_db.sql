@@ -116,3 +116,21 @@
 {% macro default__uba_percentile_cont(fraction, column) -%}
     percentile_cont({{ fraction }}) within group (order by {{ column }})
 {%- endmacro %}
+
+{#- ISO day of the week of a timestamp: 1 = Monday ... 7 = Sunday. -#}
+{% macro uba_iso_weekday(ts) -%}
+    {{ return(adapter.dispatch('uba_iso_weekday', 'uba')(ts)) }}
+{%- endmacro %}
+
+{% macro default__uba_iso_weekday(ts) -%}
+    extract(isodow from {{ ts }})
+{%- endmacro %}
+
+{#- `with name as {{ uba_cte_not_materialized() }} (...)`: asks DuckDB and PostgreSQL to inline a
+    CTE that is read more than once (cheaper than materializing it); other engines have no such
+    hint and decide for themselves. -#}
+{% macro uba_cte_not_materialized() -%}
+    {{ return(adapter.dispatch('uba_cte_not_materialized', 'uba')()) }}
+{%- endmacro %}
+
+{% macro default__uba_cte_not_materialized() -%}not materialized{%- endmacro %}

@@ -68,6 +68,85 @@
     ), 256), 8), 16, 10) as bigint) % 10000)
 {%- endmacro %}
 
+{% macro spark__uba_iso_weekday(ts) -%}
+    extract(dayofweek_iso from {{ ts }})
+{%- endmacro %}
+
+{% macro spark__uba_cte_not_materialized() -%}{%- endmacro %}
+
+{#- funnel_attempts' chains (funnels.sql) without a recursive CTE (Spark runs one as a job per
+    level, re-planning the whole query each time: minutes on a small sample): each key's
+    candidates in id order, folded in one aggregate. A candidate is on a chain when it starts
+    an island or the last chosen candidate points at it; ids increase along a chain and no
+    pointer crosses an island start, so one pointer per key is enough. -#}
+{% macro spark__uba_funnel_attempt_chain(next_candidates, keys) -%}
+    select explode(walks.candidate_ids) as candidate_id
+    from (
+        select aggregate(
+            array_sort(collect_list(struct(candidate_id, next_candidate_id, is_island_start))),
+            named_struct('next_id', cast(null as bigint), 'ids', cast(array() as array<bigint>)),
+            (walk, candidate) -> case
+                when candidate.is_island_start or candidate.candidate_id = walk.next_id
+                    then named_struct(
+                        'next_id', cast(candidate.next_candidate_id as bigint),
+                        'ids', concat(walk.ids, array(cast(candidate.candidate_id as bigint))))
+                else walk
+            end,
+            walk -> walk.ids
+        ) as candidate_ids
+        from {{ next_candidates }}
+        group by {{ keys | join(', ') }}
+    ) as walks
+{%- endmacro %}
+
+{#- No DELETE on Parquet tables: the rows kept are written aside and written back over the
+    table (INSERT OVERWRITE cannot read the table it overwrites). Rendered while the hook runs,
+    so it runs its statements itself and leaves the hook empty. -#}
+{% macro spark__uba_drop_without_consent(purpose) -%}
+    {%- set consent = ref('dim_user_consent') -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list
+        if execute else [] -%}
+    {%- if 'user_id' in columns -%}
+        {%- set kept = this.incorporate(path={'identifier': this.identifier ~ '__consented'}) -%}
+        {%- do run_query('drop table if exists ' ~ kept) -%}
+        {%- do run_query('create table ' ~ kept ~ ' using parquet as select * from ' ~ this
+            ~ ' where user_id not in (select user_id from ' ~ consent
+            ~ ' where not has_' ~ purpose ~ '_consent)') -%}
+        {%- do run_query('insert overwrite table ' ~ this ~ ' select * from ' ~ kept) -%}
+        {%- do run_query('drop table ' ~ kept) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- dbt-spark's dateadd goes through unix seconds, dropping the sub-second part (a funnel's
+    window end then differs from DuckDB's by up to a second); timestampadd keeps microseconds
+    and, like the other engines' interval arithmetic, returns a timestamp. -#}
+{% macro spark__dateadd(datepart, interval, from_date_or_timestamp) -%}
+    timestampadd({{ datepart }}, cast({{ interval }} as bigint), {{ from_date_or_timestamp }})
+{%- endmacro %}
+
+{#- dbt-spark's seed loader (session method) binds an empty CSV cell as the text 'None': the
+    rows are written as literals instead, an empty cell as null. -#}
+{% macro spark__load_csv_rows(model, agate_table) -%}
+    {%- set column_override = model['config'].get('column_types', {}) -%}
+    {%- set statements = [] -%}
+    {%- for chunk in agate_table.rows | batch(get_batch_size()) -%}
+        {%- set sql -%}
+            insert into {{ this.render() }} values
+            {% for row in chunk -%}
+            ({%- for value in row -%}
+                {%- set type = column_override.get(agate_table.column_names[loop.index0],
+                    adapter.convert_type(agate_table, loop.index0)) -%}
+                cast({{ 'null' if value is none else "'" ~ uba_string_body(value | string) ~ "'" }} as {{ type }})
+                {{- ', ' if not loop.last }}
+            {%- endfor -%}){{ ',' if not loop.last }}
+            {% endfor %}
+        {%- endset -%}
+        {%- do run_query(sql) -%}
+        {%- do statements.append(sql) -%}
+    {%- endfor -%}
+    {{ return(statements[0]) }}
+{%- endmacro %}
+
 {#- Snowflake ------------------------------------------------------------------------------ -#}
 
 {% macro snowflake__uba_json_text(column, key) -%}
@@ -102,6 +181,12 @@
         {%- for column in order_by %} {{ column }}{{ ' desc' if last }}{{ ',' if not loop.last }}
         {%- endfor %}), 0)
 {%- endmacro %}
+
+{% macro snowflake__uba_iso_weekday(ts) -%}
+    dayofweekiso({{ ts }})
+{%- endmacro %}
+
+{% macro snowflake__uba_cte_not_materialized() -%}{%- endmacro %}
 
 {% macro snowflake__uba_holdout_bucket(raw_id, namespace) -%}
     (to_number(left(sha2(
@@ -150,6 +235,13 @@
 {% macro bigquery__uba_percentile_cont(fraction, column) -%}
     approx_quantiles({{ column }}, 1000)[offset(cast(round({{ fraction }} * 1000) as int64))]
 {%- endmacro %}
+
+{#- BigQuery's DAYOFWEEK is 1 = Sunday ... 7 = Saturday. -#}
+{% macro bigquery__uba_iso_weekday(ts) -%}
+    (mod(extract(dayofweek from {{ ts }}) + 5, 7) + 1)
+{%- endmacro %}
+
+{% macro bigquery__uba_cte_not_materialized() -%}{%- endmacro %}
 
 {% macro bigquery__uba_holdout_bucket(raw_id, namespace) -%}
     mod(cast(concat('0x', left(to_hex(sha256(concat(

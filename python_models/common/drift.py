@@ -190,17 +190,14 @@ def measure(
 
 
 def ensure_drift_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists ml")
-    types = {
-        pl.String: "varchar",
-        pl.Float64: "double precision",
-        pl.Boolean: "boolean",
-        pl.Int64: "bigint",
-    }
+    w = as_warehouse(con)
+    t = w.types  # the engine's spelling (Spark has no varchar without a length)
+    types = {pl.String: t.text, pl.Float64: t.double, pl.Boolean: t.boolean, pl.Int64: t.bigint}
+    w.create_schema("ml")
     columns = ",\n".join(
-        f"{name} {types.get(dtype, 'timestamp')}" for name, dtype in MEASUREMENT_SCHEMA.items()
+        f"{name} {types.get(dtype, t.timestamp)}" for name, dtype in MEASUREMENT_SCHEMA.items()
     )
-    con.execute(f"create table if not exists {DRIFT_TABLE} (\n{columns}\n)")
+    w.execute(f"create table if not exists {DRIFT_TABLE} (\n{columns}\n)")
 
 
 def record_measurements(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
@@ -210,13 +207,9 @@ def record_measurements(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> i
         return 0
     keys = rows.select("model_name", "run_id").unique().rows()
     w = as_warehouse(con)
-    with w.transaction():
-        for model_name, run_id in keys:
-            w.execute(
-                f"delete from {DRIFT_TABLE} where model_name = ? and run_id = ?",
-                [model_name, run_id],
-            )
-        w.append_table(DRIFT_TABLE, rows)
+    # delete + insert in one transaction (a rewrite on Spark, which has no DELETE)
+    where = " or ".join(["(model_name = ? and run_id = ?)"] * len(keys))
+    w.replace_rows(DRIFT_TABLE, where, [value for key in keys for value in key], rows)
     return rows.height
 
 

@@ -77,18 +77,20 @@ def score_frame(
 
 
 def ensure_runs_table(con: Warehouse) -> None:
-    as_warehouse(con).create_schema("ml")
-    con.execute(
+    w = as_warehouse(con)
+    t = w.types
+    w.create_schema("ml")
+    key = ", primary key (model_name, run_id)" if w.supports_constraints else ""
+    w.execute(
         f"""
         create table if not exists {SCORING_RUNS_TABLE} (
-            model_name varchar not null,
-            run_id varchar not null,
-            model_version varchar not null,
-            scored_at timestamp not null,
-            as_of_date date,
-            rows bigint not null,
-            input_fingerprint varchar,
-            primary key (model_name, run_id)
+            model_name {t.text} not null,
+            run_id {t.text} not null,
+            model_version {t.text} not null,
+            scored_at {t.timestamp} not null,
+            as_of_date {t.date},
+            rows {t.bigint} not null,
+            input_fingerprint {t.text}{key}
         )
         """
     )
@@ -128,13 +130,9 @@ def _swap_in_run(w: Warehouse, spec: ModelSpec, run_rows: pl.DataFrame, current:
         _add_missing_columns(w, history, run_rows)
     else:
         w.replace_table(history, data.slice(0, 0))
-    w.execute(f"delete from {history} where run_id = ?", [run_id])
-    w.append_table(history, data)
+    w.replace_rows(history, "run_id = ?", [run_id], data)
     w.replace_table(spec.score_table, current)
-    w.execute(
-        f"delete from {SCORING_RUNS_TABLE} where model_name = ? and run_id = ?",
-        [spec.name, run_id],
-    )
+    w.replace_rows(SCORING_RUNS_TABLE, "model_name = ? and run_id = ?", [spec.name, run_id], None)
 
 
 def write_scores(

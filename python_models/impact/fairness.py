@@ -219,27 +219,22 @@ def flagged_groups(report: pl.DataFrame) -> list[tuple[str, str, str]]:
     return list(rows.select("attribute", "group_value", "flagged_metrics").iter_rows())
 
 
-_SQL_TYPES = {
-    pl.String: "varchar",
-    pl.Int64: "bigint",
-    pl.Float64: "double precision",  # DuckDB and PostgreSQL both read this spelling
-    pl.Boolean: "boolean",
-}
-
-
 def ensure_fairness_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists ml")
-    columns = ",\n".join(f"{name} {_SQL_TYPES[dtype]}" for name, dtype in REPORT_SCHEMA.items())
-    con.execute(
+    w = as_warehouse(con)
+    t = w.types  # the engine's spelling (Spark has no varchar without a length)
+    sql_types = {pl.String: t.text, pl.Int64: t.bigint, pl.Float64: t.double, pl.Boolean: t.boolean}
+    w.create_schema("ml")
+    columns = ",\n".join(f"{name} {sql_types[dtype]}" for name, dtype in REPORT_SCHEMA.items())
+    w.execute(
         f"""
         create table if not exists {FAIRNESS_TABLE} (
-            model_name varchar not null,
-            model_version varchar not null,
-            evaluated_on varchar not null,
+            model_name {t.text} not null,
+            model_version {t.text} not null,
+            evaluated_on {t.text} not null,
             {columns},
-            settings varchar,
-            recorded_at timestamp not null,
-            run_id varchar
+            settings {t.text},
+            recorded_at {t.timestamp} not null,
+            run_id {t.text}
         )
         """
     )
@@ -275,14 +270,12 @@ def record_fairness_report(
         "recorded_at",
         "run_id",
     ]
-    w = as_warehouse(con)
-    with w.transaction():
-        w.execute(
-            f"delete from {FAIRNESS_TABLE} where model_name = ? and model_version = ? "
-            "and evaluated_on = ?",
-            [model_name, model_version, evaluated_on],
-        )
-        w.append_table(FAIRNESS_TABLE, rows.select(order))
+    as_warehouse(con).replace_rows(
+        FAIRNESS_TABLE,
+        "model_name = ? and model_version = ? and evaluated_on = ?",
+        [model_name, model_version, evaluated_on],
+        rows.select(order),
+    )
     return rows.height
 
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from python_models.impact.config import ModelOutcome
 from python_models.impact.holdout import HOLDOUT_GROUP_COLUMN, HOLDOUT_TABLE
-from python_models.warehouse import split_name, table_exists
+from python_models.warehouse import as_warehouse, table_exists
 
 LABELS_TABLE = "features.ftr_user_labels"
 ATTRIBUTES_TABLE = "marts.dim_user_audit_attributes"
@@ -32,15 +32,8 @@ SCORED_OUTCOME_COLUMNS = (
 
 
 def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
-    schema, table = split_name(qualified)
-    return [
-        row[0]
-        for row in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [schema, table],
-        ).fetchall()
-    ]
+    # the engine's own catalog (Spark has no information_schema)
+    return as_warehouse(con).table_columns(qualified)
 
 
 def scores_table_of(model: ModelOutcome) -> str:

@@ -149,11 +149,12 @@ class Warehouse(abc.ABC):
     def replace_rows(
         self, qualified: str, where: str, params: Sequence[Any] | None, frame: Any
     ) -> int:
-        """Replace the rows matching `where` (SQL with `?` placeholders) with the frame's rows,
-        in one transaction. Engines without row-level DML (Spark) rewrite the table."""
+        """Replace the rows matching `where` (SQL with `?` placeholders) with the frame's rows
+        (none when `frame` is None), in one transaction. Engines without row-level DML (Spark)
+        rewrite the table."""
         with self.transaction():
             self.execute(f"delete from {qualified} where {where}", params)
-            return self.append_table(qualified, frame)
+            return 0 if frame is None else self.append_table(qualified, frame)
 
     def table_exists(self, qualified: str) -> bool:
         schema, table = split_name(qualified)

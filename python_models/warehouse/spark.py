@@ -11,6 +11,9 @@ What Spark lacks here, and what it means (docs/scale.md):
   a rename, so a crash in that short window can leave the table missing (the new one is then
   `<table>__new_*`). Delta Lake or Iceberg tables would make it atomic.
 - no `information_schema`: tables and columns come from Spark's catalog.
+- with ANSI mode off (dbt-spark's setting) a double-quoted name is a string literal, so
+  `select f."tenure_days"` would silently return the text: `execute` turns the steps'
+  standard double-quoted identifiers into Spark's backticks first.
 """
 
 from __future__ import annotations
@@ -66,6 +69,44 @@ def _naive_utc(table: pa.Table) -> pa.Table:
     return table if schema == table.schema else table.cast(schema)
 
 
+def backtick_identifiers(sql: str) -> str:
+    """Standard SQL's "quoted" identifiers as Spark's `quoted` ones; string literals and
+    -- comments are left as they are."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        char = sql[i]
+        if char == "'":
+            end = i + 1
+            while end < n and sql[end] != "'":
+                end += 2 if sql[end] == "\\" else 1
+            out.append(sql[i : end + 1])
+            i = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end])
+            i = end
+        elif char == '"':
+            name: list[str] = []
+            i += 1
+            while i < n:
+                if sql[i] == '"' and sql.startswith('""', i):
+                    name.append('"')
+                    i += 2
+                elif sql[i] == '"':
+                    i += 1
+                    break
+                else:
+                    name.append(sql[i])
+                    i += 1
+            out.append("`" + "".join(name).replace("`", "``") + "`")
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
 class _SparkResult(ArrowResult):
     def __init__(self, frame):
         super().__init__(None)
@@ -88,7 +129,7 @@ class SparkWarehouse(Warehouse):
         self.spark = session
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> ArrowResult:
-        return _SparkResult(self.spark.sql(bind(sql, params, "double")))
+        return _SparkResult(self.spark.sql(backtick_identifiers(bind(sql, params, "double"))))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Warehouse]:
@@ -162,6 +203,9 @@ class SparkWarehouse(Warehouse):
         """No DELETE on Parquet tables: the kept rows and the new ones replace the table (the
         tables this is used on, the model registry's, are small)."""
         kept = self.execute(f"select * from {qualified} where not ({where})", params).pl()
+        if frame is None:
+            self.replace_table(qualified, kept)
+            return 0
         new = pl.from_arrow(to_arrow(frame))
         combined = pl.concat([kept, new.select(kept.columns).cast(kept.schema)])
         self.replace_table(qualified, combined)

@@ -17,7 +17,7 @@
 
 {#- Not materialized: read five times, and a copy of every event would cost more than five
     scans of a few columns. -#}
-with events as not materialized (
+with events as {{ uba_cte_not_materialized() }} (
 
     select
         user_id,

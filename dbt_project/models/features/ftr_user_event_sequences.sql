@@ -274,7 +274,7 @@ final as (
             as share_{{ event_type }}_so_far,
         {%- endfor %}
         cast(extract(hour from windowed.event_ts) as bigint) as hour_of_day,
-        cast(extract(isodow from windowed.event_ts) as bigint) as day_of_week,
+        cast({{ uba_iso_weekday("windowed.event_ts") }} as bigint) as day_of_week,
         case
             when windowed.next_event_in_session is not null then windowed.next_event_in_session
             when {{ uba_epoch_seconds('windowed.event_ts') }} + {{ timeout_seconds }}

@@ -8,7 +8,7 @@
     (each user-week once per snapshot, at most ceil(horizon / 7) snapshots), as the windowed
     features are. -#}
 {{ config(
-    materialized='incremental',
+    materialized=uba_incremental_unless_spark(),
     incremental_strategy='delete+insert',
     unique_key='as_of_date',
     on_schema_change='fail',

@@ -1,5 +1,5 @@
 {{ config(
-    materialized='incremental',
+    materialized=uba_incremental_unless_spark(),
     incremental_strategy='delete+insert',
     unique_key='as_of_date',
     on_schema_change='fail',

@@ -8,7 +8,7 @@
 {%- set top_event_types = uba_feature_event_types() -%}
 {{
     config(
-        materialized='incremental',
+        materialized=uba_incremental_unless_spark(),
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook=[
