@@ -190,12 +190,10 @@ def measure(
 
 
 def ensure_drift_table(con: duckdb.DuckDBPyConnection) -> None:
-    w = as_warehouse(con)
-    t = w.types  # the engine's spelling (Spark has no varchar without a length)
-    types = {pl.String: t.text, pl.Float64: t.double, pl.Boolean: t.boolean, pl.Int64: t.bigint}
+    w = as_warehouse(con)  # the engine's types (Spark has no varchar without a length)
     w.create_schema("ml")
     columns = ",\n".join(
-        f"{name} {types.get(dtype, t.timestamp)}" for name, dtype in MEASUREMENT_SCHEMA.items()
+        f"{name} {w.column_type(dtype)}" for name, dtype in MEASUREMENT_SCHEMA.items()
     )
     w.execute(f"create table if not exists {DRIFT_TABLE} (\n{columns}\n)")
 

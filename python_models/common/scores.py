@@ -96,27 +96,12 @@ def ensure_runs_table(con: Warehouse) -> None:
     )
 
 
-def _sql_type(w: Warehouse, dtype: pl.DataType) -> str:
-    t = w.types
-    if dtype == pl.Boolean:
-        return t.boolean
-    if dtype.is_integer():
-        return t.bigint
-    if dtype.is_float() or dtype.is_decimal():
-        return t.double
-    if dtype == pl.Date:
-        return t.date
-    if isinstance(dtype, pl.Datetime):
-        return t.timestamp
-    return t.text
-
-
 def _add_missing_columns(w: Warehouse, table: str, frame: pl.DataFrame) -> None:
     """A history written under an older contract gets the new columns (null in old rows)."""
     have = set(w.table_columns(table))
     for column, dtype in frame.schema.items():
         if column not in have:
-            w.execute(f'alter table {table} add column "{column}" {_sql_type(w, dtype)}')
+            w.execute(f'alter table {table} add column "{column}" {w.column_type(dtype)}')
 
 
 def _swap_in_run(w: Warehouse, spec: ModelSpec, run_rows: pl.DataFrame, current: Any) -> None:

@@ -222,9 +222,8 @@ def flagged_groups(report: pl.DataFrame) -> list[tuple[str, str, str]]:
 def ensure_fairness_table(con: duckdb.DuckDBPyConnection) -> None:
     w = as_warehouse(con)
     t = w.types  # the engine's spelling (Spark has no varchar without a length)
-    sql_types = {pl.String: t.text, pl.Int64: t.bigint, pl.Float64: t.double, pl.Boolean: t.boolean}
     w.create_schema("ml")
-    columns = ",\n".join(f"{name} {sql_types[dtype]}" for name, dtype in REPORT_SCHEMA.items())
+    columns = ",\n".join(f"{name} {w.column_type(dtype)}" for name, dtype in REPORT_SCHEMA.items())
     w.execute(
         f"""
         create table if not exists {FAIRNESS_TABLE} (

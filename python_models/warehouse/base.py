@@ -166,6 +166,21 @@ class Warehouse(abc.ABC):
             )
         )
 
+    def column_type(self, dtype: pl.DataType) -> str:
+        """The engine's column type for a polars dtype (text for anything else)."""
+        t = self.types
+        if dtype == pl.Boolean:
+            return t.boolean
+        if dtype.is_integer():
+            return t.bigint
+        if dtype.is_float() or dtype.is_decimal():
+            return t.double
+        if dtype == pl.Date:
+            return t.date
+        if isinstance(dtype, pl.Datetime):
+            return t.timestamp
+        return t.text
+
     def table_columns(self, qualified: str) -> list[str]:
         """Column names in order; [] when the table does not exist."""
         schema, table = split_name(qualified)
