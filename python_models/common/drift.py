@@ -237,11 +237,9 @@ def _parse_cursor(cursor: str | None) -> dict[str, Any]:
 
 def _latest_run(con: duckdb.DuckDBPyConnection, models: list[str]) -> dict[str, Any] | None:
     marks = ", ".join("?" for _ in models)
-    rows = con.execute(
+    newest = con.execute(
         f"""
-        select run_id, max(scored_at) as scored_at,
-            string_agg(model_name || ':' || coalesce(input_fingerprint, ''), ','
-                order by model_name) as fingerprint
+        select run_id, max(scored_at) as scored_at
         from {SCORING_RUNS_TABLE}
         where model_name in ({marks})
         group by run_id
@@ -250,9 +248,21 @@ def _latest_run(con: duckdb.DuckDBPyConnection, models: list[str]) -> dict[str, 
         """,
         models,
     ).fetchall()
-    if not rows:
+    if not newest:
         return None
-    run_id, scored_at, fingerprint = rows[0]
+    run_id, scored_at = newest[0]
+    # The run's fingerprint joined here, not with string_agg (its name and ordering syntax
+    # differ between engines; Spark has none with an order).
+    parts = con.execute(
+        f"""
+        select model_name, input_fingerprint from {SCORING_RUNS_TABLE}
+        where run_id = ? and model_name in ({marks})
+        """,
+        [run_id, *models],
+    ).fetchall()
+    fingerprint = ",".join(
+        f"{name}:{fingerprint or ''}" for name, fingerprint in sorted(parts, key=lambda r: r[0])
+    )
     return {"run_id": run_id, "scored_at": scored_at, "fingerprint": fingerprint}
 
 

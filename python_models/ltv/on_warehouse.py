@@ -57,16 +57,20 @@ def purchases(con: duckdb.DuckDBPyConnection, purchase_event: str) -> pl.DataFra
     if not table_exists(con, EVENTS_TABLE):
         raise LookupError(f"{EVENTS_TABLE} does not exist: run `uba build` first")
     consented = consented_term(con, "analytics")
-    return con.execute(
-        f"""
-        select user_id, event_ts as purchased_at,
-            cast(revenue_usd as double precision) as revenue_usd
-        from {EVENTS_TABLE}
-        where event_name = ? and user_id is not null and {consented}
-        order by user_id, event_ts
-        """,
-        [purchase_event],
-    ).pl()
+    # revenue as a float on the Python side: the type's name differs between engines
+    return (
+        con.execute(
+            f"""
+            select user_id, event_ts as purchased_at, revenue_usd
+            from {EVENTS_TABLE}
+            where event_name = ? and user_id is not null and {consented}
+            order by user_id, event_ts
+            """,
+            [purchase_event],
+        )
+        .pl()
+        .with_columns(pl.col("revenue_usd").cast(pl.Float64))
+    )
 
 
 def _newest_event_day(con: duckdb.DuckDBPyConnection) -> date:

@@ -145,7 +145,7 @@ class SparkWarehouse(Warehouse):
 
     def table_exists(self, qualified: str) -> bool:
         schema, table = split_name(qualified)
-        return bool(self.spark.catalog.tableExists(table, schema))
+        return bool(self.spark.catalog.tableExists(f"{schema}.{table}"))
 
     def table_columns(self, qualified: str) -> list[str]:
         if not self.table_exists(qualified):
