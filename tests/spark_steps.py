@@ -1,20 +1,24 @@
-"""The Python steps of the Spark test, each run in its own process (tests/integration/
-test_spark_engine.py): Spark's embedded Derby metastore admits one JVM at a time, so these
-processes and dbt's own Spark session take turns on the same warehouse directory.
+"""The Python steps of the Spark test and benchmark, each run in its own process (tests/
+integration/test_spark_engine.py, benchmarks/bench_engines.py): Spark's embedded Derby
+metastore admits one JVM at a time, so these processes and dbt's own Spark session take turns
+on the same warehouse directory. Steps separated by `then` share one process (one JVM start).
 
-    python tests/spark_steps.py load VALIDATED.parquet
+    python tests/spark_steps.py load_raw RAW_DIR then gate OUT_DIR
+    python tests/spark_steps.py load_files PATH OUT_DIR then gate OUT_DIR
+    python tests/spark_steps.py gate_file FILE OUT_DIR
     python tests/spark_steps.py export OUT_DIR TABLE [TABLE ...]
     python tests/spark_steps.py train OUT_DIR MODEL [MODEL ...]
-    python tests/spark_steps.py export OUT_DIR TABLE ... then train OUT_DIR MODEL ...
 
-`load` writes raw.events_validated through the warehouse interface (Arrow into Spark);
-`export` reads each table through it, writes OUT_DIR/<table>.parquet, and writes and reads
-back a derived table (a Python step writing to the warehouse); `train` trains and scores
-each MODEL on Spark's marts (lifecycle.train_model / score_model, the registry, score and
-drift tables on Spark too) and writes OUT_DIR/<model>.json (status, version, metrics,
-evaluation), the score table as OUT_DIR/<model>.scores.parquet, the model's drift
-measurements as OUT_DIR/<model>.drift.parquet and the drift sensor's decision over the run as
-OUT_DIR/drift_decision.json (`train_and_score` does the same on any engine).
+`load_raw` writes loaded, not yet gated raw tables (RAW_DIR/<table>.parquet) into Spark;
+`load_files` loads event files as `uba load` does on a server warehouse; `gate` gates every
+new load batch on Spark (expectations/gate's Spark dialect); `gate_file` loads one file and
+gates it. `export` reads each table through the warehouse interface into
+OUT_DIR/<table>.parquet, and writes and reads back a derived table. `train` trains and scores
+each MODEL on Spark's marts (lifecycle.train_model / score_model; registry, score and drift
+tables on Spark too) and writes OUT_DIR/<model>.json (status, version, metrics, evaluation),
+OUT_DIR/<model>.scores.parquet, OUT_DIR/<model>.drift.parquet (its drift measurements) and
+OUT_DIR/drift_decision.json (the drift sensor's rule over the run); `train_and_score` does the
+same on any engine.
 """
 
 from __future__ import annotations
@@ -27,13 +31,95 @@ from pathlib import Path
 
 import polars as pl
 
+# The raw tables a load writes (python_models/ingest): the gate's input.
+RAW_TABLES = ("raw.events", "raw.load_log", "raw.schema_drift")
 
-def load(validated: Path) -> None:
+
+def load_raw(raw_dir: Path) -> None:
+    """The loaded (not yet gated) raw tables, as DuckDB's load wrote them, into Spark."""
     from python_models.warehouse import connect
 
     con = connect(engine="spark")
-    rows = con.replace_table("raw.events_validated", pl.read_parquet(validated))
-    print(f"spark: {rows} rows in raw.events_validated", flush=True)
+    for table in RAW_TABLES:
+        rows = con.replace_table(table, pl.read_parquet(raw_dir / f"{table}.parquet"))
+        print(f"spark: {rows} rows in {table}", flush=True)
+
+
+def load_files(path: Path, out_dir: Path) -> None:
+    """Event files loaded into Spark the way `uba load` does on a server warehouse
+    (python_models/ingest/remote.load_into: DuckDB's file readers, rows shipped as Arrow);
+    the seconds as OUT_DIR/load.json."""
+    from python_models.ingest.remote import load_into
+    from python_models.warehouse import connect
+
+    con = connect(engine="spark")
+    clock = time.perf_counter()
+    result = load_into(con, path, progress=False)
+    seconds = time.perf_counter() - clock
+    (out_dir / "load.json").write_text(json.dumps({"seconds": seconds, "rows": result.rows_loaded}))
+
+
+def gate(out_dir: Path) -> None:
+    """The gate on Spark (expectations/gate, SparkDialect) over every load batch not gated
+    yet; its verdicts exported as OUT_DIR/raw.events_validated.parquet and
+    OUT_DIR/raw.events_quarantine.parquet, its result as OUT_DIR/gate.json."""
+    from expectations.gate import run_gate
+    from python_models.warehouse import connect
+
+    con = connect(engine="spark")
+    clock = time.perf_counter()
+    result = run_gate(con, progress=True)
+    _write_gate(con, out_dir, result, time.perf_counter() - clock, "gate")
+
+
+def gate_file(path: Path, out_dir: Path) -> None:
+    """A file loaded into Spark (python_models/ingest/remote.load_into) and gated there with
+    the rules of tests/unit/test_gate.py; the verdict of each of its rows (row number ->
+    reasons, None when validated) as OUT_DIR/gate_file.json."""
+    sys.path.insert(0, str(Path(__file__).parent / "unit"))
+    from test_gate import RULES
+
+    from expectations.gate import run_gate
+    from python_models.ingest.remote import load_into
+    from python_models.warehouse import connect
+
+    con = connect(engine="spark")
+    load_into(con, path, progress=False)
+    result = run_gate(con, rules=RULES)
+    verdicts = con.execute(
+        """
+        select e.row_number, q.reasons, v.raw_id is not null as is_valid
+        from raw.events as e
+        left join raw.events_quarantine as q on q.raw_id = e.raw_id
+        left join raw.events_validated as v on v.raw_id = e.raw_id
+        where e.source_file = ?
+        """,
+        [str(path)],
+    ).fetchall()
+    summary = {
+        "rows_checked": result.rows_checked,
+        "rows_valid": result.rows_valid,
+        "verdicts": [[row, reasons, valid] for row, reasons, valid in verdicts],
+        "user_id_of_bad_nul": con.scalar(
+            "select user_id from raw.events_quarantine where event_id = 'bad-nul'"
+        ),
+    }
+    (out_dir / "gate_file.json").write_text(json.dumps(summary))
+
+
+def _write_gate(con, out_dir: Path, result, seconds: float, name: str) -> None:
+    for table in ("raw.events_validated", "raw.events_quarantine"):
+        con.execute(f"select * from {table}").pl().write_parquet(out_dir / f"{table}.parquet")
+    summary = {
+        "seconds": seconds,
+        "success": result.success,
+        "rows_checked": result.rows_checked,
+        "rows_valid": result.rows_valid,
+        "rows_quarantined": result.rows_quarantined,
+        "reasons": result.reasons,
+        "blocked": [b.load_id for b in result.blocked],
+    }
+    (out_dir / f"{name}.json").write_text(json.dumps(summary))
 
 
 def export(out_dir: Path, tables: list[str]) -> None:
@@ -111,7 +197,10 @@ def _train_one(con, out_dir: Path, model: str) -> None:
 
 
 STEPS = {
-    "load": lambda args: load(Path(args[0])),
+    "load_raw": lambda args: load_raw(Path(args[0])),
+    "gate": lambda args: gate(Path(args[0])),
+    "load_files": lambda args: load_files(Path(args[0]), Path(args[1])),
+    "gate_file": lambda args: gate_file(Path(args[0]), Path(args[1])),
     "export": lambda args: export(Path(args[0]), args[1:]),
     "train": lambda args: train(Path(args[0]), args[1:]),
 }

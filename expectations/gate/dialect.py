@@ -10,6 +10,8 @@ and tests/integration/test_postgres_pipeline.py compare the verdicts).
 
 from __future__ import annotations
 
+from python_models.warehouse.spark import spark_string
+
 # 'YYYY-MM-DD[T ]HH:MM[:SS[.fff]]' followed by an optional 'Z' or +HH[:MM] / -HHMM offset.
 _TS_PATTERN = r"^(.*?\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 
@@ -26,6 +28,21 @@ class DuckDBDialect:
     # tables ---------------------------------------------------------------------------------
     def create_temp_table(self, name: str, select: str) -> str:
         return f"create or replace temp table {name} as {select}"
+
+    def drop_temp_table(self, name: str) -> str:
+        return f"drop table {name}"
+
+    def set_column_where(
+        self, table: str, columns: tuple[str, ...], column: str, value: str, source: str, on: str
+    ) -> str:
+        """Set `column` to `value` (SQL over `v`, the table, and `ranked`, the source) in the
+        rows of `table` that match a row of the `source` query on `on`. `columns` (all of the
+        table's) are for engines that rewrite the table instead."""
+        return f"update {table} as v set {column} = {value} from ({source}) as ranked where {on}"
+
+    def list_item(self, values: str, position: int) -> str:
+        """The position-th (from 1) item of a list made by json_values."""
+        return f"{values}[{position}]"
 
     def approx_distinct(self, expression: str) -> str:
         return f"approx_count_distinct({expression})"
@@ -190,6 +207,10 @@ class PostgresDialect:
     def create_temp_table(self, name: str, select: str) -> str:
         return f"drop table if exists {name}; create temp table {name} as {select}"
 
+    drop_temp_table = DuckDBDialect.drop_temp_table
+    set_column_where = DuckDBDialect.set_column_where
+    list_item = DuckDBDialect.list_item
+
     def approx_distinct(self, expression: str) -> str:
         return f"count(distinct {expression})"
 
@@ -287,7 +308,163 @@ class PostgresDialect:
 
 
 POSTGRES = PostgresDialect()
-Dialect = DuckDBDialect | PostgresDialect
+
+
+def _spark_matches(column: str, pattern: str) -> str:
+    return f"({column} rlike {spark_string(pattern)})"
+
+
+# The Java regular expressions' Unicode classes are those of DuckDB's RE2 (\p{Cc} ...).
+_SPARK_INVALID_ID = r"\p{Cc}|^[\p{Z}\p{Cf}]+$"
+
+
+class SparkDialect:
+    """The same expressions for Spark 4 SQL (VARIANT for JSON, Java regular expressions).
+
+    Spark over plain Parquet tables has no temporary tables that stay as computed (a cached
+    view is recomputed when a table it reads changes: the verdicts read raw.events_validated,
+    which the gate then writes), no UPDATE and no transactions: the gate's work tables are
+    real tables, dropped at the end of the run, and a failed run can leave rows written
+    (docs/scale.md). Text the ISO-8601 patterns do not take is never handed to Spark's
+    timestamp parser, which also reads forms DuckDB rejects ('2025', '2025-3-1')."""
+
+    name = "spark"
+    materialized = ""
+
+    def create_temp_table(self, name: str, select: str) -> str:
+        return f"drop table if exists {name}; create table {name} using parquet as {select}"
+
+    def drop_temp_table(self, name: str) -> str:
+        return f"drop table if exists {name}"
+
+    def set_column_where(
+        self, table: str, columns: tuple[str, ...], column: str, value: str, source: str, on: str
+    ) -> str:
+        # No UPDATE on Parquet: the table is written again with the column set, then swapped in.
+        selected = ", ".join(
+            f"case when ranked.raw_id is not null then {value} else v.{c} end as {c}"
+            if c == column
+            else f"v.{c}"
+            for c in columns
+        )
+        return (
+            f"drop table if exists {table}__set; "
+            f"create table {table}__set using parquet as select {selected} from {table} as v "
+            f"left join ({source}) as ranked on {on}; "
+            f"drop table {table}; alter table {table}__set rename to {table}"
+        )
+
+    def list_item(self, values: str, position: int) -> str:
+        return f"element_at({values}, {position})"
+
+    def approx_distinct(self, expression: str) -> str:
+        return f"count(distinct {expression})"
+
+    def clean_text(self, column: str) -> str:
+        return f"nullif(trim({column}), '')"
+
+    def json_is_object(self, text: str) -> str:
+        # try_parse_json: NULL for malformed text; an object's schema starts with OBJECT.
+        return (
+            f"(case when {text} is null then null "
+            f"else coalesce(schema_of_variant(try_parse_json({text})) like 'OBJECT%', false) end)"
+        )
+
+    def json_values(self, text: str, keys: list[str]) -> str:
+        # One parse per row: Spark evaluates the repeated try_parse_json once (common
+        # subexpression elimination).
+        document = f"try_parse_json({text})"
+        paths = ", ".join(f"variant_get({document}, {spark_string('$.' + key)})" for key in keys)
+        return f"array({paths})"
+
+    def value_kind(self, value: str) -> str:
+        schema = f"schema_of_variant({value})"
+        return f"""(case when {value} is null then null
+            when {schema} = 'STRING' then 'string'
+            when {schema} in ('BIGINT', 'INT', 'SMALLINT', 'TINYINT') then 'integer'
+            when {schema} like 'DECIMAL(%,0)' then 'integer'
+            when {schema} = 'DOUBLE' or {schema} = 'FLOAT' or {schema} like 'DECIMAL%'
+                then 'number'
+            when {schema} = 'BOOLEAN' then 'boolean'
+            when {schema} like 'OBJECT%' then 'object'
+            when {schema} like 'ARRAY%' then 'array'
+            when {schema} = 'VOID' then 'null' end)"""
+
+    def value_text(self, value: str) -> str:
+        return f"variant_get({value}, '$', 'string')"
+
+    def text_bytes(self, text: str) -> str:
+        return f"octet_length({text})"
+
+    def to_double(self, text: str) -> str:
+        number = f"cast({text} as double)"
+        return (
+            f"(case when {_spark_matches(text, _PG_NUMBER)} "
+            f"and abs({number}) <= 1.7976931348623157e308 then {number} end)"
+        )
+
+    def is_integer_text(self, text: str) -> str:
+        return _spark_matches(text, r"^\s*[-+]?[0-9]{1,38}\s*$")
+
+    def unusual_text(self, columns: list[str]) -> str:
+        return _spark_matches(f"concat_ws('|', {', '.join(columns)})", "[^ -~]")
+
+    def invalid_identifier(self, column: str) -> str:
+        return _spark_matches(column, _SPARK_INVALID_ID)
+
+    session_setup = "set spark.sql.session.timeZone = UTC"
+
+    def setting_to_restore(self, con) -> str:
+        zone = con.execute("set spark.sql.session.timeZone").fetchone()[1]
+        return f"set spark.sql.session.timeZone = {zone}"
+
+    def utc_timestamp_fast(self, column: str) -> str:
+        # Spark's cast applies the offset ('Z', +01:00, +0100, +01) and reads naive text in the
+        # session's zone (UTC during the gate).
+        return (
+            f"(case when {_spark_matches(column, _PG_ISO_FULL)} "
+            f"then cast(trim({column}) as timestamp) end)"
+        )
+
+    def timestamp_parts(self, column: str) -> str:
+        pattern = spark_string(_TS_PATTERN)
+        return (
+            f"named_struct('base', regexp_extract(trim({column}), {pattern}, 1), "
+            f"'tz', regexp_extract(trim({column}), {pattern}, 2), "
+            f"'matched', trim({column}) rlike {pattern})"
+        )
+
+    def utc_timestamp(self, column: str, parts: str) -> str:
+        base, tz = f"{parts}.base", f"{parts}.tz"
+        is_date = _spark_matches(f"trim({column})", _PG_DATE)
+        return f"""(
+            case
+                when {column} is null then null
+                when not {parts}.matched then (case when {is_date}
+                    then cast(trim({column}) as timestamp) end)
+                when not {_spark_matches(f"replace({base}, ',', '.')", _PG_ISO_BASE)} then null
+                else timestampadd(MINUTE, -(
+                    case when {tz} in ('', 'Z', 'z') then 0
+                    else (case when substr({tz}, 1, 1) = '-' then -1 else 1 end) * (
+                        cast(substr({tz}, 2, 2) as int) * 60
+                        + coalesce(cast(nullif(replace(substr({tz}, 4), ':', ''), '') as int), 0)
+                    ) end
+                ), cast(replace({base}, ',', '.') as timestamp))
+            end
+        )"""
+
+    def plus_days(self, timestamp: str, days: float) -> str:
+        return f"timestampadd(MICROSECOND, {int(round(days * 86_400_000_000))}, {timestamp})"
+
+    def timestamp_literal(self, value) -> str:
+        return f"timestamp '{value:%Y-%m-%d %H:%M:%S}'"
+
+    def epoch_seconds(self, timestamp: str) -> str:
+        return f"(cast(unix_micros({timestamp}) as double) / 1000000)"
+
+
+SPARK = SparkDialect()
+Dialect = DuckDBDialect | PostgresDialect | SparkDialect
 
 
 def dialect_for(con) -> Dialect:
@@ -295,10 +472,9 @@ def dialect_for(con) -> Dialect:
     from python_models.warehouse import as_warehouse
 
     engine = as_warehouse(con).engine
-    dialects = {"duckdb": DUCKDB, "postgres": POSTGRES}
+    dialects = {"duckdb": DUCKDB, "postgres": POSTGRES, "spark": SPARK}
     if engine not in dialects:
         raise NotImplementedError(
-            f"the gate has no SQL dialect for {engine}; it runs on {', '.join(dialects)} "
-            "(docs/scale.md says why and how Spark tables are gated)"
+            f"the gate has no SQL dialect for {engine}; it runs on {', '.join(dialects)}"
         )
     return dialects[engine]

@@ -138,7 +138,7 @@ def _release(con: Warehouse, release: list[int]) -> None:
     if missing:
         raise GateError(f"not blocked batches, nothing to release: load_id {missing}")
     for table in ("raw.events_quarantine", "raw.gate_batches"):
-        con.execute(f"delete from {table} where load_id in ({ids})")
+        con.replace_rows(table, f"load_id in ({ids})", None, None)  # a rewrite on Spark
 
 
 def run_gate(
@@ -173,7 +173,7 @@ def run_gate(
                 say(f"gate: run {run_id}: checking new load batches in one SQL pass ...")
             con.execute(sql.repeated_sql(ctx))
             con.execute(sql.verdicts_sql(ctx))
-            con.execute(sql.duplicates_sql())
+            con.execute(sql.duplicates_sql(ctx))
             stats = con.execute(sql.batch_stats_sql(ctx)).df()
             total = int(stats["rows_checked"].sum()) if len(stats) else 0
             if say:
@@ -223,7 +223,7 @@ def run_gate(
                  total - rows_quarantined, rows_quarantined, evaluated, True],
             )  # fmt: skip
             for table in (sql.VERDICTS, sql.NEW_BATCHES, sql.REPEATED):
-                con.execute(f"drop table {table}")
+                con.execute(ctx.dialect.drop_temp_table(table))
     finally:
         con.execute(restore)
     result = GateResult(

@@ -84,7 +84,9 @@ def verdicts_sql(ctx: RuleContext) -> str:
     d = ctx.dialect
     planned = ", ".join(sql_literal(name) for name in ctx.plan.event_names)
     keys = property_keys(ctx.plan)
-    values = ",\n".join(f"prop_values[{i + 1}] as p_{key}" for i, key in enumerate(keys))
+    values = ",\n".join(
+        f"{d.list_item('prop_values', i + 1)} as p_{key}" for i, key in enumerate(keys)
+    )
     cleaned = ",\n".join(f"{d.clean_text('e.' + c)} as {c}" for c in (*ID_COLUMNS, "event_name"))
     return d.create_temp_table(
         VERDICTS,
@@ -149,24 +151,35 @@ def verdicts_sql(ctx: RuleContext) -> str:
     )
 
 
-def duplicates_sql() -> str:
+# The verdict table's columns (verdicts_sql), for engines that rewrite it to set a column.
+VERDICT_COLUMNS = (
+    "raw_id", "load_id", "row_number", "loaded_at", "event_id", "user_id", "anonymous_id",
+    "event_name", "session_id", "event_ts", "received_at", "properties", "is_planned",
+    "in_repeated", "reasons", "is_defective",
+)  # fmt: skip
+
+
+def duplicates_sql(ctx: RuleContext) -> str:
     """Which copy of an event_id repeated within the new batches is kept: the first by
     received_at (then load batch, then row in the file) among the copies without a defect, so a
     bad first copy does not take a good later one down with it. The others get
     duplicate_event_id appended to their reasons."""
-    return f"""
-    update {VERDICTS} as v
-    set reasons = concat_ws(';', v.reasons, 'duplicate_event_id')
-    from (
+    ranked = f"""
         select raw_id, row_number() over (
             partition by event_id
             order by is_defective, received_at asc nulls last, load_id, row_number
         ) as copy_rank
         from {VERDICTS}
         where in_repeated
-    ) as ranked
-    where ranked.raw_id = v.raw_id and ranked.copy_rank > 1
     """
+    return ctx.dialect.set_column_where(
+        VERDICTS,
+        VERDICT_COLUMNS,
+        "reasons",
+        "concat_ws(';', v.reasons, 'duplicate_event_id')",
+        ranked,
+        "ranked.raw_id = v.raw_id and ranked.copy_rank > 1",
+    )
 
 
 def batch_stats_sql(ctx: RuleContext) -> str:

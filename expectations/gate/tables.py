@@ -13,6 +13,7 @@ import duckdb
 from python_models.ingest.contract import CONTRACT_COLUMNS
 from python_models.ingest.loaders import ensure_raw_tables
 from python_models.ingest.migrate import columns_of
+from python_models.warehouse import Warehouse, as_warehouse
 
 GATE_DDL = f"""
 create schema if not exists raw;
@@ -72,9 +73,32 @@ create table if not exists raw.gate_batches (
 
 
 def ensure_gate_tables(con: duckdb.DuckDBPyConnection) -> None:
+    w = as_warehouse(con)
+    if not w.supports_constraints:
+        _ensure_from_declarations(w)
+        return
     ensure_raw_tables(con)
     _migrate(con)
     con.execute(GATE_DDL)
+
+
+def _ensure_from_declarations(w: Warehouse) -> None:
+    """Engines without constraints or DuckDB's type names (Spark): each missing raw table is
+    created from the empty table the declarations give in a scratch DuckDB (same columns,
+    same types); the gate's own checks stand in for the constraints."""
+    scratch = duckdb.connect()
+    try:
+        ensure_raw_tables(scratch)
+        scratch.execute(GATE_DDL)
+        names = scratch.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
+        ).fetchall()
+        for (name,) in names:
+            if not w.table_exists(f"raw.{name}"):
+                empty = scratch.execute(f"select * from raw.{name}").fetch_arrow_table()
+                w.replace_table(f"raw.{name}", empty)
+    finally:
+        scratch.close()
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

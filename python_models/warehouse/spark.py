@@ -29,12 +29,19 @@ import pyarrow as pa
 
 from python_models.config import get_settings
 from python_models.warehouse.base import ArrowResult, Types, Warehouse, split_name, to_arrow
-from python_models.warehouse.sql_text import bind
+from python_models.warehouse.sql_text import bind, split_statements
 
 
 class SparkTypes(Types):
     text = "string"
     double = "double"
+
+
+def spark_string(value: str) -> str:
+    """A Spark string literal. Spark reads a backslash as an escape and 'it''s' as two
+    adjacent literals ('its'): a backslash is doubled and a quote written as \\u0027, so the
+    literal holds no quote (the statement splitter and backtick_identifiers stay simple)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\u0027") + "'"
 
 
 def spark_conf(spark_dir: Path) -> dict[str, str]:
@@ -129,7 +136,11 @@ class SparkWarehouse(Warehouse):
         self.spark = session
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> ArrowResult:
-        return _SparkResult(self.spark.sql(backtick_identifiers(bind(sql, params, "double"))))
+        """One statement, or a script of several (the result is the last one's)."""
+        result = None
+        for statement in split_statements(bind(sql, params, "double", spark_string)) or [""]:
+            result = self.spark.sql(backtick_identifiers(statement))
+        return _SparkResult(result)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Warehouse]:

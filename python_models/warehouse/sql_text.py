@@ -8,13 +8,21 @@ versions) are rendered as literals instead, quoted by the standard rule (a quote
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 
-def literal(value: Any, double_type: str = "double precision") -> str:
+def standard_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def literal(
+    value: Any,
+    double_type: str = "double precision",
+    string: Callable[[str], str] = standard_string,
+) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -33,9 +41,9 @@ def literal(value: Any, double_type: str = "double precision") -> str:
     if isinstance(value, date):
         return f"date '{value.isoformat()}'"
     if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+        return string(value)
     if isinstance(value, list | tuple):
-        return "(" + ", ".join(literal(v, double_type) for v in value) + ")"
+        return "(" + ", ".join(literal(v, double_type, string) for v in value) + ")"
     raise TypeError(f"cannot bind a {type(value).__name__} as a SQL literal: {value!r}")
 
 
@@ -66,7 +74,12 @@ def _code_positions(sql: str) -> list[int]:
     return positions
 
 
-def bind(sql: str, params: Sequence[Any] | None, double_type: str = "double precision") -> str:
+def bind(
+    sql: str,
+    params: Sequence[Any] | None,
+    double_type: str = "double precision",
+    string: Callable[[str], str] = standard_string,
+) -> str:
     """Replace each `?` outside quotes and comments with the next parameter as a literal."""
     if not params:
         return sql
@@ -75,7 +88,7 @@ def bind(sql: str, params: Sequence[Any] | None, double_type: str = "double prec
         raise ValueError(f"{len(params)} parameters for {len(marks)} ? placeholders in: {sql}")
     out, last = [], 0
     for mark, value in zip(marks, params, strict=True):
-        out += [sql[last:mark], literal(value, double_type)]
+        out += [sql[last:mark], literal(value, double_type, string)]
         last = mark + 1
     return "".join(out) + sql[last:]
 

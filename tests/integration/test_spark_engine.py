@@ -17,6 +17,7 @@ run as separate processes, one after the other, on one warehouse directory. Skip
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -64,6 +65,8 @@ COMPARED = [
     "reports.rpt_session_entry_exit",
     "reports.rpt_load_hourly",
 ]
+# The gate's output tables, compared with DuckDB's gate's.
+GATED = ("raw.events_validated", "raw.events_quarantine")
 # Schemas a full build writes (raw is the input; ml_scores / ml are the Python steps').
 BUILT_SCHEMAS = ("reference", "staging", "intermediate", "features", "marts", "reports")
 RELATIVE_TOLERANCE = 1e-9
@@ -122,17 +125,24 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
         pytest.skip("no Java runtime: apt-get install openjdk-17-jre-headless")
     pytest.importorskip("pyspark")
     pytest.importorskip("dbt.adapters.spark")
+    from spark_steps import RAW_TABLES
+
     from python_models.config import reload_settings
     from python_models.dbt_runner import run_dbt
     from python_models.warehouse import connect
 
     root = tmp_path_factory.mktemp("spark")
-    validated = root / "validated.parquet"
+    raw, out = root / "raw", root / "marts"
+    raw.mkdir()
+    out.mkdir()
     con = connect(gated_warehouse, read_only=True)
-    try:
-        con.execute("select * from raw.events_validated").pl().write_parquet(validated)
+    try:  # the rows DuckDB's gate saw, as loaded (not yet gated)
+        for table in RAW_TABLES:
+            con.execute(f"select * from {table}").pl().write_parquet(raw / f"{table}.parquet")
     finally:
         con.close()
+    planted = root / "planted.csv"
+    _gate_plan().write_csv(planted, _gate_plan().CSV_PLAN)
     saved = dict(os.environ)
     os.environ.update(
         {
@@ -145,7 +155,8 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
     reload_settings()
     try:
         env = dict(os.environ)
-        _step(env, "load", str(validated))
+        # Gated on Spark: the models build from Spark's raw.events_validated.
+        _step(env, "load_raw", str(raw), "then", "gate", str(out))
         # The models only by default (their equality with DuckDB's is the check; each dbt test
         # costs seconds in local mode); UBA_SPARK_DBT_TESTS=1 runs their dbt tests too.
         skipped = [] if os.environ.get("UBA_SPARK_DBT_TESTS") == "1" else SKIPPED_RESOURCES
@@ -156,16 +167,29 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
             quiet=True,
             target_path=root / "dbt_target",
         )
-        out = root / "marts"
-        out.mkdir()
         tables = _built_tables(built_warehouse) if FULL_BUILD else COMPARED
-        # One process (one JVM start) for both steps.
-        _step(env, "export", str(out), *tables, "then", "train", str(out), *TRAINED)
+        # One process (one JVM start) for the rest; the planted file is gated last, its batch
+        # after the sample's (its rows reach no model).
+        _step(
+            env,
+            *("export", str(out), *tables),
+            *("then", "train", str(out), *TRAINED),
+            *("then", "gate_file", str(planted), str(out)),
+        )
     finally:
         os.environ.clear()
         os.environ.update(saved)
         reload_settings()
     return out
+
+
+def _gate_plan():
+    """tests/unit/test_gate.py: the planted rows (CSV_PLAN) and their expected verdicts."""
+    path = Path(__file__).parents[1] / "unit" / "test_gate.py"
+    spec = importlib.util.spec_from_file_location("uba_gate_plan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -211,6 +235,42 @@ def _mismatch(spark_marts: Path, built_warehouse: Path, table: str) -> str | Non
     except AssertionError as err:
         return f"{table}: {err}"
     return None
+
+
+def test_gate_on_spark_gives_duckdb_verdicts(spark_marts, gated_warehouse):
+    """The same loaded rows (the sample, with its planted defects and duplicates) gated on
+    Spark (expectations/gate SparkDialect) and on DuckDB: the same validated rows, and the same
+    rows quarantined for the same reasons."""
+    from python_models.warehouse import connect
+
+    outcome = json.loads((spark_marts / "gate.json").read_text())
+    con = connect(gated_warehouse, read_only=True)
+    try:
+        duck = {t: con.execute(f"select * from {t}").pl() for t in GATED}
+    finally:
+        con.close()
+    assert outcome["success"] and not outcome["blocked"]
+    assert (
+        outcome["rows_checked"]
+        == duck["raw.events_validated"].height + duck["raw.events_quarantine"].height
+    )
+    assert duck["raw.events_quarantine"]["reason"].n_unique() > 5  # planted defects of many kinds
+    for table, frame in duck.items():
+        spark = pl.read_parquet(spark_marts / f"{table}.parquet")
+        kept = [c for c in frame.columns if c not in RUN_TIME_COLUMNS | {"quarantined_at"}]
+        assert_frame_equal(_comparable(spark.select(kept)), _comparable(frame.select(kept)))
+
+
+def test_gate_on_spark_gives_every_planted_row_its_verdict(spark_marts):
+    """tests/unit/test_gate.py's planted file (every reason, tricky timestamps, JSON, ids,
+    duplicates), loaded into Spark and gated there: each row gets the verdict DuckDB gives."""
+    plan = _gate_plan().CSV_PLAN
+    outcome = json.loads((spark_marts / "gate_file.json").read_text())
+    got = {row: (reasons, valid) for row, reasons, valid in outcome["verdicts"]}
+    expected = {i + 1: (reasons, reasons is None) for i, (_, reasons) in enumerate(plan)}
+    assert got == expected
+    assert outcome["rows_checked"] == len(plan)
+    assert outcome["user_id_of_bad_nul"] == "u\x001"  # raw text kept in quarantine
 
 
 @pytest.mark.parametrize("table", COMPARED)

@@ -174,6 +174,50 @@ def test_gate_dialect_follows_the_connection():
         con.close()
 
 
+def test_gate_picks_its_spark_dialect_and_its_sql_parses_as_spark():
+    """A Spark warehouse gets the Spark dialect, and every statement of the gate rendered in
+    it parses as Spark SQL (sqlglot); its verdicts are compared with DuckDB's for real in
+    tests/integration/test_spark_engine.py."""
+    import sqlglot
+
+    from expectations.gate import sql
+    from expectations.gate.dialect import SPARK, dialect_for
+    from expectations.gate.reasons import RuleContext
+    from expectations.gate.rules import GateRules
+    from python_models.ingest.tracking_plan import read_tracking_plan
+    from python_models.warehouse.spark import SparkWarehouse
+    from python_models.warehouse.sql_text import split_statements
+
+    assert dialect_for(SparkWarehouse(session=None)) is SPARK
+    ctx = RuleContext(rules=GateRules(), plan=read_tracking_plan(), dialect=SPARK)
+    scripts = [
+        sql.repeated_sql(ctx),
+        sql.verdicts_sql(ctx),
+        sql.duplicates_sql(ctx),
+        sql.batch_stats_sql(ctx),
+        sql.insert_validated_sql([1]),
+        sql.insert_quarantine_sql([]),
+        sql.reconciliation_sql(ctx),
+    ]
+    statements = [s for script in scripts for s in split_statements(script)]
+    assert len(statements) > len(scripts)  # work tables are dropped and created
+    for statement in statements:
+        sqlglot.parse_one(statement, read="spark")
+    assert "update" not in " ".join(statements).lower().split()  # no UPDATE on Parquet
+
+
+def test_spark_string_literals_hold_no_quote():
+    """Spark reads 'it''s' as 'its' and a backslash as an escape: bound strings and the
+    gate's patterns are written with \\u0027 and a doubled backslash."""
+    from python_models.warehouse.spark import spark_string
+    from python_models.warehouse.sql_text import bind, split_statements
+
+    assert spark_string("it's") == "'it\\u0027s'"
+    assert spark_string("\\p{Cc}") == "'\\\\p{Cc}'"
+    bound = bind("select ?; select ?", ["a;'b", "c"], string=spark_string)
+    assert split_statements(bound) == ["select 'a;\\u0027b'", "select 'c'"]
+
+
 def test_spark_reads_double_quoted_names_as_identifiers():
     """With ANSI mode off Spark takes "name" for a string literal: the steps' quoted names
     become backticks, literals and comments stay as written."""
