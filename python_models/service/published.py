@@ -31,6 +31,7 @@ from python_models.privacy.consent import CONSENT_TABLE, consent_states
 
 LOG = logging.getLogger("uba.service")
 EVENTS_TABLE = "marts.fct_events"
+SEQUENCE_MART = "features.ftr_user_event_sequences"  # its columns: what scoring computes
 CATALOG = "published"
 HISTORY_COLUMNS = ("event_id", "event_name", "event_ts")  # user_id is the slice's key
 
@@ -50,6 +51,7 @@ class _Opened:
     consent: dict[str, dict[str, bool]]  # user -> {purpose: granted}
     events: pl.DataFrame | None  # HISTORY_COLUMNS sorted by user (None: no EVENTS_TABLE)
     spans: dict[str, tuple[int, int]]  # user -> (first row, rows) of their events
+    sequence_columns: tuple[str, ...] | None  # of SEQUENCE_MART (None: not published)
     stats: dict[str, float]  # what the pickup loaded, and in how long
 
 
@@ -142,6 +144,15 @@ class PublishedWarehouse:
             scores, consent, events, spans = _request_data(bulk, self.models, tables)
         finally:
             bulk.close()
+        schema, name = SEQUENCE_MART.split(".")
+        sequence_columns = tuple(
+            column
+            for (column,) in connection.execute(
+                "select column_name from information_schema.columns where table_catalog = ? "
+                "and table_schema = ? and table_name = ? order by ordinal_position",
+                [CATALOG, schema, name],
+            ).fetchall()
+        )
         seconds = time.perf_counter() - started
         stats = {
             "users_with_scores": len(scores),
@@ -151,7 +162,17 @@ class PublishedWarehouse:
             "pickup_seconds": round(seconds, 2),
         }
         LOG.info("picked up the publication at %s: %s", self.path, stats)
-        return _Opened(connection, identity, tables, scores, consent, events, spans, stats)
+        return _Opened(
+            connection,
+            identity,
+            tables,
+            scores,
+            consent,
+            events,
+            spans,
+            sequence_columns or None,
+            stats,
+        )
 
     def cursor(self) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
         """This thread's cursor on the current publication, and the tables it holds."""
@@ -190,6 +211,13 @@ class PublishedWarehouse:
         return opened.events.slice(start, length).select(
             pl.lit(user_id, dtype=pl.String).alias("user_id"), *HISTORY_COLUMNS
         )
+
+    def sequence_columns(self) -> tuple[str, ...]:
+        """The columns of the published SEQUENCE_MART, in order."""
+        columns = self._current().sequence_columns
+        if columns is None:
+            raise NotPublished(f"the published warehouse has no {SEQUENCE_MART}")
+        return columns
 
     def consent(self, user_id: str) -> dict[str, bool]:
         """{purpose: granted} from the published consent mart ({}: not published, or a person
