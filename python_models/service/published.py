@@ -4,9 +4,10 @@ file over the old one, so the path's inode changes).
 
 What a request needs per user is read once per publication, when the service picks it up, and
 held in memory: every user's newest row of each user-keyed score table (as the JSON DuckDB
-writes for it), the consent states, and the events (the histories posted events extend) as one
-frame sorted by user, so a user's history is a zero-copy slice. A request then reads no table
-(at 1M events: ~100 MB and ~2 s per pickup; docs/service.md). The champions' model bundles come
+writes for it), the consent states, the events (the histories posted events extend) as one
+frame sorted by user, so a user's history is a zero-copy slice, and the sequence mart's
+column list (what scoring must compute). A request then reads no table
+(at 1M events: ~100 MB and ~2-4 s per pickup; docs/models_ml.md, "Scoring service"). The champions' model bundles come
 from the registry rows in the copy (artifacts on disk, sha256-checked, cached per version),
 through one cursor per thread.
 """
@@ -226,12 +227,6 @@ class PublishedWarehouse:
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._current().spans
-
-    def table_columns(self, qualified: str) -> list[str]:
-        cursor, tables = self.cursor()
-        if qualified not in tables:
-            raise NotPublished(f"the published warehouse has no {qualified}")
-        return [d[0] for d in cursor.execute(f"select * from {qualified} limit 0").description]
 
     def champion(self, model_name: str) -> tuple[str, dict[str, Any]]:
         """(version, bundle) of the model's champion in the published registry; looked up

@@ -19,8 +19,10 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from python_models.common.feature_events import project_vars
+from python_models.config import DBT_PROJECT_DIR
 from python_models.service.features import (
     EVENT_COLUMNS,
     LABEL_COLUMNS,
@@ -28,8 +30,6 @@ from python_models.service.features import (
     SequenceFeatures,
     SequenceSettings,
 )
-
-pytestmark = pytest.mark.slow  # one `dbt compile` (~10 s)
 
 OVERRIDES = {
     "uba__session_timeout_minutes": 20,
@@ -122,6 +122,7 @@ def _service_rows(settings: SequenceSettings, timelines: pl.DataFrame) -> pl.Dat
     )
 
 
+@pytest.mark.slow  # one `dbt compile` (~10 s) for the module
 def test_the_service_computes_the_marts_rows_with_every_session_option(timelines, mart_rows):
     settings = SequenceSettings.from_vars({**project_vars(), **OVERRIDES})
     settings.check_columns(mart_rows.columns)
@@ -138,6 +139,7 @@ def test_the_service_computes_the_marts_rows_with_every_session_option(timelines
     assert (starts > timeout).sum() >= 10 and (starts <= timeout).sum() >= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "drift",
     [
@@ -165,3 +167,32 @@ def test_a_mart_with_other_columns_is_refused_in_one_line():
         settings.check_columns(settings.columns[:-1])
     with pytest.raises(FeatureDefinitionError, match="another order"):
         settings.check_columns(settings.columns[::-1])
+
+
+def test_the_service_gives_the_rows_of_the_marts_dbt_unit_test():
+    """The mart's own dbt unit test (models/features/_features__models.yml): its fixture
+    events, its vars, its expected rows (but the label)."""
+    catalogue = DBT_PROJECT_DIR / "models" / "features" / "_features__models.yml"
+    (case,) = [
+        t
+        for t in yaml.safe_load(catalogue.read_text())["unit_tests"]
+        if t["model"] == "ftr_user_event_sequences"
+    ]
+    (given,) = [g["rows"] for g in case["given"] if g["input"] == "ref('fct_events')"]
+    events = pl.DataFrame(given).with_columns(
+        pl.col("event_ts").str.to_datetime("%Y-%m-%d %H:%M:%S")
+    )
+    settings = SequenceSettings.from_vars({**project_vars(), **case["overrides"]["vars"]})
+    features = SequenceFeatures(settings)
+    rows = {
+        row["event_id"]: row
+        for _, person in events.group_by("user_id", maintain_order=True)
+        for row in features.rows(person.cast(EVENT_COLUMNS).sort("event_ts", "event_id"))
+    }
+    expected = case["expect"]["rows"]
+    assert len(expected) == len(rows) == 5
+    for want in expected:
+        got = rows[want["event_id"]]
+        assert {c: got[c] for c in want if c not in LABEL_COLUMNS} == {
+            c: v for c, v in want.items() if c not in LABEL_COLUMNS
+        }
