@@ -37,7 +37,6 @@ from python_models.models import MODELS
 from python_models.privacy import pseudonymize
 from python_models.service.features import (
     EVENT_COLUMNS,
-    FeatureDefinitionError,
     SequenceFeatures,
     SequenceSettings,
 )
@@ -188,10 +187,9 @@ class Service:
         )
         if posted["event_id"].is_duplicated().any():
             raise BadInput("event_id values repeat within the request")
-        try:
-            self.features.settings.check_columns(self.published.sequence_columns())
-        except FeatureDefinitionError as err:
-            raise ServiceUnavailable(str(err)) from None
+        problem = self.published.sequence_problem()
+        if problem is not None:
+            raise ServiceUnavailable(f"posted events cannot be scored: {problem}")
         # The person's timeline: the published history, where a posted event_id replaces the
         # stored event, merged with the posted events in the mart's order. Posted events older
         # than the history (late or out of order) take their place in it: each row is computed
@@ -243,7 +241,10 @@ def build_service(settings: Settings | None = None) -> Service:
     rules = load_rules(settings.service_rules_path, _score_fields(), set(features.columns))
     audit = TriggerAudit(settings.service_dir / "triggers.sqlite3")
     published = PublishedWarehouse(
-        settings.published_dir / "warehouse.duckdb", MODELS, settings.duckdb_memory_limit
+        settings.published_dir / "warehouse.duckdb",
+        MODELS,
+        settings.duckdb_memory_limit,
+        check_sequences=features.disagreement,
     )
     try:
         published.stats  # noqa: B018 - load the publication now, not on the first request

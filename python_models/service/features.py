@@ -12,9 +12,10 @@ events costs well under a millisecond, where one execution of the mart's compile
 
 Parity is the proof: tests/integration/test_service.py (posted events give exactly the mart's
 rows, every column) and tests/unit/test_service_features.py (this code against the mart's
-dbt-compiled SQL on generated timelines, every session option on). The service checks at
-each publication that the published mart has exactly the columns computed here
-(`check_columns`): a column added to the mart stops scoring with one line, never a silent gap.
+dbt-compiled SQL on generated timelines, every session option on). At each publication the
+service checks that the published mart has exactly the columns computed here and recomputes a
+sample of its rows (`disagreement`): a mart built with other vars or another version of the
+model stops scoring with one line, never silently different features.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ NO_EVENT = "none"  # the mart's categorical sentinel
 NOTHING_TO_MEASURE = -1.0  # the mart's numeric sentinel
 _EPOCH = datetime(1970, 1, 1)
 _MICROS_PER_SECOND = 1_000_000
-_MICROS_PER_DAY = 86_400 * _MICROS_PER_SECOND
+_MICROS_PER_HOUR = 3_600 * _MICROS_PER_SECOND
+_MICROS_PER_DAY = 24 * _MICROS_PER_HOUR
 
 
 class FeatureDefinitionError(ValueError):
@@ -172,14 +174,46 @@ class SequenceFeatures:
         self._end_events = np.array(settings.end_events, dtype=object)
 
     def rows(self, events: pl.DataFrame, at: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        """The rows (dicts in `columns` order) of the events at positions `at` (all when None)
-        of `events`: one person's events (EVENT_COLUMNS), sorted by (event_ts, event_id)."""
+        """The rows (dicts in `columns` order, Python values) of the events at positions `at`
+        (all when None) of `events`: one person's events (EVENT_COLUMNS), sorted by
+        (event_ts, event_id)."""
+        columns = self._columns(events, at)
+        micros = columns["event_ts"].tolist()
+        stamps = [_EPOCH + timedelta(microseconds=m) for m in micros]
+        values = {
+            name: (
+                stamps
+                if name == "event_ts"
+                else [ts.date() for ts in stamps]
+                if name == "event_date"
+                else column.tolist()
+            )
+            for name, column in columns.items()
+        }
+        return [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
+
+    def frame(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Every row of `events` (one person's, sorted) as the mart's frame."""
+        columns = self._columns(events, None)
+        schema = self.schema
+        return pl.DataFrame(
+            [
+                pl.Series(name, column).cast(schema[name])
+                if name in ("event_ts", "event_date")
+                else pl.Series(name, column, dtype=schema[name])
+                for name, column in columns.items()
+            ]
+        )
+
+    def _columns(self, events: pl.DataFrame, at: Sequence[int] | None) -> dict[str, np.ndarray]:
+        """The selected rows as arrays, one per column (event_ts as epoch microseconds,
+        event_date as epoch days)."""
         s = self.settings
         n = events.height
         if n == 0:
-            return []
+            return {name: np.array([], dtype=object) for name in self.columns}
         user_id = events["user_id"][0]
-        ids = events["event_id"].to_list()
+        ids = events["event_id"].to_numpy().astype(object)
         names = events["event_name"].to_numpy().astype(object)
         micros = events["event_ts"].to_numpy().view(np.int64)
         seconds = micros / _MICROS_PER_SECOND  # DuckDB's epoch(): the same doubles
@@ -207,7 +241,10 @@ class SequenceFeatures:
         session_start = stretch_start.copy()
         if n > 1:
             current = window(micros, seconds)
-            previous = window(np.r_[micros[0], micros[:-1]], np.r_[seconds[0], seconds[:-1]])
+            previous = window(
+                np.concatenate((micros[:1], micros[:-1])),
+                np.concatenate((seconds[:1], seconds[:-1])),
+            )
             session_start[1:] |= current[1:] != previous[1:]
         session_index = np.cumsum(session_start)
         session_first = np.maximum.accumulate(np.where(session_start, index, 0))
@@ -218,42 +255,61 @@ class SequenceFeatures:
         in_session = so_far - (so_far[session_first] - is_type[session_first])
 
         selected = index if at is None else np.asarray(at, dtype=np.int64)
-        out = []
-        for i in selected.tolist():
-            ts = _EPOCH + timedelta(microseconds=int(micros[i]))
-            row: dict[str, Any] = {
-                "user_id": user_id,
-                "event_id": ids[i],
-                "event_ts": ts,
-                "event_date": ts.date(),
-                "event_name": names[i],
-            }
-            for lag in s.lags:
-                earlier = i - lag
-                row[f"previous_event_name_{lag}"] = names[earlier] if earlier >= 0 else NO_EVENT
-                row[f"seconds_since_previous_event_{lag}"] = (
-                    float(seconds[i] - seconds[earlier]) if earlier >= 0 else NOTHING_TO_MEASURE
-                )
-            first = int(session_first[i])
-            row["session_event_number"] = i - first + 1
-            row["seconds_since_session_start"] = float(seconds[i] - seconds[first])
-            row["seconds_since_previous_session"] = (
-                float(gap[first]) if first > 0 else NOTHING_TO_MEASURE
+        first = session_first[selected]
+        stamps = micros[selected]
+        out: dict[str, np.ndarray] = {
+            "user_id": np.full(len(selected), user_id, dtype=object),
+            "event_id": ids[selected],
+            "event_ts": stamps,
+            "event_date": stamps // _MICROS_PER_DAY,
+            "event_name": names[selected],
+        }
+        for lag in s.lags:
+            earlier = selected - lag
+            known = earlier >= 0
+            earlier = np.maximum(earlier, 0)
+            out[f"previous_event_name_{lag}"] = np.where(known, names[earlier], NO_EVENT)
+            out[f"seconds_since_previous_event_{lag}"] = np.where(
+                known, seconds[selected] - seconds[earlier], NOTHING_TO_MEASURE
             )
-            row["count_previous_sessions"] = int(session_index[i]) - 1
-            row["count_events_so_far"] = i + 1
-            for t, event_type in enumerate(s.event_types):
-                row[f"session_count_{event_type}"] = int(in_session[i, t])
-            for t, event_type in enumerate(s.event_types):
-                row[f"share_{event_type}_so_far"] = float(so_far[i, t]) / (i + 1)
-            row["hour_of_day"] = ts.hour
-            row["day_of_week"] = ts.isoweekday()
-            out.append(row)
+        out["session_event_number"] = selected - first + 1
+        out["seconds_since_session_start"] = seconds[selected] - seconds[first]
+        out["seconds_since_previous_session"] = np.where(first > 0, gap[first], NOTHING_TO_MEASURE)
+        out["count_previous_sessions"] = session_index[selected] - 1
+        out["count_events_so_far"] = selected + 1
+        for t, event_type in enumerate(s.event_types):
+            out[f"session_count_{event_type}"] = in_session[selected, t]
+        for t, event_type in enumerate(s.event_types):
+            out[f"share_{event_type}_so_far"] = so_far[selected, t] / (selected + 1)
+        out["hour_of_day"] = stamps // _MICROS_PER_HOUR % 24
+        # ISO weekday, Monday 1: the epoch's first day was a Thursday (4).
+        out["day_of_week"] = (stamps // _MICROS_PER_DAY + 3) % 7 + 1
         return out
 
-    def frame(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Every row of `events` (one person's, sorted) as the mart's frame (tests, tools)."""
-        return pl.DataFrame(self.rows(events), schema=self.schema)
+    def disagreement(self, mart_columns: list[str], mart_rows: pl.DataFrame) -> str | None:
+        """None when the mart's rows (every row of some people) are the ones computed here
+        from their events, else why not, in one line (checked at each publication: a mart
+        built with other dbt vars or another version of the model is not scored)."""
+        try:
+            self.settings.check_columns(mart_columns)
+        except FeatureDefinitionError as err:
+            return str(err)
+        expected = mart_rows.select(self.columns).sort("user_id", "event_ts", "event_id")
+        got = pl.concat(
+            [
+                self.frame(events.select(list(EVENT_COLUMNS)).cast(EVENT_COLUMNS))
+                for _, events in expected.group_by("user_id", maintain_order=True)
+            ]
+            or [pl.DataFrame(schema=self.schema)]
+        )
+        differing = [c for c in self.columns if not got[c].equals(expected[c].cast(got[c].dtype))]
+        if not differing:
+            return None
+        return (
+            f"the published {MART} rows differ from the service's in {differing[:4]} (for "
+            f"{mart_rows['user_id'].n_unique()} users checked): the warehouse was built with "
+            "other dbt vars (uba__session_*, uba__sequence_length) or another version of the model"
+        )
 
     @property
     def schema(self) -> dict[str, pl.DataType]:

@@ -513,3 +513,26 @@ def test_a_new_publication_is_picked_up_without_a_restart(service, scored_wareho
         con.close()
     status, answer = _request(port, "GET", f"/users/{user_id}")
     assert status == 200 and answer["segment"] is None and "next_action" in answer["scores"]
+
+
+def test_a_publication_built_with_other_session_settings_is_not_scored(service, held_back):
+    """The pickup recomputes some users' mart rows: a service whose session timeout is not the
+    one the warehouse was built with refuses to score (503, one line), lookups go on."""
+    from python_models.models import MODELS
+    from python_models.service.app import ScoreRequest, ServiceUnavailable
+    from python_models.service.features import SequenceFeatures
+    from python_models.service.published import PublishedWarehouse
+
+    port, svc, _, _ = service
+    assert svc.published.sequence_problem() is None
+    drifted = SequenceFeatures(replace(svc.features.settings, timeout_seconds=10 * 60))
+    published = PublishedWarehouse(svc.published.path, MODELS, check_sequences=drifted.disagreement)
+    problem = published.sequence_problem()
+    assert problem is not None and "differ from the service's" in problem
+    assert "count_previous_sessions" in problem
+    user_id = held_back["user_id"][0]
+    assert published.user_scores(user_id)  # lookups still answered
+    other = replace(svc, published=published, features=drifted)
+    event = {"event_name": "click", "event_ts": "2025-07-07T12:00:00Z"}
+    with pytest.raises(ServiceUnavailable, match="posted events cannot be scored"):
+        other.score(ScoreRequest(user_id=user_id, events=[event]))
