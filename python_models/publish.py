@@ -169,8 +169,13 @@ def _write_docs_tables(con: duckdb.DuckDBPyConnection, target: str, manifest: di
             con.execute(f"comment on column {name}.{column} is {_literal(text)}")
 
 
-def _comment(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:
+def _comment(
+    con: duckdb.DuckDBPyConnection, target: str, manifest: dict, only: set[str] | None = None
+) -> None:
+    """The tables' descriptions as comments in the copy (`only`: those tables)."""
     for table in manifest["tables"]:
+        if only is not None and f"{table['schema']}.{table['table']}" not in only:
+            continue
         name = f'{target}."{table["schema"]}"."{table["table"]}"'
         if table["description"]:
             con.execute(f"comment on table {name} is {_literal(table['description'])}")
@@ -426,17 +431,21 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
             schema, name = qualified.split(".")
             con.execute(f'drop table if exists publish_target."{schema}"."{name}"')
         entries = {f"{t['schema']}.{t['table']}": t for t in manifest["tables"]}
+        created = set()  # copied whole: without comments until commented
         for qualified, entry in entries.items():
             before = (previous or {}).get(qualified)
             if qualified in copied:
-                entry["days"] = _publish_table(
+                entry["days"], whole = _publish_table(
                     con, qualified, entry["row_count"], staging_parquet / qualified, before
                 )
+                if whole:
+                    created.add(qualified)
             else:
                 entry["days"] = before["days"]
             if entry["days"] is None:  # only big tables with a date column have them
                 del entry["days"]
-        _comment(con, "publish_target", manifest)
+        # A table changed row by row keeps its comments (and columns: else copied whole).
+        _comment(con, "publish_target", manifest, only=created)
         # A carried-over copy holds the previous manifest tables: written anew.
         con.execute(f'drop schema if exists publish_target."{DOCS_SCHEMA}" cascade')
         _write_docs_tables(con, "publish_target", manifest)
@@ -472,10 +481,11 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
 
 def _publish_table(
     con, qualified: str, rows: int, folder: Path, previous: dict | None
-) -> dict[str, str] | None:
+) -> tuple[dict[str, str] | None, bool]:
     """One changed table into the staged copy (publish_target) and its Parquet folder: only
     its changed days (or rows) and months when it is big and kept its columns, else whole.
-    Returns its days' figures for the manifest (big tables with a date column), else None."""
+    Returns its days' figures for the manifest (big tables with a date column, else None)
+    and whether it was copied whole."""
     schema, name = qualified.split(".")
     columns = _columns(con, con.execute("select current_database()").fetchone()[0], qualified)
     layout = _Layout.of(columns)
@@ -490,12 +500,12 @@ def _publish_table(
                 _write_parquet(
                     con, qualified, layout, folder, {layout.month_of(d) for d in changed}
                 )
-                return days
+                return days, False
         elif layout.column is None and previous.get("rows", 0) >= DIFF_MIN_ROWS:
             if _replace_changed_rows(con, qualified):
                 shutil.rmtree(folder, ignore_errors=True)
                 _write_parquet(con, qualified, layout, folder)
-                return None
+                return None, False
     con.execute(f'create schema if not exists publish_target."{schema}"')
     con.execute(
         f'create or replace table publish_target."{schema}"."{name}" as '
@@ -503,4 +513,4 @@ def _publish_table(
     )
     shutil.rmtree(folder, ignore_errors=True)
     _write_parquet(con, qualified, layout, folder)
-    return days
+    return days, True

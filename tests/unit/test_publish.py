@@ -125,6 +125,8 @@ def big(con, monkeypatch):
         "(range % 7)::double as v from range(400)"
     )
     con.execute("insert into marts.events select * from marts.events where user_id = 3")
+    con.execute("comment on table marts.events is 'One row per event.'")
+    con.execute("comment on column marts.events.v is 'The value.'")
     con.execute("create table marts.pairs as select range % 30 as a, range % 3 as b from range(90)")
     return con
 
@@ -158,6 +160,14 @@ def test_a_day_changes_only_its_rows_and_months_and_equals_a_full_publish(big, t
     for written in ("marts.events/2025-03.parquet", "marts.events/undated.parquet"):
         assert after[written] != before[written]
     assert after["marts.users/all.parquet"] == before["marts.users/all.parquet"]
+    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:  # changed row by row, the copy kept its comments
+        assert reader.execute(
+            "select t.comment, c.comment from duckdb_tables() t join duckdb_columns() c "
+            "using (schema_name, table_name) where table_name = 'events' and column_name = 'v'"
+        ).fetchall() == [("One row per event.", "The value.")]
+    finally:
+        reader.close()
 
 
 def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path, monkeypatch):
