@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -242,12 +243,36 @@ class _Layout:
         return UNDATED if day == UNDATED else day[:7]
 
     def rows_of_days(self, days: list[str]) -> str:
-        """A predicate for the rows of `days` (ISO dates and UNDATED)."""
-        dated = ", ".join(f"date {_literal(d)}" for d in sorted(days) if d != UNDATED)
-        parts = [f"{self.day_sql} in ({dated})"] if dated else []
+        """A predicate for the rows of `days` (ISO dates and UNDATED): ranges of the column
+        itself, so DuckDB skips the row groups outside them (the tables grow by day)."""
+        dated = sorted(date.fromisoformat(d) for d in set(days) if d != UNDATED)
+        ranges: list[list[date]] = []  # [first day, day after the last], consecutive merged
+        for day in dated:
+            if ranges and ranges[-1][1] == day:
+                ranges[-1][1] = day + timedelta(days=1)
+            else:
+                ranges.append([day, day + timedelta(days=1)])
+        column = f'"{self.column}"'
+        parts = [
+            f"({column} >= date '{start}' and {column} < date '{end}')" for start, end in ranges
+        ]
         if UNDATED in days:
-            parts.append(f'"{self.column}" is null')
+            parts.append(f"{column} is null")
         return " or ".join(parts) or "false"
+
+    def rows_of_months(self, months: set[str]) -> str:
+        """A predicate for the rows of Parquet files `months` (YYYY-MM, UNDATED or 'all')."""
+        if self.column is None:
+            return "true"
+        days = []
+        for month in months:
+            if month == UNDATED:
+                days.append(UNDATED)
+                continue
+            first = date.fromisoformat(f"{month}-01")
+            after = (first + timedelta(days=32)).replace(day=1)
+            days += [str(first + timedelta(days=n)) for n in range((after - first).days)]
+        return self.rows_of_days(days)
 
 
 def _day_figures(con: duckdb.DuckDBPyConnection, qualified: str, layout: _Layout) -> dict:
@@ -279,7 +304,7 @@ def _write_parquet(
             (folder / f"{month}.parquet").unlink(missing_ok=True)
         if not months:
             return
-        where = f" where {layout.month_sql} in ({', '.join(_literal(m) for m in sorted(months))})"
+        where = f" where {layout.rows_of_months(months)}"
     scratch = folder.with_name(folder.name + ".writing")
     shutil.rmtree(scratch, ignore_errors=True)
     con.execute(
