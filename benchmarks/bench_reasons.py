@@ -1,7 +1,7 @@
 """Reasons for every scored user: rows/s of each part, on a trained warehouse.
 
-    UBA_DUCKDB_PATH=... python benchmarks/bench_reasons.py [--rows 200000] [--model churn]
-        [--contrib-rows 20000] [--threads 1] [--before OLD_REASONS.py]
+    UBA_DUCKDB_PATH=... python benchmarks/bench_reasons.py [--rows 200000]
+        [--model churn|next_action] [--contrib-rows 20000] [--threads 1] [--before OLD_REASONS.py]
 
 Takes the champion's latest-snapshot inputs, stacked to --rows rows, and times: predict; the
 contributions by LightGBM's own pred_contrib (on --contrib-rows rows: it is the slow one);
@@ -53,6 +53,8 @@ def main() -> int:
     try:
         entry, bundle = load_champion(con, args.model)
         model = bundle["model"]
+        if args.model == "next_action":
+            return _next_action(con, entry, model, args)
         snapshot = to_matrix(load_snapshot(con, model.features), model.features)
     finally:
         con.close()
@@ -104,6 +106,51 @@ def main() -> int:
         print(
             f"  before: explain ({args.before})  {rate(len(sub), before_s)}  (same words: {same})"
         )
+    print(f"  e.g. {words[0]!r}")
+    return 0
+
+
+def _next_action(con, entry, model, args) -> int:
+    """The multiclass next-action model: reasons are TreeSHAP of each row's first action, from
+    that class's trees; timed per path pattern (model.reasons, as scoring runs it) against
+    LightGBM's pred_contrib of the same one-class boosters (the route before), words equal."""
+    from python_models.common.reasons import reasons_text
+    from python_models.next_action.sequences import load_latest
+
+    latest = model.matrix(load_latest(con, model.features))
+    repeats = -(-args.rows // len(latest))
+    matrix = np.vstack([latest] * repeats)[: args.rows]
+    predicted = np.argmax(model._proba(matrix), axis=1)
+    print(
+        f"next_action {entry.model_version}: {model.booster_.booster.num_trees()} trees, "
+        f"{len(model.classes_)} classes, {len(model.features)} features; {len(latest):,} users' "
+        f"newest rows stacked to {len(matrix):,} rows; {args.threads} LightGBM thread(s)"
+    )
+    for label in np.unique(predicted):  # one-class boosters built before the clocks start
+        model.class_booster(int(label))
+
+    def before(rows: np.ndarray, labels: np.ndarray) -> list[str]:
+        n_features = len(model.features)
+        indices = np.full((len(rows), 3), -1, dtype=np.int64)
+        for label in np.unique(labels):
+            part = np.flatnonzero(labels == label)
+            contrib = model.class_booster(int(label)).predict(
+                rows[part], pred_contrib=True, num_threads=args.threads
+            )[:, :n_features]
+            order = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
+            positive = np.take_along_axis(contrib, order, axis=1) > 0
+            indices[part] = np.where(positive, order, -1)
+        return reasons_text(indices, rows, model.features, model.feature_medians_, model._phrase)
+
+    sub, sub_labels = matrix[: args.contrib_rows], predicted[: args.contrib_rows]
+    old_words, before_s = _timed(lambda: before(sub, sub_labels))
+    words, after_s = _timed(lambda: model.reasons(matrix, predicted))
+    for name, rows, (wall, cpu) in (
+        ("reasons, pred_contrib (before)", len(sub), before_s),
+        ("reasons, per path pattern", len(matrix), after_s),
+    ):
+        print(f"  {name:31s} {wall:7.2f} s {rows / wall:>9,.0f} rows/s   CPU {cpu:7.2f} s")
+    print(f"  same words on the common rows: {old_words == words[: len(sub)]}")
     print(f"  e.g. {words[0]!r}")
     return 0
 

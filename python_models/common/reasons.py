@@ -50,6 +50,8 @@ class _Split:
     threshold: float
     default_left: bool
     missing_type: str  # "None" | "Zero" | "NaN"
+    # A categorical split ("=="): the category codes that go left; None for "<=".
+    categories: tuple[int, ...] | None = None
 
 
 class _Unsupported(Exception):
@@ -64,14 +66,18 @@ def _splits(node: dict) -> list[_Split]:
         current = stack.pop()
         if "split_feature" not in current:
             continue
-        if current.get("decision_type", "<=") != "<=":  # a categorical split: not handled here
+        decision = current.get("decision_type", "<=")
+        if decision not in ("<=", "=="):
             raise _Unsupported
+        categorical = decision == "=="
+        threshold = current["threshold"]  # "==": the left categories, as "1||4||7"
         out.append(
             _Split(
                 int(current["split_feature"]),
-                float(current["threshold"]),
+                0.0 if categorical else float(threshold),
                 bool(current["default_left"]),
                 str(current["missing_type"]),
+                tuple(int(c) for c in str(threshold).split("||")) if categorical else None,
             )
         )
         stack += [current["left_child"], current["right_child"]]
@@ -79,7 +85,8 @@ def _splits(node: dict) -> list[_Split]:
 
 
 def _tree_splits(booster) -> list[list[_Split]] | None:
-    """Splits per tree, or None when the model is not one numeric tree per iteration."""
+    """Splits per tree, or None when the model is not one tree per iteration (e.g. multiclass:
+    python_models/next_action takes one class's trees) or has a split of another kind."""
     model = booster.dump_model()
     if model.get("num_tree_per_iteration", 1) != 1 or model.get("average_output"):
         return None
@@ -100,8 +107,13 @@ class _Columns:
         self.row_numbers = np.arange(len(chunk), dtype=np.intp)
 
     def goes_left(self, split: _Split) -> np.ndarray:
-        """LightGBM's numerical decision (tree.h NumericalDecision) for every row."""
+        """LightGBM's decision (tree.h NumericalDecision / CategoricalDecision) for every row."""
         column = self.values[:, split.feature]
+        if split.categories is not None:
+            # The value cast to int goes left when its category is in the set; NaN and
+            # negative codes go right (np.isin of NaN is False, and the set has no negatives).
+            with np.errstate(invalid="ignore"):
+                return np.isin(np.trunc(column), split.categories)
         left = column <= split.threshold  # NaN compares False
         if split.missing_type == "Zero":  # zero, and NaN read as zero, take the default way
             missing = column == 0.0

@@ -17,7 +17,7 @@ import polars as pl
 
 from python_models.common import catalogue
 from python_models.common.booster import BoostedEstimator, StoredBooster
-from python_models.common.reasons import column_medians, reasons_text
+from python_models.common.reasons import column_medians, reasons_text, top_contributions
 from python_models.next_action.params import NextActionParams
 from python_models.next_action.sequences import NO_EVENT, SEQUENCE_MART
 
@@ -272,24 +272,18 @@ class NextActionModel(BoostedEstimator):
         """The k features that push each row's predicted action up most (TreeSHAP of that
         class), in the catalogue's words. The contributions come from that class's trees
         alone (`class_booster`): pred_contrib of the whole multiclass model would compute
-        every class's, 20x the work for the one used."""
-        n_features = len(self.features)
+        every class's, 20x the work for the one used; per path pattern (common/reasons.py)."""
         indices = np.full((len(matrix), k), -1, dtype=np.int64)
-        chunk = self.params.reason_chunk_size
         for label in np.unique(predicted):
             rows = np.flatnonzero(predicted == label)
-            booster = self.class_booster(int(label))
-            for start in range(0, len(rows), chunk):
-                part = rows[start : start + chunk]
-                contrib = booster.predict(
-                    matrix[part],
-                    pred_contrib=True,
-                    # Explicit and small: OpenMP threads collapse on shared cores.
-                    num_threads=self.params.num_threads,
-                )[:, :n_features]  # the last column is the class's bias
-                order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-                positive = np.take_along_axis(contrib, order, axis=1) > 0
-                indices[part] = np.where(positive, order, -1)
+            indices[rows], _ = top_contributions(
+                self.class_booster(int(label)),
+                matrix[rows],
+                k,
+                chunk_size=self.params.reason_chunk_size,
+                # Explicit and small: OpenMP threads collapse on shared cores.
+                num_threads=self.params.num_threads,
+            )
         return reasons_text(indices, matrix, self.features, self.feature_medians_, self._phrase)
 
     def class_booster(self, label: int):

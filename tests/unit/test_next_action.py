@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from python_models.common.reasons import _tree_splits, tree_contributions
 from python_models.next_action.examples import example
 from python_models.next_action.model import (
     MarkovChain,
@@ -116,8 +117,13 @@ def test_one_class_models_give_exactly_that_class_s_contributions():
     full = model.booster_.booster.predict(matrix, pred_contrib=True)
     full = full.reshape(len(matrix), n_classes, len(model.features) + 1)
     for label in range(n_classes):
-        mine = model.class_booster(label).predict(matrix, pred_contrib=True)
+        booster = model.class_booster(label)
+        mine = booster.predict(matrix, pred_contrib=True)
         assert np.array_equal(mine, full[:, label, :])
+        # Reasons take the per-path-pattern route, categorical splits included: same numbers.
+        assert _tree_splits(booster) is not None
+        per_pattern = tree_contributions(booster, matrix)
+        np.testing.assert_allclose(per_pattern, full[:, label, :-1], rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="whole iterations"):
         one_class_model(model.booster_.text, 0, n_classes + 1)
 

@@ -28,7 +28,7 @@ def _data(seed: int, rows: int = 3_000) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _booster(x, y, rounds: int = 60, **params) -> lgb.Booster:
+def _booster(x, y, rounds: int = 60, categorical=(), **params) -> lgb.Booster:
     settings = {
         "objective": "binary",
         "num_leaves": 7,
@@ -38,7 +38,8 @@ def _booster(x, y, rounds: int = 60, **params) -> lgb.Booster:
         "num_threads": 1,
         "verbosity": -1,
     }
-    return lgb.train(settings | params, lgb.Dataset(x, y), num_boost_round=rounds)
+    data = lgb.Dataset(x, y, categorical_feature=list(categorical) or "auto")
+    return lgb.train(settings | params, data, num_boost_round=rounds)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,35 @@ def test_contributions_equal_lightgbm_pred_contrib(params):
     expected = booster.predict(probe, pred_contrib=True)[:, :-1]
     got = tree_contributions(booster, probe, chunk_size=250)
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_categorical_splits_equal_lightgbm_pred_contrib():
+    """Category codes as LightGBM reads them: the code cast to int looks up the left set;
+    NaN, negative codes and codes never seen in training go right."""
+    x, y = _data(6)
+    rng = np.random.default_rng(6)
+    x[:, 4] = rng.integers(0, 12, len(x))
+    x[rng.random(len(x)) < 0.05, 4] = np.nan
+    y = (y + (np.nan_to_num(x[:, 4]) % 3 == 0)) % 2  # a signal the categories carry
+    booster = _booster(x, y, categorical=[4], min_data_per_group=5, cat_smooth=1)
+    decisions = {
+        node["decision_type"]
+        for tree in booster.dump_model()["tree_info"]
+        for node in _nodes(tree["tree_structure"])
+    }
+    assert decisions == {"<=", "=="}  # the model has categorical splits to take
+    probe, _ = _data(7, rows=600)
+    probe[:, 4] = rng.integers(0, 12, len(probe))
+    probe[:40, 4] = [np.nan, -1.0, -0.5, 2.7, 3.2, 40.0, 12.0, 0.0] * 5  # odd codes
+    expected = booster.predict(probe, pred_contrib=True)[:, :-1]
+    got = tree_contributions(booster, probe, chunk_size=250)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def _nodes(node: dict) -> list[dict]:
+    if "split_feature" not in node:
+        return []
+    return [node, *_nodes(node["left_child"]), *_nodes(node["right_child"])]
 
 
 def test_values_on_a_threshold_go_the_way_lightgbm_sends_them():
