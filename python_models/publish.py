@@ -5,7 +5,8 @@ The copy holds what BI should read and nothing else: the tables and views of PUB
 with its description as a warehouse comment, and a manifest of what is in it: the tables
 `docs.published_tables` / `docs.published_columns` and `manifest.json` beside the file.
 Descriptions come from the warehouse comments dbt writes (persist_docs) and, for the tables
-Python writes, from python_models.bi_docs.
+Python writes, from python_models.bi_docs. Parquet: `parquet/<schema>.<table>/<YYYY-MM>.parquet`
+(one file per month of the table's first date column; readers read the folder).
 """
 
 from __future__ import annotations
