@@ -5,7 +5,8 @@ The copy holds what BI should read and nothing else: the tables and views of PUB
 with its description as a warehouse comment, and a manifest of what is in it: the tables
 `docs.published_tables` / `docs.published_columns` and `manifest.json` beside the file.
 Descriptions come from the warehouse comments dbt writes (persist_docs) and, for the tables
-Python writes, from python_models.bi_docs.
+Python writes, from python_models.bi_docs. Parquet: `parquet/<schema>.<table>/<YYYY-MM>.parquet`
+(one file per month of the table's first date column; readers read the folder).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -169,8 +171,13 @@ def _write_docs_tables(con: duckdb.DuckDBPyConnection, target: str, manifest: di
             con.execute(f"comment on column {name}.{column} is {_literal(text)}")
 
 
-def _comment(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> None:
+def _comment(
+    con: duckdb.DuckDBPyConnection, target: str, manifest: dict, only: set[str] | None = None
+) -> None:
+    """The tables' descriptions as comments in the copy (`only`: those tables)."""
     for table in manifest["tables"]:
+        if only is not None and f"{table['schema']}.{table['table']}" not in only:
+            continue
         name = f'{target}."{table["schema"]}"."{table["table"]}"'
         if table["description"]:
             con.execute(f"comment on table {name} is {_literal(table['description'])}")
@@ -182,32 +189,236 @@ def _comment(con: duckdb.DuckDBPyConnection, target: str, manifest: dict) -> Non
                 )
 
 
-def _read_manifest(out_dir: Path) -> dict[str, str] | None:
-    """The fingerprints of the current publication, or None when it is missing, incomplete or
-    from before fingerprints (then everything is copied)."""
+# -- How a changed table is published: whole, or only its changed days ---------------------
+# A day changes few days of a big table (the new day's rows, late events, re-stitched or
+# re-cut sessions), so a big table is compared day by day (by its first date column, else its
+# first timestamp's date): each day's row count and sum of row hashes is kept in the manifest,
+# and only the days whose figures changed are deleted from the published copy and inserted
+# again. Its Parquet files are one per month of that column, so only the changed days' months
+# are written again; a table without a date or timestamp column is one file.
+DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
+UNPARTITIONED = "all"  # the Parquet file of a table without a date column
+UNDATED = "undated"  # the day, and Parquet file, of rows whose date is null
+PARTITION_COLUMN = "uba_partition"  # the folder name DuckDB's partitioned write uses, dropped
+# Tables of at least this many rows are updated by days (or, without a date column, by a row
+# diff); smaller ones are copied whole (cheaper than comparing them). A change touching more
+# than DIFF_MAX_SHARE of the rows copies the table whole too.
+DIFF_MIN_ROWS = 50_000
+DIFF_MAX_SHARE = 0.5
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, qualified: str) -> list[tuple]:
+    schema, name = qualified.split(".")
+    return con.execute(
+        "select column_name, data_type from duckdb_columns() "
+        "where database_name = ? and schema_name = ? and table_name = ? order by column_index",
+        [catalog, schema, name],
+    ).fetchall()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The column a table is cut by (days for the diff, months for Parquet), or None."""
+
+    column: str | None
+
+    @classmethod
+    def of(cls, columns: list[tuple]) -> _Layout:
+        dated = [n for n, kind in columns if kind == "DATE"] or [
+            n for n, kind in columns if kind in DATE_TYPES
+        ]
+        return cls(dated[0] if dated else None)
+
+    @property
+    def day_sql(self) -> str:
+        return f'cast("{self.column}" as date)'
+
+    @property
+    def month_sql(self) -> str:
+        """A row's Parquet file name (without .parquet)."""
+        if self.column is None:
+            return _literal(UNPARTITIONED)
+        return f"coalesce(strftime({self.day_sql}, '%Y-%m'), {_literal(UNDATED)})"
+
+    def month_of(self, day: str) -> str:
+        return UNDATED if day == UNDATED else day[:7]
+
+    def rows_of_days(self, days: list[str]) -> str:
+        """A predicate for the rows of `days` (ISO dates and UNDATED): ranges of the column
+        itself, so DuckDB skips the row groups outside them (the tables grow by day)."""
+        dated = sorted(date.fromisoformat(d) for d in set(days) if d != UNDATED)
+        ranges: list[list[date]] = []  # [first day, day after the last], consecutive merged
+        for day in dated:
+            if ranges and ranges[-1][1] == day:
+                ranges[-1][1] = day + timedelta(days=1)
+            else:
+                ranges.append([day, day + timedelta(days=1)])
+        column = f'"{self.column}"'
+        parts = [
+            f"({column} >= date '{start}' and {column} < date '{end}')" for start, end in ranges
+        ]
+        if UNDATED in days:
+            parts.append(f"{column} is null")
+        return " or ".join(parts) or "false"
+
+    def rows_of_months(self, months: set[str]) -> str:
+        """A predicate for the rows of Parquet files `months` (YYYY-MM, UNDATED or 'all')."""
+        if self.column is None:
+            return "true"
+        days = []
+        for month in months:
+            if month == UNDATED:
+                days.append(UNDATED)
+                continue
+            first = date.fromisoformat(f"{month}-01")
+            after = (first + timedelta(days=32)).replace(day=1)
+            days += [str(first + timedelta(days=n)) for n in range((after - first).days)]
+        return self.rows_of_days(days)
+
+
+def _day_figures(con: duckdb.DuckDBPyConnection, qualified: str, layout: _Layout) -> dict:
+    """{day: "rows:sum of row hashes"} of the table (one scan; the days' fingerprints)."""
+    schema, name = qualified.split(".")
+    rows = con.execute(
+        f"select coalesce(cast({layout.day_sql} as varchar), {_literal(UNDATED)}), count(*), "
+        f'cast(sum(hash(t)::hugeint) as varchar) from "{schema}"."{name}" t group by 1'
+    ).fetchall()
+    return {day: f"{count}:{total}" for day, count, total in rows}
+
+
+def _write_parquet(
+    con: duckdb.DuckDBPyConnection,
+    qualified: str,
+    layout: _Layout,
+    folder: Path,
+    months: set[str] | None = None,
+) -> None:
+    """The table's rows into `folder/<month>.parquet`, for every month or only the given ones
+    (their old files removed first; a month with no rows left has no file). An empty table is
+    one empty file, so readers still find its columns."""
+    schema, name = qualified.split(".")
+    source = f'"{schema}"."{name}"'
+    folder.mkdir(parents=True, exist_ok=True)
+    where = ""
+    if months is not None:
+        for month in months:
+            (folder / f"{month}.parquet").unlink(missing_ok=True)
+        if not months:
+            return
+        where = f" where {layout.rows_of_months(months)}"
+    scratch = folder.with_name(folder.name + ".writing")
+    shutil.rmtree(scratch, ignore_errors=True)
+    con.execute(
+        f"copy (select *, {layout.month_sql} as {PARTITION_COLUMN} from {source} t{where}) "
+        f"to '{scratch}' (format parquet, partition_by ({PARTITION_COLUMN}))"
+    )
+    for part in scratch.glob(f"{PARTITION_COLUMN}=*"):
+        files = sorted(part.glob("*.parquet"))
+        target = folder / f"{part.name.split('=', 1)[1]}.parquet"
+        if len(files) == 1:
+            os.replace(files[0], target)
+        else:  # DuckDB split a big month: one file of them all
+            con.execute(
+                f"copy (select * from read_parquet({[str(f) for f in files]})) "
+                f"to '{target}' (format parquet)"
+            )
+    shutil.rmtree(scratch, ignore_errors=True)
+    if months is None and not any(folder.glob("*.parquet")):
+        con.execute(f"copy {source} to '{folder / f'{UNPARTITIONED}.parquet'}' (format parquet)")
+
+
+def _replace_changed_days(con, qualified: str, layout: _Layout, days: list[str]) -> None:
+    """The staged copy's rows of `days` replaced by the warehouse's."""
+    schema, name = qualified.split(".")
+    where = layout.rows_of_days(days)
+    con.execute(f'delete from publish_target."{schema}"."{name}" where {where}')
+    con.execute(
+        f'insert into publish_target."{schema}"."{name}" '
+        f'select * from "{schema}"."{name}" where {where}'
+    )
+
+
+def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """Make the staged copy of `qualified` (catalog publish_target) equal the warehouse's by
+    deleting and inserting only the rows that differ (a table without a date column); False,
+    changing nothing, when more than DIFF_MAX_SHARE of the rows differ.
+
+    Rows are compared as multisets of row hashes: a hash whose count differs between the two
+    sides is changed, every row with it is deleted from the copy and the warehouse's rows with
+    it inserted. No key is needed (duplicate rows are kept as many times as the warehouse
+    holds them), and equal row hashes mean equal rows as much as equal fingerprints do."""
+    schema, name = qualified.split(".")
+    source, target = f'"{schema}"."{name}"', f'publish_target."{schema}"."{name}"'
+    sides = {"uba_publish_new": source, "uba_publish_old": target}
+    try:
+        for temp, table in sides.items():
+            con.execute(
+                f"create or replace temp table {temp} as "
+                f"select hash(t) as h, count(*) as n from {table} t group by all"
+            )
+        con.execute(
+            "create or replace temp table uba_publish_changed as "
+            "select coalesce(new.h, old.h) as h, coalesce(new.n, 0) + coalesce(old.n, 0) as n "
+            "from uba_publish_new as new full join uba_publish_old as old on new.h = old.h "
+            "where new.n is distinct from old.n"
+        )
+        changed, total = con.execute(
+            "select (select coalesce(sum(n), 0) from uba_publish_changed), "
+            "(select coalesce(sum(n), 0) from uba_publish_new)"
+        ).fetchone()
+        if changed > DIFF_MAX_SHARE * max(total, 1):
+            return False
+        con.execute(
+            f"delete from {target} where rowid in (select rowid from {target} t "
+            "where hash(t) in (select h from uba_publish_changed))"
+        )
+        con.execute(
+            f"insert into {target} select * from {source} t "
+            "where hash(t) in (select h from uba_publish_changed)"
+        )
+        return True
+    finally:
+        for temp in (*sides, "uba_publish_changed"):
+            con.execute(f"drop table if exists {temp}")
+
+
+def _read_manifest(out_dir: Path) -> dict[str, dict] | None:
+    """The current publication's tables (fingerprint, row count), or None when it is missing,
+    incomplete or from before fingerprints and per-table Parquet folders (then everything is
+    copied)."""
     path = out_dir / MANIFEST_FILE
     if not (path.exists() and (out_dir / "warehouse.duckdb").exists()):
         return None
     try:
         entries = json.loads(path.read_text())["tables"]
-        fingerprints = {f"{t['schema']}.{t['table']}": t["fingerprint"] for t in entries}
+        previous = {
+            f"{t['schema']}.{t['table']}": {
+                "fingerprint": t["fingerprint"],
+                "rows": t["row_count"],
+                "days": t.get("days"),
+            }
+            for t in entries
+        }
     except (ValueError, KeyError, TypeError):
         return None
     parquet = out_dir / "parquet"
-    if not all((parquet / f"{table}.parquet").exists() for table in fingerprints):
+    if not all((parquet / table).is_dir() for table in previous):
         return None
-    return fingerprints
+    return previous
 
 
 def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> PublishResult:
     """Copy every published table (see the module docstring) into `out_dir/warehouse.duckdb`
-    and `out_dir/parquet/<schema>.<table>.parquet`, with comments and the manifest. Both are
-    built beside the old ones and swapped in with a rename, so a reader sees the old or the
-    new publication, never a mix.
+    and `out_dir/parquet/<schema>.<table>/<month>.parquet` (`all.parquet` for a table without
+    a date), with comments and the manifest. Both are built beside the old ones and swapped in
+    with a rename, so a reader sees the old or the new publication, never a mix, and a failed
+    publish leaves the old one as it was.
 
     `only_changed`: tables whose content fingerprint equals the published one are carried over
-    (the old DuckDB file is copied and only changed tables replaced in it; unchanged Parquet
-    files are hard-linked), and when nothing changed nothing is written at all."""
+    (the old DuckDB file is copied and only changed tables changed in it; unchanged Parquet
+    files are hard-linked), and when nothing changed nothing is written at all. A changed big
+    table (DIFF_MIN_ROWS) gets only its changed rows deleted and inserted, and only the
+    Parquet months those rows fall in are written again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = published_tables(con)
@@ -219,7 +430,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     if previous is None:
         copied, removed = tables, []
     else:
-        copied = [t for t in tables if previous.get(t) != fingerprints[t]]
+        copied = [t for t in tables if previous.get(t, {}).get("fingerprint") != fingerprints[t]]
         removed = sorted(set(previous) - set(tables))
         if not copied and not removed:
             return PublishResult(final_db, final_parquet, tables, manifest_path=manifest_path)
@@ -235,27 +446,32 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     if previous is not None:
         shutil.copyfile(final_db, staging_db)
         for table in tables:
-            if table not in copied:
-                name = f"{table}.parquet"
-                os.link(final_parquet / name, staging_parquet / name)
+            if table in previous:  # changed ones too: their unchanged months are kept
+                shutil.copytree(
+                    final_parquet / table, staging_parquet / table, copy_function=os.link
+                )
 
     con.execute(f"attach '{staging_db}' as publish_target")
     try:
         for qualified in removed:
             schema, name = qualified.split(".")
             con.execute(f'drop table if exists publish_target."{schema}"."{name}"')
-        for qualified in copied:
-            schema, name = qualified.split(".")
-            con.execute(f'create schema if not exists publish_target."{schema}"')
-            con.execute(
-                f'create or replace table publish_target."{schema}"."{name}" as '
-                f'select * from "{schema}"."{name}"'
-            )
-            con.execute(
-                f'copy "{schema}"."{name}" to \'{staging_parquet / (qualified + ".parquet")}\' '
-                "(format parquet)"
-            )
-        _comment(con, "publish_target", manifest)
+        entries = {f"{t['schema']}.{t['table']}": t for t in manifest["tables"]}
+        created = set()  # copied whole: without comments until commented
+        for qualified, entry in entries.items():
+            before = (previous or {}).get(qualified)
+            if qualified in copied:
+                entry["days"], whole = _publish_table(
+                    con, qualified, entry["row_count"], staging_parquet / qualified, before
+                )
+                if whole:
+                    created.add(qualified)
+            else:
+                entry["days"] = before["days"]
+            if entry["days"] is None:  # only big tables with a date column have them
+                del entry["days"]
+        # A table changed row by row keeps its comments (and columns: else copied whole).
+        _comment(con, "publish_target", manifest, only=created)
         # A carried-over copy holds the previous manifest tables: written anew.
         con.execute(f'drop schema if exists publish_target."{DOCS_SCHEMA}" cascade')
         _write_docs_tables(con, "publish_target", manifest)
@@ -287,3 +503,40 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
         manifest_path=manifest_path,
         undocumented_columns=undocumented,
     )
+
+
+def _publish_table(
+    con, qualified: str, rows: int, folder: Path, previous: dict | None
+) -> tuple[dict[str, str] | None, bool]:
+    """One changed table into the staged copy (publish_target) and its Parquet folder: only
+    its changed days (or rows) and months when it is big and kept its columns, else whole.
+    Returns its days' figures for the manifest (big tables with a date column, else None)
+    and whether it was copied whole."""
+    schema, name = qualified.split(".")
+    columns = _columns(con, con.execute("select current_database()").fetchone()[0], qualified)
+    layout = _Layout.of(columns)
+    days = _day_figures(con, qualified, layout) if layout.column and rows >= DIFF_MIN_ROWS else None
+    if previous is not None and _columns(con, "publish_target", qualified) == columns:
+        before = previous.get("days")
+        if days is not None and before:
+            changed = [d for d in set(days) | set(before) if days.get(d) != before.get(d)]
+            touched = sum(int(days[d].split(":")[0]) for d in changed if d in days)
+            if touched <= DIFF_MAX_SHARE * max(rows, 1):
+                _replace_changed_days(con, qualified, layout, changed)
+                _write_parquet(
+                    con, qualified, layout, folder, {layout.month_of(d) for d in changed}
+                )
+                return days, False
+        elif layout.column is None and previous.get("rows", 0) >= DIFF_MIN_ROWS:
+            if _replace_changed_rows(con, qualified):
+                shutil.rmtree(folder, ignore_errors=True)
+                _write_parquet(con, qualified, layout, folder)
+                return None, False
+    con.execute(f'create schema if not exists publish_target."{schema}"')
+    con.execute(
+        f'create or replace table publish_target."{schema}"."{name}" as '
+        f'select * from "{schema}"."{name}"'
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    _write_parquet(con, qualified, layout, folder)
+    return days, True

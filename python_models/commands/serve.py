@@ -1,5 +1,6 @@
 """`uba serve`: the scoring service on HTTP (FastAPI on uvicorn), reading the published
-warehouse. Start-up compiles the sequence-feature SQL once (cached) and checks the trigger rules.
+warehouse. Start-up reads the sequence-feature settings (dbt vars), checks the trigger rules and
+loads the publication.
 SIGTERM or Ctrl-C finishes the requests in flight and exits 0.
 
     uba serve [--host 127.0.0.1] [--port 8000] [--no-access-log]
@@ -24,13 +25,13 @@ def run(args) -> int:
     import uvicorn
 
     from python_models.service.app import build_service, create_app
-    from python_models.service.features import FeatureSqlError
+    from python_models.service.features import FeatureDefinitionError
     from python_models.service.triggers import RuleError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         service = build_service()
-    except (RuleError, FeatureSqlError) as err:
+    except (RuleError, FeatureDefinitionError) as err:
         print(f"uba serve: {err}", file=sys.stderr)
         return 2
     print(

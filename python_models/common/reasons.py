@@ -26,6 +26,10 @@ _LIGHTGBM_ZERO = float(np.float32(1e-35))
 _MAX_SPLITS = 62
 # Up to 2**16 patterns are counted with a lookup table (one pass); beyond, np.unique.
 _TABLE_BITS = 16
+# Below this many rows one pred_contrib call is cheaper than the patterns' fixed cost (the
+# model dump, one call per tree): next-action champion at 1M, 1 row 0.2 vs 29 ms, 128 rows 21
+# vs 42 ms, 512 rows 74 vs 92 ms. The scoring service explains one row per request.
+_PATTERNS_FROM_ROWS = 256
 
 
 def default_phrase(feature: str, value: float, direction: str) -> str:
@@ -202,7 +206,11 @@ def top_contributions(
     values = np.zeros((n_rows, k), dtype=np.float64)
     for start in range(0, n_rows, chunk_size):
         chunk = matrix[start : start + chunk_size]
-        contrib = tree_contributions(booster, chunk, chunk_size, num_threads)
+        if len(chunk) < _PATTERNS_FROM_ROWS:
+            contrib = booster.predict(chunk, pred_contrib=True, num_threads=num_threads)
+            contrib = contrib[:, :n_features]
+        else:
+            contrib = tree_contributions(booster, chunk, chunk_size, num_threads)
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(contrib, order, axis=1)
         indices[start : start + len(contrib)] = np.where(top > 0, order, -1)

@@ -26,18 +26,29 @@ def daily_curve(hour: np.ndarray) -> np.ndarray:
     )
 
 
-def planted_rates(hours: int, base: float = 30.0, weekly_growth: float = 0.01) -> np.ndarray:
-    """Expected events per hour for `hours` hours from START."""
+def planted_rates(
+    hours: int,
+    base: float = 30.0,
+    weekly_growth: float = 0.01,
+    holidays: dict[int, float] | None = None,
+) -> np.ndarray:
+    """Expected events per hour for `hours` hours from START; `holidays` maps a day number
+    (0 = START's day) to its load factor (e.g. {23: 0.4}: day 23 at 40%)."""
     index = np.arange(hours)
     hour, day = index % 24, (index // 24) % 7
-    return base * daily_curve(hour) * WEEKDAY_FACTOR[day] * (1 + weekly_growth) ** (index / 168)
+    rates = base * daily_curve(hour) * WEEKDAY_FACTOR[day] * (1 + weekly_growth) ** (index / 168)
+    for day_number, factor in (holidays or {}).items():
+        rates[day_number * 24 : (day_number + 1) * 24] *= factor
+    return rates
 
 
-def planted_load(seed: int, weeks: int = 10, base: float = 30.0) -> pl.DataFrame:
+def planted_load(
+    seed: int, weeks: int = 10, base: float = 30.0, holidays: dict[int, float] | None = None
+) -> pl.DataFrame:
     """(metric, hour_ts, value): Poisson events at the planted rate, and active users drawn at
     the rate / EVENTS_PER_ACTIVE_USER (never above the events)."""
     rng = np.random.default_rng(seed)
-    rates = planted_rates(weeks * 168, base)
+    rates = planted_rates(weeks * 168, base, holidays=holidays)
     events = rng.poisson(rates)
     users = np.minimum(rng.poisson(rates / EVENTS_PER_ACTIVE_USER), events)
     hours = [START + timedelta(hours=h) for h in range(len(rates))]

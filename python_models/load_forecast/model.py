@@ -1,8 +1,9 @@
 """Load forecast: events and active users per UTC hour for the next `horizon_hours`.
 
 Per metric, a ridge regression of log1p(value) on calendar terms: Fourier pairs of the hour of
-the day and of the hour of the week (daily and weekly seasonality) and a linear trend, fitted on
-the newest `training_weeks` with recency weights. Prediction intervals are split-conformal:
+the day and of the hour of the week (daily and weekly seasonality), a linear trend and, when
+the `holidays` setting names dates, a holiday indicator, fitted on the newest `training_weeks`
+with recency weights. Prediction intervals are split-conformal:
 the quantiles of the log-scale errors of `calibration_origins` earlier forecasts, each made
 inside the fit from the hours before its origin. The baseline is seasonal-naive (the same hour
 one week earlier); the evaluation is a rolling-origin backtest, each origin refit from scratch.
@@ -42,11 +43,15 @@ def _hours_since(ts: pl.Series, anchor: datetime) -> np.ndarray:
 def calendar_terms(
     hours: pl.Series, params: LoadForecastParams, trend_anchor: datetime
 ) -> np.ndarray:
-    """Design matrix: [trend in weeks since trend_anchor], daily and weekly Fourier pairs."""
+    """Design matrix: [trend in weeks since trend_anchor], [holiday indicator], daily and
+    weekly Fourier pairs."""
     since_epoch = _hours_since(hours, _EPOCH_MONDAY)
     columns = []
     if params.trend:
         columns.append(_hours_since(hours, trend_anchor) / WEEK_HOURS)
+    holidays = params.holiday_dates()
+    if holidays:
+        columns.append(hours.dt.date().is_in(list(holidays)).cast(pl.Float64).to_numpy())
     for period, harmonics in ((24, params.daily_harmonics), (WEEK_HOURS, params.weekly_harmonics)):
         for k in range(1, harmonics + 1):
             angle = 2 * np.pi * k * since_epoch / period

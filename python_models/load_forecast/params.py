@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import ClassVar
 
 from python_models.common.params import ModelParams
@@ -29,6 +30,10 @@ class LoadForecastParams(ModelParams):
     # calibration_origins earlier forecasts made inside every fit (split conformal).
     interval_level: float = 0.8
     calibration_origins: int = 4
+    # Holidays (optional): comma-separated ISO dates ("2025-12-25,2026-01-01"), UTC days whose
+    # load differs from their weekday's. Each adds one indicator term (a level shift on the log
+    # scale, learned from the holidays inside the training window; none there: no effect).
+    holidays: str = ""
     # Evaluation: rolling-origin backtest over the last backtest_origins horizons, each refit
     # on the hours before its origin; MAPE over hours with a non-zero actual.
     backtest_origins: int = 4
@@ -44,3 +49,16 @@ class LoadForecastParams(ModelParams):
             raise ValueError("daily_harmonics must be in [0, 12] and weekly_harmonics in [0, 6]")
         if self.ridge_alpha < 0 or self.recency_half_life_days < 0:
             raise ValueError("ridge_alpha and recency_half_life_days must be >= 0")
+        self.holiday_dates()  # a bad date is refused here, with its text
+
+    def holiday_dates(self) -> frozenset[date]:
+        """The `holidays` setting as dates."""
+        days = set()
+        for text in filter(None, (part.strip() for part in self.holidays.split(","))):
+            try:
+                days.add(date.fromisoformat(text))
+            except ValueError:
+                raise ValueError(
+                    f"holidays: {text!r} is not an ISO date (YYYY-MM-DD, comma-separated)"
+                ) from None
+        return frozenset(days)

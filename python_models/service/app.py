@@ -35,7 +35,11 @@ from python_models.common.registry import RegistryError
 from python_models.config import DBT_PROJECT_DIR, Settings, get_settings
 from python_models.models import MODELS
 from python_models.privacy import pseudonymize
-from python_models.service.features import SequenceFeatures, compile_feature_sql
+from python_models.service.features import (
+    EVENT_COLUMNS,
+    SequenceFeatures,
+    SequenceSettings,
+)
 from python_models.service.published import NotPublished, PublishedWarehouse
 from python_models.service.triggers import TriggerAudit, TriggerEngine, load_rules
 
@@ -179,20 +183,26 @@ class Service:
                 "event_name": [e.event_name for e in request.events],
                 "event_ts": [e.event_ts for e in request.events],
             },
-            schema={
-                "user_id": pl.String,
-                "event_id": pl.String,
-                "event_name": pl.String,
-                "event_ts": pl.Datetime("us"),
-            },
+            schema=EVENT_COLUMNS,
         )
         if posted["event_id"].is_duplicated().any():
             raise BadInput("event_id values repeat within the request")
+        problem = self.published.sequence_problem()
+        if problem is not None:
+            raise ServiceUnavailable(f"posted events cannot be scored: {problem}")
+        # The person's timeline: the published history, where a posted event_id replaces the
+        # stored event, merged with the posted events in the mart's order. Posted events older
+        # than the history (late or out of order) take their place in it: each row is computed
+        # over the events before it, as the mart would once they are loaded.
         history = self.published.user_events(user_id)
-        known = history.filter(~pl.col("event_id").is_in(posted["event_id"].implode()))
-        combined = pl.concat([known.cast(posted.schema), posted])
-        rows = self.features.compute(combined).sort("event_ts", "event_id")
-        features = rows.row(-1, named=True)  # the latest event's
+        posted_ids = posted["event_id"].implode()
+        known = history.filter(~pl.col("event_id").is_in(posted_ids))
+        timeline = pl.concat([known.cast(EVENT_COLUMNS), posted]).sort("event_ts", "event_id")
+        at = timeline["event_id"].is_in(posted_ids).arg_true().to_list()
+        latest = timeline.height - 1
+        rows = self.features.rows(timeline, at if at[-1] == latest else [*at, latest])
+        posted_rows = rows[: len(at)]
+        features = rows[-1]  # the latest event's
         scores = self.published.user_scores(user_id)
         scores[NEXT_ACTION] = self._next_action(features)
         if consent.get("marketing", True):
@@ -201,13 +211,12 @@ class Service:
             rules = [r for r in self.triggers.rules if r.holds(scores, features)]
             fired = [{"rule": r.name, "status": "no_marketing_consent"} for r in rules]
             webhooks = []
-        posted_rows = rows.filter(pl.col("event_id").is_in(posted["event_id"].implode()))
         body = {
             "user_id": user_id,
             "events": {"history": known.height, "posted": posted.height},
             "next_action": scores[NEXT_ACTION],
             "features": features,
-            "posted_features": posted_rows.to_dicts(),
+            "posted_features": posted_rows,
             "scores": scores,
             "triggers": fired,
         }
@@ -225,14 +234,17 @@ def _score_fields() -> dict[str, set[str]]:
 
 
 def build_service(settings: Settings | None = None) -> Service:
-    """Compile (or reuse) the feature SQL, read and check the rules, open the audit."""
+    """Read the feature settings (dbt vars), read and check the rules, open the audit, load
+    the publication."""
     settings = settings or get_settings()
-    sql = compile_feature_sql(settings.service_dir / "compiled")
-    features = SequenceFeatures(sql)
-    rules = load_rules(settings.service_rules_path, _score_fields(), set(features.columns()))
+    features = SequenceFeatures(SequenceSettings.from_project())
+    rules = load_rules(settings.service_rules_path, _score_fields(), set(features.columns))
     audit = TriggerAudit(settings.service_dir / "triggers.sqlite3")
     published = PublishedWarehouse(
-        settings.published_dir / "warehouse.duckdb", MODELS, settings.duckdb_memory_limit
+        settings.published_dir / "warehouse.duckdb",
+        MODELS,
+        settings.duckdb_memory_limit,
+        check_sequences=features.disagreement,
     )
     try:
         published.stats  # noqa: B018 - load the publication now, not on the first request

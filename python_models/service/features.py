@@ -1,226 +1,328 @@
-"""Sequence features for posted events, by the feature mart's own SQL.
+"""Sequence features for posted events: the rows features.ftr_user_event_sequences would hold,
+computed in numpy over the person's timeline (published history + posted events).
 
-The service does not re-implement features.ftr_user_event_sequences: it runs that model's
-dbt-compiled SQL on the user's history from the published marts plus the posted events, with
-the model's one input (marts.fct_events) swapped for the combined events. Same SQL, same
-vars, same session rule: the features equal the mart's (tests/integration/test_service.py
-holds them to it). The SQL is compiled once (`dbt compile`, a few seconds) and cached under the
-service folder, keyed by a hash of the dbt project's files, so a restart reuses it.
+The definitions are the mart's (dbt_project/models/features/ftr_user_event_sequences.sql, its
+full build) and the session rule is macro uba_sessionize's, with the settings read from the
+dbt vars they read (dbt_project.yml: uba__sequence_length, uba__top_event_types and the
+uba__session_* rules), never declared here. A row depends only on the person's events up to
+it, so the posted events' rows need nothing but the timeline; the service holds the published
+histories in memory, and one pass of vectorized array work over a timeline of a few hundred
+events costs well under a millisecond, where one execution of the mart's compiled SQL cost
+13 ms plus 0.04 ms per event.
 
-Concurrent requests share executions: most of one execution's cost is fixed (a plan of some
-thirty window functions costs ~13 ms on 10 events, ~24 ms on 270), so a feature worker
-takes every request waiting and runs them as one batch. Each request's rows get their own
-user key and event-id prefix, so every window (all partitioned by user, ordered by time and
-event id within it) and the event-id join see exactly that request's events: a batch gives
-each request the rows it would get alone (tests/integration/test_service.py).
+Parity is the proof: tests/integration/test_service.py (posted events give exactly the mart's
+rows, every column) and tests/unit/test_service_features.py (this code against the mart's
+dbt-compiled SQL on generated timelines, every session option on). At each publication the
+service checks that the published mart has exactly the columns computed here and recomputes a
+sample of its rows (`disagreement`): a mart built with other vars or another version of the
+model stops scoring with one line, never silently different features.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import queue
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import duckdb
+import numpy as np
 import polars as pl
 
-from python_models.config import DBT_PROJECT_DIR
+from python_models.common.feature_events import (
+    DBT_PROJECT_FILE,
+    FeatureEventsError,
+    check_event_types,
+    project_vars,
+)
+from python_models.ingest.tracking_plan import read_tracking_plan
 
-MODEL = "ftr_user_event_sequences"
-INPUT_MODEL = "fct_events"
-EVENTS_RELATION = "__uba_posted_events"
+MART = "features.ftr_user_event_sequences"
+# The mart's label looks ahead (the session's next event, the data's end): not a feature.
+LABEL_COLUMNS = ("next_event_name",)
 EVENT_COLUMNS = {
     "user_id": pl.String,
     "event_id": pl.String,
     "event_name": pl.String,
     "event_ts": pl.Datetime("us"),
 }
+PLAN = Path("seeds") / "event_taxonomy.csv"  # beside dbt_project.yml
+NO_EVENT = "none"  # the mart's categorical sentinel
+NOTHING_TO_MEASURE = -1.0  # the mart's numeric sentinel
+_EPOCH = datetime(1970, 1, 1)
+_MICROS_PER_SECOND = 1_000_000
+_MICROS_PER_HOUR = 3_600 * _MICROS_PER_SECOND
+_MICROS_PER_DAY = 24 * _MICROS_PER_HOUR
 
 
-# The mart's label looks ahead to the data's end (the newest event of the whole run): not a
-# feature of the event, and in a batch the end of other requests' events.
-LABEL_COLUMNS = ("next_event_name",)
-_DUCKDB_TYPES = {pl.String: "varchar", pl.Datetime("us"): "timestamp"}
-# Feature workers (each one execution at a time, DuckDB at threads=1). One, on 2 cores: it
-# takes every request waiting, so batches grow with the load; with 4 clients on the 1M-event
-# publication it served 30-40 scorings/s where two workers (smaller batches) served 21-22.
-FEATURE_WORKERS = 1
-# A batch takes at most this many requests, and stops growing past this many events.
-MAX_BATCH_REQUESTS = 8
-MAX_BATCH_EVENTS = 20_000
-_KEY_WIDTH = 4  # digits of a request's key within a batch (MAX_BATCH_REQUESTS < 10**4)
+class FeatureDefinitionError(ValueError):
+    """The mart and the service's reading of it differ; one line says how."""
 
 
-class FeatureSqlError(RuntimeError):
-    """The mart's compiled SQL cannot be produced or used."""
+@dataclass(frozen=True)
+class SequenceSettings:
+    """The dbt vars the mart's rows depend on (dbt_project.yml, read once)."""
 
+    sequence_length: int  # uba__sequence_length
+    event_types: tuple[str, ...]  # uba__top_event_types
+    timeout_seconds: float  # uba__session_timeout_minutes * 60
+    max_length_seconds: float  # uba__session_max_length_minutes * 60
+    end_events: tuple[str, ...]  # uba__session_end_events
+    split_at_midnight: bool  # uba__session_split_at_midnight
+    time_zone: str  # uba__session_time_zone
 
-def project_fingerprint() -> str:
-    """Hash of what the compiled SQL depends on: models, macros, dbt_project.yml."""
-    digest = hashlib.sha256()
-    files = [DBT_PROJECT_DIR / "dbt_project.yml"]
-    for folder in ("models", "macros"):
-        files += sorted(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
-    for path in files:
-        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def compile_feature_sql(cache_dir: Path) -> str:
-    """The mart's SELECT with its input relation replaced by EVENTS_RELATION (cached)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = cache_dir / f"{MODEL}-{project_fingerprint()}.sql"
-    if cached.exists():
-        return cached.read_text()
-    from python_models.dbt_runner import DbtError, run_dbt
-
-    target = cache_dir / "dbt_target"
-    try:
-        # A scratch database: compiling this model needs no tables, only the project.
-        run_dbt(
-            ["compile", "--select", MODEL],
-            duckdb_path=cache_dir / "compile.duckdb",
-            quiet=True,
-            target_path=target,
+    @classmethod
+    def from_vars(cls, dbt_vars: dict, plan_path: Path | None = None) -> SequenceSettings:
+        plan = read_tracking_plan(plan_path or DBT_PROJECT_FILE.parent / PLAN)
+        end_events = dbt_vars["uba__session_end_events"] or []
+        if isinstance(end_events, str):  # as the macro says
+            raise FeatureDefinitionError(
+                "uba__session_end_events must be a list of event names, e.g. ['logout']"
+            )
+        length = int(dbt_vars["uba__sequence_length"])
+        if length < 2:
+            raise FeatureDefinitionError("uba__sequence_length must be at least 2")
+        try:
+            event_types = check_event_types(dbt_vars.get("uba__top_event_types"), plan)
+        except FeatureEventsError as err:
+            raise FeatureDefinitionError(str(err)) from None
+        return cls(
+            sequence_length=length,
+            event_types=event_types,
+            timeout_seconds=dbt_vars["uba__session_timeout_minutes"] * 60,
+            max_length_seconds=dbt_vars["uba__session_max_length_minutes"] * 60,
+            end_events=tuple(end_events),
+            split_at_midnight=bool(dbt_vars["uba__session_split_at_midnight"]),
+            time_zone=str(dbt_vars["uba__session_time_zone"]),
         )
-    except DbtError as err:
-        raise FeatureSqlError(f"cannot compile {MODEL}: {str(err).splitlines()[0]}") from None
-    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
-    compiled = nodes[f"model.uba.{MODEL}"].get("compiled_code")
-    relation = nodes[f"model.uba.{INPUT_MODEL}"]["relation_name"]
-    if not compiled or compiled.count(relation) != 1:
-        raise FeatureSqlError(
-            f"the compiled {MODEL} must read {relation} exactly once; the service swaps it for "
-            "the posted events"
+
+    @classmethod
+    def from_project(cls) -> SequenceSettings:
+        return cls.from_vars(project_vars())
+
+    @property
+    def lags(self) -> range:
+        return range(1, self.sequence_length)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The mart's columns but the label, in its order (the rows' keys)."""
+        lagged = [
+            column
+            for i in self.lags
+            for column in (f"previous_event_name_{i}", f"seconds_since_previous_event_{i}")
+        ]
+        return (
+            "user_id",
+            "event_id",
+            "event_ts",
+            "event_date",
+            "event_name",
+            *lagged,
+            "session_event_number",
+            "seconds_since_session_start",
+            "seconds_since_previous_session",
+            "count_previous_sessions",
+            "count_events_so_far",
+            *(f"session_count_{t}" for t in self.event_types),
+            *(f"share_{t}_so_far" for t in self.event_types),
+            "hour_of_day",
+            "day_of_week",
         )
-    sql = compiled.replace(relation, EVENTS_RELATION)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(sql)
-    tmp.replace(cached)
-    return sql
+
+    def check_columns(self, mart_columns: Sequence[str]) -> None:
+        """Raise unless the published mart's columns (but the label) are the ones computed
+        here, in the same order."""
+        published = tuple(c for c in mart_columns if c not in LABEL_COLUMNS)
+        if published == self.columns:
+            return
+        missing = [c for c in published if c not in self.columns]
+        extra = [c for c in self.columns if c not in published]
+        detail = (
+            f"not computed by the service: {missing[:4]}"
+            if missing
+            else f"not in the mart: {extra[:4]}"
+            if extra
+            else "the same columns in another order"
+        )
+        raise FeatureDefinitionError(
+            f"the published {MART} and the service's definitions differ ({detail}): the "
+            "warehouse was built with other dbt vars or another version of the project"
+        )
 
 
-@dataclass
-class _Job:
-    events: pl.DataFrame
-    done: threading.Event = field(default_factory=threading.Event)
-    rows: pl.DataFrame | None = None
-    error: BaseException | None = None
+def _local_days(micros: np.ndarray, time_zone: str) -> np.ndarray:
+    """The local calendar day of each UTC timestamp (the macro's uba_local_date)."""
+    if time_zone.upper() == "UTC":
+        return micros // _MICROS_PER_DAY
+    local = (
+        pl.Series(micros, dtype=pl.Int64)
+        .cast(pl.Datetime("us", "UTC"))
+        .dt.convert_time_zone(time_zone)
+        .dt.date()
+    )
+    return local.to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
 class SequenceFeatures:
-    """Runs the compiled SQL on events frames, in private in-memory DuckDBs, one per feature
-    worker thread (started on first use).
+    """The mart's rows for one person's timeline."""
 
-    Each worker's connection holds the SQL as a prepared statement over a temporary table of
-    the events (the planner's ~10 ms for this SQL is paid once per worker, not per request);
-    a worker takes every request waiting, refills the table with all of them and executes the
-    plan once."""
+    def __init__(self, settings: SequenceSettings):
+        self.settings = settings
+        self.columns = settings.columns
+        self._types = np.array(settings.event_types, dtype=object)
+        self._end_events = np.array(settings.end_events, dtype=object)
 
-    _PREPARED = "uba_sequence_features"
+    def rows(self, events: pl.DataFrame, at: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """The rows (dicts in `columns` order, Python values) of the events at positions `at`
+        (all when None) of `events`: one person's events (EVENT_COLUMNS), sorted by
+        (event_ts, event_id)."""
+        columns = self._columns(events, at)
+        micros = columns["event_ts"].tolist()
+        stamps = [_EPOCH + timedelta(microseconds=m) for m in micros]
+        values = {
+            name: (
+                stamps
+                if name == "event_ts"
+                else [ts.date() for ts in stamps]
+                if name == "event_date"
+                else column.tolist()
+            )
+            for name, column in columns.items()
+        }
+        return [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
 
-    def __init__(self, sql: str, workers: int = FEATURE_WORKERS):
-        self.sql = sql
-        self.workers = workers
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._started = False
-        self._start_lock = threading.Lock()
-        self._local = threading.local()  # `batch`'s connection per calling thread
-
-    def _connection(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:", config={"threads": 1})
-        columns = ", ".join(
-            f"{name} {_DUCKDB_TYPES[dtype]}" for name, dtype in EVENT_COLUMNS.items()
-        )
-        con.execute(f"create temp table {EVENTS_RELATION} ({columns})")
-        con.execute(f"prepare {self._PREPARED} as {self.sql}")
-        return con
-
-    def compute(self, events: pl.DataFrame) -> pl.DataFrame:
-        """One row per event of `events` (user_id, event_id, event_name, event_ts), in the
-        mart's columns but the label (in no particular order)."""
-        if not self._started:
-            self._start()
-        job = _Job(events)
-        self._jobs.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.rows  # type: ignore[return-value]
-
-    def columns(self) -> list[str]:
-        return self.compute(pl.DataFrame(schema=EVENT_COLUMNS)).columns
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if not self._started:
-                for number in range(self.workers):
-                    # Connected here, so a SQL that cannot be prepared raises to the caller.
-                    threading.Thread(
-                        target=self._work,
-                        args=(self._connection(),),
-                        name=f"uba-features-{number}",
-                        daemon=True,
-                    ).start()
-                self._started = True
-
-    def batch(self, frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
-        """`compute` of each frame, all in one execution on this thread (what a worker does
-        with the requests it takes)."""
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = self._connection()
-        return self._execute(con, frames)
-
-    def _work(self, con: duckdb.DuckDBPyConnection) -> None:
-        while True:
-            jobs = [self._jobs.get()]
-            events = jobs[0].events.height
-            while len(jobs) < MAX_BATCH_REQUESTS and events < MAX_BATCH_EVENTS:
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-                events += jobs[-1].events.height
-            try:
-                results = self._execute(con, [job.events for job in jobs])
-                for job, rows in zip(jobs, results, strict=True):
-                    job.rows = rows
-            except Exception:  # noqa: BLE001 - each job then gets its own error, or its rows
-                for job in jobs:
-                    try:
-                        (job.rows,) = self._execute(con, [job.events])
-                    except Exception as err:  # noqa: BLE001 - raised in the request's thread
-                        job.error = err
-            finally:
-                for job in jobs:
-                    job.done.set()
-
-    def _execute(
-        self, con: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame]
-    ) -> list[pl.DataFrame]:
-        """One execution for all `frames`, each one's keys prefixed with its number."""
-        frame = pl.concat(  # noqa: F841 - read by DuckDB below
+    def frame(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Every row of `events` (one person's, sorted) as the mart's frame."""
+        columns = self._columns(events, None)
+        schema = self.schema
+        return pl.DataFrame(
             [
-                events.select(pl.col(c).cast(t) for c, t in EVENT_COLUMNS.items()).with_columns(
-                    (pl.lit(f"{number:0{_KEY_WIDTH}d}") + pl.col(c)).alias(c)
-                    for c in ("user_id", "event_id")
-                )
-                for number, events in enumerate(frames)
+                pl.Series(name, column).cast(schema[name])
+                if name in ("event_ts", "event_date")
+                else pl.Series(name, column, dtype=schema[name])
+                for name, column in columns.items()
             ]
         )
-        con.execute(f"delete from {EVENTS_RELATION}")
-        con.execute(f"insert into {EVENTS_RELATION} by name select * from frame")
-        rows = con.execute(f"execute {self._PREPARED}").pl().drop(LABEL_COLUMNS)
-        unkeyed = [pl.col(c).str.slice(_KEY_WIDTH) for c in ("user_id", "event_id")]
-        if len(frames) == 1:
-            return [rows.with_columns(unkeyed)]
-        number = pl.col("user_id").str.head(_KEY_WIDTH).cast(pl.Int64).alias("__uba_frame")
-        parts = rows.with_columns(number).with_columns(unkeyed)
-        split = parts.partition_by("__uba_frame", as_dict=True, include_key=False)
-        empty = rows.clear()
-        return [split.get((number,), empty) for number in range(len(frames))]
+
+    def _columns(self, events: pl.DataFrame, at: Sequence[int] | None) -> dict[str, np.ndarray]:
+        """The selected rows as arrays, one per column (event_ts as epoch microseconds,
+        event_date as epoch days)."""
+        s = self.settings
+        n = events.height
+        if n == 0:
+            return {name: np.array([], dtype=object) for name in self.columns}
+        user_id = events["user_id"][0]
+        ids = events["event_id"].to_numpy().astype(object)
+        names = events["event_name"].to_numpy().astype(object)
+        micros = events["event_ts"].to_numpy().view(np.int64)
+        seconds = micros / _MICROS_PER_SECOND  # DuckDB's epoch(): the same doubles
+        index = np.arange(n)
+
+        # Sessions (macro uba_sessionize): stretches cut by the boundary rules, each cut into
+        # windows of the max length counted from the stretch's first event.
+        gap = np.full(n, np.nan)
+        gap[1:] = seconds[1:] - seconds[:-1]
+        stretch_start = np.ones(n, dtype=bool)
+        stretch_start[1:] = gap[1:] > s.timeout_seconds
+        if s.end_events:
+            stretch_start[1:] |= np.isin(names[:-1], self._end_events)
+        if s.split_at_midnight:
+            days = _local_days(micros, s.time_zone)
+            stretch_start[1:] |= days[1:] != days[:-1]
+        stretch_first = np.maximum.accumulate(np.where(stretch_start, index, 0))
+        started_micros = micros[stretch_first]
+        started_seconds = seconds[stretch_first]
+
+        def window(at_micros: np.ndarray, at_seconds: np.ndarray) -> np.ndarray:
+            elapsed = np.ceil((at_seconds - started_seconds) / s.max_length_seconds) - 1
+            return np.where(at_micros <= started_micros, 0, elapsed.astype(np.int64))
+
+        session_start = stretch_start.copy()
+        if n > 1:
+            current = window(micros, seconds)
+            previous = window(
+                np.concatenate((micros[:1], micros[:-1])),
+                np.concatenate((seconds[:1], seconds[:-1])),
+            )
+            session_start[1:] |= current[1:] != previous[1:]
+        session_index = np.cumsum(session_start)
+        session_first = np.maximum.accumulate(np.where(session_start, index, 0))
+
+        # The person's event mix so far, and the session's (so far minus before its start).
+        is_type = names[:, None] == self._types[None, :]
+        so_far = np.cumsum(is_type, axis=0)
+        in_session = so_far - (so_far[session_first] - is_type[session_first])
+
+        selected = index if at is None else np.asarray(at, dtype=np.int64)
+        first = session_first[selected]
+        stamps = micros[selected]
+        out: dict[str, np.ndarray] = {
+            "user_id": np.full(len(selected), user_id, dtype=object),
+            "event_id": ids[selected],
+            "event_ts": stamps,
+            "event_date": stamps // _MICROS_PER_DAY,
+            "event_name": names[selected],
+        }
+        for lag in s.lags:
+            earlier = selected - lag
+            known = earlier >= 0
+            earlier = np.maximum(earlier, 0)
+            out[f"previous_event_name_{lag}"] = np.where(known, names[earlier], NO_EVENT)
+            out[f"seconds_since_previous_event_{lag}"] = np.where(
+                known, seconds[selected] - seconds[earlier], NOTHING_TO_MEASURE
+            )
+        out["session_event_number"] = selected - first + 1
+        out["seconds_since_session_start"] = seconds[selected] - seconds[first]
+        out["seconds_since_previous_session"] = np.where(first > 0, gap[first], NOTHING_TO_MEASURE)
+        out["count_previous_sessions"] = session_index[selected] - 1
+        out["count_events_so_far"] = selected + 1
+        for t, event_type in enumerate(s.event_types):
+            out[f"session_count_{event_type}"] = in_session[selected, t]
+        for t, event_type in enumerate(s.event_types):
+            out[f"share_{event_type}_so_far"] = so_far[selected, t] / (selected + 1)
+        out["hour_of_day"] = stamps // _MICROS_PER_HOUR % 24
+        # ISO weekday, Monday 1: the epoch's first day was a Thursday (4).
+        out["day_of_week"] = (stamps // _MICROS_PER_DAY + 3) % 7 + 1
+        return out
+
+    def disagreement(self, mart_columns: list[str], mart_rows: pl.DataFrame) -> str | None:
+        """None when the mart's rows (every row of some people) are the ones computed here
+        from their events, else why not, in one line (checked at each publication: a mart
+        built with other dbt vars or another version of the model is not scored)."""
+        try:
+            self.settings.check_columns(mart_columns)
+        except FeatureDefinitionError as err:
+            return str(err)
+        expected = mart_rows.select(self.columns).sort("user_id", "event_ts", "event_id")
+        got = pl.concat(
+            [
+                self.frame(events.select(list(EVENT_COLUMNS)).cast(EVENT_COLUMNS))
+                for _, events in expected.group_by("user_id", maintain_order=True)
+            ]
+            or [pl.DataFrame(schema=self.schema)]
+        )
+        differing = [c for c in self.columns if not got[c].equals(expected[c].cast(got[c].dtype))]
+        if not differing:
+            return None
+        return (
+            f"the published {MART} rows differ from the service's in {differing[:4]} (for "
+            f"{mart_rows['user_id'].n_unique()} users checked): the warehouse was built with "
+            "other dbt vars (uba__session_*, uba__sequence_length) or another version of the model"
+        )
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        types: dict[str, pl.DataType] = {
+            "user_id": pl.String,
+            "event_id": pl.String,
+            "event_ts": pl.Datetime("us"),
+            "event_date": pl.Date,
+            "event_name": pl.String,
+        }
+        for column in self.columns:
+            if column not in types:
+                is_text = column.startswith("previous_event_name_")
+                is_real = column.startswith(("seconds_", "share_"))
+                types[column] = pl.String if is_text else pl.Float64 if is_real else pl.Int64
+        return types

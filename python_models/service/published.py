@@ -4,11 +4,13 @@ file over the old one, so the path's inode changes).
 
 What a request needs per user is read once per publication, when the service picks it up, and
 held in memory: every user's newest row of each user-keyed score table (as the JSON DuckDB
-writes for it), the consent states, and the events (the histories posted events extend) as one
+writes for it), the consent states, the events (the histories posted events extend) as one
 frame sorted by user, so a user's history is a zero-copy slice. A request then reads no table
-(at 1M events: ~100 MB and ~2 s per pickup; docs/service.md). The champions' model bundles come
-from the registry rows in the copy (artifacts on disk, sha256-checked, cached per version),
-through one cursor per thread.
+(at 1M events: ~100 MB and ~2-4 s per pickup; docs/models_ml.md, "Scoring service"). At each
+pickup the service also recomputes the sequence mart's rows of a few users and compares them
+with the published ones (`check_sequences`): a publication built with other definitions is not
+scored. The champions' model bundles come from the registry rows in the copy (artifacts on
+disk, sha256-checked, cached per version), through one cursor per thread.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ from python_models.privacy.consent import CONSENT_TABLE, consent_states
 
 LOG = logging.getLogger("uba.service")
 EVENTS_TABLE = "marts.fct_events"
+SEQUENCE_MART = "features.ftr_user_event_sequences"  # what scoring computes for posted events
+SEQUENCE_SAMPLE_USERS = 32  # whose published rows the service recomputes at each pickup
 CATALOG = "published"
 HISTORY_COLUMNS = ("event_id", "event_name", "event_ts")  # user_id is the slice's key
 
@@ -50,6 +55,7 @@ class _Opened:
     consent: dict[str, dict[str, bool]]  # user -> {purpose: granted}
     events: pl.DataFrame | None  # HISTORY_COLUMNS sorted by user (None: no EVENTS_TABLE)
     spans: dict[str, tuple[int, int]]  # user -> (first row, rows) of their events
+    sequence_problem: str | None  # why posted events cannot be scored (None: they can)
     stats: dict[str, float]  # what the pickup loaded, and in how long
 
 
@@ -62,10 +68,20 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 
 class PublishedWarehouse:
-    def __init__(self, path: Path, models: tuple[ModelSpec, ...], memory_limit: str = "1GB"):
+    def __init__(
+        self,
+        path: Path,
+        models: tuple[ModelSpec, ...],
+        memory_limit: str = "1GB",
+        check_sequences: Callable[[list[str], pl.DataFrame], str | None] | None = None,
+    ):
+        """`check_sequences(columns, rows)`: given SEQUENCE_MART's columns and every row of a
+        sample of its users, None if the service computes the same rows, else why not; run
+        at each pickup."""
         self.path = Path(path)
         self.models = models
         self.memory_limit = memory_limit
+        self.check_sequences = check_sequences
         self._lock = threading.Lock()
         self._swap_lock = threading.Lock()  # held by the thread loading a new publication
         self._opened: _Opened | None = None
@@ -142,6 +158,7 @@ class PublishedWarehouse:
             scores, consent, events, spans = _request_data(bulk, self.models, tables)
         finally:
             bulk.close()
+        sequence_problem = self._sequence_problem(connection, tables)
         seconds = time.perf_counter() - started
         stats = {
             "users_with_scores": len(scores),
@@ -151,7 +168,43 @@ class PublishedWarehouse:
             "pickup_seconds": round(seconds, 2),
         }
         LOG.info("picked up the publication at %s: %s", self.path, stats)
-        return _Opened(connection, identity, tables, scores, consent, events, spans, stats)
+        return _Opened(
+            connection,
+            identity,
+            tables,
+            scores,
+            consent,
+            events,
+            spans,
+            sequence_problem,
+            stats,
+        )
+
+    def _sequence_problem(
+        self, connection: duckdb.DuckDBPyConnection, tables: frozenset[str]
+    ) -> str | None:
+        if SEQUENCE_MART not in tables:
+            return f"the published warehouse has no {SEQUENCE_MART}"
+        if self.check_sequences is None:
+            return None
+        # The first users by pseudonym (a hash: an arbitrary but fixed sample), every row.
+        sample = connection.execute(
+            f"""
+            select * from {SEQUENCE_MART}
+            where user_id in (
+                select distinct user_id from {SEQUENCE_MART}
+                order by user_id limit {SEQUENCE_SAMPLE_USERS}
+            )
+            """
+        ).pl()
+        try:
+            problem = self.check_sequences(sample.columns, sample)
+        except Exception as err:  # noqa: BLE001 - scoring stops, lookups go on
+            LOG.exception("checking %s failed", SEQUENCE_MART)
+            problem = f"checking the published {SEQUENCE_MART} failed: {err}"
+        if problem is not None:
+            LOG.error("posted events cannot be scored on %s: %s", self.path, problem)
+        return problem
 
     def cursor(self) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
         """This thread's cursor on the current publication, and the tables it holds."""
@@ -191,6 +244,10 @@ class PublishedWarehouse:
             pl.lit(user_id, dtype=pl.String).alias("user_id"), *HISTORY_COLUMNS
         )
 
+    def sequence_problem(self) -> str | None:
+        """Why posted events cannot be scored on this publication (None: they can)."""
+        return self._current().sequence_problem
+
     def consent(self, user_id: str) -> dict[str, bool]:
         """{purpose: granted} from the published consent mart ({}: not published, or a person
         it does not know; docs/privacy.md, "Consent")."""
@@ -198,12 +255,6 @@ class PublishedWarehouse:
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._current().spans
-
-    def table_columns(self, qualified: str) -> list[str]:
-        cursor, tables = self.cursor()
-        if qualified not in tables:
-            raise NotPublished(f"the published warehouse has no {qualified}")
-        return [d[0] for d in cursor.execute(f"select * from {qualified} limit 0").description]
 
     def champion(self, model_name: str) -> tuple[str, dict[str, Any]]:
         """(version, bundle) of the model's champion in the published registry; looked up

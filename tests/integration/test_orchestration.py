@@ -147,7 +147,9 @@ def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
         "ml.scoring_runs",
         "impact.score_lift_by_decile",
     } <= _tables(published)
-    assert (isolated_pipeline.published_dir / "parquet" / "ml_scores.churn_scores.parquet").exists()
+    assert list(
+        (isolated_pipeline.published_dir / "parquet" / "ml_scores.churn_scores").glob("*.parquet")
+    )
 
     # The demo's closing summary reads the published copy.
     from python_models.commands.demo import print_summary

@@ -11,6 +11,7 @@ on the new day (after the snapshot: their features cannot change).
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from datetime import datetime, time, timedelta
@@ -39,6 +40,8 @@ def warehouse(built_warehouse, sample_data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("UBA_DATA_DIR", str(root / "data"))
         patch.setenv("UBA_DUCKDB_PATH", str(root / "data" / "warehouse.duckdb"))
+        # The sample's event tables count as big: published by changed days (python_models.publish).
+        patch.setattr("python_models.publish.DIFF_MIN_ROWS", 1_000)
         (root / "data").mkdir()
         shutil.copy(built_warehouse, root / "data" / "warehouse.duckdb")
         reload_settings()
@@ -165,6 +168,7 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     newest_before = _newest_sequence_rows(con)
     con.close()
     late, new_day = _plant_day(events_dir, before, tmp_path / "day")
+    files_before = _published_files(data_dir)
 
     result = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
 
@@ -198,6 +202,7 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     finally:
         con.close()
     assert served.sort("user_id").equals(after.select("user_id", "run_id").sort("user_id"))
+    _assert_equals_a_full_publish(data_dir, tmp_path / "fresh", published.copied, files_before)
 
     # Next action scores each user's newest event: the planted users (a new newest event, or
     # a late one that changes what precedes it) and users whose newest row the new data
@@ -222,3 +227,58 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
 
     again = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
     assert again.nothing_new
+
+
+def _publication(out: Path) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
+    """{table: (its rows in the published DuckDB copy, in its Parquet files)}, sorted."""
+    from python_models.warehouse import connect
+
+    def ordered(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.sort(frame.columns, nulls_last=True)
+
+    con = connect(out / "warehouse.duckdb", read_only=True)
+    try:
+        tables = [
+            f"{t['schema']}.{t['table']}"
+            for t in json.loads((out / "manifest.json").read_text())["tables"]
+        ]
+        return {
+            table: (
+                ordered(con.execute(f"select * from {table}").pl()),
+                ordered(
+                    con.execute(
+                        f"select * from read_parquet('{out}/parquet/{table}/*.parquet')"
+                    ).pl()
+                ),
+            )
+            for table in tables
+        }
+    finally:
+        con.close()
+
+
+def _assert_equals_a_full_publish(data_dir: Path, fresh: Path, copied, files_before) -> None:
+    """The refreshed publication holds, row for row, what a full publish of the warehouse
+    does; the files of the tables it did not copy are the old ones, and the big event table
+    kept the Parquet files of the months the day did not touch."""
+    from python_models.publish import publish_warehouse
+    from python_models.warehouse import connect
+
+    con = connect()
+    try:
+        publish_warehouse(con, fresh)
+    finally:
+        con.close()
+    refreshed, full = _publication(data_dir / "published"), _publication(fresh)
+    assert refreshed.keys() == full.keys()
+    for table, (rows, parquet) in refreshed.items():
+        assert rows.equals(full[table][0]), table
+        assert parquet.equals(full[table][1]), table
+    files_after = _published_files(data_dir)
+    for name, identity in files_before.items():
+        table = name.split("/")[1] if name.startswith("parquet/") else None
+        if table is not None and table not in copied:
+            assert files_after[name] == identity, name
+    events = [name for name in files_before if name.startswith("parquet/marts.fct_events/")]
+    kept = [name for name in events if files_after.get(name) == files_before[name]]
+    assert "marts.fct_events" in copied and 0 < len(kept) < len(events)

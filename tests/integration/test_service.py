@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 TEST_SALT = "test-salt"  # tests/conftest.py
 HELD_BACK = 3  # events per sampled user posted to the service instead of published
 SAMPLED_USERS = 6
+MIDDLE_POSITION = 5  # of the event withheld from one more user's history, from the end
 
 
 def _free_port() -> int:
@@ -130,7 +131,30 @@ def held_back(scored_warehouse) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def service(scored_warehouse, held_back, tmp_path_factory):
+def held_back_middle(scored_warehouse, held_back) -> pl.DataFrame:
+    """One more user's event MIDDLE_POSITION from the end: posting it is posting an event
+    older than the published history."""
+    from python_models.warehouse import connect
+
+    con = connect(scored_warehouse, read_only=True)
+    try:
+        events = con.execute(
+            "select user_id, event_id, event_name, event_ts from marts.fct_events"
+        ).pl()
+    finally:
+        con.close()
+    users = (
+        events.group_by("user_id")
+        .len()
+        .filter((pl.col("len") >= 20) & ~pl.col("user_id").is_in(held_back["user_id"].implode()))
+        .sort("user_id")["user_id"]
+    )
+    person = events.filter(pl.col("user_id") == users[0]).sort("event_ts", "event_id")
+    return person.slice(person.height - MIDDLE_POSITION, 1)
+
+
+@pytest.fixture(scope="module")
+def service(scored_warehouse, held_back, held_back_middle, tmp_path_factory):
     """(port, service, receiver port, data dir): the service over a publication that lacks
     the held-back events, with a webhook rule to a loopback receiver and a log rule."""
     from python_models.config import get_settings
@@ -143,7 +167,8 @@ def service(scored_warehouse, held_back, tmp_path_factory):
     shutil.copy(scored_warehouse, withheld)
     con = connect(withheld)
     try:
-        con.register("held", held_back.select("event_id").to_arrow())
+        withheld_ids = pl.concat([held_back, held_back_middle]).select("event_id")
+        con.register("held", withheld_ids.to_arrow())
         con.execute("delete from marts.fct_events where event_id in (select event_id from held)")
         publish_warehouse(con, root / "data" / "published")
     finally:
@@ -179,15 +204,20 @@ rules:
     receiver.shutdown()
 
 
-def _mart_rows(path, event_ids: list[str]) -> pl.DataFrame:
+def _mart_rows(path, event_ids: list[str] | None) -> pl.DataFrame:
+    """The mart's rows (but the label) of these events (None: all), by time."""
     from python_models.warehouse import connect
 
     con = connect(path, read_only=True)
     try:
-        con.register("wanted", pl.DataFrame({"event_id": event_ids}).to_arrow())
+        con.register(
+            "wanted",
+            pl.DataFrame({"event_id": event_ids or []}, schema={"event_id": pl.String}).to_arrow(),
+        )
+        where = "" if event_ids is None else "where event_id in (select event_id from wanted)"
         return con.execute(
             "select * exclude (next_event_name) from features.ftr_user_event_sequences "
-            "where event_id in (select event_id from wanted) order by event_ts, event_id"
+            f"{where} order by event_ts, event_id"
         ).pl()
     finally:
         con.close()
@@ -197,58 +227,104 @@ def _as_json(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _score(port: int, events: pl.DataFrame) -> dict:
+    """POST /score of one person's events (as given, in that order); the 200 answer."""
+    body = {
+        "user_id": events["user_id"][0],
+        "events": [
+            {
+                "event_id": e["event_id"],
+                "event_name": e["event_name"],
+                "event_ts": e["event_ts"].isoformat() + "Z",
+            }
+            for e in events.iter_rows(named=True)
+        ],
+    }
+    status, answer = _request(port, "POST", "/score", body)
+    assert status == 200, answer
+    return answer
+
+
+def _assert_mart_rows(got: list[dict], expected: pl.DataFrame) -> None:
+    """The service's rows are the mart's, every column."""
+    assert len(got) == expected.height
+    for api, mart in zip(got, expected.iter_rows(named=True), strict=True):
+        assert set(api) == set(mart), set(api) ^ set(mart)
+        differing = {c: (api[c], _as_json(v)) for c, v in mart.items() if api[c] != _as_json(v)}
+        assert not differing, differing
+
+
 def test_posted_events_get_the_feature_marts_features(service, held_back, scored_warehouse):
     port = service[0]
-    compared = 0
-    for (user_id,), events in held_back.group_by("user_id", maintain_order=True):
-        body = {
-            "user_id": user_id,
-            "events": [
-                {
-                    "event_id": e["event_id"],
-                    "event_name": e["event_name"],
-                    "event_ts": e["event_ts"].isoformat() + "Z",
-                }
-                for e in events.iter_rows(named=True)
-            ],
-        }
-        status, answer = _request(port, "POST", "/score", body)
-        assert status == 200, answer
+    compared = []
+    for (_,), events in held_back.group_by("user_id", maintain_order=True):
+        answer = _score(port, events)
         assert answer["events"]["posted"] == HELD_BACK
         expected = _mart_rows(scored_warehouse, events["event_id"].to_list())
-        assert len(answer["posted_features"]) == expected.height == HELD_BACK
-        for api, mart in zip(
-            answer["posted_features"], expected.iter_rows(named=True), strict=True
-        ):
-            assert set(api) == set(mart), set(api) ^ set(mart)
-            differing = {c: (api[c], _as_json(v)) for c, v in mart.items() if api[c] != _as_json(v)}
-            assert not differing, differing
-            compared += 1
+        _assert_mart_rows(answer["posted_features"], expected)
         assert answer["features"] == answer["posted_features"][-1]  # the latest event
-    assert compared == SAMPLED_USERS * HELD_BACK
+        compared.append(expected)
+    rows = pl.concat(compared)
+    assert rows.height == SAMPLED_USERS * HELD_BACK
+    # Posted events that start a new session after the history's, and ones within a session.
+    assert ((rows["session_event_number"] == 1) & (rows["count_previous_sessions"] > 0)).any()
+    assert (rows["session_event_number"] > 1).any()
 
 
-def test_one_batch_gives_each_request_the_feature_marts_rows(service, held_back, scored_warehouse):
-    """Concurrent requests share one execution of the feature SQL: each gets the rows it
-    would alone, even beside a request for the same person with the same event ids."""
-    svc = service[1]
-    frames, expected = [], []
-    for (user_id,), events in held_back.group_by("user_id", maintain_order=True):
-        history = svc.published.user_events(user_id)
-        frames.append(pl.concat([history, events.select(history.columns)]))
-        expected.append(_mart_rows(scored_warehouse, events["event_id"].to_list()))
-    # The first person again, an hour later: a different request with the same keys.
-    frames.append(frames[0].with_columns(pl.col("event_ts") + pl.duration(hours=1)))
-    results = svc.features.batch(frames)
-    assert len(results) == len(frames)
-    for rows, mart in zip(results, expected, strict=False):
-        got = rows.filter(pl.col("event_id").is_in(mart["event_id"].implode()))
-        assert got.sort("event_ts", "event_id").select(mart.columns).equals(mart)
-    assert (
-        results[-1]
-        .sort("event_ts", "event_id")
-        .equals(svc.features.batch(frames[-1:])[0].sort("event_ts", "event_id"))
+def test_events_posted_out_of_order_get_their_place_in_the_timeline(service, held_back):
+    """Posted in reverse: the rows of the events sorted by (event_ts, event_id), as the mart's."""
+    port = service[0]
+    events = held_back.filter(pl.col("user_id") == held_back["user_id"][-1])
+    in_order = _score(port, events)
+    reversed_ = _score(port, events.reverse())
+    assert reversed_["posted_features"] == in_order["posted_features"]
+    assert reversed_["features"] == in_order["features"]
+
+
+def test_an_event_older_than_the_history_gets_the_marts_row_and_moves_the_later_ones(
+    service, held_back_middle, scored_warehouse
+):
+    """A late event lands among the published history: its row is the mart's, and so is the
+    latest event's (which counts it)."""
+    port, svc = service[0], service[1]
+    user_id = held_back_middle["user_id"][0]
+    history = svc.published.user_events(user_id)
+    assert history["event_ts"].max() > held_back_middle["event_ts"][0]
+    answer = _score(port, held_back_middle)
+    _assert_mart_rows(
+        answer["posted_features"],
+        _mart_rows(scored_warehouse, held_back_middle["event_id"].to_list()),
     )
+    latest = history.sort("event_ts", "event_id")["event_id"][-1]
+    (mart_latest,) = _mart_rows(scored_warehouse, [latest]).iter_rows(named=True)
+    _assert_mart_rows([answer["features"]], pl.DataFrame([mart_latest]))
+    assert answer["features"]["count_events_so_far"] == history.height + 1
+
+
+def test_a_posted_event_id_already_published_replaces_the_stored_event(
+    service, held_back, held_back_middle, scored_warehouse
+):
+    """Re-posting a published event unchanged gives the mart's row; re-posting it under
+    another name scores the corrected timeline (that event counted as the new name)."""
+    port, svc = service[0], service[1]
+    withheld = pl.concat([held_back, held_back_middle])["user_id"].implode()
+    users = _mart_rows(scored_warehouse, None).filter(~pl.col("user_id").is_in(withheld))
+    user_id = users.group_by("user_id").len().filter(pl.col("len") >= 20)["user_id"].min()
+    history = svc.published.user_events(user_id).sort("event_ts", "event_id")
+    event = history.slice(history.height - 4, 1)
+    answer = _score(port, event)
+    assert answer["events"] == {"history": history.height - 1, "posted": 1}
+    (mart,) = _mart_rows(scored_warehouse, event["event_id"].to_list()).iter_rows(named=True)
+    _assert_mart_rows(answer["posted_features"], pl.DataFrame([mart]))
+    renamed = "search" if event["event_name"][0] != "search" else "click"
+    answer = _score(port, event.with_columns(event_name=pl.lit(renamed)))
+    (row,) = answer["posted_features"]
+    events_so_far = mart["count_events_so_far"]
+    assert row["event_name"] == renamed and row["count_events_so_far"] == events_so_far
+    assert row[f"share_{renamed}_so_far"] == pytest.approx(
+        mart[f"share_{renamed}_so_far"] + 1 / events_so_far
+    )
+    assert row[f"session_count_{renamed}"] == mart[f"session_count_{renamed}"] + 1
 
 
 def test_the_next_action_is_the_champions_on_the_mart_row(service, held_back, scored_warehouse):
@@ -437,3 +513,26 @@ def test_a_new_publication_is_picked_up_without_a_restart(service, scored_wareho
         con.close()
     status, answer = _request(port, "GET", f"/users/{user_id}")
     assert status == 200 and answer["segment"] is None and "next_action" in answer["scores"]
+
+
+def test_a_publication_built_with_other_session_settings_is_not_scored(service, held_back):
+    """The pickup recomputes some users' mart rows: a service whose session timeout is not the
+    one the warehouse was built with refuses to score (503, one line), lookups go on."""
+    from python_models.models import MODELS
+    from python_models.service.app import ScoreRequest, ServiceUnavailable
+    from python_models.service.features import SequenceFeatures
+    from python_models.service.published import PublishedWarehouse
+
+    port, svc, _, _ = service
+    assert svc.published.sequence_problem() is None
+    drifted = SequenceFeatures(replace(svc.features.settings, timeout_seconds=10 * 60))
+    published = PublishedWarehouse(svc.published.path, MODELS, check_sequences=drifted.disagreement)
+    problem = published.sequence_problem()
+    assert problem is not None and "differ from the service's" in problem
+    assert "count_previous_sessions" in problem
+    user_id = held_back["user_id"][0]
+    assert published.user_scores(user_id)  # lookups still answered
+    other = replace(svc, published=published, features=drifted)
+    event = {"event_name": "click", "event_ts": "2025-07-07T12:00:00Z"}
+    with pytest.raises(ServiceUnavailable, match="posted events cannot be scored"):
+        other.score(ScoreRequest(user_id=user_id, events=[event]))

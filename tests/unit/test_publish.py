@@ -53,16 +53,18 @@ def test_only_changed_tables_are_copied(con, tmp_path):
     out = tmp_path / "published"
     first = publish_warehouse(con, out, only_changed=True)  # no manifest yet: everything
     assert first.copied == ["marts.users", "ml_scores.scores"]
-    users_parquet = (out / "parquet" / "marts.users.parquet").stat()
+    users_parquet = (out / "parquet" / "marts.users" / "all.parquet").stat()
 
     same = publish_warehouse(con, out, only_changed=True)
     assert not same.changed and same.copied == []
-    assert (out / "parquet" / "marts.users.parquet").stat().st_mtime_ns == users_parquet.st_mtime_ns
+    assert (
+        out / "parquet" / "marts.users" / "all.parquet"
+    ).stat().st_mtime_ns == users_parquet.st_mtime_ns
 
     con.execute("update ml_scores.scores set s = 0.9 where id < 5")
     changed = publish_warehouse(con, out, only_changed=True)
     assert changed.copied == ["ml_scores.scores"]
-    assert (out / "parquet" / "marts.users.parquet").stat().st_ino == users_parquet.st_ino
+    assert (out / "parquet" / "marts.users" / "all.parquet").stat().st_ino == users_parquet.st_ino
     published = _published(out)
     assert (
         published["marts.users"] == con.execute("select * from marts.users order by all").fetchall()
@@ -73,7 +75,7 @@ def test_only_changed_tables_are_copied(con, tmp_path):
     removed = publish_warehouse(con, out, only_changed=True)
     assert removed.removed == ["ml_scores.scores"] and removed.copied == []
     assert set(_published(out)) == {"marts.users"}
-    assert not (out / "parquet" / "ml_scores.scores.parquet").exists()
+    assert not (out / "parquet" / "ml_scores.scores").exists()
 
 
 def test_a_missing_manifest_means_a_full_copy(con, tmp_path):
@@ -82,3 +84,141 @@ def test_a_missing_manifest_means_a_full_copy(con, tmp_path):
     (out / "manifest.json").unlink()
     again = publish_warehouse(con, out, only_changed=True)
     assert again.copied == ["marts.users", "ml_scores.scores"]
+
+
+def _rows(con, sql: str) -> list:
+    return sorted(con.execute(sql).fetchall(), key=repr)
+
+
+def _publication(out) -> dict[str, tuple[list, list]]:
+    """{table: (rows of the published DuckDB copy, rows of its Parquet files)}."""
+    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        return {
+            table: (
+                _rows(reader, f"select * from {table}"),
+                _rows(reader, f"select * from read_parquet('{out}/parquet/{table}/*.parquet')"),
+            )
+            for table in ("marts.events", "marts.pairs", "marts.users", "ml_scores.scores")
+        }
+    finally:
+        reader.close()
+
+
+def _files(out) -> dict[str, int]:
+    return {
+        str(p.relative_to(out / "parquet")): p.stat().st_ino
+        for p in (out / "parquet").rglob("*.parquet")
+    }
+
+
+@pytest.fixture
+def big(con, monkeypatch):
+    """`con` plus two "big" tables (the threshold lowered): events by day over three months
+    (a null date, duplicate rows), and pairs without a date column (duplicates too)."""
+    import python_models.publish as publish
+
+    monkeypatch.setattr(publish, "DIFF_MIN_ROWS", 10)
+    con.execute(
+        "create table marts.events as select range % 40 as user_id, "
+        "case when range = 5 then null else date '2025-01-01' + (range % 80)::int end as day, "
+        "(range % 7)::double as v from range(400)"
+    )
+    con.execute("insert into marts.events select * from marts.events where user_id = 3")
+    con.execute("comment on table marts.events is 'One row per event.'")
+    con.execute("comment on column marts.events.v is 'The value.'")
+    con.execute("create table marts.pairs as select range % 30 as a, range % 3 as b from range(90)")
+    return con
+
+
+def test_a_day_changes_only_its_rows_and_months_and_equals_a_full_publish(big, tmp_path):
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    before = _files(out)
+    assert {"marts.events/2025-01.parquet", "marts.events/undated.parquet"} <= set(before)
+
+    # A new day, a late row in an old day, a deleted row, a re-keyed null-date row, a
+    # duplicated pair and a changed pair: the kinds of change a day brings.
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0), (8, null, 2.0)")
+    big.execute("update marts.events set v = 99 where day = date '2025-03-01' and user_id = 0")
+    big.execute("delete from marts.events where day = date '2025-03-02' and user_id = 1")
+    big.execute("update marts.pairs set b = 7 where a = 4")
+    big.execute("insert into marts.pairs values (1, 1)")
+    result = publish_warehouse(big, out, only_changed=True)
+
+    assert result.copied == ["marts.events", "marts.pairs"]
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
+    expected = _rows(big, "select * from marts.events")
+    assert _publication(out)["marts.events"] == (expected, expected)
+    after = _files(out)
+    # January and February held no change: their files are the old ones (same inode);
+    # March and the null-date rows were written again; the unchanged tables not at all.
+    for kept in ("marts.events/2025-01.parquet", "marts.events/2025-02.parquet"):
+        assert after[kept] == before[kept]
+    for written in ("marts.events/2025-03.parquet", "marts.events/undated.parquet"):
+        assert after[written] != before[written]
+    assert after["marts.users/all.parquet"] == before["marts.users/all.parquet"]
+    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:  # changed row by row, the copy kept its comments
+        assert reader.execute(
+            "select t.comment, c.comment from duckdb_tables() t join duckdb_columns() c "
+            "using (schema_name, table_name) where table_name = 'events' and column_name = 'v'"
+        ).fetchall() == [("One row per event.", "The value.")]
+    finally:
+        reader.close()
+
+
+def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path, monkeypatch):
+    import python_models.publish as publish
+
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    replaced = []
+    original = publish._replace_changed_days
+    monkeypatch.setattr(
+        publish,
+        "_replace_changed_days",
+        lambda con, table, layout, days: (
+            replaced.append((table, sorted(days))) or original(con, table, layout, days)
+        ),
+    )
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
+    publish_warehouse(big, out, only_changed=True)
+    assert replaced == [("marts.events", ["2025-03-22"])]
+
+    # Most rows changed: copied whole instead, and still equal.
+    replaced.clear()
+    big.execute("update marts.events set v = v + 1")
+    publish_warehouse(big, out, only_changed=True)
+    assert replaced == []
+    expected = _rows(big, "select * from marts.events")
+    assert _publication(out)["marts.events"] == (expected, expected)
+
+
+def test_a_failed_publish_leaves_the_previous_one_readable(big, tmp_path, monkeypatch):
+    import python_models.publish as publish
+
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    previous = _publication(out)
+    manifest = (out / "manifest.json").read_text()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
+    big.execute("update ml_scores.scores set s = 0.1")
+    monkeypatch.setattr(publish, "_write_parquet", fail)  # after the copy's rows changed
+    with pytest.raises(OSError, match="disk full"):
+        publish_warehouse(big, out, only_changed=True)
+    assert _publication(out) == previous
+    assert (out / "manifest.json").read_text() == manifest
+
+    monkeypatch.undo()
+    monkeypatch.setattr(publish, "DIFF_MIN_ROWS", 10)
+    publish_warehouse(big, out, only_changed=True)  # the next run publishes the change
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)

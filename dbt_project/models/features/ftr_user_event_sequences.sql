@@ -7,9 +7,10 @@
     event; only the label looks ahead. Sessions are re-cut from fct_events with the rule of
     int_events_sessionized (macro uba_sessionize), so they are the sessions of fct_sessions and
     fct_event_transitions, and the SQL needs nothing but (user_id, event_id, event_name,
-    event_ts): the scoring service runs this very compiled SQL on posted events
-    (python_models/service/features.py; it compiles the full build, which reads fct_events
-    once).
+    event_ts). The scoring service computes these columns for posted events in numpy
+    (python_models/service/features.py, settings read from the same dbt vars), held equal to
+    this SQL by tests/unit/test_service_features.py (this model's compiled SQL on edge-case
+    timelines) and checked on sampled rows of each publication it picks up.
 
     Incremental (delete+insert on event_id), for the people whose events changed since this
     model last ran (macros in uba_batches.sql): a row depends only on its person's earlier
