@@ -108,17 +108,23 @@ def scored_warehouse(built_warehouse, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def held_back(scored_warehouse) -> pl.DataFrame:
-    """The last HELD_BACK events of SAMPLED_USERS seeded users with a long enough history."""
+def mart_events(scored_warehouse) -> pl.DataFrame:
+    """Every event of the scored warehouse's marts.fct_events (the columns the service reads)."""
     from python_models.warehouse import connect
 
     con = connect(scored_warehouse, read_only=True)
     try:
-        events = con.execute(
+        return con.execute(
             "select user_id, event_id, event_name, event_ts from marts.fct_events"
         ).pl()
     finally:
         con.close()
+
+
+@pytest.fixture(scope="module")
+def held_back(mart_events) -> pl.DataFrame:
+    """The last HELD_BACK events of SAMPLED_USERS seeded users with a long enough history."""
+    events = mart_events
     counts = events.group_by("user_id").len().filter(pl.col("len") >= 20).sort("user_id")
     rng = np.random.default_rng(17)
     users = rng.choice(counts["user_id"].to_numpy(), SAMPLED_USERS, replace=False).tolist()
@@ -131,18 +137,10 @@ def held_back(scored_warehouse) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def held_back_middle(scored_warehouse, held_back) -> pl.DataFrame:
+def held_back_middle(mart_events, held_back) -> pl.DataFrame:
     """One more user's event MIDDLE_POSITION from the end: posting it is posting an event
     older than the published history."""
-    from python_models.warehouse import connect
-
-    con = connect(scored_warehouse, read_only=True)
-    try:
-        events = con.execute(
-            "select user_id, event_id, event_name, event_ts from marts.fct_events"
-        ).pl()
-    finally:
-        con.close()
+    events = mart_events
     users = (
         events.group_by("user_id")
         .len()
