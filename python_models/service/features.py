@@ -36,8 +36,9 @@ from python_models.common.feature_events import (
     project_vars,
 )
 from python_models.ingest.tracking_plan import read_tracking_plan
+from python_models.next_action.sequences import SEQUENCE_MART
 
-MART = "features.ftr_user_event_sequences"
+MART = f"features.{SEQUENCE_MART}"  # the mart whose rows this module computes
 # The mart's label looks ahead (the session's next event, the data's end): not a feature.
 LABEL_COLUMNS = ("next_event_name",)
 EVENT_COLUMNS = {
@@ -313,16 +314,13 @@ class SequenceFeatures:
 
     @property
     def schema(self) -> dict[str, pl.DataType]:
-        types: dict[str, pl.DataType] = {
-            "user_id": pl.String,
-            "event_id": pl.String,
-            "event_ts": pl.Datetime("us"),
-            "event_date": pl.Date,
-            "event_name": pl.String,
-        }
+        """Each column's type, in `columns` order: the events' own, then by kind of feature."""
+        known = {**EVENT_COLUMNS, "event_date": pl.Date}
+        types: dict[str, pl.DataType] = {}
         for column in self.columns:
-            if column not in types:
-                is_text = column.startswith("previous_event_name_")
-                is_real = column.startswith(("seconds_", "share_"))
-                types[column] = pl.String if is_text else pl.Float64 if is_real else pl.Int64
+            is_text = column.startswith("previous_event_name_")
+            is_real = column.startswith(("seconds_", "share_"))
+            types[column] = known.get(column) or (
+                pl.String if is_text else pl.Float64 if is_real else pl.Int64
+            )
         return types

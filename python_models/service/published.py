@@ -31,10 +31,10 @@ import polars as pl
 from python_models.common import registry
 from python_models.common.spec import ModelSpec
 from python_models.privacy.consent import CONSENT_TABLE, consent_states
+from python_models.service.features import MART as SEQUENCE_MART  # scoring computes its rows
 
 LOG = logging.getLogger("uba.service")
 EVENTS_TABLE = "marts.fct_events"
-SEQUENCE_MART = "features.ftr_user_event_sequences"  # what scoring computes for posted events
 SEQUENCE_SAMPLE_USERS = 32  # whose published rows the service recomputes at each pickup
 CATALOG = "published"
 HISTORY_COLUMNS = ("event_id", "event_name", "event_ts")  # user_id is the slice's key
