@@ -26,14 +26,21 @@ DAILY_MODELS = [
     "marts.fct_funnel_attempt_steps",
     "marts.fct_event_transitions",
     "features.ftr_user_event_sequences",
+    "features.ftr_user_day_activity",
+    "reports.int_event_paths_counted",
+    "reports.rpt_event_transitions",
+    "reports.rpt_path_ngrams",
     "reports.rpt_funnel_conversion_daily",
     "reports.rpt_funnel_conversion_weekly",
     "reports.rpt_active_users_daily",
 ]
+# Bookkeeping columns that say which run wrote a row: a full build writes every row at once.
+RUN_COLUMNS = {"marts.fct_event_transitions": ["batch_id"]}
 SELECT = [
     "--select",
-    "+fct_event_transitions +ftr_user_event_sequences",
+    "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
+    "+rpt_event_transitions +rpt_path_ngrams",
 ]
 
 
@@ -81,7 +88,11 @@ def daily_increment(gated_warehouse, tmp_path_factory) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", DAILY_MODELS)
 def test_one_new_day_incrementally_equals_a_full_build(daily_increment, name):
-    assert_same_rows(daily_increment["incremental"][name], daily_increment["full"][name], name)
+    run_columns = RUN_COLUMNS.get(name, [])
+    incremental, full = (
+        daily_increment[build][name].drop(run_columns) for build in ("incremental", "full")
+    )
+    assert_same_rows(incremental.sort(incremental.columns), full.sort(full.columns), name)
 
 
 @pytest.mark.slow
@@ -149,6 +160,76 @@ def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path
         con.close()
     with pytest.raises(DbtError, match="not_null_fct_funnel_attempts_funnel_name"):
         _data_tests(path, tmp_path)
+
+
+SCOPED_SINGULAR_TESTS = (
+    "assert_event_sequence_labels_match_transitions assert_sessions_reconcile_with_events"
+)
+# A broken row per singular test: (table, key column, where it is broken, the rows a daily run
+# checks: the transition rows it wrote / the people its latest batch touched).
+BROKEN_ROWS = {
+    "assert_event_sequence_labels_match_transitions": (
+        "features.ftr_user_event_sequences",
+        "event_id",
+        "next_event_name = 'bogus_event'",
+        "select event_id from marts.fct_event_transitions "
+        "where batch_id = (select max(batch_id) from marts.fct_event_transitions)",
+    ),
+    "assert_sessions_reconcile_with_events": (
+        "marts.fct_sessions",
+        "session_id",
+        "count_events = count_events + 1",
+        "select session_id from marts.fct_sessions where user_id in (select user_id from "
+        "intermediate.int_events_sessionized where batch_id = "
+        "(select max(batch_id) from intermediate.int_events_sessionized))",
+    ),
+}
+
+
+def _singular_tests(path: Path, tmp_path: Path, *extra: str) -> None:
+    run_dbt(
+        ["test", "--select", SCOPED_SINGULAR_TESTS, *extra],
+        duckdb_path=path,
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+
+
+def _break_rows(path: Path, checked_daily: bool) -> None:
+    con = connect(path)
+    try:
+        for table, key, broken, daily_rows in BROKEN_ROWS.values():
+            membership = "in" if checked_daily else "not in"
+            changed = con.execute(
+                f"update {table} set {broken} where {key} = (select min({key}) from {table} "
+                f"where {key} {membership} ({daily_rows}))"
+            ).fetchone()[0]
+            assert changed == 1, table
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_singular_tests_check_what_the_daily_run_wrote(daily_increment, tmp_path):
+    """The two singular tests that join whole marts check, after a daily run, the transition
+    rows it wrote and the sessions of the people it touched: broken rows elsewhere pass the
+    daily run and fail the weekly whole-table one; broken rows in that scope fail both."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    _singular_tests(path, tmp_path)  # the increment itself passes
+    _break_rows(path, checked_daily=False)
+    _singular_tests(path, tmp_path)
+    with pytest.raises(DbtError) as weekly:
+        _singular_tests(path, tmp_path, "--vars", "{uba__full_data_tests: true}")
+    for name in BROKEN_ROWS:
+        assert name in str(weekly.value)
+
+    shutil.copy(daily_increment["after_increment"], path)
+    _break_rows(path, checked_daily=True)
+    with pytest.raises(DbtError) as daily:
+        _singular_tests(path, tmp_path)
+    for name in BROKEN_ROWS:
+        assert name in str(daily.value)
 
 
 @pytest.mark.slow

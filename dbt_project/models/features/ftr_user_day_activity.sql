@@ -2,38 +2,82 @@
     int_events_sessionized. "New" country / device = not seen on any earlier day of the same
     user, so the first day a user is seen never counts as new. Deviation columns compare a day
     with the user's own trailing baseline (up to uba__anomaly_baseline_days previous active
-    days): z = (x - mean) / max(std, uba__anomaly_z_std_floor). Bursts: the most events starting
-    in any 10-minute window (the column name max_events_10m carries the length), over an exact
-    microsecond key. Incremental: the people whose events changed since this model last ran
-    (macros in uba_batches.sql) are deleted (the pre-hook) and recomputed from their whole
-    history, which the baselines and "new" flags need. -#}
+    days): z = (x - mean) / max(std, uba__anomaly_z_std_floor), the means and deviations from
+    exact sums (integers, decimals) so that they do not depend on the order rows are added in.
+    Bursts: the most events starting in any 10-minute window (the column name max_events_10m
+    carries the length), over an exact microsecond key.
+
+    Incremental: for each person whose events changed since this model last ran (macros in
+    uba_batches.sql) only the days from the day before the earliest change are recomputed (a
+    burst window of the day before can reach into it) and the pre-hook deletes those rows;
+    what a recomputed day needs from earlier days comes from them: the countries and devices
+    seen before (one aggregate of the earlier events) and the baseline's previous active days
+    (the stored rows). -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{ config(**uba_events_consumer_config('people')) }}
+{%- set recompute_from = 'cast(' ~ dbt.dateadd('day', -1, 'cast(changed.changed_from_ts as date)') ~ ' as date)' -%}
+{{ config(**uba_events_consumer_config('people_since',
+    since='{{ this }}.activity_date >= ' ~ recompute_from)) }}
 {%- set baseline_days = var('uba__anomaly_baseline_days') | int -%}
 {%- set odd_hours_end = var('uba__anomaly_odd_hours_end') | int -%}
 {%- set burst_microseconds = 10 * 60 * 1000000 -%}
 {%- set std_floor = var('uba__anomaly_z_std_floor') | float -%}
 {%- set event_hour = 'cast(extract(hour from event_ts) as integer)' -%}
 
-{#- Not materialized: read five times, and a copy of every event would cost more than five
-    scans of a few columns. -#}
-with events as {{ uba_cte_not_materialized() }} (
+with
+
+{% if is_incremental() -%}
+{#- A person with no stored day left (new, or back after a consent withdrawal dropped their
+    rows) is recomputed whole. -#}
+changed as (
 
     select
-        user_id,
-        event_ts,
-        cast(event_ts as date) as event_date,
-        event_name,
-        country,
-        device,
-        {{ event_hour }} as event_hour,
-        {{ uba_epoch_microseconds('event_ts') }} as event_us
-    from {{ sessionized }}
-    where user_id is not null
+        changed.user_id,
+        case
+            when changed.user_id in (select user_id from {{ this }}) then {{ recompute_from }}
+            else cast('1900-01-01' as date)
+        end as recompute_from
+    from ({{ uba_changed_people(sessionized) }}) as changed
+
+),
+
+{#- What the changed people showed before their recomputed days: each country and device
+    (with its first day; a person's first active day is the earliest). -#}
+seen_before as (
+
+    select
+        events.user_id,
+        events.country,
+        events.device,
+        min(cast(events.event_ts as date)) as first_date
+    from {{ sessionized }} as events
+    inner join changed
+        on events.user_id = changed.user_id
+        and events.event_ts < changed.recompute_from
+    group by 1, 2, 3
+
+),
+
+{% endif -%}
+{#- Not materialized: read five times, and a copy of every event would cost more than five
+    scans of a few columns. -#}
+events as {{ uba_cte_not_materialized() }} (
+
+    select
+        events.user_id,
+        events.event_ts,
+        cast(events.event_ts as date) as event_date,
+        events.event_name,
+        events.country,
+        events.device,
+        {{ event_hour.replace('event_ts', 'events.event_ts') }} as event_hour,
+        {{ uba_epoch_microseconds('events.event_ts') }} as event_us
+    from {{ sessionized }} as events
     {%- if is_incremental() %}
-        and user_id in (
-            select user_id from ({{ uba_changed_people(sessionized) }}) as changed
-        )
+    inner join changed
+        on events.user_id = changed.user_id
+        and events.event_ts >= changed.recompute_from
+    {%- else %}
+    where events.user_id is not null
     {%- endif %}
 
 ),
@@ -52,28 +96,34 @@ bursts as (
 
 ),
 
-first_country as (
+{%- for attribute in ['country', 'device'] %}
+first_{{ attribute }} as (
 
-    select user_id, country, min(event_date) as first_date
+    select user_id, {{ attribute }}, min(event_date) as first_date
     from events
-    where country is not null
+    where {{ attribute }} is not null
+    {%- if is_incremental() %}
+        and not exists (
+            select 1 from seen_before
+            where seen_before.user_id = events.user_id
+                and seen_before.{{ attribute }} = events.{{ attribute }}
+        )
+    {%- endif %}
     group by 1, 2
 
 ),
 
-first_device as (
-
-    select user_id, device, min(event_date) as first_date
-    from events
-    where device is not null
-    group by 1, 2
-
-),
-
+{% endfor -%}
 user_start as (
 
     select user_id, min(event_date) as first_active_date
-    from events
+    from (
+        select user_id, event_date from events
+        {%- if is_incremental() %}
+        union all
+        select user_id, first_date from seen_before
+        {%- endif %}
+    ) as active_dates
     group by 1
 
 ),
@@ -160,21 +210,83 @@ joined as (
 
 ),
 
-{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). -#}
+{#- The rows the baseline windows run over: the recomputed days and, incrementally, the
+    stored active days before them that a baseline reaches (the pre-hook deleted the rest). -#}
+baseline_inputs as (
+
+    select
+        user_id,
+        activity_date,
+        count_events,
+        max_events_burst,
+        cast(share_odd_hour_events as {{ uba_type_double() }}) as share_odd_hour_events,
+        count_settings_changed + count_password_resets as account_changes
+    from joined
+    {%- if is_incremental() %}
+    union all
+    select
+        user_id,
+        activity_date,
+        count_events,
+        max_events_10m,
+        share_odd_hour_events,
+        count_settings_changed + count_password_resets
+    from (
+        select
+            stored.*,
+            row_number() over (
+                partition by stored.user_id order by stored.activity_date desc
+            ) as recency
+        from {{ this }} as stored
+        inner join changed
+            on stored.user_id = changed.user_id
+        where stored.activity_date < changed.recompute_from
+    ) as stored_days
+    where recency <= {{ baseline_days }}
+    {%- endif %}
+
+),
+
+{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). Sums of integers
+    and decimals, so the means and deviations do not depend on the order rows are added in
+    (a float average over a window does: a recomputed day would differ in the last bits from
+    a full build). -#}
 {%- set user_history = 'partition by user_id order by activity_date rows between ' ~ baseline_days ~ ' preceding and 1 preceding' %}
+{%- set measures = {'events': 'count_events', 'burst': 'max_events_burst', 'account': 'account_changes'} %}
+baseline_sums as (
+
+    select
+        user_id,
+        activity_date,
+        count(*) over ({{ user_history }}) as baseline_days,
+        {%- for name, column in measures.items() %}
+        sum(cast({{ column }} as bigint)) over ({{ user_history }}) as sum_{{ name }},
+        sum(cast({{ column }} as bigint) * {{ column }}) over ({{ user_history }})
+            as sum_squares_{{ name }},
+        {%- endfor %}
+        sum(cast(share_odd_hour_events as decimal(38, 15))) over ({{ user_history }})
+            as sum_odd_share
+    from baseline_inputs
+
+),
+
+{%- set mean = 'cast(baseline_sums.sum_{0} as ' ~ uba_type_double() ~ ') / nullif(baseline_sums.baseline_days, 0)' %}
+{%- set std = 'sqrt(cast(baseline_sums.baseline_days * baseline_sums.sum_squares_{0} - baseline_sums.sum_{0} * baseline_sums.sum_{0} as ' ~ uba_type_double() ~ ') / nullif(baseline_sums.baseline_days * (baseline_sums.baseline_days - 1), 0))' %}
 baselines as (
 
     select
         joined.*,
-        count(*) over ({{ user_history }}) as baseline_days,
-        avg(count_events) over ({{ user_history }}) as baseline_events,
-        stddev_samp(count_events) over ({{ user_history }}) as baseline_events_std,
-        avg(max_events_burst) over ({{ user_history }}) as baseline_burst,
-        stddev_samp(max_events_burst) over ({{ user_history }}) as baseline_burst_std,
-        avg(share_odd_hour_events) over ({{ user_history }}) as baseline_odd_share,
-        avg(count_settings_changed + count_password_resets) over ({{ user_history }})
-            as baseline_account
+        baseline_sums.baseline_days,
+        {{ mean.format('events') }} as baseline_events,
+        {{ std.format('events') }} as baseline_events_std,
+        {{ mean.format('burst') }} as baseline_burst,
+        {{ std.format('burst') }} as baseline_burst_std,
+        {{ mean.format('odd_share') }} as baseline_odd_share,
+        {{ mean.format('account') }} as baseline_account
     from joined
+    inner join baseline_sums
+        on joined.user_id = baseline_sums.user_id
+        and joined.activity_date = baseline_sums.activity_date
 
 ),
 

@@ -19,7 +19,7 @@
     the earliest change, where sessions are cut the same way from scratch and the rows before
     it keep their features and labels. The replay reads uba__sequence_length - 1 context
     events before the restart (for the lags and the gap) and carries the counts from before
-    them (stored counters, one aggregate of the earlier events); a person without a stored
+    them (the first context event's stored counters and shares); a person without a stored
     restart row (new, or back after a consent withdrawal) is replayed whole. Other people's
     rows change only where the data's end passes a session timeout: the post-hook labels
     them 'session_end'. -#}
@@ -56,7 +56,10 @@ restarts as (
 
 ),
 
-{#- From the stored rows: the restart's position and the first context event's counters. -#}
+{#- From the stored rows: the restart's position and the first context event's counters. The
+    person's count of a type up to the context event is its stored share times its stored
+    event count (a double holds count / n exactly enough to round back), so the events before
+    the replay are not read again. -#}
 resume_points as (
 
     select
@@ -66,6 +69,11 @@ resume_points as (
         context.event_id as context_event_id,
         context.count_events_so_far - 1 as events_before_context,
         context.count_previous_sessions as sessions_before_context
+        {%- for event_type in event_types %},
+        cast(round(context.share_{{ event_type }}_so_far * context.count_events_so_far) as bigint)
+            - case when context.event_name = '{{ event_type }}' then 1 else 0 end
+            as before_{{ event_type }}
+        {%- endfor %}
     from restarts
     inner join {{ this }} as restart
         on restarts.restart_event_id = restart.event_id
@@ -74,21 +82,6 @@ resume_points as (
         on restarts.user_id = context.user_id
         and context.count_events_so_far
             = greatest(restart.count_events_so_far - {{ sequence_length - 1 }}, 1)
-
-),
-
-counts_before_context as (
-
-    select
-        resume_points.user_id{% for event_type in event_types %},
-        sum(case when earlier.event_name = '{{ event_type }}' then 1 else 0 end)
-            as count_{{ event_type }}{% endfor %}
-    from resume_points
-    inner join {{ ref('fct_events') }} as earlier
-        on resume_points.user_id = earlier.user_id
-        and (earlier.event_ts, earlier.event_id)
-            < (resume_points.context_ts, resume_points.context_event_id)
-    group by 1
 
 ),
 
@@ -224,7 +217,7 @@ carried as (
         coalesce(resume_points.events_before_context, 0) as events_before,
         coalesce(resume_points.sessions_before_context, 0) as sessions_before
         {%- for event_type in event_types %},
-        coalesce(counts_before_context.count_{{ event_type }}, 0) as before_{{ event_type }}
+        coalesce(resume_points.before_{{ event_type }}, 0) as before_{{ event_type }}
         {%- endfor %}
         {%- else %}
         1 as restart_event_number,
@@ -238,8 +231,6 @@ carried as (
     {%- if is_incremental() %}
     left join resume_points
         on windowed.user_id = resume_points.user_id
-    left join counts_before_context
-        on windowed.user_id = counts_before_context.user_id
     {%- endif %}
 
 ),

@@ -1,16 +1,13 @@
-{#- Event-to-event transitions within sessions: counts and P(next | current). -#}
-with transitions as (
+{#- Event-to-event transitions within sessions: counts and P(next | current), summed from the
+    per-day counts (int_event_paths_counted). -#}
+with counted as (
 
-    select event_name as from_event_name, next_event_name as to_event_name
-    from {{ ref('fct_event_transitions') }}
+    select
+        event_name as from_event_name,
+        next_event_name as to_event_name,
+        cast(sum(transitions) as bigint) as transitions
+    from {{ ref('int_event_paths_counted') }}
     where next_event_name is not null
-
-),
-
-counted as (
-
-    select from_event_name, to_event_name, count(*) as transitions
-    from transitions
     group by 1, 2
 
 )

@@ -1,24 +1,23 @@
-{#- Most frequent 2- and 3-event sequences inside sessions (top 50 of each length). -#}
-with transitions as (
+{#- Most frequent 2- and 3-event sequences inside sessions (top 50 of each length), summed
+    from the per-day counts (int_event_paths_counted). -#}
+with paths as (
 
-    select * from {{ ref('fct_event_transitions') }}
-
-),
-
-ngrams as (
-
-    select 2 as ngram_length, event_name || ' > ' || next_event_name as path
-    from transitions where next_event_name is not null
-    union all
-    select 3 as ngram_length,
-        event_name || ' > ' || next_event_name || ' > ' || second_next_event_name as path
-    from transitions where second_next_event_name is not null
+    select * from {{ ref('int_event_paths_counted') }}
 
 ),
 
 counted as (
 
-    select ngram_length, path, count(*) as occurrences from ngrams group by 1, 2
+    select 2 as ngram_length, event_name || ' > ' || next_event_name as path,
+        sum(transitions) as occurrences
+    from paths where next_event_name is not null
+    group by 1, 2
+    union all
+    select 3 as ngram_length,
+        event_name || ' > ' || next_event_name || ' > ' || second_next_event_name as path,
+        sum(transitions) as occurrences
+    from paths where second_next_event_name is not null
+    group by 1, 2
 
 ),
 

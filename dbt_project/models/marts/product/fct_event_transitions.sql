@@ -3,9 +3,14 @@
     Incremental (delete+insert on event_id): a run recomputes the sessions that hold an event
     written since this model last ran (int_events_sessionized's batches, macros in
     uba_batches.sql), under their new session_id and the one stored before (an event moved
-    to another session leaves its old session's next-event columns stale otherwise). -#}
+    to another session leaves its old session's next-event columns stale otherwise). Each row
+    carries the int_events_sessionized batch of the run that wrote it (batch_id), so the
+    transition counts (int_event_paths_counted) recount only the days of rewritten rows: this
+    model is a producer for them, as int_events_sessionized is for it. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{ config(**uba_events_consumer_config('keys', unique_key='event_id')) }}
+{%- set model_config = uba_events_consumer_config('keys', unique_key='event_id') -%}
+{%- do model_config.post_hook.append('{{ uba_forget_consumers_on_full_refresh() }}') -%}
+{{ config(**model_config) }}
 
 with
 
@@ -47,5 +52,7 @@ select
     lead(event_name, 2) over (
         partition by session_id order by event_ts, event_id
     ) as second_next_event_name,
-    row_number() over (partition by session_id order by event_ts, event_id) as position_in_session
+    row_number() over (partition by session_id order by event_ts, event_id) as position_in_session,
+    cast(event_ts as date) as event_date,
+    (select max(batch_id) from {{ sessionized }}) as batch_id
 from events

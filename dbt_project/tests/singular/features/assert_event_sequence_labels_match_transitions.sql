@@ -1,13 +1,22 @@
 {#- The next-action label re-cuts sessions from fct_events (macro uba_sessionize); it must agree
     with the transition mart built on the marts' sessions: the same next event where both know
     it, and 'session_end' exactly where the transition mart has no next event. Returns the rows
-    that disagree. -#}
+    that disagree. A daily run checks the transition rows it wrote (their batch_id: the events
+    of every session that changed, whose sequence rows the same run replayed), like the generic
+    tests (macros/uba_test_scope.sql); whole tables on --full-refresh or uba__full_data_tests. -#}
+{%- set transitions = ref('fct_event_transitions') -%}
+{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) -%}
 select
     sequences.event_id,
     sequences.next_event_name,
     transitions.next_event_name as transition_next_event_name
 from {{ ref('ftr_user_event_sequences') }} as sequences
-inner join {{ ref('fct_event_transitions') }} as transitions
+inner join (
+    select * from {{ transitions }}
+    {%- if not whole_tables %}
+    where {{ uba_test_scope_condition('__latest_batch__', transitions) }}
+    {%- endif %}
+) as transitions
     on sequences.event_id = transitions.event_id
 where sequences.next_event_name is not null
     and (
