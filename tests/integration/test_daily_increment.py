@@ -40,7 +40,7 @@ SELECT = [
     "--select",
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
-    "+rpt_event_transitions +rpt_path_ngrams",
+    "+rpt_event_transitions +rpt_path_ngrams +fct_sessions",
 ]
 
 

@@ -2,7 +2,8 @@
     A daily run checks the sessions of the people its latest batch touched (fct_sessions
     replaces exactly those people's sessions), like the generic tests of fct_sessions
     (macros/uba_test_scope.sql); every session on --full-refresh or uba__full_data_tests. -#}
-{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) -%}
+{#- (the scope needs the graph: only at execution, not while dbt parses) -#}
+{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) or not execute -%}
 {%- set people = '' if whole_tables
     else 'where ' ~ uba_test_scope_condition('__latest_batch_people__', none) -%}
 with

@@ -5,7 +5,8 @@
     of every session that changed, whose sequence rows the same run replayed), like the generic
     tests (macros/uba_test_scope.sql); whole tables on --full-refresh or uba__full_data_tests. -#}
 {%- set transitions = ref('fct_event_transitions') -%}
-{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) -%}
+{#- (the scope needs the graph: only at execution, not while dbt parses) -#}
+{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) or not execute -%}
 select
     sequences.event_id,
     sequences.next_event_name,
