@@ -18,9 +18,14 @@
         {%- endfor -%}
         {%- set return_filter = 'event_name in (' ~ (quoted | join(', ')) ~ ')' -%}
     {%- endif %}
+    {#- When any event counts as a return, a user's active days say as much as their events
+        (cohorts and periods are whole days or longer) at a fraction of the rows. -#}
+    {%- set returns = ref('fct_events') if return_filter else
+        '(select user_id, cast(null as ' ~ dbt.type_string() ~ ') as event_name, '
+        ~ 'activity_date as event_ts from ' ~ ref('fct_user_activity_daily') ~ ') as active_days' %}
     with counts as (
 
-        {{ mart_retention_counts(ref('fct_events'), grain, periods, return_filter) }}
+        {{ mart_retention_counts(returns, grain, periods, return_filter) }}
 
     ),
 
