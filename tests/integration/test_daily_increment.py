@@ -40,7 +40,7 @@ SELECT = [
     "--select",
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
-    "+rpt_event_transitions +rpt_path_ngrams +fct_sessions",
+    "+rpt_event_transitions +rpt_path_ngrams",
 ]
 
 
@@ -162,11 +162,9 @@ def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path
         _data_tests(path, tmp_path)
 
 
-SCOPED_SINGULAR_TESTS = (
-    "assert_event_sequence_labels_match_transitions assert_sessions_reconcile_with_events"
-)
-# A broken row per singular test: (table, key column, where it is broken, the rows a daily run
-# checks: the transition rows it wrote / the people its latest batch touched).
+SCOPED_SINGULAR_TESTS = "assert_event_sequence_labels_match_transitions"
+# A broken row per scoped singular test: (table, key column, where it is broken, the rows a
+# daily run checks: the transition rows it wrote).
 BROKEN_ROWS = {
     "assert_event_sequence_labels_match_transitions": (
         "features.ftr_user_event_sequences",
@@ -174,14 +172,6 @@ BROKEN_ROWS = {
         "next_event_name = 'bogus_event'",
         "select event_id from marts.fct_event_transitions "
         "where batch_id = (select max(batch_id) from marts.fct_event_transitions)",
-    ),
-    "assert_sessions_reconcile_with_events": (
-        "marts.fct_sessions",
-        "session_id",
-        "count_events = count_events + 1",
-        "select session_id from marts.fct_sessions where user_id in (select user_id from "
-        "intermediate.int_events_sessionized where batch_id = "
-        "(select max(batch_id) from intermediate.int_events_sessionized))",
     ),
 }
 
@@ -211,9 +201,9 @@ def _break_rows(path: Path, checked_daily: bool) -> None:
 
 @pytest.mark.slow
 def test_singular_tests_check_what_the_daily_run_wrote(daily_increment, tmp_path):
-    """The two singular tests that join whole marts check, after a daily run, the transition
-    rows it wrote and the sessions of the people it touched: broken rows elsewhere pass the
-    daily run and fail the weekly whole-table one; broken rows in that scope fail both."""
+    """The singular test that joins two whole event-grain marts checks, after a daily run, the
+    transition rows it wrote: a broken row elsewhere passes the daily run and fails the weekly
+    whole-table one; a broken row in that scope fails both."""
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(daily_increment["after_increment"], path)
     _singular_tests(path, tmp_path)  # the increment itself passes
