@@ -24,7 +24,8 @@
     event) and the session key within the partition (stretch_number, max_length_window). With
     `numbered` (default) also event_number, is_stretch_start, stretch_started_at,
     session_index (1-based), session_started_at and session_first_event_number, at the cost
-    of a third pass over the rows; callers that only group by session pass numbered=false.
+    of an aggregate over the sessions joined back to the rows; callers that only group by
+    session pass numbered=false.
     The first event of each partition always starts a stretch: int_events_sessionized relies
     on that when it re-cuts a person from a stretch start onwards (incremental runs).
     Speed: the windows share one partition/order over narrow rows; callers join wide columns
@@ -43,11 +44,7 @@
     {%- endif -%}
     {#- Window specs written inline (Snowflake has no named WINDOW clause). -#}
     {%- set session_timeline = '(partition by ' ~ partition ~ ' order by event_ts, event_id)' -%}
-    {#- The running windows after the first pass order by its event_number when there is one:
-        the same order as (event_ts, event_id), but one integer to compare instead of a
-        timestamp and a text id, which makes each of those sorts cheaper. -#}
-    {%- set running_timeline = '(partition by ' ~ partition ~ ' order by '
-        ~ ('event_number' if numbered else 'event_ts, event_id')
+    {%- set running_timeline = '(partition by ' ~ partition ~ ' order by event_ts, event_id'
         ~ ' rows between unbounded preceding and current row)' -%}
     with
 
