@@ -18,16 +18,24 @@ UNKNOWN_EVENT_POLICIES = ("flag", "quarantine")
 WAREHOUSE_ENGINES = ("duckdb", "postgres", "spark")
 
 
-def _openmp_waits_by_sleeping() -> None:
-    """OpenMP threads (LightGBM, scikit-learn) wait for each other by sleeping, not spinning,
-    unless OMP_WAIT_POLICY says otherwise. On shared cores a spinning thread holds the core its
-    partner needs: a 2-thread LightGBM call on a busy 2-core machine took 39 ms instead of
-    0.4 ms (docs/performance.md). libgomp reads this when it loads, so it is set here, on the
-    first import of the package (python_models/__init__.py), before any model library."""
+def _threads_for_shared_cores() -> None:
+    """Thread settings the numeric libraries read when they load, so they are set here, on the
+    first import of the package (python_models/__init__.py), before any of them; the
+    environment wins.
+
+    - OMP_WAIT_POLICY=PASSIVE: OpenMP threads (LightGBM, scikit-learn) wait for each other by
+      sleeping, not spinning. On shared cores a spinning thread holds the core its partner
+      needs: a 2-thread LightGBM call on a busy 2-core machine took 39 ms instead of 0.4 ms.
+    - OPENBLAS_NUM_THREADS=1: OpenBLAS (numpy, scipy) runs the small matrix products of the
+      models' baselines and optimizers on one thread. Its worker threads spin too: the churn
+      logistic baseline (45k rows x 35 features, 270 L-BFGS steps) took 19.5 s wall and 10 s
+      CPU with two threads on the busy machine, 4.3 s and 2.0 s with one.
+    Figures in docs/performance.md ("Models sized to the machine")."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-_openmp_waits_by_sleeping()
+_threads_for_shared_cores()
 
 
 class SettingsError(ValueError):

@@ -11,6 +11,7 @@ Python writes, from python_models.bi_docs. Parquet: `parquet/<schema>.<table>/<Y
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,8 +20,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-
-from python_models.warehouse import table_fingerprint
 
 PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
 # Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
@@ -65,10 +64,12 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_manifest(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict:
+def build_manifest(
+    con: duckdb.DuckDBPyConnection, tables: list[str], row_counts: dict[str, int] | None = None
+) -> dict:
     """What the copy holds: per table its description, row count and columns (name, position,
     type, description). Descriptions are the warehouse's comments (dbt's persist_docs), else
-    python_models.bi_docs (the tables Python writes)."""
+    python_models.bi_docs (the tables Python writes). `row_counts`: counted already."""
     from python_models.bi_docs import comment_docs
 
     declared = comment_docs()
@@ -100,7 +101,10 @@ def build_manifest(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict:
     for table in tables:
         schema, name = table.split(".")
         text = table_comments.get(table) or declared.get(table, ("", {}))[0] or ""
-        rows = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+        if row_counts is not None and table in row_counts:
+            rows = row_counts[table]
+        else:
+            rows = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
         manifest_tables.append(
             {
                 "schema": schema,
@@ -286,6 +290,51 @@ def _day_figures(con: duckdb.DuckDBPyConnection, qualified: str, layout: _Layout
     return {day: f"{count}:{total}" for day, count, total in rows}
 
 
+@dataclass(frozen=True)
+class _Content:
+    """What publishing needs to know of one warehouse table, from one scan of it."""
+
+    columns: list[tuple]  # (name, type) in order
+    rows: int
+    fingerprint: str  # rows, the sum of its row hashes and its columns: equal for equal tables
+    days: dict[str, str] | None  # per-day figures of a big table with a date column
+
+
+def _contents(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, _Content]:
+    """Every table's content figures, one scan each: a dated table is summed by day and its
+    fingerprint derived from the days' figures (so a big table is not scanned twice)."""
+    catalog = con.execute("select current_database()").fetchone()[0]
+    columns: dict[str, list[tuple]] = {table: [] for table in tables}
+    for owner, name, kind in con.execute(
+        "select schema_name || '.' || table_name, column_name, data_type from duckdb_columns() "
+        "where database_name = ? order by schema_name, table_name, column_index",
+        [catalog],
+    ).fetchall():
+        if owner in columns:
+            columns[owner].append((name, kind))
+    contents = {}
+    for table in tables:
+        schema, name = table.split(".")
+        layout = _Layout.of(columns[table])
+        if layout.column:
+            days = _day_figures(con, table, layout)
+            figures = [tuple(map(int, value.split(":"))) for value in days.values()]
+            rows, total = sum(f[0] for f in figures), sum(f[1] for f in figures)
+        else:
+            days = None
+            rows, total = con.execute(
+                f'select count(*), coalesce(sum(hash(t)::hugeint), 0) from "{schema}"."{name}" t'
+            ).fetchone()
+        shape = ",".join(f"{column} {kind}" for column, kind in columns[table])
+        contents[table] = _Content(
+            columns=columns[table],
+            rows=int(rows),
+            fingerprint=f"{rows}:{total}:{hashlib.sha256(shape.encode()).hexdigest()[:16]}",
+            days=days if days is not None and rows >= DIFF_MIN_ROWS else None,
+        )
+    return contents
+
+
 def _write_parquet(
     con: duckdb.DuckDBPyConnection,
     qualified: str,
@@ -422,7 +471,8 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = published_tables(con)
-    fingerprints = {table: table_fingerprint(con, table) for table in tables}
+    contents = _contents(con, tables)
+    fingerprints = {table: contents[table].fingerprint for table in tables}
     previous = _read_manifest(out_dir) if only_changed else None
     final_db = out_dir / "warehouse.duckdb"
     final_parquet = out_dir / "parquet"
@@ -434,7 +484,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
         removed = sorted(set(previous) - set(tables))
         if not copied and not removed:
             return PublishResult(final_db, final_parquet, tables, manifest_path=manifest_path)
-    manifest = build_manifest(con, tables)
+    manifest = build_manifest(con, tables, {t: contents[t].rows for t in tables})
     for entry in manifest["tables"]:
         entry["fingerprint"] = fingerprints[f"{entry['schema']}.{entry['table']}"]
     staging_db = out_dir / "warehouse.duckdb.new"
@@ -462,7 +512,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
             before = (previous or {}).get(qualified)
             if qualified in copied:
                 entry["days"], whole = _publish_table(
-                    con, qualified, entry["row_count"], staging_parquet / qualified, before
+                    con, qualified, contents[qualified], staging_parquet / qualified, before
                 )
                 if whole:
                     created.add(qualified)
@@ -506,16 +556,15 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
 
 
 def _publish_table(
-    con, qualified: str, rows: int, folder: Path, previous: dict | None
+    con, qualified: str, content: _Content, folder: Path, previous: dict | None
 ) -> tuple[dict[str, str] | None, bool]:
     """One changed table into the staged copy (publish_target) and its Parquet folder: only
     its changed days (or rows) and months when it is big and kept its columns, else whole.
     Returns its days' figures for the manifest (big tables with a date column, else None)
     and whether it was copied whole."""
     schema, name = qualified.split(".")
-    columns = _columns(con, con.execute("select current_database()").fetchone()[0], qualified)
+    columns, rows, days = content.columns, content.rows, content.days
     layout = _Layout.of(columns)
-    days = _day_figures(con, qualified, layout) if layout.column and rows >= DIFF_MIN_ROWS else None
     if previous is not None and _columns(con, "publish_target", qualified) == columns:
         before = previous.get("days")
         if days is not None and before:

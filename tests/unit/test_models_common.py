@@ -198,3 +198,29 @@ def test_a_model_file_from_older_model_code_is_refused_with_a_clear_reason(tmp_p
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def _blas_threads_after_import(env_value: str | None) -> int:
+    """OpenBLAS's thread count in a fresh interpreter that imports the package, then numpy."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if env_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = env_value
+    code = (
+        "import python_models, numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip())
+
+
+def test_blas_runs_one_thread_unless_the_environment_says_otherwise():
+    # Spinning OpenBLAS threads made the churn baseline 4x slower on shared cores
+    # (docs/performance.md, "Models sized to the machine").
+    assert _blas_threads_after_import(None) == 1
+    assert _blas_threads_after_import("2") == 2
