@@ -255,20 +255,42 @@ by_level as (
 ),
 
 {#- For every instant at which some step happened: the first time of each step at or after it
-    (a range frame, so events at the same instant count as "after"). -#}
+    (a range frame, so events at the same instant count as "after"; every row of one instant
+    has the same frame, so min() per instant is that value), and, when a step-1 event
+    happened at it, that step's columns: the candidates come from this one grouping, without
+    a second grouping of the step-1 rows and a join back. -#}
 next_steps as (
 
-    select distinct
+    select
         funnel_name,
         funnel_level,
         partition_id,
-        event_ts{% for k in range(2, max_steps + 1) %},
-        min(case when step_number = {{ k }} then event_ts end) over (
-            partition by funnel_name, funnel_level, partition_id
-            order by event_ts
-            range between current row and unbounded following
-        ) as next_step_{{ k }}_at{% endfor %}
-    from by_level
+        event_ts,
+        count(case when step_number = 1 then 1 end) > 0 as has_step_1,
+        min(case when step_number = 1 then user_id end) as step_1_user_id,
+        min(case when step_number = 1 then session_id end) as step_1_session_id,
+        min(case when step_number = 1 then event_id end) as step_1_event_id,
+        min(step_1_before_at) as previous_step_1_at{% for column in breakdowns %},
+        min(case when step_number = 1 then {{ column }} end) as step_1_{{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        min(next_step_{{ k }}_at) as next_step_{{ k }}_at{% endfor %}
+    from (
+        select
+            by_level.*{% for k in range(2, max_steps + 1) %},
+            min(case when step_number = {{ k }} then event_ts end) over (
+                partition by funnel_name, funnel_level, partition_id
+                order by event_ts
+                range between current row and unbounded following
+            ) as next_step_{{ k }}_at{% endfor %},
+            {#- the latest step-1 time in the rows before this one: at an instant's first row
+                (the group's minimum) the latest step-1 instant strictly before it -#}
+            max(case when step_number = 1 then event_ts end) over (
+                partition by funnel_name, funnel_level, partition_id
+                order by event_ts
+                rows between unbounded preceding and 1 preceding
+            ) as step_1_before_at
+        from by_level
+    ) as step_rows
+    group by 1, 2, 3, 4
 
 ),
 
@@ -282,17 +304,18 @@ funnel_settings as (
 candidates as (
 
     select
-        by_level.funnel_name,
-        by_level.funnel_level,
-        by_level.partition_id,
-        by_level.event_ts as started_at,
-        min(by_level.user_id) as user_id,
-        min(by_level.session_id) as session_id,
-        min(by_level.event_id) as first_event_id{% for column in breakdowns %},
-        min({{ column }}) as {{ column }}{% endfor %}
-    from by_level
-    where by_level.step_number = 1
-    group by 1, 2, 3, 4
+        funnel_name,
+        funnel_level,
+        partition_id,
+        event_ts as started_at,
+        step_1_user_id as user_id,
+        step_1_session_id as session_id,
+        step_1_event_id as first_event_id,
+        previous_step_1_at as previous_started_at{% for column in breakdowns %},
+        step_1_{{ column }} as {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        next_step_{{ k }}_at as start_next_step_{{ k }}_at{% endfor %}
+    from next_steps
+    where has_step_1
 
 ),
 
@@ -303,22 +326,22 @@ candidate_steps as (
         funnel_settings.step_count,
         funnel_settings.is_any_order,
         {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.started_at') }}
-            as window_ends_at{% for k in range(2, max_steps + 1) %},
-        at_start.next_step_{{ k }}_at as first_step_{{ k }}_at,
+            as window_ends_at,
+        {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.previous_started_at') }}
+            as previous_window_ends_at{% for k in range(2, max_steps + 1) %},
+        candidates.start_next_step_{{ k }}_at as first_step_{{ k }}_at,
         {% if k == 2 -%}
-        at_start.next_step_2_at
+        candidates.start_next_step_2_at
         {%- else -%}
         after_step_{{ k - 1 }}.next_step_{{ k }}_at
         {%- endif %} as strict_step_{{ k }}_at{% endfor %}
     from candidates
     inner join funnel_settings
         on candidates.funnel_name = funnel_settings.funnel_name
-    inner join next_steps as at_start
-        on {% for key in keys %}candidates.{{ key }} = at_start.{{ key }} and {% endfor %}candidates.started_at = at_start.event_ts
     {%- for k in range(2, max_steps) %}
     left join next_steps as after_step_{{ k }}
         on {% for key in keys %}candidates.{{ key }} = after_step_{{ k }}.{{ key }} and {% endfor -%}
-        {%- if k == 2 %}at_start.next_step_2_at{% else %}after_step_{{ k - 1 }}.next_step_{{ k }}_at{% endif %} = after_step_{{ k }}.event_ts
+        {%- if k == 2 %}candidates.start_next_step_2_at{% else %}after_step_{{ k - 1 }}.next_step_{{ k }}_at{% endif %} = after_step_{{ k }}.event_ts
     {%- endfor %}
 
 ),
@@ -336,6 +359,7 @@ candidate_attempts as (
         {{ column }},{% endfor %}
         step_count,
         window_ends_at,
+        previous_window_ends_at,
         started_at as step_1_at{% for k in range(2, max_steps + 1) %},
         case
             when step_count < {{ k }} then null
@@ -358,11 +382,9 @@ candidate_ends as (
         case step_count{% for k in range(2, max_steps + 1) %}
             when {{ k }} then step_{{ k }}_at{% endfor %}
         end as converted_at,
-        coalesce(
-            lag(window_ends_at) over (partition by {{ keys | join(', ') }} order by started_at)
-                < started_at,
-            true
-        ) as is_island_start,
+        {#- the previous candidate's window (from the step window pass: no ordered pass of its
+            own) -#}
+        coalesce(previous_window_ends_at < started_at, true) as is_island_start,
         {#- one integer key, increasing with started_at inside each user (session), so the
             recursion below joins on a single integer -#}
         row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id

@@ -24,7 +24,8 @@
     event) and the session key within the partition (stretch_number, max_length_window). With
     `numbered` (default) also event_number, is_stretch_start, stretch_started_at,
     session_index (1-based), session_started_at and session_first_event_number, at the cost
-    of a third pass over the rows; callers that only group by session pass numbered=false.
+    of an aggregate over the sessions joined back to the rows; callers that only group by
+    session pass numbered=false.
     The first event of each partition always starts a stretch: int_events_sessionized relies
     on that when it re-cuts a person from a stretch start onwards (incremental runs).
     Speed: the windows share one partition/order over narrow rows; callers join wide columns
@@ -126,25 +127,43 @@
     )
 
     {% if numbered -%}
+    {#- A session is one (stretch, window) pair and its events are contiguous: its first
+        event's time and number are the pair's minimums, its index the pair's rank. One
+        aggregate over the pairs joined back is cheaper than three running windows. -#}
     select
-        {{ partition }},
-        event_id,
-        event_ts,
-        {%- for column in carried %}
-        {{ column }},
+        {%- for column in partition_by %}
+        windowed.{{ column }},
         {%- endfor %}
-        seconds_since_previous,
-        event_number,
-        stretch_number,
-        is_stretch_start = 1 as is_stretch_start,
-        stretch_started_at,
-        max_length_window,
-        count(case when is_session_start = 1 then 1 end) over {{ running_timeline }} as session_index,
-        max(case when is_session_start = 1 then event_ts end) over {{ running_timeline }}
-            as session_started_at,
-        max(case when is_session_start = 1 then event_number end) over {{ running_timeline }}
-            as session_first_event_number
+        windowed.event_id,
+        windowed.event_ts,
+        {%- for column in carried %}
+        windowed.{{ column }},
+        {%- endfor %}
+        windowed.seconds_since_previous,
+        windowed.event_number,
+        windowed.stretch_number,
+        windowed.is_stretch_start = 1 as is_stretch_start,
+        windowed.stretch_started_at,
+        windowed.max_length_window,
+        session_keys.session_index,
+        session_keys.session_started_at,
+        session_keys.session_first_event_number
     from windowed
+    inner join (
+        select
+            {{ partition }},
+            stretch_number,
+            max_length_window,
+            min(event_ts) as session_started_at,
+            min(event_number) as session_first_event_number,
+            row_number() over (
+                partition by {{ partition }} order by stretch_number, max_length_window
+            ) as session_index
+        from windowed
+        group by {{ partition }}, stretch_number, max_length_window
+    ) as session_keys
+        on {% for column in partition_by %}windowed.{{ column }} = session_keys.{{ column }} and {% endfor %}windowed.stretch_number = session_keys.stretch_number
+        and windowed.max_length_window = session_keys.max_length_window
     {%- else -%}
     select * from windowed
     {%- endif %}

@@ -117,34 +117,42 @@ def event_findings(con: duckdb.DuckDBPyConnection, load_id: int, plan: TrackingP
     declared = [(event.event_name, spec.name) for event in plan.events for spec in event.properties]
     if declared:
         con.executemany("insert into __uba_plan_keys values (?, ?)", declared)
+    # One scan of the load's rows: per (event name, key set), where key_set is null for
+    # properties that are not a JSON object. Rows of one event name mostly carry the same key
+    # set, so the grouped rows are few and both findings below read only them.
+    con.execute(
+        """
+        create or replace temp table __uba_event_shapes as
+        select trim(event_name) as event_name,
+            case when not json_valid(properties) then null
+                when starts_with(properties, '{') then json_keys(properties)
+                when json_type(properties) = 'OBJECT' then json_keys(properties)
+            end as key_set,
+            count(*) as n
+        from raw.events
+        where load_id = ? and load_error is null
+        group by all
+        """,
+        [load_id],
+    )
     findings = []
     names = con.execute(
         """
-        select trim(event_name) as event_name, count(*)
-        from raw.events
-        where load_id = ? and load_error is null and nullif(trim(event_name), '') is not null
-            and trim(event_name) not in (select unnest(?::varchar[]))
+        select event_name, sum(n)::bigint
+        from __uba_event_shapes
+        where nullif(event_name, '') is not null
+            and event_name not in (select unnest(?::varchar[]))
         group by 1 order by 1
         """,
-        [load_id, list(planned)],
+        [list(planned)],
     ).fetchall()
     findings += [("new_event_name", None, name, None, None, int(n)) for name, n in names]
-    # Rows of one event name mostly carry the same key set: group by the set first, then
-    # unnest the few distinct sets (half the work of unnesting every row's keys).
     keys = con.execute(
         """
-        with key_sets as (
-            select trim(event_name) as event_name, json_keys(properties) as key_set,
-                count(*) as n
-            from raw.events
-            where load_id = ? and load_error is null
-                and case when not json_valid(properties) then false
-                    when starts_with(properties, '{') then true
-                    else json_type(properties) = 'OBJECT' end
-            group by all
-        ),
-        used as (
-            select event_name, unnest(key_set) as key, n from key_sets
+        with used as (
+            select event_name, unnest(key_set) as key, n
+            from __uba_event_shapes
+            where key_set is not null
         )
         select event_name, key, sum(n)::bigint
         from used
@@ -155,10 +163,11 @@ def event_findings(con: duckdb.DuckDBPyConnection, load_id: int, plan: TrackingP
             )
         group by all order by 1, 2
         """,
-        [load_id, list(COMMON_PROPERTIES)],
+        [list(COMMON_PROPERTIES)],
     ).fetchall()
     findings += [("new_property_key", event, key, None, None, int(n)) for event, key, n in keys]
     con.execute("drop table __uba_plan_keys")
+    con.execute("drop table __uba_event_shapes")
     return findings
 
 
