@@ -32,6 +32,14 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The scoped rows are found by a membership test against the latest batch's keys, written
+    `coalesce(key in (...), false)` so that DuckDB plans it as a MARK join: a hash table on the
+    key set (a day's keys), the tested table streamed past it. A bare `key in (...)` becomes a
+    semi join whose build side the optimizer picks by estimated size, and it estimates "rows of
+    the latest batch" (a comparison with a scalar subquery) as half of int_events_sessionized:
+    on a 10M history it built the hash table on the tested table instead (all of
+    fct_funnel_attempt_steps) and ran out of memory under a 1.2 GB memory_limit. Null keys
+    count as out of scope, as they did with `in`. -#}
 {% macro uba_test_scope_condition(placeholder, relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
     {%- set latest_batch_rows -%}
@@ -40,15 +48,14 @@
     {%- if placeholder == '__latest_batch__' -%}
         batch_id = (select max(batch_id) from {{ relation }})
     {%- elif placeholder == '__latest_batch_events__' -%}
-        event_id in (select event_id from {{ latest_batch_rows }})
+        {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_people__' -%}
-        user_id in (
-            select user_id from {{ latest_batch_rows }}
-            union all
-            select previous_user_id from {{ latest_batch_rows }}
-        )
+        {{ uba_in_key_set('user_id',
+            'select user_id from ' ~ latest_batch_rows
+            ~ ' union all select previous_user_id from ' ~ latest_batch_rows
+            ~ ' and previous_user_id is not null') }}
     {%- elif placeholder == '__latest_batch_devices__' -%}
-        anonymous_hash in (select anonymous_hash from {{ latest_batch_rows }})
+        {{ uba_in_key_set('anonymous_hash', 'select anonymous_hash from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_load_batches__' -%}
         {%- if load_relation(sessionized) is none -%}
             1 = 1
@@ -64,6 +71,20 @@
         {{ exceptions.raise_compiler_error('unknown test scope ' ~ placeholder
             ~ ' (macros/uba_test_scope.sql lists them)') }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `column` is one of the keys `key_query` returns: the MARK-join shape on DuckDB (see above),
+    a plain `in` elsewhere (their planners size the build side from their own statistics). -#}
+{% macro uba_in_key_set(column, key_query) -%}
+    {{- return(adapter.dispatch('uba_in_key_set', 'uba')(column, key_query)) -}}
+{%- endmacro %}
+
+{% macro default__uba_in_key_set(column, key_query) -%}
+    {{ column }} in ({{ key_query }})
+{%- endmacro %}
+
+{% macro duckdb__uba_in_key_set(column, key_query) -%}
+    coalesce({{ column }} in ({{ key_query }}), false)
 {%- endmacro %}
 
 {#- The relation of a model of this project by name, without ref() (a test may not ref a

@@ -11,6 +11,7 @@ stored, so stored sessions are re-cut, attempts re-opened and sequences replayed
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -220,6 +221,68 @@ def test_singular_tests_check_what_the_daily_run_wrote(daily_increment, tmp_path
         _singular_tests(path, tmp_path)
     for name in BROKEN_ROWS:
         assert name in str(daily.value)
+
+
+@pytest.mark.slow
+def test_scoped_unique_test_catches_a_touched_duplicate_and_streams_the_table(
+    daily_increment, tmp_path
+):
+    """A duplicated funnel step of a person the latest batch touched fails the daily unique
+    test, one of an untouched person does not (it is the weekly run's); and the scoped query
+    keeps the tested table out of every hash join's build side (macros/uba_test_scope.sql: a
+    semi join built on the whole table ran out of memory on a 10M history)."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    batch = "(select max(batch_id) from intermediate.int_events_sessionized)"
+    touched = f"select user_id from intermediate.int_events_sessionized where batch_id = {batch}"
+    steps = "marts.fct_funnel_attempt_steps"
+    con = connect(path)
+    try:
+        for scope in ("in", "not in"):
+            con.execute(
+                f"insert into {steps} select * from {steps} where attempt_id = ("
+                f"select min(attempt_id) from {steps} where user_id {scope} ({touched})) "
+                "and step_number = 1"
+            )
+    finally:
+        con.close()
+    target = tmp_path / "target"
+    name = "uba_unique_combination_of_columns_fct_funnel_attempt_steps_attempt_id__step_number"
+    with pytest.raises(DbtError, match=name):
+        run_dbt(["test", "--select", name], duckdb_path=path, quiet=True, target_path=target)
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    (result,) = [r for r in results if r["unique_id"].startswith("test.")]
+    assert result["failures"] == 1, "the daily test must find the touched person's copy only"
+
+    node = json.loads((target / "manifest.json").read_text())["nodes"][result["unique_id"]]
+    sql = node["compiled_code"]
+    con = connect(path, read_only=True)
+    try:
+        plan = json.loads(con.execute(f"explain (format json) {sql}").fetchall()[0][1])
+    finally:
+        con.close()
+    tested = "warehouse.marts.fct_funnel_attempt_steps"
+    assert tested in json.dumps(plan)
+    assert not [tables for tables in _hash_join_build_tables(plan) if tested in tables]
+
+
+def _hash_join_build_tables(plan: list[dict]) -> list[set[str]]:
+    """The tables under each hash join's build side (DuckDB builds on the second child)."""
+    found: list[set[str]] = []
+
+    def tables(node: dict) -> set[str]:
+        own = {node.get("extra_info", {}).get("Table", "")} - {""}
+        return own.union(*(tables(child) for child in node.get("children", [])))
+
+    def walk(node: dict) -> None:
+        if node.get("name") == "HASH_JOIN":
+            found.append(tables(node["children"][1]))
+        for child in node.get("children", []):
+            walk(child)
+
+    for root in plan:
+        walk(root)
+    return found
 
 
 @pytest.mark.slow
