@@ -11,7 +11,6 @@ Python writes, from python_models.bi_docs. Parquet: `parquet/<schema>.<table>/<Y
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+
+from python_models.warehouse import content_fingerprint
 
 PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
 # Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
@@ -65,11 +66,12 @@ def _literal(text: str) -> str:
 
 
 def build_manifest(
-    con: duckdb.DuckDBPyConnection, tables: list[str], row_counts: dict[str, int] | None = None
+    con: duckdb.DuckDBPyConnection, tables: list[str], row_counts: dict[str, int]
 ) -> dict:
-    """What the copy holds: per table its description, row count and columns (name, position,
-    type, description). Descriptions are the warehouse's comments (dbt's persist_docs), else
-    python_models.bi_docs (the tables Python writes). `row_counts`: counted already."""
+    """What the copy holds: per table its description, row count (`row_counts`, counted by
+    the publish's scan) and columns (name, position, type, description). Descriptions are the
+    warehouse's comments (dbt's persist_docs), else python_models.bi_docs (the tables Python
+    writes)."""
     from python_models.bi_docs import comment_docs
 
     declared = comment_docs()
@@ -101,10 +103,7 @@ def build_manifest(
     for table in tables:
         schema, name = table.split(".")
         text = table_comments.get(table) or declared.get(table, ("", {}))[0] or ""
-        if row_counts is not None and table in row_counts:
-            rows = row_counts[table]
-        else:
-            rows = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+        rows = row_counts[table]
         manifest_tables.append(
             {
                 "schema": schema,
@@ -295,6 +294,7 @@ class _Content:
     """What publishing needs to know of one warehouse table, from one scan of it."""
 
     columns: list[tuple]  # (name, type) in order
+    layout: _Layout
     rows: int
     fingerprint: str  # rows, the sum of its row hashes and its columns: equal for equal tables
     days: dict[str, str] | None  # per-day figures of a big table with a date column
@@ -325,11 +325,11 @@ def _contents(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, _C
             rows, total = con.execute(
                 f'select count(*), coalesce(sum(hash(t)::hugeint), 0) from "{schema}"."{name}" t'
             ).fetchone()
-        shape = ",".join(f"{column} {kind}" for column, kind in columns[table])
         contents[table] = _Content(
             columns=columns[table],
+            layout=layout,
             rows=int(rows),
-            fingerprint=f"{rows}:{total}:{hashlib.sha256(shape.encode()).hexdigest()[:16]}",
+            fingerprint=content_fingerprint(rows, total, columns[table]),
             days=days if days is not None and rows >= DIFF_MIN_ROWS else None,
         )
     return contents
@@ -563,8 +563,7 @@ def _publish_table(
     Returns its days' figures for the manifest (big tables with a date column, else None)
     and whether it was copied whole."""
     schema, name = qualified.split(".")
-    columns, rows, days = content.columns, content.rows, content.days
-    layout = _Layout.of(columns)
+    columns, layout, rows, days = content.columns, content.layout, content.rows, content.days
     if previous is not None and _columns(con, "publish_target", qualified) == columns:
         before = previous.get("days")
         if days is not None and before:

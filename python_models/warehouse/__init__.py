@@ -22,6 +22,7 @@ from python_models.warehouse.base import (
     ArrowResult,
     Warehouse,
     WarehouseError,
+    content_fingerprint,
     split_name,
     to_arrow,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "append_table",
     "as_warehouse",
     "connect",
+    "content_fingerprint",
     "lock_path",
     "replace_table",
     "split_name",

@@ -106,6 +106,13 @@ class Types:
     date = "date"
 
 
+def content_fingerprint(rows: int, hash_sum: int | str, columns: list[tuple[str, str]]) -> str:
+    """A table's fingerprint from its row count, the sum of its row hashes and its (column,
+    type) pairs (Warehouse.fingerprint; the publication derives it from per-day sums)."""
+    shape = ",".join(f"{name} {kind}" for name, kind in columns)
+    return f"{rows}:{hash_sum}:{hashlib.sha256(shape.encode()).hexdigest()[:16]}"
+
+
 class Warehouse(abc.ABC):
     """One open connection to the warehouse. Use as a context manager or call close()."""
 
@@ -210,11 +217,10 @@ class Warehouse(abc.ABC):
         contents; one scan of the table (about 0.5 s for 1M events' fct_events on 2 cores on
         DuckDB). Compare fingerprints from one engine only: the hashes differ between them."""
         schema, table = split_name(qualified)
-        columns = ",".join(f"{name} {kind}" for name, kind in self.table_schema(qualified))
         rows, total = self.execute(
             f"select count(*), {self.row_hash_sum} from {schema}.{table} t"
         ).fetchone()
-        return f"{rows}:{total}:{hashlib.sha256(columns.encode()).hexdigest()[:16]}"
+        return content_fingerprint(rows, total, self.table_schema(qualified))
 
     def list_tables(self, schemas: Sequence[str]) -> list[str]:
         """'schema.table' of every base table (not view) in `schemas`, sorted."""
