@@ -5,8 +5,9 @@ The copy holds what BI should read and nothing else: the tables and views of PUB
 with its description as a warehouse comment, and a manifest of what is in it: the tables
 `docs.published_tables` / `docs.published_columns` and `manifest.json` beside the file.
 Descriptions come from the warehouse comments dbt writes (persist_docs) and, for the tables
-Python writes, from python_models.bi_docs. Parquet: `parquet/<schema>.<table>/<YYYY-MM>.parquet`
-(one file per month of the table's first date column; readers read the folder).
+Python writes, from python_models.bi_docs. Parquet: `parquet/<schema>.<table>/<YYYY-MM-DD>.parquet`
+(one file per day of the table's first date column for tables of DIFF_MIN_ROWS rows or more,
+`<YYYY-MM>.parquet` per month for smaller ones; readers read the folder).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ PRIVATE_PREFIXES = ("int_",)
 DOCS_SCHEMA = "docs"
 # Beside the publication: what it holds, with each table's content fingerprint when copied.
 MANIFEST_FILE = "manifest.json"
+# The manifest's "layout": a publication of another layout (older file naming) is republished
+# whole once, since its files cannot be updated day by day.
+LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def build_manifest(
                 "columns": columns[table],
             }
         )
-    return {"schemas": list(PUBLISHED_SCHEMAS), "tables": manifest_tables}
+    return {"layout": LAYOUT, "schemas": list(PUBLISHED_SCHEMAS), "tables": manifest_tables}
 
 
 # The manifest as SQL in the copy: table -> (description, [(column, type, description)]).
@@ -197,8 +201,10 @@ def _comment(
 # re-cut sessions), so a big table is compared day by day (by its first date column, else its
 # first timestamp's date): each day's row count and sum of row hashes is kept in the manifest,
 # and only the days whose figures changed are deleted from the published copy and inserted
-# again. Its Parquet files are one per month of that column, so only the changed days' months
-# are written again; a table without a date or timestamp column is one file.
+# again. Its Parquet files are one per day of that column (a smaller dated table's one per
+# month), so only the changed days' files are written again (a month file at 10M events is
+# ~1.7M rows of fct_events rewritten for one new day); a table without a date or timestamp
+# column is one file.
 DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
 UNPARTITIONED = "all"  # the Parquet file of a table without a date column
 UNDATED = "undated"  # the day, and Parquet file, of rows whose date is null
@@ -225,9 +231,11 @@ def _catalog_columns(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, 
 
 @dataclass(frozen=True)
 class _Layout:
-    """The column a table is cut by (days for the diff, months for Parquet), or None."""
+    """The column a table is cut by (days for the diff, days or months for Parquet), or None;
+    `daily`: one Parquet file per day (big tables, those compared by day), else per month."""
 
     column: str | None
+    daily: bool = False
 
     @classmethod
     def of(cls, columns: list[tuple]) -> _Layout:
@@ -241,14 +249,16 @@ class _Layout:
         return f'cast("{self.column}" as date)'
 
     @property
-    def month_sql(self) -> str:
-        """A row's Parquet file name (without .parquet)."""
+    def file_sql(self) -> str:
+        """A row's Parquet file name (without .parquet): its day or month, UNDATED, or
+        UNPARTITIONED."""
         if self.column is None:
             return _literal(UNPARTITIONED)
-        return f"coalesce(strftime({self.day_sql}, '%Y-%m'), {_literal(UNDATED)})"
+        pattern = "%Y-%m-%d" if self.daily else "%Y-%m"
+        return f"coalesce(strftime({self.day_sql}, '{pattern}'), {_literal(UNDATED)})"
 
-    def month_of(self, day: str) -> str:
-        return UNDATED if day == UNDATED else day[:7]
+    def file_of(self, day: str) -> str:
+        return day if day == UNDATED or self.daily else day[:7]
 
     def rows_of_days(self, days: list[str]) -> str:
         """A predicate for the rows of `days` (ISO dates and UNDATED): ranges of the column
@@ -268,14 +278,15 @@ class _Layout:
             parts.append(f"{column} is null")
         return " or ".join(parts) or "false"
 
-    def rows_of_months(self, months: set[str]) -> str:
-        """A predicate for the rows of Parquet files `months` (YYYY-MM, UNDATED or 'all')."""
+    def rows_of_files(self, files: set[str]) -> str:
+        """A predicate for the rows of Parquet files `files` (YYYY-MM-DD, YYYY-MM, UNDATED or
+        'all')."""
         if self.column is None:
             return "true"
         days = []
-        for month in months:
-            if month == UNDATED:
-                days.append(UNDATED)
+        for month in files:
+            if month == UNDATED or len(month) == len("YYYY-MM-DD"):
+                days.append(month)
                 continue
             first = date.fromisoformat(f"{month}-01")
             after = (first + timedelta(days=32)).replace(day=1)
@@ -323,12 +334,13 @@ def _contents(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, _C
             rows, total = con.execute(
                 f'select count(*), coalesce(sum(hash(t)::hugeint), 0) from "{schema}"."{name}" t'
             ).fetchone()
+        big = days is not None and rows >= DIFF_MIN_ROWS
         contents[table] = _Content(
             columns=columns[table],
-            layout=layout,
+            layout=_Layout(layout.column, daily=big),
             rows=int(rows),
             fingerprint=content_fingerprint(rows, total, columns[table]),
-            days=days if days is not None and rows >= DIFF_MIN_ROWS else None,
+            days=days if big else None,
         )
     return contents
 
@@ -338,39 +350,48 @@ def _write_parquet(
     qualified: str,
     layout: _Layout,
     folder: Path,
-    months: set[str] | None = None,
+    files: set[str] | None = None,
 ) -> None:
-    """The table's rows into `folder/<month>.parquet`, for every month or only the given ones
-    (their old files removed first; a month with no rows left has no file). An empty table is
-    one empty file, so readers still find its columns."""
+    """The table's rows into `folder/<day or month>.parquet`, all of them or only the given
+    files' (their old files removed first; a day or month with no rows left has no file). An
+    empty table is one empty file, so readers still find its columns. A table with one file
+    per day is written a month at a time: DuckDB keeps at most 100 partition files open and
+    splits the rest into several files each (which then cost a second pass to join)."""
     schema, name = qualified.split(".")
     source = f'"{schema}"."{name}"'
     folder.mkdir(parents=True, exist_ok=True)
-    where = ""
-    if months is not None:
-        for month in months:
-            (folder / f"{month}.parquet").unlink(missing_ok=True)
-        if not months:
-            return
-        where = f" where {layout.rows_of_months(months)}"
+    if files is not None:
+        for file in files:
+            (folder / f"{file}.parquet").unlink(missing_ok=True)
+    if files is None or not layout.daily:
+        batches = [files]
+    else:
+        by_month: dict[str, set[str]] = {}
+        for file in files:
+            by_month.setdefault(file[:7], set()).add(file)
+        batches = list(by_month.values())
     scratch = folder.with_name(folder.name + ".writing")
-    shutil.rmtree(scratch, ignore_errors=True)
-    con.execute(
-        f"copy (select *, {layout.month_sql} as {PARTITION_COLUMN} from {source} t{where}) "
-        f"to '{scratch}' (format parquet, partition_by ({PARTITION_COLUMN}))"
-    )
-    for part in scratch.glob(f"{PARTITION_COLUMN}=*"):
-        files = sorted(part.glob("*.parquet"))
-        target = folder / f"{part.name.split('=', 1)[1]}.parquet"
-        if len(files) == 1:
-            os.replace(files[0], target)
-        else:  # DuckDB split a big month: one file of them all
-            con.execute(
-                f"copy (select * from read_parquet({[str(f) for f in files]})) "
-                f"to '{target}' (format parquet)"
-            )
-    shutil.rmtree(scratch, ignore_errors=True)
-    if months is None and not any(folder.glob("*.parquet")):
+    for batch in batches:
+        if batch is not None and not batch:
+            continue
+        where = "" if batch is None else f" where {layout.rows_of_files(batch)}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        con.execute(
+            f"copy (select *, {layout.file_sql} as {PARTITION_COLUMN} from {source} t{where}) "
+            f"to '{scratch}' (format parquet, partition_by ({PARTITION_COLUMN}))"
+        )
+        for part in scratch.glob(f"{PARTITION_COLUMN}=*"):
+            written = sorted(part.glob("*.parquet"))
+            target = folder / f"{part.name.split('=', 1)[1]}.parquet"
+            if len(written) == 1:
+                os.replace(written[0], target)
+            else:  # DuckDB split a big partition: one file of them all
+                con.execute(
+                    f"copy (select * from read_parquet({[str(f) for f in written]})) "
+                    f"to '{target}' (format parquet)"
+                )
+        shutil.rmtree(scratch, ignore_errors=True)
+    if files is None and not any(folder.glob("*.parquet")):
         con.execute(f"copy {source} to '{folder / f'{UNPARTITIONED}.parquet'}' (format parquet)")
 
 
@@ -437,7 +458,10 @@ def _read_manifest(out_dir: Path) -> dict[str, dict] | None:
     if not (path.exists() and (out_dir / "warehouse.duckdb").exists()):
         return None
     try:
-        entries = json.loads(path.read_text())["tables"]
+        manifest = json.loads(path.read_text())
+        if manifest.get("layout") != LAYOUT:
+            return None
+        entries = manifest["tables"]
         previous = {
             f"{t['schema']}.{t['table']}": {
                 "fingerprint": t["fingerprint"],
@@ -456,8 +480,8 @@ def _read_manifest(out_dir: Path) -> dict[str, dict] | None:
 
 def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> PublishResult:
     """Copy every published table (see the module docstring) into `out_dir/warehouse.duckdb`
-    and `out_dir/parquet/<schema>.<table>/<month>.parquet` (`all.parquet` for a table without
-    a date), with comments and the manifest. Both are built beside the old ones and swapped in
+    and `out_dir/parquet/<schema>.<table>/<day or month>.parquet` (`all.parquet` for a table
+    without a date), with comments and the manifest. Both are built beside the old ones and swapped in
     with a rename, so a reader sees the old or the new publication, never a mix, and a failed
     publish leaves the old one as it was.
 
@@ -465,7 +489,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     (the old DuckDB file is copied and only changed tables changed in it; unchanged Parquet
     files are hard-linked), and when nothing changed nothing is written at all. A changed big
     table (DIFF_MIN_ROWS) gets only its changed rows deleted and inserted, and only the
-    Parquet months those rows fall in are written again."""
+    Parquet days those rows fall in are written again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = published_tables(con)
@@ -494,7 +518,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     if previous is not None:
         shutil.copyfile(final_db, staging_db)
         for table in tables:
-            if table in previous:  # changed ones too: their unchanged months are kept
+            if table in previous:  # changed ones too: their unchanged days are kept
                 shutil.copytree(
                     final_parquet / table, staging_parquet / table, copy_function=os.link
                 )
@@ -575,8 +599,8 @@ def _publish_table(
     staged_columns: list[tuple] | None,
 ) -> tuple[dict[str, str] | None, bool]:
     """One changed table into the staged copy (publish_target) and its Parquet folder: only
-    its changed days (or rows) and months when it is big and kept its columns (the staged
-    copy's `staged_columns`), else whole.
+    its changed days (or rows) and their Parquet files when it is big and kept its columns (the
+    staged copy's `staged_columns`), else whole.
     Returns its days' figures for the manifest (big tables with a date column, else None)
     and whether it was copied whole."""
     schema, name = qualified.split(".")
@@ -589,7 +613,7 @@ def _publish_table(
             if touched <= DIFF_MAX_SHARE * max(rows, 1):
                 _replace_changed_days(con, qualified, layout, changed)
                 _write_parquet(
-                    con, qualified, layout, folder, {layout.month_of(d) for d in changed}
+                    con, qualified, layout, folder, {layout.file_of(d) for d in changed}
                 )
                 return days, False
         elif layout.column is None and previous.get("rows", 0) >= DIFF_MIN_ROWS:
@@ -603,5 +627,6 @@ def _publish_table(
         f'select * from "{schema}"."{name}"'
     )
     shutil.rmtree(folder, ignore_errors=True)
-    _write_parquet(con, qualified, layout, folder)
+    # A table with one file per day has its days' figures: written a month at a time.
+    _write_parquet(con, qualified, layout, folder, set(days) if layout.daily else None)
     return days, True

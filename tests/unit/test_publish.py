@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -85,6 +87,13 @@ def test_a_missing_manifest_means_a_full_copy(con, tmp_path):
     again = publish_warehouse(con, out, only_changed=True)
     assert again.copied == ["marts.users", "ml_scores.scores"]
 
+    # A publication of an older file layout (its manifest without this "layout") too.
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["layout"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    older = publish_warehouse(con, out, only_changed=True)
+    assert older.copied == ["marts.users", "ml_scores.scores"]
+
 
 def _rows(con, sql: str) -> list:
     return sorted(con.execute(sql).fetchall(), key=repr)
@@ -131,17 +140,19 @@ def big(con, monkeypatch):
     return con
 
 
-def test_a_day_changes_only_its_rows_and_months_and_equals_a_full_publish(big, tmp_path):
+def test_a_day_changes_only_its_rows_and_files_and_equals_a_full_publish(big, tmp_path):
     out = tmp_path / "published"
     publish_warehouse(big, out, only_changed=True)
     before = _files(out)
-    assert {"marts.events/2025-01.parquet", "marts.events/undated.parquet"} <= set(before)
+    # A big table (DIFF_MIN_ROWS, lowered here) has one file per day, a small one per month.
+    assert {"marts.events/2025-01-01.parquet", "marts.events/undated.parquet"} <= set(before)
+    assert "marts.events/2025-01.parquet" not in before
 
     # A new day, a late row in an old day, a deleted row, a re-keyed null-date row, a
     # duplicated pair and a changed pair: the kinds of change a day brings.
     big.execute("insert into marts.events values (7, date '2025-03-22', 1.0), (8, null, 2.0)")
-    big.execute("update marts.events set v = 99 where day = date '2025-03-01' and user_id = 0")
-    big.execute("delete from marts.events where day = date '2025-03-02' and user_id = 1")
+    big.execute("update marts.events set v = 99 where day = date '2025-03-01' and user_id = 19")
+    big.execute("delete from marts.events where day = date '2025-03-02' and user_id = 20")
     big.execute("update marts.pairs set b = 7 where a = 4")
     big.execute("insert into marts.pairs values (1, 1)")
     result = publish_warehouse(big, out, only_changed=True)
@@ -153,12 +164,15 @@ def test_a_day_changes_only_its_rows_and_months_and_equals_a_full_publish(big, t
     expected = _rows(big, "select * from marts.events")
     assert _publication(out)["marts.events"] == (expected, expected)
     after = _files(out)
-    # January and February held no change: their files are the old ones (same inode);
-    # March and the null-date rows were written again; the unchanged tables not at all.
-    for kept in ("marts.events/2025-01.parquet", "marts.events/2025-02.parquet"):
-        assert after[kept] == before[kept]
-    for written in ("marts.events/2025-03.parquet", "marts.events/undated.parquet"):
-        assert after[written] != before[written]
+    # Only the changed days' files were written again (a new day, two changed days, the
+    # null-date rows); every other day's file is the old one (same inode), the unchanged
+    # tables' files too.
+    # (2025-03-02 lost its every row, so its file is gone.)
+    written = {f"marts.events/{d}.parquet" for d in ("2025-03-22", "2025-03-01", "undated")}
+    assert {name for name in after if after[name] != before.get(name)} == written | {
+        "marts.pairs/all.parquet"
+    }
+    assert set(before) - set(after) == {"marts.events/2025-03-02.parquet"}
     assert after["marts.users/all.parquet"] == before["marts.users/all.parquet"]
     reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
     try:  # changed row by row, the copy kept its comments
