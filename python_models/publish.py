@@ -481,9 +481,9 @@ def _read_manifest(out_dir: Path) -> dict[str, dict] | None:
 def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> PublishResult:
     """Copy every published table (see the module docstring) into `out_dir/warehouse.duckdb`
     and `out_dir/parquet/<schema>.<table>/<day or month>.parquet` (`all.parquet` for a table
-    without a date), with comments and the manifest. Both are built beside the old ones and swapped in
-    with a rename, so a reader sees the old or the new publication, never a mix, and a failed
-    publish leaves the old one as it was.
+    without a date), with comments and the manifest. Both are built beside the old ones and
+    swapped in with a rename, so a reader sees the old or the new publication, never a mix,
+    and a failed publish leaves the old one as it was.
 
     `only_changed`: tables whose content fingerprint equals the published one are carried over
     (the old DuckDB file is copied and only changed tables changed in it; unchanged Parquet
@@ -612,9 +612,7 @@ def _publish_table(
             touched = sum(int(days[d].split(":")[0]) for d in changed if d in days)
             if touched <= DIFF_MAX_SHARE * max(rows, 1):
                 _replace_changed_days(con, qualified, layout, changed)
-                _write_parquet(
-                    con, qualified, layout, folder, {layout.file_of(d) for d in changed}
-                )
+                _write_parquet(con, qualified, layout, folder, {layout.file_of(d) for d in changed})
                 return days, False
         elif layout.column is None and previous.get("rows", 0) >= DIFF_MIN_ROWS:
             if _replace_changed_rows(con, qualified):
