@@ -236,3 +236,71 @@ def test_a_failed_publish_leaves_the_previous_one_readable(big, tmp_path, monkey
     fresh = tmp_path / "fresh"
     publish_warehouse(big, fresh)
     assert _publication(out) == _publication(fresh)
+
+
+READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+count = lambda: con.execute("select count(*), sum(v) from marts.events").fetchone()
+print(*count(), flush=True)
+sys.stdin.readline()
+print(*count(), flush=True)
+"""
+
+
+def test_a_reader_holding_a_file_open_keeps_it_and_the_next_publish_updates_it_in_place(
+    big, tmp_path
+):
+    """warehouse.duckdb switches between two files; a publication brings the older one up to
+    date in place unless a reader (another process: DuckDB's file lock) still holds it, then
+    copies beside it. Either way every publication equals a fresh full publish, and the
+    reader keeps reading the publication it opened, whole."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "published"
+    link = out / "warehouse.duckdb"
+
+    def publish_and_check():
+        publish_warehouse(big, out, only_changed=True)
+        fresh = tmp_path / "fresh"
+        publish_warehouse(big, fresh)
+        assert _publication(out) == _publication(fresh)
+        return link.resolve()
+
+    def inode(path):
+        return path.stat().st_ino
+
+    first = publish_and_check()
+    opened = big.execute("select count(*), sum(v) from marts.events").fetchone()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(link)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().split() == [str(opened[0]), str(opened[1])]
+        big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
+        second = publish_and_check()
+        assert second != first and link.is_symlink()
+        held = inode(first)
+        big.execute("update marts.events set v = v + 1 where day = date '2025-01-05'")
+        big.execute("update ml_scores.scores set s = 0.2 where id = 3")
+        assert publish_and_check() == first
+        assert inode(first) != held  # the reader holds it: a copy was renamed over it
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().split() == [str(opened[0]), str(opened[1])]
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    assert reader.returncode == 0
+
+    kept = inode(second)  # nobody holds it: brought up to date in place
+    big.execute("delete from marts.events where day = date '2025-02-01'")
+    big.execute("insert into marts.pairs values (2, 2)")
+    assert publish_and_check() == second and inode(second) == kept
+
+    publish_warehouse(big, out)  # a full publish keeps no older publication on disk
+    assert sorted(p.name for p in out.glob("*.duckdb")) == [link.resolve().name, link.name]
