@@ -500,29 +500,31 @@ def _sidecar(db: Path) -> Path:
     return db.with_name(f"{db.name}.{MANIFEST_FILE}")
 
 
-def _open_target(con, target: Path, current: Path | None, previous: dict | None) -> dict:
-    """Attach `target` as publish_target, holding the current publication or one it can be
-    brought to (`previous`: the current manifest's tables; None: start empty). Returns the
+def _open_target(
+    con, target: Path, current: Path | None, previous: dict | None
+) -> tuple[Path, dict]:
+    """Attach as publish_target `target` itself (when it can be updated in place) or a staged
+    file to be renamed over it, holding the current publication (`previous`: the current
+    manifest's tables; None: start empty) or an older one. Returns the attached file and the
     tables it holds (fingerprints and figures, as `previous`)."""
     held = _manifest_tables(_sidecar(target)) if previous is not None else None
     _sidecar(target).unlink(missing_ok=True)  # from here on unknown until published
     if held is not None:
         try:
             con.execute(f"attach '{target}' as publish_target")
-            return held
-        except duckdb.IOException:  # a reader holds it open: copy instead (below)
+            return target, held
+        except duckdb.Error:  # held open: by another process (DuckDB's file lock) or this one
             pass
+    # Written beside it and renamed over it after: a reader keeps the file it opened.
     staged = target.with_name(target.name + ".new")
     staged.unlink(missing_ok=True)
-    if previous is not None and current is not None:
+    # A write-ahead log left by a killed publish must not be replayed onto this file.
+    staged.with_name(staged.name + ".wal").unlink(missing_ok=True)
+    copied = previous is not None and current is not None
+    if copied:
         shutil.copyfile(current, staged)
-        os.replace(staged, target)
-    else:
-        target.unlink(missing_ok=True)
-    # A write-ahead log left by a killed update of the old file must not be replayed onto this one.
-    target.with_name(target.name + ".wal").unlink(missing_ok=True)
-    con.execute(f"attach '{target}' as publish_target")
-    return previous if previous is not None and current is not None else {}
+    con.execute(f"attach '{staged}' as publish_target")
+    return staged, previous if copied else {}
 
 
 def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> PublishResult:
@@ -571,7 +573,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
         if table in previous:  # changed ones too: their unchanged days are kept
             shutil.copytree(final_parquet / table, staging_parquet / table, copy_function=os.link)
 
-    held = _open_target(con, target, current, previous)
+    written, held = _open_target(con, target, current, previous)
     # One transaction for every change to the file: one commit (one WAL sync) instead of one
     # per statement (hundreds of comments alone); a failure rolls them all back.
     con.execute("begin")
@@ -605,6 +607,8 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     staging_manifest.write_text(text)
 
     manifest_path.unlink(missing_ok=True)  # killed mid-swap: the next run copies all
+    if written != target:
+        os.replace(written, target)
     new_link = out_dir / (DB_LINK + ".new")
     new_link.unlink(missing_ok=True)
     new_link.symlink_to(target.name)

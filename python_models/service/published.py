@@ -38,6 +38,10 @@ EVENTS_TABLE = "marts.fct_events"
 SEQUENCE_SAMPLE_USERS = 32  # whose published rows the service recomputes at each pickup
 CATALOG = "published"
 HISTORY_COLUMNS = ("event_id", "event_name", "event_ts")  # user_id is the slice's key
+# How long a replaced publication stays open for the requests that were using it. Then it is
+# closed, so the next publish can update that file in place (publish_warehouse switches
+# between two files and copies instead when a reader still holds the older one).
+RETIRED_GRACE_S = 60.0
 
 
 class NotPublished(LookupError):
@@ -85,7 +89,7 @@ class PublishedWarehouse:
         self._lock = threading.Lock()
         self._swap_lock = threading.Lock()  # held by the thread loading a new publication
         self._opened: _Opened | None = None
-        self._retired: list[_Opened] = []  # kept open until the next swap: threads may use them
+        self._retired: list[_Opened] = []  # kept open RETIRED_GRACE_S: threads may use them
         self._local = threading.local()
         self._bundles: dict[tuple[str, str], dict[str, Any]] = {}
         self._champions: dict[str, str] = {}  # of the current publication
@@ -111,13 +115,34 @@ class PublishedWarehouse:
             if self._opened is None or self._opened.identity != identity:
                 fresh = self._load(identity)
                 for old in self._retired:
-                    old.connection.close()
-                self._retired = [self._opened] if self._opened is not None else []
+                    self._close_retired(old)
+                if self._opened is not None:
+                    retired = self._opened
+                    self._retired = [retired]
+                    timer = threading.Timer(RETIRED_GRACE_S, self._close_retired, (retired,))
+                    timer.daemon = True
+                    timer.start()
                 self._opened = fresh
                 self._champions = {}
             return self._opened
         finally:
             self._swap_lock.release()
+
+    def close(self) -> None:
+        """Close the publication and any replaced one still open."""
+        for old in list(self._retired):
+            self._close_retired(old)
+        if self._opened is not None:
+            self._opened.connection.close()
+            self._opened = None
+
+    def _close_retired(self, old: _Opened) -> None:
+        """Close a replaced publication once (at the grace period's end or the next swap)."""
+        with self._lock:
+            if not any(o is old for o in self._retired):
+                return
+            self._retired = [o for o in self._retired if o is not old]
+        old.connection.close()
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
         # Attached to a private in-memory database, not opened by path: DuckDB keeps one

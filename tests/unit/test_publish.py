@@ -304,3 +304,40 @@ def test_a_reader_holding_a_file_open_keeps_it_and_the_next_publish_updates_it_i
 
     publish_warehouse(big, out)  # a full publish keeps no older publication on disk
     assert sorted(p.name for p in out.glob("*.duckdb")) == [link.resolve().name, link.name]
+
+
+def test_the_service_lets_go_of_a_replaced_publication_so_the_file_is_updated_in_place(
+    big, tmp_path, monkeypatch
+):
+    """`uba serve` keeps a replaced publication open a grace period for the requests using
+    it, then closes it: the publish after next then updates that file in place."""
+    import time
+
+    import python_models.service.published as service
+
+    monkeypatch.setattr(service, "RETIRED_GRACE_S", 0.2)
+    out = tmp_path / "published"
+    link = out / "warehouse.duckdb"
+    publish_warehouse(big, out, only_changed=True)
+    first = link.resolve()
+    served = service.PublishedWarehouse(link, models=())
+    cursor, _ = served.cursor()
+    assert cursor.execute("select count(*) from marts.users").fetchone() == (100,)
+
+    big.execute("delete from marts.users where id < 10")
+    publish_warehouse(big, out, only_changed=True)
+    cursor, _ = served.cursor()  # picks up the new file; the first one retired
+    assert cursor.execute("select count(*) from marts.users").fetchone() == (90,)
+    assert served._retired
+    time.sleep(1.0)
+    assert not served._retired  # closed after the grace period
+
+    kept = first.stat().st_ino
+    big.execute("delete from marts.users where id < 20")
+    publish_warehouse(big, out, only_changed=True)
+    assert link.resolve() == first and first.stat().st_ino == kept  # in place
+    try:
+        cursor, _ = served.cursor()
+        assert cursor.execute("select count(*) from marts.users").fetchone() == (80,)
+    finally:
+        served.close()
