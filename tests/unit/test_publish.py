@@ -144,9 +144,8 @@ def test_a_day_changes_only_its_rows_and_files_and_equals_a_full_publish(big, tm
     out = tmp_path / "published"
     publish_warehouse(big, out, only_changed=True)
     before = _files(out)
-    # A big table (DIFF_MIN_ROWS, lowered here) has one file per day, a small one per month.
-    assert {"marts.events/2025-01-01.parquet", "marts.events/undated.parquet"} <= set(before)
-    assert "marts.events/2025-01.parquet" not in before
+    # Written whole, a table has one file per month (and null dates).
+    assert {"marts.events/2025-01.parquet", "marts.events/undated.parquet"} <= set(before)
 
     # A new day, a late row in an old day, a deleted row, a re-keyed null-date row, a
     # duplicated pair and a changed pair: the kinds of change a day brings.
@@ -164,16 +163,24 @@ def test_a_day_changes_only_its_rows_and_files_and_equals_a_full_publish(big, tm
     expected = _rows(big, "select * from marts.events")
     assert _publication(out)["marts.events"] == (expected, expected)
     after = _files(out)
-    # Only the changed days' files were written again (a new day, two changed days, the
-    # null-date rows); every other day's file is the old one (same inode), the unchanged
-    # tables' files too.
-    # (2025-03-02 lost its every row, so its file is gone.)
-    written = {f"marts.events/{d}.parquet" for d in ("2025-03-22", "2025-03-01", "undated")}
-    assert {name for name in after if after[name] != before.get(name)} == written | {
-        "marts.pairs/all.parquet"
-    }
-    assert set(before) - set(after) == {"marts.events/2025-03-02.parquet"}
+    # The month of the changed days (a new day, a changed one, one that lost its every row)
+    # became one file per day, the null-date rows' file was written again; January's and
+    # February's files are the old ones (same inode), the unchanged tables' files too.
+    march = {f"marts.events/2025-03-{day:02}.parquet" for day in range(1, 23) if day != 2}
+    written = march | {"marts.events/undated.parquet", "marts.pairs/all.parquet"}
+    assert {name for name in after if after[name] != before.get(name)} == written
+    assert set(before) - set(after) == {"marts.events/2025-03.parquet"}
     assert after["marts.users/all.parquet"] == before["marts.users/all.parquet"]
+    # The next change in March writes only its day's file.
+    big.execute("insert into marts.events values (9, date '2025-03-10', 3.0)")
+    publish_warehouse(big, out, only_changed=True)
+    again = _files(out)
+    assert {name for name in again if again[name] != after.get(name)} == {
+        "marts.events/2025-03-10.parquet"
+    }
+    assert set(after) == set(again)
+    big.execute("delete from marts.events where user_id = 9")
+    publish_warehouse(big, out, only_changed=True)
     reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
     try:  # changed row by row, the copy kept its comments
         assert reader.execute(
