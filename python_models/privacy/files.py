@@ -41,7 +41,11 @@ def _files_under(data_dir: Path, suffixes: tuple[str, ...], exclude: Iterable[Pa
 
     if not Path(data_dir).exists():
         return []
-    return sorted(p for suffix in suffixes for p in Path(data_dir).rglob(f"*{suffix}") if kept(p))
+    found = [p for suffix in suffixes for p in Path(data_dir).rglob(f"*{suffix}") if kept(p)]
+    real = {p.resolve() for p in found if not p.is_symlink()}
+    # A link to a file listed under its own name (published/warehouse.duckdb -> warehouse.a.
+    # duckdb) is scrubbed through that name: rewriting the link's path would replace the link.
+    return sorted(p for p in found if not (p.is_symlink() and p.resolve() in real))
 
 
 def project_files(data_dir: Path, exclude: Iterable[Path] = ()) -> tuple[list[Path], list[Path]]:

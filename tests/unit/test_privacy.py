@@ -14,7 +14,12 @@ import pytest
 from python_models.privacy import pseudonymize
 from python_models.privacy.deletion import delete_person_rows, redaction_patterns
 from python_models.privacy.discovery import column_role, personal_tables
-from python_models.privacy.files import compact_database, files_containing, rewrite_parquet
+from python_models.privacy.files import (
+    compact_database,
+    files_containing,
+    project_files,
+    rewrite_parquet,
+)
 from python_models.privacy.identities import Identity
 from python_models.privacy.pseudonyms import request_token, salt_fingerprint
 
@@ -310,3 +315,22 @@ def test_declared_sensitive_properties_join_email_and_ip(monkeypatch):
     finally:
         monkeypatch.delenv("UBA_SENSITIVE_PROPERTIES")
         reload_settings()
+
+
+def test_the_published_link_is_scrubbed_through_its_target(tmp_path):
+    """published/warehouse.duckdb links to one of two files (python_models.publish): each real
+    file is listed once and the link not at all, so scrubbing never replaces the link."""
+    published = tmp_path / "published"
+    published.mkdir()
+    for name in ("warehouse.a.duckdb", "warehouse.b.duckdb"):
+        duckdb.connect(str(published / name)).close()
+    (published / "warehouse.duckdb").symlink_to("warehouse.a.duckdb")
+    outside = tmp_path / "elsewhere.duckdb"  # a link out of the data folder is kept
+    duckdb.connect(str(tmp_path.parent / "elsewhere_target.duckdb")).close()
+    outside.symlink_to(tmp_path.parent / "elsewhere_target.duckdb")
+    databases, _ = project_files(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in databases] == [
+        "elsewhere.duckdb",
+        "published/warehouse.a.duckdb",
+        "published/warehouse.b.duckdb",
+    ]
