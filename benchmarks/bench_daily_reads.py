@@ -79,6 +79,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the per-node figures as JSON")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
+        "--build-history",
+        action="store_true",
+        help="rebuild the history (full refresh) from the kept copy with this project first",
+    )
+    parser.add_argument(
         "--project-dir", type=Path, help="another checkout's dbt_project (to pair runs)"
     )
     args = parser.parse_args()
@@ -101,8 +106,10 @@ def main() -> int:
 
     reload_settings()
     target = args.work / "dbt-target-reads"
-    if not before_day.exists():
+    if not before_day.exists() or args.build_history:
         print("building the history (not measured)...", flush=True)
+        if before_day.exists():
+            shutil.copyfile(before_day, warehouse)
         run_dbt(["seed"], quiet=True, target_path=target)
         run_dbt([*DATA_BUILD, "--full-refresh"], quiet=True, target_path=target)
         shutil.copyfile(warehouse, before_day)

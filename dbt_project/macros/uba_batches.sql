@@ -209,3 +209,26 @@
     {%- endif -%}
     {{ return(config) }}
 {%- endmacro %}
+
+{#- The one value a query returns, read before the model's SQL runs, for a redundant bound
+    written into that SQL as a literal (a person-by-person bound such as "from this person's
+    earliest change" is a join condition, which cannot skip row groups; the smallest of them
+    as a literal can, where the table is stored in time order). Returns none while dbt only
+    parses or when the query returns null: the caller then leaves the bound out (same rows,
+    whole scan). -#}
+{% macro uba_query_value(sql) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set value = run_query(sql).rows[0][0] -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#- `and <column> >= <the smallest value of bound_sql>` where it can be read (see above),
+    nothing otherwise. bound_sql selects one timestamp or date column. -#}
+{% macro uba_and_at_or_after(column, bound_sql) -%}
+    {%- set bound = uba_query_value('select min(bound) from (' ~ bound_sql ~ ') as bounds(bound)') -%}
+    {%- if bound is not none %}
+        and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
+    {%- endif -%}
+{%- endmacro %}

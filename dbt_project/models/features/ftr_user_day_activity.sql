@@ -28,8 +28,7 @@ with
 {% if is_incremental() -%}
 {#- A person with no stored day left (new, or back after a consent withdrawal dropped their
     rows) is recomputed whole. -#}
-changed as (
-
+{%- set changed_sql %}
     select
         changed.user_id,
         case
@@ -37,6 +36,10 @@ changed as (
             else cast('1900-01-01' as date)
         end as recompute_from
     from ({{ uba_changed_people(sessionized) }}) as changed
+{%- endset %}
+changed as (
+
+    {{ changed_sql }}
 
 ),
 
@@ -76,6 +79,9 @@ events as {{ uba_cte_not_materialized() }} (
     inner join changed
         on events.user_id = changed.user_id
         and events.event_ts >= changed.recompute_from
+    {# the earliest recomputed day as a literal: skips the row groups before it #}
+    where true
+        {{- uba_and_at_or_after('events.event_ts', 'select recompute_from from (' ~ changed_sql ~ ') as changed') }}
     {%- else %}
     where events.user_id is not null
     {%- endif %}
