@@ -232,3 +232,23 @@
         and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- The latest batch_id of a producer as a literal (data tests scoped to the latest batch):
+    looked for first in the row groups from the batch its consumers last recorded (all the
+    history's row groups skipped), in all of them when none is there. A subquery while dbt
+    only parses. -#}
+{% macro uba_latest_batch(relation) -%}
+    {%- set everything = '(select max(batch_id) from ' ~ relation ~ ')' -%}
+    {%- if not execute or adapter.get_relation(database=target.database,
+            schema=target.schema, identifier='uba_consumed_batches') is none -%}
+        {{ return(everything) }}
+    {%- endif -%}
+    {%- set latest = run_query(
+        "select max(batch_id) from " ~ relation ~ " where batch_id >= (select coalesce("
+        ~ "max(batch_id), 0) from " ~ uba_batch_manifest() ~ " where producer = '"
+        ~ relation.identifier ~ "')").rows[0][0] -%}
+    {%- if latest is none -%}
+        {%- set latest = run_query('select max(batch_id) from ' ~ relation).rows[0][0] -%}
+    {%- endif -%}
+    {{ return(everything if latest is none else latest | int) }}
+{%- endmacro %}
