@@ -33,21 +33,64 @@
     )
 {%- endmacro %}
 
-{#- The last producer batch this model consumed (0: none), as a scalar subquery. -#}
+{#- The batch figures a consumer's SQL needs, read before the SQL runs and written into it
+    as literals: a comparison with a literal lets DuckDB skip the row groups whose batch_id
+    zone map is outside it (every row group of the history holds batch_id 1 alone), while a
+    comparison with a scalar subquery reads the whole producer. Returns none while dbt only
+    parses, or when the bookkeeping table is not there yet (then the SQL keeps the subqueries:
+    same rows, whole scans). -#}
+{% macro uba_batch_figures(producer) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set manifest = adapter.get_relation(
+        database=target.database, schema=target.schema, identifier='uba_consumed_batches') -%}
+    {%- if manifest is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set cache_key = 'uba_batch_figures:' ~ this.identifier ~ ':' ~ producer.identifier -%}
+    {%- if cache_key in model -%}
+        {{ return(model[cache_key]) }}
+    {%- endif -%}
+    {%- set consumed = run_query(
+        "select coalesce(max(batch_id), 0) from " ~ uba_batch_manifest() ~ " where consumer = '"
+        ~ this.identifier ~ "' and producer = '" ~ producer.identifier ~ "'").rows[0][0] | int -%}
+    {#- the producer's latest batch, from the row groups after the consumed one: none there
+        means nothing new (a rebuilt producer has forgotten its consumers: consumed = 0) -#}
+    {%- set latest = run_query(
+        "select coalesce(max(batch_id), " ~ consumed ~ ") from " ~ producer
+        ~ " where batch_id > " ~ consumed).rows[0][0] | int -%}
+    {%- set figures = {'consumed': consumed, 'latest': latest} -%}
+    {%- do model.update({cache_key: figures}) -%}
+    {{ return(figures) }}
+{%- endmacro %}
+
+{#- The last producer batch this model consumed (0: none): a literal (uba_batch_figures), or a
+    scalar subquery where the figures cannot be read. -#}
 {% macro uba_consumed_batch(producer) -%}
+    {%- set figures = uba_batch_figures(producer) -%}
+    {%- if figures is not none -%}
+    {{ figures.consumed }}
+    {%- else -%}
     (
         select coalesce(max(batch_id), 0) from {{ uba_batch_manifest() }}
         where consumer = '{{ this.identifier }}' and producer = '{{ producer.identifier }}'
     )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- True when this model must re-read every producer row (see above). -#}
 {% macro uba_reads_everything(producer) -%}
+    {%- set figures = uba_batch_figures(producer) -%}
+    {%- if figures is not none -%}
+    {{ 'true' if figures.consumed == 0 or figures.consumed < figures.latest - 1 else 'false' }}
+    {%- else -%}
     (
         {{ uba_consumed_batch(producer) }} = 0
         or {{ uba_consumed_batch(producer) }}
             < (select coalesce(max(batch_id), 0) from {{ producer }}) - 1
     )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The producer rows written since this model last consumed it (all of them on a full
@@ -55,7 +98,12 @@
 {% macro uba_changed_rows(producer, columns='*') -%}
     select {{ columns }} from {{ producer }}
     {%- if is_incremental() %}
+    {%- set figures = uba_batch_figures(producer) %}
+    {%- if figures is none %}
     where batch_id > {{ uba_consumed_batch(producer) }} or {{ uba_reads_everything(producer) }}
+    {%- elif uba_reads_everything(producer) | trim == 'false' %}
+    where batch_id > {{ figures.consumed }}
+    {%- endif %}
     {%- endif %}
 {%- endmacro %}
 
@@ -83,8 +131,13 @@
     delete from {{ uba_batch_manifest() }}
     where consumer = '{{ this.identifier }}' and producer = '{{ producer.identifier }}';
     insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
+    {%- set figures = uba_batch_figures(producer) %}
+    {%- if figures is not none %}
+    values ('{{ this.identifier }}', '{{ producer.identifier }}', {{ figures.latest }})
+    {%- else %}
     select '{{ this.identifier }}', '{{ producer.identifier }}', coalesce(max(batch_id), 0)
     from {{ producer }}
+    {%- endif %}
 {%- endmacro %}
 
 {#- Post-hook of a producer: a full refresh renumbers its batches, so every consumer has to
@@ -155,4 +208,53 @@
         {%- do config.update({'unique_key': unique_key}) -%}
     {%- endif -%}
     {{ return(config) }}
+{%- endmacro %}
+
+{#- The one value a query returns, read before the model's SQL runs, for a redundant bound
+    written into that SQL as a literal (a person-by-person bound such as "from this person's
+    earliest change" is a join condition, which cannot skip row groups; the smallest of them
+    as a literal can, where the table is stored in time order). Returns none while dbt only
+    parses or when the query returns null: the caller then leaves the bound out (same rows,
+    whole scan). -#}
+{% macro uba_query_value(sql) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set value = run_query(sql).rows[0][0] -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#- `and <column> >= <the smallest value of bound_sql>` where it can be read (see above),
+    nothing otherwise. bound_sql selects one timestamp or date column. -#}
+{% macro uba_and_at_or_after(column, bound_sql) -%}
+    {%- set bound = uba_query_value('select min(bound) from (' ~ bound_sql ~ ') as bounds(bound)') -%}
+    {%- if bound is not none %}
+        and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The latest batch_id of a producer as a literal (data tests scoped to the latest batch):
+    looked for in the row groups after the newest batch its consumers recorded (the history's
+    row groups skipped); when none is there, that recorded batch if it still has rows, else
+    the maximum of all rows. A subquery while dbt only parses. -#}
+{% macro uba_latest_batch(relation) -%}
+    {%- set everything = '(select max(batch_id) from ' ~ relation ~ ')' -%}
+    {%- if not execute or adapter.get_relation(database=target.database,
+            schema=target.schema, identifier='uba_consumed_batches') is none -%}
+        {{ return(everything) }}
+    {%- endif -%}
+    {%- set recorded = run_query(
+        "select coalesce(max(batch_id), 0) from " ~ uba_batch_manifest() ~ " where producer = '"
+        ~ relation.identifier ~ "'").rows[0][0] | int -%}
+    {%- set latest = run_query(
+        "select max(batch_id) from " ~ relation ~ " where batch_id > " ~ recorded).rows[0][0] -%}
+    {%- if latest is none and recorded > 0 and run_query(
+            "select count(*) from (select 1 from " ~ relation ~ " where batch_id = " ~ recorded
+            ~ " limit 1) as found").rows[0][0] > 0 -%}
+        {%- set latest = recorded -%}
+    {%- endif -%}
+    {%- if latest is none -%}
+        {%- set latest = run_query('select max(batch_id) from ' ~ relation).rows[0][0] -%}
+    {%- endif -%}
+    {{ return(everything if latest is none else latest | int) }}
 {%- endmacro %}

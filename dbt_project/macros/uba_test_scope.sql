@@ -43,10 +43,10 @@
 {% macro uba_test_scope_condition(placeholder, relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
     {%- set latest_batch_rows -%}
-        {{ sessionized }} where batch_id = (select max(batch_id) from {{ sessionized }})
+        {{ sessionized }} where batch_id = {{ uba_latest_batch(sessionized) }}
     {%- endset -%}
     {%- if placeholder == '__latest_batch__' -%}
-        batch_id = (select max(batch_id) from {{ relation }})
+        batch_id = {{ uba_latest_batch(relation) }}
     {%- elif placeholder == '__latest_batch_events__' -%}
         {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_people__' -%}

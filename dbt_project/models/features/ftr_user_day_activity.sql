@@ -28,8 +28,7 @@ with
 {% if is_incremental() -%}
 {#- A person with no stored day left (new, or back after a consent withdrawal dropped their
     rows) is recomputed whole. -#}
-changed as (
-
+{%- set changed_sql %}
     select
         changed.user_id,
         case
@@ -37,6 +36,30 @@ changed as (
             else cast('1900-01-01' as date)
         end as recompute_from
     from ({{ uba_changed_people(sessionized) }}) as changed
+{%- endset %}
+{#- A person recomputed whole is read from their first event. -#}
+{%- set first_read_sql %}
+    select
+        case
+            when changed.recompute_from > cast('1900-01-01' as date)
+                then cast(changed.recompute_from as {{ dbt.type_timestamp() }})
+            else firsts.first_ts
+        end
+    from ({{ changed_sql }}) as changed
+    left join (
+        select user_id, min(event_ts) as first_ts
+        from {{ sessionized }}
+        where user_id in (
+            select user_id from ({{ changed_sql }}) as whole
+            where recompute_from = cast('1900-01-01' as date)
+        )
+        group by 1
+    ) as firsts
+        on changed.user_id = firsts.user_id
+{%- endset %}
+changed as (
+
+    {{ changed_sql }}
 
 ),
 
@@ -76,6 +99,9 @@ events as {{ uba_cte_not_materialized() }} (
     inner join changed
         on events.user_id = changed.user_id
         and events.event_ts >= changed.recompute_from
+    {# the earliest event read, as a literal: skips the row groups before it #}
+    where true
+        {{- uba_and_at_or_after('events.event_ts', first_read_sql) }}
     {%- else %}
     where events.user_id is not null
     {%- endif %}

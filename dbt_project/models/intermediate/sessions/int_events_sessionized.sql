@@ -265,4 +265,7 @@ final as (
 
 )
 
+{#- A full build stores the events in time order: the daily models' literal bounds on
+    event_ts then skip the row groups before them (incremental batches are appended after). #}
 select * from final
+{% if not is_incremental() %}order by event_ts, event_id{% endif %}
