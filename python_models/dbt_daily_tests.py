@@ -1,0 +1,145 @@
+"""The daily build's data tests run from their compiled SQL, in one DuckDB connection.
+
+dbt spends ~0.04-0.07 s of its own CPU on each test node (compiling it, opening a cursor,
+BEGIN / ROLLBACK, events and artifacts), and a daily `uba refresh` runs ~300 of them on a
+day's rows: most of the day's dbt time. The tests stay declared once, in the models' yml and
+tests/; what a daily run executes is derived from them:
+
+- a `uba refresh` build with no saved plan (first refresh, or the dbt project, the profile,
+  the target or dbt changed since the plan was saved: `code_fingerprint`) runs the declared
+  test nodes inside `dbt build` as before, then saves each test's compiled SQL and its
+  severity / fail_calc / warn_if / error_if from dbt's manifest.json (`save_plan`);
+- the next refreshes build the models with `--exclude-resource-type test` and run the saved
+  SQL here, wrapped as dbt's own get_test_sql wraps it, so a test passes, warns or fails
+  exactly as its node would; a failure names the test and shows its first failing rows.
+
+The compiled SQL holds no data: a scoped test (macros/uba_test_scope.sql) selects "the latest
+batch" with subqueries evaluated when it runs. It does depend on which relations existed when
+it was compiled (a staged-rows test checks every staged row before int_events_sessionized
+exists), so a plan is saved only from a build that started on a built warehouse.
+`uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
+
+PLAN_FILE = "uba_daily_tests.json"
+# What the compiled SQL of a test can depend on, besides the warehouse's relations.
+_PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
+_FAILING_ROWS_SHOWN = 5
+
+
+@dataclass
+class TestsOutcome:
+    passed: int = 0
+    warned: list[str] = field(default_factory=list)  # "<test>: <n> rows"
+    failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("DBT_TARGET_PATH") or DBT_PROJECT_DIR / "target")
+
+
+def code_fingerprint(env: dict[str, str]) -> str:
+    """Hash of every file dbt compiles the tests from, the profile, the target the build writes
+    to (UBA_DBT_TARGET, UBA_DUCKDB_PATH from `env`, as dbt_env gives it) and dbt's version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    files = [REPO_ROOT / "profiles.yml"]
+    for part in _PROJECT_PARTS:
+        path = DBT_PROJECT_DIR / part
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    for key in ("UBA_DBT_TARGET", "UBA_DUCKDB_PATH"):
+        digest.update(f"{key}={env.get(key, '')}\0".encode())
+    digest.update(f"dbt-core={version('dbt-core')} dbt-duckdb={version('dbt-duckdb')}".encode())
+    return digest.hexdigest()
+
+
+def load_plan(fingerprint: str) -> list[dict] | None:
+    """The saved tests, or None when there is none for this code (the build runs the nodes)."""
+    path = target_dir() / PLAN_FILE
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if plan.get("fingerprint") != fingerprint or not plan.get("tests"):
+        return None
+    return plan["tests"]
+
+
+def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | None:
+    """Each test node of a dbt manifest.json as the plan keeps it: name, severity, fail_calc,
+    warn_if, error_if, limit and compiled SQL. None when `require_all` and some test was not
+    compiled (the run did not select it: the plan would miss it); otherwise the compiled ones."""
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    compiled = [n for n in nodes if n.get("compiled_code")]
+    if require_all and (not nodes or len(compiled) < len(nodes)):
+        return None
+    return [
+        {
+            "name": node["name"],
+            "unique_id": node["unique_id"],
+            "severity": str(node["config"].get("severity") or "error").lower(),
+            "fail_calc": node["config"].get("fail_calc") or "count(*)",
+            "warn_if": node["config"].get("warn_if") or "!= 0",
+            "error_if": node["config"].get("error_if") or "!= 0",
+            "limit": node["config"].get("limit"),
+            "sql": node["compiled_code"],
+        }
+        for node in sorted(compiled, key=lambda n: n["unique_id"])
+    ]
+
+
+def save_plan(fingerprint: str) -> int:
+    """Save the compiled data tests of the `dbt build` that just ran (its manifest.json); the
+    number saved, 0 when some test was not compiled (then nothing is saved)."""
+    manifest = json.loads((target_dir() / "manifest.json").read_text())
+    tests = compiled_tests(manifest)
+    if not tests:
+        return 0
+    path = target_dir() / PLAN_FILE
+    staged = path.with_suffix(".json.new")
+    staged.write_text(json.dumps({"fingerprint": fingerprint, "tests": tests}))
+    staged.replace(path)
+    return len(tests)
+
+
+def _tested_sql(test: dict) -> str:
+    limit = f"\nlimit {int(test['limit'])}" if test.get("limit") is not None else ""
+    return f"{test['sql']}{limit}"
+
+
+def run_plan(con, tests: list[dict]) -> TestsOutcome:
+    """Run each saved test as dbt's default get_test_sql does: fail_calc over the test's rows,
+    compared with warn_if / error_if; severity warn never fails."""
+    outcome = TestsOutcome()
+    for test in tests:
+        sql = _tested_sql(test)
+        calc = test["fail_calc"]
+        failures, should_warn, should_error = con.execute(
+            f"select {calc} as failures, {calc} {test['warn_if']} as should_warn, "
+            f"{calc} {test['error_if']} as should_error from (\n{sql}\n) dbt_internal_test"
+        ).fetchone()
+        if test["severity"] == "error" and should_error:
+            rows = con.execute(
+                f"select * from (\n{sql}\n) dbt_internal_test limit {_FAILING_ROWS_SHOWN}"
+            ).fetchall()
+            shown = "; ".join(str(row) for row in rows)
+            outcome.failed.append(f"{test['name']}: {failures} failing rows; first: {shown}")
+        elif should_warn:
+            outcome.warned.append(f"{test['name']}: {failures} rows")
+        else:
+            outcome.passed += 1
+    return outcome
