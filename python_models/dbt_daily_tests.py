@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,11 @@ PLAN_FILE = "uba_daily_tests.json"
 # What the compiled SQL of a test can depend on, besides the warehouse's relations.
 _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
 _FAILING_ROWS_SHOWN = 5
+# dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
+# the daily run) and the column. Such tests on one model are counted in one scan.
+_NOT_NULL = re.compile(
+    r"select (?P<column>[^\n]+)\nfrom (?P<model>.+)\nwhere (?P=column) is null", re.S
+)
 
 
 @dataclass
@@ -91,6 +97,7 @@ def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | Non
         {
             "name": node["name"],
             "unique_id": node["unique_id"],
+            "kind": (node.get("test_metadata") or {}).get("name"),  # None: a singular test
             "severity": str(node["config"].get("severity") or "error").lower(),
             "fail_calc": node["config"].get("fail_calc") or "count(*)",
             "warn_if": node["config"].get("warn_if") or "!= 0",
@@ -121,25 +128,56 @@ def _tested_sql(test: dict) -> str:
     return f"{test['sql']}{limit}"
 
 
+def _not_null_parts(test: dict) -> tuple[str, str] | None:
+    """(model, column) of a not_null test counted as dbt counts it, else None."""
+    if test.get("kind") != "not_null" or test["fail_calc"] != "count(*)" or test.get("limit"):
+        return None
+    match = _NOT_NULL.fullmatch(test["sql"].strip())
+    return (match["model"], match["column"]) if match else None
+
+
+def _judge(con, test: dict, failures, should_warn, should_error, outcome: TestsOutcome) -> None:
+    if test["severity"] == "error" and should_error:
+        rows = con.execute(
+            f"select * from (\n{_tested_sql(test)}\n) dbt_internal_test limit {_FAILING_ROWS_SHOWN}"
+        ).fetchall()
+        shown = "; ".join(str(row) for row in rows)
+        outcome.failed.append(f"{test['name']}: {failures} failing rows; first: {shown}")
+    elif should_warn:
+        outcome.warned.append(f"{test['name']}: {failures} rows")
+    else:
+        outcome.passed += 1
+
+
 def run_plan(con, tests: list[dict]) -> TestsOutcome:
     """Run each saved test as dbt's default get_test_sql does: fail_calc over the test's rows,
-    compared with warn_if / error_if; severity warn never fails."""
+    compared with warn_if / error_if; severity warn never fails. The not_null tests of one
+    model (the same scoped rows) are counted together, in one scan of the model."""
     outcome = TestsOutcome()
+    not_null: dict[str, list[tuple[dict, str]]] = {}
     for test in tests:
-        sql = _tested_sql(test)
+        parts = _not_null_parts(test)
+        if parts:
+            not_null.setdefault(parts[0], []).append((test, parts[1]))
+            continue
         calc = test["fail_calc"]
-        failures, should_warn, should_error = con.execute(
+        figures = con.execute(
             f"select {calc} as failures, {calc} {test['warn_if']} as should_warn, "
-            f"{calc} {test['error_if']} as should_error from (\n{sql}\n) dbt_internal_test"
+            f"{calc} {test['error_if']} as should_error "
+            f"from (\n{_tested_sql(test)}\n) dbt_internal_test"
         ).fetchone()
-        if test["severity"] == "error" and should_error:
-            rows = con.execute(
-                f"select * from (\n{sql}\n) dbt_internal_test limit {_FAILING_ROWS_SHOWN}"
-            ).fetchall()
-            shown = "; ".join(str(row) for row in rows)
-            outcome.failed.append(f"{test['name']}: {failures} failing rows; first: {shown}")
-        elif should_warn:
-            outcome.warned.append(f"{test['name']}: {failures} rows")
-        else:
-            outcome.passed += 1
+        _judge(con, test, *figures, outcome)
+    for model, group in not_null.items():
+        counts = ", ".join(
+            f"count_if({column} is null) as f{i}" for i, (_, column) in enumerate(group)
+        )
+        judged = ", ".join(
+            f"f{i}, f{i} {test['warn_if']}, f{i} {test['error_if']}"
+            for i, (test, _) in enumerate(group)
+        )
+        figures = con.execute(
+            f"select {judged} from (select {counts}\nfrom {model}) counts"
+        ).fetchone()
+        for i, (test, _) in enumerate(group):
+            _judge(con, test, *figures[3 * i : 3 * i + 3], outcome)
     return outcome
