@@ -5,7 +5,9 @@
 1. load the files not loaded yet (a file already in raw.load_log adds nothing);
 2. gate the new load batches;
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
-   tests on the rows the run wrote, no unit tests: see DATA_BUILD);
+   tests on the rows the run wrote, no unit tests: see DATA_BUILD); once a build has saved
+   the data tests' compiled SQL for this code, dbt builds the models only and the tests run
+   from that SQL here (python_models/dbt_daily_tests.py);
 4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
    whose features changed, other models only when one of their inputs changed, every model
    in full when its champion changed;
@@ -292,6 +294,7 @@ def _build() -> str:
             f"; {saved} data tests saved for the next runs)" if saved else ")"
         )
     dbt(DAILY_MODELS_BUILD)
+    started = time.perf_counter()
     con = connect()
     try:
         outcome = dbt_daily_tests.run_plan(con, plan)
@@ -305,7 +308,8 @@ def _build() -> str:
         )
     return (
         f"dbt build (incremental models), {outcome.passed + len(outcome.warned)} data tests "
-        f"from their compiled SQL ({len(outcome.warned)} warned)"
+        f"from their compiled SQL in {time.perf_counter() - started:.1f} s "
+        f"({len(outcome.warned)} warned)"
     )
 
 
