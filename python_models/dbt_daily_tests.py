@@ -55,7 +55,10 @@ def target_dir() -> Path:
 
 def code_fingerprint(env: dict[str, str]) -> str:
     """Hash of every file dbt compiles the tests from, the profile, the target the build writes
-    to (UBA_DBT_TARGET, UBA_DUCKDB_PATH from `env`, as dbt_env gives it) and dbt's version."""
+    to (UBA_DBT_TARGET, UBA_DUCKDB_PATH from `env`, as dbt_env gives it), dbt's version and the
+    pseudonymization salt: a changed salt must meet stg_app__pseudonym_salts' test inside
+    `dbt build`, where its failure stops staging before keys of two salts mix (the saved
+    plan runs after the models). Only the hash is kept."""
     from importlib.metadata import version
 
     digest = hashlib.sha256()
@@ -67,8 +70,11 @@ def code_fingerprint(env: dict[str, str]) -> str:
         if path.exists():
             digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
-    for key in ("UBA_DBT_TARGET", "UBA_DUCKDB_PATH"):
+    for key in ("UBA_DBT_TARGET", "UBA_DUCKDB_PATH", "UBA_PSEUDONYM_SALT"):
         digest.update(f"{key}={env.get(key, '')}\0".encode())
+    salt_file = env.get("UBA_PSEUDONYM_SALT_FILE")
+    if salt_file and Path(salt_file).is_file():
+        digest.update(Path(salt_file).read_bytes())
     digest.update(f"dbt-core={version('dbt-core')} dbt-duckdb={version('dbt-duckdb')}".encode())
     return digest.hexdigest()
 

@@ -4,6 +4,8 @@ counted together in one scan, still give each column's own count and name."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
 from python_models.dbt_daily_tests import compiled_tests, run_plan
@@ -75,3 +77,30 @@ def test_a_manifest_with_an_uncompiled_test_gives_no_plan():
     assert [t["name"] for t in compiled_tests(manifest, require_all=False)] == [
         "not_null_events_event_id"
     ]
+
+
+def test_the_saved_plan_is_for_one_code_salt_and_warehouse(tmp_path, monkeypatch):
+    """A plan is used only with the code, profile, warehouse and salt it was compiled for."""
+    from python_models import dbt_daily_tests as daily
+
+    project = tmp_path / "dbt_project"
+    (project / "macros").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: uba\n")
+    (project / "macros" / "scope.sql").write_text("{% macro m() %}1{% endmacro %}\n")
+    (tmp_path / "profiles.yml").write_text("uba: {}\n")
+    monkeypatch.setattr(daily, "DBT_PROJECT_DIR", project)
+    monkeypatch.setattr(daily, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    (tmp_path / "target").mkdir()
+    env = {"UBA_DBT_TARGET": "duckdb", "UBA_DUCKDB_PATH": "/w.duckdb", "UBA_PSEUDONYM_SALT": "a"}
+    fingerprint = daily.code_fingerprint(env)
+    manifest = {"nodes": {"test.uba.t": _not_null("event_id")}}
+    (tmp_path / "target" / "manifest.json").write_text(json.dumps(manifest))
+    assert daily.save_plan(fingerprint) == 1
+    assert [t["name"] for t in daily.load_plan(daily.code_fingerprint(dict(env)))] == [
+        "not_null_events_event_id"
+    ]
+    for changed in ({"UBA_PSEUDONYM_SALT": "b"}, {"UBA_DUCKDB_PATH": "/other.duckdb"}):
+        assert daily.load_plan(daily.code_fingerprint(env | changed)) is None
+    (project / "macros" / "scope.sql").write_text("{% macro m() %}2{% endmacro %}\n")
+    assert daily.load_plan(daily.code_fingerprint(env)) is None
