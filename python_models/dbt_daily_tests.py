@@ -155,11 +155,10 @@ def _judge(con, test: dict, failures, should_warn, should_error, outcome: TestsO
         outcome.passed += 1
 
 
-def run_plan(con, tests: list[dict]) -> TestsOutcome:
-    """Run each saved test as dbt's default get_test_sql does: fail_calc over the test's rows,
-    compared with warn_if / error_if; severity warn never fails. The not_null tests of one
-    model (the same scoped rows) are counted together, in one scan of the model."""
-    outcome = TestsOutcome()
+def _queries(tests: list[dict]) -> list[tuple[list[dict], str]]:
+    """(tests, query) pairs: one query per test, except one per model for its not_null tests;
+    each query returns (failures, should_warn, should_error) per test, in order."""
+    queries: list[tuple[list[dict], str]] = []
     not_null: dict[str, list[tuple[dict, str]]] = {}
     for test in tests:
         parts = _not_null_parts(test)
@@ -167,12 +166,12 @@ def run_plan(con, tests: list[dict]) -> TestsOutcome:
             not_null.setdefault(parts[0], []).append((test, parts[1]))
             continue
         calc = test["fail_calc"]
-        figures = con.execute(
+        query = (
             f"select {calc} as failures, {calc} {test['warn_if']} as should_warn, "
             f"{calc} {test['error_if']} as should_error "
             f"from (\n{_tested_sql(test)}\n) dbt_internal_test"
-        ).fetchone()
-        _judge(con, test, *figures, outcome)
+        )
+        queries.append(([test], query))
     for model, group in not_null.items():
         counts = ", ".join(
             f"count_if({column} is null) as f{i}" for i, (_, column) in enumerate(group)
@@ -181,9 +180,32 @@ def run_plan(con, tests: list[dict]) -> TestsOutcome:
             f"f{i}, f{i} {test['warn_if']}, f{i} {test['error_if']}"
             for i, (test, _) in enumerate(group)
         )
-        figures = con.execute(
-            f"select {judged} from (select {counts}\nfrom {model}) counts"
-        ).fetchone()
-        for i, (test, _) in enumerate(group):
-            _judge(con, test, *figures[3 * i : 3 * i + 3], outcome)
+        queries.append(
+            ([test for test, _ in group], f"select {judged} from (select {counts}\nfrom {model}) c")
+        )
+    return queries
+
+
+def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
+    """Run each saved test as dbt's default get_test_sql does: fail_calc over the test's rows,
+    compared with warn_if / error_if; severity warn never fails. The not_null tests of one
+    model (the same scoped rows) are counted together, in one scan of the model. `threads`
+    queries at a time, each on its own cursor (as dbt runs `threads` nodes at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = _queries(tests)
+
+    def figures(query: str) -> tuple:
+        cursor = con.cursor()
+        try:
+            return cursor.execute(query).fetchone()
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(figures, [query for _, query in queries]))
+    outcome = TestsOutcome()
+    for (group, _), row in zip(queries, results, strict=True):
+        for i, test in enumerate(group):
+            _judge(con, test, *row[3 * i : 3 * i + 3], outcome)
     return outcome

@@ -297,7 +297,9 @@ def _build() -> str:
     started = time.perf_counter()
     con = connect()
     try:
-        outcome = dbt_daily_tests.run_plan(con, plan)
+        # as many queries at a time as dbt runs nodes (profiles.yml: UBA_DBT_THREADS)
+        threads = int(dbt_env().get("UBA_DBT_THREADS") or 2)
+        outcome = dbt_daily_tests.run_plan(con, plan, threads=threads)
     finally:
         con.close()
     for warning in outcome.warned:

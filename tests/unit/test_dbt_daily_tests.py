@@ -58,6 +58,7 @@ def test_folded_not_null_and_single_tests_judge_each_test_on_planted_rows():
     plan = compiled_tests(manifest)
     assert len(plan) == 5
     outcome = run_plan(con, plan)
+    assert run_plan(con, plan, threads=2) == outcome  # two queries at a time: the same verdicts
     assert outcome.passed == 1  # not_null_events_event_id
     assert outcome.warned == ["not_null_events_device: 1 rows"]
     assert sorted(outcome.failed) == [
