@@ -9,7 +9,8 @@ batch with the `gate_batches` suites and writes raw.events_validated / raw.event
 import sys
 import warnings
 
-# Great Expectations imports pyspark when it is installed (the Spark engine's extra), and
+# Great Expectations imports pyspark when it is installed (the Spark engine's extra; kept out of
+# GX's import by expectations/gx_import.py, but a process may have imported it first), and
 # pyspark.sql.connect takes a __main__ without __file__ (`python -c`, pytest-xdist workers) for
 # its own doctest runner and exits the process with status 0: a gate run would silently stop.
 # A placeholder __file__ tells it this is not a doctest run.

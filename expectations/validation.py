@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import great_expectations as gx
 import pandas as pd
-from great_expectations.core.run_identifier import RunIdentifier
 
 from expectations.data_docs import results_dir
+from expectations.gx_import import RunIdentifier, gx
 
 _lock = threading.Lock()
 _context_state: dict[str, Any] = {}

@@ -46,7 +46,8 @@ SHARED_SCORE_COLUMNS: dict[str, str] = {
 _MODEL_VERSION = "The model version (ml.model_registry)."
 _ANALYZED_AT = "When the row was computed (UTC)."
 _FAIRNESS_METRICS = {
-    "selection_rate": "share selected (score >= uba__fairness_decision_threshold)",
+    "selection_rate": "share selected (score >= the decision threshold: "
+    "uba__fairness_decision_threshold, else the model version's own)",
     "false_positive_rate": "false positive rate",
     "false_negative_rate": "false negative rate",
     "mean_score": "mean score",

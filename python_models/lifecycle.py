@@ -215,7 +215,14 @@ def _record_fairness(
     from python_models.impact.fairness import report_for_version
 
     try:
-        report = report_for_version(con, name, version, result.holdout_predictions, run_id=run_id)
+        report = report_for_version(
+            con,
+            name,
+            version,
+            result.holdout_predictions,
+            run_id=run_id,
+            version_metrics=result.metrics,
+        )
     except LookupError as err:  # the attributes mart is not built: say so, train anyway
         _log(f"{name} {version}: no fairness report ({err})")
         return None, str(err)

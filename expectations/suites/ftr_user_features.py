@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import great_expectations as gx
-
+from expectations.gx_import import gx
 from python_models.common.catalogue import load_catalogue
 
 SUITE_NAME = "ftr_user_features"

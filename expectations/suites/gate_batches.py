@@ -13,10 +13,8 @@ and the guard that a suite evaluating nothing fails.
 
 from __future__ import annotations
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
-
 from expectations.gate.rules import GateRules
+from expectations.gx_import import gx, gxe
 
 SUITE_NAME = "gate_batches"
 RECONCILIATION_SUITE_NAME = "gate_batches_reconciliation"

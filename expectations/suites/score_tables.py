@@ -6,8 +6,7 @@ that must be filled and the score bounds are the spec's, so a new model gets its
 
 from __future__ import annotations
 
-import great_expectations as gx
-
+from expectations.gx_import import gx
 from python_models.common.spec import HOLDOUT_COLUMN, ModelSpec
 from python_models.impact.holdout import GROUPS
 

@@ -35,6 +35,20 @@ def _labels(frame: pl.DataFrame, where: str) -> np.ndarray:
     return labels
 
 
+def f1_threshold(labels: np.ndarray, probability: np.ndarray) -> float:
+    """The probability at and above which predicting churn gives the best F1 on these rows
+    (the highest such probability on ties)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(labels, probability)
+    # The curve's last point (recall 0) has no threshold.
+    precision, recall = precision[:-1], recall[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    best = np.flatnonzero(f1 == f1.max())
+    return float(thresholds[best[-1]])
+
+
 def baseline_sample(rows: int, size: int, seed: int) -> np.ndarray:
     """Row positions of a seeded sample of `size` rows (every row when there are fewer), in
     their original order."""
@@ -94,6 +108,11 @@ class ChurnModel(BoostedEstimator):
         logistic.fit(x_fit[sample], y_fit[sample])
         self.booster_ = StoredBooster(booster, best_iteration)
         self.calibrator_ = calibrator
+        self.threshold_ = (
+            f1_threshold(y_cal, self._calibrate(margin))
+            if params.threshold is None
+            else params.threshold
+        )
         self.logistic_ = logistic
         self.feature_medians_ = column_medians(x_fit)
         return self
@@ -104,6 +123,13 @@ class ChurnModel(BoostedEstimator):
         if isinstance(self.calibrator_, IsotonicRegression):
             return self.calibrator_.predict(margin)
         return self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
+
+    @property
+    def decision_threshold(self) -> float:
+        """The probability from which a user is predicted to churn (`threshold`, or learned)."""
+        self.check_fitted()
+        # Champions pickled before the threshold was learned used the fixed 0.5.
+        return getattr(self, "threshold_", 0.5)
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated churn probability per row."""
@@ -143,7 +169,7 @@ class ChurnModel(BoostedEstimator):
         probability = self._calibrate(self.booster_.predict(matrix, raw_score=True))
         out = frame.select("user_id", "as_of_date").with_columns(
             pl.Series("score", probability, dtype=pl.Float64),
-            pl.Series("predicted_label", probability >= self.params.threshold, dtype=pl.Boolean),
+            pl.Series("predicted_label", probability >= self.decision_threshold, dtype=pl.Boolean),
         )
         return self.with_reasons(out, matrix) if with_reasons else out
 

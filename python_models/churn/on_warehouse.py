@@ -163,6 +163,13 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         f"baseline_{v}_roc_auc": by_variant[v] for v in ("recency_rule", "logistic_regression")
     }
     metrics["best_iteration"] = model.best_iteration_
+    # What predicted_label means for this version, and how it did on the holdout.
+    flagged = model.predict(holdout) >= model.decision_threshold
+    metrics["decision_threshold"] = model.decision_threshold
+    metrics["holdout_precision_at_threshold"] = float(
+        y_holdout[flagged].mean() if flagged.any() else 0
+    )
+    metrics["holdout_recall_at_threshold"] = float(flagged[y_holdout == 1].mean())
     metrics["active_window_days"] = params.active_window_days
     metrics["positives"] = int(report.filter(pl.col("split") != "unused")["positives"].sum())
     metrics["negatives"] = int(report.filter(pl.col("split") != "unused")["negatives"].sum())

@@ -48,8 +48,10 @@ class ChurnParams(ModelParams):
     # population with a matured label), in the spirit of GA4's 1,000 each; lower it to train
     # on a small sample anyway (the eligibility report says how many there are).
     min_class_examples: int = 1000
-    # Scoring: churn is predicted when the calibrated probability reaches this.
-    threshold: float = 0.5
+    # Scoring: churn is predicted when the calibrated probability reaches this. None: the
+    # probability that maximizes F1 on the calibration snapshot, learned at training (churners
+    # are a few percent of the users scored, so 0.5 would flag almost nobody).
+    threshold: float | None = None
     top_fraction: float = 0.10
     # Promotion: a challenger must not fall more than this below the champion's ROC AUC.
     champion_tolerance: float = 0.005
@@ -61,7 +63,7 @@ class ChurnParams(ModelParams):
     def check(self) -> None:
         if self.calibration not in CALIBRATIONS:
             raise ValueError("calibration must be 'sigmoid' or 'isotonic'")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError("threshold must be in [0, 1]")
         if not 0.0 < self.top_fraction <= 1.0:
             raise ValueError("top_fraction must be in (0, 1]")

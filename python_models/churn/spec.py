@@ -26,7 +26,9 @@ SPEC = ModelSpec(
     column_docs={
         "score": "Probability (0 to 1, calibrated) that the user has no event in the next 30 "
         "days (the churn horizon).",
-        "predicted_label": "True when score >= 0.5: the user is predicted to churn.",
+        "predicted_label": "True when score reaches the model version's decision threshold "
+        "(learned at training: the probability with the best F1 on the calibration snapshot; "
+        "the registry's metrics hold it as decision_threshold): the user is predicted to churn.",
     },
     watch_drift=True,
     outcomes=on_warehouse.outcomes,

@@ -77,7 +77,9 @@ class ImpactConfig:
     fairness_attributes: tuple[str, ...] = ()
     disparity_threshold: float = 0.8
     min_group_size: int = 50
-    decision_threshold: float = 0.5
+    # None: each model version's own decision threshold (registry metric decision_threshold,
+    # e.g. churn's learned one), else 0.5.
+    decision_threshold: float | None = None
 
     def metric(self, name: str) -> MetricSpec:
         for spec in self.metrics:
@@ -219,8 +221,12 @@ def parse_impact_config(vars_: dict) -> ImpactConfig:
         fairness_attributes=attributes,
         disparity_threshold=threshold,
         min_group_size=int(vars_.get("uba__fairness_min_group_size", 50)),
-        decision_threshold=_fraction(
-            vars_.get("uba__fairness_decision_threshold", 0.5), "uba__fairness_decision_threshold"
+        decision_threshold=(
+            None
+            if vars_.get("uba__fairness_decision_threshold") is None
+            else _fraction(
+                vars_["uba__fairness_decision_threshold"], "uba__fairness_decision_threshold"
+            )
         ),
     )
 

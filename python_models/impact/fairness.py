@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -278,6 +278,15 @@ def record_fairness_report(
     return rows.height
 
 
+def for_version(config: ImpactConfig, version_metrics: dict | None) -> ImpactConfig:
+    """`config` with its decision threshold resolved for one model version: the configured
+    one, else the version's own (a churn model learns its threshold), else 0.5."""
+    if config.decision_threshold is not None:
+        return config
+    threshold = (version_metrics or {}).get("decision_threshold", 0.5)
+    return replace(config, decision_threshold=float(threshold))
+
+
 def report_settings(config: ImpactConfig) -> dict:
     return {
         "attributes": list(config.fairness_attributes),
@@ -295,6 +304,7 @@ def configured_report(
     label_column: str = "label",
 ) -> pl.DataFrame:
     """fairness_report with the attributes and thresholds of the uba__fairness_* vars."""
+    config = for_version(config, None)
     return fairness_report(
         frame,
         config.fairness_attributes,
@@ -317,19 +327,30 @@ def report_for_version(
     run_id: str | None = None,
     score_column: str = "score",
     label_column: str = "label",
+    version_metrics: dict | None = None,
 ) -> pl.DataFrame:
     """The registry's entry point: report on `frame` (user_id, score, label; attributes are
     joined from marts.dim_user_audit_attributes when absent), record it with the model version
-    in ml.model_fairness, and return it."""
+    in ml.model_fairness, and return it. `version_metrics` (the version's registry metrics)
+    give its decision threshold unless uba__fairness_decision_threshold sets one."""
     from python_models.impact.inputs import with_attributes
 
-    config = config or load_impact_config()
+    config = for_version(config or load_impact_config(), version_metrics)
     frame = with_attributes(con, frame, config.fairness_attributes)
     report = configured_report(frame, config, score_column, label_column)
     record_fairness_report(
         con, model_name, model_version, report, evaluated_on, report_settings(config), run_id
     )
     return report
+
+
+def _version_metrics(con, model_name: str, model_version: str) -> dict | None:
+    from python_models.common.registry import RegistryError, get_entry
+
+    try:
+        return get_entry(con, model_name, model_version).metrics
+    except RegistryError:  # scores of a version no longer in the registry
+        return None
 
 
 @dataclass
@@ -363,14 +384,15 @@ def run_fairness(
             continue
         frame = with_attributes(con, frame, config.fairness_attributes)
         for (version,), part in frame.group_by("model_version", maintain_order=True):
-            report = configured_report(part, config, label_column="outcome")
+            version_config = for_version(config, _version_metrics(con, model.model_name, version))
+            report = configured_report(part, version_config, label_column="outcome")
             record_fairness_report(
                 con,
                 model.model_name,
                 version,
                 report,
                 "matured_scores",
-                report_settings(config),
+                report_settings(version_config),
                 run_id,
             )
             outcome.reports[(model.model_name, version)] = report

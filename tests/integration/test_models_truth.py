@@ -106,6 +106,14 @@ def test_planted_churners_score_higher(trained, truth_users):
     # Churn is rare among users still here, so calibrated scores are small: compare ranks.
     assert churned.len() >= 5
     assert auc > 0.6
+    # predicted_label (score >= the learned threshold) flags planted churners more often than
+    # the others, and flags someone (a fixed 0.5 flagged nobody).
+    threshold = model.decision_threshold
+    flagged_churned = (churned >= threshold).mean()
+    flagged_stayed = (stayed >= threshold).mean()
+    print(f"threshold {threshold:.3f}: flags {flagged_churned:.2f} of them, {flagged_stayed:.2f}")
+    assert flagged_churned > flagged_stayed
+    assert flagged_churned > 0
 
 
 def test_churn_scores_have_reasons_in_words(trained):

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from python_models.churn.examples import example
-from python_models.churn.model import ChurnModel, beats_baselines
+from python_models.churn.model import ChurnModel, beats_baselines, f1_threshold
 from python_models.churn.params import ChurnParams
 from python_models.churn.spec import SPEC
 
@@ -38,6 +38,26 @@ def test_churn_probabilities_and_labels_follow_the_threshold():
     assert out["score"].is_between(0, 1).all()
     assert (out["predicted_label"] == (out["score"] >= 0.3)).all()
     assert out.columns == ["user_id", "as_of_date", "score", "predicted_label"]
+
+
+def test_f1_threshold_picks_the_cut_with_the_best_f1():
+    labels = [0, 0, 1, 0, 1, 1]
+    probability = [0.1, 0.2, 0.3, 0.4, 0.8, 0.9]
+    # By hand: from 0.3, 3 of 4 flagged churn and every churner is flagged (F1 6/7); from 0.8,
+    # 2 of 2 and 2 of 3 (F1 0.8); from 0.4, 2 of 3 and 2 of 3; from 0.2, 3 of 5 and 3 of 3.
+    assert f1_threshold(labels, probability) == 0.3
+
+
+def test_churn_learns_its_decision_threshold_when_none_is_given():
+    model, validation = _fit()
+    out = model.predict_frame(validation, with_reasons=False)
+    threshold = model.decision_threshold
+    assert 0.0 < threshold < 1.0
+    assert (out["predicted_label"] == (out["score"] >= threshold)).all()
+    flagged = validation.filter(out["predicted_label"])
+    # The flagged users churn more often than the users scored as a whole.
+    assert flagged.height > 0
+    assert flagged["label"].mean() > validation["label"].mean()
 
 
 def test_churn_reasons_are_words_from_the_catalogue():

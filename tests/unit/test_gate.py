@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from datetime import date, datetime
 
-import great_expectations as gx
 import polars as pl
 import pytest
 
 from expectations.gate import REASON_CODES, GateError, GateRules, run_gate
 from expectations.gate import run as gate_run
+from expectations.gx_import import gx
 from expectations.suites import gate_batches
 from python_models.ingest import CONTRACT_COLUMNS, load_path
 from python_models.warehouse import connect
@@ -460,3 +462,14 @@ def test_synthetic_sample_quarantine_matches_planted_truth(gated_warehouse, samp
     expected_dups = duplicates.select("event_id", (pl.col("copies") - 1).alias("extra_copies"))
     assert found_dups.sort("event_id").equals(expected_dups.sort("event_id"))
     assert kept_first == 0
+
+
+def test_gate_imports_great_expectations_without_pyspark():
+    """GX imports pyspark when installed (a second of pyspark.ml and scipy on every gate run);
+    the gate keeps it out of GX's import, and pyspark stays importable for the Spark engine."""
+    code = (
+        "import sys; import expectations.gate.run; "
+        "print('pyspark' in sys.modules); import pyspark.sql; print('pyspark.sql' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-500:]

@@ -4,6 +4,8 @@ attribute, flags nothing when nothing is planted, and is recorded with the model
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import polars as pl
 import pytest
@@ -140,4 +142,24 @@ def test_plot_and_record_with_model_version(biased, tmp_path):
         f"select distinct settings from {FAIRNESS_TABLE} where model_version = 'v3'"
     ).fetchone()[0]
     assert '"disparity_threshold": 0.8' in settings
+    con.close()
+
+
+def test_the_decision_threshold_is_the_model_versions_own_unless_configured(biased, tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    scored = biased.select("user_id", *ATTRIBUTES, "score", label="outcome")
+    unset = replace(load_impact_config(), decision_threshold=None)
+    learned = float(scored["score"].quantile(0.9))  # e.g. churn's learned threshold
+    for config, metrics, expected in [
+        (unset, {"decision_threshold": learned}, learned),
+        (unset, {}, 0.5),  # a version without one
+        (replace(unset, decision_threshold=0.3), {"decision_threshold": learned}, 0.3),
+    ]:
+        report = report_for_version(
+            con, "churn", "v1", scored, config=config, version_metrics=metrics
+        )
+        overall = report.filter(pl.col("attribute") == "overall")["selection_rate"][0]
+        assert overall == pytest.approx((scored["score"] >= expected).mean())
+        settings = con.execute(f"select distinct settings from {FAIRNESS_TABLE}").fetchone()[0]
+        assert f'"decision_threshold": {expected}' in settings
     con.close()
