@@ -320,3 +320,61 @@ def test_rolling_active_users_recount_the_events(daily_increment):
     ]:
         assert (joined[ours] == joined[theirs]).all(), ours
     assert report["monthly_active_users"].max() > report["daily_active_users"].max()
+
+
+@pytest.mark.slow
+def test_daily_data_tests_from_compiled_sql_pass_and_fail_as_their_nodes(
+    daily_increment, tmp_path, monkeypatch
+):
+    """`uba refresh` runs the data tests from the SQL dbt compiled for them
+    (python_models/dbt_daily_tests.py): after a daily run they pass as the nodes do, keep the
+    nodes' scope (a broken row of an untouched person passes, as in dbt), and a broken row
+    of a touched person fails, naming the test and showing the failing row."""
+    from python_models import dbt_daily_tests
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    _data_tests(path, tmp_path)  # the nodes pass and compile their SQL into manifest.json
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    # a run that did not compile every test gives no plan: a refresh would miss tests
+    assert dbt_daily_tests.compiled_tests(manifest) is None
+    assert dbt_daily_tests.save_plan("fingerprint") == 0
+    assert dbt_daily_tests.load_plan("fingerprint") is None
+    plan = dbt_daily_tests.compiled_tests(manifest, require_all=False)
+    names = {test["name"] for test in plan}
+    assert "not_null_fct_funnel_attempts_funnel_name" in names and len(plan) >= 5
+
+    def run_plan() -> dbt_daily_tests.TestsOutcome:
+        con = connect(path)
+        try:
+            return dbt_daily_tests.run_plan(con, plan)
+        finally:
+            con.close()
+
+    outcome = run_plan()
+    assert outcome.failed == [] and outcome.passed + len(outcome.warned) == len(plan)
+
+    touched = (
+        "select user_id from intermediate.int_events_sessionized "
+        "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+    )
+    for membership, fails in (("not in", False), ("in", True)):
+        con = connect(path)
+        try:
+            broken = con.execute(
+                f"update marts.fct_funnel_attempts set funnel_name = null where attempt_id = ("
+                f"select min(attempt_id) from marts.fct_funnel_attempts "
+                f"where user_id {membership} ({touched}))"
+            ).fetchone()[0]
+        finally:
+            con.close()
+        assert broken == 1
+        outcome = run_plan()
+        if not fails:
+            assert outcome.failed == []
+            continue
+        assert len(outcome.failed) == 1
+        assert outcome.failed[0].startswith(
+            "not_null_fct_funnel_attempts_funnel_name: 1 failing rows; first: (None,)"
+        )

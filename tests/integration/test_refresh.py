@@ -40,6 +40,8 @@ def warehouse(built_warehouse, sample_data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("UBA_DATA_DIR", str(root / "data"))
         patch.setenv("UBA_DUCKDB_PATH", str(root / "data" / "warehouse.duckdb"))
+        # dbt's artifacts of this warehouse's builds (its saved daily data tests among them)
+        patch.setenv("DBT_TARGET_PATH", str(root / "dbt-target"))
         # The sample's event tables count as big: published by changed days (python_models.publish).
         patch.setattr("python_models.publish.DIFF_MIN_ROWS", 1_000)
         (root / "data").mkdir()
@@ -174,6 +176,13 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
 
     assert not result.nothing_new and not result.failed
     assert [name for name, *_ in result.steps] == ["load", "gate", "dbt", "score", "publish"]
+    # the first build for this code ran dbt's test nodes and saved their compiled SQL, which
+    # the next daily builds run instead of the nodes (python_models/dbt_daily_tests.py)
+    from python_models import dbt_daily_tests
+    from python_models.dbt_runner import dbt_env
+
+    plan = dbt_daily_tests.load_plan(dbt_daily_tests.code_fingerprint(dbt_env()))
+    assert plan and len(plan) > 100 and "data tests saved" in result.steps[2][2]
     churn = result.scored["churn"]
     assert (churn.status, churn.mode) == ("scored", "changed")
     con = connect(read_only=True)

@@ -1,0 +1,211 @@
+"""The daily build's data tests run from their compiled SQL, in one DuckDB connection.
+
+dbt spends ~0.04-0.07 s of its own CPU on each test node (compiling it, opening a cursor,
+BEGIN / ROLLBACK, events and artifacts), and a daily `uba refresh` runs ~300 of them on a
+day's rows: most of the day's dbt time. The tests stay declared once, in the models' yml and
+tests/; what a daily run executes is derived from them:
+
+- a `uba refresh` build with no saved plan (first refresh, or the dbt project, the profile,
+  the target or dbt changed since the plan was saved: `code_fingerprint`) runs the declared
+  test nodes inside `dbt build` as before, then saves each test's compiled SQL and its
+  severity / fail_calc / warn_if / error_if from dbt's manifest.json (`save_plan`);
+- the next refreshes build the models with `--exclude-resource-type test` and run the saved
+  SQL here, wrapped as dbt's own get_test_sql wraps it, so a test passes, warns or fails
+  exactly as its node would; a failure names the test and shows its first failing rows.
+
+The compiled SQL holds no data: a scoped test (macros/uba_test_scope.sql) selects "the latest
+batch" with subqueries evaluated when it runs. It does depend on which relations existed when
+it was compiled (a staged-rows test checks every staged row before int_events_sessionized
+exists), so a plan is saved only from a build that started on a built warehouse.
+`uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
+
+PLAN_FILE = "uba_daily_tests.json"
+# What the compiled SQL of a test can depend on, besides the warehouse's relations.
+_PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
+_FAILING_ROWS_SHOWN = 5
+# dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
+# the daily run) and the column. Such tests on one model are counted in one scan.
+_NOT_NULL = re.compile(
+    r"select (?P<column>[^\n]+)\nfrom (?P<model>.+)\nwhere (?P=column) is null", re.S
+)
+
+
+@dataclass
+class TestsOutcome:
+    passed: int = 0
+    warned: list[str] = field(default_factory=list)  # "<test>: <n> rows"
+    failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("DBT_TARGET_PATH") or DBT_PROJECT_DIR / "target")
+
+
+def code_fingerprint(env: dict[str, str]) -> str:
+    """Hash of every file dbt compiles the tests from, the profile, the target the build writes
+    to (UBA_DBT_TARGET, UBA_DUCKDB_PATH from `env`, as dbt_env gives it), dbt's version and the
+    pseudonymization salt: a changed salt must meet stg_app__pseudonym_salts' test inside
+    `dbt build`, where its failure stops staging before keys of two salts mix (the saved
+    plan runs after the models). Only the hash is kept."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    files = [REPO_ROOT / "profiles.yml"]
+    for part in _PROJECT_PARTS:
+        path = DBT_PROJECT_DIR / part
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    for key in ("UBA_DBT_TARGET", "UBA_DUCKDB_PATH", "UBA_PSEUDONYM_SALT"):
+        digest.update(f"{key}={env.get(key, '')}\0".encode())
+    salt_file = env.get("UBA_PSEUDONYM_SALT_FILE")
+    if salt_file and Path(salt_file).is_file():
+        digest.update(Path(salt_file).read_bytes())
+    digest.update(f"dbt-core={version('dbt-core')} dbt-duckdb={version('dbt-duckdb')}".encode())
+    return digest.hexdigest()
+
+
+def load_plan(fingerprint: str) -> list[dict] | None:
+    """The saved tests, or None when there is none for this code (the build runs the nodes)."""
+    path = target_dir() / PLAN_FILE
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if plan.get("fingerprint") != fingerprint or not plan.get("tests"):
+        return None
+    return plan["tests"]
+
+
+def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | None:
+    """Each test node of a dbt manifest.json as the plan keeps it: name, severity, fail_calc,
+    warn_if, error_if, limit and compiled SQL. None when `require_all` and some test was not
+    compiled (the run did not select it: the plan would miss it); otherwise the compiled ones."""
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    compiled = [n for n in nodes if n.get("compiled_code")]
+    if require_all and (not nodes or len(compiled) < len(nodes)):
+        return None
+    return [
+        {
+            "name": node["name"],
+            "unique_id": node["unique_id"],
+            "kind": (node.get("test_metadata") or {}).get("name"),  # None: a singular test
+            "severity": str(node["config"].get("severity") or "error").lower(),
+            "fail_calc": node["config"].get("fail_calc") or "count(*)",
+            "warn_if": node["config"].get("warn_if") or "!= 0",
+            "error_if": node["config"].get("error_if") or "!= 0",
+            "limit": node["config"].get("limit"),
+            "sql": node["compiled_code"],
+        }
+        for node in sorted(compiled, key=lambda n: n["unique_id"])
+    ]
+
+
+def save_plan(fingerprint: str) -> int:
+    """Save the compiled data tests of the `dbt build` that just ran (its manifest.json); the
+    number saved, 0 when some test was not compiled (then nothing is saved)."""
+    manifest = json.loads((target_dir() / "manifest.json").read_text())
+    tests = compiled_tests(manifest)
+    if not tests:
+        return 0
+    path = target_dir() / PLAN_FILE
+    staged = path.with_suffix(".json.new")
+    staged.write_text(json.dumps({"fingerprint": fingerprint, "tests": tests}))
+    staged.replace(path)
+    return len(tests)
+
+
+def _tested_sql(test: dict) -> str:
+    limit = f"\nlimit {int(test['limit'])}" if test.get("limit") is not None else ""
+    return f"{test['sql']}{limit}"
+
+
+def _not_null_parts(test: dict) -> tuple[str, str] | None:
+    """(model, column) of a not_null test counted as dbt counts it, else None."""
+    if test.get("kind") != "not_null" or test["fail_calc"] != "count(*)" or test.get("limit"):
+        return None
+    match = _NOT_NULL.fullmatch(test["sql"].strip())
+    return (match["model"], match["column"]) if match else None
+
+
+def _judge(con, test: dict, failures, should_warn, should_error, outcome: TestsOutcome) -> None:
+    if test["severity"] == "error" and should_error:
+        rows = con.execute(
+            f"select * from (\n{_tested_sql(test)}\n) dbt_internal_test limit {_FAILING_ROWS_SHOWN}"
+        ).fetchall()
+        shown = "; ".join(str(row) for row in rows)
+        outcome.failed.append(f"{test['name']}: {failures} failing rows; first: {shown}")
+    elif should_warn:
+        outcome.warned.append(f"{test['name']}: {failures} rows")
+    else:
+        outcome.passed += 1
+
+
+def _queries(tests: list[dict]) -> list[tuple[list[dict], str]]:
+    """(tests, query) pairs: one query per test, except one per model for its not_null tests;
+    each query returns (failures, should_warn, should_error) per test, in order."""
+    queries: list[tuple[list[dict], str]] = []
+    not_null: dict[str, list[tuple[dict, str]]] = {}
+    for test in tests:
+        parts = _not_null_parts(test)
+        if parts:
+            not_null.setdefault(parts[0], []).append((test, parts[1]))
+            continue
+        calc = test["fail_calc"]
+        query = (
+            f"select {calc} as failures, {calc} {test['warn_if']} as should_warn, "
+            f"{calc} {test['error_if']} as should_error "
+            f"from (\n{_tested_sql(test)}\n) dbt_internal_test"
+        )
+        queries.append(([test], query))
+    for model, group in not_null.items():
+        counts = ", ".join(
+            f"count_if({column} is null) as f{i}" for i, (_, column) in enumerate(group)
+        )
+        judged = ", ".join(
+            f"f{i}, f{i} {test['warn_if']}, f{i} {test['error_if']}"
+            for i, (test, _) in enumerate(group)
+        )
+        queries.append(
+            ([test for test, _ in group], f"select {judged} from (select {counts}\nfrom {model}) c")
+        )
+    return queries
+
+
+def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
+    """Run each saved test as dbt's default get_test_sql does: fail_calc over the test's rows,
+    compared with warn_if / error_if; severity warn never fails. The not_null tests of one
+    model (the same scoped rows) are counted together, in one scan of the model. `threads`
+    queries at a time, each on its own cursor (as dbt runs `threads` nodes at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = _queries(tests)
+
+    def figures(query: str) -> tuple:
+        cursor = con.cursor()
+        try:
+            return cursor.execute(query).fetchone()
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(figures, [query for _, query in queries]))
+    outcome = TestsOutcome()
+    for (group, _), row in zip(queries, results, strict=True):
+        for i, test in enumerate(group):
+            _judge(con, test, *row[3 * i : 3 * i + 3], outcome)
+    return outcome
