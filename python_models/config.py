@@ -103,6 +103,12 @@ class Settings:
         return self.data_dir / "published"
 
 
+def dbt_target_dir() -> Path:
+    """Where dbt writes its artifacts (manifest.json, run_results.json): DBT_TARGET_PATH, dbt's
+    own variable, else dbt_project/target."""
+    return Path(os.environ.get("DBT_TARGET_PATH") or DBT_PROJECT_DIR / "target")
+
+
 def pseudonym_salt_from_env() -> str:
     """UBA_PSEUDONYM_SALT. Also read by the dbt-duckdb plugin (python_models.dbt_salt_plugin),
     so dbt and Python hash alike.

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir
 
 PLAN_FILE = "uba_daily_tests.json"
 # What the compiled SQL of a test can depend on, besides the warehouse's relations.
@@ -50,7 +50,7 @@ class TestsOutcome:
 
 
 def target_dir() -> Path:
-    return Path(os.environ.get("DBT_TARGET_PATH") or DBT_PROJECT_DIR / "target")
+    return dbt_target_dir()
 
 
 def code_fingerprint(env: dict[str, str]) -> str:
@@ -59,8 +59,6 @@ def code_fingerprint(env: dict[str, str]) -> str:
     pseudonymization salt: a changed salt must meet stg_app__pseudonym_salts' test inside
     `dbt build`, where its failure stops staging before keys of two salts mix (the saved
     plan runs after the models). Only the hash is kept."""
-    from importlib.metadata import version
-
     digest = hashlib.sha256()
     files = [REPO_ROOT / "profiles.yml"]
     for part in _PROJECT_PARTS:
@@ -75,7 +73,11 @@ def code_fingerprint(env: dict[str, str]) -> str:
     salt_file = env.get("UBA_PSEUDONYM_SALT_FILE")
     if salt_file and Path(salt_file).is_file():
         digest.update(Path(salt_file).read_bytes())
-    digest.update(f"dbt-core={version('dbt-core')} dbt-duckdb={version('dbt-duckdb')}".encode())
+    # dbt's and the adapter's versions, from their installed distributions' folder names
+    # (dbt_core-1.11.16.dist-info): no import of dbt on the daily path.
+    site = Path(sysconfig.get_paths()["purelib"])
+    for pattern in ("dbt_core-*.dist-info", "dbt_duckdb-*.dist-info"):
+        digest.update(" ".join(sorted(p.name for p in site.glob(pattern))).encode() + b"\0")
     return digest.hexdigest()
 
 

@@ -47,11 +47,14 @@
     count as out of scope, as they did with `in`. -#}
 {% macro uba_test_scope_condition(placeholder, relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
+    {#- The latest batch as a subquery, never a literal (uba_latest_batch): `uba refresh` saves
+        the tests' compiled SQL once and replays it on later days (python_models/
+        dbt_daily_tests.py), where a compile-day batch number would test the wrong rows. -#}
     {%- set latest_batch_rows -%}
-        {{ sessionized }} where batch_id = {{ uba_latest_batch(sessionized) }}
+        {{ sessionized }} where batch_id = (select max(batch_id) from {{ sessionized }})
     {%- endset -%}
     {%- if placeholder == '__latest_batch__' -%}
-        batch_id = {{ uba_latest_batch(relation) }}
+        batch_id = (select max(batch_id) from {{ relation }})
     {%- elif placeholder == '__latest_batch_events__' -%}
         {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_people__' -%}

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 BI_SCHEMAS = {"marts", "features", "reports", "ml_scores", "ml", "impact"}
 # The churn spec's label: predicted to churn when the calibrated probability is >= 0.5.
 CHURN_RISK_SHARE = (
-    "select avg(case when score >= 0.5 then 1.0 else 0.0 end) from ml_scores.churn_scores"
+    "select avg(case when predicted_label then 1.0 else 0.0 end) from ml_scores.churn_scores"
 )
 PAGES = ("/", "/retention", "/funnels", "/churn", "/segments", "/anomalies", "/models", "/quality")
 

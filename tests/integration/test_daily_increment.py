@@ -12,6 +12,7 @@ stored, so stored sessions are re-cut, attempts re-opened and sequences replayed
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -343,6 +344,16 @@ def test_daily_data_tests_from_compiled_sql_pass_and_fail_as_their_nodes(
     assert dbt_daily_tests.load_plan("fingerprint") is None
     plan = dbt_daily_tests.compiled_tests(manifest, require_all=False)
     names = {test["name"] for test in plan}
+    # The plan is replayed on later days: its SQL must not hold this day's batch number.
+    con = connect(path)
+    try:
+        (latest,) = con.execute(
+            "select max(batch_id) from intermediate.int_events_sessionized"
+        ).fetchone()
+    finally:
+        con.close()
+    pinned = re.compile(rf"batch_id\s*(=|>=|>)\s*{latest}\b")
+    assert not [test["name"] for test in plan if pinned.search(test["sql"])]
     assert "not_null_fct_funnel_attempts_funnel_name" in names and len(plan) >= 5
 
     def run_plan() -> dbt_daily_tests.TestsOutcome:
