@@ -5,7 +5,8 @@ same files, stage by stage, then a daily increment and a run with no new data.
         [--models churn,ltv,...] [--reference ../shared/bench/ref_pipeline.py]
 
 1. The sample (generated, or --sample: a `uba generate` output folder) is split by arrival:
-   the rows received on its last day become the daily file, the rest the history.
+   the rows received on its last day and on the day before become two daily files, the rest
+   the history.
 2. First build of the history, in this process, each stage timed: load, gate, dbt build
    (models and data tests; dbt's unit tests run in CI, not here), train and score (each
    model), publish. Peak RSS is this process's or its children's (dbt).
@@ -16,9 +17,10 @@ same files, stage by stage, then a daily increment and a run with no new data.
    their data tests), so a second row times the same work: `dbt build` of churn's inputs and
    what they are built from (its ModelSpec.inputs with `+`), with their data tests, on a copy
    of the gated warehouse (`--no-lineage` skips it).
-4. `uba refresh DAYFILE` as its own process (imports included): the daily increment; then
-   `uba refresh` again with nothing new. Each prints its dbt build's slowest nodes (dbt's
-   run_results.json).
+4. `uba refresh DAYFILE` as its own process (imports included) on the day before the last
+   (the first refresh after a build: it also saves the data tests' compiled SQL), then on the
+   last day (what a day costs from then on), then again with nothing new. Each prints its
+   dbt build's slowest nodes (dbt's run_results.json).
 
 Figures only: no pass/fail. Compare ratios, not seconds (the machine is shared); run it when
 `uptime` shows a quiet machine. Results go to docs/performance.md.
@@ -70,33 +72,44 @@ def _child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 
 def split_last_day(events_dir: Path, manifest: dict, out: Path) -> dict:
-    """The rows received (in UTC) on or after the sample's last day become the daily file,
-    like a daily export; the rest (received earlier, or unreadable) is the history."""
+    """The rows received (in UTC) on the sample's last day become the daily file and those of
+    the day before a first daily file, like daily exports; the rest (received earlier, or
+    unreadable) is the history. The first refresh after a first build also saves the data
+    tests' compiled SQL (python_models/dbt_daily_tests.py), so the last day is the one that
+    shows what a day costs from then on."""
     import duckdb
 
     last_day = date.fromisoformat(manifest["end_date_exclusive"]) - timedelta(days=1)
-    history, day = out / "history", out / "day"
-    for folder in (history, day):
+    days = {"day_before": last_day - timedelta(days=1), "day": last_day}
+    folders = {name: out / name for name in ("history", *days)}
+    for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    arrived = (
-        "coalesce(cast(try_cast(trim(received_at) as timestamptz) as timestamp) "
-        f">= timestamp '{last_day}', false)"
-    )
+    received = "cast(try_cast(trim(received_at) as timestamptz) as timestamp)"
+
+    def arrived(start: date, end: date | None = None) -> str:
+        until = f" and {received} < timestamp '{end}'" if end else ""
+        return f"coalesce({received} >= timestamp '{start}'{until}, false)"
+
+    parts = {
+        "history": f"not {arrived(days['day_before'])}",
+        "day_before": arrived(days["day_before"], last_day),
+        "day": arrived(last_day),
+    }
     source = f"read_parquet('{events_dir}/*.parquet')"
-    con.execute(
-        f"copy (select * from {source} where not {arrived}) "
-        f"to '{history / 'part-00000.parquet'}' (format parquet)"
-    )
-    con.execute(
-        f"copy (select * from {source} where {arrived}) "
-        f"to '{day / f'day-{last_day}.parquet'}' (format parquet)"
-    )
-    rows, day_rows = con.execute(
-        f"select count(*), count(*) filter (where {arrived}) from {source}"
-    ).fetchone()
-    return {"history": str(history), "day": str(day), "rows": rows, "day_rows": day_rows}
+    counts = {}
+    for name, where in parts.items():
+        file = f"day-{days[name]}.parquet" if name in days else "part-00000.parquet"
+        target = folders[name] / file
+        con.execute(f"copy (select * from {source} where {where}) to '{target}' (format parquet)")
+        counts[name] = con.execute(f"select count(*) from {source} where {where}").fetchone()[0]
+    return {
+        **{name: str(folder) for name, folder in folders.items()},
+        "rows": sum(counts.values()),
+        "day_rows": counts["day"],
+        "day_before_rows": counts["day_before"],
+    }
 
 
 def lineage_selector() -> list[str]:
@@ -251,8 +264,11 @@ def main() -> int:
     _, _, out = _part([*me, "--part", "split"], env, echo=True)
     split = json.loads(out.strip().splitlines()[-1])
     history_dir, day_dir = Path(split["history"]), Path(split["day"])
-    rows, day_rows = split["rows"], split["day_rows"]
-    print(f"{rows:,} rows: {rows - day_rows:,} history, {day_rows:,} received on the last day")
+    rows, day_rows, before_rows = split["rows"], split["day_rows"], split["day_before_rows"]
+    print(
+        f"{rows:,} rows: {rows - day_rows - before_rows:,} history, {before_rows:,} received "
+        f"the day before the last, {day_rows:,} on the last day"
+    )
 
     print(f"\nreference ({args.reference.name} --weekly, {args.ref_threads} threads), history:")
     ref_cmd = [sys.executable, str(args.reference), "--weekly", "--events-dir", str(history_dir)]
@@ -299,10 +315,18 @@ def main() -> int:
         total = sum(same.values())
         print(f"  {'total':<20} {total:10.1f} {ref_same:12.1f} {total / ref_same:7.1f}x")
 
-    print(f"\ndaily increment: `uba refresh` on {day_rows:,} new rows, as its own process:")
-    uba = [sys.executable, "-m", "python_models.cli", "refresh", str(day_dir), "--no-docs"]
+    print(
+        f"\ndaily increments: `uba refresh` on {before_rows:,} then {day_rows:,} new rows, "
+        "each as its own process (the first after a build also saves the data tests' SQL):"
+    )
     run_results = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
-    for label in ("one new day", "no new data"):
+    runs = [
+        ("first day after build", Path(split["day_before"])),
+        ("one new day", day_dir),
+        ("no new data", day_dir),
+    ]
+    for label, folder in runs:
+        uba = [sys.executable, "-m", "python_models.cli", "refresh", str(folder), "--no-docs"]
         before = run_results.stat().st_mtime if run_results.exists() else None
         seconds, peak, out = _child(uba, env)
         for line in out.splitlines():
