@@ -127,6 +127,27 @@ def _data_tests(path: Path, tmp_path: Path, *extra: str) -> None:
     )
 
 
+# The people the latest batch touched (its events' users).
+TOUCHED = (
+    "select user_id from intermediate.int_events_sessionized "
+    "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+)
+
+
+def _null_one_funnel_name(path, membership: str) -> int:
+    """Blank funnel_name on one attempt of a person the latest batch touched ("in") or did not
+    ("not in"); the rows changed."""
+    con = connect(path)
+    try:
+        return con.execute(
+            f"update marts.fct_funnel_attempts set funnel_name = null where attempt_id = ("
+            f"select min(attempt_id) from marts.fct_funnel_attempts "
+            f"where user_id {membership} ({TOUCHED}))"
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
 @pytest.mark.slow
 def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path):
     """After a daily run, a model's data tests read only the rows of the people that run
@@ -134,20 +155,8 @@ def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path
     the weekly whole-table ones; a broken row of a touched person fails the daily ones."""
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(daily_increment["after_increment"], path)
-    touched = (
-        "select user_id from intermediate.int_events_sessionized "
-        "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
-    )
-    con = connect(path)
-    try:
-        untouched = con.execute(
-            f"update marts.fct_funnel_attempts set funnel_name = null where attempt_id = ("
-            f"select min(attempt_id) from marts.fct_funnel_attempts "
-            f"where user_id not in ({touched}))"
-        ).fetchone()[0]
-    finally:
-        con.close()
-    assert untouched == 1
+    touched = TOUCHED
+    assert _null_one_funnel_name(path, "not in") == 1
     _data_tests(path, tmp_path)
     with pytest.raises(DbtError, match="not_null_fct_funnel_attempts_funnel_name"):
         _data_tests(path, tmp_path, "--vars", "{uba__full_data_tests: true}")
@@ -366,21 +375,8 @@ def test_daily_data_tests_from_compiled_sql_pass_and_fail_as_their_nodes(
     outcome = run_plan()
     assert outcome.failed == [] and outcome.passed + len(outcome.warned) == len(plan)
 
-    touched = (
-        "select user_id from intermediate.int_events_sessionized "
-        "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
-    )
     for membership, fails in (("not in", False), ("in", True)):
-        con = connect(path)
-        try:
-            broken = con.execute(
-                f"update marts.fct_funnel_attempts set funnel_name = null where attempt_id = ("
-                f"select min(attempt_id) from marts.fct_funnel_attempts "
-                f"where user_id {membership} ({touched}))"
-            ).fetchone()[0]
-        finally:
-            con.close()
-        assert broken == 1
+        assert _null_one_funnel_name(path, membership) == 1
         outcome = run_plan()
         if not fails:
             assert outcome.failed == []
