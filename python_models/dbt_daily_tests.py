@@ -49,10 +49,6 @@ class TestsOutcome:
     failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
 
 
-def target_dir() -> Path:
-    return dbt_target_dir()
-
-
 def code_fingerprint(env: dict[str, str]) -> str:
     """Hash of every file dbt compiles the tests from, the profile, the target the build writes
     to (UBA_DBT_TARGET, UBA_DUCKDB_PATH from `env`, as dbt_env gives it), dbt's version and the
@@ -83,7 +79,7 @@ def code_fingerprint(env: dict[str, str]) -> str:
 
 def load_plan(fingerprint: str) -> list[dict] | None:
     """The saved tests, or None when there is none for this code (the build runs the nodes)."""
-    path = target_dir() / PLAN_FILE
+    path = dbt_target_dir() / PLAN_FILE
     try:
         plan = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -120,11 +116,11 @@ def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | Non
 def save_plan(fingerprint: str) -> int:
     """Save the compiled data tests of the `dbt build` that just ran (its manifest.json); the
     number saved, 0 when some test was not compiled (then nothing is saved)."""
-    manifest = json.loads((target_dir() / "manifest.json").read_text())
+    manifest = json.loads((dbt_target_dir() / "manifest.json").read_text())
     tests = compiled_tests(manifest)
     if not tests:
         return 0
-    path = target_dir() / PLAN_FILE
+    path = dbt_target_dir() / PLAN_FILE
     staged = path.with_suffix(".json.new")
     staged.write_text(json.dumps({"fingerprint": fingerprint, "tests": tests}))
     staged.replace(path)

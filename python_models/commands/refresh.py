@@ -280,7 +280,8 @@ def _build() -> str:
     if not get_settings().dbt_target.startswith("duckdb"):
         dbt(DATA_BUILD)
         return "dbt build (incremental models and data tests)"
-    fingerprint = dbt_daily_tests.code_fingerprint(dbt_env())
+    env = dbt_env()
+    fingerprint = dbt_daily_tests.code_fingerprint(env)
     plan = dbt_daily_tests.load_plan(fingerprint)
     if plan is None:
         con = connect()
@@ -298,7 +299,7 @@ def _build() -> str:
     con = connect()
     try:
         # as many queries at a time as dbt runs nodes (profiles.yml: UBA_DBT_THREADS)
-        threads = int(dbt_env().get("UBA_DBT_THREADS") or 2)
+        threads = int(env.get("UBA_DBT_THREADS") or 2)
         outcome = dbt_daily_tests.run_plan(con, plan, threads=threads)
     finally:
         con.close()
