@@ -260,6 +260,7 @@ def main() -> int:
     me = [sys.executable, str(Path(__file__).resolve()), "--keep", str(work)]
     me += ["--events", str(args.events), "--seed", str(args.seed)]
     me += ["--sample", str(sample_dir)] + (["--models", args.models] if args.models else [])
+    me += ["--no-lineage"] if args.no_lineage else []
     print(f"benchmark in {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     _, _, out = _part([*me, "--part", "split"], env, echo=True)
     split = json.loads(out.strip().splitlines()[-1])
