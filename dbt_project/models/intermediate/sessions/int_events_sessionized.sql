@@ -200,7 +200,8 @@ to_sessionize as (
 sessions as (
 
     {{ uba_sessionize(
-        'to_sessionize', partition_by=['user_id'], carry=['is_identified', 'previous_user_id']
+        'to_sessionize', partition_by=['user_id'], carry=['is_identified', 'previous_user_id'],
+        session_id=dbt.hash("user_id || '|' || " ~ uba_timestamp_text('session_started_at'))
     ) }}
 
 ),
@@ -210,9 +211,7 @@ final as (
     select
         staged.event_id,
         sessions.user_id,
-        {{ dbt.hash(
-            "sessions.user_id || '|' || " ~ uba_timestamp_text('sessions.session_started_at')
-        ) }} as session_id,
+        sessions.session_id,
         {% if is_incremental() -%}
         cast(
             sessions.session_index + coalesce(restart_points.session_index, 1) - 1 as bigint
