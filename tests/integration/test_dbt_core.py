@@ -13,6 +13,7 @@ python_models.privacy.pseudonymize, independently of the SQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -497,6 +498,24 @@ def test_planted_staging_dedupes_and_drops_pii(planted, planted_warehouse):
             assert "user000" not in text and "dev000" not in text, table
     finally:
         con.close()
+
+
+def test_planted_session_ids_follow_their_contract(planted_warehouse):
+    """session_id is computed once per session (uba_sessionize's session aggregate), not per
+    event: every event's id is still md5(user_id | session start as text), derived here with
+    hashlib, and the events of one session share it."""
+    events = read_table(
+        planted_warehouse,
+        "select user_id, session_index, session_started_at, session_id"
+        " from intermediate.int_events_sessionized",
+    )
+    expected = [
+        hashlib.md5(f"{user}|{started:%Y-%m-%d %H:%M:%S.%f}".encode()).hexdigest()
+        for user, started in zip(events["user_id"], events["session_started_at"], strict=True)
+    ]
+    assert events.height > 100 and events["session_id"].to_list() == expected
+    per_session = events.group_by("user_id", "session_index").agg(pl.col("session_id").n_unique())
+    assert per_session["session_id"].max() == 1
 
 
 def test_planted_dim_users_counts(planted, planted_warehouse):
