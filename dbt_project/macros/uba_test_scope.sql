@@ -49,12 +49,16 @@
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
     {#- The latest batch as a subquery, never a literal (uba_latest_batch): `uba refresh` saves
         the tests' compiled SQL once and replays it on later days (python_models/
-        dbt_daily_tests.py), where a compile-day batch number would test the wrong rows. -#}
+        dbt_daily_tests.py), where a compile-day batch number would test the wrong rows. The
+        replay puts each marked subquery's value in as a literal when it runs
+        (uba_run_time_value): a comparison with a literal lets DuckDB skip the history's row
+        groups. -#}
     {%- set latest_batch_rows -%}
-        {{ sessionized }} where batch_id = (select max(batch_id) from {{ sessionized }})
+        {{ sessionized }} where batch_id
+            = {{ uba_run_time_value('select max(batch_id) from ' ~ sessionized) }}
     {%- endset -%}
     {%- if placeholder == '__latest_batch__' -%}
-        batch_id = (select max(batch_id) from {{ relation }})
+        batch_id = {{ uba_run_time_value('select max(batch_id) from ' ~ relation) }}
     {%- elif placeholder == '__latest_batch_events__' -%}
         {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_people__' -%}
@@ -71,14 +75,21 @@
             load_id not in (select distinct load_id from {{ sessionized }})
         {%- endif -%}
     {%- elif placeholder == '__latest_snapshots__' -%}
-        as_of_date >= (
-            select {{ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)') }}
-            from {{ relation }}
-        )
+        as_of_date >= {{ uba_run_time_value('select '
+            ~ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)')
+            ~ ' from ' ~ relation) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error('unknown test scope ' ~ placeholder
             ~ ' (macros/uba_test_scope.sql lists them)') }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- A scalar subquery that the daily tests' replay (python_models/dbt_daily_tests.py,
+    run_time_values) runs once when the tests run and replaces by its value as a literal; dbt
+    runs it as the subquery it is. The comments mark where it starts and ends; `query` returns
+    one row of one integer, date or timestamp column. -#}
+{% macro uba_run_time_value(query) -%}
+    (/* uba:run_time */ {{ query }} /* uba:end */)
 {%- endmacro %}
 
 {#- `column` is one of the keys `key_query` returns: the MARK-join shape on DuckDB (see above),
