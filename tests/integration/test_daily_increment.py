@@ -30,6 +30,7 @@ DAILY_MODELS = [
     "features.ftr_user_event_sequences",
     "features.ftr_user_day_activity",
     "features.int_feature_windowed_activity",
+    "features.int_feature_diversity",
     "reports.int_event_paths_counted",
     "reports.rpt_event_transitions",
     "reports.rpt_path_ngrams",
@@ -43,7 +44,8 @@ SELECT = [
     "--select",
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
-    "+rpt_event_transitions +rpt_path_ngrams +int_feature_windowed_activity",
+    "+rpt_event_transitions +rpt_path_ngrams",
+    "+int_feature_windowed_activity +int_feature_diversity",
 ]
 
 

@@ -1,14 +1,7 @@
-{#- Incremental: the snapshots of feature_snapshot_dates (the newest stored minus the lookback
-    weeks, and newer ones) are rebuilt for the people whose events changed since this model
-    last ran (macros in uba_batches.sql), and for everyone on a snapshot date not stored yet:
-    a person's row depends only on their own user-days and the snapshot date, so the other
-    people's stored rows are what a rebuild would write (every snapshot of everyone when the
-    model re-reads everything). The pre-hook deletes the changed people's rows on those dates. -#}
-{%- set sessionized = ref('int_events_sessionized') -%}
-{%- set lookback_days = 7 * feature_lookback_weeks() -%}
-{{ config(**uba_events_consumer_config('people_since',
-    since='{{ this }}.as_of_date >= (select '
-        ~ dbt.dateadd('day', -lookback_days, 'max(as_of_date)') ~ ' from {{ this }})')) }}
+{#- Incremental per person (macros/feature_helpers.sql, feature_per_person_config), reading
+    which people changed in int_events_sessionized. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**feature_per_person_config()) }}
 {#- Feature family "windowed activity": counts, active days and revenue per window, event-type
     counts and shares, the trend ratio, event spacing and the decayed activity score.
     This family also fixes the mart's grain: a (user, snapshot) pair exists when the user has a
@@ -49,40 +42,9 @@
     {%- do measures.append('count_' ~ event_type) -%}
 {%- endfor -%}
 
-{%- if is_incremental() -%}
-    {#- read before the pre-hook deletes anything (the SQL runs after it) -#}
-    {%- set stored_max = uba_query_value('select max(as_of_date) from ' ~ this) -%}
-    {%- if stored_max is none -%}
-        {%- set everything, stored_max_date = 'true', 'cast(null as date)' -%}
-    {%- else -%}
-        {%- set everything = '(' ~ (uba_reads_everything(sessionized) | trim) ~ ')' -%}
-        {%- set stored_max_date = "cast('" ~ stored_max ~ "' as date)" -%}
-    {%- endif -%}
-{%- endif %}
-
 with
 
-{% if is_incremental() -%}
-snapshot_dates as (
-
-    select as_of_date from {{ ref('int_feature_snapshot_dates') }}
-    where {{ everything }}
-        or as_of_date >= {{ dbt.dateadd('day', -lookback_days, stored_max_date) }}
-
-),
-
-changed_people as (
-
-    select user_id from ({{ uba_changed_people(sessionized) }}) as changed
-
-),
-{%- else -%}
-snapshot_dates as (
-
-    {{ feature_snapshot_dates() }}
-
-),
-{%- endif %}
+{{ feature_per_person_ctes() }},
 
 user_days as (
 
@@ -102,11 +64,7 @@ user_days as (
     where user_days.event_date >= (
         select {{ dbt.dateadd('day', -(longest + 7), 'min(as_of_date)') }} from snapshot_dates
     )
-        and (
-            {{ everything }}
-            or user_days.user_id in (select user_id from changed_people)
-            or exists (select 1 from snapshot_dates where as_of_date > {{ stored_max_date }})
-        )
+        {{- feature_changed_people_only('user_days.user_id') }}
     {%- endif %}
 
 ),
@@ -170,11 +128,7 @@ joined as (
         and buckets.week_end_date <= snapshot_dates.as_of_date
         and buckets.week_end_date
             > {{ dbt.dateadd('day', -7 * ((longest + 6) // 7), 'snapshot_dates.as_of_date') }}
-    {%- if is_incremental() %}
-    where {{ everything }}
-        or snapshot_dates.as_of_date > {{ stored_max_date }}
-        or buckets.user_id in (select user_id from changed_people)
-    {%- endif %}
+    {{- feature_rows_to_rebuild('buckets.user_id', 'snapshot_dates.as_of_date') }}
 
 ),
 
