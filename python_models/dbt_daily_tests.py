@@ -18,9 +18,10 @@ batch" with subqueries evaluated when it runs. Those subqueries are marked
 (uba_run_time_value): the replay runs each distinct one once, when the tests run, and writes
 its value into the tests' SQL as a literal (`run_time_values`), so DuckDB skips the row groups
 of the history instead of reading every row of the tested table to compare it with a
-subquery; a number frozen at compile time never enters the plan. It does depend on which relations existed when
-it was compiled (a staged-rows test checks every staged row before int_events_sessionized
-exists), so a plan is saved only from a build that started on a built warehouse.
+subquery; a number frozen at compile time never enters the plan. The SQL does depend on
+which relations existed when it was compiled (a staged-rows test checks every staged row
+before int_events_sessionized exists), so a plan is saved only from a build that started on a
+built warehouse.
 `uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
 """
 
