@@ -84,6 +84,11 @@ def main() -> int:
         help="rebuild the history (full refresh) from the kept copy with this project first",
     )
     parser.add_argument(
+        "--plain-scopes",
+        action="store_true",
+        help="replay the data tests with their scope subqueries as dbt runs them",
+    )
+    parser.add_argument(
         "--project-dir", type=Path, help="another checkout's dbt_project (to pair runs)"
     )
     args = parser.parse_args()
@@ -145,9 +150,53 @@ def main() -> int:
             f"{node_id.split('.', 2)[-1]:<70} {figures['rows_scanned']:>14,} "
             f"{figures['cpu_s']:>7.2f}  {table} {rows:,}"
         )
+    from python_models.dbt_daily_tests import compiled_tests
+
+    plan = compiled_tests(json.loads((target / "manifest.json").read_text()), require_all=False)
+    tests = replayed_tests(plan, plain_scopes=args.plain_scopes, top=args.top)
     if args.out:
-        args.out.write_text(json.dumps(nodes, indent=1, sort_keys=True))
+        args.out.write_text(json.dumps({"nodes": nodes, "tests": tests}, indent=1, sort_keys=True))
     return 0
+
+
+def replayed_tests(plan: list[dict], plain_scopes: bool, top: int) -> dict[str, dict]:
+    """The day's data tests as `uba refresh` replays them (python_models/dbt_daily_tests.py:
+    the SQL dbt compiled for them, scope values written in when they run, not_null tests of
+    one model in one scan), one query at a time with DuckDB's profiler: rows scanned and CPU
+    per query. With --plain-scopes the marked scope subqueries stay subqueries (dbt's form)."""
+    from python_models import dbt_daily_tests
+    from python_models.warehouse import connect
+
+    figures: dict[str, dict] = {}
+    con = connect()
+    try:
+        if not plain_scopes:
+            plan = dbt_daily_tests.run_time_values(con, plan)
+        with tempfile.TemporaryDirectory(prefix="uba-tests-") as tmp:
+            profile = Path(tmp) / "query.json"
+            con.execute("set enable_profiling = 'json'")
+            con.execute(f"set profiling_output = '{profile}'")
+            for group, query in dbt_daily_tests._queries(plan):
+                con.execute(query).fetchall()
+                result = json.loads(profile.read_text())
+                name = group[0]["name"] + (f" (+{len(group) - 1})" if len(group) > 1 else "")
+                figures[name] = {
+                    "rows_scanned": int(result.get("cumulative_rows_scanned", 0)),
+                    "cpu_s": float(result.get("cpu_time", 0.0)),
+                }
+            con.execute("set enable_profiling = 'no_output'")
+    finally:
+        con.close()
+    rows = sum(f["rows_scanned"] for f in figures.values())
+    cpu = sum(f["cpu_s"] for f in figures.values())
+    print(
+        f"\n{len(plan)} data tests replayed in {len(figures)} queries; rows scanned {rows:,}; "
+        f"SQL CPU {cpu:.1f} s"
+    )
+    ranked = sorted(figures.items(), key=lambda item: -item[1]["cpu_s"])
+    for name, test in ranked[:top]:
+        print(f"{name:<70} {test['rows_scanned']:>14,} {test['cpu_s']:>7.2f}")
+    return figures
 
 
 if __name__ == "__main__":

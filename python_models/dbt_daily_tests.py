@@ -14,14 +14,20 @@ tests/; what a daily run executes is derived from them:
   exactly as its node would; a failure names the test and shows its first failing rows.
 
 The compiled SQL holds no data: a scoped test (macros/uba_test_scope.sql) selects "the latest
-batch" with subqueries evaluated when it runs. It does depend on which relations existed when
-it was compiled (a staged-rows test checks every staged row before int_events_sessionized
-exists), so a plan is saved only from a build that started on a built warehouse.
+batch" with subqueries evaluated when it runs. Those subqueries are marked
+(uba_run_time_value): the replay runs each distinct one once, when the tests run, and writes
+its value into the tests' SQL as a literal (`run_time_values`), so DuckDB skips the row groups
+of the history instead of reading every row of the tested table to compare it with a
+subquery; a number frozen at compile time never enters the plan. The SQL does depend on
+which relations existed when it was compiled (a staged-rows test checks every staged row
+before int_events_sessionized exists), so a plan is saved only from a build that started on a
+built warehouse.
 `uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import re
@@ -37,6 +43,8 @@ _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snap
 _FAILING_ROWS_SHOWN = 5
 # dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
 # the daily run) and the column. Such tests on one model are counted in one scan.
+# A scalar subquery the replay evaluates once and writes in as a literal (uba_run_time_value).
+_RUN_TIME_VALUE = re.compile(r"\(/\* uba:run_time \*/ (?P<query>.*?) /\* uba:end \*/\)", re.S)
 _NOT_NULL = re.compile(
     r"select (?P<column>[^\n]+)\nfrom (?P<model>.+)\nwhere (?P=column) is null", re.S
 )
@@ -127,6 +135,39 @@ def save_plan(fingerprint: str) -> int:
     return len(tests)
 
 
+def _literal(value) -> str | None:
+    """SQL literal of a run-time value; None for a type the replay does not write in."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return f"cast('{value.isoformat(sep=' ')}' as timestamp)"
+    if isinstance(value, datetime.date):
+        return f"cast('{value.isoformat()}' as date)"
+    return None
+
+
+def run_time_values(con, tests: list[dict]) -> list[dict]:
+    """The tests with each marked subquery (uba_run_time_value) replaced by its value now, as
+    a literal: each distinct subquery runs once. The tested tables do not change while the
+    tests run, so each test selects the rows it would with the subquery; a value of a type
+    this does not write in keeps its subquery."""
+    queries = {m["query"] for test in tests for m in _RUN_TIME_VALUE.finditer(test["sql"])}
+    literals = {}
+    for query in sorted(queries):
+        literal = _literal(con.execute(query).fetchone()[0])
+        if literal is not None:
+            literals[query] = literal
+
+    def substitute(match: re.Match) -> str:
+        return literals.get(match["query"], match[0])
+
+    return [{**test, "sql": _RUN_TIME_VALUE.sub(substitute, test["sql"])} for test in tests]
+
+
 def _tested_sql(test: dict) -> str:
     limit = f"\nlimit {int(test['limit'])}" if test.get("limit") is not None else ""
     return f"{test['sql']}{limit}"
@@ -191,7 +232,7 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     queries at a time, each on its own cursor (as dbt runs `threads` nodes at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    queries = _queries(tests)
+    queries = _queries(run_time_values(con, tests))
 
     def figures(query: str) -> tuple:
         cursor = con.cursor()

@@ -46,3 +46,87 @@
         else {{ empty }}
     end)
 {%- endmacro %}
+
+{#- Feature families rebuilt per person (int_feature_windowed_activity, int_feature_diversity):
+    in an incremental run the snapshot dates of feature_snapshot_dates() are rebuilt only for
+    the people whose events changed since the model last ran (macros in uba_batches.sql), and
+    for everyone on a snapshot date not stored yet. A person's row depends only on their own
+    rows and the snapshot date, so the other people's stored rows are what a rebuild would
+    write; when the model re-reads everything, every snapshot of everyone is rebuilt. Use:
+    {{ config(**feature_per_person_config()) }}, then `with {{ feature_per_person_ctes() }}`
+    (snapshot_dates, and changed_people in an incremental run), feature_changed_people_only()
+    on the input rows and feature_rows_to_rebuild() on the joined (person, snapshot) rows. -#}
+{% macro feature_per_person_config() -%}
+    {#- the pre-hook deletes the changed people's rows on the rebuilt snapshot dates -#}
+    {{- return(uba_events_consumer_config('people_since',
+        since='{{ this }}.as_of_date >= (select '
+            ~ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)')
+            ~ ' from {{ this }})')) -}}
+{%- endmacro %}
+
+{#- The newest stored snapshot (a literal read before the pre-hook deletes anything: the SQL
+    runs after it) and whether everything is rebuilt. -#}
+{% macro feature_per_person_state() -%}
+    {%- if 'feature_per_person_state' in model -%}
+        {{- return(model['feature_per_person_state']) -}}
+    {%- endif -%}
+    {%- set stored_max = uba_query_value('select max(as_of_date) from ' ~ this) -%}
+    {%- if stored_max is none -%}
+        {%- set state = {'everything': 'true', 'stored_max': 'cast(null as date)'} -%}
+    {%- else -%}
+        {%- set state = {
+            'everything': '(' ~ (uba_reads_everything(ref('int_events_sessionized')) | trim) ~ ')',
+            'stored_max': "cast('" ~ stored_max ~ "' as date)"} -%}
+    {%- endif -%}
+    {%- do model.update({'feature_per_person_state': state}) -%}
+    {{- return(state) -}}
+{%- endmacro %}
+
+{% macro feature_per_person_ctes() -%}
+{%- if is_incremental() -%}
+{%- set state = feature_per_person_state() -%}
+snapshot_dates as (
+
+    select as_of_date from {{ ref('int_feature_snapshot_dates') }}
+    where {{ state.everything }}
+        or as_of_date
+            >= {{ dbt.dateadd('day', -7 * feature_lookback_weeks(), state.stored_max) }}
+
+),
+
+changed_people as (
+
+    select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
+
+)
+{%- else -%}
+snapshot_dates as (
+
+    {{ feature_snapshot_dates() }}
+
+)
+{%- endif -%}
+{%- endmacro %}
+
+{#- `and (...)` keeping the input rows of the people rebuilt (all of them when a snapshot date
+    is new); nothing on a full build. -#}
+{% macro feature_changed_people_only(user_column) -%}
+{%- if is_incremental() -%}
+{%- set state = feature_per_person_state() %}
+        and (
+            {{ state.everything }}
+            or {{ user_column }} in (select user_id from changed_people)
+            or exists (select 1 from snapshot_dates where as_of_date > {{ state.stored_max }})
+        )
+{%- endif -%}
+{%- endmacro %}
+
+{#- `where (...)` keeping the (person, snapshot) rows this run writes; nothing on a full build. -#}
+{% macro feature_rows_to_rebuild(user_column, date_column) -%}
+{%- if is_incremental() -%}
+{%- set state = feature_per_person_state() %}
+    where {{ state.everything }}
+        or {{ date_column }} > {{ state.stored_max }}
+        or {{ user_column }} in (select user_id from changed_people)
+{%- endif -%}
+{%- endmacro %}

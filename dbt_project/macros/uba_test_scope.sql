@@ -9,6 +9,9 @@
     - __latest_batch_events__ / __latest_batch_people__ / __latest_batch_devices__: the
       events / person keys / devices that int_events_sessionized's latest batch wrote;
     - __latest_load_batches__: staged rows of load batches not yet in int_events_sessionized;
+    - __new_load_keys__ (a test of one column of a table with load_id: a unique test): the
+      rows whose tested value occurs among the newest load batches' rows, so a new key is
+      checked against every stored row without grouping the whole table;
     - __latest_snapshots__: the snapshot dates a feature model rebuilds each run (newest
       stored minus the lookback weeks, see feature_snapshot_dates).
     A model can also declare the scope of all its tests at once, in its yml:
@@ -49,12 +52,16 @@
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
     {#- The latest batch as a subquery, never a literal (uba_latest_batch): `uba refresh` saves
         the tests' compiled SQL once and replays it on later days (python_models/
-        dbt_daily_tests.py), where a compile-day batch number would test the wrong rows. -#}
+        dbt_daily_tests.py), where a compile-day batch number would test the wrong rows. The
+        replay puts each marked subquery's value in as a literal when it runs
+        (uba_run_time_value): a comparison with a literal lets DuckDB skip the history's row
+        groups. -#}
     {%- set latest_batch_rows -%}
-        {{ sessionized }} where batch_id = (select max(batch_id) from {{ sessionized }})
+        {{ sessionized }} where batch_id
+            = {{ uba_run_time_value('select max(batch_id) from ' ~ sessionized) }}
     {%- endset -%}
     {%- if placeholder == '__latest_batch__' -%}
-        batch_id = (select max(batch_id) from {{ relation }})
+        batch_id = {{ uba_run_time_value('select max(batch_id) from ' ~ relation) }}
     {%- elif placeholder == '__latest_batch_events__' -%}
         {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_people__' -%}
@@ -64,6 +71,32 @@
             ~ ' and previous_user_id is not null') }}
     {%- elif placeholder == '__latest_batch_devices__' -%}
         {{ uba_in_key_set('anonymous_hash', 'select anonymous_hash from ' ~ latest_batch_rows) }}
+    {%- elif placeholder == '__new_load_keys__' -%}
+        {#- the tested column's values among the rows of the newest load batches, checked
+            against the whole table: rows whose load batch int_events_sessionized has not
+            consumed yet (`dbt build` tests staging before it sessionizes the day), and the
+            load batches its latest batch consumed (the replay runs after the build) -#}
+        {%- set column = ((model.get('test_metadata') or {}).get('kwargs') or {})
+            .get('column_name') if model is mapping else none -%}
+        {%- if not column -%}
+            {{ exceptions.raise_compiler_error('__new_load_keys__ scopes a test of one column') }}
+        {%- endif -%}
+        {%- if load_relation(sessionized) is none -%}
+            1 = 1
+        {%- else -%}
+            {#- a load batch is new in the batch that wrote its first rows (later batches
+                re-cut some of its events: the history's one load is in every batch) -#}
+            {%- set new_loads -%}
+                select load_id from {{ sessionized }} group by load_id
+                having min(batch_id)
+                    = {{ uba_run_time_value('select max(batch_id) from ' ~ sessionized) }}
+                union all
+                select load_id from {{ relation }}
+                where load_id not in (select distinct load_id from {{ sessionized }})
+            {%- endset -%}
+            {{ uba_in_key_set(column, 'select ' ~ column ~ ' from ' ~ relation ~ ' where '
+                ~ uba_in_key_set('load_id', new_loads)) }}
+        {%- endif -%}
     {%- elif placeholder == '__latest_load_batches__' -%}
         {%- if load_relation(sessionized) is none -%}
             1 = 1
@@ -71,14 +104,21 @@
             load_id not in (select distinct load_id from {{ sessionized }})
         {%- endif -%}
     {%- elif placeholder == '__latest_snapshots__' -%}
-        as_of_date >= (
-            select {{ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)') }}
-            from {{ relation }}
-        )
+        as_of_date >= {{ uba_run_time_value('select '
+            ~ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)')
+            ~ ' from ' ~ relation) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error('unknown test scope ' ~ placeholder
             ~ ' (macros/uba_test_scope.sql lists them)') }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- A scalar subquery that the daily tests' replay (python_models/dbt_daily_tests.py,
+    run_time_values) runs once when the tests run and replaces by its value as a literal; dbt
+    runs it as the subquery it is. The comments mark where it starts and ends; `query` returns
+    one row of one integer, date or timestamp column. -#}
+{% macro uba_run_time_value(query) -%}
+    (/* uba:run_time */ {{ query }} /* uba:end */)
 {%- endmacro %}
 
 {#- `column` is one of the keys `key_query` returns: the MARK-join shape on DuckDB (see above),

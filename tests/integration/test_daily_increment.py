@@ -29,6 +29,8 @@ DAILY_MODELS = [
     "marts.fct_event_transitions",
     "features.ftr_user_event_sequences",
     "features.ftr_user_day_activity",
+    "features.int_feature_windowed_activity",
+    "features.int_feature_diversity",
     "reports.int_event_paths_counted",
     "reports.rpt_event_transitions",
     "reports.rpt_path_ngrams",
@@ -43,6 +45,7 @@ SELECT = [
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
     "+rpt_event_transitions +rpt_path_ngrams",
+    "+int_feature_windowed_activity +int_feature_diversity",
 ]
 
 
@@ -385,3 +388,73 @@ def test_daily_data_tests_from_compiled_sql_pass_and_fail_as_their_nodes(
         assert outcome.failed[0].startswith(
             "not_null_fct_funnel_attempts_funnel_name: 1 failing rows; first: (None,)"
         )
+
+
+NEW_KEY_TESTS = {
+    "unique_stg_app__events_event_id": ("staging.stg_app__events", "event_id"),
+    "source_unique_app_events_validated_raw_id": ("raw.events_validated", "raw_id"),
+}
+
+
+def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
+    """Run the two unique tests scoped to the newest load batches' keys; their results."""
+    select = " ".join(NEW_KEY_TESTS)
+    try:
+        run_dbt(
+            ["test", "--select", select, *extra], duckdb_path=path, quiet=True, target_path=target
+        )
+    except DbtError:
+        pass
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    results = [r for r in results if r["unique_id"].startswith("test.")]  # not the hooks
+    assert len(results) == len(NEW_KEY_TESTS)
+    return results
+
+
+@pytest.mark.slow
+def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path, monkeypatch):
+    """The unique tests on the staged events and on the gate's output check the newest load
+    batches' keys against the whole table (__new_load_keys__): a stored key re-sent in the new
+    day fails, in dbt and in the replay of the saved SQL (with the batch written in when it
+    runs); a duplicate among old rows only is left to the whole-table run."""
+    from python_models import dbt_daily_tests
+
+    path = tmp_path / "warehouse.duckdb"
+    target = tmp_path / "target"
+    for in_new_day in (False, True):
+        shutil.copy(daily_increment["after_increment"], path)
+        con = connect(path)
+        try:
+            (new_load,) = con.execute(
+                "select max(load_id) from intermediate.int_events_sessionized "
+                "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+            ).fetchone()
+            (old_load,) = con.execute("select min(load_id) from raw.events_validated").fetchone()
+            assert new_load != old_load
+            for table, key in NEW_KEY_TESTS.values():
+                # a copy of a history row, stamped with the new day's load batch or its own
+                con.execute(
+                    f"insert into {table} select * replace ({new_load if in_new_day else 'load_id'}"
+                    f" as load_id) from {table} where {key} = (select min({key}) from {table} "
+                    f"where load_id = {old_load})"
+                )
+        finally:
+            con.close()
+        results = _unique_key_tests(path, target)
+        assert {r["unique_id"].split(".")[2] for r in results} == set(NEW_KEY_TESTS)
+        assert [r["failures"] for r in results] == [1 if in_new_day else 0] * 2
+        plan = dbt_daily_tests.compiled_tests(
+            json.loads((target / "manifest.json").read_text()), require_all=False
+        )
+        assert len(plan) == 2 and all("uba:run_time" in test["sql"] for test in plan)
+        con = connect(path)
+        try:
+            outcome = dbt_daily_tests.run_plan(con, plan)
+        finally:
+            con.close()
+        assert sorted(f.split(":")[0] for f in outcome.failed) == (
+            sorted(NEW_KEY_TESTS) if in_new_day else []
+        )
+        if not in_new_day:  # the weekly whole-table run finds the old rows' duplicates
+            full = _unique_key_tests(path, target, "--vars", "{uba__full_data_tests: true}")
+            assert [r["failures"] for r in full] == [1, 1]

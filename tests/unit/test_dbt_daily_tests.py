@@ -105,3 +105,57 @@ def test_the_saved_plan_is_for_one_code_salt_and_warehouse(tmp_path, monkeypatch
         assert daily.load_plan(daily.code_fingerprint(env | changed)) is None
     (project / "macros" / "scope.sql").write_text("{% macro m() %}2{% endmacro %}\n")
     assert daily.load_plan(daily.code_fingerprint(env)) is None
+
+
+def _scoped_unique(latest_batch: str) -> dict:
+    # a unique test scoped to the latest batch (macros/uba_test_scope.sql, __latest_batch__)
+    sql = (
+        "select event_id as unique_field, count(*) as n_records from (select * from "
+        f"{MODEL} where batch_id = {latest_batch}) dbt_subquery "
+        "where event_id is not null group by event_id having count(*) > 1"
+    )
+    return _node("unique_events_event_id", sql, "unique")
+
+
+def test_a_scope_compiled_once_tests_each_later_days_rows_with_the_batch_written_in():
+    """The scope's marked subquery (uba_run_time_value) is evaluated when the saved plan runs,
+    not when it was compiled: on each later day the plan tests that day's rows (a duplicate
+    in an earlier batch is out of scope; one in the new day fails), and the query DuckDB runs
+    compares batch_id with a literal, never the subquery."""
+    from python_models.dbt_daily_tests import run_time_values
+
+    con = duckdb.connect()
+    con.execute(
+        "create table events as select * from (values (1, 1), (1, 1), (2, 2)) "
+        "as t(event_id, batch_id)"
+    )  # event 1 twice in the history (batch 1): not the latest batch's rows
+    marked = f"(/* uba:run_time */ select max(batch_id) from {MODEL} /* uba:end */)"
+    plan = compiled_tests({"nodes": {"t": _scoped_unique(marked)}})
+    (substituted,) = run_time_values(con, plan)
+    assert "uba:run_time" not in substituted["sql"] and "batch_id = 2)" in substituted["sql"]
+    assert run_plan(con, plan).failed == []
+
+    con.execute("insert into events values (3, 3), (4, 3)")  # a later day, clean
+    assert "batch_id = 3)" in run_time_values(con, plan)[0]["sql"]
+    assert run_plan(con, plan).failed == []
+    con.execute("insert into events values (5, 4), (5, 4)")  # the next day holds a duplicate
+    assert run_plan(con, plan).failed == ["unique_events_event_id: 1 failing rows; first: (5, 2)"]
+    # the same test with the plain subquery agrees (what dbt's node runs)
+    plain = compiled_tests(
+        {"nodes": {"t": _scoped_unique(marked.replace("/* uba:run_time */ ", ""))}}
+    )
+    assert run_plan(con, plain).failed == run_plan(con, plan).failed
+
+
+def test_run_time_values_write_dates_timestamps_and_nulls_as_literals():
+    from python_models.dbt_daily_tests import run_time_values
+
+    con = duckdb.connect()
+    queries = [
+        "select cast('2025-06-02' as date) - interval 28 day",
+        "select cast('2025-06-02' as date) - 28",
+        "select cast(null as bigint)",
+    ]
+    tests = [{"sql": f"select ((/* uba:run_time */ {q} /* uba:end */)) as v"} for q in queries]
+    values = [con.execute(t["sql"]).fetchone()[0] for t in run_time_values(con, tests)]
+    assert values == [con.execute(q).fetchone()[0] for q in queries]

@@ -1,9 +1,7 @@
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
-    on_schema_change='fail',
-) }}
+{#- Incremental per person (macros/feature_helpers.sql, feature_per_person_config), reading
+    which people changed in int_events_sessionized. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**feature_per_person_config()) }}
 {#- Feature family "diversity": distinct event names and product features a user touched in the
     recent window (uba__feature_recent_days) before each snapshot, from the visible
     (user, day, event name, feature) items. Users without visible events in that window have no
@@ -13,11 +11,9 @@
 {%- set recent_days = var('uba__feature_recent_days') | int -%}
 {%- set remainder = recent_days % 7 -%}
 
-with snapshot_dates as (
+with
 
-    {{ feature_snapshot_dates() }}
-
-),
+{{ feature_per_person_ctes() }},
 
 items as (
 
@@ -35,6 +31,7 @@ items as (
     where event_date >= (
         select {{ dbt.dateadd('day', -(recent_days + 7), 'min(as_of_date)') }} from snapshot_dates
     )
+        {{- feature_changed_people_only('user_id') }}
     {%- endif %}
 
 ),
@@ -70,6 +67,7 @@ joined as (
         and week_items.week_end_date <= snapshot_dates.as_of_date
         and week_items.week_end_date
             > {{ dbt.dateadd('day', -7 * ((recent_days + 6) // 7), 'snapshot_dates.as_of_date') }}
+    {{- feature_rows_to_rebuild('week_items.user_id', 'snapshot_dates.as_of_date') }}
 
 ),
 

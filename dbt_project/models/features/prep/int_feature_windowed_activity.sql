@@ -1,9 +1,7 @@
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
-    on_schema_change='fail',
-) }}
+{#- Incremental per person (macros/feature_helpers.sql, feature_per_person_config), reading
+    which people changed in int_events_sessionized. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**feature_per_person_config()) }}
 {#- Feature family "windowed activity": counts, active days and revenue per window, event-type
     counts and shares, the trend ratio, event spacing and the decayed activity score.
     This family also fixes the mart's grain: a (user, snapshot) pair exists when the user has a
@@ -44,11 +42,9 @@
     {%- do measures.append('count_' ~ event_type) -%}
 {%- endfor -%}
 
-with snapshot_dates as (
+with
 
-    {{ feature_snapshot_dates() }}
-
-),
+{{ feature_per_person_ctes() }},
 
 user_days as (
 
@@ -68,6 +64,7 @@ user_days as (
     where user_days.event_date >= (
         select {{ dbt.dateadd('day', -(longest + 7), 'min(as_of_date)') }} from snapshot_dates
     )
+        {{- feature_changed_people_only('user_days.user_id') }}
     {%- endif %}
 
 ),
@@ -131,6 +128,7 @@ joined as (
         and buckets.week_end_date <= snapshot_dates.as_of_date
         and buckets.week_end_date
             > {{ dbt.dateadd('day', -7 * ((longest + 6) // 7), 'snapshot_dates.as_of_date') }}
+    {{- feature_rows_to_rebuild('buckets.user_id', 'snapshot_dates.as_of_date') }}
 
 ),
 
