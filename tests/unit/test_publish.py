@@ -348,3 +348,65 @@ def test_the_service_lets_go_of_a_replaced_publication_so_the_file_is_updated_in
         assert cursor.execute("select count(*) from marts.users").fetchone() == (80,)
     finally:
         served.close()
+
+
+def test_an_update_in_place_compacts_the_file_only_once_enough_rows_are_dead(
+    big, tmp_path, monkeypatch
+):
+    """A day's delete and insert leaves the deleted rows stored (DuckDB's vacuum rewrites row
+    groups, most of the checkpoint) until they reach VACUUM_DEAD_SHARE of the file's rows;
+    then that publish compacts. The published rows stay the warehouse's throughout."""
+    import python_models.publish as publish
+
+    # 130,000 rows (two row groups), each of 10 days spread over both (as a re-touched day of
+    # fct_event_transitions is).
+    big.execute(
+        "create table marts.spread as select range as id, "
+        "date '2025-01-01' + (range % 10)::int as day from range(130000)"
+    )
+    out = tmp_path / "published"
+
+    def stored() -> tuple[str, int]:
+        """(the published file, the rows it stores for marts.spread, deleted ones included)"""
+        reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+        try:
+            return (out / "warehouse.duckdb").resolve().name, reader.execute(
+                "select estimated_size from duckdb_tables() where table_name = 'spread'"
+            ).fetchone()[0]
+        finally:
+            reader.close()
+
+    def change(*days: int) -> None:
+        listed = ", ".join(f"date '2025-01-0{day}'" for day in days)
+        big.execute(f"update marts.spread set id = id + 1 where day in ({listed})")
+
+    publish_warehouse(big, out, only_changed=True)
+    dead_share = {}
+    for days in ((1, 4, 7), (2,), (3,), (5,)):
+        change(*days)
+        publish_warehouse(big, out, only_changed=True)
+        figures = "select count(*), sum(hash(t)::hugeint) from marts.spread t"
+        reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+        try:
+            assert reader.execute(figures).fetchall() == big.execute(figures).fetchall()
+        finally:
+            reader.close()
+        name, rows = stored()
+        dead_share[days] = (name, round((rows - 130_000) / rows, 3))
+    # b: a copy of a, 3 days (30%) deleted and appended: 39,000 dead rows kept (23%).
+    # a: its own publication, 4 days behind: 52,000 dead (29%). b again, 23% dead >= 20%:
+    # compacted, then a (29%) too.
+    assert dead_share == {
+        (1, 4, 7): ("warehouse.b.duckdb", 0.231),
+        (2,): ("warehouse.a.duckdb", 0.286),
+        (3,): ("warehouse.b.duckdb", 0.0),
+        (5,): ("warehouse.a.duckdb", 0.0),
+    }
+    # With the threshold at 0 every checkpoint compacts: the first update keeps no dead rows.
+    monkeypatch.setattr(publish, "VACUUM_DEAD_SHARE", 0.0)
+    change(8)
+    publish_warehouse(big, out, only_changed=True)
+    assert stored() == ("warehouse.b.duckdb", 130_000)
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
