@@ -41,10 +41,10 @@ PLAN_FILE = "uba_daily_tests.json"
 # What the compiled SQL of a test can depend on, besides the warehouse's relations.
 _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
 _FAILING_ROWS_SHOWN = 5
-# dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
-# the daily run) and the column. Such tests on one model are counted in one scan.
 # A scalar subquery the replay evaluates once and writes in as a literal (uba_run_time_value).
 _RUN_TIME_VALUE = re.compile(r"\(/\* uba:run_time \*/ (?P<query>.*?) /\* uba:end \*/\)", re.S)
+# dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
+# the daily run) and the column. Such tests on one model are counted in one scan.
 _NOT_NULL = re.compile(
     r"select (?P<column>[^\n]+)\nfrom (?P<model>.+)\nwhere (?P=column) is null", re.S
 )
