@@ -93,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     # an unfinished DuckDB transaction never commits, so every table stays as it was (dbt
     # children get SIGTERM too: python_models/dbt_runner.py).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Both survive exec, so a process can start with SIGTERM ignored or blocked (Dagster maps
+    # SIGTERM onto SIGINT's handler: under a parent whose SIGINT was ignored, its children
+    # inherit SIGTERM ignored); give it back its default.
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         return int(run(args) or 0)
     except SettingsError as exc:  # a missing or malformed setting: one line, no traceback

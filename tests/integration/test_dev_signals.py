@@ -108,15 +108,32 @@ def pipeline_copy(full_pipeline, tmp_path) -> dict:
     }
 
 
-def _start(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+def _with_sigterm_ignored_and_blocked() -> None:
+    """A background job whose parent had SIGTERM ignored and blocked (both survive exec: e.g. a
+    child of a Dagster process, which maps SIGTERM onto SIGINT's handler, started as `cmd &`)."""
+    _as_background_job()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _start(args: list[str], env: dict, preexec=_as_background_job, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [UBA, *args],
         cwd=REPO,
         env=env,
         start_new_session=True,
-        preexec_fn=_as_background_job,
+        preexec_fn=preexec,
         **kwargs,
     )
+
+
+def _signal_state(pid: int) -> str:
+    """The process's ignored / blocked / caught signal masks (/proc), for failure messages."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "(gone)"
+    return " ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 def _stop_and_wait(process: subprocess.Popen, signum: int, seconds: float) -> int:
@@ -127,10 +144,11 @@ def _stop_and_wait(process: subprocess.Popen, signum: int, seconds: float) -> in
     while (process.poll() is None or _session_pids(sid)) and time.monotonic() < deadline:
         time.sleep(0.2)
     left = _session_pids(sid)
+    states = {pid: _signal_state(pid) for pid in left}
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert process.poll() is not None and not left, (
-        f"{signal.Signals(signum).name}: still running after {seconds} s: {left}"
+        f"{signal.Signals(signum).name}: still running after {seconds} s: {states}"
     )
     return process.returncode
 
@@ -191,22 +209,38 @@ def _score_tables(env: dict) -> dict[str, set]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_uba_score_stops_mid_run_and_leaves_the_score_tables_as_they_were(pipeline_copy, signum):
+@pytest.mark.parametrize(
+    ("signum", "preexec"),
+    [
+        (signal.SIGTERM, _as_background_job),
+        (signal.SIGINT, _as_background_job),
+        (signal.SIGTERM, _with_sigterm_ignored_and_blocked),
+    ],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-inherited-ignored"],
+)
+def test_uba_score_stops_mid_run_and_leaves_the_score_tables_as_they_were(
+    pipeline_copy, signum, preexec
+):
     before = _score_tables(pipeline_copy)
     assert len(before) >= 3 and all(before.values()), {t: len(r) for t, r in before.items()}
     # Stopped as it starts scoring its first model. The signal races the run: on a busy machine
     # this process may read that line only after `uba score` has finished (exit 0), so it tries
     # again; one of eight attempts must really stop mid-run (each lost attempt costs the few
     # seconds of a whole scoring; three were lost in a row twice in the loaded suite).
-    codes = []
+    codes, states = [], []
     for _attempt in range(8):
         process = _start(
-            ["score"], pipeline_copy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            ["score"],
+            pipeline_copy,
+            preexec,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             started = any(line.startswith("[models] scoring ") for line in process.stderr)
             assert started, "uba score ended before scoring a model"
+            states.append(_signal_state(process.pid))
             codes.append(_stop_and_wait(process, signum, 30))
         finally:
             if process.poll() is None:
@@ -214,7 +248,10 @@ def test_uba_score_stops_mid_run_and_leaves_the_score_tables_as_they_were(pipeli
             process.stderr.close()
         if codes[-1] != 0:
             break
-    assert codes[-1] != 0, f"uba score finished before the signal in every attempt: {codes}"
+    assert codes[-1] != 0, (
+        f"uba score finished before the signal in every attempt: {codes}; "
+        f"its signal masks when signalled: {set(states)}"
+    )
     assert _score_tables(pipeline_copy) == before
     # Nothing left locked or half-written: the next run completes.
     rerun = subprocess.run([UBA, "score"], cwd=REPO, env=pipeline_copy, capture_output=True)
