@@ -29,6 +29,12 @@ PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact"
 # Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
 # the pipeline's warehouse: BI reads the marts built from them.
 PRIVATE_PREFIXES = ("int_",)
+# Pipeline bookkeeping columns, left out of the copy: `batch_id` (the load batch that last
+# rewrote a row, which the incremental models read to find their work) changes on rows a day
+# re-touches with unchanged content, so published it would change a day of the table for no
+# reader (fct_event_transitions: ~26 of its 182 days on a 1M day, each re-inserted and its
+# Parquet file rewritten).
+PRIVATE_COLUMNS = ("batch_id",)
 DOCS_SCHEMA = "docs"
 # Beside the publication: what it holds, with each table's content fingerprint when copied.
 MANIFEST_FILE = "manifest.json"
@@ -95,7 +101,7 @@ def build_manifest(
         "select schema_name || '.' || table_name, column_name, data_type, column_index, comment "
         "from duckdb_columns() order by 1, column_index"
     ).fetchall():
-        if owner in wanted:
+        if owner in wanted and name not in PRIVATE_COLUMNS:
             text = comment or declared.get(owner, (None, {}))[1].get(name) or ""
             columns[owner].append(
                 {
@@ -296,12 +302,28 @@ class _Layout:
         return self.rows_of_days(days)
 
 
-def _day_figures(con: duckdb.DuckDBPyConnection, qualified: str, layout: _Layout) -> dict:
-    """{day: "rows:sum of row hashes"} of the table (one scan; the days' fingerprints)."""
+def _source(qualified: str, columns: list[tuple]) -> tuple[str, list[tuple]]:
+    """The warehouse table `qualified` (`columns`: all of its (name, type)) as the copy holds
+    it: for `from`, the table itself or a subquery without its PRIVATE_COLUMNS, and the
+    published columns."""
     schema, name = qualified.split(".")
+    table = f'"{schema}"."{name}"'
+    kept = [column for column in columns if column[0] not in PRIVATE_COLUMNS]
+    if len(kept) == len(columns):
+        return table, columns
+    return f"(select {', '.join(_quote(c) for c, _ in kept)} from {table})", kept
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _day_figures(con: duckdb.DuckDBPyConnection, source: str, layout: _Layout) -> dict:
+    """{day: "rows:sum of row hashes"} of the table (`source`: _source's; one scan; the days'
+    fingerprints)."""
     rows = con.execute(
         f"select coalesce(cast({layout.day_sql} as varchar), {_literal(UNDATED)}), count(*), "
-        f'cast(sum(hash(t)::hugeint) as varchar) from "{schema}"."{name}" t group by 1'
+        f"cast(sum(hash(t)::hugeint) as varchar) from {source} t group by 1"
     ).fetchall()
     return {day: f"{count}:{total}" for day, count, total in rows}
 
@@ -310,7 +332,8 @@ def _day_figures(con: duckdb.DuckDBPyConnection, qualified: str, layout: _Layout
 class _Content:
     """What publishing needs to know of one warehouse table, from one scan of it."""
 
-    columns: list[tuple]  # (name, type) in order
+    source: str  # the table as published, for `from` (_source)
+    columns: list[tuple]  # its published (name, type) in order
     layout: _Layout
     rows: int
     fingerprint: str  # rows, the sum of its row hashes and its columns: equal for equal tables
@@ -322,26 +345,26 @@ def _contents(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, _C
     fingerprint derived from the days' figures (so a big table is not scanned twice)."""
     catalog = con.execute("select current_database()").fetchone()[0]
     every = _catalog_columns(con, catalog)
-    columns = {table: every.get(table, []) for table in tables}
     contents = {}
     for table in tables:
-        schema, name = table.split(".")
-        layout = _Layout.of(columns[table])
+        source, columns = _source(table, every.get(table, []))
+        layout = _Layout.of(columns)
         if layout.column:
-            days = _day_figures(con, table, layout)
+            days = _day_figures(con, source, layout)
             figures = [tuple(map(int, value.split(":"))) for value in days.values()]
             rows, total = sum(f[0] for f in figures), sum(f[1] for f in figures)
         else:
             days = None
             rows, total = con.execute(
-                f'select count(*), coalesce(sum(hash(t)::hugeint), 0) from "{schema}"."{name}" t'
+                f"select count(*), coalesce(sum(hash(t)::hugeint), 0) from {source} t"
             ).fetchone()
         big = days is not None and rows >= DIFF_MIN_ROWS
         contents[table] = _Content(
-            columns=columns[table],
+            source=source,
+            columns=columns,
             layout=_Layout(layout.column, daily=big),
             rows=int(rows),
-            fingerprint=content_fingerprint(rows, total, columns[table]),
+            fingerprint=content_fingerprint(rows, total, columns),
             days=days if big else None,
         )
     return contents
@@ -349,7 +372,7 @@ def _contents(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, _C
 
 def _write_parquet(
     con: duckdb.DuckDBPyConnection,
-    qualified: str,
+    source: str,
     layout: _Layout,
     folder: Path,
     files: set[str] | None = None,
@@ -358,9 +381,8 @@ def _write_parquet(
     files' (their old files removed first; a day or month with no rows left has no file). An
     empty table is one empty file, so readers still find its columns. A table with one file
     per day is written a month at a time: DuckDB keeps at most 100 partition files open and
-    splits the rest into several files each (which then cost a second pass to join)."""
-    schema, name = qualified.split(".")
-    source = f'"{schema}"."{name}"'
+    splits the rest into several files each (which then cost a second pass to join).
+    `source`: the table as published (_source)."""
     folder.mkdir(parents=True, exist_ok=True)
     if files is not None:
         for file in files:
@@ -397,18 +419,18 @@ def _write_parquet(
         con.execute(f"copy {source} to '{folder / f'{UNPARTITIONED}.parquet'}' (format parquet)")
 
 
-def _replace_changed_days(con, qualified: str, layout: _Layout, days: list[str]) -> None:
+def _replace_changed_days(con, qualified: str, content: _Content, days: list[str]) -> None:
     """The staged copy's rows of `days` replaced by the warehouse's."""
     schema, name = qualified.split(".")
-    where = layout.rows_of_days(days)
+    where = content.layout.rows_of_days(days)
     con.execute(f'delete from publish_target."{schema}"."{name}" where {where}')
     con.execute(
         f'insert into publish_target."{schema}"."{name}" '
-        f'select * from "{schema}"."{name}" where {where}'
+        f"select * from {content.source} t where {where}"
     )
 
 
-def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source: str) -> bool:
     """Make the staged copy of `qualified` (catalog publish_target) equal the warehouse's by
     deleting and inserting only the rows that differ (a table without a date column); False,
     changing nothing, when more than DIFF_MAX_SHARE of the rows differ.
@@ -416,9 +438,10 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str) -> boo
     Rows are compared as multisets of row hashes: a hash whose count differs between the two
     sides is changed, every row with it is deleted from the copy and the warehouse's rows with
     it inserted. No key is needed (duplicate rows are kept as many times as the warehouse
-    holds them), and equal row hashes mean equal rows as much as equal fingerprints do."""
+    holds them), and equal row hashes mean equal rows as much as equal fingerprints do.
+    `source`: the warehouse table as published (_source)."""
     schema, name = qualified.split(".")
-    source, target = f'"{schema}"."{name}"', f'publish_target."{schema}"."{name}"'
+    target = f'publish_target."{schema}"."{name}"'
     sides = {"uba_publish_new": source, "uba_publish_old": target}
     try:
         for temp, table in sides.items():
@@ -578,7 +601,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     written, held = _open_target(con, target, current, previous)
     compact = _stored_dead_share(con, held) >= VACUUM_DEAD_SHARE
     # The checkpoint (at commit when the WAL passed its threshold, else at detach) within.
-    with _vacuum(con, compact):
+    with _write_settings(con, compact):
         # One transaction for every change to the file: one commit (one WAL sync) instead of
         # one per statement (hundreds of comments alone); a failure rolls them all back.
         con.execute("begin")
@@ -676,17 +699,30 @@ def _stored_dead_share(con: duckdb.DuckDBPyConnection, held: dict) -> float:
     return (stored - live) / stored if stored else 0.0
 
 
+# The copy's text columns are stored without FSST (DuckDB's string compression of
+# high-cardinality text: ids, pseudonyms, names): compressing them was about a fifth of a whole
+# publish's CPU (1M first build, paired at load 6-7: 23.1-24.1 -> 19.4-19.7 s CPU) for a file
+# 28% smaller (278 -> 355 MB). Dictionary and the other methods stay.
+UNCOMPRESSED_METHODS = "fsst"
+
+
 @contextmanager
-def _vacuum(con: duckdb.DuckDBPyConnection, compact: bool):
-    """Checkpoints within skip DuckDB's vacuum unless `compact`; the connection's setting is
-    restored after (it is the pipeline's own connection)."""
-    before = con.execute("select current_setting('max_vacuum_tasks')").fetchone()[0]
+def _write_settings(con: duckdb.DuckDBPyConnection, compact: bool):
+    """Writes and checkpoints within skip DuckDB's vacuum unless `compact`, and store text
+    without UNCOMPRESSED_METHODS; the connection's settings are restored after (it is the
+    pipeline's own connection)."""
+    vacuum, methods = con.execute(
+        "select current_setting('max_vacuum_tasks'), "
+        "current_setting('disabled_compression_methods')"
+    ).fetchone()
     if not compact:
         con.execute("set max_vacuum_tasks = 0")
+    con.execute(f"set disabled_compression_methods = {_literal(UNCOMPRESSED_METHODS)}")
     try:
         yield
     finally:
-        con.execute(f"set max_vacuum_tasks = {int(before)}")
+        con.execute(f"set max_vacuum_tasks = {int(vacuum)}")
+        con.execute(f"set disabled_compression_methods = {_literal(methods)}")
 
 
 def _changed_days(content: _Content, before: dict | None) -> list[str] | None:
@@ -712,15 +748,15 @@ def _update_table(
         if changed is not None:
             touched = sum(int(content.days[d].split(":")[0]) for d in changed if d in content.days)
             if touched <= DIFF_MAX_SHARE * max(content.rows, 1):
-                _replace_changed_days(con, qualified, content.layout, changed)
+                _replace_changed_days(con, qualified, content, changed)
                 return False
         elif content.layout.column is None and before.get("rows", 0) >= DIFF_MIN_ROWS:
-            if _replace_changed_rows(con, qualified):
+            if _replace_changed_rows(con, qualified, content.source):
                 return False
     con.execute(f'create schema if not exists publish_target."{schema}"')
     con.execute(
         f'create or replace table publish_target."{schema}"."{name}" as '
-        f'select * from "{schema}"."{name}"'
+        f"select * from {content.source} t"
     )
     return True
 
@@ -737,11 +773,11 @@ def _update_parquet(
     changed = _changed_days(content, before) if layout.daily else None
     if changed is None:
         shutil.rmtree(folder, ignore_errors=True)
-        _write_parquet(con, qualified, replace(layout, daily=False), folder)
+        _write_parquet(con, content.source, replace(layout, daily=False), folder)
         return
     files = set(changed)
     for month in {day[:7] for day in changed if day != UNDATED}:
         if (folder / f"{month}.parquet").exists():
             (folder / f"{month}.parquet").unlink()
             files |= {day for day in content.days if day.startswith(f"{month}-")}
-    _write_parquet(con, qualified, layout, folder, files)
+    _write_parquet(con, content.source, layout, folder, files)

@@ -201,8 +201,8 @@ def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path
     monkeypatch.setattr(
         publish,
         "_replace_changed_days",
-        lambda con, table, layout, days: (
-            replaced.append((table, sorted(days))) or original(con, table, layout, days)
+        lambda con, table, content, days: (
+            replaced.append((table, sorted(days))) or original(con, table, content, days)
         ),
     )
     big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
@@ -216,6 +216,50 @@ def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path
     assert replaced == []
     expected = _rows(big, "select * from marts.events")
     assert _publication(out)["marts.events"] == (expected, expected)
+
+
+def test_a_rows_batch_id_is_not_published_so_re_touched_rows_change_no_day(big, tmp_path):
+    """batch_id (the load batch that last rewrote a row) stays in the warehouse: rows a day
+    re-writes with the same content but a new batch change nothing published; a real change
+    of such a table still goes by its day."""
+    big.execute(
+        "create table marts.transitions as select range as event_id, "
+        "date '2025-01-01' + (range % 30)::int as event_date, 1 as batch_id from range(300)"
+    )
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    big.execute("insert into marts.transitions values (300, date '2025-01-05', 2)")
+    publish_warehouse(big, out, only_changed=True)  # January: one file per day from here on
+    before = _files(out)
+
+    # A day re-touches every row of 10 days, content unchanged, under batch 3.
+    big.execute("update marts.transitions set batch_id = 3 where event_id % 3 = 0")
+    assert publish_warehouse(big, out, only_changed=True).copied == []
+    big.execute("insert into marts.transitions values (301, date '2025-01-06', 4)")
+    assert publish_warehouse(big, out, only_changed=True).copied == ["marts.transitions"]
+    after = _files(out)
+    assert {name for name in after if after[name] != before.get(name)} == {
+        "marts.transitions/2025-01-06.parquet"
+    }
+
+    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        published = reader.execute("select * from marts.transitions").fetchall()
+        files = reader.execute(
+            f"select * from read_parquet('{out}/parquet/marts.transitions/*.parquet')"
+        ).fetchall()
+        described = reader.execute(
+            "select column_name from docs.published_columns where table_name = 'transitions' "
+            "order by ordinal_position"
+        ).fetchall()
+    finally:
+        reader.close()
+    expected = _rows(big, "select event_id, event_date from marts.transitions")
+    assert sorted(published, key=repr) == expected and sorted(files, key=repr) == expected
+    assert described == [("event_id",), ("event_date",)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    (entry,) = [t for t in manifest["tables"] if t["table"] == "transitions"]
+    assert [c["name"] for c in entry["columns"]] == ["event_id", "event_date"]
 
 
 def test_a_failed_publish_leaves_the_previous_one_readable(big, tmp_path, monkeypatch):
@@ -410,3 +454,36 @@ def test_an_update_in_place_compacts_the_file_only_once_enough_rows_are_dead(
     fresh = tmp_path / "fresh"
     publish_warehouse(big, fresh)
     assert _publication(out) == _publication(fresh)
+
+
+def test_the_copy_stores_text_without_fsst_and_gives_the_connection_its_settings_back(
+    con, tmp_path
+):
+    """FSST (DuckDB's compression of high-cardinality text) costs a fifth of a whole publish's
+    CPU: the copy goes without; the pipeline's connection keeps its own settings."""
+    con.execute("create table marts.ids as select md5(range::varchar) as id from range(100000)")
+    con.execute("checkpoint")
+
+    def methods(reader, table: str) -> set[str]:
+        return {
+            row[0]
+            for row in reader.execute(
+                f"select compression from pragma_storage_info('{table}') "
+                "where segment_type = 'VARCHAR'"
+            ).fetchall()
+        }
+
+    assert "FSST" in methods(con, "marts.ids")  # what DuckDB picks for these ids by default
+    con.execute("set max_vacuum_tasks = 7")
+    out = tmp_path / "published"
+    publish_warehouse(con, out)
+    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        assert "FSST" not in methods(reader, "marts.ids")
+        assert reader.execute("select count(distinct id) from marts.ids").fetchone() == (100000,)
+    finally:
+        reader.close()
+    assert con.execute(
+        "select current_setting('max_vacuum_tasks'), "
+        "current_setting('disabled_compression_methods')"
+    ).fetchone() == (7, "")
