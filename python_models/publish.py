@@ -601,7 +601,7 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     written, held = _open_target(con, target, current, previous)
     compact = _stored_dead_share(con, held) >= VACUUM_DEAD_SHARE
     # The checkpoint (at commit when the WAL passed its threshold, else at detach) within.
-    with _write_settings(con, compact):
+    with _vacuum(con, compact):
         # One transaction for every change to the file: one commit (one WAL sync) instead of
         # one per statement (hundreds of comments alone); a failure rolls them all back.
         con.execute("begin")
@@ -699,30 +699,17 @@ def _stored_dead_share(con: duckdb.DuckDBPyConnection, held: dict) -> float:
     return (stored - live) / stored if stored else 0.0
 
 
-# The copy's text columns are stored without FSST (DuckDB's string compression of
-# high-cardinality text: ids, pseudonyms, names): compressing them was about a fifth of a whole
-# publish's CPU (1M first build, paired at load 6-7: 23.1-24.1 -> 19.4-19.7 s CPU) for a file
-# 28% smaller (278 -> 355 MB). Dictionary and the other methods stay.
-UNCOMPRESSED_METHODS = "fsst"
-
-
 @contextmanager
-def _write_settings(con: duckdb.DuckDBPyConnection, compact: bool):
-    """Writes and checkpoints within skip DuckDB's vacuum unless `compact`, and store text
-    without UNCOMPRESSED_METHODS; the connection's settings are restored after (it is the
-    pipeline's own connection)."""
-    vacuum, methods = con.execute(
-        "select current_setting('max_vacuum_tasks'), "
-        "current_setting('disabled_compression_methods')"
-    ).fetchone()
+def _vacuum(con: duckdb.DuckDBPyConnection, compact: bool):
+    """Checkpoints within skip DuckDB's vacuum unless `compact`; the connection's setting is
+    restored after (it is the pipeline's own connection)."""
+    before = con.execute("select current_setting('max_vacuum_tasks')").fetchone()[0]
     if not compact:
         con.execute("set max_vacuum_tasks = 0")
-    con.execute(f"set disabled_compression_methods = {_literal(UNCOMPRESSED_METHODS)}")
     try:
         yield
     finally:
-        con.execute(f"set max_vacuum_tasks = {int(vacuum)}")
-        con.execute(f"set disabled_compression_methods = {_literal(methods)}")
+        con.execute(f"set max_vacuum_tasks = {int(before)}")
 
 
 def _changed_days(content: _Content, before: dict | None) -> list[str] | None:

@@ -454,36 +454,3 @@ def test_an_update_in_place_compacts_the_file_only_once_enough_rows_are_dead(
     fresh = tmp_path / "fresh"
     publish_warehouse(big, fresh)
     assert _publication(out) == _publication(fresh)
-
-
-def test_the_copy_stores_text_without_fsst_and_gives_the_connection_its_settings_back(
-    con, tmp_path
-):
-    """FSST (DuckDB's compression of high-cardinality text) costs a fifth of a whole publish's
-    CPU: the copy goes without; the pipeline's connection keeps its own settings."""
-    con.execute("create table marts.ids as select md5(range::varchar) as id from range(100000)")
-    con.execute("checkpoint")
-
-    def methods(reader, table: str) -> set[str]:
-        return {
-            row[0]
-            for row in reader.execute(
-                f"select compression from pragma_storage_info('{table}') "
-                "where segment_type = 'VARCHAR'"
-            ).fetchall()
-        }
-
-    assert "FSST" in methods(con, "marts.ids")  # what DuckDB picks for these ids by default
-    con.execute("set max_vacuum_tasks = 7")
-    out = tmp_path / "published"
-    publish_warehouse(con, out)
-    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
-    try:
-        assert "FSST" not in methods(reader, "marts.ids")
-        assert reader.execute("select count(distinct id) from marts.ids").fetchone() == (100000,)
-    finally:
-        reader.close()
-    assert con.execute(
-        "select current_setting('max_vacuum_tasks'), "
-        "current_setting('disabled_compression_methods')"
-    ).fetchone() == (7, "")
