@@ -495,8 +495,8 @@ select * from final
     {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
 {%- endmacro %}
 
-{#- DuckDB: the recursion re-reads its links at every level (one per attempt inside an island,
-    ~45 at 1M and 10M), so they are first materialized as three integer-sized columns: the
+{#- DuckDB: the recursion re-reads its links at every level (one per attempt inside an island:
+    43 at 1M, ~71 at 10M), so they are first materialized as three integer-sized columns: the
     whole next_candidates rows carry the three text keys, and at 10M events, under a 1.2 GB
     memory limit, that CTE spilled and every level read it back from disk. -#}
 {% macro duckdb__uba_funnel_attempt_chain(next_candidates, keys) -%}
