@@ -495,6 +495,32 @@ select * from final
     {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
 {%- endmacro %}
 
+{#- DuckDB: the recursion re-reads its links at every level (one per attempt inside an island:
+    43 at 1M, ~71 at 10M), so they are first materialized as three integer-sized columns: the
+    whole next_candidates rows carry the three text keys, and at 10M events, under a 1.2 GB
+    memory limit, that CTE spilled and every level read it back from disk. -#}
+{% macro duckdb__uba_funnel_attempt_chain(next_candidates, keys) -%}
+    select chain.candidate_id
+    from (
+        with recursive links as materialized (
+            select candidate_id, next_candidate_id, is_island_start
+            from {{ next_candidates }}
+        ),
+        chain as (
+            select candidate_id, next_candidate_id
+            from links
+            where is_island_start
+            union all
+            select links.candidate_id, links.next_candidate_id
+            from chain
+            inner join links
+                on chain.next_candidate_id = links.candidate_id
+            where not links.is_island_start
+        )
+        select candidate_id from chain
+    ) as chain
+{%- endmacro %}
+
 {% macro default__uba_funnel_attempt_chain(next_candidates, keys) -%}
     select chain.candidate_id
     from (

@@ -86,6 +86,24 @@ def _table_exists(con, qualified: str) -> bool:
     return table_exists(con, qualified)
 
 
+def _batch_after_first() -> bool:
+    """Whether int_events_sessionized holds rows of an incremental batch (batch_id > 1). While
+    it holds a full build's rows only, the tests' __latest_batch*__ scopes compile to whole
+    tables (macro uba_latest_batch_is_everything), which a replayed plan must not keep."""
+    from python_models.warehouse import connect
+
+    con = connect()
+    try:
+        return bool(
+            _scalar(
+                con,
+                f"select count(*) from (select 1 from {_SESSIONIZED} where batch_id > 1 limit 1)",
+            )
+        )
+    finally:
+        con.close()
+
+
 def _ungated_batches(con) -> int:
     if not _table_exists(con, "raw.load_log"):
         return 0
@@ -290,7 +308,7 @@ def _build() -> str:
         finally:
             con.close()
         dbt(DATA_BUILD)
-        saved = dbt_daily_tests.save_plan(fingerprint) if built else 0
+        saved = dbt_daily_tests.save_plan(fingerprint) if built and _batch_after_first() else 0
         return "dbt build (incremental models and data tests" + (
             f"; {saved} data tests saved for the next runs)" if saved else ")"
         )

@@ -176,6 +176,32 @@ def test_data_tests_check_the_rows_of_the_latest_batch(daily_increment, tmp_path
         _data_tests(path, tmp_path)
 
 
+@pytest.mark.slow
+def test_a_first_build_checks_whole_tables(daily_increment, tmp_path):
+    """While int_events_sessionized holds a full build's rows only (batch 1: a first build, here
+    the fixture's full refresh), the latest-batch scopes give way to whole tables: an attempt
+    with no person, which no person-scoped test can see (its key is in no batch), fails its
+    not_null test; after an increment the same row passes the daily (scoped) tests."""
+    path = tmp_path / "warehouse.duckdb"
+    for state, whole in (("warehouse", True), ("after_increment", False)):
+        shutil.copy(daily_increment[state], path)
+        batches = read(path, "select max(batch_id) as b from intermediate.int_events_sessionized")
+        assert (batches["b"][0] == 1) == whole, state
+        con = connect(path)
+        try:
+            con.execute(
+                "update marts.fct_funnel_attempts set user_id = null "
+                "where attempt_id = (select min(attempt_id) from marts.fct_funnel_attempts)"
+            )
+        finally:
+            con.close()
+        if whole:
+            with pytest.raises(DbtError, match="not_null_fct_funnel_attempts_user_id"):
+                _data_tests(path, tmp_path)
+        else:
+            _data_tests(path, tmp_path)
+
+
 SCOPED_SINGULAR_TESTS = "assert_event_sequence_labels_match_transitions"
 # A broken row per scoped singular test: (table, key column, where it is broken, the rows a
 # daily run checks: the transition rows it wrote).
