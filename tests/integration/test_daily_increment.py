@@ -31,6 +31,9 @@ DAILY_MODELS = [
     "features.ftr_user_day_activity",
     "features.int_feature_windowed_activity",
     "features.int_feature_diversity",
+    "features.int_feature_lifetime_totals",
+    "features.int_feature_session_stats",
+    "features.ftr_user_features",
     "reports.int_event_paths_counted",
     "reports.rpt_event_transitions",
     "reports.rpt_path_ngrams",
@@ -45,7 +48,7 @@ SELECT = [
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
     "+rpt_event_transitions +rpt_path_ngrams",
-    "+int_feature_windowed_activity +int_feature_diversity",
+    "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features",
 ]
 
 
