@@ -31,10 +31,14 @@ with
 
 {{ feature_per_person_ctes() }},
 
+{#- the rows this run writes, chosen before the other families are joined to them -#}
 windowed as (
 
-    select * from {{ ref('int_feature_windowed_activity') }}
-    where as_of_date in (select as_of_date from snapshot_dates)
+    select windowed.*
+    from {{ ref('int_feature_windowed_activity') }} as windowed
+    inner join snapshot_dates
+        on windowed.as_of_date = snapshot_dates.as_of_date
+    {{- feature_rows_to_rebuild('windowed.user_id', 'windowed.as_of_date') }}
 
 ),
 
@@ -105,7 +109,6 @@ final as (
     left join diversity
         on windowed.user_id = diversity.user_id
         and windowed.as_of_date = diversity.as_of_date
-    {{- feature_rows_to_rebuild('windowed.user_id', 'windowed.as_of_date') }}
 
 )
 
