@@ -50,9 +50,8 @@
     count as out of scope, as they did with `in`. -#}
 {% macro uba_test_scope_condition(placeholder, relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
-    {%- set sessionized_batch = uba_latest_batch(sessionized) -%}
     {%- set latest_batch_rows -%}
-        {{ sessionized }} where batch_id = {{ sessionized_batch }}
+        {{ sessionized }} where batch_id = {{ uba_latest_batch(sessionized) }}
     {%- endset -%}
     {%- if placeholder == '__latest_batch__' -%}
         batch_id = {{ uba_latest_batch(relation) }}
@@ -75,18 +74,10 @@
         {%- if not column -%}
             {{ exceptions.raise_compiler_error('__new_load_keys__ scopes a test of one column') }}
         {%- endif -%}
-        {%- if load_relation(sessionized) is none -%}
+        {%- set new_loads = uba_new_load_batches(relation) -%}
+        {%- if new_loads is none -%}
             1 = 1
         {%- else -%}
-            {#- a load batch is new in the batch that wrote its first rows (later batches
-                re-cut some of its events: the history's one load is in every batch) -#}
-            {%- set new_loads -%}
-                select load_id from {{ sessionized }} group by load_id
-                having min(batch_id) = {{ sessionized_batch }}
-                union all
-                select load_id from {{ relation }}
-                where load_id not in (select distinct load_id from {{ sessionized }})
-            {%- endset -%}
             {{ uba_in_key_set(column, 'select ' ~ column ~ ' from ' ~ relation ~ ' where '
                 ~ uba_in_key_set('load_id', new_loads)) }}
         {%- endif -%}
@@ -112,6 +103,26 @@
     one row of one integer, date or timestamp column. -#}
 {% macro uba_run_time_value(query) -%}
     (/* uba:run_time */ {{ query }} /* uba:end */)
+{%- endmacro %}
+
+{#- The load_ids of the newest load batches among `relation`'s rows (a table with load_id), as a
+    query: those int_events_sessionized has not consumed yet (`dbt build` tests staging before
+    it sessionizes the day) and those whose first rows its latest batch wrote (the replay runs
+    after the build; later batches re-cut some of a load's events: the history's one load is
+    in every batch). None before int_events_sessionized exists (every row is new). -#}
+{% macro uba_new_load_batches(relation) -%}
+    {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
+    {%- if load_relation(sessionized) is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set new_loads -%}
+        select load_id from {{ sessionized }} group by load_id
+        having min(batch_id) = {{ uba_latest_batch(sessionized) }}
+        union all
+        select load_id from {{ relation }}
+        where load_id not in (select distinct load_id from {{ sessionized }})
+    {%- endset -%}
+    {{ return(new_loads) }}
 {%- endmacro %}
 
 {#- The latest batch of a relation with batch_id, for a test's scope: a subquery, never a
