@@ -9,9 +9,11 @@ tests/; what a daily run executes is derived from them:
   the target or dbt changed since the plan was saved: `code_fingerprint`) runs the declared
   test nodes inside `dbt build` as before, then saves each test's compiled SQL and its
   severity / fail_calc / warn_if / error_if from dbt's manifest.json (`save_plan`);
-- the next refreshes build the models with `--exclude-resource-type test` and run the saved
-  SQL here, wrapped as dbt's own get_test_sql wraps it, so a test passes, warns or fails
-  exactly as its node would; a failure names the test and shows its first failing rows.
+- the next refreshes build the models with `--exclude-resource-type test` (and without the
+  nodes that build wrote from the code alone: seeds, views, models reading no other node:
+  `unchanged_static_nodes`) and run the saved SQL here, wrapped as dbt's own get_test_sql
+  wraps it, so a test passes, warns or fails exactly as its node would; a failure names the
+  test and shows its first failing rows.
 
 The compiled SQL holds no data: a scoped test (macros/uba_test_scope.sql) selects "the latest
 batch" with subqueries evaluated when it runs. Those subqueries are marked
@@ -85,8 +87,7 @@ def code_fingerprint(env: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def load_plan(fingerprint: str) -> list[dict] | None:
-    """The saved tests, or None when there is none for this code (the build runs the nodes)."""
+def _saved(fingerprint: str) -> dict | None:
     path = dbt_target_dir() / PLAN_FILE
     try:
         plan = json.loads(path.read_text())
@@ -94,7 +95,56 @@ def load_plan(fingerprint: str) -> list[dict] | None:
         return None
     if plan.get("fingerprint") != fingerprint or not plan.get("tests"):
         return None
-    return plan["tests"]
+    return plan
+
+
+def load_plan(fingerprint: str) -> list[dict] | None:
+    """The saved tests, or None when there is none for this code (the build runs the nodes)."""
+    plan = _saved(fingerprint)
+    return plan["tests"] if plan else None
+
+
+def static_nodes(manifest: dict) -> list[dict]:
+    """The nodes whose relation is a function of the code alone: seeds (their CSV), views (their
+    query) and models that read no other node or source (metricflow_time_spine). The build that
+    saved a plan wrote them with this code; a daily build of the same code has nothing to do
+    there. Each as {unique_id, name, schema, identifier}."""
+    return [
+        {
+            "unique_id": node["unique_id"],
+            "name": node["name"],
+            "schema": node["schema"],
+            "identifier": node.get("alias") or node["name"],
+        }
+        for node in sorted(manifest["nodes"].values(), key=lambda n: n["unique_id"])
+        if node["resource_type"] == "seed"
+        or (
+            node["resource_type"] == "model"
+            and (
+                node["config"].get("materialized") == "view"
+                or not (node.get("depends_on") or {}).get("nodes")
+            )
+        )
+    ]
+
+
+def unchanged_static_nodes(con, fingerprint: str) -> list[str]:
+    """Names of the saved plan's static nodes (static_nodes), when every one of their relations
+    is in the warehouse: the daily build can leave them out. Empty when there is no plan for
+    this code or one is missing (then the build writes them again)."""
+    plan = _saved(fingerprint)
+    nodes = (plan or {}).get("static_nodes") or []
+    if not nodes:
+        return []
+    present = {
+        (schema, name)
+        for schema, name in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    if any((node["schema"], node["identifier"]) not in present for node in nodes):
+        return []
+    return [node["name"] for node in nodes]
 
 
 def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | None:
@@ -130,7 +180,11 @@ def save_plan(fingerprint: str) -> int:
         return 0
     path = dbt_target_dir() / PLAN_FILE
     staged = path.with_suffix(".json.new")
-    staged.write_text(json.dumps({"fingerprint": fingerprint, "tests": tests}))
+    staged.write_text(
+        json.dumps(
+            {"fingerprint": fingerprint, "tests": tests, "static_nodes": static_nodes(manifest)}
+        )
+    )
     staged.replace(path)
     return len(tests)
 

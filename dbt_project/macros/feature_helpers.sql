@@ -108,25 +108,31 @@ snapshot_dates as (
 {%- endif -%}
 {%- endmacro %}
 
+{#- The condition a per-person feature row or input row is rebuilt on: every row when the model
+    re-reads everything or `on_new_snapshot` holds (a snapshot date not stored yet: everyone),
+    else the changed people's rows. -#}
+{% macro _feature_rebuilt(user_column, on_new_snapshot) -%}
+{%- set state = feature_per_person_state() -%}
+{{ state.everything }}
+        or {{ on_new_snapshot }}
+        or {{ user_column }} in (select user_id from changed_people)
+{%- endmacro %}
+
 {#- `and (...)` keeping the input rows of the people rebuilt (all of them when a snapshot date
     is new); nothing on a full build. -#}
 {% macro feature_changed_people_only(user_column) -%}
-{%- if is_incremental() -%}
-{%- set state = feature_per_person_state() %}
+{%- if is_incremental() %}
         and (
-            {{ state.everything }}
-            or {{ user_column }} in (select user_id from changed_people)
-            or exists (select 1 from snapshot_dates where as_of_date > {{ state.stored_max }})
+            {{ _feature_rebuilt(user_column, 'exists (select 1 from snapshot_dates where as_of_date > '
+                ~ feature_per_person_state().stored_max ~ ')') }}
         )
 {%- endif -%}
 {%- endmacro %}
 
 {#- `where (...)` keeping the (person, snapshot) rows this run writes; nothing on a full build. -#}
 {% macro feature_rows_to_rebuild(user_column, date_column) -%}
-{%- if is_incremental() -%}
-{%- set state = feature_per_person_state() %}
-    where {{ state.everything }}
-        or {{ date_column }} > {{ state.stored_max }}
-        or {{ user_column }} in (select user_id from changed_people)
+{%- if is_incremental() %}
+    where {{ _feature_rebuilt(user_column,
+        date_column ~ ' > ' ~ feature_per_person_state().stored_max) }}
 {%- endif -%}
 {%- endmacro %}

@@ -232,29 +232,3 @@
         and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}
-
-{#- The latest batch_id of a producer as a literal (data tests scoped to the latest batch):
-    looked for in the row groups after the newest batch its consumers recorded (the history's
-    row groups skipped); when none is there, that recorded batch if it still has rows, else
-    the maximum of all rows. A subquery while dbt only parses. -#}
-{% macro uba_latest_batch(relation) -%}
-    {%- set everything = '(select max(batch_id) from ' ~ relation ~ ')' -%}
-    {%- if not execute or adapter.get_relation(database=target.database,
-            schema=target.schema, identifier='uba_consumed_batches') is none -%}
-        {{ return(everything) }}
-    {%- endif -%}
-    {%- set recorded = run_query(
-        "select coalesce(max(batch_id), 0) from " ~ uba_batch_manifest() ~ " where producer = '"
-        ~ relation.identifier ~ "'").rows[0][0] | int -%}
-    {%- set latest = run_query(
-        "select max(batch_id) from " ~ relation ~ " where batch_id > " ~ recorded).rows[0][0] -%}
-    {%- if latest is none and recorded > 0 and run_query(
-            "select count(*) from (select 1 from " ~ relation ~ " where batch_id = " ~ recorded
-            ~ " limit 1) as found").rows[0][0] > 0 -%}
-        {%- set latest = recorded -%}
-    {%- endif -%}
-    {%- if latest is none -%}
-        {%- set latest = run_query('select max(batch_id) from ' ~ relation).rows[0][0] -%}
-    {%- endif -%}
-    {{ return(everything if latest is none else latest | int) }}
-{%- endmacro %}

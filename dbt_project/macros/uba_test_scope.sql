@@ -73,18 +73,11 @@
     count as out of scope, as they did with `in`. -#}
 {% macro uba_test_scope_condition(placeholder, relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
-    {#- The latest batch as a subquery, never a literal (uba_latest_batch): `uba refresh` saves
-        the tests' compiled SQL once and replays it on later days (python_models/
-        dbt_daily_tests.py), where a compile-day batch number would test the wrong rows. The
-        replay puts each marked subquery's value in as a literal when it runs
-        (uba_run_time_value): a comparison with a literal lets DuckDB skip the history's row
-        groups. -#}
     {%- set latest_batch_rows -%}
-        {{ sessionized }} where batch_id
-            = {{ uba_run_time_value('select max(batch_id) from ' ~ sessionized) }}
+        {{ sessionized }} where batch_id = {{ uba_latest_batch(sessionized) }}
     {%- endset -%}
     {%- if placeholder == '__latest_batch__' -%}
-        batch_id = {{ uba_run_time_value('select max(batch_id) from ' ~ relation) }}
+        batch_id = {{ uba_latest_batch(relation) }}
     {%- elif placeholder == '__latest_batch_events__' -%}
         {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_people__' -%}
@@ -104,19 +97,10 @@
         {%- if not column -%}
             {{ exceptions.raise_compiler_error('__new_load_keys__ scopes a test of one column') }}
         {%- endif -%}
-        {%- if load_relation(sessionized) is none -%}
+        {%- set new_loads = uba_new_load_batches(relation) -%}
+        {%- if new_loads is none -%}
             1 = 1
         {%- else -%}
-            {#- a load batch is new in the batch that wrote its first rows (later batches
-                re-cut some of its events: the history's one load is in every batch) -#}
-            {%- set new_loads -%}
-                select load_id from {{ sessionized }} group by load_id
-                having min(batch_id)
-                    = {{ uba_run_time_value('select max(batch_id) from ' ~ sessionized) }}
-                union all
-                select load_id from {{ relation }}
-                where load_id not in (select distinct load_id from {{ sessionized }})
-            {%- endset -%}
             {{ uba_in_key_set(column, 'select ' ~ column ~ ' from ' ~ relation ~ ' where '
                 ~ uba_in_key_set('load_id', new_loads)) }}
         {%- endif -%}
@@ -142,6 +126,35 @@
     one row of one integer, date or timestamp column. -#}
 {% macro uba_run_time_value(query) -%}
     (/* uba:run_time */ {{ query }} /* uba:end */)
+{%- endmacro %}
+
+{#- The load_ids of the newest load batches among `relation`'s rows (a table with load_id), as a
+    query: those int_events_sessionized has not consumed yet (`dbt build` tests staging before
+    it sessionizes the day) and those whose first rows its latest batch wrote (the replay runs
+    after the build; later batches re-cut some of a load's events: the history's one load is
+    in every batch). None before int_events_sessionized exists (every row is new). -#}
+{% macro uba_new_load_batches(relation) -%}
+    {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
+    {%- if load_relation(sessionized) is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set new_loads -%}
+        select load_id from {{ sessionized }} group by load_id
+        having min(batch_id) = {{ uba_latest_batch(sessionized) }}
+        union all
+        select load_id from {{ relation }}
+        where load_id not in (select distinct load_id from {{ sessionized }})
+    {%- endset -%}
+    {{ return(new_loads) }}
+{%- endmacro %}
+
+{#- The latest batch of a relation with batch_id, for a test's scope: a subquery, never a
+    literal read at compile time, since `uba refresh` saves the tests' compiled SQL once and
+    replays it on later days (python_models/dbt_daily_tests.py), where a compile-day batch
+    number would test the wrong rows. The replay writes its value in when it runs
+    (uba_run_time_value), so DuckDB skips the history's row groups. -#}
+{% macro uba_latest_batch(relation) -%}
+    {{ uba_run_time_value('select max(batch_id) from ' ~ relation) }}
 {%- endmacro %}
 
 {#- `column` is one of the keys `key_query` returns: the MARK-join shape on DuckDB (see above),

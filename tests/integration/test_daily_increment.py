@@ -31,6 +31,9 @@ DAILY_MODELS = [
     "features.ftr_user_day_activity",
     "features.int_feature_windowed_activity",
     "features.int_feature_diversity",
+    "features.int_feature_lifetime_totals",
+    "features.int_feature_session_stats",
+    "features.ftr_user_features",
     "reports.int_event_paths_counted",
     "reports.rpt_event_transitions",
     "reports.rpt_path_ngrams",
@@ -45,7 +48,7 @@ SELECT = [
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
     "+rpt_event_transitions +rpt_path_ngrams",
-    "+int_feature_windowed_activity +int_feature_diversity",
+    "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features",
 ]
 
 
@@ -422,6 +425,16 @@ NEW_KEY_TESTS = {
 }
 
 
+def _newest_and_oldest_load(con) -> tuple[int, int]:
+    """The load batch the daily run sessionized last (the new day's) and the history's."""
+    (new_load,) = con.execute(
+        "select max(load_id) from intermediate.int_events_sessionized "
+        "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+    ).fetchone()
+    (old_load,) = con.execute("select min(load_id) from raw.events_validated").fetchone()
+    return new_load, old_load
+
+
 def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
     """Run the two unique tests scoped to the newest load batches' keys; their results."""
     select = " ".join(NEW_KEY_TESTS)
@@ -451,11 +464,7 @@ def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path
         shutil.copy(daily_increment["after_increment"], path)
         con = connect(path)
         try:
-            (new_load,) = con.execute(
-                "select max(load_id) from intermediate.int_events_sessionized "
-                "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
-            ).fetchone()
-            (old_load,) = con.execute("select min(load_id) from raw.events_validated").fetchone()
+            new_load, old_load = _newest_and_oldest_load(con)
             assert new_load != old_load
             for table, key in NEW_KEY_TESTS.values():
                 # a copy of a history row, stamped with the new day's load batch or its own
@@ -484,3 +493,57 @@ def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path
         if not in_new_day:  # the weekly whole-table run finds the old rows' duplicates
             full = _unique_key_tests(path, target, "--vars", "{uba__full_data_tests: true}")
             assert [r["failures"] for r in full] == [1, 1]
+
+
+def _reconcile_test(path: Path, target: Path, *extra: str) -> int:
+    """Failures of assert_fct_events_reconcile_with_source run by dbt (0: it passed)."""
+    try:
+        run_dbt(
+            ["test", "--select", "assert_fct_events_reconcile_with_source", *extra],
+            duckdb_path=path,
+            quiet=True,
+            target_path=target,
+        )
+    except DbtError:
+        pass
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    (result,) = [r for r in results if r["unique_id"].startswith("test.")]
+    return result["failures"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("in_new_day", [False, True])
+def test_events_reconcile_with_the_source_for_the_newest_loads(
+    daily_increment, tmp_path, in_new_day
+):
+    """The daily reconciliation of fct_events with the gate's output counts the newest load
+    batches' events only: one of them lost from fct_events fails, in dbt and in the replay of
+    the saved SQL; a lost history event is left to the whole-table run, which fails."""
+    from python_models import dbt_daily_tests
+
+    shutil.copy(daily_increment["after_increment"], tmp_path / "warehouse.duckdb")
+    con = connect(tmp_path / "warehouse.duckdb")
+    try:
+        lost_from = _newest_and_oldest_load(con)[0 if in_new_day else 1]
+        con.execute(
+            "delete from marts.fct_events where event_id = (select min(event_id) from "
+            f"raw.events_validated where load_id = {lost_from})"
+        )
+    finally:
+        con.close()
+    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "target"
+    assert _reconcile_test(warehouse, target) == (1 if in_new_day else 0)
+    (test,) = dbt_daily_tests.compiled_tests(
+        json.loads((target / "manifest.json").read_text()), require_all=False
+    )
+    assert "uba:run_time" in test["sql"] and "count(distinct" not in test["sql"]
+    con = connect(warehouse)
+    try:
+        outcome = dbt_daily_tests.run_plan(con, [test])
+    finally:
+        con.close()
+    assert [f.split(":")[0] for f in outcome.failed] == (
+        ["assert_fct_events_reconcile_with_source"] if in_new_day else []
+    )
+    if not in_new_day:
+        assert _reconcile_test(warehouse, target, "--vars", "{uba__full_data_tests: true}") == 1

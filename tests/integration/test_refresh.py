@@ -237,6 +237,46 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     again = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
     assert again.nothing_new
 
+    # The next day takes the daily path: dbt builds the models, the data tests run from the
+    # saved SQL, and the seed and views the plan's build wrote from this code are left out
+    # (they are still there for the tests and readers).
+    next_day = tmp_path / "next"
+    next_day.mkdir()
+    later = {
+        column: pl.col(column)
+        .str.to_datetime(time_zone="UTC")
+        .dt.offset_by("1d")
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for column in ("event_ts", "received_at")
+    }
+    pl.read_parquet(tmp_path / "day" / "day-new.parquet").with_columns(
+        pl.col("event_id").map_elements(
+            lambda e: str(uuid.uuid5(uuid.NAMESPACE_URL, f"next-{e}")), pl.String
+        ),
+        **later,
+    ).write_parquet(next_day / "day-next.parquet")
+    daily = refresh([str(next_day)], data_docs=False, say=print)
+    assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
+    from python_models.config import dbt_target_dir
+
+    target = dbt_target_dir()
+    static = dbt_daily_tests.static_nodes(json.loads((target / "manifest.json").read_text()))
+    built = {
+        r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]
+    }
+    assert {"seed.uba.event_taxonomy", "model.uba.fct_churn_scores"} <= {
+        node["unique_id"] for node in static
+    }
+    assert "model.uba.ftr_user_event_sequences" in built
+    assert not built & {node["unique_id"] for node in static}
+    con = connect(read_only=True)
+    try:
+        assert dbt_daily_tests.unchanged_static_nodes(
+            con, dbt_daily_tests.code_fingerprint(dbt_env())
+        ) == [node["name"] for node in static]
+    finally:
+        con.close()
+
 
 def _publication(out: Path) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
     """{table: (its rows in the published DuckDB copy, in its Parquet files)}, sorted."""

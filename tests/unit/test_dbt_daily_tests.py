@@ -107,6 +107,47 @@ def test_the_saved_plan_is_for_one_code_salt_and_warehouse(tmp_path, monkeypatch
     assert daily.load_plan(daily.code_fingerprint(env)) is None
 
 
+def test_static_nodes_are_left_out_only_while_the_plan_holds_and_they_exist(tmp_path, monkeypatch):
+    """Seeds, views and models reading no other node are written from the code alone: with a
+    plan saved for this code, the daily build may leave them out, but only while each of their
+    relations is in the warehouse; a table fed by a source or model is always built."""
+    from python_models import dbt_daily_tests as daily
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path))
+
+    def model(name: str, materialized: str, parents: list[str]) -> dict:
+        return {
+            "unique_id": f"model.uba.{name}",
+            "name": name,
+            "resource_type": "model",
+            "schema": "reference" if materialized == "seed" else "marts",
+            "alias": name,
+            "config": {"materialized": materialized},
+            "depends_on": {"nodes": parents},
+        }
+
+    nodes = [
+        model("time_spine", "table", []),
+        model("scores_view", "view", ["source.uba.ml_scores.churn_scores"]),
+        model("fct_from_source", "table", ["source.uba.app.events_validated"]),
+        model("fct_incremental", "incremental", ["model.uba.fct_from_source"]),
+        model("taxonomy", "seed", []) | {"unique_id": "seed.uba.taxonomy", "resource_type": "seed"},
+        _not_null("event_id"),
+    ]
+    manifest = {"nodes": {node["unique_id"]: node for node in nodes}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert daily.save_plan("code-a") == 1
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema reference")
+    for name in ("time_spine", "fct_from_source", "fct_incremental"):
+        con.execute(f"create table marts.{name} (x int)")
+    con.execute("create view marts.scores_view as select 1 as x")
+    assert daily.unchanged_static_nodes(con, "code-a") == []  # the seed's table is missing
+    con.execute("create table reference.taxonomy (x int)")
+    assert daily.unchanged_static_nodes(con, "code-a") == ["scores_view", "time_spine", "taxonomy"]
+    assert daily.unchanged_static_nodes(con, "code-b") == []  # no plan for other code
+
+
 def _scoped_unique(latest_batch: str) -> dict:
     # a unique test scoped to the latest batch (macros/uba_test_scope.sql, __latest_batch__)
     sql = (

@@ -1,9 +1,9 @@
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
-    on_schema_change='fail',
-) }}
+{#- Incremental per person (macros/feature_helpers.sql, feature_per_person_config): every
+    family is a function of a person's own rows and the snapshot date, so only the changed
+    people's rows on the rebuilt snapshot dates, and everyone's on a date not stored yet, are
+    written again. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**feature_per_person_config()) }}
 {#- The feature mart: one join of the feature families (models/features/prep/int_feature_*),
     each one idea and each point in time (only data available before as_of_date):
     - int_feature_windowed_activity: windowed counts, shares, trend, spacing, decay; it also
@@ -27,16 +27,18 @@
 {%- set trend = 'trend_ratio_events_' ~ var('uba__feature_trend_recent_days') ~ 'd_'
     ~ var('uba__feature_trend_baseline_days') ~ 'd' -%}
 
-with snapshot_dates as (
+with
 
-    {{ feature_snapshot_dates() }}
+{{ feature_per_person_ctes() }},
 
-),
-
+{#- the rows this run writes, chosen before the other families are joined to them -#}
 windowed as (
 
-    select * from {{ ref('int_feature_windowed_activity') }}
-    where as_of_date in (select as_of_date from snapshot_dates)
+    select windowed.*
+    from {{ ref('int_feature_windowed_activity') }} as windowed
+    inner join snapshot_dates
+        on windowed.as_of_date = snapshot_dates.as_of_date
+    {{- feature_rows_to_rebuild('windowed.user_id', 'windowed.as_of_date') }}
 
 ),
 

@@ -1,21 +1,17 @@
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
-    on_schema_change='fail',
-) }}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**feature_per_person_config()) }}
 {#- Feature family "lifetime totals": tenure, recency, lifetime counts and revenue, purchases,
     for the (user, snapshot) pairs of int_feature_windowed_activity.
     Each user-day row enters the first snapshot after it became available (visible_from); the
     running totals per user over those entry weeks hold until the next entry week. Revenue
-    stays an exact decimal through the running sums (bit-identical rebuilds). -#}
+    stays an exact decimal through the running sums (bit-identical rebuilds).
+    Incremental per person (macros/feature_helpers.sql, feature_per_person_config): the running
+    totals of the changed people, and of everyone when a snapshot date is new. -#}
 {%- set no_purchase_days = var('uba__feature_no_purchase_days') | int -%}
 
-with snapshot_dates as (
+with
 
-    {{ feature_snapshot_dates() }}
-
-),
+{{ feature_per_person_ctes() }},
 
 eligible as (
 
@@ -28,6 +24,10 @@ eligible as (
 user_days as (
 
     select * from {{ ref('int_feature_user_days') }}
+    {%- if is_incremental() %}
+    where true
+        {{- feature_changed_people_only('user_id') }}
+    {%- endif %}
 
 ),
 
@@ -112,6 +112,7 @@ final as (
             lifetime_running.visible_until is null
             or lifetime_running.visible_until > eligible.as_of_date
         )
+    {{- feature_rows_to_rebuild('eligible.user_id', 'eligible.as_of_date') }}
 
 )
 

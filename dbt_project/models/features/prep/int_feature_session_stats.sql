@@ -1,9 +1,7 @@
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
-    on_schema_change='fail',
-) }}
+{#- Incremental per person (macros/feature_helpers.sql, feature_per_person_config), reading
+    which people changed in int_events_sessionized. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**feature_per_person_config()) }}
 {#- Feature family "sessions": sessions in the recent window (uba__feature_recent_days) before
     each snapshot D, cut from the events visible then (event_ts and received_at before D) with
     the very rule of int_events_sessionized (macro uba_sessionize), so an event that arrives
@@ -21,11 +19,9 @@
 {%- set recent_days = var('uba__feature_recent_days') | int -%}
 {%- set sessionized = ref('int_events_sessionized') -%}
 
-with snapshot_dates as (
+with
 
-    {{ feature_snapshot_dates() }}
-
-),
+{{ feature_per_person_ctes() }},
 
 events as (
 
@@ -34,6 +30,7 @@ events as (
     where event_ts >= (
         select {{ dbt.dateadd('day', -recent_days, 'min(as_of_date)') }} from snapshot_dates
     )
+        {{- feature_changed_people_only('user_id') }}
 
 ),
 
@@ -197,6 +194,7 @@ final as (
         cast(max(duration_seconds) as {{ uba_type_double() }})
             as max_session_duration_seconds_{{ recent_days }}d
     from window_sessions
+    {{- feature_rows_to_rebuild('user_id', 'as_of_date') }}
     group by 1, 2
 
 )
