@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from python_models.warehouse import content_fingerprint
+from python_models.warehouse.sql_text import quote_ident
 
 PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
 # Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
@@ -311,11 +312,7 @@ def _source(qualified: str, columns: list[tuple]) -> tuple[str, list[tuple]]:
     kept = [column for column in columns if column[0] not in PRIVATE_COLUMNS]
     if len(kept) == len(columns):
         return table, columns
-    return f"(select {', '.join(_quote(c) for c, _ in kept)} from {table})", kept
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+    return f"(select {', '.join(quote_ident(c) for c, _ in kept)} from {table})", kept
 
 
 def _day_figures(con: duckdb.DuckDBPyConnection, source: str, layout: _Layout) -> dict:

@@ -17,6 +17,7 @@ import duckdb
 
 from python_models.ingest.contract import CONTRACT_COLUMNS
 from python_models.ingest.files import FileInfo, IngestError, csv_header
+from python_models.warehouse.sql_text import quote_ident
 
 MAX_PAYLOAD_CHARS = 10_000
 MALFORMED_JSON_LINE = "malformed_json_line"
@@ -45,10 +46,6 @@ class FileRead:
 
 def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def quote_ident(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def match_columns(path, available: Iterable[str]) -> dict[str, str]:

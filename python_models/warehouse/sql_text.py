@@ -18,6 +18,11 @@ def standard_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def quote_ident(identifier: str) -> str:
+    """An identifier as a quoted SQL name (a double quote doubled)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def literal(
     value: Any,
     double_type: str = "double precision",
