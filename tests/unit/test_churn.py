@@ -92,3 +92,28 @@ def test_single_class_calibration_set_is_a_clear_error():
 def test_bad_churn_parameters_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         ChurnParams.from_overrides(overrides)
+
+
+def test_logistic_baseline_reaches_the_optimum_an_independent_fit_finds():
+    """The baseline's Newton solver (BASELINE_SOLVER) fits the same model as scikit-learn's
+    default lbfgs run to a tight tolerance on the same standardized rows: same coefficients,
+    so the same yardstick for the champion."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from python_models.common.features import to_matrix
+
+    model, _ = _fit()
+    data = example(0)
+    x = StandardScaler().fit_transform(
+        SimpleImputer(strategy="median").fit_transform(to_matrix(data.frame, data.features))
+    )
+    y = data.frame["label"].cast(pl.Int8).to_numpy()
+    reference = LogisticRegression(
+        max_iter=10_000, tol=1e-10, class_weight="balanced", solver="lbfgs"
+    ).fit(x, y)
+    fitted = model.logistic_[-1]
+    assert fitted.solver != "lbfgs"
+    assert fitted.coef_ == pytest.approx(reference.coef_, abs=1e-4)
+    assert fitted.intercept_ == pytest.approx(reference.intercept_, abs=1e-4)
