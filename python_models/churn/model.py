@@ -10,7 +10,6 @@ from typing import Any, Self
 
 import numpy as np
 import polars as pl
-from threadpoolctl import threadpool_limits
 
 from python_models.churn.params import ChurnParams
 from python_models.common.booster import BoostedEstimator, StoredBooster, train_booster
@@ -21,10 +20,10 @@ from python_models.common.reasons import column_medians
 VARIANTS = ("recency_rule", "logistic_regression", "lightgbm", "lightgbm_calibrated")
 SERVED = "lightgbm_calibrated"
 # The logistic baseline's solver: Newton steps on its 73 standardized features converge in
-# ~5 iterations where lbfgs took ~270 gradient passes over the sample (the same optimum: the
-# loss is strictly convex; holdout ROC AUC 0.77331 lbfgs vs 0.77340 at 1M). Its BLAS runs on
-# one thread: two OpenBLAS threads on the shared 2 cores spun for seconds (a 100k-row fit
-# 1.8 s on one thread, 35 s on two, at load 7).
+# ~5 iterations where lbfgs took ~270 gradient passes over the sample, to the same optimum (the
+# loss is strictly convex; holdout ROC AUC 0.7732 lbfgs, 0.7734 Newton at 1M). The whole
+# churn fit at 1M, one OpenBLAS thread as in `uba`, paired at load 12: 5.6 / 4.7 -> 2.9 / 2.7 s
+# CPU (docs/performance.md).
 BASELINE_SOLVER = "newton-cholesky"
 
 
@@ -117,8 +116,7 @@ class ChurnModel(BoostedEstimator):
             ),
         )
         sample = baseline_sample(len(y_fit), params.baseline_rows, params.seed)
-        with threadpool_limits(limits=1, user_api="blas"):
-            logistic.fit(x_fit[sample], y_fit[sample])
+        logistic.fit(x_fit[sample], y_fit[sample])
         self.booster_ = StoredBooster(booster, best_iteration)
         self.calibrator_ = calibrator
         self.threshold_ = (
