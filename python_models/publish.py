@@ -522,6 +522,27 @@ def _sidecar(db: Path) -> Path:
     return db.with_name(f"{db.name}.{MANIFEST_FILE}")
 
 
+def _file_stamp(db: Path) -> list[int]:
+    stat = db.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _held_by(db: Path) -> dict | None:
+    """The tables `db` holds, from its sidecar, or None when that cannot be trusted: no
+    sidecar, or the file is not as the sidecar recorded it (size and mtime: it changed since),
+    or it has another name (a hard link, as `cp -al` of a publication makes: updating it in
+    place would change the other copy too, and did, 2026-12-01, in a helper's copy of a
+    prepared state)."""
+    try:
+        recorded = json.loads(_sidecar(db).read_text()).get("file")
+        links = db.stat().st_nlink
+    except (OSError, ValueError, AttributeError):
+        return None
+    if links > 1 or recorded != _file_stamp(db):
+        return None
+    return _manifest_tables(_sidecar(db))
+
+
 def _open_target(
     con, target: Path, current: Path | None, previous: dict | None
 ) -> tuple[Path, dict]:
@@ -529,7 +550,7 @@ def _open_target(
     file to be renamed over it, holding the current publication (`previous`: the current
     manifest's tables; None: start empty) or an older one. Returns the attached file and the
     tables it holds (fingerprints and figures, as `previous`)."""
-    held = _manifest_tables(_sidecar(target)) if previous is not None else None
+    held = _held_by(target) if previous is not None else None
     _sidecar(target).unlink(missing_ok=True)  # from here on unknown until published
     if held is not None:
         try:
@@ -647,7 +668,9 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     os.replace(staging_parquet, final_parquet)
     shutil.rmtree(old, ignore_errors=True)
     os.replace(staging_manifest, manifest_path)
-    _sidecar(target).write_text(text)
+    # The file as published (size, mtime) beside what it holds: _held_by trusts only that.
+    stamped = manifest | {"file": _file_stamp(target)}
+    _sidecar(target).write_text(json.dumps(stamped, indent=1, default=str) + "\n")
     if not only_changed:  # a full publish leaves no older publication behind
         for other in (out_dir / name for name in DB_FILES if name != target.name):
             other.unlink(missing_ok=True)

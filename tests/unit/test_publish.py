@@ -454,3 +454,46 @@ def test_an_update_in_place_compacts_the_file_only_once_enough_rows_are_dead(
     fresh = tmp_path / "fresh"
     publish_warehouse(big, fresh)
     assert _publication(out) == _publication(fresh)
+
+
+def test_a_hard_linked_or_changed_file_is_not_updated_in_place(big, tmp_path):
+    """A publication copied with hard links (`cp -al`) shares its files with the copy: the
+    publish into one must leave the other's bytes as they were (a copy renamed over its own
+    name), and a file changed since its sidecar was written is not trusted to hold what the
+    sidecar says. Each publication still equals a fresh full publish."""
+    import shutil
+    import subprocess
+
+    out = tmp_path / "published"
+    link = out / "warehouse.duckdb"
+    fresh = tmp_path / "fresh"
+
+    def publish_and_check():
+        publish_warehouse(big, out, only_changed=True)
+        publish_warehouse(big, fresh)
+        assert _publication(out) == _publication(fresh)
+        return link.resolve()
+
+    first = publish_and_check()
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
+    second = publish_and_check()
+    assert second != first
+    # A hard-linked copy of the publication, made as the helper brief said.
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-al", str(out), str(copy)], check=True)
+    kept = (copy / first.name).read_bytes()
+    big.execute("update marts.events set v = v + 1 where day = date '2025-01-05'")
+    assert publish_and_check() == first
+    assert (copy / first.name).read_bytes() == kept  # the copy's file was not written through
+    assert (out / first.name).stat().st_ino != (copy / first.name).stat().st_ino
+    shutil.rmtree(copy)
+
+    # The older file changed behind its sidecar's back (here: replaced by the newer one).
+    shutil.copyfile(first, second)
+    big.execute("delete from marts.events where day = date '2025-02-01'")
+    kept = second.stat().st_ino
+    assert publish_and_check() == second
+    assert second.stat().st_ino != kept  # copied, not updated in place
+    big.execute("insert into marts.pairs values (2, 2)")
+    kept = first.stat().st_ino
+    assert publish_and_check() == first and first.stat().st_ino == kept  # trusted again
