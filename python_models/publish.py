@@ -512,8 +512,9 @@ def _read_manifest(out_dir: Path) -> dict[str, dict] | None:
 # published with): it is brought up to date in place with the tables that changed since
 # then, instead of starting from a whole copy of the current file (4.4 GB at 10M events, ~8 s).
 # When it cannot be (a reader still holds it open, so DuckDB's file lock refuses a writer; no
-# record; a failed publish left it half done), the current file is copied and renamed over it
-# as before: a reader holding the old one keeps reading the file it opened.
+# record; a failed publish left it half done; the file changed since its record, or is
+# hard-linked elsewhere: _held_by), the current file is copied and renamed over it as before:
+# a reader holding the old one keeps reading the file it opened.
 DB_LINK = "warehouse.duckdb"
 DB_FILES = ("warehouse.a.duckdb", "warehouse.b.duckdb")
 
