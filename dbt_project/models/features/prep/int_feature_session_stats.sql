@@ -23,13 +23,18 @@ with
 
 {{ feature_per_person_ctes() }},
 
-{#- the events a run reads (written out in each read: a CTE read twice would be materialized) -#}
-{%- set events_in_reach -%}
-    event_ts >= (
+{#- the events a run reads, for a read of int_events_sessionized under the alias given (written
+    out in each read: a CTE read twice would be materialized) -#}
+{%- set events_in_reach = {} -%}
+{%- for alias in ['', 'events.'] -%}
+    {%- set condition -%}
+    {{ alias }}event_ts >= (
         select {{ dbt.dateadd('day', -recent_days, 'min(as_of_date)') }} from snapshot_dates
     )
-        {{- feature_changed_people_only('user_id') }}
-{%- endset %}
+        {{- feature_changed_people_only(alias ~ 'user_id') }}
+    {%- endset -%}
+    {%- do events_in_reach.update({alias: condition}) -%}
+{%- endfor %}
 
 {#- a stretch's last event or receipt, whichever is later -#}
 {%- set last_seen_at = 'case when last_received_at > stretch_ended_at then last_received_at'
@@ -49,7 +54,7 @@ sessions as (
         max(received_at) as last_received_at,
         {{ dbt.datediff('min(event_ts)', 'max(event_ts)', 'second') }} as duration_seconds
     from {{ sessionized }}
-    where {{ events_in_reach }}
+    where {{ events_in_reach[''] }}
     group by 1, 2, 3
 
 ),
@@ -160,7 +165,7 @@ clipped_events as (
     inner join stretch_snapshots
         on events.user_id = stretch_snapshots.user_id
         and events.stretch_started_at = stretch_snapshots.stretch_started_at
-    where {{ events_in_reach }}
+    where {{ events_in_reach['events.'] }}
         and events.event_ts
             >= {{ dbt.dateadd('day', -recent_days, 'stretch_snapshots.as_of_date') }}
         and events.event_ts < stretch_snapshots.as_of_date
@@ -225,7 +230,7 @@ visible_events as (
         and events.received_at < snapshot_dates.as_of_date
         and events.event_ts
             >= {{ dbt.dateadd('day', -recent_days, 'snapshot_dates.as_of_date') }}
-    where {{ events_in_reach }}
+    where {{ events_in_reach['events.'] }}
 
 ),
 

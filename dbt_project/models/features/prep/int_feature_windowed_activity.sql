@@ -146,6 +146,12 @@ buckets as (
 
 ),
 
+{#- A full build sums the buckets seen on time over a dense weekly grid (windows over each
+    person's weeks, every snapshot at once) and joins only the late ones to their snapshots; an
+    incremental run, which writes a few snapshot dates, joins every bucket to them (the grid would
+    step over the weeks before them too). -#}
+{%- set use_grid = not is_incremental() %}
+{% if use_grid -%}
 {#- Every Monday from the first bucket's to the last snapshot (a dense weekly grid, whatever
     snapshot dates are stored), and each person on the Mondays from their first bucket's to the
     last one a bucket of theirs reaches. -#}
@@ -214,8 +220,10 @@ on_time_windowed as (
 
 ),
 
-{#- The buckets that arrived late (visible_from > week_end_date: rare), joined to the few
-    snapshots that see them, each at its week offset. -#}
+{% endif -%}
+{#- The buckets that arrived late (visible_from > week_end_date: a minority; every bucket in an
+    incremental run), joined to the few snapshots that see them, each at its week offset
+    (visible_from >= week_end_date, so a bucket visible on D also ends by D). -#}
 late_joined as (
 
     select
@@ -228,7 +236,11 @@ late_joined as (
         on buckets.visible_from <= snapshot_dates.as_of_date
         and buckets.week_end_date
             > {{ dbt.dateadd('day', -7 * ((longest + 6) // 7), 'snapshot_dates.as_of_date') }}
+    {%- if use_grid %}
     where buckets.visible_from > buckets.week_end_date
+    {%- else %}
+    {{- feature_rows_to_rebuild('buckets.user_id', 'snapshot_dates.as_of_date') }}
+    {%- endif %}
 
 ),
 
@@ -250,6 +262,7 @@ late_windowed as (
 {#- both parts of each (person, snapshot) this run writes -#}
 combined as (
 
+    {% if use_grid -%}
     select
         on_time.user_id,
         on_time.as_of_date,
@@ -264,7 +277,9 @@ combined as (
     left join late_windowed as late
         on on_time.user_id = late.user_id
         and on_time.as_of_date = late.as_of_date
-    {{- feature_rows_to_rebuild('on_time.user_id', 'on_time.as_of_date') }}
+    {%- else -%}
+    select * from late_windowed
+    {%- endif %}
 
 ),
 
