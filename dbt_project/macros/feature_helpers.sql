@@ -47,6 +47,33 @@
     end)
 {%- endmacro %}
 
+{#- The same aggregate over a dense weekly grid (one row per person and Monday, ordered by
+    as_of_date; a row holds the bucket ending that Monday): the whole buckets of the `span // 7`
+    rows up to this one, and the last `span % 7` days of the one before them. -#}
+{% macro feature_over_weeks(column, span, aggregate='sum') -%}
+    {%- set over = 'over (partition by user_id order by as_of_date' -%}
+    {%- set whole = aggregate ~ '(' ~ column ~ '_all) ' ~ over ~ ' rows between '
+        ~ (span // 7 - 1) ~ ' preceding and current row)' if span // 7 > 0 else none -%}
+    {%- set rest = 'lag(' ~ column ~ '_last_' ~ span % 7 ~ ', ' ~ span // 7 ~ ') ' ~ over ~ ')'
+        if span % 7 != 0 else none -%}
+    {{- feature_combine(whole, rest, aggregate) -}}
+{%- endmacro %}
+
+{#- Two partial aggregates (SQL expressions, either may be null or none) combined: sums as 0
+    when absent, min / max of those present (least / greatest return null on a null argument
+    on some engines). -#}
+{% macro feature_combine(left, right, aggregate='sum') -%}
+    {%- set parts = [left, right] | reject('none') | list -%}
+    {%- if aggregate == 'sum' -%}
+        {%- for part in parts %}coalesce({{ part }}, 0){{ ' + ' if not loop.last }}{% endfor -%}
+    {%- elif parts | length == 1 -%}
+        {{ parts[0] }}
+    {%- else -%}
+        {%- set pick = 'least' if aggregate == 'min' else 'greatest' -%}
+        coalesce({{ pick }}({{ parts | join(', ') }}), {{ parts | join(', ') }})
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Feature families rebuilt per person (int_feature_windowed_activity, int_feature_diversity):
     in an incremental run the snapshot dates of feature_snapshot_dates() are rebuilt only for
     the people whose events changed since the model last ran (macros in uba_batches.sql), and
