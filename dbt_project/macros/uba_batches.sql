@@ -232,3 +232,18 @@
         and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- `load_id in (...)`: the load batches `source` holds and `target` does not have yet, read
+    before the model's SQL runs and written in as literals, so DuckDB skips the row groups of
+    the batches already there (`load_id not in (subquery)` reads every row of `source`, all
+    its columns, every day). While dbt only parses: the subquery itself (same rows). -#}
+{% macro uba_new_loads(source, target) -%}
+    {%- set new_loads = 'load_id not in (select distinct load_id from ' ~ target ~ ')' -%}
+    {%- if not execute -%}
+        {{ return(new_loads) }}
+    {%- endif -%}
+    {%- set load_ids = run_query(
+        'select distinct load_id from ' ~ source ~ ' where ' ~ new_loads ~ ' order by 1'
+    ).columns[0].values() -%}
+    {{ return('load_id in (' ~ (load_ids | join(', ')) ~ ')' if load_ids else 'false') }}
+{%- endmacro %}
