@@ -233,17 +233,49 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- `load_id in (...)`: the load batches `source` holds and `target` does not have yet, read
-    before the model's SQL runs and written in as literals, so DuckDB skips the row groups of
-    the batches already there (`load_id not in (subquery)` reads every row of `source`, all
-    its columns, every day). While dbt only parses: the subquery itself (same rows). -#}
-{% macro uba_new_loads(source, target) -%}
-    {%- set new_loads = 'load_id not in (select distinct load_id from ' ~ target ~ ')' -%}
+{#- `load_id in (...)`: the load batches `source` holds that `consumed` (a query of load ids)
+    does not list, read before the model's SQL runs and written in as literals, so DuckDB skips
+    the row groups of the batches already consumed (`load_id not in (subquery)` reads every row
+    of `source`, all its columns, every day). While dbt only parses: the subquery itself (same
+    rows). Load ids are not a watermark: a batch the gate blocked and later released lands
+    after newer ones. -#}
+{% macro uba_new_loads(source, consumed) -%}
+    {%- set new_loads = 'load_id not in (' ~ consumed ~ ')' -%}
     {%- if not execute -%}
         {{ return(new_loads) }}
     {%- endif -%}
-    {%- set load_ids = run_query(
-        'select distinct load_id from ' ~ source ~ ' where ' ~ new_loads ~ ' order by 1'
-    ).columns[0].values() -%}
-    {{ return('load_id in (' ~ (load_ids | join(', ')) ~ ')' if load_ids else 'false') }}
+    {%- set cache_key = 'uba_new_loads:' ~ source ~ ':' ~ consumed -%}
+    {%- if cache_key not in model -%}
+        {%- set load_ids = run_query(
+            'select distinct load_id from ' ~ source ~ ' where ' ~ new_loads ~ ' order by 1'
+        ).columns[0].values() -%}
+        {%- do model.update({cache_key: 'load_id in (' ~ (load_ids | join(', ')) ~ ')'
+            if load_ids else 'false'}) -%}
+    {%- endif -%}
+    {{ return(model[cache_key]) }}
+{%- endmacro %}
+
+{#- The load batches of `source` a model without a load_id column has consumed: one row per
+    load in uba_consumed_batches (batch_id = load_id), written by its post-hook
+    uba_record_consumed_loads in the same transaction as its rows. -#}
+{% macro uba_consumed_loads(source) -%}
+    select batch_id from {{ uba_batch_manifest() }}
+    where consumer = '{{ this.identifier }}' and producer = '{{ source.identifier }}'
+{%- endmacro %}
+
+{% macro uba_record_consumed_loads(source) -%}
+    {{ return(adapter.dispatch('uba_record_consumed_loads', 'uba')(source)) }}
+{%- endmacro %}
+
+{% macro default__uba_record_consumed_loads(source) -%}
+    {%- if not is_incremental() %}
+    delete from {{ uba_batch_manifest() }}
+    where consumer = '{{ this.identifier }}' and producer = '{{ source.identifier }}';
+    {%- endif %}
+    insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
+    select distinct '{{ this.identifier }}', '{{ source.identifier }}', load_id
+    from {{ source }}
+    {%- if is_incremental() %}
+    where {{ uba_new_loads(source, uba_consumed_loads(source)) }}
+    {%- endif %}
 {%- endmacro %}

@@ -58,7 +58,7 @@ new_events as (
 
     select event_id, user_hash, anonymous_hash, event_ts, event_name
     from {{ staged }}
-    where {{ uba_new_loads(staged, this) }}
+    where {{ uba_new_loads(staged, 'select distinct load_id from ' ~ this) }}
 
 ),
 

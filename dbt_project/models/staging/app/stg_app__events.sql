@@ -27,7 +27,7 @@
     {#- Not a watermark on load_id or loaded_at: a batch the gate blocked and later released
         lands after newer ones. -#}
     {%- set validated = '(select * from ' ~ source_rows ~ ' where '
-        ~ uba_new_loads(source_rows, this) ~ ')' -%}
+        ~ uba_new_loads(source_rows, 'select distinct load_id from ' ~ this) ~ ')' -%}
 {%- else -%}
     {%- set validated = source_rows -%}
 {%- endif %}
