@@ -142,9 +142,9 @@ def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, t
     assert_same_rows(incremental, full, name)
     # the new week reached people whose events did not change: new dormant rows
     weeks = incremental.filter(pl.col("lifecycle_status") == "dormant")["lifecycle_week"]
-    assert weeks.max() > before.filter(pl.col("lifecycle_status") == "dormant")[
-        "lifecycle_week"
-    ].max()
+    assert (
+        weeks.max() > before.filter(pl.col("lifecycle_status") == "dormant")["lifecycle_week"].max()
+    )
 
 
 @pytest.mark.slow
