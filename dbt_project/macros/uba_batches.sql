@@ -257,25 +257,43 @@
 
 {#- The load batches of `source` a model without a load_id column has consumed: one row per
     load in uba_consumed_batches (batch_id = load_id), written by its post-hook
-    uba_record_consumed_loads in the same transaction as its rows. -#}
-{% macro uba_consumed_loads(source) -%}
+    uba_record_consumed_loads in the same transaction as its rows. `version` (e.g. a hash of
+    a setting the rows depend on) is part of the producer's name there: under a new version
+    nothing has been consumed, so the model re-reads every load (its pre-hook
+    uba_forget_rows_of_other_versions deletes the rows of the old one). -#}
+{% macro uba_loads_producer(source, version='') -%}
+    {{ source.identifier }}{{ ('@' ~ version) if version else '' }}
+{%- endmacro %}
+
+{% macro uba_consumed_loads(source, version='') -%}
     select batch_id from {{ uba_batch_manifest() }}
-    where consumer = '{{ this.identifier }}' and producer = '{{ source.identifier }}'
+    where consumer = '{{ this.identifier }}'
+        and producer = '{{ uba_loads_producer(source, version) }}'
 {%- endmacro %}
 
-{% macro uba_record_consumed_loads(source) -%}
-    {{ return(adapter.dispatch('uba_record_consumed_loads', 'uba')(source)) }}
+{% macro uba_record_consumed_loads(source, version='') -%}
+    {{ return(adapter.dispatch('uba_record_consumed_loads', 'uba')(source, version)) }}
 {%- endmacro %}
 
-{% macro default__uba_record_consumed_loads(source) -%}
-    {%- if not is_incremental() %}
+{% macro default__uba_record_consumed_loads(source, version='') -%}
     delete from {{ uba_batch_manifest() }}
-    where consumer = '{{ this.identifier }}' and producer = '{{ source.identifier }}';
-    {%- endif %}
+    where consumer = '{{ this.identifier }}'
+    {%- if is_incremental() %}
+        and producer <> '{{ uba_loads_producer(source, version) }}'
+    {%- endif %};
     insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
-    select distinct '{{ this.identifier }}', '{{ source.identifier }}', load_id
+    select distinct '{{ this.identifier }}', '{{ uba_loads_producer(source, version) }}', load_id
     from {{ source }}
     {%- if is_incremental() %}
-    where {{ uba_new_loads(source, uba_consumed_loads(source)) }}
+    where {{ uba_new_loads(source, uba_consumed_loads(source, version)) }}
     {%- endif %}
+{%- endmacro %}
+
+{#- Pre-hook of such a model: every stored row goes when no load is recorded under `version`
+    (a first run under a new version, or a model never recorded). -#}
+{% macro uba_forget_rows_of_other_versions(source, version='') -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where not exists ({{ uba_consumed_loads(source, version) }})
+    {%- endif -%}
 {%- endmacro %}
