@@ -72,3 +72,30 @@
         on cohort_sizes.cohort_start = unbounded_counts.cohort_start
         and periods.period_number = unbounded_counts.period_number
 {%- endmacro %}
+
+{#- fct_user_lifecycle_weekly's people to recompute on an incremental run: those whose events
+    changed since it last ran, and, when the data's latest active week moved, everyone active
+    from the earlier of the stored and the new latest week (a person's closing 'dormant' row
+    exists only before the latest week). Both weeks are read before the model's SQL and its
+    pre-hook run, and written in as a literal (the same in both). -#}
+{% macro uba_lifecycle_recomputed_people(activity_daily) -%}
+    select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
+    {%- if execute %}
+    {%- set cache_key = 'uba_lifecycle_shifted_week' -%}
+    {%- if cache_key not in model -%}
+        {%- set weeks = run_query(
+            "select (select max(lifecycle_week) from " ~ this
+            ~ " where lifecycle_status <> 'dormant'), (select cast("
+            ~ dbt.date_trunc('week', 'max(activity_date)') ~ " as date) from "
+            ~ activity_daily ~ ")").rows[0] -%}
+        {%- set known = weeks | reject('none') | list -%}
+        {%- do model.update({cache_key: (known | min)
+            if known and weeks[0] != weeks[1] else none}) -%}
+    {%- endif %}
+    {%- if model[cache_key] is not none %}
+    union
+    select user_id from {{ activity_daily }}
+    where activity_date >= cast('{{ model[cache_key] }}' as date)
+    {%- endif %}
+    {%- endif %}
+{%- endmacro %}

@@ -232,3 +232,68 @@
         and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- `load_id in (...)`: the load batches `source` holds that `consumed` (a query of load ids)
+    does not list, read before the model's SQL runs and written in as literals, so DuckDB skips
+    the row groups of the batches already consumed (`load_id not in (subquery)` reads every row
+    of `source`, all its columns, every day). While dbt only parses: the subquery itself (same
+    rows). Load ids are not a watermark: a batch the gate blocked and later released lands
+    after newer ones. -#}
+{% macro uba_new_loads(source, consumed) -%}
+    {%- set new_loads = 'load_id not in (' ~ consumed ~ ')' -%}
+    {%- if not execute -%}
+        {{ return(new_loads) }}
+    {%- endif -%}
+    {%- set cache_key = 'uba_new_loads:' ~ source ~ ':' ~ consumed -%}
+    {%- if cache_key not in model -%}
+        {%- set load_ids = run_query(
+            'select distinct load_id from ' ~ source ~ ' where ' ~ new_loads ~ ' order by 1'
+        ).columns[0].values() -%}
+        {%- do model.update({cache_key: 'load_id in (' ~ (load_ids | join(', ')) ~ ')'
+            if load_ids else 'false'}) -%}
+    {%- endif -%}
+    {{ return(model[cache_key]) }}
+{%- endmacro %}
+
+{#- The load batches of `source` a model without a load_id column has consumed: one row per
+    load in uba_consumed_batches (batch_id = load_id), written by its post-hook
+    uba_record_consumed_loads in the same transaction as its rows. `version` (e.g. a hash of
+    a setting the rows depend on) is part of the producer's name there: under a new version
+    nothing has been consumed, so the model re-reads every load (its pre-hook
+    uba_forget_rows_of_other_versions deletes the rows of the old one). -#}
+{% macro uba_loads_producer(source, version='') -%}
+    {{ source.identifier }}{{ ('@' ~ version) if version else '' }}
+{%- endmacro %}
+
+{% macro uba_consumed_loads(source, version='') -%}
+    select batch_id from {{ uba_batch_manifest() }}
+    where consumer = '{{ this.identifier }}'
+        and producer = '{{ uba_loads_producer(source, version) }}'
+{%- endmacro %}
+
+{% macro uba_record_consumed_loads(source, version='') -%}
+    {{ return(adapter.dispatch('uba_record_consumed_loads', 'uba')(source, version)) }}
+{%- endmacro %}
+
+{% macro default__uba_record_consumed_loads(source, version='') -%}
+    delete from {{ uba_batch_manifest() }}
+    where consumer = '{{ this.identifier }}'
+    {%- if is_incremental() %}
+        and producer <> '{{ uba_loads_producer(source, version) }}'
+    {%- endif %};
+    insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
+    select distinct '{{ this.identifier }}', '{{ uba_loads_producer(source, version) }}', load_id
+    from {{ source }}
+    {%- if is_incremental() %}
+    where {{ uba_new_loads(source, uba_consumed_loads(source, version)) }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- Pre-hook of such a model: every stored row goes when no load is recorded under `version`
+    (a first run under a new version, or a model never recorded). -#}
+{% macro uba_forget_rows_of_other_versions(source, version='') -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where not exists ({{ uba_consumed_loads(source, version) }})
+    {%- endif -%}
+{%- endmacro %}

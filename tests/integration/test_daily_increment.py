@@ -40,6 +40,9 @@ DAILY_MODELS = [
     "reports.rpt_funnel_conversion_daily",
     "reports.rpt_funnel_conversion_weekly",
     "reports.rpt_active_users_daily",
+    "marts.fct_user_lifecycle_weekly",
+    "staging.stg_app__user_holdout_buckets",
+    "marts.dim_user_holdout_groups",
 ]
 # Bookkeeping columns that say which run wrote a row: a full build writes every row at once.
 RUN_COLUMNS = {"marts.fct_event_transitions": ["batch_id"]}
@@ -49,6 +52,7 @@ SELECT = [
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
     "+rpt_event_transitions +rpt_path_ngrams",
     "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features",
+    "+fct_user_lifecycle_weekly +dim_user_holdout_groups",
 ]
 
 
@@ -101,6 +105,46 @@ def test_one_new_day_incrementally_equals_a_full_build(daily_increment, name):
         daily_increment[build][name].drop(run_columns) for build in ("incremental", "full")
     )
     assert_same_rows(incremental.sort(incremental.columns), full.sort(full.columns), name)
+
+
+@pytest.mark.slow
+def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, tmp_path):
+    """A day that starts a new week: everyone whose last active week was the stored latest week
+    gets the 'dormant' row a full build gives them, though their events did not change (the
+    fixture's new day is in the history's last week, so it does not test this)."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    con = connect(path)
+    try:
+        # a few of the last day's events again, a week later, as a new load batch
+        con.execute(
+            "insert into raw.events_validated select * replace ("
+            "raw_id || '-next' as raw_id, event_id || '-next' as event_id,"
+            " event_ts + interval 7 day as event_ts, received_at + interval 7 day as received_at,"
+            " (select max(load_id) + 1 from raw.events_validated) as load_id)"
+            " from raw.events_validated where received_at >= ? and hash(event_id) % 10 = 0",
+            [daily_increment["cut"]],
+        )
+    finally:
+        con.close()
+    select = ["--select", "+fct_user_lifecycle_weekly"]
+    name = "marts.fct_user_lifecycle_weekly"
+    before = sorted_table(path, name)
+    run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=tmp_path / "target")
+    incremental = sorted_table(path, name)
+    run_dbt(
+        ["run", "--full-refresh", *select],
+        duckdb_path=path,
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+    full = sorted_table(path, name)
+    assert_same_rows(incremental, full, name)
+    # the new week reached people whose events did not change: new dormant rows
+    weeks = incremental.filter(pl.col("lifecycle_status") == "dormant")["lifecycle_week"]
+    assert (
+        weeks.max() > before.filter(pl.col("lifecycle_status") == "dormant")["lifecycle_week"].max()
+    )
 
 
 @pytest.mark.slow

@@ -181,6 +181,36 @@ def test_holdout_groups_follow_the_documented_assignment(impact_sample, impact_w
     assert 0.12 < share < 0.28  # ~450 people: the binomial spread around 20%
 
 
+def test_a_new_holdout_key_rebuckets_everyone_in_a_daily_run(
+    impact_sample, impact_warehouse, tmp_path
+):
+    """The buckets are stored incrementally (new ids only): a run under another
+    uba__holdout_key, without --full-refresh, still gives every id its bucket under that key."""
+    from python_models.dbt_runner import run_dbt
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(impact_warehouse, path)
+    key = "another-holdout-key"
+    run_dbt(
+        ["run", "--select", "stg_app__user_holdout_buckets dim_user_holdout_groups"],
+        duckdb_path=path,
+        quiet=True,
+        dbt_vars={"uba__holdout_key": key},
+    )
+    buckets = _read(
+        path, "select person_key, holdout_bucket from staging.stg_app__user_holdout_buckets"
+    )
+    by_key = dict(buckets.iter_rows())
+    assert len(by_key) == buckets.height
+    compared = 0
+    for raw in _raw_users(impact_sample):
+        person_key = pseudonymize(raw, "user", TEST_SALT)
+        if person_key in by_key:
+            assert by_key[person_key] == holdout_bucket(raw, "user", key)
+            compared += 1
+    assert compared > 300
+
+
 def test_salt_rotation_keeps_every_group(impact_sample, impact_warehouse, tmp_path, monkeypatch):
     from python_models.dbt_runner import run_dbt
 

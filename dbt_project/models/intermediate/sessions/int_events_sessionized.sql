@@ -3,7 +3,8 @@
     uba_sessionize) run over narrow rows in one query; the wide staged columns join back once.
 
     Incremental (delete+insert on event_id), a run costs what changed:
-    1. new events = the load batches staging has and this table has not (load_id);
+    1. new events = the load batches staging has and this table has not (load_id, written in as
+       literals: macro uba_new_loads);
     2. stitching is recomputed on the devices of the new events, from the last identified
        event before the earliest new one (anonymous events before it keep their neighbours);
     3. changed events = new ones and those whose person key moved;
@@ -57,7 +58,7 @@ new_events as (
 
     select event_id, user_hash, anonymous_hash, event_ts, event_name
     from {{ staged }}
-    where load_id not in (select distinct load_id from {{ this }})
+    where {{ uba_new_loads(staged, 'select distinct load_id from ' ~ this) }}
 
 ),
 
@@ -255,7 +256,16 @@ final as (
         cast(1 as bigint) as batch_id
         {%- endif %}
     from sessions
+    {% if is_incremental() -%}
+    {#- the staged rows of the events re-cut, found first with a semi-join on the few thousand
+        re-cut ids: joined directly, DuckDB built its hash table from every staged row -#}
+    inner join (
+        select * from {{ staged }}
+        where event_id in (select event_id from to_sessionize)
+    ) as staged
+    {%- else -%}
     inner join {{ staged }} as staged
+    {%- endif %}
         on sessions.event_id = staged.event_id
     {% if is_incremental() -%}
     left join restart_points

@@ -3,20 +3,34 @@
     returning    = active this week and the week before;
     resurrecting = active this week, not the week before, active some earlier week;
     dormant      = not active this week but active the week before (the week they lapsed).
-    Weeks of continued inactivity after "dormant" have no row. -#}
+    Weeks of continued inactivity after "dormant" have no row.
+
+    Incremental per person (a consumer of int_events_sessionized, uba_batches.sql): the rows of
+    the people whose events changed are recomputed from all their active weeks; so are those
+    of the people active from the week the latest active week was before this run, when the
+    data's latest week moved (their last run of active weeks gets, or loses, its 'dormant'
+    row: macro uba_lifecycle_recomputed_people). Everyone else's rows depend only on their own
+    weeks. -#}
+{%- set activity_daily = ref('fct_user_activity_daily') -%}
+{{ config(**uba_events_consumer_config(
+    'rows', where="user_id in (" ~ "{{ uba_lifecycle_recomputed_people(ref('fct_user_activity_daily')) }})"
+)) }}
 with activity as (
 
     select distinct
         user_id,
         cast({{ dbt.date_trunc('week', 'activity_date') }} as date) as activity_week
-    from {{ ref('fct_user_activity_daily') }}
+    from {{ activity_daily }}
+    {% if is_incremental() -%}
+    where user_id in ({{ uba_lifecycle_recomputed_people(activity_daily) }})
+    {%- endif %}
 
 ),
 
 last_week as (
 
     select cast({{ dbt.date_trunc('week', 'max(activity_date)') }} as date) as last_activity_week
-    from {{ ref('fct_user_activity_daily') }}
+    from {{ activity_daily }}
 
 ),
 

@@ -6,7 +6,9 @@
     Incremental (append) by load batch: the gate appends each load batch (load_id) to
     raw.events_validated once, whole, so a run stages the batches not staged yet. Finding them
     reads one bigint column on each side (an anti-join on event_id read every key: seconds at
-    10M events). A new salt or a new column needs `--full-refresh`. -#}
+    10M events), and their ids are written in as literals (macro uba_new_loads), so the four
+    reads below skip the source's older row groups. A new salt or a new column needs
+    `--full-refresh`. -#}
 -- depends_on: {{ ref('stg_app__pseudonym_salts') }}
 {{
     config(
@@ -24,8 +26,8 @@
 {%- if is_incremental() -%}
     {#- Not a watermark on load_id or loaded_at: a batch the gate blocked and later released
         lands after newer ones. -#}
-    {%- set validated = '(select * from ' ~ source_rows ~ ' where load_id not in '
-        ~ '(select distinct load_id from ' ~ this ~ '))' -%}
+    {%- set validated = '(select * from ' ~ source_rows ~ ' where '
+        ~ uba_new_loads(source_rows, 'select distinct load_id from ' ~ this) ~ ')' -%}
 {%- else -%}
     {%- set validated = source_rows -%}
 {%- endif %}

@@ -5,14 +5,35 @@
     this model, never the raw id. -#}
 {#- A table, not a view: the pseudonyms need the salt, which only dbt's connection holds, so a
     view would fail (or, before the salt check was typed, silently give NULL keys) for any
-    other reader. -#}
-{{ config(materialized='table') }}
+    other reader. Incremental (append): a run reads the load batches it has not consumed
+    (uba_new_loads; the loads consumed are recorded in uba_consumed_batches by the post-hook,
+    under a hash of var uba__holdout_key: a new key re-buckets everyone) and adds the
+    identifiers not stored yet; re-reading every raw row took seconds a day at 10M events. An
+    identifier stays once seen (its bucket never changes under one key): raw-data retention
+    does not move anyone's group, and erasure deletes the person's row (docs/privacy.md). A
+    new salt needs `--full-refresh`, as staging does. -#}
+{%- set source_rows = source('app', 'events_validated') -%}
+{%- set key_version = local_md5(var('uba__holdout_key')) -%}
+{{
+    config(
+        materialized=uba_incremental_unless_spark(),
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=["{{ uba_forget_rows_of_other_versions(source('app', 'events_validated'), "
+            ~ "local_md5(var('uba__holdout_key'))) }}"],
+        post_hook=["{{ uba_record_consumed_loads(source('app', 'events_validated'), "
+            ~ "local_md5(var('uba__holdout_key'))) }}"],
+    )
+}}
 -- depends_on: {{ ref('stg_app__pseudonym_salts') }}
 with
 
 validated as (
 
-    select user_id, anonymous_id from {{ source('app', 'events_validated') }}
+    select user_id, anonymous_id from {{ source_rows }}
+    {%- if is_incremental() %}
+    where {{ uba_new_loads(source_rows, uba_consumed_loads(source_rows, key_version)) }}
+    {%- endif %}
 
 ),
 
@@ -44,3 +65,6 @@ final as (
 )
 
 select * from final
+{%- if is_incremental() %}
+where person_key not in (select person_key from {{ this }})
+{%- endif %}
