@@ -181,12 +181,11 @@
     and within the window. Steps (any order): step k is reached once steps 2..k have each
     happened at or after step 1 and within the window; its time is the latest of them.
 
-    How, without a loop per event: every step-1 occurrence is a candidate; its steps come from
-    "first step-k event at or after t" columns (one ordered window pass), its end is known, so
-    "the next candidate after my end" is one more window pass; the attempts are then the
-    chain of next-candidates from each island start (a candidate more than a window after the
-    previous candidate always starts an attempt), followed by a recursive CTE whose depth is
-    the number of attempts inside one island.
+    How, without a loop per event: every step-1 instant is a candidate; its steps come from
+    "first step-k event at or after t" columns (one ordered window pass over the step events),
+    so its end is known; the attempts are then the chain of "first candidate after my end"
+    from each user's (session's) first candidate (macro uba_funnel_chosen_attempts: a
+    recursive walk, one engine's way or another's).
 
     Resuming (incremental fct_funnel_attempts): `ctes` are CTE definitions put first in the
     WITH; `resume` names two of them: `people` (user_id, replay_from: events before it are
@@ -201,6 +200,7 @@
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set keys = ['funnel_name', 'funnel_level', 'partition_id'] -%}
+{%- set step_timeline = 'partition by ' ~ keys | join(', ') ~ ' order by event_ts, step_number, event_id' -%}
 with
 
 {% if ctes -%}
@@ -254,43 +254,43 @@ by_level as (
 
 ),
 
-{#- For every instant at which some step happened: the first time of each step at or after it
-    (a range frame, so events at the same instant count as "after"; every row of one instant
-    has the same frame, so min() per instant is that value), and, when a step-1 event
-    happened at it, that step's columns: the candidates come from this one grouping, without
-    a second grouping of the step-1 rows and a join back. -#}
-next_steps as (
+{#- One ordered pass over each user's (session's) step events, by time, then step, then event
+    id: from a row on, the rows of its instant with the same or a later step and every later
+    row, so "the first step-k event at or after this row" is a running min() over the rows
+    that follow (events of the same instant count as after). The first step-1 row of an
+    instant (the smallest event id) is that instant's candidate and gives its columns; the
+    first step-k row of an instant carries the first step k+1 from it, for the strict chain.
+    Row frames and a per-row previous-row test: no grouping per instant. -#}
+step_rows as (
 
     select
         funnel_name,
         funnel_level,
         partition_id,
         event_ts,
-        count(case when step_number = 1 then 1 end) > 0 as has_step_1,
-        min(case when step_number = 1 then user_id end) as step_1_user_id,
-        min(case when step_number = 1 then session_id end) as step_1_session_id,
-        min(case when step_number = 1 then event_id end) as step_1_event_id,
-        min(step_1_before_at) as previous_step_1_at{% for column in breakdowns %},
-        min(case when step_number = 1 then {{ column }} end) as step_1_{{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
-        min(next_step_{{ k }}_at) as next_step_{{ k }}_at{% endfor %}
-    from (
-        select
-            by_level.*{% for k in range(2, max_steps + 1) %},
-            min(case when step_number = {{ k }} then event_ts end) over (
-                partition by funnel_name, funnel_level, partition_id
-                order by event_ts
-                range between current row and unbounded following
-            ) as next_step_{{ k }}_at{% endfor %},
-            {#- the latest step-1 time in the rows before this one: at an instant's first row
-                (the group's minimum) the latest step-1 instant strictly before it -#}
-            max(case when step_number = 1 then event_ts end) over (
-                partition by funnel_name, funnel_level, partition_id
-                order by event_ts
-                rows between unbounded preceding and 1 preceding
-            ) as step_1_before_at
-        from by_level
-    ) as step_rows
-    group by 1, 2, 3, 4
+        step_number,
+        user_id,
+        session_id,
+        event_id{% for column in breakdowns %},
+        {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        min(case when step_number = {{ k }} then event_ts end) over (
+            {{ step_timeline }}
+            rows between current row and unbounded following
+        ) as next_step_{{ k }}_at{% endfor %},
+        lag(event_ts) over ({{ step_timeline }}) as previous_row_at,
+        lag(step_number) over ({{ step_timeline }}) as previous_row_step
+    from by_level
+
+),
+
+{#- The first row of each (instant, step). -#}
+instant_steps as (
+
+    select *
+    from step_rows
+    where previous_row_at is null
+        or previous_row_at < event_ts
+        or previous_row_step < step_number
 
 ),
 
@@ -308,16 +308,28 @@ candidates as (
         funnel_level,
         partition_id,
         event_ts as started_at,
-        step_1_user_id as user_id,
-        step_1_session_id as session_id,
-        step_1_event_id as first_event_id,
-        previous_step_1_at as previous_started_at{% for column in breakdowns %},
-        step_1_{{ column }} as {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        user_id,
+        session_id,
+        event_id as first_event_id{% for column in breakdowns %},
+        {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
         next_step_{{ k }}_at as start_next_step_{{ k }}_at{% endfor %}
-    from next_steps
-    where has_step_1
+    from instant_steps
+    where step_number = 1
 
 ),
+
+{#- Strict order: step k+1 is the first step-(k+1) event at or after step k's instant (the
+    instant's first step-k row carries it). -#}
+{%- for k in range(2, max_steps) %}
+
+after_step_{{ k }} as (
+
+    select {{ keys | join(', ') }}, event_ts, next_step_{{ k + 1 }}_at
+    from instant_steps
+    where step_number = {{ k }}
+
+),
+{%- endfor %}
 
 candidate_steps as (
 
@@ -326,9 +338,7 @@ candidate_steps as (
         funnel_settings.step_count,
         funnel_settings.is_any_order,
         {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.started_at') }}
-            as window_ends_at,
-        {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.previous_started_at') }}
-            as previous_window_ends_at{% for k in range(2, max_steps + 1) %},
+            as window_ends_at{% for k in range(2, max_steps + 1) %},
         candidates.start_next_step_{{ k }}_at as first_step_{{ k }}_at,
         {% if k == 2 -%}
         candidates.start_next_step_2_at
@@ -339,7 +349,7 @@ candidate_steps as (
     inner join funnel_settings
         on candidates.funnel_name = funnel_settings.funnel_name
     {%- for k in range(2, max_steps) %}
-    left join next_steps as after_step_{{ k }}
+    left join after_step_{{ k }}
         on {% for key in keys %}candidates.{{ key }} = after_step_{{ k }}.{{ key }} and {% endfor -%}
         {%- if k == 2 %}candidates.start_next_step_2_at{% else %}after_step_{{ k - 1 }}.next_step_{{ k }}_at{% endif %} = after_step_{{ k }}.event_ts
     {%- endfor %}
@@ -359,7 +369,6 @@ candidate_attempts as (
         {{ column }},{% endfor %}
         step_count,
         window_ends_at,
-        previous_window_ends_at,
         started_at as step_1_at{% for k in range(2, max_steps + 1) %},
         case
             when step_count < {{ k }} then null
@@ -381,64 +390,15 @@ candidate_ends as (
         candidate_attempts.*,
         case step_count{% for k in range(2, max_steps + 1) %}
             when {{ k }} then step_{{ k }}_at{% endfor %}
-        end as converted_at,
-        {#- the previous candidate's window (from the step window pass: no ordered pass of its
-            own) -#}
-        coalesce(previous_window_ends_at < started_at, true) as is_island_start,
-        {#- one integer key, increasing with started_at inside each user (session), so the
-            recursion below joins on a single integer -#}
-        row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id
+        end as converted_at
     from candidate_attempts
 
 ),
 
-{#- Candidate starts (kind 0) and candidate ends (kind 1) in one ordered stream: the next
-    start strictly after an end is the first kind-0 row following it (the smallest id). -#}
-boundaries as (
-
-    select
-        {{ keys | join(', ') }},
-        started_at as boundary_at,
-        0 as boundary_kind,
-        candidate_id,
-        is_island_start
-    from candidate_ends
-    union all
-    select
-        {{ keys | join(', ') }},
-        coalesce(converted_at, window_ends_at) as boundary_at,
-        1 as boundary_kind,
-        candidate_id,
-        is_island_start
-    from candidate_ends
-
-),
-
-next_candidates as (
-
-    select
-        {{ keys | join(', ') }},
-        candidate_id,
-        next_candidate_id,
-        is_island_start
-    from (
-        select
-            boundaries.*,
-            min(case when boundary_kind = 0 then candidate_id end) over (
-                partition by {{ keys | join(', ') }}
-                order by boundary_at, boundary_kind
-                rows between 1 following and unbounded following
-            ) as next_candidate_id
-        from boundaries
-    ) as ordered_boundaries
-    where boundary_kind = 1
-
-),
-
-{#- The attempts: island starts, then next-candidate pointers inside each island. -#}
+{#- The attempts, each with its 1-based place among its user's (session's) attempts. -#}
 chosen as (
 
-    {{ uba_funnel_attempt_chain('next_candidates', keys) }}
+    {{ uba_funnel_chosen_attempts('candidate_ends', keys) }}
 
 ),
 
@@ -446,39 +406,35 @@ final as (
 
     select
         {{ dbt.hash(dbt.concat([
-            'candidate_ends.funnel_name', "'|'",
-            'candidate_ends.funnel_level', "'|'",
-            'candidate_ends.partition_id', "'|'",
-            uba_timestamp_text('candidate_ends.started_at')])) }} as attempt_id,
-        candidate_ends.user_id,
-        candidate_ends.session_id,
-        candidate_ends.first_event_id,
-        candidate_ends.funnel_name,
-        candidate_ends.funnel_level,{% for column in breakdowns %}
-        candidate_ends.{{ column }},{% endfor %}
-        cast(row_number() over (
-            partition by {% for key in keys %}candidate_ends.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
-            order by candidate_ends.started_at
-        ){% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer) as attempt_number,
-        cast(candidate_ends.step_count as integer) as step_count,
+            'chosen.funnel_name', "'|'",
+            'chosen.funnel_level', "'|'",
+            'chosen.partition_id', "'|'",
+            uba_timestamp_text('chosen.started_at')])) }} as attempt_id,
+        chosen.user_id,
+        chosen.session_id,
+        chosen.first_event_id,
+        chosen.funnel_name,
+        chosen.funnel_level,{% for column in breakdowns %}
+        chosen.{{ column }},{% endfor %}
+        cast(chosen.attempt_index{% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer)
+            as attempt_number,
+        cast(chosen.step_count as integer) as step_count,
         cast({% for k in range(1, max_steps + 1) -%}
-            case when candidate_ends.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
+            case when chosen.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
         {%- endfor %} as integer) as steps_completed,
-        case when candidate_ends.converted_at is not null
-            then {{ uba_epoch_seconds('candidate_ends.converted_at') }} - {{ uba_epoch_seconds('candidate_ends.started_at') }}
+        case when chosen.converted_at is not null
+            then {{ uba_epoch_seconds('chosen.converted_at') }} - {{ uba_epoch_seconds('chosen.started_at') }}
         end as seconds_to_convert,
-        candidate_ends.converted_at is not null as is_converted,
-        cast(candidate_ends.started_at as date) as started_date,
-        candidate_ends.started_at,
-        candidate_ends.converted_at,
-        candidate_ends.window_ends_at{% for k in range(1, max_steps + 1) %},
-        candidate_ends.step_{{ k }}_at{% endfor %}
-    from candidate_ends
-    inner join chosen
-        on candidate_ends.candidate_id = chosen.candidate_id
+        chosen.converted_at is not null as is_converted,
+        cast(chosen.started_at as date) as started_date,
+        chosen.started_at,
+        chosen.converted_at,
+        chosen.window_ends_at{% for k in range(1, max_steps + 1) %},
+        chosen.step_{{ k }}_at{% endfor %}
+    from chosen
     {%- if resume %}
     left join {{ resume.kept }} as kept
-        on {% for key in keys %}candidate_ends.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+        on {% for key in keys %}chosen.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
     {%- endif %}
 
 )
@@ -486,39 +442,170 @@ final as (
 select * from final
 {%- endmacro %}
 
-{#- The candidate ids on the chains of next-candidate pointers (`next_candidates`: `keys`,
-    candidate_id, next_candidate_id, is_island_start) that start at each island start: a
-    recursive CTE whose depth is the number of attempts inside one island. Nested so that the
-    model's own WITH stays plain (dbt injects unit-test fixtures there). Spark's version walks
-    each key's candidates in one aggregate (uba_cross_db_engines.sql). -#}
-{% macro uba_funnel_attempt_chain(next_candidates, keys) -%}
-    {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
+{#- The attempts among `candidates` (funnel_attempts' candidate_ends: `keys`, started_at,
+    window_ends_at, converted_at, ...): per key, the first candidate, then the first candidate
+    that starts after the previous attempt's end (its conversion, else its window end), and so
+    on; every column of the chosen candidates plus attempt_index (1, 2, ... in time order).
+    Nested so that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
+{% macro uba_funnel_chosen_attempts(candidates, keys) -%}
+    {{ return(adapter.dispatch('uba_funnel_chosen_attempts', 'uba')(candidates, keys)) }}
 {%- endmacro %}
 
-{#- DuckDB: the recursion re-reads its links at every level (one per attempt inside an island:
-    43 at 1M, ~71 at 10M), so they are first materialized as three integer-sized columns: the
-    whole next_candidates rows carry the three text keys, and at 10M events, under a 1.2 GB
-    memory limit, that CTE spilled and every level read it back from disk. -#}
-{% macro duckdb__uba_funnel_attempt_chain(next_candidates, keys) -%}
-    select chain.candidate_id
+{#- DuckDB: per key, the candidates' (start, end) spans as one list in start order, and each
+    candidate's next candidate, 1 + the number of candidates starting at or before its end:
+    the position of its end in one sorted list of all starts and ends (a start before an end
+    at the same instant) minus the ends before it. The chain from the first candidate is
+    walked by pointer doubling on those lists: after round r it holds the chain's first 2^r
+    attempts and the jumps reach 2^r links ahead, so a key with n attempts takes about
+    log2(n) rounds (a recursive CTE keyed on the key, each round one list pass per key still
+    walking; no join per round and no global numbering). The chosen starts join back to their
+    candidates. -#}
+{% macro duckdb__uba_funnel_chosen_attempts(candidates, keys) -%}
+    select {{ candidates }}.*, chosen_starts.attempt_index
+    from {{ candidates }}
+    inner join (
+        with recursive spans as (
+            select
+                {{ keys | join(', ') }},
+                {#- sorted by started_at (distinct within a key); an ordered list() buffers
+                    per group, out of memory with a key per session -#}
+                list_sort(list(struct_pack(
+                    started_at := started_at,
+                    ends_at := coalesce(converted_at, window_ends_at)))) as spans
+            from {{ candidates }}
+            group by {{ keys | join(', ') }}
+        ),
+        linked as (
+            select
+                {{ keys | join(', ') }},
+                spans,
+                list_transform(
+                    list_filter(
+                        list_transform(
+                            list_sort(list_concat(
+                                list_transform(spans, lambda span, i: struct_pack(
+                                    at := span.started_at, is_end := false, i := i)),
+                                list_transform(spans, lambda span, i: struct_pack(
+                                    at := span.ends_at, is_end := true, i := i)))),
+                            lambda boundary, position: struct_pack(
+                                is_end := boundary.is_end, next := position - boundary.i + 1)),
+                        lambda boundary: boundary.is_end),
+                    lambda boundary: boundary.next) as next_indexes
+            from spans
+        ),
+        walks ({{ keys | join(', ') }}, jumps, chain, is_walking) using key ({{ keys | join(', ') }}) as (
+            select
+                {{ keys | join(', ') }},
+                next_indexes,
+                [1],
+                next_indexes[1] <= len(next_indexes)
+            from linked
+            union
+            select
+                {{ keys | join(', ') }},
+                list_transform(jumps, lambda target: jumps[target]),
+                list_concat(chain, reached),
+                len(reached) = len(chain)
+            from (
+                select
+                    walks.*,
+                    list_filter(
+                        list_transform(chain, lambda link: jumps[link]),
+                        lambda target: target <= len(jumps)
+                    ) as reached
+                from walks
+                where is_walking
+            ) as stepped
+        )
+        select
+            {% for key in keys %}walks.{{ key }}, {% endfor %}
+            unnest(list_transform(walks.chain, lambda link: linked.spans[link].started_at))
+                as started_at,
+            generate_subscripts(walks.chain, 1) as attempt_index
+        from walks
+        inner join linked
+            on {% for key in keys %}walks.{{ key }} = linked.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+    ) as chosen_starts
+        on {% for key in keys %}{{ candidates }}.{{ key }} = chosen_starts.{{ key }} and {% endfor %}{{ candidates }}.started_at = chosen_starts.started_at
+{%- endmacro %}
+
+{#- Elsewhere: integer candidate ids, each candidate's next candidate from one ordered stream
+    of candidate starts and ends, and the chains of next pointers from each island start (a
+    candidate more than a window after the previous candidate always starts an attempt; the
+    chains are walked by macro uba_funnel_attempt_chain). -#}
+{% macro default__uba_funnel_chosen_attempts(candidates, keys) -%}
+    select
+        numbered.*,
+        row_number() over (
+            partition by {% for key in keys %}numbered.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+            order by numbered.started_at
+        ) as attempt_index
     from (
-        with recursive links as materialized (
-            select candidate_id, next_candidate_id, is_island_start
-            from {{ next_candidates }}
+        with numbered as (
+            select
+                {{ candidates }}.*,
+                coalesce(
+                    lag(window_ends_at) over (
+                        partition by {{ keys | join(', ') }} order by started_at
+                    ) < started_at,
+                    true
+                ) as is_island_start,
+                row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id
+            from {{ candidates }}
+        ),
+        {#- Candidate starts (kind 0) and candidate ends (kind 1) in one ordered stream: the
+            next start strictly after an end is the first kind-0 row following it. -#}
+        boundaries as (
+            select
+                {{ keys | join(', ') }},
+                started_at as boundary_at,
+                0 as boundary_kind,
+                candidate_id,
+                is_island_start
+            from numbered
+            union all
+            select
+                {{ keys | join(', ') }},
+                coalesce(converted_at, window_ends_at) as boundary_at,
+                1 as boundary_kind,
+                candidate_id,
+                is_island_start
+            from numbered
+        ),
+        next_candidates as (
+            select
+                {{ keys | join(', ') }},
+                candidate_id,
+                next_candidate_id,
+                is_island_start
+            from (
+                select
+                    boundaries.*,
+                    min(case when boundary_kind = 0 then candidate_id end) over (
+                        partition by {{ keys | join(', ') }}
+                        order by boundary_at, boundary_kind
+                        rows between 1 following and unbounded following
+                    ) as next_candidate_id
+                from boundaries
+            ) as ordered_boundaries
+            where boundary_kind = 1
         ),
         chain as (
-            select candidate_id, next_candidate_id
-            from links
-            where is_island_start
-            union all
-            select links.candidate_id, links.next_candidate_id
-            from chain
-            inner join links
-                on chain.next_candidate_id = links.candidate_id
-            where not links.is_island_start
+            {{ uba_funnel_attempt_chain('next_candidates', keys) }}
         )
-        select candidate_id from chain
-    ) as chain
+        select numbered.*
+        from numbered
+        inner join chain
+            on numbered.candidate_id = chain.candidate_id
+    ) as numbered
+{%- endmacro %}
+
+{#- The candidate ids on the chains of next-candidate pointers (`next_candidates`: `keys`,
+    candidate_id, next_candidate_id, is_island_start) that start at each island start: a
+    recursive CTE whose depth is the number of attempts inside one island. Spark's version
+    walks each key's candidates in one aggregate (uba_cross_db_engines.sql). -#}
+{% macro uba_funnel_attempt_chain(next_candidates, keys) -%}
+    {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
 {%- endmacro %}
 
 {% macro default__uba_funnel_attempt_chain(next_candidates, keys) -%}
