@@ -200,7 +200,7 @@
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set keys = ['funnel_name', 'funnel_level', 'partition_id'] -%}
-{%- set step_timeline = 'partition by ' ~ keys | join(', ') ~ ' order by event_ts, step_number, event_id' -%}
+{%- set step_timeline = 'partition by ' ~ keys | join(', ') ~ ' order by event_ts, step_number' -%}
 with
 
 {% if ctes -%}
@@ -254,13 +254,14 @@ by_level as (
 
 ),
 
-{#- One ordered pass over each user's (session's) step events, by time, then step, then event
-    id: from a row on, the rows of its instant with the same or a later step and every later
-    row, so "the first step-k event at or after this row" is a running min() over the rows
-    that follow (events of the same instant count as after). The first step-1 row of an
-    instant (the smallest event id) is that instant's candidate and gives its columns; the
-    first step-k row of an instant carries the first step k+1 from it, for the strict chain.
-    Row frames and a per-row previous-row test: no grouping per instant. -#}
+{#- One ordered pass over each user's (session's) step events, by time, then step: from a
+    row on come the rows of its instant with the same or a later step and every later row, so
+    "the first step-k event at or after this row" is a running min() over the rows that
+    follow (events of the same instant count as after). The first step-1 row of an instant is
+    that instant's candidate; the first step-k row of an instant carries the first step k+1
+    from it, for the strict chain. Row frames and a previous-row test instead of a grouping
+    per instant, and only the keys in the sort: the attempts' event columns are looked up
+    afterwards (attempt_events). -#}
 step_rows as (
 
     select
@@ -268,11 +269,7 @@ step_rows as (
         funnel_level,
         partition_id,
         event_ts,
-        step_number,
-        user_id,
-        session_id,
-        event_id{% for column in breakdowns %},
-        {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        step_number{% for k in range(2, max_steps + 1) %},
         min(case when step_number = {{ k }} then event_ts end) over (
             {{ step_timeline }}
             rows between current row and unbounded following
@@ -307,11 +304,7 @@ candidates as (
         funnel_name,
         funnel_level,
         partition_id,
-        event_ts as started_at,
-        user_id,
-        session_id,
-        event_id as first_event_id{% for column in breakdowns %},
-        {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        event_ts as started_at{% for k in range(2, max_steps + 1) %},
         next_step_{{ k }}_at as start_next_step_{{ k }}_at{% endfor %}
     from instant_steps
     where step_number = 1
@@ -363,10 +356,6 @@ candidate_attempts as (
     select
         {{ keys | join(', ') }},
         started_at,
-        user_id,
-        session_id,
-        first_event_id,{% for column in breakdowns %}
-        {{ column }},{% endfor %}
         step_count,
         window_ends_at,
         started_at as step_1_at{% for k in range(2, max_steps + 1) %},
@@ -396,9 +385,36 @@ candidate_ends as (
 ),
 
 {#- The attempts, each with its 1-based place among its user's (session's) attempts. -#}
+{%- set carried = ['step_count', 'window_ends_at', 'converted_at'] -%}
+{%- for k in range(1, max_steps + 1) %}{% do carried.append('step_' ~ k ~ '_at') %}{% endfor %}
+{%- set chosen_columns = keys + ['started_at', 'attempt_index'] + carried %}
 chosen as (
 
-    {{ uba_funnel_chosen_attempts('candidate_ends', keys) }}
+    {{ uba_funnel_chosen_attempts('candidate_ends', keys, carried) }}
+
+),
+
+{#- Each attempt's step-1 event columns: per column the smallest among the step-1 events of
+    its start instant (one event, but for ties). -#}
+attempt_events as (
+
+    select
+        {% for column in chosen_columns %}chosen.{{ column }},
+        {% endfor -%}
+        min(step_matches.user_id) as user_id,
+        min(step_matches.session_id) as session_id,
+        min(step_matches.event_id) as first_event_id{% for column in breakdowns %},
+        min(step_matches.{{ column }}) as {{ column }}{% endfor %}
+    from chosen
+    inner join step_matches
+        on chosen.funnel_name = step_matches.funnel_name
+        and chosen.started_at = step_matches.event_ts
+        and step_matches.step_number = 1
+        and chosen.partition_id = case
+            when chosen.funnel_level = 'user' then step_matches.user_id
+            else step_matches.session_id
+        end
+    group by {% for column in chosen_columns %}chosen.{{ column }}{{ ', ' if not loop.last }}{% endfor %}
 
 ),
 
@@ -431,7 +447,7 @@ final as (
         chosen.converted_at,
         chosen.window_ends_at{% for k in range(1, max_steps + 1) %},
         chosen.step_{{ k }}_at{% endfor %}
-    from chosen
+    from attempt_events as chosen
     {%- if resume %}
     left join {{ resume.kept }} as kept
         on {% for key in keys %}chosen.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
@@ -443,35 +459,36 @@ select * from final
 {%- endmacro %}
 
 {#- The attempts among `candidates` (funnel_attempts' candidate_ends: `keys`, started_at,
-    window_ends_at, converted_at, ...): per key, the first candidate, then the first candidate
-    that starts after the previous attempt's end (its conversion, else its window end), and so
-    on; every column of the chosen candidates plus attempt_index (1, 2, ... in time order).
+    window_ends_at, converted_at and the other `carried` columns): per key, the first
+    candidate, then the first candidate that starts after the previous attempt's end (its
+    conversion, else its window end), and so on; the chosen candidates' keys, started_at and
+    `carried` columns, plus attempt_index (1, 2, ... in time order).
     Nested so that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
-{% macro uba_funnel_chosen_attempts(candidates, keys) -%}
-    {{ return(adapter.dispatch('uba_funnel_chosen_attempts', 'uba')(candidates, keys)) }}
+{% macro uba_funnel_chosen_attempts(candidates, keys, carried) -%}
+    {{ return(adapter.dispatch('uba_funnel_chosen_attempts', 'uba')(candidates, keys, carried)) }}
 {%- endmacro %}
 
-{#- DuckDB: per key, the candidates' (start, end) spans as one list in start order, and each
-    candidate's next candidate, 1 + the number of candidates starting at or before its end:
-    the position of its end in one sorted list of all starts and ends (a start before an end
-    at the same instant) minus the ends before it. The chain from the first candidate is
-    walked by pointer doubling on those lists: after round r it holds the chain's first 2^r
-    attempts and the jumps reach 2^r links ahead, so a key with n attempts takes about
-    log2(n) rounds (a recursive CTE keyed on the key, each round one list pass per key still
-    walking; no join per round and no global numbering). The chosen starts join back to their
-    candidates. -#}
-{% macro duckdb__uba_funnel_chosen_attempts(candidates, keys) -%}
-    select {{ candidates }}.*, chosen_starts.attempt_index
-    from {{ candidates }}
-    inner join (
-        with recursive spans as (
+{#- DuckDB: per key, the candidates as one list in start order (their `carried` columns; they
+    start at distinct instants), and each candidate's next candidate, 1 + the number of
+    candidates starting at or before its end: the position of its end in one sorted list of
+    all starts and ends (a start before an end at the same instant) minus the ends before it.
+    The chain from the first candidate is walked by pointer doubling on those lists: after
+    round r it holds the chain's first 2^r attempts and the jumps reach 2^r links ahead, so a
+    key with n attempts takes about log2(n) rounds (a recursive CTE keyed on the key, each
+    round one list pass per key still walking: no join per round, no global numbering, no
+    second read of the candidates). -#}
+{% macro duckdb__uba_funnel_chosen_attempts(candidates, keys, carried) -%}
+    select unnest(walked.attempts, recursive := true)
+    from (
+        with recursive listed as (
             select
                 {{ keys | join(', ') }},
-                {#- sorted by started_at (distinct within a key); an ordered list() buffers
-                    per group, out of memory with a key per session -#}
+                {#- sorted by the first field, started_at (an ordered list() buffers per
+                    group: out of memory with a key per session) -#}
                 list_sort(list(struct_pack(
                     started_at := started_at,
-                    ends_at := coalesce(converted_at, window_ends_at)))) as spans
+                    ends_at := coalesce(converted_at, window_ends_at){% for column in carried %},
+                    {{ column }} := {{ column }}{% endfor %}))) as spans
             from {{ candidates }}
             group by {{ keys | join(', ') }}
         ),
@@ -491,7 +508,7 @@ select * from final
                                 is_end := boundary.is_end, next := position - boundary.i + 1)),
                         lambda boundary: boundary.is_end),
                     lambda boundary: boundary.next) as next_indexes
-            from spans
+            from listed
         ),
         walks ({{ keys | join(', ') }}, jumps, chain, is_walking) using key ({{ keys | join(', ') }}) as (
             select
@@ -517,25 +534,29 @@ select * from final
                 where is_walking
             ) as stepped
         )
-        select
-            {% for key in keys %}walks.{{ key }}, {% endfor %}
-            unnest(list_transform(walks.chain, lambda link: linked.spans[link].started_at))
-                as started_at,
-            generate_subscripts(walks.chain, 1) as attempt_index
+        select list_transform(
+            walks.chain,
+            lambda link, attempt_index: struct_pack(
+                {% for key in keys %}{{ key }} := linked.{{ key }},
+                {% endfor -%}
+                started_at := linked.spans[link].started_at,
+                attempt_index := attempt_index{% for column in carried %},
+                {{ column }} := linked.spans[link].{{ column }}{% endfor %})
+        ) as attempts
         from walks
         inner join linked
             on {% for key in keys %}walks.{{ key }} = linked.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
-    ) as chosen_starts
-        on {% for key in keys %}{{ candidates }}.{{ key }} = chosen_starts.{{ key }} and {% endfor %}{{ candidates }}.started_at = chosen_starts.started_at
+    ) as walked
 {%- endmacro %}
 
 {#- Elsewhere: integer candidate ids, each candidate's next candidate from one ordered stream
     of candidate starts and ends, and the chains of next pointers from each island start (a
     candidate more than a window after the previous candidate always starts an attempt; the
     chains are walked by macro uba_funnel_attempt_chain). -#}
-{% macro default__uba_funnel_chosen_attempts(candidates, keys) -%}
+{% macro default__uba_funnel_chosen_attempts(candidates, keys, carried) -%}
     select
-        numbered.*,
+        {% for column in keys + ['started_at'] + carried %}numbered.{{ column }},
+        {% endfor -%}
         row_number() over (
             partition by {% for key in keys %}numbered.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
             order by numbered.started_at
