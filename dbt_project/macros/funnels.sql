@@ -384,10 +384,10 @@ candidate_ends as (
 
 ),
 
-{#- The attempts, each with its 1-based place among its user's (session's) attempts. -#}
-{%- set carried = ['step_count', 'window_ends_at', 'converted_at'] -%}
-{%- for k in range(1, max_steps + 1) %}{% do carried.append('step_' ~ k ~ '_at') %}{% endfor %}
-{%- set chosen_columns = keys + ['started_at', 'attempt_index'] + carried %}
+{#- The attempts, each with its 1-based place among its user's (session's) attempts; what
+    else they carry is their steps' times (the rest follows from the funnel's settings). -#}
+{%- set carried = [] -%}
+{%- for k in range(2, max_steps + 1) %}{% do carried.append('step_' ~ k ~ '_at') %}{% endfor %}
 chosen as (
 
     {{ uba_funnel_chosen_attempts('candidate_ends', keys, carried) }}
@@ -399,7 +399,10 @@ chosen as (
 attempt_events as (
 
     select
-        {% for column in chosen_columns %}chosen.{{ column }},
+        {% for key in keys %}chosen.{{ key }},
+        {% endfor -%}
+        chosen.started_at,
+        {% for column in ['attempt_index'] + carried %}min(chosen.{{ column }}) as {{ column }},
         {% endfor -%}
         min(step_matches.user_id) as user_id,
         min(step_matches.session_id) as session_id,
@@ -414,7 +417,24 @@ attempt_events as (
             when chosen.funnel_level = 'user' then step_matches.user_id
             else step_matches.session_id
         end
-    group by {% for column in chosen_columns %}chosen.{{ column }}{{ ', ' if not loop.last }}{% endfor %}
+    group by {% for key in keys %}chosen.{{ key }}, {% endfor %}chosen.started_at
+
+),
+
+attempts as (
+
+    select
+        attempt_events.*,
+        funnel_settings.step_count,
+        {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'attempt_events.started_at') }}
+            as window_ends_at,
+        attempt_events.started_at as step_1_at,
+        case funnel_settings.step_count{% for k in range(2, max_steps + 1) %}
+            when {{ k }} then attempt_events.step_{{ k }}_at{% endfor %}
+        end as converted_at
+    from attempt_events
+    inner join funnel_settings
+        on attempt_events.funnel_name = funnel_settings.funnel_name
 
 ),
 
@@ -422,35 +442,35 @@ final as (
 
     select
         {{ dbt.hash(dbt.concat([
-            'chosen.funnel_name', "'|'",
-            'chosen.funnel_level', "'|'",
-            'chosen.partition_id', "'|'",
-            uba_timestamp_text('chosen.started_at')])) }} as attempt_id,
-        chosen.user_id,
-        chosen.session_id,
-        chosen.first_event_id,
-        chosen.funnel_name,
-        chosen.funnel_level,{% for column in breakdowns %}
-        chosen.{{ column }},{% endfor %}
-        cast(chosen.attempt_index{% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer)
+            'attempts.funnel_name', "'|'",
+            'attempts.funnel_level', "'|'",
+            'attempts.partition_id', "'|'",
+            uba_timestamp_text('attempts.started_at')])) }} as attempt_id,
+        attempts.user_id,
+        attempts.session_id,
+        attempts.first_event_id,
+        attempts.funnel_name,
+        attempts.funnel_level,{% for column in breakdowns %}
+        attempts.{{ column }},{% endfor %}
+        cast(attempts.attempt_index{% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer)
             as attempt_number,
-        cast(chosen.step_count as integer) as step_count,
+        cast(attempts.step_count as integer) as step_count,
         cast({% for k in range(1, max_steps + 1) -%}
-            case when chosen.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
+            case when attempts.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
         {%- endfor %} as integer) as steps_completed,
-        case when chosen.converted_at is not null
-            then {{ uba_epoch_seconds('chosen.converted_at') }} - {{ uba_epoch_seconds('chosen.started_at') }}
+        case when attempts.converted_at is not null
+            then {{ uba_epoch_seconds('attempts.converted_at') }} - {{ uba_epoch_seconds('attempts.started_at') }}
         end as seconds_to_convert,
-        chosen.converted_at is not null as is_converted,
-        cast(chosen.started_at as date) as started_date,
-        chosen.started_at,
-        chosen.converted_at,
-        chosen.window_ends_at{% for k in range(1, max_steps + 1) %},
-        chosen.step_{{ k }}_at{% endfor %}
-    from attempt_events as chosen
+        attempts.converted_at is not null as is_converted,
+        cast(attempts.started_at as date) as started_date,
+        attempts.started_at,
+        attempts.converted_at,
+        attempts.window_ends_at{% for k in range(1, max_steps + 1) %},
+        attempts.step_{{ k }}_at{% endfor %}
+    from attempts
     {%- if resume %}
     left join {{ resume.kept }} as kept
-        on {% for key in keys %}chosen.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+        on {% for key in keys %}attempts.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
     {%- endif %}
 
 )
@@ -517,6 +537,7 @@ select * from final
                 [1],
                 next_indexes[1] <= len(next_indexes)
             from linked
+            where next_indexes[1] <= len(next_indexes)
             union
             select
                 {{ keys | join(', ') }},
@@ -543,7 +564,13 @@ select * from final
                 attempt_index := attempt_index{% for column in carried %},
                 {{ column }} := linked.spans[link].{{ column }}{% endfor %})
         ) as attempts
-        from walks
+        from (
+            select {{ keys | join(', ') }}, chain from walks
+            union all
+            {#- a key whose first attempt is its last does not walk #}
+            select {{ keys | join(', ') }}, [1] from linked
+            where next_indexes[1] > len(next_indexes)
+        ) as walks
         inner join linked
             on {% for key in keys %}walks.{{ key }} = linked.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
     ) as walked
