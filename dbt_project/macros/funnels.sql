@@ -482,105 +482,14 @@ select * from final
     window_ends_at, converted_at and the other `carried` columns): per key, the first
     candidate, then the first candidate that starts after the previous attempt's end (its
     conversion, else its window end), and so on; the chosen candidates' keys, started_at and
-    `carried` columns, plus attempt_index (1, 2, ... in time order).
-    Nested so that the model's own WITH stays plain (dbt injects unit-test fixtures there). -#}
+    `carried` columns, plus attempt_index (1, 2, ... in time order). How: integer candidate
+    ids, each candidate's next candidate from one ordered stream of candidate starts and
+    ends, and the chains of next pointers from each island start (a candidate more than a
+    window after the previous candidate always starts an attempt; the chains are walked by
+    macro uba_funnel_attempt_chain). Nested so that the model's own WITH stays plain (dbt
+    injects unit-test fixtures there). Only the keys and times are carried through it: the
+    step-1 event's columns are looked up for the chosen attempts only (funnel_attempts). -#}
 {% macro uba_funnel_chosen_attempts(candidates, keys, carried) -%}
-    {{ return(adapter.dispatch('uba_funnel_chosen_attempts', 'uba')(candidates, keys, carried)) }}
-{%- endmacro %}
-
-{#- DuckDB: per key, the candidates as one list in start order (their `carried` columns; they
-    start at distinct instants), and each candidate's next candidate, 1 + the number of
-    candidates starting at or before its end: the position of its end in one sorted list of
-    all starts and ends (a start before an end at the same instant) minus the ends before it.
-    The chain from the first candidate is walked by pointer doubling on those lists: after
-    round r it holds the chain's first 2^r attempts and the jumps reach 2^r links ahead, so a
-    key with n attempts takes about log2(n) rounds (a recursive CTE keyed on the key, each
-    round one list pass per key still walking: no join per round, no global numbering, no
-    second read of the candidates). -#}
-{% macro duckdb__uba_funnel_chosen_attempts(candidates, keys, carried) -%}
-    select unnest(walked.attempts, recursive := true)
-    from (
-        with recursive listed as (
-            select
-                {{ keys | join(', ') }},
-                {#- sorted by the first field, started_at (an ordered list() buffers per
-                    group: out of memory with a key per session) -#}
-                list_sort(list(struct_pack(
-                    started_at := started_at,
-                    ends_at := coalesce(converted_at, window_ends_at){% for column in carried %},
-                    {{ column }} := {{ column }}{% endfor %}))) as spans
-            from {{ candidates }}
-            group by {{ keys | join(', ') }}
-        ),
-        linked as (
-            select
-                {{ keys | join(', ') }},
-                spans,
-                list_transform(
-                    list_filter(
-                        list_transform(
-                            list_sort(list_concat(
-                                list_transform(spans, lambda span, i: struct_pack(
-                                    at := span.started_at, is_end := false, i := i)),
-                                list_transform(spans, lambda span, i: struct_pack(
-                                    at := span.ends_at, is_end := true, i := i)))),
-                            lambda boundary, position: struct_pack(
-                                is_end := boundary.is_end, next := position - boundary.i + 1)),
-                        lambda boundary: boundary.is_end),
-                    lambda boundary: boundary.next) as next_indexes
-            from listed
-        ),
-        walks ({{ keys | join(', ') }}, jumps, chain, is_walking) using key ({{ keys | join(', ') }}) as (
-            select
-                {{ keys | join(', ') }},
-                next_indexes,
-                [1],
-                next_indexes[1] <= len(next_indexes)
-            from linked
-            where next_indexes[1] <= len(next_indexes)
-            union
-            select
-                {{ keys | join(', ') }},
-                list_transform(jumps, lambda target: jumps[target]),
-                list_concat(chain, reached),
-                len(reached) = len(chain)
-            from (
-                select
-                    walks.*,
-                    list_filter(
-                        list_transform(chain, lambda link: jumps[link]),
-                        lambda target: target <= len(jumps)
-                    ) as reached
-                from walks
-                where is_walking
-            ) as stepped
-        )
-        select list_transform(
-            walks.chain,
-            lambda link, attempt_index: struct_pack(
-                {% for key in keys %}{{ key }} := linked.{{ key }},
-                {% endfor -%}
-                started_at := linked.spans[link].started_at,
-                attempt_index := attempt_index{% for column in carried %},
-                {{ column }} := linked.spans[link].{{ column }}{% endfor %})
-        ) as attempts
-        from (
-            select {{ keys | join(', ') }}, chain from walks
-            union all
-            {#- a key whose first attempt is its last does not walk #}
-            select {{ keys | join(', ') }}, [1] from linked
-            where next_indexes[1] > len(next_indexes)
-        ) as walks
-        inner join linked
-            on {% for key in keys %}walks.{{ key }} = linked.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
-    ) as walked
-{%- endmacro %}
-
-{#- Elsewhere: integer candidate ids, each candidate's next candidate from one ordered stream
-    of candidate starts and ends, and the chains of next pointers from each island start (a
-    candidate more than a window after the previous candidate always starts an attempt; the
-    chains are walked by macro uba_funnel_attempt_chain). -#}
-{% macro default__uba_funnel_chosen_attempts(candidates, keys, carried) -%}
     select
         {% for column in keys + ['started_at'] + carried %}numbered.{{ column }},
         {% endfor -%}
@@ -592,12 +501,13 @@ select * from final
         with numbered as (
             select
                 {{ candidates }}.*,
-                coalesce(
-                    lag(window_ends_at) over (
-                        partition by {{ keys | join(', ') }} order by started_at
-                    ) < started_at,
-                    true
-                ) as is_island_start,
+                {#- the previous candidate's window, from the same ordered pass as the ids -#}
+                case
+                    when {% for key in keys %}lag({{ key }}) over (order by {{ keys | join(', ') }}, started_at) = {{ key }}
+                        and {% endfor %}lag(window_ends_at) over (order by {{ keys | join(', ') }}, started_at) >= started_at
+                        then false
+                    else true
+                end as is_island_start,
                 row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id
             from {{ candidates }}
         ),
@@ -654,6 +564,32 @@ select * from final
     walks each key's candidates in one aggregate (uba_cross_db_engines.sql). -#}
 {% macro uba_funnel_attempt_chain(next_candidates, keys) -%}
     {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
+{%- endmacro %}
+
+{#- DuckDB: the recursion re-reads its links at every level (one per attempt inside an island:
+    43 at 1M, ~71 at 10M), so they are first materialized as three integer-sized columns: the
+    whole next_candidates rows carry the three text keys, and at 10M events, under a 1.2 GB
+    memory limit, that CTE spilled and every level read it back from disk. -#}
+{% macro duckdb__uba_funnel_attempt_chain(next_candidates, keys) -%}
+    select chain.candidate_id
+    from (
+        with recursive links as materialized (
+            select candidate_id, next_candidate_id, is_island_start
+            from {{ next_candidates }}
+        ),
+        chain as (
+            select candidate_id, next_candidate_id
+            from links
+            where is_island_start
+            union all
+            select links.candidate_id, links.next_candidate_id
+            from chain
+            inner join links
+                on chain.next_candidate_id = links.candidate_id
+            where not links.is_island_start
+        )
+        select candidate_id from chain
+    ) as chain
 {%- endmacro %}
 
 {% macro default__uba_funnel_attempt_chain(next_candidates, keys) -%}
