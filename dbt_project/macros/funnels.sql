@@ -181,12 +181,11 @@
     and within the window. Steps (any order): step k is reached once steps 2..k have each
     happened at or after step 1 and within the window; its time is the latest of them.
 
-    How, without a loop per event: every step-1 occurrence is a candidate; its steps come from
-    "first step-k event at or after t" columns (one ordered window pass), its end is known, so
-    "the next candidate after my end" is one more window pass; the attempts are then the
-    chain of next-candidates from each island start (a candidate more than a window after the
-    previous candidate always starts an attempt), followed by a recursive CTE whose depth is
-    the number of attempts inside one island.
+    How, without a loop per event: every step-1 instant is a candidate; its steps come from
+    "first step-k event at or after t" columns (one ordered window pass over the step events),
+    so its end is known; the attempts are then the chain of "first candidate after my end"
+    from each user's (session's) first candidate (macro uba_funnel_chosen_attempts: a
+    recursive walk, one engine's way or another's).
 
     Resuming (incremental fct_funnel_attempts): `ctes` are CTE definitions put first in the
     WITH; `resume` names two of them: `people` (user_id, replay_from: events before it are
@@ -201,6 +200,7 @@
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set keys = ['funnel_name', 'funnel_level', 'partition_id'] -%}
+{%- set step_timeline = 'partition by ' ~ keys | join(', ') ~ ' order by event_ts, step_number' -%}
 with
 
 {% if ctes -%}
@@ -254,43 +254,40 @@ by_level as (
 
 ),
 
-{#- For every instant at which some step happened: the first time of each step at or after it
-    (a range frame, so events at the same instant count as "after"; every row of one instant
-    has the same frame, so min() per instant is that value), and, when a step-1 event
-    happened at it, that step's columns: the candidates come from this one grouping, without
-    a second grouping of the step-1 rows and a join back. -#}
-next_steps as (
+{#- One ordered pass over each user's (session's) step events, by time, then step: from a
+    row on come the rows of its instant with the same or a later step and every later row, so
+    "the first step-k event at or after this row" is a running min() over the rows that
+    follow (events of the same instant count as after). The first step-1 row of an instant is
+    that instant's candidate; the first step-k row of an instant carries the first step k+1
+    from it, for the strict chain. Row frames and a previous-row test instead of a grouping
+    per instant, and only the keys in the sort: the attempts' event columns are looked up
+    afterwards (attempt_events). -#}
+step_rows as (
 
     select
         funnel_name,
         funnel_level,
         partition_id,
         event_ts,
-        count(case when step_number = 1 then 1 end) > 0 as has_step_1,
-        min(case when step_number = 1 then user_id end) as step_1_user_id,
-        min(case when step_number = 1 then session_id end) as step_1_session_id,
-        min(case when step_number = 1 then event_id end) as step_1_event_id,
-        min(step_1_before_at) as previous_step_1_at{% for column in breakdowns %},
-        min(case when step_number = 1 then {{ column }} end) as step_1_{{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
-        min(next_step_{{ k }}_at) as next_step_{{ k }}_at{% endfor %}
-    from (
-        select
-            by_level.*{% for k in range(2, max_steps + 1) %},
-            min(case when step_number = {{ k }} then event_ts end) over (
-                partition by funnel_name, funnel_level, partition_id
-                order by event_ts
-                range between current row and unbounded following
-            ) as next_step_{{ k }}_at{% endfor %},
-            {#- the latest step-1 time in the rows before this one: at an instant's first row
-                (the group's minimum) the latest step-1 instant strictly before it -#}
-            max(case when step_number = 1 then event_ts end) over (
-                partition by funnel_name, funnel_level, partition_id
-                order by event_ts
-                rows between unbounded preceding and 1 preceding
-            ) as step_1_before_at
-        from by_level
-    ) as step_rows
-    group by 1, 2, 3, 4
+        step_number{% for k in range(2, max_steps + 1) %},
+        min(case when step_number = {{ k }} then event_ts end) over (
+            {{ step_timeline }}
+            rows between current row and unbounded following
+        ) as next_step_{{ k }}_at{% endfor %},
+        lag(event_ts) over ({{ step_timeline }}) as previous_row_at,
+        lag(step_number) over ({{ step_timeline }}) as previous_row_step
+    from by_level
+
+),
+
+{#- The first row of each (instant, step). -#}
+instant_steps as (
+
+    select *
+    from step_rows
+    where previous_row_at is null
+        or previous_row_at < event_ts
+        or previous_row_step < step_number
 
 ),
 
@@ -307,17 +304,25 @@ candidates as (
         funnel_name,
         funnel_level,
         partition_id,
-        event_ts as started_at,
-        step_1_user_id as user_id,
-        step_1_session_id as session_id,
-        step_1_event_id as first_event_id,
-        previous_step_1_at as previous_started_at{% for column in breakdowns %},
-        step_1_{{ column }} as {{ column }}{% endfor %}{% for k in range(2, max_steps + 1) %},
+        event_ts as started_at{% for k in range(2, max_steps + 1) %},
         next_step_{{ k }}_at as start_next_step_{{ k }}_at{% endfor %}
-    from next_steps
-    where has_step_1
+    from instant_steps
+    where step_number = 1
 
 ),
+
+{#- Strict order: step k+1 is the first step-(k+1) event at or after step k's instant (the
+    instant's first step-k row carries it). -#}
+{%- for k in range(2, max_steps) %}
+
+after_step_{{ k }} as (
+
+    select {{ keys | join(', ') }}, event_ts, next_step_{{ k + 1 }}_at
+    from instant_steps
+    where step_number = {{ k }}
+
+),
+{%- endfor %}
 
 candidate_steps as (
 
@@ -326,9 +331,7 @@ candidate_steps as (
         funnel_settings.step_count,
         funnel_settings.is_any_order,
         {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.started_at') }}
-            as window_ends_at,
-        {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'candidates.previous_started_at') }}
-            as previous_window_ends_at{% for k in range(2, max_steps + 1) %},
+            as window_ends_at{% for k in range(2, max_steps + 1) %},
         candidates.start_next_step_{{ k }}_at as first_step_{{ k }}_at,
         {% if k == 2 -%}
         candidates.start_next_step_2_at
@@ -339,7 +342,7 @@ candidate_steps as (
     inner join funnel_settings
         on candidates.funnel_name = funnel_settings.funnel_name
     {%- for k in range(2, max_steps) %}
-    left join next_steps as after_step_{{ k }}
+    left join after_step_{{ k }}
         on {% for key in keys %}candidates.{{ key }} = after_step_{{ k }}.{{ key }} and {% endfor -%}
         {%- if k == 2 %}candidates.start_next_step_2_at{% else %}after_step_{{ k - 1 }}.next_step_{{ k }}_at{% endif %} = after_step_{{ k }}.event_ts
     {%- endfor %}
@@ -353,13 +356,8 @@ candidate_attempts as (
     select
         {{ keys | join(', ') }},
         started_at,
-        user_id,
-        session_id,
-        first_event_id,{% for column in breakdowns %}
-        {{ column }},{% endfor %}
         step_count,
         window_ends_at,
-        previous_window_ends_at,
         started_at as step_1_at{% for k in range(2, max_steps + 1) %},
         case
             when step_count < {{ k }} then null
@@ -381,64 +379,62 @@ candidate_ends as (
         candidate_attempts.*,
         case step_count{% for k in range(2, max_steps + 1) %}
             when {{ k }} then step_{{ k }}_at{% endfor %}
-        end as converted_at,
-        {#- the previous candidate's window (from the step window pass: no ordered pass of its
-            own) -#}
-        coalesce(previous_window_ends_at < started_at, true) as is_island_start,
-        {#- one integer key, increasing with started_at inside each user (session), so the
-            recursion below joins on a single integer -#}
-        row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id
+        end as converted_at
     from candidate_attempts
 
 ),
 
-{#- Candidate starts (kind 0) and candidate ends (kind 1) in one ordered stream: the next
-    start strictly after an end is the first kind-0 row following it (the smallest id). -#}
-boundaries as (
-
-    select
-        {{ keys | join(', ') }},
-        started_at as boundary_at,
-        0 as boundary_kind,
-        candidate_id,
-        is_island_start
-    from candidate_ends
-    union all
-    select
-        {{ keys | join(', ') }},
-        coalesce(converted_at, window_ends_at) as boundary_at,
-        1 as boundary_kind,
-        candidate_id,
-        is_island_start
-    from candidate_ends
-
-),
-
-next_candidates as (
-
-    select
-        {{ keys | join(', ') }},
-        candidate_id,
-        next_candidate_id,
-        is_island_start
-    from (
-        select
-            boundaries.*,
-            min(case when boundary_kind = 0 then candidate_id end) over (
-                partition by {{ keys | join(', ') }}
-                order by boundary_at, boundary_kind
-                rows between 1 following and unbounded following
-            ) as next_candidate_id
-        from boundaries
-    ) as ordered_boundaries
-    where boundary_kind = 1
-
-),
-
-{#- The attempts: island starts, then next-candidate pointers inside each island. -#}
+{#- The attempts, each with its 1-based place among its user's (session's) attempts; what
+    else they carry is their steps' times (the rest follows from the funnel's settings). -#}
+{%- set carried = [] -%}
+{%- for k in range(2, max_steps + 1) %}{% do carried.append('step_' ~ k ~ '_at') %}{% endfor %}
 chosen as (
 
-    {{ uba_funnel_attempt_chain('next_candidates', keys) }}
+    {{ uba_funnel_chosen_attempts('candidate_ends', keys, carried) }}
+
+),
+
+{#- Each attempt's step-1 event columns: per column the smallest among the step-1 events of
+    its start instant (one event, but for ties). -#}
+attempt_events as (
+
+    select
+        {% for key in keys %}chosen.{{ key }},
+        {% endfor -%}
+        chosen.started_at,
+        {% for column in ['attempt_index'] + carried %}min(chosen.{{ column }}) as {{ column }},
+        {% endfor -%}
+        min(step_matches.user_id) as user_id,
+        min(step_matches.session_id) as session_id,
+        min(step_matches.event_id) as first_event_id{% for column in breakdowns %},
+        min(step_matches.{{ column }}) as {{ column }}{% endfor %}
+    from chosen
+    inner join step_matches
+        on chosen.funnel_name = step_matches.funnel_name
+        and chosen.started_at = step_matches.event_ts
+        and step_matches.step_number = 1
+        and chosen.partition_id = case
+            when chosen.funnel_level = 'user' then step_matches.user_id
+            else step_matches.session_id
+        end
+    group by {% for key in keys %}chosen.{{ key }}, {% endfor %}chosen.started_at
+
+),
+
+attempts as (
+
+    select
+        attempt_events.*,
+        funnel_settings.step_count,
+        {{ dbt.dateadd('second', 'funnel_settings.window_seconds', 'attempt_events.started_at') }}
+            as window_ends_at,
+        attempt_events.started_at as step_1_at,
+        case funnel_settings.step_count{% for k in range(2, max_steps + 1) %}
+            when {{ k }} then attempt_events.step_{{ k }}_at{% endfor %}
+        end as converted_at
+    from attempt_events
+    inner join funnel_settings
+        on attempt_events.funnel_name = funnel_settings.funnel_name
 
 ),
 
@@ -446,39 +442,35 @@ final as (
 
     select
         {{ dbt.hash(dbt.concat([
-            'candidate_ends.funnel_name', "'|'",
-            'candidate_ends.funnel_level', "'|'",
-            'candidate_ends.partition_id', "'|'",
-            uba_timestamp_text('candidate_ends.started_at')])) }} as attempt_id,
-        candidate_ends.user_id,
-        candidate_ends.session_id,
-        candidate_ends.first_event_id,
-        candidate_ends.funnel_name,
-        candidate_ends.funnel_level,{% for column in breakdowns %}
-        candidate_ends.{{ column }},{% endfor %}
-        cast(row_number() over (
-            partition by {% for key in keys %}candidate_ends.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
-            order by candidate_ends.started_at
-        ){% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer) as attempt_number,
-        cast(candidate_ends.step_count as integer) as step_count,
+            'attempts.funnel_name', "'|'",
+            'attempts.funnel_level', "'|'",
+            'attempts.partition_id', "'|'",
+            uba_timestamp_text('attempts.started_at')])) }} as attempt_id,
+        attempts.user_id,
+        attempts.session_id,
+        attempts.first_event_id,
+        attempts.funnel_name,
+        attempts.funnel_level,{% for column in breakdowns %}
+        attempts.{{ column }},{% endfor %}
+        cast(attempts.attempt_index{% if resume %} + coalesce(kept.kept_attempts, 0){% endif %} as integer)
+            as attempt_number,
+        cast(attempts.step_count as integer) as step_count,
         cast({% for k in range(1, max_steps + 1) -%}
-            case when candidate_ends.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
+            case when attempts.step_{{ k }}_at is not null then 1 else 0 end{{ ' + ' if not loop.last }}
         {%- endfor %} as integer) as steps_completed,
-        case when candidate_ends.converted_at is not null
-            then {{ uba_epoch_seconds('candidate_ends.converted_at') }} - {{ uba_epoch_seconds('candidate_ends.started_at') }}
+        case when attempts.converted_at is not null
+            then {{ uba_epoch_seconds('attempts.converted_at') }} - {{ uba_epoch_seconds('attempts.started_at') }}
         end as seconds_to_convert,
-        candidate_ends.converted_at is not null as is_converted,
-        cast(candidate_ends.started_at as date) as started_date,
-        candidate_ends.started_at,
-        candidate_ends.converted_at,
-        candidate_ends.window_ends_at{% for k in range(1, max_steps + 1) %},
-        candidate_ends.step_{{ k }}_at{% endfor %}
-    from candidate_ends
-    inner join chosen
-        on candidate_ends.candidate_id = chosen.candidate_id
+        attempts.converted_at is not null as is_converted,
+        cast(attempts.started_at as date) as started_date,
+        attempts.started_at,
+        attempts.converted_at,
+        attempts.window_ends_at{% for k in range(1, max_steps + 1) %},
+        attempts.step_{{ k }}_at{% endfor %}
+    from attempts
     {%- if resume %}
     left join {{ resume.kept }} as kept
-        on {% for key in keys %}candidate_ends.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+        on {% for key in keys %}attempts.{{ key }} = kept.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
     {%- endif %}
 
 )
@@ -486,11 +478,90 @@ final as (
 select * from final
 {%- endmacro %}
 
+{#- The attempts among `candidates` (funnel_attempts' candidate_ends: `keys`, started_at,
+    window_ends_at, converted_at and the other `carried` columns): per key, the first
+    candidate, then the first candidate that starts after the previous attempt's end (its
+    conversion, else its window end), and so on; the chosen candidates' keys, started_at and
+    `carried` columns, plus attempt_index (1, 2, ... in time order). How: integer candidate
+    ids, each candidate's next candidate from one ordered stream of candidate starts and
+    ends, and the chains of next pointers from each island start (a candidate more than a
+    window after the previous candidate always starts an attempt; the chains are walked by
+    macro uba_funnel_attempt_chain). Nested so that the model's own WITH stays plain (dbt
+    injects unit-test fixtures there). Only the keys and times are carried through it: the
+    step-1 event's columns are looked up for the chosen attempts only (funnel_attempts). -#}
+{% macro uba_funnel_chosen_attempts(candidates, keys, carried) -%}
+    select
+        {% for column in keys + ['started_at'] + carried %}numbered.{{ column }},
+        {% endfor -%}
+        row_number() over (
+            partition by {% for key in keys %}numbered.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+            order by numbered.started_at
+        ) as attempt_index
+    from (
+        with numbered as (
+            select
+                {{ candidates }}.*,
+                {#- the previous candidate's window, from the same ordered pass as the ids -#}
+                case
+                    when {% for key in keys %}lag({{ key }}) over (order by {{ keys | join(', ') }}, started_at) = {{ key }}
+                        and {% endfor %}lag(window_ends_at) over (order by {{ keys | join(', ') }}, started_at) >= started_at
+                        then false
+                    else true
+                end as is_island_start,
+                row_number() over (order by {{ keys | join(', ') }}, started_at) as candidate_id
+            from {{ candidates }}
+        ),
+        {#- Candidate starts (kind 0) and candidate ends (kind 1) in one ordered stream: the
+            next start strictly after an end is the first kind-0 row following it. -#}
+        boundaries as (
+            select
+                {{ keys | join(', ') }},
+                started_at as boundary_at,
+                0 as boundary_kind,
+                candidate_id,
+                is_island_start
+            from numbered
+            union all
+            select
+                {{ keys | join(', ') }},
+                coalesce(converted_at, window_ends_at) as boundary_at,
+                1 as boundary_kind,
+                candidate_id,
+                is_island_start
+            from numbered
+        ),
+        next_candidates as (
+            select
+                {{ keys | join(', ') }},
+                candidate_id,
+                next_candidate_id,
+                is_island_start
+            from (
+                select
+                    boundaries.*,
+                    min(case when boundary_kind = 0 then candidate_id end) over (
+                        partition by {{ keys | join(', ') }}
+                        order by boundary_at, boundary_kind
+                        rows between 1 following and unbounded following
+                    ) as next_candidate_id
+                from boundaries
+            ) as ordered_boundaries
+            where boundary_kind = 1
+        ),
+        chain as (
+            {{ uba_funnel_attempt_chain('next_candidates', keys) }}
+        )
+        select numbered.*
+        from numbered
+        inner join chain
+            on numbered.candidate_id = chain.candidate_id
+    ) as numbered
+{%- endmacro %}
+
 {#- The candidate ids on the chains of next-candidate pointers (`next_candidates`: `keys`,
     candidate_id, next_candidate_id, is_island_start) that start at each island start: a
-    recursive CTE whose depth is the number of attempts inside one island. Nested so that the
-    model's own WITH stays plain (dbt injects unit-test fixtures there). Spark's version walks
-    each key's candidates in one aggregate (uba_cross_db_engines.sql). -#}
+    recursive CTE whose depth is the number of attempts inside one island. Spark's version
+    walks each key's candidates in one aggregate (uba_cross_db_engines.sql). -#}
 {% macro uba_funnel_attempt_chain(next_candidates, keys) -%}
     {{ return(adapter.dispatch('uba_funnel_attempt_chain', 'uba')(next_candidates, keys)) }}
 {%- endmacro %}
