@@ -38,18 +38,6 @@ COMMON_PROPERTIES: tuple[str, ...] = (
     "email",
 )
 
-# Columns of raw.events whose values are (nearly) all distinct: DuckDB's analysis at write picks
-# FSST for them anyway; naming it in the table skips the other methods' analysis (1M load,
-# paired at load 11: insert CPU 4.1-4.3 -> 3.4-3.7 s; the same 88 MB file). DuckDB keeps the
-# choice in the catalog; a table made before keeps its own.
-DISTINCT_TEXT_COLUMNS: tuple[str, ...] = ("raw_id", "event_id", "event_ts", "received_at")
-
-
-def _text(column: str) -> str:
-    using = " using compression fsst" if column in DISTINCT_TEXT_COLUMNS else ""
-    return f"{column} varchar{using}"
-
-
 # raw.events carries no primary key: raw_id = <file sha256[:16]>:<row number> is unique by
 # construction (raw.load_log's key is the file hash, row numbers are unique in a file), and an
 # index on a text key cost more than the rest of the insert. load_id names the load batch (one
@@ -66,13 +54,13 @@ create table if not exists raw.load_log (
     loaded_at timestamp not null
 );
 create table if not exists raw.events (
-    {_text("raw_id")} not null,
+    raw_id varchar not null,
     load_id bigint not null,
     source_file varchar not null,
     file_sha256 varchar not null,
     row_number bigint not null,
     loaded_at timestamp not null,
-    {", ".join(_text(column) for column in CONTRACT_COLUMNS)},
+    {", ".join(f"{column} varchar" for column in CONTRACT_COLUMNS)},
     load_error varchar,
     raw_payload varchar
 );
