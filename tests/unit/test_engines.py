@@ -40,12 +40,15 @@ ARGUMENTS = {
     "datepart": "second",
     "interval": "window_seconds",
     "from_date_or_timestamp": "started_at",
+    "source": "raw.events_validated",
+    "version": "0123abcd",
 }
 # Incremental batch bookkeeping (uba_batches.sql): Spark rebuilds in full and keeps none.
 NO_BOOKKEEPING = {
     "uba_create_batch_manifest",
     "uba_record_consumed_batch",
     "uba_forget_consumers_on_full_refresh",
+    "uba_record_consumed_loads",
 }
 
 

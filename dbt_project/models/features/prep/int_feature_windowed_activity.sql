@@ -151,7 +151,9 @@ buckets as (
     person's weeks, every snapshot at once) and joins only the late ones to their snapshots; an
     incremental run, which writes a few snapshot dates, joins every bucket to them (the grid would
     step over the weeks before them too). -#}
-{%- set use_grid = not is_incremental() %}
+{#- Not on Spark: its sums of the grid's decimal decay terms differed from DuckDB's in
+    decayed_activity_score_90d (test_spark_engine), not yet explained; the join is exact there. -#}
+{%- set use_grid = not is_incremental() and target.type != 'spark' %}
 {% if use_grid -%}
 {#- Every Monday from the first bucket's to the last snapshot (a dense weekly grid, whatever
     snapshot dates are stored), and each person on the Mondays from their first bucket's to the
