@@ -856,3 +856,26 @@ def test_two_full_builds_are_bit_identical(generated, gated_warehouse, tmp_path)
     first_hashes, second_hashes = table_hashes(first, tables), table_hashes(second, tables)
     differing = [t for t in tables if first_hashes[t] != second_hashes[t]]
     assert differing == [], f"tables differ between two builds of the same data: {differing}"
+
+
+def test_late_identity_link_rebuilds_older_activity_days(planted, tmp_path):
+    """A login received last links a device whose anonymous events are 11 days older, far
+    outside the late-event lookback: the incremental daily activity mart must move those days
+    to the person, as a full refresh does."""
+    events = planted.events
+    login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
+    path = tmp_path / "warehouse.duckdb"
+    write_validated(path, events.filter(~login))
+    select = [*CORE_SELECT, "+fct_user_activity_daily"]
+    run = lambda *extra: run_dbt(  # noqa: E731
+        ["build", "--select", *select, *extra],
+        duckdb_path=path,
+        quiet=True,
+        target_path=tmp_path / "dbt-target",
+    )
+    run("--full-refresh")
+    write_validated_append(path, events.filter(login))
+    run()
+    incremental = table_hashes(path, ["marts.fct_user_activity_daily"])
+    run("--full-refresh")
+    assert table_hashes(path, ["marts.fct_user_activity_daily"]) == incremental

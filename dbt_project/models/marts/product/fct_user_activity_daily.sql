@@ -1,23 +1,25 @@
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='activity_date',
-) }}
-{#- Incremental by day: every run rebuilds each whole day that has an event received after the
-    stored high-water mark minus uba__late_event_lookback_days, so late arrivals (whatever their
-    event_ts) land in the right day. -#}
+{#- One row per user and UTC day with events. Incremental (a consumer of
+    int_events_sessionized, macros/uba_batches.sql): the (user, day) pairs that had events
+    written since this model last ran, including the pairs a re-stitched event left, are
+    deleted by the pre-hook and recounted from fct_events. So a late event, or a login that
+    moves a device's month-old anonymous events to its person, reaches its day whatever the
+    day's age (a lookback by received_at missed re-stitched days). -#}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{ config(**uba_events_consumer_config(
+    'rows',
+    where="exists (select 1 from ({{ uba_changed_user_days(ref('int_events_sessionized')) }})"
+        ~ " as changed where changed.user_id = {{ this }}.user_id"
+        ~ " and changed.event_date = {{ this }}.activity_date)"
+)) }}
+
 with events as (
 
-    select * from {{ ref('fct_events') }}
+    select events.*
+    from {{ ref('fct_events') }} as events
     {% if is_incremental() -%}
-    where event_date in (
-        select distinct event_date from {{ ref('fct_events') }}
-        where received_at > (
-            select {{ dbt.dateadd('day', -1 * var('uba__late_event_lookback_days'),
-                'max(max_received_at)') }}
-            from {{ this }}
-        )
-    )
+    inner join ({{ uba_changed_user_days(sessionized) }}) as changed
+        on events.user_id = changed.user_id
+        and events.event_date = changed.event_date
     {%- endif %}
 
 )
