@@ -38,9 +38,9 @@ from python_models.ingest.readers import (
     jsonl_read,
     one_line,
     parquet_read,
-    sql_str,
 )
 from python_models.ingest.tracking_plan import TrackingPlan, read_tracking_plan
+from python_models.warehouse.sql_text import standard_string
 
 _REJECTS = "__uba_load_rejects"
 _LINES = "__uba_load_lines"
@@ -67,7 +67,8 @@ def _utc_now() -> datetime:
 
 
 def _reject_code_sql() -> str:
-    whens = " ".join(f"when {sql_str(k)} then {sql_str(v)}" for k, v in REJECT_CODES.items())
+    quoted = standard_string
+    whens = " ".join(f"when {quoted(k)} then {quoted(v)}" for k, v in REJECT_CODES.items())
     return f"case error_type {whens} else lower(replace(error_type, ' ', '_')) end"
 
 
@@ -92,7 +93,7 @@ def _add_rejected_rows(
         """
     ).fetchone()[0]
     if rejected:
-        prefix = sql_str(info.sha256[:16])
+        prefix = standard_string(info.sha256[:16])
         # The k-th row read is the k-th row number that was not rejected.
         con.execute(
             f"""
@@ -157,10 +158,11 @@ def _insert_rows(
     else:
         con.execute(f"create or replace temp table {_LINES} as {jsonl_lines_sql(info, _REJECTS)}")
         read = FileRead(jsonl_read(_LINES), {}, {}, _REJECTS, header_lines=0)
+    prefix = standard_string(info.sha256[:16])
     con.execute(
         f"""
         insert into raw.events
-        select {sql_str(info.sha256[:16])} || ':' || ordinal, ?, ?, ?, ordinal, ?::timestamp,
+        select {prefix} || ':' || ordinal, ?, ?, ?, ordinal, ?::timestamp,
             {", ".join(CONTRACT_COLUMNS)}, load_error, raw_payload
         from ({read.sql})
         """,

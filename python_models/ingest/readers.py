@@ -17,7 +17,7 @@ import duckdb
 
 from python_models.ingest.contract import CONTRACT_COLUMNS
 from python_models.ingest.files import FileInfo, IngestError, csv_header
-from python_models.warehouse.sql_text import quote_ident
+from python_models.warehouse.sql_text import quote_ident, standard_string
 
 MAX_PAYLOAD_CHARS = 10_000
 MALFORMED_JSON_LINE = "malformed_json_line"
@@ -42,10 +42,6 @@ class FileRead:
     matched: dict[str, str]  # contract column -> file column
     rejects_table: str | None
     header_lines: int
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def match_columns(path, available: Iterable[str]) -> dict[str, str]:
@@ -88,7 +84,7 @@ def csv_read(con: duckdb.DuckDBPyConnection, info: FileInfo, rejects: str) -> Fi
     position = {name: i for i, name in enumerate(columns)}
     file_columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(columns)))
     source = (
-        f"read_csv({sql_str(str(info.path))}, header = true, auto_detect = false, "
+        f"read_csv({standard_string(str(info.path))}, header = true, auto_detect = false, "
         f"delim = ',', quote = '\"', escape = '\"', columns = {{{file_columns}}}, "
         f"{_text_options(info, rejects)})"
     )
@@ -115,7 +111,7 @@ def _varchar_expr(name: str, duck_type: str) -> str:
 
 
 def parquet_read(con: duckdb.DuckDBPyConnection, info: FileInfo) -> FileRead:
-    source = f"read_parquet({sql_str(str(info.path))}, file_row_number = true)"
+    source = f"read_parquet({standard_string(str(info.path))}, file_row_number = true)"
     try:
         described = con.execute(f"describe select * from {source}").fetchall()
     except duckdb.Error as exc:
@@ -143,7 +139,7 @@ def jsonl_lines_sql(info: FileInfo, rejects: str) -> str:
     no quoting; '\\r\\n' also accepts bare '\\n'), numbered; blank lines count."""
     return f"""
         select row_number() over () as ordinal, line
-        from read_csv({sql_str(str(info.path))}, columns = {{'line': 'VARCHAR'}},
+        from read_csv({standard_string(str(info.path))}, columns = {{'line': 'VARCHAR'}},
             header = false, delim = '\x01', quote = '', escape = '', new_line = '\\r\\n',
             auto_detect = false, strict_mode = false, {_text_options(info, rejects)})
     """

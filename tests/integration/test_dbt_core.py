@@ -866,16 +866,21 @@ def test_late_identity_link_rebuilds_older_activity_days(planted, tmp_path):
     login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
     path = tmp_path / "warehouse.duckdb"
     write_validated(path, events.filter(~login))
-    select = [*CORE_SELECT, "+fct_user_activity_daily"]
+    target = tmp_path / "dbt-target"
+    seed = ["seed", "--select", "event_taxonomy"]
+    run_dbt(seed, duckdb_path=path, quiet=True, target_path=target)
     run = lambda *extra: run_dbt(  # noqa: E731
-        ["build", "--select", *select, *extra],
+        ["run", "--select", "+fct_user_activity_daily", *extra],
         duckdb_path=path,
         quiet=True,
-        target_path=tmp_path / "dbt-target",
+        target_path=target,
     )
     run("--full-refresh")
     write_validated_append(path, events.filter(login))
     run()
+    late_device = pseudonymize("latedev0", "anon", TEST_SALT)
+    days = read_table(path, "select user_id from marts.fct_user_activity_daily")
+    assert late_device not in days["user_id"].to_list()
     incremental = table_hashes(path, ["marts.fct_user_activity_daily"])
     run("--full-refresh")
     assert table_hashes(path, ["marts.fct_user_activity_daily"]) == incremental
