@@ -20,7 +20,9 @@ batch" with subqueries evaluated when it runs. Those subqueries are marked
 (uba_run_time_value): the replay runs each distinct one once, when the tests run, and writes
 its value into the tests' SQL as a literal (`run_time_values`), so DuckDB skips the row groups
 of the history instead of reading every row of the tested table to compare it with a
-subquery; a number frozen at compile time never enters the plan. The SQL does depend on
+subquery; a number frozen at compile time never enters the plan. A marked key set
+(uba_run_time_values: the newest load batches of the new-key and reconciliation tests) is
+written in the same way, as a list (`load_id in (3)`). The SQL does depend on
 which relations existed when it was compiled (a staged-rows test checks every staged row
 before int_events_sessionized exists), so a plan is saved only from a build that started on a
 built warehouse.
@@ -45,6 +47,11 @@ _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snap
 _FAILING_ROWS_SHOWN = 5
 # A scalar subquery the replay evaluates once and writes in as a literal (uba_run_time_value).
 _RUN_TIME_VALUE = re.compile(r"\(/\* uba:run_time \*/ (?P<query>.*?) /\* uba:end \*/\)", re.S)
+# A key set's subquery (uba_run_time_values) the replay writes in as a list of literals; its
+# query may hold run-time values, written in first.
+_RUN_TIME_LIST = re.compile(
+    r"\(/\* uba:run_time_list \*/ (?P<query>.*?) /\* uba:end_list \*/\)", re.S
+)
 # dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
 # the daily run) and the column. Such tests on one model are counted in one scan.
 _NOT_NULL = re.compile(
@@ -206,20 +213,37 @@ def _literal(value) -> str | None:
 
 def run_time_values(con, tests: list[dict]) -> list[dict]:
     """The tests with each marked subquery (uba_run_time_value) replaced by its value now, as
-    a literal: each distinct subquery runs once. The tested tables do not change while the
-    tests run, so each test selects the rows it would with the subquery; a value of a type
-    this does not write in keeps its subquery."""
-    queries = {m["query"] for test in tests for m in _RUN_TIME_VALUE.finditer(test["sql"])}
+    a literal, and each marked key set (uba_run_time_values) by its values, as a list: each
+    distinct subquery runs once. The tested tables do not change while the tests run, so each
+    test selects the rows it would with the subquery; a value of a type this does not write
+    in keeps its subquery."""
+    tests = _substitute(con, tests, _RUN_TIME_VALUE, lambda rows: _literal(rows[0][0]))
+    return _substitute(con, tests, _RUN_TIME_LIST, _list_literal)
+
+
+def _list_literal(rows: list[tuple]) -> str | None:
+    """`(v1, v2)` of a key set's rows; `(null)` for none (`x in (null)` holds for no row, as
+    an empty subquery); None when a value is of a type the replay does not write in."""
+    literals = [_literal(row[0]) for row in rows]
+    if any(literal is None for literal in literals):
+        return None
+    return f"({', '.join(sorted(set(literals))) or 'null'})"
+
+
+def _substitute(con, tests: list[dict], marker: re.Pattern, literal) -> list[dict]:
+    """Each distinct `marker` subquery of the tests run once, replaced by literal(its rows)
+    (kept where that is None)."""
+    queries = {m["query"] for test in tests for m in marker.finditer(test["sql"])}
     literals = {}
     for query in sorted(queries):
-        literal = _literal(con.execute(query).fetchone()[0])
-        if literal is not None:
-            literals[query] = literal
+        written = literal(con.execute(query).fetchall())
+        if written is not None:
+            literals[query] = written
 
     def substitute(match: re.Match) -> str:
         return literals.get(match["query"], match[0])
 
-    return [{**test, "sql": _RUN_TIME_VALUE.sub(substitute, test["sql"])} for test in tests]
+    return [{**test, "sql": marker.sub(substitute, test["sql"])} for test in tests]
 
 
 def _tested_sql(test: dict) -> str:

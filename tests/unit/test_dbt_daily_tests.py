@@ -200,3 +200,48 @@ def test_run_time_values_write_dates_timestamps_and_nulls_as_literals():
     tests = [{"sql": f"select ((/* uba:run_time */ {q} /* uba:end */)) as v"} for q in queries]
     values = [con.execute(t["sql"]).fetchone()[0] for t in run_time_values(con, tests)]
     assert values == [con.execute(q).fetchone()[0] for q in queries]
+
+
+def test_a_key_set_compiled_once_is_written_in_as_each_later_days_values():
+    """A marked key set (uba_run_time_values, here "the newest load", holding a marked scalar
+    as __new_load_keys__' does) is written in as a list when the plan runs: each later day's
+    test counts that day's keys against every stored row (a key re-sent in the new load
+    fails, a duplicate among old loads only is out of scope), agreeing with the plain
+    subquery dbt's node runs; an empty key set selects no row, as the empty subquery."""
+    from python_models.dbt_daily_tests import run_time_values
+
+    con = duckdb.connect()
+    con.execute(
+        "create table events as select * from (values (1, 1), (1, 1), (2, 1), (3, 2)) "
+        "as t(event_id, load_id)"
+    )  # event 1 twice within the history's load; load 2 the newest
+    newest = (
+        f"select load_id from {MODEL} where load_id = "
+        f"(/* uba:run_time */ select max(load_id) from {MODEL} /* uba:end */)"
+    )
+    marked = f"/* uba:run_time_list */ {newest} /* uba:end_list */"
+    sql = (
+        "select event_id as unique_field, count(*) as n_records from (select * from "
+        f"{MODEL} where coalesce(event_id in (select event_id from {MODEL} where "
+        f"coalesce(load_id in ({marked}), false)), false)) dbt_subquery "
+        "where event_id is not null group by event_id having count(*) > 1"
+    )
+    plan = compiled_tests({"nodes": {"t": _node("unique_events_event_id", sql, "unique")}})
+    plain = compiled_tests(
+        {"nodes": {"t": _node("unique_events_event_id", sql.replace("/* uba:", "/* "), "unique")}}
+    )
+    (substituted,) = run_time_values(con, plan)
+    assert "uba:" not in substituted["sql"]
+    assert "coalesce(load_id in (2), false)" in substituted["sql"]
+    assert run_plan(con, plan).failed == run_plan(con, plain).failed == []
+
+    con.execute("insert into events values (4, 3), (5, 3)")  # a later load, clean
+    assert "load_id in (3)" in run_time_values(con, plan)[0]["sql"]
+    assert run_plan(con, plan).failed == run_plan(con, plain).failed == []
+    con.execute("insert into events values (2, 4)")  # the next load re-sends event 2
+    failed = ["unique_events_event_id: 1 failing rows; first: (2, 2)"]
+    assert run_plan(con, plan).failed == run_plan(con, plain).failed == failed
+
+    empty = [{**test, "sql": test["sql"].replace(newest, newest + " and false")} for test in plan]
+    assert "coalesce(load_id in (null), false)" in run_time_values(con, empty)[0]["sql"]
+    assert run_plan(con, empty).failed == []
