@@ -245,3 +245,85 @@ def test_a_key_set_compiled_once_is_written_in_as_each_later_days_values():
     empty = [{**test, "sql": test["sql"].replace(newest, newest + " and false")} for test in plan]
     assert "coalesce(load_id in (null), false)" in run_time_values(con, empty)[0]["sql"]
     assert run_plan(con, empty).failed == []
+
+
+def _generic(name: str, sql: str, kind: str, kwargs: dict, severity: str = "ERROR") -> dict:
+    return _node(name, sql, kind, severity) | {
+        "attached_node": "model.uba.events",
+        "test_metadata": {"name": kind, "kwargs": kwargs},
+    }
+
+
+def test_tests_a_constraint_or_a_unique_key_already_guarantees_are_not_read():
+    """A not_null test of a NOT NULL column, and a combination holding a column that a
+    severity-error unique test of the same scope checks and that is NOT NULL, cannot find a
+    failing row: the replay counts them passed without a query. Planted: each such test would
+    fail if it were run on a table without the constraint (the nulls and the duplicate pair
+    are there), so the test fails if a test is skipped without its guarantee; a combination
+    whose unique key is only a warning still runs and fails."""
+    con = duckdb.connect()
+    con.execute("create table events (event_id integer not null, user_id varchar, n integer)")
+    con.execute("insert into events values (1, 'a', 1), (2, 'a', null), (3, null, 3)")
+    model = {"unique_id": "model.uba.events", "resource_type": "model", "name": "events"}
+    model |= {"schema": "main", "alias": "events", "config": {}}
+    combo_sql = (
+        f"select user_id, event_id, count(*) as copies from {MODEL} "
+        "group by user_id, event_id having count(*) > 1"
+    )
+    unique_sql = (
+        f"select event_id as unique_field, count(*) as n_records from {MODEL} "
+        "where event_id is not null group by event_id having count(*) > 1"
+    )
+    combo = {"combination_of_columns": ["user_id", "event_id"]}
+
+    def plan(unique_severity: str) -> list[dict]:
+        nodes = [
+            _generic(
+                "not_null_event_id",
+                _not_null("event_id")["compiled_code"],
+                "not_null",
+                {"column_name": "event_id"},
+            ),
+            _generic(
+                "not_null_n", _not_null("n")["compiled_code"], "not_null", {"column_name": "n"}
+            ),
+            _generic(
+                "unique_event_id",
+                unique_sql,
+                "unique",
+                {"column_name": "event_id"},
+                unique_severity,
+            ),
+            _generic("combo_user_event", combo_sql, "uba_unique_combination_of_columns", combo),
+        ]
+        return compiled_tests({"nodes": {n["unique_id"]: n for n in [model, *nodes]}})
+
+    from python_models.dbt_daily_tests import implied_tests
+
+    assert implied_tests(con, plan("ERROR")) == {"not_null_event_id", "combo_user_event"}
+    assert implied_tests(con, plan("warn")) == {"not_null_event_id"}
+    # what the skipped tests would find without the constraint: the guarantee is what holds
+    con.execute("create table unconstrained as select * from events")
+    con.execute("alter table events rename to constrained")
+    con.execute("alter table unconstrained rename to events")
+    con.execute("insert into events values (null, 'b', 4), (1, 'a', 5)")
+    assert implied_tests(con, plan("ERROR")) == set()
+    outcome = run_plan(con, plan("ERROR"))
+    assert sorted(f.split(":")[0] for f in outcome.failed) == [
+        "combo_user_event",
+        "not_null_event_id",
+        "not_null_n",
+        "unique_event_id",
+    ]
+    con.execute("drop table events")
+    con.execute("alter table constrained rename to events")
+    outcome = run_plan(con, plan("ERROR"))
+    assert [f.split(":")[0] for f in outcome.failed] == ["not_null_n"] and outcome.passed == 3
+    # a duplicate key: the unique test fails the refresh; were it only a warning, the
+    # combination is run and fails too
+    con.execute("insert into events values (1, 'a', 6)")
+    failed = [f.split(":")[0] for f in run_plan(con, plan("ERROR")).failed]
+    assert sorted(failed) == ["not_null_n", "unique_event_id"]
+    outcome = run_plan(con, plan("warn"))
+    assert sorted(f.split(":")[0] for f in outcome.failed) == ["combo_user_event", "not_null_n"]
+    assert [w.split(":")[0] for w in outcome.warned] == ["unique_event_id"]
