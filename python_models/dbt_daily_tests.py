@@ -20,10 +20,13 @@ batch" with subqueries evaluated when it runs. Those subqueries are marked
 (uba_run_time_value): the replay runs each distinct one once, when the tests run, and writes
 its value into the tests' SQL as a literal (`run_time_values`), so DuckDB skips the row groups
 of the history instead of reading every row of the tested table to compare it with a
-subquery; a number frozen at compile time never enters the plan. The SQL does depend on
-which relations existed when it was compiled (a staged-rows test checks every staged row
-before int_events_sessionized exists), so a plan is saved only from a build that started on a
-built warehouse.
+subquery; a number frozen at compile time never enters the plan. A marked key set
+(uba_run_time_values: the newest load batches of the new-key and reconciliation tests) is
+written in the same way, as a list (`load_id in (3)`). Tests that cannot find a failing row
+given a NOT NULL constraint or another test of the plan (`implied_tests`) count as passed
+without a query. The SQL does depend on which relations existed when it was compiled (a
+staged-rows test checks every staged row before int_events_sessionized exists), so a plan is
+saved only from a build that started on a built warehouse.
 `uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
 """
 
@@ -45,6 +48,11 @@ _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snap
 _FAILING_ROWS_SHOWN = 5
 # A scalar subquery the replay evaluates once and writes in as a literal (uba_run_time_value).
 _RUN_TIME_VALUE = re.compile(r"\(/\* uba:run_time \*/ (?P<query>.*?) /\* uba:end \*/\)", re.S)
+# A key set's subquery (uba_run_time_values) the replay writes in as a list of literals; its
+# query may hold run-time values, written in first.
+_RUN_TIME_LIST = re.compile(
+    r"\(/\* uba:run_time_list \*/ (?P<query>.*?) /\* uba:end_list \*/\)", re.S
+)
 # dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
 # the daily run) and the column. Such tests on one model are counted in one scan.
 _NOT_NULL = re.compile(
@@ -166,9 +174,27 @@ def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | Non
             "error_if": node["config"].get("error_if") or "!= 0",
             "limit": node["config"].get("limit"),
             "sql": node["compiled_code"],
+            **_tested_columns(manifest, node),
         }
         for node in sorted(compiled, key=lambda n: n["unique_id"])
     ]
+
+
+def _tested_columns(manifest: dict, node: dict) -> dict:
+    """What a generic test checks, for `implied_tests`: the model's table ([schema, name]),
+    the column(s) and the test's own `where` (with the model, its scope)."""
+    attached = manifest["nodes"].get(node.get("attached_node") or "")
+    kwargs = (node.get("test_metadata") or {}).get("kwargs") or {}
+    columns = kwargs.get("combination_of_columns") or (
+        [kwargs["column_name"]] if kwargs.get("column_name") else None
+    )
+    if attached is None or not columns:
+        return {}
+    return {
+        "table": [attached["schema"], attached.get("alias") or attached["name"]],
+        "columns": list(columns),
+        "where": node["config"].get("where"),
+    }
 
 
 def save_plan(fingerprint: str) -> int:
@@ -206,20 +232,37 @@ def _literal(value) -> str | None:
 
 def run_time_values(con, tests: list[dict]) -> list[dict]:
     """The tests with each marked subquery (uba_run_time_value) replaced by its value now, as
-    a literal: each distinct subquery runs once. The tested tables do not change while the
-    tests run, so each test selects the rows it would with the subquery; a value of a type
-    this does not write in keeps its subquery."""
-    queries = {m["query"] for test in tests for m in _RUN_TIME_VALUE.finditer(test["sql"])}
+    a literal, and each marked key set (uba_run_time_values) by its values, as a list: each
+    distinct subquery runs once. The tested tables do not change while the tests run, so each
+    test selects the rows it would with the subquery; a value of a type this does not write
+    in keeps its subquery."""
+    tests = _substitute(con, tests, _RUN_TIME_VALUE, lambda rows: _literal(rows[0][0]))
+    return _substitute(con, tests, _RUN_TIME_LIST, _list_literal)
+
+
+def _list_literal(rows: list[tuple]) -> str | None:
+    """`(v1, v2)` of a key set's rows; `(null)` for none (`x in (null)` holds for no row, as
+    an empty subquery); None when a value is of a type the replay does not write in."""
+    literals = [_literal(row[0]) for row in rows]
+    if any(literal is None for literal in literals):
+        return None
+    return f"({', '.join(sorted(set(literals))) or 'null'})"
+
+
+def _substitute(con, tests: list[dict], marker: re.Pattern, literal) -> list[dict]:
+    """Each distinct `marker` subquery of the tests run once, replaced by literal(its rows)
+    (kept where that is None)."""
+    queries = {m["query"] for test in tests for m in marker.finditer(test["sql"])}
     literals = {}
     for query in sorted(queries):
-        literal = _literal(con.execute(query).fetchone()[0])
-        if literal is not None:
-            literals[query] = literal
+        written = literal(con.execute(query).fetchall())
+        if written is not None:
+            literals[query] = written
 
     def substitute(match: re.Match) -> str:
         return literals.get(match["query"], match[0])
 
-    return [{**test, "sql": _RUN_TIME_VALUE.sub(substitute, test["sql"])} for test in tests]
+    return [{**test, "sql": marker.sub(substitute, test["sql"])} for test in tests]
 
 
 def _tested_sql(test: dict) -> str:
@@ -279,6 +322,48 @@ def _queries(tests: list[dict]) -> list[tuple[list[dict], str]]:
     return queries
 
 
+# Tests whose failure count is 0 whenever another guarantee holds count as passed unread: only
+# with dbt's default judgement (a failing row fails or warns).
+_DEFAULT_JUDGEMENT = {"fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0"}
+
+
+def implied_tests(con, tests: list[dict]) -> set[str]:
+    """Names of the saved tests that cannot find a failing row, given what DuckDB enforces and
+    the other tests of the plan, so the replay does not read their tables:
+    - not_null of a column the warehouse table declares NOT NULL (a contract's constraint:
+      DuckDB refuses a null on every insert and update);
+    - uba_unique_combination_of_columns whose columns include one that a `unique` test of the
+      same table and scope checks (severity error: if it fails, the refresh fails) and that
+      is NOT NULL: a combination holding a unique non-null value has no two equal rows.
+    Tests saved without their columns (older plans) are never implied."""
+    not_null = {
+        (schema, table, column)
+        for schema, table, column in con.execute(
+            "select schema_name, table_name, column_name from duckdb_columns() "
+            "where database_name = current_database() and not is_nullable"
+        ).fetchall()
+    }
+    unique = {
+        (*test["table"], test["where"], test["columns"][0])
+        for test in tests
+        if test.get("kind") == "unique" and test.get("table") and test["severity"] == "error"
+    }
+    implied = set()
+    for test in tests:
+        if not test.get("table") or any(test[k] != v for k, v in _DEFAULT_JUDGEMENT.items()):
+            continue
+        if test.get("limit") is not None:
+            continue
+        keys = [(*test["table"], column) for column in test["columns"]]
+        if test.get("kind") == "not_null" and keys[0] in not_null:
+            implied.add(test["name"])
+        elif test.get("kind") == "uba_unique_combination_of_columns" and any(
+            key in not_null and (*test["table"], test["where"], key[2]) in unique for key in keys
+        ):
+            implied.add(test["name"])
+    return implied
+
+
 def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     """Run each saved test as dbt's default get_test_sql does: fail_calc over the test's rows,
     compared with warn_if / error_if; severity warn never fails. The not_null tests of one
@@ -286,7 +371,8 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     queries at a time, each on its own cursor (as dbt runs `threads` nodes at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    queries = _queries(run_time_values(con, tests))
+    implied = implied_tests(con, tests)
+    queries = _queries(run_time_values(con, [t for t in tests if t["name"] not in implied]))
 
     def figures(query: str) -> tuple:
         cursor = con.cursor()
@@ -297,7 +383,7 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         results = list(pool.map(figures, [query for _, query in queries]))
-    outcome = TestsOutcome()
+    outcome = TestsOutcome(passed=len(implied))
     for (group, _), row in zip(queries, results, strict=True):
         for i, test in enumerate(group):
             _judge(con, test, *row[3 * i : 3 * i + 3], outcome)

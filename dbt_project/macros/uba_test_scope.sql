@@ -128,11 +128,20 @@
     (/* uba:run_time */ {{ query }} /* uba:end */)
 {%- endmacro %}
 
+{#- The same for the values of a key set (`in (...)`): `query` returns a few rows of one
+    integer, date or timestamp column; the replay writes them in as a list (`load_id in (3)`),
+    so DuckDB skips the row groups of other loads instead of joining every row against the
+    subquery. No parentheses here: the caller's `in (...)` holds it. -#}
+{% macro uba_run_time_values(query) -%}
+    /* uba:run_time_list */ {{ query }} /* uba:end_list */
+{%- endmacro %}
+
 {#- The load_ids of the newest load batches among `relation`'s rows (a table with load_id), as a
     query: those int_events_sessionized has not consumed yet (`dbt build` tests staging before
     it sessionizes the day) and those whose first rows its latest batch wrote (the replay runs
     after the build; later batches re-cut some of a load's events: the history's one load is
-    in every batch). None before int_events_sessionized exists (every row is new). -#}
+    in every batch). None before int_events_sessionized exists (every row is new). The replay
+    writes the ids in (uba_run_time_values): both parts read the two tables whole. -#}
 {% macro uba_new_load_batches(relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
     {%- if load_relation(sessionized) is none -%}
@@ -145,7 +154,7 @@
         select load_id from {{ relation }}
         where load_id not in (select distinct load_id from {{ sessionized }})
     {%- endset -%}
-    {{ return(new_loads) }}
+    {{ return(uba_run_time_values(new_loads)) }}
 {%- endmacro %}
 
 {#- The latest batch of a relation with batch_id, for a test's scope: a subquery, never a

@@ -200,3 +200,130 @@ def test_run_time_values_write_dates_timestamps_and_nulls_as_literals():
     tests = [{"sql": f"select ((/* uba:run_time */ {q} /* uba:end */)) as v"} for q in queries]
     values = [con.execute(t["sql"]).fetchone()[0] for t in run_time_values(con, tests)]
     assert values == [con.execute(q).fetchone()[0] for q in queries]
+
+
+def test_a_key_set_compiled_once_is_written_in_as_each_later_days_values():
+    """A marked key set (uba_run_time_values, here "the newest load", holding a marked scalar
+    as __new_load_keys__' does) is written in as a list when the plan runs: each later day's
+    test counts that day's keys against every stored row (a key re-sent in the new load
+    fails, a duplicate among old loads only is out of scope), agreeing with the plain
+    subquery dbt's node runs; an empty key set selects no row, as the empty subquery."""
+    from python_models.dbt_daily_tests import run_time_values
+
+    con = duckdb.connect()
+    con.execute(
+        "create table events as select * from (values (1, 1), (1, 1), (2, 1), (3, 2)) "
+        "as t(event_id, load_id)"
+    )  # event 1 twice within the history's load; load 2 the newest
+    newest = (
+        f"select load_id from {MODEL} where load_id = "
+        f"(/* uba:run_time */ select max(load_id) from {MODEL} /* uba:end */)"
+    )
+    marked = f"/* uba:run_time_list */ {newest} /* uba:end_list */"
+    sql = (
+        "select event_id as unique_field, count(*) as n_records from (select * from "
+        f"{MODEL} where coalesce(event_id in (select event_id from {MODEL} where "
+        f"coalesce(load_id in ({marked}), false)), false)) dbt_subquery "
+        "where event_id is not null group by event_id having count(*) > 1"
+    )
+    plan = compiled_tests({"nodes": {"t": _node("unique_events_event_id", sql, "unique")}})
+    plain = compiled_tests(
+        {"nodes": {"t": _node("unique_events_event_id", sql.replace("/* uba:", "/* "), "unique")}}
+    )
+    (substituted,) = run_time_values(con, plan)
+    assert "uba:" not in substituted["sql"]
+    assert "coalesce(load_id in (2), false)" in substituted["sql"]
+    assert run_plan(con, plan).failed == run_plan(con, plain).failed == []
+
+    con.execute("insert into events values (4, 3), (5, 3)")  # a later load, clean
+    assert "load_id in (3)" in run_time_values(con, plan)[0]["sql"]
+    assert run_plan(con, plan).failed == run_plan(con, plain).failed == []
+    con.execute("insert into events values (2, 4)")  # the next load re-sends event 2
+    failed = ["unique_events_event_id: 1 failing rows; first: (2, 2)"]
+    assert run_plan(con, plan).failed == run_plan(con, plain).failed == failed
+
+    empty = [{**test, "sql": test["sql"].replace(newest, newest + " and false")} for test in plan]
+    assert "coalesce(load_id in (null), false)" in run_time_values(con, empty)[0]["sql"]
+    assert run_plan(con, empty).failed == []
+
+
+def _generic(name: str, sql: str, kind: str, kwargs: dict, severity: str = "ERROR") -> dict:
+    return _node(name, sql, kind, severity) | {
+        "attached_node": "model.uba.events",
+        "test_metadata": {"name": kind, "kwargs": kwargs},
+    }
+
+
+def test_tests_a_constraint_or_a_unique_key_already_guarantees_are_not_read():
+    """A not_null test of a NOT NULL column, and a combination holding a column that a
+    severity-error unique test of the same scope checks and that is NOT NULL, cannot find a
+    failing row: the replay counts them passed without a query. Planted: each such test would
+    fail if it were run on a table without the constraint (the nulls and the duplicate pair
+    are there), so the test fails if a test is skipped without its guarantee; a combination
+    whose unique key is only a warning still runs and fails."""
+    con = duckdb.connect()
+    con.execute("create table events (event_id integer not null, user_id varchar, n integer)")
+    con.execute("insert into events values (1, 'a', 1), (2, 'a', null), (3, null, 3)")
+    model = {"unique_id": "model.uba.events", "resource_type": "model", "name": "events"}
+    model |= {"schema": "main", "alias": "events", "config": {}}
+    combo_sql = (
+        f"select user_id, event_id, count(*) as copies from {MODEL} "
+        "group by user_id, event_id having count(*) > 1"
+    )
+    unique_sql = (
+        f"select event_id as unique_field, count(*) as n_records from {MODEL} "
+        "where event_id is not null group by event_id having count(*) > 1"
+    )
+    combo = {"combination_of_columns": ["user_id", "event_id"]}
+
+    def plan(unique_severity: str) -> list[dict]:
+        nodes = [
+            _generic(
+                "not_null_event_id",
+                _not_null("event_id")["compiled_code"],
+                "not_null",
+                {"column_name": "event_id"},
+            ),
+            _generic(
+                "not_null_n", _not_null("n")["compiled_code"], "not_null", {"column_name": "n"}
+            ),
+            _generic(
+                "unique_event_id",
+                unique_sql,
+                "unique",
+                {"column_name": "event_id"},
+                unique_severity,
+            ),
+            _generic("combo_user_event", combo_sql, "uba_unique_combination_of_columns", combo),
+        ]
+        return compiled_tests({"nodes": {n["unique_id"]: n for n in [model, *nodes]}})
+
+    from python_models.dbt_daily_tests import implied_tests
+
+    assert implied_tests(con, plan("ERROR")) == {"not_null_event_id", "combo_user_event"}
+    assert implied_tests(con, plan("warn")) == {"not_null_event_id"}
+    # what the skipped tests would find without the constraint: the guarantee is what holds
+    con.execute("create table unconstrained as select * from events")
+    con.execute("alter table events rename to constrained")
+    con.execute("alter table unconstrained rename to events")
+    con.execute("insert into events values (null, 'b', 4), (1, 'a', 5)")
+    assert implied_tests(con, plan("ERROR")) == set()
+    outcome = run_plan(con, plan("ERROR"))
+    assert sorted(f.split(":")[0] for f in outcome.failed) == [
+        "combo_user_event",
+        "not_null_event_id",
+        "not_null_n",
+        "unique_event_id",
+    ]
+    con.execute("drop table events")
+    con.execute("alter table constrained rename to events")
+    outcome = run_plan(con, plan("ERROR"))
+    assert [f.split(":")[0] for f in outcome.failed] == ["not_null_n"] and outcome.passed == 3
+    # a duplicate key: the unique test fails the refresh; were it only a warning, the
+    # combination is run and fails too
+    con.execute("insert into events values (1, 'a', 6)")
+    failed = [f.split(":")[0] for f in run_plan(con, plan("ERROR")).failed]
+    assert sorted(failed) == ["not_null_n", "unique_event_id"]
+    outcome = run_plan(con, plan("warn"))
+    assert sorted(f.split(":")[0] for f in outcome.failed) == ["combo_user_event", "not_null_n"]
+    assert [w.split(":")[0] for w in outcome.warned] == ["unique_event_id"]
