@@ -33,8 +33,9 @@ items as (
             as covered_until
     from {{ ref('int_feature_user_day_items') }}
     {% if is_incremental() -%}
+    {#- an item counts for no snapshot more than the window after its day -#}
     where event_date >= (
-        select {{ dbt.dateadd('day', -(recent_days + 7), 'min(as_of_date)') }} from snapshot_dates
+        select {{ dbt.dateadd('day', -recent_days, 'min(as_of_date)') }} from snapshot_dates
     )
         {{- feature_changed_people_only('user_id') }}
     {%- endif %}
@@ -52,7 +53,6 @@ spans as (
         visible_from,
         max(covered_until) as covered_until
     from items
-    where visible_from <= covered_until
     group by 1, 2, 3, 4
 
     union all
@@ -64,12 +64,30 @@ spans as (
         visible_from,
         max(covered_until) as covered_until
     from items
-    where visible_from <= covered_until
-        and feature is not null
+    where feature is not null
     group by 1, 2, 3, 4
 
 ),
 
+{% if is_incremental() -%}
+{#- An incremental run writes a few snapshot dates: joining the spans to them is cheaper there
+    than islands over every span of the window (one 10M day's SELECT: 1.8 against 2.2 s CPU). -#}
+in_snapshots as (
+
+    select
+        spans.user_id,
+        snapshot_dates.as_of_date,
+        count(distinct case when spans.kind = 'name' then spans.item end) as count_names,
+        count(distinct case when spans.kind = 'feature' then spans.item end) as count_features
+    from spans
+    inner join snapshot_dates
+        on snapshot_dates.as_of_date >= spans.visible_from
+        and snapshot_dates.as_of_date <= spans.covered_until
+    group by 1, 2
+
+),
+
+{% else -%}
 {#- Along each key's spans by first Monday: a span starts an island when it begins after every
     earlier span has ended, and ends one when the next span begins after every span so far
     has ended. Windows spelled out in each OVER (Snowflake has no named WINDOW clause). -#}
@@ -89,6 +107,8 @@ span_reach as (
         ) as reached,
         lead(visible_from) over ({{ by_key }}) as next_visible_from
     from spans
+    {# a span that ends before it begins (received more than the window late) counts nowhere #}
+    where visible_from <= covered_until
 
 ),
 
@@ -149,6 +169,7 @@ in_snapshots as (
 
 ),
 
+{% endif -%}
 final as (
 
     select
