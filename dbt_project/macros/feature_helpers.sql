@@ -74,6 +74,19 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Running totals per person along `order_column` (one row per person and value of it): each
+    [aggregate, column, name] from the first row up to this one, and the next row's value as
+    `next_column` (null on the last), so a row's totals hold until then. -#}
+{% macro feature_running_totals(order_column, next_column, totals) -%}
+    {%- set over = 'partition by user_id order by ' ~ order_column -%}
+    lead({{ order_column }}) over ({{ over }}) as {{ next_column }},
+    {%- for aggregate, column, name in totals %}
+    {{ aggregate }}({{ column }}) over (
+        {{ over }} rows between unbounded preceding and current row
+    ) as {{ name }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
 {#- Two partial aggregates (SQL expressions, either may be null or none) combined: sums as 0
     when absent, min / max of those present (least / greatest return null on a null argument
     on some engines). -#}

@@ -139,16 +139,16 @@ changes as (
 
 ),
 
-{%- set running = 'partition by user_id order by change_date rows between unbounded preceding and current row' %}
 counts as (
 
     select
         user_id,
         change_date,
-        lead(change_date) over (partition by user_id order by change_date) as next_change_date,
-        sum(step_items) over ({{ running }}) as count_items,
-        sum(step_names) over ({{ running }}) as count_names,
-        sum(step_features) over ({{ running }}) as count_features
+        {{ feature_running_totals('change_date', 'next_change_date', [
+            ['sum', 'step_items', 'count_items'],
+            ['sum', 'step_names', 'count_names'],
+            ['sum', 'step_features', 'count_features'],
+        ]) }}
     from changes
 
 ),
