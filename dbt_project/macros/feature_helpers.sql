@@ -30,7 +30,7 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- Weekly buckets (int_feature_windowed_activity, int_feature_diversity, ftr_user_labels): an
+{#- Weekly buckets (int_feature_windowed_activity, ftr_user_labels): an
     aggregate over bucket rows joined to a snapshot, of `column` over the days of a window of
     `span` days before the snapshot. A row's week_offset m says its week ends 7m days before
     the snapshot; the bucket carries `column`_all (its whole week) and `column`_last_<t> (its
