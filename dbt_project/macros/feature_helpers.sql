@@ -30,7 +30,7 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- Weekly buckets (int_feature_windowed_activity, int_feature_diversity, ftr_user_labels): an
+{#- Weekly buckets (int_feature_windowed_activity, ftr_user_labels): an
     aggregate over bucket rows joined to a snapshot, of `column` over the days of a window of
     `span` days before the snapshot. A row's week_offset m says its week ends 7m days before
     the snapshot; the bucket carries `column`_all (its whole week) and `column`_last_<t> (its
@@ -49,14 +49,42 @@
 
 {#- The same aggregate over a dense weekly grid (one row per person and Monday, ordered by
     as_of_date; a row holds the bucket ending that Monday): the whole buckets of the `span // 7`
-    rows up to this one, and the last `span % 7` days of the one before them. -#}
-{% macro feature_over_weeks(column, span, aggregate='sum') -%}
-    {%- set over = 'over (partition by user_id order by as_of_date' -%}
-    {%- set whole = aggregate ~ '(' ~ column ~ '_all) ' ~ over ~ ' rows between '
-        ~ (span // 7 - 1) ~ ' preceding and current row)' if span // 7 > 0 else none -%}
-    {%- set rest = 'lag(' ~ column ~ '_last_' ~ span % 7 ~ ', ' ~ span // 7 ~ ') ' ~ over ~ ')'
+    rows up to this one, and the last `span % 7` days of the one before them. A sum over at most
+    `lag_rows` rows adds the rows themselves (`lag`s: on DuckDB several times cheaper than a
+    frame; the sums are of integers and exact decimals, so equal whatever the grouping); longer
+    sums and min / max use a `rows between` frame. -#}
+{% macro feature_over_weeks(column, span, aggregate='sum', lag_rows=5) -%}
+    {%- set whole_rows = span // 7 -%}
+    {%- set over = 'over (partition by user_id order by as_of_date)' -%}
+    {%- set rest = 'lag(' ~ column ~ '_last_' ~ span % 7 ~ ', ' ~ whole_rows ~ ') ' ~ over
         if span % 7 != 0 else none -%}
-    {{- feature_combine(whole, rest, aggregate) -}}
+    {%- if aggregate == 'sum' and whole_rows <= lag_rows -%}
+        {%- set parts = [] -%}
+        {%- for offset in range(whole_rows) -%}
+            {%- do parts.append(column ~ '_all' if offset == 0
+                else 'lag(' ~ column ~ '_all, ' ~ offset ~ ') ' ~ over) -%}
+        {%- endfor -%}
+        {%- do parts.append(rest) -%}
+        {%- for part in parts | reject('none') %}coalesce({{ part }}, 0){{ ' + ' if not loop.last }}{% endfor -%}
+    {%- else -%}
+        {%- set whole = aggregate ~ '(' ~ column ~ '_all) over (partition by user_id order by as_of_date'
+            ~ ' rows between ' ~ (whole_rows - 1) ~ ' preceding and current row)'
+            if whole_rows > 0 else none -%}
+        {{- feature_combine(whole, rest, aggregate) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Running totals per person along `order_column` (one row per person and value of it): each
+    [aggregate, column, name] from the first row up to this one, and the next row's value as
+    `next_column` (null on the last), so a row's totals hold until then. -#}
+{% macro feature_running_totals(order_column, next_column, totals) -%}
+    {%- set over = 'partition by user_id order by ' ~ order_column -%}
+    lead({{ order_column }}) over ({{ over }}) as {{ next_column }},
+    {%- for aggregate, column, name in totals %}
+    {{ aggregate }}({{ column }}) over (
+        {{ over }} rows between unbounded preceding and current row
+    ) as {{ name }}{{ ',' if not loop.last }}
+    {%- endfor %}
 {%- endmacro %}
 
 {#- Two partial aggregates (SQL expressions, either may be null or none) combined: sums as 0

@@ -63,21 +63,21 @@ lifetime_weekly as (
 
 ),
 
-{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). -#}
-{%- set running_weeks = 'partition by user_id order by visible_from rows between unbounded preceding and current row' %}
 lifetime_running as (
 
     select
         user_id,
         visible_from,
-        lead(visible_from) over (partition by user_id order by visible_from) as visible_until,
-        {%- for measure in ['count_events', 'count_new_active_days', 'count_purchases',
-                            'sum_revenue_usd', 'sum_purchase_revenue_usd'] %}
-        sum({{ measure }}) over ({{ running_weeks }}) as {{ measure }},
-        {%- endfor %}
-        min(first_event_at) over ({{ running_weeks }}) as first_event_at,
-        max(last_event_at) over ({{ running_weeks }}) as last_event_at,
-        max(last_purchase_at) over ({{ running_weeks }}) as last_purchase_at
+        {{ feature_running_totals('visible_from', 'visible_until', [
+            ['sum', 'count_events', 'count_events'],
+            ['sum', 'count_new_active_days', 'count_new_active_days'],
+            ['sum', 'count_purchases', 'count_purchases'],
+            ['sum', 'sum_revenue_usd', 'sum_revenue_usd'],
+            ['sum', 'sum_purchase_revenue_usd', 'sum_purchase_revenue_usd'],
+            ['min', 'first_event_at', 'first_event_at'],
+            ['max', 'last_event_at', 'last_event_at'],
+            ['max', 'last_purchase_at', 'last_purchase_at'],
+        ]) }}
     from lifetime_weekly
 
 ),
