@@ -204,7 +204,9 @@ windowed as (
 ),
 
 {#- A session is known to have ended at an event once the data reaches uba__session_timeout_minutes
-    past it (or the max-length rule cut it: then the next event is already there). -#}
+    past it (or the max-length rule cut it: then the next event is already there). Read as a
+    scalar subquery, not a cross join: PostgreSQL computes it once (an InitPlan), where a cross
+    join with a misestimated one-row side re-ran the max for every row (minutes at 60k events). -#}
 data_end as (
 
     select max({{ uba_epoch_seconds('event_ts') }}) as max_epoch_seconds
@@ -275,10 +277,9 @@ final as (
         case
             when windowed.next_event_in_session is not null then windowed.next_event_in_session
             when {{ uba_epoch_seconds('windowed.event_ts') }} + {{ timeout_seconds }}
-                < data_end.max_epoch_seconds then 'session_end'
+                < (select max_epoch_seconds from data_end) then 'session_end'
         end as next_event_name
     from carried as windowed
-    cross join data_end
     {#- the context events before the restart keep their stored rows #}
     where windowed.event_number + windowed.events_before >= windowed.restart_event_number
 
