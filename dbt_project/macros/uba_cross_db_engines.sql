@@ -304,3 +304,18 @@
         {% do alter_column_set_constraints(relation, model.columns) %}
     {%- endif -%}
 {%- endmacro %}
+
+{#- A pre-hook for a model whose PostgreSQL plan goes wrong without it: the planner estimates one
+    row for chains of CTEs and picks nested loops that re-run whole subplans for every row
+    (fct_funnel_attempts on the PostgreSQL tests' 60k events: over 12 minutes, 1.9 s without
+    nested loops). `set local` lasts for the model's transaction only; other engines need
+    nothing (an empty hook is skipped). -#}
+{% macro uba_no_nested_loops() -%}
+    {{ return(adapter.dispatch('uba_no_nested_loops', 'uba')()) }}
+{%- endmacro %}
+
+{% macro default__uba_no_nested_loops() -%}{%- endmacro %}
+
+{% macro postgres__uba_no_nested_loops() -%}
+    set local enable_nestloop = off
+{%- endmacro %}

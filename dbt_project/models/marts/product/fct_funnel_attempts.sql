@@ -11,8 +11,10 @@
     with their person's next events; nothing depends on the rest of the data. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set replay_from = funnel_replay_from('changed.changed_from_ts') -%}
-{{ config(**uba_events_consumer_config(
-    'people_since', since="{{ this }}.started_at >= " ~ replay_from)) }}
+{%- set model_config = uba_events_consumer_config(
+    'people_since', since="{{ this }}.started_at >= " ~ replay_from) -%}
+{%- do model_config.pre_hook.append("{{ uba_no_nested_loops() }}") -%}
+{{ config(**model_config) }}
 
 {%- if is_incremental() -%}
 {%- set ctes -%}
