@@ -23,9 +23,20 @@ def _newest_source_mtime() -> float:
 
 
 def ensure_manifest() -> Path:
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    """The manifest, parsed first when missing or older than a project file. dbt writes it in
+    place, so the parse goes to a folder of its own and the file is renamed over the old one:
+    a process reading it meanwhile (two test workers, a Dagster reload) sees the old manifest or
+    the new one, never a half-written one."""
+    import os
+    import tempfile
+
+    target = DBT_PROJECT_DIR / "target"
+    manifest = target / "manifest.json"
     if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
         from python_models.dbt_runner import run_dbt
 
-        run_dbt(["parse", "--quiet"], quiet=True)
+        target.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="parse-", dir=target) as scratch:
+            run_dbt(["parse", "--quiet"], quiet=True, target_path=scratch)
+            os.replace(Path(scratch) / "manifest.json", manifest)
     return manifest
