@@ -167,19 +167,19 @@
     rows deleted by a pre-hook before the new ones are appended (or, with unique_key, replaced
     by delete+insert), and the consumed batch recorded by a post-hook. `replaces` says which
     stored rows a run deletes (besides every row when the model re-reads everything):
-    - 'user_days': rows whose (user_id, event_date) had events written (re-counted per day);
+    - 'user_days': rows whose (user_id, `day_column`) had events written (re-counted per day);
     - 'people': every row of a person whose events changed (recomputed from all their events);
     - 'people_since': a changed person's rows where `since` holds, a condition on the stored
       row ({{ this }}) and changed.changed_from_ts (the person's earliest changed event);
     - 'rows': rows where `where` holds (a condition on the stored rows, e.g. a period bound);
     - 'keys': none (the model writes with delete+insert on unique_key).
     Use: {{ config(**uba_events_consumer_config('people')) }}. -#}
-{% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none) -%}
+{% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none, day_column='event_date') -%}
     {%- set producer = "ref('int_events_sessionized')" -%}
     {%- if replaces == 'user_days' -%}
         {%- set stale = "exists (select 1 from ({{ uba_changed_user_days(" ~ producer ~ ") }})"
             ~ " as changed where changed.user_id = {{ this }}.user_id"
-            ~ " and changed.event_date = {{ this }}.event_date)" -%}
+            ~ " and changed.event_date = {{ this }}." ~ day_column ~ ")" -%}
     {%- elif replaces == 'people' -%}
         {%- set stale = "user_id in (select user_id from ({{ uba_changed_people(" ~ producer
             ~ ") }}) as changed)" -%}

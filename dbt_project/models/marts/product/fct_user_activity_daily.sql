@@ -5,12 +5,7 @@
     moves a device's month-old anonymous events to its person, reaches its day whatever the
     day's age (a lookback by received_at missed re-stitched days). -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{ config(**uba_events_consumer_config(
-    'rows',
-    where="exists (select 1 from ({{ uba_changed_user_days(ref('int_events_sessionized')) }})"
-        ~ " as changed where changed.user_id = {{ this }}.user_id"
-        ~ " and changed.event_date = {{ this }}.activity_date)"
-)) }}
+{{ config(**uba_events_consumer_config('user_days', day_column='activity_date')) }}
 
 with events as (
 
