@@ -783,17 +783,9 @@ def _update_parquet(
         shutil.rmtree(folder, ignore_errors=True)
         _write_parquet(con, content.source, replace(layout, daily=False), folder)
         return
-    # The changed days are read from the copy just brought up to date (it equals the
-    # warehouse's table as published), where they were just appended: in the warehouse a big
-    # table's days are spread over every row group (built by person), so a read of a few days
-    # decompresses the whole table, as the insert into the copy just did. (A whole table is
-    # read from the warehouse: reading back a table written whole in this transaction cost
-    # ~40% more.)
-    schema, name = qualified.split(".")
-    source = f'publish_target."{schema}"."{name}"'
     files = set(changed)
     for month in {day[:7] for day in changed if day != UNDATED}:
         if (folder / f"{month}.parquet").exists():
             (folder / f"{month}.parquet").unlink()
             files |= {day for day in content.days if day.startswith(f"{month}-")}
-    _write_parquet(con, source, layout, folder, files)
+    _write_parquet(con, content.source, layout, folder, files)
