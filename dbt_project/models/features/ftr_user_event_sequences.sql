@@ -36,7 +36,9 @@
     ~ "{{ uba_epoch_seconds('event_ts') }} + " ~ timeout_seconds ~ " < (select max("
     ~ "{{ uba_epoch_seconds('event_ts') }}) from {{ ref('int_events_sessionized') }}){% endif %}") -%}
 {{ config(**model_config) }}
-{#- The columns read per event: the event and its stored session. -#}
+{#- The events replayed: every stored one on a full build (read by relation name: a CTE read
+    twice is materialized), a CTE of the changed people's on an incremental run. -#}
+{%- set events = 'events' if is_incremental() else sessionized -%}
 {%- set event_columns = [
     'user_id', 'event_id', 'event_name', 'event_ts', 'session_index', 'event_index_in_session',
     'session_started_at', 'seconds_since_previous'] -%}
@@ -104,12 +106,6 @@ events as (
 
 ),
 
-{%- else -%}
-events as (
-
-    select {{ event_columns | join(', ') }} from {{ sessionized }}
-
-),
 {%- endif %}
 
 {#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). The session's
@@ -137,34 +133,50 @@ user_windowed as (
         session_index,
         event_index_in_session,
         session_started_at,
-        seconds_since_previous,
         {%- for event_type in event_types %}
         sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ user_so_far }})
             as user_count_{{ event_type }},
         {%- endfor %}
         case when lead(session_index) over ({{ user_timeline }}) = session_index
             then lead(event_name) over ({{ user_timeline }}) end as next_event_in_session
-    from events
+    from {{ events }}
 
 ),
 
-{#- One row per session, from its first event: the gap before it and the person's counts
-    before it. Every session of the rows kept has its first event among them (a replay starts
-    at a stretch start; the context events before it, whose sessions may start earlier, are
-    dropped in `final`), so the inner join below loses no kept row. -#}
+{#- One row per session: the gap before it (its first event's) and the person's counts before
+    it (a running sum over the sessions' own counts: a window over sessions, not events). Read
+    from the events, not from user_windowed, so the wide windowed rows stream into the join
+    below instead of being kept for a second reader. A replay's context events form the
+    sessions before the restart's (cut short: their rows are dropped in `final`), so the
+    counts before a replayed session start where the replay does, as user_windowed's do. -#}
+session_counts as (
+
+    select
+        user_id,
+        session_index,
+        max(case when event_index_in_session = 1 then seconds_since_previous end)
+            as seconds_since_previous_session
+        {%- for event_type in event_types %},
+        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) as count_{{ event_type }}
+        {%- endfor %}
+    from {{ events }}
+    group by user_id, session_index
+
+),
+
 session_starts as (
 
     select
         user_id,
         session_index,
-        seconds_since_previous as seconds_since_previous_session
+        seconds_since_previous_session
         {%- for event_type in event_types %},
-        user_count_{{ event_type }}
-            - case when event_name = '{{ event_type }}' then 1 else 0 end
-            as before_session_{{ event_type }}
+        sum(count_{{ event_type }}) over (
+            partition by user_id order by session_index
+            rows between unbounded preceding and current row
+        ) - count_{{ event_type }} as before_session_{{ event_type }}
         {%- endfor %}
-    from user_windowed
-    where event_index_in_session = 1
+    from session_counts
 
 ),
 
@@ -206,7 +218,7 @@ windowed as (
 data_end as (
 
     select max({{ uba_epoch_seconds('event_ts') }}) as max_epoch_seconds
-    from {% if is_incremental() %}{{ sessionized }}{% else %}events{% endif %}
+    from {{ sessionized }}
 
 ),
 
