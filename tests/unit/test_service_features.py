@@ -219,11 +219,11 @@ def test_the_service_gives_the_rows_of_the_marts_dbt_unit_test():
         for t in yaml.safe_load(catalogue.read_text())["unit_tests"]
         if t["model"] == "ftr_user_event_sequences"
     ]
-    (given,) = [
-        g["rows"] for g in case["given"] if g["input"] == "ref('int_events_sessionized')"
-    ]
-    events = pl.DataFrame(given).select(list(EVENT_COLUMNS)).with_columns(
-        pl.col("event_ts").str.to_datetime("%Y-%m-%d %H:%M:%S")
+    (given,) = [g["rows"] for g in case["given"] if g["input"] == "ref('int_events_sessionized')"]
+    events = (
+        pl.DataFrame(given)
+        .select(list(EVENT_COLUMNS))
+        .with_columns(pl.col("event_ts").str.to_datetime("%Y-%m-%d %H:%M:%S"))
     )
     settings = SequenceSettings.from_vars({**project_vars(), **case["overrides"]["vars"]})
     features = SequenceFeatures(settings)

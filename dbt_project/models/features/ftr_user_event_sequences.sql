@@ -108,12 +108,12 @@ events as (
 
 {%- endif %}
 
-{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). The session's
-    figures come from the person's timeline and the session's first row (no window per
-    session: neither a sort per session nor a partition of the wide rows by session): a
-    session's count of a type so far is the person's count so far minus the count before the
-    session's first event; the next event in the session is the person's next event when it
-    has the same session_index. -#}
+{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). One window over
+    the person's timeline, the only sort of the events: the lags, the event number, the
+    person's running count of each type and the next event in the session (the person's next
+    event when it has the same session_index). The session's own figures need no window over
+    the events: its event number and start are stored, and its count of a type so far is the
+    person's count so far minus the count before the session (session_starts). -#}
 {%- set user_timeline = 'partition by user_id order by event_ts, event_id' %}
 {%- set user_so_far = 'partition by user_id order by event_ts, event_id rows between unbounded preceding and current row' %}
 user_windowed as (
