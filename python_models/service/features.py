@@ -2,20 +2,21 @@
 computed in numpy over the person's timeline (published history + posted events).
 
 The definitions are the mart's (dbt_project/models/features/ftr_user_event_sequences.sql, its
-full build) and the session rule is macro uba_sessionize's, with the settings read from the
-dbt vars they read (dbt_project.yml: uba__sequence_length, uba__top_event_types and the
-uba__session_* rules), never declared here. A row depends only on the person's events up to
-it, so the posted events' rows need nothing but the timeline; the service holds the published
-histories in memory, and one pass of vectorized array work over a timeline of a few hundred
-events costs well under a millisecond, where one execution of the mart's compiled SQL cost
-13 ms plus 0.04 ms per event.
+full build) and the session rule is macro uba_sessionize's (int_events_sessionized, whose
+sessions the mart reads), with the settings read from the dbt vars they read (dbt_project.yml:
+uba__sequence_length, uba__top_event_types and the uba__session_* rules), never declared here.
+A row depends only on the person's events up to it, so the posted events' rows need nothing
+but the timeline; the service holds the published histories in memory, and one pass of
+vectorized array work over a timeline of a few hundred events costs well under a millisecond,
+where one execution of the mart's compiled SQL cost 13 ms plus 0.04 ms per event.
 
 Parity is the proof: tests/integration/test_service.py (posted events give exactly the mart's
-rows, every column) and tests/unit/test_service_features.py (this code against the mart's
-dbt-compiled SQL on generated timelines, every session option on). At each publication the
-service checks that the published mart has exactly the columns computed here and recomputes a
-sample of its rows (`disagreement`): a mart built with other vars or another version of the
-model stops scoring with one line, never silently different features.
+rows, every column) and tests/unit/test_service_features.py (this code against the
+dbt-compiled SQL of int_events_sessionized and the mart, chained, on generated timelines, every
+session option on). At each publication the service checks that the published mart has
+exactly the columns computed here and recomputes a sample of its rows (`disagreement`): a mart
+built with other vars or another version of the model stops scoring with one line, never
+silently different features.
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 """The scoring service's sequence features (python_models/service/features.py) against the
-feature mart's own dbt-compiled SQL, on generated timelines built to sit on every edge of the
+warehouse's own dbt-compiled SQL, on generated timelines built to sit on every edge of the
 session rule: gaps of exactly the timeout and just over it, timestamp ties ordered by event id,
 windows of exactly the max length, end events, local midnights across a DST change.
 
-The SQL is compiled with every session option switched on (vars overridden for the compile),
-and the service reads the same overrides: the two must give the same rows, every column. Each
-overridden var, changed on the service's side alone, must change some row: the timelines
-are sensitive to every setting, so a definition that drifts fails here.
+The mart reads its sessions from int_events_sessionized, so the SQL run is that chain: the
+planted events as the staged table, int_events_sessionized's compiled SQL over them (the
+sessions of every mart), then the mart's over its output. Both are compiled with every session
+option switched on (vars overridden for the compile), and the service reads the same
+overrides: the two must give the same rows, every column. Each overridden var, changed on the
+service's side alone, must change some row: the timelines are sensitive to every setting, so
+a definition that drifts fails here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -80,23 +84,57 @@ def _timelines() -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def mart_sql(tmp_path_factory) -> str:
-    """ftr_user_event_sequences compiled with OVERRIDES, reading the table `events`."""
+def chain_sql(tmp_path_factory) -> tuple[str, str]:
+    """(int_events_sessionized reading the table `staged`, ftr_user_event_sequences reading
+    the table `sessionized`), full builds compiled with OVERRIDES."""
     from python_models.dbt_runner import run_dbt
 
     work = tmp_path_factory.mktemp("compile")
     run_dbt(
-        ["compile", "--select", "ftr_user_event_sequences"],
+        ["compile", "--select", "int_events_sessionized", "ftr_user_event_sequences"],
         duckdb_path=work / "compile.duckdb",
         dbt_vars=OVERRIDES,
         quiet=True,
         target_path=work / "target",
     )
     nodes = json.loads((work / "target" / "manifest.json").read_text())["nodes"]
-    sql = nodes["model.uba.ftr_user_event_sequences"]["compiled_code"]
-    relation = nodes["model.uba.fct_events"]["relation_name"]
-    assert sql.count(relation) == 1
-    return sql.replace(relation, "events")
+
+    def compiled(model: str, parent: str, name: str) -> str:
+        sql = nodes[f"model.uba.{model}"]["compiled_code"]
+        relation = nodes[f"model.uba.{parent}"]["relation_name"]
+        assert relation in sql
+        sql = sql.replace(relation, name)
+        assert '"compile".' not in sql, f"{model} reads more than {parent}"
+        return sql
+
+    return (
+        compiled("int_events_sessionized", "stg_app__events", "staged"),
+        compiled("ftr_user_event_sequences", "int_events_sessionized", "sessionized"),
+    )
+
+
+def _staged(timelines: pl.DataFrame, sessionize_sql: str) -> pl.DataFrame:
+    """The planted events as stg_app__events rows: identified (user_hash = the person), no
+    device, received when they happened; the other staged columns int_events_sessionized
+    passes through (those it names as staged.<column>) null."""
+    planted = {
+        "event_id": timelines["event_id"],
+        "user_hash": timelines["user_id"],
+        "anonymous_hash": pl.repeat(None, timelines.height, dtype=pl.String, eager=True),
+        "event_name": timelines["event_name"],
+        "event_ts": timelines["event_ts"],
+        "received_at": timelines["event_ts"],
+    }
+    passed = dict.fromkeys(re.findall(r"\bstaged\.(\w+)", sessionize_sql))
+    assert set(planted) - {"anonymous_hash"} <= set(passed)
+    return pl.DataFrame(
+        [
+            planted[c].alias(c)
+            if c in planted
+            else pl.repeat(None, timelines.height, dtype=pl.String, eager=True).alias(c)
+            for c in {**planted, **passed}
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +143,12 @@ def timelines() -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def mart_rows(mart_sql, timelines) -> pl.DataFrame:
+def mart_rows(chain_sql, timelines) -> pl.DataFrame:
+    sessionize_sql, mart_sql = chain_sql
     con = duckdb.connect(":memory:")
     try:
-        con.register("events", timelines.to_arrow())
+        con.register("staged", _staged(timelines, sessionize_sql).to_arrow())
+        con.execute(f"create table sessionized as {sessionize_sql}")
         rows = con.execute(mart_sql).pl()
     finally:
         con.close()
@@ -171,16 +211,19 @@ def test_a_mart_with_other_columns_is_refused_in_one_line():
 
 def test_the_service_gives_the_rows_of_the_marts_dbt_unit_test():
     """The mart's own dbt unit test (models/features/_features__models.yml): its fixture
-    events, its vars, its expected rows (but the label)."""
+    events (the service cuts their sessions itself: the fixture's planted sessions must be
+    the service's too), its vars, its expected rows (but the label)."""
     catalogue = DBT_PROJECT_DIR / "models" / "features" / "_features__models.yml"
     (case,) = [
         t
         for t in yaml.safe_load(catalogue.read_text())["unit_tests"]
         if t["model"] == "ftr_user_event_sequences"
     ]
-    (given,) = [g["rows"] for g in case["given"] if g["input"] == "ref('fct_events')"]
-    events = pl.DataFrame(given).with_columns(
-        pl.col("event_ts").str.to_datetime("%Y-%m-%d %H:%M:%S")
+    (given,) = [g["rows"] for g in case["given"] if g["input"] == "ref('int_events_sessionized')"]
+    events = (
+        pl.DataFrame(given)
+        .select(list(EVENT_COLUMNS))
+        .with_columns(pl.col("event_ts").str.to_datetime("%Y-%m-%d %H:%M:%S"))
     )
     settings = SequenceSettings.from_vars({**project_vars(), **case["overrides"]["vars"]})
     features = SequenceFeatures(settings)

@@ -4,25 +4,24 @@
     the same session, 'session_end' when the session ended there, null while it may still be
     open. Point in time by construction: every feature is a window over the person's events
     ordered by (event_ts, event_id) that ends at the current row, so a row never sees a later
-    event; only the label looks ahead. Sessions are re-cut from fct_events with the rule of
-    int_events_sessionized (macro uba_sessionize), so they are the sessions of fct_sessions and
-    fct_event_transitions, and the SQL needs nothing but (user_id, event_id, event_name,
-    event_ts). The scoring service computes these columns for posted events in numpy
-    (python_models/service/features.py, settings read from the same dbt vars), held equal to
-    this SQL by tests/unit/test_service_features.py (this model's compiled SQL on edge-case
-    timelines) and checked on sampled rows of each publication it picks up.
+    event; only the label looks ahead. The sessions are int_events_sessionized's own (its
+    session_index, event_index_in_session, session_started_at and seconds_since_previous: the
+    sessions of fct_sessions and fct_event_transitions), read, not re-cut. The scoring service
+    computes these columns for posted events in numpy (python_models/service/features.py,
+    settings read from the same dbt vars), held equal to int_events_sessionized's and this
+    model's compiled SQL by tests/unit/test_service_features.py (edge-case timelines) and
+    checked on sampled rows of each publication it picks up.
 
     Incremental (delete+insert on event_id), for the people whose events changed since this
     model last ran (macros in uba_batches.sql): a row depends only on its person's earlier
     events, its label on the session's next event and on the data's end. So each such person
     is replayed from a restart event: the latest stretch start (int_events_sessionized) before
-    the earliest change, where sessions are cut the same way from scratch and the rows before
-    it keep their features and labels. The replay reads uba__sequence_length - 1 context
-    events before the restart (for the lags and the gap) and carries the counts from before
-    them (the first context event's stored counters and shares); a person without a stored
-    restart row (new, or back after a consent withdrawal) is replayed whole. Other people's
-    rows change only where the data's end passes a session timeout: the post-hook labels
-    them 'session_end'. -#}
+    the earliest change, a session start before which nothing changed; the rows before it keep
+    their features and labels. The replay reads uba__sequence_length - 1 context events before
+    the restart (for the lags and the gap) and carries the counts from before them (the first
+    context event's stored counters and shares); a person without a stored restart row (new,
+    or back after a consent withdrawal) is replayed whole. Other people's rows change only
+    where the data's end passes a session timeout: the post-hook labels them 'session_end'. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set sequence_length = var('uba__sequence_length') | int -%}
 {%- set event_types = uba_feature_event_types() -%}
@@ -35,8 +34,14 @@
     "{% if is_incremental() %}update {{ this }} set next_event_name = 'session_end' "
     ~ "where next_event_name is null and "
     ~ "{{ uba_epoch_seconds('event_ts') }} + " ~ timeout_seconds ~ " < (select max("
-    ~ "{{ uba_epoch_seconds('event_ts') }}) from {{ ref('fct_events') }}){% endif %}") -%}
+    ~ "{{ uba_epoch_seconds('event_ts') }}) from {{ ref('int_events_sessionized') }}){% endif %}") -%}
 {{ config(**model_config) }}
+{#- The events replayed: every stored one on a full build (read by relation name: a CTE read
+    twice is materialized), a CTE of the changed people's on an incremental run. -#}
+{%- set events = 'events' if is_incremental() else sessionized -%}
+{%- set event_columns = [
+    'user_id', 'event_id', 'event_name', 'event_ts', 'session_index', 'event_index_in_session',
+    'session_started_at', 'seconds_since_previous'] -%}
 
 with
 
@@ -67,8 +72,7 @@ resume_points as (
         restart.count_events_so_far as restart_event_number,
         context.event_ts as context_ts,
         context.event_id as context_event_id,
-        context.count_events_so_far - 1 as events_before_context,
-        context.count_previous_sessions as sessions_before_context
+        context.count_events_so_far - 1 as events_before_context
         {%- for event_type in event_types %},
         cast(round(context.share_{{ event_type }}_so_far * context.count_events_so_far) as bigint)
             - case when context.event_name = '{{ event_type }}' then 1 else 0 end
@@ -87,8 +91,11 @@ resume_points as (
 
 events as (
 
-    select events.user_id, events.event_id, events.event_name, events.event_ts
-    from {{ ref('fct_events') }} as events
+    select
+        {%- for column in event_columns %}
+        events.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ sessionized }} as events
     inner join changed_people
         on events.user_id = changed_people.user_id
     left join resume_points
@@ -99,28 +106,14 @@ events as (
 
 ),
 
-{%- else -%}
-events as (
-
-    select user_id, event_id, event_name, event_ts from {{ ref('fct_events') }}
-
-),
 {%- endif %}
 
-{#- event_name rides through the sessions as a carried column: joining the re-cut rows back to
-    `events` on event_id cost more than the wider rows (1M: 11.9 -> 8.1 s CPU). -#}
-sessions as (
-
-    {{ uba_sessionize('events', partition_by=['user_id'], carry=['event_name']) }}
-
-),
-
-{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). The session's
-    figures come from the person's timeline and the session's first row (no window per
-    session: neither a sort per session nor a partition of the wide rows by session): a
-    session's count of a type so far is the person's count so far minus the count before the
-    session's first event; the next event in the session is the person's next event when it
-    has the same session_index. -#}
+{#- Windows spelled out in each OVER (Snowflake has no named WINDOW clause). One window over
+    the person's timeline, the only sort of the events: the lags, the event number, the
+    person's running count of each type and the next event in the session (the person's next
+    event when it has the same session_index). The session's own figures need no window over
+    the events: its event number and start are stored, and its count of a type so far is the
+    person's count so far minus the count before the session (session_starts). -#}
 {%- set user_timeline = 'partition by user_id order by event_ts, event_id' %}
 {%- set user_so_far = 'partition by user_id order by event_ts, event_id rows between unbounded preceding and current row' %}
 user_windowed as (
@@ -136,38 +129,54 @@ user_windowed as (
             - {{ uba_epoch_seconds('lag(event_ts, ' ~ i ~ ') over (' ~ user_timeline ~ ')') }}
             as seconds_since_previous_event_{{ i }},
         {%- endfor %}
-        event_number,
+        row_number() over ({{ user_timeline }}) as event_number,
         session_index,
+        event_index_in_session,
         session_started_at,
-        session_first_event_number,
-        seconds_since_previous,
         {%- for event_type in event_types %}
         sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ user_so_far }})
             as user_count_{{ event_type }},
         {%- endfor %}
         case when lead(session_index) over ({{ user_timeline }}) = session_index
             then lead(event_name) over ({{ user_timeline }}) end as next_event_in_session
-    from sessions
+    from {{ events }}
 
 ),
 
-{#- One row per session, from its first event: the gap before it and the person's counts
-    before it. Every session of the rows kept has its first event among them (a replay starts
-    at a stretch start; the context events before it, whose sessions are cut short, are
-    dropped in `final`), so the inner join below loses no kept row. -#}
+{#- One row per session: the gap before it (its first event's) and the person's counts before
+    it (a running sum over the sessions' own counts: a window over sessions, not events). Read
+    from the events, not from user_windowed, so the wide windowed rows stream into the join
+    below instead of being kept for a second reader. A replay's context events form the
+    sessions before the restart's (cut short: their rows are dropped in `final`), so the
+    counts before a replayed session start where the replay does, as user_windowed's do. -#}
+session_counts as (
+
+    select
+        user_id,
+        session_index,
+        max(case when event_index_in_session = 1 then seconds_since_previous end)
+            as seconds_since_previous_session
+        {%- for event_type in event_types %},
+        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) as count_{{ event_type }}
+        {%- endfor %}
+    from {{ events }}
+    group by user_id, session_index
+
+),
+
 session_starts as (
 
     select
         user_id,
         session_index,
-        seconds_since_previous as seconds_since_previous_session
+        seconds_since_previous_session
         {%- for event_type in event_types %},
-        user_count_{{ event_type }}
-            - case when event_name = '{{ event_type }}' then 1 else 0 end
-            as before_session_{{ event_type }}
+        sum(count_{{ event_type }}) over (
+            partition by user_id order by session_index
+            rows between unbounded preceding and current row
+        ) - count_{{ event_type }} as before_session_{{ event_type }}
         {%- endfor %}
-    from user_windowed
-    where event_number = session_first_event_number
+    from session_counts
 
 ),
 
@@ -182,8 +191,7 @@ windowed as (
         user_windowed.previous_event_name_{{ i }},
         user_windowed.seconds_since_previous_event_{{ i }},
         {%- endfor %}
-        user_windowed.event_number - user_windowed.session_first_event_number + 1
-            as session_event_number,
+        user_windowed.event_index_in_session as session_event_number,
         {{ uba_epoch_seconds('user_windowed.event_ts') }}
             - {{ uba_epoch_seconds('user_windowed.session_started_at') }}
             as seconds_since_session_start,
@@ -210,7 +218,7 @@ windowed as (
 data_end as (
 
     select max({{ uba_epoch_seconds('event_ts') }}) as max_epoch_seconds
-    from {% if is_incremental() %}{{ ref('fct_events') }}{% else %}events{% endif %}
+    from {{ sessionized }}
 
 ),
 
@@ -221,15 +229,13 @@ carried as (
         windowed.*,
         {%- if is_incremental() %}
         coalesce(resume_points.restart_event_number, 1) as restart_event_number,
-        coalesce(resume_points.events_before_context, 0) as events_before,
-        coalesce(resume_points.sessions_before_context, 0) as sessions_before
+        coalesce(resume_points.events_before_context, 0) as events_before
         {%- for event_type in event_types %},
         coalesce(resume_points.before_{{ event_type }}, 0) as before_{{ event_type }}
         {%- endfor %}
         {%- else %}
         1 as restart_event_number,
-        0 as events_before,
-        0 as sessions_before
+        0 as events_before
         {%- for event_type in event_types %},
         0 as before_{{ event_type }}
         {%- endfor %}
@@ -260,8 +266,7 @@ final as (
             as seconds_since_session_start,
         cast(coalesce(windowed.seconds_since_previous_session, -1) as {{ uba_type_double() }})
             as seconds_since_previous_session,
-        cast(windowed.session_index - 1 + windowed.sessions_before as bigint)
-            as count_previous_sessions,
+        cast(windowed.session_index - 1 as bigint) as count_previous_sessions,
         cast(windowed.event_number + windowed.events_before as bigint) as count_events_so_far,
         {%- for event_type in event_types %}
         cast(windowed.session_count_{{ event_type }} as bigint) as session_count_{{ event_type }},
