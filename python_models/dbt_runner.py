@@ -6,6 +6,11 @@ its parent: SIGTERM / SIGINT to `uba` are passed on to dbt, and on Linux dbt get
 `uba` is killed outright (PR_SET_PDEATHSIG), so a killed build never leaves dbt holding the
 warehouse. `uba build` holds the writer lock (python_models.warehouse.writer_lock) while dbt
 runs, so a second build or a load waits for it instead of failing on DuckDB's lock.
+
+A build whose every failed node ran out of DuckDB memory is retried once (`run_dbt_build`):
+`dbt retry` in a fresh process, one thread. dbt's threads share one DuckDB instance and its
+memory_limit, so two heavy models side by side, or what an earlier node left in the pool, can
+exhaust it where the node alone fits.
 """
 
 from __future__ import annotations
@@ -18,15 +23,20 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir, get_settings
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TIMESTAMP = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?(\s+|$)")
 # Seconds dbt gets to stop after SIGTERM before it is killed.
 _STOP_GRACE_SECONDS = 10.0
+# How DuckDB's error starts when a query needs more than memory_limit (and cannot spill).
+_OUT_OF_MEMORY = "Out of Memory Error"
+# dbt's statuses of a node that failed (a test that found rows: "fail").
+_FAILED = {"error", "fail", "runtime error"}
 
 
 class DbtError(RuntimeError):
@@ -144,8 +154,10 @@ def run_dbt(
     dbt_vars: dict | None = None,
     quiet: bool = False,
     target_path: str | Path | None = None,
+    project_dir: str | Path | None = None,
 ) -> str:
-    """Run `dbt <args>` in the project; return its output, raise DbtError on failure."""
+    """Run `dbt <args>` in the project (`project_dir`: another one, same profiles); return its
+    output, raise DbtError on failure."""
     cmd = [dbt_executable(), *args]
     if dbt_vars:
         cmd += ["--vars", json.dumps(dbt_vars)]
@@ -154,7 +166,7 @@ def run_dbt(
         env["DBT_TARGET_PATH"] = str(target_path)
     proc = subprocess.Popen(
         cmd,
-        cwd=DBT_PROJECT_DIR,
+        cwd=project_dir or DBT_PROJECT_DIR,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -186,6 +198,64 @@ def run_dbt(
     return output
 
 
+def out_of_memory_nodes(run_results: Path, since: float = 0.0) -> list[str]:
+    """The failed nodes of the dbt run that wrote `run_results` (modified at or after `since`,
+    a time.time()) when every one of them failed with DuckDB's out-of-memory error; [] when
+    none failed, any failed otherwise, or the run wrote no results."""
+    try:
+        if run_results.stat().st_mtime < since:
+            return []  # an earlier run's: this one failed before writing results
+        results = json.loads(run_results.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+    failed = [r for r in results if str(r.get("status")).lower() in _FAILED]
+    if not failed or any(_OUT_OF_MEMORY not in (r.get("message") or "") for r in failed):
+        return []
+    return [r["unique_id"].split(".")[-1] for r in failed]
+
+
+def run_dbt_build(
+    args: Sequence[str],
+    say=None,
+    target_path: str | Path | None = None,
+    project_dir: str | Path | None = None,
+    **kwargs,
+) -> str:
+    """`run_dbt(args)` for a `dbt build`; when it fails and every failed node ran out of DuckDB
+    memory, those nodes (and the ones skipped after them) once more with `dbt retry` in a fresh
+    dbt process (a fresh DuckDB instance) with one thread. `say` gets the one-line notice.
+    Raises DbtError when the build fails otherwise or the retry fails too."""
+    started = time.time()
+    try:
+        return run_dbt(args, target_path=target_path, project_dir=project_dir, **kwargs)
+    except DbtError as err:
+        target = Path(target_path) if target_path else dbt_target_dir()
+        nodes = out_of_memory_nodes(target / "run_results.json", since=started)
+        if not nodes:
+            raise
+        first_error = err
+    (say or print)(
+        f"dbt: {len(nodes)} node(s) ran out of DuckDB memory ({', '.join(nodes[:3])}"
+        f"{', ...' if len(nodes) > 3 else ''}): retrying them once in a fresh dbt process "
+        "with one thread"
+    )
+    kwargs.pop("dbt_vars", None)  # dbt retry takes the failed run's own
+    try:
+        return run_dbt(
+            ["retry", "--threads", "1"], target_path=target_path, project_dir=project_dir, **kwargs
+        )
+    except DbtError as err:
+        headline = (
+            "dbt ran out of DuckDB memory, and again in a fresh process with one thread: "
+            + (err.summary[0] if err.summary else "no output")
+        )
+        raise DbtError(
+            f"{headline}\n" + "\n".join(err.summary[1:]),
+            summary=[headline, *err.summary[1:]],
+            output=first_error.output + err.output,
+        ) from first_error
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
     parser.add_argument("--select", "-s", default=None, help="dbt selection")
@@ -209,7 +279,9 @@ def run(args) -> int:
         dbt_args += ["--select", args.select]
     try:
         with writer_lock(purpose=f"uba {' '.join(dbt_args)}"):
-            run_dbt(dbt_args, target=args.target)
+            run_dbt_build(
+                dbt_args, target=args.target, say=lambda line: print(f"uba build: {line}")
+            )
     except WarehouseBusyError as err:
         print(f"uba build: {err}", file=sys.stderr)
         return 1

@@ -207,6 +207,9 @@ with
 {{ ctes }},
 
 {% endif -%}
+{#- The step events, narrow: what the step pass and the levels need. Read once (by_level),
+    so it streams rather than being held through the query; the attempts' step-1 event
+    columns are read again in first_step_events, for the chosen attempts only. -#}
 step_matches as (
 
     {% for funnel in funnels -%}
@@ -215,11 +218,9 @@ step_matches as (
     select
         {{ _funnel_quote(funnel.name) }} as funnel_name,
         {{ loop.index }} as step_number,
-        event_id,
         user_id,
         session_id,
-        event_ts{% for column in breakdowns %},
-        {{ column }}{% endfor %}
+        event_ts
     from {{ events }}
     where event_name = {{ _funnel_quote(step.event) }}
         {%- for column, value in step.where | dictsort %}
@@ -231,17 +232,49 @@ step_matches as (
 
 ),
 
+first_step_events as (
+
+    {% for funnel in funnels -%}
+    select
+        {{ _funnel_quote(funnel.name) }} as funnel_name,
+        event_id,
+        user_id,
+        session_id,
+        event_ts{% for column in breakdowns %},
+        {{ column }}{% endfor %}
+    from {{ events }}
+    where event_name = {{ _funnel_quote(funnel.steps[0].event) }}
+        {%- for column, value in funnel.steps[0].where | dictsort %}
+        and {{ column }} = {{ _funnel_quote(value) }}
+        {%- endfor %}
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+funnel_levels as (
+
+    select 'user' as funnel_level
+    union all
+    select 'session' as funnel_level
+
+),
+
 by_level as (
 
     {% if resume -%}
     select leveled.*
     from (
     {%- endif %}
-    select 'user' as funnel_level, user_id as partition_id, step_matches.*
+    select
+        funnel_levels.funnel_level,
+        case
+            when funnel_levels.funnel_level = 'user' then step_matches.user_id
+            else step_matches.session_id
+        end as partition_id,
+        step_matches.*
     from step_matches
-    union all
-    select 'session' as funnel_level, session_id as partition_id, step_matches.*
-    from step_matches
+    cross join funnel_levels
     {%- if resume %}
     ) as leveled
     inner join {{ resume.people }} as people
@@ -404,18 +437,17 @@ attempt_events as (
         chosen.started_at,
         {% for column in ['attempt_index'] + carried %}min(chosen.{{ column }}) as {{ column }},
         {% endfor -%}
-        min(step_matches.user_id) as user_id,
-        min(step_matches.session_id) as session_id,
-        min(step_matches.event_id) as first_event_id{% for column in breakdowns %},
-        min(step_matches.{{ column }}) as {{ column }}{% endfor %}
+        min(first_step_events.user_id) as user_id,
+        min(first_step_events.session_id) as session_id,
+        min(first_step_events.event_id) as first_event_id{% for column in breakdowns %},
+        min(first_step_events.{{ column }}) as {{ column }}{% endfor %}
     from chosen
-    inner join step_matches
-        on chosen.funnel_name = step_matches.funnel_name
-        and chosen.started_at = step_matches.event_ts
-        and step_matches.step_number = 1
+    inner join first_step_events
+        on chosen.funnel_name = first_step_events.funnel_name
+        and chosen.started_at = first_step_events.event_ts
         and chosen.partition_id = case
-            when chosen.funnel_level = 'user' then step_matches.user_id
-            else step_matches.session_id
+            when chosen.funnel_level = 'user' then first_step_events.user_id
+            else first_step_events.session_id
         end
     group by {% for key in keys %}chosen.{{ key }}, {% endfor %}chosen.started_at
 

@@ -230,7 +230,7 @@ def refresh(
         finally:
             con.close()
         if build:
-            steps.run("dbt", _build, lambda what: what)
+            steps.run("dbt", lambda: _build(steps.say), lambda what: what)
             con = connect()
             try:
                 _write_state(con, fingerprint, complete=False)
@@ -285,15 +285,15 @@ DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
 _SESSIONIZED = "intermediate.int_events_sessionized"
 
 
-def _build() -> str:
+def _build(say: Callable[[str], None]) -> str:
     from python_models import dbt_daily_tests
     from python_models.config import get_settings
-    from python_models.dbt_runner import DbtError, dbt_env, run_dbt
+    from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
     from python_models.warehouse import connect
 
     def dbt(args: list[str]) -> None:
         try:
-            run_dbt(args, quiet=True)
+            run_dbt_build(args, quiet=True, say=lambda line: say(f"[refresh] {line}"))
         except DbtError as err:
             raise RefreshError(" / ".join(err.summary[:3]) or str(err)) from err
 
