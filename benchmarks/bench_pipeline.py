@@ -126,10 +126,10 @@ def lineage_build() -> dict:
     """Time `dbt build` of churn's lineage alone (run in a child process whose environment
     points at a copy of the gated warehouse and its own dbt target folder)."""
     from python_models.commands.refresh import DATA_BUILD
-    from python_models.dbt_runner import run_dbt
+    from python_models.dbt_runner import run_dbt_build
 
     started = time.perf_counter()
-    run_dbt([*DATA_BUILD, *lineage_selector()], quiet=True)
+    run_dbt_build([*DATA_BUILD, *lineage_selector()], quiet=True)
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -166,7 +166,7 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     from expectations.gate import run_gate
     from python_models.commands.refresh import DATA_BUILD, record_build
     from python_models.config import get_settings
-    from python_models.dbt_runner import run_dbt
+    from python_models.dbt_runner import run_dbt_build
     from python_models.ingest import load_path
     from python_models.lifecycle import score_model, train_model
     from python_models.models import model_names
@@ -190,8 +190,9 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     if lineage:
         timings[LINEAGE] = time_lineage(Path(os.environ["UBA_DATA_DIR"]).parent)
     # As a deployment builds (`uba refresh`): dbt's unit tests check the SQL on fixed inputs and
-    # run in CI (tests/conftest.py builds with them), not on each build of the data.
-    step("dbt build", lambda: run_dbt(DATA_BUILD, quiet=True))
+    # run in CI (tests/conftest.py builds with them), not on each build of the data. As `uba
+    # build` does, nodes that ran out of DuckDB memory are retried once (a line says so).
+    step("dbt build", lambda: run_dbt_build(DATA_BUILD, quiet=True))
     con = connect()
     record_build(con)
     for name in names or model_names():
