@@ -10,6 +10,14 @@
     '{{ (value | string).replace("'", "''") }}'
 {%- endmacro -%}
 
+{#- The events that match a step: its event name and its property filters. -#}
+{%- macro _funnel_step_filter(step) -%}
+    event_name = {{ _funnel_quote(step.event) }}
+        {%- for column, value in step.where | dictsort %}
+        and {{ column }} = {{ _funnel_quote(value) }}
+        {%- endfor %}
+{%- endmacro -%}
+
 {#- The configured funnels, validated and normalized into a list of
     {name, order ('strict' | 'any'), window_seconds, window_text,
      steps: [{event, where: {column: value}, label}]}.
@@ -222,10 +230,7 @@ step_matches as (
         session_id,
         event_ts
     from {{ events }}
-    where event_name = {{ _funnel_quote(step.event) }}
-        {%- for column, value in step.where | dictsort %}
-        and {{ column }} = {{ _funnel_quote(value) }}
-        {%- endfor %}
+    where {{ _funnel_step_filter(step) }}
     {{ 'union all' if not (loop.last and funnel_loop.last) }}
     {%- endfor %}
     {%- endfor %}
@@ -243,10 +248,7 @@ first_step_events as (
         event_ts{% for column in breakdowns %},
         {{ column }}{% endfor %}
     from {{ events }}
-    where event_name = {{ _funnel_quote(funnel.steps[0].event) }}
-        {%- for column, value in funnel.steps[0].where | dictsort %}
-        and {{ column }} = {{ _funnel_quote(value) }}
-        {%- endfor %}
+    where {{ _funnel_step_filter(funnel.steps[0]) }}
     {{ 'union all' if not loop.last }}
     {% endfor %}
 
