@@ -198,20 +198,52 @@ def run_dbt(
     return output
 
 
+def _results(run_results: Path, since: float) -> list[dict]:
+    """run_results.json's results when this run (started at `since`, a time.time()) wrote it;
+    [] when it is an earlier run's (this one failed before writing results) or unreadable."""
+    try:
+        if run_results.stat().st_mtime < since:
+            return []
+        return json.loads(run_results.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _node_name(unique_id: str) -> str:
+    """A node's selectable name: `model.uba.fct_events` -> fct_events, and a test's
+    `test.uba.unique_x_id.40018f0422` -> unique_x_id (not its hash)."""
+    return unique_id.split(".")[2]
+
+
 def out_of_memory_nodes(run_results: Path, since: float = 0.0) -> list[str]:
     """The failed nodes of the dbt run that wrote `run_results` (modified at or after `since`,
     a time.time()) when every one of them failed with DuckDB's out-of-memory error; [] when
     none failed, any failed otherwise, or the run wrote no results."""
-    try:
-        if run_results.stat().st_mtime < since:
-            return []  # an earlier run's: this one failed before writing results
-        results = json.loads(run_results.read_text())["results"]
-    except (OSError, ValueError, KeyError):
-        return []
+    results = _results(run_results, since)
     failed = [r for r in results if str(r.get("status")).lower() in _FAILED]
     if not failed or any(_OUT_OF_MEMORY not in (r.get("message") or "") for r in failed):
         return []
-    return [r["unique_id"].split(".")[-1] for r in failed]
+    return [_node_name(r["unique_id"]) for r in failed]
+
+
+def finished_nodes(run_results: Path, since: float = 0.0) -> list[str]:
+    """The nodes (models, seeds, tests...; not hooks) of the dbt run that wrote `run_results`
+    that neither failed nor were skipped: what a retry of that run leaves out."""
+    return [
+        _node_name(r["unique_id"])
+        for r in _results(run_results, since)
+        if not r["unique_id"].startswith("operation.")
+        and str(r.get("status")).lower() not in _FAILED | {"skipped"}
+    ]
+
+
+def memory_retry_notice(nodes: Sequence[str]) -> str:
+    """The one line said before out-of-memory nodes are retried (`uba build`, Dagster)."""
+    return (
+        f"dbt: {len(nodes)} node(s) ran out of DuckDB memory ({', '.join(nodes[:3])}"
+        f"{', ...' if len(nodes) > 3 else ''}): retrying them once in a fresh dbt process "
+        "with one thread"
+    )
 
 
 def run_dbt_build(
@@ -234,11 +266,7 @@ def run_dbt_build(
         if not nodes:
             raise
         first_error = err
-    (say or print)(
-        f"dbt: {len(nodes)} node(s) ran out of DuckDB memory ({', '.join(nodes[:3])}"
-        f"{', ...' if len(nodes) > 3 else ''}): retrying them once in a fresh dbt process "
-        "with one thread"
-    )
+    (say or print)(memory_retry_notice(nodes))
     kwargs.pop("dbt_vars", None)  # dbt retry takes the failed run's own
     try:
         return run_dbt(

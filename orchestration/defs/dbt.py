@@ -1,6 +1,8 @@
 """The dbt project as Dagster assets; dbt tests become asset checks."""
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -9,6 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from orchestration.manifest import ensure_manifest
 from orchestration.resources import WRITER_POOL
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
+from python_models.dbt_runner import finished_nodes, memory_retry_notice, out_of_memory_nodes
 
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
@@ -53,7 +56,7 @@ def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """`dbt build`: seeds, models (incremental where they grow) and their tests."""
     # One artifacts folder, overwritten per run: dagster-dbt's default is a new folder per run
     # (~7 MB each, never cleaned). Runs that write are serialized by the pool, so no clash.
-    yield from dbt.cli(["build"], context=context, target_path=DAGSTER_DBT_TARGET).stream()
+    yield from build_with_memory_retry(context, dbt, DAGSTER_DBT_TARGET)
 
 
 @dbt_assets(
@@ -66,8 +69,32 @@ def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
 )
 def uba_dbt_after_scoring(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """`dbt build` of the models that read the score tables, once they are written."""
-    yield from dbt.cli(["build"], context=context, target_path=DAGSTER_DBT_TARGET).stream()
+    yield from build_with_memory_retry(context, dbt, DAGSTER_DBT_TARGET)
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, target=get_settings().dbt_target)
+def build_with_memory_retry(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, target_path: Path
+) -> Iterator:
+    """`dbt build` of the context's selection, as `uba build` runs it: when the build fails
+    and every failed node ran out of DuckDB memory, the failed and skipped nodes are built once
+    more in a fresh dbt process with one thread (dbt's threads share one DuckDB memory_limit;
+    see python_models.dbt_runner). Any other failure raises dbt's error.
+
+    The retry excludes what the first build finished rather than selecting what failed:
+    dagster-dbt adds the context's selection to a --select of ours as a union, but subtracts
+    an --exclude, so the retry stays inside Dagster's selection (what `dbt retry` does)."""
+    started = time.time()
+    build = dbt.cli(["build"], context=context, target_path=target_path, raise_on_error=False)
+    yield from build.stream()
+    if build.is_successful():
+        return
+    results = Path(target_path) / "run_results.json"
+    nodes = out_of_memory_nodes(results, since=started)
+    if not nodes:
+        raise build.get_error()
+    context.log.warning(memory_retry_notice(nodes))
+    retry = ["build", "--threads", "1"]
+    finished = finished_nodes(results, since=started)
+    if finished:
+        retry += ["--exclude", " ".join(finished)]
+    yield from dbt.cli(retry, context=context, target_path=target_path).stream()

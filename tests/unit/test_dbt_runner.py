@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dbt_memory_project import heavy_rows_in, memory_project
 
 from python_models.dbt_runner import DbtError, error_summary, run_dbt, run_dbt_build
 
@@ -129,51 +130,6 @@ def test_a_build_waits_for_the_writer_lock_then_fails_clearly(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-# A two-model project on this repository's `uba` profile (memory_limit from
-# UBA_DUCKDB_MEMORY_LIMIT). `ballast`'s post-hook leaves a table in an in-memory database
-# attached to the DuckDB instance: memory that the next node in the same dbt process cannot
-# use, as a heavy model can leave behind. `heavy` builds one list per key (list aggregate
-# states do not spill). With no temporary directory nothing is offloaded to disk, so whether
-# `heavy` fits depends on the rows alone: 2M fit 100 MB, not beside 5M rows of ballast; 20M
-# never fit.
-_PROJECT = {
-    "dbt_project.yml": """
-name: memory_retry
-version: "1.0"
-profile: uba
-on-run-start: ["set temp_directory = ''"]
-""",
-    "models/ballast.sql": """
-{{ config(materialized='table', post_hook=[
-    after_commit("attach if not exists ':memory:' as held"),
-    after_commit("create or replace table held.ballast as "
-        ~ "select i from range({{ var('ballast_rows') }}) as t(i)"),
-]) }}
-select 1 as id
-""",
-    "models/heavy.sql": """
-{{ config(materialized='table') }}
--- depends_on: {{ ref('ballast') }}
-select k, list(i) as members
-from (select i, i % 1000 as k from range({{ var('heavy_rows') }}) as t(i)) as numbers
-group by k
-""",
-}
-
-
-def _memory_project(tmp_path, monkeypatch, failing_test: bool = False) -> Path:
-    project = tmp_path / "project"
-    files = dict(_PROJECT)
-    if failing_test:
-        files["tests/always_fails.sql"] = "select 1 as id"
-    for name, text in files.items():
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_text(text.lstrip())
-    monkeypatch.setenv("UBA_DUCKDB_MEMORY_LIMIT", "100MB")
-    monkeypatch.setenv("UBA_DBT_THREADS", "2")
-    return project
-
-
 def _build_memory_project(tmp_path, project, notices: list[str], ballast_rows, heavy_rows):
     return run_dbt_build(
         ["build"],
@@ -186,22 +142,8 @@ def _build_memory_project(tmp_path, project, notices: list[str], ballast_rows, h
     )
 
 
-def _heavy_rows_in(path: Path) -> tuple[int, int] | None:
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        if not con.execute(
-            "select count(*) from information_schema.tables where table_name = 'heavy'"
-        ).fetchone()[0]:
-            return None
-        return con.execute("select count(*), sum(len(members)) from main.heavy").fetchone()
-    finally:
-        con.close()
-
-
 def test_a_node_out_of_memory_beside_another_s_leftovers_is_retried_alone(tmp_path, monkeypatch):
-    project = _memory_project(tmp_path, monkeypatch)
+    project = memory_project(tmp_path, monkeypatch)
     notices: list[str] = []
     _build_memory_project(tmp_path, project, notices, ballast_rows=5_000_000, heavy_rows=2_000_000)
     assert notices == [
@@ -209,7 +151,7 @@ def test_a_node_out_of_memory_beside_another_s_leftovers_is_retried_alone(tmp_pa
         "process with one thread"
     ]
     # every number 0..2M-1 once, in 1000 lists
-    assert _heavy_rows_in(tmp_path / "w.duckdb") == (1000, 2_000_000)
+    assert heavy_rows_in(tmp_path / "w.duckdb") == (1000, 2_000_000)
     retried = json.loads((tmp_path / "target" / "run_results.json").read_text())
     nodes = [r for r in retried["results"] if not r["unique_id"].startswith("operation.")]
     assert [(r["unique_id"], r["status"]) for r in nodes] == [
@@ -219,7 +161,7 @@ def test_a_node_out_of_memory_beside_another_s_leftovers_is_retried_alone(tmp_pa
 
 
 def test_a_retry_that_runs_out_of_memory_again_fails_clearly(tmp_path, monkeypatch):
-    project = _memory_project(tmp_path, monkeypatch)
+    project = memory_project(tmp_path, monkeypatch)
     notices: list[str] = []
     with pytest.raises(DbtError) as caught:
         _build_memory_project(tmp_path, project, notices, ballast_rows=0, heavy_rows=20_000_000)
@@ -229,12 +171,12 @@ def test_a_retry_that_runs_out_of_memory_again_fails_clearly(tmp_path, monkeypat
         "dbt ran out of DuckDB memory, and again in a fresh process with one thread: "
     ), headline
     assert any("Out of Memory Error" in line for line in caught.value.summary)
-    assert _heavy_rows_in(tmp_path / "w.duckdb") is None
+    assert heavy_rows_in(tmp_path / "w.duckdb") is None
 
 
 def test_no_retry_when_a_node_failed_for_another_reason(tmp_path, monkeypatch):
     """`heavy` runs out of memory, but a data test also fails: the build fails as it is."""
-    project = _memory_project(tmp_path, monkeypatch, failing_test=True)
+    project = memory_project(tmp_path, monkeypatch, failing_test=True)
     notices: list[str] = []
     with pytest.raises(DbtError) as caught:
         _build_memory_project(
