@@ -153,6 +153,63 @@ def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, t
 
 
 @pytest.mark.slow
+def test_load_hourly_of_a_later_day_recounts_from_the_stored_last_hour(daily_increment, tmp_path):
+    """A day with no late event (a week later), so rpt_load_hourly recounts from its stored last
+    hour: that hour becomes complete, the empty hours up to the new ones are zero-filled, the
+    hours before keep their rows, and the table equals a full build and a recount of fct_events
+    per hour."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    con = connect(path)
+    try:
+        con.execute(
+            "insert into raw.events_validated select * replace ("
+            "raw_id || '-later' as raw_id, event_id || '-later' as event_id,"
+            " event_ts + interval 7 day as event_ts, received_at + interval 7 day as received_at,"
+            " (select max(load_id) + 1 from raw.events_validated) as load_id)"
+            " from raw.events_validated where received_at >= ? and hash(event_id) % 10 = 0",
+            [daily_increment["cut"]],
+        )
+    finally:
+        con.close()
+    select = ["--select", "+rpt_load_hourly"]
+    name = "reports.rpt_load_hourly"
+    before = sorted_table(path, name)
+    stored_last = before.filter(~pl.col("is_complete"))["hour_ts"][0]
+    run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=tmp_path / "target")
+    incremental = sorted_table(path, name)
+    recount = read(
+        path,
+        "select date_trunc('hour', event_ts) as hour_ts, count(*) as count_events,"
+        " count(distinct user_id) as count_active_users from marts.fct_events group by 1",
+    )
+    run_dbt(
+        ["run", "--full-refresh", *select],
+        duckdb_path=path,
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+    assert_same_rows(incremental, sorted_table(path, name), name)
+    # the hours before the stored last one are the stored rows; that one is complete now
+    assert_same_rows(
+        incremental.filter(pl.col("hour_ts") < stored_last),
+        before.filter(pl.col("hour_ts") < stored_last),
+        name,
+    )
+    assert incremental.filter(pl.col("hour_ts") == stored_last)["is_complete"][0]
+    assert incremental.filter(~pl.col("is_complete"))["hour_ts"][0] > stored_last
+    counted = incremental.join(recount, on="hour_ts", how="left", suffix="_recount")
+    assert (counted["count_events"] == counted["count_events_recount"].fill_null(0)).all()
+    assert (
+        counted["count_active_users"] == counted["count_active_users_recount"].fill_null(0)
+    ).all()
+    zero_filled = incremental.filter(
+        (pl.col("hour_ts") > stored_last) & (pl.col("count_events") == 0)
+    )
+    assert zero_filled.height > 0
+
+
+@pytest.mark.slow
 def test_the_new_day_reopens_stored_attempts_and_sessions(daily_increment):
     """The sample really exercises the replay: late events, attempts still open at the cut
     that the new day converts or extends, and event sequences whose label was open."""
