@@ -158,11 +158,11 @@
 {%- endmacro %}
 
 {#- `and <column> >= <the earliest day with events written since this model last consumed
-    int_events_sessionized>` as a literal (read before the model's SQL runs), for the models that
-    recount changed (user, event day) pairs: every pair they read or delete is on or after it. A
-    redundant bound, so DuckDB skips the row groups before it; nothing while dbt only parses or
-    when nothing changed. -#}
-{% macro feature_and_changed_days_from(column, type='date') -%}
+    int_events_sessionized, less days_before days>` as a literal (read before the model's SQL
+    runs), for the models that recompute from a changed person's earliest changed day: every
+    row they read or delete is on or after it. A redundant bound, so DuckDB skips the row groups
+    before it; nothing while dbt only parses or when nothing changed. -#}
+{% macro feature_and_changed_days_from(column, type='date', days_before=0) -%}
 {%- if is_incremental() -%}
 {%- if 'feature_changed_days_from' not in model -%}
     {%- do model.update({'feature_changed_days_from': uba_query_value(
@@ -171,7 +171,8 @@
 {%- endif -%}
 {%- set first_day = model['feature_changed_days_from'] -%}
 {%- if first_day is not none %}
-        and {{ column }} >= cast('{{ first_day }}' as {{ type }})
+        and {{ column }}
+            >= cast('{{ first_day - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
 {%- endif -%}
 {%- endif -%}
 {%- endmacro %}
