@@ -112,16 +112,13 @@ def test_one_new_day_incrementally_equals_a_full_build(daily_increment, name):
     assert_same_rows(incremental.sort(incremental.columns), full.sort(full.columns), name)
 
 
-@pytest.mark.slow
-def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, tmp_path):
-    """A day that starts a new week: everyone whose last active week was the stored latest week
-    gets the 'dormant' row a full build gives them, though their events did not change (the
-    fixture's new day is in the history's last week, so it does not test this)."""
+def _a_week_later(daily_increment: dict, tmp_path: Path) -> Path:
+    """A copy of the warehouse after the increment with a few of the last day's events again,
+    a week later, as a new load batch (no late event: all after the stored ones)."""
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(daily_increment["after_increment"], path)
     con = connect(path)
     try:
-        # a few of the last day's events again, a week later, as a new load batch
         con.execute(
             "insert into raw.events_validated select * replace ("
             "raw_id || '-next' as raw_id, event_id || '-next' as event_id,"
@@ -132,6 +129,15 @@ def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, t
         )
     finally:
         con.close()
+    return path
+
+
+@pytest.mark.slow
+def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, tmp_path):
+    """A day that starts a new week: everyone whose last active week was the stored latest week
+    gets the 'dormant' row a full build gives them, though their events did not change (the
+    fixture's new day is in the history's last week, so it does not test this)."""
+    path = _a_week_later(daily_increment, tmp_path)
     select = ["--select", "+fct_user_lifecycle_weekly"]
     name = "marts.fct_user_lifecycle_weekly"
     before = sorted_table(path, name)
@@ -158,20 +164,7 @@ def test_load_hourly_of_a_later_day_recounts_from_the_stored_last_hour(daily_inc
     hour: that hour becomes complete, the empty hours up to the new ones are zero-filled, the
     hours before keep their rows, and the table equals a full build and a recount of fct_events
     per hour."""
-    path = tmp_path / "warehouse.duckdb"
-    shutil.copy(daily_increment["after_increment"], path)
-    con = connect(path)
-    try:
-        con.execute(
-            "insert into raw.events_validated select * replace ("
-            "raw_id || '-later' as raw_id, event_id || '-later' as event_id,"
-            " event_ts + interval 7 day as event_ts, received_at + interval 7 day as received_at,"
-            " (select max(load_id) + 1 from raw.events_validated) as load_id)"
-            " from raw.events_validated where received_at >= ? and hash(event_id) % 10 = 0",
-            [daily_increment["cut"]],
-        )
-    finally:
-        con.close()
+    path = _a_week_later(daily_increment, tmp_path)
     select = ["--select", "+rpt_load_hourly"]
     name = "reports.rpt_load_hourly"
     before = sorted_table(path, name)
