@@ -116,7 +116,8 @@
     {{- return(uba_events_consumer_config('people_since',
         since='{{ this }}.as_of_date >= (select '
             ~ dbt.dateadd('day', -7 * feature_lookback_weeks(), 'max(as_of_date)')
-            ~ ' from {{ this }})')) -}}
+            ~ ' from {{ this }})',
+        stale_from="{{ feature_and_rebuilt_from('as_of_date') }}")) -}}
 {%- endmacro %}
 
 {#- The newest stored snapshot (a literal read before the pre-hook deletes anything: the SQL
@@ -127,14 +128,62 @@
     {%- endif -%}
     {%- set stored_max = uba_query_value('select max(as_of_date) from ' ~ this) -%}
     {%- if stored_max is none -%}
-        {%- set state = {'everything': 'true', 'stored_max': 'cast(null as date)'} -%}
+        {%- set state = {'everything': 'true', 'stored_max': 'cast(null as date)', 'from': none} -%}
     {%- else -%}
+        {%- set everything = uba_reads_everything(ref('int_events_sessionized')) | trim -%}
         {%- set state = {
-            'everything': '(' ~ (uba_reads_everything(ref('int_events_sessionized')) | trim) ~ ')',
-            'stored_max': "cast('" ~ stored_max ~ "' as date)"} -%}
+            'everything': '(' ~ everything ~ ')',
+            'stored_max': "cast('" ~ stored_max ~ "' as date)",
+            'from': stored_max - modules.datetime.timedelta(days=7 * feature_lookback_weeks())
+                if everything == 'false' else none} -%}
     {%- endif -%}
     {%- do model.update({'feature_per_person_state': state}) -%}
     {{- return(state) -}}
+{%- endmacro %}
+
+{#- `and <column> >= <the earliest rebuilt snapshot date, less days_before days>` as a literal
+    (feature_per_person_state's `from`: the snapshot_dates CTE's earliest date, which only
+    a subquery gives there), beside the subquery bound it repeats: a comparison with a literal
+    lets DuckDB skip the row groups before it (the feature tables and
+    int_events_sessionized are stored in date order by a full build; daily rows are appended
+    after them). Nothing on a full build, when everything is rebuilt or while dbt only
+    parses. -#}
+{% macro feature_and_rebuilt_from(column, days_before=0, type='date') -%}
+{%- if is_incremental() -%}
+{%- set rebuilt_from = feature_per_person_state()['from'] -%}
+{%- if rebuilt_from is not none %}
+        and {{ column }} >= cast('{{ rebuilt_from - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
+{%- endif -%}
+{%- endif -%}
+{%- endmacro %}
+
+{#- `and <column> >= <the earliest day with events written since this model last consumed
+    int_events_sessionized, less days_before days>` as a literal (read before the model's SQL
+    runs), for the models that recompute from a changed person's earliest changed day: every
+    row they read or delete is on or after it. A redundant bound, so DuckDB skips the row groups
+    before it; nothing while dbt only parses or when nothing changed. -#}
+{% macro feature_and_changed_days_from(column, type='date', days_before=0) -%}
+{%- if is_incremental() -%}
+{%- if 'feature_changed_days_from' not in model -%}
+    {%- do model.update({'feature_changed_days_from': uba_query_value(
+        'select min(event_date) from ('
+        ~ uba_changed_user_days(ref('int_events_sessionized')) ~ ') as changed')}) -%}
+{%- endif -%}
+{%- set first_day = model['feature_changed_days_from'] -%}
+{%- if first_day is not none %}
+        and {{ column }}
+            >= cast('{{ first_day - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
+{%- endif -%}
+{%- endif -%}
+{%- endmacro %}
+
+{#- `order by <column>` on a full build: the table is stored in date order, so the daily runs'
+    literal date bounds (feature_and_rebuilt_from, feature_and_changed_days_from) skip the row
+    groups before them (a daily run appends its rows after the others). -#}
+{% macro feature_stored_in_order(column='as_of_date') -%}
+{%- if not is_incremental() %}
+order by {{ column }}
+{%- endif -%}
 {%- endmacro %}
 
 {% macro feature_per_person_ctes() -%}

@@ -27,3 +27,36 @@
     ) as spine
     where spine_date <= {{ end_date }}
 {%- endmacro %}
+
+{#- rpt_load_hourly's incremental run: the first hour it recounts, the earlier of the first hour
+    with an event written since it last consumed int_events_sessionized (new, re-stitched or
+    re-cut) and the stored last hour (complete once later events came), as a timestamp literal
+    read before its SQL runs (a literal lets DuckDB skip fct_events' earlier row groups: it is
+    stored in time order). Every hour when it re-reads everything or stores no hour; while dbt
+    only parses, the same as a subquery. -#}
+{% macro load_hourly_recounted_from() -%}
+    {%- set sessionized = ref('int_events_sessionized') -%}
+    {%- set recounted_from -%}
+        select case
+            when {{ uba_reads_everything(sessionized) }}
+                or (select max(hour_ts) from {{ this }}) is null then null
+            else least(
+                coalesce(
+                    (select {{ dbt.date_trunc('hour', 'min(event_ts)') }}
+                     from ({{ uba_changed_rows(sessionized) }}) as changed),
+                    (select max(hour_ts) from {{ this }})
+                ),
+                (select max(hour_ts) from {{ this }})
+            )
+        end
+    {%- endset -%}
+    {%- if not execute -%}
+    coalesce(({{ recounted_from }}), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
+    {%- else -%}
+    {%- if 'load_hourly_recounted_from' not in model -%}
+        {%- do model.update({'load_hourly_recounted_from': uba_query_value(recounted_from)}) -%}
+    {%- endif -%}
+    {%- set value = model['load_hourly_recounted_from'] -%}
+    cast('{{ value if value is not none else "1900-01-01" }}' as {{ dbt.type_timestamp() }})
+    {%- endif -%}
+{%- endmacro %}

@@ -173,8 +173,11 @@
       row ({{ this }}) and changed.changed_from_ts (the person's earliest changed event);
     - 'rows': rows where `where` holds (a condition on the stored rows, e.g. a period bound);
     - 'keys': none (the model writes with delete+insert on unique_key).
+    `stale_from` (optional): Jinja rendering `and <a condition on the stored row>` that every
+    stale row meets, or nothing: a redundant bound with a literal, so the delete skips the row
+    groups before it instead of testing every stored row.
     Use: {{ config(**uba_events_consumer_config('people')) }}. -#}
-{% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none, day_column='event_date') -%}
+{% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none, day_column='event_date', stale_from='') -%}
     {%- set producer = "ref('int_events_sessionized')" -%}
     {%- if replaces == 'user_days' -%}
         {%- set stale = "exists (select 1 from ({{ uba_changed_user_days(" ~ producer ~ ") }})"
@@ -201,7 +204,7 @@
         'incremental_strategy': 'delete+insert' if unique_key else 'append',
         'on_schema_change': 'fail',
         'pre_hook': ["{% if is_incremental() %}delete from {{ this }} where {{ uba_reads_everything("
-            ~ producer ~ ") }} or " ~ stale ~ "{% endif %}"],
+            ~ producer ~ ") }} or (" ~ stale ~ stale_from ~ "){% endif %}"],
         'post_hook': ["{{ uba_record_consumed_batch(" ~ producer ~ ") }}"],
     } -%}
     {%- if unique_key -%}

@@ -29,17 +29,21 @@ DAILY_MODELS = [
     "marts.fct_event_transitions",
     "features.ftr_user_event_sequences",
     "features.ftr_user_day_activity",
+    "features.int_feature_user_days",
+    "features.int_feature_user_day_items",
     "features.int_feature_windowed_activity",
     "features.int_feature_diversity",
     "features.int_feature_lifetime_totals",
     "features.int_feature_session_stats",
     "features.ftr_user_features",
+    "features.ftr_user_labels",
     "reports.int_event_paths_counted",
     "reports.rpt_event_transitions",
     "reports.rpt_path_ngrams",
     "reports.rpt_funnel_conversion_daily",
     "reports.rpt_funnel_conversion_weekly",
     "reports.rpt_active_users_daily",
+    "reports.rpt_load_hourly",
     "marts.fct_user_lifecycle_weekly",
     "staging.stg_app__user_holdout_buckets",
     "marts.dim_user_holdout_groups",
@@ -51,7 +55,8 @@ SELECT = [
     "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
     "+rpt_event_transitions +rpt_path_ngrams",
-    "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features",
+    "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features +ftr_user_labels",
+    "+rpt_load_hourly",
     "+fct_user_lifecycle_weekly +dim_user_holdout_groups",
 ]
 
@@ -107,16 +112,13 @@ def test_one_new_day_incrementally_equals_a_full_build(daily_increment, name):
     assert_same_rows(incremental.sort(incremental.columns), full.sort(full.columns), name)
 
 
-@pytest.mark.slow
-def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, tmp_path):
-    """A day that starts a new week: everyone whose last active week was the stored latest week
-    gets the 'dormant' row a full build gives them, though their events did not change (the
-    fixture's new day is in the history's last week, so it does not test this)."""
+def _a_week_later(daily_increment: dict, tmp_path: Path) -> Path:
+    """A copy of the warehouse after the increment with a few of the last day's events again,
+    a week later, as a new load batch (no late event: all after the stored ones)."""
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(daily_increment["after_increment"], path)
     con = connect(path)
     try:
-        # a few of the last day's events again, a week later, as a new load batch
         con.execute(
             "insert into raw.events_validated select * replace ("
             "raw_id || '-next' as raw_id, event_id || '-next' as event_id,"
@@ -127,6 +129,15 @@ def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, t
         )
     finally:
         con.close()
+    return path
+
+
+@pytest.mark.slow
+def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, tmp_path):
+    """A day that starts a new week: everyone whose last active week was the stored latest week
+    gets the 'dormant' row a full build gives them, though their events did not change (the
+    fixture's new day is in the history's last week, so it does not test this)."""
+    path = _a_week_later(daily_increment, tmp_path)
     select = ["--select", "+fct_user_lifecycle_weekly"]
     name = "marts.fct_user_lifecycle_weekly"
     before = sorted_table(path, name)
@@ -145,6 +156,50 @@ def test_lifecycle_of_a_day_in_a_new_week_equals_a_full_build(daily_increment, t
     assert (
         weeks.max() > before.filter(pl.col("lifecycle_status") == "dormant")["lifecycle_week"].max()
     )
+
+
+@pytest.mark.slow
+def test_load_hourly_of_a_later_day_recounts_from_the_stored_last_hour(daily_increment, tmp_path):
+    """A day with no late event (a week later), so rpt_load_hourly recounts from its stored last
+    hour: that hour becomes complete, the empty hours up to the new ones are zero-filled, the
+    hours before keep their rows, and the table equals a full build and a recount of fct_events
+    per hour."""
+    path = _a_week_later(daily_increment, tmp_path)
+    select = ["--select", "+rpt_load_hourly"]
+    name = "reports.rpt_load_hourly"
+    before = sorted_table(path, name)
+    stored_last = before.filter(~pl.col("is_complete"))["hour_ts"][0]
+    run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=tmp_path / "target")
+    incremental = sorted_table(path, name)
+    recount = read(
+        path,
+        "select date_trunc('hour', event_ts) as hour_ts, count(*) as count_events,"
+        " count(distinct user_id) as count_active_users from marts.fct_events group by 1",
+    )
+    run_dbt(
+        ["run", "--full-refresh", *select],
+        duckdb_path=path,
+        quiet=True,
+        target_path=tmp_path / "target",
+    )
+    assert_same_rows(incremental, sorted_table(path, name), name)
+    # the hours before the stored last one are the stored rows; that one is complete now
+    assert_same_rows(
+        incremental.filter(pl.col("hour_ts") < stored_last),
+        before.filter(pl.col("hour_ts") < stored_last),
+        name,
+    )
+    assert incremental.filter(pl.col("hour_ts") == stored_last)["is_complete"][0]
+    assert incremental.filter(~pl.col("is_complete"))["hour_ts"][0] > stored_last
+    counted = incremental.join(recount, on="hour_ts", how="left", suffix="_recount")
+    assert (counted["count_events"] == counted["count_events_recount"].fill_null(0)).all()
+    assert (
+        counted["count_active_users"] == counted["count_active_users_recount"].fill_null(0)
+    ).all()
+    zero_filled = incremental.filter(
+        (pl.col("hour_ts") > stored_last) & (pl.col("count_events") == 0)
+    )
+    assert zero_filled.height > 0
 
 
 @pytest.mark.slow

@@ -28,6 +28,11 @@ CORE_SELECT = [
     "+fct_sessions",
     "+dim_users",
     "+int_identity_stitched",
+    # incremental with literal bounds read before the SQL runs (macros/feature_helpers.sql,
+    # mart_spine.sql)
+    "+int_feature_user_days",
+    "+int_feature_user_day_items",
+    "+rpt_load_hourly",
 ]
 COMPARED = {
     "marts.fct_events": "event_id, user_id, session_id, event_name, event_ts, revenue_usd",
@@ -40,6 +45,13 @@ COMPARED = {
         "count_events, count_sessions, count_anonymous_ids"
     ),
     "intermediate.int_identity_stitched": "anonymous_hash, user_hash, is_shared_device",
+    "features.int_feature_user_days": (
+        "user_id, event_date, available_date, count_events, count_purchases, first_event_at"
+    ),
+    "features.int_feature_user_day_items": (
+        "user_id, event_date, available_date, event_name, feature, count_events"
+    ),
+    "reports.rpt_load_hourly": "hour_ts, count_events, count_active_users, is_complete",
 }
 
 

@@ -16,7 +16,8 @@
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set recompute_from = 'cast(' ~ dbt.dateadd('day', -1, 'cast(changed.changed_from_ts as date)') ~ ' as date)' -%}
 {{ config(**uba_events_consumer_config('people_since',
-    since='{{ this }}.activity_date >= ' ~ recompute_from)) }}
+    since='{{ this }}.activity_date >= ' ~ recompute_from,
+    stale_from="{{ feature_and_changed_days_from('activity_date', days_before=1) }}")) }}
 {%- set baseline_days = var('uba__anomaly_baseline_days') | int -%}
 {%- set odd_hours_end = var('uba__anomaly_odd_hours_end') | int -%}
 {%- set burst_microseconds = 10 * 60 * 1000000 -%}
@@ -356,3 +357,4 @@ final as (
 )
 
 select * from final
+{{- feature_stored_in_order('activity_date') }}

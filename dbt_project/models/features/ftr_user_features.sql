@@ -38,6 +38,7 @@ windowed as (
     from {{ ref('int_feature_windowed_activity') }} as windowed
     inner join snapshot_dates
         on windowed.as_of_date = snapshot_dates.as_of_date
+        {{- feature_and_rebuilt_from('windowed.as_of_date') }}
     {{- feature_rows_to_rebuild('windowed.user_id', 'windowed.as_of_date') }}
 
 ),
@@ -46,6 +47,7 @@ lifetime as (
 
     select * from {{ ref('int_feature_lifetime_totals') }}
     where as_of_date in (select as_of_date from snapshot_dates)
+        {{- feature_and_rebuilt_from('as_of_date') }}
 
 ),
 
@@ -53,6 +55,7 @@ diversity as (
 
     select * from {{ ref('int_feature_diversity') }}
     where as_of_date in (select as_of_date from snapshot_dates)
+        {{- feature_and_rebuilt_from('as_of_date') }}
 
 ),
 
@@ -60,6 +63,7 @@ session_stats as (
 
     select * from {{ ref('int_feature_session_stats') }}
     where as_of_date in (select as_of_date from snapshot_dates)
+        {{- feature_and_rebuilt_from('as_of_date') }}
 
 ),
 
@@ -113,3 +117,4 @@ final as (
 )
 
 select * from final
+{{- feature_stored_in_order() }}

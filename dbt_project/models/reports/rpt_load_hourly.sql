@@ -1,11 +1,22 @@
 {#- Load per UTC hour, the load forecast's input (python_models/load_forecast): events and
     distinct active persons, zero-filled from the first to the last hour with events. The last
-    hour may still be filling up: is_complete is false for it (the forecast leaves it out). -#}
+    hour may still be filling up: is_complete is false for it (the forecast leaves it out).
+    Incremental (a consumer of int_events_sessionized, macros/uba_batches.sql): the hours from
+    the earlier of the first hour with an event written since it last ran and the stored last
+    hour (complete now if later events came) are deleted (the pre-hook) and recounted from
+    fct_events; the hours before hold the same events as before. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
+{{ config(**uba_events_consumer_config('rows',
+    where="hour_ts >= {{ load_hourly_recounted_from() }}")) }}
+
 with
 
 events as (
 
     select user_id, event_ts from {{ ref('fct_events') }}
+    {%- if is_incremental() %}
+    where event_ts >= {{ load_hourly_recounted_from() }}
+    {%- endif %}
 
 ),
 

@@ -37,6 +37,7 @@ items as (
     where event_date >= (
         select {{ dbt.dateadd('day', -recent_days, 'min(as_of_date)') }} from snapshot_dates
     )
+        {{- feature_and_rebuilt_from('event_date', recent_days) }}
         {{- feature_changed_people_only('user_id') }}
     {%- endif %}
 
@@ -183,3 +184,4 @@ final as (
 )
 
 select * from final
+{{- feature_stored_in_order() }}

@@ -18,6 +18,7 @@ eligible as (
     select user_id, as_of_date
     from {{ ref('int_feature_windowed_activity') }}
     where as_of_date in (select as_of_date from snapshot_dates)
+        {{- feature_and_rebuilt_from('as_of_date') }}
 
 ),
 
@@ -117,3 +118,4 @@ final as (
 )
 
 select * from final
+{{- feature_stored_in_order() }}

@@ -31,6 +31,7 @@ with
     {{ alias }}event_ts >= (
         select {{ dbt.dateadd('day', -recent_days, 'min(as_of_date)') }} from snapshot_dates
     )
+        {{- feature_and_rebuilt_from(alias ~ 'event_ts', recent_days, dbt.type_timestamp()) }}
         {{- feature_changed_people_only(alias ~ 'user_id') }}
     {%- endset -%}
     {%- do events_in_reach.update({alias: condition}) -%}
@@ -272,3 +273,4 @@ final as (
 )
 
 select * from final
+{{- feature_stored_in_order() }}

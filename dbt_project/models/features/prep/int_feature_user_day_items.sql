@@ -3,7 +3,8 @@
     Incremental like int_feature_user_days: the (user, event day) pairs with events written
     since this model last ran are deleted (the pre-hook) and recounted. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{ config(**uba_events_consumer_config('user_days')) }}
+{{ config(**uba_events_consumer_config('user_days',
+    stale_from="{{ feature_and_changed_days_from('event_date') }}")) }}
 
 with events as (
 
@@ -22,6 +23,8 @@ with events as (
     inner join ({{ uba_changed_user_days(sessionized) }}) as changed
         on events.user_id = changed.user_id
         and cast(events.event_ts as date) = changed.event_date
+    where true
+        {{- feature_and_changed_days_from('events.event_ts', dbt.type_timestamp()) }}
     {%- endif %}
 
 )
@@ -35,3 +38,4 @@ select
     cast(count(*) as bigint) as count_events
 from events
 group by 1, 2, 3, 4, 5
+{{- feature_stored_in_order('event_date') }}

@@ -6,21 +6,8 @@
     recounted, so a run costs the days that changed. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set top_event_types = uba_feature_event_types() -%}
-{{
-    config(
-        materialized=uba_incremental_unless_spark(),
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where "
-            ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or exists (select 1 "
-            ~ "from ({{ uba_changed_user_days(ref('int_events_sessionized')) }}) as changed "
-            ~ "where changed.user_id = {{ this }}.user_id "
-            ~ "and changed.event_date = {{ this }}.event_date){% endif %}",
-        ],
-        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
-    )
-}}
+{{ config(**uba_events_consumer_config('user_days',
+    stale_from="{{ feature_and_changed_days_from('event_date') }}")) }}
 
 with events as (
 
@@ -36,6 +23,8 @@ with events as (
     inner join ({{ uba_changed_user_days(sessionized) }}) as changed
         on events.user_id = changed.user_id
         and cast(events.event_ts as date) = changed.event_date
+    where true
+        {{- feature_and_changed_days_from('events.event_ts', dbt.type_timestamp()) }}
     {%- endif %}
 
 ),
@@ -71,3 +60,4 @@ select
     max(case when {{ uba_is_purchase('event_name') }} then event_ts end) as last_purchase_at
 from dated
 group by 1, 2, 3
+{{- feature_stored_in_order('event_date') }}

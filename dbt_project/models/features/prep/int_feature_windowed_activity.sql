@@ -96,6 +96,7 @@ user_days as (
     where user_days.event_date >= (
         select {{ dbt.dateadd('day', -(longest + 7), 'min(as_of_date)') }} from snapshot_dates
     )
+        {{- feature_and_rebuilt_from('user_days.event_date', longest + 7) }}
         {{- feature_changed_people_only('user_days.user_id') }}
     {%- endif %}
 
@@ -353,3 +354,4 @@ final as (
 )
 
 select * from final
+{{- feature_stored_in_order() }}
