@@ -262,7 +262,8 @@ def _tables(path: Path) -> dict[str, list]:
 
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = [r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()]
+        tables = con.execute("select table_name from information_schema.tables").fetchall()
+        names = [r[0] for r in tables]
         return {name: con.execute(f"select * from main.{name}").fetchall() for name in names}
     finally:
         con.close()
