@@ -11,6 +11,9 @@ A build whose every failed node ran out of DuckDB memory is retried once (`run_d
 `dbt retry` in a fresh process, one thread. dbt's threads share one DuckDB instance and its
 memory_limit, so two heavy models side by side, or what an earlier node left in the pool, can
 exhaust it where the node alone fits.
+
+`WarmDbt` starts the dbt process before its command is known (python_models/dbt_warm.py): it
+imports dbt and parses the project meanwhile, then runs the command it is sent on that parse.
 """
 
 from __future__ import annotations

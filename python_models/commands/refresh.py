@@ -3,7 +3,8 @@
     uba refresh [PATH ...]        # default: $UBA_INPUT_PATH
 
 1. load the files not loaded yet (a file already in raw.load_log adds nothing);
-2. gate the new load batches;
+2. gate the new load batches (a dbt process imports dbt and parses the project meanwhile:
+   dbt_runner.WarmDbt, so the build starts without dbt's start-up);
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
    tests on the rows the run wrote, no unit tests: see DATA_BUILD); once a build has saved
    the data tests' compiled SQL for this code, dbt builds the models only (not the seeds and
