@@ -11,6 +11,9 @@ A build whose every failed node ran out of DuckDB memory is retried once (`run_d
 `dbt retry` in a fresh process, one thread. dbt's threads share one DuckDB instance and its
 memory_limit, so two heavy models side by side, or what an earlier node left in the pool, can
 exhaust it where the node alone fits.
+
+`WarmDbt` starts the dbt process before its command is known (python_models/dbt_warm.py): it
+imports dbt and parses the project meanwhile, then runs the command it is sent on that parse.
 """
 
 from __future__ import annotations
@@ -147,32 +150,21 @@ class _ForwardSignals:
         return False
 
 
-def run_dbt(
-    args: Sequence[str],
-    duckdb_path: str | Path | None = None,
-    target: str | None = None,
-    dbt_vars: dict | None = None,
-    quiet: bool = False,
-    target_path: str | Path | None = None,
-    project_dir: str | Path | None = None,
-) -> str:
-    """Run `dbt <args>` in the project (`project_dir`: another one, same profiles); return its
-    output, raise DbtError on failure."""
-    cmd = [dbt_executable(), *args]
-    if dbt_vars:
-        cmd += ["--vars", json.dumps(dbt_vars)]
-    env = dbt_env(duckdb_path, target)
-    if target_path:
-        env["DBT_TARGET_PATH"] = str(target_path)
-    proc = subprocess.Popen(
+def _popen(cmd: list[str], env: dict[str, str], cwd, stdin=None) -> subprocess.Popen:
+    return subprocess.Popen(
         cmd,
-        cwd=project_dir or DBT_PROJECT_DIR,
+        cwd=cwd,
         env=env,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
+
+
+def _finish(proc: subprocess.Popen, args: Sequence[str], quiet: bool) -> str:
+    """Stream the dbt process's output until it exits; return it, raise DbtError on failure."""
     lines: list[str] = []
     assert proc.stdout is not None
     try:
@@ -196,6 +188,66 @@ def run_dbt(
             output=output,
         )
     return output
+
+
+def run_dbt(
+    args: Sequence[str],
+    duckdb_path: str | Path | None = None,
+    target: str | None = None,
+    dbt_vars: dict | None = None,
+    quiet: bool = False,
+    target_path: str | Path | None = None,
+    project_dir: str | Path | None = None,
+) -> str:
+    """Run `dbt <args>` in the project (`project_dir`: another one, same profiles); return its
+    output, raise DbtError on failure."""
+    cmd = [dbt_executable(), *args]
+    if dbt_vars:
+        cmd += ["--vars", json.dumps(dbt_vars)]
+    env = dbt_env(duckdb_path, target)
+    if target_path:
+        env["DBT_TARGET_PATH"] = str(target_path)
+    return _finish(_popen(cmd, env, project_dir or DBT_PROJECT_DIR), args, quiet)
+
+
+class WarmDbt:
+    """A dbt process that imports dbt and parses this project now, and runs one command later
+    (python_models/dbt_warm.py): `uba refresh` starts it before the gate, so dbt's fixed
+    start-up cost runs beside the gate instead of after it. `run(args)` as run_dbt (the
+    warehouse, target, target folder and project it was started with, no --vars); `close()`
+    stops it unused."""
+
+    def __init__(
+        self,
+        duckdb_path: str | Path | None = None,
+        target_path: str | Path | None = None,
+        project_dir: str | Path | None = None,
+    ) -> None:
+        env = dbt_env(duckdb_path)
+        if target_path:
+            env["DBT_TARGET_PATH"] = str(target_path)
+        self.proc = _popen(
+            [sys.executable, "-m", "python_models.dbt_warm"],
+            env,
+            project_dir or DBT_PROJECT_DIR,
+            stdin=subprocess.PIPE,
+        )
+
+    def run(self, args: Sequence[str], quiet: bool = False) -> str:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(list(args)) + "\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:  # it died while parsing: its output says why
+            pass
+        return _finish(self.proc, args, quiet)
+
+    def close(self) -> None:
+        """Stop it if it has not run a command (a no-op once `run` returned)."""
+        if self.proc.poll() is None:
+            _stop(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _results(run_results: Path, since: float) -> list[dict]:
@@ -251,14 +303,18 @@ def run_dbt_build(
     say=None,
     target_path: str | Path | None = None,
     project_dir: str | Path | None = None,
+    warm: WarmDbt | None = None,
     **kwargs,
 ) -> str:
     """`run_dbt(args)` for a `dbt build`; when it fails and every failed node ran out of DuckDB
     memory, those nodes (and the ones skipped after them) once more with `dbt retry` in a fresh
     dbt process (a fresh DuckDB instance) with one thread. `say` gets the one-line notice.
+    `warm`: the first try runs in that started process (the configured paths, no vars).
     Raises DbtError when the build fails otherwise or the retry fails too."""
     started = time.time()
     try:
+        if warm is not None:
+            return warm.run(args, quiet=kwargs.get("quiet", False))
         return run_dbt(args, target_path=target_path, project_dir=project_dir, **kwargs)
     except DbtError as err:
         target = Path(target_path) if target_path else dbt_target_dir()

@@ -3,7 +3,8 @@
     uba refresh [PATH ...]        # default: $UBA_INPUT_PATH
 
 1. load the files not loaded yet (a file already in raw.load_log adds nothing);
-2. gate the new load batches;
+2. gate the new load batches (a dbt process imports dbt and parses the project meanwhile:
+   dbt_runner.WarmDbt, so the build starts without dbt's start-up);
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
    tests on the rows the run wrote, no unit tests: see DATA_BUILD); once a build has saved
    the data tests' compiled SQL for this code, dbt builds the models only (not the seeds and
@@ -208,34 +209,41 @@ def refresh(
     paths = list(paths) if paths else [str(settings.input_path)]
     result = RefreshResult()
     steps = _Steps(result, say)
+    warm = None  # dbt, importing and parsing the project while the gate runs
     with writer_lock(purpose="uba refresh"):
-        con = connect()
         try:
-            steps.run("load", lambda: _load(con, paths), _describe_load)
-            if _ungated_batches(con):
-                gate = steps.run("gate", lambda: _gate(con, data_docs), _describe_gate)
-                result.blocked = len(gate.blocked)
-            fingerprint = _gate_fingerprint(con)
-            if fingerprint is None:
-                raise RefreshError(
-                    f"no events gated yet: give event files (`uba refresh PATH`); "
-                    f"nothing found in {', '.join(paths)}"
-                )
-            state = _read_state(con)
-            build = state is None or state[0] != fingerprint
-            if not build and state[1] and _champions_scored(con):
-                result.nothing_new = True
-                say("[refresh] nothing new: no new rows since the last build, no new champion")
-                return result
-        finally:
-            con.close()
-        if build:
-            steps.run("dbt", lambda: _build(steps.say), lambda what: what)
             con = connect()
             try:
-                _write_state(con, fingerprint, complete=False)
+                steps.run("load", lambda: _load(con, paths), _describe_load)
+                if _ungated_batches(con):
+                    # gated rows always mean a build (the gate's fingerprint changes)
+                    warm = _start_dbt()
+                    gate = steps.run("gate", lambda: _gate(con, data_docs), _describe_gate)
+                    result.blocked = len(gate.blocked)
+                fingerprint = _gate_fingerprint(con)
+                if fingerprint is None:
+                    raise RefreshError(
+                        f"no events gated yet: give event files (`uba refresh PATH`); "
+                        f"nothing found in {', '.join(paths)}"
+                    )
+                state = _read_state(con)
+                build = state is None or state[0] != fingerprint
+                if not build and state[1] and _champions_scored(con):
+                    result.nothing_new = True
+                    say("[refresh] nothing new: no new rows since the last build, no new champion")
+                    return result
             finally:
                 con.close()
+            if build:
+                steps.run("dbt", lambda: _build(steps.say, warm), lambda what: what)
+                con = connect()
+                try:
+                    _write_state(con, fingerprint, complete=False)
+                finally:
+                    con.close()
+        finally:
+            if warm is not None:
+                warm.close()
         con = connect()
         try:
             _score(con, steps, result)
@@ -285,15 +293,22 @@ DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
 _SESSIONIZED = "intermediate.int_events_sessionized"
 
 
-def _build(say: Callable[[str], None]) -> str:
+def _start_dbt():
+    from python_models.dbt_runner import WarmDbt
+
+    return WarmDbt()
+
+
+def _build(say: Callable[[str], None], warm=None) -> str:
+    """The day's dbt step; `warm`: a WarmDbt already importing dbt and parsing (_start_dbt)."""
     from python_models import dbt_daily_tests
     from python_models.config import get_settings
     from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
     from python_models.warehouse import connect
 
-    def dbt(args: list[str]) -> None:
+    def dbt(args: list[str]) -> None:  # called once per build
         try:
-            run_dbt_build(args, quiet=True, say=lambda line: say(f"[refresh] {line}"))
+            run_dbt_build(args, quiet=True, say=lambda line: say(f"[refresh] {line}"), warm=warm)
         except DbtError as err:
             raise RefreshError(" / ".join(err.summary[:3]) or str(err)) from err
 

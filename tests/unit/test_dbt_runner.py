@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dbt_memory_project import heavy_rows_in, memory_project
 
-from python_models.dbt_runner import DbtError, error_summary, run_dbt, run_dbt_build
+from python_models.dbt_runner import DbtError, WarmDbt, error_summary, run_dbt, run_dbt_build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,3 +189,61 @@ def test_no_retry_when_a_node_failed_for_another_reason(tmp_path, monkeypatch):
         for r in json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
     }
     assert statuses["heavy"] == "error" and statuses["always_fails"] == "fail"
+
+
+def _small_project(tmp_path) -> Path:
+    project = tmp_path / "small"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text('name: small\nversion: "1.0"\nprofile: uba\n')
+    (project / "models" / "ones.sql").write_text("select 1 as id")
+    return project
+
+
+def _tables(path: Path) -> dict[str, list]:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = con.execute("select table_name from information_schema.tables").fetchall()
+        names = [r[0] for r in tables]
+        return {name: con.execute(f"select * from main.{name}").fetchall() for name in names}
+    finally:
+        con.close()
+
+
+def test_a_warm_dbt_builds_what_it_parsed_before_the_command_came(tmp_path):
+    """The warm process parses when started (manifest.json written, nothing built yet) and runs
+    the command it is sent on that parse: a model added afterwards is not built."""
+    project = _small_project(tmp_path)
+    warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "target" / "manifest.json").exists():
+            assert time.monotonic() < deadline, "the warm dbt never parsed"
+            assert warm.proc.poll() is None, "the warm dbt exited before its command"
+            time.sleep(0.1)
+        assert not (tmp_path / "w.duckdb").exists()
+        (project / "models" / "late.sql").write_text("select 2 as id")
+        output = warm.run(["build"], quiet=True)
+    finally:
+        warm.close()
+    assert "Completed successfully" in output
+    assert _tables(tmp_path / "w.duckdb") == {"ones": [(1,)]}
+    # a dbt started now parses again and builds the new model
+    run_dbt(["build"], tmp_path / "w.duckdb", quiet=True, target_path=tmp_path / "target",
+            project_dir=project)  # fmt: skip
+    assert _tables(tmp_path / "w.duckdb") == {"late": [(2,)], "ones": [(1,)]}
+
+
+def test_a_warm_dbt_reports_a_failure_as_run_dbt_does_and_stops_unused(tmp_path):
+    project = _small_project(tmp_path)
+    (project / "models" / "broken.sql").write_text("select * from no_such_table")
+    warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project)
+    with pytest.raises(DbtError) as caught:
+        run_dbt_build(["build"], warm=warm, quiet=True)
+    assert "Failure in model broken" in str(caught.value).splitlines()[0], caught.value
+    assert any("no_such_table" in line for line in caught.value.summary)
+    unused = WarmDbt(tmp_path / "w2.duckdb", tmp_path / "target2", project)
+    unused.close()
+    assert unused.proc.poll() is not None
+    assert not (tmp_path / "w2.duckdb").exists()
