@@ -105,7 +105,7 @@ resume_points as (
 {#- Where each changed person's replay starts: the first context event; for a person with no
     stretch start before the change, the change itself (a first event starts a stretch, so
     none of theirs is earlier); null for a person replayed whole although a restart exists
-    (no stored restart row: back after a consent withdrawal). #}
+    (no stored restart row: back after a consent withdrawal), read from the first event. #}
 replay_from as (
 
     select
@@ -133,21 +133,11 @@ events as (
     from {{ sessionized }} as events
     inner join replay_from
         on events.user_id = replay_from.user_id
-        and events.event_ts >= replay_from.replay_from_ts
+        and events.event_ts >= coalesce(
+            replay_from.replay_from_ts, cast('0001-01-01' as {{ dbt.type_timestamp() }}))
     where replay_from.context_ts is null
         or (events.event_ts, events.event_id)
             >= (replay_from.context_ts, replay_from.context_event_id)
-
-    union all
-
-    select
-        {%- for column in event_columns %}
-        events.{{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ sessionized }} as events
-    inner join replay_from
-        on events.user_id = replay_from.user_id
-    where replay_from.replay_from_ts is null
 
 ),
 
