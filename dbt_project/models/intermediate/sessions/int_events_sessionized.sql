@@ -29,11 +29,6 @@
 {#- The staged events are read by relation name, not through a `select *` CTE: DuckDB may
     materialize a CTE that is read more than once, a full copy of the wide table. -#}
 {%- set staged = ref('stg_app__events') -%}
-{#- The staged columns this model stores as they are. -#}
-{%- set staged_columns = [
-    'event_id', 'user_hash', 'anonymous_hash', 'event_name', 'event_ts', 'received_at',
-    'session_hint', 'revenue_usd', 'currency', 'page', 'device', 'country', 'plan', 'feature',
-    'load_id'] -%}
 
 with
 
@@ -127,14 +122,10 @@ changes as (
 
     select
         candidates.*,
-        stored.user_id as stored_user_id,
-        stored.event_id is null as is_new_event
+        stored.user_id as stored_user_id
     from candidates
-    {#- an event's time never changes: joined on it too, the stored rows before the earliest
-        candidate are skipped (this table is stored in time order) #}
     left join {{ this }} as stored
         on candidates.event_id = stored.event_id
-        and candidates.event_ts = stored.event_ts
     where stored.event_id is null
         or stored.user_id <> candidates.user_id
 
@@ -174,27 +165,14 @@ kept as (
         stored.is_identified,
         cast(null as {{ dbt.type_string() }}) as previous_user_id
     from {{ this }} as stored
-    {#- A person without a stored stretch start before the change has no stored event before
-        it either (a first event starts a stretch), so every kept event is at or after
-        kept_from_ts: a join condition DuckDB also applies, as its smallest value, to skip the
-        row groups before it. #}
-    inner join (
-        select
-            affected_people.user_id,
-            coalesce(restart_points.event_ts, affected_people.changed_from_ts) as kept_from_ts,
-            restart_points.user_id is not null as has_restart_point,
-            restart_points.event_ts as restart_ts,
-            restart_points.event_id as restart_event_id
-        from affected_people
-        left join restart_points
-            on affected_people.user_id = restart_points.user_id
-    ) as kept_from
-        on stored.user_id = kept_from.user_id
-        and stored.event_ts >= kept_from.kept_from_ts
+    inner join affected_people
+        on stored.user_id = affected_people.user_id
+    left join restart_points
+        on stored.user_id = restart_points.user_id
     where (
-            not kept_from.has_restart_point
+            restart_points.user_id is null
             or (stored.event_ts, stored.event_id)
-                >= (kept_from.restart_ts, kept_from.restart_event_id)
+                >= (restart_points.event_ts, restart_points.event_id)
         )
         and not exists (
             select 1 from changes where changes.event_id = stored.event_id
@@ -280,26 +258,11 @@ final as (
         {%- endif %}
     from sessions
     {% if is_incremental() -%}
-    {#- The staged columns of the events re-cut: a stored event's from its stored row, joined on
-        event_id and event_ts so that DuckDB skips the row groups of this time-ordered table
-        before the earliest re-cut event; a new event's from the new load batches' staged rows.
-        (Staging is not stored in time order: reading it by event_id scanned every wide row.) -#}
+    {#- the staged rows of the events re-cut, found first with a semi-join on the few thousand
+        re-cut ids: joined directly, DuckDB built its hash table from every staged row -#}
     inner join (
-        select
-            {%- for column in staged_columns %}
-            stored.{{ column }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        from {{ this }} as stored
-        inner join (select event_id, event_ts from to_sessionize) as re_cut
-            on stored.event_id = re_cut.event_id
-            and stored.event_ts = re_cut.event_ts
-
-        union all
-
-        select {{ staged_columns | join(', ') }}
-        from {{ staged }}
-        where {{ uba_new_loads(staged, 'select distinct load_id from ' ~ this) }}
-            and event_id in (select event_id from changes where is_new_event)
+        select * from {{ staged }}
+        where event_id in (select event_id from to_sessionize)
     ) as staged
     {%- else -%}
     inner join {{ staged }} as staged
