@@ -26,6 +26,10 @@
 {%- set sequence_length = var('uba__sequence_length') | int -%}
 {%- set event_types = uba_feature_event_types() -%}
 {%- set timeout_seconds = var('uba__session_timeout_minutes') * 60 -%}
+{#- The gap from a stored row to its farthest previous event in the sequence. -#}
+{%- set farthest_gap -%}
+    greatest(0{% for i in range(1, sequence_length) %}, restart.seconds_since_previous_event_{{ i }}{% endfor %})
+{%- endset -%}
 {%- if sequence_length < 2 -%}
     {{ exceptions.raise_compiler_error("uba__sequence_length must be at least 2") }}
 {%- endif -%}
@@ -35,6 +39,7 @@
     ~ "where next_event_name is null and "
     ~ "{{ uba_epoch_seconds('event_ts') }} + " ~ timeout_seconds ~ " < (select max("
     ~ "{{ uba_epoch_seconds('event_ts') }}) from {{ ref('int_events_sessionized') }}){% endif %}") -%}
+{%- do model_config.update({'meta': {'uba_replaced_from': 'event_ts'}}) -%}
 {{ config(**model_config) }}
 {#- The events replayed: every stored one on a full build (read by relation name: a CTE read
     twice is materialized), a CTE of the changed people's on an incremental run. -#}
@@ -54,7 +59,7 @@ changed_people as (
 
 restarts as (
 
-    select user_id, event_id as restart_event_id
+    select user_id, event_id as restart_event_id, event_ts as restart_ts
     from (
         {{ uba_last_stretch_start_before_change(sessionized, 'changed_people', ['user_id', 'event_ts', 'event_id']) }}
     ) as last_stretch_starts
@@ -79,13 +84,43 @@ resume_points as (
             as before_{{ event_type }}
         {%- endfor %}
     from restarts
+    {#- This table is stored in time order (full build; later runs append), and DuckDB applies
+        a join's time conditions, at their smallest bound, to skip the row groups before it:
+        an event's time never changes, and the context event lies within the restart row's
+        gap to its farthest previous event (plus a second for the gap's rounding). #}
     inner join {{ this }} as restart
         on restarts.restart_event_id = restart.event_id
         and restarts.user_id = restart.user_id
+        and restarts.restart_ts = restart.event_ts
     inner join {{ this }} as context
         on restarts.user_id = context.user_id
         and context.count_events_so_far
             = greatest(restart.count_events_so_far - {{ sequence_length - 1 }}, 1)
+        and context.event_ts <= restart.event_ts
+        and context.event_ts >= {{ dbt.dateadd(
+            'second', '-1 - cast(ceil(' ~ farthest_gap ~ ') as bigint)', 'restart.event_ts') }}
+
+),
+
+{#- Where each changed person's replay starts: the first context event; for a person with no
+    stretch start before the change, the change itself (a first event starts a stretch, so
+    none of theirs is earlier); null for a person replayed whole although a restart exists
+    (no stored restart row: back after a consent withdrawal), read from the first event. #}
+replay_from as (
+
+    select
+        changed_people.user_id,
+        resume_points.context_ts,
+        resume_points.context_event_id,
+        case
+            when restarts.user_id is null then changed_people.changed_from_ts
+            else resume_points.context_ts
+        end as replay_from_ts
+    from changed_people
+    left join restarts
+        on changed_people.user_id = restarts.user_id
+    left join resume_points
+        on changed_people.user_id = resume_points.user_id
 
 ),
 
@@ -96,13 +131,13 @@ events as (
         events.{{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     from {{ sessionized }} as events
-    inner join changed_people
-        on events.user_id = changed_people.user_id
-    left join resume_points
-        on events.user_id = resume_points.user_id
-    where resume_points.user_id is null
+    inner join replay_from
+        on events.user_id = replay_from.user_id
+        and events.event_ts >= coalesce(
+            replay_from.replay_from_ts, cast('0001-01-01' as {{ dbt.type_timestamp() }}))
+    where replay_from.context_ts is null
         or (events.event_ts, events.event_id)
-            >= (resume_points.context_ts, resume_points.context_event_id)
+            >= (replay_from.context_ts, replay_from.context_event_id)
 
 ),
 
@@ -291,3 +326,6 @@ final as (
 )
 
 select * from final
+{#- A full build stores the rows in time order: the daily run's time conditions then skip the
+    row groups before them (incremental runs append after). #}
+{% if not is_incremental() %}order by event_ts, event_id{% endif %}

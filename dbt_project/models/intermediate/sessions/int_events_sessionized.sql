@@ -23,6 +23,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         post_hook=["{{ uba_forget_consumers_on_full_refresh() }}"],
+        meta={'uba_replaced_from': 'event_ts'},
     )
 }}
 {#- The staged events are read by relation name, not through a `select *` CTE: DuckDB may

@@ -9,6 +9,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
+        meta={'uba_replaced_from': 'event_ts'},
     )
 }}
 

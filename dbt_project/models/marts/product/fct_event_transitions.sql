@@ -10,34 +10,55 @@
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set model_config = uba_events_consumer_config('keys', unique_key='event_id') -%}
 {%- do model_config.post_hook.append('{{ uba_forget_consumers_on_full_refresh() }}') -%}
+{%- do model_config.update({'meta': {'uba_replaced_from': 'event_date'}}) -%}
 {{ config(**model_config) }}
+{#- Every event of a session lies within the session's maximum length of any of its events. -#}
+{%- set session_reach = -1 * var('uba__session_max_length_minutes') | int -%}
 
 with
 
 {% if is_incremental() -%}
 changed_events as (
 
-    {{ uba_changed_rows(sessionized, 'event_id, session_id') }}
+    {{ uba_changed_rows(sessionized, 'event_id, session_id, event_ts') }}
 
 ),
 
+{#- Each changed session (new and stored session id) with a time its events are all at or
+    after. This table (full build) and fct_events are stored in time order, and DuckDB applies
+    a join's time conditions, at their smallest bound, to skip the row groups before it (an
+    event's date never changes, so the stored row is matched on it too). #}
 changed_sessions as (
 
-    select session_id from changed_events
-    union
-    select stored.session_id
-    from {{ this }} as stored
-    inner join changed_events
-        on stored.event_id = changed_events.event_id
+    select session_id, min(events_from_ts) as events_from_ts
+    from (
+        select
+            session_id,
+            {{ dbt.dateadd('minute', session_reach, 'event_ts') }} as events_from_ts
+        from changed_events
+        union all
+        select
+            stored.session_id,
+            {{ dbt.dateadd('minute', session_reach, 'changed_events.event_ts') }}
+                as events_from_ts
+        from {{ this }} as stored
+        inner join changed_events
+            on stored.event_id = changed_events.event_id
+            and stored.event_date = cast(changed_events.event_ts as date)
+    ) as sessions
+    group by 1
 
 ),
 
 {% endif -%}
 events as (
 
-    select session_id, event_id, event_name, event_ts from {{ ref('fct_events') }}
+    select events.session_id, events.event_id, events.event_name, events.event_ts
+    from {{ ref('fct_events') }} as events
     {%- if is_incremental() %}
-    where session_id in (select session_id from changed_sessions)
+    inner join changed_sessions
+        on events.session_id = changed_sessions.session_id
+        and events.event_ts >= changed_sessions.events_from_ts
     {%- endif %}
 
 )
@@ -56,3 +77,5 @@ select
     cast(event_ts as date) as event_date,
     (select max(batch_id) from {{ sessionized }}) as batch_id
 from events
+{#- A full build stores the rows in time order (later runs append after). #}
+{% if not is_incremental() %}order by event_date, session_id, position_in_session{% endif %}
