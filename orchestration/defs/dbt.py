@@ -98,3 +98,7 @@ def build_with_memory_retry(
     if finished:
         retry += ["--exclude", " ".join(finished)]
     yield from dbt.cli(retry, context=context, target_path=target_path).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, target=get_settings().dbt_target)
