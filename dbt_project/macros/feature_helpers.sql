@@ -150,10 +150,7 @@
     parses. -#}
 {% macro feature_and_rebuilt_from(column, days_before=0, type='date') -%}
 {%- if is_incremental() -%}
-{%- set rebuilt_from = feature_per_person_state()['from'] -%}
-{%- if rebuilt_from is not none %}
-        and {{ column }} >= cast('{{ rebuilt_from - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
-{%- endif -%}
+{{- _feature_and_on_or_after(column, feature_per_person_state()['from'], days_before, type) -}}
 {%- endif -%}
 {%- endmacro %}
 
@@ -164,16 +161,17 @@
     before it; nothing while dbt only parses or when nothing changed. -#}
 {% macro feature_and_changed_days_from(column, type='date', days_before=0) -%}
 {%- if is_incremental() -%}
-{%- if 'feature_changed_days_from' not in model -%}
-    {%- do model.update({'feature_changed_days_from': uba_query_value(
-        'select min(event_date) from ('
-        ~ uba_changed_user_days(ref('int_events_sessionized')) ~ ') as changed')}) -%}
+{%- set first_day = uba_cached_query_value('feature_changed_days_from',
+    'select min(event_date) from ('
+    ~ uba_changed_user_days(ref('int_events_sessionized')) ~ ') as changed') -%}
+{{- _feature_and_on_or_after(column, first_day, days_before, type) -}}
 {%- endif -%}
-{%- set first_day = model['feature_changed_days_from'] -%}
-{%- if first_day is not none %}
-        and {{ column }}
-            >= cast('{{ first_day - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
-{%- endif -%}
+{%- endmacro %}
+
+{#- `and <column> >= <day, less days_before days>` as a literal; nothing when day is none. -#}
+{% macro _feature_and_on_or_after(column, day, days_before, type) -%}
+{%- if day is not none %}
+        and {{ column }} >= cast('{{ day - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
 {%- endif -%}
 {%- endmacro %}
 

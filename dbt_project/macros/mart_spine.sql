@@ -53,10 +53,7 @@
     {%- if not execute -%}
     coalesce(({{ recounted_from }}), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
     {%- else -%}
-    {%- if 'load_hourly_recounted_from' not in model -%}
-        {%- do model.update({'load_hourly_recounted_from': uba_query_value(recounted_from)}) -%}
-    {%- endif -%}
-    {%- set value = model['load_hourly_recounted_from'] -%}
+    {%- set value = uba_cached_query_value('load_hourly_recounted_from', recounted_from) -%}
     cast('{{ value if value is not none else "1900-01-01" }}' as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}

@@ -227,6 +227,15 @@
     {{ return(value) }}
 {%- endmacro %}
 
+{#- uba_query_value(sql), read once per model run under `key`: a bound written both into the
+    model's SQL and into its pre-hook reads the same value (and runs its query once). -#}
+{% macro uba_cached_query_value(key, sql) -%}
+    {%- if key not in model -%}
+        {%- do model.update({key: uba_query_value(sql)}) -%}
+    {%- endif -%}
+    {{ return(model[key]) }}
+{%- endmacro %}
+
 {#- `and <column> >= <the smallest value of bound_sql>` where it can be read (see above),
     nothing otherwise. bound_sql selects one timestamp or date column. -#}
 {% macro uba_and_at_or_after(column, bound_sql) -%}
