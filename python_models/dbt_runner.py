@@ -289,6 +289,26 @@ def finished_nodes(run_results: Path, since: float = 0.0) -> list[str]:
     ]
 
 
+# The headline of a failure whose out-of-memory retry failed as well (`uba build`, Dagster).
+RETRY_FAILED_TOO = "dbt ran out of DuckDB memory, and again in a fresh process with one thread: "
+
+
+def failed_node_messages(run_results: Path, since: float = 0.0) -> list[str]:
+    """`name: the error` for each failed node of the dbt run that wrote `run_results`: the
+    first line of dbt's message that says the cause (not its "Runtime Error in model ...")."""
+
+    def cause(message: str) -> str:
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        said = [line for line in lines if not line.startswith("Runtime Error in ")]
+        return (said or lines or ["no message"])[0]
+
+    return [
+        f"{_node_name(r['unique_id'])}: {cause(r.get('message') or '')}"
+        for r in _results(run_results, since)
+        if str(r.get("status")).lower() in _FAILED
+    ]
+
+
 def memory_retry_notice(nodes: Sequence[str]) -> str:
     """The one line said before out-of-memory nodes are retried (`uba build`, Dagster)."""
     return (
@@ -329,10 +349,7 @@ def run_dbt_build(
             ["retry", "--threads", "1"], target_path=target_path, project_dir=project_dir, **kwargs
         )
     except DbtError as err:
-        headline = (
-            "dbt ran out of DuckDB memory, and again in a fresh process with one thread: "
-            + (err.summary[0] if err.summary else "no output")
-        )
+        headline = RETRY_FAILED_TOO + (err.summary[0] if err.summary else "no output")
         raise DbtError(
             f"{headline}\n" + "\n".join(err.summary[1:]),
             summary=[headline, *err.summary[1:]],

@@ -11,7 +11,13 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from orchestration.manifest import ensure_manifest
 from orchestration.resources import WRITER_POOL
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
-from python_models.dbt_runner import finished_nodes, memory_retry_notice, out_of_memory_nodes
+from python_models.dbt_runner import (
+    RETRY_FAILED_TOO,
+    failed_node_messages,
+    finished_nodes,
+    memory_retry_notice,
+    out_of_memory_nodes,
+)
 
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
@@ -82,7 +88,8 @@ def build_with_memory_retry(
 
     The retry excludes what the first build finished rather than selecting what failed:
     dagster-dbt adds the context's selection to a --select of ours as a union, but subtracts
-    an --exclude, so the retry stays inside Dagster's selection (what `dbt retry` does)."""
+    an --exclude, so the retry stays inside Dagster's selection (what `dbt retry` does). A
+    retry that fails too raises a Failure headed as `uba build`'s, naming each failed node."""
     started = time.time()
     build = dbt.cli(["build"], context=context, target_path=target_path, raise_on_error=False)
     yield from build.stream()
@@ -97,7 +104,15 @@ def build_with_memory_retry(
     finished = finished_nodes(results, since=started)
     if finished:
         retry += ["--exclude", " ".join(finished)]
-    yield from dbt.cli(retry, context=context, target_path=target_path).stream()
+    started = time.time()
+    again = dbt.cli(retry, context=context, target_path=target_path, raise_on_error=False)
+    yield from again.stream()
+    if not again.is_successful():
+        failed = failed_node_messages(results, since=started)
+        raise dg.Failure(
+            description=RETRY_FAILED_TOO + (failed[0] if failed else "see dbt's output"),
+            metadata={"failed nodes": "\n".join(failed)},
+        ) from again.get_error()
 
 
 def dbt_resource() -> DbtCliResource:

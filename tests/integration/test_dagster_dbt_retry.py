@@ -61,6 +61,25 @@ def test_a_node_out_of_memory_is_retried_and_materialized(tmp_path, monkeypatch)
     assert nodes == ["model.memory_retry.heavy"]
 
 
+def test_a_retry_that_runs_out_of_memory_again_fails_with_the_uba_build_headline(
+    tmp_path, monkeypatch
+):
+    """20M rows never fit the pool: one retry, then a Failure saying so and naming the node."""
+    result, said, warehouse, target = _materialize(
+        tmp_path, monkeypatch, ballast_rows=0, heavy_rows=20_000_000
+    )
+    assert not result.success
+    assert sum("(heavy): retrying them once" in line for line in said) == 1
+    failure = next(
+        event.step_failure_data.error
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE
+    )
+    said_first = "dbt ran out of DuckDB memory, and again in a fresh process with one thread: "
+    assert said_first + "heavy: Out of Memory Error" in failure.message, failure.message
+    assert heavy_rows_in(warehouse) is None
+
+
 def test_no_retry_when_a_node_failed_for_another_reason(tmp_path, monkeypatch):
     result, said, warehouse, target = _materialize(
         tmp_path, monkeypatch, failing_test=True, ballast_rows=5_000_000, heavy_rows=2_000_000
