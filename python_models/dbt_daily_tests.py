@@ -189,9 +189,15 @@ def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | Non
 
 
 def _tested_columns(manifest: dict, node: dict) -> dict:
-    """What a generic test checks, for `implied_tests`: the model's table ([schema, name]),
-    the column(s) and the test's own `where` (with the model, its scope)."""
+    """What a generic test checks, for `implied_tests`: the model's or source's table
+    ([schema, name]), the column(s) and the test's own `where` (with the model, its scope)."""
     attached = manifest["nodes"].get(node.get("attached_node") or "")
+    if attached is None:  # a source's test: attached to no node, depending on the source
+        sources = manifest.get("sources") or {}
+        tested = [
+            sources[n] for n in (node.get("depends_on") or {}).get("nodes", []) if n in sources
+        ]
+        attached = tested[0] if len(tested) == 1 else None
     kwargs = (node.get("test_metadata") or {}).get("kwargs") or {}
     columns = kwargs.get("combination_of_columns") or (
         [kwargs["column_name"]] if kwargs.get("column_name") else None
@@ -199,7 +205,10 @@ def _tested_columns(manifest: dict, node: dict) -> dict:
     if attached is None or not columns:
         return {}
     return {
-        "table": [attached["schema"], attached.get("alias") or attached["name"]],
+        "table": [
+            attached["schema"],
+            attached.get("identifier") or attached.get("alias") or attached["name"],
+        ],
         "columns": list(columns),
         "where": node["config"].get("where"),
     }

@@ -350,6 +350,30 @@ def test_tests_a_constraint_or_a_unique_key_already_guarantees_are_not_read():
 
     assert implied_tests(con, plan("ERROR")) == {"not_null_event_id", "combo_user_event"}
     assert implied_tests(con, plan("warn")) == {"not_null_event_id"}
+    # the same tests of a source (attached to no node; its table named by `identifier`)
+    source = {"unique_id": "source.uba.app.events", "resource_type": "source", "name": "ev"}
+    source |= {"schema": "main", "identifier": "events"}
+    of_source = [
+        test | {"attached_node": None, "depends_on": {"nodes": [source["unique_id"]]}}
+        for test in [
+            _generic(
+                "source_not_null_event_id",
+                _not_null("event_id")["compiled_code"],
+                "not_null",
+                {"column_name": "event_id"},
+            ),
+            _generic(
+                "source_not_null_n",
+                _not_null("n")["compiled_code"],
+                "not_null",
+                {"column_name": "n"},
+            ),
+        ]
+    ]
+    from_source = compiled_tests(
+        {"nodes": {t["unique_id"]: t for t in of_source}, "sources": {source["unique_id"]: source}}
+    )
+    assert implied_tests(con, from_source) == {"source_not_null_event_id"}
     # what the skipped tests would find without the constraint: the guarantee is what holds
     con.execute("create table unconstrained as select * from events")
     con.execute("alter table events rename to constrained")
