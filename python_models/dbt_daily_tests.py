@@ -22,7 +22,9 @@ its value into the tests' SQL as a literal (`run_time_values`), so DuckDB skips 
 of the history instead of reading every row of the tested table to compare it with a
 subquery; a number frozen at compile time never enters the plan. A marked key set
 (uba_run_time_values: the newest load batches of the new-key and reconciliation tests) is
-written in the same way, as a list (`load_id in (3)`). Tests that cannot find a failing row
+written in the same way, as a list (`load_id in (3)`; inside DuckDB's membership shape
+`coalesce(c in (...), false)`, which DuckDB cannot skip row groups by, as
+`(c is not null and c in (...))`). Tests that cannot find a failing row
 given a NOT NULL constraint or another test of the plan (`implied_tests`) count as passed
 without a query. The SQL does depend on which relations existed when it was compiled (a
 staged-rows test checks every staged row before int_events_sessionized exists), so a plan is

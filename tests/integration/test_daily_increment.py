@@ -534,19 +534,27 @@ def _newest_and_oldest_load(con) -> tuple[int, int]:
     return new_load, old_load
 
 
-def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
-    """Run the two unique tests scoped to the newest load batches' keys; their results."""
-    select = " ".join(NEW_KEY_TESTS)
+def _test_results(path: Path, target: Path, names, *extra: str) -> list[dict]:
+    """Run the data tests `names` as dbt's nodes (a failure is a result, not an error); their
+    run results."""
     try:
         run_dbt(
-            ["test", "--select", select, *extra], duckdb_path=path, quiet=True, target_path=target
+            ["test", "--select", " ".join(names), *extra],
+            duckdb_path=path,
+            quiet=True,
+            target_path=target,
         )
     except DbtError:
         pass
     results = json.loads((target / "run_results.json").read_text())["results"]
     results = [r for r in results if r["unique_id"].startswith("test.")]  # not the hooks
-    assert len(results) == len(NEW_KEY_TESTS)
+    assert {r["unique_id"].split(".")[2] for r in results} == set(names)
     return results
+
+
+def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
+    """Run the two unique tests scoped to the newest load batches' keys; their results."""
+    return _test_results(path, target, NEW_KEY_TESTS, *extra)
 
 
 @pytest.mark.slow
@@ -596,17 +604,7 @@ def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path
 
 def _reconcile_test(path: Path, target: Path, *extra: str) -> int:
     """Failures of assert_fct_events_reconcile_with_source run by dbt (0: it passed)."""
-    try:
-        run_dbt(
-            ["test", "--select", "assert_fct_events_reconcile_with_source", *extra],
-            duckdb_path=path,
-            quiet=True,
-            target_path=target,
-        )
-    except DbtError:
-        pass
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    (result,) = [r for r in results if r["unique_id"].startswith("test.")]
+    (result,) = _test_results(path, target, ["assert_fct_events_reconcile_with_source"], *extra)
     return result["failures"]
 
 
@@ -673,18 +671,7 @@ BOUNDED_SCOPES = {
 
 def _scoped_tests(path: Path, target: Path, names, *extra: str) -> set[str]:
     """The failing tests among `names` run as dbt's nodes."""
-    try:
-        run_dbt(
-            ["test", "--select", " ".join(names), *extra],
-            duckdb_path=path,
-            quiet=True,
-            target_path=target,
-        )
-    except DbtError:
-        pass
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    results = [r for r in results if r["unique_id"].startswith("test.")]
-    assert {r["unique_id"].split(".")[2] for r in results} == set(names)
+    results = _test_results(path, target, names, *extra)
     return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
 
 
