@@ -22,7 +22,9 @@ its value into the tests' SQL as a literal (`run_time_values`), so DuckDB skips 
 of the history instead of reading every row of the tested table to compare it with a
 subquery; a number frozen at compile time never enters the plan. A marked key set
 (uba_run_time_values: the newest load batches of the new-key and reconciliation tests) is
-written in the same way, as a list (`load_id in (3)`). Tests that cannot find a failing row
+written in the same way, as a list (`load_id in (3)`; inside DuckDB's membership shape
+`coalesce(c in (...), false)`, which DuckDB cannot skip row groups by, as
+`(c is not null and c in (...))`). Tests that cannot find a failing row
 given a NOT NULL constraint or another test of the plan (`implied_tests`) count as passed
 without a query. The SQL does depend on which relations existed when it was compiled (a
 staged-rows test checks every staged row before int_events_sessionized exists), so a plan is
@@ -37,6 +39,7 @@ import hashlib
 import json
 import re
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,13 @@ _RUN_TIME_VALUE = re.compile(r"\(/\* uba:run_time \*/ (?P<query>.*?) /\* uba:end
 # query may hold run-time values, written in first.
 _RUN_TIME_LIST = re.compile(
     r"\(/\* uba:run_time_list \*/ (?P<query>.*?) /\* uba:end_list \*/\)", re.S
+)
+# The same inside DuckDB's membership shape (macro duckdb__uba_in_key_set:
+# `coalesce(<column> in (<key set>), false)`, which DuckDB cannot use to skip row groups).
+_KEY_SET_MEMBERSHIP = re.compile(
+    r"coalesce\((?P<column>[\w.\"]+) in \(/\* uba:run_time_list \*/ (?P<query>.*?) "
+    r"/\* uba:end_list \*/\), false\)",
+    re.S,
 )
 # dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
 # the daily run) and the column. Such tests on one model are counted in one scan.
@@ -181,9 +191,15 @@ def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | Non
 
 
 def _tested_columns(manifest: dict, node: dict) -> dict:
-    """What a generic test checks, for `implied_tests`: the model's table ([schema, name]),
-    the column(s) and the test's own `where` (with the model, its scope)."""
+    """What a generic test checks, for `implied_tests`: the model's or source's table
+    ([schema, name]), the column(s) and the test's own `where` (with the model, its scope)."""
     attached = manifest["nodes"].get(node.get("attached_node") or "")
+    if attached is None:  # a source's test: attached to no node, depending on the source
+        sources = manifest.get("sources") or {}
+        tested = [
+            sources[n] for n in (node.get("depends_on") or {}).get("nodes", []) if n in sources
+        ]
+        attached = tested[0] if len(tested) == 1 else None
     kwargs = (node.get("test_metadata") or {}).get("kwargs") or {}
     columns = kwargs.get("combination_of_columns") or (
         [kwargs["column_name"]] if kwargs.get("column_name") else None
@@ -191,7 +207,10 @@ def _tested_columns(manifest: dict, node: dict) -> dict:
     if attached is None or not columns:
         return {}
     return {
-        "table": [attached["schema"], attached.get("alias") or attached["name"]],
+        "table": [
+            attached["schema"],
+            attached.get("identifier") or attached.get("alias") or attached["name"],
+        ],
         "columns": list(columns),
         "where": node["config"].get("where"),
     }
@@ -237,7 +256,22 @@ def run_time_values(con, tests: list[dict]) -> list[dict]:
     test selects the rows it would with the subquery; a value of a type this does not write
     in keeps its subquery."""
     tests = _substitute(con, tests, _RUN_TIME_VALUE, lambda rows: _literal(rows[0][0]))
+    tests = _substitute(con, tests, _KEY_SET_MEMBERSHIP, _membership)
     return _substitute(con, tests, _RUN_TIME_LIST, _list_literal)
+
+
+def _membership(rows: list[tuple]) -> Callable[[re.Match], str] | None:
+    """`coalesce(c in (<key set>), false)` written with the key set's values in a form DuckDB
+    pushes into the scan (a filter on the column, so the row groups of other values are
+    skipped): `(c is not null and c in (v1, v2))`, or `false` for no values: the same truth
+    value for every row, null keys included (a null among the values matches nothing that
+    coalesce does not turn into false anyway, so it is left out)."""
+    literal = _list_literal([row for row in rows if row[0] is not None])
+    if literal is None:
+        return None
+    if literal == "(null)":  # no values
+        return lambda match: "false"
+    return lambda match: f"({match['column']} is not null and {match['column']} in {literal})"
 
 
 def _list_literal(rows: list[tuple]) -> str | None:
@@ -251,7 +285,7 @@ def _list_literal(rows: list[tuple]) -> str | None:
 
 def _substitute(con, tests: list[dict], marker: re.Pattern, literal) -> list[dict]:
     """Each distinct `marker` subquery of the tests run once, replaced by literal(its rows)
-    (kept where that is None)."""
+    (kept where that is None; a callable literal is given the match)."""
     queries = {m["query"] for test in tests for m in marker.finditer(test["sql"])}
     literals = {}
     for query in sorted(queries):
@@ -260,7 +294,8 @@ def _substitute(con, tests: list[dict], marker: re.Pattern, literal) -> list[dic
             literals[query] = written
 
     def substitute(match: re.Match) -> str:
-        return literals.get(match["query"], match[0])
+        written = literals.get(match["query"], match[0])
+        return written(match) if callable(written) else written
 
     return [{**test, "sql": marker.sub(substitute, test["sql"])} for test in tests]
 

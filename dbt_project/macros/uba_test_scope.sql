@@ -7,8 +7,17 @@
     macros, so this override of dbt's get_where_subquery expands the placeholder):
     - __latest_batch__: rows of the latest batch (models with a batch_id column);
     - __latest_batch_events__ / __latest_batch_people__ / __latest_batch_devices__: the
-      events / person keys / devices that int_events_sessionized's latest batch wrote;
+      events / person keys / devices that int_events_sessionized's latest batch wrote (the
+      events: rows with event_date on or after that batch's first event day too, a redundant
+      bound that skips the older row groups of a table stored in time order: an event's day
+      never changes);
+    - __latest_batch_days__ (a table with event_date whose runs rewrite the days of the events
+      a batch wrote, e.g. (user, day) counts): rows on or after the latest batch's first event
+      day. A row the run wrote is on such a day, and so is any row sharing a key that holds
+      event_date, so a unique test still counts every new key against every stored row;
     - __latest_load_batches__: staged rows of load batches not yet in int_events_sessionized;
+    - __new_loads__ (a table with load_id that only appends: staging, the gate's output): the
+      rows of the newest load batches, the ones this run appended;
     - __new_load_keys__ (a test of one column of a table with load_id: a unique test): the
       rows whose tested value occurs among the newest load batches' rows, so a new key is
       checked against every stored row without grouping the whole table;
@@ -79,7 +88,10 @@
     {%- if placeholder == '__latest_batch__' -%}
         batch_id = {{ uba_latest_batch(relation) }}
     {%- elif placeholder == '__latest_batch_events__' -%}
-        {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
+        {{ uba_latest_batch_days_from(sessionized) }}
+        and {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
+    {%- elif placeholder == '__latest_batch_days__' -%}
+        {{ uba_latest_batch_days_from(sessionized) }}
     {%- elif placeholder == '__latest_batch_people__' -%}
         {{ uba_in_key_set('user_id',
             'select user_id from ' ~ latest_batch_rows
@@ -103,6 +115,13 @@
         {%- else -%}
             {{ uba_in_key_set(column, 'select ' ~ column ~ ' from ' ~ relation ~ ' where '
                 ~ uba_in_key_set('load_id', new_loads)) }}
+        {%- endif -%}
+    {%- elif placeholder == '__new_loads__' -%}
+        {%- set new_loads = uba_new_load_batches(relation) -%}
+        {%- if new_loads is none -%}
+            1 = 1
+        {%- else -%}
+            {{ uba_in_key_set('load_id', new_loads) }}
         {%- endif -%}
     {%- elif placeholder == '__latest_load_batches__' -%}
         {%- if load_relation(sessionized) is none -%}
@@ -155,6 +174,13 @@
         where load_id not in (select distinct load_id from {{ sessionized }})
     {%- endset -%}
     {{ return(uba_run_time_values(new_loads)) }}
+{%- endmacro %}
+
+{#- `event_date >= <the first event day of int_events_sessionized's latest batch>`, the
+    value written in when the replay runs (uba_run_time_value). -#}
+{% macro uba_latest_batch_days_from(sessionized) -%}
+    event_date >= {{ uba_run_time_value('select min(cast(event_ts as date)) from '
+        ~ sessionized ~ ' where batch_id = (select max(batch_id) from ' ~ sessionized ~ ')') }}
 {%- endmacro %}
 
 {#- The latest batch of a relation with batch_id, for a test's scope: a subquery, never a

@@ -534,19 +534,27 @@ def _newest_and_oldest_load(con) -> tuple[int, int]:
     return new_load, old_load
 
 
-def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
-    """Run the two unique tests scoped to the newest load batches' keys; their results."""
-    select = " ".join(NEW_KEY_TESTS)
+def _test_results(path: Path, target: Path, names, *extra: str) -> list[dict]:
+    """Run the data tests `names` as dbt's nodes (a failure is a result, not an error); their
+    run results."""
     try:
         run_dbt(
-            ["test", "--select", select, *extra], duckdb_path=path, quiet=True, target_path=target
+            ["test", "--select", " ".join(names), *extra],
+            duckdb_path=path,
+            quiet=True,
+            target_path=target,
         )
     except DbtError:
         pass
     results = json.loads((target / "run_results.json").read_text())["results"]
     results = [r for r in results if r["unique_id"].startswith("test.")]  # not the hooks
-    assert len(results) == len(NEW_KEY_TESTS)
+    assert {r["unique_id"].split(".")[2] for r in results} == set(names)
     return results
+
+
+def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
+    """Run the two unique tests scoped to the newest load batches' keys; their results."""
+    return _test_results(path, target, NEW_KEY_TESTS, *extra)
 
 
 @pytest.mark.slow
@@ -596,17 +604,7 @@ def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path
 
 def _reconcile_test(path: Path, target: Path, *extra: str) -> int:
     """Failures of assert_fct_events_reconcile_with_source run by dbt (0: it passed)."""
-    try:
-        run_dbt(
-            ["test", "--select", "assert_fct_events_reconcile_with_source", *extra],
-            duckdb_path=path,
-            quiet=True,
-            target_path=target,
-        )
-    except DbtError:
-        pass
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    (result,) = [r for r in results if r["unique_id"].startswith("test.")]
+    (result,) = _test_results(path, target, ["assert_fct_events_reconcile_with_source"], *extra)
     return result["failures"]
 
 
@@ -646,3 +644,82 @@ def test_events_reconcile_with_the_source_for_the_newest_loads(
     )
     if not in_new_day:
         assert _reconcile_test(warehouse, target, "--vars", "{uba__full_data_tests: true}") == 1
+
+
+# The tests whose daily scope is bounded by load batch or by day (macros/uba_test_scope.sql:
+# __new_loads__, __latest_batch_days__, the day bound of __latest_batch_events__): a change
+# that breaks one row, planted in a row the day wrote ({new}) or in a history row out of the
+# scope ({old}); {new_load}, {old_load}, {first_day}: the new day's and the history's load
+# batch, the latest batch's first event day.
+BOUNDED_SCOPES = {
+    "not_null_stg_app__events_revenue_usd": (
+        "update staging.stg_app__events set revenue_usd = null where event_id = ("
+        "select min(event_id) from staging.stg_app__events where load_id = {load})"
+    ),
+    "uba_unique_combination_of_columns_int_feature_user_day_items_user_id__event_date__"
+    "available_date__event_name__feature": (
+        "insert into features.int_feature_user_day_items "
+        "select * from features.int_feature_user_day_items where event_date {day} limit 1"
+    ),
+    "not_null_fct_events_revenue_usd": (
+        "update marts.fct_events set revenue_usd = null where event_id = ("
+        "select min(event_id) from marts.fct_events where event_date {day} and event_id in ("
+        "select event_id from intermediate.int_events_sessionized where batch_id {batch}))"
+    ),
+}
+
+
+def _scoped_tests(path: Path, target: Path, names, *extra: str) -> set[str]:
+    """The failing tests among `names` run as dbt's nodes."""
+    results = _test_results(path, target, names, *extra)
+    return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("in_new_day", [True, False])
+def test_tests_bounded_by_load_or_day_fail_on_the_new_rows_as_their_nodes(
+    daily_increment, tmp_path, in_new_day
+):
+    """A broken row the day wrote fails each test scoped by the newest loads or the latest
+    batch's days, in dbt and in the replay of the saved SQL (the bound written in as a
+    literal, which DuckDB uses to skip the older row groups); a broken history row outside
+    the bound passes both daily and fails the whole-table run."""
+    from python_models import dbt_daily_tests
+
+    path, target = tmp_path / "warehouse.duckdb", tmp_path / "target"
+    shutil.copy(daily_increment["after_increment"], path)
+    con = connect(path)
+    try:
+        new_load, old_load = _newest_and_oldest_load(con)
+        (first_day,) = con.execute(
+            "select min(cast(event_ts as date)) from intermediate.int_events_sessionized "
+            "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+        ).fetchone()
+        (latest,) = con.execute(
+            "select max(batch_id) from intermediate.int_events_sessionized"
+        ).fetchone()
+        for sql in BOUNDED_SCOPES.values():
+            planted = sql.format(
+                load=new_load if in_new_day else old_load,
+                day=f">= date '{first_day}'" if in_new_day else f"< date '{first_day}'",
+                batch=f"= {latest}" if in_new_day else f"< {latest}",
+            )
+            assert con.execute(planted).fetchone()[0] == 1, planted
+    finally:
+        con.close()
+    failing = _scoped_tests(path, target, BOUNDED_SCOPES)
+    assert failing == (set(BOUNDED_SCOPES) if in_new_day else set())
+    plan = dbt_daily_tests.compiled_tests(
+        json.loads((target / "manifest.json").read_text()), require_all=False
+    )
+    con = connect(path)
+    try:
+        written = dbt_daily_tests.run_time_values(con, plan)
+        outcome = dbt_daily_tests.run_plan(con, plan)
+    finally:
+        con.close()
+    assert not [t["name"] for t in written if "uba:" in t["sql"] or "coalesce(load_id" in t["sql"]]
+    assert {f.split(":")[0] for f in outcome.failed} == failing
+    if not in_new_day:  # the weekly whole-table run finds them
+        full = _scoped_tests(path, target, BOUNDED_SCOPES, "--vars", "{uba__full_data_tests: true}")
+        assert full == set(BOUNDED_SCOPES)

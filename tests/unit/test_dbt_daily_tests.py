@@ -5,6 +5,8 @@ counted together in one scan, still give each column's own count and name."""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import duckdb
 
@@ -232,19 +234,65 @@ def test_a_key_set_compiled_once_is_written_in_as_each_later_days_values():
     )
     (substituted,) = run_time_values(con, plan)
     assert "uba:" not in substituted["sql"]
-    assert "coalesce(load_id in (2), false)" in substituted["sql"]
+    assert "(load_id is not null and load_id in (2))" in substituted["sql"]
     assert run_plan(con, plan).failed == run_plan(con, plain).failed == []
 
     con.execute("insert into events values (4, 3), (5, 3)")  # a later load, clean
-    assert "load_id in (3)" in run_time_values(con, plan)[0]["sql"]
+    assert "load_id in (3))" in run_time_values(con, plan)[0]["sql"]
     assert run_plan(con, plan).failed == run_plan(con, plain).failed == []
     con.execute("insert into events values (2, 4)")  # the next load re-sends event 2
     failed = ["unique_events_event_id: 1 failing rows; first: (2, 2)"]
     assert run_plan(con, plan).failed == run_plan(con, plain).failed == failed
 
     empty = [{**test, "sql": test["sql"].replace(newest, newest + " and false")} for test in plan]
-    assert "coalesce(load_id in (null), false)" in run_time_values(con, empty)[0]["sql"]
+    assert "where false)" in run_time_values(con, empty)[0]["sql"]
     assert run_plan(con, empty).failed == []
+
+
+def test_a_written_in_key_set_keeps_the_truth_value_of_every_row_and_skips_row_groups():
+    """`coalesce(c in (<key set>), false)` (DuckDB's membership shape) written in as
+    `(c is not null and c in (...))` or `false` holds for the same rows as the subquery, under
+    `not` too, null keys and a null among the values included; and DuckDB skips the row
+    groups of other values with it (rows scanned), which the coalesce form does not."""
+    from python_models.dbt_daily_tests import run_time_values
+
+    con = duckdb.connect()
+    # 300k rows of load 1, then 10 of load 2 and 10 with a null load: row groups hold one load
+    con.execute(
+        "create table events as select range as event_id, 1 as load_id from range(300000) "
+        "union all select 300000 + range, 2 from range(10) "
+        "union all select 400000 + range, null from range(10) order by event_id"
+    )
+    key_sets = {
+        "newest": "select max(load_id) from events",
+        "with a null": "select load_id from (values (2), (null)) t(load_id)",
+        "none": "select load_id from events where false",
+    }
+    for name, query in key_sets.items():
+        marked = f"coalesce(load_id in (/* uba:run_time_list */ {query} /* uba:end_list */), false)"
+        plain = marked.replace("/* uba:", "/* ")
+        for condition in ("{}", "not {}"):
+            sql = f"select count(*) from events where {condition.format(marked)}"
+            (written,) = run_time_values(con, [{"sql": sql}])
+            assert "coalesce" not in written["sql"], name
+            plain_sql = f"select count(*) from events where {condition.format(plain)}"
+            expected = con.execute(plain_sql).fetchone()
+            assert con.execute(written["sql"]).fetchone() == expected, (name, condition)
+    profile = Path(tempfile.mkdtemp()) / "profile.json"
+    con.execute("set enable_profiling = 'json'")
+    con.execute(f"set profiling_output = '{profile}'")
+
+    def rows_scanned(sql: str) -> int:
+        con.execute(sql).fetchall()
+        return json.loads(profile.read_text())["cumulative_rows_scanned"]
+
+    newest = key_sets["newest"]
+    marked = f"coalesce(load_id in (/* uba:run_time_list */ {newest} /* uba:end_list */), false)"
+    (written,) = run_time_values(con, [{"sql": f"select count(*) from events where {marked}"}])
+    assert rows_scanned(written["sql"]) < 200_000
+    assert (
+        rows_scanned("select count(*) from events where coalesce(load_id in (2), false)") > 300_000
+    )
 
 
 def _generic(name: str, sql: str, kind: str, kwargs: dict, severity: str = "ERROR") -> dict:
@@ -302,6 +350,30 @@ def test_tests_a_constraint_or_a_unique_key_already_guarantees_are_not_read():
 
     assert implied_tests(con, plan("ERROR")) == {"not_null_event_id", "combo_user_event"}
     assert implied_tests(con, plan("warn")) == {"not_null_event_id"}
+    # the same tests of a source (attached to no node; its table named by `identifier`)
+    source = {"unique_id": "source.uba.app.events", "resource_type": "source", "name": "ev"}
+    source |= {"schema": "main", "identifier": "events"}
+    of_source = [
+        test | {"attached_node": None, "depends_on": {"nodes": [source["unique_id"]]}}
+        for test in [
+            _generic(
+                "source_not_null_event_id",
+                _not_null("event_id")["compiled_code"],
+                "not_null",
+                {"column_name": "event_id"},
+            ),
+            _generic(
+                "source_not_null_n",
+                _not_null("n")["compiled_code"],
+                "not_null",
+                {"column_name": "n"},
+            ),
+        ]
+    ]
+    from_source = compiled_tests(
+        {"nodes": {t["unique_id"]: t for t in of_source}, "sources": {source["unique_id"]: source}}
+    )
+    assert implied_tests(con, from_source) == {"source_not_null_event_id"}
     # what the skipped tests would find without the constraint: the guarantee is what holds
     con.execute("create table unconstrained as select * from events")
     con.execute("alter table events rename to constrained")
