@@ -2,8 +2,9 @@
 {{ config(**feature_per_person_config()) }}
 {#- Feature family "lifetime totals": tenure, recency, lifetime counts and revenue, purchases,
     for the (user, snapshot) pairs of int_feature_windowed_activity.
-    Each user-day row enters the first snapshot after it became available (visible_from); the
-    running totals per user over those entry weeks hold until the next entry week. Revenue
+    Each user-day row enters the first snapshot after it became available (visible_from: the
+    weekly buckets of int_feature_user_weeks are added up by it); the running totals per user
+    over those entry weeks hold until the next entry week. Revenue
     stays an exact decimal through the running sums (bit-identical rebuilds).
     Incremental per person (macros/feature_helpers.sql, feature_per_person_config): the running
     totals of the changed people, and of everyone when a snapshot date is new. -#}
@@ -22,44 +23,26 @@ eligible as (
 
 ),
 
-user_days as (
-
-    select * from {{ ref('int_feature_user_days') }}
-    {%- if is_incremental() %}
-    where true
-        {{- feature_changed_people_only('user_id') }}
-    {%- endif %}
-
-),
-
-lifetime_rows as (
-
-    select
-        user_days.*,
-        cast({{ dbt.dateadd('day', 7, dbt.date_trunc('week', 'user_days.available_date')) }}
-            as date) as visible_from,
-        row_number() over (
-            partition by user_days.user_id, user_days.event_date
-            order by user_days.available_date
-        ) as nth_row_of_day
-    from user_days
-
-),
-
+{#- Each week's buckets (int_feature_user_weeks) added up by the snapshot they enter; a
+    bucket's active days are the days whose first row it holds. -#}
 lifetime_weekly as (
 
     select
         user_id,
         visible_from,
-        sum(count_events) as count_events,
-        sum(case when nth_row_of_day = 1 then 1 else 0 end) as count_new_active_days,
-        sum(count_purchases) as count_purchases,
-        sum(cast(sum_revenue_usd as decimal(38, 6))) as sum_revenue_usd,
-        sum(cast(sum_purchase_revenue_usd as decimal(38, 6))) as sum_purchase_revenue_usd,
-        min(first_event_at) as first_event_at,
-        max(last_event_at) as last_event_at,
-        max(last_purchase_at) as last_purchase_at
-    from lifetime_rows
+        sum(count_events_all) as count_events,
+        sum(active_day_all) as count_new_active_days,
+        sum(count_purchases_all) as count_purchases,
+        sum(sum_revenue_usd_all) as sum_revenue_usd,
+        sum(sum_purchase_revenue_usd_all) as sum_purchase_revenue_usd,
+        min(first_event_at_all) as first_event_at,
+        max(last_event_at_all) as last_event_at,
+        max(last_purchase_at_all) as last_purchase_at
+    from {{ ref('int_feature_user_weeks') }}
+    {%- if is_incremental() %}
+    where true
+        {{- feature_changed_people_only('user_id') }}
+    {%- endif %}
     group by 1, 2
 
 ),
