@@ -7,7 +7,11 @@
     over those entry weeks hold until the next entry week. Revenue
     stays an exact decimal through the running sums (bit-identical rebuilds).
     Incremental per person (macros/feature_helpers.sql, feature_per_person_config): the running
-    totals of the changed people, and of everyone when a snapshot date is new. -#}
+    totals of the changed people from all their weeks, and on a snapshot date not stored yet
+    everyone's, carried forward: a person whose events did not change starts from their row on
+    the newest stored snapshot (its running_* columns: the exact totals it was computed from)
+    and adds the weeks visible since; only a person without that row is summed from all their
+    weeks. -#}
 {%- set no_purchase_days = var('uba__feature_no_purchase_days') | int -%}
 
 with
@@ -23,8 +27,52 @@ eligible as (
 
 ),
 
+{% if is_incremental() -%}
+{%- set stored_max = feature_per_person_state().stored_max -%}
+{#- the people eligible on a snapshot date not stored yet -#}
+on_new_dates as (
+
+    select distinct user_id from eligible where as_of_date > {{ stored_max }}
+
+),
+
+{#- their running totals on the newest stored snapshot, where their events did not change -#}
+carried as (
+
+    select
+        user_id,
+        as_of_date as visible_from,
+        count_events_lifetime as count_events,
+        count_active_days_lifetime as count_new_active_days,
+        count_purchases_lifetime as count_purchases,
+        running_sum_revenue_usd as sum_revenue_usd,
+        running_sum_purchase_revenue_usd as sum_purchase_revenue_usd,
+        running_first_event_at as first_event_at,
+        running_last_event_at as last_event_at,
+        running_last_purchase_at as last_purchase_at
+    from {{ this }}
+    where as_of_date = {{ stored_max }}
+        and not {{ feature_per_person_state().everything }}
+        and user_id in (select user_id from on_new_dates)
+        and user_id not in (select user_id from changed_people)
+
+),
+
+{#- the people summed from all their weeks -#}
+summed_whole as (
+
+    select user_id from changed_people
+    union
+    select user_id from on_new_dates
+    where user_id not in (select user_id from carried)
+
+),
+
+{% endif -%}
 {#- Each week's buckets (int_feature_user_weeks) added up by the snapshot they enter; a
-    bucket's active days are the days whose first row it holds. -#}
+    bucket's active days are the days whose first row it holds. In an incremental run, the
+    weeks of the people summed whole, and the carried people's newest stored totals as an
+    entry on that snapshot followed by the weeks visible after it. -#}
 lifetime_weekly as (
 
     select
@@ -40,10 +88,19 @@ lifetime_weekly as (
         max(last_purchase_at_all) as last_purchase_at
     from {{ ref('int_feature_user_weeks') }}
     {%- if is_incremental() %}
-    where true
-        {{- feature_changed_people_only('user_id') }}
+    where user_id in (select user_id from summed_whole)
+        or (
+            visible_from > {{ stored_max }}
+            and user_id in (select user_id from carried)
+        )
     {%- endif %}
     group by 1, 2
+    {%- if is_incremental() %}
+
+    union all
+
+    select * from carried
+    {%- endif %}
 
 ),
 
@@ -87,7 +144,13 @@ final as (
             {{ feature_days_between('cast(lifetime_running.last_purchase_at as date)',
                 'eligible.as_of_date') }},
             {{ no_purchase_days }}
-        ) as bigint) as days_since_last_purchase
+        ) as bigint) as days_since_last_purchase,
+        {#- the exact running totals, carried to the next snapshot by an incremental run -#}
+        lifetime_running.sum_revenue_usd as running_sum_revenue_usd,
+        lifetime_running.sum_purchase_revenue_usd as running_sum_purchase_revenue_usd,
+        lifetime_running.first_event_at as running_first_event_at,
+        lifetime_running.last_event_at as running_last_event_at,
+        lifetime_running.last_purchase_at as running_last_purchase_at
     from eligible
     inner join lifetime_running
         on eligible.user_id = lifetime_running.user_id
