@@ -146,8 +146,9 @@ final as (
             {{ no_purchase_days }}
         ) as bigint) as days_since_last_purchase,
         {#- the exact running totals, carried to the next snapshot by an incremental run -#}
-        lifetime_running.sum_revenue_usd as running_sum_revenue_usd,
-        lifetime_running.sum_purchase_revenue_usd as running_sum_purchase_revenue_usd,
+        cast(lifetime_running.sum_revenue_usd as decimal(18, 6)) as running_sum_revenue_usd,
+        cast(lifetime_running.sum_purchase_revenue_usd as decimal(18, 6))
+            as running_sum_purchase_revenue_usd,
         lifetime_running.first_event_at as running_first_event_at,
         lifetime_running.last_event_at as running_last_event_at,
         lifetime_running.last_purchase_at as running_last_purchase_at

@@ -5,7 +5,9 @@
     week's totals (`<measure>_all`) and the totals of its last t days (`<measure>_last_<t>`, the
     days at most t days before its end) for the few t = span mod 7 the windows of
     int_feature_windowed_activity need; int_feature_lifetime_totals adds the buckets up by
-    visible_from. A day is active from its first visible row on (active_day).
+    visible_from. A day is active from its first visible row on (active_day). Stored as
+    bigint and 18-digit decimals (exact; the sums over buckets widen them again): DuckDB reads
+    its 128-bit columns (a sum's default type) several times slower.
     Incremental: the (user, week) pairs holding a user-day with events written since this model
     last ran (macros in uba_batches.sql) are deleted (the pre-hook) and recounted from all of
     that user's user-days of the week. -#}
@@ -69,10 +71,11 @@ select
     {% for measure in measures -%}
     {%- set value = 'cast(' ~ measure ~ ' as decimal(38, 6))' if measure == 'sum_revenue_usd'
         else measure -%}
-    sum({{ value }}) as {{ measure }}_all,
+    {%- set type = 'decimal(18, 6)' if measure == 'sum_revenue_usd' else 'bigint' -%}
+    cast(sum({{ value }}) as {{ type }}) as {{ measure }}_all,
     {% for threshold in thresholds -%}
-    sum(case when days_before_week_end <= {{ threshold }}
-        then {{ value }} else 0 end) as {{ measure }}_last_{{ threshold }},
+    cast(sum(case when days_before_week_end <= {{ threshold }}
+        then {{ value }} else 0 end) as {{ type }}) as {{ measure }}_last_{{ threshold }},
     {% endfor -%}
     {% endfor -%}
     min(first_event_at) as first_event_at_all,
@@ -86,14 +89,16 @@ select
     {#- decay within the bucket, to its end Monday: count x 2^(-j / half_life) per day -#}
     {%- set day_decay = 'count_events * exp(-0.6931471805599453 * '
         ~ 'days_before_week_end / ' ~ half_life ~ '.0)' %}
-    sum(cast({{ day_decay }} as decimal(38, 9))) as decay_all,
+    cast(sum(cast({{ day_decay }} as decimal(38, 9))) as decimal(18, 9)) as decay_all,
     {% for threshold in thresholds -%}
-    sum(case when days_before_week_end <= {{ threshold }}
-        then cast({{ day_decay }} as decimal(38, 9)) else 0 end) as decay_last_{{ threshold }},
+    cast(sum(case when days_before_week_end <= {{ threshold }}
+        then cast({{ day_decay }} as decimal(38, 9)) else 0 end) as decimal(18, 9))
+        as decay_last_{{ threshold }},
     {% endfor -%}
     {#- the lifetime family's totals (whole weeks only) -#}
-    sum(count_purchases) as count_purchases_all,
-    sum(cast(sum_purchase_revenue_usd as decimal(38, 6))) as sum_purchase_revenue_usd_all,
+    cast(sum(count_purchases) as bigint) as count_purchases_all,
+    cast(sum(cast(sum_purchase_revenue_usd as decimal(38, 6))) as decimal(18, 6))
+        as sum_purchase_revenue_usd_all,
     max(last_purchase_at) as last_purchase_at_all
 from week_days
 group by 1, 2, 3
