@@ -36,7 +36,12 @@ on_new_dates as (
 
 ),
 
-{#- their running totals on the newest stored snapshot, where their events did not change -#}
+{#- their running totals on the newest stored snapshot, where their events did not change (a
+    table stored before the running_* columns existed carries nothing: the SQL runs, and dbt's
+    on_schema_change check then asks for a full refresh in plain words) -#}
+{%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name')
+    | map('lower') | list if execute else [] -%}
+{%- set can_carry = 'running_first_event_at' in stored_columns or not execute -%}
 carried as (
 
     select
@@ -45,13 +50,22 @@ carried as (
         count_events_lifetime as count_events,
         count_active_days_lifetime as count_new_active_days,
         count_purchases_lifetime as count_purchases,
+        {% if can_carry -%}
         running_sum_revenue_usd as sum_revenue_usd,
         running_sum_purchase_revenue_usd as sum_purchase_revenue_usd,
         running_first_event_at as first_event_at,
         running_last_event_at as last_event_at,
         running_last_purchase_at as last_purchase_at
+        {%- else -%}
+        cast(null as decimal(18, 6)) as sum_revenue_usd,
+        cast(null as decimal(18, 6)) as sum_purchase_revenue_usd,
+        cast(null as {{ dbt.type_timestamp() }}) as first_event_at,
+        cast(null as {{ dbt.type_timestamp() }}) as last_event_at,
+        cast(null as {{ dbt.type_timestamp() }}) as last_purchase_at
+        {%- endif %}
     from {{ this }}
     where as_of_date = {{ stored_max }}
+        and {{ 'true' if can_carry else 'false' }}
         and not {{ feature_per_person_state().everything }}
         and user_id in (select user_id from on_new_dates)
         and user_id not in (select user_id from changed_people)
