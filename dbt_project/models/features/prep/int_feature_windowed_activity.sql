@@ -9,11 +9,10 @@
 
     Weekly buckets instead of user-days x snapshots: snapshots are Mondays, so the user-days
     are summed per (user, week, visible_from) first (int_feature_user_weeks, a table recounted
-    per changed user-week, so a day with a new snapshot reads everyone's buckets, not their
-    user-days): the week ends on the Monday b after the
-    day (a day is j = b - day in 1..7 days before it) and visible_from is the first Monday
-    after the day became available (= b unless it arrived late across a Monday). A snapshot
-    D = b + 7m then sees the bucket when D >= visible_from, and a window of x days holds
+    per changed user-week: a day with a new snapshot reads everyone's buckets, not their
+    user-days). The week ends on the Monday b after the day (a day is j = b - day in 1..7
+    days before it) and visible_from is the first Monday after the day became available
+    (= b unless it arrived late across a Monday). A snapshot D = b + 7m then sees the bucket when D >= visible_from, and a window of x days holds
     the whole bucket when 7m + 7 <= x, its days with j <= x - 7m when m = floor(x / 7), and
     nothing beyond: so each bucket carries its totals plus partial sums for the few
     thresholds x mod 7 the windows need. A full build sums the on-time buckets (visible_from =
