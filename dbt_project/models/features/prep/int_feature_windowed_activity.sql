@@ -12,10 +12,10 @@
     per changed user-week: a day with a new snapshot reads everyone's buckets, not their
     user-days). The week ends on the Monday b after the day (a day is j = b - day in 1..7
     days before it) and visible_from is the first Monday after the day became available
-    (= b unless it arrived late across a Monday). A snapshot D = b + 7m then sees the bucket when D >= visible_from, and a window of x days holds
-    the whole bucket when 7m + 7 <= x, its days with j <= x - 7m when m = floor(x / 7), and
-    nothing beyond: so each bucket carries its totals plus partial sums for the few
-    thresholds x mod 7 the windows need. A full build sums the on-time buckets (visible_from =
+    (= b unless it arrived late across a Monday). A snapshot D = b + 7m then sees the bucket
+    when D >= visible_from, and a window of x days holds the whole bucket when 7m + 7 <= x,
+    its days with j <= x - 7m when m = floor(x / 7), and nothing beyond: so each bucket
+    carries its totals plus partial sums for the few thresholds x mod 7 the windows need. A full build sums the on-time buckets (visible_from =
     b) by windows over a weekly grid per user (each user-week read once) and joins the late ones
     to the at most ceil(90 / 7) snapshots that see them; an incremental run joins every bucket.
     Both exact (no approximation of visibility or window edges). Sums of doubles go through exact decimals (bit-identical
