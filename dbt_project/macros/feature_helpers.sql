@@ -30,6 +30,40 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- The Monday after `day` (a date): the end of the weekly bucket holding it, and, for an
+    available_date, the first snapshot that sees it. -#}
+{% macro feature_week_end(day) -%}
+    cast({{ dbt.dateadd('day', 7, dbt.date_trunc('week', day)) }} as date)
+{%- endmacro %}
+
+{#- The spans (days) int_feature_windowed_activity sums over: its windows, the recent days and
+    the trend's recent plus baseline days. -#}
+{% macro feature_window_spans() -%}
+    {%- set trend_total = (var('uba__feature_trend_recent_days') | int)
+        + (var('uba__feature_trend_baseline_days') | int) -%}
+    {{- return((var('uba__feature_windows') | sort
+        + [var('uba__feature_recent_days') | int, trend_total]) | unique | list) -}}
+{%- endmacro %}
+
+{#- The partial-week lengths t (span mod 7, not 0) a weekly bucket carries `_last_<t>` totals
+    for (int_feature_user_weeks), so a window's oldest, partial week is one column. -#}
+{% macro feature_week_thresholds() -%}
+    {%- set thresholds = [] -%}
+    {%- for span in feature_window_spans() if span % 7 != 0 and span % 7 not in thresholds -%}
+        {%- do thresholds.append(span % 7) -%}
+    {%- endfor -%}
+    {{- return(thresholds) -}}
+{%- endmacro %}
+
+{#- The user-day measures a weekly bucket sums for the windows (int_feature_user_weeks). -#}
+{% macro feature_week_measures() -%}
+    {%- set measures = ['count_events', 'active_day', 'sum_revenue_usd'] -%}
+    {%- for event_type in uba_feature_event_types() -%}
+        {%- do measures.append('count_' ~ event_type) -%}
+    {%- endfor -%}
+    {{- return(measures) -}}
+{%- endmacro %}
+
 {#- Weekly buckets (int_feature_windowed_activity, ftr_user_labels): an
     aggregate over bucket rows joined to a snapshot, of `column` over the days of a window of
     `span` days before the snapshot. A row's week_offset m says its week ends 7m days before

@@ -31,6 +31,7 @@ DAILY_MODELS = [
     "features.ftr_user_day_activity",
     "features.int_feature_user_days",
     "features.int_feature_user_day_items",
+    "features.int_feature_user_weeks",
     "features.int_feature_windowed_activity",
     "features.int_feature_diversity",
     "features.int_feature_lifetime_totals",

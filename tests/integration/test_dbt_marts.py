@@ -190,6 +190,7 @@ def test_activity_and_lifecycle_agree_with_events(built_warehouse):
 
 INCREMENTAL_MODELS = [
     "features.ftr_user_features",
+    "features.int_feature_user_weeks",
     "features.int_feature_windowed_activity",
     "features.int_feature_lifetime_totals",
     "features.int_feature_diversity",

@@ -8,13 +8,14 @@
     visible event (available_date < as_of_date) in the longest window.
 
     Weekly buckets instead of user-days x snapshots: snapshots are Mondays, so the user-days
-    are first summed per (user, week, visible_from): the week ends on the Monday b after the
-    day (a day is j = b - day in 1..7 days before it) and visible_from is the first Monday
-    after the day became available (= b unless it arrived late across a Monday). A snapshot
-    D = b + 7m then sees the bucket when D >= visible_from, and a window of x days holds
-    the whole bucket when 7m + 7 <= x, its days with j <= x - 7m when m = floor(x / 7), and
-    nothing beyond: so each bucket carries its totals plus partial sums for the few
-    thresholds x mod 7 the windows need. A full build sums the on-time buckets (visible_from =
+    are summed per (user, week, visible_from) first (int_feature_user_weeks, a table recounted
+    per changed user-week: a day with a new snapshot reads everyone's buckets, not their
+    user-days). The week ends on the Monday b after the day (a day is j = b - day in 1..7
+    days before it) and visible_from is the first Monday after the day became available
+    (= b unless it arrived late across a Monday). A snapshot D = b + 7m then sees the bucket
+    when D >= visible_from, and a window of x days holds the whole bucket when 7m + 7 <= x,
+    its days with j <= x - 7m when m = floor(x / 7), and nothing beyond: so each bucket
+    carries its totals plus partial sums for the few thresholds x mod 7 the windows need. A full build sums the on-time buckets (visible_from =
     b) by windows over a weekly grid per user (each user-week read once) and joins the late ones
     to the at most ceil(90 / 7) snapshots that see them; an incremental run joins every bucket.
     Both exact (no approximation of visibility or window edges). Sums of doubles go through exact decimals (bit-identical
@@ -32,16 +33,9 @@
         ~ windows | string) }}
 {%- endif -%}
 {%- set trend_total = trend_recent + trend_baseline -%}
-{%- set spans = (windows + [recent_days, trend_total]) | unique | list -%}
-{%- set longest = spans | max -%}
-{%- set thresholds = [] -%}
-{%- for span in spans if span % 7 != 0 and span % 7 not in thresholds -%}
-    {%- do thresholds.append(span % 7) -%}
-{%- endfor -%}
-{%- set measures = ['count_events', 'active_day', 'sum_revenue_usd'] -%}
-{%- for event_type in top_event_types -%}
-    {%- do measures.append('count_' ~ event_type) -%}
-{%- endfor -%}
+{%- set longest = feature_window_spans() | max -%}
+{%- set thresholds = feature_week_thresholds() -%}
+{%- set measures = feature_week_measures() -%}
 {#- the (bucket column, span, aggregate) a feature or the eligibility reads -#}
 {%- set in_span = [] -%}
 {%- for window in windows -%}
@@ -78,73 +72,20 @@ with
 
 {{ feature_per_person_ctes() }},
 
-user_days as (
-
-    select
-        user_days.*,
-        cast({{ dbt.dateadd('day', 7, dbt.date_trunc('week', 'user_days.event_date')) }} as date)
-            as week_end_date,
-        cast({{ dbt.dateadd('day', 7, dbt.date_trunc('week', 'user_days.available_date')) }}
-            as date) as visible_from,
-        {#- a day counts as active from its first visible row on -#}
-        case when row_number() over (
-            partition by user_days.user_id, user_days.event_date
-            order by user_days.available_date
-        ) = 1 then 1 else 0 end as active_day
-    from {{ ref('int_feature_user_days') }} as user_days
-    {% if is_incremental() -%}
-    where user_days.event_date >= (
-        select {{ dbt.dateadd('day', -(longest + 7), 'min(as_of_date)') }} from snapshot_dates
-    )
-        {{- feature_and_rebuilt_from('user_days.event_date', longest + 7) }}
-        {{- feature_changed_people_only('user_days.user_id') }}
-    {%- endif %}
-
-),
-
-week_days as (
-
-    select
-        user_days.*,
-        {{ dbt.datediff('event_date', 'week_end_date', 'day') }} as days_before_week_end
-    from user_days
-
-),
-
+{#- the weekly buckets (int_feature_user_weeks) of the rebuilt people that a rebuilt snapshot's
+    longest window reaches -#}
 buckets as (
 
-    select
-        user_id,
-        week_end_date,
-        visible_from,
-        {% for measure in measures -%}
-        {%- set value = 'cast(' ~ measure ~ ' as decimal(38, 6))' if measure == 'sum_revenue_usd'
-            else measure -%}
-        sum({{ value }}) as {{ measure }}_all,
-        {% for threshold in thresholds -%}
-        sum(case when days_before_week_end <= {{ threshold }}
-            then {{ value }} else 0 end) as {{ measure }}_last_{{ threshold }},
-        {% endfor -%}
-        {% endfor -%}
-        min(first_event_at) as first_event_at_all,
-        max(last_event_at) as last_event_at_all,
-        {% for threshold in thresholds -%}
-        min(case when days_before_week_end <= {{ threshold }}
-            then first_event_at end) as first_event_at_last_{{ threshold }},
-        max(case when days_before_week_end <= {{ threshold }}
-            then last_event_at end) as last_event_at_last_{{ threshold }},
-        {% endfor -%}
-        {#- decay within the bucket, to its end Monday: count x 2^(-j / half_life) per day -#}
-        {%- set day_decay = 'count_events * exp(-0.6931471805599453 * '
-            ~ 'days_before_week_end / ' ~ half_life ~ '.0)' %}
-        sum(cast({{ day_decay }} as decimal(38, 9))) as decay_all,
-        {% for threshold in thresholds -%}
-        sum(case when days_before_week_end <= {{ threshold }}
-            then cast({{ day_decay }} as decimal(38, 9)) else 0 end) as decay_last_{{ threshold }}
-        {{- ',' if not loop.last }}
-        {% endfor %}
-    from week_days
-    group by 1, 2, 3
+    select *
+    from {{ ref('int_feature_user_weeks') }}
+    {% if is_incremental() -%}
+    where week_end_date > (
+        select {{ dbt.dateadd('day', -7 * ((longest + 6) // 7), 'min(as_of_date)') }}
+        from snapshot_dates
+    )
+        {{- feature_and_rebuilt_from('week_end_date', 7 * ((longest + 6) // 7 - 1)) }}
+        {{- feature_changed_people_only('user_id') }}
+    {%- endif %}
 
 ),
 
