@@ -36,40 +36,6 @@
     {{- (share * 10000) | round | int -}}
 {%- endmacro %}
 
-{#- dim_user_holdout_groups is incremental (the people whose events changed are looked up
-    again); its rows also depend on these settings, so the stored rows' settings are recorded in
-    uba_consumed_batches (producer 'holdout_settings@<md5 of them>', by a post-hook in the
-    same transaction as the rows) and a run under other settings rebuilds everyone. -#}
-{% macro uba_holdout_settings_version() -%}
-    {{- 'holdout_settings@' ~ local_md5(
-        [var('uba__holdout_key'), var('uba__holdout_share'), var('uba__holdout_key_version'),
-         var('uba__holdout_key_effective_from')] | join('|')) -}}
-{%- endmacro %}
-
-{#- True when this model's stored rows were made under the current settings (read once per
-    run, before its SQL runs); true while dbt only parses. -#}
-{% macro uba_holdout_settings_recorded() -%}
-    {%- if not execute -%}
-        {{ return(true) }}
-    {%- endif -%}
-    {%- if 'uba_holdout_settings_recorded' not in model -%}
-        {%- do model.update({'uba_holdout_settings_recorded': uba_query_value(
-            "select count(*) > 0 from " ~ uba_batch_manifest() ~ " where consumer = '"
-            ~ this.identifier ~ "' and producer = '" ~ uba_holdout_settings_version() ~ "'")}) -%}
-    {%- endif -%}
-    {{ return(model['uba_holdout_settings_recorded']) }}
-{%- endmacro %}
-
-{#- Post-hook: record the settings the rows were made under (none on Spark: rebuilt in full). -#}
-{% macro uba_record_holdout_settings() -%}
-    {%- if uba_incremental_unless_spark() == 'incremental' -%}
-    delete from {{ uba_batch_manifest() }}
-    where consumer = '{{ this.identifier }}' and producer like 'holdout_settings@%';
-    insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
-    values ('{{ this.identifier }}', '{{ uba_holdout_settings_version() }}', 0)
-    {%- endif -%}
-{%- endmacro %}
-
 {#- Experiment metrics from var uba__experiment_metrics, checked once so every model reads the
     same validated list: [{name, kind, event_name?, window_days?, day?}]. -#}
 {% macro uba_experiment_metrics() -%}

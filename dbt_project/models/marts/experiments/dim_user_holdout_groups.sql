@@ -4,25 +4,12 @@
     (stg_app__user_holdout_buckets), so it is stable across runs, new users never move anyone,
     and a pseudonymization-salt rotation keeps every group. A never-identified visitor is
     bucketed by device; once identified, the person key becomes the user's and so may the
-    group (campaign tools act on identified users).
-    Incremental: dim_users recomputes the people whose events changed, so only they are
-    deleted (the pre-hook) and looked up again; a person's bucket never changes under one key.
-    Under other holdout settings (uba_holdout_settings_version) everyone is rebuilt. -#}
-{%- set sessionized = ref('int_events_sessionized') -%}
-{%- set model_config = uba_events_consumer_config('people') -%}
-{%- do model_config.pre_hook.append(
-    "{% if is_incremental() and not uba_holdout_settings_recorded() %}delete from {{ this }}{% endif %}") -%}
-{%- do model_config.post_hook.append("{{ uba_record_holdout_settings() }}") -%}
-{{ config(**model_config) }}
-
+    group (campaign tools act on identified users). -#}
 with
 
 users as (
 
     select user_id, is_identified, first_seen_at from {{ ref('dim_users') }}
-    {%- if is_incremental() and uba_holdout_settings_recorded() %}
-    where user_id in (select user_id from ({{ uba_changed_people(sessionized) }}) as changed)
-    {%- endif %}
 
 ),
 
