@@ -137,6 +137,24 @@
     {{ dbt.dateadd('second', -longest_window, changed_from_ts) }}
 {%- endmacro %}
 
+{#- `and <column> >= <the earliest replay_from of the people whose events changed>` as a
+    literal, read before the model's SQL runs (once per model run): every stored attempt a run
+    deletes or re-reads, and every event it replays, is at or after its person's replay_from.
+    A redundant bound beside the per-person one (a join condition, which skips nothing), so
+    DuckDB skips the row groups before it: the funnel tables are stored in started_at order by
+    a full build, daily rows appended after. Nothing on a full build, while dbt only parses or
+    when nothing changed. -#}
+{% macro funnel_and_replayed_from(column) -%}
+{%- if is_incremental() -%}
+{%- set first = uba_cached_query_value('funnel_replayed_from',
+    'select min(' ~ funnel_replay_from('changed.changed_from_ts') ~ ') from ('
+    ~ uba_changed_people(ref('int_events_sessionized')) ~ ') as changed') -%}
+{%- if first is not none %}
+        and {{ column }} >= cast('{{ first }}' as {{ dbt.type_timestamp() }})
+{%- endif -%}
+{%- endif -%}
+{%- endmacro %}
+
 {#- Incremental conversion reports (rpt_funnel_conversion_daily / weekly): the first period to
     rebuild, the earliest of the periods that replayed attempts can fall in and of the stored
     periods not complete yet (the watermark may have passed them); null: none. A period's
@@ -151,6 +169,25 @@
             select min(period_start) from {{ this }} where not is_complete
         ) as stale
     )
+{%- endmacro %}
+
+{#- Where an incremental conversion report reads the attempt steps from: the period after the
+    last one its pre-hook keeps (every period before it is kept whole). A literal read before
+    the model's SQL runs (the kept periods are those the pre-hook will not delete), so DuckDB
+    skips the row groups of fct_funnel_attempt_steps (stored in started_at order) before it;
+    while dbt only parses, the same bound as a subquery of the table after the delete. -#}
+{% macro funnel_report_read_from(grain) -%}
+    {%- set after_kept = dbt.dateadd(grain, 1, 'max(period_start)') -%}
+    {%- set first_read = "coalesce(cast(" ~ after_kept ~ " as " ~ dbt.type_timestamp()
+        ~ "), cast('0001-01-01' as " ~ dbt.type_timestamp() ~ "))" -%}
+    {%- if not execute -%}
+    (select {{ first_read }} from {{ this }})
+    {%- else -%}
+    {%- set value = uba_query_value("select " ~ first_read ~ " from " ~ this
+        ~ " where not (" ~ uba_reads_everything(ref('int_events_sessionized'))
+        ~ ") and not coalesce(period_start >= " ~ funnel_report_rebuild_from(grain) ~ ", false)") -%}
+    cast('{{ value }}' as {{ dbt.type_timestamp() }})
+    {%- endif -%}
 {%- endmacro %}
 
 {#- One row per configured funnel: name, step count, window, matching order. -#}
@@ -430,19 +467,19 @@ chosen as (
 ),
 
 {#- Each attempt's step-1 event columns: per column the smallest among the step-1 events of
-    its start instant (one event, but for ties). -#}
-attempt_events as (
+    its start instant. Almost every instant has one such event, so only the tied attempts are
+    grouped: a grouping of every attempt with text minimums held ~1.1 GB of hash table at 10M
+    events and ran out of memory at a 1.2 GB DuckDB limit, where the rest of the query fits. -#}
+{%- set instant = keys + ['started_at'] %}
+attempt_matches as (
 
     select
-        {% for key in keys %}chosen.{{ key }},
+        {% for column in instant + ['attempt_index'] + carried %}chosen.{{ column }},
         {% endfor -%}
-        chosen.started_at,
-        {% for column in ['attempt_index'] + carried %}min(chosen.{{ column }}) as {{ column }},
-        {% endfor -%}
-        min(first_step_events.user_id) as user_id,
-        min(first_step_events.session_id) as session_id,
-        min(first_step_events.event_id) as first_event_id{% for column in breakdowns %},
-        min(first_step_events.{{ column }}) as {{ column }}{% endfor %}
+        first_step_events.user_id,
+        first_step_events.session_id,
+        first_step_events.event_id as first_event_id{% for column in breakdowns %},
+        first_step_events.{{ column }}{% endfor %}
     from chosen
     inner join first_step_events
         on chosen.funnel_name = first_step_events.funnel_name
@@ -451,7 +488,39 @@ attempt_events as (
             when chosen.funnel_level = 'user' then first_step_events.user_id
             else first_step_events.session_id
         end
-    group by {% for key in keys %}chosen.{{ key }}, {% endfor %}chosen.started_at
+
+),
+
+tied_attempts as (
+
+    select {{ instant | join(', ') }}
+    from attempt_matches
+    group by {{ instant | join(', ') }}
+    having count(*) > 1
+
+),
+
+attempt_events as (
+
+    select attempt_matches.*
+    from attempt_matches
+    where not exists (
+        select 1
+        from tied_attempts
+        where {% for column in instant %}tied_attempts.{{ column }} = attempt_matches.{{ column }}{{ '\n            and ' if not loop.last }}{% endfor %}
+    )
+    union all
+    select
+        {%- for column in instant %}
+        attempt_matches.{{ column }},
+        {%- endfor %}
+        {%- for column in ['attempt_index'] + carried + ['user_id', 'session_id', 'first_event_id'] + breakdowns %}
+        min(attempt_matches.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from attempt_matches
+    inner join tied_attempts
+        on {% for column in instant %}tied_attempts.{{ column }} = attempt_matches.{{ column }}{{ '\n        and ' if not loop.last }}{% endfor %}
+    group by {% for column in instant %}attempt_matches.{{ column }}{{ ', ' if not loop.last }}{% endfor %}
 
 ),
 
@@ -659,10 +728,7 @@ attempt_steps as (
 
     select * from {{ ref('fct_funnel_attempt_steps') }}
     {%- if is_incremental() %}
-    where started_at >= coalesce(
-        (select {{ dbt.dateadd(grain, 1, 'max(period_start)') }} from {{ this }}),
-        cast('0001-01-01' as {{ dbt.type_timestamp() }})
-    )
+    where started_at >= {{ funnel_report_read_from(grain) }}
     {%- endif %}
 
 ),

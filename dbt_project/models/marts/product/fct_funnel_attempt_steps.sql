@@ -1,13 +1,15 @@
 {#- The steps each funnel attempt reached, one row per step, with the time taken from the
     previous step and from step 1. Incremental like fct_funnel_attempts, with the same rule:
     the attempts of the people whose events changed, from their replay_from on, are deleted
-    (the pre-hook) and unpivoted again from fct_funnel_attempts. -#}
+    (the pre-hook) and unpivoted again from fct_funnel_attempts; stored in started_at order
+    by a full build, so both skip the row groups before the earliest replay_from. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set max_steps = uba_funnel_max_steps() -%}
 {%- set breakdowns = uba_funnel_breakdowns() -%}
 {%- set replay_from = funnel_replay_from('changed.changed_from_ts') -%}
 {{ config(**uba_events_consumer_config(
-    'people_since', since="{{ this }}.started_at >= " ~ replay_from)) }}
+    'people_since', since="{{ this }}.started_at >= " ~ replay_from,
+    stale_from="{{ funnel_and_replayed_from(this ~ '.started_at') }}")) }}
 
 with
 
@@ -19,6 +21,7 @@ attempts as (
     inner join ({{ uba_changed_people(sessionized) }}) as changed
         on attempts.user_id = changed.user_id
     where attempts.started_at >= {{ replay_from }}
+        {{- funnel_and_replayed_from('attempts.started_at') }}
     {%- endif %}
 
 ),
@@ -85,3 +88,4 @@ final as (
 )
 
 select * from final
+{% if not is_incremental() %}order by started_at{% endif %}

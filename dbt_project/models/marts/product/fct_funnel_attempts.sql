@@ -8,11 +8,15 @@
     deletes their attempts starting from replay_from on; per funnel, level and user (session)
     the kept attempts end at resume_after, and the next attempt is the first step-1 event
     after it, so the replay starts there and numbers on. Attempts still open are replayed
-    with their person's next events; nothing depends on the rest of the data. -#}
+    with their person's next events; nothing depends on the rest of the data. A full build
+    is stored in started_at order (daily rows are appended after), so the pre-hook and the
+    replayed events skip the row groups before the earliest replay_from
+    (funnel_and_replayed_from). -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set replay_from = funnel_replay_from('changed.changed_from_ts') -%}
 {%- set model_config = uba_events_consumer_config(
-    'people_since', since="{{ this }}.started_at >= " ~ replay_from) -%}
+    'people_since', since="{{ this }}.started_at >= " ~ replay_from,
+    stale_from="{{ funnel_and_replayed_from(this ~ '.started_at') }}") -%}
 {%- do model_config.pre_hook.append("{{ uba_no_nested_loops() }}") -%}
 {{ config(**model_config) }}
 
@@ -46,6 +50,7 @@ changed_events as (
     inner join changed_people
         on events.user_id = changed_people.user_id
     where events.event_ts >= changed_people.replay_from
+        {{- funnel_and_replayed_from('events.event_ts') }}
 
 )
 {%- endset -%}
@@ -53,4 +58,5 @@ changed_events as (
     'changed_events', ctes=ctes, resume={'people': 'changed_people', 'kept': 'kept_attempts'}) }}
 {%- else -%}
 {{ funnel_attempts(ref('fct_events')) }}
+order by started_at
 {%- endif %}
