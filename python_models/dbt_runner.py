@@ -83,9 +83,14 @@ def error_summary(lines: list[str]) -> list[str]:
     dbt ends a failed run with "Completed with N error(s)..." followed by one block per failed
     node ("Failure in test ...", "Database Error in model ...", the message indented below);
     an error before any node runs is printed after "Encountered an error:". Falls back to the
-    last non-blank lines.
+    last non-blank lines. A model failing dbt's schema check gets the command that rebuilds it
+    as the first line.
     """
     text = [_TIMESTAMP.sub("", _ANSI.sub("", line).rstrip()) for line in lines]
+    return _with_rebuild_hint(_blocks(text))
+
+
+def _blocks(text: list[str]) -> list[str]:
     blocks: list[str] = []
     for marker in ("Completed with", "Encountered an error"):
         starts = [i for i, line in enumerate(text) if marker in line]
@@ -99,6 +104,31 @@ def error_summary(lines: list[str]) -> list[str]:
         if blocks:
             return blocks[:40]
     return [line.strip() for line in text if line.strip()][-15:]
+
+
+# dbt's on_schema_change='fail' check: the stored table's columns differ from the model's.
+_OUT_OF_SYNC = "schemas on this incremental model are out of sync"
+_FAILED_MODEL = re.compile(r"in model (?P<model>\w+) \(")
+
+
+def _with_rebuild_hint(summary: list[str]) -> list[str]:
+    """A model whose stored table has other columns (a warehouse built by an earlier version)
+    fails dbt's schema check, which says what differs but not what to run: put that first."""
+    models: dict[str, None] = {}
+    named = None  # the model of the block being read
+    for line in summary:
+        found = _FAILED_MODEL.search(line)
+        named = found["model"] if found else named
+        if _OUT_OF_SYNC in line and named:
+            models[named] = None
+    if not models:
+        return summary
+    selected = " ".join(models)
+    hint = (
+        f"{', '.join(models)}: the stored table's columns differ from the model's (built by an "
+        f'earlier version): rebuild it once with `uba build --full-refresh --select "{selected}"`'
+    )
+    return [hint, *summary]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

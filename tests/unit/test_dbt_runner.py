@@ -247,3 +247,33 @@ def test_a_warm_dbt_reports_a_failure_as_run_dbt_does_and_stops_unused(tmp_path)
     unused.close()
     assert unused.proc.poll() is not None
     assert not (tmp_path / "w2.duckdb").exists()
+
+
+def test_an_incremental_model_whose_columns_changed_says_how_to_rebuild_it(tmp_path):
+    """A table stored by an earlier version of a model fails dbt's schema check; the error's
+    first line names the model and the command, and that command rebuilds it."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text('name: schema_change\nversion: "1.0"\nprofile: uba\n')
+    model = project / "models" / "grows.sql"
+    model.write_text(
+        "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect 1 as id\n"
+    )
+    where = {"duckdb_path": tmp_path / "w.duckdb", "quiet": True, "project_dir": project}
+    run_dbt(["build"], target_path=tmp_path / "t1", **where)
+    model.write_text(model.read_text().replace("1 as id", "1 as id, 2 as added"))
+    with pytest.raises(DbtError) as caught:
+        run_dbt(["build"], target_path=tmp_path / "t2", **where)
+    headline = str(caught.value).splitlines()[0]
+    assert headline.endswith(
+        "grows: the stored table's columns differ from the model's (built by an earlier "
+        'version): rebuild it once with `uba build --full-refresh --select "grows"`'
+    ), headline
+    run_dbt(["build", "--full-refresh", "--select", "grows"], target_path=tmp_path / "t3", **where)
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        assert con.execute("select id, added from main.grows").fetchall() == [(1, 2)]
+    finally:
+        con.close()
