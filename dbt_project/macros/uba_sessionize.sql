@@ -200,6 +200,11 @@
     strictly before their earliest change, where an incremental re-cut restarts. `columns`:
     the columns of `relation` to return (user_id first). -#}
 {% macro uba_last_stretch_start_before_change(relation, people, columns) -%}
+    {{ return(adapter.dispatch('uba_last_stretch_start_before_change', 'uba')(
+        relation, people, columns)) }}
+{%- endmacro %}
+
+{% macro default__uba_last_stretch_start_before_change(relation, people, columns) -%}
     select {{ columns | join(', ') }}
     from (
         select
@@ -217,4 +222,34 @@
             and stretch_starts.event_ts < {{ people }}.changed_from_ts
     ) as ranked
     where recency = 1
+{%- endmacro %}
+
+{#- DuckDB: one aggregate per person instead of a window that sorts every stretch start of
+    the changed people (10M: 0.6M rows, ~1.2 s of the re-cut's CPU). arg_max keeps a row
+    whose columns are null (its value is a struct, never null). -#}
+{% macro duckdb__uba_last_stretch_start_before_change(relation, people, columns) -%}
+    {%- set carried = columns | reject('equalto', 'user_id') | list -%}
+    select
+        user_id
+        {%- for column in carried %},
+        struct_extract(latest, '{{ column }}') as {{ column }}
+        {%- endfor %}
+    from (
+        select
+            stretch_starts.user_id,
+            arg_max(
+                struct_pack(
+                    {%- for column in carried %}
+                    {{ column }} := stretch_starts.{{ column }}{{ ',' if not loop.last }}
+                    {%- endfor %}
+                ),
+                (stretch_starts.event_ts, stretch_starts.event_id)
+            ) as latest
+        from {{ relation }} as stretch_starts
+        inner join {{ people }}
+            on stretch_starts.user_id = {{ people }}.user_id
+        where stretch_starts.is_stretch_start
+            and stretch_starts.event_ts < {{ people }}.changed_from_ts
+        group by stretch_starts.user_id
+    ) as ranked
 {%- endmacro %}

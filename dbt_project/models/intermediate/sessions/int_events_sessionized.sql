@@ -124,8 +124,12 @@ changes as (
         candidates.*,
         stored.user_id as stored_user_id
     from candidates
+    {#- the time condition is redundant (an event's time never changes for its event_id) but
+        lets DuckDB skip the stored row groups before the earliest candidate (rows in time
+        order): re-stitched devices usually reach back days, not the whole history #}
     left join {{ this }} as stored
         on candidates.event_id = stored.event_id
+        and candidates.event_ts = stored.event_ts
     where stored.event_id is null
         or stored.user_id <> candidates.user_id
 
@@ -155,6 +159,22 @@ restart_points as (
 
 ),
 
+{#- Where each person's re-cut reads the stored events from: the restart point, or the
+    earliest change when there is none (a person's first event is a stretch start, so none of
+    their stored events is earlier). Redundant beside the condition in `kept`, but a time
+    condition DuckDB applies to the scan at its smallest value, skipping the row groups before
+    the earliest restart (weeks back, not the whole history). -#}
+recut_from as (
+
+    select
+        affected_people.user_id,
+        coalesce(restart_points.event_ts, affected_people.changed_from_ts) as recut_from_ts
+    from affected_people
+    left join restart_points
+        on affected_people.user_id = restart_points.user_id
+
+),
+
 kept as (
 
     select
@@ -165,8 +185,9 @@ kept as (
         stored.is_identified,
         cast(null as {{ dbt.type_string() }}) as previous_user_id
     from {{ this }} as stored
-    inner join affected_people
-        on stored.user_id = affected_people.user_id
+    inner join recut_from
+        on stored.user_id = recut_from.user_id
+        and stored.event_ts >= recut_from.recut_from_ts
     left join restart_points
         on stored.user_id = restart_points.user_id
     where (
