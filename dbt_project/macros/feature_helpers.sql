@@ -184,7 +184,7 @@
     parses. -#}
 {% macro feature_and_rebuilt_from(column, days_before=0, type='date') -%}
 {%- if is_incremental() -%}
-{{- _feature_and_on_or_after(column, feature_per_person_state()['from'], days_before, type) -}}
+{{- uba_and_literal_from(column, feature_per_person_state()['from'], type, days_before) -}}
 {%- endif -%}
 {%- endmacro %}
 
@@ -198,14 +198,7 @@
 {%- set first_day = uba_cached_query_value('feature_changed_days_from',
     'select min(event_date) from ('
     ~ uba_changed_user_days(ref('int_events_sessionized')) ~ ') as changed') -%}
-{{- _feature_and_on_or_after(column, first_day, days_before, type) -}}
-{%- endif -%}
-{%- endmacro %}
-
-{#- `and <column> >= <day, less days_before days>` as a literal; nothing when day is none. -#}
-{% macro _feature_and_on_or_after(column, day, days_before, type) -%}
-{%- if day is not none %}
-        and {{ column }} >= cast('{{ day - modules.datetime.timedelta(days=days_before) }}' as {{ type }})
+{{- uba_and_literal_from(column, first_day, type, days_before) -}}
 {%- endif -%}
 {%- endmacro %}
 

@@ -149,9 +149,7 @@
 {%- set first = uba_cached_query_value('funnel_replayed_from',
     'select min(' ~ funnel_replay_from('changed.changed_from_ts') ~ ') from ('
     ~ uba_changed_people(ref('int_events_sessionized')) ~ ') as changed') -%}
-{%- if first is not none %}
-        and {{ column }} >= cast('{{ first }}' as {{ dbt.type_timestamp() }})
-{%- endif -%}
+{{- uba_and_literal_from(column, first) -}}
 {%- endif -%}
 {%- endmacro %}
 

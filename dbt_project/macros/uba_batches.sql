@@ -236,13 +236,22 @@
     {{ return(model[key]) }}
 {%- endmacro %}
 
+{#- `and <column> >= <value, less days_before days>`, value written in as a literal of `type`
+    (a timestamp unless given); nothing when value is none (dbt only parsing, nothing
+    changed): every caller's bound is redundant, so leaving it out keeps the same rows. The
+    one emitter of the literal bounds (uba_and_at_or_after, funnel_and_replayed_from,
+    feature_and_rebuilt_from, feature_and_changed_days_from). -#}
+{% macro uba_and_literal_from(column, value, type=none, days_before=0) -%}
+{%- if value is not none %}
+        and {{ column }} >= cast('{{ value - modules.datetime.timedelta(days=days_before) if days_before else value }}' as {{ type or dbt.type_timestamp() }})
+{%- endif -%}
+{%- endmacro %}
+
 {#- `and <column> >= <the smallest value of bound_sql>` where it can be read (see above),
     nothing otherwise. bound_sql selects one timestamp or date column. -#}
 {% macro uba_and_at_or_after(column, bound_sql) -%}
     {%- set bound = uba_query_value('select min(bound) from (' ~ bound_sql ~ ') as bounds(bound)') -%}
-    {%- if bound is not none %}
-        and {{ column }} >= cast('{{ bound }}' as {{ dbt.type_timestamp() }})
-    {%- endif -%}
+    {{- uba_and_literal_from(column, bound) -}}
 {%- endmacro %}
 
 {#- `load_id in (...)`: the load batches `source` holds that `consumed` (a query of load ids)
