@@ -215,13 +215,18 @@
                 partition by stretch_starts.user_id
                 order by stretch_starts.event_ts desc, stretch_starts.event_id desc
             ) as recency
+        {{ _uba_stretch_starts_before_change(relation, people) }}
+    ) as ranked
+    where recency = 1
+{%- endmacro %}
+
+{#- The stretch starts of `people` before their earliest change (both versions above and below). -#}
+{% macro _uba_stretch_starts_before_change(relation, people) -%}
         from {{ relation }} as stretch_starts
         inner join {{ people }}
             on stretch_starts.user_id = {{ people }}.user_id
         where stretch_starts.is_stretch_start
             and stretch_starts.event_ts < {{ people }}.changed_from_ts
-    ) as ranked
-    where recency = 1
 {%- endmacro %}
 
 {#- DuckDB: one aggregate per person instead of a window that sorts every stretch start of
@@ -245,11 +250,7 @@
                 ),
                 (stretch_starts.event_ts, stretch_starts.event_id)
             ) as latest
-        from {{ relation }} as stretch_starts
-        inner join {{ people }}
-            on stretch_starts.user_id = {{ people }}.user_id
-        where stretch_starts.is_stretch_start
-            and stretch_starts.event_ts < {{ people }}.changed_from_ts
+        {{ _uba_stretch_starts_before_change(relation, people) }}
         group by stretch_starts.user_id
     ) as ranked
 {%- endmacro %}
