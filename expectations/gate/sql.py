@@ -80,6 +80,16 @@ def _reasons_text(ctx: RuleContext) -> str:
     )
 
 
+def _detail_text(ctx: RuleContext) -> str:
+    """What the reasons that explain themselves say for the row (NULL for the others)."""
+    items = [
+        f"case when coalesce({reason.test(ctx)}, false) then {reason.detail(ctx)} end"
+        for reason in REASONS
+        if reason.detail is not None
+    ]
+    return f"concat_ws('; ', {', '.join(items)})"
+
+
 def verdicts_sql(ctx: RuleContext) -> str:
     d = ctx.dialect
     planned = ", ".join(sql_literal(name) for name in ctx.plan.event_names)
@@ -141,7 +151,8 @@ def verdicts_sql(ctx: RuleContext) -> str:
         select raw_id, load_id, row_number, loaded_at, event_id, user_id, anonymous_id,
             event_name, session_id, event_ts_utc as event_ts, received_at_utc as received_at,
             coalesce(properties_text, '{{}}') as properties, is_planned, in_repeated,
-            {_reasons_text(ctx)} as reasons
+            {_reasons_text(ctx)} as reasons,
+            {_detail_text(ctx)} as detail
         from judged
     )
     -- duplicate_event_id is always last: any other reason is a defect.
@@ -155,7 +166,7 @@ def verdicts_sql(ctx: RuleContext) -> str:
 VERDICT_COLUMNS = (
     "raw_id", "load_id", "row_number", "loaded_at", "event_id", "user_id", "anonymous_id",
     "event_name", "session_id", "event_ts", "received_at", "properties", "is_planned",
-    "in_repeated", "reasons", "is_defective",
+    "in_repeated", "reasons", "detail", "is_defective",
 )  # fmt: skip
 
 
@@ -221,16 +232,17 @@ def insert_quarantine_sql(blocked: list[int]) -> str:
     columns = (
         "raw_id, load_id, reason, reasons, "
         + ", ".join(QUARANTINE_RAW_COLUMNS)
-        + ", quarantined_at"
+        + ", quarantined_at, detail"
     )
     return f"""
     insert into raw.events_quarantine ({columns})
     with rejected as (
-        select load_id, row_number, coalesce(reasons, '{BATCH_BLOCKED}') as reasons
+        select load_id, row_number, coalesce(reasons, '{BATCH_BLOCKED}') as reasons,
+            nullif(detail, '') as detail
         from {VERDICTS}
         where reasons is not null or load_id in ({_id_list(blocked)})
     )
-    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?
+    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?, r.detail
     from rejected as r
     join raw.events as e on e.load_id = r.load_id and e.row_number = r.row_number
     order by e.load_id, e.row_number
