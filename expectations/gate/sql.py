@@ -15,7 +15,13 @@ The inserts read the verdict table; a quarantined row's raw text is read back fr
 from __future__ import annotations
 
 from expectations.gate.dialect import sql_literal
-from expectations.gate.reasons import BATCH_BLOCKED, REASONS, RuleContext, property_keys
+from expectations.gate.reasons import (
+    BATCH_BLOCKED,
+    NOT_DEFECT_REASONS,
+    REASONS,
+    RuleContext,
+    property_keys,
+)
 from python_models.ingest.contract import CONTRACT_COLUMNS, ID_COLUMNS
 
 VERDICTS = "__uba_gate_verdicts"
@@ -155,8 +161,10 @@ def verdicts_sql(ctx: RuleContext) -> str:
             {_detail_text(ctx)} as detail
         from judged
     )
-    -- duplicate_event_id is always last: any other reason is a defect.
-    select *, coalesce(reasons <> 'duplicate_event_id', false) as is_defective
+    -- any reason but being late or a duplicate is a defect (reasons.NOT_DEFECT_CODES)
+    select *,
+        coalesce(reasons not in ({", ".join(sql_literal(r) for r in NOT_DEFECT_REASONS)}), false)
+            as is_defective
     from verdicts
     """,
     )
@@ -172,13 +180,13 @@ VERDICT_COLUMNS = (
 
 def duplicates_sql(ctx: RuleContext) -> str:
     """Which copy of an event_id repeated within the new batches is kept: the first by
-    received_at (then load batch, then row in the file) among the copies without a defect, so a
-    bad first copy does not take a good later one down with it. The others get
-    duplicate_event_id appended to their reasons."""
+    received_at (then load batch, then row in the file) among the copies without a reason (a
+    defect, or being late), so a bad first copy does not take a good later one down with it.
+    The others get duplicate_event_id appended to their reasons."""
     ranked = f"""
         select raw_id, row_number() over (
             partition by event_id
-            order by is_defective, received_at asc nulls last, load_id, row_number
+            order by reasons is not null, received_at asc nulls last, load_id, row_number
         ) as copy_rank
         from {VERDICTS}
         where in_repeated

@@ -20,7 +20,7 @@ from expectations.gate import GateError, GateRules, run_gate
 from python_models.ingest.remote import load_into
 
 NEWEST = datetime(2025, 3, 1, 10, 0, 0)
-RULES = GateRules(max_quarantine_rate=1.0)  # never block: the late files are mostly late rows
+RULES = GateRules()  # the default corrupt-batch threshold: late rows are not defects
 
 
 def event(event_id: str, at: datetime, /, **changes) -> str:
@@ -127,21 +127,32 @@ def test_rows_older_than_the_window_before_the_newest_accepted_event_are_quarant
         event("d-fresh", NEWEST + timedelta(hours=5)),
         # another defect as well: both reasons, in matrix order
         event("d-late-bad-json", NEWEST - timedelta(days=10), properties="{oops"),
+        # two copies of one id, the late one received first: the copy without a reason is kept
+        event("d-copy", NEWEST - timedelta(days=20), received_at="2025-03-01T11:00:00Z"),
+        event("d-copy", NEWEST + timedelta(hours=1), received_at="2025-03-01T12:00:00Z"),
     ])  # fmt: skip
     load_into(warehouse, day, progress=False)
 
     result = run_gate(warehouse, rules=RULES)
 
-    assert verdicts(warehouse, day) == {
+    copies = warehouse.execute(
+        "select e.event_ts, q.reasons from raw.events as e left join raw.events_quarantine as q"
+        " on q.raw_id = e.raw_id where e.event_id = 'd-copy' order by e.row_number"
+    ).fetchall()
+    assert [reasons for _, reasons in copies] == ["event_too_late;duplicate_event_id", None]
+    assert verdicts(warehouse, day) | {"d-copy": None} == {
         "d-inside": None,
         "d-outside": "event_too_late",
         "d-year": "event_too_late",
         "d-1990": "event_too_late",
         "d-fresh": None,
         "d-late-bad-json": "event_too_late;invalid_properties_json",
+        "d-copy": None,
     }
-    assert result.reasons == {"event_too_late": 4}  # the first reason of each row
-    assert result.blocked == ()
+    assert result.reasons == {"event_too_late": 5}  # the first reason of each row
+    # 5 of 8 rows late, one also malformed: a late row is not a defect, the batch passes
+    (batch,) = result.batches
+    assert (batch.status, batch.rows_defective) == ("passed", 1)
     details = dict(
         warehouse.execute(
             "select event_id, detail from raw.events_quarantine where event_ts like '2024%'"
