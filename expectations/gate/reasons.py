@@ -153,10 +153,11 @@ def _late_detail(ctx: RuleContext) -> str:
     d, newest = ctx.dialect, ctx.dialect.timestamp_literal(ctx.newest_event_ts or datetime.min)
     late_days = f"({d.epoch_seconds(newest)} - {d.epoch_seconds('event_ts_utc')}) / 86400.0"
     return (
-        f"concat('event_too_late: event_ts ', event_ts_utc, ' is ', "
-        f"cast({late_days} as decimal(18, 1)), ' days before the newest accepted event time ', "
-        f"{newest}, '; UBA_LATE_WINDOW_DAYS = {ctx.rules.late_window_days:g} (after review: "
-        f"uba gate --release-late ', load_id, ')')"
+        f"concat('event_too_late: event_ts ', {d.as_text('event_ts_utc')}, ' is ', "
+        f"{d.as_text(f'cast({late_days} as decimal(18, 1))')}, ' days before the newest "
+        f"accepted event time ', {d.as_text(newest)}, '; UBA_LATE_WINDOW_DAYS = "
+        f"{ctx.rules.late_window_days:g} (after review: uba gate --release-late ', "
+        f"{d.as_text('load_id')}, ')')"
     )
 
 

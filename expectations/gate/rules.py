@@ -24,7 +24,7 @@ class GateRules:
     # off. Relative to the warehouse, never the wall clock: a first load into an empty
     # warehouse accepts its whole history. Why: the daily models re-cut every person, day and
     # report from the earliest changed event time, so one row from a reset device clock (1990)
-    # turned a 126 s day into a 399 s one at 10M events (docs/performance.md). Why 7: the
+    # made a 126 s day 399 s at 10M events, publish included (docs/performance.md). Why 7: the
     # latest real late rows seen (Snowplow's labelled late arrivals, replayed in daily
     # batches: 3.6 days behind the newest accepted event; the generator's late arrivals: up to
     # 72 h) fit with room to spare; GA4 takes 72 h, Mixpanel's /track 5 days.

@@ -87,7 +87,7 @@ def _reasons_text(ctx: RuleContext) -> str:
 
 
 def _detail_text(ctx: RuleContext) -> str:
-    """What the reasons that explain themselves say for the row (NULL for the others)."""
+    """What the reasons that explain themselves say for the row (empty for the others)."""
     items = [
         f"case when coalesce({reason.test(ctx)}, false) then {reason.detail(ctx)} end"
         for reason in REASONS
