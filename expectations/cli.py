@@ -101,6 +101,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"uba gate: {exc}", file=sys.stderr)
         return 1
     print(format_summary(result))
+    late = result.reasons.get("event_too_late", 0)
+    if late:
+        print(
+            f"{late:,} event(s) stamped more than {rules.late_window_days:g} days before the "
+            "newest accepted event were quarantined as event_too_late (raw.events_quarantine."
+            "detail says how late); after review, `uba gate --release-late LOAD_ID` lets a "
+            "batch's late rows in"
+        )
     if result.blocked:
         blocked = result.blocked
         print(

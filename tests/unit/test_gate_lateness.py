@@ -240,3 +240,32 @@ def test_late_rows_released_by_load_id_are_gated_again_as_a_new_batch(warehouse,
     assert reconciles(warehouse)
     with pytest.raises(GateError, match=f"released already, as load_id {batch.load_id}"):
         run_gate(warehouse, rules=RULES, release_late=[load_id])
+
+
+def test_uba_gate_says_how_to_let_late_rows_in_and_releases_once(tmp_path, monkeypatch, capsys):
+    from python_models.cli import main
+    from python_models.config import reload_settings
+
+    monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("UBA_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    reload_settings()
+    try:
+        first = write(tmp_path / "first.jsonl", [event("f", NEWEST)])
+        day = write(tmp_path / "day.jsonl", [event("old", datetime(1990, 1, 2)),
+                                            event("new", NEWEST + timedelta(hours=1))])  # fmt: skip
+        assert main(["load", str(first)]) == 0 and main(["gate", "--no-docs"]) == 0
+        assert main(["load", str(day)]) == 0
+        capsys.readouterr()
+        assert main(["gate", "--no-docs"]) == 0  # a late row is no failure
+        said = capsys.readouterr().out
+        assert "event_too_late                   1" in said
+        assert "1 event(s) stamped more than 7 days before the newest accepted event" in said
+        assert "uba gate --release-late LOAD_ID" in said
+
+        assert main(["gate", "--no-docs", "--release-late", "2"]) == 0
+        assert "valid                              1" in capsys.readouterr().out
+        assert main(["gate", "--no-docs", "--release-late", "2"]) == 1
+        assert "released already, as load_id 3" in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        reload_settings()
