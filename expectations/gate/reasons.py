@@ -149,8 +149,8 @@ def _event_too_late(ctx: RuleContext) -> str:
 
 def _late_detail(ctx: RuleContext) -> str:
     """'event_too_late: event_ts ... is 12.5 days before the newest accepted event time ...;
-    UBA_LATE_WINDOW_DAYS = 7 ...'."""
-    d, newest = ctx.dialect, ctx.dialect.timestamp_literal(ctx.newest_event_ts or datetime.min)
+    UBA_LATE_WINDOW_DAYS = 7 ...' (only rendered where the rule applies: a newest event)."""
+    d, newest = ctx.dialect, ctx.dialect.timestamp_literal(ctx.newest_event_ts)
     late_days = f"({d.epoch_seconds(newest)} - {d.epoch_seconds('event_ts_utc')}) / 86400.0"
     return (
         f"concat('event_too_late: event_ts ', {d.as_text('event_ts_utc')}, ' is ', "

@@ -87,13 +87,13 @@ def _reasons_text(ctx: RuleContext) -> str:
 
 
 def _detail_text(ctx: RuleContext) -> str:
-    """What the reasons that explain themselves say for the row (empty for the others)."""
+    """What the reasons that explain themselves say for the row (empty or NULL for the others)."""
     items = [
-        f"case when coalesce({reason.test(ctx)}, false) then {reason.detail(ctx)} end"
+        f"case when coalesce({test}, false) then {reason.detail(ctx)} end"
         for reason in REASONS
-        if reason.detail is not None
+        if reason.detail is not None and (test := reason.test(ctx)) != "false"
     ]
-    return f"concat_ws('; ', {', '.join(items)})"
+    return f"concat_ws('; ', {', '.join(items)})" if items else ctx.dialect.as_text("null")
 
 
 def verdicts_sql(ctx: RuleContext) -> str:
