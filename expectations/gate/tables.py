@@ -107,6 +107,8 @@ def _ensure_from_declarations(w: Warehouse) -> None:
             if not w.table_exists(f"raw.{name}"):
                 empty = scratch.execute(f"select * from raw.{name}").fetch_arrow_table()
                 w.replace_table(f"raw.{name}", empty)
+        if "detail" not in w.table_columns("raw.events_quarantine"):  # GATE_ADDED_COLUMNS
+            w.execute("alter table raw.events_quarantine add columns (detail string)")
     finally:
         scratch.close()
 
