@@ -3,7 +3,9 @@
 Exit status: 0 every new batch passed; 1 the gate failed and wrote nothing (GateError), or the
 tracking plan / settings are malformed, or the warehouse stayed busy; 3 at least one batch was
 blocked as corrupt (its rows are in raw.events_quarantine with their reasons; release it with
-`uba gate --release LOAD_ID` once reviewed).
+`uba gate --release LOAD_ID` once reviewed). Rows quarantined as event_too_late (older than
+UBA_LATE_WINDOW_DAYS before the newest accepted event) come in, after review, with
+`uba gate --release-late LOAD_ID`: they are gated again as a new batch without that rule.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LOAD_ID",
         default=[],
         help="gate these blocked batches again without the corrupt-batch rule",
+    )
+    parser.add_argument(
+        "--release-late",
+        type=int,
+        nargs="+",
+        metavar="LOAD_ID",
+        default=[],
+        help="gate the rows of these batches quarantined as event_too_late (alone) again, as a "
+        "new batch, without the lateness rule (a deliberate backfill)",
     )
     parser.add_argument(
         "--no-docs", action="store_true", help="skip rendering Great Expectations Data Docs"
@@ -76,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
         docs = None if args.no_docs else get_settings().reports_dir / "data_docs"
         with writer(args.duckdb, purpose="uba gate") as con:
             result = run_gate(
-                con, rules=rules, progress=True, release=args.release, data_docs_dir=docs
+                con,
+                rules=rules,
+                progress=True,
+                release=args.release,
+                release_late=args.release_late,
+                data_docs_dir=docs,
             )
     except GateError as exc:
         print(f"uba gate: FAILED, nothing written: {exc}", file=sys.stderr)
@@ -85,6 +101,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"uba gate: {exc}", file=sys.stderr)
         return 1
     print(format_summary(result))
+    late = result.reasons.get("event_too_late", 0)
+    if late:
+        print(
+            f"{late:,} event(s) stamped more than {rules.late_window_days:g} days before the "
+            "newest accepted event were quarantined as event_too_late (raw.events_quarantine."
+            "detail says how late); after review, `uba gate --release-late LOAD_ID` lets a "
+            "batch's late rows in"
+        )
     if result.blocked:
         blocked = result.blocked
         print(

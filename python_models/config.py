@@ -65,6 +65,7 @@ class Settings:
     # and Dagster, with max_quarantine_rate above.
     earliest_event_date: date = date(1990, 1, 1)
     max_clock_skew_days: float = 1.0
+    late_window_days: float = 7.0
     revenue_min: float = 0.0
     revenue_max: float = 1_000_000.0
     unknown_event_policy: str = "flag"
@@ -252,6 +253,9 @@ def _from_env() -> Settings:
         service_dir=Path(os.environ.get("UBA_SERVICE_DIR") or data_dir / "service").resolve(),
         earliest_event_date=_env_date("UBA_EARLIEST_EVENT_DATE", date(1990, 1, 1)),
         max_clock_skew_days=_env_float("UBA_MAX_CLOCK_SKEW_DAYS", 1.0, 0.0, 3650.0),
+        # An event stamped this long before the newest one the warehouse holds is quarantined
+        # as event_too_late (0: no such rule); expectations/gate/rules.py says why 7.
+        late_window_days=_env_float("UBA_LATE_WINDOW_DAYS", 7.0, 0.0, 36500.0),
         revenue_min=_env_float("UBA_REVENUE_MIN", 0.0),
         revenue_max=_env_float("UBA_REVENUE_MAX", 1_000_000.0),
         unknown_event_policy=_env_choice(

@@ -88,6 +88,9 @@ class DuckDBDialect:
     def text_bytes(self, text: str) -> str:
         return f"strlen({text})"
 
+    def as_text(self, expression: str) -> str:
+        return f"cast({expression} as varchar)"
+
     def to_double(self, text: str) -> str:
         """The number in text, NULL when it is not one (or not finite)."""
         return (
@@ -210,6 +213,7 @@ class PostgresDialect:
     drop_temp_table = DuckDBDialect.drop_temp_table
     set_column_where = DuckDBDialect.set_column_where
     list_item = DuckDBDialect.list_item
+    as_text = DuckDBDialect.as_text
 
     def approx_distinct(self, expression: str) -> str:
         return f"count(distinct {expression})"
@@ -395,6 +399,9 @@ class SparkDialect:
 
     def text_bytes(self, text: str) -> str:
         return f"octet_length({text})"
+
+    def as_text(self, expression: str) -> str:
+        return f"cast({expression} as string)"
 
     def to_double(self, text: str) -> str:
         number = f"cast({text} as double)"

@@ -7,7 +7,9 @@ control or non-ASCII character: the exact identifier test runs on those rows onl
 event_ts_utc / received_at_utc (parsed, NULL when unparseable), loaded_at, properties_text,
 properties_is_object, is_planned, p_<key> for every property key the rules read
 (property_keys(): its JSON value, NULL when absent or when properties are not an object),
-revenue_value (the number, NULL when not one) and is_duplicate (accepted in an earlier run).
+revenue_value (the number, NULL when not one), is_duplicate (accepted in an earlier run) and
+load_id. A reason may also say why in words (`detail`, SQL text; the quarantine's detail
+column).
 Copies repeated within the new batches are decided after every other reason (which copy to
 keep depends on them): sql.duplicates_sql appends duplicate_event_id to the others.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from expectations.gate.dialect import DuckDBDialect, sql_literal
 from expectations.gate.rules import GateRules
@@ -32,6 +35,17 @@ class RuleContext:
     rules: GateRules
     plan: TrackingPlan
     dialect: DuckDBDialect
+    # The newest event time in raw.events_validated before the run (None: empty warehouse),
+    # and the new load batches the lateness rule does not apply to (released late rows).
+    newest_event_ts: datetime | None = None
+    late_exempt_loads: tuple[int, ...] = ()
+
+    @property
+    def late_floor(self) -> datetime | None:
+        """Event times before this are event_too_late; None when the rule does not apply."""
+        if self.newest_event_ts is None or not self.rules.late_window_days:
+            return None
+        return self.newest_event_ts - timedelta(days=self.rules.late_window_days)
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,8 @@ class Reason:
     code: str
     meaning: str
     test: Callable[[RuleContext], str]  # SQL boolean: true when the row fails
+    # SQL text saying why, for the failing rows (None: the code says it all).
+    detail: Callable[[RuleContext], str] | None = None
 
 
 def _unknown_event(ctx: RuleContext) -> str:
@@ -123,6 +139,28 @@ def _event_ts_out_of_range(ctx: RuleContext) -> str:
     return f"(event_ts_utc < {earliest} or event_ts_utc > {ceiling})"
 
 
+def _event_too_late(ctx: RuleContext) -> str:
+    floor = ctx.late_floor
+    if floor is None:
+        return "false"
+    exempt = ", ".join(str(int(i)) for i in ctx.late_exempt_loads) or "-1"
+    return f"(event_ts_utc < {ctx.dialect.timestamp_literal(floor)} and load_id not in ({exempt}))"
+
+
+def _late_detail(ctx: RuleContext) -> str:
+    """'event_too_late: event_ts ... is 12.5 days before the newest accepted event time ...;
+    UBA_LATE_WINDOW_DAYS = 7 ...' (only rendered where the rule applies: a newest event)."""
+    d, newest = ctx.dialect, ctx.dialect.timestamp_literal(ctx.newest_event_ts)
+    late_days = f"({d.epoch_seconds(newest)} - {d.epoch_seconds('event_ts_utc')}) / 86400.0"
+    return (
+        f"concat('event_too_late: event_ts ', {d.as_text('event_ts_utc')}, ' is ', "
+        f"{d.as_text(f'cast({late_days} as decimal(18, 1))')}, ' days before the newest "
+        f"accepted event time ', {d.as_text(newest)}, '; UBA_LATE_WINDOW_DAYS = "
+        f"{ctx.rules.late_window_days:g} (after review: uba gate --release-late ', "
+        f"{d.as_text('load_id')}, ')')"
+    )
+
+
 def _invalid_received_at(ctx: RuleContext) -> str:
     # A row cannot have been received after it was loaded (beyond clock skew).
     ceiling = ctx.dialect.plus_days("loaded_at", ctx.rules.max_clock_skew_days)
@@ -171,6 +209,14 @@ REASONS: tuple[Reason, ...] = (
         _event_ts_out_of_range,
     ),
     Reason(
+        "event_too_late",
+        "event_ts more than UBA_LATE_WINDOW_DAYS before the newest event time already accepted "
+        "(detail says how late); `uba gate --release-late LOAD_ID` lets the batch's rows "
+        "quarantined for this alone in",
+        _event_too_late,
+        _late_detail,
+    ),
+    Reason(
         "invalid_properties_json",
         "properties present but not a JSON object",
         lambda ctx: "not properties_is_object",
@@ -205,5 +251,12 @@ REASONS: tuple[Reason, ...] = (
 )
 REASON_CODES: tuple[str, ...] = tuple(reason.code for reason in REASONS)
 # Reasons that say the data is broken; a batch's share of rows with one decides if it is
-# corrupt. A duplicate alone is not a defect (re-sent data is normal).
-DEFECT_CODES: tuple[str, ...] = tuple(c for c in REASON_CODES if c != "duplicate_event_id")
+# corrupt. A duplicate is not a defect (re-sent data is normal), nor a late event (a well-formed
+# row held back by policy: a backfill file is all late rows, and its fresh rows still pass).
+NOT_DEFECT_CODES: tuple[str, ...] = ("event_too_late", "duplicate_event_id")
+DEFECT_CODES: tuple[str, ...] = tuple(c for c in REASON_CODES if c not in NOT_DEFECT_CODES)
+# Every `reasons` text made of those alone (codes in matrix order).
+NOT_DEFECT_REASONS: tuple[str, ...] = tuple(
+    ";".join(c for c in REASON_CODES if c in chosen)
+    for chosen in (("event_too_late",), ("duplicate_event_id",), NOT_DEFECT_CODES)
+)

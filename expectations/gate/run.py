@@ -1,6 +1,7 @@
 """Run the gate over every load batch not gated yet, in one transaction.
 
-1. New batches: load ids in raw.load_log without a raw.gate_batches row (plus any released).
+1. New batches: load ids in raw.load_log without a raw.gate_batches row (plus any released;
+   late rows released become a new batch of their own, exempt from the lateness rule).
 2. One SQL pass computes every row's verdict and reasons into a temp table (sql.verdicts_sql).
 3. The batch suite (GX, one row per batch) decides which batches are blocked as corrupt.
 4. Valid rows of passing batches go to raw.events_validated; every other row to
@@ -19,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from expectations.gate.dialect import Dialect, dialect_for
 from expectations.gate.reasons import RuleContext
 from expectations.gate.rules import GateRules
 from expectations.gate.tables import ensure_gate_tables
+from python_models.ingest.contract import CONTRACT_COLUMNS
 from python_models.ingest.tracking_plan import read_tracking_plan
 from python_models.warehouse import Warehouse, as_warehouse, transaction
 
@@ -159,20 +161,72 @@ def _release(con: Warehouse, release: list[int]) -> None:
         con.replace_rows(table, f"load_id in ({ids})", None, None)  # a rewrite on Spark
 
 
+def _release_late(con: Warehouse, load_ids: list[int], released_at: datetime) -> None:
+    """The rows of these gated batches quarantined as event_too_late alone become a new load
+    batch each (raw.events copies under a new load_id, recorded in raw.gate_late_releases),
+    which this run gates like any other except for the lateness rule. A new load id, not the
+    old one: the models downstream have consumed the old batch already. The quarantine keeps
+    the original rows (raw = validated + quarantine still holds)."""
+    for load_id in load_ids:
+        earlier = con.execute(
+            "select load_id from raw.gate_late_releases where released_from = ?", [load_id]
+        ).fetchone()
+        if earlier:
+            raise GateError(
+                f"the late rows of load_id {load_id} were released already, as load_id {earlier[0]}"
+            )
+        late = con.execute(
+            "select count(*) from raw.events_quarantine where load_id = ? "
+            "and reasons = 'event_too_late'",
+            [load_id],
+        ).fetchone()[0]
+        if not late:
+            raise GateError(f"load_id {load_id} has no rows quarantined as event_too_late alone")
+        new_id, source_file = con.execute(
+            "select (select max(load_id) + 1 from raw.load_log), source_file "
+            "from raw.load_log where load_id = ?",
+            [load_id],
+        ).fetchone()
+        tag = f"late-release-of-load-{load_id}"
+        columns = ", ".join(CONTRACT_COLUMNS)
+        con.execute(
+            f"""insert into raw.events (raw_id, load_id, source_file, file_sha256, row_number,
+                loaded_at, {columns}, load_error, raw_payload)
+            select concat(e.raw_id, '+late'), ?, e.source_file, ?, e.row_number, e.loaded_at,
+                {", ".join(f"e.{c}" for c in CONTRACT_COLUMNS)}, e.load_error, e.raw_payload
+            from raw.events as e
+            join raw.events_quarantine as q on q.load_id = e.load_id and q.raw_id = e.raw_id
+            where e.load_id = ? and q.reasons = 'event_too_late'""",
+            [new_id, tag, load_id],
+        )
+        con.execute(
+            "insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?)",
+            [tag, new_id, f"late rows of load {load_id}: {source_file}", "release", late, 0,
+             released_at],
+        )  # fmt: skip
+        con.execute(
+            "insert into raw.gate_late_releases values (?, ?, ?, ?)",
+            [new_id, load_id, late, released_at],
+        )
+
+
 def run_gate(
     con: Warehouse,
     rules: GateRules | None = None,
     progress: bool | Callable[[str], None] = False,
     release: list[int] | None = None,
     data_docs_dir: str | Path | None = None,
+    release_late: list[int] | None = None,
 ) -> GateResult:
     """Gate every load batch not gated yet. Raises GateError (writing nothing) when the written
     rows cannot be shown to reconcile. A blocked batch is not an error: it is in the result
     (`.blocked`) and raw.gate_batches; `release` (load ids) gates blocked batches again with the
-    corrupt-batch rule lifted for them."""
+    corrupt-batch rule lifted for them; `release_late` (load ids) gates the batches' rows
+    quarantined as event_too_late alone again, as a new batch, without the lateness rule."""
     rules = rules or GateRules.from_settings()
     say = _progress_writer(progress)
     release = sorted({int(r) for r in release or []})
+    release_late = sorted({int(r) for r in release_late or []})
     plan = read_tracking_plan()
     con = as_warehouse(con)
     ctx = RuleContext(rules=rules, plan=plan, dialect=dialect_for(con))
@@ -188,7 +242,10 @@ def run_gate(
         with transaction(con):
             if release:
                 _release(con, release)
+            if release_late:
+                _release_late(con, release_late, started_at)
             _new_batches(con, ctx.dialect)
+            ctx = _with_lateness(con, ctx)
             if say:
                 say(f"gate: run {run_id}: checking new load batches in one SQL pass ...")
             con.execute(sql.repeated_sql(ctx))
@@ -268,6 +325,17 @@ def run_gate(
             f"quarantined, {len(blocked)} batch(es) blocked in {time.perf_counter() - clock:.1f}s"
         )
     return result
+
+
+def _with_lateness(con: Warehouse, ctx: RuleContext) -> RuleContext:
+    """The context with what the lateness rule needs: the newest event time accepted before
+    this run (one column's maximum) and the new batches that are released late rows."""
+    newest = con.execute("select max(event_ts) from raw.events_validated").fetchone()[0]
+    exempt = con.execute(
+        f"""select load_id from raw.gate_late_releases
+        where load_id in (select load_id from {sql.NEW_BATCHES}) order by 1"""
+    ).fetchall()
+    return replace(ctx, newest_event_ts=newest, late_exempt_loads=tuple(r[0] for r in exempt))
 
 
 def _progress_writer(progress: bool | Callable[[str], None]) -> Callable[[str], None] | None:

@@ -15,7 +15,13 @@ The inserts read the verdict table; a quarantined row's raw text is read back fr
 from __future__ import annotations
 
 from expectations.gate.dialect import sql_literal
-from expectations.gate.reasons import BATCH_BLOCKED, REASONS, RuleContext, property_keys
+from expectations.gate.reasons import (
+    BATCH_BLOCKED,
+    NOT_DEFECT_REASONS,
+    REASONS,
+    RuleContext,
+    property_keys,
+)
 from python_models.ingest.contract import CONTRACT_COLUMNS, ID_COLUMNS
 
 VERDICTS = "__uba_gate_verdicts"
@@ -80,6 +86,16 @@ def _reasons_text(ctx: RuleContext) -> str:
     )
 
 
+def _detail_text(ctx: RuleContext) -> str:
+    """What the reasons that explain themselves say for the row (empty or NULL for the others)."""
+    items = [
+        f"case when coalesce({test}, false) then {reason.detail(ctx)} end"
+        for reason in REASONS
+        if reason.detail is not None and (test := reason.test(ctx)) != "false"
+    ]
+    return f"concat_ws('; ', {', '.join(items)})" if items else ctx.dialect.as_text("null")
+
+
 def verdicts_sql(ctx: RuleContext) -> str:
     d = ctx.dialect
     planned = ", ".join(sql_literal(name) for name in ctx.plan.event_names)
@@ -141,11 +157,14 @@ def verdicts_sql(ctx: RuleContext) -> str:
         select raw_id, load_id, row_number, loaded_at, event_id, user_id, anonymous_id,
             event_name, session_id, event_ts_utc as event_ts, received_at_utc as received_at,
             coalesce(properties_text, '{{}}') as properties, is_planned, in_repeated,
-            {_reasons_text(ctx)} as reasons
+            {_reasons_text(ctx)} as reasons,
+            {_detail_text(ctx)} as detail
         from judged
     )
-    -- duplicate_event_id is always last: any other reason is a defect.
-    select *, coalesce(reasons <> 'duplicate_event_id', false) as is_defective
+    -- any reason but being late or a duplicate is a defect (reasons.NOT_DEFECT_CODES)
+    select *,
+        coalesce(reasons not in ({", ".join(sql_literal(r) for r in NOT_DEFECT_REASONS)}), false)
+            as is_defective
     from verdicts
     """,
     )
@@ -155,19 +174,19 @@ def verdicts_sql(ctx: RuleContext) -> str:
 VERDICT_COLUMNS = (
     "raw_id", "load_id", "row_number", "loaded_at", "event_id", "user_id", "anonymous_id",
     "event_name", "session_id", "event_ts", "received_at", "properties", "is_planned",
-    "in_repeated", "reasons", "is_defective",
+    "in_repeated", "reasons", "detail", "is_defective",
 )  # fmt: skip
 
 
 def duplicates_sql(ctx: RuleContext) -> str:
     """Which copy of an event_id repeated within the new batches is kept: the first by
-    received_at (then load batch, then row in the file) among the copies without a defect, so a
-    bad first copy does not take a good later one down with it. The others get
-    duplicate_event_id appended to their reasons."""
+    received_at (then load batch, then row in the file) among the copies without a reason (a
+    defect, or being late), so a bad first copy does not take a good later one down with it.
+    The others get duplicate_event_id appended to their reasons."""
     ranked = f"""
         select raw_id, row_number() over (
             partition by event_id
-            order by is_defective, received_at asc nulls last, load_id, row_number
+            order by reasons is not null, received_at asc nulls last, load_id, row_number
         ) as copy_rank
         from {VERDICTS}
         where in_repeated
@@ -221,16 +240,17 @@ def insert_quarantine_sql(blocked: list[int]) -> str:
     columns = (
         "raw_id, load_id, reason, reasons, "
         + ", ".join(QUARANTINE_RAW_COLUMNS)
-        + ", quarantined_at"
+        + ", quarantined_at, detail"
     )
     return f"""
     insert into raw.events_quarantine ({columns})
     with rejected as (
-        select load_id, row_number, coalesce(reasons, '{BATCH_BLOCKED}') as reasons
+        select load_id, row_number, coalesce(reasons, '{BATCH_BLOCKED}') as reasons,
+            nullif(detail, '') as detail
         from {VERDICTS}
         where reasons is not null or load_id in ({_id_list(blocked)})
     )
-    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?
+    select e.raw_id, e.load_id, split_part(r.reasons, ';', 1), r.reasons, {raw}, ?, r.detail
     from rejected as r
     join raw.events as e on e.load_id = r.load_id and e.row_number = r.row_number
     order by e.load_id, e.row_number

@@ -40,7 +40,8 @@ create table if not exists raw.events_quarantine (
     {", ".join(f"{column} varchar" for column in CONTRACT_COLUMNS)},
     load_error varchar,
     raw_payload varchar,
-    quarantined_at timestamp not null
+    quarantined_at timestamp not null,
+    detail varchar
 );
 create table if not exists raw.gate_runs (
     run_id varchar primary key,
@@ -69,7 +70,15 @@ create table if not exists raw.gate_batches (
     warnings varchar,
     gated_at timestamp not null
 );
+create table if not exists raw.gate_late_releases (
+    load_id bigint primary key,
+    released_from bigint not null,
+    rows_released bigint not null,
+    released_at timestamp not null
+);
 """
+# Columns added since the tables were first declared (DuckDB and PostgreSQL take IF NOT EXISTS).
+GATE_ADDED_COLUMNS = "alter table raw.events_quarantine add column if not exists detail varchar"
 
 
 def ensure_gate_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -80,6 +89,7 @@ def ensure_gate_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure_raw_tables(con)
     _migrate(con)
     con.execute(GATE_DDL)
+    con.execute(GATE_ADDED_COLUMNS)
 
 
 def _ensure_from_declarations(w: Warehouse) -> None:
@@ -97,6 +107,8 @@ def _ensure_from_declarations(w: Warehouse) -> None:
             if not w.table_exists(f"raw.{name}"):
                 empty = scratch.execute(f"select * from raw.{name}").fetch_arrow_table()
                 w.replace_table(f"raw.{name}", empty)
+        if "detail" not in w.table_columns("raw.events_quarantine"):  # GATE_ADDED_COLUMNS
+            w.execute("alter table raw.events_quarantine add columns (detail string)")
     finally:
         scratch.close()
 

@@ -198,6 +198,11 @@ def test_every_reason_code_is_planted_and_caught(con, csv_file, tmp_path):
     write_jsonl(jsonl, ["{broken line", json.dumps(row("j-ok"))])
     load_path(con, [csv_file, jsonl])
     run_gate(con, rules=RULES)
+    # event_too_late needs an earlier run: the newest event accepted is its reference
+    late = tmp_path / "late.jsonl"
+    write_jsonl(late, [json.dumps(row("late-1", event_ts="2025-02-01T10:00:00Z"))])
+    load_path(con, late)
+    run_gate(con, rules=RULES)
     seen = {r[0] for r in table(con, "select unnest(string_split(reasons, ';')) from "
                                      "raw.events_quarantine")}  # fmt: skip
     assert seen == set(REASON_CODES)
