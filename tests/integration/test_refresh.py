@@ -158,7 +158,7 @@ def _newest_sequence_rows(con) -> pl.DataFrame:
     return rows.with_columns(pl.col(pl.Float64).round(9))
 
 
-def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path):
+def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path, monkeypatch):
     from python_models.commands.refresh import refresh
     from python_models.warehouse import connect
 
@@ -249,14 +249,38 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
         .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         for column in ("event_ts", "received_at")
     }
-    pl.read_parquet(tmp_path / "day" / "day-new.parquet").with_columns(
+    planted = pl.read_parquet(tmp_path / "day" / "day-new.parquet")
+    # and a late event ten days back (a day the last publication already holds)
+    old_day = planted["event_ts"].str.to_datetime(time_zone="UTC").min() - timedelta(days=10)
+    pl.concat(
+        [
+            planted.with_columns(**later),
+            planted.head(1)
+            .with_columns(**later)
+            .with_columns(pl.lit(old_day.strftime("%Y-%m-%dT%H:%M:%S.000Z")).alias("event_ts")),
+        ]
+    ).with_columns(
         pl.col("event_id").map_elements(
             lambda e: str(uuid.uuid5(uuid.NAMESPACE_URL, f"next-{e}")), pl.String
         ),
-        **later,
     ).write_parquet(next_day / "day-next.parquet")
+    files_before = _published_files(data_dir)
+    bounds = []
+    from python_models import days_written
+
+    known = days_written.unchanged_before
+    monkeypatch.setattr(
+        days_written, "unchanged_before", lambda *a: bounds.append(known(*a)) or bounds[-1]
+    )
     daily = refresh([str(next_day)], data_docs=False, say=print)
     assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
+    # The publish hashed only the days the build can have written (python_models.days_written):
+    # from the late event's day on for the event tables, and still equals a full publish.
+    assert bounds and bounds[0]["marts.fct_events"] == old_day.date()
+    assert bounds[0]["features.ftr_user_event_sequences"] == old_day.date() - timedelta(days=1)
+    _assert_equals_a_full_publish(
+        data_dir, tmp_path / "fresh-daily", daily.published.copied, files_before
+    )
     from python_models.config import dbt_target_dir
 
     target = dbt_target_dir()

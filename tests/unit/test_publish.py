@@ -218,6 +218,62 @@ def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path
     assert _publication(out)["marts.events"] == (expected, expected)
 
 
+def test_days_known_unchanged_are_not_hashed_and_a_day_that_gained_rows_is_caught(
+    big, tmp_path, monkeypatch
+):
+    """unchanged_before: the caller knows a table's rows before a day are as published, so
+    only the later rows are hashed (the earlier days' figures come from the manifest); every
+    day's row count is still checked, and a day before the bound that gained or lost rows
+    makes the publish hash the whole table. Either way the publication equals a full one."""
+    from datetime import date
+
+    import python_models.publish as publish
+
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True, basis={"batch": 1})
+    assert publish.published_basis(out) == {"batch": 1}
+    scanned = []
+    original = publish._day_figures
+    monkeypatch.setattr(
+        publish,
+        "_day_figures",
+        lambda con, source, layout, where="true": (
+            scanned.append((source, where)) or original(con, source, layout, where)
+        ),
+    )
+
+    def events_scans() -> list[str]:
+        return [where for source, where in scanned if "events" in source]
+
+    # A new day, a changed row and a null-date row, all on or after the bound.
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0), (8, null, 2.0)")
+    big.execute("update marts.events set v = 99 where day = date '2025-03-05' and user_id = 24")
+    bound = {"marts.events": date(2025, 3, 1)}
+    result = publish_warehouse(big, out, only_changed=True, unchanged_before=bound)
+    assert result.copied == ["marts.events"]
+    assert events_scans() == ["\"day\" >= date '2025-03-01'", '"day" is null']
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
+    assert publish.published_basis(out) is None  # none given this time
+
+    # A row added before the bound (the caller was wrong): every row is hashed again.
+    scanned.clear()
+    big.execute("insert into marts.events values (9, date '2025-01-10', 3.0)")
+    publish_warehouse(big, out, only_changed=True, unchanged_before=bound)
+    assert events_scans()[-1] == "true"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
+
+    # The bound is trusted for content: a change before it that keeps the day's row count
+    # is not seen (so the caller's knowledge must cover every write: days_written).
+    scanned.clear()
+    big.execute("update marts.events set v = 77 where day = date '2025-01-10' and user_id = 9")
+    publish_warehouse(big, out, only_changed=True, unchanged_before=bound)
+    assert "true" not in events_scans()
+    assert (9, date(2025, 1, 10), 77.0) not in _publication(out)["marts.events"][0]
+
+
 def test_a_rows_batch_id_is_not_published_so_re_touched_rows_change_no_day(big, tmp_path):
     """batch_id (the load batch that last rewrote a row) stays in the warehouse: rows a day
     re-writes with the same content but a new batch change nothing published; a real change
