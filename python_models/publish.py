@@ -457,9 +457,13 @@ def _write_parquet(
 
 
 def _replace_changed_days(con, qualified: str, content: _Content, days: list[str]) -> None:
-    """The staged copy's rows of `days` replaced by the warehouse's."""
-    schema, name = qualified.split(".")
+    """The staged copy's rows of `days` made the warehouse's: only the rows that differ when
+    they are few (a late event changes a row or two of an old day, whose other rows would be
+    deleted and written again), else the days' rows replaced whole."""
     where = content.layout.rows_of_days(days)
+    if _replace_changed_rows(con, qualified, content.source, where):
+        return
+    schema, name = qualified.split(".")
     con.execute(f'delete from publish_target."{schema}"."{name}" where {where}')
     con.execute(
         f'insert into publish_target."{schema}"."{name}" '
@@ -467,10 +471,13 @@ def _replace_changed_days(con, qualified: str, content: _Content, days: list[str
     )
 
 
-def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source: str) -> bool:
-    """Make the staged copy of `qualified` (catalog publish_target) equal the warehouse's by
-    deleting and inserting only the rows that differ (a table without a date column); False,
-    changing nothing, when more than DIFF_MAX_SHARE of the rows differ.
+def _replace_changed_rows(
+    con: duckdb.DuckDBPyConnection, qualified: str, source: str, where: str = "true"
+) -> bool:
+    """Make the staged copy of `qualified` (catalog publish_target) equal the warehouse's, in
+    the rows where `where` holds (all of them: a table without a date column; a big table's
+    changed days), by deleting and inserting only the rows that differ; False, changing
+    nothing, when more than DIFF_MAX_SHARE of those rows differ.
 
     Rows are compared as multisets of row hashes: a hash whose count differs between the two
     sides is changed, every row with it is deleted from the copy and the warehouse's rows with
@@ -484,7 +491,7 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source
         for temp, table in sides.items():
             con.execute(
                 f"create or replace temp table {temp} as "
-                f"select hash(t) as h, count(*) as n from {table} t group by all"
+                f"select hash(t) as h, count(*) as n from {table} t where ({where}) group by all"
             )
         con.execute(
             "create or replace temp table uba_publish_changed as "
@@ -500,11 +507,11 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source
             return False
         con.execute(
             f"delete from {target} where rowid in (select rowid from {target} t "
-            "where hash(t) in (select h from uba_publish_changed))"
+            f"where ({where}) and hash(t) in (select h from uba_publish_changed))"
         )
         con.execute(
             f"insert into {target} select * from {source} t "
-            "where hash(t) in (select h from uba_publish_changed)"
+            f"where ({where}) and hash(t) in (select h from uba_publish_changed)"
         )
         return True
     finally:

@@ -205,9 +205,31 @@ def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path
             replaced.append((table, sorted(days))) or original(con, table, content, days)
         ),
     )
+    by_rows = []
+    row_diff = publish._replace_changed_rows
+    monkeypatch.setattr(
+        publish,
+        "_replace_changed_rows",
+        lambda con, table, source, where="true": (
+            by_rows.append((table, where, row_diff(con, table, source, where))) or by_rows[-1][2]
+        ),
+    )
     big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
     publish_warehouse(big, out, only_changed=True)
     assert replaced == [("marts.events", ["2025-03-22"])]
+    # a new day: all its rows differ, so the day is inserted whole
+    assert [(t, ok) for t, _, ok in by_rows] == [("marts.events", False)]
+
+    # One row of an old day changed: only the differing rows are deleted and inserted (the
+    # day's other four rows stay; the file updated is two publications behind, so the new
+    # day's row too), and the publication still equals the warehouse.
+    by_rows.clear()
+    big.execute("update marts.events set v = 42 where day = date '2025-03-01' and v = 3")
+    publish_warehouse(big, out, only_changed=True)
+    assert [(t, ok) for t, _, ok in by_rows] == [("marts.events", True)]
+    assert "date '2025-03-01'" in by_rows[0][1]
+    expected = _rows(big, "select * from marts.events")
+    assert _publication(out)["marts.events"] == (expected, expected)
 
     # Most rows changed: copied whole instead, and still equal.
     replaced.clear()
