@@ -13,7 +13,8 @@
 4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
    whose features changed, other models only when one of their inputs changed, every model
    in full when its champion changed;
-5. publish only the tables whose content changed (python_models.publish).
+5. publish only the tables whose content changed (python_models.publish), hashing only the
+   days of the big tables that the build can have written (python_models.days_written).
 
 With nothing new (no new file, no new champion, the last refresh complete) it stops after
 step 2's check, without importing dbt, Great Expectations or any model library. The writer
