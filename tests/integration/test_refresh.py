@@ -252,17 +252,19 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     planted = pl.read_parquet(tmp_path / "day" / "day-new.parquet")
     # and a late event ten days back (a day the last publication already holds)
     old_day = planted["event_ts"].str.to_datetime(time_zone="UTC").min() - timedelta(days=10)
+
+    def renamed(prefix: str) -> pl.Expr:
+        return pl.col("event_id").map_elements(
+            lambda e: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}-{e}")), pl.String
+        )
+
     pl.concat(
         [
-            planted.with_columns(**later),
+            planted.with_columns(renamed("next"), **later),
             planted.head(1)
-            .with_columns(**later)
+            .with_columns(renamed("old"), **later)
             .with_columns(pl.lit(old_day.strftime("%Y-%m-%dT%H:%M:%S.000Z")).alias("event_ts")),
         ]
-    ).with_columns(
-        pl.col("event_id").map_elements(
-            lambda e: str(uuid.uuid5(uuid.NAMESPACE_URL, f"next-{e}")), pl.String
-        ),
     ).write_parquet(next_day / "day-next.parquet")
     files_before = _published_files(data_dir)
     bounds = []
@@ -275,9 +277,17 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     daily = refresh([str(next_day)], data_docs=False, say=print)
     assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
     # The publish hashed only the days the build can have written (python_models.days_written):
-    # from the late event's day on for the event tables, and still equals a full publish.
-    assert bounds and bounds[0]["marts.fct_events"] == old_day.date()
-    assert bounds[0]["features.ftr_user_event_sequences"] == old_day.date() - timedelta(days=1)
+    # for the event tables, from the earliest event the day re-cut on (at or before the late
+    # event: its person is re-cut from a session boundary before it), not the whole history,
+    # and still equals a full publish.
+    con = connect(read_only=True)
+    try:
+        (history_from,) = con.execute("select min(event_date) from marts.fct_events").fetchone()
+    finally:
+        con.close()
+    events_from = bounds[0]["marts.fct_events"] if bounds else None
+    assert events_from is not None and history_from < events_from <= old_day.date()
+    assert bounds[0]["features.ftr_user_event_sequences"] == events_from - timedelta(days=1)
     _assert_equals_a_full_publish(
         data_dir, tmp_path / "fresh-daily", daily.published.copied, files_before
     )
@@ -300,6 +310,33 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
         ) == [node["name"] for node in static]
     finally:
         con.close()
+
+    # A day whose every event is after the newest one published: its sequences' post-hook
+    # ends the sessions that were open at that newest event (rows of the day before this
+    # one's first event), which the publish's bound reaches back to (days_written).
+    quiet_day = tmp_path / "quiet"
+    quiet_day.mkdir()
+    three_days = {
+        column: pl.col(column)
+        .str.to_datetime(time_zone="UTC")
+        .dt.offset_by("3d")
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for column in ("event_ts", "received_at")
+    }
+    planted.with_columns(renamed("quiet"), **three_days).write_parquet(quiet_day / "quiet.parquet")
+    files_before = _published_files(data_dir)
+    con = connect(read_only=True)
+    try:
+        (newest_before,) = con.execute("select max(event_date) from marts.fct_events").fetchone()
+    finally:
+        con.close()
+    bounds.clear()
+    quiet = refresh([str(quiet_day)], data_docs=False, say=print)
+    assert not quiet.failed and bounds
+    assert bounds[0]["marts.fct_events"] == newest_before < old_day.date() + timedelta(days=13)
+    _assert_equals_a_full_publish(
+        data_dir, tmp_path / "fresh-quiet", quiet.published.copied, files_before
+    )
 
 
 def _publication(out: Path) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
