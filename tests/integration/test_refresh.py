@@ -147,6 +147,17 @@ def _plant_day(events_dir: Path, scores: pl.DataFrame, out: Path) -> tuple[set[s
     return set(late["hashed"]), set(fresh["hashed"])
 
 
+def _shifted(by: str) -> dict[str, pl.Expr]:
+    """The event files' event_ts and received_at (ISO text) moved `by` later (e.g. "1d")."""
+    return {
+        column: pl.col(column)
+        .str.to_datetime(time_zone="UTC")
+        .dt.offset_by(by)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for column in ("event_ts", "received_at")
+    }
+
+
 def _newest_sequence_rows(con) -> pl.DataFrame:
     """Each user's newest row of the next-action mart, every column (label included; doubles
     to 9 decimals, as the refresh compares them)."""
@@ -242,13 +253,7 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     # (they are still there for the tests and readers).
     next_day = tmp_path / "next"
     next_day.mkdir()
-    later = {
-        column: pl.col(column)
-        .str.to_datetime(time_zone="UTC")
-        .dt.offset_by("1d")
-        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        for column in ("event_ts", "received_at")
-    }
+    later = _shifted("1d")
     planted = pl.read_parquet(tmp_path / "day" / "day-new.parquet")
     # and a late event ten days back (a day the last publication already holds)
     old_day = planted["event_ts"].str.to_datetime(time_zone="UTC").min() - timedelta(days=10)
@@ -316,14 +321,9 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     # first event), which the publish's bound reaches back to (days_written).
     quiet_day = tmp_path / "quiet"
     quiet_day.mkdir()
-    three_days = {
-        column: pl.col(column)
-        .str.to_datetime(time_zone="UTC")
-        .dt.offset_by("3d")
-        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        for column in ("event_ts", "received_at")
-    }
-    planted.with_columns(renamed("quiet"), **three_days).write_parquet(quiet_day / "quiet.parquet")
+    planted.with_columns(renamed("quiet"), **_shifted("3d")).write_parquet(
+        quiet_day / "quiet.parquet"
+    )
     files_before = _published_files(data_dir)
     con = connect(read_only=True)
     try:

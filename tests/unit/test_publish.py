@@ -191,34 +191,35 @@ def test_a_day_changes_only_its_rows_and_files_and_equals_a_full_publish(big, tm
         reader.close()
 
 
-def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path, monkeypatch):
+def _spy(monkeypatch, name: str) -> list[tuple[tuple, object]]:
+    """Each call of python_models.publish.<name> from now on: (its arguments, its result)."""
     import python_models.publish as publish
+
+    calls, original = [], getattr(publish, name)
+
+    def spy(*args):
+        calls.append((args, original(*args)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(publish, name, spy)
+    return calls
+
+
+def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path, monkeypatch):
 
     out = tmp_path / "published"
     publish_warehouse(big, out, only_changed=True)
-    replaced = []
-    original = publish._replace_changed_days
-    monkeypatch.setattr(
-        publish,
-        "_replace_changed_days",
-        lambda con, table, content, days: (
-            replaced.append((table, sorted(days))) or original(con, table, content, days)
-        ),
-    )
-    by_rows = []
-    row_diff = publish._replace_changed_rows
-    monkeypatch.setattr(
-        publish,
-        "_replace_changed_rows",
-        lambda con, table, source, where="true": (
-            by_rows.append((table, where, row_diff(con, table, source, where))) or by_rows[-1][2]
-        ),
-    )
+    calls = _spy(monkeypatch, "_replace_changed_days")
+    by_rows = _spy(monkeypatch, "_replace_changed_rows")  # (con, table, source, where)
+
+    def replaced() -> list:
+        return [(args[1], sorted(args[3])) for args, _ in calls]
+
     big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
     publish_warehouse(big, out, only_changed=True)
-    assert replaced == [("marts.events", ["2025-03-22"])]
+    assert replaced() == [("marts.events", ["2025-03-22"])]
     # a new day: all its rows differ, so the day is inserted whole
-    assert [(t, ok) for t, _, ok in by_rows] == [("marts.events", False)]
+    assert [(args[1], ok) for args, ok in by_rows] == [("marts.events", False)]
 
     # One row of an old day changed: only the differing rows are deleted and inserted (the
     # day's other four rows stay; the file updated is two publications behind, so the new
@@ -226,16 +227,16 @@ def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path
     by_rows.clear()
     big.execute("update marts.events set v = 42 where day = date '2025-03-01' and v = 3")
     publish_warehouse(big, out, only_changed=True)
-    assert [(t, ok) for t, _, ok in by_rows] == [("marts.events", True)]
-    assert "date '2025-03-01'" in by_rows[0][1]
+    assert [(args[1], ok) for args, ok in by_rows] == [("marts.events", True)]
+    assert "date '2025-03-01'" in by_rows[0][0][3]
     expected = _rows(big, "select * from marts.events")
     assert _publication(out)["marts.events"] == (expected, expected)
 
     # Most rows changed: copied whole instead, and still equal.
-    replaced.clear()
+    calls.clear()
     big.execute("update marts.events set v = v + 1")
     publish_warehouse(big, out, only_changed=True)
-    assert replaced == []
+    assert replaced() == []
     expected = _rows(big, "select * from marts.events")
     assert _publication(out)["marts.events"] == (expected, expected)
 
@@ -254,18 +255,10 @@ def test_days_known_unchanged_are_not_hashed_and_a_day_that_gained_rows_is_caugh
     out = tmp_path / "published"
     publish_warehouse(big, out, only_changed=True, basis={"batch": 1})
     assert publish.published_basis(out) == {"batch": 1}
-    scanned = []
-    original = publish._day_figures
-    monkeypatch.setattr(
-        publish,
-        "_day_figures",
-        lambda con, source, layout, where="true": (
-            scanned.append((source, where)) or original(con, source, layout, where)
-        ),
-    )
+    scanned = _spy(monkeypatch, "_day_figures")  # (con, source, layout[, where])
 
     def events_scans() -> list[str]:
-        return [where for source, where in scanned if "events" in source]
+        return [(args + ("true",))[3] for args, _ in scanned if "events" in args[1]]
 
     # A new day, a changed row and a null-date row, all on or after the bound.
     big.execute("insert into marts.events values (7, date '2025-03-22', 1.0), (8, null, 2.0)")
