@@ -255,8 +255,18 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     next_day.mkdir()
     later = _shifted("1d")
     planted = pl.read_parquet(tmp_path / "day" / "day-new.parquet")
-    # and a late event ten days back (a day the last publication already holds)
-    old_day = planted["event_ts"].str.to_datetime(time_zone="UTC").min() - timedelta(days=10)
+    # and a late event a minute after one of a person's events at least ten days back: a day
+    # the last publication holds, whose session (and the previous event's transition and
+    # sequence label) changes without changing its day's row count
+    stamps = pl.col("event_ts").str.to_datetime(time_zone="UTC", strict=False)
+    before = planted.select(stamps).min().item() - timedelta(days=10)
+    earlier = (
+        pl.read_parquet(str(events_dir / "*.parquet"))
+        .filter((pl.col("user_id") == planted["user_id"][0]) & (stamps < before))
+        .select(stamps)
+    )
+    assert earlier.height, "the first planted person has no event ten days back"
+    old_day = earlier.max().item() + timedelta(minutes=1)
 
     def renamed(prefix: str) -> pl.Expr:
         return pl.col("event_id").map_elements(
