@@ -315,14 +315,41 @@ def _source(qualified: str, columns: list[tuple]) -> tuple[str, list[tuple]]:
     return f"(select {', '.join(quote_ident(c) for c, _ in kept)} from {table})", kept
 
 
-def _day_figures(con: duckdb.DuckDBPyConnection, source: str, layout: _Layout) -> dict:
-    """{day: "rows:sum of row hashes"} of the table (`source`: _source's; one scan; the days'
-    fingerprints)."""
+def _day_figures(
+    con: duckdb.DuckDBPyConnection, source: str, layout: _Layout, where: str = "true"
+) -> dict:
+    """{day: "rows:sum of row hashes"} of the table's rows where `where` holds (`source`:
+    _source's; one scan; the days' fingerprints)."""
     rows = con.execute(
         f"select coalesce(cast({layout.day_sql} as varchar), {_literal(UNDATED)}), count(*), "
-        f"cast(sum(hash(t)::hugeint) as varchar) from {source} t group by 1"
+        f"cast(sum(hash(t)::hugeint) as varchar) from {source} t where {where} group by 1"
     ).fetchall()
     return {day: f"{count}:{total}" for day, count, total in rows}
+
+
+def _figures_since(
+    con: duckdb.DuckDBPyConnection, source: str, layout: _Layout, before: dict, first: date
+) -> dict | None:
+    """The table's per-day figures when its rows of the days before `first` are known to be
+    those `before` (the published figures) describes: only the rows from `first` on (and the
+    undated ones) are hashed, the earlier days' figures are `before`'s. Checked by every day's
+    row count (a scan of the date column alone): None, so the caller scans the table, when a
+    day before `first` gained or lost rows (the caller's knowledge was wrong)."""
+    counts = dict(
+        con.execute(
+            f"select coalesce(cast({layout.day_sql} as varchar), {_literal(UNDATED)}), count(*) "
+            f"from {source} t group by 1"
+        ).fetchall()
+    )
+    cut = first.isoformat()
+    kept = {day: value for day, value in before.items() if day != UNDATED and day < cut}
+    earlier = {day for day in counts if day != UNDATED and day < cut}
+    if earlier != set(kept) or any(int(kept[d].split(":")[0]) != counts[d] for d in earlier):
+        return None
+    days = kept | _day_figures(con, source, layout, f"\"{layout.column}\" >= date '{cut}'")
+    if UNDATED in counts:
+        days |= _day_figures(con, source, layout, f'"{layout.column}" is null')
+    return days
 
 
 @dataclass(frozen=True)
@@ -337,17 +364,30 @@ class _Content:
     days: dict[str, str] | None  # per-day figures of a big table with a date column
 
 
-def _contents(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, _Content]:
+def _contents(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[str],
+    previous: dict | None = None,
+    unchanged_before: dict[str, date] | None = None,
+) -> dict[str, _Content]:
     """Every table's content figures, one scan each: a dated table is summed by day and its
-    fingerprint derived from the days' figures (so a big table is not scanned twice)."""
+    fingerprint derived from the days' figures (so a big table is not scanned twice). A table
+    in `unchanged_before` (its rows before that day are as published: `previous`, the current
+    manifest's tables, holds their figures) hashes only its later rows (_figures_since)."""
     catalog = con.execute("select current_database()").fetchone()[0]
     every = _catalog_columns(con, catalog)
     contents = {}
     for table in tables:
         source, columns = _source(table, every.get(table, []))
         layout = _Layout.of(columns)
-        if layout.column:
+        before = (previous or {}).get(table) or {}
+        first = (unchanged_before or {}).get(table)
+        days = None
+        if layout.column and first and before.get("days") and before["columns"] == columns:
+            days = _figures_since(con, source, layout, before["days"], first)
+        if layout.column and days is None:
             days = _day_figures(con, source, layout)
+        if layout.column:
             figures = [tuple(map(int, value.split(":"))) for value in days.values()]
             rows, total = sum(f[0] for f in figures), sum(f[1] for f in figures)
         else:
@@ -417,9 +457,13 @@ def _write_parquet(
 
 
 def _replace_changed_days(con, qualified: str, content: _Content, days: list[str]) -> None:
-    """The staged copy's rows of `days` replaced by the warehouse's."""
-    schema, name = qualified.split(".")
+    """The staged copy's rows of `days` made the warehouse's: only the rows that differ when
+    they are few (a late event changes a row or two of an old day, whose other rows would be
+    deleted and written again), else the days' rows replaced whole."""
     where = content.layout.rows_of_days(days)
+    if _replace_changed_rows(con, qualified, content.source, where):
+        return
+    schema, name = qualified.split(".")
     con.execute(f'delete from publish_target."{schema}"."{name}" where {where}')
     con.execute(
         f'insert into publish_target."{schema}"."{name}" '
@@ -427,10 +471,13 @@ def _replace_changed_days(con, qualified: str, content: _Content, days: list[str
     )
 
 
-def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source: str) -> bool:
-    """Make the staged copy of `qualified` (catalog publish_target) equal the warehouse's by
-    deleting and inserting only the rows that differ (a table without a date column); False,
-    changing nothing, when more than DIFF_MAX_SHARE of the rows differ.
+def _replace_changed_rows(
+    con: duckdb.DuckDBPyConnection, qualified: str, source: str, where: str = "true"
+) -> bool:
+    """Make the staged copy of `qualified` (catalog publish_target) equal the warehouse's, in
+    the rows where `where` holds (all of them: a table without a date column; a big table's
+    changed days), by deleting and inserting only the rows that differ; False, changing
+    nothing, when more than DIFF_MAX_SHARE of those rows differ.
 
     Rows are compared as multisets of row hashes: a hash whose count differs between the two
     sides is changed, every row with it is deleted from the copy and the warehouse's rows with
@@ -444,7 +491,7 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source
         for temp, table in sides.items():
             con.execute(
                 f"create or replace temp table {temp} as "
-                f"select hash(t) as h, count(*) as n from {table} t group by all"
+                f"select hash(t) as h, count(*) as n from {table} t where ({where}) group by all"
             )
         con.execute(
             "create or replace temp table uba_publish_changed as "
@@ -460,11 +507,11 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, qualified: str, source
             return False
         con.execute(
             f"delete from {target} where rowid in (select rowid from {target} t "
-            "where hash(t) in (select h from uba_publish_changed))"
+            f"where ({where}) and hash(t) in (select h from uba_publish_changed))"
         )
         con.execute(
             f"insert into {target} select * from {source} t "
-            "where hash(t) in (select h from uba_publish_changed)"
+            f"where ({where}) and hash(t) in (select h from uba_publish_changed)"
         )
         return True
     finally:
@@ -489,6 +536,23 @@ def _manifest_tables(path: Path) -> dict[str, dict] | None:
             for t in manifest["tables"]
         }
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def published_days(out_dir: Path) -> dict[str, dict]:
+    """{table: its per-day figures} of the current publication's big dated tables."""
+    previous = _read_manifest(Path(out_dir)) or {}
+    return {table: entry["days"] for table, entry in previous.items() if entry.get("days")}
+
+
+def published_basis(out_dir: Path) -> dict | None:
+    """The `basis` the current publication was published with (publish_warehouse), or None
+    (none given, or no complete publication of this layout)."""
+    if _read_manifest(Path(out_dir)) is None:
+        return None
+    try:
+        return json.loads((Path(out_dir) / MANIFEST_FILE).read_text()).get("basis")
+    except (OSError, ValueError):
         return None
 
 
@@ -571,7 +635,13 @@ def _open_target(
     return staged, previous if copied else {}
 
 
-def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> PublishResult:
+def publish_warehouse(
+    con,
+    out_dir: Path,
+    only_changed: bool = False,
+    unchanged_before: dict[str, date] | None = None,
+    basis: dict | None = None,
+) -> PublishResult:
     """Copy every published table (see the module docstring) into `out_dir/warehouse.duckdb`
     and `out_dir/parquet/<schema>.<table>/<day or month>.parquet` (`all.parquet` for a table
     without a date), with comments and the manifest. Both are built beside the old ones and
@@ -584,13 +654,20 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
     is written at all. A changed big table (DIFF_MIN_ROWS) gets only its changed rows deleted
     and inserted, and only the Parquet days those rows fall in are written again. Without it
     (a full publish, e.g. after an erasure) the file is written from nothing and the other
-    file deleted, so no older publication stays on disk."""
+    file deleted, so no older publication stays on disk.
+
+    `unchanged_before` (with `only_changed`): {table: day} where the caller knows the
+    warehouse's rows of the earlier days are the ones the current publication holds (what
+    the day's dbt build can have written: python_models.days_written); those days' figures
+    are taken from the manifest instead of hashing every row (_figures_since). `basis`: what
+    the caller needs to know next time about the warehouse as published, kept in the
+    manifest (published_basis)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = published_tables(con)
-    contents = _contents(con, tables)
-    fingerprints = {table: contents[table].fingerprint for table in tables}
     previous = _read_manifest(out_dir) if only_changed else None
+    contents = _contents(con, tables, previous, unchanged_before if previous else None)
+    fingerprints = {table: contents[table].fingerprint for table in tables}
     link = out_dir / DB_LINK
     current = link.resolve() if link.exists() else None
     target = out_dir / DB_FILES[current is not None and current.name == DB_FILES[0]]
@@ -604,6 +681,8 @@ def publish_warehouse(con, out_dir: Path, only_changed: bool = False) -> Publish
         if not copied and not removed:
             return PublishResult(link, final_parquet, tables, manifest_path=manifest_path)
     manifest = build_manifest(con, tables, {t: contents[t].rows for t in tables})
+    if basis is not None:
+        manifest["basis"] = basis
     for entry in manifest["tables"]:
         qualified = f"{entry['schema']}.{entry['table']}"
         entry["fingerprint"] = fingerprints[qualified]

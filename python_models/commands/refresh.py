@@ -13,7 +13,8 @@
 4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
    whose features changed, other models only when one of their inputs changed, every model
    in full when its champion changed;
-5. publish only the tables whose content changed (python_models.publish).
+5. publish only the tables whose content changed (python_models.publish), hashing only the
+   days of the big tables that the build can have written (python_models.days_written).
 
 With nothing new (no new file, no new champion, the last refresh complete) it stops after
 step 2's check, without importing dbt, Great Expectations or any model library. The writer
@@ -234,8 +235,9 @@ def refresh(
                     return result
             finally:
                 con.close()
+            replayed = False  # the day's build ran the saved plan: the code did not change
             if build:
-                steps.run("dbt", lambda: _build(steps.say, warm), lambda what: what)
+                _, replayed = steps.run("dbt", lambda: _build(steps.say, warm), lambda out: out[0])
                 con = connect()
                 try:
                     _write_state(con, fingerprint, complete=False)
@@ -247,9 +249,12 @@ def refresh(
         con = connect()
         try:
             _score(con, steps, result)
+            # Only this refresh's build wrote since the last refresh published (no `uba build`
+            # since: it records complete=False), with the code it ran: python_models.days_written.
+            bounded = replayed and state is not None and state[1]
             result.published = steps.run(
                 "publish",
-                lambda: _publish(con, settings.published_dir),
+                lambda: _publish(con, settings.published_dir, bounded),
                 _describe_publish,
             )
             if not result.failed:
@@ -299,8 +304,9 @@ def _start_dbt():
     return WarmDbt()
 
 
-def _build(say: Callable[[str], None], warm=None) -> str:
-    """The day's dbt step; `warm`: a WarmDbt already importing dbt and parsing (_start_dbt)."""
+def _build(say: Callable[[str], None], warm=None) -> tuple[str, bool]:
+    """The day's dbt step; `warm`: a WarmDbt already importing dbt and parsing (_start_dbt).
+    Returns what it did and whether it ran the saved plan (the code unchanged since)."""
     from python_models import dbt_daily_tests
     from python_models.config import get_settings
     from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
@@ -314,7 +320,7 @@ def _build(say: Callable[[str], None], warm=None) -> str:
 
     if not get_settings().dbt_target.startswith("duckdb"):
         dbt(DATA_BUILD)
-        return "dbt build (incremental models and data tests)"
+        return "dbt build (incremental models and data tests)", False
     env = dbt_env()
     fingerprint = dbt_daily_tests.code_fingerprint(env)
     plan = dbt_daily_tests.load_plan(fingerprint)
@@ -328,7 +334,7 @@ def _build(say: Callable[[str], None], warm=None) -> str:
         saved = dbt_daily_tests.save_plan(fingerprint) if built and _batch_after_first() else 0
         return "dbt build (incremental models and data tests" + (
             f"; {saved} data tests saved for the next runs)" if saved else ")"
-        )
+        ), False
     con = connect()
     try:
         static = dbt_daily_tests.unchanged_static_nodes(con, fingerprint)
@@ -353,7 +359,7 @@ def _build(say: Callable[[str], None], warm=None) -> str:
         f"dbt build (incremental models), {outcome.passed + len(outcome.warned)} data tests "
         f"from their compiled SQL in {time.perf_counter() - started:.1f} s "
         f"({len(outcome.warned)} warned)"
-    )
+    ), True
 
 
 def _score(con, steps: _Steps, result: RefreshResult) -> None:
@@ -388,10 +394,26 @@ def _score(con, steps: _Steps, result: RefreshResult) -> None:
             )
 
 
-def _publish(con, out_dir: Path):
-    from python_models.publish import publish_warehouse
+def _publish(con, out_dir: Path, bounded: bool = False):
+    """Publish what changed; `bounded`: the days the build can have written are known
+    (python_models.days_written), so the big tables' other days are not hashed again."""
+    from python_models import days_written
+    from python_models.publish import publish_warehouse, published_basis, published_days
 
-    return publish_warehouse(con, out_dir, only_changed=True)
+    if not _table_exists(con, days_written.PRODUCER):
+        return publish_warehouse(con, out_dir, only_changed=True)
+    unchanged_before = (
+        days_written.unchanged_before(con, published_basis(out_dir), published_days(out_dir))
+        if bounded
+        else None
+    )
+    return publish_warehouse(
+        con,
+        out_dir,
+        only_changed=True,
+        unchanged_before=unchanged_before,
+        basis=days_written.basis(con),
+    )
 
 
 def _describe_publish(published) -> str:

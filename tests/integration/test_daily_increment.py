@@ -724,3 +724,53 @@ def test_tests_bounded_by_load_or_day_fail_on_the_new_rows_as_their_nodes(
     if not in_new_day:  # the weekly whole-table run finds them
         full = _scoped_tests(path, target, BOUNDED_SCOPES, "--vars", "{uba__full_data_tests: true}")
         assert full == set(BOUNDED_SCOPES)
+
+
+def test_the_sequences_not_null_tests_are_implied_by_their_contract(daily_increment, tmp_path):
+    """ftr_user_event_sequences declares NOT NULL on every column a not_null test of it
+    checks (its contract), on a full build and after the increment: a null is refused where it
+    would be written (the run fails at the model instead of at the test), so the daily replay
+    counts those tests as passed without reading the table (dbt_daily_tests.implied_tests)."""
+    import duckdb
+
+    from python_models import dbt_daily_tests
+
+    manifest = json.loads(
+        (daily_increment["warehouse"].parent / "target" / "manifest.json").read_text()
+    )
+    columns = sorted(
+        node["test_metadata"]["kwargs"]["column_name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+        and (node.get("test_metadata") or {}).get("name") == "not_null"
+        and node.get("attached_node") == "model.uba.ftr_user_event_sequences"
+    )
+    assert len(columns) > 30
+    tests = [
+        {
+            "name": f"not_null_{column}",
+            "kind": "not_null",
+            "table": ["features", "ftr_user_event_sequences"],
+            "columns": [column],
+            "where": None,
+            "severity": "error",
+            "limit": None,
+            "fail_calc": "count(*)",
+            "warn_if": "!= 0",
+            "error_if": "!= 0",
+        }
+        for column in columns
+    ]
+    for build in ("after_increment", "warehouse"):  # after the increment; a full refresh
+        path = tmp_path / f"{build}.duckdb"
+        shutil.copy(daily_increment[build], path)
+        con = connect(path)
+        try:
+            assert dbt_daily_tests.implied_tests(con, tests) == {t["name"] for t in tests}, build
+            with pytest.raises(duckdb.ConstraintException):
+                con.execute(
+                    "update features.ftr_user_event_sequences set count_events_so_far = null "
+                    "where event_id = (select max(event_id) from features.ftr_user_event_sequences)"
+                )
+        finally:
+            con.close()

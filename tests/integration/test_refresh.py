@@ -147,6 +147,17 @@ def _plant_day(events_dir: Path, scores: pl.DataFrame, out: Path) -> tuple[set[s
     return set(late["hashed"]), set(fresh["hashed"])
 
 
+def _shifted(by: str) -> dict[str, pl.Expr]:
+    """The event files' event_ts and received_at (ISO text) moved `by` later (e.g. "1d")."""
+    return {
+        column: pl.col(column)
+        .str.to_datetime(time_zone="UTC")
+        .dt.offset_by(by)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for column in ("event_ts", "received_at")
+    }
+
+
 def _newest_sequence_rows(con) -> pl.DataFrame:
     """Each user's newest row of the next-action mart, every column (label included; doubles
     to 9 decimals, as the refresh compares them)."""
@@ -158,7 +169,7 @@ def _newest_sequence_rows(con) -> pl.DataFrame:
     return rows.with_columns(pl.col(pl.Float64).round(9))
 
 
-def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path):
+def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path, monkeypatch):
     from python_models.commands.refresh import refresh
     from python_models.warehouse import connect
 
@@ -242,21 +253,59 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     # (they are still there for the tests and readers).
     next_day = tmp_path / "next"
     next_day.mkdir()
-    later = {
-        column: pl.col(column)
-        .str.to_datetime(time_zone="UTC")
-        .dt.offset_by("1d")
-        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        for column in ("event_ts", "received_at")
-    }
-    pl.read_parquet(tmp_path / "day" / "day-new.parquet").with_columns(
-        pl.col("event_id").map_elements(
-            lambda e: str(uuid.uuid5(uuid.NAMESPACE_URL, f"next-{e}")), pl.String
-        ),
-        **later,
+    later = _shifted("1d")
+    planted = pl.read_parquet(tmp_path / "day" / "day-new.parquet")
+    # and a late event a minute after one of a person's events at least ten days back: a day
+    # the last publication holds, whose session (and the previous event's transition and
+    # sequence label) changes without changing its day's row count
+    stamps = pl.col("event_ts").str.to_datetime(time_zone="UTC", strict=False)
+    before = planted.select(stamps).min().item() - timedelta(days=10)
+    earlier = (
+        pl.read_parquet(str(events_dir / "*.parquet"))
+        .filter((pl.col("user_id") == planted["user_id"][0]) & (stamps < before))
+        .select(stamps)
+    )
+    assert earlier.height, "the first planted person has no event ten days back"
+    old_day = earlier.max().item() + timedelta(minutes=1)
+
+    def renamed(prefix: str) -> pl.Expr:
+        return pl.col("event_id").map_elements(
+            lambda e: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}-{e}")), pl.String
+        )
+
+    pl.concat(
+        [
+            planted.with_columns(renamed("next"), **later),
+            planted.head(1)
+            .with_columns(renamed("old"), **later)
+            .with_columns(pl.lit(old_day.strftime("%Y-%m-%dT%H:%M:%S.000Z")).alias("event_ts")),
+        ]
     ).write_parquet(next_day / "day-next.parquet")
+    files_before = _published_files(data_dir)
+    bounds = []
+    from python_models import days_written
+
+    known = days_written.unchanged_before
+    monkeypatch.setattr(
+        days_written, "unchanged_before", lambda *a: bounds.append(known(*a)) or bounds[-1]
+    )
     daily = refresh([str(next_day)], data_docs=False, say=print)
     assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
+    # The publish hashed only the days the build can have written (python_models.days_written):
+    # for the event tables, from the earliest event the day re-cut on (at or before the late
+    # event: its person is re-cut from a session boundary before it), not the whole history,
+    # and still equals a full publish.
+    con = connect(read_only=True)
+    try:
+        (history_from,) = con.execute("select min(event_date) from marts.fct_events").fetchone()
+    finally:
+        con.close()
+    events_from = bounds[0]["marts.fct_events"] if bounds else None
+    assert events_from is not None and history_from < events_from <= old_day.date()
+    assert bounds[0]["features.ftr_user_event_sequences"] == events_from - timedelta(days=1)
+    _assert_equals_a_full_publish(
+        data_dir, tmp_path / "fresh-daily", daily.published.copied, files_before
+    )
     from python_models.config import dbt_target_dir
 
     target = dbt_target_dir()
@@ -276,6 +325,29 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
         ) == [node["name"] for node in static]
     finally:
         con.close()
+
+    # A day whose every event is after the newest one published: its sequences' post-hook
+    # ends the sessions that were open at that newest event (rows of days before this one's
+    # first event), which the publish's bound reaches back to (days_written).
+    quiet_day = tmp_path / "quiet"
+    quiet_day.mkdir()
+    planted.with_columns(renamed("quiet"), **_shifted("3d")).write_parquet(
+        quiet_day / "quiet.parquet"
+    )
+    files_before = _published_files(data_dir)
+    con = connect(read_only=True)
+    try:
+        (newest_before,) = con.execute("select max(event_date) from marts.fct_events").fetchone()
+    finally:
+        con.close()
+    bounds.clear()
+    quiet = refresh([str(quiet_day)], data_docs=False, say=print)
+    assert not quiet.failed and bounds
+    # (at or before the newest published day: the people it re-cut may start earlier)
+    assert bounds[0]["features.ftr_user_event_sequences"] < newest_before
+    _assert_equals_a_full_publish(
+        data_dir, tmp_path / "fresh-quiet", quiet.published.copied, files_before, False
+    )
 
 
 def _publication(out: Path) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
@@ -306,10 +378,13 @@ def _publication(out: Path) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
         con.close()
 
 
-def _assert_equals_a_full_publish(data_dir: Path, fresh: Path, copied, files_before) -> None:
+def _assert_equals_a_full_publish(
+    data_dir: Path, fresh: Path, copied, files_before, old_days_changed: bool = True
+) -> None:
     """The refreshed publication holds, row for row, what a full publish of the warehouse
     does; the files of the tables it did not copy are the old ones, and the big event table
-    kept the Parquet files of the months the day did not touch."""
+    kept the Parquet files of the months the day did not touch (`old_days_changed`: and
+    wrote some of the files it had)."""
     from python_models.publish import publish_warehouse
     from python_models.warehouse import connect
 
@@ -330,4 +405,5 @@ def _assert_equals_a_full_publish(data_dir: Path, fresh: Path, copied, files_bef
             assert files_after[name] == identity, name
     events = [name for name in files_before if name.startswith("parquet/marts.fct_events/")]
     kept = [name for name in events if files_after.get(name) == files_before[name]]
-    assert "marts.fct_events" in copied and 0 < len(kept) < len(events)
+    assert "marts.fct_events" in copied and 0 < len(kept) <= len(events)
+    assert len(kept) < len(events) or not old_days_changed

@@ -191,31 +191,102 @@ def test_a_day_changes_only_its_rows_and_files_and_equals_a_full_publish(big, tm
         reader.close()
 
 
-def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path, monkeypatch):
+def _spy(monkeypatch, name: str) -> list[tuple[tuple, object]]:
+    """Each call of python_models.publish.<name> from now on: (its arguments, its result)."""
     import python_models.publish as publish
+
+    calls, original = [], getattr(publish, name)
+
+    def spy(*args):
+        calls.append((args, original(*args)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(publish, name, spy)
+    return calls
+
+
+def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path, monkeypatch):
 
     out = tmp_path / "published"
     publish_warehouse(big, out, only_changed=True)
-    replaced = []
-    original = publish._replace_changed_days
-    monkeypatch.setattr(
-        publish,
-        "_replace_changed_days",
-        lambda con, table, content, days: (
-            replaced.append((table, sorted(days))) or original(con, table, content, days)
-        ),
-    )
+    calls = _spy(monkeypatch, "_replace_changed_days")
+    by_rows = _spy(monkeypatch, "_replace_changed_rows")  # (con, table, source, where)
+
+    def replaced() -> list:
+        return [(args[1], sorted(args[3])) for args, _ in calls]
+
     big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
     publish_warehouse(big, out, only_changed=True)
-    assert replaced == [("marts.events", ["2025-03-22"])]
+    assert replaced() == [("marts.events", ["2025-03-22"])]
+    # a new day: all its rows differ, so the day is inserted whole
+    assert [(args[1], ok) for args, ok in by_rows] == [("marts.events", False)]
 
-    # Most rows changed: copied whole instead, and still equal.
-    replaced.clear()
-    big.execute("update marts.events set v = v + 1")
+    # One row of an old day changed: only the differing rows are deleted and inserted (the
+    # day's other four rows stay; the file updated is two publications behind, so the new
+    # day's row too), and the publication still equals the warehouse.
+    by_rows.clear()
+    big.execute("update marts.events set v = 42 where day = date '2025-03-01' and v = 3")
     publish_warehouse(big, out, only_changed=True)
-    assert replaced == []
+    assert [(args[1], ok) for args, ok in by_rows] == [("marts.events", True)]
+    assert "date '2025-03-01'" in by_rows[0][0][3]
     expected = _rows(big, "select * from marts.events")
     assert _publication(out)["marts.events"] == (expected, expected)
+
+    # Most rows changed: copied whole instead, and still equal.
+    calls.clear()
+    big.execute("update marts.events set v = v + 1")
+    publish_warehouse(big, out, only_changed=True)
+    assert replaced() == []
+    expected = _rows(big, "select * from marts.events")
+    assert _publication(out)["marts.events"] == (expected, expected)
+
+
+def test_days_known_unchanged_are_not_hashed_and_a_day_that_gained_rows_is_caught(
+    big, tmp_path, monkeypatch
+):
+    """unchanged_before: the caller knows a table's rows before a day are as published, so
+    only the later rows are hashed (the earlier days' figures come from the manifest); every
+    day's row count is still checked, and a day before the bound that gained or lost rows
+    makes the publish hash the whole table. Either way the publication equals a full one."""
+    from datetime import date
+
+    import python_models.publish as publish
+
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True, basis={"batch": 1})
+    assert publish.published_basis(out) == {"batch": 1}
+    scanned = _spy(monkeypatch, "_day_figures")  # (con, source, layout[, where])
+
+    def events_scans() -> list[str]:
+        return [(args + ("true",))[3] for args, _ in scanned if "events" in args[1]]
+
+    # A new day, a changed row and a null-date row, all on or after the bound.
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0), (8, null, 2.0)")
+    big.execute("update marts.events set v = 99 where day = date '2025-03-05' and user_id = 24")
+    bound = {"marts.events": date(2025, 3, 1)}
+    result = publish_warehouse(big, out, only_changed=True, unchanged_before=bound)
+    assert result.copied == ["marts.events"]
+    assert events_scans() == ["\"day\" >= date '2025-03-01'", '"day" is null']
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
+    assert publish.published_basis(out) is None  # none given this time
+
+    # A row added before the bound (the caller was wrong): every row is hashed again.
+    scanned.clear()
+    big.execute("insert into marts.events values (9, date '2025-01-10', 3.0)")
+    publish_warehouse(big, out, only_changed=True, unchanged_before=bound)
+    assert events_scans()[-1] == "true"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
+
+    # The bound is trusted for content: a change before it that keeps the day's row count
+    # is not seen (so the caller's knowledge must cover every write: days_written).
+    scanned.clear()
+    big.execute("update marts.events set v = 77 where day = date '2025-01-10' and user_id = 9")
+    publish_warehouse(big, out, only_changed=True, unchanged_before=bound)
+    assert "true" not in events_scans()
+    assert (9, date(2025, 1, 10), 77.0) not in _publication(out)["marts.events"][0]
 
 
 def test_a_rows_batch_id_is_not_published_so_re_touched_rows_change_no_day(big, tmp_path):
