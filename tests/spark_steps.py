@@ -77,6 +77,8 @@ def gate_file(path: Path, out_dir: Path) -> None:
     the rules of tests/unit/test_gate.py; the verdict of each of its rows (row number ->
     reasons, None when validated) as OUT_DIR/gate_file.json."""
     sys.path.insert(0, str(Path(__file__).parent / "unit"))
+    from dataclasses import replace
+
     from test_gate import RULES
 
     from expectations.gate import run_gate
@@ -85,7 +87,9 @@ def gate_file(path: Path, out_dir: Path) -> None:
 
     con = connect(engine="spark")
     load_into(con, path, progress=False)
-    result = run_gate(con, rules=RULES)
+    # The lateness rule off: this warehouse already holds the sample's newer events, while
+    # test_gate.py's verdicts are those of a first load (its own test plants event_too_late).
+    result = run_gate(con, rules=replace(RULES, late_window_days=0))
     verdicts = con.execute(
         """
         select e.row_number, q.reasons, v.raw_id is not null as is_valid

@@ -289,7 +289,17 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     monkeypatch.setattr(
         days_written, "unchanged_before", lambda *a: bounds.append(known(*a)) or bounds[-1]
     )
-    daily = refresh([str(next_day)], data_docs=False, say=print)
+    # The late event is far older than the gate's lateness window (UBA_LATE_WINDOW_DAYS): the
+    # rule is off for this run, as for a deliberate backfill, so the old day does change.
+    from python_models.config import reload_settings
+
+    monkeypatch.setenv("UBA_LATE_WINDOW_DAYS", "0")
+    reload_settings()
+    try:
+        daily = refresh([str(next_day)], data_docs=False, say=print)
+    finally:
+        monkeypatch.delenv("UBA_LATE_WINDOW_DAYS")
+        reload_settings()
     assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
     # The publish hashed only the days the build can have written (python_models.days_written):
     # for the event tables, from the earliest event the day re-cut on (at or before the late
