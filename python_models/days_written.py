@@ -37,9 +37,7 @@ import re
 from datetime import date, timedelta
 from functools import lru_cache
 
-import yaml
-
-from python_models.config import DBT_PROJECT_DIR
+from python_models.common.feature_events import project_vars
 
 PRODUCER = "intermediate.int_events_sessionized"
 # The producer's name as its consumers record it (uba_consumed_batches, target schema main).
@@ -49,7 +47,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 @lru_cache(maxsize=1)
 def _vars() -> dict:
-    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    return project_vars()
 
 
 def _days(seconds: float) -> int:

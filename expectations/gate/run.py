@@ -33,6 +33,7 @@ from expectations.gate.reasons import RuleContext
 from expectations.gate.rules import GateRules
 from expectations.gate.tables import ensure_gate_tables
 from python_models.ingest.contract import CONTRACT_COLUMNS
+from python_models.ingest.loaders import next_load_id
 from python_models.ingest.tracking_plan import read_tracking_plan
 from python_models.warehouse import Warehouse, as_warehouse, transaction
 
@@ -182,11 +183,10 @@ def _release_late(con: Warehouse, load_ids: list[int], released_at: datetime) ->
         ).fetchone()[0]
         if not late:
             raise GateError(f"load_id {load_id} has no rows quarantined as event_too_late alone")
-        new_id, source_file = con.execute(
-            "select (select max(load_id) + 1 from raw.load_log), source_file "
-            "from raw.load_log where load_id = ?",
-            [load_id],
+        (source_file,) = con.execute(
+            "select source_file from raw.load_log where load_id = ?", [load_id]
         ).fetchone()
+        new_id = next_load_id(con)
         tag = f"late-release-of-load-{load_id}"
         columns = ", ".join(CONTRACT_COLUMNS)
         con.execute(

@@ -62,6 +62,11 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
 
 
+def next_load_id(con) -> int:
+    """The load id a new batch gets (a loaded file, or late rows released by the gate)."""
+    return con.execute("select coalesce(max(load_id), 0) + 1 from raw.load_log").fetchone()[0]
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -213,9 +218,7 @@ def load_file(
     loaded_at = _utc_now()
     con.execute("begin transaction")
     try:
-        load_id = con.execute("select coalesce(max(load_id), 0) + 1 from raw.load_log").fetchone()[
-            0
-        ]
+        load_id = next_load_id(con)
         read, rows_read, findings = _insert_rows(con, info, load_id, loaded_at)
         unreadable = 0
         if read.rejects_table:
