@@ -196,61 +196,112 @@
     end
 {%- endmacro %}
 
-{#- Per person in `people` (user_id, changed_from_ts): their latest stretch start in `relation`
-    strictly before their earliest change, where an incremental re-cut restarts. `columns`:
-    the columns of `relation` to return (user_id first). -#}
-{% macro uba_last_stretch_start_before_change(relation, people, columns) -%}
-    {{ return(adapter.dispatch('uba_last_stretch_start_before_change', 'uba')(
+{#- Per person in `people` (user_id, changed_from_ts): the stored row of `relation` before their
+    earliest change where an incremental re-cut restarts, `columns` of it (user_id first) and
+    `restarts_after`:
+    - true when the person's latest stored event before the change lies more than
+      uba__session_timeout_minutes before it: whatever event comes first from the change on
+      then starts a stretch (the timeout rule ends a session whatever the other rules say, and
+      the max-length windows count from a stretch start), so nothing before the change can
+      join it. The row is that latest event: context for the re-cut (its time for the first
+      gap, its session_index to continue from), not re-cut itself. A returning person's re-cut
+      thus starts at their new event, not at their last session weeks back;
+    - false otherwise: the row is the latest stretch start before the change, and the re-cut
+      starts at it (the sessions from there on may take the change in).
+    People without a stored event before the change are left out (their re-cut starts at the
+    change: a person's first event starts a stretch). -#}
+{% macro uba_recut_restart_before_change(relation, people, columns) -%}
+    {{ return(adapter.dispatch('uba_recut_restart_before_change', 'uba')(
         relation, people, columns)) }}
 {%- endmacro %}
 
-{% macro default__uba_last_stretch_start_before_change(relation, people, columns) -%}
-    select {{ columns | join(', ') }}
+{#- Whether `latest_ts`, a person's latest stored event before `changed_from_ts`, lies more
+    than the session timeout before it. -#}
+{% macro _uba_gap_exceeds_timeout(latest_ts, changed_from_ts) -%}
+    {{ uba_epoch_seconds(changed_from_ts) }} - {{ uba_epoch_seconds(latest_ts) }}
+        > {{ var('uba__session_timeout_minutes') * 60 }}
+{%- endmacro %}
+
+{% macro default__uba_recut_restart_before_change(relation, people, columns) -%}
+    select
+        {%- for column in columns %}
+        case when latest.restarts_after then latest.{{ column }} else stretch_start.{{ column }} end
+            as {{ column }},
+        {%- endfor %}
+        latest.restarts_after
+    from (
+        {{ _uba_latest_before_change(relation, people, columns + ['changed_from_ts'], '') }}
+    ) as latest
+    inner join (
+        {{ _uba_latest_before_change(relation, people, columns, 'and before_change.is_stretch_start') }}
+    ) as stretch_start
+        on latest.user_id = stretch_start.user_id
+{%- endmacro %}
+
+{#- default__: per person the latest row before the change (where `condition` holds), by a
+    window; with changed_from_ts among `columns`, also restarts_after. -#}
+{% macro _uba_latest_before_change(relation, people, columns, condition) -%}
+    select
+        {%- if 'changed_from_ts' in columns %}
+        {{ _uba_gap_exceeds_timeout('event_ts', 'changed_from_ts') }} as restarts_after,
+        {%- endif %}
+        {{ columns | reject('equalto', 'changed_from_ts') | join(', ') }}
     from (
         select
-            {%- for column in columns %}
-            stretch_starts.{{ column }},
-            {%- endfor %}
+            before_change.*,
+            {{ people }}.changed_from_ts,
             row_number() over (
-                partition by stretch_starts.user_id
-                order by stretch_starts.event_ts desc, stretch_starts.event_id desc
+                partition by before_change.user_id
+                order by before_change.event_ts desc, before_change.event_id desc
             ) as recency
-        {{ _uba_stretch_starts_before_change(relation, people) }}
+        {{ _uba_rows_before_change(relation, people) }}
+        {{ condition }}
     ) as ranked
     where recency = 1
 {%- endmacro %}
 
-{#- The stretch starts of `people` before their earliest change (both versions above and below). -#}
-{% macro _uba_stretch_starts_before_change(relation, people) -%}
-        from {{ relation }} as stretch_starts
+{#- The stored rows of `people` before their earliest change (both versions). -#}
+{% macro _uba_rows_before_change(relation, people) -%}
+        from {{ relation }} as before_change
         inner join {{ people }}
-            on stretch_starts.user_id = {{ people }}.user_id
-        where stretch_starts.is_stretch_start
-            and stretch_starts.event_ts < {{ people }}.changed_from_ts
+            on before_change.user_id = {{ people }}.user_id
+        where before_change.event_ts < {{ people }}.changed_from_ts
 {%- endmacro %}
 
-{#- DuckDB: one aggregate per person instead of a window that sorts every stretch start of
-    the changed people (10M: 0.6M rows, ~1.2 s of the re-cut's CPU). arg_max keeps a row
-    whose columns are null (its value is a struct, never null). -#}
-{% macro duckdb__uba_last_stretch_start_before_change(relation, people, columns) -%}
+{#- DuckDB: one aggregate per person instead of windows that sort the changed people's rows
+    (10M: 0.6M stretch starts, ~1.2 s of the re-cut's CPU). arg_max keeps a row whose columns
+    are null (its value is a struct, never null). -#}
+{% macro duckdb__uba_recut_restart_before_change(relation, people, columns) -%}
     {%- set carried = columns | reject('equalto', 'user_id') | list -%}
+    {%- set row -%}
+        struct_pack(
+            {%- for column in carried %}
+            {{ column }} := before_change.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        )
+    {%- endset -%}
     select
         user_id
         {%- for column in carried %},
-        struct_extract(latest, '{{ column }}') as {{ column }}
-        {%- endfor %}
+        struct_extract(restart, '{{ column }}') as {{ column }}
+        {%- endfor %},
+        restarts_after
     from (
         select
-            stretch_starts.user_id,
-            arg_max(
-                struct_pack(
-                    {%- for column in carried %}
-                    {{ column }} := stretch_starts.{{ column }}{{ ',' if not loop.last }}
-                    {%- endfor %}
-                ),
-                (stretch_starts.event_ts, stretch_starts.event_id)
-            ) as latest
-        {{ _uba_stretch_starts_before_change(relation, people) }}
-        group by stretch_starts.user_id
-    ) as ranked
+            user_id,
+            case when restarts_after then latest else latest_stretch_start end as restart,
+            restarts_after
+        from (
+            select
+                before_change.user_id,
+                arg_max({{ row }}, (before_change.event_ts, before_change.event_id)) as latest,
+                arg_max({{ row }}, (before_change.event_ts, before_change.event_id))
+                    filter (where before_change.is_stretch_start) as latest_stretch_start,
+                {{ _uba_gap_exceeds_timeout(
+                    'max(before_change.event_ts)', 'max(' ~ people ~ '.changed_from_ts)') }}
+                    as restarts_after
+            {{ _uba_rows_before_change(relation, people) }}
+            group by before_change.user_id
+        ) as latest_rows
+    ) as chosen
 {%- endmacro %}

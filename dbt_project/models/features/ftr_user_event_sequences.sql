@@ -15,9 +15,12 @@
     Incremental (delete+insert on event_id), for the people whose events changed since this
     model last ran (macros in uba_batches.sql): a row depends only on its person's earlier
     events, its label on the session's next event and on the data's end. So each such person
-    is replayed from a restart event: the latest stretch start (int_events_sessionized) before
-    the earliest change, a session start before which nothing changed; the rows before it keep
-    their features and labels. The replay reads uba__sequence_length - 1 context events before
+    is replayed from a restart event, a session start before which nothing changed: the
+    person's first event from the earliest change on when their latest stored event lies more
+    than the session timeout before the change (a returning person: that event's session has
+    ended and its label is the post-hook's), otherwise the latest stretch start
+    (int_events_sessionized) before the change (macro uba_recut_restart_before_change); the
+    rows before it keep their features and labels. The replay reads uba__sequence_length - 1 context events before
     the restart (for the lags and the gap) and carries the counts from before them (the first
     context event's stored counters and shares); a person without a stored restart row (new,
     or back after a consent withdrawal) is replayed whole. Other people's rows change only
@@ -57,12 +60,14 @@ changed_people as (
 
 ),
 
+{#- The stored row the replay restarts at (a stretch start) or, when restarts_after, right after
+    (the latest event before the change, more than the timeout before it). -#}
 restarts as (
 
-    select user_id, event_id as restart_event_id, event_ts as restart_ts
+    select user_id, event_id as restart_event_id, event_ts as restart_ts, restarts_after
     from (
-        {{ uba_last_stretch_start_before_change(sessionized, 'changed_people', ['user_id', 'event_ts', 'event_id']) }}
-    ) as last_stretch_starts
+        {{ uba_recut_restart_before_change(sessionized, 'changed_people', ['user_id', 'event_ts', 'event_id']) }}
+    ) as restart_rows
 
 ),
 
@@ -74,7 +79,8 @@ resume_points as (
 
     select
         restarts.user_id,
-        restart.count_events_so_far as restart_event_number,
+        restart.count_events_so_far
+            + case when restarts.restarts_after then 1 else 0 end as restart_event_number,
         context.event_ts as context_ts,
         context.event_id as context_event_id,
         context.count_events_so_far - 1 as events_before_context
@@ -94,8 +100,10 @@ resume_points as (
         and restarts.restart_ts = restart.event_ts
     inner join {{ this }} as context
         on restarts.user_id = context.user_id
-        and context.count_events_so_far
-            = greatest(restart.count_events_so_far - {{ sequence_length - 1 }}, 1)
+        and context.count_events_so_far = greatest(
+            restart.count_events_so_far
+                + case when restarts.restarts_after then 1 else 0 end - {{ sequence_length - 1 }},
+            1)
         and context.event_ts <= restart.event_ts
         and context.event_ts >= {{ dbt.dateadd(
             'second', '-1 - cast(ceil(' ~ farthest_gap ~ ') as bigint)', 'restart.event_ts') }}
@@ -103,7 +111,7 @@ resume_points as (
 ),
 
 {#- Where each changed person's replay starts: the first context event; for a person with no
-    stretch start before the change, the change itself (a first event starts a stretch, so
+    stored event before the change, the change itself (a first event starts a stretch, so
     none of theirs is earlier); null for a person replayed whole although a restart exists
     (no stored restart row: back after a consent withdrawal), read from the first event. #}
 replay_from as (

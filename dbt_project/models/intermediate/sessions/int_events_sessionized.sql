@@ -8,9 +8,12 @@
     2. stitching is recomputed on the devices of the new events, from the last identified
        event before the earliest new one (anonymous events before it keep their neighbours);
     3. changed events = new ones and those whose person key moved;
-    4. each person who gains or loses an event is re-cut from the last stretch start (a
-       session boundary that is not a max-length split) before its earliest change: everything
-       before it is untouched, and session_index continues from the stored one.
+    4. each person who gains or loses an event is re-cut from their earliest change when their
+       latest stored event before it lies more than the session timeout earlier (a returning
+       person: the change starts a stretch, whatever came before), otherwise from the last
+       stretch start (a session boundary that is not a max-length split) before it (macro
+       uba_recut_restart_before_change): everything before it is untouched, and session_index
+       continues from the stored one.
     A full refresh (or --full-refresh) computes the same rows from everything
     (tests/integration/test_dbt_core.py checks incremental = full refresh).
     batch_id numbers the runs that wrote rows (1 = the full build); previous_user_id is the
@@ -148,27 +151,32 @@ affected_people as (
 
 ),
 
-{#- The latest stored stretch start strictly before the person's earliest change: the events
-    before it, their sessions and its own session_index stay as they are. -#}
+{#- Per person the stored row the re-cut restarts from: the latest stretch start strictly before
+    the earliest change (re-cut with the rest: the events before it, their sessions and its own
+    session_index stay as they are), or, when restarts_after, the latest stored event, more
+    than the timeout before the change (context only: its gap and session_index). -#}
 restart_points as (
 
-    {{ uba_last_stretch_start_before_change(
+    {{ uba_recut_restart_before_change(
         this, 'affected_people',
         ['user_id', 'event_ts', 'event_id', 'session_index', 'seconds_since_previous']
     ) }}
 
 ),
 
-{#- Where each person's re-cut reads the stored events from: the restart point, or the
-    earliest change when there is none (a person's first event is a stretch start, so none of
-    their stored events is earlier). Redundant beside the condition in `kept`, but a time
-    condition DuckDB applies to the scan at its smallest value, skipping the row groups before
-    the earliest restart (weeks back, not the whole history). -#}
+{#- Where each person's re-cut reads the stored events from: the restart stretch start, or the
+    earliest change when the re-cut starts there (restarts_after, or no stored event before it:
+    a person's first event is a stretch start). Redundant beside the condition in `kept`, but
+    a time condition DuckDB applies to the scan at its smallest value, skipping the row groups
+    before the earliest restart. -#}
 recut_from as (
 
     select
         affected_people.user_id,
-        coalesce(restart_points.event_ts, affected_people.changed_from_ts) as recut_from_ts
+        coalesce(
+            case when not restart_points.restarts_after then restart_points.event_ts end,
+            affected_people.changed_from_ts
+        ) as recut_from_ts
     from affected_people
     left join restart_points
         on affected_people.user_id = restart_points.user_id
@@ -183,7 +191,8 @@ kept as (
         stored.event_ts,
         stored.event_name,
         stored.is_identified,
-        cast(null as {{ dbt.type_string() }}) as previous_user_id
+        cast(null as {{ dbt.type_string() }}) as previous_user_id,
+        false as is_context
     from {{ this }} as stored
     inner join recut_from
         on stored.user_id = recut_from.user_id
@@ -192,6 +201,7 @@ kept as (
         on stored.user_id = restart_points.user_id
     where (
             restart_points.user_id is null
+            or restart_points.restarts_after
             or (stored.event_ts, stored.event_id)
                 >= (restart_points.event_ts, restart_points.event_id)
         )
@@ -213,8 +223,24 @@ to_sessionize as (
         event_ts,
         event_name,
         is_identified,
-        case when stored_user_id <> user_id then stored_user_id end as previous_user_id
+        case when stored_user_id <> user_id then stored_user_id end as previous_user_id,
+        false as is_context
     from changes
+
+    union all
+
+    {# a returning person's latest stored event: the first gap and the session count come
+       from it; it keeps its stored row #}
+    select
+        user_id,
+        event_id,
+        event_ts,
+        cast(null as {{ dbt.type_string() }}) as event_name,
+        cast(null as {{ dbt.type_boolean() }}) as is_identified,
+        cast(null as {{ dbt.type_string() }}) as previous_user_id,
+        true as is_context
+    from restart_points
+    where restarts_after
 
 ),
 
@@ -223,7 +249,8 @@ to_sessionize as (
 sessions as (
 
     {{ uba_sessionize(
-        'to_sessionize', partition_by=['user_id'], carry=['is_identified', 'previous_user_id'],
+        'to_sessionize', partition_by=['user_id'],
+        carry=['is_identified', 'previous_user_id'] + (['is_context'] if is_incremental() else []),
         session_id=dbt.hash("user_id || '|' || " ~ uba_timestamp_text('session_started_at'))
     ) }}
 
@@ -283,7 +310,7 @@ final as (
         re-cut ids: joined directly, DuckDB built its hash table from every staged row -#}
     inner join (
         select * from {{ staged }}
-        where event_id in (select event_id from to_sessionize)
+        where event_id in (select event_id from to_sessionize where not is_context)
     ) as staged
     {%- else -%}
     inner join {{ staged }} as staged
@@ -292,6 +319,7 @@ final as (
     {% if is_incremental() -%}
     left join restart_points
         on sessions.user_id = restart_points.user_id
+    where not sessions.is_context
     {%- endif %}
 
 )
