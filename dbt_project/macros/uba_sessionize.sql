@@ -215,93 +215,146 @@
         relation, people, columns)) }}
 {%- endmacro %}
 
-{#- Whether `latest_ts`, a person's latest stored event before `changed_from_ts`, lies more
-    than the session timeout before it. -#}
-{% macro _uba_gap_exceeds_timeout(latest_ts, changed_from_ts) -%}
-    {{ uba_epoch_seconds(changed_from_ts) }} - {{ uba_epoch_seconds(latest_ts) }}
-        > {{ var('uba__session_timeout_minutes') * 60 }}
-{%- endmacro %}
+{#- Both versions: the latest stretch start before the change is found among the stretch starts
+    alone (a filter DuckDB applies in the scan); the latest event, which lies in that stretch,
+    among the rows from it on (a join's time condition DuckDB applies to the scan at its
+    smallest value), never among all of a person's rows. `latest_stretch_starts`: per person
+    the latest stretch start's `columns` and changed_from_ts; `latest_rows`: per person the
+    latest row's event_ts and what `latest_column(column)` reads. -#}
+{% macro _uba_recut_restart_select(latest_stretch_starts, latest_rows, columns, latest_column) -%}
+    {%- set restarts_after -%}
+        {{ uba_epoch_seconds('stretch_starts.changed_from_ts') }}
+            - {{ uba_epoch_seconds('latest.event_ts') }}
+            > {{ var('uba__session_timeout_minutes') * 60 }}
+    {%- endset -%}
+    with
 
-{% macro default__uba_recut_restart_before_change(relation, people, columns) -%}
+    stretch_starts as (
+
+        {{ latest_stretch_starts }}
+
+    ),
+
+    latest as (
+
+        {{ latest_rows }}
+
+    )
+
     select
-        {%- for column in columns %}
-        case when latest.restarts_after then latest.{{ column }} else stretch_start.{{ column }} end
-            as {{ column }},
+        stretch_starts.user_id,
+        {%- for column in columns | reject('equalto', 'user_id') %}
+        case when {{ restarts_after }} then {{ latest_column(column) }}
+            else stretch_starts.{{ column }} end as {{ column }},
         {%- endfor %}
-        latest.restarts_after
-    from (
-        {{ _uba_latest_before_change(relation, people, columns + ['changed_from_ts'], '') }}
-    ) as latest
-    inner join (
-        {{ _uba_latest_before_change(relation, people, columns, 'and before_change.is_stretch_start') }}
-    ) as stretch_start
-        on latest.user_id = stretch_start.user_id
+        {{ restarts_after }} as restarts_after
+    from stretch_starts
+    inner join latest
+        on stretch_starts.user_id = latest.user_id
 {%- endmacro %}
 
-{#- default__: per person the latest row before the change (where `condition` holds), by a
-    window; with changed_from_ts among `columns`, also restarts_after. -#}
-{% macro _uba_latest_before_change(relation, people, columns, condition) -%}
-    select
-        {%- if 'changed_from_ts' in columns %}
-        {{ _uba_gap_exceeds_timeout('event_ts', 'changed_from_ts') }} as restarts_after,
-        {%- endif %}
-        {{ columns | reject('equalto', 'changed_from_ts') | join(', ') }}
-    from (
-        select
-            before_change.*,
-            {{ people }}.changed_from_ts,
-            row_number() over (
-                partition by before_change.user_id
-                order by before_change.event_ts desc, before_change.event_id desc
-            ) as recency
-        {{ _uba_rows_before_change(relation, people) }}
-        {{ condition }}
-    ) as ranked
-    where recency = 1
+{#- The rows of `relation` from each person's latest stretch start up to their change. -#}
+{% macro _uba_rows_of_last_stretch(relation) -%}
+        from {{ relation }} as rows_before
+        inner join stretch_starts
+            on rows_before.user_id = stretch_starts.user_id
+            and rows_before.event_ts >= stretch_starts.event_ts
+            and rows_before.event_ts < stretch_starts.changed_from_ts
 {%- endmacro %}
 
-{#- The stored rows of `people` before their earliest change (both versions). -#}
-{% macro _uba_rows_before_change(relation, people) -%}
+{#- The stretch starts of `people` before their earliest change (both versions). -#}
+{% macro _uba_stretch_starts_before_change(relation, people) -%}
         from {{ relation }} as before_change
         inner join {{ people }}
             on before_change.user_id = {{ people }}.user_id
-        where before_change.event_ts < {{ people }}.changed_from_ts
+        where before_change.is_stretch_start
+            and before_change.event_ts < {{ people }}.changed_from_ts
 {%- endmacro %}
 
-{#- DuckDB: one aggregate per person instead of windows that sort the changed people's rows
-    (10M: 0.6M stretch starts, ~1.2 s of the re-cut's CPU). arg_max keeps a row whose columns
-    are null (its value is a struct, never null). -#}
+{#- default__: the latest rows by windows. -#}
+{% macro default__uba_recut_restart_before_change(relation, people, columns) -%}
+    {%- set latest_stretch_starts -%}
+        select *
+        from (
+            select
+                before_change.*,
+                {{ people }}.changed_from_ts,
+                row_number() over (
+                    partition by before_change.user_id
+                    order by before_change.event_ts desc, before_change.event_id desc
+                ) as recency
+            {{ _uba_stretch_starts_before_change(relation, people) }}
+        ) as ranked
+        where recency = 1
+    {%- endset -%}
+    {%- set latest_rows -%}
+        select *
+        from (
+            select
+                rows_before.*,
+                row_number() over (
+                    partition by rows_before.user_id
+                    order by rows_before.event_ts desc, rows_before.event_id desc
+                ) as recency
+            {{ _uba_rows_of_last_stretch(relation) }}
+        ) as ranked
+        where recency = 1
+    {%- endset -%}
+    {{ _uba_recut_restart_select(latest_stretch_starts, latest_rows, columns, _uba_column_of_latest) }}
+{%- endmacro %}
+
+{% macro _uba_column_of_latest(column) -%}
+    latest.{{ column }}
+{%- endmacro %}
+
+{#- DuckDB: one aggregate per person instead of windows that sort the rows (10M: 0.6M stretch
+    starts, ~1.2 s of the re-cut's CPU). arg_max keeps a row whose columns are null (its value
+    is a struct, never null). -#}
 {% macro duckdb__uba_recut_restart_before_change(relation, people, columns) -%}
     {%- set carried = columns | reject('equalto', 'user_id') | list -%}
-    {%- set row -%}
-        struct_pack(
-            {%- for column in carried %}
-            {{ column }} := before_change.{{ column }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        )
-    {%- endset -%}
-    select
-        user_id
-        {%- for column in carried %},
-        struct_extract(restart, '{{ column }}') as {{ column }}
-        {%- endfor %},
-        restarts_after
-    from (
+    {%- set latest_stretch_starts -%}
         select
             user_id,
-            case when restarts_after then latest else latest_stretch_start end as restart,
-            restarts_after
+            changed_from_ts
+            {%- for column in carried %},
+            struct_extract(latest_start, '{{ column }}') as {{ column }}
+            {%- endfor %}
         from (
             select
                 before_change.user_id,
-                arg_max({{ row }}, (before_change.event_ts, before_change.event_id)) as latest,
-                arg_max({{ row }}, (before_change.event_ts, before_change.event_id))
-                    filter (where before_change.is_stretch_start) as latest_stretch_start,
-                {{ _uba_gap_exceeds_timeout(
-                    'max(before_change.event_ts)', 'max(' ~ people ~ '.changed_from_ts)') }}
-                    as restarts_after
-            {{ _uba_rows_before_change(relation, people) }}
+                max({{ people }}.changed_from_ts) as changed_from_ts,
+                {{ _uba_arg_max_row('before_change', carried) }} as latest_start
+            {{ _uba_stretch_starts_before_change(relation, people) }}
             group by before_change.user_id
-        ) as latest_rows
-    ) as chosen
+        ) as latest_starts
+    {%- endset -%}
+    {%- set latest_rows -%}
+        select
+            rows_before.user_id,
+            max(rows_before.event_ts) as event_ts,
+            {{ _uba_arg_max_row('rows_before', carried) }} as latest_row
+        {{ _uba_rows_of_last_stretch(relation) }}
+        group by rows_before.user_id
+    {%- endset -%}
+    {{ _uba_recut_restart_select(
+        latest_stretch_starts, latest_rows, columns, _uba_duckdb_column_of_latest) }}
+{%- endmacro %}
+
+{% macro _uba_arg_max_row(alias, carried) -%}
+    arg_max(
+        struct_pack(
+            {%- for column in carried %}
+            {{ column }} := {{ alias }}.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        ),
+        ({{ alias }}.event_ts, {{ alias }}.event_id)
+    )
+{%- endmacro %}
+
+{% macro _uba_duckdb_column_of_latest(column) -%}
+    {%- if column == 'event_ts' -%}
+    latest.event_ts
+    {%- else -%}
+    struct_extract(latest.latest_row, '{{ column }}')
+    {%- endif -%}
 {%- endmacro %}

@@ -15,16 +15,16 @@
     Incremental (delete+insert on event_id), for the people whose events changed since this
     model last ran (macros in uba_batches.sql): a row depends only on its person's earlier
     events, its label on the session's next event and on the data's end. So each such person
-    is replayed from a restart event, a session start before which nothing changed: the
-    person's first event from the earliest change on when their latest stored event lies more
-    than the session timeout before the change (a returning person: that event's session has
-    ended and its label is the post-hook's), otherwise the latest stretch start
-    (int_events_sessionized) before the change (macro uba_recut_restart_before_change); the
-    rows before it keep their features and labels. The replay reads uba__sequence_length - 1 context events before
-    the restart (for the lags and the gap) and carries the counts from before them (the first
-    context event's stored counters and shares); a person without a stored restart row (new,
-    or back after a consent withdrawal) is replayed whole. Other people's rows change only
-    where the data's end passes a session timeout: the post-hook labels them 'session_end'. -#}
+    is replayed from a restart event, a session start before which nothing changed: the first
+    row int_events_sessionized rewrote for them (it re-cuts a person from a stretch start:
+    macro uba_recut_restart_before_change), read from that model's batch, not looked up in the
+    history; the rows before it keep their features and labels. The replay reads
+    uba__sequence_length - 1 context events before the restart (for the lags and the gap) and
+    carries the counts from before them (the stored counters and shares of the event just
+    before the restart and of the first context event); a person whose restart is their first
+    event, or without a stored row before it (back after a consent withdrawal), is replayed
+    whole. Other people's rows change only where the data's end passes a session timeout: the
+    post-hook labels them 'session_end'. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set sequence_length = var('uba__sequence_length') | int -%}
 {%- set event_types = uba_feature_event_types() -%}
@@ -54,20 +54,52 @@
 with
 
 {% if is_incremental() -%}
-changed_people as (
+{#- Per changed person the first row int_events_sessionized rewrote since this model last ran:
+    a stretch start (that model re-cuts a person from one: the latest before the change, or
+    the change itself when the event before it is more than the timeout earlier), with none of
+    the person's events before it changed, so the rows before it keep their features and
+    labels. A person who only lost events has none and keeps their rows (a lost event's row is
+    replaced under its new person, and the session it left ended before it). -#}
+restarts as (
 
-    {{ uba_changed_people(sessionized) }}
+    select user_id, event_id as restart_event_id, event_ts as restart_ts, restart_gap
+    from (
+        select
+            user_id,
+            event_id,
+            event_ts,
+            seconds_since_previous as restart_gap,
+            row_number() over (partition by user_id order by event_ts, event_id) as position
+        from ({{ uba_changed_rows(sessionized, 'user_id, event_id, event_ts, seconds_since_previous') }}) as changed
+    ) as rewritten
+    where position = 1
 
 ),
 
-{#- The stored row the replay restarts at (a stretch start) or, when restarts_after, right after
-    (the latest event before the change, more than the timeout before it). -#}
-restarts as (
+{#- The stored row of the event just before each restart (none for a person's first event): it
+    lies restart_gap before the restart (plus a second for the gap's rounding). -#}
+anchors as (
 
-    select user_id, event_id as restart_event_id, event_ts as restart_ts, restarts_after
+    select *
     from (
-        {{ uba_recut_restart_before_change(sessionized, 'changed_people', ['user_id', 'event_ts', 'event_id']) }}
-    ) as restart_rows
+        select
+            anchor.*,
+            row_number() over (
+                partition by anchor.user_id order by anchor.event_ts desc, anchor.event_id desc
+            ) as recency
+        from restarts
+        {#- This table is stored in time order (full build; later runs append), and DuckDB
+            applies a join's time conditions, at their smallest bound, to skip the row groups
+            before it. #}
+        inner join {{ this }} as anchor
+            on restarts.user_id = anchor.user_id
+            and anchor.event_ts <= restarts.restart_ts
+            and anchor.event_ts >= {{ dbt.dateadd(
+                'second', '-1 - cast(ceil(restarts.restart_gap) as bigint)', 'restarts.restart_ts') }}
+        where (anchor.event_ts, anchor.event_id)
+            < (restarts.restart_ts, restarts.restart_event_id)
+    ) as ranked
+    where recency = 1
 
 ),
 
@@ -78,9 +110,8 @@ restarts as (
 resume_points as (
 
     select
-        restarts.user_id,
-        restart.count_events_so_far
-            + case when restarts.restarts_after then 1 else 0 end as restart_event_number,
+        restart.user_id,
+        restart.count_events_so_far + 1 as restart_event_number,
         context.event_ts as context_ts,
         context.event_id as context_event_id,
         context.count_events_so_far - 1 as events_before_context
@@ -89,46 +120,35 @@ resume_points as (
             - case when context.event_name = '{{ event_type }}' then 1 else 0 end
             as before_{{ event_type }}
         {%- endfor %}
-    from restarts
-    {#- This table is stored in time order (full build; later runs append), and DuckDB applies
-        a join's time conditions, at their smallest bound, to skip the row groups before it:
-        an event's time never changes, and the context event lies within the restart row's
-        gap to its farthest previous event (plus a second for the gap's rounding). #}
-    inner join {{ this }} as restart
-        on restarts.restart_event_id = restart.event_id
-        and restarts.user_id = restart.user_id
-        and restarts.restart_ts = restart.event_ts
+    from anchors as restart
+    {#- the context event lies within the anchor row's gap to its farthest previous event #}
     inner join {{ this }} as context
-        on restarts.user_id = context.user_id
-        and context.count_events_so_far = greatest(
-            restart.count_events_so_far
-                + case when restarts.restarts_after then 1 else 0 end - {{ sequence_length - 1 }},
-            1)
+        on restart.user_id = context.user_id
+        and context.count_events_so_far
+            = greatest(restart.count_events_so_far + 1 - {{ sequence_length - 1 }}, 1)
         and context.event_ts <= restart.event_ts
         and context.event_ts >= {{ dbt.dateadd(
             'second', '-1 - cast(ceil(' ~ farthest_gap ~ ') as bigint)', 'restart.event_ts') }}
 
 ),
 
-{#- Where each changed person's replay starts: the first context event; for a person with no
-    stored event before the change, the change itself (a first event starts a stretch, so
-    none of theirs is earlier); null for a person replayed whole although a restart exists
-    (no stored restart row: back after a consent withdrawal), read from the first event. #}
+{#- Where each changed person's replay starts: the first context event; for a person whose
+    restart is their first event, the restart; null for a person replayed whole although an
+    earlier event exists (no stored row before the restart: back after a consent withdrawal),
+    read from the first event. #}
 replay_from as (
 
     select
-        changed_people.user_id,
+        restarts.user_id,
         resume_points.context_ts,
         resume_points.context_event_id,
         case
-            when restarts.user_id is null then changed_people.changed_from_ts
+            when restarts.restart_gap is null then restarts.restart_ts
             else resume_points.context_ts
         end as replay_from_ts
-    from changed_people
-    left join restarts
-        on changed_people.user_id = restarts.user_id
+    from restarts
     left join resume_points
-        on changed_people.user_id = resume_points.user_id
+        on restarts.user_id = resume_points.user_id
 
 ),
 

@@ -32,6 +32,11 @@
 {#- The staged events are read by relation name, not through a `select *` CTE: DuckDB may
     materialize a CTE that is read more than once, a full copy of the wide table. -#}
 {%- set staged = ref('stg_app__events') -%}
+{#- The staged columns this table copies (an incremental run reads a stored event's copy). -#}
+{%- set staged_columns = [
+    'event_id', 'user_hash', 'anonymous_hash', 'event_name', 'event_ts', 'received_at',
+    'session_hint', 'revenue_usd', 'currency', 'page', 'device', 'country', 'plan', 'feature',
+    'load_id'] -%}
 
 with
 
@@ -306,11 +311,26 @@ final as (
         {%- endif %}
     from sessions
     {% if is_incremental() -%}
-    {#- the staged rows of the events re-cut, found first with a semi-join on the few thousand
-        re-cut ids: joined directly, DuckDB built its hash table from every staged row -#}
+    {#- the staged columns of the events re-cut: the new events' from the new load batches of
+        staging (literals: DuckDB skips the other row groups), the stored events' from their
+        stored copy, read from the earliest re-cut start on (this table is in time order;
+        staging, stored by load batch, was read whole to find a few thousand ids); a stored
+        event that moved person is read under its stored person, who is re-cut too -#}
     inner join (
-        select * from {{ staged }}
-        where event_id in (select event_id from to_sessionize where not is_context)
+        select {{ staged_columns | join(', ') }}
+        from {{ staged }}
+        where {{ uba_new_loads(staged, 'select distinct load_id from ' ~ this) }}
+
+        union all
+
+        select
+            {%- for column in staged_columns %}
+            stored.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from {{ this }} as stored
+        inner join recut_from
+            on stored.user_id = recut_from.user_id
+            and stored.event_ts >= recut_from.recut_from_ts
     ) as staged
     {%- else -%}
     inner join {{ staged }} as staged
