@@ -58,21 +58,42 @@ with
     a stretch start (that model re-cuts a person from one: the latest before the change, or
     the change itself when the event before it is more than the timeout earlier), with none of
     the person's events before it changed, so the rows before it keep their features and
-    labels. A person who only lost events has none and keeps their rows (a lost event's row is
-    replaced under its new person, and the session it left ended before it). -#}
+    labels. A person who only lost events may have none and keeps their rows: a lost event's
+    row is replaced under its new person, and with none of theirs rewritten, their event
+    before it lies more than the timeout earlier (no label of theirs named it). -#}
+changed as (
+
+    {{ uba_changed_rows(sessionized, 'user_id, event_id, event_ts, seconds_since_previous') }}
+
+),
+
+{#- Aggregates, not a window: DuckDB then sizes the joins below right (with a window it built
+    the replay's hash table from every stored event). -#}
+restart_times as (
+
+    select user_id, min(event_ts) as restart_ts
+    from changed
+    group by user_id
+
+),
+
+{#- Of the events at the restart's time the first (smallest event_id) holds the gap to the
+    event before (null for a person's first event), the others 0. -#}
 restarts as (
 
-    select user_id, event_id as restart_event_id, event_ts as restart_ts, restart_gap
-    from (
-        select
-            user_id,
-            event_id,
-            event_ts,
-            seconds_since_previous as restart_gap,
-            row_number() over (partition by user_id order by event_ts, event_id) as position
-        from ({{ uba_changed_rows(sessionized, 'user_id, event_id, event_ts, seconds_since_previous') }}) as changed
-    ) as rewritten
-    where position = 1
+    select
+        changed.user_id,
+        restart_times.restart_ts,
+        min(changed.event_id) as restart_event_id,
+        case
+            when count(*) = count(changed.seconds_since_previous)
+            then max(changed.seconds_since_previous)
+        end as restart_gap
+    from changed
+    inner join restart_times
+        on changed.user_id = restart_times.user_id
+        and changed.event_ts = restart_times.restart_ts
+    group by changed.user_id, restart_times.restart_ts
 
 ),
 
