@@ -265,3 +265,12 @@ snapshot_dates as (
         date_column ~ ' > ' ~ feature_per_person_state().stored_max) }}
 {%- endif -%}
 {%- endmacro %}
+
+{#- People who lost events to re-stitching in the producer rows written since this model last
+    consumed it (a written row's previous_user_id): their per-person running state
+    (int_user_first_seen) is recomputed from all their events. -#}
+{% macro feature_people_who_lost_events(producer) -%}
+    select distinct previous_user_id as user_id
+    from ({{ uba_changed_rows(producer, 'previous_user_id') }}) as moved
+    where previous_user_id is not null
+{%- endmacro %}
