@@ -39,25 +39,18 @@ with
         end as recompute_from
     from ({{ uba_changed_people(sessionized) }}) as changed
 {%- endset %}
-{#- A person recomputed whole is read from their first event. -#}
+{#- A person recomputed whole is read from their first active day (int_user_first_seen). -#}
 {%- set first_read_sql %}
     select
         case
             when changed.recompute_from > cast('1900-01-01' as date)
-                then cast(changed.recompute_from as {{ dbt.type_timestamp() }})
-            else firsts.first_ts
+                then changed.recompute_from
+            else firsts.first_date
         end
     from ({{ changed_sql }}) as changed
-    left join (
-        select user_id, min(event_ts) as first_ts
-        from {{ sessionized }}
-        where user_id in (
-            select user_id from ({{ changed_sql }}) as whole
-            where recompute_from = cast('1900-01-01' as date)
-        )
-        group by 1
-    ) as firsts
+    left join {{ first_seen }} as firsts
         on changed.user_id = firsts.user_id
+        and firsts.attribute = 'active'
 {%- endset %}
 changed as (
 
