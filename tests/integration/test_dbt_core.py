@@ -858,25 +858,32 @@ def test_two_full_builds_are_bit_identical(generated, gated_warehouse, tmp_path)
     assert differing == [], f"tables differ between two builds of the same data: {differing}"
 
 
+def _before_the_late_login(planted, tmp_path: Path, select: str):
+    """The planted events without latedev0's login (received last) in a new warehouse: its
+    path, a dbt run of `select` on it (extra args passed on) and a call that appends the
+    login as a new load batch."""
+    login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
+    path = tmp_path / "warehouse.duckdb"
+    write_validated(path, planted.events.filter(~login))
+    target = tmp_path / "dbt-target"
+    seed = ["seed", "--select", "event_taxonomy"]
+    run_dbt(seed, duckdb_path=path, quiet=True, target_path=target)
+
+    def run(*extra: str) -> None:
+        run_dbt(
+            ["run", "--select", select, *extra], duckdb_path=path, quiet=True, target_path=target
+        )
+
+    return path, run, lambda: write_validated_append(path, planted.events.filter(login))
+
+
 def test_late_identity_link_rebuilds_older_activity_days(planted, tmp_path):
     """A login received last links a device whose anonymous events are 11 days older, far
     outside the late-event lookback: the incremental daily activity mart must move those days
     to the person, as a full refresh does."""
-    events = planted.events
-    login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
-    path = tmp_path / "warehouse.duckdb"
-    write_validated(path, events.filter(~login))
-    target = tmp_path / "dbt-target"
-    seed = ["seed", "--select", "event_taxonomy"]
-    run_dbt(seed, duckdb_path=path, quiet=True, target_path=target)
-    run = lambda *extra: run_dbt(  # noqa: E731
-        ["run", "--select", "+fct_user_activity_daily", *extra],
-        duckdb_path=path,
-        quiet=True,
-        target_path=target,
-    )
+    path, run, link = _before_the_late_login(planted, tmp_path, "+fct_user_activity_daily")
     run("--full-refresh")
-    write_validated_append(path, events.filter(login))
+    link()
     run()
     late_device = pseudonymize("latedev0", "anon", TEST_SALT)
     days = read_table(path, "select user_id from marts.fct_user_activity_daily")
@@ -894,19 +901,7 @@ def test_late_identity_link_moves_first_seen_countries_and_devices(planted, tmp_
     anonymous day, and the login day counts as new only what that day did not show. Planted
     truth from the raw properties, and both tables equal a full refresh."""
     events = planted.events
-    login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
-    path = tmp_path / "warehouse.duckdb"
-    write_validated(path, events.filter(~login))
-    target = tmp_path / "dbt-target"
-    run_dbt(
-        ["seed", "--select", "event_taxonomy"], duckdb_path=path, quiet=True, target_path=target
-    )
-    run = lambda *extra: run_dbt(  # noqa: E731
-        ["run", "--select", "+ftr_user_day_activity", *extra],
-        duckdb_path=path,
-        quiet=True,
-        target_path=target,
-    )
+    path, run, link = _before_the_late_login(planted, tmp_path, "+ftr_user_day_activity")
     run("--full-refresh")
     late_device = pseudonymize("latedev0", "anon", TEST_SALT)
     person = pseudonymize("user900", "user", TEST_SALT)
@@ -917,7 +912,7 @@ def test_late_identity_link_moves_first_seen_countries_and_devices(planted, tmp_
     finally:
         con.close()
 
-    write_validated_append(path, events.filter(login))
+    link()
     run()
     tables = ["intermediate.int_user_first_seen", "features.ftr_user_day_activity"]
     incremental = table_hashes(path, tables)
