@@ -275,26 +275,23 @@ snapshot_dates as (
     where previous_user_id is not null
 {%- endmacro %}
 
-{#- ftr_user_labels: the stored snapshots whose rows do not show what the watermark says now
+{#- ftr_user_labels: the snapshots whose stored rows do not show what the watermark says now
     (rows where the shorter horizon has not matured or none where it has; a label null where
-    its horizon has matured, or set where it has not), among the snapshots from the label
-    window's start: every row of these is rebuilt. Read once per run, before the pre-hook
-    deletes, as a list of literals (the SQL and the pre-hook rebuild the same dates); while dbt
-    only parses, the query itself. -#}
+    its horizon has matured, or set where it has not), at any date (a watermark that moved
+    further than the label window matures snapshots before it): every row of these is
+    rebuilt. Read once per run, before the pre-hook deletes, as a list of literals (the SQL and
+    the pre-hook rebuild the same dates); while dbt only parses, the query itself. -#}
 {% macro labels_rebuilt_dates() -%}
 {%- set horizons = {'label_churned': var('uba__churn_horizon_days') | int,
     'label_future_revenue_usd': var('uba__ltv_horizon_days') | int} -%}
 {%- set shortest = horizons.values() | min -%}
-{%- set window_start = labels_window_start() -%}
 {%- set watermark = '(select max(watermark_date) from ' ~ ref('int_feature_snapshot_dates') ~ ')' -%}
 {%- set sql -%}
     select dates.as_of_date
     from (
         select distinct as_of_date from {{ ref('ftr_user_features') }}
-        where as_of_date >= {{ window_start }}
         union
         select distinct as_of_date from {{ this }}
-        where as_of_date >= {{ window_start }}
     ) as dates
     left join (
         select
@@ -304,7 +301,6 @@ snapshot_dates as (
             sum(case when {{ label }} is null then 1 else 0 end) as null_{{ label }}
             {%- endfor %}
         from {{ this }}
-        where as_of_date >= {{ window_start }}
         group by 1
     ) as stored
         on dates.as_of_date = stored.as_of_date
@@ -352,18 +348,16 @@ snapshot_dates as (
 
 {#- The (person, snapshot) rows ftr_user_labels rewrites (the pre-hook's condition on the
     stored rows, and the model's on ftr_user_features): every row when it re-reads
-    everything, else, from the label window's start, the rebuilt dates' rows and the changed
+    everything, else the rebuilt dates' rows and, from the label window's start, the changed
     people's. -#}
 {% macro labels_rows_to_rebuild(date_column, user_column) -%}
     {{ uba_reads_everything(ref('int_events_sessionized')) }}
+        or {{ date_column }} in ({{ labels_rebuilt_dates() }})
         or (
             {{ date_column }} >= {{ labels_window_start() }}
-            and (
-                {{ date_column }} in ({{ labels_rebuilt_dates() }})
-                or {{ user_column }} in (
-                    select user_id
-                    from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
-                )
+            and {{ user_column }} in (
+                select user_id
+                from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
             )
         )
 {%- endmacro %}

@@ -2,14 +2,13 @@
     not matter here: the label is what happened). A row exists once the shorter horizon has
     matured against the watermark (max event date in the data, not current_date, so rebuilds
     are deterministic); a label whose own horizon has not matured yet is null.
-    Incremental, on the snapshots whose longer horizon (plus the late-event lookback) reaches
-    past the watermark (the only ones new events or a later watermark can change). A (person,
-    snapshot) label depends on the person's user-days after the snapshot and on which horizons
-    have matured, nothing else; so a run rewrites every row of a snapshot whose stored rows do
-    not show what the watermark says now (newly matured, or a horizon matured since:
-    labels_rebuilt_dates, read once before the pre-hook deletes) and, on the other snapshots,
-    only the rows of the people whose events changed since this model last ran (macros in
-    uba_batches.sql). The future is summed from weekly buckets of the user-days (each
+    Incremental. A (person, snapshot) label depends on the person's user-days after the
+    snapshot and on which horizons have matured, nothing else; so a run rewrites every row of
+    a snapshot whose stored rows do not show what the watermark says now (newly matured, or a
+    horizon matured since: labels_rebuilt_dates, read once before the pre-hook deletes) and,
+    on the snapshots whose longer horizon (plus the late-event lookback) reaches past the
+    watermark, the rows of the people whose events changed since this model last ran (macros
+    in uba_batches.sql). The future is summed from weekly buckets of the user-days (each
     user-week once per snapshot, at most ceil(horizon / 7) snapshots), as the windowed
     features are. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
