@@ -265,3 +265,99 @@ snapshot_dates as (
         date_column ~ ' > ' ~ feature_per_person_state().stored_max) }}
 {%- endif -%}
 {%- endmacro %}
+
+{#- People who lost events to re-stitching in the producer rows written since this model last
+    consumed it (a written row's previous_user_id): their per-person running state
+    (int_user_first_seen) is recomputed from all their events. -#}
+{% macro feature_people_who_lost_events(producer) -%}
+    select distinct previous_user_id as user_id
+    from ({{ uba_changed_rows(producer, 'previous_user_id') }}) as moved
+    where previous_user_id is not null
+{%- endmacro %}
+
+{#- ftr_user_labels: the snapshots whose stored rows do not show what the watermark says now
+    (rows where the shorter horizon has not matured or none where it has; a label null where
+    its horizon has matured, or set where it has not), at any date (a watermark that moved
+    further than the label window matures snapshots before it): every row of these is
+    rebuilt. Read once per run, before the pre-hook deletes, as a list of literals (the SQL and
+    the pre-hook rebuild the same dates); while dbt only parses, the query itself. -#}
+{% macro labels_rebuilt_dates() -%}
+{%- set horizons = {'label_churned': var('uba__churn_horizon_days') | int,
+    'label_future_revenue_usd': var('uba__ltv_horizon_days') | int} -%}
+{%- set shortest = horizons.values() | min -%}
+{%- set watermark = '(select max(watermark_date) from ' ~ ref('int_feature_snapshot_dates') ~ ')' -%}
+{%- set sql -%}
+    select dates.as_of_date
+    from (
+        select distinct as_of_date from {{ ref('ftr_user_features') }}
+        union
+        select distinct as_of_date from {{ this }}
+    ) as dates
+    left join (
+        select
+            as_of_date,
+            count(*) as stored_rows
+            {%- for label in horizons %},
+            sum(case when {{ label }} is null then 1 else 0 end) as null_{{ label }}
+            {%- endfor %}
+        from {{ this }}
+        group by 1
+    ) as stored
+        on dates.as_of_date = stored.as_of_date
+    where
+        ({{ dbt.dateadd('day', shortest, 'dates.as_of_date') }} <= {{ watermark }})
+            <> (coalesce(stored.stored_rows, 0) > 0)
+        {%- for label, days in horizons.items() %}
+        or (
+            stored.stored_rows > 0
+            and case
+                when {{ dbt.dateadd('day', days, 'dates.as_of_date') }} <= {{ watermark }}
+                    then stored.null_{{ label }} > 0
+                else stored.null_{{ label }} < stored.stored_rows
+            end
+        )
+        {%- endfor %}
+{%- endset -%}
+{%- if not execute -%}
+    {{ return(sql) }}
+{%- endif -%}
+{%- if 'labels_rebuilt_dates' not in model -%}
+    {%- set dates = run_query(sql).columns[0].values() -%}
+    {%- do model.update({'labels_rebuilt_dates': dates | map('string') | list}) -%}
+{%- endif -%}
+{%- set dates = model['labels_rebuilt_dates'] -%}
+{%- if not dates -%}
+    {{ return('select cast(null as date) as as_of_date where false') }}
+{%- endif -%}
+{%- set literals = [] -%}
+{%- for day in dates -%}
+    {%- do literals.append("select cast('" ~ day ~ "' as date) as as_of_date") -%}
+{%- endfor -%}
+{{ return(literals | join(' union all ')) }}
+{%- endmacro %}
+
+{#- The first snapshot ftr_user_labels rebuilds anything on: its longer horizon plus the
+    late-event lookback (and a week) before the watermark. -#}
+{% macro labels_window_start() -%}
+{%- set longest = [var('uba__churn_horizon_days') | int, var('uba__ltv_horizon_days') | int] | max -%}
+    (
+        select {{ dbt.dateadd('day', -(longest + (var('uba__late_event_lookback_days') | int) + 7), 'max(watermark_date)') }}
+        from {{ ref('int_feature_snapshot_dates') }}
+    )
+{%- endmacro %}
+
+{#- The (person, snapshot) rows ftr_user_labels rewrites (the pre-hook's condition on the
+    stored rows, and the model's on ftr_user_features): every row when it re-reads
+    everything, else the rebuilt dates' rows and, from the label window's start, the changed
+    people's. -#}
+{% macro labels_rows_to_rebuild(date_column, user_column) -%}
+    {{ uba_reads_everything(ref('int_events_sessionized')) }}
+        or {{ date_column }} in ({{ labels_rebuilt_dates() }})
+        or (
+            {{ date_column }} >= {{ labels_window_start() }}
+            and {{ user_column }} in (
+                select user_id
+                from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
+            )
+        )
+{%- endmacro %}

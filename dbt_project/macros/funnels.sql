@@ -743,9 +743,16 @@ funnel_settings as (
 
 ),
 
+{#- Incrementally, from the newest event the run wrote, as a literal (fct_events holds every
+    event and is stored in time order): the same maximum, without reading every event. -#}
 watermark as (
 
     select max(event_ts) as watermark_at from {{ ref('fct_events') }}
+    {%- if is_incremental() %}
+    where true
+        {{- uba_and_at_or_after('event_ts', 'select max(event_ts) from ('
+            ~ uba_changed_rows(ref('int_events_sessionized'), 'event_ts') ~ ') as written') }}
+    {%- endif %}
 
 ),
 

@@ -29,6 +29,7 @@ DAILY_MODELS = [
     "marts.fct_event_transitions",
     "features.ftr_user_event_sequences",
     "features.ftr_user_day_activity",
+    "intermediate.int_user_first_seen",
     "features.int_feature_user_days",
     "features.int_feature_user_day_items",
     "features.int_feature_user_weeks",

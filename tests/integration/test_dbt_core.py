@@ -858,25 +858,32 @@ def test_two_full_builds_are_bit_identical(generated, gated_warehouse, tmp_path)
     assert differing == [], f"tables differ between two builds of the same data: {differing}"
 
 
+def _before_the_late_login(planted, tmp_path: Path, select: str):
+    """The planted events without latedev0's login (received last) in a new warehouse: its
+    path, a dbt run of `select` on it (extra args passed on) and a call that appends the
+    login as a new load batch."""
+    login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
+    path = tmp_path / "warehouse.duckdb"
+    write_validated(path, planted.events.filter(~login))
+    target = tmp_path / "dbt-target"
+    seed = ["seed", "--select", "event_taxonomy"]
+    run_dbt(seed, duckdb_path=path, quiet=True, target_path=target)
+
+    def run(*extra: str) -> None:
+        run_dbt(
+            ["run", "--select", select, *extra], duckdb_path=path, quiet=True, target_path=target
+        )
+
+    return path, run, lambda: write_validated_append(path, planted.events.filter(login))
+
+
 def test_late_identity_link_rebuilds_older_activity_days(planted, tmp_path):
     """A login received last links a device whose anonymous events are 11 days older, far
     outside the late-event lookback: the incremental daily activity mart must move those days
     to the person, as a full refresh does."""
-    events = planted.events
-    login = (pl.col("anonymous_id") == "latedev0") & pl.col("user_id").is_not_null()
-    path = tmp_path / "warehouse.duckdb"
-    write_validated(path, events.filter(~login))
-    target = tmp_path / "dbt-target"
-    seed = ["seed", "--select", "event_taxonomy"]
-    run_dbt(seed, duckdb_path=path, quiet=True, target_path=target)
-    run = lambda *extra: run_dbt(  # noqa: E731
-        ["run", "--select", "+fct_user_activity_daily", *extra],
-        duckdb_path=path,
-        quiet=True,
-        target_path=target,
-    )
+    path, run, link = _before_the_late_login(planted, tmp_path, "+fct_user_activity_daily")
     run("--full-refresh")
-    write_validated_append(path, events.filter(login))
+    link()
     run()
     late_device = pseudonymize("latedev0", "anon", TEST_SALT)
     days = read_table(path, "select user_id from marts.fct_user_activity_daily")
@@ -884,3 +891,61 @@ def test_late_identity_link_rebuilds_older_activity_days(planted, tmp_path):
     incremental = table_hashes(path, ["marts.fct_user_activity_daily"])
     run("--full-refresh")
     assert table_hashes(path, ["marts.fct_user_activity_daily"]) == incremental
+
+
+def test_late_identity_link_moves_first_seen_countries_and_devices(planted, tmp_path):
+    """int_user_first_seen, the per-person state ftr_user_day_activity reads for "seen before",
+    across a re-stitch: the login received last moves latedev0's anonymous events (11 days
+    older) to user900. The anonymous person lost every event, so the state drops them (the
+    recompute-from-history path); user900's countries and devices are first seen on the
+    anonymous day, and the login day counts as new only what that day did not show. Planted
+    truth from the raw properties, and both tables equal a full refresh."""
+    events = planted.events
+    path, run, link = _before_the_late_login(planted, tmp_path, "+ftr_user_day_activity")
+    run("--full-refresh")
+    late_device = pseudonymize("latedev0", "anon", TEST_SALT)
+    person = pseudonymize("user900", "user", TEST_SALT)
+    state = "select * from intermediate.int_user_first_seen where user_id = ?"
+    con = connect(path, read_only=True)
+    try:
+        assert con.execute(state, [late_device]).fetchall()  # an anonymous person here
+    finally:
+        con.close()
+
+    link()
+    run()
+    tables = ["intermediate.int_user_first_seen", "features.ftr_user_day_activity"]
+    incremental = table_hashes(path, tables)
+    con = connect(path, read_only=True)
+    try:
+        assert con.execute(state, [late_device]).fetchall() == []
+        got = {(a, v): d for _, a, v, d in con.execute(state, [person]).fetchall()}
+        login_day = con.execute(
+            "select new_countries, new_devices from features.ftr_user_day_activity "
+            "where user_id = ? order by activity_date",
+            [person],
+        ).fetchall()
+    finally:
+        con.close()
+    device_events = events.filter(pl.col("anonymous_id") == "latedev0").with_columns(
+        pl.col("event_ts").dt.date().alias("day"),
+        pl.col("properties").str.json_path_match("$.country").alias("country"),
+        pl.col("properties").str.json_path_match("$.device").alias("device"),
+    )
+    expected = {("active", ""): device_events["day"].min()}
+    for attribute in ("country", "device"):
+        for value, first in device_events.group_by(attribute).agg(pl.col("day").min()).rows():
+            expected[(attribute, value)] = first
+    assert got == expected
+    first_day = device_events["day"].min()
+    on_day = lambda attribute, when: set(  # noqa: E731
+        device_events.filter(when)[attribute].to_list()
+    )
+    new = {
+        a: sorted(on_day(a, pl.col("day") > first_day) - on_day(a, pl.col("day") == first_day))
+        for a in ("country", "device")
+    }
+    assert login_day[0] == (None, None)  # the first active day never counts as new
+    assert login_day[-1] == tuple(", ".join(new[a]) or None for a in ("country", "device"))
+    run("--full-refresh")
+    assert table_hashes(path, tables) == incremental

@@ -195,6 +195,9 @@ INCREMENTAL_MODELS = [
     "features.int_feature_lifetime_totals",
     "features.int_feature_diversity",
     "features.int_feature_session_stats",
+    "features.ftr_user_labels",
+    "features.ftr_user_day_activity",
+    "intermediate.int_user_first_seen",
     "marts.fct_user_activity_daily",
 ]
 
@@ -207,12 +210,16 @@ def test_incremental_equals_full_refresh(gated_warehouse, tmp_path):
         path, "select quantile_disc(received_at, 0.8) as cutoff from raw.events_validated"
     )["cutoff"][0]
     hold_back(path, "received_at >= ?", [cutoff])
-    select = ["--select", "+ftr_user_features +fct_user_activity_daily"]
+    select = [
+        "--select",
+        "+ftr_user_features +ftr_user_labels +ftr_user_day_activity +fct_user_activity_daily",
+    ]
     target = tmp_path / "target"
     # Staging flags events missing from the tracking plan: the plan's seed must exist.
     run_dbt(["seed"], duckdb_path=path, quiet=True, target_path=target)
     run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=target)
     before = read(path, "select max(as_of_date) as d from features.ftr_user_features")["d"][0]
+    labelled = read(path, "select max(as_of_date) as d from features.ftr_user_labels")["d"][0]
     release_held_back(path)
     run_dbt(["run", *select], duckdb_path=path, quiet=True, target_path=target)
     incremental = {name: sorted_table(path, name) for name in INCREMENTAL_MODELS}
@@ -223,6 +230,8 @@ def test_incremental_equals_full_refresh(gated_warehouse, tmp_path):
         assert_same_rows(incremental[name], full, name)
     # the second run really added snapshots
     assert incremental["features.ftr_user_features"]["as_of_date"].max() > before
+    # and matured labels on snapshots with none stored (every row of a date rebuilt)
+    assert incremental["features.ftr_user_labels"]["as_of_date"].max() > labelled
 
 
 # The feature marts and retention reports (with everything upstream: staging, stitching,

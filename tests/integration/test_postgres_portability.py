@@ -33,6 +33,8 @@ CORE_SELECT = [
     "+int_feature_user_days",
     "+int_feature_user_day_items",
     "+rpt_load_hourly",
+    # incremental per-person state: the earlier of the stored and the new first day
+    "+int_user_first_seen",
 ]
 COMPARED = {
     "marts.fct_events": "event_id, user_id, session_id, event_name, event_ts, revenue_usd",
@@ -52,6 +54,7 @@ COMPARED = {
         "user_id, event_date, available_date, event_name, feature, count_events"
     ),
     "reports.rpt_load_hourly": "hour_ts, count_events, count_active_users, is_complete",
+    "intermediate.int_user_first_seen": "user_id, attribute, value, first_date",
 }
 
 

@@ -11,9 +11,10 @@
     uba_batches.sql) only the days from the day before the earliest change are recomputed (a
     burst window of the day before can reach into it) and the pre-hook deletes those rows;
     what a recomputed day needs from earlier days comes from them: the countries and devices
-    seen before (one aggregate of the earlier events) and the baseline's previous active days
-    (the stored rows). -#}
+    seen before and the first active day (int_user_first_seen, the people's running state:
+    not every earlier event) and the baseline's previous active days (the stored rows). -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
+{%- set first_seen = ref('int_user_first_seen') -%}
 {%- set recompute_from = 'cast(' ~ dbt.dateadd('day', -1, 'cast(changed.changed_from_ts as date)') ~ ' as date)' -%}
 {{ config(**uba_events_consumer_config('people_since',
     since='{{ this }}.activity_date >= ' ~ recompute_from,
@@ -38,25 +39,18 @@ with
         end as recompute_from
     from ({{ uba_changed_people(sessionized) }}) as changed
 {%- endset %}
-{#- A person recomputed whole is read from their first event. -#}
+{#- A person recomputed whole is read from their first active day (int_user_first_seen). -#}
 {%- set first_read_sql %}
     select
         case
             when changed.recompute_from > cast('1900-01-01' as date)
-                then cast(changed.recompute_from as {{ dbt.type_timestamp() }})
-            else firsts.first_ts
+                then changed.recompute_from
+            else firsts.first_date
         end
     from ({{ changed_sql }}) as changed
-    left join (
-        select user_id, min(event_ts) as first_ts
-        from {{ sessionized }}
-        where user_id in (
-            select user_id from ({{ changed_sql }}) as whole
-            where recompute_from = cast('1900-01-01' as date)
-        )
-        group by 1
-    ) as firsts
+    left join {{ first_seen }} as firsts
         on changed.user_id = firsts.user_id
+        and firsts.attribute = 'active'
 {%- endset %}
 changed as (
 
@@ -65,19 +59,15 @@ changed as (
 ),
 
 {#- What the changed people showed before their recomputed days: each country and device
-    (with its first day; a person's first active day is the earliest). -#}
+    first seen before them, and the first active day ('active'), with its first day. A first
+    day before recompute_from is also the first day among the events before it. -#}
 seen_before as (
 
-    select
-        events.user_id,
-        events.country,
-        events.device,
-        min(cast(events.event_ts as date)) as first_date
-    from {{ sessionized }} as events
+    select first_seen.user_id, first_seen.attribute, first_seen.value, first_seen.first_date
+    from {{ first_seen }} as first_seen
     inner join changed
-        on events.user_id = changed.user_id
-        and events.event_ts < changed.recompute_from
-    group by 1, 2, 3
+        on first_seen.user_id = changed.user_id
+        and first_seen.first_date < changed.recompute_from
 
 ),
 
@@ -133,7 +123,8 @@ first_{{ attribute }} as (
         and not exists (
             select 1 from seen_before
             where seen_before.user_id = events.user_id
-                and seen_before.{{ attribute }} = events.{{ attribute }}
+                and seen_before.attribute = '{{ attribute }}'
+                and seen_before.value = events.{{ attribute }}
         )
     {%- endif %}
     group by 1, 2

@@ -2,22 +2,22 @@
     not matter here: the label is what happened). A row exists once the shorter horizon has
     matured against the watermark (max event date in the data, not current_date, so rebuilds
     are deterministic); a label whose own horizon has not matured yet is null.
-    Incremental by as_of_date: a run rebuilds the snapshots whose longer horizon (plus the
-    late-event lookback) reaches past the previous watermark, the only ones new events or a
-    later watermark can change. The future is summed from weekly buckets of the user-days
-    (each user-week once per snapshot, at most ceil(horizon / 7) snapshots), as the windowed
+    Incremental. A (person, snapshot) label depends on the person's user-days after the
+    snapshot and on which horizons have matured, nothing else; so a run rewrites every row of
+    a snapshot whose stored rows do not show what the watermark says now (newly matured, or a
+    horizon matured since: labels_rebuilt_dates, read once before the pre-hook deletes) and,
+    on the snapshots whose longer horizon (plus the late-event lookback) reaches past the
+    watermark, the rows of the people whose events changed since this model last ran (macros
+    in uba_batches.sql). The future is summed from weekly buckets of the user-days (each
+    user-week once per snapshot, at most ceil(horizon / 7) snapshots), as the windowed
     features are. -#}
-{{ config(
-    materialized=uba_incremental_unless_spark(),
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
-    on_schema_change='fail',
-) }}
+{%- set sessionized = ref('int_events_sessionized') -%}
+{{ config(**uba_events_consumer_config('rows',
+    where="{{ labels_rows_to_rebuild('as_of_date', 'user_id') }}")) }}
 {%- set churn_days = var('uba__churn_horizon_days') | int -%}
 {%- set ltv_days = var('uba__ltv_horizon_days') | int -%}
 {%- set longest = [churn_days, ltv_days] | max -%}
 {%- set shortest = [churn_days, ltv_days] | min -%}
-{%- set lookback_days = var('uba__late_event_lookback_days') | int -%}
 
 with watermark as (
 
@@ -29,10 +29,7 @@ features as (
 
     select user_id, as_of_date from {{ ref('ftr_user_features') }}
     {% if is_incremental() -%}
-    where as_of_date >= (
-        select {{ dbt.dateadd('day', -(longest + lookback_days + 7), 'watermark_date') }}
-        from watermark
-    )
+    where {{ labels_rows_to_rebuild('as_of_date', 'user_id') }}
     {%- endif %}
 
 ),
@@ -67,6 +64,9 @@ user_days as (
             as days_into_week
     from {{ ref('int_feature_user_days') }}
     where event_date >= (select min(as_of_date) from matured)
+    {%- if is_incremental() %}
+        and user_id in (select user_id from matured)
+    {%- endif %}
 
 ),
 
