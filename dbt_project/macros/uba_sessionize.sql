@@ -323,7 +323,7 @@
             select
                 before_change.user_id,
                 max({{ people }}.changed_from_ts) as changed_from_ts,
-                {{ _uba_arg_max_row('before_change', carried) }} as latest_start
+                {{ duckdb__uba_arg_max_row('before_change', carried) }} as latest_start
             {{ _uba_stretch_starts_before_change(relation, people) }}
             group by before_change.user_id
         ) as latest_starts
@@ -332,15 +332,15 @@
         select
             rows_before.user_id,
             max(rows_before.event_ts) as event_ts,
-            {{ _uba_arg_max_row('rows_before', carried) }} as latest_row
+            {{ duckdb__uba_arg_max_row('rows_before', carried) }} as latest_row
         {{ _uba_rows_of_last_stretch(relation) }}
         group by rows_before.user_id
     {%- endset -%}
     {{ _uba_recut_restart_select(
-        latest_stretch_starts, latest_rows, columns, _uba_duckdb_column_of_latest) }}
+        latest_stretch_starts, latest_rows, columns, duckdb__uba_column_of_latest) }}
 {%- endmacro %}
 
-{% macro _uba_arg_max_row(alias, carried) -%}
+{% macro duckdb__uba_arg_max_row(alias, carried) -%}
     arg_max(
         struct_pack(
             {%- for column in carried %}
@@ -351,7 +351,7 @@
     )
 {%- endmacro %}
 
-{% macro _uba_duckdb_column_of_latest(column) -%}
+{% macro duckdb__uba_column_of_latest(column) -%}
     {%- if column == 'event_ts' -%}
     latest.event_ts
     {%- else -%}
