@@ -297,11 +297,21 @@ DATA_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
 _SESSIONIZED = "intermediate.int_events_sessionized"
 
+# DuckDB's automatic checkpoint threshold for the day's dbt build (profiles.yml). At DuckDB's
+# 16MiB, one node's COMMIT after another checkpointed (11-22 s of COMMIT in a 10M day at load
+# 3.5-7.7); above the build's WAL (~145 MB at 10M) dbt checkpoints once, as it closes the file
+# (5-14 s). Each table is checkpointed once either way, so this saves ~6 s a day under load and
+# nothing quiet (docs/performance.md, wt-node15). Committed nodes wait in the WAL until then,
+# which a crash replays. Bounded, so a day far larger than usual still checkpoints on the way.
+# `uba build` keeps DuckDB's: its COMMITs are small, and a full rebuild frees whole tables, whose
+# blocks only a checkpoint lets it reuse.
+DAILY_CHECKPOINT_THRESHOLD = "1GB"
+
 
 def _start_dbt():
     from python_models.dbt_runner import WarmDbt
 
-    return WarmDbt()
+    return WarmDbt(checkpoint_threshold=DAILY_CHECKPOINT_THRESHOLD)
 
 
 def _build(say: Callable[[str], None], warm=None) -> tuple[str, bool]:
@@ -314,7 +324,13 @@ def _build(say: Callable[[str], None], warm=None) -> tuple[str, bool]:
 
     def dbt(args: list[str]) -> None:  # called once per build
         try:
-            run_dbt_build(args, quiet=True, say=lambda line: say(f"[refresh] {line}"), warm=warm)
+            run_dbt_build(
+                args,
+                quiet=True,
+                say=lambda line: say(f"[refresh] {line}"),
+                warm=warm,
+                checkpoint_threshold=DAILY_CHECKPOINT_THRESHOLD,
+            )
         except DbtError as err:
             raise RefreshError(" / ".join(err.summary[:3]) or str(err)) from err
 

@@ -277,3 +277,36 @@ def test_an_incremental_model_whose_columns_changed_says_how_to_rebuild_it(tmp_p
         assert con.execute("select id, added from main.grows").fetchall() == [(1, 2)]
     finally:
         con.close()
+
+
+def _duckdb_setting(name: str, value: str | None) -> str:
+    """How DuckDB itself reports setting `name` to `value` (None: its default)."""
+    import duckdb
+
+    con = duckdb.connect(config={name: value} if value else {})
+    try:
+        return con.execute(f"select current_setting('{name}')").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_the_checkpoint_threshold_reaches_dbt_s_duckdb_only_when_given(tmp_path, monkeypatch):
+    """A warm dbt started with a checkpoint threshold (as `uba refresh` starts its build) runs
+    DuckDB with it; a plain run keeps DuckDB's default."""
+    project = _small_project(tmp_path)
+    (project / "models" / "ones.sql").write_text(
+        "{{ config(materialized='table') }} select current_setting('checkpoint_threshold') as t"
+    )
+    warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project, checkpoint_threshold="1GB")
+    try:
+        run_dbt_build(["build"], warm=warm, quiet=True)
+    finally:
+        warm.close()
+    given = _duckdb_setting("checkpoint_threshold", "1GB")
+    assert _tables(tmp_path / "w.duckdb") == {"ones": [(given,)]}
+    monkeypatch.delenv("UBA_DUCKDB_CHECKPOINT_THRESHOLD", raising=False)  # the profile's default
+    run_dbt(["build"], tmp_path / "p.duckdb", quiet=True, target_path=tmp_path / "target2",
+            project_dir=project)  # fmt: skip
+    default = _duckdb_setting("checkpoint_threshold", None)
+    assert _tables(tmp_path / "p.duckdb") == {"ones": [(default,)]}
+    assert default != given
