@@ -66,15 +66,16 @@ def dbt_executable() -> str:
 def dbt_env(
     duckdb_path: str | Path | None = None,
     target: str | None = None,
-    checkpoint_threshold: str | None = None,
+    duckdb_settings: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment dbt runs in; `checkpoint_threshold`: DuckDB's automatic checkpoint
-    threshold for this run (profiles.yml; DuckDB's 16MiB when None, or what the environment
-    already sets)."""
+    """The environment dbt runs in; `duckdb_settings`: DuckDB settings for this run, each
+    passed as UBA_DUCKDB_<NAME> to profiles.yml (which reads checkpoint_threshold and
+    max_vacuum_tasks; DuckDB's own defaults when not given, or what the environment already
+    sets)."""
     settings = get_settings()
     env = dict(os.environ)
-    if checkpoint_threshold:
-        env.setdefault("UBA_DUCKDB_CHECKPOINT_THRESHOLD", checkpoint_threshold)
+    for name, value in (duckdb_settings or {}).items():
+        env.setdefault(f"UBA_DUCKDB_{name.upper()}", str(value))
     env["UBA_DUCKDB_PATH"] = str(Path(duckdb_path) if duckdb_path else settings.duckdb_path)
     env["UBA_DBT_TARGET"] = target or settings.dbt_target
     env.setdefault("UBA_PSEUDONYM_SALT", settings.pseudonym_salt)
@@ -237,14 +238,14 @@ def run_dbt(
     quiet: bool = False,
     target_path: str | Path | None = None,
     project_dir: str | Path | None = None,
-    checkpoint_threshold: str | None = None,
+    duckdb_settings: dict[str, str] | None = None,
 ) -> str:
     """Run `dbt <args>` in the project (`project_dir`: another one, same profiles); return its
-    output, raise DbtError on failure. `checkpoint_threshold`: as dbt_env."""
+    output, raise DbtError on failure. `duckdb_settings`: as dbt_env."""
     cmd = [dbt_executable(), *args]
     if dbt_vars:
         cmd += ["--vars", json.dumps(dbt_vars)]
-    env = dbt_env(duckdb_path, target, checkpoint_threshold)
+    env = dbt_env(duckdb_path, target, duckdb_settings)
     if target_path:
         env["DBT_TARGET_PATH"] = str(target_path)
     return _finish(_popen(cmd, env, project_dir or DBT_PROJECT_DIR), args, quiet)
@@ -254,7 +255,7 @@ class WarmDbt:
     """A dbt process that imports dbt and parses this project now, and runs one command later
     (python_models/dbt_warm.py): `uba refresh` starts it before the gate, so dbt's fixed
     start-up cost runs beside the gate instead of after it. `run(args)` as run_dbt (the
-    warehouse, target, target folder, project and checkpoint threshold it was started with, no
+    warehouse, target, target folder, project and DuckDB settings it was started with, no
     --vars); `close()` stops it unused."""
 
     def __init__(
@@ -262,9 +263,9 @@ class WarmDbt:
         duckdb_path: str | Path | None = None,
         target_path: str | Path | None = None,
         project_dir: str | Path | None = None,
-        checkpoint_threshold: str | None = None,
+        duckdb_settings: dict[str, str] | None = None,
     ) -> None:
-        env = dbt_env(duckdb_path, checkpoint_threshold=checkpoint_threshold)
+        env = dbt_env(duckdb_path, duckdb_settings=duckdb_settings)
         if target_path:
             env["DBT_TARGET_PATH"] = str(target_path)
         self.proc = _popen(

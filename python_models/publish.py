@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from python_models.warehouse import content_fingerprint
+from python_models.warehouse.duckdb_engine import VACUUM_DEAD_SHARE, dead_row_share
 from python_models.warehouse.sql_text import quote_ident
 
 PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
@@ -697,7 +698,7 @@ def publish_warehouse(
             shutil.copytree(final_parquet / table, staging_parquet / table, copy_function=os.link)
 
     written, held = _open_target(con, target, current, previous)
-    compact = _stored_dead_share(con, held) >= VACUUM_DEAD_SHARE
+    compact = dead_row_share(con, "publish_target") >= VACUUM_DEAD_SHARE
     # The checkpoint (at commit when the WAL passed its threshold, else at detach) within.
     with _vacuum(con, compact):
         # One transaction for every change to the file: one commit (one WAL sync) instead of
@@ -773,30 +774,11 @@ def publish_warehouse(
 
 
 # -- The checkpoint of the updated file ----------------------------------------------------
-# Updating a day deletes its rows and appends them anew; DuckDB's checkpoint then "vacuums":
-# it rewrites runs of row groups holding deleted rows into fewer ones (a day's deletes fall in
-# most row groups of a table whose days are spread, e.g. fct_event_transitions' re-touched
-# days), and that rewrite was most of the commit (1M day, paired at load 8-10: commit 6.3-7.7
-# -> 1.6-2.5 s, and the file 346 -> 322 MB, since the rewritten row groups go to new blocks).
-# So an update in place skips it while the file's deleted-but-stored rows are under
-# VACUUM_DEAD_SHARE of its stored rows, and lets the checkpoint compact once they reach it:
-# readers scan past at most that share of dead rows (DuckDB skips them, but reads their row
-# groups); a whole copy writes none.
-VACUUM_DEAD_SHARE = 0.2
-
-
-def _stored_dead_share(con: duckdb.DuckDBPyConnection, held: dict) -> float:
-    """The share of the attached file's stored rows (DuckDB's estimated_size counts deleted
-    rows until a vacuum drops them) that are deleted, over the tables `held` records (their
-    live row counts): 0 for a fresh file."""
-    stored = live = 0
-    for table, size in con.execute(
-        "select schema_name || '.' || table_name, estimated_size from duckdb_tables() "
-        "where database_name = 'publish_target'"
-    ).fetchall():
-        if table in held and held[table].get("rows") is not None:
-            stored, live = stored + int(size), live + int(held[table]["rows"])
-    return (stored - live) / stored if stored else 0.0
+# Updating a day deletes its rows and appends them anew; DuckDB's checkpoint then vacuums (a
+# day's deletes fall in most row groups of a table whose days are spread, e.g.
+# fct_event_transitions' re-touched days; the rewritten row groups go to new blocks). An
+# update in place skips the vacuum while the file's dead rows are under VACUUM_DEAD_SHARE
+# (python_models.warehouse.duckdb_engine); a whole copy writes none.
 
 
 @contextmanager

@@ -216,9 +216,10 @@ def refresh(
             con = connect()
             try:
                 steps.run("load", lambda: _load(con, paths), _describe_load)
+                duckdb_settings = daily_duckdb_settings(con)
                 if _ungated_batches(con):
                     # gated rows always mean a build (the gate's fingerprint changes)
-                    warm = _start_dbt()
+                    warm = _start_dbt(duckdb_settings)
                     gate = steps.run("gate", lambda: _gate(con, data_docs), _describe_gate)
                     result.blocked = len(gate.blocked)
                 fingerprint = _gate_fingerprint(con)
@@ -237,7 +238,9 @@ def refresh(
                 con.close()
             replayed = False  # the day's build ran the saved plan: the code did not change
             if build:
-                _, replayed = steps.run("dbt", lambda: _build(steps.say, warm), lambda out: out[0])
+                _, replayed = steps.run(
+                    "dbt", lambda: _build(steps.say, warm, duckdb_settings), lambda out: out[0]
+                )
                 con = connect()
                 try:
                     _write_state(con, fingerprint, complete=False)
@@ -308,14 +311,33 @@ _SESSIONIZED = "intermediate.int_events_sessionized"
 DAILY_CHECKPOINT_THRESHOLD = "1GB"
 
 
-def _start_dbt():
+def daily_duckdb_settings(con) -> dict[str, str]:
+    """DuckDB settings for the day's dbt build (profiles.yml): the checkpoint threshold above,
+    and no vacuum in that checkpoint while the warehouse's deleted-but-stored rows are under
+    VACUUM_DEAD_SHARE of its rows (python_models.warehouse.duckdb_engine: most of the
+    checkpoint's time is the vacuum's rewrite of the row groups the day's re-cuts deleted
+    from); the first day past it compacts. {} on other engines."""
+    if getattr(con, "engine", None) != "duckdb":
+        return {}
+    from python_models.warehouse.duckdb_engine import VACUUM_DEAD_SHARE, dead_row_share
+
+    settings = {"checkpoint_threshold": DAILY_CHECKPOINT_THRESHOLD}
+    if dead_row_share(con) < VACUUM_DEAD_SHARE:
+        settings["max_vacuum_tasks"] = "0"
+    return settings
+
+
+def _start_dbt(duckdb_settings: dict[str, str]):
     from python_models.dbt_runner import WarmDbt
 
-    return WarmDbt(checkpoint_threshold=DAILY_CHECKPOINT_THRESHOLD)
+    return WarmDbt(duckdb_settings=duckdb_settings)
 
 
-def _build(say: Callable[[str], None], warm=None) -> tuple[str, bool]:
-    """The day's dbt step; `warm`: a WarmDbt already importing dbt and parsing (_start_dbt).
+def _build(
+    say: Callable[[str], None], warm=None, duckdb_settings: dict[str, str] | None = None
+) -> tuple[str, bool]:
+    """The day's dbt step; `warm`: a WarmDbt already importing dbt and parsing (_start_dbt);
+    `duckdb_settings`: daily_duckdb_settings'.
     Returns what it did and whether it ran the saved plan (the code unchanged since)."""
     from python_models import dbt_daily_tests
     from python_models.config import get_settings
@@ -329,7 +351,7 @@ def _build(say: Callable[[str], None], warm=None) -> tuple[str, bool]:
                 quiet=True,
                 say=lambda line: say(f"[refresh] {line}"),
                 warm=warm,
-                checkpoint_threshold=DAILY_CHECKPOINT_THRESHOLD,
+                duckdb_settings=duckdb_settings,
             )
         except DbtError as err:
             raise RefreshError(" / ".join(err.summary[:3]) or str(err)) from err

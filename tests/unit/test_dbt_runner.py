@@ -290,23 +290,29 @@ def _duckdb_setting(name: str, value: str | None) -> str:
         con.close()
 
 
-def test_the_checkpoint_threshold_reaches_dbt_s_duckdb_only_when_given(tmp_path, monkeypatch):
-    """A warm dbt started with a checkpoint threshold (as `uba refresh` starts its build) runs
-    DuckDB with it; a plain run keeps DuckDB's default."""
+def test_duckdb_settings_reach_dbt_s_duckdb_only_when_given(tmp_path, monkeypatch):
+    """A warm dbt started with DuckDB settings (as `uba refresh` starts its build: a checkpoint
+    threshold, no vacuum) runs DuckDB with them; a plain run keeps DuckDB's defaults."""
     project = _small_project(tmp_path)
     (project / "models" / "ones.sql").write_text(
-        "{{ config(materialized='table') }} select current_setting('checkpoint_threshold') as t"
+        "{{ config(materialized='table') }} select current_setting('checkpoint_threshold') as t,"
+        " cast(current_setting('max_vacuum_tasks') as varchar) as v"
     )
-    warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project, checkpoint_threshold="1GB")
+    daily = {"checkpoint_threshold": "1GB", "max_vacuum_tasks": "0"}
+    warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project, duckdb_settings=daily)
     try:
         run_dbt_build(["build"], warm=warm, quiet=True)
     finally:
         warm.close()
-    given = _duckdb_setting("checkpoint_threshold", "1GB")
-    assert _tables(tmp_path / "w.duckdb") == {"ones": [(given,)]}
-    monkeypatch.delenv("UBA_DUCKDB_CHECKPOINT_THRESHOLD", raising=False)  # the profile's default
+    given = (_duckdb_setting("checkpoint_threshold", "1GB"), "0")
+    assert _tables(tmp_path / "w.duckdb") == {"ones": [given]}
+    for name in ("UBA_DUCKDB_CHECKPOINT_THRESHOLD", "UBA_DUCKDB_MAX_VACUUM_TASKS"):
+        monkeypatch.delenv(name, raising=False)  # the profile's defaults
     run_dbt(["build"], tmp_path / "p.duckdb", quiet=True, target_path=tmp_path / "target2",
             project_dir=project)  # fmt: skip
-    default = _duckdb_setting("checkpoint_threshold", None)
-    assert _tables(tmp_path / "p.duckdb") == {"ones": [(default,)]}
-    assert default != given
+    default = (
+        _duckdb_setting("checkpoint_threshold", None),
+        str(_duckdb_setting("max_vacuum_tasks", None)),
+    )
+    assert _tables(tmp_path / "p.duckdb") == {"ones": [default]}
+    assert default[0] != given[0] and default[1] != "0"

@@ -203,3 +203,41 @@ def test_connect_waits_for_duckdb_lock_held_by_another_process(tmp_path):
         holder.kill()
         holder.wait()
     connect(db, timeout=5.0).close()  # free again
+
+
+def test_dead_rows_are_counted_until_a_vacuum_and_decide_the_daily_build_s_vacuum(tmp_path):
+    """Deleted rows stay stored (and counted) through a checkpoint without DuckDB's vacuum;
+    `uba refresh` skips the vacuum for its dbt build below VACUUM_DEAD_SHARE of the stored
+    rows and lets it run past it; a vacuum that compacts clears the count."""
+    from python_models.commands.refresh import daily_duckdb_settings
+    from python_models.warehouse.duckdb_engine import (
+        VACUUM_DEAD_SHARE,
+        DuckDBWarehouse,
+        dead_row_share,
+    )
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema marts")
+    for name in ("a", "b"):
+        con.execute(f"create table marts.{name} as select range as i from range(1000000)")
+    con.execute("checkpoint")
+    assert dead_row_share(con) == 0.0
+    warehouse = DuckDBWarehouse(con)
+    con.execute("set max_vacuum_tasks = 0")
+    con.execute("delete from marts.a where i % 10 < 3")  # 300,000 of 2,000,000 stored rows
+    con.execute("checkpoint")
+    assert dead_row_share(con) == pytest.approx(0.15) and 0.15 < VACUUM_DEAD_SHARE
+    assert daily_duckdb_settings(warehouse) == {
+        "checkpoint_threshold": "1GB",
+        "max_vacuum_tasks": "0",
+    }
+    con.execute("delete from marts.b where i % 10 < 7")  # 700,000 more: past the share
+    con.execute("checkpoint")
+    assert dead_row_share(con) == pytest.approx(0.5)
+    assert daily_duckdb_settings(warehouse) == {"checkpoint_threshold": "1GB"}
+    con.execute("set max_vacuum_tasks = 100")  # DuckDB's default: the vacuum runs
+    con.execute("insert into marts.b values (-1)")  # a change to checkpoint
+    con.execute("checkpoint")
+    assert dead_row_share(con) < 0.16  # b's row groups rewritten without its dead rows
+    assert con.execute("select count(*) from marts.b").fetchone()[0] == 300_001
+    con.close()
