@@ -783,11 +783,11 @@ def publish_warehouse(
 
 @contextmanager
 def _vacuum(con: duckdb.DuckDBPyConnection, compact: bool):
-    """Checkpoints within skip DuckDB's vacuum unless `compact`; the connection's setting is
-    restored after (it is the pipeline's own connection)."""
+    """Checkpoints within skip DuckDB's vacuum unless `compact`, whatever the connection had
+    (`uba refresh` skips it for the warehouse: commands/refresh.py); the connection's setting
+    is restored after (it is the pipeline's own connection)."""
     before = con.execute("select current_setting('max_vacuum_tasks')").fetchone()[0]
-    if not compact:
-        con.execute("set max_vacuum_tasks = 0")
+    con.execute("reset max_vacuum_tasks" if compact else "set max_vacuum_tasks = 0")
     try:
         yield
     finally:
