@@ -165,6 +165,7 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     (recorded as LINEAGE, outside the total)."""
     from expectations.gate import run_gate
     from python_models.commands.refresh import DATA_BUILD, record_build
+    from python_models.common import registry
     from python_models.config import get_settings
     from python_models.dbt_runner import run_dbt_build
     from python_models.ingest import load_path
@@ -198,6 +199,9 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     for name in names or model_names():
         step(f"train {name}", lambda name=name: train_model(con, name))
     for name in names or model_names():
+        if registry.get_champion(con, name) is None:  # rejected: did not beat its baselines
+            print(f"  score {name:<18} skipped: no champion (the model was not served)")
+            continue
         step(f"score {name}", lambda name=name: score_model(con, name))
     step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
     con.close()

@@ -25,6 +25,9 @@ from python_models.next_action.model import (
 from python_models.next_action.params import NextActionParams
 from python_models.next_action.sequences import (
     MODEL_COLUMNS,
+    TimeWindow,
+    count_labelled,
+    labelled_span,
     load_labelled,
     load_latest,
     transition_counts,
@@ -62,45 +65,51 @@ def event_time_split(last_event: datetime, params: NextActionParams) -> EventTim
     )
 
 
-def apply_split(frame: pl.DataFrame, split: EventTimeSplit) -> tuple[pl.DataFrame, ...]:
-    """The fit, validation and holdout windows of `frame` (each non-empty)."""
-    ts = pl.col("event_ts")
-    fit = frame.filter(ts < split.fit_end)
-    validation = frame.filter((ts >= split.validation_start) & (ts < split.validation_end))
-    holdout = frame.filter(ts >= split.holdout_start)
-    for name, part in (("fit", fit), ("validation", validation), ("holdout", holdout)):
-        if part.height == 0:
+def windows_of(split: EventTimeSplit) -> tuple[TimeWindow, TimeWindow, TimeWindow]:
+    """The fit, validation and holdout windows in event time."""
+    return (
+        (None, split.fit_end),
+        (split.validation_start, split.validation_end),
+        (split.holdout_start, None),
+    )
+
+
+def load_windows(
+    con: duckdb.DuckDBPyConnection,
+    features: list[str],
+    split: EventTimeSplit,
+    caps: tuple[int, int, int],
+    seed: int,
+) -> tuple[list[pl.DataFrame], list[int]]:
+    """Each window's labelled rows, a seeded sample of at most its cap (params max_*_rows;
+    0: all), and how many rows each window holds. Raises ValueError when a window is empty."""
+    frames, sizes = [], []
+    for name, window, cap in zip(
+        ("fit", "validation", "holdout"), windows_of(split), caps, strict=True
+    ):
+        size = count_labelled(con, window)
+        if size == 0:
             raise ValueError(
                 f"the {name} window of the next-action split is empty ({split.describe()}): the "
                 "data covers too few days for holdout_days + validation_days"
             )
-    return fit, validation, holdout
-
-
-def sampled(frame: pl.DataFrame, rows: int, seed: int) -> pl.DataFrame:
-    """A seeded uniform sample of `rows` rows of a window (all of it when smaller or rows = 0),
-    in time order again: the same data and seed give the same rows."""
-    if not rows or frame.height <= rows:
-        return frame
-    return frame.sample(n=rows, seed=seed).sort("event_ts", "event_id")
+        frames.append(load_labelled(con, features, window, cap if cap and size > cap else 0, seed))
+        sizes.append(size)
+    return frames, sizes
 
 
 def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> TrainingResult:
     params = NextActionParams.from_overrides(overrides)
     features = list(MODEL_COLUMNS)
-    frame = load_labelled(con, features)
-    if frame.height == 0:
+    labelled, newest = labelled_span(con)
+    if labelled == 0:
         raise LookupError("features.ftr_user_event_sequences has no labelled events")
-    split = event_time_split(frame["event_ts"].max(), params)
-    windows = apply_split(frame, split)
+    split = event_time_split(newest, params)
     caps = (params.max_fit_rows, params.max_validation_rows, params.max_holdout_rows)
-    fit, validation, holdout = (
-        sampled(window, cap, params.seed) for window, cap in zip(windows, caps, strict=True)
-    )
+    (fit, validation, holdout), drawn_from = load_windows(con, features, split, caps, params.seed)
     sizes = [part.height for part in (fit, validation, holdout)]
-    drawn_from = [window.height for window in windows]
     print(
-        f"[next_action] {frame.height:,} labelled events; {split.describe()}; fit / validate / "
+        f"[next_action] {labelled:,} labelled events; {split.describe()}; fit / validate / "
         f"hold out {' / '.join(f'{n:,}' for n in sizes)} rows"
         + (
             f" (seeded samples of {' / '.join(f'{n:,}' for n in drawn_from)})"
@@ -143,9 +152,9 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         "holdout_events": holdout.height,
         # The sample (params max_*_rows, seed) and the windows it was drawn from.
         "fit_rows": fit.height,
-        "fit_window_rows": windows[0].height,
+        "fit_window_rows": drawn_from[0],
         "validation_rows": validation.height,
-        "holdout_window_events": windows[2].height,
+        "holdout_window_events": drawn_from[2],
         "classes": len(model.classes_),
         "best_iteration": model.best_iteration_,
     }
@@ -165,7 +174,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         passes_gate=beats_baselines(evaluation),
         gate_reason=gate_reason,
         data_fingerprint={
-            "rows": frame.height,
+            "rows": labelled,
             "holdout_start": str(split.holdout_start),
         },
         reference_features=encoded,

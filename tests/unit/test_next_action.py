@@ -3,6 +3,9 @@ different event mixes and a cart always followed by a checkout."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -16,9 +19,14 @@ from python_models.next_action.model import (
     one_class_model,
     top_k_accuracy,
 )
-from python_models.next_action.on_warehouse import sampled
+from python_models.next_action.on_warehouse import event_time_split, load_windows
 from python_models.next_action.params import NextActionParams
-from python_models.next_action.sequences import SESSION_END
+from python_models.next_action.sequences import (
+    SESSION_END,
+    count_labelled,
+    labelled_span,
+    load_labelled,
+)
 
 
 def _fit():
@@ -128,10 +136,47 @@ def test_one_class_models_give_exactly_that_class_s_contributions():
         one_class_model(model.booster_.text, 0, n_classes + 1)
 
 
-def test_samples_of_the_windows_are_seeded_and_bounded():
-    frame = example(0).frame
-    first, again = sampled(frame, 100, seed=3), sampled(frame, 100, seed=3)
-    assert first.height == 100 and first.equals(again)
-    assert not first.equals(sampled(frame, 100, seed=4))
+def _planted_sequences() -> duckdb.DuckDBPyConnection:
+    """A sequence mart of 1,000 labelled rows, one every 10 minutes from 2025-03-01, and 50
+    unlabelled ones (a session's last event) among them."""
+    con = duckdb.connect()
+    con.execute("create schema features")
+    con.execute(
+        """create table features.ftr_user_event_sequences as
+        select 'u' || (i % 7) as user_id, 'e' || lpad(i::varchar, 5, '0') as event_id,
+            timestamp '2025-03-01' + to_minutes(10 * i) as event_ts,
+            (timestamp '2025-03-01' + to_minutes(10 * i))::date as event_date,
+            i::double as f1,
+            case when i % 21 = 20 then null else 'page_view' end as next_event_name
+        from range(1050) as t(i)"""
+    )
+    return con
+
+
+def test_samples_of_the_windows_are_drawn_in_the_warehouse_seeded_and_bounded():
+    con = _planted_sequences()
+    window = (datetime(2025, 3, 2), datetime(2025, 3, 6))  # 576 rows, 548 labelled
+    labelled, newest = labelled_span(con)
+    assert labelled == 1000 and newest == datetime(2025, 3, 8, 6, 40)
+    assert count_labelled(con, window) == 548
+    whole = load_labelled(con, ["f1"], window)
+    assert whole.height == 548 and whole["label"].null_count() == 0
+    assert whole["event_ts"].min() >= window[0] and whole["event_ts"].max() < window[1]
+    assert whole["event_ts"].is_sorted()
+    first = load_labelled(con, ["f1"], window, rows=100, seed=3)
+    assert first.height == 100 and first.equals(load_labelled(con, ["f1"], window, 100, seed=3))
+    assert not first.equals(load_labelled(con, ["f1"], window, 100, seed=4))
     assert first["event_ts"].is_sorted()
-    assert sampled(frame, 0, seed=3).equals(frame) and sampled(frame, 10**6, 3).equals(frame)
+    assert set(first["event_id"]) <= set(whole["event_id"])
+    # Uniform over the window, not its first or last rows: each quarter holds some.
+    quarters = (first["f1"] - whole["f1"].min()) * 4 // (whole["f1"].max() - whole["f1"].min() + 1)
+    assert set(quarters.cast(int)) == {0, 1, 2, 3}
+    # The windows of a split: sampled to their caps, counted whole; an empty one is an error.
+    split = event_time_split(newest, NextActionParams(holdout_days=2, validation_days=1))
+    (fit, validation, holdout), sizes = load_windows(con, ["f1"], split, (50, 0, 10_000), 7)
+    assert fit.height == 50 and validation.height == sizes[1] and holdout.height == sizes[2]
+    assert sizes[0] > 50 and fit["event_ts"].max() < split.fit_end
+    assert holdout["event_ts"].min() >= split.holdout_start
+    with pytest.raises(ValueError, match="fit window of the next-action split is empty"):
+        too_long = NextActionParams(holdout_days=30, validation_days=1)
+        load_windows(con, ["f1"], event_time_split(newest, too_long), (0, 0, 0), 7)
