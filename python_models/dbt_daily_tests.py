@@ -39,6 +39,7 @@ import hashlib
 import json
 import re
 import sysconfig
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class TestsOutcome:
     passed: int = 0
     warned: list[str] = field(default_factory=list)  # "<test>: <n> rows"
     failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
+    seconds: float = field(default=0.0, compare=False)  # run_plan's wall time
 
 
 def code_fingerprint(env: dict[str, str]) -> str:
@@ -216,10 +218,11 @@ def _tested_columns(manifest: dict, node: dict) -> dict:
     }
 
 
-def save_plan(fingerprint: str) -> int:
-    """Save the compiled data tests of the `dbt build` that just ran (its manifest.json); the
-    number saved, 0 when some test was not compiled (then nothing is saved)."""
-    manifest = json.loads((dbt_target_dir() / "manifest.json").read_text())
+def save_plan(fingerprint: str, compiled_in: Path | None = None) -> int:
+    """Save the compiled data tests of the `dbt build` that just ran (its manifest.json, or the
+    one in `compiled_in`: compiled_tests_dir); the number saved, 0 when some test was not
+    compiled (then nothing is saved)."""
+    manifest = json.loads(((compiled_in or dbt_target_dir()) / "manifest.json").read_text())
     tests = compiled_tests(manifest)
     if not tests:
         return 0
@@ -232,6 +235,71 @@ def save_plan(fingerprint: str) -> int:
     )
     staged.replace(path)
     return len(tests)
+
+
+# `dbt compile` of every data test, after a build that left their nodes out (build_and_test):
+# each test's SQL then sees the relations the whole build left, as a saved plan's does. Its
+# artifacts go to a folder of their own, so the target's run_results.json stays the build's.
+COMPILE_TESTS = ["compile", "--select", "resource_type:test"]
+COMPILED_TESTS_DIR = "compiled_tests"
+
+
+def compiled_tests_dir(target_path: str | Path | None = None) -> Path:
+    """Where build_and_test's `dbt compile` writes its manifest.json."""
+    return Path(target_path or dbt_target_dir()) / COMPILED_TESTS_DIR
+
+
+def build_and_test(
+    build_args: list[str], warn: Callable[[str], None], warm=None, **dbt_kwargs
+) -> tuple[list[dict], TestsOutcome]:
+    """A whole `dbt build` (`build_args`: no selection) with its data tests run from their
+    compiled SQL: the build without the test nodes, then `dbt compile` of every test in the same
+    dbt process, then that SQL here (run_plan), as many queries at a time as dbt runs nodes.
+    Each test passes, warns or fails as its node would after the build; dbt's per-node cost
+    (~0.06 s of CPU a test) is left out. `warm`, `dbt_kwargs`: as run_dbt_build's. `warn` gets
+    each warning. Returns the compiled tests and their outcome; raises DbtError when the build
+    fails, a test was not compiled, or a test failed (each named: failed_tests_error)."""
+    from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
+    from python_models.warehouse import connect
+
+    if any(arg in ("--select", "-s", "--selector", "--exclude") for arg in build_args):
+        raise ValueError("build_and_test compiles every data test: a whole build only")
+    full = ["--full-refresh"] if "--full-refresh" in build_args else []
+    tests_dir = compiled_tests_dir(dbt_kwargs.get("target_path"))
+    run_dbt_build(
+        [*build_args, "--exclude-resource-type", "test"],
+        warm=warm,
+        then=[[*COMPILE_TESTS, *full, "--target-path", str(tests_dir)]],
+        **dbt_kwargs,
+    )
+    tests = compiled_tests(json.loads((tests_dir / "manifest.json").read_text()))
+    if tests is None:
+        raise DbtError("dbt compile left some data test uncompiled: the tests did not run")
+    con = connect(dbt_kwargs.get("duckdb_path"))
+    try:
+        outcome = run_plan(con, tests, threads=test_threads(dbt_env()))
+    finally:
+        con.close()
+    judge(outcome, warn)
+    return tests, outcome
+
+
+def test_threads(env: dict[str, str]) -> int:
+    """Queries at a time for run_plan: as many as dbt runs nodes (profiles.yml: UBA_DBT_THREADS)."""
+    return int(env.get("UBA_DBT_THREADS") or 2)
+
+
+def judge(outcome: TestsOutcome, warn: Callable[[str], None]) -> None:
+    """`warn` each warning; raise DbtError naming each failed test, its failing rows count and
+    first rows (the first line counts them)."""
+    from python_models.dbt_runner import DbtError
+
+    for warning in outcome.warned:
+        warn(f"data test warning: {warning}")
+    if outcome.failed:
+        summary = [f"{len(outcome.failed)} data test(s) failed: {outcome.failed[0]}"]
+        summary += outcome.failed[1:]
+        raise DbtError("\n".join(summary), summary=summary)
 
 
 def _literal(value) -> str | None:
@@ -406,6 +474,7 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     queries at a time, each on its own cursor (as dbt runs `threads` nodes at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    started = time.perf_counter()
     implied = implied_tests(con, tests)
     queries = _queries(run_time_values(con, [t for t in tests if t["name"] not in implied]))
 
@@ -422,4 +491,5 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     for (group, _), row in zip(queries, results, strict=True):
         for i, test in enumerate(group):
             _judge(con, test, *row[3 * i : 3 * i + 3], outcome)
+    outcome.seconds = time.perf_counter() - started
     return outcome
