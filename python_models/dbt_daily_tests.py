@@ -242,6 +242,19 @@ def save_plan(fingerprint: str, compiled_in: Path | None = None) -> int:
 # artifacts go to a folder of their own, so the target's run_results.json stays the build's.
 COMPILE_TESTS = ["compile", "--select", "resource_type:test"]
 COMPILED_TESTS_DIR = "compiled_tests"
+# What build_and_test's `dbt build` runs: every node but the data tests, except the tests
+# tagged uba_stops_the_build (assert_one_pseudonym_salt: a changed salt must skip staging
+# inside the build, before keys of two salts mix). No other test is pulled in by the models
+# selected (indirect selection empty); no warning for a resource type the project lacks.
+BUILD_WITHOUT_TESTS = [
+    "--select",
+    *(f"resource_type:{kind}" for kind in ("model", "seed", "snapshot", "exposure", "unit_test")),
+    "tag:uba_stops_the_build",
+    "--indirect-selection",
+    "empty",
+    "--warn-error-options",
+    '{"silence": ["NoNodesForSelectionCriteria"]}',
+]
 
 
 def compiled_tests_dir(target_path: str | Path | None = None) -> Path:
@@ -253,8 +266,9 @@ def build_and_test(
     build_args: list[str], warn: Callable[[str], None], warm=None, **dbt_kwargs
 ) -> tuple[list[dict], TestsOutcome]:
     """A whole `dbt build` (`build_args`: no selection) with its data tests run from their
-    compiled SQL: the build without the test nodes, then `dbt compile` of every test in the same
-    dbt process, then that SQL here (run_plan), as many queries at a time as dbt runs nodes.
+    compiled SQL: the build without the test nodes (BUILD_WITHOUT_TESTS), then `dbt compile` of
+    every test in the same dbt process, then that SQL here (run_plan), as many queries at a
+    time as dbt runs nodes.
     Each test passes, warns or fails as its node would after the build; dbt's per-node cost
     (~0.06 s of CPU a test) is left out. `warm`, `dbt_kwargs`: as run_dbt_build's. `warn` gets
     each warning. Returns the compiled tests and their outcome; raises DbtError when the build
@@ -267,7 +281,7 @@ def build_and_test(
     full = ["--full-refresh"] if "--full-refresh" in build_args else []
     tests_dir = compiled_tests_dir(dbt_kwargs.get("target_path"))
     run_dbt_build(
-        [*build_args, "--exclude-resource-type", "test"],
+        [*build_args, *BUILD_WITHOUT_TESTS],
         warm=warm,
         then=[[*COMPILE_TESTS, *full, "--target-path", str(tests_dir)]],
         **dbt_kwargs,

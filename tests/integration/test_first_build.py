@@ -85,3 +85,27 @@ def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse
             assert [w.split(":")[0] for w in outcome.warned] == [DEVICE_TEST]
     finally:
         con.close()
+
+    # A changed salt still stops the build before staging (its guard runs as a dbt node).
+    staged = con_hash(path)
+    env["UBA_PSEUDONYM_SALT"] = "another-salt"
+    done = subprocess.run(
+        [sys.executable, "-m", "python_models.cli", "build"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 1 and "assert_one_pseudonym_salt" in done.stderr, done.stderr
+    assert con_hash(path) == staged
+
+
+def con_hash(path: Path) -> int:
+    con = connect(path)
+    try:
+        return con.execute(
+            "select sum(hash(user_hash, event_id)) from staging.stg_app__events"
+        ).fetchone()[0]
+    finally:
+        con.close()
