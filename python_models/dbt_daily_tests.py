@@ -6,9 +6,10 @@ day's rows: most of the day's dbt time. The tests stay declared once, in the mod
 tests/; what a daily run executes is derived from them:
 
 - a `uba refresh` build with no saved plan (first refresh, or the dbt project, the profile,
-  the target or dbt changed since the plan was saved: `code_fingerprint`) runs the declared
-  test nodes inside `dbt build` as before, then saves each test's compiled SQL and its
-  severity / fail_calc / warn_if / error_if from dbt's manifest.json (`save_plan`);
+  the target or dbt changed since the plan was saved: `code_fingerprint`) builds the models,
+  compiles every test after them in the same dbt process and runs that SQL (`build_and_test`,
+  as `uba build` and the bench's first build do), then saves each test's compiled SQL and its
+  severity / fail_calc / warn_if / error_if from that compile's manifest.json (`save_plan`);
 - the next refreshes build the models with `--exclude-resource-type test` (and without the
   nodes that build wrote from the code alone: seeds, views, models reading no other node:
   `unchanged_static_nodes`) and run the saved SQL here, wrapped as dbt's own get_test_sql
@@ -26,10 +27,11 @@ written in the same way, as a list (`load_id in (3)`; inside DuckDB's membership
 `coalesce(c in (...), false)`, which DuckDB cannot skip row groups by, as
 `(c is not null and c in (...))`). Tests that cannot find a failing row
 given a NOT NULL constraint or another test of the plan (`implied_tests`) count as passed
-without a query. The SQL does depend on which relations existed when it was compiled (a
-staged-rows test checks every staged row before int_events_sessionized exists), so a plan is
-saved only from a build that started on a built warehouse.
-`uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
+without a query. The SQL depends on which relations existed when it was compiled (a
+staged-rows test checks every staged row before int_events_sessionized exists), so the tests
+are compiled after the whole build, and a plan is saved only from a build after batch 1.
+`uba build --select`, CI's builds and Dagster keep running the test nodes; the salt guard
+(tag uba_stops_the_build) runs as a node inside every build. DuckDB targets only.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@
 2. gate the new load batches (a dbt process imports dbt and parses the project meanwhile:
    dbt_runner.WarmDbt, so the build starts without dbt's start-up);
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
-   tests on the rows the run wrote, no unit tests: see DATA_BUILD); once a build has saved
-   the data tests' compiled SQL for this code, dbt builds the models only (not the seeds and
-   views that build wrote from the same code) and the tests run from that SQL here
-   (python_models/dbt_daily_tests.py);
+   tests on the rows the run wrote, no unit tests: see DATA_BUILD); the data tests run from
+   their compiled SQL here after the models (python_models/dbt_daily_tests.py): compiled by
+   the build's own dbt process the first time for this code, which saves that SQL; then dbt
+   builds the models only (not the seeds and views that build wrote from the same code);
 4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
    whose features changed, other models only when one of their inputs changed, every model
    in full when its champion changed;
