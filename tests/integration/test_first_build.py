@@ -46,6 +46,17 @@ def _plant(path: Path) -> None:
         con.close()
 
 
+def _uba_build(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "python_models.cli", "build"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse, tmp_path):
     from python_models import dbt_daily_tests
 
@@ -54,14 +65,7 @@ def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse
     _plant(path)
     target = tmp_path / "target"
     env = {**os.environ, "UBA_DUCKDB_PATH": str(path), "DBT_TARGET_PATH": str(target)}
-    done = subprocess.run(
-        [sys.executable, "-m", "python_models.cli", "build"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = _uba_build(env)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"uba build: data test warning: {DEVICE_TEST}" in done.stderr
     assert "2 data test(s) failed: " in done.stderr, done.stderr
@@ -91,14 +95,7 @@ def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse
     # A changed salt still stops the build before staging (its guard runs as a dbt node).
     staged = con_hash(path)
     env["UBA_PSEUDONYM_SALT"] = "another-salt"
-    done = subprocess.run(
-        [sys.executable, "-m", "python_models.cli", "build"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = _uba_build(env)
     assert done.returncode == 1 and "assert_one_pseudonym_salt" in done.stderr, done.stderr
     assert con_hash(path) == staged
 
