@@ -167,7 +167,7 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     from python_models.commands.refresh import DATA_BUILD, record_build
     from python_models.common import registry
     from python_models.config import get_settings
-    from python_models.dbt_runner import run_dbt_build
+    from python_models.dbt_daily_tests import build_and_test
     from python_models.ingest import load_path
     from python_models.lifecycle import score_model, train_model
     from python_models.models import model_names
@@ -191,9 +191,10 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     if lineage:
         timings[LINEAGE] = time_lineage(Path(os.environ["UBA_DATA_DIR"]).parent)
     # As a deployment builds (`uba refresh`): dbt's unit tests check the SQL on fixed inputs and
-    # run in CI (tests/conftest.py builds with them), not on each build of the data. As `uba
-    # build` does, nodes that ran out of DuckDB memory are retried once (a line says so).
-    step("dbt build", lambda: run_dbt_build(DATA_BUILD, quiet=True))
+    # run in CI (tests/conftest.py builds with them), not on each build of the data; the data
+    # tests run from their compiled SQL after the models. As `uba build` does, nodes that ran
+    # out of DuckDB memory are retried once (a line says so).
+    step("dbt build", lambda: build_and_test(DATA_BUILD, warn=print, quiet=True))
     con = connect()
     record_build(con)
     for name in names or model_names():

@@ -6,9 +6,10 @@ day's rows: most of the day's dbt time. The tests stay declared once, in the mod
 tests/; what a daily run executes is derived from them:
 
 - a `uba refresh` build with no saved plan (first refresh, or the dbt project, the profile,
-  the target or dbt changed since the plan was saved: `code_fingerprint`) runs the declared
-  test nodes inside `dbt build` as before, then saves each test's compiled SQL and its
-  severity / fail_calc / warn_if / error_if from dbt's manifest.json (`save_plan`);
+  the target or dbt changed since the plan was saved: `code_fingerprint`) builds the models,
+  compiles every test after them in the same dbt process and runs that SQL (`build_and_test`,
+  as `uba build` and the bench's first build do), then saves each test's compiled SQL and its
+  severity / fail_calc / warn_if / error_if from that compile's manifest.json (`save_plan`);
 - the next refreshes build the models with `--exclude-resource-type test` (and without the
   nodes that build wrote from the code alone: seeds, views, models reading no other node:
   `unchanged_static_nodes`) and run the saved SQL here, wrapped as dbt's own get_test_sql
@@ -26,10 +27,11 @@ written in the same way, as a list (`load_id in (3)`; inside DuckDB's membership
 `coalesce(c in (...), false)`, which DuckDB cannot skip row groups by, as
 `(c is not null and c in (...))`). Tests that cannot find a failing row
 given a NOT NULL constraint or another test of the plan (`implied_tests`) count as passed
-without a query. The SQL does depend on which relations existed when it was compiled (a
-staged-rows test checks every staged row before int_events_sessionized exists), so a plan is
-saved only from a build that started on a built warehouse.
-`uba build`, CI and Dagster keep running the test nodes. DuckDB targets only.
+without a query. The SQL depends on which relations existed when it was compiled (a
+staged-rows test checks every staged row before int_events_sessionized exists), so the tests
+are compiled after the whole build, and a plan is saved only from a build after batch 1.
+`uba build --select`, CI's builds and Dagster keep running the test nodes; the salt guard
+(tag uba_stops_the_build) runs as a node inside every build. DuckDB targets only.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import hashlib
 import json
 import re
 import sysconfig
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +78,7 @@ class TestsOutcome:
     passed: int = 0
     warned: list[str] = field(default_factory=list)  # "<test>: <n> rows"
     failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
+    seconds: float = field(default=0.0, compare=False)  # run_plan's wall time
 
 
 def code_fingerprint(env: dict[str, str]) -> str:
@@ -216,10 +220,11 @@ def _tested_columns(manifest: dict, node: dict) -> dict:
     }
 
 
-def save_plan(fingerprint: str) -> int:
-    """Save the compiled data tests of the `dbt build` that just ran (its manifest.json); the
-    number saved, 0 when some test was not compiled (then nothing is saved)."""
-    manifest = json.loads((dbt_target_dir() / "manifest.json").read_text())
+def save_plan(fingerprint: str, compiled_in: Path | None = None) -> int:
+    """Save the compiled data tests of the `dbt build` that just ran (its manifest.json, or the
+    one in `compiled_in`: compiled_tests_dir); the number saved, 0 when some test was not
+    compiled (then nothing is saved)."""
+    manifest = json.loads(((compiled_in or dbt_target_dir()) / "manifest.json").read_text())
     tests = compiled_tests(manifest)
     if not tests:
         return 0
@@ -232,6 +237,85 @@ def save_plan(fingerprint: str) -> int:
     )
     staged.replace(path)
     return len(tests)
+
+
+# `dbt compile` of every data test, after a build that left their nodes out (build_and_test):
+# each test's SQL then sees the relations the whole build left, as a saved plan's does. Its
+# artifacts go to a folder of their own, so the target's run_results.json stays the build's.
+COMPILE_TESTS = ["compile", "--select", "resource_type:test"]
+COMPILED_TESTS_DIR = "compiled_tests"
+# What build_and_test's `dbt build` runs: every node but the data tests, except the tests
+# tagged uba_stops_the_build (assert_one_pseudonym_salt: a changed salt must skip staging
+# inside the build, before keys of two salts mix). No other test is pulled in by the models
+# selected (indirect selection empty); no warning for a resource type the project lacks.
+BUILD_WITHOUT_TESTS = [
+    "--select",
+    *(f"resource_type:{kind}" for kind in ("model", "seed", "snapshot", "exposure", "unit_test")),
+    "tag:uba_stops_the_build",
+    "--indirect-selection",
+    "empty",
+    "--warn-error-options",
+    '{"silence": ["NoNodesForSelectionCriteria"]}',
+]
+
+
+def compiled_tests_dir(target_path: str | Path | None = None) -> Path:
+    """Where build_and_test's `dbt compile` writes its manifest.json."""
+    return Path(target_path or dbt_target_dir()) / COMPILED_TESTS_DIR
+
+
+def build_and_test(
+    build_args: list[str], warn: Callable[[str], None], warm=None, **dbt_kwargs
+) -> tuple[list[dict], TestsOutcome]:
+    """A whole `dbt build` (`build_args`: no selection) with its data tests run from their
+    compiled SQL: the build without the test nodes (BUILD_WITHOUT_TESTS), then `dbt compile` of
+    every test in the same dbt process, then that SQL here (run_plan), as many queries at a
+    time as dbt runs nodes.
+    Each test passes, warns or fails as its node would after the build; dbt's per-node cost
+    (~0.06 s of CPU a test) is left out. `warm`, `dbt_kwargs`: as run_dbt_build's. `warn` gets
+    each warning. Returns the compiled tests and their outcome; raises DbtError when the build
+    fails, a test was not compiled, or a test failed (each named: failed_tests_error)."""
+    from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
+    from python_models.warehouse import connect
+
+    if any(arg in ("--select", "-s", "--selector", "--exclude") for arg in build_args):
+        raise ValueError("build_and_test compiles every data test: a whole build only")
+    full = ["--full-refresh"] if "--full-refresh" in build_args else []
+    tests_dir = compiled_tests_dir(dbt_kwargs.get("target_path"))
+    run_dbt_build(
+        [*build_args, *BUILD_WITHOUT_TESTS],
+        warm=warm,
+        then=[[*COMPILE_TESTS, *full, "--target-path", str(tests_dir)]],
+        **dbt_kwargs,
+    )
+    tests = compiled_tests(json.loads((tests_dir / "manifest.json").read_text()))
+    if tests is None:
+        raise DbtError("dbt compile left some data test uncompiled: the tests did not run")
+    con = connect(dbt_kwargs.get("duckdb_path"))
+    try:
+        outcome = run_plan(con, tests, threads=test_threads(dbt_env()))
+    finally:
+        con.close()
+    judge(outcome, warn)
+    return tests, outcome
+
+
+def test_threads(env: dict[str, str]) -> int:
+    """Queries at a time for run_plan: as many as dbt runs nodes (profiles.yml: UBA_DBT_THREADS)."""
+    return int(env.get("UBA_DBT_THREADS") or 2)
+
+
+def judge(outcome: TestsOutcome, warn: Callable[[str], None]) -> None:
+    """`warn` each warning; raise DbtError naming each failed test, its failing rows count and
+    first rows (the first line counts them)."""
+    from python_models.dbt_runner import DbtError
+
+    for warning in outcome.warned:
+        warn(f"data test warning: {warning}")
+    if outcome.failed:
+        summary = [f"{len(outcome.failed)} data test(s) failed: {outcome.failed[0]}"]
+        summary += outcome.failed[1:]
+        raise DbtError("\n".join(summary), summary=summary)
 
 
 def _literal(value) -> str | None:
@@ -406,6 +490,7 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     queries at a time, each on its own cursor (as dbt runs `threads` nodes at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    started = time.perf_counter()
     implied = implied_tests(con, tests)
     queries = _queries(run_time_values(con, [t for t in tests if t["name"] not in implied]))
 
@@ -422,4 +507,5 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     for (group, _), row in zip(queries, results, strict=True):
         for i, test in enumerate(group):
             _judge(con, test, *row[3 * i : 3 * i + 3], outcome)
+    outcome.seconds = time.perf_counter() - started
     return outcome

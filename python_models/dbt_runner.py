@@ -264,8 +264,9 @@ class WarmDbt:
         target_path: str | Path | None = None,
         project_dir: str | Path | None = None,
         duckdb_settings: dict[str, str] | None = None,
+        target: str | None = None,
     ) -> None:
-        env = dbt_env(duckdb_path, duckdb_settings=duckdb_settings)
+        env = dbt_env(duckdb_path, target, duckdb_settings)
         if target_path:
             env["DBT_TARGET_PATH"] = str(target_path)
         self.proc = _popen(
@@ -275,14 +276,19 @@ class WarmDbt:
             stdin=subprocess.PIPE,
         )
 
-    def run(self, args: Sequence[str], quiet: bool = False) -> str:
+    def run(
+        self, args: Sequence[str], quiet: bool = False, then: Sequence[Sequence[str]] = ()
+    ) -> str:
+        """`then`: commands run after `args` on the same parse, each only if the one before
+        succeeded."""
         assert self.proc.stdin is not None
+        commands = [list(args), *(list(command) for command in then)]
         try:
-            self.proc.stdin.write(json.dumps(list(args)) + "\n")
+            self.proc.stdin.write(json.dumps(commands if then else commands[0]) + "\n")
             self.proc.stdin.close()
         except BrokenPipeError:  # it died while parsing: its output says why
             pass
-        return _finish(self.proc, args, quiet)
+        return _finish(self.proc, [arg for command in commands for arg in command], quiet)
 
     def close(self) -> None:
         """Stop it if it has not run a command (a no-op once `run` returned)."""
@@ -366,17 +372,31 @@ def run_dbt_build(
     target_path: str | Path | None = None,
     project_dir: str | Path | None = None,
     warm: WarmDbt | None = None,
+    then: Sequence[Sequence[str]] = (),
     **kwargs,
 ) -> str:
     """`run_dbt(args)` for a `dbt build`; when it fails and every failed node ran out of DuckDB
     memory, those nodes (and the ones skipped after them) once more with `dbt retry` in a fresh
     dbt process (a fresh DuckDB instance) with one thread. `say` gets the one-line notice.
     `warm`: the first try runs in that started process (the configured paths, no vars).
+    `then`: dbt commands run after the build succeeded, in the same dbt process (no new import
+    and parse; after a retry, each in a process of its own); no vars with them.
     Raises DbtError when the build fails otherwise or the retry fails too."""
     started = time.time()
+    quiet = kwargs.get("quiet", False)
     try:
         if warm is not None:
-            return warm.run(args, quiet=kwargs.get("quiet", False))
+            return warm.run(args, quiet=quiet, then=then)
+        if then:
+            assert not kwargs.get("dbt_vars"), "a warm dbt process runs without --vars"
+            process = WarmDbt(
+                kwargs.get("duckdb_path"),
+                target_path,
+                project_dir,
+                kwargs.get("duckdb_settings"),
+                kwargs.get("target"),
+            )
+            return process.run(args, quiet=quiet, then=then)
         return run_dbt(args, target_path=target_path, project_dir=project_dir, **kwargs)
     except DbtError as err:
         target = Path(target_path) if target_path else dbt_target_dir()
@@ -387,7 +407,7 @@ def run_dbt_build(
     (say or print)(memory_retry_notice(nodes))
     kwargs.pop("dbt_vars", None)  # dbt retry takes the failed run's own
     try:
-        return run_dbt(
+        output = run_dbt(
             ["retry", "--threads", "1"], target_path=target_path, project_dir=project_dir, **kwargs
         )
     except DbtError as err:
@@ -397,6 +417,9 @@ def run_dbt_build(
             summary=[headline, *err.summary[1:]],
             output=first_error.output + err.output,
         ) from first_error
+    for command in then:
+        output += run_dbt(command, target_path=target_path, project_dir=project_dir, **kwargs)
+    return output
 
 
 def add_arguments(parser) -> None:
@@ -420,11 +443,33 @@ def run(args) -> int:
         dbt_args.append("--full-refresh")
     if args.select:
         dbt_args += ["--select", args.select]
+    settings = get_settings()
+    # A whole build on DuckDB runs the data tests from their compiled SQL after the models
+    # (python_models.dbt_daily_tests.build_and_test): the same verdicts without dbt's cost per
+    # test node. A selection, or another engine, runs the test nodes in dbt.
+    replay = (
+        not args.select
+        and settings.warehouse == "duckdb"
+        and (args.target or settings.dbt_target).startswith("duckdb")
+    )
+    say = lambda line: print(f"uba build: {line}")  # noqa: E731
     try:
         with writer_lock(purpose=f"uba {' '.join(dbt_args)}"):
-            run_dbt_build(
-                dbt_args, target=args.target, say=lambda line: print(f"uba build: {line}")
-            )
+            if replay:
+                from python_models.dbt_daily_tests import build_and_test
+
+                _, outcome = build_and_test(
+                    dbt_args,
+                    warn=lambda line: print(f"uba build: {line}", file=sys.stderr),
+                    target=args.target,
+                    say=say,
+                )
+                say(
+                    f"{outcome.passed + len(outcome.warned)} data tests passed from their "
+                    f"compiled SQL in {outcome.seconds:.1f} s ({len(outcome.warned)} warned)"
+                )
+            else:
+                run_dbt_build(dbt_args, target=args.target, say=say)
     except WarehouseBusyError as err:
         print(f"uba build: {err}", file=sys.stderr)
         return 1

@@ -4,8 +4,11 @@ python_models.dbt_runner.WarmDbt in dbt's project folder with dbt's environment.
 It imports dbt and parses the project (a partial parse where dbt can: together ~4-7 s, most of
 a daily build's fixed cost), then reads ONE line from stdin, a JSON list of dbt arguments, and
 runs that command with the manifest it parsed, exiting as the `dbt` command does (0 done,
-non-zero failed). End of input instead of a line: it exits without running anything. The
-command must not change what the parse depends on (no --vars, --target or --project-dir).
+non-zero failed). The line may instead hold a list of such lists: the commands run in order on
+the one parse, up to the first that fails (a build, then `dbt compile` of the data tests on the
+relations it left: python_models.dbt_runner.run_dbt_build_compiling_tests). End of input
+instead of a line: it exits without running anything. The commands must not change what the
+parse depends on (no --vars, --target or --project-dir).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ def main() -> int:
     if not line.strip():
         return 0
     args = json.loads(line)
+    commands = args if args and isinstance(args[0], list) else [args]
     # A failed parse: the command parses again itself, so dbt reports the problem as usual.
     runner = dbtRunner(manifest=parsed.result) if parsed.success else dbtRunner()
-    result = runner.invoke(args)
-    if result.success:
-        return 0
-    return 2 if result.exception is not None else 1
+    for command in commands:
+        result = runner.invoke(command)
+        if not result.success:
+            return 2 if result.exception is not None else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@
     `config: {meta: {uba_test_scope: <placeholder>}}` (a test's own `where` wins).
     Whole tables are checked on `dbt build --full-refresh`, when the var
     uba__full_data_tests is true (the weekly run: `dbt build --vars
-    '{uba__full_data_tests: true}'`) and, for the __latest_batch*__ scopes, while
-    int_events_sessionized holds batch 1 only (a first build: its latest batch is every row).
+    '{uba__full_data_tests: true}'`) and, for the __latest_batch*__ and __new_load*__ scopes,
+    while int_events_sessionized holds batch 1 only (a first build: its latest batch is every
+    row, every load is new).
     `uba refresh` runs these tests' compiled SQL after the whole build, not right after their
     model (python_models/dbt_daily_tests.py): a scope must mean the same then. The ones in use
     do (the tested table's own batches, int_events_sessionized's latest batch);
@@ -60,7 +61,13 @@
     map. `uba refresh` saves a replay plan only from a build that wrote a batch after 1
     (python_models/commands/refresh.py), so a saved plan keeps its scopes. -#}
 {% macro uba_latest_batch_is_everything(placeholder) -%}
-    {%- if not execute or not placeholder.startswith('__latest_batch') -%}
+    {{ return(placeholder.startswith('__latest_batch') and uba_holds_a_full_build_only()) }}
+{%- endmacro %}
+
+{#- True while int_events_sessionized holds a full build's rows only (batch 1); false before it
+    exists and while dbt parses. -#}
+{% macro uba_holds_a_full_build_only() -%}
+    {%- if not execute -%}
         {{ return(false) }}
     {%- endif -%}
     {%- set sessionized = load_relation(uba_node_relation('int_events_sessionized')) -%}
@@ -159,11 +166,13 @@
     query: those int_events_sessionized has not consumed yet (`dbt build` tests staging before
     it sessionizes the day) and those whose first rows its latest batch wrote (the replay runs
     after the build; later batches re-cut some of a load's events: the history's one load is
-    in every batch). None before int_events_sessionized exists (every row is new). The replay
-    writes the ids in (uba_run_time_values): both parts read the two tables whole. -#}
+    in every batch). None before int_events_sessionized exists and while it holds a full
+    build's rows only (every load is new: a membership in every load's keys costs twice a
+    plain check of the table, 1M first build). The replay writes the ids in
+    (uba_run_time_values): both parts read the two tables whole. -#}
 {% macro uba_new_load_batches(relation) -%}
     {%- set sessionized = uba_node_relation('int_events_sessionized') -%}
-    {%- if load_relation(sessionized) is none -%}
+    {%- if load_relation(sessionized) is none or uba_holds_a_full_build_only() -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set new_loads -%}

@@ -6,10 +6,10 @@
 2. gate the new load batches (a dbt process imports dbt and parses the project meanwhile:
    dbt_runner.WarmDbt, so the build starts without dbt's start-up);
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
-   tests on the rows the run wrote, no unit tests: see DATA_BUILD); once a build has saved
-   the data tests' compiled SQL for this code, dbt builds the models only (not the seeds and
-   views that build wrote from the same code) and the tests run from that SQL here
-   (python_models/dbt_daily_tests.py);
+   tests on the rows the run wrote, no unit tests: see DATA_BUILD); the data tests run from
+   their compiled SQL here after the models (python_models/dbt_daily_tests.py): compiled by
+   the build's own dbt process the first time for this code, which saves that SQL; then dbt
+   builds the models only (not the seeds and views that build wrote from the same code);
 4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
    whose features changed, other models only when one of their inputs changed, every model
    in full when its champion changed;
@@ -356,60 +356,59 @@ def _build(
     from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
     from python_models.warehouse import connect
 
-    def dbt(args: list[str]) -> None:  # called once per build
+    def warn(line: str) -> None:
+        print(f"[refresh] {line}", file=sys.stderr)
+
+    def dbt(run: Callable[[], Any]) -> Any:  # called once per build
         try:
-            run_dbt_build(
-                args,
-                quiet=True,
-                say=lambda line: say(f"[refresh] {line}"),
-                warm=warm,
-                duckdb_settings=duckdb_settings,
-            )
+            return run()
         except DbtError as err:
             raise RefreshError(" / ".join(err.summary[:3]) or str(err)) from err
 
+    dbt_kwargs = {
+        "quiet": True,
+        "say": lambda line: say(f"[refresh] {line}"),
+        "warm": warm,
+        "duckdb_settings": duckdb_settings,
+    }
     if not get_settings().dbt_target.startswith("duckdb"):
-        dbt(DATA_BUILD)
+        dbt(lambda: run_dbt_build(DATA_BUILD, **dbt_kwargs))
         return "dbt build (incremental models and data tests)", False
     env = dbt_env()
     fingerprint = dbt_daily_tests.code_fingerprint(env)
     plan = dbt_daily_tests.load_plan(fingerprint)
     if plan is None:
-        con = connect()
-        try:
-            built = _table_exists(con, _SESSIONIZED)
-        finally:
-            con.close()
-        dbt(DATA_BUILD)
-        saved = dbt_daily_tests.save_plan(fingerprint) if built and _batch_after_first() else 0
-        return "dbt build (incremental models and data tests" + (
-            f"; {saved} data tests saved for the next runs)" if saved else ")"
+        # the tests compiled after the whole build: each scope selects what a replay selects
+        _, outcome = dbt(lambda: dbt_daily_tests.build_and_test(DATA_BUILD, warn, **dbt_kwargs))
+        saved = (
+            dbt_daily_tests.save_plan(fingerprint, dbt_daily_tests.compiled_tests_dir())
+            if _batch_after_first()
+            else 0
+        )
+        return f"dbt build (incremental models), {_tests_run(outcome)}" + (
+            f"; {saved} data tests saved for the next runs" if saved else ""
         ), False
     con = connect()
     try:
         static = dbt_daily_tests.unchanged_static_nodes(con, fingerprint)
     finally:
         con.close()
-    dbt([*DAILY_MODELS_BUILD, *(["--exclude", *static] if static else [])])
-    started = time.perf_counter()
+    models_build = [*DAILY_MODELS_BUILD, *(["--exclude", *static] if static else [])]
+    dbt(lambda: run_dbt_build(models_build, **dbt_kwargs))
     con = connect()
     try:
-        # as many queries at a time as dbt runs nodes (profiles.yml: UBA_DBT_THREADS)
-        threads = int(env.get("UBA_DBT_THREADS") or 2)
-        outcome = dbt_daily_tests.run_plan(con, plan, threads=threads)
+        outcome = dbt_daily_tests.run_plan(con, plan, threads=dbt_daily_tests.test_threads(env))
     finally:
         con.close()
-    for warning in outcome.warned:
-        print(f"[refresh] data test warning: {warning}", file=sys.stderr)
-    if outcome.failed:
-        raise RefreshError(
-            f"{len(outcome.failed)} data test(s) failed: " + " / ".join(outcome.failed[:3])
-        )
+    dbt(lambda: dbt_daily_tests.judge(outcome, warn))
+    return f"dbt build (incremental models), {_tests_run(outcome)}", True
+
+
+def _tests_run(outcome) -> str:
     return (
-        f"dbt build (incremental models), {outcome.passed + len(outcome.warned)} data tests "
-        f"from their compiled SQL in {time.perf_counter() - started:.1f} s "
-        f"({len(outcome.warned)} warned)"
-    ), True
+        f"{outcome.passed + len(outcome.warned)} data tests from their compiled SQL in "
+        f"{outcome.seconds:.1f} s ({len(outcome.warned)} warned)"
+    )
 
 
 def _score(con, steps: _Steps, result: RefreshResult) -> None:

@@ -1,0 +1,110 @@
+"""`uba build`'s first build runs dbt's models (and unit tests) as nodes and the data tests from
+their compiled SQL after them (python_models.dbt_daily_tests.build_and_test): a planted bad row
+still fails the build, naming the test and its failing rows count, and a warning is still
+reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from python_models.warehouse import connect
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+# A raw row loaded twice (the same raw_id): the source's unique test and the events'
+# reconciliation with the source (severity error) fail.
+FAILING_TESTS = [
+    "assert_fct_events_reconcile_with_source",
+    "source_unique_app_events_validated_raw_id",
+]
+# A device outside the accepted values: its test has severity warn.
+DEVICE_TEST = "accepted_values_stg_app__events_device__desktop__mobile__tablet"
+
+
+def _plant(path: Path) -> None:
+    con = connect(path)
+    try:
+        con.execute(
+            "insert into raw.events_validated select * from raw.events_validated "
+            "where raw_id = (select min(raw_id) from raw.events_validated)"
+        )
+        con.execute(
+            "update raw.events_validated set properties = json_merge_patch(properties, "
+            """'{"device": "toaster"}') where raw_id = (select max(raw_id) from """
+            "raw.events_validated)"
+        )
+    finally:
+        con.close()
+
+
+def _uba_build(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "python_models.cli", "build"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse, tmp_path):
+    from python_models import dbt_daily_tests
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(gated_warehouse, path)
+    _plant(path)
+    target = tmp_path / "target"
+    env = {**os.environ, "UBA_DUCKDB_PATH": str(path), "DBT_TARGET_PATH": str(target)}
+    done = _uba_build(env)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"uba build: data test warning: {DEVICE_TEST}" in done.stderr
+    assert "2 data test(s) failed: " in done.stderr, done.stderr
+    assert re.findall(r"(\w+): 1 failing rows; first: \(", done.stderr) == FAILING_TESTS
+    # dbt ran the models and the unit tests as nodes; of the data tests only the salt guard
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    kinds = {result["unique_id"].split(".")[0] for result in results}
+    assert {"model", "unit_test"} <= kinds
+    tests = [r["unique_id"].split(".")[2] for r in results if r["unique_id"].startswith("test.")]
+    assert tests == ["assert_one_pseudonym_salt"]
+
+    # The failures are those tests': the compiled tests without one fail on the other only,
+    # without both on none.
+    manifest = dbt_daily_tests.compiled_tests_dir(target) / "manifest.json"
+    tests = dbt_daily_tests.compiled_tests(json.loads(manifest.read_text()))
+    con = connect(path)
+    try:
+        for skipped in [*([name] for name in FAILING_TESTS), FAILING_TESTS]:
+            outcome = dbt_daily_tests.run_plan(con, [t for t in tests if t["name"] not in skipped])
+            assert [f.split(":")[0] for f in outcome.failed] == [
+                name for name in FAILING_TESTS if name not in skipped
+            ]
+            assert [w.split(":")[0] for w in outcome.warned] == [DEVICE_TEST]
+    finally:
+        con.close()
+
+    # A changed salt still stops the build before staging (its guard runs as a dbt node).
+    staged = con_hash(path)
+    env["UBA_PSEUDONYM_SALT"] = "another-salt"
+    done = _uba_build(env)
+    assert done.returncode == 1 and "assert_one_pseudonym_salt" in done.stderr, done.stderr
+    assert con_hash(path) == staged
+
+
+def con_hash(path: Path) -> int:
+    con = connect(path)
+    try:
+        return con.execute(
+            "select sum(hash(user_hash, event_id)) from staging.stg_app__events"
+        ).fetchone()[0]
+    finally:
+        con.close()
