@@ -1,7 +1,8 @@
 {#- Per person, running totals of their events: attribute 'events' (value '') holds the events,
     exact revenue, first and last event, whether identified and the sessions (count_sessions:
-    the highest session_index; sessions are numbered from 1 per person); 'device', 'country'
-    and 'anonymous_hash' hold the events per value. dim_users reads this for the day's people
+    the highest session_index; sessions are numbered from 1 per person); 'device' and
+    'country' hold the events per value, 'anonymous_hash' those per device id (in column
+    anonymous_hash; value ''; '' there on the other rows). dim_users reads this for the day's people
     instead of every event they ever had.
 
     Incremental. Most of a day's rows for a changed person are re-cut rewrites of events
@@ -20,7 +21,7 @@
 {%- set model_config = uba_events_consumer_config('rows',
     where="user_id in (" ~ "{{ feature_people_who_lost_events(ref('int_events_sessionized')) }})"
         ~ " or not exists (" ~ consumed_loads ~ ")",
-    unique_key=['user_id', 'attribute', 'value']) -%}
+    unique_key=['user_id', 'attribute', 'value', 'anonymous_hash']) -%}
 {#- After the batch is recorded: the loads of the rows read this run that are not recorded. -#}
 {%- do model_config.post_hook.append(
     "insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)"
@@ -134,6 +135,7 @@ found as (
         sessions.user_id,
         cast('events' as {{ dbt.type_string() }}) as attribute,
         cast('' as {{ dbt.type_string() }}) as value,
+        cast('' as {{ dbt.type_string() }}) as anonymous_hash,
         coalesce(person_totals.count_events, 0) as count_events,
         person_totals.revenue_usd,
         person_totals.first_event_at,
@@ -143,17 +145,21 @@ found as (
     from sessions
     left join person_totals
         on sessions.user_id = person_totals.user_id
-    {%- for attribute in ['device', 'country', 'anonymous_hash'] %}
+    {#- the device id in a column named for it (privacy: erasure finds identifiers by name) #}
+    {%- for attribute, value, anonymous_hash in [
+        ('device', 'device', "''"), ('country', 'country', "''"),
+        ('anonymous_hash', "''", 'anonymous_hash')] %}
     union all
     select
         user_id,
         cast('{{ attribute }}' as {{ dbt.type_string() }}) as attribute,
-        {{ attribute }} as value,
+        cast({{ value }} as {{ dbt.type_string() }}) as value,
+        cast({{ anonymous_hash }} as {{ dbt.type_string() }}) as anonymous_hash,
         {{ totals }},
         cast(null as bigint) as count_sessions
     from counted
     where {{ attribute }} is not null
-    group by 1, 2, 3
+    group by 1, 2, 3, 4
     {%- endfor %}
 
 )
@@ -164,6 +170,7 @@ select
     found.user_id,
     found.attribute,
     found.value,
+    found.anonymous_hash,
     cast(found.count_events + coalesce(stored.count_events, 0) as bigint) as count_events,
     case
         when stored.revenue_usd is null then found.revenue_usd
@@ -187,11 +194,13 @@ left join {{ this }} as stored
     on found.user_id = stored.user_id
     and found.attribute = stored.attribute
     and found.value = stored.value
+    and found.anonymous_hash = stored.anonymous_hash
 {%- else -%}
 select
     user_id,
     attribute,
     value,
+    anonymous_hash,
     cast(count_events as bigint) as count_events,
     revenue_usd,
     first_event_at,

@@ -39,7 +39,7 @@ value_ranks as (
 
 anonymous_ids as (
 
-    select user_id, count(*) as count_anonymous_ids
+    select user_id, count(distinct anonymous_hash) as count_anonymous_ids
     from totals
     where attribute = 'anonymous_hash'
     group by 1
