@@ -69,7 +69,13 @@
     to `scale` decimals (6 suits money, as in fct_sessions) before the sum; the result is a
     double again. -#}
 {% macro uba_exact_sum(expression, scale=6) -%}
-    cast(sum(cast({{ expression }} as decimal(38, {{ scale }}))) as {{ uba_type_double() }})
+    cast({{ uba_exact_decimal_sum(expression, scale) }} as {{ uba_type_double() }})
+{%- endmacro %}
+
+{#- The exact sum itself, as a decimal: what a running total stores (decimal sums add up
+    exactly, so stored + new equals the sum of everything; uba_exact_sum's double would not). -#}
+{% macro uba_exact_decimal_sum(expression, scale=6) -%}
+    sum(cast({{ expression }} as decimal(38, {{ scale }})))
 {%- endmacro %}
 
 {#- Microseconds since the epoch as a BIGINT: an exact, numeric ordering key (RANGE frames with

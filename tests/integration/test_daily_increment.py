@@ -30,6 +30,8 @@ DAILY_MODELS = [
     "features.ftr_user_event_sequences",
     "features.ftr_user_day_activity",
     "intermediate.int_user_first_seen",
+    "intermediate.int_user_value_counts",
+    "marts.dim_users",
     "features.int_feature_user_days",
     "features.int_feature_user_day_items",
     "features.int_feature_user_weeks",
@@ -59,7 +61,7 @@ SELECT = [
     "+rpt_event_transitions +rpt_path_ngrams",
     "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features +ftr_user_labels",
     "+rpt_load_hourly",
-    "+fct_user_lifecycle_weekly +dim_user_holdout_groups",
+    "+fct_user_lifecycle_weekly +dim_user_holdout_groups +dim_users",
 ]
 
 

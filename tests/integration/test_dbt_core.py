@@ -44,6 +44,7 @@ CORE_MODELS = [
     "staging.stg_app__events",
     "intermediate.int_identity_stitched",
     "intermediate.int_events_sessionized",
+    "intermediate.int_user_value_counts",
     "marts.fct_events",
     "marts.fct_sessions",
     "marts.dim_users",
@@ -61,6 +62,7 @@ SNOWPLOW_DIFFERENT_BY_DESIGN = {
     "Multiple last sessions per user",
     "NULL domain_userid",
 }
+PERSON_TOTALS = "intermediate.int_user_value_counts"  # dim_users' running state
 VALIDATED_DDL = """
 create schema if not exists raw;
 create or replace table raw.events_validated (
@@ -555,7 +557,7 @@ def test_incremental_equals_full_refresh(planted, tmp_path):
 
     write_validated_append(path, late_batch)
     build_core(path, tmp_path)
-    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"]
+    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users", PERSON_TOTALS]
     incremental = table_hashes(path, marts)
     after = read_table(path, "select user_id from marts.fct_sessions")
     assert late_device not in after["user_id"].to_list()
@@ -613,7 +615,7 @@ def test_incremental_catches_out_of_order_events_without_lookback(planted, tmp_p
     build_core(path, tmp_path, "--full-refresh", "--vars", json.dumps(no_lookback))
     write_validated_append(path, events.filter(out_of_order))
     build_core(path, tmp_path, "--vars", json.dumps(no_lookback))
-    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"]
+    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users", PERSON_TOTALS]
     incremental = table_hashes(path, marts)
     staged = read_table(path, "select count(*) as n from marts.fct_events")["n"].item()
     assert staged == events.filter(pl.col("received_at") < cut)["event_id"].n_unique()
@@ -816,7 +818,7 @@ def test_generated_incremental_equals_full_refresh(generated, tmp_path):
     build_core(copy, tmp_path, "--full-refresh")
     release_held_back(copy)
     build_core(copy, tmp_path)
-    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users"]
+    marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users", PERSON_TOTALS]
     incremental = table_hashes(copy, marts)
     build_core(copy, tmp_path, "--full-refresh")
     assert table_hashes(copy, marts) == incremental
@@ -948,4 +950,79 @@ def test_late_identity_link_moves_first_seen_countries_and_devices(planted, tmp_
     assert login_day[0] == (None, None)  # the first active day never counts as new
     assert login_day[-1] == tuple(", ".join(new[a]) or None for a in ("country", "device"))
     run("--full-refresh")
+    assert table_hashes(path, tables) == incremental
+
+
+def test_returning_person_totals_add_new_rows_to_stored_ones(tmp_path):
+    """dim_users from the per-person running totals (int_user_value_counts), across a day
+    that both re-cuts a person's stored session and brings them back on a new device. Planted
+    retuser: first load, three desktop events in Germany on retdev0 (one purchase of 10.25);
+    second load, one more desktop event two minutes later (it joins the stored session, so
+    the three stored events are re-cut and written again) and, two days on, three mobile
+    events in France on retdev1 (a purchase of 4.50). The truth: 7 events in 2 sessions on
+    2 anonymous ids, desktop and Germany on 4 events against 3 (counting the rewritten events
+    again gives 10 and 7 against 3; the new rows alone give mobile and France), revenue 14.75.
+    Both tables equal a full refresh."""
+    start = datetime(2024, 5, 6, 9, 0)
+    rows = []
+
+    def add(anonymous_id, ts, device, country, name="page_view", revenue=None):
+        props = {"device": device, "country": country, "page": "/p/1"}
+        if revenue is not None:
+            props["revenue"] = revenue
+        i = len(rows)
+        rows.append(
+            {
+                "raw_id": f"returning:{i}",
+                "event_id": f"ret{i:03d}",
+                "user_id": "retuser",
+                "anonymous_id": anonymous_id,
+                "event_name": name,
+                "event_ts": ts,
+                "received_at": ts + timedelta(seconds=5),
+                "session_id": None,
+                "properties": json.dumps(props),
+                "loaded_at": ts + timedelta(seconds=65),
+            }
+        )
+
+    for minute in range(3):
+        add("retdev0", start + timedelta(minutes=minute), "desktop", "DE",
+            *(("purchase", 10.25) if minute == 1 else ()))
+    add("retdev0", start + timedelta(minutes=4), "desktop", "DE")
+    back = start + timedelta(days=2)
+    for minute in range(3):
+        add("retdev1", back + timedelta(minutes=minute), "mobile", "FR",
+            *(("purchase", 4.5) if minute == 2 else ()))
+    frame = pl.DataFrame(rows).with_columns(
+        pl.col(c).cast(pl.Datetime("us")) for c in ("event_ts", "received_at", "loaded_at")
+    )
+    path = tmp_path / "warehouse.duckdb"
+    write_validated(path, frame.head(3))
+    build_core(path, tmp_path, "--full-refresh")
+    write_validated_append(path, frame.tail(4))
+    build_core(path, tmp_path)
+
+    person = pseudonymize("retuser", "user", TEST_SALT)
+    con = connect(path, read_only=True)
+    try:
+        rewritten = con.execute(
+            "select count(*) from intermediate.int_events_sessionized where batch_id = "
+            "(select max(batch_id) from intermediate.int_events_sessionized)"
+        ).fetchone()[0]
+        dim = con.execute(
+            "select count_events, count_sessions, count_anonymous_ids, device_mode, "
+            "country_mode, total_revenue_usd, first_seen_at, last_seen_at, is_identified "
+            "from marts.dim_users where user_id = ?",
+            [person],
+        ).fetchall()
+    finally:
+        con.close()
+    assert rewritten == 7  # the day re-cut the three stored events: the case under test
+    assert dim == [
+        (7, 2, 2, "desktop", "DE", 14.75, start, back + timedelta(minutes=2), True)
+    ]
+    tables = ["marts.dim_users", PERSON_TOTALS]
+    incremental = table_hashes(path, tables)
+    build_core(path, tmp_path, "--full-refresh")
     assert table_hashes(path, tables) == incremental

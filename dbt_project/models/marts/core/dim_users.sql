@@ -1,24 +1,19 @@
 {#- One row per person. Modes break ties deterministically: most events first, then the
-    alphabetically smallest value. Incremental: the people whose events changed since this
-    model last ran (macros in uba_batches.sql) are deleted (the pre-hook; a person who lost
-    every event to re-stitching stays deleted) and recomputed from all their events. -#}
+    alphabetically smallest value. From the people's running totals (int_user_value_counts:
+    per person their events, revenue, first and last event, sessions, and the events per
+    device, country and anonymous id), not their events. Incremental: the people whose events
+    changed since this model last ran (macros in uba_batches.sql) are deleted (the pre-hook; a
+    person who lost every event to re-stitching stays deleted) and read again from the
+    totals. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {{ config(**uba_events_consumer_config('people')) }}
 
 with
 
-events as (
+totals as (
 
-    select
-        user_id,
-        is_identified,
-        event_ts,
-        session_id,
-        anonymous_hash,
-        device,
-        country,
-        revenue_usd
-    from {{ sessionized }}
+    select *
+    from {{ ref('int_user_value_counts') }}
     {% if is_incremental() -%}
     where user_id in (
         select user_id from ({{ uba_changed_people(sessionized) }}) as changed
@@ -27,51 +22,26 @@ events as (
 
 ),
 
-device_counts as (
+value_ranks as (
 
     select
         user_id,
-        device,
-        count(*) as count_events,
+        attribute,
+        value,
         row_number() over (
-            partition by user_id
-            order by count(*) desc, device
-        ) as device_rank
-    from events
-    where device is not null
-    group by 1, 2
+            partition by user_id, attribute
+            order by count_events desc, value
+        ) as value_rank
+    from totals
+    where attribute in ('device', 'country')
 
 ),
 
-country_counts as (
+anonymous_ids as (
 
-    select
-        user_id,
-        country,
-        count(*) as count_events,
-        row_number() over (
-            partition by user_id
-            order by count(*) desc, country
-        ) as country_rank
-    from events
-    where country is not null
-    group by 1, 2
-
-),
-
-user_totals as (
-
-    select
-        user_id,
-        {{ dbt.bool_or('is_identified') }} as is_identified,
-        min(event_ts) as first_seen_at,
-        max(event_ts) as last_seen_at,
-        count(*) as count_events,
-        count(distinct session_id) as count_sessions,
-        count(distinct anonymous_hash) as count_anonymous_ids,
-        -- summed as decimal: a float sum depends on thread order, and re-runs must match bit for bit
-        {{ uba_exact_sum('revenue_usd') }} as total_revenue_usd
-    from events
+    select user_id, count(distinct anonymous_hash) as count_anonymous_ids
+    from totals
+    where attribute = 'anonymous_hash'
     group by 1
 
 ),
@@ -79,27 +49,33 @@ user_totals as (
 final as (
 
     select
-        user_totals.user_id,
-        user_totals.is_identified,
-        user_totals.first_seen_at,
-        user_totals.last_seen_at,
-        cast(user_totals.first_seen_at as date) as acquisition_date,
-        cast({{ dbt.date_trunc('week', 'user_totals.first_seen_at') }} as date) as acquisition_week,
-        cast({{ dbt.date_trunc('month', 'user_totals.first_seen_at') }} as date)
+        person.user_id,
+        person.is_identified,
+        person.first_event_at as first_seen_at,
+        person.last_event_at as last_seen_at,
+        cast(person.first_event_at as date) as acquisition_date,
+        cast({{ dbt.date_trunc('week', 'person.first_event_at') }} as date) as acquisition_week,
+        cast({{ dbt.date_trunc('month', 'person.first_event_at') }} as date)
             as acquisition_month,
-        device_counts.device as device_mode,
-        country_counts.country as country_mode,
-        user_totals.count_events,
-        user_totals.count_sessions,
-        user_totals.count_anonymous_ids,
-        user_totals.total_revenue_usd
-    from user_totals
-    left join device_counts
-        on user_totals.user_id = device_counts.user_id
-        and device_counts.device_rank = 1
-    left join country_counts
-        on user_totals.user_id = country_counts.user_id
-        and country_counts.country_rank = 1
+        device_mode.value as device_mode,
+        country_mode.value as country_mode,
+        person.count_events,
+        person.count_sessions,
+        coalesce(anonymous_ids.count_anonymous_ids, 0) as count_anonymous_ids,
+        -- the exact decimal total as a double, as uba_exact_sum gives it
+        cast(person.revenue_usd as {{ uba_type_double() }}) as total_revenue_usd
+    from totals as person
+    left join value_ranks as device_mode
+        on person.user_id = device_mode.user_id
+        and device_mode.attribute = 'device'
+        and device_mode.value_rank = 1
+    left join value_ranks as country_mode
+        on person.user_id = country_mode.user_id
+        and country_mode.attribute = 'country'
+        and country_mode.value_rank = 1
+    left join anonymous_ids
+        on person.user_id = anonymous_ids.user_id
+    where person.attribute = 'events'
 
 )
 
