@@ -1,8 +1,10 @@
 {#- Device-level summary of the stitching. user_hash is the last-seen identified user on the
     device (GA4's user_id mapping rule: the identified user of the latest identified event by
     (event_ts, event_id)); per-event assignment on shared devices is in int_events_sessionized.
-    Aggregates only (no window over the events). Incremental: the devices with events written
-    since this model last ran (macros in uba_batches.sql) are recomputed whole. -#}
+    Aggregates only (no window over the events; macro uba_device_summary, which
+    int_events_sessionized also reads as the devices' state before a run). Incremental: the
+    devices with events written since this model last ran (macros in uba_batches.sql) are
+    recomputed whole. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {{
     config(
@@ -31,17 +33,7 @@ events as (
 
 final as (
 
-    select
-        anonymous_hash,
-        {{ uba_last_by('user_hash', ['event_ts', 'event_id']) }} as user_hash,
-        count(distinct user_hash) > 1 as is_shared_device,
-        count(distinct user_hash) as count_identified_users,
-        count(*) as count_events,
-        min(event_ts) as first_seen_at,
-        max(event_ts) as last_seen_at,
-        max(case when user_hash is not null then event_ts end) as last_identified_at
-    from events
-    group by 1
+    {{ uba_device_summary('events') }}
 
 )
 
