@@ -297,8 +297,11 @@
 {%- endmacro %}
 
 {% macro default__uba_record_consumed_loads(source, version='') -%}
+    {#- the loads of `source` under every version (a model may also record its batches of
+        another producer) -#}
     delete from {{ uba_batch_manifest() }}
     where consumer = '{{ this.identifier }}'
+        and (producer = '{{ source.identifier }}' or producer like '{{ source.identifier }}@%')
     {%- if is_incremental() %}
         and producer <> '{{ uba_loads_producer(source, version) }}'
     {%- endif %};
