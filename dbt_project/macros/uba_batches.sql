@@ -297,11 +297,12 @@
 {%- endmacro %}
 
 {% macro default__uba_record_consumed_loads(source, version='') -%}
-    {#- the loads of `source` under every version (a model may also record its batches of
-        another producer) -#}
+    {#- the loads of `source` under every version, not the batches the model records of a
+        producer of that name (uba_record_consumed_batch: no version) -#}
     delete from {{ uba_batch_manifest() }}
     where consumer = '{{ this.identifier }}'
-        and (producer = '{{ source.identifier }}' or producer like '{{ source.identifier }}@%')
+        and (producer like '{{ source.identifier }}@%'
+            {%- if not version %} or producer = '{{ source.identifier }}'{% endif %})
     {%- if is_incremental() %}
         and producer <> '{{ uba_loads_producer(source, version) }}'
     {%- endif %};
