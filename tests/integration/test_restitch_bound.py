@@ -132,7 +132,10 @@ def restitch(request, tmp_path_factory) -> dict:
     full_path = tmp / "full.duckdb"
     shutil.copy(path, full_path)
     run_dbt(
-        ["run", "--full-refresh", *WITH_STATE], duckdb_path=full_path, quiet=True, target_path=target
+        ["run", "--full-refresh", *WITH_STATE],
+        duckdb_path=full_path,
+        quiet=True,
+        target_path=target,
     )
     return {
         "param": request.param,
