@@ -297,8 +297,12 @@
 {%- endmacro %}
 
 {% macro default__uba_record_consumed_loads(source, version='') -%}
+    {#- the loads of `source` under every version, not the batches the model records of a
+        producer of that name (uba_record_consumed_batch: no version) -#}
     delete from {{ uba_batch_manifest() }}
     where consumer = '{{ this.identifier }}'
+        and (producer like '{{ source.identifier }}@%'
+            {%- if not version %} or producer = '{{ source.identifier }}'{% endif %})
     {%- if is_incremental() %}
         and producer <> '{{ uba_loads_producer(source, version) }}'
     {%- endif %};
@@ -317,4 +321,33 @@
     delete from {{ this }}
     where not exists ({{ uba_consumed_loads(source, version) }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- The stored table of `consumer` (a model name) when it has consumed every batch `producer`
+    holds, so its rows describe the producer's rows as they are now (a producer reading a
+    consumer's rows as state before it runs: the consumer is not a ref, which would be a cycle).
+    None while dbt only parses, when the table or the bookkeeping is missing, or when the
+    consumer lags (it failed, was not selected, or the producer was rebuilt): the caller then
+    computes the same state from the producer. -#}
+{% macro uba_current_consumer(consumer, producer) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set node = graph.nodes.get('model.' ~ project_name ~ '.' ~ consumer) -%}
+    {%- set manifest = adapter.get_relation(
+        database=target.database, schema=target.schema, identifier='uba_consumed_batches') -%}
+    {%- if node is none or manifest is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set relation = adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.alias) -%}
+    {%- if relation is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set row = run_query(
+        "select (select coalesce(max(batch_id), 0) from " ~ uba_batch_manifest()
+        ~ " where consumer = '" ~ relation.identifier ~ "' and producer = '"
+        ~ producer.identifier ~ "'), (select coalesce(max(batch_id), 0) from " ~ producer
+        ~ ")").rows[0] -%}
+    {{ return(relation if row[0] | int > 0 and row[0] | int == row[1] | int else none) }}
 {%- endmacro %}

@@ -132,3 +132,21 @@
         where anonymous_hash is not null
     ) as device_positions
 {%- endmacro %}
+
+{#- One row per device of `events` (anonymous_hash, user_hash, event_ts, event_id; rows without
+    a device left out by the caller): the columns of int_identity_stitched, written once. The
+    re-stitch of an incremental int_events_sessionized reads them (stored, or computed from its
+    own rows when the stored table lags) to tell which devices new events can change. -#}
+{% macro uba_device_summary(events) -%}
+    select
+        anonymous_hash,
+        {{ uba_last_by('user_hash', ['event_ts', 'event_id']) }} as user_hash,
+        count(distinct user_hash) > 1 as is_shared_device,
+        count(distinct user_hash) as count_identified_users,
+        count(*) as count_events,
+        min(event_ts) as first_seen_at,
+        max(event_ts) as last_seen_at,
+        max(case when user_hash is not null then event_ts end) as last_identified_at
+    from {{ events }}
+    group by 1
+{%- endmacro %}

@@ -5,8 +5,11 @@
     Incremental (delete+insert on event_id), a run costs what changed:
     1. new events = the load batches staging has and this table has not (load_id, written in as
        literals: macro uba_new_loads);
-    2. stitching is recomputed on the devices of the new events, from the last identified
-       event before the earliest new one (anonymous events before it keep their neighbours);
+    2. a device whose new events cannot move a stored event (one user before and after, or
+       new events after its last identified event naming no other user) gives them its user
+       from its summary (int_identity_stitched); stitching is recomputed on the other devices
+       of the new events, from the last identified event before the earliest new one
+       (anonymous events before it keep their neighbours);
     3. changed events = new ones and those whose person key moved;
     4. each person who gains or loses an event is re-cut from their earliest change when their
        latest stored event before it lies more than the session timeout earlier (a returning
@@ -32,6 +35,10 @@
 {#- The staged events are read by relation name, not through a `select *` CTE: DuckDB may
     materialize a CTE that is read more than once, a full copy of the wide table. -#}
 {%- set staged = ref('stg_app__events') -%}
+{#- The devices' state before this run: int_identity_stitched when it is current (it reads this
+    table, so it is named, not a ref). -#}
+{%- set stitched_state = uba_current_consumer('int_identity_stitched', this)
+    if is_incremental() else none -%}
 {#- The staged columns this table copies (an incremental run reads a stored event's copy). -#}
 {%- set staged_columns = [
     'event_id', 'user_hash', 'anonymous_hash', 'event_name', 'event_ts', 'received_at',
@@ -71,14 +78,89 @@ new_events as (
 
 ),
 
-{#- Stitching of a device changes only after the last identified event that precedes its new
-    events; without one (a device identified for the first time, or out-of-order arrivals
-    before every identification) the whole device is recomputed. -#}
+{#- The devices of the new events, with what their new events say about identity. -#}
 touched_devices as (
 
-    select anonymous_hash, min(event_ts) as first_new_event_ts
+    select
+        anonymous_hash,
+        min(event_ts) as first_new_event_ts,
+        count(distinct user_hash) as count_new_users,
+        min(user_hash) as min_new_user_hash,
+        max(user_hash) as max_new_user_hash
     from new_events
     where anonymous_hash is not null
+    group by 1
+
+),
+
+{#- The touched devices' stored summary (int_identity_stitched's columns, macro
+    uba_device_summary): that table when it has consumed every batch of this one, else the same
+    aggregate over this table's rows (every stored event of the devices: a whole scan). -#}
+device_state as (
+
+    {%- if stitched_state is not none %}
+    select anonymous_hash, user_hash, count_identified_users, first_seen_at, last_identified_at
+    from {{ stitched_state }}
+    where anonymous_hash in (select anonymous_hash from touched_devices)
+    {%- else %}
+    {{ uba_device_summary(
+        '(select anonymous_hash, user_hash, event_ts, event_id from ' ~ this
+        ~ ' where anonymous_hash in (select anonymous_hash from touched_devices)) as stored') }}
+    {%- endif %}
+
+),
+
+{#- A device is settled when its new events change no stored event's person (macro uba_stitch's
+    rule): it has at most one identified user before and after them (each event goes to that
+    user, or stays the device), or its new events all come after its last identified event and
+    name no other user (each anonymous event's nearest identified neighbours are then that
+    user's events). A settled device's new events take its user (device_user_hash) without
+    reading its stored events; the others are re-stitched. -#}
+devices as (
+
+    select
+        touched_devices.anonymous_hash,
+        touched_devices.first_new_event_ts,
+        device_state.user_hash as device_user_hash,
+        device_state.first_seen_at,
+        device_state.last_identified_at,
+        coalesce(
+            (
+                touched_devices.count_new_users = 0
+                or (
+                    touched_devices.min_new_user_hash = device_state.user_hash
+                    and touched_devices.max_new_user_hash = device_state.user_hash
+                )
+            ) and (
+                coalesce(device_state.count_identified_users, 0) <= 1
+                or device_state.last_identified_at < touched_devices.first_new_event_ts
+            ),
+            false
+        ) as is_settled
+    from touched_devices
+    left join device_state
+        on touched_devices.anonymous_hash = device_state.anonymous_hash
+
+),
+
+{#- Stitching of an unsettled device changes only after the last identified event that precedes
+    its new events: the summary's last identified event when the new events come after it;
+    for new events before it (late arrivals) the latest one before them, looked for among the
+    week of stored events before them (a join time condition DuckDB applies to the scan), else
+    the device is re-stitched from its first event, as it is when it was never identified. -#}
+late_restitch_starts as (
+
+    select
+        devices.anonymous_hash,
+        max(stored.event_ts) as restitch_from_ts
+    from devices
+    inner join {{ this }} as stored
+        on devices.anonymous_hash = stored.anonymous_hash
+        and stored.user_hash is not null
+        and stored.event_ts < devices.first_new_event_ts
+        and stored.event_ts >= {{ dbt.dateadd('day', -7, 'devices.first_new_event_ts') }}
+    where not devices.is_settled
+        and devices.last_identified_at >= devices.first_new_event_ts
     group by 1
 
 ),
@@ -86,30 +168,45 @@ touched_devices as (
 restitch_bounds as (
 
     select
-        touched_devices.anonymous_hash,
-        max(device_events.event_ts) as restitch_from_ts
-    from touched_devices
-    left join {{ staged }} as device_events
-        on touched_devices.anonymous_hash = device_events.anonymous_hash
-        and device_events.user_hash is not null
-        and device_events.event_ts < touched_devices.first_new_event_ts
-    group by 1
+        devices.anonymous_hash,
+        case
+            when devices.last_identified_at < devices.first_new_event_ts
+                then devices.last_identified_at
+            else coalesce(late_restitch_starts.restitch_from_ts, devices.first_seen_at)
+        end as restitch_from_ts
+    from devices
+    left join late_restitch_starts
+        on devices.anonymous_hash = late_restitch_starts.anonymous_hash
+    where not devices.is_settled
 
 ),
 
+{#- An unsettled device's stored events from its re-stitch start (none for a device without
+    stored events: its start is null) and its new events. -#}
 restitch_events as (
 
     select
-        device_events.event_id,
-        device_events.user_hash,
-        device_events.anonymous_hash,
-        device_events.event_ts,
-        device_events.event_name
-    from {{ staged }} as device_events
+        stored.event_id,
+        stored.user_hash,
+        stored.anonymous_hash,
+        stored.event_ts,
+        stored.event_name
+    from {{ this }} as stored
     inner join restitch_bounds
-        on device_events.anonymous_hash = restitch_bounds.anonymous_hash
-    where restitch_bounds.restitch_from_ts is null
-        or device_events.event_ts >= restitch_bounds.restitch_from_ts
+        on stored.anonymous_hash = restitch_bounds.anonymous_hash
+        and stored.event_ts >= restitch_bounds.restitch_from_ts
+
+    union all
+
+    select
+        new_events.event_id,
+        new_events.user_hash,
+        new_events.anonymous_hash,
+        new_events.event_ts,
+        new_events.event_name
+    from new_events
+    inner join restitch_bounds
+        on new_events.anonymous_hash = restitch_bounds.anonymous_hash
 
 ),
 
@@ -117,6 +214,20 @@ candidates as (
 
     select event_id, event_ts, event_name, user_id, is_identified
     from ({{ uba_stitch('restitch_events', ['event_id', 'event_ts', 'event_name']) }}) as restitched
+
+    union all
+
+    select
+        new_events.event_id,
+        new_events.event_ts,
+        new_events.event_name,
+        coalesce(new_events.user_hash, devices.device_user_hash, new_events.anonymous_hash)
+            as user_id,
+        coalesce(new_events.user_hash, devices.device_user_hash) is not null as is_identified
+    from new_events
+    inner join devices
+        on new_events.anonymous_hash = devices.anonymous_hash
+    where devices.is_settled
 
     union all
 

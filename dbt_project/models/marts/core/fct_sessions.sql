@@ -1,7 +1,10 @@
 {#- One row per session, from int_events_sessionized. Incremental: a run deletes the sessions
     of every person whose events changed, from that person's earliest change on (the pre-hook;
     includes people who lost events to re-stitching), and appends their re-cut sessions, all
-    of them among the rows written since this model last ran (macros in uba_batches.sql). -#}
+    of them among the rows written since this model last ran (macros in uba_batches.sql).
+    The delete also carries the earliest change of all as a literal (redundant: the same rows),
+    so only the sessions from then on are matched against the people, and a full build stores
+    the sessions in start order, so DuckDB skips the row groups before it. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {{
     config(
@@ -13,7 +16,9 @@
             ~ "{{ uba_reads_everything(ref('int_events_sessionized')) }} or exists (select 1 "
             ~ "from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed "
             ~ "where changed.user_id = {{ this }}.user_id "
-            ~ "and {{ this }}.session_started_at >= changed.changed_from_ts){% endif %}",
+            ~ "and {{ this }}.session_started_at >= changed.changed_from_ts) "
+            ~ "{{ uba_and_at_or_after(this ~ '.session_started_at', 'select changed_from_ts from ('"
+            ~ " ~ uba_changed_people(ref('int_events_sessionized')) ~ ') as changed') }}{% endif %}",
         ],
         post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
     )
@@ -74,3 +79,4 @@ final as (
 )
 
 select * from final
+{% if not is_incremental() %}order by session_started_at, session_id{% endif %}
