@@ -987,13 +987,23 @@ def test_returning_person_totals_add_new_rows_to_stored_ones(tmp_path):
         )
 
     for minute in range(3):
-        add("retdev0", start + timedelta(minutes=minute), "desktop", "DE",
-            *(("purchase", 10.25) if minute == 1 else ()))
+        add(
+            "retdev0",
+            start + timedelta(minutes=minute),
+            "desktop",
+            "DE",
+            *(("purchase", 10.25) if minute == 1 else ()),
+        )
     add("retdev0", start + timedelta(minutes=4), "desktop", "DE")
     back = start + timedelta(days=2)
     for minute in range(3):
-        add("retdev1", back + timedelta(minutes=minute), "mobile", "FR",
-            *(("purchase", 4.5) if minute == 2 else ()))
+        add(
+            "retdev1",
+            back + timedelta(minutes=minute),
+            "mobile",
+            "FR",
+            *(("purchase", 4.5) if minute == 2 else ()),
+        )
     frame = pl.DataFrame(rows).with_columns(
         pl.col(c).cast(pl.Datetime("us")) for c in ("event_ts", "received_at", "loaded_at")
     )
@@ -1019,9 +1029,7 @@ def test_returning_person_totals_add_new_rows_to_stored_ones(tmp_path):
     finally:
         con.close()
     assert rewritten == 7  # the day re-cut the three stored events: the case under test
-    assert dim == [
-        (7, 2, 2, "desktop", "DE", 14.75, start, back + timedelta(minutes=2), True)
-    ]
+    assert dim == [(7, 2, 2, "desktop", "DE", 14.75, start, back + timedelta(minutes=2), True)]
     tables = ["marts.dim_users", PERSON_TOTALS]
     incremental = table_hashes(path, tables)
     build_core(path, tmp_path, "--full-refresh")
