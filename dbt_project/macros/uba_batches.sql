@@ -314,6 +314,20 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- Post-hook of a model that counts rows once (int_user_value_counts): the loads of the rows
+    it read this run (`source`'s rows written since its last run) not recorded yet, under
+    `version`. Unlike uba_record_consumed_loads it records only loads it has read rows of. -#}
+{% macro uba_record_loads_read(source, version='') -%}
+    {{ return(adapter.dispatch('uba_record_loads_read', 'uba')(source, version)) }}
+{%- endmacro %}
+
+{% macro default__uba_record_loads_read(source, version='') -%}
+    insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)
+    select distinct '{{ this.identifier }}', '{{ uba_loads_producer(source, version) }}', load_id
+    from ({{ uba_changed_rows(source, 'load_id') }}) as written
+    where load_id not in ({{ uba_consumed_loads(source, version) }})
+{%- endmacro %}
+
 {#- Pre-hook of such a model: every stored row goes when no load is recorded under `version`
     (a first run under a new version, or a model never recorded). -#}
 {% macro uba_forget_rows_of_other_versions(source, version='') -%}

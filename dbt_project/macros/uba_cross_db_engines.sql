@@ -30,6 +30,7 @@
 {% macro spark__uba_record_consumed_batch(producer) -%}{%- endmacro %}
 {% macro spark__uba_forget_consumers_on_full_refresh() -%}{%- endmacro %}
 {% macro spark__uba_record_consumed_loads(source, version) -%}{%- endmacro %}
+{% macro spark__uba_record_loads_read(source, version) -%}{%- endmacro %}
 
 {% macro spark__uba_json_text(column, key) -%}
     get_json_object({{ column }}, '$.{{ key }}')

@@ -24,10 +24,7 @@
     unique_key=['user_id', 'attribute', 'value', 'anonymous_hash']) -%}
 {#- After the batch is recorded: the loads of the rows read this run that are not recorded. -#}
 {%- do model_config.post_hook.append(
-    "insert into {{ uba_batch_manifest() }} (consumer, producer, batch_id)"
-    ~ " select distinct '{{ this.identifier }}', '{{ uba_loads_producer(ref('int_events_sessionized'), 'loads') }}', load_id"
-    ~ " from ({{ uba_changed_rows(ref('int_events_sessionized'), 'load_id') }}) as written"
-    ~ " where load_id not in (" ~ consumed_loads ~ ")") -%}
+    "{{ uba_record_loads_read(ref('int_events_sessionized'), 'loads') }}") -%}
 {{ config(**model_config) }}
 {%- set columns = 'user_id, is_identified, event_ts, session_index, anonymous_hash, device, country, revenue_usd' -%}
 
