@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from python_models.common import catalogue
+from python_models.warehouse import as_warehouse
 
 SEQUENCE_MART = "ftr_user_event_sequences"
 SEQUENCE_TABLE = f"features.{SEQUENCE_MART}"
@@ -79,21 +80,23 @@ def load_labelled(
 ) -> pl.DataFrame:
     """The window's rows whose next event is known, with the label as `label`, in time order:
     all of them, or (rows > 0) a seeded sample of `rows`. The sample is drawn in the warehouse
-    (the rows with the smallest hash of event id and seed), so only the sample is read into
-    memory: at 10M events the mart's labelled rows alone took ~4 GB. The same rows and seed
-    give the same sample."""
+    (the first rows in a seeded hash order of their event ids: Warehouse.seeded_order_sql), so
+    only the sample is read into memory: at 10M events reading every labelled row first
+    peaked at 6 GB. The same rows and seed give the same sample."""
     columns = [*CONTEXT_COLUMNS, *features]
     where, args = _within(window)
-    sample = f"order by hash(event_id, {int(seed)}), event_id limit {int(rows)}" if rows else ""
-    frame = _read(
+    sample = ""
+    if rows:
+        order = as_warehouse(con).seeded_order_sql("event_id", seed)
+        sample = f"order by {order}, event_id limit {int(rows)}"
+    return _read(
         con,
         f"""select * from (
             select {_select(columns)}, {LABEL} as label from {SEQUENCE_TABLE}
             where {where} {sample}
-        ) order by event_ts, event_id""",
+        ) as drawn order by event_ts, event_id""",
         args,
     )
-    return frame
 
 
 def load_latest(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.DataFrame:

@@ -239,6 +239,11 @@ class Warehouse(abc.ABC):
         """A query for about `rows` random rows of table (for checks on big tables)."""
         return f"select * from {table} order by random() limit {int(rows)}"
 
+    def seeded_order_sql(self, column: str, seed: int) -> str:
+        """An expression ordering rows by a hash of `column` (text) and `seed`: a random-looking
+        order that is the same on every run with the same rows and seed (seeded samples)."""
+        return f"md5(cast({column} as varchar) || '-{int(seed)}')"
+
     _depth = 0
 
     @contextlib.contextmanager
