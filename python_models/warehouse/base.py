@@ -241,8 +241,10 @@ class Warehouse(abc.ABC):
 
     def seeded_order_sql(self, column: str, seed: int) -> str:
         """An expression ordering rows by a hash of `column` (text) and `seed`: a random-looking
-        order that is the same on every run with the same rows and seed (seeded samples)."""
-        return f"md5(cast({column} as varchar) || '-{int(seed)}')"
+        order that is the same on every run with the same rows and seed (seeded samples), and
+        the same on every engine (md5's hex text), so a sample drawn on PostgreSQL or Spark
+        holds the rows DuckDB's holds."""
+        return f"md5({column} || '-{int(seed)}')"
 
     _depth = 0
 

@@ -78,9 +78,6 @@ class DuckDBWarehouse(Warehouse):
         # a seeded reservoir: the same rows on every run
         return f"select * from {table} using sample reservoir({int(rows)} rows) repeatable (42)"
 
-    def seeded_order_sql(self, column: str, seed: int) -> str:
-        return f"hash({column}, {int(seed)})"  # one 64-bit hash: cheaper than md5 text
-
     def replace_table(self, qualified: str, frame: Any) -> int:
         """Everything happens in one transaction (DuckDB's DDL is transactional): the new table
         replaces the old one at commit, so a failure, or the process being killed at any point,

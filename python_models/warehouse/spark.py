@@ -181,9 +181,6 @@ class SparkWarehouse(Warehouse):
     def sample_sql(self, table: str, rows: int) -> str:
         return f"select * from {table} order by rand(7) limit {int(rows)}"
 
-    def seeded_order_sql(self, column: str, seed: int) -> str:
-        return f"xxhash64({column}, {int(seed)})"
-
     def _frame(self, frame: Any):
         data = to_arrow(frame)
         # Spark reads plain (not large / view) strings from Arrow.
