@@ -80,6 +80,13 @@ class TestsOutcome:
     failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
     seconds: float = field(default=0.0, compare=False)  # run_plan's wall time
 
+    def describe(self) -> str:
+        """One line for `uba build` and `uba refresh`: how many ran, in how long."""
+        return (
+            f"{self.passed + len(self.warned)} data tests passed from their compiled SQL in "
+            f"{self.seconds:.1f} s ({len(self.warned)} warned)"
+        )
+
 
 def code_fingerprint(env: dict[str, str]) -> str:
     """Hash of every file dbt compiles the tests from, the profile, the target the build writes

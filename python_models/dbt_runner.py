@@ -464,10 +464,7 @@ def run(args) -> int:
                     target=args.target,
                     say=say,
                 )
-                say(
-                    f"{outcome.passed + len(outcome.warned)} data tests passed from their "
-                    f"compiled SQL in {outcome.seconds:.1f} s ({len(outcome.warned)} warned)"
-                )
+                say(outcome.describe())
             else:
                 run_dbt_build(dbt_args, target=args.target, say=say)
     except WarehouseBusyError as err:

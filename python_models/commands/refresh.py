@@ -385,7 +385,7 @@ def _build(
             if _batch_after_first()
             else 0
         )
-        return f"dbt build (incremental models), {_tests_run(outcome)}" + (
+        return f"dbt build (incremental models), {outcome.describe()}" + (
             f"; {saved} data tests saved for the next runs" if saved else ""
         ), False
     con = connect()
@@ -401,14 +401,7 @@ def _build(
     finally:
         con.close()
     dbt(lambda: dbt_daily_tests.judge(outcome, warn))
-    return f"dbt build (incremental models), {_tests_run(outcome)}", True
-
-
-def _tests_run(outcome) -> str:
-    return (
-        f"{outcome.passed + len(outcome.warned)} data tests from their compiled SQL in "
-        f"{outcome.seconds:.1f} s ({len(outcome.warned)} warned)"
-    )
+    return f"dbt build (incremental models), {outcome.describe()}", True
 
 
 def _score(con, steps: _Steps, result: RefreshResult) -> None:
