@@ -104,8 +104,9 @@ class ScoreOutcome:
     # This run's drift rows (ml.drift_measurements), worst compared first.
     drift: pl.DataFrame | None = None
     # "full": the table was replaced; "changed": only rows whose features changed were scored
-    # (`rows` of them; the table keeps the others).
+    # (`rows_scored` of them, `rows` written; the table keeps the others).
     mode: str = "full"
+    rows_scored: int | None = None  # when the model writes fewer (anomaly: alerts only)
 
 
 @dataclass(frozen=True)
@@ -355,7 +356,7 @@ def score_model(
         fingerprint = drift.frame_fingerprint(current)
         # What `uba refresh` compares next time: the scored rows, or the input tables.
         if spec.rowwise_scoring:
-            stage_latest_rows(con, current, spec)
+            stage_latest_rows(con, _population(con, spec, bundle, current), spec)
         else:
             state = inputs_fingerprint(con, spec)
         measured = drift.measure(
@@ -402,14 +403,14 @@ def score_changed(
         return score_model(con, model_name, run_id)
     bundle = champion.load()
     current = spec.latest_features(con, bundle)
-    stage_latest_rows(con, current, spec)
+    stage_latest_rows(con, _population(con, spec, bundle, current), spec)
     changed, stale = changed_rows(con, spec)
     if changed.height == 0 and stale == 0:
         return Skipped(model_name, "no user's features changed")
     run_id = run_id or uuid.uuid4().hex[:12]
     version = champion.model_version
     _log(
-        f"scoring {model_name}: {changed.height:,} users whose features changed, "
+        f"scoring {model_name}: {changed.height:,} rows whose features changed, "
         f"{stale:,} rows that left its population dropped (champion {version}, run {run_id})"
     )
     scored = _with_holdout_group(con, bundle["model"].predict_frame(changed))
@@ -428,7 +429,15 @@ def score_changed(
         run_id=run_id,
         drift=measured,
         mode="changed",
+        rows_scored=changed.height,
     )
+
+
+def _population(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, bundle: dict, current: pl.DataFrame
+) -> pl.DataFrame:
+    """The keys of the rows a row-wise model scores (ModelSpec.score_population)."""
+    return spec.score_population(con, bundle) if spec.score_population else current
 
 
 def derived_tables(names: Iterable[str] | None = None) -> list[DerivedTable]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from python_models.anomaly.daily import MODEL_COLUMNS, user_day_activity
+from python_models.anomaly.daily import ACTIVITY_TABLE, MODEL_COLUMNS, user_day_activity
 from python_models.anomaly.model import AnomalyModel, evaluation_table
 from python_models.anomaly.params import AnomalyParams
 from python_models.common import plots
@@ -58,21 +58,38 @@ def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     )
 
 
-def _scoring_days(con: Warehouse, model: AnomalyModel) -> pl.DataFrame:
-    since = None
-    if model.params.score_lookback_days > 0:
-        latest = con.execute("select max(event_date) from marts.fct_events").fetchone()[0]
-        since = latest - timedelta(days=model.params.score_lookback_days)
-    return user_day_activity(con, since=since, baseline_days=model.params.baseline_days)
+def _scoring_since(con: Warehouse, model: AnomalyModel) -> date | None:
+    """The first activity date scored (None: all history, score_lookback_days = 0)."""
+    if model.params.score_lookback_days <= 0:
+        return None
+    latest = con.execute("select max(event_date) from marts.fct_events").fetchone()[0]
+    return latest - timedelta(days=model.params.score_lookback_days)
 
 
 def score(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     model: AnomalyModel = bundle["model"]
-    return model.predict_frame(_scoring_days(con, model))
+    since = _scoring_since(con, model)
+    return model.predict_frame(
+        user_day_activity(con, since=since, baseline_days=model.params.baseline_days)
+    )
+
+
+def scored_user_days(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
+    """The keys of the user-days `score` scores (ModelSpec.score_population): each one's score
+    depends on its own row alone (dbt computed its baseline deviations), so `uba refresh`
+    rescores only the user-days whose rows changed."""
+    model: AnomalyModel = bundle["model"]
+    since = _scoring_since(con, model)
+    where = "where activity_date >= ?" if since is not None else ""
+    return con.execute(
+        f"select user_id, activity_date as as_of_date, activity_date from {ACTIVITY_TABLE} {where}",
+        [since] if since is not None else None,
+    ).pl()
 
 
 def latest_features(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
+    """The newest 7 days of user-days (drift), read alone, not the whole history."""
     model: AnomalyModel = bundle["model"]
-    daily = user_day_activity(con, baseline_days=model.params.baseline_days)
-    latest = daily["activity_date"].max()
-    return daily.filter(pl.col("activity_date") > latest - timedelta(days=7))
+    latest = con.execute(f"select max(activity_date) from {ACTIVITY_TABLE}").fetchone()[0]
+    since = latest - timedelta(days=6) if latest is not None else None
+    return user_day_activity(con, since=since, baseline_days=model.params.baseline_days)

@@ -30,4 +30,6 @@ SPEC = ModelSpec(
         "predicted_label": "Always `anomalous` (the table holds alerts only).",
     },
     feature_mart=ACTIVITY_MART,
+    rowwise_scoring=True,
+    score_population=on_warehouse.scored_user_days,
 )

@@ -10,9 +10,9 @@
    their compiled SQL here after the models (python_models/dbt_daily_tests.py): compiled by
    the build's own dbt process the first time for this code, which saves that SQL; then dbt
    builds the models only (not the seeds and views that build wrote from the same code);
-4. score what changed (python_models.lifecycle.score_changed): row-wise models only the users
-   whose features changed, other models only when one of their inputs changed, every model
-   in full when its champion changed;
+4. score what changed (python_models.lifecycle.score_changed): row-wise models only the rows
+   (users, anomaly's user-days) whose features changed, other models only when one of their
+   inputs changed, every model in full when its champion changed;
 5. publish only the tables whose content changed (python_models.publish), hashing only the
    days of the big tables that the build can have written (python_models.days_written).
 
@@ -430,10 +430,14 @@ def _score(con, steps: _Steps, result: RefreshResult) -> None:
         elif outcome.status != "scored":
             steps.say(f"           {outcome.model_name:<14} {outcome.status}: {outcome.reason}")
         else:
-            what = "users whose features changed" if outcome.mode == "changed" else "rows (full)"
-            steps.say(
-                f"           {outcome.model_name:<14} {outcome.rows:,} {what} -> {outcome.table}"
+            scored = outcome.rows if outcome.rows_scored is None else outcome.rows_scored
+            what = (
+                f"{scored:,} rows whose features changed"
+                + (f", {outcome.rows:,} written" if scored != outcome.rows else "")
+                if outcome.mode == "changed"
+                else f"{outcome.rows:,} rows (full)"
             )
+            steps.say(f"           {outcome.model_name:<14} {what} -> {outcome.table}")
 
 
 def _publish(con, out_dir: Path, bounded: bool = False):

@@ -9,9 +9,9 @@ For each model (its spec declares the table and its columns):
   rows and the fingerprint of the inputs it scored (the drift sensor's "did the data change").
 
 All three are written in one transaction: a failure leaves the previous tables as they were.
-An incremental scorer (only users whose features changed) fits this shape: it appends its
+An incremental scorer (only rows whose features changed) fits this shape: it appends its
 rows to the history under its run id and rebuilds the current table from its rows plus the
-previous current rows of the users it did not rescore.
+previous current rows of the rows it did not rescore.
 
 That bookkeeping of what was scored (`pipeline_state`, for `uba refresh`) is kept on DuckDB
 only (it hashes feature rows with DuckDB's hash()); on another engine it is not recorded, so
@@ -313,9 +313,12 @@ def record_score_state(
     model_version: str,
     run_id: str | None,
     fingerprint: str | None,
+    changed_only: bool = False,
 ) -> None:
     """Remember what the score table now holds (inside the caller's transaction, if any); a
-    row-wise model's rows are the staged ones (stage_latest_rows)."""
+    row-wise model's rows are the staged ones (stage_latest_rows). `changed_only`: only the
+    staged rows that differ from the recorded ones are written (the same end state, without
+    rewriting every row: anomaly records every user-day of its history)."""
     if not tracks_score_state(con):
         return
     ensure_state_tables(con)
@@ -324,13 +327,40 @@ def record_score_state(
         f"insert into {SCORE_STATE} values (?, ?, ?, ?, ?)",
         [spec.name, model_version, fingerprint, utc_now(), run_id],
     )
-    con.execute(f"delete from {SCORED_ROWS} where model_name = ?", [spec.name])
-    if spec.rowwise_scoring:
+    if not (spec.rowwise_scoring and changed_only):
+        con.execute(f"delete from {SCORED_ROWS} where model_name = ?", [spec.name])
+    if not spec.rowwise_scoring:
+        return
+    if not changed_only:
         con.execute(
             f"insert into {SCORED_ROWS} select ?, user_id, as_of_date, row_hash "
             f"from {_LATEST_ROWS}",
             [spec.name],
         )
+        return
+    con.execute(
+        f"""
+        delete from {SCORED_ROWS} as s
+        where s.model_name = ? and not exists (
+            select 1 from {_LATEST_ROWS} as l
+            where l.user_id = s.user_id and l.as_of_date = s.as_of_date
+              and l.row_hash = s.row_hash
+        )
+        """,
+        [spec.name],
+    )
+    con.execute(
+        f"""
+        insert into {SCORED_ROWS}
+        select ?, l.user_id, l.as_of_date, l.row_hash from {_LATEST_ROWS} as l
+        where not exists (
+            select 1 from {SCORED_ROWS} as s
+            where s.model_name = ? and s.user_id = l.user_id and s.as_of_date = l.as_of_date
+              and s.row_hash = l.row_hash
+        )
+        """,
+        [spec.name, spec.name],
+    )
 
 
 def merge_scores(
@@ -339,10 +369,12 @@ def merge_scores(
     frame: pl.DataFrame,
     input_fingerprint: str | None = None,
 ) -> int:
-    """An incremental run (`frame`: the rescored rows, one run id): appended to the history
-    under its run id; the current table becomes these rows plus the previous current rows of
-    the staged population not rescored (rows that left the population are dropped); the run
-    and the new state are recorded. One transaction: a failure keeps everything as it was."""
+    """An incremental run (`frame`: the scores of the changed rows, changed_rows', one run id;
+    a model that keeps some rows only, like anomaly's alerts, may return fewer): appended to
+    the history under its run id; the current table becomes these rows plus the previous
+    current rows of the staged population whose features did not change (rows that left the
+    population, and changed rows the model no longer keeps, are dropped); the run and the new
+    state are recorded. One transaction: a failure keeps everything as it was."""
     run_ids = frame["run_id"].unique().to_list()
     if len(run_ids) != 1 or run_ids[0] is None:
         raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
@@ -359,13 +391,13 @@ def merge_scores(
                 select s.* from {spec.score_table} as s
                 where exists (
                     select 1 from {_LATEST_ROWS} as l
+                    join {SCORED_ROWS} as r
+                        on r.model_name = ? and r.user_id = l.user_id
+                        and r.as_of_date = l.as_of_date and r.row_hash = l.row_hash
                     where l.user_id = s.user_id and l.as_of_date = s.as_of_date
                 )
-                and not exists (
-                    select 1 from __uba_scores as n
-                    where n.user_id = s.user_id and n.as_of_date = s.as_of_date
-                )
-                """
+                """,
+                [spec.name],
             ).fetch_arrow_table()
             _swap_in_run(w, spec, frame, current)
             as_of = frame["as_of_date"].max() if frame.height else None
@@ -373,7 +405,7 @@ def merge_scores(
                 f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
                 [spec.name, run_id, version, utc_now(), as_of, frame.height, input_fingerprint],
             )
-            record_score_state(w, spec, version, run_id, None)
+            record_score_state(w, spec, version, run_id, None, changed_only=True)
     finally:
         w.unregister("__uba_scores")
     return frame.height

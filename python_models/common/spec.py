@@ -81,11 +81,18 @@ class ModelSpec:
     # The score table's grain: one row per user and snapshot, unless the model scores something
     # else (the load forecast: one row per forecast origin, metric and hour; no user ids).
     key_columns: tuple[str, ...] = KEY_COLUMNS
-    # True when `score` is the model's predict_frame over the newest snapshot of the feature
-    # mart, each row scored on its own values alone: then `uba refresh` rescores only the rows
-    # whose features changed. False (a score that ranks rows against each other, like LTV's
-    # tiers, or reads other tables): rescored in full whenever an input table changed.
+    # True when `score` is the model's predict_frame over rows of the feature mart (the newest
+    # snapshot unless score_population says otherwise), each row scored on its own values
+    # alone: then `uba refresh` rescores only the rows whose features changed (predict_frame
+    # may keep some of them only: anomaly's alerts). False (a score that ranks rows against
+    # each other, like LTV's tiers, or reads other tables): rescored in full whenever an input
+    # table changed.
     rowwise_scoring: bool = False
+    # A row-wise model whose `score` scores other rows than latest_features' newest snapshot:
+    # score_population(con, bundle) -> the keys of the rows it scores (user_id, as_of_date and
+    # the mart's grain columns), what `uba refresh` compares (anomaly: every user-day of its
+    # lookback). None: latest_features' rows.
+    score_population: Callable[[Warehouse, dict[str, Any]], pl.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -51,7 +51,12 @@ def warehouse(built_warehouse, sample_data, tmp_path_factory):
         try:
             record_build(con)  # built_warehouse is fresh from `dbt build`: no rebuild needed
             # The sample is small: churn's bar of 1,000 examples per class is lowered.
-            trained = (("churn", {"min_class_examples": 50}), ("ltv", None), ("next_action", None))
+            trained = (
+                ("churn", {"min_class_examples": 50}),
+                ("ltv", None),
+                ("next_action", None),
+                ("anomaly", None),
+            )
             for name, params in trained:
                 assert train_model(con, name, run_id="train", params=params).status == "champion"
         finally:
@@ -169,6 +174,53 @@ def _newest_sequence_rows(con) -> pl.DataFrame:
     return rows.with_columns(pl.col(pl.Float64).round(9))
 
 
+def _user_days(con) -> pl.DataFrame:
+    """Every row of the anomaly model's mart (doubles to 9 decimals, as the refresh compares)."""
+    rows = con.execute("select * from features.ftr_user_day_activity").pl()
+    return rows.with_columns(pl.col(pl.Float64).round(9))
+
+
+_ALERT = ["user_id", "as_of_date", "score", "predicted_label", "reasons"]
+
+
+def _assert_anomaly_rescored_the_changed_user_days(
+    outcome, days_before: pl.DataFrame, alerts_before: pl.DataFrame, planted: pl.DataFrame
+) -> None:
+    """The run scored exactly the user-days whose mart rows the day changed (the `planted`
+    user_id, as_of_date among them), and the alerts table equals a full rescore: the changed
+    days' alerts replaced or removed, the others' rows untouched (their run and scored_at)."""
+    from python_models.anomaly.daily import user_day_activity
+    from python_models.lifecycle import load_champion
+    from python_models.warehouse import connect
+
+    con = connect(read_only=True)
+    try:
+        days_after = _user_days(con)
+        alerts = con.execute("select * from ml_scores.anomaly_alerts").pl()
+        history = con.execute(
+            "select user_id, as_of_date from ml_scores.anomaly_alerts_history where run_id = ?",
+            [outcome.run_id],
+        ).pl()
+        model = load_champion(con, "anomaly")[1]["model"]
+        full = model.predict_frame(user_day_activity(con, baseline_days=model.params.baseline_days))
+    finally:
+        con.close()
+    changed = days_after.join(days_before, on=days_after.columns, how="anti", nulls_equal=True)
+    changed = changed.select("user_id", pl.col("activity_date").alias("as_of_date"))
+    assert (outcome.status, outcome.mode) == ("scored", "changed")
+    assert outcome.rows_scored == changed.height  # the changed user-days, no more
+    assert planted.join(changed, on=["user_id", "as_of_date"], how="anti").is_empty()
+    assert 0 < changed.height < days_after.height / 10
+    assert alerts.select(_ALERT).sort(_ALERT).equals(full.select(_ALERT).sort(_ALERT))
+    # this run's rows are the changed days' alerts; every other alert is the row it was
+    rescored = alerts.filter(pl.col("run_id") == outcome.run_id)
+    assert history.height == outcome.rows == rescored.height
+    assert rescored.join(changed, on=["user_id", "as_of_date"], how="anti").is_empty()
+    kept = alerts.filter(pl.col("run_id") != outcome.run_id).sort(_ALERT)
+    unchanged = alerts_before.join(changed, on=["user_id", "as_of_date"], how="anti")
+    assert kept.equals(unchanged.sort(_ALERT))
+
+
 def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp_path, monkeypatch):
     from python_models.commands.refresh import refresh
     from python_models.warehouse import connect
@@ -179,6 +231,8 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     ltv_before = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
     actions_before = con.execute("select * from ml_scores.next_action_scores").pl()
     newest_before = _newest_sequence_rows(con)
+    days_before = _user_days(con)
+    alerts_before = con.execute("select * from ml_scores.anomaly_alerts").pl()
     con.close()
     late, new_day = _plant_day(events_dir, before, tmp_path / "day")
     files_before = _published_files(data_dir)
@@ -245,6 +299,18 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     assert kept.equals(unchanged.sort("user_id"))
     assert actions_after.height == actions_before.height
 
+    # Anomaly: the planted users' days (the late event's, the new day's) and the days after a
+    # late one whose baselines include it are rescored, and the alerts equal a full rescore.
+    as_of = before["as_of_date"].max()
+    planted_days = pl.DataFrame(
+        [(u, as_of - timedelta(days=1)) for u in late] + [(u, as_of) for u in new_day],
+        schema={"user_id": pl.String, "as_of_date": pl.Date},
+        orient="row",
+    )
+    _assert_anomaly_rescored_the_changed_user_days(
+        result.scored["anomaly"], days_before, alerts_before, planted_days
+    )
+
     again = refresh([str(events_dir), str(tmp_path / "day")], data_docs=False, say=print)
     assert again.nothing_new
 
@@ -282,6 +348,10 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
         ]
     ).write_parquet(next_day / "day-next.parquet")
     files_before = _published_files(data_dir)
+    con = connect(read_only=True)
+    days_before = _user_days(con)
+    alerts_before = con.execute("select * from ml_scores.anomaly_alerts").pl()
+    con.close()
     bounds = []
     from python_models import days_written
 
@@ -301,6 +371,16 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
         monkeypatch.delenv("UBA_LATE_WINDOW_DAYS")
         reload_settings()
     assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
+    # the late event's day ten days back, and the planted person's later days whose trailing
+    # baselines hold it, are rescored (anomaly), besides the new day's
+    old_person = pseudonymize(planted["user_id"][0], "user", TEST_SALT)
+    old_days = pl.DataFrame(
+        {"user_id": [old_person], "as_of_date": [old_day.date()]},
+        schema={"user_id": pl.String, "as_of_date": pl.Date},
+    )
+    _assert_anomaly_rescored_the_changed_user_days(
+        daily.scored["anomaly"], days_before, alerts_before, old_days
+    )
     # The publish hashed only the days the build can have written (python_models.days_written):
     # for the event tables, from the earliest event the day re-cut on (at or before the late
     # event: its person is re-cut from a session boundary before it), not the whole history,

@@ -1,6 +1,7 @@
 """Score tables keep every run (ml_scores.<table>_history), the newest is current, each run is
 recorded in ml.scoring_runs; re-running a run id replaces its rows; a failed write changes
-nothing. On in-memory DuckDB with the churn spec's columns."""
+nothing; an incremental run of an alerts-only model (anomaly) replaces or removes the changed
+rows' alerts and keeps the others. On in-memory DuckDB with the churn and anomaly specs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ import duckdb
 import polars as pl
 import pytest
 
+from python_models.anomaly.spec import SPEC as anomaly
 from python_models.churn.spec import SPEC as churn
-from python_models.common.scores import SCORING_RUNS_TABLE, score_frame, write_scores
+from python_models.common.scores import (
+    SCORED_ROWS,
+    SCORING_RUNS_TABLE,
+    changed_rows,
+    merge_scores,
+    record_score_state,
+    score_frame,
+    stage_latest_rows,
+    write_scores,
+)
 
 
 def _rows(users: list[str], score: float, as_of=date(2025, 1, 6)) -> pl.DataFrame:
@@ -114,3 +125,42 @@ def test_a_write_holds_one_run():
     )
     with pytest.raises(ValueError, match="exactly one run id"):
         write_scores(con, churn, frame)
+
+
+def _alerts(users: list[str], run_id: str) -> pl.DataFrame:
+    rows = _rows(users, 3.0, as_of=date(2025, 1, 1)).with_columns(
+        pl.lit("anomalous").alias("predicted_label")
+    )
+    return score_frame(anomaly, "v1", run_id, rows)
+
+
+def test_a_changed_alerts_only_run_replaces_or_removes_the_changed_rows_alerts():
+    """Users a, b, c have one user-day each; a and b were alerts. a's and c's rows change:
+    rescored, c passes and a no longer does (its alert is not in the run's frame)."""
+    con = duckdb.connect()
+    con.execute("create schema features")
+    con.execute(
+        "create table features.ftr_user_day_activity as select * from (values "
+        "('a', date '2025-01-01', 1.0), ('b', date '2025-01-01', 2.0), "
+        "('c', date '2025-01-01', 3.0)) as t(user_id, activity_date, z_events)"
+    )
+    keys = con.execute(
+        "select user_id, activity_date as as_of_date, activity_date "
+        "from features.ftr_user_day_activity"
+    ).pl()
+    stage_latest_rows(con, keys, anomaly)
+    write_scores(con, anomaly, _alerts(["a", "b"], "r1"))
+    record_score_state(con, anomaly, "v1", "r1", None)
+
+    con.execute("update features.ftr_user_day_activity set z_events = 9 where user_id <> 'b'")
+    stage_latest_rows(con, keys, anomaly)
+    changed, stale = changed_rows(con, anomaly)
+    assert sorted(changed["user_id"]) == ["a", "c"] and stale == 0
+    merge_scores(con, anomaly, _alerts(["c"], "r2"))
+
+    current = con.sql(f"select user_id, run_id from {anomaly.score_table} order by 1").fetchall()
+    assert current == [("b", "r1"), ("c", "r2")]
+    # what was recorded is every staged row as scored: nothing reads as changed now
+    stage_latest_rows(con, keys, anomaly)
+    assert changed_rows(con, anomaly)[0].is_empty()
+    assert _count(con, f"select count(*) from {SCORED_ROWS}") == 3
