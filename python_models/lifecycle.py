@@ -415,7 +415,9 @@ def score_changed(
     )
     scored = _with_holdout_group(con, bundle["model"].predict_frame(changed))
     frame = score_frame(spec, version, run_id, scored)
-    rows = merge_scores(con, spec, frame, input_fingerprint=drift.frame_fingerprint(current))
+    rows = merge_scores(
+        con, spec, frame, run_id, version, input_fingerprint=drift.frame_fingerprint(current)
+    )
     # Drift of the whole scored population, as a full scoring measures it.
     population_scores = con.execute(f"select score from {spec.score_table}").pl()["score"]
     measured = drift.measure(spec, version, run_id, bundle, current, population_scores.to_numpy())
@@ -435,8 +437,8 @@ def score_changed(
 
 def _population(
     con: duckdb.DuckDBPyConnection, spec: ModelSpec, bundle: dict, current: pl.DataFrame
-) -> pl.DataFrame:
-    """The keys of the rows a row-wise model scores (ModelSpec.score_population)."""
+) -> pl.DataFrame | tuple[str, list]:
+    """The rows a row-wise model scores, for stage_latest_rows (ModelSpec.score_population)."""
     return spec.score_population(con, bundle) if spec.score_population else current
 
 

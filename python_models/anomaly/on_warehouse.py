@@ -74,17 +74,12 @@ def score(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     )
 
 
-def scored_user_days(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
-    """The keys of the user-days `score` scores (ModelSpec.score_population): each one's score
-    depends on its own row alone (dbt computed its baseline deviations), so `uba refresh`
-    rescores only the user-days whose rows changed."""
-    model: AnomalyModel = bundle["model"]
-    since = _scoring_since(con, model)
-    where = "where activity_date >= ?" if since is not None else ""
-    return con.execute(
-        f"select user_id, activity_date as as_of_date, activity_date from {ACTIVITY_TABLE} {where}",
-        [since] if since is not None else None,
-    ).pl()
+def scored_user_days(con: Warehouse, bundle: dict[str, Any]) -> tuple[str, list]:
+    """The user-days `score` scores, as a condition on ftr_user_day_activity's columns
+    (ModelSpec.score_population): each one's score depends on its own row alone (dbt computed
+    its baseline deviations), so `uba refresh` rescores only the user-days whose rows changed."""
+    since = _scoring_since(con, bundle["model"])
+    return ("true", []) if since is None else ("activity_date >= ?", [since])
 
 
 def latest_features(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:

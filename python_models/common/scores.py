@@ -104,12 +104,13 @@ def _add_missing_columns(w: Warehouse, table: str, frame: pl.DataFrame) -> None:
             w.execute(f'alter table {table} add column "{column}" {w.column_type(dtype)}')
 
 
-def _swap_in_run(w: Warehouse, spec: ModelSpec, run_rows: pl.DataFrame, current: Any) -> None:
+def _swap_in_run(
+    w: Warehouse, spec: ModelSpec, run_rows: pl.DataFrame, current: Any, run_id: str
+) -> None:
     """Inside the caller's transaction: the run's rows replace that run in the history,
     `current` (an Arrow table or frame) becomes the current table, and the run's old record is
     removed (the caller inserts the new one)."""
     history = spec.history_table
-    run_id = run_rows["run_id"][0]
     data = run_rows.to_arrow()
     if table_exists(w, history):
         _add_missing_columns(w, history, run_rows)
@@ -137,7 +138,7 @@ def write_scores(
     w.create_schema(split_name(spec.score_table)[0])
     ensure_runs_table(w)
     with w.transaction():
-        _swap_in_run(w, spec, frame, frame.to_arrow())
+        _swap_in_run(w, spec, frame, frame.to_arrow(), run_id)
         as_of = frame["as_of_date"].max() if frame.height and "as_of_date" in frame else None
         w.execute(
             f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
@@ -171,6 +172,7 @@ STATE_SCHEMA = "pipeline_state"
 SCORE_STATE = f"{STATE_SCHEMA}.score_runs"  # per model: version and input fingerprint scored
 SCORED_ROWS = f"{STATE_SCHEMA}.scored_rows"  # per model and row: the feature-row hash scored
 _LATEST_ROWS = "__uba_latest_feature_rows"
+_CHANGED_ROWS = "__uba_changed_feature_rows"  # changed_rows' keys, for merge_scores
 
 
 def tracks_score_state(con: Any) -> bool:
@@ -238,11 +240,15 @@ def _feature_rows(spec: ModelSpec) -> tuple[str, list[str]]:
 
 
 def stage_latest_rows(
-    con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, spec: ModelSpec | None = None
+    con: duckdb.DuckDBPyConnection,
+    keys: pl.DataFrame | tuple[str, list],
+    spec: ModelSpec | None = None,
 ) -> None:
-    """A temp table of the rows a row-wise model scores now (`keys`: user_id, as_of_date of its
-    population in the newest snapshot, and the mart's grain columns) with a hash of each one's
-    whole feature-mart row (`spec`'s mart; ftr_user_features when None).
+    """A temp table of the rows a row-wise model scores now with a hash of each one's whole
+    feature-mart row (`spec`'s mart; ftr_user_features when None). `keys`: user_id, as_of_date
+    of its population in the newest snapshot and the mart's grain columns; or (a SQL condition
+    on the mart's columns, its parameters) for a model that scores every row matching it
+    (ModelSpec.score_population: anomaly's user-days), as_of_date being the grain's date.
     Doubles are rounded to 9 decimals first, so a rebuild that sums in another order (DuckDB's
     parallel aggregates) does not read as a change."""
     if not tracks_score_state(con):
@@ -261,6 +267,20 @@ def stage_latest_rows(
         for name, kind in columns
     )
     extra = [c for c in grain if c not in KEY_COLUMNS]
+    if isinstance(keys, tuple):
+        condition, params = keys
+        (date,) = ["as_of_date"] if "as_of_date" in grain else [c for c in grain if c != "user_id"]
+        con.execute(
+            f"""
+            create or replace temp table {_LATEST_ROWS} as
+            select f.user_id, f."{date}" as as_of_date, {", ".join(f'f."{c}"' for c in extra)},
+                hash({hashed}) as row_hash
+            from {mart} as f
+            where {condition}
+            """,
+            params,
+        )
+        return
     on = " and ".join(f'k."{c}" = f."{c}"' for c in grain)
     con.register("__uba_keys", keys.select(*KEY_COLUMNS, *extra).to_arrow())
     try:
@@ -279,21 +299,27 @@ def stage_latest_rows(
 
 def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.DataFrame, int]:
     """(the feature-mart rows of the staged population not scored with these values, the
-    score-table rows no longer in it). Call stage_latest_rows first."""
+    score-table rows no longer in it). Call stage_latest_rows first; it also stages the
+    changed rows' keys for merge_scores (whether each was scored before, with other values)."""
     mart, grain = _feature_rows(spec)
+    con.execute(
+        f"""
+        create or replace temp table {_CHANGED_ROWS} as
+        select l.*, s.row_hash is not null as was_scored
+        from {_LATEST_ROWS} as l
+        left join (select * from {SCORED_ROWS} where model_name = ?) as s
+            on s.user_id = l.user_id and s.as_of_date = l.as_of_date
+        where s.row_hash is distinct from l.row_hash
+        """,
+        [spec.name],
+    )
     changed = con.execute(
         f"""
         select f.*
         from {mart} as f
-        join {_LATEST_ROWS} as l using ({", ".join(f'"{c}"' for c in grain)})
-        where not exists (
-            select 1 from {SCORED_ROWS} as s
-            where s.model_name = ? and s.user_id = l.user_id and s.as_of_date = l.as_of_date
-              and s.row_hash = l.row_hash
-        )
+        join {_CHANGED_ROWS} as c using ({", ".join(f'"{c}"' for c in grain)})
         order by f.user_id
-        """,
-        [spec.name],
+        """
     ).pl()
     stale = con.execute(
         f"""
@@ -317,8 +343,8 @@ def record_score_state(
 ) -> None:
     """Remember what the score table now holds (inside the caller's transaction, if any); a
     row-wise model's rows are the staged ones (stage_latest_rows). `changed_only`: only the
-    staged rows that differ from the recorded ones are written (the same end state, without
-    rewriting every row: anomaly records every user-day of its history)."""
+    changed rows (changed_rows') and the rows that left the population are written, the same
+    end state without rewriting every row (anomaly records every user-day of its history)."""
     if not tracks_score_state(con):
         return
     ensure_state_tables(con)
@@ -338,28 +364,43 @@ def record_score_state(
             [spec.name],
         )
         return
-    con.execute(
+    # One row per model and key: the recorded rows not changed are the staged ones not
+    # changed, so any other recorded row left the population (rare: a consent withdrawal,
+    # the lookback window moving on); only then is every recorded row looked up.
+    recorded, staged, changed, rescored = con.execute(
         f"""
-        delete from {SCORED_ROWS} as s
-        where s.model_name = ? and not exists (
-            select 1 from {_LATEST_ROWS} as l
-            where l.user_id = s.user_id and l.as_of_date = s.as_of_date
-              and l.row_hash = s.row_hash
-        )
+        select (select count(*) from {SCORED_ROWS} where model_name = ?),
+            (select count(*) from {_LATEST_ROWS}),
+            (select count(*) from {_CHANGED_ROWS}),
+            (select count(*) from {_CHANGED_ROWS} where was_scored)
         """,
         [spec.name],
-    )
-    con.execute(
-        f"""
-        insert into {SCORED_ROWS}
-        select ?, l.user_id, l.as_of_date, l.row_hash from {_LATEST_ROWS} as l
-        where not exists (
-            select 1 from {SCORED_ROWS} as s
-            where s.model_name = ? and s.user_id = l.user_id and s.as_of_date = l.as_of_date
-              and s.row_hash = l.row_hash
+    ).fetchone()
+    if recorded - rescored != staged - changed:
+        con.execute(
+            f"""
+            delete from {SCORED_ROWS} as s
+            where s.model_name = ? and not exists (
+                select 1 from {_LATEST_ROWS} as l
+                where l.user_id = s.user_id and l.as_of_date = s.as_of_date
+            )
+            """,
+            [spec.name],
         )
-        """,
-        [spec.name, spec.name],
+    if rescored:
+        con.execute(
+            f"""
+            delete from {SCORED_ROWS} as s
+            where s.model_name = ? and exists (
+                select 1 from {_CHANGED_ROWS} as c
+                where c.was_scored and c.user_id = s.user_id and c.as_of_date = s.as_of_date
+            )
+            """,
+            [spec.name],
+        )
+    con.execute(
+        f"insert into {SCORED_ROWS} select ?, user_id, as_of_date, row_hash from {_CHANGED_ROWS}",
+        [spec.name],
     )
 
 
@@ -367,18 +408,18 @@ def merge_scores(
     con: duckdb.DuckDBPyConnection,
     spec: ModelSpec,
     frame: pl.DataFrame,
+    run_id: str,
+    model_version: str,
     input_fingerprint: str | None = None,
 ) -> int:
-    """An incremental run (`frame`: the scores of the changed rows, changed_rows', one run id;
-    a model that keeps some rows only, like anomaly's alerts, may return fewer): appended to
+    """An incremental run (`frame`: the scores of changed_rows' rows under `run_id`; a model
+    that keeps some rows only, like anomaly's alerts, may return fewer, or none): appended to
     the history under its run id; the current table becomes these rows plus the previous
     current rows of the staged population whose features did not change (rows that left the
     population, and changed rows the model no longer keeps, are dropped); the run and the new
     state are recorded. One transaction: a failure keeps everything as it was."""
-    run_ids = frame["run_id"].unique().to_list()
-    if len(run_ids) != 1 or run_ids[0] is None:
-        raise ValueError(f"a score write holds exactly one run id, got {run_ids}")
-    run_id, version = run_ids[0], frame["model_version"][0]
+    if set(frame["run_id"].unique().to_list()) - {run_id}:
+        raise ValueError(f"a score write holds exactly one run id, {run_id}")
     w = as_warehouse(con)
     ensure_runs_table(w)
     w.register("__uba_scores", frame.to_arrow())
@@ -391,21 +432,29 @@ def merge_scores(
                 select s.* from {spec.score_table} as s
                 where exists (
                     select 1 from {_LATEST_ROWS} as l
-                    join {SCORED_ROWS} as r
-                        on r.model_name = ? and r.user_id = l.user_id
-                        and r.as_of_date = l.as_of_date and r.row_hash = l.row_hash
                     where l.user_id = s.user_id and l.as_of_date = s.as_of_date
                 )
-                """,
-                [spec.name],
+                and not exists (
+                    select 1 from {_CHANGED_ROWS} as c
+                    where c.user_id = s.user_id and c.as_of_date = s.as_of_date
+                )
+                """
             ).fetch_arrow_table()
-            _swap_in_run(w, spec, frame, current)
+            _swap_in_run(w, spec, frame, current, run_id)
             as_of = frame["as_of_date"].max() if frame.height else None
             w.execute(
                 f"insert into {SCORING_RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?)",
-                [spec.name, run_id, version, utc_now(), as_of, frame.height, input_fingerprint],
+                [
+                    spec.name,
+                    run_id,
+                    model_version,
+                    utc_now(),
+                    as_of,
+                    frame.height,
+                    input_fingerprint,
+                ],
             )
-            record_score_state(w, spec, version, run_id, None, changed_only=True)
+            record_score_state(w, spec, model_version, run_id, None, changed_only=True)
     finally:
         w.unregister("__uba_scores")
     return frame.height

@@ -88,11 +88,11 @@ class ModelSpec:
     # each other, like LTV's tiers, or reads other tables): rescored in full whenever an input
     # table changed.
     rowwise_scoring: bool = False
-    # A row-wise model whose `score` scores other rows than latest_features' newest snapshot:
-    # score_population(con, bundle) -> the keys of the rows it scores (user_id, as_of_date and
-    # the mart's grain columns), what `uba refresh` compares (anomaly: every user-day of its
-    # lookback). None: latest_features' rows.
-    score_population: Callable[[Warehouse, dict[str, Any]], pl.DataFrame] | None = None
+    # A row-wise model whose `score` scores every row of its feature mart that a condition
+    # selects, not latest_features' newest snapshot: score_population(con, bundle) -> (a SQL
+    # condition on the mart's columns, its parameters), the rows `uba refresh` compares
+    # (anomaly: every user-day of its lookback). None: latest_features' rows.
+    score_population: Callable[[Warehouse, dict[str, Any]], tuple[str, list]] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

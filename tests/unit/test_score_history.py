@@ -134,9 +134,18 @@ def _alerts(users: list[str], run_id: str) -> pl.DataFrame:
     return score_frame(anomaly, "v1", run_id, rows)
 
 
+def _merge_changed(con, alerts: list[str], run_id: str) -> list[str]:
+    """Stage every user-day, merge the alerts among the changed ones; the changed users."""
+    stage_latest_rows(con, ("true", []), anomaly)
+    changed, _ = changed_rows(con, anomaly)
+    merge_scores(con, anomaly, _alerts(alerts, run_id), run_id, "v1")
+    return sorted(changed["user_id"])
+
+
 def test_a_changed_alerts_only_run_replaces_or_removes_the_changed_rows_alerts():
     """Users a, b, c have one user-day each; a and b were alerts. a's and c's rows change:
-    rescored, c passes and a no longer does (its alert is not in the run's frame)."""
+    rescored, c passes and a no longer does (its alert is not in the run's frame); then b's
+    row changes and passes no more (a run with no alert), and c's row leaves the mart."""
     con = duckdb.connect()
     con.execute("create schema features")
     con.execute(
@@ -144,23 +153,24 @@ def test_a_changed_alerts_only_run_replaces_or_removes_the_changed_rows_alerts()
         "('a', date '2025-01-01', 1.0), ('b', date '2025-01-01', 2.0), "
         "('c', date '2025-01-01', 3.0)) as t(user_id, activity_date, z_events)"
     )
-    keys = con.execute(
-        "select user_id, activity_date as as_of_date, activity_date "
-        "from features.ftr_user_day_activity"
-    ).pl()
-    stage_latest_rows(con, keys, anomaly)
+    stage_latest_rows(con, ("true", []), anomaly)
     write_scores(con, anomaly, _alerts(["a", "b"], "r1"))
     record_score_state(con, anomaly, "v1", "r1", None)
 
-    con.execute("update features.ftr_user_day_activity set z_events = 9 where user_id <> 'b'")
-    stage_latest_rows(con, keys, anomaly)
-    changed, stale = changed_rows(con, anomaly)
-    assert sorted(changed["user_id"]) == ["a", "c"] and stale == 0
-    merge_scores(con, anomaly, _alerts(["c"], "r2"))
+    def current() -> list[tuple[str, str]]:
+        return con.sql(f"select user_id, run_id from {anomaly.score_table} order by 1").fetchall()
 
-    current = con.sql(f"select user_id, run_id from {anomaly.score_table} order by 1").fetchall()
-    assert current == [("b", "r1"), ("c", "r2")]
+    con.execute("update features.ftr_user_day_activity set z_events = 9 where user_id <> 'b'")
+    assert _merge_changed(con, ["c"], "r2") == ["a", "c"]
+    assert current() == [("b", "r1"), ("c", "r2")]
+    con.execute("update features.ftr_user_day_activity set z_events = 0 where user_id = 'b'")
+    assert _merge_changed(con, [], "r3") == ["b"]
+    assert current() == [("c", "r2")]
+    assert _count(con, f"select rows from {SCORING_RUNS_TABLE} where run_id = 'r3'") == 0
+    con.execute("delete from features.ftr_user_day_activity where user_id = 'c'")
+    assert _merge_changed(con, [], "r4") == []
+    assert current() == []
     # what was recorded is every staged row as scored: nothing reads as changed now
-    stage_latest_rows(con, keys, anomaly)
+    stage_latest_rows(con, ("true", []), anomaly)
     assert changed_rows(con, anomaly)[0].is_empty()
-    assert _count(con, f"select count(*) from {SCORED_ROWS}") == 3
+    assert con.sql(f"select user_id from {SCORED_ROWS} order by 1").fetchall() == [("a",), ("b",)]
