@@ -539,13 +539,15 @@ def score_each(
     run_id: str | None = None,
     transactions: pl.DataFrame | None = None,
     changed_only: bool = False,
+    fingerprints: dict[str, str] | None = None,
 ) -> list[ScoreOutcome | Skipped | Failed]:
     """Score every named model that has a champion (under one run id); the others are
     skipped or failed. `transactions`: score that file (for models with a file path).
-    `changed_only`: only what changed since the last scoring (score_changed)."""
+    `changed_only`: only what changed since the last scoring (score_changed). `fingerprints`:
+    input tables' fingerprints the caller already has (inputs_fingerprint)."""
     run_id = run_id or uuid.uuid4().hex[:12]
     outcomes: list[ScoreOutcome | Skipped | Failed] = []
-    fingerprints: dict[str, str] = {}  # each input table hashed once per run
+    fingerprints = dict(fingerprints or {})  # each input table hashed once per run
     for name in names:
         try:
             get_spec(name)
