@@ -15,8 +15,9 @@ same files, stage by stage, then a daily increment and a run with no new data.
    sessionize + features + labels; train / score = churn (the only model it has).
    The full dbt build does more than the reference (funnels, paths, reports, every mart and
    their data tests), so a second row times the same work: `dbt build` of churn's inputs and
-   what they are built from (its ModelSpec.inputs with `+`), with their data tests, on a copy
-   of the gated warehouse (`--no-lineage` skips it).
+   what they are built from (its ModelSpec.inputs with `+`), with their data tests run from
+   their compiled SQL as the full build's are, on a copy of the gated warehouse
+   (`--no-lineage` skips it).
 4. `uba refresh DAYFILE` as its own process (imports included) on the day before the last
    (the first refresh after a build: it also saves the data tests' compiled SQL), then on the
    last day (what a day costs from then on), then again with nothing new. Each prints its
