@@ -15,8 +15,9 @@ same files, stage by stage, then a daily increment and a run with no new data.
    sessionize + features + labels; train / score = churn (the only model it has).
    The full dbt build does more than the reference (funnels, paths, reports, every mart and
    their data tests), so a second row times the same work: `dbt build` of churn's inputs and
-   what they are built from (its ModelSpec.inputs with `+`), with their data tests, on a copy
-   of the gated warehouse (`--no-lineage` skips it).
+   what they are built from (its ModelSpec.inputs with `+`), with their data tests run from
+   their compiled SQL as the full build's are, on a copy of the gated warehouse
+   (`--no-lineage` skips it).
 4. `uba refresh DAYFILE` as its own process (imports included) on the day before the last
    (the first refresh after a build: it also saves the data tests' compiled SQL), then on the
    last day (what a day costs from then on), then again with nothing new. Each prints its
@@ -112,24 +113,23 @@ def split_last_day(events_dir: Path, manifest: dict, out: Path) -> dict:
     }
 
 
-def lineage_selector() -> list[str]:
-    """dbt's selection of what churn (the reference's model) reads: its inputs and every model
-    they are built from, with the data tests of those models alone (cautious: a test that
-    also reads a model outside the lineage is left out)."""
+def lineage_nodes() -> list[str]:
+    """dbt selectors of what churn (the reference's model) reads: its inputs and every model
+    they are built from (their data tests: those whose every parent is among them)."""
     from python_models.models import get_spec
 
-    inputs = (f"+{table.split('.')[-1]}" for table in get_spec("churn").inputs)
-    return ["--select", *inputs, "--indirect-selection", "cautious"]
+    return [f"+{table.split('.')[-1]}" for table in get_spec("churn").inputs]
 
 
 def lineage_build() -> dict:
-    """Time `dbt build` of churn's lineage alone (run in a child process whose environment
-    points at a copy of the gated warehouse and its own dbt target folder)."""
+    """Time `dbt build` of churn's lineage alone, its data tests from their compiled SQL as the
+    first build's (run in a child process whose environment points at a copy of the gated
+    warehouse and its own dbt target folder)."""
     from python_models.commands.refresh import DATA_BUILD
-    from python_models.dbt_runner import run_dbt_build
+    from python_models.dbt_daily_tests import build_and_test
 
     started = time.perf_counter()
-    run_dbt_build([*DATA_BUILD, *lineage_selector()], quiet=True)
+    build_and_test(DATA_BUILD, warn=lambda line: None, select=lineage_nodes(), quiet=True)
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb()}
 
 

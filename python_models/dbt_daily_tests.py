@@ -42,7 +42,7 @@ import json
 import re
 import sysconfig
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,13 +79,20 @@ class TestsOutcome:
     warned: list[str] = field(default_factory=list)  # "<test>: <n> rows"
     failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
     seconds: float = field(default=0.0, compare=False)  # run_plan's wall time
+    # Each query's tests and wall seconds, slowest first (several tests share a query).
+    timings: list[tuple[str, float]] = field(default_factory=list, compare=False)
 
     def describe(self) -> str:
         """One line for `uba build` and `uba refresh`: how many ran, in how long."""
-        return (
+        line = (
             f"{self.passed + len(self.warned)} data tests passed from their compiled SQL in "
             f"{self.seconds:.1f} s ({len(self.warned)} warned)"
         )
+        if self.timings:  # where a slow day's test time goes
+            names, seconds = self.timings[0]
+            first, *others = names.split(", ")
+            line += f"; slowest {first}{f' (+{len(others)})' if others else ''} {seconds:.1f} s"
+        return line
 
 
 def code_fingerprint(env: dict[str, str]) -> str:
@@ -251,19 +258,41 @@ def save_plan(fingerprint: str, compiled_in: Path | None = None) -> int:
 # artifacts go to a folder of their own, so the target's run_results.json stays the build's.
 COMPILE_TESTS = ["compile", "--select", "resource_type:test"]
 COMPILED_TESTS_DIR = "compiled_tests"
-# What build_and_test's `dbt build` runs: every node but the data tests, except the tests
-# tagged uba_stops_the_build (assert_one_pseudonym_salt: a changed salt must skip staging
-# inside the build, before keys of two salts mix). No other test is pulled in by the models
-# selected (indirect selection empty); no warning for a resource type the project lacks.
-BUILD_WITHOUT_TESTS = [
-    "--select",
-    *(f"resource_type:{kind}" for kind in ("model", "seed", "snapshot", "exposure", "unit_test")),
-    "tag:uba_stops_the_build",
-    "--indirect-selection",
-    "empty",
-    "--warn-error-options",
-    '{"silence": ["NoNodesForSelectionCriteria"]}',
-]
+_BUILT_KINDS = ("model", "seed", "snapshot", "exposure", "unit_test")
+
+
+def build_without_tests(select: Sequence[str] = ()) -> list[str]:
+    """What build_and_test's `dbt build` runs: every node but the data tests (of the `select`
+    selectors' nodes alone when given), except the tests tagged uba_stops_the_build
+    (assert_one_pseudonym_salt: a changed salt must skip staging inside the build, before keys
+    of two salts mix). No other test is pulled in by the models selected (indirect selection
+    empty); no warning for a resource type the project lacks."""
+    kinds = [f"resource_type:{kind}" for kind in _BUILT_KINDS]
+    chosen = [f"{node},{kind}" for node in select for kind in kinds] if select else kinds
+    return [
+        "--select",
+        *chosen,
+        "tag:uba_stops_the_build",
+        "--indirect-selection",
+        "empty",
+        "--warn-error-options",
+        '{"silence": ["NoNodesForSelectionCriteria"]}',
+    ]
+
+
+def compile_tests(select: Sequence[str] = ()) -> list[str]:
+    """`dbt compile` of every data test, or of the tests of the `select` selectors' nodes whose
+    every parent is selected (indirect selection cautious: a test also reading a model outside
+    the selection is left out)."""
+    if not select:
+        return COMPILE_TESTS
+    return [
+        "compile",
+        "--select",
+        *(f"{node},resource_type:test" for node in select),
+        "--indirect-selection",
+        "cautious",
+    ]
 
 
 def compiled_tests_dir(target_path: str | Path | None = None) -> Path:
@@ -272,12 +301,17 @@ def compiled_tests_dir(target_path: str | Path | None = None) -> Path:
 
 
 def build_and_test(
-    build_args: list[str], warn: Callable[[str], None], warm=None, **dbt_kwargs
+    build_args: list[str],
+    warn: Callable[[str], None],
+    warm=None,
+    select: Sequence[str] = (),
+    **dbt_kwargs,
 ) -> tuple[list[dict], TestsOutcome]:
-    """A whole `dbt build` (`build_args`: no selection) with its data tests run from their
-    compiled SQL: the build without the test nodes (BUILD_WITHOUT_TESTS), then `dbt compile` of
+    """A `dbt build` (`build_args`: no selection of its own) with its data tests run from their
+    compiled SQL: the build without the test nodes (build_without_tests), then `dbt compile` of
     every test in the same dbt process, then that SQL here (run_plan), as many queries at a
-    time as dbt runs nodes.
+    time as dbt runs nodes. `select`: dbt node selectors (`+ftr_user_labels`) to build only
+    those nodes, with the tests whose every parent is among them (the bench's same-work row).
     Each test passes, warns or fails as its node would after the build; dbt's per-node cost
     (~0.06 s of CPU a test) is left out. `warm`, `dbt_kwargs`: as run_dbt_build's. `warn` gets
     each warning. Returns the compiled tests and their outcome; raises DbtError when the build
@@ -286,16 +320,18 @@ def build_and_test(
     from python_models.warehouse import connect
 
     if any(arg in ("--select", "-s", "--selector", "--exclude") for arg in build_args):
-        raise ValueError("build_and_test compiles every data test: a whole build only")
+        raise ValueError("build_and_test: pass a selection as `select`, not in build_args")
     full = ["--full-refresh"] if "--full-refresh" in build_args else []
     tests_dir = compiled_tests_dir(dbt_kwargs.get("target_path"))
     run_dbt_build(
-        [*build_args, *BUILD_WITHOUT_TESTS],
+        [*build_args, *build_without_tests(select)],
         warm=warm,
-        then=[[*COMPILE_TESTS, *full, "--target-path", str(tests_dir)]],
+        then=[[*compile_tests(select), *full, "--target-path", str(tests_dir)]],
         **dbt_kwargs,
     )
-    tests = compiled_tests(json.loads((tests_dir / "manifest.json").read_text()))
+    # A selection compiles its own tests only: the rest of the manifest stays uncompiled.
+    manifest = json.loads((tests_dir / "manifest.json").read_text())
+    tests = compiled_tests(manifest, require_all=not select)
     if tests is None:
         raise DbtError("dbt compile left some data test uncompiled: the tests did not run")
     con = connect(dbt_kwargs.get("duckdb_path"))
@@ -501,16 +537,25 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
     implied = implied_tests(con, tests)
     queries = _queries(run_time_values(con, [t for t in tests if t["name"] not in implied]))
 
-    def figures(query: str) -> tuple:
+    def figures(query: str) -> tuple[tuple, float]:
         cursor = con.cursor()
+        began = time.perf_counter()
         try:
-            return cursor.execute(query).fetchone()
+            return cursor.execute(query).fetchone(), time.perf_counter() - began
         finally:
             cursor.close()
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = list(pool.map(figures, [query for _, query in queries]))
+        timed = list(pool.map(figures, [query for _, query in queries]))
+    results = [row for row, _ in timed]
     outcome = TestsOutcome(passed=len(implied))
+    outcome.timings = sorted(
+        (
+            (", ".join(t["name"] for t in group), secs)
+            for (group, _), (_, secs) in zip(queries, timed, strict=True)
+        ),
+        key=lambda item: -item[1],
+    )
     for (group, _), row in zip(queries, results, strict=True):
         for i, test in enumerate(group):
             _judge(con, test, *row[3 * i : 3 * i + 3], outcome)

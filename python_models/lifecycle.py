@@ -331,10 +331,12 @@ def score_model(
     model_name: str,
     run_id: str | None = None,
     transactions: pl.DataFrame | None = None,
+    fingerprints: dict[str, str] | None = None,
 ) -> ScoreOutcome:
     """Score with the champion: the run goes to the score history, becomes the current score
     table and is recorded with its input fingerprint and drift measurements. Re-running a run
-    id replaces that run's rows. With `transactions`, score a file (models with a file path)."""
+    id replaces that run's rows. With `transactions`, score a file (models with a file path).
+    `fingerprints`: the input tables' fingerprints this scoring run took (inputs_fingerprint)."""
     spec = get_spec(model_name)
     run_id = run_id or uuid.uuid4().hex[:12]
     entry, bundle = load_champion(con, model_name)
@@ -358,7 +360,7 @@ def score_model(
         if spec.rowwise_scoring:
             stage_latest_rows(con, _population(con, spec, bundle, current), spec)
         else:
-            state = inputs_fingerprint(con, spec)
+            state = inputs_fingerprint(con, spec, fingerprints)
         measured = drift.measure(
             spec, entry.model_version, run_id, bundle, current, scored["score"].to_numpy()
         )
@@ -381,7 +383,10 @@ def score_model(
 
 
 def score_changed(
-    con: duckdb.DuckDBPyConnection, model_name: str, run_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    run_id: str | None = None,
+    fingerprints: dict[str, str] | None = None,
 ) -> ScoreOutcome | Skipped:
     """Score what changed since the score table was last written (`uba refresh`).
 
@@ -389,18 +394,19 @@ def score_changed(
     model (spec.rowwise_scoring): only its population's rows whose feature values differ from
     the ones scored (new users, a new snapshot, late events), merged into the current table
     and appended to the history under this run id. Any other model: a full scoring when one
-    of its input tables changed, else nothing."""
+    of its input tables changed, else nothing. `fingerprints`: as score_model's."""
     spec = get_spec(model_name)
+    fingerprints = {} if fingerprints is None else fingerprints
     champion = registry.get_champion(con, model_name)
     if champion is None:
         return Skipped(model_name, f"no champion (run `uba train --model {model_name}`)")
     last = last_score_state(con, spec)
     if last is None or last.model_version != champion.model_version:
-        return score_model(con, model_name, run_id)
+        return score_model(con, model_name, run_id, fingerprints=fingerprints)
     if not spec.rowwise_scoring:
-        if last.inputs_fingerprint == inputs_fingerprint(con, spec):
+        if last.inputs_fingerprint == inputs_fingerprint(con, spec, fingerprints):
             return Skipped(model_name, f"inputs unchanged since {spec.score_table} was written")
-        return score_model(con, model_name, run_id)
+        return score_model(con, model_name, run_id, fingerprints=fingerprints)
     bundle = champion.load()
     current = spec.latest_features(con, bundle)
     stage_latest_rows(con, _population(con, spec, bundle, current), spec)
@@ -544,12 +550,15 @@ def score_each(
     run_id: str | None = None,
     transactions: pl.DataFrame | None = None,
     changed_only: bool = False,
+    fingerprints: dict[str, str] | None = None,
 ) -> list[ScoreOutcome | Skipped | Failed]:
     """Score every named model that has a champion (under one run id); the others are
     skipped or failed. `transactions`: score that file (for models with a file path).
-    `changed_only`: only what changed since the last scoring (score_changed)."""
+    `changed_only`: only what changed since the last scoring (score_changed). `fingerprints`:
+    input tables' fingerprints the caller already has (inputs_fingerprint)."""
     run_id = run_id or uuid.uuid4().hex[:12]
     outcomes: list[ScoreOutcome | Skipped | Failed] = []
+    fingerprints = dict(fingerprints or {})  # each input table hashed once per run
     for name in names:
         try:
             get_spec(name)
@@ -557,9 +566,11 @@ def score_each(
                 outcomes.append(Skipped(name, f"no champion (run `uba train --model {name}`)"))
                 continue
             if changed_only:
-                outcomes.append(score_changed(con, name, run_id=run_id))
+                outcomes.append(score_changed(con, name, run_id, fingerprints))
             else:
-                outcomes.append(score_model(con, name, run_id=run_id, transactions=transactions))
+                outcomes.append(
+                    score_model(con, name, run_id, transactions, fingerprints=fingerprints)
+                )
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
             outcomes.append(_failed(con, name, err))
     return outcomes

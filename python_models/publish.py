@@ -636,12 +636,28 @@ def _open_target(
     return staged, previous if copied else {}
 
 
+def table_contents(
+    con: duckdb.DuckDBPyConnection,
+    out_dir: Path,
+    tables: list[str],
+    unchanged_before: dict[str, date] | None = None,
+) -> dict[str, _Content]:
+    """What publishing `tables` (published ones) would find of them now, as publish_warehouse
+    figures them against the publication in `out_dir` (`unchanged_before`: as its). Its
+    `.fingerprint` is the table's published content: `uba refresh` takes the models' input
+    tables' from here before scoring (scoring writes none of them) and hands the same figures
+    to the publish, so a big input is hashed once a day, and only its days the build wrote."""
+    previous = _read_manifest(Path(out_dir))
+    return _contents(con, tables, previous, unchanged_before if previous else None)
+
+
 def publish_warehouse(
     con,
     out_dir: Path,
     only_changed: bool = False,
     unchanged_before: dict[str, date] | None = None,
     basis: dict | None = None,
+    known: dict[str, _Content] | None = None,
 ) -> PublishResult:
     """Copy every published table (see the module docstring) into `out_dir/warehouse.duckdb`
     and `out_dir/parquet/<schema>.<table>/<day or month>.parquet` (`all.parquet` for a table
@@ -662,12 +678,15 @@ def publish_warehouse(
     the day's dbt build can have written: python_models.days_written); those days' figures
     are taken from the manifest instead of hashing every row (_figures_since). `basis`: what
     the caller needs to know next time about the warehouse as published, kept in the
-    manifest (published_basis)."""
+    manifest (published_basis). `known`: table_contents' figures of tables unchanged since."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = published_tables(con)
     previous = _read_manifest(out_dir) if only_changed else None
-    contents = _contents(con, tables, previous, unchanged_before if previous else None)
+    known = {table: content for table, content in (known or {}).items() if table in tables}
+    contents = known | _contents(
+        con, [t for t in tables if t not in known], previous, unchanged_before if previous else None
+    )
     fingerprints = {table: contents[table].fingerprint for table in tables}
     link = out_dir / DB_LINK
     current = link.resolve() if link.exists() else None

@@ -255,15 +255,12 @@ def refresh(
         con = connect()
         try:
             _skip_vacuum_as(con, duckdb_settings)
-            _score(con, steps, result)
             # Only this refresh's build wrote since the last refresh published (no `uba build`
             # since: it records complete=False), with the code it ran: python_models.days_written.
             bounded = replayed and state is not None and state[1]
-            result.published = steps.run(
-                "publish",
-                lambda: _publish(con, settings.published_dir, bounded),
-                _describe_publish,
-            )
+            publication = _Publication(con, settings.published_dir, bounded)
+            _score(con, steps, result, publication)
+            result.published = steps.run("publish", publication.publish, _describe_publish)
             if not result.failed:
                 _write_state(con, fingerprint, complete=True)
         finally:
@@ -404,12 +401,21 @@ def _build(
     return f"dbt build (incremental models), {outcome.describe()}", True
 
 
-def _score(con, steps: _Steps, result: RefreshResult) -> None:
+def _score(con, steps: _Steps, result: RefreshResult, publication: _Publication) -> None:
     from python_models.lifecycle import build_derived, refresh_realized, score_each
-    from python_models.models import model_names
+    from python_models.models import get_spec, model_names
 
     def score() -> list:
-        outcomes = score_each(con, model_names(), changed_only=True)
+        # Models rescored when an input table changed compare its published content, which
+        # the publish figures anyway (days_written bounds what it hashes): one scan a day.
+        inputs = {
+            t
+            for name in model_names()
+            if not (s := get_spec(name)).rowwise_scoring
+            for t in s.inputs
+        }
+        fingerprints = publication.fingerprints(sorted(inputs))
+        outcomes = score_each(con, model_names(), changed_only=True, fingerprints=fingerprints)
         scored = [o.model_name for o in outcomes if o.status == "scored"]
         if scored:  # the tables built from scores (value at risk...), realized performance
             outcomes += build_derived(con, scored)
@@ -440,26 +446,47 @@ def _score(con, steps: _Steps, result: RefreshResult) -> None:
             steps.say(f"           {outcome.model_name:<14} {what} -> {outcome.table}")
 
 
-def _publish(con, out_dir: Path, bounded: bool = False):
-    """Publish what changed; `bounded`: the days the build can have written are known
-    (python_models.days_written), so the big tables' other days are not hashed again."""
-    from python_models import days_written
-    from python_models.publish import publish_warehouse, published_basis, published_days
+class _Publication:
+    """The day's publish (what changed), and the figures of published tables it takes before
+    it: those the scoring compares (table_contents) are not hashed twice. `bounded`: the days
+    the build can have written are known (python_models.days_written), so the big tables'
+    other days are not hashed again."""
 
-    if not _table_exists(con, days_written.PRODUCER):
-        return publish_warehouse(con, out_dir, only_changed=True)
-    unchanged_before = (
-        days_written.unchanged_before(con, published_basis(out_dir), published_days(out_dir))
-        if bounded
-        else None
-    )
-    return publish_warehouse(
-        con,
-        out_dir,
-        only_changed=True,
-        unchanged_before=unchanged_before,
-        basis=days_written.basis(con),
-    )
+    def __init__(self, con, out_dir: Path, bounded: bool = False):
+        from python_models import days_written
+        from python_models.publish import published_basis, published_days
+
+        self.con, self.out_dir, self.known = con, out_dir, {}
+        self.tracked = _table_exists(con, days_written.PRODUCER)
+        self.unchanged_before = (
+            days_written.unchanged_before(con, published_basis(out_dir), published_days(out_dir))
+            if bounded and self.tracked
+            else None
+        )
+
+    def fingerprints(self, tables: list[str]) -> dict[str, str]:
+        """{table: published content fingerprint} of the published ones among `tables`."""
+        from python_models.publish import published_tables, table_contents
+
+        published = set(published_tables(self.con))
+        wanted = [t for t in tables if t in published and t not in self.known]
+        self.known |= table_contents(self.con, self.out_dir, wanted, self.unchanged_before)
+        return {t: self.known[t].fingerprint for t in tables if t in self.known}
+
+    def publish(self):
+        from python_models import days_written
+        from python_models.publish import publish_warehouse
+
+        if not self.tracked:
+            return publish_warehouse(self.con, self.out_dir, only_changed=True)
+        return publish_warehouse(
+            self.con,
+            self.out_dir,
+            only_changed=True,
+            unchanged_before=self.unchanged_before,
+            basis=days_written.basis(self.con),
+            known=self.known,
+        )
 
 
 def _describe_publish(published) -> str:

@@ -225,9 +225,18 @@ def last_score_state(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> ScoreSt
     return ScoreState(row[0], row[1]) if row else None
 
 
-def inputs_fingerprint(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> str:
-    """Content fingerprints of the model's input tables (ModelSpec.inputs)."""
-    return ";".join(f"{table}={table_fingerprint(con, table)}" for table in spec.inputs)
+def inputs_fingerprint(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, known: dict[str, str] | None = None
+) -> str:
+    """Content fingerprints of the model's input tables (ModelSpec.inputs). `known`: the
+    fingerprints taken earlier in one scoring run, filled as tables are hashed: a run's models
+    write only their score tables, never an input (dbt's tables), and one hash of a 10M-row
+    fct_events is seconds, which LTV and anomaly both read."""
+    known = {} if known is None else known
+    for table in spec.inputs:
+        if table not in known:
+            known[table] = table_fingerprint(con, table)
+    return ";".join(f"{table}={known[table]}" for table in spec.inputs)
 
 
 def _feature_rows(spec: ModelSpec) -> tuple[str, list[str]]:

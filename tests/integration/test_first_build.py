@@ -108,3 +108,40 @@ def con_hash(path: Path) -> int:
         ).fetchone()[0]
     finally:
         con.close()
+
+
+def test_a_selected_build_runs_only_the_tests_of_its_nodes(gated_warehouse, tmp_path):
+    """The bench's same-work row: build_and_test with a selection builds those nodes alone and
+    runs only the tests whose every parent is among them (cautious), from their compiled SQL."""
+    from python_models.commands.refresh import DATA_BUILD
+    from python_models.dbt_daily_tests import build_and_test
+    from python_models.dbt_runner import DbtError
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(gated_warehouse, path)
+    _plant(path)
+    target = tmp_path / "target"
+    warnings: list[str] = []
+    with pytest.raises(DbtError) as failed:
+        build_and_test(
+            DATA_BUILD,
+            warn=warnings.append,
+            select=["+stg_app__events"],
+            duckdb_path=str(path),
+            target_path=str(target),
+            quiet=True,
+        )
+    # Of the two planted failures only the source's is in the selection; fct_events' is not.
+    assert re.findall(r"(\w+): 1 failing rows", str(failed.value)) == [FAILING_TESTS[1]]
+    assert [line.split(": ")[1] for line in warnings] == [DEVICE_TEST]
+    built = json.loads((target / "run_results.json").read_text())["results"]
+    models = {r["unique_id"].split(".")[-1] for r in built if r["unique_id"].startswith("model.")}
+    assert models == {"stg_app__events", "stg_app__pseudonym_salts"}  # and its salt
+    con = connect(path)
+    try:
+        marts = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert marts == 0

@@ -343,3 +343,47 @@ def test_drift_sensor_asks_once_for_a_planted_shift_and_never_for_unchanged_data
         assert '"min_class_examples": 50' in config
     finally:
         con.close()
+
+
+def test_a_scoring_run_hashes_each_input_table_once_and_sees_a_planted_change(
+    scored, tmp_path, monkeypatch
+):
+    """LTV and anomaly both read marts.fct_events (10M rows: seconds a hash): one scoring run
+    hashes each input table once, and a planted change to it still rescores both."""
+    from collections import Counter
+
+    from python_models.common import scores
+    from python_models.lifecycle import score_each, train_model
+    from python_models.warehouse import connect
+
+    con, path, _, _, _ = scored
+    copy = connect(_copy(con, path, tmp_path))
+    hashed = Counter()
+    fingerprint = scores.table_fingerprint
+
+    def counted(con, table):
+        hashed[table] += 1
+        return fingerprint(con, table)
+
+    monkeypatch.setattr(scores, "table_fingerprint", counted)
+    try:
+        train_model(copy, "anomaly", run_id="train-anomaly")
+        first = {
+            o.model_name: o.status for o in score_each(copy, ["ltv", "anomaly"], changed_only=True)
+        }
+        # LTV's inputs are as the module scored them; anomaly was never scored
+        assert first == {"ltv": "skipped", "anomaly": "scored"}
+        inputs = ["features.ftr_user_day_activity", "features.ftr_user_labels", "marts.fct_events"]
+        assert sorted(hashed.elements()) == inputs
+        hashed.clear()
+        copy.execute(
+            "delete from marts.fct_events where event_id = "
+            "(select min(event_id) from marts.fct_events where event_name = 'purchase')"
+        )
+        second = {
+            o.model_name: o.status for o in score_each(copy, ["ltv", "anomaly"], changed_only=True)
+        }
+        assert second == {"ltv": "scored", "anomaly": "scored"}
+        assert sorted(hashed.elements()) == inputs
+    finally:
+        copy.close()
