@@ -491,6 +491,18 @@ class ServedFit:
     customers: int
 
 
+def _forward(
+    transactions: pl.DataFrame, horizon_days: int, as_of: date | str | None, params
+) -> tuple[LtvParams, pl.DataFrame, date]:
+    """Settings, purchase days and the forecast's first day (default: after the last one)."""
+    settings = LtvParams.from_overrides(params)
+    if horizon_days <= 0:
+        raise ValueError("horizon_days must be positive")
+    days = _prepare(transactions)
+    as_of = days["day"].max() + timedelta(days=1) if as_of is None else as_date(as_of)
+    return settings, days, as_of
+
+
 def fit_served(
     transactions: pl.DataFrame,
     horizon_days: int,
@@ -500,11 +512,7 @@ def fit_served(
 ) -> ServedFit:
     """Fit `served_model` on every purchase before `as_of` (default: the day after the last
     purchase), once, for forecasts from `as_of` on."""
-    settings = LtvParams.from_overrides(params)
-    if horizon_days <= 0:
-        raise ValueError("horizon_days must be positive")
-    days = _prepare(transactions)
-    as_of = days["day"].max() + timedelta(days=1) if as_of is None else as_date(as_of)
+    settings, days, as_of = _forward(transactions, horizon_days, as_of, params)
     return _fit_served(days, horizon_days, served_model, as_of, settings)
 
 
@@ -539,11 +547,7 @@ def forecast_transactions(
     One row per customer: the served point forecast (purchases, revenue_usd) with its interval,
     P(alive) with its interval, the BG/NBD + GG expectations (expected_*), which are the
     columns to add up for totals (medians do not sum to a total), and HISTORY_COLUMNS."""
-    settings = LtvParams.from_overrides(params)
-    if horizon_days <= 0:
-        raise ValueError("horizon_days must be positive")
-    days = _prepare(transactions)
-    as_of = days["day"].max() + timedelta(days=1) if as_of is None else as_date(as_of)
+    settings, days, as_of = _forward(transactions, horizon_days, as_of, params)
     if fitted is None:
         fitted = _fit_served(days, horizon_days, served_model, as_of, settings)
     elif fitted.served_model != served_model:
