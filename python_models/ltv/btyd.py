@@ -291,10 +291,12 @@ def sample_horizon(
     revenue = np.zeros((n, draws))
     repeat = x > 0
     informative = repeat & (mbar > 0)
+    # Once per parameter set, not per draw (20 sets serve 400 draws).
+    alive_by_set = [probability_alive(bg, x, t_x, T) for bg in bgnbd]
     for d in range(draws):
         bg = bgnbd[d % len(bgnbd)]
         gg = gamma_gamma[d % len(gamma_gamma)]
-        alive = rng.random(n) < probability_alive(bg, x, t_x, T)
+        alive = rng.random(n) < alive_by_set[d % len(bgnbd)]
         # The posterior is a two-part mixture: alive at T (lambda | T, p ~ Beta(a, b + x)) or
         # dropped out right after the last purchase (not needed further: no purchases follow).
         lam = rng.gamma(bg.r + x, 1.0 / (bg.alpha + T))

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from python_models.common.booster import StoredBooster
 from python_models.ltv import btyd
 from python_models.ltv.params import LtvParams
 from python_models.ltv.transactions import (
@@ -50,9 +51,6 @@ from python_models.ltv.transactions import (
     validate_transactions,
     window_actuals,
 )
-
-if TYPE_CHECKING:  # lightgbm imports scikit-learn (seconds): loaded where it is used
-    import lightgbm as lgb
 
 BASELINES = ("zero", "own_rate", "bgnbd_gg_mean", "bgnbd_gg_median")
 CANDIDATE = "lightgbm_l1"
@@ -115,19 +113,36 @@ class TransactionLtvResult:
 
 
 @dataclass(frozen=True)
-class _BtydFit:
+class BtydFit:
+    """BG/NBD + Gamma-Gamma parameters fitted at one cut: the point fit, the bootstrap refits
+    (parameter uncertainty) and the draw generator's state after the bootstrap, so forecasts
+    from a stored fit draw what a refit's would."""
+
     bgnbd: btyd.BgNbdParams
     gamma_gamma: btyd.GammaGammaParams
     bgnbd_sets: list[btyd.BgNbdParams]  # bootstrap refits
     gamma_gamma_sets: list[btyd.GammaGammaParams]
+    draw_state: dict[str, Any]  # numpy bit generator state the posterior draws start from
 
 
 def _summary_arrays(summary: pl.DataFrame) -> list[np.ndarray]:
     return [summary[c].to_numpy() for c in ("frequency", "recency", "age", "repeat_value")]
 
 
-def _fit_btyd(summary: pl.DataFrame, settings: LtvParams, rng) -> _BtydFit:
+def _customers_at(days: pl.DataFrame, cut: date, settings: LtvParams) -> pl.DataFrame:
+    """The RFM summary at `cut`, refused when too few customers bought before it to fit."""
+    summary = customer_summary(days, cut)
+    if summary.height < settings.min_customers:
+        raise ValueError(
+            f"only {summary.height} customers bought before {cut}; need {settings.min_customers}"
+        )
+    return summary
+
+
+def fit_btyd(summary: pl.DataFrame, settings: LtvParams, seed: int) -> BtydFit:
+    """Maximum likelihood on `summary` plus `bootstrap_fits` refits on resampled customers."""
     x, t_x, T, mbar = _summary_arrays(summary)
+    rng = np.random.default_rng(seed)
     bgnbd = btyd.fit_bgnbd(x, t_x, T)
     gamma_gamma = btyd.fit_gamma_gamma(x, mbar)
     bg_sets, gg_sets = [], []
@@ -135,21 +150,17 @@ def _fit_btyd(summary: pl.DataFrame, settings: LtvParams, rng) -> _BtydFit:
         weights = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x)))
         bg_sets.append(btyd.fit_bgnbd(x, t_x, T, weights=weights, start=bgnbd))
         gg_sets.append(btyd.fit_gamma_gamma(x, mbar, weights=weights, start=gamma_gamma))
-    return _BtydFit(bgnbd, gamma_gamma, bg_sets, gg_sets)
+    return BtydFit(bgnbd, gamma_gamma, bg_sets, gg_sets, rng.bit_generator.state)
 
 
-def _btyd_state(
-    days: pl.DataFrame, cut: date, horizon: int, settings: LtvParams, seed: int
+def btyd_state(
+    summary: pl.DataFrame, fit: BtydFit, horizon: int, settings: LtvParams
 ) -> pl.DataFrame:
-    """Per customer at `cut`: the RFM summary, BG/NBD + GG expectations, P(alive) with its
-    interval, and posterior-predictive quantiles of purchases and revenue over the horizon."""
-    summary = customer_summary(days, cut)
-    if summary.height < settings.min_customers:
-        raise ValueError(
-            f"only {summary.height} customers bought before {cut}; need {settings.min_customers}"
-        )
-    rng = np.random.default_rng(seed)
-    fit = _fit_btyd(summary, settings, rng)
+    """Per customer of `summary`, under `fit`: the RFM summary, BG/NBD + GG expectations,
+    P(alive) with its interval, and posterior-predictive quantiles of purchases and revenue
+    over the horizon. No fitting: the fit may come from an earlier cut."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = fit.draw_state
     x, t_x, T, mbar = _summary_arrays(summary)
     expected = btyd.expected_purchases(fit.bgnbd, x, t_x, T, horizon)
     value = btyd.expected_purchase_value(fit.gamma_gamma, x, mbar)
@@ -199,6 +210,14 @@ def _btyd_state(
     )
 
 
+def _btyd_state(
+    days: pl.DataFrame, cut: date, horizon: int, settings: LtvParams, seed: int
+) -> pl.DataFrame:
+    """btyd_state at `cut` under a fit at `cut` (the evaluation's and the candidate's)."""
+    summary = _customers_at(days, cut, settings)
+    return btyd_state(summary, fit_btyd(summary, settings, seed), horizon, settings)
+
+
 # --- forecasts per model ------------------------------------------------------------------------
 
 
@@ -209,12 +228,12 @@ def _forecast_frame(state: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFram
 
 
 def _baseline(name: str, state: pl.DataFrame, horizon: int, settings: LtvParams):
-    from scipy.stats import poisson
-
     n = state.height
     if name == "zero":
         return _forecast_frame(state, {c: np.zeros(n) for c in FORECAST_COLUMNS})
     if name == "own_rate":
+        from scipy.stats import poisson  # seconds to import: only where it is used
+
         # At least a day of age: a customer first seen on the last calibration day has none.
         rate = state["frequency"].to_numpy() / np.maximum(state["age"].to_numpy(), 1.0) * horizon
         value = state["mean_value"].to_numpy()
@@ -249,7 +268,7 @@ def _baseline(name: str, state: pl.DataFrame, horizon: int, settings: LtvParams)
 class _Candidate:
     # (target, "_low" | "" | "_high") -> the correction model, or None where the BG/NBD quantile
     # alone did better on the validation customers than any number of boosting rounds
-    boosters: dict[tuple[str, str], lgb.Booster | None]
+    boosters: dict[tuple[str, str], StoredBooster | None]
     iterations: dict[str, int]
     training_cut: date
     window_days: int
@@ -306,7 +325,9 @@ def _fit_candidate(
             helps = _pinball(y[is_valid], corrected, alpha) < _pinball(
                 y[is_valid], start[is_valid], alpha
             )
-            boosters[(target, suffix)] = booster if helps else None
+            boosters[(target, suffix)] = (
+                StoredBooster(booster, booster.best_iteration) if helps else None
+            )
             iterations[f"{target}{suffix}"] = booster.best_iteration if helps else 0
     return _Candidate(boosters, iterations, training_cut, window), (
         f"learned at {training_cut} on the next {window} days"
@@ -328,7 +349,7 @@ def _candidate_forecast(candidate: _Candidate, state: pl.DataFrame) -> pl.DataFr
             booster = candidate.boosters[(target, suffix)]
             start = state[f"bg_{target}{suffix}"].to_numpy()
             if booster is not None:
-                start = start + booster.predict(features, num_iteration=booster.best_iteration)
+                start = start + booster.predict(features)
             values.append(start)
         low, mid, high = np.sort(np.maximum(np.column_stack(values), 0.0), axis=1).T
         columns.update({target: mid, f"{target}_low": low, f"{target}_high": high})
@@ -457,30 +478,86 @@ def evaluate_transactions(
     )
 
 
+@dataclass(frozen=True)
+class ServedFit:
+    """What the served forecaster learned at `as_of` (training's end), applied unchanged to
+    the customers' RFM state at any later as-of: the BG/NBD + GG fit with its bootstrap sets,
+    and the candidate's boosters when the candidate is served."""
+
+    served_model: str
+    as_of: date
+    btyd: BtydFit
+    candidate: _Candidate | None
+    customers: int
+
+
+def _forward(
+    transactions: pl.DataFrame, horizon_days: int, as_of: date | str | None, params
+) -> tuple[LtvParams, pl.DataFrame, date]:
+    """Settings, purchase days and the forecast's first day (default: after the last one)."""
+    settings = LtvParams.from_overrides(params)
+    if horizon_days <= 0:
+        raise ValueError("horizon_days must be positive")
+    days = _prepare(transactions)
+    as_of = days["day"].max() + timedelta(days=1) if as_of is None else as_date(as_of)
+    return settings, days, as_of
+
+
+def fit_served(
+    transactions: pl.DataFrame,
+    horizon_days: int,
+    served_model: str,
+    as_of: date | str | None = None,
+    params: dict[str, Any] | None = None,
+) -> ServedFit:
+    """Fit `served_model` on every purchase before `as_of` (default: the day after the last
+    purchase), once, for forecasts from `as_of` on."""
+    settings, days, as_of = _forward(transactions, horizon_days, as_of, params)
+    return _fit_served(days, horizon_days, served_model, as_of, settings)
+
+
+def _fit_served(
+    days: pl.DataFrame, horizon_days: int, served_model: str, as_of: date, settings: LtvParams
+) -> ServedFit:
+    summary = _customers_at(days, as_of, settings)
+    candidate = None
+    if served_model == CANDIDATE:
+        candidate, why = _fit_candidate(days, as_of, horizon_days, settings)
+        if candidate is None:
+            raise ValueError(f"{CANDIDATE} cannot be trained for this forecast: {why}")
+    elif served_model not in BASELINES:
+        raise ValueError(f"unknown model {served_model!r}; known: {[*BASELINES, CANDIDATE]}")
+    fit = fit_btyd(summary, settings, settings.seed)
+    return ServedFit(served_model, as_of, fit, candidate, summary.height)
+
+
 def forecast_transactions(
     transactions: pl.DataFrame,
     horizon_days: int,
     served_model: str,
     as_of: date | str | None = None,
     params: dict[str, Any] | None = None,
+    fitted: ServedFit | None = None,
 ) -> pl.DataFrame:
     """Forecast the next `horizon_days` from `as_of` (default: the day after the last purchase)
-    for every customer who bought before it, with the model `evaluate_transactions` chose.
+    for every customer who bought before it, with the model `evaluate_transactions` chose:
+    under `fitted` (fit_served's, at training) when given, else fitted here on the purchases
+    before `as_of`.
 
     One row per customer: the served point forecast (purchases, revenue_usd) with its interval,
     P(alive) with its interval, the BG/NBD + GG expectations (expected_*), which are the
     columns to add up for totals (medians do not sum to a total), and HISTORY_COLUMNS."""
-    settings = LtvParams.from_overrides(params)
-    if horizon_days <= 0:
-        raise ValueError("horizon_days must be positive")
-    days = _prepare(transactions)
-    as_of = days["day"].max() + timedelta(days=1) if as_of is None else as_date(as_of)
-    state = _btyd_state(days, as_of, horizon_days, settings, settings.seed)
-    if served_model == CANDIDATE:
-        candidate, why = _fit_candidate(days, as_of, horizon_days, settings)
-        if candidate is None:
-            raise ValueError(f"{CANDIDATE} cannot be trained for this forecast: {why}")
-        forecast = _candidate_forecast(candidate, state)
+    settings, days, as_of = _forward(transactions, horizon_days, as_of, params)
+    if fitted is None:
+        fitted = _fit_served(days, horizon_days, served_model, as_of, settings)
+    elif fitted.served_model != served_model:
+        raise ValueError(f"the stored fit is {fitted.served_model}'s, not {served_model}'s")
+    summary = customer_summary(days, as_of)
+    if summary.is_empty():
+        raise ValueError(f"nobody bought before {as_of}: no customer to forecast")
+    state = btyd_state(summary, fitted.btyd, horizon_days, settings)
+    if fitted.candidate is not None:
+        forecast = _candidate_forecast(fitted.candidate, state)
     else:
         forecast = _baseline(served_model, state, horizon_days, settings)
     renamed = {c: f"predicted_{c}" for c in FORECAST_COLUMNS}

@@ -8,9 +8,14 @@ wraps python_models.ltv.forecast:
   is served (`served_model_`): the learned candidate only if it beats every baseline on
   per-customer MAE of purchases and revenue, otherwise the best baseline. The evaluation
   table is `evaluation_`, the reason `decision_`.
-- `predict_frame(frame)` forecasts the next `horizon_days` after the frame's last day for
-  every customer with the served forecaster (BG/NBD + Gamma-Gamma are refitted on `frame`, as
-  buy-till-you-die models are: their parameters describe the population at the cut).
+  Then it fits the served forecaster once on every purchase before `as_of` (training's end;
+  default the day after the frame's last purchase): BG/NBD + Gamma-Gamma with their bootstrap
+  sets, and the candidate's boosters when it is served (`served_fit_`, pickled with the model).
+- `predict_frame(frame, as_of)` forecasts the next `horizon_days` from `as_of` (default the
+  day after the frame's last purchase) for every customer, applying `served_fit_` to their RFM
+  state at `as_of`: scoring fits nothing, as in the lifetimes/BTYD practice (fit once, then
+  score the customers' current frequency, recency and age). A model pickled before
+  `served_fit_` existed still scores by refitting at every call, with a warning to retrain.
 - `predict(frame)` gives each purchase row its customer's forecast revenue (the estimator
   contract is one value per input row).
 
@@ -20,6 +25,7 @@ clean time split at the 90-day horizon that model had no snapshot to learn from 
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from typing import Self
 
@@ -32,6 +38,7 @@ from python_models.ltv.forecast import (
     HISTORY_COLUMNS,
     TARGETS,
     evaluate_transactions,
+    fit_served,
     forecast_transactions,
 )
 from python_models.ltv.params import LtvParams
@@ -66,6 +73,7 @@ class LtvForecaster(Estimator):
         params: LtvParams | None = None,
         horizon_days: int = 90,
         calibration_end: date | None = None,
+        as_of: date | None = None,
     ):
         super().__init__(features or TRANSACTION_COLUMNS, params)
         if horizon_days <= 0:
@@ -73,6 +81,8 @@ class LtvForecaster(Estimator):
         self.horizon_days = int(horizon_days)
         # First holdout day of the evaluation; None: the latest cut whose holdout has matured.
         self.calibration_end = calibration_end
+        # Where the served fit ends (purchases before it); None: the day after the last one.
+        self.as_of = as_of
 
     def _evaluate(self, frame: pl.DataFrame):
         return evaluate_transactions(
@@ -91,6 +101,9 @@ class LtvForecaster(Estimator):
         self.split_ = result.describe()
         # Per customer and forecaster, with the holdout actuals (not pickled with the model).
         self._holdout_predictions = result.predictions
+        self.served_fit_ = fit_served(
+            frame, self.horizon_days, self.served_model_, self.as_of, self.params.as_dict()
+        )
         return self
 
     def holdout_predictions(self) -> pl.DataFrame:
@@ -103,10 +116,18 @@ class LtvForecaster(Estimator):
         return {k: v for k, v in vars(self).items() if k != "_holdout_predictions"}
 
     def forecast(self, frame: pl.DataFrame, as_of: date | None = None) -> pl.DataFrame:
-        """forecast_transactions with the served forecaster (one row per customer)."""
+        """forecast_transactions with the served forecaster as fitted at training (one row
+        per customer)."""
         self.check_fitted()
+        fitted = getattr(self, "served_fit_", None)
+        if fitted is None:
+            print(
+                "[ltv] this model was trained before its fit was stored: refitting at this "
+                "scoring; retrain it (`uba train --model ltv`) to score with a stored fit",
+                file=sys.stderr,
+            )
         return forecast_transactions(
-            frame, self.horizon_days, self.served_model_, as_of, self.params.as_dict()
+            frame, self.horizon_days, self.served_model_, as_of, self.params.as_dict(), fitted
         )
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Event path: purchases are marts.fct_events rows whose event_name is `purchase_event` (user_id,
 event_ts, revenue_usd); the horizon is the labels mart's `ltv_horizon_days`
-(uba__ltv_horizon_days). Training evaluates the forecasters on a time split and records the
-served one; scoring forecasts forward from the day after the newest event, for every customer.
+(uba__ltv_horizon_days). Training evaluates the forecasters on a time split, records the
+served one and fits it on every purchase up to the newest event; scoring applies that fit to
+every customer's state the day after the newest event (no refit).
 
 Transaction path (`uba train|score --model ltv --transactions FILE`): the same on a file's
 rows. Ids in such a file are raw customer ids: the score rows carry their pseudonyms (the
@@ -138,7 +139,9 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         raise LookupError(
             f"no {params.purchase_event!r} events in {EVENTS_TABLE}: LTV has nothing to learn"
         )
-    model = LtvForecaster(TRANSACTION_COLUMNS, params, horizon_days=_horizon(con)).fit(frame)
+    # The served fit ends where scoring starts today: the day after the newest event.
+    as_of = _newest_event_day(con) + timedelta(days=1)
+    model = LtvForecaster(TRANSACTION_COLUMNS, params, _horizon(con), as_of=as_of).fit(frame)
     fingerprint = {
         "rows": frame.height,
         "revenue": round(float(frame["revenue_usd"].sum()), 2),

@@ -4,8 +4,9 @@ test_ltv_btyd.py."""
 
 from __future__ import annotations
 
+import copy
 import pickle
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import numpy as np
 import polars as pl
@@ -79,6 +80,57 @@ def test_the_pickled_model_leaves_the_holdout_rows_behind(fitted):
     loaded = pickle.loads(pickle.dumps(model))
     assert loaded.holdout_predictions().height == 0
     assert np.array_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_scoring_a_later_as_of_fits_nothing(fitted, monkeypatch):
+    """predict_frame 60 days after training, on a log grown by 100 newcomers who buy every
+    other day: every customer is scored with the fit stored at training, which no call
+    changes, and the fitters never run (a refit would see the newcomers' rate)."""
+    import lightgbm
+
+    from python_models.ltv import btyd
+
+    model, frame, _ = fitted
+    stored = copy.deepcopy(model.served_fit_)
+    trained_to = stored.as_of
+    later = trained_to + timedelta(days=60)
+    newcomers = pl.DataFrame(
+        [
+            (f"new{i}", datetime.combine(trained_to, time()) + timedelta(days=2 * k), 300.0)
+            for i in range(100)
+            for k in range(30)
+        ],
+        schema=["user_id", "purchased_at", "revenue_usd"],
+        orient="row",
+    )
+    grown = pl.concat([frame.select(newcomers.columns), newcomers])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("scoring fitted a model")
+
+    for module, name in ((btyd, "fit_bgnbd"), (btyd, "fit_gamma_gamma"), (lightgbm, "train")):
+        monkeypatch.setattr(module, name, refuse)
+    rows = model.predict_frame(grown, as_of=later)
+    assert model.served_fit_ == stored
+    assert rows.height == frame["user_id"].n_unique() + 100
+    assert rows["as_of_date"].unique().to_list() == [later]
+    # Each newcomer: 29 repeat days, the last 58 days after the first, 59 days of age.
+    new = rows.filter(pl.col("user_id").str.starts_with("new"))
+    assert np.allclose(new["p_alive"], btyd.probability_alive(stored.btyd.bgnbd, 29, 58, 59))
+    expected = btyd.expected_purchases(stored.btyd.bgnbd, 29, 58, 59, model.horizon_days)
+    assert np.allclose(new["expected_purchases"], expected) and expected > 1.0
+
+
+def test_a_model_pickled_before_the_stored_fit_refits_and_says_so(fitted, capsys):
+    """Bundles from before `served_fit_` still score (by refitting, as they did), with a
+    line telling to retrain; at the training as-of that is what the stored fit gives."""
+    model, frame, rows = fitted
+    assert model.served_fit_.as_of == frame["purchased_at"].max().date() + timedelta(days=1)
+    old = pickle.loads(pickle.dumps(model))
+    del old.served_fit_
+    capsys.readouterr()
+    assert old.predict_frame(frame).equals(rows)
+    assert "retrain it (`uba train --model ltv`)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@ time split never leaks; ids stay text."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import zipfile
 from datetime import date, datetime, timedelta
 
@@ -15,9 +17,15 @@ from python_models.ltv.forecast import (
     BASELINES,
     CANDIDATE,
     evaluate_transactions,
+    fit_served,
     forecast_transactions,
 )
-from python_models.ltv.transactions import read_transactions, validate_transactions
+from python_models.ltv.transactions import (
+    customer_summary,
+    purchase_days,
+    read_transactions,
+    validate_transactions,
+)
 
 # Fader, Hardie & Lee (2005), CDNOW sample of 2,357 customers, 39 calibration weeks (Table 1 of
 # the BG/NBD paper); Fader & Hardie, "The Gamma-Gamma model of monetary value" (2013), same data.
@@ -202,6 +210,73 @@ def test_served_model_follows_the_rule(planted_evaluation):
     assert table.filter(pl.col("served"))["model"].unique().to_list() == [
         planted_evaluation.served_model
     ]
+
+
+@pytest.mark.parametrize("served", ["bgnbd_gg_median", CANDIDATE])
+def test_a_stored_fit_forecasts_what_a_refit_does_at_its_as_of(planted, served):
+    """At the as-of it was fitted at, the stored fit (pickled, as the bundle keeps it) gives
+    exactly the forecast a refit on the same purchases gives, draws included."""
+    transactions, _ = planted
+    cut = START + timedelta(days=CUT_DAY)
+    before = transactions.filter(pl.col("purchased_at") < cut)
+    fitted = pickle.loads(pickle.dumps(fit_served(before, HORIZON, served, cut.date(), FAST)))
+    assert (fitted.candidate is not None) == (served == CANDIDATE)
+    stored = forecast_transactions(before, HORIZON, served, cut.date(), FAST, fitted)
+    refit = forecast_transactions(before, HORIZON, served, cut.date(), FAST)
+    assert stored.height == before["user_id"].n_unique()
+    assert stored.equals(refit)
+
+
+def _newcomers(n: int, first: datetime, last: datetime) -> pl.DataFrame:
+    """Customers first seen after `first`, buying $400 every 2 days until `last`: a
+    population no planted parameter describes."""
+    born = [first + timedelta(days=i % 30) for i in range(n)]
+    rows = [
+        (f"new{i:04d}", day + timedelta(days=2 * k), 400.0)
+        for i, day in enumerate(born)
+        for k in range(int((last - day).days // 2))
+    ]
+    return pl.DataFrame(rows, schema=["user_id", "purchased_at", "revenue_usd"], orient="row")
+
+
+@pytest.mark.parametrize("served", ["bgnbd_gg_median", CANDIDATE])
+def test_a_later_as_of_scores_with_the_stored_fit_and_fits_nothing(planted, served, monkeypatch):
+    """Scoring 90 days after training, on a log grown by heavy newcomers: every customer
+    (newcomers included) is forecast with the parameters fitted at training, which stay as
+    they were, and no fitter runs; a refit would have seen a far higher purchase rate."""
+    import lightgbm
+
+    transactions, _ = planted
+    cut = START + timedelta(days=CUT_DAY)
+    later = cut + timedelta(days=90)
+    fitted = fit_served(
+        transactions.filter(pl.col("purchased_at") < cut), HORIZON, served, cut.date(), FAST
+    )
+    kept = copy.deepcopy(fitted)
+    grown = pl.concat(
+        [transactions.filter(pl.col("purchased_at") < later), _newcomers(1000, cut, later)]
+    )
+    summary = customer_summary(purchase_days(validate_transactions(grown)), later.date())
+    x, t_x, T = (summary[c].to_numpy() for c in ("frequency", "recency", "age"))
+    refit = btyd.fit_bgnbd(x, t_x, T)
+    stored = fitted.btyd.bgnbd
+    assert refit.r / refit.alpha > 2 * stored.r / stored.alpha  # the mean purchase rate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("scoring fitted a model")
+
+    for module, name in ((btyd, "fit_bgnbd"), (btyd, "fit_gamma_gamma"), (lightgbm, "train")):
+        monkeypatch.setattr(module, name, refuse)
+    forecast = forecast_transactions(grown, HORIZON, served, later.date(), FAST, fitted)
+    assert fitted.btyd == kept.btyd and fitted.as_of == cut.date()
+    assert forecast["as_of_date"].unique().to_list() == [later.date()]
+    assert forecast["user_id"].to_list() == summary["user_id"].to_list()
+    assert forecast.filter(pl.col("user_id").str.starts_with("new")).height == 1000
+    p_alive = forecast["p_alive"].to_numpy()
+    assert np.allclose(p_alive, btyd.probability_alive(stored, x, t_x, T))
+    assert not np.allclose(p_alive, btyd.probability_alive(refit, x, t_x, T), atol=0.01)
+    expected = btyd.expected_purchases(stored, x, t_x, T, HORIZON)
+    assert np.allclose(forecast["expected_purchases"].to_numpy(), expected)
 
 
 def test_time_split_never_leaks():
