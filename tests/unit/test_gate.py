@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from datetime import date, datetime
@@ -498,3 +499,22 @@ def test_gate_imports_great_expectations_without_what_it_never_uses():
     assert lines[-3:] == ["False False False False", "True True True", "0.5108 True"], (
         out.stdout[-500:] + out.stderr[-500:]
     )
+
+
+def test_uba_load_and_uba_gate_run_without_polars(csv_file, tmp_path):
+    """`uba load` and `uba gate` use DuckDB (and GX on pandas) only: polars, which the
+    warehouse interface imported for every command (~0.5 s at start), stays out of both."""
+    code = (
+        "import sys; from python_models.cli import main; "
+        f"print(main(['load', {str(csv_file)!r}]), main(['gate', '--no-docs']), "
+        "'great_expectations' in sys.modules, 'polars' in sys.modules)"
+    )
+    env = {
+        **os.environ,
+        "UBA_DUCKDB_PATH": str(tmp_path / "cli.duckdb"),
+        "UBA_DATA_DIR": str(tmp_path / "data"),
+        "UBA_MAX_QUARANTINE_RATE": "1.0",
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    # 0: loaded; 0: gated, no batch blocked; GX ran; polars was never imported
+    assert out.stdout.splitlines()[-1:] == ["0 0 True False"], out.stdout[-800:] + out.stderr[-800:]
