@@ -10,8 +10,8 @@
    validated rows' shape; any failure, or a suite evaluating nothing, rolls everything back.
 6. raw.gate_batches and raw.gate_runs record the run; commit.
 
-Great Expectations, pandas and the suites' GX context (~3-4 s of imports, most of a small day's
-gate) load in a thread while step 2's SQL runs (DuckDB releases the GIL), not before it.
+Great Expectations and the suites' GX context (~3-4 s of imports, most of a small day's gate)
+load in a thread while step 2's SQL runs (DuckDB releases the GIL), not before it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from expectations.gate import sql
 from expectations.gate.dialect import Dialect, dialect_for
 from expectations.gate.reasons import RuleContext
@@ -36,8 +38,6 @@ from python_models.ingest.tracking_plan import read_tracking_plan
 from python_models.warehouse import Warehouse, as_warehouse, transaction
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from expectations.validation import FrameValidation
 
 
@@ -129,8 +129,6 @@ def _flagged(validation: FrameValidation, action: str) -> dict[int, list[str]]:
 
 def batch_frame(stats: pd.DataFrame) -> pd.DataFrame:
     """The batch suite's frame: verdict counts per batch as shares."""
-    import pandas as pd  # imported by GX's thread during the SQL, as GX needs it too
-
     checked = stats["rows_checked"].clip(lower=1)
     valid = stats["rows_valid"].clip(lower=1)
     return pd.DataFrame(
