@@ -40,6 +40,9 @@ class FrameValidation:
     results: list[Any]
     row_count: int
     failures: list[str] = field(default_factory=list)
+    # Where its Data Docs pages go when they are rendered later (render_data_docs): the docs
+    # folder, the stored result's identifier and its suite's.
+    docs_pages: tuple[Any, ...] = ()
 
     @property
     def success(self) -> bool:
@@ -181,8 +184,10 @@ def _run_with_docs(
     result_format: str,
     docs_dir: Path,
     run_name: str | None = None,
-) -> Any:
-    """Validate through a checkpoint whose action renders Data Docs into docs_dir."""
+    render: bool = True,
+) -> tuple[Any, Any]:
+    """Validate through a checkpoint that stores the result beside docs_dir's site and, with
+    `render`, renders its Data Docs pages there; (GX's result, its stored identifier)."""
     site, store = _data_docs_site(context, docs_dir)
     # The checkpoint stores its result in the context's current results store.
     context.variables.validation_results_store_name = store
@@ -193,11 +198,12 @@ def _run_with_docs(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
     )
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[site])]
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[site])],
+            actions=actions if render else [],
             result_format=result_format,
         )
     )
@@ -205,7 +211,29 @@ def _run_with_docs(
         batch_parameters={"dataframe": frame},
         run_id=RunIdentifier(run_name=run_name) if run_name else None,
     )
-    return next(iter(outcome.run_results.values()))
+    return next(iter(outcome.run_results.values())), next(iter(outcome.run_results))
+
+
+def render_data_docs(validations: list[FrameValidation]) -> None:
+    """Render the Data Docs pages of validations run with `render_docs=False` (their results
+    are stored already), and each site's index once: a site build renders every page named
+    and the index, so validations rendered together cost one build instead of one each."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    by_dir: dict[Path, list[Any]] = {}
+    for validation in validations:
+        if validation.docs_pages:
+            docs_dir, result_id = validation.docs_pages
+            by_dir.setdefault(docs_dir, []).extend(
+                [result_id, ExpectationSuiteIdentifier(name=validation.suite_name)]
+            )
+    with _lock:
+        context = gx_context()
+        for docs_dir, pages in by_dir.items():
+            site, _ = _data_docs_site(context, docs_dir)
+            context.build_data_docs(site_names=[site], resource_identifiers=pages)
 
 
 def validate_frame(
@@ -214,13 +242,15 @@ def validate_frame(
     result_format: str = "SUMMARY",
     data_docs_dir: str | Path | None = None,
     run_name: str | None = None,
+    render_docs: bool = True,
 ) -> FrameValidation:
     """Validate `frame` (pandas, polars or Arrow) against `suite`.
 
     Check `.success` (or call `.require_success()`): it is False when GX reports failure or
     when zero expectations were evaluated. Use result_format="COMPLETE" to get the failing row
     positions through `.failing_rows()`. With `data_docs_dir`, the validation also renders
-    GX Data Docs there (index.html; about half a second more), filed under `run_name`.
+    GX Data Docs there (index.html; about half a second more), filed under `run_name`; with
+    `render_docs=False` the result is stored for them and `render_data_docs` renders them.
     """
     pandas_frame = _to_pandas(frame)
     if not isinstance(pandas_frame.index, pd.RangeIndex) or pandas_frame.index.start != 0:
@@ -228,8 +258,9 @@ def validate_frame(
     with _lock:
         context, batch_definition = _batch_definition()
         registered = _register(context, suite)
+        docs_pages: tuple[Any, ...] = ()
         if data_docs_dir is not None:
-            result = _run_with_docs(
+            result, result_id = _run_with_docs(
                 context,
                 batch_definition,
                 registered,
@@ -237,7 +268,10 @@ def validate_frame(
                 result_format,
                 Path(data_docs_dir),
                 run_name,
+                render_docs,
             )
+            if not render_docs:
+                docs_pages = (Path(data_docs_dir), result_id)
         else:
             batch = batch_definition.get_batch(batch_parameters={"dataframe": pandas_frame})
             result = batch.validate(registered, result_format=result_format)
@@ -261,4 +295,5 @@ def validate_frame(
         results=list(result.results),
         row_count=len(pandas_frame),
         failures=failures,
+        docs_pages=docs_pages,
     )

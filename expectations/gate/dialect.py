@@ -10,7 +10,7 @@ and tests/integration/test_postgres_pipeline.py compare the verdicts).
 
 from __future__ import annotations
 
-from python_models.warehouse.spark import spark_string
+from python_models.warehouse.sql_text import spark_string
 
 # 'YYYY-MM-DD[T ]HH:MM[:SS[.fff]]' followed by an optional 'Z' or +HH[:MM] / -HHMM offset.
 _TS_PATTERN = r"^(.*?\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"

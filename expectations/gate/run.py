@@ -46,11 +46,23 @@ def _import_suites() -> None:
     from expectations.suites import gate_batches  # noqa: F401
 
 
-def validate_frame(*args, **kwargs) -> FrameValidation:
-    """expectations.validation.validate_frame, imported once needed (see the docstring)."""
+def validate_frame(frame, suite, data_docs_dir, run_id: str, docs: list) -> FrameValidation:
+    """expectations.validation.validate_frame, imported once needed (see the docstring), with
+    failing row positions; its Data Docs pages are left to `_render_docs` (added to `docs`)."""
     from expectations.validation import validate_frame as validate
 
-    return validate(*args, **kwargs)
+    validation = validate(frame, suite, "COMPLETE", data_docs_dir, run_id, render_docs=False)
+    docs.append(validation)
+    return validation
+
+
+def _render_docs(docs: list[FrameValidation]) -> None:
+    """The run's Data Docs pages and the site's index, built once for both suites (a build
+    renders the index and its templates again each time: half the docs' cost per run)."""
+    if any(validation.docs_pages for validation in docs):
+        from expectations.validation import render_data_docs
+
+        render_data_docs(docs)
 
 
 class GateError(RuntimeError):
@@ -238,6 +250,7 @@ def run_gate(
     con.execute(ctx.dialect.session_setup)
     suites_loading = threading.Thread(target=_import_suites, name="gate-gx-import", daemon=True)
     suites_loading.start()
+    docs: list[FrameValidation] = []  # the run's validations, their Data Docs rendered at the end
     try:
         with transaction(con):
             if release:
@@ -263,9 +276,7 @@ def run_gate(
             from expectations.suites import gate_batches as batch_suites
 
             verdict = _checked(
-                validate_frame(
-                    frame, batch_suites.build_suite(rules), "COMPLETE", data_docs_dir, run_id
-                ),
+                validate_frame(frame, batch_suites.build_suite(rules), data_docs_dir, run_id, docs),
                 "batch",
             )
             blocking = _flagged(verdict, "block")
@@ -285,7 +296,7 @@ def run_gate(
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
             if say:
                 say(f"gate: rows written; reconciling ({time.perf_counter() - clock:.1f}s)")
-            reconciliation = _reconcile(con, ctx, data_docs_dir, run_id)
+            reconciliation = _reconcile(con, ctx, data_docs_dir, run_id, docs)
             outcomes = _outcomes(stats, blocked, warnings)
             _record(con, run_id, outcomes, rules, finished_at)
             reasons = dict(
@@ -306,6 +317,7 @@ def run_gate(
                 con.execute(ctx.dialect.drop_temp_table(table))
     finally:
         con.execute(restore)
+        _render_docs(docs)  # a failed run's pages too: they show why
     result = GateResult(
         run_id=run_id,
         success=True,
@@ -346,7 +358,9 @@ def _progress_writer(progress: bool | Callable[[str], None]) -> Callable[[str], 
     return (lambda line: print(line, flush=True)) if progress else None
 
 
-def _reconcile(con: Warehouse, ctx: RuleContext, data_docs_dir, run_id: str) -> FrameValidation:
+def _reconcile(
+    con: Warehouse, ctx: RuleContext, data_docs_dir, run_id: str, docs: list[FrameValidation]
+) -> FrameValidation:
     from expectations.suites import gate_batches as batch_suites
 
     rules = ctx.rules
@@ -361,11 +375,7 @@ def _reconcile(con: Warehouse, ctx: RuleContext, data_docs_dir, run_id: str) -> 
     counts["ceiling_epoch"] = counts["load_id"].map(ceilings).astype(float)
     validation = _checked(
         validate_frame(
-            counts,
-            batch_suites.build_reconciliation_suite(rules),
-            "COMPLETE",
-            data_docs_dir,
-            run_id,
+            counts, batch_suites.build_reconciliation_suite(rules), data_docs_dir, run_id, docs
         ),
         "reconciliation",
     )

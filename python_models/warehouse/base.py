@@ -20,10 +20,11 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-import pyarrow as pa
+if TYPE_CHECKING:  # imported where used: `uba load` and `uba gate` need neither (~1 s at load)
+    import polars as pl
+    import pyarrow as pa
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -42,6 +43,9 @@ def split_name(qualified: str) -> tuple[str, str]:
 
 def to_arrow(frame: Any) -> pa.Table:
     """An Arrow table from a polars / pandas frame or an Arrow table."""
+    import polars as pl
+    import pyarrow as pa
+
     if isinstance(frame, pa.Table):
         return frame
     if isinstance(frame, pl.DataFrame):
@@ -68,6 +72,8 @@ class ArrowResult:
         return self._table
 
     def pl(self) -> pl.DataFrame:
+        import polars as pl
+
         return pl.from_arrow(self.fetch_arrow_table())  # type: ignore[return-value]
 
     def df(self):
@@ -175,6 +181,8 @@ class Warehouse(abc.ABC):
 
     def column_type(self, dtype: pl.DataType) -> str:
         """The engine's column type for a polars dtype (text for anything else)."""
+        import polars as pl
+
         t = self.types
         if dtype == pl.Boolean:
             return t.boolean

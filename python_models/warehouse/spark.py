@@ -29,19 +29,12 @@ import pyarrow as pa
 
 from python_models.config import get_settings
 from python_models.warehouse.base import ArrowResult, Types, Warehouse, split_name, to_arrow
-from python_models.warehouse.sql_text import bind, split_statements
+from python_models.warehouse.sql_text import bind, spark_string, split_statements
 
 
 class SparkTypes(Types):
     text = "string"
     double = "double"
-
-
-def spark_string(value: str) -> str:
-    """A Spark string literal. Spark reads a backslash as an escape and 'it''s' as two
-    adjacent literals ('its'): a backslash is doubled and a quote written as \\u0027, so the
-    literal holds no quote (the statement splitter and backtick_identifiers stay simple)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\u0027") + "'"
 
 
 def spark_conf(spark_dir: Path) -> dict[str, str]:

@@ -18,6 +18,13 @@ def standard_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def spark_string(value: str) -> str:
+    """A Spark string literal. Spark reads a backslash as an escape and 'it''s' as two
+    adjacent literals ('its'): a backslash is doubled and a quote written as \\u0027, so the
+    literal holds no quote (the statement splitter and backtick_identifiers stay simple)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\u0027") + "'"
+
+
 def quote_ident(identifier: str) -> str:
     """An identifier as a quoted SQL name (a double quote doubled)."""
     return '"' + identifier.replace('"', '""') + '"'
