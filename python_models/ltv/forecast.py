@@ -541,14 +541,16 @@ def forecast_transactions(
 ) -> pl.DataFrame:
     """Forecast the next `horizon_days` from `as_of` (default: the day after the last purchase)
     for every customer who bought before it, with the model `evaluate_transactions` chose:
-    under `fitted` (fit_served's, at training) when given, else fitted here on the purchases
-    before `as_of`.
+    under `fitted` (fit_served's, at training) when given and `as_of` is not before its own,
+    else fitted here on the purchases before `as_of`.
 
     One row per customer: the served point forecast (purchases, revenue_usd) with its interval,
     P(alive) with its interval, the BG/NBD + GG expectations (expected_*), which are the
     columns to add up for totals (medians do not sum to a total), and HISTORY_COLUMNS."""
     settings, days, as_of = _forward(transactions, horizon_days, as_of, params)
-    if fitted is None:
+    # A stored fit saw the purchases up to its own as-of: an earlier as-of (a backfill, a
+    # realized-performance check) is fitted on what was known then, never on later data.
+    if fitted is None or as_of < fitted.as_of:
         fitted = _fit_served(days, horizon_days, served_model, as_of, settings)
     elif fitted.served_model != served_model:
         raise ValueError(f"the stored fit is {fitted.served_model}'s, not {served_model}'s")

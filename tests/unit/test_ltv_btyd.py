@@ -379,3 +379,23 @@ def test_champion_needs_the_margin_on_both_targets():
     assert served == "bgnbd_gg_median"
     assert "purchases MAE 0.7960 vs bgnbd_gg_median 0.8000" in why
     assert choose_served(table(0.85), margin=0.0)[0] == "bgnbd_gg_median"
+
+
+def test_an_as_of_before_the_stored_fit_is_fitted_on_what_was_known_then(planted):
+    """A backfill (an as-of before the stored fit's) must not score with parameters that saw
+    later purchases: it forecasts what a refit on the purchases before it forecasts."""
+    transactions, _ = planted
+    cut = START + timedelta(days=CUT_DAY)
+    later = cut + timedelta(days=60)
+    fitted = fit_served(
+        transactions.filter(pl.col("purchased_at") < later),
+        HORIZON,
+        "bgnbd_gg_median",
+        later.date(),
+        FAST,
+    )
+    backfill = forecast_transactions(
+        transactions, HORIZON, "bgnbd_gg_median", cut.date(), FAST, fitted
+    )
+    refit = forecast_transactions(transactions, HORIZON, "bgnbd_gg_median", cut.date(), FAST)
+    assert backfill.equals(refit)
