@@ -403,7 +403,7 @@ def score_changed(
     last = last_score_state(con, spec)
     if last is None or last.model_version != champion.model_version:
         return score_model(con, model_name, run_id, fingerprints=fingerprints)
-    if not spec.rowwise_scoring:
+    if spec.fingerprinted_inputs:
         if last.inputs_fingerprint == inputs_fingerprint(con, spec, fingerprints):
             return Skipped(model_name, f"inputs unchanged since {spec.score_table} was written")
         return score_model(con, model_name, run_id, fingerprints=fingerprints)

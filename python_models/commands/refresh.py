@@ -408,12 +408,7 @@ def _score(con, steps: _Steps, result: RefreshResult, publication: _Publication)
     def score() -> list:
         # Models rescored when an input table changed compare its published content, which
         # the publish figures anyway (days_written bounds what it hashes): one scan a day.
-        inputs = {
-            t
-            for name in model_names()
-            if not (s := get_spec(name)).rowwise_scoring
-            for t in s.inputs
-        }
+        inputs = {t for name in model_names() for t in get_spec(name).fingerprinted_inputs}
         fingerprints = publication.fingerprints(sorted(inputs))
         outcomes = score_each(con, model_names(), changed_only=True, fingerprints=fingerprints)
         scored = [o.model_name for o in outcomes if o.status == "scored"]
@@ -477,14 +472,12 @@ class _Publication:
         from python_models import days_written
         from python_models.publish import publish_warehouse
 
-        if not self.tracked:
-            return publish_warehouse(self.con, self.out_dir, only_changed=True)
         return publish_warehouse(
             self.con,
             self.out_dir,
             only_changed=True,
             unchanged_before=self.unchanged_before,
-            basis=days_written.basis(self.con),
+            basis=days_written.basis(self.con) if self.tracked else None,
             known=self.known,
         )
 

@@ -228,15 +228,15 @@ def last_score_state(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> ScoreSt
 def inputs_fingerprint(
     con: duckdb.DuckDBPyConnection, spec: ModelSpec, known: dict[str, str] | None = None
 ) -> str:
-    """Content fingerprints of the model's input tables (ModelSpec.inputs). `known`: the
+    """Content fingerprints of the input tables (ModelSpec.fingerprinted_inputs). `known`: the
     fingerprints taken earlier in one scoring run, filled as tables are hashed: a run's models
     write only their score tables, never an input (dbt's tables), and one hash of a 10M-row
     fct_events is seconds, which LTV and anomaly both read."""
     known = {} if known is None else known
-    for table in spec.inputs:
+    for table in spec.fingerprinted_inputs:
         if table not in known:
             known[table] = table_fingerprint(con, table)
-    return ";".join(f"{table}={known[table]}" for table in spec.inputs)
+    return ";".join(f"{table}={known[table]}" for table in spec.fingerprinted_inputs)
 
 
 def _feature_rows(spec: ModelSpec) -> tuple[str, list[str]]:

@@ -127,6 +127,12 @@ class ModelSpec:
             )
 
     @property
+    def fingerprinted_inputs(self) -> tuple[str, ...]:
+        """The input tables whose content fingerprint decides a rescoring (`uba refresh`):
+        every input of a model scored in full, none of a row-wise one (its rows are compared)."""
+        return () if self.rowwise_scoring else self.inputs
+
+    @property
     def table_name(self) -> str:
         """The score table without its schema (`churn_scores`)."""
         return self.score_table.split(".")[1]
