@@ -286,9 +286,10 @@ def sample_horizon(
     which the customer drops out (it still counts). Spend is Gamma(N * p_gg, nu).
 
     The draws sharing a parameter set are drawn together, and each variate only where it
-    matters: the rate and dropout for (customer, draw) pairs alive at T, nu and the spend for
-    those that buy (a dead draw buys nothing, a draw with no purchase spends nothing). The
-    same distribution as drawing every variate for every pair, at a fraction of the variates.
+    matters: the rate for (customer, draw) pairs alive at T, the dropout, nu and the spend for
+    those with a chance to buy (a dead draw buys nothing, min(K, G) is 0 where K is, a draw
+    with no purchase spends nothing). The same distribution as drawing every variate for every
+    pair, at a fraction of the variates.
     """
     x, t_x, T, mbar = _as_arrays(x, t_x, T, mbar)
     n = len(x)
@@ -305,12 +306,12 @@ def sample_horizon(
         # dropped out right after the last purchase (no purchases follow: nothing to draw).
         who, column = np.nonzero(alive)
         lam = rng.gamma(bg.r + x[who], 1.0 / (bg.alpha + T[who]))
-        p_drop = rng.beta(bg.a, bg.b + x[who])
         chances = rng.poisson(lam * horizon)
-        until_drop = rng.geometric(np.clip(p_drop, 1e-12, 1.0))
-        count = np.minimum(chances, until_drop)
-        bought = count > 0
-        who, column, count = who[bought], np.asarray(columns)[column[bought]], count[bought]
+        # G >= 1, so min(K, G) is 0 wherever K is: the dropout is drawn where K > 0 only.
+        bought = chances > 0
+        who, column, chances = who[bought], np.asarray(columns)[column[bought]], chances[bought]
+        p_drop = rng.beta(bg.a, bg.b + x[who])
+        count = np.minimum(chances, rng.geometric(np.clip(p_drop, 1e-12, 1.0)))
         rich = informative[who]
         nu_shape = np.where(rich, gg.p * x[who] + gg.q, gg.q)
         nu_rate = np.where(rich, gg.gamma + x[who] * mbar[who], gg.gamma)
