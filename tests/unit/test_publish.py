@@ -333,6 +333,26 @@ def test_a_rows_batch_id_is_not_published_so_re_touched_rows_change_no_day(big, 
     assert [c["name"] for c in entry["columns"]] == ["event_id", "event_date"]
 
 
+def test_parquet_months_are_cut_in_the_connections_time_zone(con, tmp_path):
+    """The Parquet files are written on a second connection (beside the DuckDB file's
+    writes): a timestamptz row's month is its date in the publishing connection's zone, as
+    the DuckDB copy and the day figures see it, not the second connection's default."""
+    con.execute("set TimeZone = 'America/New_York'")
+    con.execute(
+        "create table marts.visits as select * from (values "
+        "(1, timestamptz '2025-03-01 02:00:00+00'), "  # 2025-02-28 21:00 in New York
+        "(2, timestamptz '2025-03-01 12:00:00+00'), (3, null)) t(id, seen_at)"
+    )
+    out = tmp_path / "published"
+    publish_warehouse(con, out)
+    folder = out / "parquet" / "marts.visits"
+    ids = {
+        p.name: [r[0] for r in con.execute(f"select id from '{p}' order by id").fetchall()]
+        for p in folder.glob("*.parquet")
+    }
+    assert ids == {"2025-02.parquet": [1], "2025-03.parquet": [2], "undated.parquet": [3]}
+
+
 def test_a_failed_publish_leaves_the_previous_one_readable(big, tmp_path, monkeypatch):
     import python_models.publish as publish
 
