@@ -49,17 +49,9 @@ def kind_of(sql: str) -> tuple[str, str]:
 class Timed:
     """The connection, each `execute` timed into `spent[(kind, table)]`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, spent: dict | None = None):
+    def __init__(self, con: duckdb.DuckDBPyConnection):
         self._con = con
-        self.spent: dict[tuple[str, str], list[float]] = (
-            defaultdict(lambda: [0.0, 0.0]) if spent is None else spent
-        )
-
-    def cursor(self) -> Timed:
-        """The publish's second connection (its Parquet writes, in their own thread), timed
-        into the same sums: CPU is the process's, so overlapping statements each count the
-        other's too; wall is each statement's own."""
-        return Timed(self._con.cursor(), self.spent)
+        self.spent: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
 
     def execute(self, sql, *args):
         wall, cpu = time.perf_counter(), time.process_time()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -744,24 +743,22 @@ def publish_warehouse(
                 schema, name = qualified.split(".")
                 con.execute(f'drop table if exists publish_target."{schema}"."{name}"')
             created = set()  # copied whole: without comments until commented
-            # The Parquet files read the warehouse only: written beside the file's changes.
-            with _beside(con) as later:
-                for qualified in copied:
+            for qualified in tables:
+                content = contents[qualified]
+                before = held.get(qualified)
+                if before is None or before["fingerprint"] != content.fingerprint:
+                    staged = staged_columns.get(qualified)
+                    if _update_table(con, qualified, content, before, staged):
+                        created.add(qualified)
+                if qualified in copied:
                     folder = staging_parquet / qualified
                     published = (previous or {}).get(qualified)
-                    later(_update_parquet, qualified, contents[qualified], folder, published)
-                for qualified in tables:
-                    content = contents[qualified]
-                    before = held.get(qualified)
-                    if before is None or before["fingerprint"] != content.fingerprint:
-                        staged = staged_columns.get(qualified)
-                        if _update_table(con, qualified, content, before, staged):
-                            created.add(qualified)
-                # Changed row by row, a table keeps its comments (and columns: else whole).
-                _comment(con, "publish_target", manifest, only=created)
-                # The file holds an older publication's manifest tables: written anew.
-                con.execute(f'drop schema if exists publish_target."{DOCS_SCHEMA}" cascade')
-                _write_docs_tables(con, "publish_target", manifest)
+                    _update_parquet(con, qualified, content, folder, published)
+            # A table changed row by row keeps its comments (and columns: else copied whole).
+            _comment(con, "publish_target", manifest, only=created)
+            # The file holds an older publication's manifest tables: written anew.
+            con.execute(f'drop schema if exists publish_target."{DOCS_SCHEMA}" cascade')
+            _write_docs_tables(con, "publish_target", manifest)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -807,33 +804,6 @@ def publish_warehouse(
         manifest_path=manifest_path,
         undocumented_columns=undocumented,
     )
-
-
-@contextmanager
-def _beside(con: duckdb.DuckDBPyConnection):
-    """`later(fn, *args)` runs `fn(cursor, *args)` in one background thread, on a second
-    connection to `con`'s database (its current catalog and time zone), while the caller goes
-    on with `con`: the Parquet writes beside the DuckDB file's, so one's single-threaded
-    stretches (small tables, the commit) overlap the other's work. On leaving, every job has
-    finished; the first failure is raised (a failure in the caller's block waits for the
-    running job and drops the rest)."""
-    catalog, zone = con.execute("select current_database(), current_setting('TimeZone')").fetchone()
-    cursor = con.cursor()
-    cursor.execute(f"use {quote_ident(catalog)}")
-    cursor.execute(f"set TimeZone = {_literal(zone)}")
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uba-publish")
-    jobs: list[Future] = []
-    try:
-        yield lambda fn, *args: jobs.append(pool.submit(fn, cursor, *args))
-        for job in jobs:
-            job.result()
-    except BaseException:
-        for job in jobs:
-            job.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        cursor.close()
 
 
 # -- The checkpoint of the updated file ----------------------------------------------------

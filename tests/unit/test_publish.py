@@ -334,9 +334,8 @@ def test_a_rows_batch_id_is_not_published_so_re_touched_rows_change_no_day(big, 
 
 
 def test_parquet_months_are_cut_in_the_connections_time_zone(con, tmp_path):
-    """The Parquet files are written on a second connection (beside the DuckDB file's
-    writes): a timestamptz row's month is its date in the publishing connection's zone, as
-    the DuckDB copy and the day figures see it, not the second connection's default."""
+    """A timestamptz row's Parquet month (a numeric partition key, named after) is its date
+    in the publishing connection's zone, as the day figures see it, not UTC's."""
     con.execute("set TimeZone = 'America/New_York'")
     con.execute(
         "create table marts.visits as select * from (values "
