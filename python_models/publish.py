@@ -261,8 +261,8 @@ class _Layout:
     @property
     def partition_sql(self) -> str:
         """A row's Parquet file as a number, YYYYMM or YYYYMMDD (null: UNDATED; file_name
-        spells it): a text key (strftime) made the partitioned write ~20-30% dearer in CPU
-        (1M, 2026-12-02). Only for a dated table."""
+        spells it): with a text key (strftime) the big tables' partitioned writes took ~13%
+        more CPU (1M pairs, docs/performance.md, wt-pub18). Only for a dated table."""
         day = self.day_sql
         if self.daily:
             return f"year({day}) * 10000 + month({day}) * 100 + day({day})"
