@@ -274,7 +274,9 @@ class _Layout:
         if not key.isdigit():  # DuckDB's folder for a null key
             return UNDATED
         if self.daily:
+            key = key.zfill(8)  # a year before 1000, as strftime's %Y pads it
             return f"{key[:4]}-{key[4:6]}-{key[6:]}"
+        key = key.zfill(6)
         return f"{key[:4]}-{key[4:]}"
 
     def file_of(self, day: str) -> str:
