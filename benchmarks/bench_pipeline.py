@@ -140,16 +140,13 @@ def time_lineage(work: Path) -> tuple[float, float]:
 
     scratch = work / "lineage"
     shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    shutil.copyfile(os.environ["UBA_DUCKDB_PATH"], scratch / "warehouse.duckdb")
-    env = dict(os.environ)
-    env.update(
-        UBA_DATA_DIR=str(scratch),
-        UBA_DUCKDB_PATH=str(scratch / "warehouse.duckdb"),
-        DBT_TARGET_PATH=str(scratch / "dbt-target"),
-    )
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "lineage", "--keep", str(work)]
-    _, _, out = _child(cmd, env)
+    (scratch / "data").mkdir(parents=True)
+    shutil.copyfile(os.environ["UBA_DUCKDB_PATH"], scratch / "data" / "warehouse.duckdb")
+    # The child's work directory is the scratch folder: main() points UBA_DATA_DIR,
+    # UBA_DUCKDB_PATH and DBT_TARGET_PATH into --keep, so with the bench's own folder the
+    # lineage would be built into the warehouse and target the full build then uses.
+    me = [sys.executable, str(Path(__file__).resolve())]
+    _, _, out = _child([*me, "--part", "lineage", "--keep", str(scratch)], dict(os.environ))
     shutil.rmtree(scratch, ignore_errors=True)
     figures = json.loads(out.strip().splitlines()[-1])
     print(

@@ -30,11 +30,13 @@ def user_day_activity(
     since: date | None = None,
     baseline_days: int = 28,
     table: str = ACTIVITY_TABLE,
+    until: date | None = None,
 ) -> pl.DataFrame:
     """One row per (user_id, activity_date) with activity and deviation columns, ordered by
     (activity_date, user_id).
 
-    Baselines always use the full history; `since` only filters the rows returned. The
+    Baselines always use the full history; `since` and `until` (exclusive) only filter the
+    rows returned. The
     baselines were computed by dbt with uba__anomaly_baseline_days: asking for another
     `baseline_days` is an error that says how to rebuild, never silently different features.
     """
@@ -51,9 +53,11 @@ def user_day_activity(
             f" {ACTIVITY_MART} --vars '{{uba__anomaly_baseline_days: {baseline_days}}}'"
             f" or train with baseline_days={built_days[0]}"
         )
-    where = "where activity_date >= ?" if since is not None else ""
+    bounds = [("activity_date >= ?", since), ("activity_date < ?", until)]
+    bounds = [(condition, day) for condition, day in bounds if day is not None]
+    where = ("where " + " and ".join(c for c, _ in bounds)) if bounds else ""
     frame = con.execute(
         f"select * from {table} {where} order by activity_date, user_id",
-        [since] if since is not None else None,
+        [day for _, day in bounds] or None,
     ).pl()
     return frame.drop(_BUILT_BASELINE_COLUMN)

@@ -60,3 +60,56 @@ def test_too_little_activity_is_a_clear_error():
 def test_bad_anomaly_parameters_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         AnomalyParams.from_overrides(overrides)
+
+
+def test_a_full_scoring_read_in_date_slices_finds_the_planted_takeovers(tmp_path, monkeypatch):
+    """The warehouse scoring reads the mart a slice of dates at a time (memory); with slices
+    of a few days the planted takeovers still top the alerts, every user-day is scored once,
+    and the alerts are the same as scoring the whole frame at once."""
+    from datetime import timedelta
+
+    from python_models.anomaly import on_warehouse
+    from python_models.warehouse import connect
+
+    model, frame = _fit()
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("create schema features")
+    stored = frame.with_columns(pl.lit(model.params.baseline_days).alias("baseline_window_days"))
+    con.replace_table("features.ftr_user_day_activity", stored)
+    per_day = frame.group_by("activity_date").len().sort("activity_date")
+    monkeypatch.setattr(on_warehouse, "SCORE_SLICE_ROWS", int(per_day["len"].max()) * 3)
+
+    slices = on_warehouse._date_slices(con, None)
+    assert len(slices) > 3
+    assert slices[0][0] == frame["activity_date"].min()
+    assert slices[-1][1] == frame["activity_date"].max() + timedelta(days=1)
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))  # no gap, no overlap
+
+    alerts = on_warehouse.score(con, {"model": model})
+    assert set(alerts["user_id"].head(3)) == set(PLANTED)
+    assert alerts.equals(model.predict_frame(frame))
+    con.close()
+
+
+def test_date_slices_hold_about_the_row_budget_each(tmp_path, monkeypatch):
+    from datetime import date, timedelta
+
+    from python_models.anomaly import on_warehouse
+    from python_models.warehouse import connect
+
+    counts = [3, 3, 3, 10, 1]  # rows per day; a budget of 6 rows a slice
+    day0 = date(2025, 1, 1)
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("create schema features")
+    con.execute("create table features.ftr_user_day_activity (activity_date date)")
+    for i, n in enumerate(counts):
+        con.execute(
+            "insert into features.ftr_user_day_activity select ? from range(?)",
+            [day0 + timedelta(days=i), n],
+        )
+    monkeypatch.setattr(on_warehouse, "SCORE_SLICE_ROWS", 6)
+    d = [day0 + timedelta(days=i) for i in range(6)]
+    expected = [(d[0], d[2]), (d[2], d[3]), (d[3], d[4]), (d[4], d[5])]
+    assert on_warehouse._date_slices(con, None) == expected
+    assert on_warehouse._date_slices(con, d[3]) == [(d[3], d[4]), (d[4], d[5])]
+    con.close()

@@ -333,6 +333,31 @@ def test_a_rows_batch_id_is_not_published_so_re_touched_rows_change_no_day(big, 
     assert [c["name"] for c in entry["columns"]] == ["event_id", "event_date"]
 
 
+def test_parquet_months_are_cut_in_the_connections_time_zone(con, tmp_path):
+    """A timestamptz row's Parquet month (a numeric partition key, named after) is its date
+    in the publishing connection's zone, as the day figures see it, not UTC's."""
+    con.execute("set TimeZone = 'America/New_York'")
+    con.execute(
+        "create table marts.visits as select * from (values "
+        "(1, timestamptz '2025-03-01 02:00:00+00'), "  # 2025-02-28 21:00 in New York
+        "(2, timestamptz '2025-03-01 12:00:00+00'), (3, null), "
+        "(4, timestamptz '0999-03-04 12:00:00+00')) t(id, seen_at)"  # named as strftime pads
+    )
+    out = tmp_path / "published"
+    publish_warehouse(con, out)
+    folder = out / "parquet" / "marts.visits"
+    ids = {
+        p.name: [r[0] for r in con.execute(f"select id from '{p}' order by id").fetchall()]
+        for p in folder.glob("*.parquet")
+    }
+    assert ids == {
+        "2025-02.parquet": [1],
+        "2025-03.parquet": [2],
+        "undated.parquet": [3],
+        "0999-03.parquet": [4],
+    }
+
+
 def test_a_failed_publish_leaves_the_previous_one_readable(big, tmp_path, monkeypatch):
     import python_models.publish as publish
 
