@@ -284,32 +284,38 @@ def sample_horizon(
     (bootstrap refits). Given lambda, p and alive at T, the purchases in the horizon are
     min(K, G): K ~ Poisson(lambda * horizon) chances to buy, G ~ Geometric(p) the purchase after
     which the customer drops out (it still counts). Spend is Gamma(N * p_gg, nu).
+
+    The draws sharing a parameter set are drawn together, and each variate only where it
+    matters: the rate for (customer, draw) pairs alive at T, the dropout, nu and the spend for
+    those with a chance to buy (a dead draw buys nothing, min(K, G) is 0 where K is, a draw
+    with no purchase spends nothing). The same distribution as drawing every variate for every
+    pair, at a fraction of the variates.
     """
     x, t_x, T, mbar = _as_arrays(x, t_x, T, mbar)
     n = len(x)
     purchases = np.zeros((n, draws), dtype=np.int64)
     revenue = np.zeros((n, draws))
-    repeat = x > 0
-    informative = repeat & (mbar > 0)
-    # Once per parameter set, not per draw (20 sets serve 400 draws).
-    alive_by_set = [probability_alive(bg, x, t_x, T) for bg in bgnbd]
+    informative = (x > 0) & (mbar > 0)
+    by_pair: dict[tuple[int, int], list[int]] = {}
     for d in range(draws):
-        bg = bgnbd[d % len(bgnbd)]
-        gg = gamma_gamma[d % len(gamma_gamma)]
-        alive = rng.random(n) < alive_by_set[d % len(bgnbd)]
+        by_pair.setdefault((d % len(bgnbd), d % len(gamma_gamma)), []).append(d)
+    for (i, j), columns in by_pair.items():
+        bg, gg = bgnbd[i], gamma_gamma[j]
+        alive = rng.random((n, len(columns))) < probability_alive(bg, x, t_x, T)[:, None]
         # The posterior is a two-part mixture: alive at T (lambda | T, p ~ Beta(a, b + x)) or
-        # dropped out right after the last purchase (not needed further: no purchases follow).
-        lam = rng.gamma(bg.r + x, 1.0 / (bg.alpha + T))
-        p_drop = rng.beta(bg.a, bg.b + x)
+        # dropped out right after the last purchase (no purchases follow: nothing to draw).
+        who, column = np.nonzero(alive)
+        lam = rng.gamma(bg.r + x[who], 1.0 / (bg.alpha + T[who]))
         chances = rng.poisson(lam * horizon)
-        until_drop = rng.geometric(np.clip(p_drop, 1e-12, 1.0))
-        count = np.where(alive, np.minimum(chances, until_drop), 0)
-        nu_shape = np.where(informative, gg.p * x + gg.q, gg.q)
-        nu_rate = np.where(informative, gg.gamma + x * mbar, gg.gamma)
+        # G >= 1, so min(K, G) is 0 wherever K is: the dropout is drawn where K > 0 only.
+        bought = chances > 0
+        who, column, chances = who[bought], np.asarray(columns)[column[bought]], chances[bought]
+        p_drop = rng.beta(bg.a, bg.b + x[who])
+        count = np.minimum(chances, rng.geometric(np.clip(p_drop, 1e-12, 1.0)))
+        rich = informative[who]
+        nu_shape = np.where(rich, gg.p * x[who] + gg.q, gg.q)
+        nu_rate = np.where(rich, gg.gamma + x[who] * mbar[who], gg.gamma)
         nu = rng.gamma(nu_shape, 1.0 / nu_rate)
-        spend = np.zeros(n)
-        bought = count > 0
-        spend[bought] = rng.gamma(count[bought] * gg.p, 1.0 / nu[bought])
-        purchases[:, d] = count
-        revenue[:, d] = spend
+        purchases[who, column] = count
+        revenue[who, column] = rng.gamma(count * gg.p, 1.0 / nu)
     return HorizonDraws(purchases=purchases, revenue=revenue)

@@ -170,23 +170,31 @@ def btyd_state(
         [btyd.probability_no_purchase(p, x, t_x, T, horizon) for p in fit.bgnbd_sets], axis=0
     )
     q = np.array(settings.quantiles)
-    purchases_q = np.empty((len(x), 3))
-    revenue_q = np.empty((len(x), 3))
-    for start in range(0, len(x), settings.simulation_chunk):
+    purchases_q = np.zeros((len(x), 3))
+    revenue_q = np.zeros((len(x), 3))
+    # A customer whose P(no purchase) reaches the top quantile has every quantile pinned at 0
+    # below: only the others are simulated. Customers with the same (x, t_x, T, mbar) have
+    # the same posterior (those with no repeat purchase differ only by T): each distinct input
+    # is drawn once and its quantiles shared, so equal inputs get equal intervals.
+    simulated = np.flatnonzero(quiet < q.max())
+    inputs, inverse = np.unique(
+        np.column_stack([x, t_x, T, mbar])[simulated], axis=0, return_inverse=True
+    )
+    distinct_purchases, distinct_revenue = np.empty((2, len(inputs), 3))
+    for start in range(0, len(inputs), settings.simulation_chunk):
         part = slice(start, start + settings.simulation_chunk)
         draws = btyd.sample_horizon(
             fit.bgnbd_sets,
             fit.gamma_gamma_sets,
-            x[part],
-            t_x[part],
-            T[part],
-            mbar[part],
+            *inputs[part].T,
             horizon,
             settings.draws,
             rng,
         )
-        purchases_q[part] = np.quantile(draws.purchases, q, axis=1, method="inverted_cdf").T
-        revenue_q[part] = np.quantile(draws.revenue, q, axis=1).T
+        distinct_purchases[part] = np.quantile(draws.purchases, q, axis=1, method="inverted_cdf").T
+        distinct_revenue[part] = np.quantile(draws.revenue, q, axis=1).T
+    purchases_q[simulated] = distinct_purchases[inverse.reshape(-1)]
+    revenue_q[simulated] = distinct_revenue[inverse.reshape(-1)]
     at_zero = quiet[:, None] >= q[None, :]
     purchases_q[at_zero] = 0.0
     revenue_q[at_zero] = 0.0

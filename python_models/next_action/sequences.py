@@ -87,14 +87,19 @@ def load_labelled(
     where, args = _within(window)
     sample = ""
     if rows:
+        # The ids drawn first, then their rows: ordering the whole window with every column
+        # carried cost a third more CPU at 1M (the same rows).
         order = as_warehouse(con).seeded_order_sql("event_id", seed)
-        sample = f"order by {order}, event_id limit {int(rows)}"
+        sample = f"""and event_id in (
+            select event_id from {SEQUENCE_TABLE}
+            where {where} order by {order}, event_id limit {int(rows)}
+        )"""
+        args = args + args
     return _read(
         con,
-        f"""select * from (
-            select {_select(columns)}, {LABEL} as label from {SEQUENCE_TABLE}
-            where {where} {sample}
-        ) as drawn order by event_ts, event_id""",
+        f"""select {_select(columns)}, {LABEL} as label from {SEQUENCE_TABLE}
+        where {where} {sample}
+        order by event_ts, event_id""",
         args,
     )
 

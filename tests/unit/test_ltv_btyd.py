@@ -16,10 +16,13 @@ from python_models.ltv import btyd
 from python_models.ltv.forecast import (
     BASELINES,
     CANDIDATE,
+    btyd_state,
     evaluate_transactions,
+    fit_btyd,
     fit_served,
     forecast_transactions,
 )
+from python_models.ltv.params import LtvParams
 from python_models.ltv.transactions import (
     customer_summary,
     purchase_days,
@@ -399,3 +402,78 @@ def test_an_as_of_before_the_stored_fit_is_fitted_on_what_was_known_then(planted
     )
     refit = forecast_transactions(transactions, HORIZON, "bgnbd_gg_median", cut.date(), FAST)
     assert backfill.equals(refit)
+
+
+# (x, t_x, T, mbar): a newcomer, a regular, a heavy buyer, one quiet for most of a year.
+PROFILES = np.array(
+    [[0, 0, 100, 0], [3, 80, 120, 40.0], [10, 300, 310, 70.0], [2, 10, 300, 25.0]]
+).T
+
+
+def test_posterior_draws_match_the_closed_forms():
+    """The draws (each variate drawn only where it counts: rate and dropout for draws alive at
+    T, spend for draws that buy) against BG/NBD + GG's closed forms, per customer: mean
+    purchases = E[purchases], share of no purchase = P(no purchase), mean revenue =
+    E[purchases] x E[value]; with two parameter sets, each serving every other draw, the
+    mean of the two sets' closed forms. Tolerance: 4 standard errors of the draws' own mean."""
+    other_bg = btyd.BgNbdParams(r=1.2, alpha=40.0, a=0.5, b=4.0)
+    other_gg = btyd.GammaGammaParams(p=3.0, q=5.0, gamma=60.0)
+    for bg_sets, gg_sets in (
+        ([TRUE_BGNBD], [TRUE_GAMMA_GAMMA]),
+        ([TRUE_BGNBD, other_bg], [TRUE_GAMMA_GAMMA, other_gg]),
+    ):
+        n = 40_000
+        draws = btyd.sample_horizon(
+            bg_sets, gg_sets, *PROFILES, HORIZON, n, np.random.default_rng(5)
+        )
+        expected = np.mean([btyd.expected_purchases(p, *PROFILES[:3], HORIZON) for p in bg_sets], 0)
+        revenue = np.mean(
+            [
+                btyd.expected_purchases(bg, *PROFILES[:3], HORIZON)
+                * btyd.expected_purchase_value(gg, PROFILES[0], PROFILES[3])
+                for bg, gg in zip(bg_sets, gg_sets, strict=True)
+            ],
+            0,
+        )
+        quiet = np.mean(
+            [btyd.probability_no_purchase(p, *PROFILES[:3], HORIZON) for p in bg_sets], 0
+        )
+        for drawn, truth in (
+            (draws.purchases, expected),
+            (draws.revenue, revenue),
+            ((draws.purchases == 0).astype(float), quiet),
+        ):
+            error = np.abs(drawn.mean(axis=1) - truth)
+            assert (error < 4 * drawn.std(axis=1) / np.sqrt(n) + 1e-9).all(), (error, truth)
+        assert (draws.purchases[draws.revenue == 0] == 0).all()  # spend only with purchases
+        assert (draws.revenue[draws.purchases > 0] > 0).all()
+
+
+def test_customers_with_equal_inputs_get_equal_intervals_and_pinned_ones_zero(planted):
+    """btyd_state draws each distinct (x, t_x, T, mbar) once: customers with equal inputs get
+    equal quantiles (newcomers on the same day, most of all), different inputs their own; a
+    customer whose P(no purchase) reaches the top quantile is 0 on all three, as before; the
+    same stored fit gives the same rows."""
+    transactions, _ = planted
+    settings = LtvParams.from_overrides(FAST)
+    days = purchase_days(validate_transactions(transactions))
+    cut = START.date() + timedelta(days=CUT_DAY)
+    summary = customer_summary(days, cut)
+    fit = fit_btyd(summary, settings, seed=3)
+    state = btyd_state(summary, fit, HORIZON, settings)
+    assert state.equals(btyd_state(summary, fit, HORIZON, settings))
+    inputs = ["frequency", "recency", "age", "repeat_value"]
+    quantiles = [c for c in state.columns if c.startswith("bg_")]
+    groups = state.group_by(inputs).agg(
+        pl.len().alias("n"), *[pl.col(c).n_unique().alias(c) for c in quantiles]
+    )
+    shared = groups.filter(pl.col("n") > 1)
+    assert shared.height > 10 and shared["n"].sum() > 100  # newcomers share a day
+    assert (shared.select(quantiles).max_horizontal() == 1).all()
+    # Distinct inputs are drawn apart: repeat buyers' medians of revenue differ.
+    repeat = state.filter(pl.col("frequency") > 0, pl.col("p_no_purchase") < 0.5)
+    assert repeat["bg_revenue_usd"].n_unique() > 0.9 * repeat.height
+    top = settings.quantiles[-1]
+    pinned = state.filter(pl.col("p_no_purchase") >= top)
+    assert pinned.height > 0
+    assert (pinned.select(quantiles).max_horizontal() == 0).all()
