@@ -437,6 +437,10 @@ def _write_parquet(
     if files is not None:
         for file in files:
             (folder / f"{file}.parquet").unlink(missing_ok=True)
+    whole = f"copy {source} to '{folder / f'{UNPARTITIONED}.parquet'}' (format parquet)"
+    if layout.column is None:  # one file, no partitioning (an empty table: an empty file)
+        con.execute(whole)
+        return
     if files is None or not layout.daily:
         batches = [files]
     else:
@@ -444,10 +448,6 @@ def _write_parquet(
         for file in files:
             by_month.setdefault(file[:7], set()).add(file)
         batches = list(by_month.values())
-    if layout.column is None:  # one file, no partitioning (an empty table: an empty file)
-        target = folder / f"{UNPARTITIONED}.parquet"
-        con.execute(f"copy (select * from {source} t) to '{target}' (format parquet)")
-        return
     scratch = folder.with_name(folder.name + ".writing")
     for batch in batches:
         if batch is not None and not batch:
@@ -470,7 +470,7 @@ def _write_parquet(
                 )
         shutil.rmtree(scratch, ignore_errors=True)
     if files is None and not any(folder.glob("*.parquet")):
-        con.execute(f"copy {source} to '{folder / f'{UNPARTITIONED}.parquet'}' (format parquet)")
+        con.execute(whole)
 
 
 def _replace_changed_days(con, qualified: str, content: _Content, days: list[str]) -> None:

@@ -10,7 +10,8 @@ z = (x - mean) / max(std, floor).
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -30,16 +31,49 @@ def user_day_activity(
     since: date | None = None,
     baseline_days: int = 28,
     table: str = ACTIVITY_TABLE,
-    until: date | None = None,
 ) -> pl.DataFrame:
     """One row per (user_id, activity_date) with activity and deviation columns, ordered by
     (activity_date, user_id).
 
-    Baselines always use the full history; `since` and `until` (exclusive) only filter the
-    rows returned. The
+    Baselines always use the full history; `since` only filters the rows returned. The
     baselines were computed by dbt with uba__anomaly_baseline_days: asking for another
     `baseline_days` is an error that says how to rebuild, never silently different features.
     """
+    _check_built(con, baseline_days, table)
+    return _read(con, table, since, None)
+
+
+def user_day_activity_slices(
+    con: Warehouse, since: date | None, baseline_days: int, rows: int
+) -> Iterator[pl.DataFrame]:
+    """user_day_activity's rows a range of activity dates at a time (activity_date_slices),
+    one frame in memory at a time; one empty frame when there is none."""
+    _check_built(con, baseline_days, ACTIVITY_TABLE)
+    for start, end in activity_date_slices(con, since, rows) or [(since, None)]:
+        yield _read(con, ACTIVITY_TABLE, start, end)
+
+
+def activity_date_slices(con: Warehouse, since: date | None, rows: int) -> list[tuple[date, date]]:
+    """[start, end) activity-date ranges of about `rows` user-days each, from `since` (a
+    single date holding more is a slice of its own)."""
+    where, args = _date_bounds(since, None)
+    days = con.execute(
+        f"select activity_date, count(*) from {ACTIVITY_TABLE} {where} group by 1 order by 1",
+        args,
+    ).fetchall()
+    slices: list[tuple[date, date]] = []
+    start, held = None, 0
+    for day, count in days:
+        if start is not None and held + count > rows:
+            slices.append((start, day))
+            start, held = None, 0
+        start, held = start or day, held + count
+    if start is not None:
+        slices.append((start, days[-1][0] + timedelta(days=1)))
+    return slices
+
+
+def _check_built(con: Warehouse, baseline_days: int, table: str) -> None:
     if baseline_days < 1:
         raise ValueError("baseline_days must be >= 1")
     if not table_exists(con, table):
@@ -53,11 +87,17 @@ def user_day_activity(
             f" {ACTIVITY_MART} --vars '{{uba__anomaly_baseline_days: {baseline_days}}}'"
             f" or train with baseline_days={built_days[0]}"
         )
+
+
+def _date_bounds(since: date | None, until: date | None) -> tuple[str, list | None]:
+    """The where clause and parameters of activity dates in [since, until) (None: open)."""
     bounds = [("activity_date >= ?", since), ("activity_date < ?", until)]
     bounds = [(condition, day) for condition, day in bounds if day is not None]
     where = ("where " + " and ".join(c for c, _ in bounds)) if bounds else ""
-    frame = con.execute(
-        f"select * from {table} {where} order by activity_date, user_id",
-        [day for _, day in bounds] or None,
-    ).pl()
+    return where, [day for _, day in bounds] or None
+
+
+def _read(con: Warehouse, table: str, since: date | None, until: date | None) -> pl.DataFrame:
+    where, args = _date_bounds(since, until)
+    frame = con.execute(f"select * from {table} {where} order by activity_date, user_id", args).pl()
     return frame.drop(_BUILT_BASELINE_COLUMN)

@@ -9,7 +9,12 @@ from typing import Any
 
 import polars as pl
 
-from python_models.anomaly.daily import ACTIVITY_TABLE, MODEL_COLUMNS, user_day_activity
+from python_models.anomaly.daily import (
+    ACTIVITY_TABLE,
+    MODEL_COLUMNS,
+    user_day_activity,
+    user_day_activity_slices,
+)
 from python_models.anomaly.model import AnomalyModel, evaluation_table
 from python_models.anomaly.params import AnomalyParams
 from python_models.common import plots
@@ -72,37 +77,11 @@ def _scoring_since(con: Warehouse, model: AnomalyModel) -> date | None:
 SCORE_SLICE_ROWS = 250_000
 
 
-def _date_slices(con: Warehouse, since: date | None) -> list[tuple[date, date]]:
-    """[start, end) activity-date ranges of about SCORE_SLICE_ROWS user-days each, from
-    `since` (a single date holding more is a slice of its own)."""
-    where = "where activity_date >= ?" if since is not None else ""
-    days = con.execute(
-        f"select activity_date, count(*) from {ACTIVITY_TABLE} {where} group by 1 order by 1",
-        [since] if since is not None else None,
-    ).fetchall()
-    slices: list[tuple[date, date]] = []
-    start, rows = None, 0
-    for day, count in days:
-        if start is not None and rows + count > SCORE_SLICE_ROWS:
-            slices.append((start, day))
-            start, rows = None, 0
-        start, rows = start or day, rows + count
-    if start is not None:
-        slices.append((start, days[-1][0] + timedelta(days=1)))
-    return slices
-
-
 def score(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
     model: AnomalyModel = bundle["model"]
     since = _scoring_since(con, model)
-    baseline_days = model.params.baseline_days
-    slices = _date_slices(con, since) or [(since, None)]
-    scored = pl.concat(
-        [
-            model.predict_frame(user_day_activity(con, lo, baseline_days, until=hi))
-            for lo, hi in slices
-        ]
-    )
+    slices = user_day_activity_slices(con, since, model.params.baseline_days, SCORE_SLICE_ROWS)
+    scored = pl.concat([model.predict_frame(frame) for frame in slices])
     # predict_frame's order, over the whole history
     return scored.sort(["score", "user_id", "as_of_date"], descending=[True, False, False])
 

@@ -69,6 +69,7 @@ def test_a_full_scoring_read_in_date_slices_finds_the_planted_takeovers(tmp_path
     from datetime import timedelta
 
     from python_models.anomaly import on_warehouse
+    from python_models.anomaly.daily import activity_date_slices
     from python_models.warehouse import connect
 
     model, frame = _fit()
@@ -79,7 +80,7 @@ def test_a_full_scoring_read_in_date_slices_finds_the_planted_takeovers(tmp_path
     per_day = frame.group_by("activity_date").len().sort("activity_date")
     monkeypatch.setattr(on_warehouse, "SCORE_SLICE_ROWS", int(per_day["len"].max()) * 3)
 
-    slices = on_warehouse._date_slices(con, None)
+    slices = activity_date_slices(con, None, on_warehouse.SCORE_SLICE_ROWS)
     assert len(slices) > 3
     assert slices[0][0] == frame["activity_date"].min()
     assert slices[-1][1] == frame["activity_date"].max() + timedelta(days=1)
@@ -91,10 +92,10 @@ def test_a_full_scoring_read_in_date_slices_finds_the_planted_takeovers(tmp_path
     con.close()
 
 
-def test_date_slices_hold_about_the_row_budget_each(tmp_path, monkeypatch):
+def test_date_slices_hold_about_the_row_budget_each(tmp_path):
     from datetime import date, timedelta
 
-    from python_models.anomaly import on_warehouse
+    from python_models.anomaly.daily import activity_date_slices
     from python_models.warehouse import connect
 
     counts = [3, 3, 3, 10, 1]  # rows per day; a budget of 6 rows a slice
@@ -107,9 +108,8 @@ def test_date_slices_hold_about_the_row_budget_each(tmp_path, monkeypatch):
             "insert into features.ftr_user_day_activity select ? from range(?)",
             [day0 + timedelta(days=i), n],
         )
-    monkeypatch.setattr(on_warehouse, "SCORE_SLICE_ROWS", 6)
     d = [day0 + timedelta(days=i) for i in range(6)]
     expected = [(d[0], d[2]), (d[2], d[3]), (d[3], d[4]), (d[4], d[5])]
-    assert on_warehouse._date_slices(con, None) == expected
-    assert on_warehouse._date_slices(con, d[3]) == [(d[3], d[4]), (d[4], d[5])]
+    assert activity_date_slices(con, None, 6) == expected
+    assert activity_date_slices(con, d[3], 6) == [(d[3], d[4]), (d[4], d[5])]
     con.close()
