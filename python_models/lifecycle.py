@@ -18,6 +18,7 @@ spec (python_models.models).
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 import uuid
@@ -55,7 +56,7 @@ from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, DerivedTable,
 from python_models.common.training import REFERENCE_SAMPLE_ROWS, TrainingResult
 from python_models.models import DERIVED_TABLES, MODELS, check_models, get_spec
 from python_models.privacy.consent import keep_consented
-from python_models.warehouse import replace_table, table_exists
+from python_models.warehouse import as_warehouse, replace_table, table_exists
 
 # Bump when a change in model code should produce new versions from the same data and params.
 CODE_VERSION = 1
@@ -232,6 +233,21 @@ def _record_fairness(
     return report, f"{flagged} groups flagged"
 
 
+def _gives_memory_back(step):
+    """A model's training or scoring, after which the warehouse gives back the pages it cached
+    (Warehouse.release_memory): the next model's step starts from its own needs, not from a
+    pool the earlier ones filled."""
+
+    @functools.wraps(step)
+    def run(con, *args, **kwargs):
+        outcome = step(con, *args, **kwargs)
+        as_warehouse(con).release_memory()
+        return outcome
+
+    return run
+
+
+@_gives_memory_back
 def train_model(
     con: duckdb.DuckDBPyConnection,
     model_name: str,
@@ -326,6 +342,7 @@ def _with_holdout_group(con: duckdb.DuckDBPyConnection, scored: pl.DataFrame) ->
     return with_holdout_group(con, scored)
 
 
+@_gives_memory_back
 def score_model(
     con: duckdb.DuckDBPyConnection,
     model_name: str,
@@ -382,6 +399,7 @@ def score_model(
     )
 
 
+@_gives_memory_back
 def score_changed(
     con: duckdb.DuckDBPyConnection,
     model_name: str,

@@ -277,6 +277,11 @@ class Warehouse(abc.ABC):
         self._depth = 0
         self.execute("commit")
 
+    def release_memory(self) -> None:
+        """Give back the memory an engine keeps in-process between steps (nothing for a
+        server engine: its memory is the server's)."""
+        return None
+
     def rollback_quietly(self) -> None:
         """End a half-open transaction left by a failed step (nothing when there is none)."""
         with contextlib.suppress(Exception):

@@ -27,6 +27,8 @@ from python_models.warehouse.locks import POLL_SECONDS, busy_error, duckdb_holde
 # readers scan past at most that share of dead rows (DuckDB skips them, but reads their row
 # groups).
 VACUUM_DEAD_SHARE = 0.2
+# What release_memory lowers the pool to for a moment (what stays pinned may exceed it).
+RELEASED_POOL = "64MB"
 
 
 def dead_row_share(con: Any, catalog: str | None = None) -> float:
@@ -57,9 +59,11 @@ class DuckDBWarehouse(Warehouse):
     engine = "duckdb"
     types = DuckDBTypes()
 
-    def __init__(self, con: Any):
+    def __init__(self, con: Any, memory_limit: str | None = None):
         # `con` is a DuckDB connection, or anything that behaves as one (tests wrap it).
+        # `memory_limit`: the limit it was opened with (release_memory puts it back).
         self.con = con
+        self.memory_limit = memory_limit
 
     def __getattr__(self, name: str) -> Any:
         # register, read_csv, from_arrow ...: the DuckDB-only steps use the connection as is.
@@ -118,6 +122,25 @@ class DuckDBWarehouse(Warehouse):
             self.con.unregister("__uba_append")
         return data.num_rows
 
+    def release_memory(self) -> None:
+        """Evict the buffer pool's unpinned pages. DuckDB keeps every page a query read until
+        the memory limit forces it out, so a process running step after step (a first build
+        trains and scores six models) holds a pool near the whole limit beside each later
+        step's own Python memory: at 10M events 1.3 of the 1.5 GB while next action scored,
+        the process's peak (docs/performance.md, "The pool given back between models").
+        Lowering the limit evicts down to it (temp tables' pages go to the temp directory);
+        the next read of an evicted page comes from the OS's file cache."""
+        # current_setting() rounds to a tenth of a GiB: the configured text when known
+        limit = (
+            self.memory_limit
+            or self.con.execute("select current_setting('memory_limit')").fetchone()[0]
+        )
+        try:
+            self.con.execute(f"set memory_limit = '{RELEASED_POOL}'")
+        except duckdb.OutOfMemoryException:
+            pass  # more is pinned (an open result, a transaction's rows): the rest was evicted
+        self.con.execute(f"set memory_limit = '{limit}'")
+
     def close(self) -> None:
         self.con.close()
 
@@ -150,7 +173,7 @@ def connect_duckdb(
                     "threads": settings.duckdb_threads,
                 },
             )
-            return DuckDBWarehouse(con)
+            return DuckDBWarehouse(con, settings.duckdb_memory_limit)
         except duckdb.Error as exc:
             holder = duckdb_holder(exc)
             if holder is None:

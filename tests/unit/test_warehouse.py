@@ -241,3 +241,39 @@ def test_dead_rows_are_counted_until_a_vacuum_and_decide_the_daily_build_s_vacuu
     assert dead_row_share(con) < 0.16  # b's row groups rewritten without its dead rows
     assert con.execute("select count(*) from marts.b").fetchone()[0] == 300_001
     con.close()
+
+
+def _pool_mb(con) -> float:
+    return con.execute("select sum(memory_usage_bytes) / 2^20 from duckdb_memory()").fetchone()[0]
+
+
+def test_release_memory_empties_the_pool_and_keeps_the_limit_and_the_data(tmp_path):
+    """DuckDB keeps the pages a query read until its limit forces them out; release_memory
+    gives them back, puts the configured limit back exactly (current_setting() shows it
+    rounded), and the data reads the same afterwards. With more pinned than the moment's
+    floor (a temp table with spilling off), it evicts what it can and raises nothing."""
+    from python_models.warehouse.duckdb_engine import DuckDBWarehouse
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), config={"memory_limit": "1500MB"})
+    con.execute("create table t as select range as i, hash(range) as h from range(16000000)")
+    con.execute("checkpoint")
+    con.close()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), config={"memory_limit": "1500MB"})
+    before = con.execute("select sum(i), sum(h::hugeint) from t").fetchone()
+    assert _pool_mb(con) > 100  # the scan's pages stayed cached
+    warehouse = DuckDBWarehouse(con, memory_limit="1500MB")
+    warehouse.release_memory()
+    assert _pool_mb(con) <= 64  # RELEASED_POOL
+    con.execute("set memory_limit = '1500MB'")
+    configured = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    con.execute("set memory_limit = '1.3GiB'")  # what a rounded read-back would restore
+    warehouse.release_memory()
+    assert con.execute("select current_setting('memory_limit')").fetchone()[0] == configured
+    assert con.execute("select sum(i), sum(h::hugeint) from t").fetchone() == before
+
+    con.execute("set temp_directory = ''")  # nowhere to spill: the temp table stays pinned
+    con.execute("create temp table pinned as select hash(range) as h from range(16000000)")
+    warehouse.release_memory()
+    assert _pool_mb(con) > 100
+    assert con.execute("select current_setting('memory_limit')").fetchone()[0] == configured
+    assert con.execute("select count(*) from pinned").fetchone()[0] == 16_000_000
