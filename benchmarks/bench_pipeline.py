@@ -59,6 +59,11 @@ def _peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
+def _rss_now_mb() -> float:
+    """This process's resident memory now (the peak above is the largest so far)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, the child's own peak RSS in MB, its stdout) of one process."""
     started = time.perf_counter()
@@ -177,7 +182,10 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
         started = time.perf_counter()
         out = fn()
         timings[name] = (time.perf_counter() - started, _peak_rss_mb())
-        print(f"  {name:<24} {timings[name][0]:8.1f} s   peak RSS {timings[name][1]:6.0f} MB")
+        print(
+            f"  {name:<24} {timings[name][0]:8.1f} s   peak RSS {timings[name][1]:6.0f} MB"
+            f"   (after it {_rss_now_mb():6.0f} MB)"
+        )
         sys.stdout.flush()
         return out
 
