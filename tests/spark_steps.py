@@ -251,4 +251,6 @@ if __name__ == "__main__":
     for command, *args in steps:
         if command not in STEPS:
             raise SystemExit(f"unknown step {command!r}")
+        clock = time.perf_counter()
         STEPS[command](args)
+        print(f"spark_steps: {command} took {time.perf_counter() - clock:.1f} s", flush=True)

@@ -97,7 +97,8 @@ RUN_TIME_COLUMNS = {"scored_at", "measured_at", "trained_at"}
 FINGERPRINT_COLUMNS = {"reference_fingerprint", "current_fingerprint", "input_fingerprint"}
 
 
-def _step(env: dict[str, str], *args: str) -> None:
+def _step(env: dict[str, str], log: Path, *args: str) -> None:
+    """tests/spark_steps.py ARGS; its output (each step's seconds among it) kept in `log`."""
     proc = subprocess.run(
         [sys.executable, str(STEPS), *args],
         env=env,
@@ -105,6 +106,7 @@ def _step(env: dict[str, str], *args: str) -> None:
         text=True,
         timeout=2100,  # every Spark step in one process, under the module's 2400 s
     )
+    log.write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -165,6 +167,7 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
         # no model).
         _step(
             dict(os.environ),
+            root / "steps.log",
             *("load_raw", str(raw), "then", "gate", str(out)),
             *("then", "dbt", str(root / "dbt_target"), "build", *selected, *skipped),
             *("then", "export", str(out), *tables),
