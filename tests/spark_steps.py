@@ -8,6 +8,7 @@ on the same warehouse directory. Steps separated by `then` share one process (on
     python tests/spark_steps.py gate_file FILE OUT_DIR
     python tests/spark_steps.py export OUT_DIR TABLE [TABLE ...]
     python tests/spark_steps.py train OUT_DIR MODEL [MODEL ...]
+    python tests/spark_steps.py dbt TARGET_PATH DBT_ARG [DBT_ARG ...]
 
 `load_raw` writes loaded, not yet gated raw tables (RAW_DIR/<table>.parquet) into Spark;
 `load_files` loads event files as `uba load` does on a server warehouse; `gate` gates every
@@ -18,7 +19,9 @@ each MODEL on Spark's marts (lifecycle.train_model / score_model; registry, scor
 tables on Spark too) and writes OUT_DIR/<model>.json (status, version, metrics, evaluation),
 OUT_DIR/<model>.scores.parquet, OUT_DIR/<model>.drift.parquet (its drift measurements) and
 OUT_DIR/drift_decision.json (the drift sensor's rule over the run); `train_and_score` does the
-same on any engine.
+same on any engine. `dbt` runs a dbt command (target spark, dbt's files in TARGET_PATH) in
+this process: dbt-spark's `session` method takes the process's Spark session, so a dbt build
+between two Python steps costs no JVM start of its own.
 """
 
 from __future__ import annotations
@@ -200,6 +203,32 @@ def _train_one(con, out_dir: Path, model: str) -> None:
     latest_measurements(con, model).write_parquet(out_dir / f"{model}.drift.parquet")
 
 
+def dbt(target_path: Path, args: list[str]) -> None:
+    """`dbt ARGS` as python_models.dbt_runner.run_dbt runs it (its environment, in the project
+    folder), but in this process, on this process's Spark session."""
+    import os
+
+    from dbt.cli.main import dbtRunner
+
+    from python_models.config import DBT_PROJECT_DIR
+    from python_models.dbt_runner import dbt_env
+    from python_models.warehouse import connect
+
+    connect(engine="spark")  # the session dbt-spark's getOrCreate finds (same settings)
+    saved, cwd = dict(os.environ), Path.cwd()
+    os.environ.update(dbt_env(target="spark"))
+    os.environ["DBT_TARGET_PATH"] = str(target_path)
+    os.chdir(DBT_PROJECT_DIR)
+    try:
+        result = dbtRunner().invoke(args)
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved)
+    if not result.success:
+        raise SystemExit(f"dbt {' '.join(args)} failed: {result.exception or 'see above'}")
+
+
 STEPS = {
     "load_raw": lambda args: load_raw(Path(args[0])),
     "gate": lambda args: gate(Path(args[0])),
@@ -207,6 +236,7 @@ STEPS = {
     "gate_file": lambda args: gate_file(Path(args[0]), Path(args[1])),
     "export": lambda args: export(Path(args[0]), args[1:]),
     "train": lambda args: train(Path(args[0]), args[1:]),
+    "dbt": lambda args: dbt(Path(args[0]), args[1:]),
 }
 
 
@@ -221,4 +251,6 @@ if __name__ == "__main__":
     for command, *args in steps:
         if command not in STEPS:
             raise SystemExit(f"unknown step {command!r}")
+        clock = time.perf_counter()
         STEPS[command](args)
+        print(f"spark_steps: {command} took {time.perf_counter() - clock:.1f} s", flush=True)
