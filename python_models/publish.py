@@ -735,7 +735,7 @@ def publish_warehouse(
     written, held = _open_target(con, target, current, previous)
     compact = dead_row_share(con, "publish_target") >= VACUUM_DEAD_SHARE
     # The checkpoint (at commit when the WAL passed its threshold, else at detach) within.
-    with _vacuum(con, compact):
+    with _settings(con, {"max_vacuum_tasks": None if compact else 0}):
         # One transaction for every change to the file: one commit (one WAL sync) instead of
         # one per statement (hundreds of comments alone); a failure rolls them all back.
         con.execute("begin")
@@ -755,7 +755,10 @@ def publish_warehouse(
                 if qualified in copied:
                     folder = staging_parquet / qualified
                     published = (previous or {}).get(qualified)
-                    _update_parquet(con, qualified, content, folder, published)
+                    # Big tables only: the settings' dozen statements cost more on a small one.
+                    big = content.rows >= DIFF_MIN_ROWS
+                    with _settings(con, PARQUET_SETTINGS if big else {}):
+                        _update_parquet(con, qualified, content, folder, published)
             # A table changed row by row keeps its comments (and columns: else copied whole).
             _comment(con, "publish_target", manifest, only=created)
             # The file holds an older publication's manifest tables: written anew.
@@ -814,19 +817,25 @@ def publish_warehouse(
 # fct_event_transitions' re-touched days; the rewritten row groups go to new blocks). An
 # update in place skips the vacuum while the file's dead rows are under VACUUM_DEAD_SHARE
 # (python_models.warehouse.duckdb_engine); a whole copy writes none.
+# _settings puts the checkpoints within the publish's transaction in that mode
+# (`max_vacuum_tasks`), whatever the connection had (`uba refresh` skips the vacuum for the
+# warehouse: commands/refresh.py).
 
 
 @contextmanager
-def _vacuum(con: duckdb.DuckDBPyConnection, compact: bool):
-    """Checkpoints within skip DuckDB's vacuum unless `compact`, whatever the connection had
-    (`uba refresh` skips it for the warehouse: commands/refresh.py); the connection's setting
-    is restored after (it is the pipeline's own connection)."""
-    before = con.execute("select current_setting('max_vacuum_tasks')").fetchone()[0]
-    con.execute("reset max_vacuum_tasks" if compact else "set max_vacuum_tasks = 0")
+def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, int | None]):
+    """DuckDB settings (None: the default) for the statements within; the connection's own are
+    put back after (the publish runs on the pipeline's connection)."""
+    before = {
+        name: con.execute(f"select current_setting('{name}')").fetchone()[0] for name in values
+    }
+    for name, value in values.items():
+        con.execute(f"reset {name}" if value is None else f"set {name} = {int(value)}")
     try:
         yield
     finally:
-        con.execute(f"set max_vacuum_tasks = {int(before)}")
+        for name, value in before.items():
+            con.execute(f"set {name} = {int(value)}")
 
 
 def _changed_days(content: _Content, before: dict | None) -> list[str] | None:
@@ -863,6 +872,16 @@ def _update_table(
         f"select * from {content.source} t"
     )
     return True
+
+
+# The Parquet writes of big tables run with a smaller partition buffer. A partitioned COPY
+# buffers each thread's rows of every partition up to `partitioned_write_flush_threshold`
+# (524,288 rows by default): for the 35 columns of ftr_user_event_sequences that took the 1M
+# first publish from ~730 MB to its ~1,450 MB peak; a quarter of it peaks at ~1,050 MB and
+# keeps nearly main's row groups (lower thresholds cut them short: 32,768 rows, 17 row groups
+# instead of 12 and +4% size for the sequences). One thread for them saved CPU on the loaded
+# machine but cost 2.3 s of wall on a quiet one (docs/performance.md, wt-pub20).
+PARQUET_SETTINGS = {"partitioned_write_flush_threshold": 131_072}
 
 
 def _update_parquet(

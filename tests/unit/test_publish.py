@@ -385,6 +385,47 @@ def test_a_failed_publish_leaves_the_previous_one_readable(big, tmp_path, monkey
     assert _publication(out) == _publication(fresh)
 
 
+def test_the_parquet_writes_get_a_small_partition_buffer_and_the_connection_its_settings_back(
+    big, tmp_path, monkeypatch
+):
+    """A big table's Parquet write runs with a small partition buffer (PARQUET_SETTINGS);
+    the pipeline's connection has its own settings again after a publish, a failed one too."""
+    import python_models.publish as publish
+
+    own = {"threads": 3, "partitioned_write_flush_threshold": 100_000, "max_vacuum_tasks": 7}
+    for name, value in own.items():
+        big.execute(f"set {name} = {value}")
+
+    def settings() -> dict[str, int]:
+        return {n: big.execute(f"select current_setting('{n}')").fetchone()[0] for n in own}
+
+    during = []
+    write = publish._write_parquet
+
+    def spy(con, source, *args, **kwargs):
+        if "events" in source:  # a big table (the fixture's threshold)
+            during.append(settings())
+        return write(con, source, *args, **kwargs)
+
+    monkeypatch.setattr(publish, "_write_parquet", spy)
+    out = tmp_path / "published"
+    publish_warehouse(big, out)
+    parquet = publish.PARQUET_SETTINGS
+    assert during and all(s[name] == parquet[name] for s in during for name in parquet)
+    assert settings() == own
+    # Every row published as the warehouse holds it, in the DuckDB copy and in Parquet.
+    for table, (copied, parquet) in _publication(out).items():
+        assert copied == parquet == _rows(big, f"select * from {table}")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(publish, "_write_parquet", fail)
+    with pytest.raises(OSError, match="disk full"):
+        publish_warehouse(big, tmp_path / "failed")
+    assert settings() == own
+
+
 READER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
