@@ -4,7 +4,8 @@
 
 1. load the files not loaded yet (a file already in raw.load_log adds nothing);
 2. gate the new load batches (a dbt process imports dbt and parses the project meanwhile:
-   dbt_runner.WarmDbt, so the build starts without dbt's start-up);
+   dbt_runner.WarmDbt, so the build starts without dbt's start-up; on the first refresh of a
+   warehouse, which always builds, it starts before the load);
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
    tests on the rows the run wrote, no unit tests: see DATA_BUILD); the data tests run from
    their compiled SQL here after the models (python_models/dbt_daily_tests.py): compiled by
@@ -218,10 +219,16 @@ def refresh(
                 # before the load: its checkpoint would vacuum the earlier days' deletes
                 duckdb_settings = daily_duckdb_settings(con)
                 _skip_vacuum_as(con, duckdb_settings)
+                if _read_state(con) is None:
+                    # Never built by a refresh: this run builds whatever the load finds, so
+                    # dbt's start-up (its import and full parse, ~15 s whatever the data's
+                    # size) runs beside the load as well as the gate.
+                    warm = _start_dbt(duckdb_settings)
                 steps.run("load", lambda: _load(con, paths), _describe_load)
                 if _ungated_batches(con):
                     # gated rows always mean a build (the gate's fingerprint changes)
-                    warm = _start_dbt(duckdb_settings)
+                    if warm is None:
+                        warm = _start_dbt(duckdb_settings)
                     gate = steps.run("gate", lambda: _gate(con, data_docs), _describe_gate)
                     result.blocked = len(gate.blocked)
                 fingerprint = _gate_fingerprint(con)

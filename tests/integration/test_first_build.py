@@ -145,3 +145,58 @@ def test_a_selected_build_runs_only_the_tests_of_its_nodes(gated_warehouse, tmp_
     finally:
         con.close()
     assert marts == 0
+
+
+def test_the_first_refresh_of_an_empty_warehouse_builds_it_with_dbt_started_before_the_load(
+    sample_data, built_warehouse, tmp_path, monkeypatch
+):
+    """`uba refresh` on a warehouse it never built loads, gates and builds everything (as the
+    bench's first build does), with dbt's start-up (import, parse) begun before the load, and
+    ends with the same events and features as a plain `dbt build` of the same sample."""
+    from python_models.commands import refresh as refresh_module
+    from python_models.config import reload_settings
+
+    order: list[str] = []
+    start_dbt, load = refresh_module._start_dbt, refresh_module._load
+
+    def started(*args, **kwargs):
+        order.append("dbt started")
+        return start_dbt(*args, **kwargs)
+
+    def loaded(*args, **kwargs):
+        order.append("load")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(refresh_module, "_start_dbt", started)
+    monkeypatch.setattr(refresh_module, "_load", loaded)
+    monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("UBA_DUCKDB_PATH", str(tmp_path / "data" / "warehouse.duckdb"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
+    (tmp_path / "data").mkdir()
+    reload_settings()
+    try:
+        result = refresh_module.refresh(
+            [str(sample_data.events_dir)], data_docs=False, say=lambda line: None
+        )
+    finally:
+        reload_settings()
+    assert order == ["dbt started", "load"]
+    assert [name for name, *_ in result.steps][:3] == ["load", "gate", "dbt"]
+    assert not result.nothing_new and not result.failed
+
+    figures = (
+        "select count(*), sum(hash(user_id, event_id, session_id)) from marts.fct_events",
+        "select count(*), sum(hash(user_id, as_of_date, count_events_lifetime)) "
+        "from features.ftr_user_features",
+    )
+
+    def read(path: Path) -> list[tuple]:
+        con = connect(path)
+        try:
+            return [con.execute(sql).fetchone() for sql in figures]
+        finally:
+            con.close()
+
+    built = read(tmp_path / "data" / "warehouse.duckdb")
+    assert built == read(built_warehouse)
+    assert built[0][0] > 0 and built[1][0] > 0
