@@ -1,4 +1,5 @@
-"""Shared fixtures: one small generated dataset, gated and built once per test session.
+"""Shared fixtures: one small generated dataset, gated and built once per test run (shared by
+the pytest-xdist workers).
 
 Every fixture works in its own temporary directory; nothing touches the demo's data/ folder.
 """
@@ -102,13 +103,54 @@ def _isolated_settings(tmp_path_factory):
     yield root
 
 
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder `build(folder)` filled once per test run: under pytest-xdist the first worker
+    to ask builds it (the others wait on a lock) in the folder the workers' temporary
+    directories share, so the sample and its builds are made once, not once per worker (a
+    full dbt build of the sample each); without xdist, a temporary directory of this session.
+    What it holds is read only: a test that writes copies it first."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent / "shared"
+    shared.mkdir(exist_ok=True)
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _own_copy(shared: Path, tmp_path_factory, name: str) -> Path:
+    """This worker's copy of a shared warehouse file: tests open it read-write, and DuckDB
+    lets one process at a time do that."""
+    path = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
+    shutil.copy(shared, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory):
-    """Generated events + planted truth (python_models.synthetic.generate)."""
+    """Generated events + planted truth (python_models.synthetic.generate), made once per run."""
+    import pickle
+
     from python_models.synthetic import generate
 
-    out = tmp_path_factory.mktemp("sample")
-    return generate(out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED, ato_rate=SAMPLE_ATO_RATE)
+    def build(out: Path) -> None:
+        result = generate(
+            out_dir=out, n_events=SAMPLE_EVENTS, seed=SAMPLE_SEED, ato_rate=SAMPLE_ATO_RATE
+        )
+        (out / "result.pickle").write_bytes(pickle.dumps(result))
+
+    out = _built_once(tmp_path_factory, "sample", build)
+    return pickle.loads((out / "result.pickle").read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -118,15 +160,17 @@ def gated_warehouse(sample_data, tmp_path_factory) -> Path:
     from python_models.ingest import load_path
     from python_models.warehouse import connect
 
-    path = tmp_path_factory.mktemp("gated") / "warehouse.duckdb"
-    con = connect(path)
-    try:
-        load_path(con, sample_data.events_dir)
-        result = run_gate(con)
-        assert result.success, result
-    finally:
-        con.close()
-    return path
+    def build(folder: Path) -> None:
+        con = connect(folder / "warehouse.duckdb")
+        try:
+            load_path(con, sample_data.events_dir)
+            result = run_gate(con)
+            assert result.success, result
+        finally:
+            con.close()
+
+    shared = _built_once(tmp_path_factory, "gated", build) / "warehouse.duckdb"
+    return _own_copy(shared, tmp_path_factory, "gated")
 
 
 @pytest.fixture(scope="session")
@@ -134,10 +178,12 @@ def built_warehouse(gated_warehouse, tmp_path_factory) -> Path:
     """A copy of the gated warehouse after a full `dbt build` (models and dbt tests)."""
     from python_models.dbt_runner import run_dbt
 
-    path = tmp_path_factory.mktemp("built") / "warehouse.duckdb"
-    shutil.copy(gated_warehouse, path)
-    run_dbt(["build"], duckdb_path=path, quiet=True)
-    return path
+    def build(folder: Path) -> None:
+        shutil.copy(gated_warehouse, folder / "warehouse.duckdb")
+        run_dbt(["build"], duckdb_path=folder / "warehouse.duckdb", quiet=True)
+
+    shared = _built_once(tmp_path_factory, "built", build) / "warehouse.duckdb"
+    return _own_copy(shared, tmp_path_factory, "built")
 
 
 def copy_warehouse(src: Path, tmp_path: Path, name: str = "warehouse.duckdb") -> Path:
