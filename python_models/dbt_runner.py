@@ -69,9 +69,9 @@ def dbt_env(
     duckdb_settings: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment dbt runs in; `duckdb_settings`: DuckDB settings for this run, each
-    passed as UBA_DUCKDB_<NAME> to profiles.yml (which reads checkpoint_threshold and
-    max_vacuum_tasks; DuckDB's own defaults when not given, or what the environment already
-    sets)."""
+    passed as UBA_DUCKDB_<NAME> to the profile's plugin (python_models.dbt_salt_plugin
+    RUN_SETTINGS, kept out of the profile so dbt's saved parse holds across runs; DuckDB's own
+    defaults when not given, or what the environment already sets)."""
     settings = get_settings()
     env = dict(os.environ)
     for name, value in (duckdb_settings or {}).items():

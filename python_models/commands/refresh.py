@@ -308,23 +308,24 @@ DATA_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
 _SESSIONIZED = "intermediate.int_events_sessionized"
 
-# DuckDB's automatic checkpoint threshold for the day's dbt build (profiles.yml). At DuckDB's
-# 16MiB, one node's COMMIT after another checkpointed (11-22 s of COMMIT in a 10M day at load
-# 3.5-7.7); above the build's WAL (~145 MB at 10M) dbt checkpoints once, as it closes the file
-# (5-14 s). Each table is checkpointed once either way, so this saves ~6 s a day under load and
-# nothing quiet (docs/performance.md, wt-node15). Committed nodes wait in the WAL until then,
-# which a crash replays. Bounded, so a day far larger than usual still checkpoints on the way.
-# `uba build` keeps DuckDB's: its COMMITs are small, and a full rebuild frees whole tables, whose
-# blocks only a checkpoint lets it reuse.
+# DuckDB's automatic checkpoint threshold for the day's dbt build (applied by the profile's
+# plugin, python_models/dbt_salt_plugin.py). At DuckDB's 16MiB, one node's COMMIT after another
+# checkpointed (11-22 s of COMMIT in a 10M day at load 3.5-7.7); above the build's WAL (~145 MB
+# at 10M) dbt checkpoints once, as it closes the file (5-14 s). Each table is checkpointed once
+# either way, so this saves ~6 s a day under load and nothing quiet (docs/performance.md,
+# wt-node15). Committed nodes wait in the WAL until then, which a crash replays. Bounded, so a
+# day far larger than usual still checkpoints on the way. `uba build` keeps DuckDB's: its
+# COMMITs are small, and a full rebuild frees whole tables, whose blocks only a checkpoint lets
+# it reuse.
 DAILY_CHECKPOINT_THRESHOLD = "1GB"
 
 
 def daily_duckdb_settings(con) -> dict[str, str]:
-    """DuckDB settings for the day's dbt build (profiles.yml): the checkpoint threshold above,
-    and no vacuum in that checkpoint while the warehouse's deleted-but-stored rows are under
-    VACUUM_DEAD_SHARE of its rows (python_models.warehouse.duckdb_engine: most of the
-    checkpoint's time is the vacuum's rewrite of the row groups the day's re-cuts deleted
-    from); the first day past it compacts. {} on other engines."""
+    """DuckDB settings for the day's dbt build (dbt_salt_plugin.RUN_SETTINGS): the checkpoint
+    threshold above, and no vacuum in that checkpoint while the warehouse's deleted-but-stored
+    rows are under VACUUM_DEAD_SHARE of its rows (python_models.warehouse.duckdb_engine: most
+    of the checkpoint's time is the vacuum's rewrite of the row groups the day's re-cuts
+    deleted from); the first day past it compacts. {} on other engines."""
     if getattr(con, "engine", None) != "duckdb":
         return {}
     from python_models.warehouse.duckdb_engine import VACUUM_DEAD_SHARE, dead_row_share

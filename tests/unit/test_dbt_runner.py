@@ -316,3 +316,24 @@ def test_duckdb_settings_reach_dbt_s_duckdb_only_when_given(tmp_path, monkeypatc
     )
     assert _tables(tmp_path / "p.duckdb") == {"ones": [default]}
     assert default[0] != given[0] and default[1] != "0"
+
+
+def test_a_refresh_s_duckdb_settings_keep_the_saved_parse(tmp_path, monkeypatch):
+    """dbt parses the project in full when the connection info it hashed has changed; the
+    refresh's DuckDB settings (checkpoint threshold, vacuum) are applied by the profile's plugin,
+    so a day's build after `uba build`, or one that turns the vacuum back on, reuses the parse.
+    Changing a setting that is in the profile (the memory limit) still re-parses: the check
+    sees it."""
+    project = _small_project(tmp_path)
+    target = tmp_path / "target"
+
+    def parse(**settings) -> str:
+        return run_dbt(["parse"], tmp_path / "w.duckdb", quiet=True, target_path=target,
+                       project_dir=project, duckdb_settings=settings)  # fmt: skip
+
+    full = "Unable to do partial parsing"
+    parse()
+    assert full not in parse(checkpoint_threshold="1GB", max_vacuum_tasks="0")
+    assert full not in parse(checkpoint_threshold="1GB")
+    monkeypatch.setenv("UBA_DUCKDB_MEMORY_LIMIT", "700MB")
+    assert full in parse()
