@@ -180,18 +180,6 @@ def _champions_scored(con) -> bool:
     )
 
 
-def _champion_files(con) -> list[tuple[str, str]]:
-    """(artifact path, sha256) of each champion, read before dbt takes the warehouse."""
-    from python_models.common.registry import REGISTRY_TABLE
-
-    if not _table_exists(con, REGISTRY_TABLE):
-        return []
-    return con.execute(
-        f"select artifact_path, artifact_sha256 from {REGISTRY_TABLE} "
-        "where status = 'champion' order by model_name"
-    ).fetchall()
-
-
 class _ModelLibraries:
     """Imports what scoring needs while dbt builds: the model code and, by loading each
     champion's file once (its sha256 checked first), the libraries its bundle unpickles
@@ -199,22 +187,22 @@ class _ModelLibraries:
     while this process only waited on dbt. A warm-up only: its errors are left to the score
     step, which loads each champion again and reports them there."""
 
-    def __init__(self, files: list[tuple[str, str]]):
+    def __init__(self, champions: list):
+        """`champions`: registry.champions(), read before dbt takes the warehouse."""
         import threading
 
         self._thread = threading.Thread(
-            target=self._run, args=(files,), name="uba-model-libraries", daemon=True
+            target=self._run, args=(champions,), name="uba-model-libraries", daemon=True
         )
         self._thread.start()
 
     @staticmethod
-    def _run(files: list[tuple[str, str]]) -> None:
+    def _run(champions: list) -> None:
         try:
             import python_models.lifecycle  # noqa: F401
-            from python_models.common.artifacts import load_artifact
 
-            for path, sha256 in files:
-                load_artifact(path, sha256)
+            for champion in champions:
+                champion.load()
         except Exception:  # the score step loads and reports
             pass
 
@@ -247,6 +235,7 @@ def refresh(
     say: Callable[[str], None] = print,
 ) -> RefreshResult:
     """The daily job (module docstring). Raises GateError / DbtError / WarehouseBusyError."""
+    from python_models.common import registry
     from python_models.config import get_settings
     from python_models.warehouse import connect, writer_lock
 
@@ -282,7 +271,7 @@ def refresh(
                     )
                 state = _read_state(con)
                 build = state is None or state[0] != fingerprint
-                champion_files = _champion_files(con) if build else []
+                champions = registry.champions(con) if build else []
                 if not build and state[1] and _champions_scored(con):
                     result.nothing_new = True
                     say("[refresh] nothing new: no new rows since the last build, no new champion")
@@ -291,7 +280,7 @@ def refresh(
                 con.close()
             replayed = False  # the day's build ran the saved plan: the code did not change
             if build:
-                libraries = _ModelLibraries(champion_files)
+                libraries = _ModelLibraries(champions)
                 _, replayed = steps.run(
                     "dbt", lambda: _build(steps.say, warm, duckdb_settings), lambda out: out[0]
                 )

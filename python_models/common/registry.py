@@ -155,6 +155,16 @@ def get_champion(con: Warehouse, model_name: str) -> RegistryEntry | None:
     return _entry_from_row(rows.row(0, named=True))
 
 
+def champions(con: Warehouse) -> list[RegistryEntry]:
+    """Every model's champion, by model name."""
+    if not _registry_exists(con):
+        return []
+    rows = con.execute(
+        f"select * from {REGISTRY_TABLE} where status = 'champion' order by model_name"
+    ).pl()
+    return [_entry_from_row(row) for row in rows.iter_rows(named=True)]
+
+
 def require_champion(con: Warehouse, model_name: str) -> RegistryEntry:
     champion = get_champion(con, model_name)
     if champion is None:

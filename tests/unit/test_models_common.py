@@ -50,6 +50,7 @@ def test_registry_rollback_and_tamper_detection(tmp_path, monkeypatch):
     monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path))
     reload_settings()
     con = duckdb.connect()
+    assert registry.champions(con) == []  # no registry yet
     for version in ("v1", "v2"):
         path, sha = save_artifact("churn", version, {"model": version})
         registry.register(
@@ -67,7 +68,9 @@ def test_registry_rollback_and_tamper_detection(tmp_path, monkeypatch):
             run_id=None,
         )
     assert registry.require_champion(con, "churn").model_version == "v2"
+    assert [c.model_version for c in registry.champions(con)] == ["v2"]  # one per model
     assert registry.rollback(con, "churn") == "v1"
+    assert registry.champions(con) == [registry.require_champion(con, "churn")]
     assert registry.require_champion(con, "churn").load() == {"model": "v1"}
     with pytest.raises(registry.RegistryError, match="first"):
         registry.rollback(con, "churn")
