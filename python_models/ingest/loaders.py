@@ -225,7 +225,9 @@ def load_file(
             unreadable = _add_rejected_rows(con, info, read, load_id, rows_read, loaded_at)
         if fmt == "jsonl":
             _check_jsonl_has_contract_keys(con, load_id, path)
-        findings += drift.event_findings(con, load_id, plan)
+        # a Parquet file's rows are all readable (no load_error): its two columns read again
+        source = f"({read.sql})" if fmt == "parquet" else None
+        findings += drift.event_findings(con, load_id, plan, rows=source)
         recorded = drift.record_drift(con, load_id, str(path), findings, loaded_at)
         rows = con.execute(
             "select count(*) from raw.events where load_id = ?", [load_id]

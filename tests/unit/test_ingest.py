@@ -305,6 +305,76 @@ def test_schema_drift_is_recorded_per_load_and_accepted_once(con, tmp_path):
     ]
 
 
+# Planted: what a load of these events must report, whatever the file's format.
+_DRIFT_EVENTS = [
+    ("e1", "purchase", '{"revenue": 5, "coupon": "X"}'),
+    ("e2", "wishlist_added", '{"page": "/p"}'),
+    ("e3", " purchase ", '{"revenue": 1, "coupon": "Y", "gift": true}'),
+    ("e4", "page_view", "not json"),  # not an object: no keys to report
+    ("e5", "page_view", "[1, 2]"),
+    ("e6", "wishlist_added", None),
+]
+_DRIFT_FOUND = {
+    ("new_event_name", None, "wishlist_added", 2),
+    ("new_property_key", "purchase", "coupon", 2),
+    ("new_property_key", "purchase", "gift", 1),
+}
+
+
+def _event_drift(con) -> set[tuple]:
+    return {
+        (kind, event_name, name, rows)
+        for kind, event_name, name, rows in con.execute(
+            "select kind, event_name, name, rows_affected from raw.schema_drift "
+            "where kind in ('new_event_name', 'new_property_key')"
+        ).fetchall()
+    }
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_unplanned_event_names_and_property_keys_are_found_in_every_format(tmp_path, fmt):
+    """The load's event findings from one scan of its rows: a Parquet file's read again from
+    the file (drift.event_findings' `rows`), the text formats' from raw.events."""
+    ids, names, properties = (list(column) for column in zip(*_DRIFT_EVENTS, strict=True))
+    table = pa.table({"event_id": ids, "event_name": names, "user_id": ["u"] * len(ids),
+                      "properties": properties})  # fmt: skip
+    path = tmp_path / f"events.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, path, row_group_size=2)  # several row groups, read in parallel
+    elif fmt == "csv":
+        table.to_pandas().to_csv(path, index=False)
+    else:
+        path.write_text(
+            "".join(json.dumps(row) + "\n" for row in table.to_pylist())  # properties as text
+        )
+    con = connect(tmp_path / "warehouse.duckdb")
+    try:
+        load_path(con, path, progress=False)
+        assert _event_drift(con) == _DRIFT_FOUND
+    finally:
+        con.close()
+
+
+def test_a_parquet_file_s_nested_properties_are_read_as_their_json(tmp_path):
+    """A struct column of properties is loaded as its JSON text, and its keys are found as
+    those of the same properties written as text."""
+    path = tmp_path / "nested.parquet"
+    pq.write_table(
+        pa.table({
+            "event_id": ["n1", "n2"],
+            "event_name": ["purchase", "purchase"],
+            "properties": [{"revenue": 2.0, "coupon": "A"}, {"revenue": 3.0, "coupon": None}],
+        }),
+        path,
+    )  # fmt: skip
+    con = connect(tmp_path / "warehouse.duckdb")
+    try:
+        load_path(con, path, progress=False)
+        assert _event_drift(con) == {("new_property_key", "purchase", "coupon", 2)}
+    finally:
+        con.close()
+
+
 def test_raw_tables_from_before_load_batches_are_migrated(tmp_path):
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
