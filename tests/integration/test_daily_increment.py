@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -62,6 +63,7 @@ SELECT = [
     "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features +ftr_user_labels",
     "+rpt_load_hourly",
     "+fct_user_lifecycle_weekly +dim_user_holdout_groups +dim_users",
+    "+fct_sessions",  # the sessions reconciliation
 ]
 
 
@@ -648,6 +650,76 @@ def test_events_reconcile_with_the_source_for_the_newest_loads(
     )
     if not in_new_day:
         assert _reconcile_test(warehouse, target, "--vars", "{uba__full_data_tests: true}") == 1
+
+
+SESSIONS_RECONCILE = "assert_sessions_reconcile_with_events"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("in_new_day", [True, False])
+def test_sessions_reconcile_with_events_from_the_latest_batch_s_earliest_event(
+    daily_increment, tmp_path, in_new_day
+):
+    """The daily reconciliation of fct_sessions with fct_events checks the sessions starting
+    at or after the earliest event of int_events_sessionized's latest batch: a miscounted one
+    fails, in dbt and in the replay (the bound written in as a literal); a session that began
+    before the bound with events after it is left out whole, not half counted (one is
+    planted, consistent in both tables: counting its later events alone would fail); a
+    miscounted history session is left to the whole-table run, which fails."""
+    from python_models import dbt_daily_tests
+
+    path, target = tmp_path / "warehouse.duckdb", tmp_path / "target"
+    shutil.copy(daily_increment["after_increment"], path)
+    con = connect(path)
+    try:
+        (bound,) = con.execute(
+            "select min(event_ts) from intermediate.int_events_sessionized "
+            "where batch_id = (select max(batch_id) from intermediate.int_events_sessionized)"
+        ).fetchone()
+        # the last session to start before the bound gets one more event after it
+        (spanning, started) = con.execute(
+            "select session_id, session_started_at from marts.fct_sessions "
+            "where session_started_at < ? order by session_started_at desc limit 1",
+            [bound],
+        ).fetchone()
+        assert started > bound - timedelta(days=1)  # within a session's maximum length
+        con.execute(
+            "insert into marts.fct_events select * replace ('spanning-' || event_id as event_id, "
+            "?::timestamp as event_ts, cast(?::timestamp as date) as event_date) "
+            "from marts.fct_events where session_id = ? limit 1",
+            [bound, bound, spanning],
+        )
+        con.execute(
+            "update marts.fct_sessions set count_events = count_events + 1 where session_id = ?",
+            [spanning],
+        )
+        planted = con.execute(
+            "update marts.fct_sessions set count_events = count_events + 1 where session_id = ("
+            "select min(session_id) from marts.fct_sessions where session_started_at "
+            + (">= ?)" if in_new_day else "< ? - interval 2 day)"),
+            [bound],
+        ).fetchone()[0]
+        assert planted == 1
+    finally:
+        con.close()
+    failing = _scoped_tests(path, target, [SESSIONS_RECONCILE])
+    assert failing == ({SESSIONS_RECONCILE} if in_new_day else set())
+    (test,) = dbt_daily_tests.compiled_tests(
+        json.loads((target / "manifest.json").read_text()), require_all=False
+    )
+    con = connect(path)
+    try:
+        (written,) = dbt_daily_tests.run_time_values(con, [test])
+        outcome = dbt_daily_tests.run_plan(con, [test])
+    finally:
+        con.close()
+    assert "uba:" not in written["sql"] and "cast('" in written["sql"]
+    assert {f.split(":")[0] for f in outcome.failed} == failing
+    if not in_new_day:
+        full = _scoped_tests(
+            path, target, [SESSIONS_RECONCILE], "--vars", "{uba__full_data_tests: true}"
+        )
+        assert full == {SESSIONS_RECONCILE}
 
 
 # The tests whose daily scope is bounded by load batch or by day (macros/uba_test_scope.sql:
