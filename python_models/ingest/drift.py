@@ -117,6 +117,9 @@ def event_findings(
     query of the load's readable rows (event_name, properties) to read them from instead of
     raw.events, e.g. the file itself: scanning the rows inserted in the still open transaction
     cost 2.7x a second read of the Parquet file's two columns (10M rows: 3.4 vs 1.3 s)."""
+    rows = rows or (
+        f"(select * from raw.events where load_id = {int(load_id)} and load_error is null)"
+    )
     planned = plan.event_names
     con.execute("create or replace temp table __uba_plan_keys (event_name varchar, key varchar)")
     declared = [(event.event_name, spec.name) for event in plan.events for spec in event.properties]
@@ -134,10 +137,9 @@ def event_findings(
                 when json_type(properties) = 'OBJECT' then json_keys(properties)
             end as key_set,
             count(*) as n
-        from {rows or "raw.events where load_id = ? and load_error is null"}
+        from {rows} as loaded
         group by all
-        """,
-        [] if rows else [load_id],
+        """
     )
     findings = []
     names = con.execute(

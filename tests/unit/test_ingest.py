@@ -322,12 +322,12 @@ _DRIFT_FOUND = {
 
 
 def _event_drift(con) -> set[tuple]:
+    from python_models.ingest.drift import pending_drift
+
     return {
         (kind, event_name, name, rows)
-        for kind, event_name, name, rows in con.execute(
-            "select kind, event_name, name, rows_affected from raw.schema_drift "
-            "where kind in ('new_event_name', 'new_property_key')"
-        ).fetchall()
+        for kind, event_name, name, _, _, rows in pending_drift(con)
+        if kind in ("new_event_name", "new_property_key")
     }
 
 
