@@ -38,8 +38,7 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') or uba_model_test_scope() -%}
     {%- if where and where.startswith('__') and where.endswith('__') -%}
-        {%- if flags.FULL_REFRESH or var('uba__full_data_tests', false)
-                or uba_latest_batch_is_everything(where) -%}
+        {%- if uba_whole_table_tests() or uba_latest_batch_is_everything(where) -%}
             {%- set where = '' -%}
         {%- else -%}
             {%- set where = uba_test_scope_condition(where, relation) -%}
@@ -50,6 +49,13 @@
     {%- else -%}
         {%- do return(relation) -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- True when every data test checks its whole table, whatever its scope: `dbt build
+    --full-refresh` and the weekly run (var uba__full_data_tests). The singular tests with a
+    daily scope of their own ask the same. -#}
+{% macro uba_whole_table_tests() -%}
+    {{ return(flags.FULL_REFRESH or var('uba__full_data_tests', false)) }}
 {%- endmacro %}
 
 {#- True for a __latest_batch*__ scope while int_events_sessionized holds only the rows of a

@@ -6,7 +6,7 @@
     uba__full_data_tests (a loss among old rows only is left to that run, as for the new-key
     unique tests, macros/uba_test_scope.sql). -#}
 {%- set validated = source('app', 'events_validated') -%}
-{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) or not execute -%}
+{%- set whole_tables = not execute or uba_whole_table_tests() -%}
 {%- set new_loads = none if whole_tables else uba_new_load_batches(validated) -%}
 with
 

@@ -8,7 +8,7 @@
     days from the bound on, not the history (10M events: ~1 s a day). Whole tables on a first
     build, --full-refresh and uba__full_data_tests (macros/uba_test_scope.sql). -#}
 {%- set sessionized = uba_node_relation('int_events_sessionized') if execute else none -%}
-{%- set whole_tables = not execute or flags.FULL_REFRESH or var('uba__full_data_tests', false)
+{%- set whole_tables = not execute or uba_whole_table_tests()
     or load_relation(sessionized) is none or uba_holds_a_full_build_only() -%}
 with
 

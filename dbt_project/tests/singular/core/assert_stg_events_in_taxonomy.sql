@@ -5,7 +5,7 @@
     every row on --full-refresh or uba__full_data_tests. -#}
 {{ config(severity='warn') }}
 {%- set staged = ref('stg_app__events') -%}
-{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) or not execute -%}
+{%- set whole_tables = not execute or uba_whole_table_tests() -%}
 select
     stg_app__events.event_id,
     stg_app__events.event_name

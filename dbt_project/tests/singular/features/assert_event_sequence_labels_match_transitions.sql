@@ -9,7 +9,7 @@
     stored in time order); whole tables on --full-refresh or uba__full_data_tests. -#}
 {%- set transitions = ref('fct_event_transitions') -%}
 {#- (the scope needs the graph: only at execution, not while dbt parses) -#}
-{%- set whole_tables = flags.FULL_REFRESH or var('uba__full_data_tests', false) or not execute -%}
+{%- set whole_tables = not execute or uba_whole_table_tests() -%}
 select
     sequences.event_id,
     sequences.next_event_name,
