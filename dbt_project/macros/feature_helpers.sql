@@ -157,8 +157,9 @@
 {#- The newest stored snapshot (a literal read before the pre-hook deletes anything: the SQL
     runs after it) and whether everything is rebuilt. -#}
 {% macro feature_per_person_state() -%}
-    {%- if 'feature_per_person_state' in model -%}
-        {{- return(model['feature_per_person_state']) -}}
+    {%- set cache = uba_run_cache() -%}
+    {%- if 'feature_per_person_state' in cache -%}
+        {{- return(cache['feature_per_person_state']) -}}
     {%- endif -%}
     {%- set stored_max = uba_query_value('select max(as_of_date) from ' ~ this) -%}
     {%- if stored_max is none -%}
@@ -171,7 +172,7 @@
             'from': stored_max - modules.datetime.timedelta(days=7 * feature_lookback_weeks())
                 if everything == 'false' else none} -%}
     {%- endif -%}
-    {%- do model.update({'feature_per_person_state': state}) -%}
+    {%- do cache.update({'feature_per_person_state': state}) -%}
     {{- return(state) -}}
 {%- endmacro %}
 
@@ -321,11 +322,12 @@ snapshot_dates as (
 {%- if not execute -%}
     {{ return(sql) }}
 {%- endif -%}
-{%- if 'labels_rebuilt_dates' not in model -%}
+{%- set cache = uba_run_cache() -%}
+{%- if 'labels_rebuilt_dates' not in cache -%}
     {%- set dates = run_query(sql).columns[0].values() -%}
-    {%- do model.update({'labels_rebuilt_dates': dates | map('string') | list}) -%}
+    {%- do cache.update({'labels_rebuilt_dates': dates | map('string') | list}) -%}
 {%- endif -%}
-{%- set dates = model['labels_rebuilt_dates'] -%}
+{%- set dates = cache['labels_rebuilt_dates'] -%}
 {%- if not dates -%}
     {{ return('select cast(null as date) as as_of_date where false') }}
 {%- endif -%}

@@ -81,21 +81,22 @@
 {% macro uba_lifecycle_recomputed_people(activity_daily) -%}
     select user_id from ({{ uba_changed_people(ref('int_events_sessionized')) }}) as changed
     {%- if execute %}
+    {%- set cache = uba_run_cache() -%}
     {%- set cache_key = 'uba_lifecycle_shifted_week' -%}
-    {%- if cache_key not in model -%}
+    {%- if cache_key not in cache -%}
         {%- set weeks = run_query(
             "select (select max(lifecycle_week) from " ~ this
             ~ " where lifecycle_status <> 'dormant'), (select cast("
             ~ dbt.date_trunc('week', 'max(activity_date)') ~ " as date) from "
             ~ activity_daily ~ ")").rows[0] -%}
         {%- set known = weeks | reject('none') | list -%}
-        {%- do model.update({cache_key: (known | min)
+        {%- do cache.update({cache_key: (known | min)
             if known and weeks[0] != weeks[1] else none}) -%}
     {%- endif %}
-    {%- if model[cache_key] is not none %}
+    {%- if cache[cache_key] is not none %}
     union
     select user_id from {{ activity_daily }}
-    where activity_date >= cast('{{ model[cache_key] }}' as date)
+    where activity_date >= cast('{{ cache[cache_key] }}' as date)
     {%- endif %}
     {%- endif %}
 {%- endmacro %}

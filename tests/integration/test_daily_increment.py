@@ -849,3 +849,93 @@ def test_the_sequences_not_null_tests_are_implied_by_their_contract(daily_increm
                 )
         finally:
             con.close()
+
+
+def _statements_by_node(log: str) -> dict[str, list[str]]:
+    """The SQL dbt ran for each node, from its debug log: `On <node>: <sql>` and the lines
+    after it up to the next log record."""
+    statements: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in log.splitlines():
+        record = re.match(r".*?\d\d:\d\d:\d\d\.\d+ \[\w+\s*\] \[[^\]]*\]: (.*)", line)
+        if record is None:
+            if current is not None:
+                current.append(line)
+            continue
+        on = re.match(r"On (\S+): (.*)", record[1])
+        current = [on[2]] if on else None
+        if on:
+            statements.setdefault(on[1], []).append(current)
+    return {
+        node: [re.sub(r"/\*.*?\*/", "", " ".join(parts)).strip() for parts in runs]
+        for node, runs in statements.items()
+    }
+
+
+@pytest.mark.slow
+def test_a_daily_run_writes_only_the_comments_that_differ(daily_increment, tmp_path, monkeypatch):
+    """persist_docs on an incremental run (macros/uba_persist_docs.sql): a table whose stored
+    comments are its YAML's gets none written again, one whose comment differs (as a
+    description edited since leaves it) is commented again, and after the run every
+    incremental model's comments are its YAML's. Each consumer reads its batch figures once
+    a run (macro uba_run_cache: its SQL, hooks and materialization share them)."""
+    path = _a_week_later(daily_increment, tmp_path)
+    con = connect(path)
+    try:
+        con.execute("comment on table marts.fct_event_transitions is 'stale'")
+        con.execute("comment on column features.ftr_user_event_sequences.event_name is 'stale'")
+    finally:
+        con.close()
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    target = tmp_path / "target"
+    run_dbt(["run", *SELECT], duckdb_path=path, quiet=True, target_path=target)
+
+    manifest = json.loads((target / "manifest.json").read_text())
+    statements = _statements_by_node((tmp_path / "logs" / "dbt.log").read_text())
+    incremental = {
+        node["name"]: node
+        for uid, node in manifest["nodes"].items()
+        if uid in statements
+        and node["resource_type"] == "model"
+        and node["config"]["materialized"] == "incremental"
+    }
+    assert len(incremental) > 15
+    commented = {
+        name
+        for name, node in incremental.items()
+        if any(sql.lower().startswith("comment on") for sql in statements[node["unique_id"]])
+    }
+    assert commented == {"fct_event_transitions", "ftr_user_event_sequences"}
+    con = connect(path)
+    try:
+        for name, node in incremental.items():
+            where = [node["schema"], name]
+            (stored,) = con.execute(
+                "select comment from duckdb_tables() where schema_name = ? and table_name = ?",
+                where,
+            ).fetchone()
+            assert stored == node["description"], name
+            columns = dict(
+                con.execute(
+                    "select column_name, coalesce(comment, '') from duckdb_columns() "
+                    "where schema_name = ? and table_name = ?",
+                    where,
+                ).fetchall()
+            )
+            documented = {column: doc["description"] for column, doc in node["columns"].items()}
+            assert {column: columns[column] for column in documented} == documented, name
+    finally:
+        con.close()
+    # one figures query per producer a consumer reads, though its SQL and hooks all use them
+    for name, node in incremental.items():
+        figures = [
+            re.search(r"producer = '(\w+)'", sql)[1]
+            for sql in statements[node["unique_id"]]
+            if sql.startswith("select consumed, greatest(consumed")
+        ]
+        assert len(figures) == len(set(figures)), (name, figures)
+    assert sum(
+        sql.startswith("select consumed, greatest(consumed")
+        for node in incremental.values()
+        for sql in statements[node["unique_id"]]
+    ) >= 15
