@@ -36,7 +36,7 @@
     {%- set where -%}
         database_name = '{{ relation.database }}' and schema_name = '{{ relation.schema }}'
     {%- endset -%}
-    {%- set differing = run_query(
+    {%- set differing = uba_query_value(
         "with wanted(column_name, is_quoted, comment) as (values " ~ wanted | join(", ") ~ "),"
         ~ " stored as ("
         ~ " select column_name, comment from duckdb_columns() where " ~ where
@@ -48,6 +48,6 @@
         ~ " or case when wanted.is_quoted then stored.column_name = wanted.column_name"
         ~ " else lower(stored.column_name) = lower(wanted.column_name) end)"
         ~ " and coalesce(stored.comment, '') = wanted.comment)"
-    ).rows[0][0] | int -%}
+    ) | int -%}
     {{ return(differing == 0) }}
 {%- endmacro %}
