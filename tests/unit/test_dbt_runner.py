@@ -337,3 +337,25 @@ def test_a_refresh_s_duckdb_settings_keep_the_saved_parse(tmp_path, monkeypatch)
     assert full not in parse(checkpoint_threshold="1GB")
     monkeypatch.setenv("UBA_DUCKDB_MEMORY_LIMIT", "700MB")
     assert full in parse()
+
+
+def test_a_new_target_folder_starts_from_the_parse_saved_for_its_warehouse(tmp_path, monkeypatch):
+    """UBA_DBT_PARSE_CACHE: a run in a new target folder on the same warehouse starts from the
+    parse last saved for that warehouse and its --vars, so dbt does not parse the project again
+    (dbt alone keeps one parse per target folder: a new folder parses in full, and so does each
+    switch of --vars)."""
+    project = _small_project(tmp_path)
+    monkeypatch.setenv("UBA_DBT_PARSE_CACHE", str(tmp_path / "cache"))
+
+    def parse(folder: str, *extra: str) -> str:
+        return run_dbt(["parse", *extra], tmp_path / "w.duckdb", quiet=True,
+                       target_path=tmp_path / folder, project_dir=project)  # fmt: skip
+
+    full = "Unable to do partial parsing"
+    assert full in parse("first")  # nothing saved yet
+    assert full not in parse("second")
+    assert full in parse("second", "--vars", "{uba_example: 1}")  # no parse with these vars yet
+    assert full not in parse("second")  # its own parse now holds the vars: the cache's has none
+    assert full not in parse("third", "--vars", "{uba_example: 1}")
+    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
+    assert full in parse("fourth")  # without the cache, as dbt alone
