@@ -104,6 +104,17 @@ class Settings:
         return self.data_dir / "published"
 
 
+def file_version(path: Path) -> tuple[int, int] | None:
+    """A file's modification time and size, for caches of what it holds to be keyed on besides
+    its path: a file edited while a process runs (a Dagster webserver, a test after another at
+    the same path) is read again. None when it does not exist."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def dbt_target_dir() -> Path:
     """Where dbt writes its artifacts (manifest.json, run_results.json): DBT_TARGET_PATH, dbt's
     own variable, else dbt_project/target."""

@@ -243,6 +243,12 @@ PARSE_CACHE_ENV = "UBA_DBT_PARSE_CACHE"
 _SAVED_PARSE = "partial_parse.msgpack"
 
 
+def _profile_variables() -> list[str]:
+    """The environment variables profiles.yml reads: the connection dbt hashes is made of them."""
+    text = (REPO_ROOT / "profiles.yml").read_text()
+    return sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", text)))
+
+
 def saved_parse_for(
     env: dict[str, str], project_dir: str | Path | None, args: Sequence[str] = ()
 ) -> tuple[Path, Path] | None:
@@ -253,12 +259,12 @@ def saved_parse_for(
     project = Path(project_dir or DBT_PROJECT_DIR).resolve()
     target = Path(env.get("DBT_TARGET_PATH") or "target")
     target = target if target.is_absolute() else project / target
-    # One entry per project, profile and --vars, what dbt's check compares: runs that alternate
-    # between two sets of vars each start from their own.
+    # One entry per project, profile (its variables) and --vars, what dbt's check compares:
+    # runs that alternate between two warehouses or sets of vars each start from their own.
     given_vars = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--vars"]
-    key = [str(project), env.get("UBA_DUCKDB_PATH", ""), env.get("UBA_DBT_TARGET", "")]
-    key += [env.get("UBA_DUCKDB_MEMORY_LIMIT", ""), *given_vars]
-    digest = hashlib.sha256("|".join(key).encode()).hexdigest()[:16]
+    profile = [f"{name}={env.get(name, '')}" for name in _profile_variables()]
+    digest = hashlib.sha256("|".join([str(project), *profile, *given_vars]).encode())
+    digest = digest.hexdigest()[:16]
     return target / _SAVED_PARSE, Path(cache) / f"{digest}.msgpack"
 
 

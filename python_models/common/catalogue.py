@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from python_models.config import DBT_PROJECT_DIR
+from python_models.config import DBT_PROJECT_DIR, file_version
 
 CATALOGUE_PATH = DBT_PROJECT_DIR / "models" / "features" / "_features__models.yml"
 FEATURE_MART = "ftr_user_features"
@@ -92,7 +92,7 @@ def _parse_feature(column: dict, meta: dict, where: str) -> FeatureSpec:
 
 
 @lru_cache(maxsize=4)
-def _document(path: Path) -> dict:
+def _document(path: Path, version: tuple[int, int] | None) -> dict:
     """The parsed YAML, once per file (several marts share one), with libyaml's loader when
     installed: ten times faster than the pure-Python one, and every command reads this."""
     if not path.exists():
@@ -101,8 +101,8 @@ def _document(path: Path) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path, mart: str) -> MartCatalogue:
-    document = _document(path)
+def _load(path: Path, version: tuple[int, int] | None, mart: str) -> MartCatalogue:
+    document = _document(path, version)
     models = [m for m in document.get("models") or [] if m.get("name") == mart]
     if len(models) != 1:
         raise CatalogueError(f"{path}: expected one model named {mart!r}, found {len(models)}")
@@ -128,7 +128,8 @@ def _load(path: Path, mart: str) -> MartCatalogue:
 
 
 def _catalogue(path: str | Path | None, mart: str) -> MartCatalogue:
-    return _load(Path(path) if path else CATALOGUE_PATH, mart)
+    path = Path(path) if path else CATALOGUE_PATH
+    return _load(path, file_version(path), mart)
 
 
 def load_catalogue(path: str | Path | None = None, mart: str = FEATURE_MART) -> list[FeatureSpec]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from python_models.config import DBT_PROJECT_DIR
+from python_models.config import DBT_PROJECT_DIR, file_version
 
 DBT_PROJECT_FILE = DBT_PROJECT_DIR / "dbt_project.yml"
 METRIC_KINDS = ("conversion", "retention", "revenue")
@@ -232,7 +232,7 @@ def parse_impact_config(vars_: dict) -> ImpactConfig:
 
 
 @lru_cache(maxsize=4)
-def _load(path: Path) -> ImpactConfig:
+def _load(path: Path, version: tuple[int, int] | None) -> ImpactConfig:
     if not path.exists():
         raise ImpactConfigError(f"dbt project file not found: {path}")
     document = yaml.safe_load(path.read_text()) or {}
@@ -240,5 +240,6 @@ def _load(path: Path) -> ImpactConfig:
 
 
 def load_impact_config(path: str | Path | None = None) -> ImpactConfig:
-    """The impact settings from dbt_project.yml (read once per path)."""
-    return _load(Path(path) if path else DBT_PROJECT_FILE)
+    """The impact settings from dbt_project.yml (read once per path and version of the file)."""
+    path = Path(path) if path else DBT_PROJECT_FILE
+    return _load(path, file_version(path))

@@ -25,7 +25,9 @@ def _materialize(tmp_path, monkeypatch, failing_test: bool = False, **project_va
     run_dbt(["parse"], duckdb_path=warehouse, quiet=True, target_path=parsed, project_dir=project)
     target = tmp_path / "target"
 
-    @dbt_assets(manifest=parsed / "manifest.json")
+    # As a dict: dagster-dbt caches a manifest read from a path for the process's life, and
+    # each test's tmp_path is the same folder (tests/conftest.py).
+    @dbt_assets(manifest=json.loads((parsed / "manifest.json").read_text()))
     def memory_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from build_with_memory_retry(context, dbt, target)
 
