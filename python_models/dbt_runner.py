@@ -16,12 +16,12 @@ exhaust it where the node alone fits.
 imports dbt and parses the project meanwhile, then runs the command it is sent on that parse.
 
 UBA_DBT_PARSE_CACHE (a folder; the tests set it): a run starts from the last parse saved for
-the same project, warehouse path and --vars (`saved_parse_for`), whatever its target folder,
-not from nothing. dbt keeps one saved parse (partial_parse.msgpack) in the target folder and
-parses the project in full when the profile (the warehouse path included) or the --vars
-differ from that parse's; it checks the copy as its own (dbt's version, the profile, --vars,
-every file's checksum) and parses again what differs. A full parse of this project costs
-~12 s.
+the same project, profile variables (the warehouse path among them) and --vars
+(`saved_parse_for`), whatever its target folder, not from nothing. dbt keeps one saved parse
+(partial_parse.msgpack) in the target folder and parses the project in full when the profile
+(the warehouse path included) or the --vars differ from that parse's; it checks the copy as
+its own (dbt's version, the profile, --vars, every file's checksum) and parses again what
+differs. A full parse of this project costs ~12 s.
 """
 
 from __future__ import annotations
@@ -263,9 +263,9 @@ def saved_parse_for(
     # runs that alternate between two warehouses or sets of vars each start from their own.
     given_vars = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--vars"]
     profile = [f"{name}={env.get(name, '')}" for name in _profile_variables()]
-    digest = hashlib.sha256("|".join([str(project), *profile, *given_vars]).encode())
-    digest = digest.hexdigest()[:16]
-    return target / _SAVED_PARSE, Path(cache) / f"{digest}.msgpack"
+    key = "|".join([str(project), *profile, *given_vars])
+    entry = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.msgpack"
+    return target / _SAVED_PARSE, entry
 
 
 def _start_from_cache(saved: tuple[Path, Path] | None) -> None:

@@ -98,13 +98,17 @@ def _isolated_settings(tmp_path_factory):
     os.environ["UBA_DUCKDB_MEMORY_LIMIT"] = "2GB"
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
     (root / "dagster_home").mkdir()
-    # Each dbt run in a new target folder starts from the last parse saved for its warehouse
-    # path (python_models/dbt_runner.py; with `tmp_path` below, the same path test after test).
+    # Each dbt run in a new target folder starts from the last parse saved for its profile
+    # (python_models/dbt_runner.py; with `tmp_path` below, the same warehouse path test after
+    # test).
     os.environ["UBA_DBT_PARSE_CACHE"] = str(root / "dbt_parse_cache")
     from python_models.config import reload_settings
 
     reload_settings()
     yield root
+
+
+_FAILED = pytest.StashKey[bool]()  # set on a test whose setup, call or teardown failed
 
 
 @pytest.hookimpl(wrapper=True)
@@ -113,9 +117,6 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         item.stash[_FAILED] = True
     return report
-
-
-_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture
