@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from python_models import dbt_fork
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir, get_settings
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -62,7 +63,11 @@ class DbtError(RuntimeError):
 
 
 def dbt_executable() -> str:
-    """The venv's dbt next to this interpreter, else the one on PATH."""
+    """The fork server's `dbt` where UBA_DBT_FORK_SERVER names one (python_models/dbt_fork.py),
+    else the venv's dbt next to this interpreter, else the one on PATH."""
+    server = os.environ.get(dbt_fork.SERVER_ENV)
+    if server and os.path.exists(dbt_fork.executable_path(server)):
+        return dbt_fork.executable_path(server)
     candidate = Path(sys.executable).parent / "dbt"
     if candidate.exists():
         return str(candidate)
@@ -333,8 +338,14 @@ class WarmDbt:
             env["DBT_TARGET_PATH"] = str(target_path)
         self._saved = saved_parse_for(env, project_dir)
         _start_from_cache(self._saved)
+        server = env.get(dbt_fork.SERVER_ENV)
+        command = (
+            [dbt_fork.executable_path(server), dbt_fork.MODULE_FLAG, "python_models.dbt_warm"]
+            if server and os.path.exists(dbt_fork.executable_path(server))
+            else [sys.executable, "-m", "python_models.dbt_warm"]
+        )
         self.proc = _popen(
-            [sys.executable, "-m", "python_models.dbt_warm"],
+            command,
             env,
             project_dir or DBT_PROJECT_DIR,
             stdin=subprocess.PIPE,

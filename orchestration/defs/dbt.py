@@ -13,6 +13,7 @@ from orchestration.resources import WRITER_POOL
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
 from python_models.dbt_runner import (
     RETRY_FAILED_TOO,
+    dbt_executable,
     failed_node_messages,
     finished_nodes,
     memory_retry_notice,
@@ -116,4 +117,7 @@ def build_with_memory_retry(
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, target=get_settings().dbt_target)
+    # the same executable as `uba build` (the tests' dbt fork server where one is set)
+    return DbtCliResource(
+        project_dir=dbt_project, target=get_settings().dbt_target, dbt_executable=dbt_executable()
+    )

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from dbt_memory_project import heavy_rows_in, memory_project
+from processes import children, gone_within
 
+from python_models import dbt_fork
 from python_models.dbt_runner import DbtError, WarmDbt, error_summary, run_dbt, run_dbt_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,29 +56,10 @@ def test_error_summary_reads_the_failure_blocks():
     ]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _start_build(tmp_path) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "UBA_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
            "DBT_TARGET_PATH": str(tmp_path / "target")}  # fmt: skip
+    env.pop(dbt_fork.SERVER_ENV, None)  # dbt as a deployment starts it: uba's own child
     proc = subprocess.Popen(
         [sys.executable, "-m", "python_models.cli", "build"],
         cwd=ROOT,
@@ -88,7 +71,7 @@ def _start_build(tmp_path) -> tuple[subprocess.Popen, int]:
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        kids = _children(proc.pid)
+        kids = children(proc.pid)
         if kids:
             return proc, kids[0]
         time.sleep(0.1)
@@ -103,10 +86,7 @@ def test_killing_uba_build_kills_its_dbt_child(tmp_path, signum):
     time.sleep(0.5)
     os.kill(proc.pid, signum)
     proc.wait(timeout=30)
-    deadline = time.monotonic() + 20
-    while _alive(dbt_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(dbt_pid), f"dbt (PID {dbt_pid}) outlived uba after signal {signum}"
+    assert gone_within(dbt_pid, 20), f"dbt (PID {dbt_pid}) outlived uba after signal {signum}"
 
 
 def test_a_build_waits_for_the_writer_lock_then_fails_clearly(tmp_path):

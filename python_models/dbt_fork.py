@@ -1,0 +1,334 @@
+"""A dbt fork server: one process imports dbt once, and every dbt run forks from it.
+
+A dbt process spends ~4 s importing dbt and ~2-3 s more building what its first parse needs
+(JSON schemas, serializers), before it looks at a model; a run that starts from a saved parse
+of this project costs ~7-8 s where a child forked from a warmed process costs ~1 s. Runs that
+start dbt many times, such as the test suite (~150 dbt runs), pay that over and over. The
+server pays it once: it imports dbt, parses this project in a scratch folder, then forks one
+child per run. The child takes over the caller's working folder, environment and standard
+streams, and runs dbt's own command line (or a module, for python_models.dbt_warm) exactly as
+the `dbt` executable would; the caller gets dbt's output and exit status as from a process.
+
+UBA_DBT_FORK_SERVER (a folder; set by tests/conftest.py only): where the server listens
+(`socket`) and the `dbt` executable that runs through it (python_models.dbt_runner
+.dbt_executable returns it; Dagster's dbt resource uses the same). That executable is this
+file run as a script: it needs the standard library only, so it starts in milliseconds. It
+passes its own stdin, stdout and stderr to the child, forwards SIGTERM, SIGINT and SIGHUP to
+it, and exits with its status; the child stops (SIGTERM) when the executable goes away, as a
+dbt subprocess does with its parent (python_models.dbt_runner: PR_SET_PDEATHSIG). Before the
+server listens, or when it is gone, the executable runs dbt itself (the venv's `dbt`), so a
+run never depends on the server being up.
+
+Production runs do not use it: a build or a daily refresh starts dbt once or twice, and
+python_models.dbt_runner.WarmDbt already starts it beside the gate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+
+SERVER_ENV = "UBA_DBT_FORK_SERVER"
+SOCKET_NAME = "socket"
+EXECUTABLE_NAME = "dbt"
+# First argument of the executable that runs a module instead of dbt's command line.
+MODULE_FLAG = "--uba-module"
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_HEADER = 8  # bytes of the request's length
+
+
+def socket_path(folder: str | os.PathLike) -> str:
+    return os.path.join(os.fspath(folder), SOCKET_NAME)
+
+
+def executable_path(folder: str | os.PathLike) -> str:
+    return os.path.join(os.fspath(folder), EXECUTABLE_NAME)
+
+
+# ---- the executable (standard library only) --------------------------------------------------
+
+
+def _run_without_server(argv: list[str]) -> None:
+    """Replace this process with the dbt (or module) run the server would have forked."""
+    python = sys.executable
+    if argv[:1] == [MODULE_FLAG]:
+        os.execv(python, [python, "-m", *argv[1:]])
+    dbt = os.path.join(os.path.dirname(python), "dbt")
+    os.execv(dbt, [dbt, *argv])
+
+
+def _read_line(conn: socket.socket) -> str | None:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(64)
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode().strip()
+
+
+def client_main(argv: list[str]) -> int:
+    """Run `argv` (dbt's arguments) through the server named by UBA_DBT_FORK_SERVER."""
+    folder = os.environ.get(SERVER_ENV, "")
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(socket_path(folder))
+    except OSError:  # not started yet, or gone
+        conn.close()
+        _run_without_server(argv)
+    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+    socket.send_fds(conn, [len(request).to_bytes(_HEADER, "big")], [0, 1, 2])
+    conn.sendall(request)
+    pid_line = _read_line(conn)
+    if pid_line is None:
+        sys.stderr.write("dbt fork server: the run ended before it started\n")
+        return 1
+    child = int(pid_line)
+    forwarded: list[int] = []
+
+    def forward(signum, frame):
+        forwarded.append(signum)
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    status = _read_line(conn)
+    if status is None:  # the child died without reporting: killed by a signal
+        return 128 + (forwarded[-1] if forwarded else signal.SIGKILL)
+    return int(status)
+
+
+# ---- the server -------------------------------------------------------------------------------
+
+
+def _warm_up(scratch: str, project_dir: str, profiles_dir: str) -> None:
+    """Import dbt and parse the project once, so that what a run builds on first use (dbt's
+    modules, JSON schemas, serializers, Jinja) is in memory before any child forks."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ["UBA_DUCKDB_PATH"] = os.path.join(scratch, "warm.duckdb")  # never opened
+    # dbt's usage tracker sends from threads of its own; a fork must find none running
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    dbtRunner().invoke(
+        [
+            "parse",
+            "--quiet",
+            # dbt's static parser runs on a Rust thread pool that a fork would leave without
+            # its threads: a child that parses a model with it must start the pool itself
+            "--no-static-parser",
+            "--target",
+            "duckdb_plain",
+            "--project-dir",
+            project_dir,
+            "--profiles-dir",
+            profiles_dir,
+            "--target-path",
+            os.path.join(scratch, "target"),
+            "--log-path",
+            os.path.join(scratch, "logs"),
+        ]
+    )
+
+
+def _threads() -> list[str]:
+    return os.listdir("/proc/self/task")
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    header, fds, _flags, _address = socket.recv_fds(conn, _HEADER, 3)
+    size = int.from_bytes(header, "big")
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(min(1 << 16, size - len(body)))
+        if not chunk:
+            raise ConnectionError("dbt fork server: request cut short")
+        body += chunk
+    return json.loads(body), fds
+
+
+def _take_over(request: dict, fds: list[int]) -> None:
+    """Become the caller's dbt process: its streams, folder, environment and arguments."""
+    for target, fd in zip((0, 1, 2), fds, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
+        2, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    # what the interpreter would have put on sys.path at start
+    extra = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+    sys.path[:0] = [path for path in extra if path not in sys.path]
+
+
+def _run(argv: list[str]) -> int:
+    if argv[:1] == [MODULE_FLAG]:
+        import runpy
+
+        sys.argv = [argv[1], *argv[2:]]
+        call = lambda: runpy.run_module(argv[1], run_name="__main__", alter_sys=True)  # noqa: E731
+    else:
+        from dbt.cli.main import cli
+
+        sys.argv = ["dbt", *argv]
+        call = lambda: cli.main(prog_name="dbt")  # noqa: E731
+    try:
+        call()
+        return 0
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        sys.stderr.write(f"{stop.code}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+
+
+def _child(conn: socket.socket) -> None:
+    """In the forked child: run one request, report its status, exit. Never returns."""
+    code = 1
+    try:
+        for signum in _FORWARDED:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        request, fds = _receive(conn)
+        _take_over(request, fds)
+        conn.sendall(f"{os.getpid()}\n".encode())
+        finished = threading.Event()
+
+        def stop_when_the_caller_goes() -> None:
+            # the caller sends nothing more: end of stream means it went away
+            conn.recv(1)
+            if not finished.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=stop_when_the_caller_goes, daemon=True).start()
+        code = _run(request["argv"])
+        finished.set()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        conn.sendall(f"{code}\n".encode())
+        # what a normal exit would run: unlink dbt's named locks (no leaked-semaphore warnings)
+        import multiprocessing.util
+
+        multiprocessing.util._exit_function()
+    except BaseException as error:  # noqa: BLE001 - reported, then the child exits
+        try:
+            sys.stderr.write(f"dbt fork server: {type(error).__name__}: {error}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        os._exit(code)
+
+
+def serve(folder: str, project_dir: str, profiles_dir: str) -> None:
+    """Warm up, then fork a child for each connection until stopped (SIGTERM)."""
+    import gc
+
+    os.makedirs(folder, exist_ok=True)
+    scratch = os.path.join(folder, "warm")
+    os.makedirs(scratch, exist_ok=True)
+    import dbt.adapters.duckdb  # noqa: F401 - DuckDB's default instance starts its thread
+
+    threads_before = _threads()
+    _warm_up(scratch, project_dir, profiles_dir)
+    gc.collect()
+    gc.freeze()  # children do not copy the warmed objects' pages when they collect
+    # A thread the warm-up started (a sender, a worker pool) is missing in every child, which
+    # then waits forever on a lock it held or on work only it would do. DuckDB's default
+    # instance's thread is not used by a run (dbt opens its own instance on the warehouse).
+    started = sorted(set(_threads()) - set(threads_before))
+    if started:
+        raise SystemExit(f"dbt fork server: the warm-up left threads {started}; not serving")
+    final = socket_path(folder)
+    listening = f"{final}.{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(listening)
+    server.listen(64)
+    os.replace(listening, final)  # callers find it only once it accepts
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped by the kernel
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        while True:
+            conn, _ = server.accept()
+            if os.fork() == 0:
+                server.close()
+                _child(conn)
+            conn.close()
+    finally:
+        try:
+            os.unlink(final)
+        except OSError:
+            pass
+
+
+def start_server(folder: str | os.PathLike):
+    """Start a server in `folder` (its `dbt` executable written first) and return its process;
+    it dies with this one. Runs use it once its socket appears (~10 s), dbt itself before."""
+    import subprocess
+
+    from python_models.config import DBT_PROJECT_DIR, REPO_ROOT
+    from python_models.dbt_runner import _die_with_parent
+
+    folder = os.fspath(folder)
+    if len(socket_path(folder)) >= 100:  # AF_UNIX paths hold ~107 bytes
+        raise ValueError(f"dbt fork server: folder path too long for a socket: {folder}")
+    write_executable(folder)
+    with open(os.path.join(folder, "server.log"), "ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "python_models.dbt_fork",
+                "--serve",
+                folder,
+                str(DBT_PROJECT_DIR),
+                str(REPO_ROOT),
+            ],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def stop_server(process) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except Exception:  # noqa: BLE001 - a server that does not stop is killed
+        process.kill()
+        process.wait()
+
+
+def write_executable(folder: str | os.PathLike) -> str:
+    """The `dbt` executable that runs through the server in `folder` (this file as a script,
+    on this interpreter without site-packages: standard library only)."""
+    path = executable_path(folder)
+    os.makedirs(os.fspath(folder), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(f"#!{sys.executable} -IS\n")
+        with open(__file__, encoding="utf-8") as source:
+            out.write(source.read())
+    os.chmod(path, 0o755)
+    return path
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(*sys.argv[2:5])
+    else:
+        sys.exit(client_main(sys.argv[1:]))

@@ -1,0 +1,112 @@
+"""The tests' dbt fork server (python_models/dbt_fork.py): a run through it is a child of the
+warmed server, with the caller's streams, folder and environment, dbt's own exit status, and
+it stops when its caller is killed. tests/conftest.py starts one server per worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from processes import gone_within
+
+from python_models import dbt_fork
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+PROBE = """
+import os, sys, time
+print(os.getpid(), os.getppid(), "dbt.cli.main" in sys.modules, os.getcwd(),
+      os.environ.get("PROBE_VALUE"), flush=True)
+line = sys.stdin.readline().strip()
+print("read", line, flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+if line == "sleep":
+    time.sleep(120)
+sys.exit(int(line))
+"""
+
+
+def _server_folder() -> Path:
+    folder = Path(os.environ[dbt_fork.SERVER_ENV])
+    deadline = time.monotonic() + 120
+    while not Path(dbt_fork.socket_path(folder)).exists():
+        assert time.monotonic() < deadline, "the session's dbt fork server never listened"
+        time.sleep(0.2)
+    return folder
+
+
+def _probe(tmp_path: Path, folder: Path, stdin: str | None = None, **popen):
+    (tmp_path / "fork_probe.py").write_text(PROBE)
+    env = {**os.environ, dbt_fork.SERVER_ENV: str(folder), "PYTHONPATH": str(tmp_path),
+           "PROBE_VALUE": "from-the-caller"}  # fmt: skip
+    return subprocess.Popen(
+        [dbt_fork.executable_path(folder), dbt_fork.MODULE_FLAG, "fork_probe"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_a_run_is_a_child_of_the_warmed_server_with_the_caller_s_streams_and_status(tmp_path):
+    folder = _server_folder()
+    proc = _probe(tmp_path, folder)
+    out, err = proc.communicate("3\n", timeout=60)
+    pid, parent, warmed, cwd, value = out.splitlines()[0].split()
+    assert proc.returncode == 3
+    assert int(pid) != proc.pid and "--serve" in _cmdline(int(parent))
+    assert warmed == "True"  # dbt was imported before the run began
+    assert (cwd, value) == (str(tmp_path), "from-the-caller")
+    assert out.splitlines()[1] == "read 3" and err.strip() == "to stderr"
+
+
+def test_dbt_through_the_server_says_and_returns_what_dbt_itself_does(tmp_path):
+    folder = _server_folder()
+    real = str(Path(sys.executable).parent / "dbt")
+    runs = {}
+    for name, executable in (("server", dbt_fork.executable_path(folder)), ("dbt", real)):
+        done = subprocess.run(
+            [executable, "run", "--vars", "{not yaml"], capture_output=True, text=True, timeout=120
+        )
+        runs[name] = (done.returncode, done.stderr.strip().splitlines()[-1])
+    assert runs["server"] == runs["dbt"]
+    assert runs["dbt"][0] == 2 and "--vars" in runs["dbt"][1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_caller_stops_its_run(tmp_path, signum):
+    folder = _server_folder()
+    proc = _probe(tmp_path, folder)
+    proc.stdin.write("sleep\n")
+    proc.stdin.flush()
+    child = int(proc.stdout.readline().split()[0])
+    assert proc.stdout.readline().strip() == "read sleep"
+    os.kill(proc.pid, signum)
+    proc.wait(timeout=30)
+    assert gone_within(child, 20), (
+        f"the run (PID {child}) outlived its caller after signal {signum}"
+    )
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM
+
+
+def test_without_a_server_the_executable_runs_the_command_itself(tmp_path):
+    folder = tmp_path / "no-server"
+    dbt_fork.write_executable(folder)
+    proc = _probe(tmp_path, folder)
+    out, _ = proc.communicate("0\n", timeout=60)
+    pid, _parent, warmed, *_ = out.split()
+    assert proc.returncode == 0
+    assert int(pid) == proc.pid and warmed == "False"  # the executable became the command
