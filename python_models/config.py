@@ -121,6 +121,12 @@ def dbt_target_dir() -> Path:
     return Path(os.environ.get("DBT_TARGET_PATH") or DBT_PROJECT_DIR / "target")
 
 
+def dbt_fork_server() -> str | None:
+    """UBA_DBT_FORK_SERVER: the folder of the dbt fork server dbt runs go through (set by the
+    tests only; python_models/dbt_fork.py), None when unset."""
+    return os.environ.get("UBA_DBT_FORK_SERVER") or None
+
+
 def pseudonym_salt_from_env() -> str:
     """UBA_PSEUDONYM_SALT. Also read by the dbt-duckdb plugin (python_models.dbt_salt_plugin),
     so dbt and Python hash alike.

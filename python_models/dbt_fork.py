@@ -72,8 +72,8 @@ def _read_line(conn: socket.socket) -> str | None:
 
 
 def client_main(argv: list[str]) -> int:
-    """Run `argv` (dbt's arguments) through the server named by UBA_DBT_FORK_SERVER."""
-    folder = os.environ.get(SERVER_ENV, "")
+    """Run `argv` (dbt's arguments) through the server whose folder holds this executable."""
+    folder = os.path.dirname(os.path.abspath(__file__))
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(socket_path(folder))
@@ -102,6 +102,8 @@ def client_main(argv: list[str]) -> int:
     status = _read_line(conn)
     if status is None:  # the child died without reporting: killed by a signal
         return 128 + (forwarded[-1] if forwarded else signal.SIGKILL)
+    while conn.recv(64):  # until the child has exited, as a caller waits for a process
+        pass
     return int(status)
 
 
@@ -113,9 +115,11 @@ def _warm_up(scratch: str, project_dir: str, profiles_dir: str) -> None:
     modules, JSON schemas, serializers, Jinja) is in memory before any child forks."""
     from dbt.cli.main import dbtRunner
 
-    os.environ["UBA_DUCKDB_PATH"] = os.path.join(scratch, "warm.duckdb")  # never opened
-    # dbt's usage tracker sends from threads of its own; a fork must find none running
-    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    os.environ.update(
+        UBA_DUCKDB_PATH=os.path.join(scratch, "warm.duckdb"),  # never opened by a parse
+        # dbt's usage tracker sends from threads of its own; a fork must find none running
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
     dbtRunner().invoke(
         [
             "parse",
@@ -167,7 +171,7 @@ def _take_over(request: dict, fds: list[int]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     # what the interpreter would have put on sys.path at start
-    extra = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+    extra = [path for path in request["env"].get("PYTHONPATH", "").split(os.pathsep) if path]
     sys.path[:0] = [path for path in extra if path not in sys.path]
 
 
@@ -216,13 +220,15 @@ def _child(conn: socket.socket) -> None:
         threading.Thread(target=stop_when_the_caller_goes, daemon=True).start()
         code = _run(request["argv"])
         finished.set()
+        # What a normal exit runs, before the caller hears the status: dbt-duckdb closes the
+        # warehouse (DuckDB folds its write-ahead log into the file, so a copy of the file
+        # alone holds the run), multiprocessing unlinks dbt's named locks.
+        import atexit
+
+        atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         conn.sendall(f"{code}\n".encode())
-        # what a normal exit would run: unlink dbt's named locks (no leaked-semaphore warnings)
-        import multiprocessing.util
-
-        multiprocessing.util._exit_function()
     except BaseException as error:  # noqa: BLE001 - reported, then the child exits
         try:
             sys.stderr.write(f"dbt fork server: {type(error).__name__}: {error}\n")

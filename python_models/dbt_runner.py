@@ -40,7 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from python_models import dbt_fork
-from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir, get_settings
+from python_models.config import (
+    DBT_PROJECT_DIR,
+    REPO_ROOT,
+    dbt_fork_server,
+    dbt_target_dir,
+    get_settings,
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TIMESTAMP = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?(\s+|$)")
@@ -62,12 +68,19 @@ class DbtError(RuntimeError):
         self.output = output
 
 
+def _forked_dbt(server: str | Path | None) -> str | None:
+    """The `dbt` executable of the fork server in folder `server`, if it has one."""
+    if server and os.path.exists(dbt_fork.executable_path(server)):
+        return dbt_fork.executable_path(server)
+    return None
+
+
 def dbt_executable() -> str:
     """The fork server's `dbt` where UBA_DBT_FORK_SERVER names one (python_models/dbt_fork.py),
     else the venv's dbt next to this interpreter, else the one on PATH."""
-    server = os.environ.get(dbt_fork.SERVER_ENV)
-    if server and os.path.exists(dbt_fork.executable_path(server)):
-        return dbt_fork.executable_path(server)
+    forked = _forked_dbt(dbt_fork_server())
+    if forked:
+        return forked
     candidate = Path(sys.executable).parent / "dbt"
     if candidate.exists():
         return str(candidate)
@@ -338,10 +351,10 @@ class WarmDbt:
             env["DBT_TARGET_PATH"] = str(target_path)
         self._saved = saved_parse_for(env, project_dir)
         _start_from_cache(self._saved)
-        server = env.get(dbt_fork.SERVER_ENV)
+        forked = _forked_dbt(env.get(dbt_fork.SERVER_ENV))
         command = (
-            [dbt_fork.executable_path(server), dbt_fork.MODULE_FLAG, "python_models.dbt_warm"]
-            if server and os.path.exists(dbt_fork.executable_path(server))
+            [forked, dbt_fork.MODULE_FLAG, "python_models.dbt_warm"]
+            if forked
             else [sys.executable, "-m", "python_models.dbt_warm"]
         )
         self.proc = _popen(

@@ -5,16 +5,19 @@ it stops when its caller is killed. tests/conftest.py starts one server per work
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from processes import gone_within
 
 from python_models import dbt_fork
+from python_models.dbt_runner import run_dbt
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -110,3 +113,23 @@ def test_without_a_server_the_executable_runs_the_command_itself(tmp_path):
     pid, _parent, warmed, *_ = out.split()
     assert proc.returncode == 0
     assert int(pid) == proc.pid and warmed == "False"  # the executable became the command
+
+
+def test_a_run_s_warehouse_file_is_whole_when_the_run_returns(tmp_path):
+    """The child closes the warehouse as a process's exit does before the caller hears the
+    status (found by the daily tests, which copy the file alone right after a run): DuckDB
+    folds its write-ahead log into the file when the database closes."""
+    _server_folder()  # the run below goes through the server
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text('name: forked\nversion: "1.0"\nprofile: uba\n')
+    (project / "models" / "answers.sql").write_text("select 42 as answer")
+    path = tmp_path / "w.duckdb"
+    run_dbt(["run"], path, quiet=True, target_path=tmp_path / "target", project_dir=project)
+    assert not Path(f"{path}.wal").exists()
+    shutil.copy(path, tmp_path / "copy.duckdb")
+    con = duckdb.connect(str(tmp_path / "copy.duckdb"), read_only=True)
+    try:
+        assert con.execute("select answer from main.answers").fetchall() == [(42,)]
+    finally:
+        con.close()
