@@ -3,21 +3,22 @@
 A dbt process spends ~4 s importing dbt and ~2-3 s more building what its first parse needs
 (JSON schemas, serializers), before it looks at a model; a run that starts from a saved parse
 of this project costs ~7-8 s where a child forked from a warmed process costs ~1 s. Runs that
-start dbt many times, such as the test suite (~150 dbt runs), pay that over and over. The
+start dbt many times, such as the test suite (dozens of runs per worker), pay it each time. The
 server pays it once: it imports dbt, parses this project in a scratch folder, then forks one
 child per run. The child takes over the caller's working folder, environment and standard
 streams, and runs dbt's own command line (or a module, for python_models.dbt_warm) exactly as
 the `dbt` executable would; the caller gets dbt's output and exit status as from a process.
 
-UBA_DBT_FORK_SERVER (a folder; set by tests/conftest.py only): where the server listens
-(`socket`) and the `dbt` executable that runs through it (python_models.dbt_runner
-.dbt_executable returns it; Dagster's dbt resource uses the same). That executable is this
-file run as a script: it needs the standard library only, so it starts in milliseconds. It
-passes its own stdin, stdout and stderr to the child, forwards SIGTERM, SIGINT and SIGHUP to
-it, and exits with its status; the child stops (SIGTERM) when the executable goes away, as a
-dbt subprocess does with its parent (python_models.dbt_runner: PR_SET_PDEATHSIG). Before the
-server listens, or when it is gone, the executable runs dbt itself (the venv's `dbt`), so a
-run never depends on the server being up.
+UBA_DBT_FORK_SERVER (a folder; set by tests/conftest.py only; python_models.config
+.dbt_fork_server): where the server listens (`socket`) and the `dbt` executable that runs
+through it (python_models.dbt_runner.dbt_executable returns it; Dagster's dbt resource uses
+the same). That executable is this file run as a script: it needs the standard library only,
+so it starts in milliseconds. It passes its own stdin, stdout and stderr to the child,
+forwards SIGTERM, SIGINT and SIGHUP to it, and exits with its status once the child has
+exited; the child stops (SIGTERM) when the executable goes away, as a dbt subprocess does with
+its parent (python_models.dbt_runner: PR_SET_PDEATHSIG). Before the server listens, or when it
+is gone, the executable runs dbt itself (the venv's `dbt`), so a run never depends on the
+server being up.
 
 Production runs do not use it: a build or a daily refresh starts dbt once or twice, and
 python_models.dbt_runner.WarmDbt already starts it beside the gate.
