@@ -62,14 +62,11 @@ def _run_without_server(argv: list[str]) -> None:
     os.execv(dbt, [dbt, *argv])
 
 
-def _read_line(conn: socket.socket) -> str | None:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(64)
-        if not chunk:
-            return None
-        data += chunk
-    return data.decode().strip()
+def _read_line(reader) -> str | None:
+    """One line the child sent (its pid, then its status), None at end of stream; buffered, as
+    both lines can arrive in one read."""
+    line = reader.readline()
+    return line.decode().strip() if line.endswith(b"\n") else None
 
 
 def client_main(argv: list[str]) -> int:
@@ -84,7 +81,8 @@ def client_main(argv: list[str]) -> int:
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
     socket.send_fds(conn, [len(request).to_bytes(_HEADER, "big")], [0, 1, 2])
     conn.sendall(request)
-    pid_line = _read_line(conn)
+    reader = conn.makefile("rb")
+    pid_line = _read_line(reader)
     if pid_line is None:
         sys.stderr.write("dbt fork server: the run ended before it started\n")
         return 1
@@ -100,10 +98,10 @@ def client_main(argv: list[str]) -> int:
 
     for signum in _FORWARDED:
         signal.signal(signum, forward)
-    status = _read_line(conn)
+    status = _read_line(reader)
     if status is None:  # the child died without reporting: killed by a signal
         return 128 + (forwarded[-1] if forwarded else signal.SIGKILL)
-    while conn.recv(64):  # until the child has exited, as a caller waits for a process
+    while reader.read(64):  # until the child has exited, as a caller waits for a process
         pass
     return int(status)
 
