@@ -311,12 +311,10 @@ def start_server(folder: str | os.PathLike):
 
 
 def stop_server(process) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except Exception:  # noqa: BLE001 - a server that does not stop is killed
-        process.kill()
-        process.wait()
+    """SIGTERM, then SIGKILL after the grace a dbt process gets (dbt_runner._stop)."""
+    from python_models.dbt_runner import _stop
+
+    _stop(process)
 
 
 def write_executable(folder: str | os.PathLike) -> str:

@@ -355,7 +355,7 @@ class WarmDbt:
             env["DBT_TARGET_PATH"] = str(target_path)
         self._saved = saved_parse_for(env, project_dir)
         _start_from_cache(self._saved)
-        forked = _forked_dbt(env.get(dbt_fork.SERVER_ENV))
+        forked = _forked_dbt(dbt_fork_server())
         command = (
             [forked, dbt_fork.MODULE_FLAG, "python_models.dbt_warm"]
             if forked

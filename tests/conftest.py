@@ -107,8 +107,8 @@ def _isolated_settings(tmp_path_factory):
 
     reload_settings()
     # Each dbt run forks from one process that imported dbt once (python_models/dbt_fork.py):
-    # ~1 s of start-up instead of ~7 s, over ~150 runs a worker. Runs before it is ready
-    # start dbt as usual.
+    # ~1 s of start-up instead of ~7 s, for each of a worker's dbt runs. Runs before it is
+    # ready start dbt as usual.
     from python_models import dbt_fork
 
     server = None

@@ -43,7 +43,7 @@ def _server_folder() -> Path:
     return folder
 
 
-def _probe(tmp_path: Path, folder: Path, stdin: str | None = None, **popen):
+def _probe(tmp_path: Path, folder: Path) -> subprocess.Popen:
     (tmp_path / "fork_probe.py").write_text(PROBE)
     env = {**os.environ, dbt_fork.SERVER_ENV: str(folder), "PYTHONPATH": str(tmp_path),
            "PROBE_VALUE": "from-the-caller"}  # fmt: skip
@@ -55,7 +55,6 @@ def _probe(tmp_path: Path, folder: Path, stdin: str | None = None, **popen):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **popen,
     )
 
 
