@@ -38,6 +38,10 @@ SOCKET_NAME = "socket"
 EXECUTABLE_NAME = "dbt"
 # First argument of the executable that runs a module instead of dbt's command line.
 MODULE_FLAG = "--uba-module"
+# Set by python_models.dbt_runner when it put a parse from its parse cache (UBA_DBT_PARSE_CACHE)
+# in the run's target folder: the cache's key holds everything dbt's check of a saved parse
+# compares except where the warehouse's files lie, which dbt hashes with the profile.
+SAVED_PARSE_ENV = "UBA_DBT_PARSE_FROM_CACHE"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _HEADER = 8  # bytes of the request's length
 
@@ -174,7 +178,26 @@ def _take_over(request: dict, fds: list[int]) -> None:
     sys.path[:0] = [path for path in extra if path not in sys.path]
 
 
+def _take_cached_parse_as_own() -> None:
+    """dbt parses the project in full when the profile's hash differs from the saved parse's,
+    and the warehouse's path is part of that hash; a parse from the cache (SAVED_PARSE_ENV)
+    was made for the same profile with the warehouse elsewhere, and is the same parse (the
+    manifest names the database after the file's name, never its folder). Every other check
+    (dbt's version, --vars, the project's files) still decides."""
+    from dbt.parser.manifest import ManifestLoader
+
+    check = ManifestLoader.is_partial_parsable
+
+    def is_partial_parsable(self, manifest):
+        manifest.state_check.profile_hash = self.manifest.state_check.profile_hash
+        return check(self, manifest)
+
+    ManifestLoader.is_partial_parsable = is_partial_parsable
+
+
 def _run(argv: list[str]) -> int:
+    if os.environ.get(SAVED_PARSE_ENV) == "1":
+        _take_cached_parse_as_own()
     if argv[:1] == [MODULE_FLAG]:
         import runpy
 

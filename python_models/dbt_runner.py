@@ -16,12 +16,15 @@ exhaust it where the node alone fits.
 imports dbt and parses the project meanwhile, then runs the command it is sent on that parse.
 
 UBA_DBT_PARSE_CACHE (a folder; the tests set it): a run starts from the last parse saved for
-the same project, profile variables (the warehouse path among them) and --vars
+the same project, profiles.yml, profile variables (a path by its file name) and --vars
 (`saved_parse_for`), whatever its target folder, not from nothing. dbt keeps one saved parse
 (partial_parse.msgpack) in the target folder and parses the project in full when the profile
 (the warehouse path included) or the --vars differ from that parse's; it checks the copy as
 its own (dbt's version, the profile, --vars, every file's checksum) and parses again what
-differs. A full parse of this project costs ~12 s.
+differs. A run forked from the dbt fork server also takes a copy made for a warehouse of the
+same name in another folder (dbt_fork.SAVED_PARSE_ENV), the same parse (dbt-duckdb names the
+database after the file), which dbt alone would parse again. A full parse of this project
+costs ~12 s.
 
 UBA_DBT_FORK_SERVER (a folder; the tests set it): dbt runs fork from one process that
 imported dbt and parsed once (python_models/dbt_fork.py), ~1 s of start-up instead of ~7 s;
@@ -265,10 +268,16 @@ PARSE_CACHE_ENV = "UBA_DBT_PARSE_CACHE"
 _SAVED_PARSE = "partial_parse.msgpack"
 
 
-def _profile_variables() -> list[str]:
+def _profile_variables(profiles: str) -> list[str]:
     """The environment variables profiles.yml reads: the connection dbt hashes is made of them."""
-    text = (REPO_ROOT / "profiles.yml").read_text()
-    return sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", text)))
+    return sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", profiles)))
+
+
+def _location_free(name: str, value: str) -> str:
+    """A profile variable's value as the parse sees it: a file or folder (UBA_DUCKDB_PATH,
+    UBA_SPARK_DIR, ...) by its name alone. dbt-duckdb names the database after the file, and
+    nothing else in the parsed project depends on where the file lies."""
+    return Path(value).name if name.endswith(("_PATH", "_DIR")) else value
 
 
 def saved_parse_for(
@@ -281,22 +290,32 @@ def saved_parse_for(
     project = Path(project_dir or DBT_PROJECT_DIR).resolve()
     target = Path(env.get("DBT_TARGET_PATH") or "target")
     target = target if target.is_absolute() else project / target
-    # One entry per project, profile (its variables) and --vars, what dbt's check compares:
-    # runs that alternate between two warehouses or sets of vars each start from their own.
+    # One entry per project, profile and --vars, what dbt's check compares, except where the
+    # warehouse lies: runs on two warehouses of one name share an entry, runs that alternate
+    # between two sets of vars each start from their own.
     given_vars = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--vars"]
-    profile = [f"{name}={env.get(name, '')}" for name in _profile_variables()]
-    key = "|".join([str(project), *profile, *given_vars])
+    profiles = (REPO_ROOT / "profiles.yml").read_text()
+    profile = [
+        f"{name}={_location_free(name, env.get(name, ''))}"
+        for name in _profile_variables(profiles)
+    ]
+    digest = hashlib.sha256(profiles.encode()).hexdigest()
+    key = "|".join([str(project), digest, *profile, *given_vars])
     entry = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.msgpack"
     return target / _SAVED_PARSE, entry
 
 
-def _start_from_cache(saved: tuple[Path, Path] | None) -> None:
+def _start_from_cache(saved: tuple[Path, Path] | None, env: dict[str, str]) -> None:
+    """Put the cached parse in the run's target folder; a run forked from the dbt fork server
+    then takes it as its own although dbt's hash of the profile names another warehouse path
+    (dbt_fork.SAVED_PARSE_ENV); dbt itself parses such a run in full."""
     if saved is None:
         return
     own, cached = saved
     if cached.exists():
         own.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, own)
+        env[dbt_fork.SAVED_PARSE_ENV] = "1"
 
 
 def _keep_in_cache(saved: tuple[Path, Path] | None) -> None:
@@ -328,7 +347,7 @@ def run_dbt(
     if target_path:
         env["DBT_TARGET_PATH"] = str(target_path)
     saved = saved_parse_for(env, project_dir, cmd)
-    _start_from_cache(saved)
+    _start_from_cache(saved, env)
     try:
         return _finish(_popen(cmd, env, project_dir or DBT_PROJECT_DIR), args, quiet)
     finally:
@@ -354,7 +373,7 @@ class WarmDbt:
         if target_path:
             env["DBT_TARGET_PATH"] = str(target_path)
         self._saved = saved_parse_for(env, project_dir)
-        _start_from_cache(self._saved)
+        _start_from_cache(self._saved, env)
         forked = _forked_dbt(dbt_fork_server())
         command = (
             [forked, dbt_fork.MODULE_FLAG, "python_models.dbt_warm"]

@@ -1,9 +1,13 @@
-"""Processes seen through /proc (Linux): who a process's children are, whether one still runs."""
+"""Processes seen through /proc (Linux): who a process's children are, whether one still runs;
+the session's dbt fork server (tests/conftest.py) once it listens."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+
+from python_models import dbt_fork
 
 
 def children(pid: int) -> list[int]:
@@ -35,3 +39,14 @@ def gone_within(pid: int, seconds: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def listening_fork_server() -> Path:
+    """The worker's dbt fork server's folder once it accepts runs (its warm-up takes ~10 s after
+    the session starts; until then its executable runs dbt itself)."""
+    folder = Path(os.environ[dbt_fork.SERVER_ENV])
+    deadline = time.monotonic() + 120
+    while not Path(dbt_fork.socket_path(folder)).exists():
+        assert time.monotonic() < deadline, "the session's dbt fork server never listened"
+        time.sleep(0.2)
+    return folder

@@ -9,12 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import pytest
-from processes import gone_within
+from processes import gone_within, listening_fork_server
 
 from python_models import dbt_fork
 from python_models.dbt_runner import run_dbt
@@ -32,15 +31,6 @@ if line == "sleep":
     time.sleep(120)
 sys.exit(int(line))
 """
-
-
-def _server_folder() -> Path:
-    folder = Path(os.environ[dbt_fork.SERVER_ENV])
-    deadline = time.monotonic() + 120
-    while not Path(dbt_fork.socket_path(folder)).exists():
-        assert time.monotonic() < deadline, "the session's dbt fork server never listened"
-        time.sleep(0.2)
-    return folder
 
 
 def _probe(tmp_path: Path, folder: Path) -> subprocess.Popen:
@@ -63,7 +53,7 @@ def _cmdline(pid: int) -> str:
 
 
 def test_a_run_is_a_child_of_the_warmed_server_with_the_caller_s_streams_and_status(tmp_path):
-    folder = _server_folder()
+    folder = listening_fork_server()
     proc = _probe(tmp_path, folder)
     out, err = proc.communicate("3\n", timeout=60)
     pid, parent, warmed, cwd, value = out.splitlines()[0].split()
@@ -75,7 +65,7 @@ def test_a_run_is_a_child_of_the_warmed_server_with_the_caller_s_streams_and_sta
 
 
 def test_dbt_through_the_server_says_and_returns_what_dbt_itself_does(tmp_path):
-    folder = _server_folder()
+    folder = listening_fork_server()
     real = str(Path(sys.executable).parent / "dbt")
     runs = {}
     for name, executable in (("server", dbt_fork.executable_path(folder)), ("dbt", real)):
@@ -89,7 +79,7 @@ def test_dbt_through_the_server_says_and_returns_what_dbt_itself_does(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_the_caller_stops_its_run(tmp_path, signum):
-    folder = _server_folder()
+    folder = listening_fork_server()
     proc = _probe(tmp_path, folder)
     proc.stdin.write("sleep\n")
     proc.stdin.flush()
@@ -118,7 +108,7 @@ def test_a_run_s_warehouse_file_is_whole_when_the_run_returns(tmp_path):
     """The child closes the warehouse as a process's exit does before the caller hears the
     status (found by the daily tests, which copy the file alone right after a run): DuckDB
     folds its write-ahead log into the file when the database closes."""
-    _server_folder()  # the run below goes through the server
+    listening_fork_server()  # the run below goes through the server
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text('name: forked\nversion: "1.0"\nprofile: uba\n')

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from dbt_memory_project import heavy_rows_in, memory_project
-from processes import children, gone_within
+from processes import children, gone_within, listening_fork_server
 
 from python_models import dbt_fork
 from python_models.dbt_runner import DbtError, WarmDbt, error_summary, run_dbt, run_dbt_build
@@ -339,3 +339,49 @@ def test_a_new_target_folder_starts_from_the_parse_saved_for_its_warehouse(tmp_p
     assert full not in parse("third", "--vars", "{uba_example: 1}")
     monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
     assert full in parse("fourth")  # without the cache, as dbt alone
+
+
+def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(
+    tmp_path, monkeypatch
+):
+    """dbt hashes the warehouse's path with the profile and parses in full when it differs; a
+    run forked from the dbt fork server takes the cache's parse for a warehouse of the same file
+    name in another folder as its own. The run still builds into its own file, its manifest is
+    dbt's full parse of that warehouse, and a warehouse of another name (another database in
+    the manifest) or a run without the server parses in full."""
+    if not os.environ.get(dbt_fork.SERVER_ENV):
+        pytest.skip("no dbt fork server (Linux only)")
+    listening_fork_server()
+    project = _small_project(tmp_path)
+    monkeypatch.setenv("UBA_DBT_PARSE_CACHE", str(tmp_path / "cache"))
+
+    def dbt(command: str, warehouse: str, folder: str) -> str:
+        (tmp_path / warehouse).parent.mkdir(parents=True, exist_ok=True)
+        return run_dbt([command], tmp_path / warehouse, target_path=tmp_path / folder,
+                       project_dir=project)  # fmt: skip
+
+    def nodes(folder: str) -> dict:
+        manifest = json.loads((tmp_path / folder / "manifest.json").read_text())
+        keep = ("database", "schema", "relation_name", "checksum", "config", "depends_on")
+        return {
+            key: {name: node.get(name) for name in keep}
+            for key, node in manifest["nodes"].items()
+        }
+
+    full = "Unable to do partial parsing"
+    assert full in dbt("run", "a/w.duckdb", "first")  # nothing saved yet
+    assert full not in dbt("run", "b/w.duckdb", "second")
+    assert _tables(tmp_path / "b" / "w.duckdb") == {"ones": [(1,)]}
+    assert full in dbt("parse", "c/other.duckdb", "third")  # another database name
+    assert nodes("third")["model.small.ones"]["database"] == "other"
+
+    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
+    monkeypatch.delenv(dbt_fork.SERVER_ENV)
+    assert full in dbt("parse", "b/w.duckdb", "dbt-alone")  # dbt's own parse of b
+    assert nodes("second") == nodes("dbt-alone")
+    # without the server a saved parse of another folder's warehouse is parsed again
+    (tmp_path / "dbt-alone" / "partial_parse.msgpack").replace(
+        tmp_path / "first" / "partial_parse.msgpack"
+    )
+    monkeypatch.setenv(dbt_fork.SAVED_PARSE_ENV, "1")
+    assert full in dbt("parse", "a2/w.duckdb", "first")
