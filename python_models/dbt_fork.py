@@ -196,8 +196,6 @@ def _take_cached_parse_as_own() -> None:
 
 
 def _run(argv: list[str]) -> int:
-    if os.environ.get(SAVED_PARSE_ENV) == "1":
-        _take_cached_parse_as_own()
     if argv[:1] == [MODULE_FLAG]:
         import runpy
 
@@ -230,6 +228,8 @@ def _child(conn: socket.socket) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         request, fds = _receive(conn)
         _take_over(request, fds)
+        if request["env"].get(SAVED_PARSE_ENV) == "1":
+            _take_cached_parse_as_own()
         conn.sendall(f"{os.getpid()}\n".encode())
         finished = threading.Event()
 
