@@ -82,6 +82,9 @@ class Settings:
     pg_database: str = "uba"
     # Spark (local session): its warehouse directory and metastore live here.
     spark_dir: Path = Path("data/spark")
+    # Extra options for the local Spark session's JVM (UBA_SPARK_JAVA_OPTIONS), e.g. a JIT that
+    # stops at its first tier for short runs on few cores (docs/scale.md).
+    spark_java_options: str = ""
     # Retention windows in days (docs/privacy.md); 0 keeps forever. PII properties (email, ip,
     # declared sensitive keys) are purged from raw rows loaded longer ago than the first; raw
     # rows older than the second are deleted once rolled into raw.events_daily_rollup.
@@ -254,6 +257,7 @@ def _from_env() -> Settings:
         pg_password=os.environ.get("UBA_PG_PASSWORD", "uba"),
         pg_database=os.environ.get("UBA_PG_DATABASE", "uba"),
         spark_dir=Path(os.environ.get("UBA_SPARK_DIR", data_dir / "spark")).resolve(),
+        spark_java_options=os.environ.get("UBA_SPARK_JAVA_OPTIONS", "").strip(),
         input_path=input_path.resolve(),
         # Above this share of defective rows in one load batch, the gate blocks the batch as
         # corrupt and everything downstream (dbt, training, scoring) waits (gate/rules.py).

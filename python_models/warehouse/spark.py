@@ -37,8 +37,9 @@ class SparkTypes(Types):
     double = "double"
 
 
-def spark_conf(spark_dir: Path) -> dict[str, str]:
-    """The session settings dbt and the Python steps share (one metastore, one warehouse)."""
+def spark_conf(spark_dir: Path, java_options: str = "") -> dict[str, str]:
+    """The session settings dbt and the Python steps share (one metastore, one warehouse);
+    `java_options`: more options for the session's JVM (UBA_SPARK_JAVA_OPTIONS)."""
     return {
         "spark.master": "local[2]",
         "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
@@ -52,7 +53,7 @@ def spark_conf(spark_dir: Path) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.driver.memory": "2g",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir} {java_options}".strip(),
     }
 
 
@@ -223,10 +224,11 @@ class SparkWarehouse(Warehouse):
 def spark_session():
     from pyspark.sql import SparkSession
 
-    spark_dir = get_settings().spark_dir
+    settings = get_settings()
+    spark_dir = settings.spark_dir
     spark_dir.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.appName("uba").enableHiveSupport()
-    for key, value in spark_conf(spark_dir).items():
+    for key, value in spark_conf(spark_dir, settings.spark_java_options).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 

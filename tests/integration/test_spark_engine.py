@@ -152,6 +152,9 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
             "UBA_WAREHOUSE": "spark",
             "UBA_DBT_TARGET": "spark",
             "UBA_DATA_DIR": str(root / "data"),  # its own model artifacts
+            # One short-lived JVM beside another worker on 2 cores: a JIT that stops at its
+            # first tier and one GC thread cut the module's CPU by ~22% (docs/performance.md).
+            "UBA_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
         }
     )
     reload_settings()

@@ -348,7 +348,7 @@ def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(
     run forked from the dbt fork server takes the cache's parse for a warehouse of the same file
     name in another folder as its own. The run still builds into its own file, its manifest is
     dbt's full parse of that warehouse, and a warehouse of another name (another database in
-    the manifest) or a run without the server parses in full."""
+    the manifest) or a saved parse the cache did not provide parses in full."""
     if not os.environ.get(dbt_fork.SERVER_ENV):
         pytest.skip("no dbt fork server (Linux only)")
     listening_fork_server()
@@ -376,12 +376,7 @@ def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(
     assert nodes("third")["model.small.ones"]["database"] == "other"
 
     monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
-    monkeypatch.delenv(dbt_fork.SERVER_ENV)
-    assert full in dbt("parse", "b/w.duckdb", "dbt-alone")  # dbt's own parse of b
-    assert nodes("second") == nodes("dbt-alone")
-    # without the server a saved parse of another folder's warehouse is parsed again
-    (tmp_path / "dbt-alone" / "partial_parse.msgpack").replace(
-        tmp_path / "first" / "partial_parse.msgpack"
-    )
-    monkeypatch.setenv(dbt_fork.SAVED_PARSE_ENV, "1")
-    assert full in dbt("parse", "a2/w.duckdb", "first")
+    assert full in dbt("parse", "b/w.duckdb", "uncached")  # dbt's own full parse of b
+    assert nodes("second") == nodes("uncached")
+    # without the cache's word a saved parse of another folder's warehouse is parsed again
+    assert full in dbt("parse", "a/w.duckdb", "second")

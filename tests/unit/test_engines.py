@@ -52,16 +52,22 @@ NO_BOOKKEEPING = {
 }
 
 
-def test_spark_profile_uses_the_python_sides_session_settings(tmp_path):
+@pytest.mark.parametrize("java_options", ["", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"])
+def test_spark_profile_uses_the_python_sides_session_settings(tmp_path, java_options):
     from python_models.warehouse.spark import spark_conf
 
     profile = yaml.safe_load((ROOT / "profiles.yml").read_text())["uba"]["outputs"]["spark"]
     assert profile["method"] == "session"
+    environment = {"UBA_SPARK_DIR": str(tmp_path), "UBA_SPARK_JAVA_OPTIONS": java_options}
+
+    def env_var(name: str, default: str = "") -> str:
+        return environment.get(name, default)
+
     rendered = {
-        key: re.sub(r"\{\{ env_var\('UBA_SPARK_DIR', '[^']*'\) \}\}", str(tmp_path), str(value))
+        key: jinja2.Template(str(value)).render(env_var=env_var)
         for key, value in profile["server_side_parameters"].items()
     }
-    assert rendered == spark_conf(tmp_path)
+    assert rendered == spark_conf(tmp_path, java_options)
 
 
 def _engine_macros() -> dict[str, list[tuple[str, list[str]]]]:
