@@ -296,8 +296,7 @@ def saved_parse_for(
     given_vars = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--vars"]
     profiles = (REPO_ROOT / "profiles.yml").read_text()
     profile = [
-        f"{name}={_location_free(name, env.get(name, ''))}"
-        for name in _profile_variables(profiles)
+        f"{name}={_location_free(name, env.get(name, ''))}" for name in _profile_variables(profiles)
     ]
     digest = hashlib.sha256(profiles.encode()).hexdigest()
     key = "|".join([str(project), digest, *profile, *given_vars])

@@ -341,9 +341,7 @@ def test_a_new_target_folder_starts_from_the_parse_saved_for_its_warehouse(tmp_p
     assert full in parse("fourth")  # without the cache, as dbt alone
 
 
-def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(
-    tmp_path, monkeypatch
-):
+def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(tmp_path, monkeypatch):
     """dbt hashes the warehouse's path with the profile and parses in full when it differs; a
     run forked from the dbt fork server takes the cache's parse for a warehouse of the same file
     name in another folder as its own. The run still builds into its own file, its manifest is
@@ -364,8 +362,7 @@ def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(
         manifest = json.loads((tmp_path / folder / "manifest.json").read_text())
         keep = ("database", "schema", "relation_name", "checksum", "config", "depends_on")
         return {
-            key: {name: node.get(name) for name in keep}
-            for key, node in manifest["nodes"].items()
+            key: {name: node.get(name) for name in keep} for key, node in manifest["nodes"].items()
         }
 
     full = "Unable to do partial parsing"
