@@ -86,6 +86,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=rank)  # stable: collection order within a rank
 
 
+DBT_EXCLUDE_ENV = "DBT_EXCLUDE_RESOURCE_TYPES"  # dbt's --exclude-resource-type
+
+
+@contextlib.contextmanager
+def with_dbt_unit_tests() -> Iterator[None]:
+    """dbt runs started inside run the project's unit tests again (the session leaves them out)."""
+    excluded = os.environ.pop(DBT_EXCLUDE_ENV, None)
+    try:
+        yield
+    finally:
+        if excluded is not None:
+            os.environ[DBT_EXCLUDE_ENV] = excluded
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_settings(tmp_path_factory):
     """Point every setting at a temporary directory for the whole session."""
@@ -98,6 +112,10 @@ def _isolated_settings(tmp_path_factory):
     os.environ["UBA_UNKNOWN_EVENT_POLICY"] = "quarantine"
     os.environ["UBA_DUCKDB_MEMORY_LIMIT"] = "2GB"
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
+    # dbt's unit tests check the SQL on fixed inputs: they run in the shared sample's full build
+    # (built_warehouse) and where a test is about them (the PostgreSQL builds, `uba build`'s
+    # nodes: with_dbt_unit_tests); in every other build they cost ~18 s of CPU for nothing new.
+    os.environ[DBT_EXCLUDE_ENV] = "unit_test"
     (root / "dagster_home").mkdir()
     # Each dbt run in a new target folder starts from the last parse saved for its profile
     # (python_models/dbt_runner.py; with `tmp_path` below, the same warehouse path test after
@@ -228,12 +246,13 @@ def gated_warehouse(sample_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_warehouse(gated_warehouse, tmp_path_factory) -> Path:
-    """A copy of the gated warehouse after a full `dbt build` (models and dbt tests)."""
+    """A copy of the gated warehouse after a full `dbt build` (models, data and unit tests)."""
     from python_models.dbt_runner import run_dbt
 
     def build(folder: Path) -> None:
         shutil.copy(gated_warehouse, folder / "warehouse.duckdb")
-        run_dbt(["build"], duckdb_path=folder / "warehouse.duckdb", quiet=True)
+        with with_dbt_unit_tests():  # the suite's one DuckDB run of them
+            run_dbt(["build"], duckdb_path=folder / "warehouse.duckdb", quiet=True)
 
     shared = _built_once(tmp_path_factory, "built", build) / "warehouse.duckdb"
     return _own_copy(shared, tmp_path_factory, "built")

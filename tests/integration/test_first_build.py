@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import with_dbt_unit_tests
 
 from python_models.warehouse import connect
 
@@ -64,7 +65,8 @@ def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse
     shutil.copy(gated_warehouse, path)
     _plant(path)
     target = tmp_path / "target"
-    env = {**os.environ, "UBA_DUCKDB_PATH": str(path), "DBT_TARGET_PATH": str(target)}
+    with with_dbt_unit_tests():  # `uba build`'s nodes as a deployment runs them
+        env = {**os.environ, "UBA_DUCKDB_PATH": str(path), "DBT_TARGET_PATH": str(target)}
     done = _uba_build(env)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"uba build: data test warning: {DEVICE_TEST}" in done.stderr

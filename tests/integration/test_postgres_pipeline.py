@@ -24,6 +24,7 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 import pytest
+from conftest import with_dbt_unit_tests
 from pg_server import NoPostgres, pg_environment, throwaway_postgres
 from sklearn.metrics import adjusted_rand_score
 from test_models_truth import SMALL  # the truth tests' parameters for the small sample
@@ -81,7 +82,8 @@ def pg_run(sample_data, tmp_path_factory):
         assert con.engine == "postgres"
         load_into(con, sample_data.events_dir, progress=False)
         gate = run_gate(con)
-        run_dbt(["build"], target="postgres", quiet=True, target_path=root / "dbt_target")
+        with with_dbt_unit_tests():  # every dbt test, unit tests too, on PostgreSQL
+            run_dbt(["build"], target="postgres", quiet=True, target_path=root / "dbt_target")
         outcomes = {
             name: train_model(con, name, run_id="pg-run", params=SMALL.get(name))
             for name in model_names()
