@@ -112,11 +112,11 @@ def _isolated_settings(tmp_path_factory):
     os.environ["UBA_UNKNOWN_EVENT_POLICY"] = "quarantine"
     os.environ["UBA_DUCKDB_MEMORY_LIMIT"] = "2GB"
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
+    (root / "dagster_home").mkdir()
     # dbt's unit tests check the SQL on fixed inputs: they run in the shared sample's full build
     # (built_warehouse) and where a test is about them (the PostgreSQL builds, `uba build`'s
     # nodes: with_dbt_unit_tests); in every other build they cost ~18 s of CPU for nothing new.
     os.environ[DBT_EXCLUDE_ENV] = "unit_test"
-    (root / "dagster_home").mkdir()
     # Each dbt run in a new target folder starts from the last parse saved for its profile
     # (python_models/dbt_runner.py; with `tmp_path` below, the same warehouse path test after
     # test).
