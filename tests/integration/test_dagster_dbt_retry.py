@@ -10,7 +10,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dbt_memory_project import heavy_rows_in, memory_project
 
 from python_models.config import REPO_ROOT
-from python_models.dbt_runner import run_dbt
+from python_models.dbt_runner import dbt_executable, run_dbt
 
 
 def _materialize(tmp_path, monkeypatch, failing_test: bool = False, **project_vars):
@@ -31,7 +31,10 @@ def _materialize(tmp_path, monkeypatch, failing_test: bool = False, **project_va
     def memory_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from build_with_memory_retry(context, dbt, target)
 
-    dbt = DbtCliResource(project_dir=str(project), profiles_dir=str(REPO_ROOT))
+    # dbt_executable(): the worker's fork server (tests/conftest.py), as the product's resource
+    dbt = DbtCliResource(
+        project_dir=str(project), profiles_dir=str(REPO_ROOT), dbt_executable=dbt_executable()
+    )
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [memory_assets], resources={"dbt": dbt}, instance=instance, raise_on_error=False
