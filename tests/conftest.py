@@ -87,6 +87,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 DBT_EXCLUDE_ENV = "DBT_EXCLUDE_RESOURCE_TYPES"  # dbt's --exclude-resource-type
+# dbt arguments for a build whose data tests would re-check what the shared sample's full build
+# (built_warehouse) already checked: the same rows, or tables compared with those it tested.
+DBT_MODELS_ONLY = ["--exclude-resource-type", "test", "unit_test"]
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import DBT_MODELS_ONLY
 from increments import hold_back, read, release_held_back
 
 from python_models.config import REPO_ROOT
@@ -805,7 +806,12 @@ def test_generated_build_is_idempotent(generated, tmp_path):
         con.close()
     assert set(CORE_MODELS) <= set(tables)
     before = table_hashes(copy, tables)
-    run_dbt(["build"], duckdb_path=copy, quiet=True, target_path=tmp_path / "dbt-target")
+    run_dbt(
+        ["build", *DBT_MODELS_ONLY],
+        duckdb_path=copy,
+        quiet=True,
+        target_path=tmp_path / "dbt-target",
+    )
     assert table_hashes(copy, tables) == before
 
 
@@ -815,12 +821,12 @@ def test_generated_incremental_equals_full_refresh(generated, tmp_path):
     shutil.copy(path, copy)
     cut = read(copy, "select quantile_disc(received_at, 0.7) as cut from raw.events_validated")
     hold_back(copy, "received_at >= ?", [cut["cut"][0]])
-    build_core(copy, tmp_path, "--full-refresh")
+    build_core(copy, tmp_path, "--full-refresh", *DBT_MODELS_ONLY)
     release_held_back(copy)
-    build_core(copy, tmp_path)
+    build_core(copy, tmp_path, *DBT_MODELS_ONLY)
     marts = ["marts.fct_events", "marts.fct_sessions", "marts.dim_users", PERSON_TOTALS]
     incremental = table_hashes(copy, marts)
-    build_core(copy, tmp_path, "--full-refresh")
+    build_core(copy, tmp_path, "--full-refresh", *DBT_MODELS_ONLY)
     assert table_hashes(copy, marts) == incremental
 
 
@@ -847,7 +853,7 @@ def test_two_full_builds_are_bit_identical(generated, gated_warehouse, tmp_path)
     second = tmp_path / "warehouse.duckdb"
     shutil.copy(gated_warehouse, second)
     run_dbt(
-        ["build", "--full-refresh"],
+        ["build", "--full-refresh", *DBT_MODELS_ONLY],  # the tests ran in the first
         duckdb_path=second,
         quiet=True,
         target_path=tmp_path / "dbt-target",

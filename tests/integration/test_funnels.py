@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from conftest import DBT_MODELS_ONLY
 from test_dbt_core import make_planted_events, write_validated
 from test_postgres_portability import (  # a throwaway PostgreSQL cluster and its helpers
     _load_postgres,
@@ -51,9 +52,6 @@ CONFORMANCE_FUNNEL = {
     "conversion_window": "366d",
     "order": "strict",
 }
-# The data tests and unit tests run in the full build of the shared sample (conftest); here they
-# would only add minutes.
-MODELS_ONLY = ["--exclude-resource-type", "test", "unit_test"]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 INCIDENT_SAMPLE_EVENTS = 250_000
 INCIDENT_START, INCIDENT_DAYS = "2025-02-10", 21
@@ -244,7 +242,7 @@ def _pipeline_warehouse(tmp_path: Path, events_csv: Path, dbt_vars: dict, select
     assert uba(["load", str(events_csv), "--duckdb", str(db)]) == 0
     assert uba(["gate", "--duckdb", str(db)]) == 0
     run_dbt(
-        ["build", "--select", *select, *MODELS_ONLY],
+        ["build", "--select", *select, *DBT_MODELS_ONLY],
         duckdb_path=db,
         dbt_vars=dbt_vars,
         quiet=True,
@@ -379,7 +377,7 @@ def test_retention_conforms_to_dbt_product_analytics(conformance_dir, tmp_path):
 
     # With the fixture's return action as the setting, the report itself gives 19 / 4 / 3 / 3.
     run_dbt(
-        ["build", "--select", "rpt_retention_daily", *MODELS_ONLY],
+        ["build", "--select", "rpt_retention_daily", *DBT_MODELS_ONLY],
         duckdb_path=db,
         dbt_vars={"uba__retention_return_events": ["purchase"]},
         quiet=True,
@@ -447,7 +445,7 @@ def incident_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     assert uba(["load", str(sample.events_dir), "--duckdb", str(db)]) == 0
     assert uba(["gate", "--duckdb", str(db)]) == 0
     run_dbt(
-        ["build", "--select", "+rpt_funnel_incidents", *MODELS_ONLY],
+        ["build", "--select", "+rpt_funnel_incidents", *DBT_MODELS_ONLY],
         duckdb_path=db,
         quiet=True,
         target_path=root / "target",
@@ -586,7 +584,7 @@ def test_funnel_models_match_duckdb_on_postgres(tmp_path, monkeypatch, request):
         "--select",
         "+rpt_funnel_incidents",
         "+rpt_funnel_conversion_weekly",
-        *MODELS_ONLY,
+        *DBT_MODELS_ONLY,
     ]
     dbt_vars = {"uba__funnels": PG_FUNNELS}
     duck = tmp_path / "warehouse.duckdb"

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import DBT_MODELS_ONLY
 from polars.testing import assert_frame_equal, assert_series_equal
 
 # A JVM start per step and seconds per dbt statement: past the suite's 900 s per-test limit
@@ -52,7 +53,6 @@ SPARK_SELECT = [
     "+dim_user_holdout_groups",  # scoring tags each score with its holdout group
     "+rpt_load_hourly",  # load_forecast's input
 ]
-SKIPPED_RESOURCES = ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 COMPARED = [
     "marts.fct_events",
     "marts.fct_sessions",
@@ -161,7 +161,7 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
     try:
         # The models only by default (their equality with DuckDB's is the check; each dbt test
         # costs seconds in local mode); UBA_SPARK_DBT_TESTS=1 runs their dbt tests too.
-        skipped = [] if os.environ.get("UBA_SPARK_DBT_TESTS") == "1" else SKIPPED_RESOURCES
+        skipped = [] if os.environ.get("UBA_SPARK_DBT_TESTS") == "1" else DBT_MODELS_ONLY
         selected = [] if FULL_BUILD else ["--select", *SPARK_SELECT]
         tables = _built_tables(built_warehouse) if FULL_BUILD else COMPARED
         # One process, one JVM start (each costs ~15 s and the Hive metastore's set-up): gated
