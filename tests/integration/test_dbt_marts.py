@@ -10,7 +10,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import DBT_EXCLUDE_ENV
 from increments import assert_same_rows, hold_back, read, release_held_back, sorted_table
 from test_postgres_portability import postgres_server  # noqa: F401 (a fixture, used below)
 
@@ -265,7 +264,6 @@ def test_feature_marts_and_reports_match_duckdb_on_postgres(tmp_path, monkeypatc
     from test_postgres_portability import _load_postgres, _normalise, _pg_frame
 
     port = request.getfixturevalue("postgres_server")
-    monkeypatch.delenv(DBT_EXCLUDE_ENV)  # the unit tests too, on PostgreSQL
     for name, value in {
         "UBA_PG_HOST": "127.0.0.1",
         "UBA_PG_PORT": str(port),
