@@ -87,8 +87,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 DBT_EXCLUDE_ENV = "DBT_EXCLUDE_RESOURCE_TYPES"  # dbt's --exclude-resource-type
-# dbt arguments for a build whose data tests would re-check what the shared sample's full build
-# (built_warehouse) already checked: the same rows, or tables compared with those it tested.
+# dbt arguments for a build of the models alone, where the test's own check is a comparison
+# (with the shared sample's tested build, a full refresh, another engine's tables or a
+# reimplementation): the data and unit tests run in built_warehouse's build and the product's
+# runs, and would only add minutes here.
 DBT_MODELS_ONLY = ["--exclude-resource-type", "test", "unit_test"]
 
 
