@@ -66,6 +66,9 @@ _KEY_SET_MEMBERSHIP = re.compile(
     r"/\* uba:end_list \*/\), false\)",
     re.S,
 )
+# The project's one-scan test of a model's NOT NULL-constrained columns (macros/
+# uba_generic_tests.sql).
+NOT_NULL_COLUMNS = "uba_not_null_columns"
 # dbt's not_null test as it compiles (default__test_not_null): the model (a scoped subquery on
 # the daily run) and the column. Such tests on one model are counted in one scan.
 _NOT_NULL = re.compile(
@@ -222,6 +225,12 @@ def _tested_columns(manifest: dict, node: dict) -> dict:
     columns = kwargs.get("combination_of_columns") or (
         [kwargs["column_name"]] if kwargs.get("column_name") else None
     )
+    if (node.get("test_metadata") or {}).get("name") == NOT_NULL_COLUMNS and attached:
+        columns = [
+            name
+            for name, column in attached.get("columns", {}).items()
+            if any(c.get("type") == "not_null" for c in column.get("constraints") or [])
+        ]
     if attached is None or not columns:
         return {}
     return {
@@ -493,7 +502,8 @@ def implied_tests(con, tests: list[dict]) -> set[str]:
     """Names of the saved tests that cannot find a failing row, given what DuckDB enforces and
     the other tests of the plan, so the replay does not read their tables:
     - not_null of a column the warehouse table declares NOT NULL (a contract's constraint:
-      DuckDB refuses a null on every insert and update);
+      DuckDB refuses a null on every insert and update), and uba_not_null_columns of a table
+      that declares all of its constrained columns so;
     - uba_unique_combination_of_columns whose columns include one that a `unique` test of the
       same table and scope checks (severity error: if it fails, the refresh fails) and that
       is NOT NULL: a combination holding a unique non-null value has no two equal rows.
@@ -517,7 +527,9 @@ def implied_tests(con, tests: list[dict]) -> set[str]:
         if test.get("limit") is not None:
             continue
         keys = [(*test["table"], column) for column in test["columns"]]
-        if test.get("kind") == "not_null" and keys[0] in not_null:
+        if test.get("kind") in ("not_null", NOT_NULL_COLUMNS) and all(
+            key in not_null for key in keys
+        ):
             implied.add(test["name"])
         elif test.get("kind") == "uba_unique_combination_of_columns" and any(
             key in not_null and (*test["table"], test["where"], key[2]) in unique for key in keys

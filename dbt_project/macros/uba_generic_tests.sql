@@ -15,3 +15,67 @@
     group by {{ combination_of_columns | join(', ') }}
     having count(*) > 1
 {% endtest %}
+
+{#- Fails once for each column of the tested model that declares a not_null constraint and
+    holds a null: one row per such column (column_name, null_rows). A model with an enforced
+    contract declares its non-null columns once, as constraints: the warehouse refuses a null
+    where the engine enforces them (DuckDB, PostgreSQL, Snowflake, BigQuery), and this one test
+    checks them on every engine, Spark's non-Delta tables included (spark__persist_constraints);
+    the daily replay counts it as passed where the stored table has them all NOT NULL
+    (python_models/dbt_daily_tests.py, implied_tests).
+    One node per model instead of a not_null node per column: dbt spends ~50 ms of its own on
+    each test node (docs/performance.md), and the columns are counted in one scan. -#}
+{% test uba_not_null_columns(model) %}
+    {%- set columns = uba_not_null_constrained_columns() %}
+    with null_counts as (
+        select
+        {%- for column in columns %}
+            count(*) - count({{ column }}) as null_rows_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- endfor %}
+        from {{ model }}
+    ),
+
+    constrained_columns as (
+        {%- for column in columns %}
+        select {{ loop.index }} as column_position, '{{ column }}' as column_name
+        {{- ' union all' if not loop.last }}
+        {%- endfor %}
+    ),
+
+    counted as (
+        select
+            constrained_columns.column_name,
+            case constrained_columns.column_position
+            {%- for column in columns %}
+                when {{ loop.index }} then null_counts.null_rows_{{ loop.index }}
+            {%- endfor %}
+            end as null_rows
+        from null_counts
+        cross join constrained_columns
+    )
+
+    select column_name, null_rows from counted where null_rows > 0
+{% endtest %}
+
+{#- The columns of the model a data test is attached to whose yml declares a not_null
+    constraint, in yml order; none while dbt parses. A model that carries uba_not_null_columns
+    and declares none stops the compile: the test could never fail. -#}
+{% macro uba_not_null_constrained_columns() -%}
+    {%- if not execute -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set attached = model.get('attached_node') if model is mapping else none -%}
+    {%- set node = graph.nodes.get(attached) if attached else none -%}
+    {%- set columns = [] -%}
+    {%- for column in (node.columns.values() if node else []) -%}
+        {%- if column.constraints | selectattr('type', 'equalto', 'not_null') | list -%}
+            {%- do columns.append(column.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not columns -%}
+        {{ exceptions.raise_compiler_error(
+            "uba_not_null_columns on " ~ attached ~ ": no column declares a not_null constraint"
+        ) }}
+    {%- endif -%}
+    {{ return(columns) }}
+{%- endmacro %}

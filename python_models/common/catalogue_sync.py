@@ -51,7 +51,8 @@ def _entry(name, event, description, data_type, unit, window, used_by, high, low
         f"{_COLUMN_START}{name}\n"
         f'        description: "{description}"\n'
         f"        data_type: {data_type}\n"
-        "        data_tests: [not_null]\n"
+        "        constraints:\n"
+        "          - type: not_null\n"
         "        config:\n"
         "          meta:\n"
         f"            event_type: {event}\n"

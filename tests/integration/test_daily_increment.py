@@ -558,6 +558,14 @@ def _test_results(path: Path, target: Path, names, *extra: str) -> list[dict]:
     return results
 
 
+def _compiled_tests(target: Path) -> list[dict]:
+    """The tests the last dbt run in `target` compiled, as the daily replay keeps them."""
+    from python_models import dbt_daily_tests
+
+    manifest = json.loads((target / "manifest.json").read_text())
+    return dbt_daily_tests.compiled_tests(manifest, require_all=False)
+
+
 def _unique_key_tests(path: Path, target: Path, *extra: str) -> list[dict]:
     """Run the two unique tests scoped to the newest load batches' keys; their results."""
     return _test_results(path, target, NEW_KEY_TESTS, *extra)
@@ -591,9 +599,7 @@ def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path
         results = _unique_key_tests(path, target)
         assert {r["unique_id"].split(".")[2] for r in results} == set(NEW_KEY_TESTS)
         assert [r["failures"] for r in results] == [1 if in_new_day else 0] * 2
-        plan = dbt_daily_tests.compiled_tests(
-            json.loads((target / "manifest.json").read_text()), require_all=False
-        )
+        plan = _compiled_tests(target)
         assert len(plan) == 2 and all("uba:run_time" in test["sql"] for test in plan)
         con = connect(path)
         try:
@@ -636,9 +642,7 @@ def test_events_reconcile_with_the_source_for_the_newest_loads(
         con.close()
     warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "target"
     assert _reconcile_test(warehouse, target) == (1 if in_new_day else 0)
-    (test,) = dbt_daily_tests.compiled_tests(
-        json.loads((target / "manifest.json").read_text()), require_all=False
-    )
+    (test,) = _compiled_tests(target)
     assert "uba:run_time" in test["sql"] and "count(distinct" not in test["sql"]
     con = connect(warehouse)
     try:
@@ -704,9 +708,7 @@ def test_sessions_reconcile_with_events_from_the_latest_batch_s_earliest_event(
         con.close()
     failing = _scoped_tests(path, target, [SESSIONS_RECONCILE])
     assert failing == ({SESSIONS_RECONCILE} if in_new_day else set())
-    (test,) = dbt_daily_tests.compiled_tests(
-        json.loads((target / "manifest.json").read_text()), require_all=False
-    )
+    (test,) = _compiled_tests(target)
     con = connect(path)
     try:
         (written,) = dbt_daily_tests.run_time_values(con, [test])
@@ -737,8 +739,8 @@ BOUNDED_SCOPES = {
         "insert into features.int_feature_user_day_items "
         "select * from features.int_feature_user_day_items where event_date {day} limit 1"
     ),
-    "not_null_fct_events_revenue_usd": (
-        "update marts.fct_events set revenue_usd = null where event_id = ("
+    "unique_fct_events_event_id": (  # its NOT NULL columns refuse a planted null
+        "insert into marts.fct_events select * from marts.fct_events where event_id = ("
         "select min(event_id) from marts.fct_events where event_date {day} and event_id in ("
         "select event_id from intermediate.int_events_sessionized where batch_id {batch}))"
     ),
@@ -785,9 +787,7 @@ def test_tests_bounded_by_load_or_day_fail_on_the_new_rows_as_their_nodes(
         con.close()
     failing = _scoped_tests(path, target, BOUNDED_SCOPES)
     assert failing == (set(BOUNDED_SCOPES) if in_new_day else set())
-    plan = dbt_daily_tests.compiled_tests(
-        json.loads((target / "manifest.json").read_text()), require_all=False
-    )
+    plan = _compiled_tests(target)
     con = connect(path)
     try:
         written = dbt_daily_tests.run_time_values(con, plan)
@@ -801,11 +801,15 @@ def test_tests_bounded_by_load_or_day_fail_on_the_new_rows_as_their_nodes(
         assert full == set(BOUNDED_SCOPES)
 
 
-def test_the_sequences_not_null_tests_are_implied_by_their_contract(daily_increment, tmp_path):
-    """ftr_user_event_sequences declares NOT NULL on every column a not_null test of it
-    checks (its contract), on a full build and after the increment: a null is refused where it
-    would be written (the run fails at the model instead of at the test), so the daily replay
-    counts those tests as passed without reading the table (dbt_daily_tests.implied_tests)."""
+def test_the_not_null_columns_of_contract_models_are_implied_by_their_constraints(
+    daily_increment, tmp_path
+):
+    """A model with an enforced contract declares NOT NULL on each column that must not be
+    null, and one uba_not_null_columns test checks them all (macros/uba_generic_tests.sql). On
+    a full build and after the increment the warehouse refuses a null where it would be
+    written (the run fails at the model instead of at the test), so the daily replay counts
+    each such test as passed without reading the table (dbt_daily_tests.implied_tests); a
+    column the yml leaves nullable keeps its table's test a scan."""
     import duckdb
 
     from python_models import dbt_daily_tests
@@ -813,42 +817,114 @@ def test_the_sequences_not_null_tests_are_implied_by_their_contract(daily_increm
     manifest = json.loads(
         (daily_increment["warehouse"].parent / "target" / "manifest.json").read_text()
     )
-    columns = sorted(
-        node["test_metadata"]["kwargs"]["column_name"]
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "test"
-        and (node.get("test_metadata") or {}).get("name") == "not_null"
-        and node.get("attached_node") == "model.uba.ftr_user_event_sequences"
-    )
-    assert len(columns) > 30
-    tests = [
-        {
-            "name": f"not_null_{column}",
-            "kind": "not_null",
-            "table": ["features", "ftr_user_event_sequences"],
-            "columns": [column],
-            "where": None,
-            "severity": "error",
-            "limit": None,
-            "fail_calc": "count(*)",
-            "warn_if": "!= 0",
-            "error_if": "!= 0",
-        }
-        for column in columns
-    ]
+    tested = {}  # table -> the columns the yml declares NOT NULL
+    for node in manifest["nodes"].values():
+        if (node.get("test_metadata") or {}).get("name") != dbt_daily_tests.NOT_NULL_COLUMNS:
+            continue
+        model = manifest["nodes"][node["attached_node"]]
+        assert model["config"]["contract"]["enforced"], model["name"]
+        tested[(model["schema"], model["alias"])] = [
+            name
+            for name, column in model["columns"].items()
+            if any(c["type"] == "not_null" for c in column["constraints"])
+        ]
+    assert len(tested[("features", "ftr_user_event_sequences")]) > 30
+    assert len(tested[("features", "ftr_user_features")]) > 50
+
+    def plan(tables) -> list[dict]:
+        return [
+            {
+                "name": f"{dbt_daily_tests.NOT_NULL_COLUMNS}_{table}",
+                "kind": dbt_daily_tests.NOT_NULL_COLUMNS,
+                "table": [schema, table],
+                "columns": columns,
+                "where": None,
+                "severity": "error",
+                "limit": None,
+                "fail_calc": "count(*)",
+                "warn_if": "!= 0",
+                "error_if": "!= 0",
+            }
+            for (schema, table), columns in tested.items()
+            if (schema, table) in tables
+        ]
+
     for build in ("after_increment", "warehouse"):  # after the increment; a full refresh
         path = tmp_path / f"{build}.duckdb"
         shutil.copy(daily_increment[build], path)
         con = connect(path)
         try:
+            built = set(
+                con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+            )
+            tests = plan(built)
+            assert len(tests) >= 6, build  # the feature marts, fct_sessions, dim_users ...
             assert dbt_daily_tests.implied_tests(con, tests) == {t["name"] for t in tests}, build
             with pytest.raises(duckdb.ConstraintException):
                 con.execute(
-                    "update features.ftr_user_event_sequences set count_events_so_far = null "
-                    "where event_id = (select max(event_id) from features.ftr_user_event_sequences)"
+                    "update features.ftr_user_features set count_events_lifetime = null "
+                    "where user_id = (select max(user_id) from features.ftr_user_features)"
                 )
+            # one column short of the table's constraints: read, not implied
+            (sequences,) = [t for t in tests if t["table"][1] == "ftr_user_event_sequences"]
+            sequences = sequences | {"columns": [*sequences["columns"], "next_event_name"]}
+            assert not dbt_daily_tests.implied_tests(con, [sequences]), build
         finally:
             con.close()
+
+
+@pytest.mark.slow
+def test_a_null_the_engine_lets_through_fails_the_models_one_not_null_test(
+    daily_increment, tmp_path
+):
+    """Where the warehouse does not refuse a null (Spark's non-Delta tables; here DuckDB with the
+    constraint dropped), uba_not_null_columns fails for each model holding one, with one row
+    per null column naming it: as dbt's node and in the daily replay of its compiled SQL,
+    which no longer counts it as implied."""
+    from python_models import dbt_daily_tests
+
+    path, target = tmp_path / "warehouse.duckdb", tmp_path / "target"
+    shutil.copy(daily_increment["warehouse"], path)
+    planted = {  # test -> (table, column, the row given a null)
+        "uba_not_null_columns_ftr_user_features_": (
+            "features.ftr_user_features",
+            "count_events_lifetime",
+            "as_of_date = (select max(as_of_date) from features.ftr_user_features)",
+        ),
+        "uba_not_null_columns_fct_sessions_": (
+            "marts.fct_sessions",
+            "session_duration_seconds",
+            "session_id = (select max(session_id) from marts.fct_sessions)",
+        ),
+    }
+    con = connect(path)
+    try:
+        for table, column, row in planted.values():
+            con.execute(f"alter table {table} alter column {column} drop not null")
+            (changed,) = con.execute(
+                f"update {table} set {column} = null where {row} and "
+                f"user_id = (select min(user_id) from {table} where {row})"
+            ).fetchone()
+            assert changed == 1
+    finally:
+        con.close()
+    results = _test_results(path, target, [*planted, "uba_not_null_columns_dim_users_"])
+    assert {r["unique_id"].split(".")[2]: r["failures"] for r in results} == {
+        **dict.fromkeys(planted, 1),
+        "uba_not_null_columns_dim_users_": 0,
+    }
+    plan = _compiled_tests(target)
+    con = connect(path)
+    try:
+        implied = dbt_daily_tests.implied_tests(con, plan)
+        outcome = dbt_daily_tests.run_plan(con, plan)
+    finally:
+        con.close()
+    assert implied == {"uba_not_null_columns_dim_users_"}
+    assert sorted(outcome.failed) == sorted(
+        f"{test}: 1 failing rows; first: ('{column}', 1)"
+        for test, (_, column, _) in planted.items()
+    )
 
 
 def _statements_by_node(log: str) -> dict[str, list[str]]:
