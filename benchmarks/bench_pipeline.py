@@ -34,9 +34,11 @@ Figures only: no pass/fail. Compare ratios, not seconds (the machine is shared);
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,8 +158,6 @@ def time_lineage(work: Path, head_start: float) -> tuple[float, float]:
     """The same-work row: churn's lineage built on a copy of the gated warehouse, in a child
     process (its own dbt target, so the full build's partial-parse state is untouched) whose
     dbt starts `head_start` seconds (the load's and gate's) before its command is sent."""
-    import shutil
-
     scratch = work / "lineage"
     shutil.rmtree(scratch, ignore_errors=True)
     (scratch / "data").mkdir(parents=True)
@@ -255,7 +255,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--sample", type=Path, help="reuse a `uba generate` output folder")
-    parser.add_argument("--keep", default=None, help="work directory to keep (default: temp)")
+    parser.add_argument(
+        "--keep",
+        default=None,
+        help="work directory to keep (default: a temporary one, removed at the end)",
+    )
     parser.add_argument("--models", default=None, help="comma-separated (default: every model)")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--ref-threads", type=int, default=2)
@@ -266,6 +270,8 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="uba-bench-")).resolve()
+    if args.keep is None:  # a temporary work directory (~17 GB at 10M) goes when the bench ends
+        atexit.register(shutil.rmtree, work, True)
     os.environ["UBA_DATA_DIR"] = str(work / "data")
     os.environ["UBA_DUCKDB_PATH"] = str(work / "data" / "warehouse.duckdb")
     os.environ.setdefault("UBA_ALLOW_DEV_SALT", "1")  # a benchmark, not real data
@@ -298,7 +304,9 @@ def main() -> int:
     me += ["--events", str(args.events), "--seed", str(args.seed)]
     me += ["--sample", str(sample_dir)] + (["--models", args.models] if args.models else [])
     me += ["--no-lineage"] if args.no_lineage else []
-    print(f"benchmark in {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    kept = "kept" if args.keep else "removed at the end; --keep DIR keeps it"
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    print(f"benchmark in {work} ({kept}); {load}")
     _, _, out = _part([*me, "--part", "split"], env, echo=True)
     split = json.loads(out.strip().splitlines()[-1])
     history_dir, day_dir = Path(split["history"]), Path(split["day"])
