@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from python_models.dbt_daily_tests import NOT_NULL_COLUMNS as FOLDED_TEST
+
 ROOT = Path(__file__).resolve().parents[2]
 YML_FILES = sorted((ROOT / "dbt_project" / "models").rglob("*.yml"))
-FOLDED_TEST = "uba_not_null_columns"  # macros/uba_generic_tests.sql
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
