@@ -13,13 +13,16 @@ the full-build SQL) while
   dbt-bigquery, which are not installed (the test lists the default names that remain);
 - `target.type` is the dialect (string escaping, materializations chosen per engine).
 Adapter internals (relations, caching) stay DuckDB's. Compiled SQL lands in
-TARGET_DIR/<dialect>/compiled.
+TARGET_DIR/<dialect>/compiled: every model, and the uba_not_null_columns tests (the project's
+own generic test SQL that runs on every engine).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from python_models.dbt_daily_tests import NOT_NULL_COLUMNS
 
 ROOT = Path(__file__).parents[1]
 
@@ -70,6 +73,7 @@ def compile_for(dialect: str, target_path: Path) -> None:
                 str(target_path),
                 "--select",
                 "resource_type:model",
+                f"test_name:{NOT_NULL_COLUMNS}",  # the project's own generic test, its SQL plain
                 "--quiet",
             ]
         )

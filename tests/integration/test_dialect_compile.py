@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import sqlglot
 
+from python_models.dbt_daily_tests import NOT_NULL_COLUMNS
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parents[2]
@@ -90,6 +92,18 @@ def test_every_model_parses_in_the_engines_dialect(compiled, dialect):
                     unknown.setdefault(call.name.lower(), set()).add(name)
     assert not failures, "\n".join(failures)
     assert not unknown, f"functions {dialect} may not have: {unknown}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_not_null_columns_test_parses_in_the_engines_dialect(compiled, dialect):
+    """The project's one generic test with SQL of its own structure (macros/
+    uba_generic_tests.sql) runs on every engine: compiled for each contract model, it parses."""
+    models = compiled / dialect / "compiled" / "uba" / "models"
+    tests = {p.stem: p.read_text() for p in models.rglob(f"{NOT_NULL_COLUMNS}_*.sql")}
+    assert len(tests) >= 11
+    for name, sql in sorted(tests.items()):
+        (tree,) = sqlglot.parse(sql, read=dialect)
+        assert "null_rows" in tree.sql(dialect=dialect), name
 
 
 def test_no_model_declares_a_named_window_snowflake_lacks(compiled):
