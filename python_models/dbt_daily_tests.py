@@ -42,7 +42,7 @@ import json
 import re
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,6 +211,16 @@ def compiled_tests(manifest: dict, require_all: bool = True) -> list[dict] | Non
     ]
 
 
+def not_null_constrained(columns: Iterable[dict]) -> list[str]:
+    """Names of the columns (dbt column entries, from a manifest or a yml) whose constraints
+    include not_null: what uba_not_null_columns checks (its macro reads the same)."""
+    return [
+        column["name"]
+        for column in columns
+        if any(c.get("type") == "not_null" for c in column.get("constraints") or [])
+    ]
+
+
 def _tested_columns(manifest: dict, node: dict) -> dict:
     """What a generic test checks, for `implied_tests`: the model's or source's table
     ([schema, name]), the column(s) and the test's own `where` (with the model, its scope)."""
@@ -226,11 +236,7 @@ def _tested_columns(manifest: dict, node: dict) -> dict:
         [kwargs["column_name"]] if kwargs.get("column_name") else None
     )
     if (node.get("test_metadata") or {}).get("name") == NOT_NULL_COLUMNS and attached:
-        columns = [
-            name
-            for name, column in attached.get("columns", {}).items()
-            if any(c.get("type") == "not_null" for c in column.get("constraints") or [])
-        ]
+        columns = not_null_constrained(attached.get("columns", {}).values())
     if attached is None or not columns:
         return {}
     return {

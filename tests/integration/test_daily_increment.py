@@ -823,11 +823,9 @@ def test_the_not_null_columns_of_contract_models_are_implied_by_their_constraint
             continue
         model = manifest["nodes"][node["attached_node"]]
         assert model["config"]["contract"]["enforced"], model["name"]
-        tested[(model["schema"], model["alias"])] = [
-            name
-            for name, column in model["columns"].items()
-            if any(c["type"] == "not_null" for c in column["constraints"])
-        ]
+        tested[(model["schema"], model["alias"])] = dbt_daily_tests.not_null_constrained(
+            model["columns"].values()
+        )
     assert len(tested[("features", "ftr_user_event_sequences")]) > 30
     assert len(tested[("features", "ftr_user_features")]) > 50
 

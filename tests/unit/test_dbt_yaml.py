@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from python_models.dbt_daily_tests import NOT_NULL_COLUMNS as FOLDED_TEST
+from python_models.dbt_daily_tests import not_null_constrained
 
 ROOT = Path(__file__).resolve().parents[2]
 YML_FILES = sorted((ROOT / "dbt_project" / "models").rglob("*.yml"))
@@ -53,11 +54,7 @@ def test_not_null_columns_are_constraints_checked_by_one_test_per_model():
     folded = 0
     for path, model in _models():
         columns = model.get("columns") or []
-        constrained = [
-            c["name"]
-            for c in columns
-            if any(k.get("type") == "not_null" for k in c.get("constraints") or [])
-        ]
+        constrained = not_null_constrained(columns)
         per_column = [c["name"] for c in columns if "not_null" in _test_names(c.get("data_tests"))]
         where = f"{path.name}: {model['name']}"
         enforced = ((model.get("config") or {}).get("contract") or {}).get("enforced")
