@@ -634,9 +634,9 @@ def test_events_reconcile_with_the_source_for_the_newest_loads(
     con = connect(tmp_path / "warehouse.duckdb")
     try:
         lost_from = _newest_and_oldest_load(con)[0 if in_new_day else 1]
-        con.execute(
-            "delete from marts.fct_events where event_id = (select min(event_id) from "
-            f"raw.events_validated where load_id = {lost_from})"
+        con.execute(  # fct_events is a view over int_events_sessionized
+            "delete from intermediate.int_events_sessionized where event_id = (select "
+            f"min(event_id) from raw.events_validated where load_id = {lost_from})"
         )
     finally:
         con.close()
@@ -687,11 +687,11 @@ def test_sessions_reconcile_with_events_from_the_latest_batch_s_earliest_event(
             [bound],
         ).fetchone()
         assert started > bound - timedelta(days=1)  # within a session's maximum length
-        con.execute(
-            "insert into marts.fct_events select * replace ('spanning-' || event_id as event_id, "
-            "?::timestamp as event_ts, cast(?::timestamp as date) as event_date) "
-            "from marts.fct_events where session_id = ? limit 1",
-            [bound, bound, spanning],
+        con.execute(  # into the table under the fct_events view
+            "insert into intermediate.int_events_sessionized select * replace ("
+            "'spanning-' || event_id as event_id, ?::timestamp as event_ts) "
+            "from intermediate.int_events_sessionized where session_id = ? limit 1",
+            [bound, spanning],
         )
         con.execute(
             "update marts.fct_sessions set count_events = count_events + 1 where session_id = ?",
@@ -739,10 +739,11 @@ BOUNDED_SCOPES = {
         "insert into features.int_feature_user_day_items "
         "select * from features.int_feature_user_day_items where event_date {day} limit 1"
     ),
-    "unique_fct_events_event_id": (  # its NOT NULL columns refuse a planted null
-        "insert into marts.fct_events select * from marts.fct_events where event_id = ("
-        "select min(event_id) from marts.fct_events where event_date {day} and event_id in ("
-        "select event_id from intermediate.int_events_sessionized where batch_id {batch}))"
+    "unique_fct_events_event_id": (  # into the table under the view
+        "insert into intermediate.int_events_sessionized select * from "
+        "intermediate.int_events_sessionized where event_id = (select min(event_id) from "
+        "marts.fct_events where event_date {day} and event_id in (select event_id from "
+        "intermediate.int_events_sessionized where batch_id {batch}))"
     ),
 }
 
@@ -876,9 +877,9 @@ def test_a_null_the_engine_lets_through_fails_the_models_one_not_null_test(
     daily_increment, tmp_path
 ):
     """Where the warehouse does not refuse a null (Spark's non-Delta tables; here DuckDB with the
-    constraint dropped), uba_not_null_columns fails for each model holding one, with one row
-    per null column naming it: as dbt's node and in the daily replay of its compiled SQL,
-    which no longer counts it as implied."""
+    constraint dropped, and fct_events, a view, whose table declares none), uba_not_null_columns
+    fails for each model holding one, with one row per null column naming it: as dbt's node
+    and in the daily replay of its compiled SQL, which does not count it as implied."""
     from python_models import dbt_daily_tests
 
     path, target = tmp_path / "warehouse.duckdb", tmp_path / "target"
@@ -894,11 +895,17 @@ def test_a_null_the_engine_lets_through_fails_the_models_one_not_null_test(
             "session_duration_seconds",
             "session_id = (select max(session_id) from marts.fct_sessions)",
         ),
+        "uba_not_null_columns_fct_events_": (  # the view's null comes from its table
+            "intermediate.int_events_sessionized",
+            "revenue_usd",
+            "event_ts = (select max(event_ts) from intermediate.int_events_sessionized)",
+        ),
     }
     con = connect(path)
     try:
         for table, column, row in planted.values():
-            con.execute(f"alter table {table} alter column {column} drop not null")
+            if not table.startswith("intermediate."):
+                con.execute(f"alter table {table} alter column {column} drop not null")
             (changed,) = con.execute(
                 f"update {table} set {column} = null where {row} and "
                 f"user_id = (select min(user_id) from {table} where {row})"

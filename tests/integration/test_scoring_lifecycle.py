@@ -241,15 +241,13 @@ def test_realized_performance_comes_from_stored_scores(scored, tmp_path):
             [holdout],
         )
         con.execute("delete from features.ftr_user_features where as_of_date > ?", [holdout])
-        con.execute(
-            "create table later_events as select * from marts.fct_events where event_date >= ?",
-            [cut],
-        )
-        con.execute("delete from marts.fct_events where event_date >= ?", [cut])
+        later = "from intermediate.int_events_sessionized where cast(event_ts as date) >= ?"
+        con.execute(f"create table later_events as select * {later}", [cut])  # fct_events' rows
+        con.execute(f"delete {later}", [cut])
         score_model(con, "churn", run_id="backfill")
         score_model(con, "ltv", run_id="backfill")
         con.execute("insert into features.ftr_user_features select * from later_features")
-        con.execute("insert into marts.fct_events select * from later_events")
+        con.execute("insert into intermediate.int_events_sessionized select * from later_events")
         table = refresh_realized(con)
         assert refresh_realized(con).drop("computed_at").equals(table.drop("computed_at"))
     finally:
@@ -378,8 +376,8 @@ def test_a_scoring_run_hashes_each_input_table_once_and_sees_a_planted_change(
         inputs = ["features.ftr_user_labels", "marts.fct_events"]
         assert sorted(hashed.elements()) == inputs
         hashed.clear()
-        copy.execute(
-            "delete from marts.fct_events where event_id = "
+        copy.execute(  # a purchase leaves fct_events (a view over int_events_sessionized)
+            "delete from intermediate.int_events_sessionized where event_id = "
             "(select min(event_id) from marts.fct_events where event_name = 'purchase')"
         )
         second = {

@@ -167,7 +167,10 @@ def service(scored_warehouse, held_back, held_back_middle, tmp_path_factory):
     try:
         withheld_ids = pl.concat([held_back, held_back_middle]).select("event_id")
         con.register("held", withheld_ids.to_arrow())
-        con.execute("delete from marts.fct_events where event_id in (select event_id from held)")
+        con.execute(  # fct_events is a view over int_events_sessionized
+            "delete from intermediate.int_events_sessionized "
+            "where event_id in (select event_id from held)"
+        )
         publish_warehouse(con, root / "data" / "published")
     finally:
         con.close()

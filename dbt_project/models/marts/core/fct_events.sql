@@ -1,23 +1,16 @@
-{#- Incremental: copies the int_events_sessionized rows written since this model last ran
-    (macros in uba_batches.sql); delete+insert on event_id replaces re-stitched and re-cut
-    events in place, and a run with no new data reads nothing. -#}
-{%- set sessionized = ref('int_events_sessionized') -%}
-{{
-    config(
-        materialized=uba_incremental_unless_spark(),
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        post_hook=["{{ uba_record_consumed_batch(ref('int_events_sessionized')) }}"],
-        meta={'uba_replaced_from': 'event_ts'},
-    )
-}}
+{#- A view: the event fact is int_events_sessionized's rows with the columns BI reads, so it
+    stores no copy of its own (a full-width write of every event at each first build, ~15 s
+    and ~485 MB at 10M events, and a delete+insert of each re-cut event daily). Its readers
+    scan only the columns they select; that table is stored in time order and filters on
+    event_ts / event_date skip its older row groups, as they did on the copy. The published
+    copy is a table (python_models/publish.py materializes views). -#}
+{{ config(materialized='view') }}
 
 with
 
 sessionized as (
 
-    {{ uba_changed_rows(sessionized) }}
+    select * from {{ ref('int_events_sessionized') }}
 
 ),
 
