@@ -689,9 +689,10 @@ def test_sessions_reconcile_with_events_from_the_latest_batch_s_earliest_event(
         assert started > bound - timedelta(days=1)  # within a session's maximum length
         con.execute(  # into the table under the fct_events view
             "insert into intermediate.int_events_sessionized select * replace ("
-            "'spanning-' || event_id as event_id, ?::timestamp as event_ts) "
+            "'spanning-' || event_id as event_id, ?::timestamp as event_ts, "
+            "cast(?::timestamp as date) as event_date) "
             "from intermediate.int_events_sessionized where session_id = ? limit 1",
-            [bound, spanning],
+            [bound, bound, spanning],
         )
         con.execute(
             "update marts.fct_sessions set count_events = count_events + 1 where session_id = ?",

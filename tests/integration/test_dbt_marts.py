@@ -236,6 +236,32 @@ def test_views_read_their_rows_in_a_copy_under_another_name(built_warehouse, tmp
         con.close()
 
 
+def test_a_day_filter_on_the_fct_events_view_is_a_filter_of_the_stored_scan(built_warehouse):
+    """The daily models and test scopes bound fct_events by event_date: through the view that
+    bound must reach int_events_sessionized's scan as a filter on a stored column, which DuckDB
+    checks against each row group's bounds (skipping the other days at 10M events), not a
+    filter on an expression above a scan of every row."""
+    import json
+
+    def scans(node: dict) -> list[dict]:
+        found = [node] if node["name"].endswith("_SCAN") else []
+        return found + [s for child in node["children"] for s in scans(child)]
+
+    con = connect(built_warehouse, read_only=True)
+    try:
+        (day,) = con.execute("select max(event_date) - 1 from marts.fct_events").fetchone()
+        (plan,) = con.execute(
+            "explain (format json) select count(*), sum(revenue_usd) from marts.fct_events "
+            f"where event_date >= date '{day}'"
+        ).fetchall()[0][1:]
+    finally:
+        con.close()
+    (scan,) = scans(json.loads(plan)[0])  # the view reads the stored table, filtered there
+    assert scan["extra_info"]["Table"].endswith("intermediate.int_events_sessionized"), scan
+    assert "event_date>=" in scan["extra_info"].get("Filters", ""), scan
+    assert "CAST" not in plan, plan
+
+
 INCREMENTAL_MODELS = [
     "features.ftr_user_features",
     "features.int_feature_user_weeks",

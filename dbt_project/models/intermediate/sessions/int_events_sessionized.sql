@@ -394,6 +394,9 @@ final as (
         staged.user_hash is not null as is_identified_event,
         staged.event_name,
         staged.event_ts,
+        {#- stored, not derived by fct_events (a view): a filter on a stored column skips the
+            row groups before it, one on an expression reads them all -#}
+        cast(staged.event_ts as date) as event_date,
         staged.received_at,
         sessions.session_started_at,
         {% if is_incremental() -%}
