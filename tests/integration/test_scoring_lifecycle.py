@@ -241,7 +241,7 @@ def test_realized_performance_comes_from_stored_scores(scored, tmp_path):
             [holdout],
         )
         con.execute("delete from features.ftr_user_features where as_of_date > ?", [holdout])
-        later = "from intermediate.int_events_sessionized where cast(event_ts as date) >= ?"
+        later = "from intermediate.int_events_sessionized where event_date >= ?"
         con.execute(f"create table later_events as select * {later}", [cut])  # fct_events' rows
         con.execute(f"delete {later}", [cut])
         score_model(con, "churn", run_id="backfill")
