@@ -905,8 +905,8 @@ def test_a_null_the_engine_lets_through_fails_the_models_one_not_null_test(
     con = connect(path)
     try:
         for table, column, row in planted.values():
-            if not table.startswith("intermediate."):
-                con.execute(f"alter table {table} alter column {column} drop not null")
+            # (the view's table declares none: there the drop changes nothing)
+            con.execute(f"alter table {table} alter column {column} drop not null")
             (changed,) = con.execute(
                 f"update {table} set {column} = null where {row} and "
                 f"user_id = (select min(user_id) from {table} where {row})"
