@@ -215,8 +215,8 @@ restitch_events as (
 {#- Every new event and re-stitched stored event with its person, and the person it is stored
     under (stored_user_id; null for a new event: its load batch is new, and the gate
     quarantines an event_id it accepted before). Carried from the rows read, not looked up by
-    event_id: that join built a hash table of every stored event (9.7M ids, ~1 GB, 2 s of a
-    10M day). -#}
+    event_id: DuckDB built that join's hash table on every stored event (9.7M rows at 10M
+    events, 2 s of a day). -#}
 candidates as (
 
     select event_id, event_ts, event_name, stored_user_id, user_id, is_identified
