@@ -17,8 +17,8 @@ with
     table's columns it needs): materialized, the copy of every attempt and the final sort held
     the pool together and could not spill, so at 10M events this node alone ran out of memory
     at 1 GB and needed most of a 1.5 GB pool shared with the nodes beside it; inlined, it
-    completes within 300 MB. An incremental run keeps the copy: the changed people's attempts are few, and the
-    join that finds them runs once. -#}
+    completes within 300 MB. An incremental run keeps the copy: the changed people's attempts
+    are few, and the join that finds them runs once. -#}
 attempts as {% if not is_incremental() %}{{ uba_cte_not_materialized() }} {% endif %}(
 
     select attempts.*
