@@ -35,6 +35,10 @@ CORE_SELECT = [
     "+rpt_load_hourly",
     # incremental per-person state: the earlier of the stored and the new first day
     "+int_user_first_seen",
+    # incremental replay from each changed person's restart, with windows per person and
+    # per session (and the transitions its labels are tested against)
+    "+ftr_user_event_sequences",
+    "+fct_event_transitions",
 ]
 COMPARED = {
     "marts.fct_events": "event_id, user_id, session_id, event_name, event_ts, revenue_usd",
@@ -55,6 +59,12 @@ COMPARED = {
     ),
     "reports.rpt_load_hourly": "hour_ts, count_events, count_active_users, is_complete",
     "intermediate.int_user_first_seen": "user_id, attribute, value, first_date",
+    "features.ftr_user_event_sequences": (
+        "user_id, event_id, previous_event_name_1, seconds_since_previous_event_1, "
+        "session_event_number, seconds_since_session_start, seconds_since_previous_session, "
+        "count_previous_sessions, count_events_so_far, session_count_page_view, "
+        "share_page_view_so_far, next_event_name"
+    ),
 }
 
 
