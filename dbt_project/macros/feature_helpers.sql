@@ -363,3 +363,56 @@ snapshot_dates as (
             )
         )
 {%- endmacro %}
+
+{#- A running count of each of `values` in `column` over `window` (an OVER body with its
+    frame), as select-list items `<prefix>_<value>`, each followed by a comma. Where the
+    engine packs them (DuckDB), the items are packed sums instead and
+    feature_running_counts_unpacked, in a later select over this one, gives the counts. -#}
+{% macro feature_running_counts(column, values, window, prefix) -%}
+    {{ return(adapter.dispatch('feature_running_counts', 'uba')(column, values, window, prefix)) }}
+{%- endmacro %}
+
+{% macro default__feature_running_counts(column, values, window, prefix) -%}
+    {%- for value in values %}
+        sum(case when {{ column }} = '{{ value }}' then 1 else 0 end) over ({{ window }})
+            as {{ prefix }}_{{ value }},
+    {%- endfor %}
+{%- endmacro %}
+
+{#- The counts, from the packed sums (`relation`: the select that made them); nothing where
+    the counts are columns already. -#}
+{% macro feature_running_counts_unpacked(values, prefix, relation) -%}
+    {{ return(adapter.dispatch('feature_running_counts_unpacked', 'uba')(values, prefix, relation)) }}
+{%- endmacro %}
+
+{% macro default__feature_running_counts_unpacked(values, prefix, relation) -%}{%- endmacro %}
+
+{#- DuckDB evaluates each running sum over a partition on its own (0.6-0.8 s per sum over 10M
+    events with 2 threads), so three counts share one HUGEINT sum, 40 bits each (a count
+    overflows at 2^40 events of one value for one person). ftr_user_event_sequences' 18
+    running counts at 10M events: its windows alone 20.5 -> 12.7 s, its full build alone
+    40.5 / 39.8 -> 36.3 / 35.6 s, the same rows. -#}
+{% macro feature_packed_groups(values) -%}
+    {{ return(values | batch(3) | list) }}
+{%- endmacro %}
+
+{% macro duckdb__feature_running_counts(column, values, window, prefix) -%}
+    {%- for group in feature_packed_groups(values) %}
+        sum(case
+            {%- for value in group %}
+            when {{ column }} = '{{ value }}' then cast(1 as hugeint) << {{ 40 * loop.index0 }}
+            {%- endfor %}
+            else cast(0 as hugeint)
+        end) over ({{ window }}) as {{ prefix }}_packed_{{ loop.index0 }},
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro duckdb__feature_running_counts_unpacked(values, prefix, relation) -%}
+    {%- for group in feature_packed_groups(values) %}
+        {%- set packed = relation ~ '.' ~ prefix ~ '_packed_' ~ loop.index0 %}
+        {%- for value in group %}
+        cast(({{ packed }} >> {{ 40 * loop.index0 }}) & {{ 2 ** 40 - 1 }} as bigint)
+            as {{ prefix }}_{{ value }},
+        {%- endfor %}
+    {%- endfor %}
+{%- endmacro %}

@@ -225,12 +225,8 @@ windowed as (
             as seconds_since_previous_session,
         session_index,
         row_number() over ({{ user_timeline }}) as event_number,
-        {%- for event_type in event_types %}
-        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ session_so_far }})
-            as session_count_{{ event_type }},
-        sum(case when event_name = '{{ event_type }}' then 1 else 0 end) over ({{ user_so_far }})
-            as user_count_{{ event_type }},
-        {%- endfor %}
+        {{- feature_running_counts('event_name', event_types, session_so_far, 'session_count') }}
+        {{- feature_running_counts('event_name', event_types, user_so_far, 'user_count') }}
         case when lead(session_index) over ({{ user_timeline }}) = session_index
             then lead(event_name) over ({{ user_timeline }}) end as next_event_in_session
     from {{ events }}
@@ -253,6 +249,8 @@ carried as (
 
     select
         windowed.*,
+        {{- feature_running_counts_unpacked(event_types, 'session_count', 'windowed') }}
+        {{- feature_running_counts_unpacked(event_types, 'user_count', 'windowed') }}
         {%- if is_incremental() %}
         coalesce(resume_points.restart_event_number, 1) as restart_event_number,
         coalesce(resume_points.events_before_context, 0) as events_before
