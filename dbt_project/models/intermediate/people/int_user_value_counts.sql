@@ -93,7 +93,9 @@ sessions as (
 ),
 
 {%- else %}
-counted as (
+{#- Inlined where it is read (five times): DuckDB materialized it, a copy of every event's
+    eight columns, and read that back five times (10M events: 11.7-13.3 s, inlined 3.1 s). -#}
+counted as {{ uba_cte_not_materialized() }} (
 
     select {{ columns }}
     from {{ sessionized }}
