@@ -731,7 +731,10 @@ select * from final
 {%- set group_keys = ['period_start', 'funnel_name', 'funnel_level', 'breakdown', 'breakdown_value'] -%}
 with
 
-attempt_steps as (
+{# Inlined where it is read (once per breakdown): DuckDB materialized every column of every
+   step row and read that back (the daily report's full build alone at 10M events: 5.3-5.5 s,
+   inlined 3.8-4.0 s). #}
+attempt_steps as {{ uba_cte_not_materialized() }} (
 
     select * from {{ ref('fct_funnel_attempt_steps') }}
     {%- if is_incremental() %}
