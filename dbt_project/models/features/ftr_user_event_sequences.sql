@@ -197,14 +197,16 @@ events as (
     and the next event in the session (the person's next event when it has the same
     session_index). The session so far is a window over the session's events in the same
     order: its running count of each type and the gap before its first event (its event number
-    and start are stored). It replaces a grouping by session joined back to every event (the
-    full build alone at 10M events: 49.9 / 46.7 s with the join, 41.7 / 43.7 s without).
+    and start are stored; on DuckDB a frame of the person's window reaching back to the
+    session's first event, one sort for both: macro feature_session_so_far). It replaces a
+    grouping by session joined back to every event (the full build alone at 10M events: 49.9 /
+    46.7 s with the join, 41.7 / 43.7 s without).
     A replay's context events form the sessions before the restart's (cut short: their rows
     are dropped in `final`); the restart is a session start, so the replayed sessions are
     whole. -#}
 {%- set user_timeline = 'partition by user_id order by event_ts, event_id' %}
 {%- set user_so_far = 'partition by user_id order by event_ts, event_id rows between unbounded preceding and current row' %}
-{%- set session_so_far = 'partition by user_id, session_index order by event_ts, event_id rows between unbounded preceding and current row' %}
+{%- set session_so_far = feature_session_so_far('event_index_in_session') %}
 windowed as (
 
     select
