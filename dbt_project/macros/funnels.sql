@@ -600,8 +600,13 @@ select * from final
         ) as attempt_index
     from (
         with numbered as (
+            {# only the columns read below: DuckDB materializes this CTE (read three times),
+                every column it selects (fct_funnel_attempts at 10M events: 23.7 / 23.7 ->
+                22.8 / 23.0 s) #}
             select
-                {{ candidates }}.*,
+                {% for column in keys + ['started_at', 'window_ends_at', 'converted_at'] + carried -%}
+                {{ candidates }}.{{ column }},
+                {% endfor -%}
                 {#- the previous candidate's window, from the same ordered pass as the ids -#}
                 case
                     when {% for key in keys %}lag({{ key }}) over (order by {{ keys | join(', ') }}, started_at) = {{ key }}
