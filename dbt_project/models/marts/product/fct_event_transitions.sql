@@ -77,5 +77,7 @@ select
     cast(event_ts as date) as event_date,
     (select max(batch_id) from {{ sessionized }}) as batch_id
 from events
-{#- A full build stores the rows in time order (later runs append after). #}
-{% if not is_incremental() %}order by event_date, session_id, position_in_session{% endif %}
+{#- A full build stores the rows in day order (later runs append after), what the daily reads
+    bound; within a day in no set order, as the feature tables (sorting each day by session
+    and position too cost 1.3 s more of a 10.3-10.6 s full build alone at 10M events). #}
+{% if not is_incremental() %}order by event_date{% endif %}
