@@ -584,9 +584,10 @@ select * from final
     candidate, then the first candidate that starts after the previous attempt's end (its
     conversion, else its window end), and so on; the chosen candidates' keys, started_at and
     `carried` columns, plus attempt_index (1, 2, ... in time order). How: integer candidate
-    ids, each candidate's next candidate (macro uba_funnel_next_candidates), and the chains of next pointers from each island start (a candidate more than a
-    window after the previous candidate always starts an attempt; the chains are walked by
-    macro uba_funnel_attempt_chain). Nested so that the model's own WITH stays plain (dbt
+    ids, each candidate's next candidate (macro uba_funnel_next_candidates), and the chains
+    of next pointers from each island start (a candidate more than a window after the
+    previous candidate always starts an attempt; the chains are walked by macro
+    uba_funnel_attempt_chain). Nested so that the model's own WITH stays plain (dbt
     injects unit-test fixtures there). Only the keys and times are carried through it: the
     step-1 event's columns are looked up for the chosen attempts only (funnel_attempts). -#}
 {% macro uba_funnel_chosen_attempts(candidates, keys, carried) -%}
@@ -599,9 +600,9 @@ select * from final
         ) as attempt_index
     from (
         with numbered as (
-            {# only the columns read below: DuckDB materializes this CTE (read three times),
-                every column it selects (fct_funnel_attempts at 10M events: 23.7 / 23.7 ->
-                22.8 / 23.0 s) #}
+            {# only the columns read below: DuckDB materializes this CTE (read more than
+                once), every column it selects (fct_funnel_attempts at 10M events: 23.7 / 23.7
+                -> 22.8 / 23.0 s) #}
             select
                 {% for column in keys + ['started_at', 'window_ends_at', 'converted_at'] + carried -%}
                 {{ candidates }}.{{ column }},
@@ -632,12 +633,13 @@ select * from final
 {#- Per candidate of `numbered` (`keys`, started_at, window_ends_at, converted_at, candidate_id:
     consecutive integers in (keys, started_at) order, is_island_start): its keys,
     candidate_id, is_island_start and next_candidate_id, the id of the key's first candidate
-    that starts strictly after its end (its conversion, else its window end), null if none.
-    Candidate starts (kind 0) and ends (kind 1) in one ordered stream: the next start after an
-    end is the first kind-0 row following it. -#}
+    that starts strictly after its end (its conversion, else its window end), null if none. -#}
 {% macro uba_funnel_next_candidates(numbered, keys) -%}
     {{ return(adapter.dispatch('uba_funnel_next_candidates', 'uba')(numbered, keys)) }}
 {%- endmacro %}
+
+{#- Candidate starts (kind 0) and ends (kind 1) in one ordered stream: the next start after an
+    end is the first kind-0 row following it (a start at the end's own time sorts before it). -#}
 
 {% macro default__uba_funnel_next_candidates(numbered, keys) -%}
     select
