@@ -396,26 +396,6 @@ snapshot_dates as (
     {{ return(40) }}
 {%- endmacro %}
 
-{#- The window of "the session so far" (an OVER body with its frame) over a person's events
-    ordered by (event_ts, event_id), whose sessions are runs of that order and whose
-    `index_column` is the event's position in its session (int_events_sessionized's
-    event_index_in_session, from 1). -#}
-{% macro feature_session_so_far(index_column) -%}
-    {{ return(adapter.dispatch('feature_session_so_far', 'uba')(index_column)) }}
-{%- endmacro %}
-
-{% macro default__feature_session_so_far(index_column) -%}
-    partition by user_id, session_index order by event_ts, event_id rows between unbounded preceding and current row
-{%- endmacro %}
-
-{#- DuckDB takes a frame offset from a column (the other engines only constants): the person's
-    window framed back to the session's first event, so the session's sums share the person
-    window's sort instead of sorting every event again by session. ftr_user_event_sequences'
-    windows alone at 10M events 13.9-14.1 -> 9.1-9.2 s, the same values. -#}
-{% macro duckdb__feature_session_so_far(index_column) -%}
-    partition by user_id order by event_ts, event_id rows between {{ index_column }} - 1 preceding and current row
-{%- endmacro %}
-
 {#- DuckDB evaluates each running sum over a partition on its own (0.6-0.8 s per sum over 10M
     events with 2 threads), so three counts share one HUGEINT sum, 40 bits each (a count
     overflows at 2^40 events of one value for one person). ftr_user_event_sequences' 18
@@ -442,4 +422,24 @@ snapshot_dates as (
             as {{ prefix }}_{{ value }},
         {%- endfor %}
     {%- endfor %}
+{%- endmacro %}
+
+{#- The window of "the session so far" (an OVER body with its frame) over a person's events
+    ordered by (event_ts, event_id), whose sessions are runs of that order and whose
+    `index_column` is the event's position in its session (int_events_sessionized's
+    event_index_in_session, from 1). -#}
+{% macro feature_session_so_far(index_column) -%}
+    {{ return(adapter.dispatch('feature_session_so_far', 'uba')(index_column)) }}
+{%- endmacro %}
+
+{% macro default__feature_session_so_far(index_column) -%}
+    partition by user_id, session_index order by event_ts, event_id rows between unbounded preceding and current row
+{%- endmacro %}
+
+{#- DuckDB takes a frame offset from a column (the other engines only constants): the person's
+    window framed back to the session's first event, so the session's sums share the person
+    window's sort instead of sorting every event again by session. ftr_user_event_sequences'
+    windows alone at 10M events 13.9-14.1 -> 9.1-9.2 s, the same values. -#}
+{% macro duckdb__feature_session_so_far(index_column) -%}
+    partition by user_id order by event_ts, event_id rows between {{ index_column }} - 1 preceding and current row
 {%- endmacro %}

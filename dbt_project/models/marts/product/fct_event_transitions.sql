@@ -80,4 +80,4 @@ from events
 {#- A full build stores the rows in day order (later runs append after), what the daily reads
     bound; within a day in no set order, as the feature tables (sorting each day by session
     and position too cost 1.3 s more of a 10.3-10.6 s full build alone at 10M events). #}
-{% if not is_incremental() %}order by event_date{% endif %}
+{{- feature_stored_in_order('event_date') }}
