@@ -42,6 +42,29 @@ COMMON_PROPERTIES: tuple[str, ...] = (
 # construction (raw.load_log's key is the file hash, row numbers are unique in a file), and an
 # index on a text key cost more than the rest of the insert. load_id names the load batch (one
 # loaded file): the gate finds new rows by it, never by matching keys against earlier rows.
+
+# DuckDB's storage method for the raw.events columns whose text has a known shape: a column
+# declared with its method is stored without DuckDB first trying each method on every segment
+# (the bench's 10M-event load 16.4 -> 14.0 s, 1M 3.2 -> 2.8 s, the same rows and file size).
+# FSST for ids and timestamps as text (its worst case, random text, is about the uncompressed
+# size), dictionary for the load's file name and hash (one value per load). The columns whose
+# cardinality depends on the data (user and device ids, event names, properties) are left to
+# DuckDB's trial: a dictionary over unique values stores them 2.6 times over.
+RAW_COMPRESSION: dict[str, str] = {
+    "raw_id": "fsst",
+    "source_file": "dictionary",
+    "file_sha256": "dictionary",
+    "event_id": "fsst",
+    "event_ts": "fsst",
+    "received_at": "fsst",
+}
+
+
+def _compressed(column: str) -> str:
+    method = RAW_COMPRESSION.get(column)
+    return f" using compression {method}" if method else ""
+
+
 RAW_DDL = f"""
 create schema if not exists raw;
 create table if not exists raw.load_log (
@@ -54,13 +77,13 @@ create table if not exists raw.load_log (
     loaded_at timestamp not null
 );
 create table if not exists raw.events (
-    raw_id varchar not null,
+    raw_id varchar{_compressed("raw_id")} not null,
     load_id bigint not null,
-    source_file varchar not null,
-    file_sha256 varchar not null,
+    source_file varchar{_compressed("source_file")} not null,
+    file_sha256 varchar{_compressed("file_sha256")} not null,
     row_number bigint not null,
     loaded_at timestamp not null,
-    {", ".join(f"{column} varchar" for column in CONTRACT_COLUMNS)},
+    {", ".join(f"{column} varchar{_compressed(column)}" for column in CONTRACT_COLUMNS)},
     load_error varchar,
     raw_payload varchar
 );

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from python_models.ingest import CONTRACT_COLUMNS, IngestError, load_path
+from python_models.ingest.contract import RAW_COMPRESSION
 from python_models.ingest.files import file_sha256
 from python_models.ingest.readers import MAX_PAYLOAD_CHARS
 from python_models.warehouse import connect
@@ -409,3 +410,40 @@ def test_raw_tables_from_before_load_batches_are_migrated(tmp_path):
         (2, "b.csv"),
     ]
     con.close()
+
+
+def test_raw_columns_of_a_known_shape_are_stored_with_their_declared_method(con, tmp_path):
+    """The contract's declared storage (RAW_COMPRESSION) is what the file holds after a load,
+    and the rows read back as written. The planted ids and times repeat, so DuckDB's own trial
+    would store them as dictionaries: the declaration, not the data, chose FSST."""
+    written = range(5_000)
+
+    def event_id(i: int) -> str:
+        return f"{i % 50:08x}-4c1e-9a7b-{i % 50 * 7919:012d}"
+
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": [event_id(i) for i in written],
+                "user_id": [f"u{i % 97}" for i in written],
+                "event_name": [("page_view", "click")[i % 2] for i in written],
+                "event_ts": [f"2025-01-01T10:00:{i % 10:02d}Z" for i in written],
+                "received_at": [f"2025-01-01T11:00:{i % 10:02d}Z" for i in written],
+            }
+        ),
+        path,
+    )
+    load_path(con, path)
+    con.execute("checkpoint")
+    stored = dict(
+        con.execute(
+            "select column_name, string_agg(distinct lower(compression), ',') "
+            "from pragma_storage_info('raw.events') where segment_type = 'VARCHAR' group by 1"
+        ).fetchall()
+    )
+    for column, method in RAW_COMPRESSION.items():
+        assert stored[column] == method, (column, stored[column])
+    assert count(con) == len(written)
+    row = rows(con, "row_number = 4242")[0]  # row numbers count from 1
+    assert (row["event_id"], row["event_ts"]) == (event_id(4241), "2025-01-01T10:00:01Z")
