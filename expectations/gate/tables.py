@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import duckdb
 
-from python_models.ingest.contract import CONTRACT_COLUMNS
+from python_models.ingest.contract import CONTRACT_COLUMNS, text_type
 from python_models.ingest.loaders import ensure_raw_tables
 from python_models.ingest.migrate import columns_of
 from python_models.warehouse import Warehouse, as_warehouse
 
-GATE_DDL = f"""
+
+def gate_ddl(engine: str) -> str:
+    """The gate's tables' DDL on `engine` (a Warehouse.engine): the raw text columns typed as
+    raw.events types them (on DuckDB with their storage method)."""
+
+    def text(column: str) -> str:
+        return text_type(column, engine)
+
+    return f"""
 create schema if not exists raw;
 create table if not exists raw.events_validated (
-    raw_id varchar not null,
-    event_id varchar not null,
+    raw_id {text("raw_id")} not null,
+    event_id {text("event_id")} not null,
     user_id varchar,
     anonymous_id varchar,
     event_name varchar not null,
@@ -31,13 +39,13 @@ create table if not exists raw.events_validated (
     load_id bigint not null
 );
 create table if not exists raw.events_quarantine (
-    raw_id varchar not null,
+    raw_id {text("raw_id")} not null,
     load_id bigint not null,
     reason varchar not null,
     reasons varchar not null,
-    source_file varchar not null,
+    source_file {text("source_file")} not null,
     row_number bigint not null,
-    {", ".join(f"{column} varchar" for column in CONTRACT_COLUMNS)},
+    {", ".join(f"{column} {text(column)}" for column in CONTRACT_COLUMNS)},
     load_error varchar,
     raw_payload varchar,
     quarantined_at timestamp not null,
@@ -77,6 +85,8 @@ create table if not exists raw.gate_late_releases (
     released_at timestamp not null
 );
 """
+
+
 # Columns added since the tables were first declared (DuckDB and PostgreSQL take IF NOT EXISTS).
 GATE_ADDED_COLUMNS = "alter table raw.events_quarantine add column if not exists detail varchar"
 
@@ -88,7 +98,7 @@ def ensure_gate_tables(con: duckdb.DuckDBPyConnection) -> None:
         return
     ensure_raw_tables(con)
     _migrate(con)
-    con.execute(GATE_DDL)
+    con.execute(gate_ddl(w.engine))
     con.execute(GATE_ADDED_COLUMNS)
 
 
@@ -99,7 +109,7 @@ def _ensure_from_declarations(w: Warehouse) -> None:
     scratch = duckdb.connect()
     try:
         ensure_raw_tables(scratch)
-        scratch.execute(GATE_DDL)
+        scratch.execute(gate_ddl("duckdb"))
         names = scratch.execute(
             "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
         ).fetchall()
@@ -127,7 +137,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("alter table raw.events_quarantine rename to events_quarantine__old")
         if runs:
             con.execute("alter table raw.gate_runs rename to gate_runs__old")
-        con.execute(GATE_DDL)
+        con.execute(gate_ddl(as_warehouse(con).engine))
         old_validated = ", ".join(f"v.{c}" for c in validated)
         con.execute(
             f"""insert into raw.events_validated ({", ".join(validated)}, load_id)

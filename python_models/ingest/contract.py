@@ -43,13 +43,16 @@ COMMON_PROPERTIES: tuple[str, ...] = (
 # index on a text key cost more than the rest of the insert. load_id names the load batch (one
 # loaded file): the gate finds new rows by it, never by matching keys against earlier rows.
 
-# DuckDB's storage method for the raw.events columns whose text has a known shape: a column
-# declared with its method is stored without DuckDB first trying each method on every segment
-# (the bench's 10M-event load 16.4 -> 14.0 s, 1M 3.2 -> 2.8 s, the same rows and file size).
+# DuckDB's storage method for the raw text columns whose text has a known shape (raw.events,
+# and the gate's tables that copy them: expectations/gate/tables.py): a column declared with
+# its method is stored without DuckDB first trying each method on every segment (the bench's
+# 10M-event load 16.4 -> 14.0 s, 1M 3.2 -> 2.8 s; the gate's 10M validated rows' insert 8.2 ->
+# 7.1 s; the same rows and file sizes).
 # FSST for ids and timestamps as text (its worst case, random text, is about the uncompressed
 # size), dictionary for the load's file name and hash (one value per load). The columns whose
 # cardinality depends on the data (user and device ids, event names, properties) are left to
-# DuckDB's trial: a dictionary over unique values stores them 2.6 times over.
+# DuckDB's trial: a dictionary over unique values stores them 2.6 times over. Other engines
+# take the DDL without it (raw_ddl).
 RAW_COMPRESSION: dict[str, str] = {
     "raw_id": "fsst",
     "source_file": "dictionary",
@@ -60,12 +63,20 @@ RAW_COMPRESSION: dict[str, str] = {
 }
 
 
-def _compressed(column: str) -> str:
-    method = RAW_COMPRESSION.get(column)
-    return f" using compression {method}" if method else ""
+def text_type(column: str, engine: str) -> str:
+    """The type of the raw text column `column` in a DDL on `engine` (a Warehouse.engine):
+    on DuckDB with its RAW_COMPRESSION storage method, if any."""
+    method = RAW_COMPRESSION.get(column) if engine == "duckdb" else None
+    return f"varchar using compression {method}" if method else "varchar"
 
 
-RAW_DDL = f"""
+def raw_ddl(engine: str) -> str:
+    """The raw tables' DDL on `engine` (a Warehouse.engine)."""
+
+    def text(column: str) -> str:
+        return text_type(column, engine)
+
+    return f"""
 create schema if not exists raw;
 create table if not exists raw.load_log (
     file_sha256 varchar primary key,
@@ -77,13 +88,13 @@ create table if not exists raw.load_log (
     loaded_at timestamp not null
 );
 create table if not exists raw.events (
-    raw_id varchar{_compressed("raw_id")} not null,
+    raw_id {text("raw_id")} not null,
     load_id bigint not null,
-    source_file varchar{_compressed("source_file")} not null,
-    file_sha256 varchar{_compressed("file_sha256")} not null,
+    source_file {text("source_file")} not null,
+    file_sha256 {text("file_sha256")} not null,
     row_number bigint not null,
     loaded_at timestamp not null,
-    {", ".join(f"{column} varchar{_compressed(column)}" for column in CONTRACT_COLUMNS)},
+    {", ".join(f"{column} {text(column)}" for column in CONTRACT_COLUMNS)},
     load_error varchar,
     raw_payload varchar
 );

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from python_models.ingest import drift
-from python_models.ingest.contract import CONTRACT_COLUMNS, RAW_DDL
+from python_models.ingest.contract import CONTRACT_COLUMNS, raw_ddl
 from python_models.ingest.files import (
     FORMATS,
     FileInfo,
@@ -40,6 +40,7 @@ from python_models.ingest.readers import (
     parquet_read,
 )
 from python_models.ingest.tracking_plan import TrackingPlan, read_tracking_plan
+from python_models.warehouse import as_warehouse
 from python_models.warehouse.sql_text import standard_string
 
 _REJECTS = "__uba_load_rejects"
@@ -59,7 +60,7 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     from python_models.ingest.migrate import migrate_raw_tables
 
     migrate_raw_tables(con)
-    con.execute(RAW_DDL)
+    con.execute(raw_ddl(as_warehouse(con).engine))
 
 
 def next_load_id(con) -> int:

@@ -26,7 +26,8 @@ def migrate_raw_tables(con: duckdb.DuckDBPyConnection) -> bool:
     columns = columns_of(con, "raw", "events")
     if not columns or "load_id" in columns:
         return False
-    from python_models.ingest.contract import CONTRACT_COLUMNS, RAW_DDL
+    from python_models.ingest.contract import CONTRACT_COLUMNS, raw_ddl
+    from python_models.warehouse import as_warehouse
 
     con.execute("begin transaction")
     try:
@@ -39,7 +40,7 @@ def migrate_raw_tables(con: duckdb.DuckDBPyConnection) -> bool:
         )
         con.execute("alter table raw.events rename to events__old")
         con.execute("alter table raw.load_log rename to load_log__old")
-        con.execute(RAW_DDL)
+        con.execute(raw_ddl(as_warehouse(con).engine))
         con.execute(
             """
             insert into raw.load_log

@@ -518,3 +518,44 @@ def test_uba_load_and_uba_gate_run_without_polars(csv_file, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     # 0: loaded; 0: gated, no batch blocked; GX ran; polars was never imported
     assert out.stdout.splitlines()[-1:] == ["0 0 True False"], out.stdout[-800:] + out.stderr[-800:]
+
+
+def test_the_gate_tables_store_the_raw_text_columns_as_raw_events_does(tmp_path):
+    """raw.events_validated and raw.events_quarantine declare the contract's storage methods
+    for the raw text columns they copy (on DuckDB): planted repeating values, which DuckDB's
+    own trial stores as dictionaries, are stored as the contract says."""
+    from expectations.gate.tables import ensure_gate_tables
+    from python_models.ingest.contract import RAW_COMPRESSION
+
+    def stored(table: str) -> dict[str, str]:
+        con.execute("checkpoint")
+        return dict(
+            con.execute(
+                "select column_name, string_agg(distinct lower(compression), ',') from "
+                f"pragma_storage_info('{table}') where segment_type = 'VARCHAR' group by 1"
+            ).fetchall()
+        )
+
+    con = connect(tmp_path / "warehouse.duckdb")
+    try:
+        ensure_gate_tables(con)
+        con.execute(
+            "insert into raw.events_validated select 'r' || (i % 7), 'e' || (i % 5), null, null, "
+            "'click', timestamp '2025-01-01', timestamp '2025-01-01', null, '{}', "
+            "timestamp '2025-01-01', 1 from range(5000) t(i)"
+        )
+        validated = stored("raw.events_validated")
+        assert {c: validated[c] for c in ("raw_id", "event_id")} == {
+            c: RAW_COMPRESSION[c] for c in ("raw_id", "event_id")
+        }
+        con.execute(
+            "insert into raw.events_quarantine (raw_id, load_id, reason, reasons, source_file, "
+            "row_number, event_ts, quarantined_at) select 'r' || (i % 7), 1, 'x', 'x', 'f.csv', "
+            "i, '2025-01-0' || (i % 3 + 1), timestamp '2025-01-01' from range(5000) t(i)"
+        )
+        quarantined = stored("raw.events_quarantine")
+        assert {c: quarantined[c] for c in ("raw_id", "source_file", "event_ts")} == {
+            c: RAW_COMPRESSION[c] for c in ("raw_id", "source_file", "event_ts")
+        }
+    finally:
+        con.close()
