@@ -346,7 +346,7 @@ class SparkDialect:
     ) -> str:
         # No UPDATE on Parquet: the table is written again with the column set, then swapped in.
         selected = ", ".join(
-            f"case when ranked.raw_id is not null then {value} else v.{c} end as {c}"
+            f"case when ranked.row_number is not null then {value} else v.{c} end as {c}"
             if c == column
             else f"v.{c}"
             for c in columns

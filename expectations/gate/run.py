@@ -292,7 +292,7 @@ def run_gate(
                     f"gate: batch suite evaluated ({len(blocked)} blocked); writing valid and "
                     f"quarantined rows ({time.perf_counter() - clock:.1f}s)"
                 )
-            con.execute(sql.insert_validated_sql(blocked))
+            con.execute(sql.insert_validated_sql(ctx, blocked))
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
             if say:
                 say(f"gate: rows written; reconciling ({time.perf_counter() - clock:.1f}s)")
