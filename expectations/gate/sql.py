@@ -134,7 +134,7 @@ def verdicts_sql(ctx: RuleContext) -> str:
         VERDICTS,
         f"""
     with batch as (
-        select e.raw_id, e.load_id, e.row_number, e.loaded_at, e.load_error,
+        select e.load_id, e.row_number, e.loaded_at, e.load_error,
             e.event_ts as event_ts_text, e.received_at as received_at_text,
             {cleaned},
             {_cleaned(ctx, "properties")} as properties_text,
