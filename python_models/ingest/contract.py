@@ -38,16 +38,11 @@ COMMON_PROPERTIES: tuple[str, ...] = (
     "email",
 )
 
-# raw.events carries no primary key: raw_id = <file sha256[:16]>:<row number> is unique by
-# construction (raw.load_log's key is the file hash, row numbers are unique in a file), and an
-# index on a text key cost more than the rest of the insert. load_id names the load batch (one
-# loaded file): the gate finds new rows by it, never by matching keys against earlier rows.
-
 # DuckDB's storage method for the raw text columns whose text has a known shape (raw.events,
 # and the gate's tables that copy them: expectations/gate/tables.py): a column declared with
-# its method is stored without DuckDB first trying each method on every segment (the bench's
-# 10M-event load 16.4 -> 14.0 s, 1M 3.2 -> 2.8 s; the gate's 10M validated rows' insert 8.2 ->
-# 7.1 s; the same rows and file sizes).
+# its method is stored without DuckDB first trying each method on every segment (the bench
+# samples' load alone: 10M events 16.4 -> 14.0 s, 1M 3.2 -> 2.8 s; the gate's 10M validated
+# rows' insert 8.2 -> 7.1 s; the same rows and file sizes).
 # FSST for ids and timestamps as text (its worst case, random text, is about the uncompressed
 # size), dictionary for the load's file name and hash (one value per load). The columns whose
 # cardinality depends on the data (user and device ids, event names, properties) are left to
@@ -70,6 +65,10 @@ def text_type(column: str, engine: str) -> str:
     return f"varchar using compression {method}" if method else "varchar"
 
 
+# raw.events carries no primary key: raw_id = <file sha256[:16]>:<row number> is unique by
+# construction (raw.load_log's key is the file hash, row numbers are unique in a file), and an
+# index on a text key cost more than the rest of the insert. load_id names the load batch (one
+# loaded file): the gate finds new rows by it, never by matching keys against earlier rows.
 def raw_ddl(engine: str) -> str:
     """The raw tables' DDL on `engine` (a Warehouse.engine)."""
 
