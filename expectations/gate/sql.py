@@ -252,15 +252,15 @@ def _id_list(ids: list[int]) -> str:
 
 def insert_validated_sql(ctx: RuleContext, blocked: list[int]) -> str:
     """Valid rows of the batches not blocked, their text cleaned again from raw.events (the
-    expressions the verdicts judged: _cleaned)."""
+    expressions the verdicts judged: _cleaned), joined by key as the quarantine's insert is:
+    the verdicts hold only the new batches' rows."""
     values = _validated_values(ctx)
     return f"""
     insert into raw.events_validated ({", ".join(values)})
     select {", ".join(values.values())}
     from raw.events as e
     join {VERDICTS} as v on v.load_id = e.load_id and v.row_number = e.row_number
-    where e.load_id in (select load_id from {NEW_BATCHES})
-        and v.reasons is null and v.load_id not in ({_id_list(blocked)})
+    where v.reasons is null and v.load_id not in ({_id_list(blocked)})
     """
 
 
