@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,11 @@ from python_models.warehouse import content_fingerprint
 from python_models.warehouse.duckdb_engine import VACUUM_DEAD_SHARE, dead_row_share
 from python_models.warehouse.sql_text import quote_ident
 
-PUBLISHED_SCHEMAS = ("marts", "features", "reports", "ml_scores", "ml", "impact")
+# The schemas dbt builds, then those Python writes (scores, the model registry's tables,
+# impact). A view of dbt's may read Python's tables (marts.fct_churn_scores).
+DBT_SCHEMAS = ("marts", "features", "reports")
+PYTHON_SCHEMAS = ("ml_scores", "ml", "impact")
+PUBLISHED_SCHEMAS = (*DBT_SCHEMAS, *PYTHON_SCHEMAS)
 # Intermediate steps (dbt's int_* models, e.g. the feature families in features/prep) stay in
 # the pipeline's warehouse: BI reads the marts built from them.
 PRIVATE_PREFIXES = ("int_",)
@@ -51,6 +56,7 @@ class PublishResult:
     parquet_dir: Path
     tables: list[str]  # every published table
     copied: list[str] = field(default_factory=list)  # the ones written by this run
+    beside: list[str] = field(default_factory=list)  # of those, written by Publish.write_beside
     removed: list[str] = field(default_factory=list)  # gone from the warehouse, so unpublished
     manifest_path: Path | None = None
     undocumented_columns: tuple[str, ...] = ()
@@ -61,13 +67,15 @@ class PublishResult:
 
 
 def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """`schema.table` of every table and view the copy holds, in order."""
+    """`schema.table` of every table and view the copy holds, in order (of the connection's
+    own database: a publish attaches its file beside it)."""
     placeholders = ", ".join("?" for _ in PUBLISHED_SCHEMAS)
     rows = con.execute(
         f"""
         select table_schema, table_name from information_schema.tables
         where table_schema in ({placeholders})
           and table_type in ('BASE TABLE', 'VIEW')
+          and table_catalog = current_database()
         order by 1, 2
         """,
         list(PUBLISHED_SCHEMAS),
@@ -94,14 +102,16 @@ def build_manifest(
         name: comment
         for name, comment in con.execute(
             "select schema_name || '.' || table_name, comment from duckdb_tables() "
-            "union all select schema_name || '.' || view_name, comment from duckdb_views()"
+            "where database_name = current_database() "
+            "union all select schema_name || '.' || view_name, comment from duckdb_views() "
+            "where database_name = current_database()"
         ).fetchall()
         if name in wanted
     }
     columns: dict[str, list[dict]] = {table: [] for table in tables}
     for owner, name, data_type, position, comment in con.execute(
         "select schema_name || '.' || table_name, column_name, data_type, column_index, comment "
-        "from duckdb_columns() order by 1, column_index"
+        "from duckdb_columns() where database_name = current_database() order by 1, column_index"
     ).fetchall():
         if owner in wanted and name not in PRIVATE_COLUMNS:
             text = comment or declared.get(owner, (None, {}))[1].get(name) or ""
@@ -694,121 +704,224 @@ def publish_warehouse(
     the day's dbt build can have written: python_models.days_written); those days' figures
     are taken from the manifest instead of hashing every row (_figures_since). `basis`: what
     the caller needs to know next time about the warehouse as published, kept in the
-    manifest (published_basis). `known`: table_contents' figures of tables unchanged since."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tables = published_tables(con)
-    previous = _read_manifest(out_dir) if only_changed else None
-    known = {table: content for table, content in (known or {}).items() if table in tables}
-    contents = known | _contents(
-        con, [t for t in tables if t not in known], previous, unchanged_before if previous else None
-    )
-    fingerprints = {table: contents[table].fingerprint for table in tables}
-    link = out_dir / DB_LINK
-    current = link.resolve() if link.exists() else None
-    target = out_dir / DB_FILES[current is not None and current.name == DB_FILES[0]]
-    final_parquet = out_dir / "parquet"
-    manifest_path = out_dir / MANIFEST_FILE
-    if previous is None:
-        copied, removed = tables, []
-    else:
-        copied = [t for t in tables if previous.get(t, {}).get("fingerprint") != fingerprints[t]]
-        removed = sorted(set(previous) - set(tables))
-        if not copied and not removed:
-            return PublishResult(link, final_parquet, tables, manifest_path=manifest_path)
-    manifest = build_manifest(con, tables, {t: contents[t].rows for t in tables})
-    if basis is not None:
-        manifest["basis"] = basis
-    for entry in manifest["tables"]:
-        qualified = f"{entry['schema']}.{entry['table']}"
-        entry["fingerprint"] = fingerprints[qualified]
-        if contents[qualified].days is not None:  # big tables with a date column
-            entry["days"] = contents[qualified].days
-    staging_parquet = out_dir / "parquet.new"
-    staging_manifest = out_dir / (MANIFEST_FILE + ".new")
-    shutil.rmtree(staging_parquet, ignore_errors=True)
-    staging_parquet.mkdir()
-    for table in tables if previous is not None else ():
-        if table in previous:  # changed ones too: their unchanged days are kept
-            shutil.copytree(final_parquet / table, staging_parquet / table, copy_function=os.link)
+    manifest (published_basis). `known`: table_contents' figures of tables unchanged since.
+    A caller whose tables are final in part before the rest writes that part first with a
+    Publish of its own (`uba refresh`: dbt's tables beside the scoring)."""
+    return Publish(out_dir, only_changed, unchanged_before, known).finish(con, basis)
 
-    written, held = _open_target(con, target, current, previous)
-    compact = dead_row_share(con, "publish_target") >= VACUUM_DEAD_SHARE
-    # The checkpoint (at commit when the WAL passed its threshold, else at detach) within.
-    with _settings(con, {"max_vacuum_tasks": None if compact else 0}):
-        # One transaction for every change to the file: one commit (one WAL sync) instead of
-        # one per statement (hundreds of comments alone); a failure rolls them all back.
-        con.execute("begin")
-        try:
-            staged_columns = _catalog_columns(con, "publish_target")
-            for qualified in sorted(set(held) - set(tables)):
-                schema, name = qualified.split(".")
-                con.execute(f'drop table if exists publish_target."{schema}"."{name}"')
-            created = set()  # copied whole: without comments until commented
-            for qualified in tables:
-                content = contents[qualified]
-                before = held.get(qualified)
-                if before is None or before["fingerprint"] != content.fingerprint:
-                    staged = staged_columns.get(qualified)
-                    if _update_table(con, qualified, content, before, staged):
-                        created.add(qualified)
-                if qualified in copied:
-                    folder = staging_parquet / qualified
-                    published = (previous or {}).get(qualified)
-                    # Big tables only: the settings' dozen statements cost more on a small one.
-                    big = content.rows >= DIFF_MIN_ROWS
-                    with _settings(con, PARQUET_SETTINGS if big else {}):
-                        _update_parquet(con, qualified, content, folder, published)
-            # A table changed row by row keeps its comments (and columns: else copied whole).
-            _comment(con, "publish_target", manifest, only=created)
-            # The file holds an older publication's manifest tables: written anew.
-            con.execute(f'drop schema if exists publish_target."{DOCS_SCHEMA}" cascade')
-            _write_docs_tables(con, "publish_target", manifest)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        finally:
-            con.execute("detach publish_target")
-    text = json.dumps(manifest, indent=1, default=str) + "\n"
-    staging_manifest.write_text(text)
 
-    manifest_path.unlink(missing_ok=True)  # killed mid-swap: the next run copies all
-    if written != target:
-        os.replace(written, target)
-    new_link = out_dir / (DB_LINK + ".new")
-    new_link.unlink(missing_ok=True)
-    new_link.symlink_to(target.name)
-    os.replace(new_link, link)
-    old = out_dir / "parquet.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final_parquet.exists():
-        os.replace(final_parquet, old)
-    os.replace(staging_parquet, final_parquet)
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(staging_manifest, manifest_path)
-    # The file as published (size, mtime) beside what it holds: _held_by trusts only that.
-    stamped = manifest | {"file": _file_stamp(target)}
-    _sidecar(target).write_text(json.dumps(stamped, indent=1, default=str) + "\n")
-    if not only_changed:  # a full publish leaves no older publication behind
-        for other in (out_dir / name for name in DB_FILES if name != target.name):
-            other.unlink(missing_ok=True)
-            _sidecar(other).unlink(missing_ok=True)
-    undocumented = tuple(
-        f"{t['schema']}.{t['table']}.{c['name']}"
-        for t in manifest["tables"]
-        for c in t["columns"]
-        if not c["description"]
-    )
-    return PublishResult(
-        duckdb_path=link,
-        parquet_dir=final_parquet,
-        tables=tables,
-        copied=copied,
-        removed=removed,
-        manifest_path=manifest_path,
-        undocumented_columns=undocumented,
-    )
+def tables_built_by_dbt(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The published tables that only dbt writes: those of DBT_SCHEMAS but the views whose SQL
+    names a schema Python writes, or such a view."""
+    tables = [t for t in published_tables(con) if t.split(".")[0] in DBT_SCHEMAS]
+    views = {
+        f"{schema}.{name}": sql
+        for schema, name, sql in con.execute(
+            "select schema_name, view_name, sql from duckdb_views() "
+            "where not internal and database_name = current_database()"
+        ).fetchall()
+    }
+    # A schema as an identifier before a dot (quoted or not), or a view by schema and name.
+    names = [rf'"?{re.escape(schema)}"?\s*\.' for schema in PYTHON_SCHEMAS]
+    reading: set[str] = set()
+    while True:
+        pattern = re.compile(r'(?<![\w"])(?:' + "|".join(names) + ")", re.IGNORECASE)
+        found = {v for v, sql in views.items() if v not in reading and pattern.search(sql)}
+        if not found:
+            break
+        reading |= found
+        names += [
+            rf'"?{re.escape(schema)}"?\s*\.\s*"?{re.escape(name)}(?![\w"])'
+            for schema, name in (v.split(".") for v in sorted(found))
+        ]
+    return [t for t in tables if t not in reading]
+
+
+class Publish:
+    """One publish_warehouse, which a caller may run in two parts: `write_beside(cursor,
+    tables)` figures tables that are final while the caller still writes others and writes
+    their changed Parquet files (from another thread, on a cursor of its own: DuckDB runs both
+    side by side), then `finish(con)` does the rest, the DuckDB file included, and swaps the
+    publication in, as publish_warehouse does. The file is attached in `finish` only: while
+    attached it shows in the catalog queries of every cursor of the database (the scoring's
+    information_schema lookups found each score table twice). Readers see nothing before the
+    swap, and a failure in either part leaves the publication as it was."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        only_changed: bool = False,
+        unchanged_before: dict[str, date] | None = None,
+        known: dict[str, _Content] | None = None,
+    ):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.only_changed = only_changed
+        self.previous = _read_manifest(self.out_dir) if only_changed else None
+        self.unchanged_before = unchanged_before if self.previous else None
+        self.contents: dict[str, _Content] = dict(known or {})
+        link = self.out_dir / DB_LINK
+        self.current = link.resolve() if link.exists() else None
+        is_first = self.current is not None and self.current.name == DB_FILES[0]
+        self.target = self.out_dir / DB_FILES[is_first]
+        self.final_parquet = self.out_dir / "parquet"
+        self.staging_parquet = self.out_dir / "parquet.new"
+        self.staged = False  # the Parquet folders staged (_stage_parquet)
+        self.in_parquet: set[str] = set()  # tables whose changed Parquet files are written
+        self.beside: list[str] = []  # the tables write_beside wrote
+
+    def _figure(self, con, tables: list[str]) -> None:
+        missing = [t for t in tables if t not in self.contents]
+        if missing:
+            self.contents |= _contents(con, missing, self.previous, self.unchanged_before)
+
+    def _changed(self, table: str) -> bool:
+        """Whether `table` differs from the current publication (all do without one)."""
+        published = (self.previous or {}).get(table)
+        return published is None or published["fingerprint"] != self.contents[table].fingerprint
+
+    def _stage_parquet(self, con) -> None:
+        """The Parquet folders staged: each table the current publication holds, hard-linked
+        (its changed files are written over them)."""
+        if self.staged:
+            return
+        shutil.rmtree(self.staging_parquet, ignore_errors=True)
+        self.staging_parquet.mkdir()
+        kept = set(published_tables(con)) & set(self.previous or ())
+        for table in sorted(kept):  # changed ones too: their unchanged days are kept
+            shutil.copytree(
+                self.final_parquet / table, self.staging_parquet / table, copy_function=os.link
+            )
+        self.staged = True
+
+    def _write_parquet(self, con, tables: list[str]) -> None:
+        """The changed Parquet files of `tables` (each table once per publish)."""
+        self._stage_parquet(con)
+        for qualified in tables:
+            if qualified in self.in_parquet or not self._changed(qualified):
+                continue
+            content = self.contents[qualified]
+            published = (self.previous or {}).get(qualified)
+            # Big tables only: the settings' dozen statements cost more on a small one.
+            big = content.rows >= DIFF_MIN_ROWS
+            with _settings(con, PARQUET_SETTINGS if big else {}):
+                _update_parquet(
+                    con, qualified, content, self.staging_parquet / qualified, published
+                )
+            self.in_parquet.add(qualified)
+
+    def write_beside(self, con, tables: list[str]) -> None:
+        """Figure `tables`, which no one writes until finish, and write their changed Parquet
+        files, while others are still being written."""
+        self._figure(con, tables)
+        changed = [t for t in tables if self._changed(t)]
+        if changed:
+            self._write_parquet(con, changed)
+        self.beside = changed
+
+    def finish(self, con, basis: dict | None = None) -> PublishResult:
+        """Publish what write_beside did not, then swap the publication in (publish_warehouse:
+        `basis`)."""
+        out_dir = self.out_dir
+        tables = published_tables(con)
+        self._figure(con, tables)
+        link = out_dir / DB_LINK
+        manifest_path = out_dir / MANIFEST_FILE
+        if self.previous is None:
+            copied, removed = tables, []
+        else:
+            copied = [t for t in tables if self._changed(t)]
+            removed = sorted(set(self.previous) - set(tables))
+            if not copied and not removed:  # so write_beside wrote nothing either
+                return PublishResult(link, self.final_parquet, tables, manifest_path=manifest_path)
+        manifest = build_manifest(con, tables, {t: self.contents[t].rows for t in tables})
+        if basis is not None:
+            manifest["basis"] = basis
+        for entry in manifest["tables"]:
+            qualified = f"{entry['schema']}.{entry['table']}"
+            entry["fingerprint"] = self.contents[qualified].fingerprint
+            if self.contents[qualified].days is not None:  # big tables with a date column
+                entry["days"] = self.contents[qualified].days
+        staging_manifest = out_dir / (MANIFEST_FILE + ".new")
+        self._stage_parquet(con)
+        for table in removed:  # staged while it still existed
+            shutil.rmtree(self.staging_parquet / table, ignore_errors=True)
+
+        target = self.target
+        written, held = _open_target(con, target, self.current, self.previous)
+        compact = dead_row_share(con, "publish_target") >= VACUUM_DEAD_SHARE
+        # The checkpoint (at commit when the WAL passed its threshold, else at detach) within.
+        with _settings(con, {"max_vacuum_tasks": None if compact else 0}):
+            # One transaction for every change to the file: one commit (one WAL sync) instead
+            # of one per statement (hundreds of comments alone); a failure rolls them all back.
+            con.execute("begin")
+            try:
+                staged_columns = _catalog_columns(con, "publish_target")
+                for qualified in sorted(set(held) - set(tables)):
+                    schema, name = qualified.split(".")
+                    con.execute(f'drop table if exists publish_target."{schema}"."{name}"')
+                created = set()  # copied whole: without comments until commented
+                for qualified in tables:
+                    content = self.contents[qualified]
+                    before = held.get(qualified)
+                    if before is None or before["fingerprint"] != content.fingerprint:
+                        staged = staged_columns.get(qualified)
+                        if _update_table(con, qualified, content, before, staged):
+                            created.add(qualified)
+                self._write_parquet(con, tables)
+                # A table changed row by row keeps its comments (and columns: else copied
+                # whole).
+                _comment(con, "publish_target", manifest, only=created)
+                # The file holds an older publication's manifest tables: written anew.
+                con.execute(f'drop schema if exists publish_target."{DOCS_SCHEMA}" cascade')
+                _write_docs_tables(con, "publish_target", manifest)
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+            finally:
+                con.execute("detach publish_target")
+        final_parquet = self.final_parquet
+        text = json.dumps(manifest, indent=1, default=str) + "\n"
+        staging_manifest.write_text(text)
+
+        manifest_path.unlink(missing_ok=True)  # killed mid-swap: the next run copies all
+        if written != target:
+            os.replace(written, target)
+        new_link = out_dir / (DB_LINK + ".new")
+        new_link.unlink(missing_ok=True)
+        new_link.symlink_to(target.name)
+        os.replace(new_link, link)
+        old = out_dir / "parquet.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final_parquet.exists():
+            os.replace(final_parquet, old)
+        os.replace(self.staging_parquet, final_parquet)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging_manifest, manifest_path)
+        # The file as published (size, mtime) beside what it holds: _held_by trusts only that.
+        stamped = manifest | {"file": _file_stamp(target)}
+        _sidecar(target).write_text(json.dumps(stamped, indent=1, default=str) + "\n")
+        if not self.only_changed:  # a full publish leaves no older publication behind
+            for other in (out_dir / name for name in DB_FILES if name != target.name):
+                other.unlink(missing_ok=True)
+                _sidecar(other).unlink(missing_ok=True)
+        undocumented = tuple(
+            f"{t['schema']}.{t['table']}.{c['name']}"
+            for t in manifest["tables"]
+            for c in t["columns"]
+            if not c["description"]
+        )
+        return PublishResult(
+            duckdb_path=link,
+            parquet_dir=final_parquet,
+            tables=tables,
+            copied=copied,
+            beside=list(self.beside),
+            removed=removed,
+            manifest_path=manifest_path,
+            undocumented_columns=undocumented,
+        )
 
 
 # -- The checkpoint of the updated file ----------------------------------------------------

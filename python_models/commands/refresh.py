@@ -302,8 +302,15 @@ def refresh(
             publication = _Publication(con, settings.published_dir, bounded)
             if build:
                 libraries.join()
-            _score(con, steps, result, publication)
-            result.published = steps.run("publish", publication.publish, _describe_publish)
+            try:
+                _score(con, steps, result, publication)
+                result.published = steps.run(
+                    "publish",
+                    publication.publish,
+                    lambda out: _describe_publish(out, publication.beside_seconds()),
+                )
+            finally:
+                publication.close()
             if not result.failed:
                 _write_state(con, fingerprint, complete=True)
         finally:
@@ -454,6 +461,7 @@ def _score(con, steps: _Steps, result: RefreshResult, publication: _Publication)
         # the publish figures anyway (days_written bounds what it hashes): one scan a day.
         inputs = {t for name in model_names() for t in get_spec(name).fingerprinted_inputs}
         fingerprints = publication.fingerprints(sorted(inputs))
+        publication.start_beside()
         outcomes = score_each(con, model_names(), changed_only=True, fingerprints=fingerprints)
         scored = [o.model_name for o in outcomes if o.status == "scored"]
         if scored:  # the tables built from scores (value at risk...), realized performance
@@ -489,7 +497,12 @@ class _Publication:
     """The day's publish (what changed), and the figures of published tables it takes before
     it: those the scoring compares (table_contents) are not hashed twice. `bounded`: the days
     the build can have written are known (python_models.days_written), so the big tables'
-    other days are not hashed again."""
+    other days are not hashed again.
+
+    On DuckDB the tables only dbt writes are figured and their Parquet files written beside
+    the scoring (`start_beside`: a thread and a cursor of their own; scoring writes none of
+    those tables), since each of the two leaves a core idle much of the time (a 10M day: 1.4
+    busy cores each); the publish step then does the rest (publish.Publish)."""
 
     def __init__(self, con, out_dir: Path, bounded: bool = False):
         from python_models import days_written
@@ -502,6 +515,51 @@ class _Publication:
             if bounded and self.tracked
             else None
         )
+        self._publish = None  # publish.Publish, once started beside the scoring
+        self._beside = None  # its thread
+        self._beside_outcome: dict[str, Any] = {}  # "error", "seconds"
+
+    def start_beside(self) -> None:
+        """The part of the publish that only dbt's tables need, in a thread (DuckDB only)."""
+        import threading
+
+        from python_models.publish import Publish, tables_built_by_dbt
+
+        if getattr(self.con, "engine", None) != "duckdb":
+            return
+        self._publish = Publish(self.out_dir, True, self.unchanged_before, self.known)
+        tables = tables_built_by_dbt(self.con)
+        cursor = self.con.cursor()
+        outcome = self._beside_outcome
+
+        def run() -> None:
+            started = time.perf_counter()
+            try:
+                self._publish.write_beside(cursor, tables)
+            except BaseException as err:  # raised again by publish()
+                outcome["error"] = err
+            finally:
+                outcome["seconds"] = time.perf_counter() - started
+                cursor.close()
+
+        self.con.pool_shared = True  # the scoring keeps the pool (release_memory)
+        self._beside = threading.Thread(target=run, name="uba-publish-beside", daemon=True)
+        self._beside.start()
+
+    def _join(self) -> None:
+        if self._beside is not None:
+            self._beside.join()
+            self._beside = None
+            self.con.pool_shared = False
+
+    def close(self) -> None:
+        """After a failure before the publish: the thread waited for (what it wrote is in a
+        staging folder the next publish starts over)."""
+        self._join()
+        self._publish = None
+
+    def beside_seconds(self) -> float | None:
+        return self._beside_outcome.get("seconds")
 
     def fingerprints(self, tables: list[str]) -> dict[str, str]:
         """{table: published content fingerprint} of the published ones among `tables`."""
@@ -516,21 +574,31 @@ class _Publication:
         from python_models import days_written
         from python_models.publish import publish_warehouse
 
-        return publish_warehouse(
-            self.con,
-            self.out_dir,
-            only_changed=True,
-            unchanged_before=self.unchanged_before,
-            basis=days_written.basis(self.con) if self.tracked else None,
-            known=self.known,
-        )
+        basis = days_written.basis(self.con) if self.tracked else None
+        if self._publish is None:
+            return publish_warehouse(
+                self.con,
+                self.out_dir,
+                only_changed=True,
+                unchanged_before=self.unchanged_before,
+                basis=basis,
+                known=self.known,
+            )
+        self._join()
+        publish, self._publish = self._publish, None
+        if "error" in self._beside_outcome:
+            raise self._beside_outcome["error"]
+        return publish.finish(self.con, basis)
 
 
-def _describe_publish(published) -> str:
+def _describe_publish(published, beside_seconds: float | None = None) -> str:
     if not published.changed:
         return f"nothing changed in {len(published.tables)} tables: publication kept"
     removed = f", {len(published.removed)} removed" if published.removed else ""
-    return f"{len(published.copied)} of {len(published.tables)} tables copied{removed}"
+    text = f"{len(published.copied)} of {len(published.tables)} tables copied{removed}"
+    if published.beside and beside_seconds is not None:
+        text += f" ({len(published.beside)} of them beside the scoring, in {beside_seconds:.1f} s)"
+    return text
 
 
 def run(args) -> int:

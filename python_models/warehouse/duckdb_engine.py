@@ -64,6 +64,10 @@ class DuckDBWarehouse(Warehouse):
         # `memory_limit`: the limit it was opened with (release_memory puts it back).
         self.con = con
         self.memory_limit = memory_limit
+        # True while another cursor's queries run on the same database (DuckDB's pool is the
+        # database's): release_memory then keeps the pool, since lowering the limit for a
+        # moment could fail them.
+        self.pool_shared = False
 
     def __getattr__(self, name: str) -> Any:
         # register, read_csv, from_arrow ...: the DuckDB-only steps use the connection as is.
@@ -130,6 +134,8 @@ class DuckDBWarehouse(Warehouse):
         the process's peak (docs/performance.md, "The pool given back between models").
         Lowering the limit evicts down to it (temp tables' pages go to the temp directory);
         the next read of an evicted page comes from the OS's file cache."""
+        if self.pool_shared:
+            return
         # current_setting() rounds to a tenth of a GiB: the configured text when known
         limit = (
             self.memory_limit

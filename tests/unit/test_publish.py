@@ -640,3 +640,54 @@ def test_a_hard_linked_or_changed_file_is_not_updated_in_place(big, tmp_path):
     big.execute("insert into marts.pairs values (2, 2)")
     kept = first.stat().st_ino
     assert publish_and_check() == first and first.stat().st_ino == kept  # trusted again
+
+
+def _beside_fixture(big) -> None:
+    """`big` plus the views a dbt project may hold: one over a dbt table, one over a score
+    table, and one over that view (it reads the scores too)."""
+    big.execute("create view marts.recent_events as select * from marts.events where v > 2")
+    big.execute("create view marts.churn_view as select id, s from ml_scores.scores")
+    big.execute('create view marts."view of view" as select * from "marts"."churn_view"')
+
+
+def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tmp_path):
+    import threading
+
+    from python_models.publish import Publish, tables_built_by_dbt
+
+    _beside_fixture(big)
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    # Not the views that read the scores, whose content the scoring still changes.
+    beside = tables_built_by_dbt(big)
+    assert beside == ["marts.events", "marts.pairs", "marts.recent_events", "marts.users"]
+
+    big.execute("insert into marts.events values (7, date '2025-03-22', 9.0)")
+    big.execute("update marts.pairs set b = 5 where a = 2")
+    publish = Publish(out, only_changed=True)
+    cursor = big.cursor()
+    thread = threading.Thread(target=publish.write_beside, args=(cursor, beside))
+    thread.start()
+    big.execute("update ml_scores.scores set s = 0.75 where id < 10")  # the scoring, meanwhile
+    thread.join()
+    cursor.close()
+    big.execute("update ml_scores.scores set s = 0.25 where id = 0")  # after the part beside
+    result = publish.finish(big)
+
+    changed = ["marts.events", "marts.pairs", "marts.recent_events"]
+    assert result.beside == changed
+    assert result.copied == sorted(
+        [*changed, "marts.churn_view", "marts.view of view", "ml_scores.scores"]
+    )
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == json.loads((fresh / "manifest.json").read_text())
+    reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        for view in ("marts.churn_view", 'marts."view of view"', "marts.recent_events"):
+            assert _rows(reader, f"select * from {view}") == _rows(big, f"select * from {view}")
+        assert _rows(reader, 'select s from marts."view of view" where id = 0') == [(0.25,)]
+    finally:
+        reader.close()
