@@ -15,7 +15,8 @@
    (users, anomaly's user-days) whose features changed, other models only when one of their
    inputs changed, every model in full when its champion changed;
 5. publish only the tables whose content changed (python_models.publish), hashing only the
-   days of the big tables that the build can have written (python_models.days_written).
+   days of the big tables that the build can have written (python_models.days_written); the
+   tables only dbt writes are hashed and their Parquet files written while step 4 scores.
 
 With nothing new (no new file, no new champion, the last refresh complete) it stops after
 step 2's check, without importing dbt, Great Expectations or any model library. The writer
@@ -541,6 +542,7 @@ class _Publication:
             finally:
                 outcome["seconds"] = time.perf_counter() - started
                 cursor.close()
+                self.con.pool_shared = False  # the next model's release_memory may run
 
         self.con.pool_shared = True  # the scoring keeps the pool (release_memory)
         self._beside = threading.Thread(target=run, name="uba-publish-beside", daemon=True)

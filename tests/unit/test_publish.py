@@ -691,3 +691,42 @@ def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tm
         assert _rows(reader, 'select s from marts."view of view" where id = 0') == [(0.25,)]
     finally:
         reader.close()
+
+
+def test_a_failure_beside_the_scoring_fails_the_publish_and_keeps_the_publication(
+    big, tmp_path, monkeypatch
+):
+    import threading
+
+    import python_models.publish as publish
+    from python_models.commands.refresh import _Publication
+    from python_models.warehouse import as_warehouse
+
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    previous, manifest = _publication(out), (out / "manifest.json").read_text()
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
+    written = publish._write_parquet
+
+    def fails_beside(*args, **kwargs):
+        if threading.current_thread().name == "uba-publish-beside":
+            raise OSError("disk full")
+        return written(*args, **kwargs)
+
+    monkeypatch.setattr(publish, "_write_parquet", fails_beside)
+    con = as_warehouse(big)
+    publication = _Publication(con, out)
+    publication.start_beside()
+    big.execute("update ml_scores.scores set s = 0.1")  # the scoring, meanwhile
+    with pytest.raises(OSError, match="disk full"):
+        publication.publish()
+    publication.close()
+    assert not con.pool_shared
+    assert _publication(out) == previous
+    assert (out / "manifest.json").read_text() == manifest
+
+    monkeypatch.setattr(publish, "_write_parquet", written)
+    publish_warehouse(big, out, only_changed=True)  # the next run publishes the change
+    fresh = tmp_path / "fresh"
+    publish_warehouse(big, fresh)
+    assert _publication(out) == _publication(fresh)
