@@ -524,13 +524,13 @@ class _Publication:
         """The part of the publish that only dbt's tables need, in a thread (DuckDB only)."""
         import threading
 
-        from python_models.publish import Publish, tables_built_by_dbt
+        from python_models.publish import Publish, cursor_like, tables_built_by_dbt
 
         if getattr(self.con, "engine", None) != "duckdb":
             return
         self._publish = Publish(self.out_dir, True, self.unchanged_before, self.known)
         tables = tables_built_by_dbt(self.con)
-        cursor = self.con.cursor()
+        cursor = cursor_like(self.con)
         outcome = self._beside_outcome
 
         def run() -> None:

@@ -644,7 +644,13 @@ def test_a_hard_linked_or_changed_file_is_not_updated_in_place(big, tmp_path):
 
 def _beside_fixture(big) -> None:
     """`big` plus the views a dbt project may hold: one over a dbt table, one over a score
-    table, and one over that view (it reads the scores too)."""
+    table, and one over that view (it reads the scores too); a big table of times with a
+    zone, in a session whose zone is not the default (days and months are cut in it)."""
+    big.execute("set TimeZone = 'America/New_York'")
+    big.execute(
+        "create table marts.visits as select range as id, "
+        "timestamptz '2025-02-27 12:00:00+00' + to_hours(range % 100) as seen_at from range(300)"
+    )
     big.execute("create view marts.recent_events as select * from marts.events where v > 2")
     big.execute("create view marts.churn_view as select id, s from ml_scores.scores")
     big.execute('create view marts."view of view" as select * from "marts"."churn_view"')
@@ -653,19 +659,26 @@ def _beside_fixture(big) -> None:
 def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tmp_path):
     import threading
 
-    from python_models.publish import Publish, tables_built_by_dbt
+    from python_models.publish import Publish, cursor_like, tables_built_by_dbt
 
     _beside_fixture(big)
     out = tmp_path / "published"
     publish_warehouse(big, out, only_changed=True)
     # Not the views that read the scores, whose content the scoring still changes.
     beside = tables_built_by_dbt(big)
-    assert beside == ["marts.events", "marts.pairs", "marts.recent_events", "marts.users"]
+    assert beside == [
+        "marts.events",
+        "marts.pairs",
+        "marts.recent_events",
+        "marts.users",
+        "marts.visits",
+    ]
 
     big.execute("insert into marts.events values (7, date '2025-03-22', 9.0)")
     big.execute("update marts.pairs set b = 5 where a = 2")
+    big.execute("update marts.visits set seen_at = seen_at + interval 3 hour where id = 40")
     publish = Publish(out, only_changed=True)
-    cursor = big.cursor()
+    cursor = cursor_like(big)
     thread = threading.Thread(target=publish.write_beside, args=(cursor, beside))
     thread.start()
     big.execute("update ml_scores.scores set s = 0.75 where id < 10")  # the scoring, meanwhile
@@ -674,7 +687,7 @@ def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tm
     big.execute("update ml_scores.scores set s = 0.25 where id = 0")  # after the part beside
     result = publish.finish(big)
 
-    changed = ["marts.events", "marts.pairs", "marts.recent_events"]
+    changed = ["marts.events", "marts.pairs", "marts.recent_events", "marts.visits"]
     assert result.beside == changed
     assert result.copied == sorted(
         [*changed, "marts.churn_view", "marts.view of view", "ml_scores.scores"]
