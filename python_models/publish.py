@@ -746,7 +746,7 @@ def tables_built_by_dbt(con: duckdb.DuckDBPyConnection) -> list[str]:
             break
         reading |= found
         names += [
-            rf'"?{re.escape(schema)}"?\s*\.\s*"?{re.escape(name)}(?![\w"])'
+            rf'"?{re.escape(schema)}"?\s*\.\s*"?{re.escape(name)}"?(?![\w"])'
             for schema, name in (v.split(".") for v in sorted(found))
         ]
     return [t for t in tables if t not in reading]

@@ -652,8 +652,8 @@ def _beside_fixture(big) -> None:
         "timestamptz '2025-02-27 12:00:00+00' + to_hours(range % 100) as seen_at from range(300)"
     )
     big.execute("create view marts.recent_events as select * from marts.events where v > 2")
-    big.execute("create view marts.churn_view as select id, s from ml_scores.scores")
-    big.execute('create view marts."view of view" as select * from "marts"."churn_view"')
+    big.execute('create view marts."churn view" as select id, s from ml_scores.scores')
+    big.execute('create view marts.view_of_view as select * from "marts"."churn view"')
 
 
 def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tmp_path):
@@ -690,7 +690,7 @@ def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tm
     changed = ["marts.events", "marts.pairs", "marts.recent_events", "marts.visits"]
     assert result.beside == changed
     assert result.copied == sorted(
-        [*changed, "marts.churn_view", "marts.view of view", "ml_scores.scores"]
+        [*changed, "marts.churn view", "marts.view_of_view", "ml_scores.scores"]
     )
     fresh = tmp_path / "fresh"
     publish_warehouse(big, fresh)
@@ -699,9 +699,9 @@ def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tm
     assert manifest == json.loads((fresh / "manifest.json").read_text())
     reader = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
     try:
-        for view in ("marts.churn_view", 'marts."view of view"', "marts.recent_events"):
+        for view in ('marts."churn view"', "marts.view_of_view", "marts.recent_events"):
             assert _rows(reader, f"select * from {view}") == _rows(big, f"select * from {view}")
-        assert _rows(reader, 'select s from marts."view of view" where id = 0') == [(0.25,)]
+        assert _rows(reader, "select s from marts.view_of_view where id = 0") == [(0.25,)]
     finally:
         reader.close()
 
