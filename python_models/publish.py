@@ -755,12 +755,13 @@ def tables_built_by_dbt(con: duckdb.DuckDBPyConnection) -> list[str]:
 class Publish:
     """One publish_warehouse, which a caller may run in two parts: `write_beside(cursor,
     tables)` figures tables that are final while the caller still writes others and writes
-    their changed Parquet files (from another thread, on a cursor of its own: DuckDB runs both
-    side by side), then `finish(con)` does the rest, the DuckDB file included, and swaps the
-    publication in, as publish_warehouse does. The file is attached in `finish` only: while
-    attached it shows in the catalog queries of every cursor of the database (the scoring's
-    information_schema lookups found each score table twice). Readers see nothing before the
-    swap, and a failure in either part leaves the publication as it was."""
+    their changed Parquet files (from another thread, on a cursor_like cursor: DuckDB runs
+    both side by side), then `finish(con)` does the rest, the DuckDB file included, and swaps
+    the publication in, as publish_warehouse does. The file is attached in `finish` only:
+    while attached it shows in the catalog queries of every cursor of the database (the
+    scoring's information_schema lookup of a feature mart found each column twice). Readers
+    see nothing before the swap, and a failure in either part leaves the publication as it
+    was."""
 
     def __init__(
         self,
