@@ -796,15 +796,14 @@ class Publish:
         published = (self.previous or {}).get(table)
         return published is None or published["fingerprint"] != self.contents[table].fingerprint
 
-    def _stage_parquet(self, con) -> None:
+    def _stage_parquet(self) -> None:
         """The Parquet folders staged: each table the current publication holds, hard-linked
-        (its changed files are written over them)."""
+        (its changed files are written over them; finish drops the removed tables')."""
         if self.staged:
             return
         shutil.rmtree(self.staging_parquet, ignore_errors=True)
         self.staging_parquet.mkdir()
-        kept = set(published_tables(con)) & set(self.previous or ())
-        for table in sorted(kept):  # changed ones too: their unchanged days are kept
+        for table in sorted(self.previous or ()):  # changed ones too: unchanged days are kept
             shutil.copytree(
                 self.final_parquet / table, self.staging_parquet / table, copy_function=os.link
             )
@@ -812,7 +811,7 @@ class Publish:
 
     def _write_parquet(self, con, tables: list[str]) -> None:
         """The changed Parquet files of `tables` (each table once per publish)."""
-        self._stage_parquet(con)
+        self._stage_parquet()
         for qualified in tables:
             if qualified in self.in_parquet or not self._changed(qualified):
                 continue
@@ -859,8 +858,8 @@ class Publish:
             if self.contents[qualified].days is not None:  # big tables with a date column
                 entry["days"] = self.contents[qualified].days
         staging_manifest = out_dir / (MANIFEST_FILE + ".new")
-        self._stage_parquet(con)
-        for table in removed:  # staged while it still existed
+        self._stage_parquet()
+        for table in removed:
             shutil.rmtree(self.staging_parquet / table, ignore_errors=True)
 
         target = self.target

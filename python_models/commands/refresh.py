@@ -550,9 +550,8 @@ class _Publication:
 
     def _join(self) -> None:
         if self._beside is not None:
-            self._beside.join()
+            self._beside.join()  # the thread put pool_shared down as it ended
             self._beside = None
-            self.con.pool_shared = False
 
     def close(self) -> None:
         """After a failure before the publish: the thread waited for (what it wrote is in a
