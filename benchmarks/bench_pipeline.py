@@ -186,7 +186,7 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     from python_models.common import registry
     from python_models.config import get_settings
     from python_models.dbt_daily_tests import build_and_test
-    from python_models.dbt_runner import WarmDbt
+    from python_models.dbt_runner import WarmDbt, dbt_env, saved_parse_for
     from python_models.ingest import load_path
     from python_models.lifecycle import score_model, train_model
     from python_models.models import model_names
@@ -206,6 +206,11 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
         sys.stdout.flush()
         return out
 
+    saved = saved_parse_for(dbt_env(), None)
+    if saved is not None and saved.cached.exists() and not saved.own.exists():
+        print("  (dbt starts from the parse saved at install: `uba build --save-parse`)")
+    else:
+        print("  (dbt parses the project in full: no parse saved at install)")
     warm = WarmDbt()  # as a warehouse's first `uba refresh`: dbt's start-up beside load and gate
     try:
         con = connect()

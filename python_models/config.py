@@ -225,11 +225,16 @@ def _env_keys(name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
+def user_cache_dir(name: str) -> Path:
+    """$XDG_CACHE_HOME, else ~/.cache, under uba/<name>."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "uba" / name
+
+
 def _public_data_cache() -> Path:
     if os.environ.get("UBA_PUBLIC_DATA_CACHE"):
         return Path(os.environ["UBA_PUBLIC_DATA_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "uba" / "public_data"
+    return user_cache_dir("public_data")
 
 
 def data_dir_from_env() -> Path:

@@ -178,21 +178,37 @@ def _take_over(request: dict, fds: list[int]) -> None:
     sys.path[:0] = [path for path in extra if path not in sys.path]
 
 
-def _take_cached_parse_as_own() -> None:
+def take_cached_parse_as_own() -> None:
     """dbt parses the project in full when the profile's hash differs from the saved parse's,
     and the warehouse's path is part of that hash; a parse from the cache (SAVED_PARSE_ENV)
     was made for the same profile with the warehouse elsewhere, and is the same parse (the
     manifest names the database after the file's name, never its folder). Every other check
-    (dbt's version, --vars, the project's files) still decides."""
+    (dbt's version, --vars, the project's files) still decides. A parse taken so is saved
+    again under this profile's hash even when no file changed (dbt then writes nothing): the
+    next run in the same target folder, which may not take the cache's word, keeps it. Once
+    per process."""
     from dbt.parser.manifest import ManifestLoader
 
     check = ManifestLoader.is_partial_parsable
+    if getattr(check, "takes_cached_parse", False):
+        return
+    load = ManifestLoader.load
 
     def is_partial_parsable(self, manifest):
-        manifest.state_check.profile_hash = self.manifest.state_check.profile_hash
+        if manifest.state_check.profile_hash != self.manifest.state_check.profile_hash:
+            manifest.state_check.profile_hash = self.manifest.state_check.profile_hash
+            self.uba_profile_rehashed = True
         return check(self, manifest)
 
+    def load_keeping_the_rehashed_parse(self):
+        manifest = load(self)
+        if getattr(self, "uba_profile_rehashed", False) and self.skip_parsing:
+            self.write_manifest_for_partial_parse()
+        return manifest
+
+    is_partial_parsable.takes_cached_parse = True
     ManifestLoader.is_partial_parsable = is_partial_parsable
+    ManifestLoader.load = load_keeping_the_rehashed_parse
 
 
 def _run(argv: list[str]) -> int:
@@ -229,7 +245,7 @@ def _child(conn: socket.socket) -> None:
         request, fds = _receive(conn)
         _take_over(request, fds)
         if request["env"].get(SAVED_PARSE_ENV) == "1":
-            _take_cached_parse_as_own()
+            take_cached_parse_as_own()
         conn.sendall(f"{os.getpid()}\n".encode())
         finished = threading.Event()
 

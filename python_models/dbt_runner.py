@@ -15,16 +15,21 @@ exhaust it where the node alone fits.
 `WarmDbt` starts the dbt process before its command is known (python_models/dbt_warm.py): it
 imports dbt and parses the project meanwhile, then runs the command it is sent on that parse.
 
-UBA_DBT_PARSE_CACHE (a folder; the tests set it): a run starts from the last parse saved for
-the same project, profiles.yml, profile variables (a path by its file name) and --vars
-(`saved_parse_for`), whatever its target folder, not from nothing. dbt keeps one saved parse
-(partial_parse.msgpack) in the target folder and parses the project in full when the profile
-(the warehouse path included) or the --vars differ from that parse's; it checks the copy as
-its own (dbt's version, the profile, --vars, every file's checksum) and parses again what
-differs. A run forked from the dbt fork server also takes a copy made for a warehouse of the
-same name in another folder (dbt_fork.SAVED_PARSE_ENV), the same parse (dbt-duckdb names the
-database after the file), which dbt alone would parse again. A full parse of this project
-costs ~12 s.
+The parse cache: a run starts from the last parse saved for the same project, profiles.yml,
+profile variables (a path by its file name) and --vars (`saved_parse_for`), whatever its
+target folder, not from nothing. dbt keeps one saved parse (partial_parse.msgpack) in the
+target folder and parses the project in full when the profile (the warehouse path included)
+or the --vars differ from that parse's; it checks the copy as its own (dbt's version, the
+profile, --vars, every file's checksum) and parses again what differs. A run forked from the
+dbt fork server, and a WarmDbt process, also take a copy made for a warehouse of the same name
+in another folder (dbt_fork.SAVED_PARSE_ENV), the same parse (dbt-duckdb names the database
+after the file), which dbt alone would parse again. A full parse of this project costs ~12 s
+(~8 s of CPU). UBA_DBT_PARSE_CACHE names the cache's folder (the tests set one): every run
+starts from its copy. Unset, the cache is the user's (`DEFAULT_PARSE_CACHE`, which
+scripts/bootstrap.sh fills with the parse of a default warehouse after installing, `uba build
+--save-parse`), and a run takes its copy only into a target folder without a parse of its
+own: a warehouse's first build or refresh in a new target folder then starts with dbt's
+partial parse beside the load and gate instead of a full one. "off": no cache.
 
 UBA_DBT_FORK_SERVER (a folder; the tests set it): dbt runs fork from one process that
 imported dbt and parsed once (python_models/dbt_fork.py), ~1 s of start-up instead of ~7 s;
@@ -44,6 +49,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from python_models import dbt_fork
@@ -53,6 +59,7 @@ from python_models.config import (
     dbt_fork_server,
     dbt_target_dir,
     get_settings,
+    user_cache_dir,
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -265,7 +272,18 @@ def _finish(proc: subprocess.Popen, args: Sequence[str], quiet: bool) -> str:
 
 
 PARSE_CACHE_ENV = "UBA_DBT_PARSE_CACHE"
+DEFAULT_PARSE_CACHE = "dbt-parse"  # under the user's cache folder (config.user_cache_dir)
 _SAVED_PARSE = "partial_parse.msgpack"
+
+
+@dataclass(frozen=True)
+class SavedParse:
+    """A run's saved parse (`own`, in its target folder) and its copy in the parse cache; a
+    `seed_only` cache (the user's default one) fills only a target folder without its own."""
+
+    own: Path
+    cached: Path
+    seed_only: bool
 
 
 def _profile_variables(profiles: str) -> list[str]:
@@ -282,10 +300,13 @@ def _location_free(name: str, value: str) -> str:
 
 def saved_parse_for(
     env: dict[str, str], project_dir: str | Path | None, args: Sequence[str] = ()
-) -> tuple[Path, Path] | None:
-    """(the run's saved parse, its copy in the parse cache) when UBA_DBT_PARSE_CACHE is set."""
+) -> SavedParse | None:
+    """The run's saved parse and its copy in the parse cache; None with the cache off."""
     cache = env.get(PARSE_CACHE_ENV)
-    if not cache:
+    seed_only = cache is None
+    if seed_only:
+        cache = str(user_cache_dir(DEFAULT_PARSE_CACHE))
+    if not cache or cache == "off":
         return None
     project = Path(project_dir or DBT_PROJECT_DIR).resolve()
     target = Path(env.get("DBT_TARGET_PATH") or "target")
@@ -301,30 +322,32 @@ def saved_parse_for(
     digest = hashlib.sha256(profiles.encode()).hexdigest()
     key = "|".join([str(project), digest, *profile, *given_vars])
     entry = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.msgpack"
-    return target / _SAVED_PARSE, entry
+    return SavedParse(target / _SAVED_PARSE, entry, seed_only)
 
 
-def _start_from_cache(saved: tuple[Path, Path] | None, env: dict[str, str]) -> None:
-    """Put the cached parse in the run's target folder; a run forked from the dbt fork server
-    then takes it as its own although dbt's hash of the profile names another warehouse path
-    (dbt_fork.SAVED_PARSE_ENV); dbt itself parses such a run in full."""
-    if saved is None:
+def _start_from_cache(saved: SavedParse | None, env: dict[str, str]) -> None:
+    """Put the cached parse in the run's target folder; a run forked from the dbt fork server,
+    or a WarmDbt process, then takes it as its own although dbt's hash of the profile names
+    another warehouse path (dbt_fork.SAVED_PARSE_ENV); dbt itself parses such a run in full."""
+    if saved is None or (saved.seed_only and saved.own.exists()):
         return
-    own, cached = saved
-    if cached.exists():
-        own.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, own)
+    if saved.cached.exists():
+        saved.own.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved.cached, saved.own)
         env[dbt_fork.SAVED_PARSE_ENV] = "1"
 
 
-def _keep_in_cache(saved: tuple[Path, Path] | None) -> None:
-    if saved is None or not saved[0].exists():
+def _keep_in_cache(saved: SavedParse | None) -> None:
+    """The run's parse into the cache (an unwritable cache is skipped: it only saves time)."""
+    if saved is None or not saved.own.exists():
         return
-    own, cached = saved
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-    shutil.copyfile(own, partial)
-    os.replace(partial, cached)  # whole or not at all: a reader never sees half a file
+    partial = saved.cached.with_name(f"{saved.cached.name}.{os.getpid()}.tmp")
+    try:
+        saved.cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved.own, partial)
+        os.replace(partial, saved.cached)  # whole or not at all: a reader never sees half a file
+    except OSError:
+        partial.unlink(missing_ok=True)
 
 
 def run_dbt(
@@ -539,6 +562,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
     parser.add_argument("--select", "-s", default=None, help="dbt selection")
     parser.add_argument("--target", default=None, help="dbt target (duckdb or postgres)")
+    parser.add_argument(
+        "--save-parse",
+        action="store_true",
+        help="only parse the dbt project into the parse cache, so that a first build in a new "
+        "target folder starts from it (scripts/bootstrap.sh runs it after installing)",
+    )
+
+
+def save_parse(
+    duckdb_path: str | Path | None = None, project_dir: str | Path | None = None
+) -> Path | None:
+    """Parse the project (the configured warehouse, or `duckdb_path`; no --vars) in a scratch
+    target folder and keep the parse in the parse cache; returns the cache entry, None with
+    the cache off. Nothing is read from or written to the warehouse."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="uba-dbt-parse-") as scratch:
+        args = ["parse", "--quiet"]
+        run_dbt(args, duckdb_path, quiet=True, target_path=scratch, project_dir=project_dir)
+        saved = saved_parse_for(dbt_env(duckdb_path), project_dir)
+    return saved.cached if saved is not None and saved.cached.exists() else None
 
 
 def run(args) -> int:
@@ -547,6 +591,14 @@ def run(args) -> int:
 
     # A per-event feature setting that does not fit the plan or the catalogue fails here in one
     # line, before dbt spends minutes on the models upstream of the feature marts.
+    if args.save_parse:
+        try:
+            entry = save_parse()
+        except DbtError as err:
+            print(f"uba build --save-parse: dbt parse failed: {err}", file=sys.stderr)
+            return 1
+        print(f"uba build: dbt's parse saved in {entry}" if entry else "uba build: no parse cache")
+        return 0
     problem = check_project()
     if problem:
         print(f"uba build: {problem}", file=sys.stderr)

@@ -8,18 +8,26 @@ non-zero failed). The line may instead hold a list of such lists: the commands r
 the one parse, up to the first that fails (a build, then `dbt compile` of the data tests on the
 relations it left: python_models.dbt_runner.run_dbt_build_compiling_tests). End of input
 instead of a line: it exits without running anything. The commands must not change what the
-parse depends on (no --vars, --target or --project-dir).
+parse depends on (no --vars, --target or --project-dir). A parse the parse cache put in the
+target folder, saved for a warehouse of the same name in another folder, is taken as its own
+(python_models.dbt_runner, dbt_fork.SAVED_PARSE_ENV): a first build starts from the parse saved
+at install instead of parsing the project in full.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
 def main() -> int:
     from dbt.cli.main import dbtRunner
 
+    from python_models import dbt_fork
+
+    if os.environ.get(dbt_fork.SAVED_PARSE_ENV) == "1":
+        dbt_fork.take_cached_parse_as_own()  # a parse the parse cache put in the target
     parsed = dbtRunner().invoke(["parse", "--quiet"])
     line = sys.stdin.readline()
     if not line.strip():

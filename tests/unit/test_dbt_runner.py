@@ -16,7 +16,14 @@ from dbt_memory_project import heavy_rows_in, memory_project
 from processes import children, gone_within, listening_fork_server
 
 from python_models import dbt_fork
-from python_models.dbt_runner import DbtError, WarmDbt, error_summary, run_dbt, run_dbt_build
+from python_models.dbt_runner import (
+    DbtError,
+    WarmDbt,
+    error_summary,
+    run_dbt,
+    run_dbt_build,
+    save_parse,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -337,7 +344,7 @@ def test_a_new_target_folder_starts_from_the_parse_saved_for_its_warehouse(tmp_p
     assert full in parse("second", "--vars", "{uba_example: 1}")  # no parse with these vars yet
     assert full not in parse("second")  # its own parse now holds the vars: the cache's has none
     assert full not in parse("third", "--vars", "{uba_example: 1}")
-    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
+    monkeypatch.setenv("UBA_DBT_PARSE_CACHE", "off")
     assert full in parse("fourth")  # without the cache, as dbt alone
 
 
@@ -372,8 +379,51 @@ def test_a_warehouse_elsewhere_starts_from_the_parse_saved_for_its_file_name(tmp
     assert full in dbt("parse", "c/other.duckdb", "third")  # another database name
     assert nodes("third")["model.small.ones"]["database"] == "other"
 
-    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
+    monkeypatch.setenv("UBA_DBT_PARSE_CACHE", "off")
     assert full in dbt("parse", "b/w.duckdb", "uncached")  # dbt's own full parse of b
     assert nodes("second") == nodes("uncached")
     # without the cache's word a saved parse of another folder's warehouse is parsed again
     assert full in dbt("parse", "d/w.duckdb", "second")
+
+
+def _parsed_files(target: Path) -> int:
+    """How many project files the target's last parse read (0: dbt took its saved parse)."""
+    return json.loads((target / "perf_info.json").read_text())["parsed_path_count"]
+
+
+def test_a_first_build_starts_from_the_parse_saved_at_install(tmp_path, monkeypatch):
+    """Without UBA_DBT_PARSE_CACHE the user's parse cache is used, and only to fill a target
+    folder with no parse of its own: `uba build --save-parse` (scripts/bootstrap.sh) saves the
+    project's parse, and a warm dbt in a new target folder (a first build or refresh) takes it
+    for its warehouse of the same name elsewhere instead of parsing every file. A plain dbt
+    (no fork server) in a target folder with its own parse keeps it: with the cache's parse
+    of another folder's warehouse it would parse in full."""
+    project = _small_project(tmp_path)
+    (project / "models" / "twos.sql").write_text("select 2 as id")
+    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.delenv(dbt_fork.SERVER_ENV, raising=False)  # dbt as a deployment starts it
+
+    entry = save_parse(tmp_path / "install" / "w.duckdb", project)
+    assert entry is not None and entry.is_relative_to(tmp_path / "user-cache")
+    assert not (tmp_path / "install").exists()  # the parse touched no warehouse
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    warm = WarmDbt(tmp_path / "a" / "w.duckdb", tmp_path / "target-a", project)
+    try:
+        warm.run(["build"], quiet=True)
+    finally:
+        warm.close()
+    assert _parsed_files(tmp_path / "target-a") == 0
+    assert _tables(tmp_path / "a" / "w.duckdb") == {"ones": [(1,)], "twos": [(2,)]}
+
+    full = "Unable to do partial parsing"
+
+    def parse(warehouse: str, folder: str) -> str:
+        return run_dbt(["parse"], tmp_path / warehouse, quiet=True,
+                       target_path=tmp_path / folder, project_dir=project)  # fmt: skip
+
+    assert full in parse("b/w.duckdb", "target-b")  # plain dbt: another path, parsed in full
+    assert full not in parse("a/w.duckdb", "target-a")  # its own parse, not the cache's (b's)
+    assert _parsed_files(tmp_path / "target-a") == 0
