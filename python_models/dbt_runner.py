@@ -52,7 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_models import dbt_fork
+from python_models import dbt_fork, dbt_warm
 from python_models.config import (
     DBT_PROJECT_DIR,
     REPO_ROOT,
@@ -402,6 +402,8 @@ class WarmDbt:
             if forked
             else [sys.executable, "-m", "python_models.dbt_warm"]
         )
+        if env.get(dbt_fork.SAVED_PARSE_ENV) == "1":
+            command.append(dbt_warm.TAKE_CACHED_PARSE)
         self.proc = _popen(
             command,
             env,

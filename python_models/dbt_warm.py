@@ -10,24 +10,25 @@ relations it left: python_models.dbt_runner.run_dbt_build_compiling_tests). End 
 instead of a line: it exits without running anything. The commands must not change what the
 parse depends on (no --vars, --target or --project-dir). A parse the parse cache put in the
 target folder, saved for a warehouse of the same name in another folder, is taken as its own
-(python_models.dbt_runner, dbt_fork.SAVED_PARSE_ENV): a first build starts from the parse saved
-at install instead of parsing the project in full.
+(TAKE_CACHED_PARSE; python_models.dbt_runner): a first build starts from the parse saved at
+install instead of parsing the project in full.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
+
+TAKE_CACHED_PARSE = "--take-cached-parse"  # WarmDbt's argument when the parse cache filled it
 
 
 def main() -> int:
     from dbt.cli.main import dbtRunner
 
-    from python_models import dbt_fork
+    if TAKE_CACHED_PARSE in sys.argv[1:]:  # a parse the parse cache put in the target
+        from python_models import dbt_fork
 
-    if os.environ.get(dbt_fork.SAVED_PARSE_ENV) == "1":
-        dbt_fork.take_cached_parse_as_own()  # a parse the parse cache put in the target
+        dbt_fork.take_cached_parse_as_own()
     parsed = dbtRunner().invoke(["parse", "--quiet"])
     line = sys.stdin.readline()
     if not line.strip():
