@@ -337,6 +337,23 @@ def _start_from_cache(saved: SavedParse | None, env: dict[str, str]) -> None:
         env[dbt_fork.SAVED_PARSE_ENV] = "1"
 
 
+def seed_target_folder(
+    target_path: str | Path,
+    project_dir: str | Path | None = None,
+    duckdb_path: str | Path | None = None,
+) -> None:
+    """Give a target folder without a saved parse of its own the parse cache's, before a dbt
+    run this module does not start (Dagster's dbt assets). That dbt takes it as its own only
+    where the cache's parse was saved for the same warehouse path (the demo's: Dagster's
+    definitions parse the project through run_dbt first), and otherwise parses in full, as
+    it would have. `duckdb_path`: another warehouse than the configured one."""
+    env = dbt_env(duckdb_path)
+    env["DBT_TARGET_PATH"] = str(target_path)
+    saved = saved_parse_for(env, project_dir)
+    if saved is not None and not saved.own.exists():
+        _start_from_cache(saved, env)
+
+
 def _keep_in_cache(saved: SavedParse | None) -> None:
     """The run's parse into the cache (an unwritable cache is skipped: it only saves time)."""
     if saved is None or not saved.own.exists():

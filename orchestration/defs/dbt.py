@@ -18,6 +18,7 @@ from python_models.dbt_runner import (
     finished_nodes,
     memory_retry_notice,
     out_of_memory_nodes,
+    seed_target_folder,
 )
 
 dbt_project = DbtProject(
@@ -92,6 +93,7 @@ def build_with_memory_retry(
     an --exclude, so the retry stays inside Dagster's selection (what `dbt retry` does). A
     retry that fails too raises a Failure headed as `uba build`'s, naming each failed node."""
     started = time.time()
+    seed_target_folder(target_path)  # a first build starts from a saved parse where it can
     build = dbt.cli(["build"], context=context, target_path=target_path, raise_on_error=False)
     yield from build.stream()
     if build.is_successful():

@@ -19,10 +19,12 @@ from python_models import dbt_fork
 from python_models.dbt_runner import (
     DbtError,
     WarmDbt,
+    dbt_env,
     error_summary,
     run_dbt,
     run_dbt_build,
     save_parse,
+    seed_target_folder,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -427,3 +429,28 @@ def test_a_first_build_starts_from_the_parse_saved_at_install(tmp_path, monkeypa
     assert full in parse("b/w.duckdb", "target-b")  # plain dbt: another path, parsed in full
     assert full not in parse("a/w.duckdb", "target-a")  # its own parse, not the cache's (b's)
     assert _parsed_files(tmp_path / "target-a") == 0
+
+
+def test_a_dagster_target_folder_without_a_parse_starts_from_the_cache_s(tmp_path, monkeypatch):
+    """Dagster's dbt assets run dbt themselves: seed_target_folder gives their target folder
+    the parse cache's parse when it has none, and a plain dbt on the warehouse that parse was
+    saved for (the demo's) then parses partially; a folder with its own parse keeps it."""
+    project = _small_project(tmp_path)
+    monkeypatch.setenv("UBA_DBT_PARSE_CACHE", str(tmp_path / "cache"))
+    warehouse = tmp_path / "w.duckdb"
+    run_dbt(["parse"], warehouse, quiet=True, target_path=tmp_path / "first", project_dir=project)
+    own = tmp_path / "kept" / "partial_parse.msgpack"
+    own.parent.mkdir()
+    own.write_bytes(b"its own")
+    for folder in ("dagster", "kept"):
+        seed_target_folder(tmp_path / folder, project, warehouse)
+    assert own.read_bytes() == b"its own"
+
+    env = dbt_env(warehouse) | {"DBT_TARGET_PATH": str(tmp_path / "dagster")}
+    env.pop(dbt_fork.SAVED_PARSE_ENV, None)
+    dbt = Path(sys.executable).with_name("dbt")  # dbt itself, as dagster-dbt starts it
+    done = subprocess.run(
+        [str(dbt), "parse"], cwd=project, env=env, capture_output=True, text=True, check=True
+    )
+    assert "Unable to do partial parsing" not in done.stdout, done.stdout
+    assert _parsed_files(tmp_path / "dagster") == 0
