@@ -182,10 +182,9 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     With `lineage`, churn's lineage alone is first built on a copy of the gated warehouse
     (recorded as LINEAGE, outside the total)."""
     from expectations.gate import run_gate
-    from python_models.commands.refresh import DATA_BUILD, record_build
+    from python_models.commands.refresh import record_build
     from python_models.common import registry
     from python_models.config import get_settings
-    from python_models.dbt_daily_tests import build_and_test
     from python_models.dbt_runner import WarmDbt, dbt_env, saved_parse_for
     from python_models.ingest import load_path
     from python_models.lifecycle import score_model, train_model
@@ -228,7 +227,9 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
         # and run in CI (tests/conftest.py builds with them), not on each build of the data; the
         # data tests run from their compiled SQL after the models. As `uba build` does, nodes
         # that ran out of DuckDB memory are retried once (a line says so).
-        step("dbt build", lambda: build_and_test(DATA_BUILD, warn=print, quiet=True, warm=warm))
+        # and, as `uba refresh` does, the model libraries are imported beside it
+        # (python_models.model_libraries), joined inside the step
+        step("dbt build", lambda: _build_beside_model_libraries(warm))
     finally:
         warm.close()
     con = connect()
@@ -243,6 +244,18 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
     step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
     con.close()
     return {name: list(values) for name, values in timings.items()}
+
+
+def _build_beside_model_libraries(warm) -> None:
+    from python_models.commands.refresh import DATA_BUILD
+    from python_models.dbt_daily_tests import build_and_test
+    from python_models.model_libraries import ModelLibraries
+
+    libraries = ModelLibraries()
+    try:
+        build_and_test(DATA_BUILD, warn=print, quiet=True, warm=warm)
+    finally:
+        libraries.join()
 
 
 def _part(cmd: list[str], env: dict[str, str], echo: bool = False) -> tuple[float, float, str]:

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from orchestration.defs.ml import model_libraries_for_run
 from orchestration.manifest import ensure_manifest
 from orchestration.resources import WRITER_POOL
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
@@ -64,7 +65,12 @@ def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """`dbt build`: seeds, models (incremental where they grow) and their tests."""
     # One artifacts folder, overwritten per run: dagster-dbt's default is a new folder per run
     # (~7 MB each, never cleaned). Runs that write are serialized by the pool, so no clash.
-    yield from build_with_memory_retry(context, dbt, DAGSTER_DBT_TARGET)
+    libraries = model_libraries_for_run(context)  # imported while this process waits on dbt
+    try:
+        yield from build_with_memory_retry(context, dbt, DAGSTER_DBT_TARGET)
+    finally:
+        if libraries is not None:
+            libraries.join()  # before a model step, so no module is imported by two threads
 
 
 @dbt_assets(

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from python_models.common.scores import SCORE_STATE, STATE_SCHEMA
+from python_models.model_libraries import ModelLibraries
 
 REFRESH_STATE = f"{STATE_SCHEMA}.refresh"
 EXIT_BLOCKED = 3
@@ -181,37 +182,6 @@ def _champions_scored(con) -> bool:
     )
 
 
-class _ModelLibraries:
-    """Imports what scoring needs while dbt builds: the model code and, by loading each
-    champion's file once (its sha256 checked first), the libraries its bundle unpickles
-    (scikit-learn, LightGBM...): ~1.3 s of imports that ran at the start of the score step
-    while this process only waited on dbt. A warm-up only: its errors are left to the score
-    step, which loads each champion again and reports them there."""
-
-    def __init__(self, champions: list):
-        """`champions`: registry.champions(), read before dbt takes the warehouse."""
-        import threading
-
-        self._thread = threading.Thread(
-            target=self._run, args=(champions,), name="uba-model-libraries", daemon=True
-        )
-        self._thread.start()
-
-    @staticmethod
-    def _run(champions: list) -> None:
-        try:
-            import python_models.lifecycle  # noqa: F401
-
-            for champion in champions:
-                champion.load()
-        except Exception:  # the score step loads and reports
-            pass
-
-    def join(self) -> None:
-        # before scoring, so no module is imported by two threads at once
-        self._thread.join()
-
-
 def _load(con, paths: list[str]):
     from python_models.ingest import load_path
 
@@ -281,7 +251,7 @@ def refresh(
                 con.close()
             replayed = False  # the day's build ran the saved plan: the code did not change
             if build:
-                libraries = _ModelLibraries(champions)
+                libraries = ModelLibraries(champions, plots=False)
                 _, replayed = steps.run(
                     "dbt", lambda: _build(steps.say, warm, duckdb_settings), lambda out: out[0]
                 )

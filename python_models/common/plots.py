@@ -7,15 +7,19 @@ from pathlib import Path
 import numpy as np
 
 
-def _subplots(*args, **kwargs):
-    """plt.subplots on the Agg backend; matplotlib is imported on the first plot, not with the
-    package (it costs a second or more to import, and scoring never plots)."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, imported on the first plot, not with the package
+    (it costs a second or more to import, and scoring never plots)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(*args, **kwargs)
+    return plt
+
+
+def _subplots(*args, **kwargs):
+    return pyplot().subplots(*args, **kwargs)
 
 
 def _save(fig, path: Path) -> Path:

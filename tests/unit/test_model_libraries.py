@@ -1,5 +1,5 @@
-"""`uba refresh` imports what scoring needs while dbt builds (commands/refresh.py
-_ModelLibraries): each champion's file is loaded once (RegistryEntry.load), after its sha256
+"""`uba refresh` imports what scoring needs while dbt builds (python_models/model_libraries.py
+ModelLibraries): each champion's file is loaded once (RegistryEntry.load), after its sha256
 is checked."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pickle
 import sys
 from datetime import datetime
 
-from python_models.commands.refresh import _ModelLibraries
 from python_models.common.artifacts import sha256_file
 from python_models.common.registry import RegistryEntry
+from python_models.model_libraries import ModelLibraries
 
 
 def _champion(path, sha256: str) -> RegistryEntry:
@@ -42,7 +42,7 @@ def test_the_champions_libraries_are_imported_in_the_background(tmp_path, monkey
     path = _champion_file(tmp_path, "uba_warmup_lib_ok")
     monkeypatch.syspath_prepend(str(tmp_path / "libs"))
     assert "uba_warmup_lib_ok" not in sys.modules
-    _ModelLibraries([_champion(path, sha256_file(path))]).join()
+    ModelLibraries([_champion(path, sha256_file(path))]).join()
     assert "uba_warmup_lib_ok" in sys.modules
     del sys.modules["uba_warmup_lib_ok"]
 
@@ -51,5 +51,43 @@ def test_a_file_that_fails_its_sha256_is_not_unpickled_and_nothing_raises(tmp_pa
     path = _champion_file(tmp_path, "uba_warmup_lib_tampered")
     monkeypatch.syspath_prepend(str(tmp_path / "libs"))
     missing = tmp_path / "missing.pkl"
-    _ModelLibraries([_champion(path, "0" * 64), _champion(missing, "0" * 64)]).join()
+    ModelLibraries([_champion(path, "0" * 64), _champion(missing, "0" * 64)]).join()
     assert "uba_warmup_lib_tampered" not in sys.modules
+
+
+def test_a_dagster_run_warms_the_model_libraries_only_when_it_trains_or_scores():
+    """orchestration.defs.ml.model_libraries_for_run, asked from a run's asset: matplotlib
+    too when the run trains, the rest when it only scores, nothing when it does neither."""
+    import dagster as dg
+
+    from orchestration.defs.ml import model_key, model_libraries_for_run, score_key
+    from python_models.models import MODELS
+
+    seen = {}
+
+    @dg.asset
+    def probe(context) -> None:  # (a string annotation: dagster cannot resolve it here)
+        libraries = model_libraries_for_run(context)
+        if libraries is not None:
+            libraries.join()
+        seen[context.run_id] = None if libraries is None else libraries.plots
+
+    def stand_in(key):  # the model step's key, doing nothing
+        @dg.asset(key=key)
+        def _asset() -> None:
+            pass
+
+        return _asset
+
+    spec = MODELS[0]
+    trains, scores = stand_in(model_key(spec)), stand_in(score_key(spec))
+    runs = {
+        "trains": dg.materialize([probe, trains, scores]),
+        "scores": dg.materialize([probe, scores]),
+        "neither": dg.materialize([probe, trains, scores], selection=[probe]),
+    }
+    assert {name: seen[run.run_id] for name, run in runs.items()} == {
+        "trains": True,
+        "scores": False,
+        "neither": None,
+    }
