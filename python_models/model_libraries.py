@@ -11,8 +11,6 @@ here is left to the step that needs it, which reports it.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections.abc import Sequence
 
@@ -36,7 +34,6 @@ class ModelLibraries:
 
     @staticmethod
     def _run(champions: list, plots: bool) -> None:
-        _idle_priority()
         try:
             # what training and scoring import past python_models.lifecycle (measured: the
             # packages new in sys.modules after training every model on the 1M bench's warehouse)
@@ -59,14 +56,3 @@ class ModelLibraries:
 
     def join(self) -> None:
         self._thread.join()
-
-
-def _idle_priority() -> None:
-    """This thread at the lowest priority (Linux: a thread is a task of its own), so dbt's
-    nodes keep the cores and the imports take what they leave: imported at the same priority,
-    they delayed the 1M build's first nodes and its dbt process peaked 70-200 MB higher."""
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        except OSError:
-            pass
