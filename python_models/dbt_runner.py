@@ -608,8 +608,6 @@ def run(args) -> int:
     from python_models.common.catalogue_sync import check_project
     from python_models.warehouse import WarehouseBusyError, writer_lock
 
-    # A per-event feature setting that does not fit the plan or the catalogue fails here in one
-    # line, before dbt spends minutes on the models upstream of the feature marts.
     if args.save_parse:
         try:
             entry = save_parse()
@@ -618,6 +616,8 @@ def run(args) -> int:
             return 1
         print(f"uba build: dbt's parse saved in {entry}" if entry else "uba build: no parse cache")
         return 0
+    # A per-event feature setting that does not fit the plan or the catalogue fails here in one
+    # line, before dbt spends minutes on the models upstream of the feature marts.
     problem = check_project()
     if problem:
         print(f"uba build: {problem}", file=sys.stderr)
