@@ -71,11 +71,12 @@ class ChurnModel(BoostedEstimator):
     params: ChurnParams
 
     def fit(self, frame: pl.DataFrame, validation: pl.DataFrame | None = None) -> Self:
-        from sklearn.impute import SimpleImputer
         from sklearn.isotonic import IsotonicRegression
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
+
+        from python_models.common.imputation import MedianImputer
 
         if validation is None:
             raise ValueError("churn needs a validation frame (early stopping and calibration)")
@@ -106,7 +107,7 @@ class ChurnModel(BoostedEstimator):
             calibrator.fit(margin.reshape(-1, 1), y_cal)
 
         logistic = make_pipeline(
-            SimpleImputer(strategy="median"),
+            MedianImputer(),
             StandardScaler(),
             LogisticRegression(
                 max_iter=2000,
