@@ -42,10 +42,21 @@ def _snapshots(seed: int = 0, users: int = 200, weeks: int = 4) -> pl.DataFrame:
 
 
 def test_age_bound_features_are_the_ones_that_grow_by_construction():
-    frame = _snapshots()
-    found = drift.age_bound_features(
-        frame, ["tenure_days", "count_events_lifetime", "count_events_7d", "constant"]
+    frame = _snapshots().with_columns(
+        # Constant per user, higher for each next user in user_id order: it grows only from
+        # one user's rows to the next one's, which is not a step of any user.
+        pl.col("user_id").rank("dense").cast(pl.Float64).alias("user_rank"),
+        # One user's lifetime count steps down once: then it is not age-bound.
+        pl.when((pl.col("user_id") == "u3") & (pl.col("as_of_date") == date(2025, 1, 20)))
+        .then(0.0)
+        .otherwise(pl.col("count_events_lifetime"))
+        .alias("lifetime_with_a_drop"),
     )
+    found = drift.age_bound_features(
+        frame.sample(fraction=1.0, shuffle=True, seed=1),  # any row order
+        ["tenure_days", "count_events_lifetime", "count_events_7d", "constant", "user_rank",
+         "lifetime_with_a_drop"],
+    )  # fmt: skip
     assert found == ["tenure_days", "count_events_lifetime"]
     # Only candidates are considered (the catalogue's whole-history features).
     assert drift.age_bound_features(frame, ["count_events_7d"]) == []
