@@ -159,10 +159,13 @@ class ChurnModel(BoostedEstimator):
             "lightgbm_calibrated": self._calibrate(self.booster_.predict(matrix, True)),
         }
 
-    def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """One row per variant with ROC AUC, PR AUC, Brier, precision and lift in the top 10%."""
+    def evaluate(
+        self, frame: pl.DataFrame, scores: dict[str, np.ndarray] | None = None
+    ) -> pl.DataFrame:
+        """One row per variant with ROC AUC, PR AUC, Brier, precision and lift in the top 10%.
+        `scores`: variant_scores(frame), when the caller has them already."""
         y = _labels(frame, "holdout")
-        scores = self.variant_scores(frame)
+        scores = self.variant_scores(frame) if scores is None else scores
         rows = []
         for variant in VARIANTS:
             metrics = classification_metrics(

@@ -127,8 +127,8 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     print(f"[churn] {eligible}; {split.describe()}", file=sys.stderr)
     fit_frame, calibration_frame, holdout = apply_split(frame, split)
     model = ChurnModel(features, params).fit(fit_frame, calibration_frame)
-    evaluation = model.evaluate(holdout)
-    scores = model.variant_scores(holdout)
+    scores = model.variant_scores(holdout)  # each variant's holdout scores, computed once
+    evaluation = model.evaluate(holdout, scores)
     served = evaluation.filter(pl.col("variant") == SERVED).row(0, named=True)
     by_variant = dict(zip(evaluation["variant"], evaluation["roc_auc"], strict=True))
     gate_reason = (
@@ -164,7 +164,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     }
     metrics["best_iteration"] = model.best_iteration_
     # What predicted_label means for this version, and how it did on the holdout.
-    flagged = model.predict(holdout) >= model.decision_threshold
+    flagged = scores[SERVED] >= model.decision_threshold  # model.predict(holdout)
     metrics["decision_threshold"] = model.decision_threshold
     metrics["holdout_precision_at_threshold"] = float(
         y_holdout[flagged].mean() if flagged.any() else 0

@@ -32,6 +32,19 @@ def test_churn_ranks_planted_low_activity_users_first():
     assert isinstance(beats_baselines(evaluation), bool)
 
 
+def test_the_training_s_shared_holdout_scores_are_what_each_call_computes():
+    """Training scores the holdout once (on_warehouse.train): the evaluation from those scores
+    equals its own, and the served variant's scores are the model's predictions."""
+    import numpy as np
+
+    from python_models.churn.model import SERVED
+
+    model, validation = _fit()
+    scores = model.variant_scores(validation)
+    assert model.evaluate(validation, scores).equals(model.evaluate(validation))
+    np.testing.assert_array_equal(scores[SERVED], model.predict(validation))
+
+
 def test_churn_probabilities_and_labels_follow_the_threshold():
     model, validation = _fit(threshold=0.3, calibration="isotonic")
     out = model.predict_frame(validation, with_reasons=False)
