@@ -45,11 +45,38 @@ def _as_arrays(*columns) -> list[np.ndarray]:
     return [np.asarray(c, dtype=float) for c in columns]
 
 
-def _compress(rows: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Identical customers share one likelihood term (CDNOW's 23,570 collapse ~10x)."""
+@dataclass(frozen=True)
+class Grouped:
+    """Identical customers share one likelihood term (CDNOW's 23,570 collapse ~10x): the
+    distinct rows, and each customer's row. Grouped once per summary: a bootstrap refit only
+    counts its weights again (grouping sorts every customer: 1.3 s of 84 fits at 10M)."""
+
+    rows: np.ndarray
+    inverse: np.ndarray
+
+    def weights(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Each distinct row's weight: its customers, counted `weights` times (default once)."""
+        w = np.ones(len(self.inverse)) if weights is None else np.asarray(weights, dtype=float)
+        if len(w) != len(self.inverse):
+            raise ValueError(f"{len(w)} weights for {len(self.inverse)} grouped customers")
+        return np.bincount(self.inverse, weights=w, minlength=len(self.rows))
+
+
+def group_customers(x, t_x, T) -> Grouped:
+    """BG/NBD's groups: customers with the same (x, t_x, T)."""
+    return _group(np.column_stack(_as_arrays(x, t_x, T)))
+
+
+def group_spenders(x, mbar) -> Grouped:
+    """Gamma-Gamma's groups: the customers it fits (_spenders), by (x, mbar)."""
+    x, mbar = _as_arrays(x, mbar)
+    keep = _spenders(x, mbar)
+    return _group(np.column_stack([x[keep], mbar[keep]]))
+
+
+def _group(rows: np.ndarray) -> Grouped:
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
-    return unique, np.bincount(inverse.ravel(), weights=w, minlength=len(unique))
+    return Grouped(unique, inverse.ravel())
 
 
 def bgnbd_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
@@ -102,12 +129,21 @@ def _bgnbd_gradient(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     )
 
 
-def fit_bgnbd(x, t_x, T, weights=None, start: BgNbdParams | None = None) -> BgNbdParams:
+def fit_bgnbd(
+    x,
+    t_x,
+    T,
+    weights=None,
+    start: BgNbdParams | None = None,
+    grouped: Grouped | None = None,
+) -> BgNbdParams:
     """Maximum likelihood (L-BFGS on log-parameters, analytic gradient); `weights` counts each
-    customer (bootstrap); `start` warm-starts a refit."""
+    customer (bootstrap); `start` warm-starts a refit; `grouped`: group_customers(x, t_x, T),
+    made once for several fits of the same customers."""
     x, t_x, T = _as_arrays(x, t_x, T)
     _check_summary(x, t_x, T)
-    rows, w = _compress(np.column_stack([x, t_x, T]), weights)
+    grouped = group_customers(x, t_x, T) if grouped is None else grouped
+    rows, w = grouped.rows, grouped.weights(weights)
     total = w.sum()
 
     def loss(theta):
@@ -157,17 +193,30 @@ def _gamma_gamma_gradient(params: GammaGammaParams, x, mbar) -> np.ndarray:
     )
 
 
-def fit_gamma_gamma(x, mbar, weights=None, start: GammaGammaParams | None = None):
-    """Maximum likelihood on repeat buyers with a positive mean value (others carry no spend)."""
+def _spenders(x: np.ndarray, mbar: np.ndarray) -> np.ndarray:
+    """Repeat buyers with a positive mean value: the others carry no spend."""
+    return (x > 0) & (mbar > 0)
+
+
+def fit_gamma_gamma(
+    x,
+    mbar,
+    weights=None,
+    start: GammaGammaParams | None = None,
+    grouped: Grouped | None = None,
+):
+    """Maximum likelihood on repeat buyers with a positive mean value (others carry no spend).
+    `grouped`: group_spenders(x, mbar), made once for several fits of the same customers."""
     x, mbar = _as_arrays(x, mbar)
-    keep = (x > 0) & (mbar > 0)
+    keep = _spenders(x, mbar)
     if keep.sum() < 10:
         raise ValueError(
             f"only {int(keep.sum())} customers bought again with a positive value; the spend "
             "model needs at least 10"
         )
     w = None if weights is None else np.asarray(weights, dtype=float)[keep]
-    rows, w = _compress(np.column_stack([x[keep], mbar[keep]]), w)
+    grouped = group_spenders(x, mbar) if grouped is None else grouped
+    rows, w = grouped.rows, grouped.weights(w)
     total = w.sum()
 
     def loss(theta):

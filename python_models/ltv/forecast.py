@@ -143,13 +143,14 @@ def fit_btyd(summary: pl.DataFrame, settings: LtvParams, seed: int) -> BtydFit:
     """Maximum likelihood on `summary` plus `bootstrap_fits` refits on resampled customers."""
     x, t_x, T, mbar = _summary_arrays(summary)
     rng = np.random.default_rng(seed)
-    bgnbd = btyd.fit_bgnbd(x, t_x, T)
-    gamma_gamma = btyd.fit_gamma_gamma(x, mbar)
+    customers, spenders = btyd.group_customers(x, t_x, T), btyd.group_spenders(x, mbar)
+    bgnbd = btyd.fit_bgnbd(x, t_x, T, grouped=customers)
+    gamma_gamma = btyd.fit_gamma_gamma(x, mbar, grouped=spenders)
     bg_sets, gg_sets = [], []
     for _ in range(settings.bootstrap_fits):
         weights = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x)))
-        bg_sets.append(btyd.fit_bgnbd(x, t_x, T, weights=weights, start=bgnbd))
-        gg_sets.append(btyd.fit_gamma_gamma(x, mbar, weights=weights, start=gamma_gamma))
+        bg_sets.append(btyd.fit_bgnbd(x, t_x, T, weights, start=bgnbd, grouped=customers))
+        gg_sets.append(btyd.fit_gamma_gamma(x, mbar, weights, start=gamma_gamma, grouped=spenders))
     return BtydFit(bgnbd, gamma_gamma, bg_sets, gg_sets, rng.bit_generator.state)
 
 

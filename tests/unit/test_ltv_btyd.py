@@ -111,6 +111,28 @@ def test_cdnow_published_parameters(cdnow_wheel):
         assert getattr(spend, name) == pytest.approx(published, abs=0.015), name
 
 
+def test_bootstrap_refits_on_customers_grouped_once_equal_refits_that_group_them(cdnow_wheel):
+    """fit_btyd groups identical customers once per summary (btyd.group_customers,
+    group_spenders); a refit on those groups with bootstrap weights gives exactly the
+    parameters of a refit that groups the customers itself."""
+    with zipfile.ZipFile(cdnow_wheel) as archive:
+        text = archive.read("lifetimes/datasets/cdnow_customers_summary_with_transactions.csv")
+    summary = pl.read_csv(text)
+    x, t_x, T, mbar = (summary[c].to_numpy() for c in ("x", "t_x", "T", "zbar"))
+    customers, spenders = btyd.group_customers(x, t_x, T), btyd.group_spenders(x, mbar)
+    assert len(customers.rows) < len(x) / 2  # the grouping is worth doing on real data
+    weights = np.random.default_rng(5).multinomial(len(x), np.full(len(x), 1.0 / len(x)))
+    start = btyd.fit_bgnbd(x, t_x, T)
+    assert btyd.fit_bgnbd(x, t_x, T, weights, start=start, grouped=customers) == btyd.fit_bgnbd(
+        x, t_x, T, weights, start=start
+    )
+    assert btyd.fit_gamma_gamma(x, mbar, weights, grouped=spenders) == btyd.fit_gamma_gamma(
+        x, mbar, weights
+    )
+    with pytest.raises(ValueError, match="weights for"):  # groups of other customers
+        btyd.fit_bgnbd(x[:10], t_x[:10], T[:10], weights[:10], grouped=customers)
+
+
 def test_cdnow_parameters_from_raw_transactions(cdnow_sample):
     """The same estimates from the raw purchase log through our own summaries (days, so alpha
     is 7x the weekly one; our T counts the cut day, so allow a percent)."""
