@@ -29,6 +29,9 @@ class AnomalyParams(ModelParams):
     score_lookback_days: int = 0
     seed: int = 42
     n_jobs: int = 1
+    # Scoring: row blocks scored in this many threads (anomaly.model.forest_scores: the same
+    # scores as one thread, bit for bit). Plain threads, no OpenMP: on shared cores they wait.
+    score_threads: int = 2
 
     def check(self) -> None:
         if not 0 < self.alert_fraction < 0.5:
@@ -39,5 +42,7 @@ class AnomalyParams(ModelParams):
             raise ValueError("baseline_days must be >= 1 and score_lookback_days >= 0")
         if self.n_estimators < 1 or self.max_samples < 2:
             raise ValueError("n_estimators must be >= 1 and max_samples >= 2")
+        if self.score_threads < 1:
+            raise ValueError("score_threads must be >= 1")
         if self.calibration_rows < 1_000:
             raise ValueError("calibration_rows must be >= 1000 (the alert threshold is a quantile)")

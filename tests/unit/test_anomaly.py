@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -113,3 +114,21 @@ def test_date_slices_hold_about_the_row_budget_each(tmp_path):
     assert activity_date_slices(con, None, 6) == expected
     assert activity_date_slices(con, d[3], 6) == [(d[3], d[4]), (d[4], d[5])]
     con.close()
+
+
+def test_forest_scores_in_row_blocks_equal_scikit_learn_s_own_bit_for_bit():
+    """anomaly.model.forest_scores scores row blocks in threads: each row's score is still
+    IsolationForest.score_samples' own (not only close: equal), and a small matrix stays on
+    one thread."""
+    from sklearn.ensemble import IsolationForest
+
+    from python_models.anomaly.model import forest_scores
+
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=(5_000, 6))
+    forest = IsolationForest(n_estimators=30, max_samples=256, random_state=0).fit(train)
+    matrix = np.vstack([rng.normal(size=(45_001, 6)), rng.normal(5, 1, size=(10, 6))])
+    expected = forest.score_samples(matrix)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(forest_scores(forest, matrix, threads), expected)
+    np.testing.assert_array_equal(forest_scores(forest, matrix[:100], 2), expected[:100])
