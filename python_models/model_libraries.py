@@ -16,24 +16,25 @@ from collections.abc import Sequence
 
 
 class ModelLibraries:
-    """Imports the model libraries (and matplotlib's pyplot) in a thread of its own, then loads
-    each of `champions` (registry.champions(), read before dbt takes the warehouse) once, its
-    sha256 checked first: the libraries its bundle unpickles. `join()` before the first model,
-    so no module is imported by two threads at once."""
+    """Imports the model libraries in a thread of its own, then loads each of `champions`
+    (registry.champions(), read before dbt takes the warehouse) once, its sha256 checked
+    first: the libraries its bundle unpickles. `join()` before the first model, so no module
+    is imported by two threads at once."""
 
-    def __init__(self, champions: Sequence = (), plots: bool = True):
-        """`plots`: import matplotlib too (training draws; scoring never does)."""
-        self.plots = plots
+    def __init__(self, champions: Sequence = (), trains: bool = True):
+        """`trains`: the process goes on to train, so what only training imports too (the
+        fairness report's statsmodels, matplotlib for the plots); scoring imports neither."""
+        self.trains = trains
         self._thread = threading.Thread(
             target=self._run,
-            args=(list(champions), plots),
+            args=(list(champions), trains),
             name="uba-model-libraries",
             daemon=True,
         )
         self._thread.start()
 
     @staticmethod
-    def _run(champions: list, plots: bool) -> None:
+    def _run(champions: list, trains: bool) -> None:
         try:
             # what training and scoring import past python_models.lifecycle (measured: the
             # packages new in sys.modules after training every model on the 1M bench's warehouse)
@@ -42,10 +43,10 @@ class ModelLibraries:
             import sklearn.ensemble  # noqa: F401
             import sklearn.linear_model  # noqa: F401
 
-            import python_models.impact.fairness  # noqa: F401
             import python_models.lifecycle  # noqa: F401
 
-            if plots:
+            if trains:
+                import python_models.impact.fairness  # noqa: F401
                 from python_models.common.plots import pyplot
 
                 pyplot()

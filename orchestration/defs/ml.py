@@ -31,15 +31,15 @@ def score_key(spec: ModelSpec) -> dg.AssetKey:
 
 def model_libraries_for_run(context: dg.AssetExecutionContext):
     """python_models.model_libraries imported beside the run's dbt build when the run goes on
-    to train or score (the in-process executor: this process runs those steps next); matplotlib
-    only when it trains. None when the run does neither."""
+    to train or score (the in-process executor: this process runs those steps next); what only
+    training imports, only when it trains. None when the run does neither."""
     from python_models.model_libraries import ModelLibraries
 
     keys = context.job_def.asset_layer.selected_asset_keys
     trains = any(model_key(spec) in keys for spec in MODELS)
     if not trains and not any(score_key(spec) in keys for spec in MODELS):
         return None
-    return ModelLibraries(plots=trains)
+    return ModelLibraries(trains=trains)
 
 
 def _markdown(frame) -> dg.MetadataValue:

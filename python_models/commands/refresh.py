@@ -251,7 +251,7 @@ def refresh(
                 con.close()
             replayed = False  # the day's build ran the saved plan: the code did not change
             if build:
-                libraries = ModelLibraries(champions, plots=False)
+                libraries = ModelLibraries(champions, trains=False)
                 _, replayed = steps.run(
                     "dbt", lambda: _build(steps.say, warm, duckdb_settings), lambda out: out[0]
                 )

@@ -56,8 +56,9 @@ def test_a_file_that_fails_its_sha256_is_not_unpickled_and_nothing_raises(tmp_pa
 
 
 def test_a_dagster_run_warms_the_model_libraries_only_when_it_trains_or_scores():
-    """orchestration.defs.ml.model_libraries_for_run, asked from a run's asset: matplotlib
-    too when the run trains, the rest when it only scores, nothing when it does neither."""
+    """orchestration.defs.ml.model_libraries_for_run, asked from a run's asset: what only
+    training imports too when the run trains, the rest when it only scores, nothing when it
+    does neither."""
     import dagster as dg
 
     from orchestration.defs.ml import model_key, model_libraries_for_run, score_key
@@ -70,7 +71,7 @@ def test_a_dagster_run_warms_the_model_libraries_only_when_it_trains_or_scores()
         libraries = model_libraries_for_run(context)
         if libraries is not None:
             libraries.join()
-        seen[context.run_id] = None if libraries is None else libraries.plots
+        seen[context.run_id] = None if libraries is None else libraries.trains
 
     def stand_in(key):  # the model step's key, doing nothing
         @dg.asset(key=key)
@@ -90,4 +91,28 @@ def test_a_dagster_run_warms_the_model_libraries_only_when_it_trains_or_scores()
         "trains": True,
         "scores": False,
         "neither": None,
+    }
+
+
+def test_a_scoring_warm_up_leaves_out_what_only_training_imports():
+    """`uba refresh` scores and never trains: its warm-up (trains=False) imports the models'
+    libraries but not the fairness report's statsmodels or matplotlib; a training one does."""
+    import subprocess
+
+    script = (
+        "import sys; from python_models.model_libraries import ModelLibraries; "
+        "ModelLibraries(trains={}).join(); "
+        "print(sorted(p for p in ('lightgbm', 'sklearn', 'statsmodels', 'matplotlib') "
+        "if p in sys.modules))"
+    )
+    found = {
+        trains: subprocess.run(
+            [sys.executable, "-c", script.format(trains)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for trains in (False, True)
+    }  # fmt: skip
+    assert found == {
+        False: "['lightgbm', 'sklearn']",
+        True: "['lightgbm', 'matplotlib', 'sklearn', 'statsmodels']",
     }
