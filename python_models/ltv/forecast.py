@@ -34,6 +34,7 @@ refits. `zero` has [0, 0]; `own_rate` uses Poisson quantiles of its rate.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -182,7 +183,13 @@ def btyd_state(
         np.column_stack([x, t_x, T, mbar])[simulated], axis=0, return_inverse=True
     )
     distinct_purchases, distinct_revenue = np.empty((2, len(inputs), 3))
-    for start in range(0, len(inputs), settings.simulation_chunk):
+    starts = range(0, len(inputs), settings.simulation_chunk)
+    # A generator per chunk, seeded from the fit's stream: the draws are the same however
+    # many threads simulate the chunks. numpy's samplers release the GIL: a 10M day's
+    # forecast took 2.5 s with one thread, 1.8 s with two.
+    seeds = rng.integers(np.iinfo(np.int64).max, size=len(starts))
+
+    def simulate(start: int, seed: int) -> None:
         part = slice(start, start + settings.simulation_chunk)
         draws = btyd.sample_horizon(
             fit.bgnbd_sets,
@@ -190,10 +197,13 @@ def btyd_state(
             *inputs[part].T,
             horizon,
             settings.draws,
-            rng,
+            np.random.default_rng(seed),
         )
         distinct_purchases[part] = np.quantile(draws.purchases, q, axis=1, method="inverted_cdf").T
         distinct_revenue[part] = np.quantile(draws.revenue, q, axis=1).T
+
+    with ThreadPoolExecutor(max_workers=settings.draw_threads) as pool:
+        list(pool.map(simulate, starts, seeds))
     purchases_q[simulated] = distinct_purchases[inverse.reshape(-1)]
     revenue_q[simulated] = distinct_revenue[inverse.reshape(-1)]
     at_zero = quiet[:, None] >= q[None, :]

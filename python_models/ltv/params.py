@@ -19,7 +19,10 @@ class LtvParams(ModelParams):
     interval: float = 0.8  # central predictive interval
     bootstrap_fits: int = 20  # BG/NBD + GG refits on resampled customers (parameter uncertainty)
     draws: int = 400  # posterior-predictive draws per customer
-    simulation_chunk: int = 20_000  # customers simulated at once (memory: chunk x draws x 16 B)
+    # Customers simulated at once (memory: chunk x draws x 16 B per thread), each chunk from
+    # its own seeded generator, `draw_threads` chunks at a time.
+    simulation_chunk: int = 5_000
+    draw_threads: int = 2
     num_leaves: int = 15
     learning_rate: float = 0.05
     num_boost_round: int = 500
@@ -43,6 +46,8 @@ class LtvParams(ModelParams):
             raise ValueError("champion_margin must be in [0, 1)")
         if self.bootstrap_fits < 1 or self.draws < 10:
             raise ValueError("bootstrap_fits must be >= 1 and draws >= 10")
+        if self.simulation_chunk < 1 or self.draw_threads < 1:
+            raise ValueError("simulation_chunk and draw_threads must be >= 1")
 
     def lightgbm(self, objective: str, alpha: float | None = None) -> dict[str, Any]:
         settings = {

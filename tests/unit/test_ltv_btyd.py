@@ -499,3 +499,30 @@ def test_customers_with_equal_inputs_get_equal_intervals_and_pinned_ones_zero(pl
     pinned = state.filter(pl.col("p_no_purchase") >= top)
     assert pinned.height > 0
     assert (pinned.select(quantiles).max_horizontal() == 0).all()
+
+
+def test_the_draws_are_the_same_however_many_threads_simulate_the_chunks(planted):
+    """btyd_state simulates its distinct customers in chunks, each from a generator seeded from
+    the fit's stream: one thread or several, in whatever order they finish, give the same rows;
+    another fit seed gives other draws (the chunks' streams come from the fit)."""
+    transactions, _ = planted
+    days = purchase_days(validate_transactions(transactions))
+    summary = customer_summary(days, START.date() + timedelta(days=CUT_DAY))
+    fit = fit_btyd(summary, LtvParams.from_overrides(FAST), seed=3)
+    states = [
+        btyd_state(
+            summary,
+            fit,
+            HORIZON,
+            LtvParams.from_overrides({**FAST, "simulation_chunk": 97, "draw_threads": threads}),
+        )
+        for threads in (1, 2, 5)
+    ]
+    simulated = states[0].filter(pl.col("p_no_purchase") < 0.5).height
+    assert simulated > 5 * 97  # several chunks drawn
+    assert states[0].equals(states[1]) and states[0].equals(states[2])
+    other_fit = fit_btyd(summary, LtvParams.from_overrides(FAST), seed=4)
+    other = btyd_state(
+        summary, other_fit, HORIZON, LtvParams.from_overrides({**FAST, "simulation_chunk": 97})
+    )
+    assert not other["bg_revenue_usd"].equals(states[0]["bg_revenue_usd"])
