@@ -174,3 +174,46 @@ def test_a_changed_alerts_only_run_replaces_or_removes_the_changed_rows_alerts()
     stage_latest_rows(con, ("true", []), anomaly)
     assert changed_rows(con, anomaly)[0].is_empty()
     assert con.sql(f"select user_id from {SCORED_ROWS} order by 1").fetchall() == [("a",), ("b",)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "mart", "day_column"),
+    [
+        (anomaly, "ftr_user_day_activity", "activity_date"),
+        (churn, "ftr_user_features", "as_of_date"),
+    ],
+)
+def test_the_changed_rows_come_from_the_rows_staged_when_kept(spec, mart, day_column):
+    """stage_latest_rows(keep_rows=True) keeps the population's mart rows, and changed_rows
+    reads the changed ones from there: the same rows, columns and order as from the mart
+    (here read after the mart was renamed away: from the mart it would fail), and the kept
+    rows are dropped after. Both kinds of population: a condition (anomaly) and keys
+    (churn's newest snapshot)."""
+    con = duckdb.connect()
+    con.execute("create schema features")
+    con.execute(
+        f"create table features.{mart} as select * from (values "
+        "('a', date '2025-01-06', 1.0, 'x'), ('b', date '2025-01-06', 2.0, 'y'), "
+        "('c', date '2025-01-06', 3.0, 'z'), ('d', date '2024-12-30', 4.0, 'w')) "
+        f"as t(user_id, {day_column}, z_events, note)"
+    )
+    population = (
+        ("true", [])
+        if spec is anomaly
+        else pl.DataFrame({"user_id": ["a", "b", "c"], "as_of_date": [date(2025, 1, 6)] * 3})
+    )
+    stage_latest_rows(con, population, spec)
+    scored = _alerts(["a"], "r1") if spec is anomaly else _rows(["a", "b", "c"], 0.3)
+    write_scores(con, spec, scored if spec is anomaly else score_frame(spec, "v1", "r1", scored))
+    record_score_state(con, spec, "v1", "r1", None)
+    con.execute(f"update features.{mart} set z_events = z_events + 1 where user_id in ('c', 'a')")
+
+    stage_latest_rows(con, population, spec)
+    from_mart, stale = changed_rows(con, spec)
+    assert sorted(from_mart["user_id"]) == ["a", "c"]
+    stage_latest_rows(con, population, spec, keep_rows=True)
+    con.execute(f"alter table features.{mart} rename to {mart}_elsewhere")
+    kept, kept_stale = changed_rows(con, spec)
+    assert kept.equals(from_mart) and kept_stale == stale
+    temporary = "select count(*) from duckdb_tables() where temporary"
+    assert _count(con, temporary + " and table_name like '%population%'") == 0
