@@ -23,6 +23,7 @@ from python_models.common.scores import (
     stage_latest_rows,
     write_scores,
 )
+from python_models.next_action.spec import SPEC as next_action
 
 
 def _rows(users: list[str], score: float, as_of=date(2025, 1, 6)) -> pl.DataFrame:
@@ -176,44 +177,59 @@ def test_a_changed_alerts_only_run_replaces_or_removes_the_changed_rows_alerts()
     assert con.sql(f"select user_id from {SCORED_ROWS} order by 1").fetchall() == [("a",), ("b",)]
 
 
-@pytest.mark.parametrize(
-    ("spec", "mart", "day_column"),
-    [
-        (anomaly, "ftr_user_day_activity", "activity_date"),
-        (churn, "ftr_user_features", "as_of_date"),
-    ],
-)
-def test_the_changed_rows_come_from_the_rows_staged_when_kept(spec, mart, day_column):
-    """stage_latest_rows(keep_rows=True) keeps the population's mart rows, and changed_rows
-    reads the changed ones from there: the same rows, columns and order as from the mart
-    (here read after the mart was renamed away: from the mart it would fail), and the kept
-    rows are dropped after. Both kinds of population: a condition (anomaly) and keys
-    (churn's newest snapshot)."""
+def test_the_changed_rows_come_from_the_rows_staged_when_the_grain_has_no_date():
+    """stage_latest_rows(keep_rows=True) on a mart whose grain is ids (next action's user_id +
+    event_id: no date DuckDB could skip by) keeps the population's mart rows, and
+    changed_rows reads the changed ones from there: the same rows, columns and order as
+    from the mart (here read after the mart was renamed away: from the mart it would fail),
+    and the kept rows are dropped after. A grain with a date (churn's) keeps nothing."""
     con = duckdb.connect()
     con.execute("create schema features")
     con.execute(
-        f"create table features.{mart} as select * from (values "
-        "('a', date '2025-01-06', 1.0, 'x'), ('b', date '2025-01-06', 2.0, 'y'), "
-        "('c', date '2025-01-06', 3.0, 'z'), ('d', date '2024-12-30', 4.0, 'w')) "
-        f"as t(user_id, {day_column}, z_events, note)"
+        "create table features.ftr_user_event_sequences as select * from (values "
+        "('a', 'e1', date '2025-01-05', 1.0, 'x'), ('a', 'e2', date '2025-01-06', 2.0, 'y'), "
+        "('b', 'e3', date '2025-01-06', 3.0, 'z'), ('c', 'e4', date '2025-01-04', 4.0, 'w')) "
+        "as t(user_id, event_id, event_date, count_events_so_far, note)"
     )
-    population = (
-        ("true", [])
-        if spec is anomaly
-        else pl.DataFrame({"user_id": ["a", "b", "c"], "as_of_date": [date(2025, 1, 6)] * 3})
+    newest = pl.DataFrame(
+        {
+            "user_id": ["a", "b", "c"],
+            "as_of_date": [date(2025, 1, 6), date(2025, 1, 6), date(2025, 1, 4)],
+            "event_id": ["e2", "e3", "e4"],
+        }
     )
-    stage_latest_rows(con, population, spec)
-    scored = _alerts(["a"], "r1") if spec is anomaly else _rows(["a", "b", "c"], 0.3)
-    write_scores(con, spec, scored if spec is anomaly else score_frame(spec, "v1", "r1", scored))
-    record_score_state(con, spec, "v1", "r1", None)
-    con.execute(f"update features.{mart} set z_events = z_events + 1 where user_id in ('c', 'a')")
-
-    stage_latest_rows(con, population, spec)
-    from_mart, stale = changed_rows(con, spec)
-    assert sorted(from_mart["user_id"]) == ["a", "c"]
-    stage_latest_rows(con, population, spec, keep_rows=True)
-    con.execute(f"alter table features.{mart} rename to {mart}_elsewhere")
-    kept, kept_stale = changed_rows(con, spec)
+    stage_latest_rows(con, newest, next_action)
+    rows = (
+        _rows(["a", "b", "c"], 0.3)
+        .drop("as_of_date")
+        .join(newest.select("user_id", "as_of_date"), on="user_id")
+    )
+    details = [
+        c for c in (*next_action.label_columns, *next_action.detail_columns) if c not in rows
+    ]
+    rows = rows.with_columns(
+        pl.lit("view" if c.startswith("next_action") else 0.5).alias(c) for c in details
+    )
+    scored = score_frame(next_action, "v1", "r1", rows)
+    write_scores(con, next_action, scored)
+    record_score_state(con, next_action, "v1", "r1", None)
+    con.execute(
+        "update features.ftr_user_event_sequences set count_events_so_far = 9 "
+        "where event_id in ('e1', 'e2', 'e4')"
+    )
+    stage_latest_rows(con, newest, next_action)
+    from_mart, stale = changed_rows(con, next_action)
+    assert list(from_mart["event_id"]) == ["e2", "e4"]  # e1 is not a newest row
+    stage_latest_rows(con, newest, next_action, keep_rows=True)
+    con.execute("alter table features.ftr_user_event_sequences rename to elsewhere")
+    kept, kept_stale = changed_rows(con, next_action)
     assert kept.equals(from_mart) and kept_stale == stale
-    temporary = "select count(*) from duckdb_tables() where temporary"
-    assert _count(con, temporary + " and table_name like '%population%'") == 0
+    population = "select count(*) from duckdb_tables() where table_name like '%population%'"
+    assert _count(con, population) == 0
+
+    con.execute(
+        "create table features.ftr_user_features as "
+        "select 'a' as user_id, date '2025-01-06' as as_of_date, 1.0 as z_events"
+    )
+    stage_latest_rows(con, newest.select("user_id", "as_of_date"), churn, keep_rows=True)
+    assert _count(con, population) == 0
