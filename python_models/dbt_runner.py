@@ -291,6 +291,13 @@ def _profile_variables(profiles: str) -> list[str]:
     return sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", profiles)))
 
 
+# Profile variables that say how dbt runs, not what it parses: its threads and DuckDB's memory
+# limit (no model's Jinja reads either). Left out of the parse cache's key, so a deployment that
+# sets them (a 10M warehouse within 1.5 GB) starts from the parse saved at install; a run that
+# takes a cached parse gives it this profile's hash (dbt_fork.take_cached_parse_as_own).
+_RUN_ONLY_VARIABLES = frozenset({"UBA_DBT_THREADS", "UBA_DUCKDB_MEMORY_LIMIT"})
+
+
 def _location_free(name: str, value: str) -> str:
     """A profile variable's value as the parse sees it: a file or folder (UBA_DUCKDB_PATH,
     UBA_SPARK_DIR, ...) by its name alone. dbt-duckdb names the database after the file, and
@@ -312,12 +319,14 @@ def saved_parse_for(
     target = Path(env.get("DBT_TARGET_PATH") or "target")
     target = target if target.is_absolute() else project / target
     # One entry per project, profile and --vars, what dbt's check compares, except where the
-    # warehouse lies: runs on two warehouses of one name share an entry, runs that alternate
-    # between two sets of vars each start from their own.
+    # warehouse lies and how dbt runs (_RUN_ONLY_VARIABLES): runs on two warehouses of one name
+    # share an entry, runs that alternate between two sets of vars each start from their own.
     given_vars = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--vars"]
     profiles = (REPO_ROOT / "profiles.yml").read_text()
     profile = [
-        f"{name}={_location_free(name, env.get(name, ''))}" for name in _profile_variables(profiles)
+        f"{name}={_location_free(name, env.get(name, ''))}"
+        for name in _profile_variables(profiles)
+        if name not in _RUN_ONLY_VARIABLES
     ]
     digest = hashlib.sha256(profiles.encode()).hexdigest()
     key = "|".join([str(project), digest, *profile, *given_vars])

@@ -24,6 +24,7 @@ from python_models.dbt_runner import (
     run_dbt,
     run_dbt_build,
     save_parse,
+    saved_parse_for,
     seed_target_folder,
 )
 
@@ -429,6 +430,45 @@ def test_a_first_build_starts_from_the_parse_saved_at_install(tmp_path, monkeypa
     assert full in parse("b/w.duckdb", "target-b")  # plain dbt: another path, parsed in full
     assert full not in parse("a/w.duckdb", "target-a")  # its own parse, not the cache's (b's)
     assert _parsed_files(tmp_path / "target-a") == 0
+
+
+def test_a_run_with_its_own_memory_limit_and_threads_starts_from_the_parse_saved_at_install(
+    tmp_path, monkeypatch
+):
+    """The parse cache's entry leaves out how dbt runs (UBA_DBT_THREADS,
+    UBA_DUCKDB_MEMORY_LIMIT: no model's Jinja reads them), not what it parses: a warm dbt with
+    its own limit and threads in a new target folder takes the parse saved at install without
+    them, and builds with its own limit (the one DuckDB reports inside the build); another
+    target is another entry."""
+    import duckdb
+
+    project = _small_project(tmp_path)
+    (project / "models" / "limit.sql").write_text(
+        "{{ config(materialized='table') }} select current_setting('memory_limit') as memory_limit"
+    )
+    monkeypatch.delenv("UBA_DBT_PARSE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.delenv(dbt_fork.SERVER_ENV, raising=False)
+    for name in ("UBA_DUCKDB_MEMORY_LIMIT", "UBA_DBT_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    entry = save_parse(tmp_path / "install" / "w.duckdb", project)
+
+    monkeypatch.setenv("UBA_DUCKDB_MEMORY_LIMIT", "700MB")
+    monkeypatch.setenv("UBA_DBT_THREADS", "1")
+    env = dbt_env(tmp_path / "a" / "w.duckdb")
+    assert saved_parse_for(env, project).cached == entry
+    other_target = saved_parse_for({**env, "UBA_DBT_TARGET": "duckdb_plain"}, project)
+    assert other_target.cached != entry
+    (tmp_path / "a").mkdir()
+    warm = WarmDbt(tmp_path / "a" / "w.duckdb", tmp_path / "target-a", project)
+    try:
+        warm.run(["build"], quiet=True)
+    finally:
+        warm.close()
+    assert _parsed_files(tmp_path / "target-a") == 0
+    expected = duckdb.connect(config={"memory_limit": "700MB"})
+    (limit,) = expected.execute("select current_setting('memory_limit')").fetchone()
+    assert _tables(tmp_path / "a" / "w.duckdb")["limit"] == [(limit,)]
 
 
 def test_a_dagster_target_folder_without_a_parse_starts_from_the_cache_s(tmp_path, monkeypatch):
