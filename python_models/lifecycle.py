@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 import traceback
 import uuid
 from collections.abc import Iterable
@@ -569,15 +570,19 @@ def score_each(
     transactions: pl.DataFrame | None = None,
     changed_only: bool = False,
     fingerprints: dict[str, str] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> list[ScoreOutcome | Skipped | Failed]:
     """Score every named model that has a champion (under one run id); the others are
     skipped or failed. `transactions`: score that file (for models with a file path).
     `changed_only`: only what changed since the last scoring (score_changed). `fingerprints`:
-    input tables' fingerprints the caller already has (inputs_fingerprint)."""
+    input tables' fingerprints the caller already has (inputs_fingerprint). `seconds`: filled
+    with each model's wall time."""
     run_id = run_id or uuid.uuid4().hex[:12]
     outcomes: list[ScoreOutcome | Skipped | Failed] = []
     fingerprints = dict(fingerprints or {})  # each input table hashed once per run
+    seconds = {} if seconds is None else seconds
     for name in names:
+        started = time.perf_counter()
         try:
             get_spec(name)
             if registry.get_champion(con, name) is None:
@@ -591,6 +596,8 @@ def score_each(
                 )
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
             outcomes.append(_failed(con, name, err))
+        finally:
+            seconds[name] = time.perf_counter() - started
     return outcomes
 
 

@@ -427,13 +427,17 @@ def _score(con, steps: _Steps, result: RefreshResult, publication: _Publication)
     from python_models.lifecycle import build_derived, refresh_realized, score_each
     from python_models.models import get_spec, model_names
 
+    seconds: dict[str, float] = {}  # each model's, said beside its line
+
     def score() -> list:
         # Models rescored when an input table changed compare its published content, which
         # the publish figures anyway (days_written bounds what it hashes): one scan a day.
         inputs = {t for name in model_names() for t in get_spec(name).fingerprinted_inputs}
         fingerprints = publication.fingerprints(sorted(inputs))
         publication.start_beside()
-        outcomes = score_each(con, model_names(), changed_only=True, fingerprints=fingerprints)
+        outcomes = score_each(
+            con, model_names(), changed_only=True, fingerprints=fingerprints, seconds=seconds
+        )
         scored = [o.model_name for o in outcomes if o.status == "scored"]
         if scored:  # the tables built from scores (value at risk...), realized performance
             outcomes += build_derived(con, scored)
@@ -449,10 +453,13 @@ def _score(con, steps: _Steps, result: RefreshResult, publication: _Publication)
         result.scored[outcome.model_name] = outcome
         if outcome.status == "failed":
             result.failed.append(outcome.model_name)
+        took = f" ({seconds[outcome.model_name]:.1f} s)" if outcome.model_name in seconds else ""
         if outcome.status == "built":
             steps.say(f"           {outcome.model_name:<14} {outcome.rows:,} rows (rebuilt)")
         elif outcome.status != "scored":
-            steps.say(f"           {outcome.model_name:<14} {outcome.status}: {outcome.reason}")
+            steps.say(
+                f"           {outcome.model_name:<14} {outcome.status}: {outcome.reason}{took}"
+            )
         else:
             scored = outcome.rows if outcome.rows_scored is None else outcome.rows_scored
             what = (
@@ -461,7 +468,7 @@ def _score(con, steps: _Steps, result: RefreshResult, publication: _Publication)
                 if outcome.mode == "changed"
                 else f"{outcome.rows:,} rows (full)"
             )
-            steps.say(f"           {outcome.model_name:<14} {what} -> {outcome.table}")
+            steps.say(f"           {outcome.model_name:<14} {what} -> {outcome.table}{took}")
 
 
 class _Publication:

@@ -12,6 +12,7 @@ on the new day (after the snapshot: their features cannot change).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from datetime import datetime, time, timedelta
@@ -374,12 +375,24 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
 
     monkeypatch.setenv("UBA_LATE_WINDOW_DAYS", "0")
     reload_settings()
+    said: list[str] = []
     try:
-        daily = refresh([str(next_day)], data_docs=False, say=print)
+        daily = refresh(
+            [str(next_day)], data_docs=False, say=lambda line: print(line) or said.append(line)
+        )
     finally:
         monkeypatch.delenv("UBA_LATE_WINDOW_DAYS")
         reload_settings()
     assert not daily.failed and "from their compiled SQL" in daily.steps[2][2]
+    # Each scored model's line says its time; the times add up within the score step's.
+    took = {
+        line.split()[0]: float(re.search(r"\((\d+\.\d) s\)$", line).group(1))
+        for line in said
+        if line.startswith(" " * 11) and " -> ml_scores." in line
+    }
+    assert set(took) == {name for name, o in daily.scored.items() if o.status == "scored"}
+    score_seconds = next(seconds for name, seconds, _ in daily.steps if name == "score")
+    assert 0 < sum(took.values()) <= score_seconds + 0.05 * len(took)
     # the late event's day ten days back, and the planted person's later days whose trailing
     # baselines hold it, are rescored (anomaly), besides the new day's
     old_person = pseudonymize(planted["user_id"][0], "user", TEST_SALT)
