@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from python_models.common.registry import utc_now
-from python_models.common.scores import score_history
+from python_models.common.scores import newest_scores
 from python_models.common.spec import KEY_COLUMNS, ModelSpec
 from python_models.warehouse import replace_table
 
@@ -101,12 +101,13 @@ def realized_rows(model_name: str, joined: pl.DataFrame) -> list[dict]:
 def scored_outcomes(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> pl.DataFrame:
     """The model's stored scores (latest run per version, snapshot and user) with their
     matured outcome; empty when nothing has matured."""
-    history = score_history(con, spec)
-    if history.height == 0 or spec.outcomes is None:
+    if spec.outcomes is None:
         return pl.DataFrame()
-    latest = history.sort("scored_at", "run_id").unique(
-        subset=["model_version", *KEY_COLUMNS], keep="last", maintain_order=True
+    latest = newest_scores(
+        con, spec, ("model_version", *KEY_COLUMNS, "score", *spec.detail_columns)
     )
+    if latest.height == 0:
+        return pl.DataFrame()
     details = [c for c in spec.detail_columns if c in latest.columns]
     keys = latest.select(*KEY_COLUMNS, *details).unique(subset=list(KEY_COLUMNS))
     outcomes = spec.outcomes(con, keys)

@@ -166,6 +166,28 @@ def score_history(
     return con.execute(f"select {select} from {spec.history_table} order by {order}").pl()
 
 
+def newest_scores(con: duckdb.DuckDBPyConnection, spec: ModelSpec, columns: tuple[str, ...]):
+    """Per model version and key (user_id, as_of_date), the newest stored score's `columns`
+    (those the history has), picked in the warehouse: the history grows by a run a day, and
+    reading all of it into memory grew with it (realized performance)."""
+    if not table_exists(con, spec.history_table):
+        return pl.DataFrame()
+    stored = set(as_warehouse(con).table_columns(spec.history_table))
+    keys = ", ".join(("model_version", *KEY_COLUMNS))
+    return con.execute(
+        f"""
+        select {", ".join(c for c in columns if c in stored)} from (
+            select *, row_number() over (
+                partition by {keys} order by scored_at desc, run_id desc
+            ) as newest_first
+            from {spec.history_table}
+        ) as runs
+        where newest_first = 1
+        order by scored_at, run_id, {", ".join(KEY_COLUMNS)}
+        """
+    ).pl()
+
+
 # --- what was scored, so a refresh rescores only what changed --------------------------------
 # Bookkeeping, not for readers: the schema is not published.
 STATE_SCHEMA = "pipeline_state"

@@ -18,6 +18,7 @@ from python_models.common.scores import (
     SCORING_RUNS_TABLE,
     changed_rows,
     merge_scores,
+    newest_scores,
     record_score_state,
     score_frame,
     stage_latest_rows,
@@ -233,3 +234,24 @@ def test_the_changed_rows_come_from_the_rows_staged_when_the_grain_has_no_date()
     )
     stage_latest_rows(con, newest.select("user_id", "as_of_date"), churn, keep_rows=True)
     assert _count(con, population) == 0
+
+
+def test_the_newest_score_of_each_version_and_key_is_picked_in_the_warehouse():
+    """newest_scores (realized performance's input): per model version and (user, snapshot),
+    the last run's score, whatever older runs stored; another version keeps its own; a column
+    the history lacks is left out; no history, no rows."""
+    con = duckdb.connect()
+    assert newest_scores(con, churn, ("user_id", "score")).is_empty()
+    _write(con, "r1", ["a", "b"], 0.2)
+    _write(con, "r2", ["a", "b", "c"], 0.7)
+    _write(con, "r3", ["c"], 0.9)
+    frame = score_frame(churn, "v2", "r4", _rows(["a"], 0.4))
+    write_scores(con, churn, frame)
+    newest = newest_scores(con, churn, ("model_version", "user_id", "score", "no_such_column"))
+    assert newest.columns == ["model_version", "user_id", "score"]
+    assert sorted(newest.rows()) == [
+        ("v1", "a", 0.7),
+        ("v1", "b", 0.7),
+        ("v1", "c", 0.9),
+        ("v2", "a", 0.4),
+    ]
