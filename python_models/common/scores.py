@@ -170,9 +170,9 @@ def newest_scores(con: duckdb.DuckDBPyConnection, spec: ModelSpec, columns: tupl
     """Per model version and key (user_id, as_of_date), the newest stored score's `columns`
     (those the history has), picked in the warehouse: the history grows by a run a day, and
     reading all of it into memory grew with it (realized performance)."""
-    if not table_exists(con, spec.history_table):
-        return pl.DataFrame()
     stored = set(as_warehouse(con).table_columns(spec.history_table))
+    if not stored:  # never scored
+        return pl.DataFrame()
     keys = ", ".join(("model_version", *KEY_COLUMNS))
     return con.execute(
         f"""

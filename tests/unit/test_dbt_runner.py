@@ -396,6 +396,23 @@ def _parsed_files(target: Path) -> int:
     return json.loads((target / "perf_info.json").read_text())["parsed_path_count"]
 
 
+def _deployment_parse_cache(tmp_path, monkeypatch) -> None:
+    """As a deployment runs: the user's parse cache (UBA_DBT_PARSE_CACHE unset, here under
+    tmp_path) and no fork server (dbt as a deployment starts it)."""
+    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.delenv(dbt_fork.SERVER_ENV, raising=False)
+
+
+def _warm_build(warehouse: Path, target: Path, project: Path) -> None:
+    """`dbt build` in a warm dbt process started for `warehouse` and `target`."""
+    warm = WarmDbt(warehouse, target, project)
+    try:
+        warm.run(["build"], quiet=True)
+    finally:
+        warm.close()
+
+
 def test_a_first_build_starts_from_the_parse_saved_at_install(tmp_path, monkeypatch):
     """Without UBA_DBT_PARSE_CACHE the user's parse cache is used, and only to fill a target
     folder with no parse of its own: `uba build --save-parse` (scripts/bootstrap.sh) saves the
@@ -405,9 +422,7 @@ def test_a_first_build_starts_from_the_parse_saved_at_install(tmp_path, monkeypa
     of another folder's warehouse it would parse in full."""
     project = _small_project(tmp_path)
     (project / "models" / "twos.sql").write_text("select 2 as id")
-    monkeypatch.delenv("UBA_DBT_PARSE_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    monkeypatch.delenv(dbt_fork.SERVER_ENV, raising=False)  # dbt as a deployment starts it
+    _deployment_parse_cache(tmp_path, monkeypatch)
 
     entry = save_parse(tmp_path / "install" / "w.duckdb", project)
     assert entry is not None and entry.is_relative_to(tmp_path / "user-cache")
@@ -415,11 +430,7 @@ def test_a_first_build_starts_from_the_parse_saved_at_install(tmp_path, monkeypa
 
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-    warm = WarmDbt(tmp_path / "a" / "w.duckdb", tmp_path / "target-a", project)
-    try:
-        warm.run(["build"], quiet=True)
-    finally:
-        warm.close()
+    _warm_build(tmp_path / "a" / "w.duckdb", tmp_path / "target-a", project)
     assert _parsed_files(tmp_path / "target-a") == 0
     assert _tables(tmp_path / "a" / "w.duckdb") == {"ones": [(1,)], "twos": [(2,)]}
 
@@ -442,15 +453,11 @@ def test_a_run_with_its_own_memory_limit_and_threads_starts_from_the_parse_saved
     its own limit and threads in a new target folder takes the parse saved at install without
     them, and builds with its own limit (the one DuckDB reports inside the build); another
     target is another entry."""
-    import duckdb
-
     project = _small_project(tmp_path)
     (project / "models" / "limit.sql").write_text(
         "{{ config(materialized='table') }} select current_setting('memory_limit') as memory_limit"
     )
-    monkeypatch.delenv("UBA_DBT_PARSE_CACHE", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    monkeypatch.delenv(dbt_fork.SERVER_ENV, raising=False)
+    _deployment_parse_cache(tmp_path, monkeypatch)
     for name in ("UBA_DUCKDB_MEMORY_LIMIT", "UBA_DBT_THREADS"):
         monkeypatch.delenv(name, raising=False)
     entry = save_parse(tmp_path / "install" / "w.duckdb", project)
@@ -462,14 +469,9 @@ def test_a_run_with_its_own_memory_limit_and_threads_starts_from_the_parse_saved
     other_target = saved_parse_for({**env, "UBA_DBT_TARGET": "duckdb_plain"}, project)
     assert other_target.cached != entry
     (tmp_path / "a").mkdir()
-    warm = WarmDbt(tmp_path / "a" / "w.duckdb", tmp_path / "target-a", project)
-    try:
-        warm.run(["build"], quiet=True)
-    finally:
-        warm.close()
+    _warm_build(tmp_path / "a" / "w.duckdb", tmp_path / "target-a", project)
     assert _parsed_files(tmp_path / "target-a") == 0
-    expected = duckdb.connect(config={"memory_limit": "700MB"})
-    (limit,) = expected.execute("select current_setting('memory_limit')").fetchone()
+    limit = _duckdb_setting("memory_limit", "700MB")
     assert _tables(tmp_path / "a" / "w.duckdb")["limit"] == [(limit,)]
 
 
