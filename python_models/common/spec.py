@@ -93,6 +93,10 @@ class ModelSpec:
     # condition on the mart's columns, its parameters), the rows `uba refresh` compares
     # (anomaly: every user-day of its lookback). None: latest_features' rows.
     score_population: Callable[[Warehouse, dict[str, Any]], tuple[str, list]] | None = None
+    # "schema.table" holding the rows a row-wise model scores when they are not its feature
+    # mart's own: a subset of the mart's rows, with its grain and features (next action: each
+    # user's newest sequence row, kept by dbt). None: the feature mart.
+    scored_rows: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -7,6 +7,7 @@ from python_models.next_action.model import ACTION_COLUMNS, NextActionModel
 from python_models.next_action.params import NextActionParams
 from python_models.next_action.sequences import (
     EVENTS_TABLE,
+    NEWEST_ROWS_TABLE,
     SEQUENCE_MART,
     SEQUENCE_TABLE,
     TRANSITIONS_TABLE,
@@ -20,7 +21,7 @@ SPEC = ModelSpec(
     train=on_warehouse.train,
     score=on_warehouse.score,
     latest_features=on_warehouse.latest_features,
-    inputs=(SEQUENCE_TABLE, TRANSITIONS_TABLE, EVENTS_TABLE),
+    inputs=(SEQUENCE_TABLE, NEWEST_ROWS_TABLE, TRANSITIONS_TABLE, EVENTS_TABLE),
     score_table="ml_scores.next_action_scores",
     label_columns=ACTION_COLUMNS,
     score_bounds=(0.0, 1.0),
@@ -29,8 +30,10 @@ SPEC = ModelSpec(
     example=example,
     feature_mart=SEQUENCE_MART,
     # Each user's newest event row, scored on its own: a refresh rescores the users whose
-    # newest row changed (keyed by the mart's grain, user_id + event_id).
+    # newest row changed (keyed by the mart's grain, user_id + event_id), read from the table
+    # dbt keeps of them.
     rowwise_scoring=True,
+    scored_rows=NEWEST_ROWS_TABLE,
     column_docs={
         "as_of_date": "The day of the user's newest event: the session the prediction is for.",
         "score": "Probability of the most likely next event (= probability_1).",

@@ -29,6 +29,7 @@ DAILY_MODELS = [
     "marts.fct_funnel_attempt_steps",
     "marts.fct_event_transitions",
     "features.ftr_user_event_sequences",
+    "features.int_newest_sequence_rows",
     "features.ftr_user_day_activity",
     "intermediate.int_user_first_seen",
     "intermediate.int_user_value_counts",
@@ -57,7 +58,8 @@ DAILY_MODELS = [
 RUN_COLUMNS = {"marts.fct_event_transitions": ["batch_id"]}
 SELECT = [
     "--select",
-    "+fct_event_transitions +ftr_user_event_sequences +ftr_user_day_activity",
+    "+fct_event_transitions +ftr_user_event_sequences +int_newest_sequence_rows",
+    "+ftr_user_day_activity",
     "+rpt_funnel_conversion_daily +rpt_funnel_conversion_weekly +rpt_active_users_daily",
     "+rpt_event_transitions +rpt_path_ngrams",
     "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features +ftr_user_labels",
@@ -136,6 +138,29 @@ def _a_week_later(daily_increment: dict, tmp_path: Path) -> Path:
     finally:
         con.close()
     return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", ["history", "incremental"])
+def test_the_newest_sequence_rows_are_each_person_s_newest_event(daily_increment, build):
+    """int_newest_sequence_rows (what next action scores) holds, per person of the sequence
+    mart, the row of their latest event (ties: the largest event_id), without the label; after
+    the history and after the new day, whose late events and re-stitched people change some
+    persons' newest rows and not others'."""
+    sequences = daily_increment[build]["features.ftr_user_event_sequences"]
+    newest = daily_increment[build]["features.int_newest_sequence_rows"]
+    expected = (
+        sequences.sort("user_id", "event_ts", "event_id")
+        .group_by("user_id", maintain_order=True)
+        .last()
+        .drop("next_event_name")
+    )
+    assert newest.columns == expected.columns
+    assert_same_rows(newest.sort("user_id"), expected.sort("user_id"), build)
+    if build == "incremental":  # the day moved some persons' newest rows, not everyone's
+        before = daily_increment["history"]["features.int_newest_sequence_rows"]
+        moved = newest.join(before, on=["user_id", "event_id"], how="anti").height
+        assert 0 < moved < newest.height
 
 
 @pytest.mark.slow

@@ -164,11 +164,12 @@ def _shifted(by: str) -> dict[str, pl.Expr]:
     }
 
 
-def _newest_sequence_rows(con) -> pl.DataFrame:
-    """Each user's newest row of the next-action mart, every column (label included; doubles
-    to 9 decimals, as the refresh compares them)."""
+def _newest_sequence_rows(con, label: bool = False) -> pl.DataFrame:
+    """Each user's newest row of the next-action mart, every column but the label unless
+    `label` (doubles to 9 decimals, as the refresh compares them)."""
     rows = con.execute(
-        """select * from features.ftr_user_event_sequences
+        f"""select * {"" if label else "exclude (next_event_name)"}
+        from features.ftr_user_event_sequences
         qualify row_number() over (partition by user_id order by event_ts desc, event_id desc) = 1
         """
     ).pl()
@@ -232,6 +233,7 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     ltv_before = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
     actions_before = con.execute("select * from ml_scores.next_action_scores").pl()
     newest_before = _newest_sequence_rows(con)
+    labelled_before = _newest_sequence_rows(con, label=True)
     days_before = _user_days(con)
     alerts_before = con.execute("select * from ml_scores.anomaly_alerts").pl()
     con.close()
@@ -289,14 +291,15 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     _assert_equals_a_full_publish(data_dir, tmp_path / "fresh", published.copied, files_before)
 
     # Next action scores each user's newest event: the planted users (a new newest event, or
-    # a late one that changes what precedes it) and users whose newest row the new data
-    # changed otherwise (its session now known to have ended: the label filled) are rescored,
-    # nobody else.
+    # a late one that changes what precedes it) and users whose newest row's features the new
+    # data changed otherwise are rescored, nobody else: not those whose newest row only got
+    # its label (its session now known to have ended; the scores read no label).
     actions = result.scored["next_action"]
     assert (actions.status, actions.mode) == ("scored", "changed")
     con = connect(read_only=True)
     actions_after = con.execute("select * from ml_scores.next_action_scores").pl()
     newest_after = _newest_sequence_rows(con)
+    labelled_after = _newest_sequence_rows(con, label=True)
     con.close()
     moved = newest_after.join(newest_before, on=newest_after.columns, how="anti", nulls_equal=True)[
         "user_id"
@@ -304,6 +307,9 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     rescored = set(actions_after.filter(pl.col("run_id") == actions.run_id)["user_id"])
     assert late | new_day <= rescored
     assert rescored == set(moved) and len(rescored) < actions_before.height / 10
+    on = labelled_after.columns
+    labelled = labelled_after.join(labelled_before, on=on, how="anti", nulls_equal=True)
+    assert set(labelled["user_id"]) - rescored  # only a label filled: not rescored
     kept = actions_after.filter(pl.col("run_id") != actions.run_id).sort("user_id")
     unchanged = actions_before.filter(~pl.col("user_id").is_in(list(rescored)))
     assert kept.equals(unchanged.sort("user_id"))

@@ -23,10 +23,12 @@ from test_dbt_core import write_validated, write_validated_append
 from python_models.dbt_runner import run_dbt
 
 START = datetime(2024, 3, 1)
-WITH_STATE = ["--select", "+fct_events +int_identity_stitched"]
-WITHOUT_STATE = ["--select", "+fct_events"]  # int_identity_stitched left behind: it lags
+WITH_STATE = ["--select", "+fct_events +int_newest_sequence_rows +int_identity_stitched"]
+# int_identity_stitched left behind: it lags
+WITHOUT_STATE = ["--select", "+fct_events +int_newest_sequence_rows"]
 RUN_COLUMNS = {"intermediate.int_events_sessionized": ["batch_id", "previous_user_id"]}
-TABLES = ["intermediate.int_events_sessionized", "marts.fct_events"]
+NEWEST = "features.int_newest_sequence_rows"
+TABLES = ["intermediate.int_events_sessionized", "marts.fct_events", NEWEST]
 STITCHED = "intermediate.int_identity_stitched"  # built only where current
 
 
@@ -194,6 +196,15 @@ def test_a_new_user_takes_the_stored_anonymous_tail(restitch):
     assert _user(restitch, "switch-tail", "stored") == cid
     assert _user(restitch, "switch-tail") == dan
     assert "switch-tail" in _rewritten(restitch)
+
+
+def test_a_person_who_lost_their_later_events_keeps_their_newest_remaining_row(restitch):
+    """int_newest_sequence_rows: cid's anonymous tail (day 2) moves to dan, so cid's newest
+    row goes back to their login (day 1), before anything of theirs the batch rewrote."""
+    cid, dan = _user(restitch, "switch-a-0"), _user(restitch, "switch-new-d")
+    newest = restitch["incremental"][NEWEST]
+    assert newest.filter(pl.col("user_id") == cid)["event_id"].to_list() == ["switch-a-0"]
+    assert newest.filter(pl.col("user_id") == dan)["event_id"].to_list() == ["switch-new-d"]
 
 
 def test_a_late_login_more_than_a_week_after_the_last_identified_event(restitch):

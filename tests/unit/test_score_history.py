@@ -183,11 +183,13 @@ def test_the_changed_rows_come_from_the_rows_staged_when_the_grain_has_no_date()
     event_id: no date DuckDB could skip by) keeps the population's mart rows, and
     changed_rows reads the changed ones from there: the same rows, columns and order as
     from the mart (here read after the mart was renamed away: from the mart it would fail),
-    and the kept rows are dropped after. A grain with a date (churn's) keeps nothing."""
+    and the kept rows are dropped after. A grain with a date (churn's) keeps nothing. Next
+    action's rows are read from its scored_rows table (each user's newest sequence row)."""
     con = duckdb.connect()
     con.execute("create schema features")
+    table = next_action.scored_rows
     con.execute(
-        "create table features.ftr_user_event_sequences as select * from (values "
+        f"create table {table} as select * from (values "
         "('a', 'e1', date '2025-01-05', 1.0, 'x'), ('a', 'e2', date '2025-01-06', 2.0, 'y'), "
         "('b', 'e3', date '2025-01-06', 3.0, 'z'), ('c', 'e4', date '2025-01-04', 4.0, 'w')) "
         "as t(user_id, event_id, event_date, count_events_so_far, note)"
@@ -214,15 +216,12 @@ def test_the_changed_rows_come_from_the_rows_staged_when_the_grain_has_no_date()
     scored = score_frame(next_action, "v1", "r1", rows)
     write_scores(con, next_action, scored)
     record_score_state(con, next_action, "v1", "r1", None)
-    con.execute(
-        "update features.ftr_user_event_sequences set count_events_so_far = 9 "
-        "where event_id in ('e1', 'e2', 'e4')"
-    )
+    con.execute(f"update {table} set count_events_so_far = 9 where event_id in ('e1', 'e2', 'e4')")
     stage_latest_rows(con, newest, next_action)
     from_mart, stale = changed_rows(con, next_action)
     assert list(from_mart["event_id"]) == ["e2", "e4"]  # e1 is not a newest row
     stage_latest_rows(con, newest, next_action, keep_rows=True)
-    con.execute("alter table features.ftr_user_event_sequences rename to elsewhere")
+    con.execute(f"alter table {table} rename to elsewhere")
     kept, kept_stale = changed_rows(con, next_action)
     assert kept.equals(from_mart) and kept_stale == stale
     population = "select count(*) from duckdb_tables() where table_name like '%population%'"
