@@ -438,6 +438,52 @@ def test_scoped_unique_test_catches_a_touched_duplicate_and_streams_the_table(
     assert not [tables for tables in _hash_join_build_tables(plan) if tested in tables]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("written", [True, False])
+def test_the_sequences_unique_event_test_checks_the_events_the_latest_batch_wrote(
+    daily_increment, tmp_path, written
+):
+    """ftr_user_event_sequences' daily unique test on event_id is scoped to the events the
+    latest batch wrote (the rows a run replaces): a copied row of such an event fails it, a
+    copied row of an event the batch did not write, even of a person it touched, is the weekly
+    run's."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    sessionized = "intermediate.int_events_sessionized"
+    batch = f"(select max(batch_id) from {sessionized})"
+    rows = f"select {{}} from {sessionized} where batch_id = {batch}"
+    sequences = "features.ftr_user_event_sequences"
+    chosen = (
+        f"event_id in ({rows.format('event_id')})"
+        if written
+        else f"user_id in ({rows.format('user_id')}) "
+        f"and event_id not in ({rows.format('event_id')})"
+    )
+    con = connect(path)
+    try:
+        con.execute(
+            f"insert into {sequences} select * from {sequences} "
+            f"where event_id = (select min(event_id) from {sequences} where {chosen})"
+        )
+    finally:
+        con.close()
+    target = tmp_path / "target"
+    name = "unique_ftr_user_event_sequences_event_id"
+    select = ["test", "--select", name]
+    if written:
+        with pytest.raises(DbtError, match=name):
+            run_dbt(select, duckdb_path=path, quiet=True, target_path=target)
+    else:
+        run_dbt(select, duckdb_path=path, quiet=True, target_path=target)
+        with pytest.raises(DbtError, match=name):  # the weekly run checks every row
+            run_dbt(
+                [*select, "--vars", "{uba__full_data_tests: true}"],
+                duckdb_path=path,
+                quiet=True,
+                target_path=target,
+            )
+
+
 def _hash_join_build_tables(plan: list[dict]) -> list[set[str]]:
     """The tables under each hash join's build side (DuckDB builds on the second child)."""
     found: list[set[str]] = []
