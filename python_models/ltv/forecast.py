@@ -359,17 +359,23 @@ def _pinball(y: np.ndarray, predicted: np.ndarray, alpha: float) -> float:
     return float(np.mean(np.maximum(alpha * gap, (alpha - 1) * gap)))
 
 
-def _candidate_forecast(candidate: _Candidate, state: pl.DataFrame) -> pl.DataFrame:
+def _candidate_forecast(candidate: _Candidate, state: pl.DataFrame, threads: int) -> pl.DataFrame:
     features = state.select(ML_FEATURES).to_numpy().astype(float)
+    keys = [(target, suffix) for target in TARGETS for suffix in _QUANTILE_SUFFIXES]
+
+    def corrected(key: tuple[str, str]) -> np.ndarray:
+        target, suffix = key
+        start = state[f"bg_{target}{suffix}"].to_numpy()
+        booster = candidate.boosters[key]
+        return start if booster is None else start + booster.predict(features)
+
+    # The six boosters (one LightGBM thread each, as trained) `threads` at a time: LightGBM
+    # releases the GIL while it predicts (10M day: 0.61 s on one thread).
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        predicted = dict(zip(keys, pool.map(corrected, keys), strict=True))
     columns = {}
     for target in TARGETS:
-        values = []
-        for suffix in _QUANTILE_SUFFIXES:
-            booster = candidate.boosters[(target, suffix)]
-            start = state[f"bg_{target}{suffix}"].to_numpy()
-            if booster is not None:
-                start = start + booster.predict(features)
-            values.append(start)
+        values = [predicted[(target, suffix)] for suffix in _QUANTILE_SUFFIXES]
         low, mid, high = np.sort(np.maximum(np.column_stack(values), 0.0), axis=1).T
         columns.update({target: mid, f"{target}_low": low, f"{target}_high": high})
     return _forecast_frame(state, columns)
@@ -469,7 +475,7 @@ def evaluate_transactions(
     forecasts = {m: _baseline(m, state, horizon_days, settings) for m in BASELINES}
     candidate, _ = _fit_candidate(days, cut, horizon_days, settings)
     if candidate is not None:
-        forecasts[CANDIDATE] = _candidate_forecast(candidate, state)
+        forecasts[CANDIDATE] = _candidate_forecast(candidate, state, settings.draw_threads)
     rows = [row for m, f in forecasts.items() for row in _evaluation_rows(m, f, actual)]
     evaluation = pl.DataFrame(rows)
     served, decision = choose_served(evaluation, settings.champion_margin)
@@ -578,7 +584,7 @@ def forecast_transactions(
         raise ValueError(f"nobody bought before {as_of}: no customer to forecast")
     state = btyd_state(summary, fitted.btyd, horizon_days, settings)
     if fitted.candidate is not None:
-        forecast = _candidate_forecast(fitted.candidate, state)
+        forecast = _candidate_forecast(fitted.candidate, state, settings.draw_threads)
     else:
         forecast = _baseline(served_model, state, horizon_days, settings)
     renamed = {c: f"predicted_{c}" for c in FORECAST_COLUMNS}

@@ -20,7 +20,8 @@ class LtvParams(ModelParams):
     bootstrap_fits: int = 20  # BG/NBD + GG refits on resampled customers (parameter uncertainty)
     draws: int = 400  # posterior-predictive draws per customer
     # Customers simulated at once (memory: chunk x draws x 16 B per thread), each chunk from
-    # its own seeded generator, `draw_threads` chunks at a time.
+    # its own seeded generator, `draw_threads` chunks at a time (and the candidate's six
+    # boosters' predictions `draw_threads` at a time).
     simulation_chunk: int = 5_000
     draw_threads: int = 2
     num_leaves: int = 15

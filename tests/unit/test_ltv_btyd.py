@@ -252,6 +252,25 @@ def test_a_stored_fit_forecasts_what_a_refit_does_at_its_as_of(planted, served):
     assert stored.equals(refit)
 
 
+def test_the_candidate_forecasts_the_same_however_many_threads_predict(planted):
+    """The candidate's six boosters predict `draw_threads` at a time: one thread or two give
+    the same forecast, and each booster corrects its own baseline column."""
+    transactions, _ = planted
+    cut = START + timedelta(days=CUT_DAY)
+    before = transactions.filter(pl.col("purchased_at") < cut)
+    fitted = fit_served(before, HORIZON, CANDIDATE, cut.date(), FAST)
+    assert sum(b is not None for b in fitted.candidate.boosters.values()) >= 2
+    one, two = (
+        forecast_transactions(
+            before, HORIZON, CANDIDATE, cut.date(), {**FAST, "draw_threads": threads}, fitted
+        )
+        for threads in (1, 2)
+    )
+    assert one.equals(two)
+    baseline = forecast_transactions(before, HORIZON, "bgnbd_gg_median", cut.date(), FAST)
+    assert not one["predicted_revenue_usd"].equals(baseline["predicted_revenue_usd"])
+
+
 def _newcomers(n: int, first: datetime, last: datetime) -> pl.DataFrame:
     """Customers first seen after `first`, buying $400 every 2 days until `last`: a
     population no planted parameter describes."""
