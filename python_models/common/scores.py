@@ -449,10 +449,18 @@ def record_score_state(
             [spec.name],
         )
     if rescored:
+        # The earliest rescored date written in as a literal: the recorded rows are appended
+        # in date order (a population's, then each day's changes), so DuckDB skips the row
+        # groups before it (anomaly records every user-day: at 10M the delete read 1.5M rows
+        # for 15,000, 0.4 s a day).
+        (earliest,) = con.execute(
+            f"select min(as_of_date) from {_CHANGED_ROWS} where was_scored"
+        ).fetchone()
         con.execute(
             f"""
             delete from {SCORED_ROWS} as s
-            where s.model_name = ? and exists (
+            where s.model_name = ? and s.as_of_date >= cast('{earliest.isoformat()}' as date)
+            and exists (
                 select 1 from {_CHANGED_ROWS} as c
                 where c.was_scored and c.user_id = s.user_id and c.as_of_date = s.as_of_date
             )

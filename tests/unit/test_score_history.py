@@ -178,6 +178,38 @@ def test_a_changed_alerts_only_run_replaces_or_removes_the_changed_rows_alerts()
     assert con.sql(f"select user_id from {SCORED_ROWS} order by 1").fetchall() == [("a",), ("b",)]
 
 
+def test_a_rescored_row_replaces_its_recorded_row_whatever_its_date():
+    """The recorded rows of the rescored keys are deleted from the earliest rescored date on
+    (a literal bound DuckDB skips the older row groups by): a late change on an old day and a
+    change on the newest day each replace their recorded row, once; the other rows stay."""
+    con = duckdb.connect()
+    con.execute("create schema features")
+    con.execute(
+        "create table features.ftr_user_day_activity as select 'u' || (i % 5) as user_id, "
+        "date '2025-01-01' + cast(i // 5 as integer) as activity_date, "
+        "cast(i as double) as z_events from range(50) as t(i)"
+    )
+    stage_latest_rows(con, ("true", []), anomaly)
+    write_scores(con, anomaly, _alerts(["u0"], "r1"))
+    record_score_state(con, anomaly, "v1", "r1", None)
+    before = con.sql(f"select user_id, as_of_date, row_hash from {SCORED_ROWS}").pl()
+    con.execute(
+        "update features.ftr_user_day_activity set z_events = -1 where "
+        "(user_id = 'u1' and activity_date = date '2025-01-03') "
+        "or (user_id = 'u2' and activity_date = date '2025-01-10')"
+    )
+    assert _merge_changed(con, [], "r2") == ["u1", "u2"]
+    after = con.sql(f"select user_id, as_of_date, row_hash from {SCORED_ROWS}").pl()
+    assert after.height == 50 and after.select("user_id", "as_of_date").is_unique().all()
+    moved = after.join(before, on=after.columns, how="anti").sort("user_id")
+    assert moved.select("user_id", "as_of_date").rows() == [
+        ("u1", date(2025, 1, 3)),
+        ("u2", date(2025, 1, 10)),
+    ]
+    stage_latest_rows(con, ("true", []), anomaly)
+    assert changed_rows(con, anomaly)[0].is_empty()
+
+
 def test_the_changed_rows_come_from_the_rows_staged_when_the_grain_has_no_date():
     """stage_latest_rows(keep_rows=True) on a mart whose grain is ids (next action's user_id +
     event_id: no date DuckDB could skip by) keeps the population's mart rows, and
