@@ -428,7 +428,7 @@ def score_changed(
         return score_model(con, model_name, run_id, fingerprints=fingerprints)
     bundle = champion.load()
     current = spec.latest_features(con, bundle)
-    stage_latest_rows(con, _population(con, spec, bundle, current), spec, keep_rows=True)
+    stage_latest_rows(con, _population(con, spec, bundle, current), spec)
     changed, stale = changed_rows(con, spec)
     if changed.height == 0 and stale == 0:
         return Skipped(model_name, "no user's features changed")

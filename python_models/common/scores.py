@@ -195,9 +195,6 @@ SCORE_STATE = f"{STATE_SCHEMA}.score_runs"  # per model: version and input finge
 SCORED_ROWS = f"{STATE_SCHEMA}.scored_rows"  # per model and row: the feature-row hash scored
 _LATEST_ROWS = "__uba_latest_feature_rows"
 _CHANGED_ROWS = "__uba_changed_feature_rows"  # changed_rows' keys, for merge_scores
-# stage_latest_rows(keep_rows=True): the population's feature-mart rows with their score keys
-_POPULATION_ROWS = "__uba_population_feature_rows"
-_KEY_USER, _KEY_DATE = "__uba_key_user_id", "__uba_key_as_of_date"
 
 
 def tracks_score_state(con: Any) -> bool:
@@ -278,20 +275,15 @@ def stage_latest_rows(
     con: duckdb.DuckDBPyConnection,
     keys: pl.DataFrame | tuple[str, list],
     spec: ModelSpec | None = None,
-    keep_rows: bool = False,
 ) -> None:
     """A temp table of the rows a row-wise model scores now with a hash of each one's whole
-    feature-mart row (`spec`'s mart; ftr_user_features when None). `keys`: user_id, as_of_date
-    of its population in the newest snapshot and the mart's grain columns; or (a SQL condition
-    on the mart's columns, its parameters) for a model that scores every row matching it
-    (ModelSpec.score_population: anomaly's user-days), as_of_date being the grain's date.
+    feature-mart row (`spec`'s mart, or its scored_rows table; ftr_user_features when None).
+    `keys`: user_id, as_of_date of its population in the newest snapshot and the mart's grain
+    columns; or (a SQL condition on the mart's columns, its parameters) for a model that scores
+    every row matching it (ModelSpec.score_population: anomaly's user-days), as_of_date being
+    the grain's date.
     Doubles are rounded to 9 decimals first, so a rebuild that sums in another order (DuckDB's
-    parallel aggregates) does not read as a change. `keep_rows`: when the grain has no date,
-    the population's mart rows are kept for changed_rows, which then reads the changed ones
-    from there instead of joining the table again (next action's; it saved ~0.4 s a day at
-    10M events while it read the 10M-row sequence mart, before spec.scored_rows). A grain with
-    a date needs no copy: the marts are stored by date, and DuckDB skips to the changed rows'
-    dates (keeping them cost churn, segmentation and anomaly 0.1-0.35 s a day at 10M)."""
+    parallel aggregates) does not read as a change."""
     if not tracks_score_state(con):
         return
     mart, grain = _feature_rows(spec) if spec else (FEATURES_TABLE, list(KEY_COLUMNS))
@@ -308,48 +300,34 @@ def stage_latest_rows(
         for name, kind in columns
     )
     extra = [c for c in grain if c not in KEY_COLUMNS]
-    keep_rows = keep_rows and not any(
-        kind.startswith(("DATE", "TIMESTAMP")) for name, kind in columns if name in grain
-    )
-    params: list = []
     if isinstance(keys, tuple):
         condition, params = keys
         (date,) = ["as_of_date"] if "as_of_date" in grain else [c for c in grain if c != "user_id"]
-        key_user, key_date, of = "f.user_id", f'f."{date}"', "f"
-        source = f"{mart} as f where {condition}"
-    else:
-        key_user, key_date, of = 'k."user_id"', 'k."as_of_date"', "k"
-        on = " and ".join(f'k."{c}" = f."{c}"' for c in grain)
-        source = f"{mart} as f join __uba_keys as k on {on}"
-        con.register("__uba_keys", keys.select(*KEY_COLUMNS, *extra).to_arrow())
-    row_keys = [f"{key_user} as user_id", f"{key_date} as as_of_date"]
-    row_keys += [f'{of}."{c}"' for c in extra]
-    try:
-        if keep_rows:
-            con.execute(
-                f"""
-                create or replace temp table {_POPULATION_ROWS} as
-                select f.*, {key_user} as {_KEY_USER}, {key_date} as {_KEY_DATE}
-                from {source}
-                """,
-                params,
-            )
-            row_keys = [f"{_KEY_USER} as user_id", f"{_KEY_DATE} as as_of_date"]
-            row_keys += [f'f."{c}"' for c in extra]
-            source, params = f"{_POPULATION_ROWS} as f", []
-        else:
-            con.execute(f"drop table if exists {_POPULATION_ROWS}")
         con.execute(
             f"""
             create or replace temp table {_LATEST_ROWS} as
-            select {", ".join(row_keys)}, hash({hashed}) as row_hash
-            from {source}
+            select f.user_id, f."{date}" as as_of_date, {", ".join(f'f."{c}"' for c in extra)},
+                hash({hashed}) as row_hash
+            from {mart} as f
+            where {condition}
             """,
             params,
         )
+        return
+    on = " and ".join(f'k."{c}" = f."{c}"' for c in grain)
+    con.register("__uba_keys", keys.select(*KEY_COLUMNS, *extra).to_arrow())
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {_LATEST_ROWS} as
+            select {", ".join(f'k."{c}"' for c in (*KEY_COLUMNS, *extra))},
+                hash({hashed}) as row_hash
+            from {mart} as f
+            join __uba_keys as k on {on}
+            """
+        )
     finally:
-        if not isinstance(keys, tuple):
-            con.unregister("__uba_keys")
+        con.unregister("__uba_keys")
 
 
 def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.DataFrame, int]:
@@ -368,20 +346,14 @@ def changed_rows(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> tuple[pl.Da
         """,
         [spec.name],
     )
-    kept = con.execute(
-        "select count(*) from duckdb_tables() where temporary and table_name = ?",
-        [_POPULATION_ROWS],
-    ).fetchone()[0]
-    rows = f"{_POPULATION_ROWS} as f" if kept else f"{mart} as f"
     changed = con.execute(
         f"""
-        select f.*{f" exclude ({_KEY_USER}, {_KEY_DATE})" if kept else ""}
-        from {rows}
+        select f.*
+        from {mart} as f
         join {_CHANGED_ROWS} as c using ({", ".join(f'"{c}"' for c in grain)})
         order by f.user_id
         """
     ).pl()
-    con.execute(f"drop table if exists {_POPULATION_ROWS}")
     stale = con.execute(
         f"""
         select count(*) from {spec.score_table} as s
@@ -428,12 +400,13 @@ def record_score_state(
     # One row per model and key: the recorded rows not changed are the staged ones not
     # changed, so any other recorded row left the population (rare: a consent withdrawal,
     # the lookback window moving on); only then is every recorded row looked up.
-    recorded, staged, changed, rescored = con.execute(
+    recorded, staged, changed, rescored, earliest = con.execute(
         f"""
         select (select count(*) from {SCORED_ROWS} where model_name = ?),
             (select count(*) from {_LATEST_ROWS}),
             (select count(*) from {_CHANGED_ROWS}),
-            (select count(*) from {_CHANGED_ROWS} where was_scored)
+            (select count(*) from {_CHANGED_ROWS} where was_scored),
+            (select min(as_of_date) from {_CHANGED_ROWS} where was_scored)
         """,
         [spec.name],
     ).fetchone()
@@ -453,9 +426,6 @@ def record_score_state(
         # in date order (a population's, then each day's changes), so DuckDB skips the row
         # groups before it (anomaly records every user-day: at 10M the delete read 1.5M rows
         # for 15,000, 0.4 s a day).
-        (earliest,) = con.execute(
-            f"select min(as_of_date) from {_CHANGED_ROWS} where was_scored"
-        ).fetchone()
         con.execute(
             f"""
             delete from {SCORED_ROWS} as s
