@@ -164,12 +164,11 @@ def _shifted(by: str) -> dict[str, pl.Expr]:
     }
 
 
-def _newest_sequence_rows(con, label: bool = False) -> pl.DataFrame:
-    """Each user's newest row of the next-action mart, every column but the label unless
-    `label` (doubles to 9 decimals, as the refresh compares them)."""
+def _newest_sequence_rows(con) -> pl.DataFrame:
+    """Each user's newest row of the next-action mart, every column (label included; doubles
+    to 9 decimals, as the refresh compares them)."""
     rows = con.execute(
-        f"""select * {"" if label else "exclude (next_event_name)"}
-        from features.ftr_user_event_sequences
+        """select * from features.ftr_user_event_sequences
         qualify row_number() over (partition by user_id order by event_ts desc, event_id desc) = 1
         """
     ).pl()
@@ -232,8 +231,8 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     before = con.execute("select * from ml_scores.churn_scores").pl()
     ltv_before = con.execute("select distinct run_id from ml_scores.ltv_scores").pl()
     actions_before = con.execute("select * from ml_scores.next_action_scores").pl()
-    newest_before = _newest_sequence_rows(con)
-    labelled_before = _newest_sequence_rows(con, label=True)
+    labelled_before = _newest_sequence_rows(con)
+    newest_before = labelled_before.drop("next_event_name")  # what the scores read
     days_before = _user_days(con)
     alerts_before = con.execute("select * from ml_scores.anomaly_alerts").pl()
     con.close()
@@ -298,8 +297,8 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     assert (actions.status, actions.mode) == ("scored", "changed")
     con = connect(read_only=True)
     actions_after = con.execute("select * from ml_scores.next_action_scores").pl()
-    newest_after = _newest_sequence_rows(con)
-    labelled_after = _newest_sequence_rows(con, label=True)
+    labelled_after = _newest_sequence_rows(con)
+    newest_after = labelled_after.drop("next_event_name")
     con.close()
     moved = newest_after.join(newest_before, on=newest_after.columns, how="anti", nulls_equal=True)[
         "user_id"

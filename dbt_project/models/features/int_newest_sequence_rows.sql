@@ -34,6 +34,12 @@ changed as (
 
 ),
 
+lost as (
+
+    {{ feature_people_who_lost_events(sessionized) }}
+
+),
+
 {%- set lost_count = uba_cached_query_value('newest_sequence_rows_lost',
     'select count(*) from (' ~ feature_people_who_lost_events(sessionized) ~ ') as lost') %}
 candidates as (
@@ -47,11 +53,11 @@ candidates as (
         {{- uba_and_at_or_after('sequences.event_ts',
             'select changed_from_ts from (' ~ uba_changed_people(sessionized) ~ ') as changed') }}
     {%- if lost_count is none or lost_count > 0 %}
-        and sequences.user_id not in ({{ feature_people_who_lost_events(sessionized) }})
+        and sequences.user_id not in (select user_id from lost)
     union all
     select sequences.*
     from {{ sequences }} as sequences
-    where sequences.user_id in ({{ feature_people_who_lost_events(sessionized) }})
+    where sequences.user_id in (select user_id from lost)
     {%- endif %}
 
 ),
