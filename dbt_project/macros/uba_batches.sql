@@ -198,7 +198,8 @@
     - 'keys': none (the model writes with delete+insert on unique_key).
     `stale_from` (optional): Jinja rendering `and <a condition on the stored row>` that every
     stale row meets, or nothing: a redundant bound with a literal, so the delete skips the row
-    groups before it instead of testing every stored row.
+    groups before it instead of testing every stored row. 'user_days' has one by default: its
+    stale rows are on or after the earliest changed day (feature_and_changed_days_from).
     Use: {{ config(**uba_events_consumer_config('people')) }}. -#}
 {% macro uba_events_consumer_config(replaces, since=none, unique_key=none, where=none, day_column='event_date', stale_from='') -%}
     {%- set producer = "ref('int_events_sessionized')" -%}
@@ -206,6 +207,8 @@
         {%- set stale = "exists (select 1 from ({{ uba_changed_user_days(" ~ producer ~ ") }})"
             ~ " as changed where changed.user_id = {{ this }}.user_id"
             ~ " and changed.event_date = {{ this }}." ~ day_column ~ ")" -%}
+        {%- set stale_from = stale_from or
+            "{{ feature_and_changed_days_from('" ~ day_column ~ "') }}" -%}
     {%- elif replaces == 'people' -%}
         {%- set stale = "user_id in (select user_id from ({{ uba_changed_people(" ~ producer
             ~ ") }}) as changed)" -%}

@@ -14,7 +14,8 @@
     - __latest_batch_days__ (a table with event_date whose runs rewrite the days of the events
       a batch wrote, e.g. (user, day) counts): rows on or after the latest batch's first event
       day. A row the run wrote is on such a day, and so is any row sharing a key that holds
-      event_date, so a unique test still counts every new key against every stored row;
+      event_date, so a unique test still counts every new key against every stored row. A
+      model whose day column has another name says so in its meta: `uba_day_column`;
     - __latest_load_batches__: staged rows of load batches not yet in int_events_sessionized;
     - __new_loads__ (a table with load_id that only appends: staging, the gate's output): the
       rows of the newest load batches, the ones this run appended;
@@ -104,7 +105,8 @@
         {{ uba_latest_batch_days_from(sessionized) }}
         and {{ uba_in_key_set('event_id', 'select event_id from ' ~ latest_batch_rows) }}
     {%- elif placeholder == '__latest_batch_days__' -%}
-        {{ uba_latest_batch_days_from(sessionized) }}
+        {{ uba_latest_batch_days_from(sessionized, uba_tested_model_meta('uba_day_column')
+            or 'event_date') }}
     {%- elif placeholder == '__latest_batch_people__' -%}
         {{ uba_in_key_set('user_id',
             'select user_id from ' ~ latest_batch_rows
@@ -191,10 +193,10 @@
     {{ return(uba_run_time_values(new_loads)) }}
 {%- endmacro %}
 
-{#- `event_date >= <the first event day of int_events_sessionized's latest batch>`, the
+{#- `<column> >= <the first event day of int_events_sessionized's latest batch>`, the
     value written in when the replay runs (uba_run_time_value). -#}
-{% macro uba_latest_batch_days_from(sessionized) -%}
-    event_date >= {{ uba_run_time_value('select min(cast(event_ts as date)) from '
+{% macro uba_latest_batch_days_from(sessionized, column='event_date') -%}
+    {{ column }} >= {{ uba_run_time_value('select min(cast(event_ts as date)) from '
         ~ sessionized ~ ' where batch_id = (select max(batch_id) from ' ~ sessionized ~ ')') }}
 {%- endmacro %}
 
@@ -231,10 +233,15 @@
 
 {#- The uba_test_scope (meta) of the model a generic test is attached to, else ''. -#}
 {% macro uba_model_test_scope() -%}
+    {{- return(uba_tested_model_meta('uba_test_scope')) -}}
+{%- endmacro %}
+
+{#- A meta key of the model a generic test is attached to, else ''. -#}
+{% macro uba_tested_model_meta(key) -%}
     {%- set attached = model.get('attached_node') if model is mapping else none -%}
     {%- set node = graph.nodes.get(attached) if attached else none -%}
     {%- if node is none -%}
         {{- return('') -}}
     {%- endif -%}
-    {{- return((node.config.get('meta') or {}).get('uba_test_scope', '')) -}}
+    {{- return((node.config.get('meta') or {}).get(key, '')) -}}
 {%- endmacro %}

@@ -447,41 +447,82 @@ def test_the_sequences_unique_event_test_checks_the_events_the_latest_batch_wrot
     latest batch wrote (the rows a run replaces): a copied row of such an event fails it, a
     copied row of an event the batch did not write, even of a person it touched, is the weekly
     run's."""
-    path = tmp_path / "warehouse.duckdb"
-    shutil.copy(daily_increment["after_increment"], path)
-    sessionized = "intermediate.int_events_sessionized"
-    batch = f"(select max(batch_id) from {sessionized})"
-    rows = f"select {{}} from {sessionized} where batch_id = {batch}"
-    sequences = "features.ftr_user_event_sequences"
+    rows = f"select {{}} from {SESSIONIZED} where batch_id = {LATEST_BATCH}"
     chosen = (
         f"event_id in ({rows.format('event_id')})"
         if written
         else f"user_id in ({rows.format('user_id')}) "
         f"and event_id not in ({rows.format('event_id')})"
     )
+    _copy_a_row_then_test(
+        daily_increment["after_increment"],
+        tmp_path,
+        "features.ftr_user_event_sequences",
+        f"event_id = (select min(event_id) from features.ftr_user_event_sequences where {chosen})",
+        "unique_ftr_user_event_sequences_event_id",
+        daily_fails=written,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("written", [True, False])
+def test_the_user_day_unique_test_checks_the_days_the_latest_batch_wrote(
+    daily_increment, tmp_path, written
+):
+    """fct_user_activity_daily's daily tests are scoped to the days the latest batch's events
+    fall on (__latest_batch_days__ on its activity_date): a copied row on such a day fails the
+    unique test, a copied row of an earlier day is the weekly run's."""
+    first_day = (
+        f"(select min(cast(event_ts as date)) from {SESSIONIZED} where batch_id = {LATEST_BATCH})"
+    )
+    table = "marts.fct_user_activity_daily"
+    day = f"(select {'max' if written else 'min'}(activity_date) from {table})"
+    assert read(daily_increment["after_increment"], f"select {day} >= {first_day} as in_scope")[
+        "in_scope"
+    ].to_list() == [written]
+    _copy_a_row_then_test(
+        daily_increment["after_increment"],
+        tmp_path,
+        table,
+        f"activity_date = {day} and user_id = "
+        f"(select min(user_id) from {table} where activity_date = {day})",
+        "uba_unique_combination_of_columns_fct_user_activity_daily_user_id__activity_date",
+        daily_fails=written,
+    )
+
+
+SESSIONIZED = "intermediate.int_events_sessionized"
+LATEST_BATCH = f"(select max(batch_id) from {SESSIONIZED})"
+
+
+def _copy_a_row_then_test(
+    warehouse: Path, tmp_path: Path, table: str, row: str, test: str, daily_fails: bool
+) -> None:
+    """On a copy of `warehouse`, store the `row` of `table` twice, then run `test` as a day's
+    run does (it fails when `daily_fails`) and, when it passes, as the weekly run does (every
+    row: it fails)."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, path)
     con = connect(path)
     try:
-        con.execute(
-            f"insert into {sequences} select * from {sequences} "
-            f"where event_id = (select min(event_id) from {sequences} where {chosen})"
-        )
+        copied = con.execute(f"insert into {table} select * from {table} where {row}").fetchone()
+        assert copied == (1,), f"{row} chose {copied} rows of {table}, not one"
     finally:
         con.close()
     target = tmp_path / "target"
-    name = "unique_ftr_user_event_sequences_event_id"
-    select = ["test", "--select", name]
-    if written:
-        with pytest.raises(DbtError, match=name):
+    select = ["test", "--select", test]
+    if daily_fails:
+        with pytest.raises(DbtError, match=test):
             run_dbt(select, duckdb_path=path, quiet=True, target_path=target)
-    else:
-        run_dbt(select, duckdb_path=path, quiet=True, target_path=target)
-        with pytest.raises(DbtError, match=name):  # the weekly run checks every row
-            run_dbt(
-                [*select, "--vars", "{uba__full_data_tests: true}"],
-                duckdb_path=path,
-                quiet=True,
-                target_path=target,
-            )
+        return
+    run_dbt(select, duckdb_path=path, quiet=True, target_path=target)
+    with pytest.raises(DbtError, match=test):  # the weekly run checks every row
+        run_dbt(
+            [*select, "--vars", "{uba__full_data_tests: true}"],
+            duckdb_path=path,
+            quiet=True,
+            target_path=target,
+        )
 
 
 def _hash_join_build_tables(plan: list[dict]) -> list[set[str]]:

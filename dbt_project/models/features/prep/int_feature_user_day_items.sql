@@ -3,8 +3,7 @@
     Incremental like int_feature_user_days: the (user, event day) pairs with events written
     since this model last ran are deleted (the pre-hook) and recounted. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
-{{ config(**uba_events_consumer_config('user_days',
-    stale_from="{{ feature_and_changed_days_from('event_date') }}")) }}
+{{ config(**uba_events_consumer_config('user_days')) }}
 
 with events as (
 

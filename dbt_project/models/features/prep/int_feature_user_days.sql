@@ -6,8 +6,7 @@
     recounted, so a run costs the days that changed. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {%- set top_event_types = uba_feature_event_types() -%}
-{{ config(**uba_events_consumer_config('user_days',
-    stale_from="{{ feature_and_changed_days_from('event_date') }}")) }}
+{{ config(**uba_events_consumer_config('user_days')) }}
 
 with events as (
 

@@ -3,7 +3,8 @@
     written since this model last ran, including the pairs a re-stitched event left, are
     deleted by the pre-hook and recounted from fct_events. So a late event, or a login that
     moves a device's month-old anonymous events to its person, reaches its day whatever the
-    day's age (a lookback by received_at missed re-stitched days). -#}
+    day's age (a lookback by received_at missed re-stitched days). A full build is stored in
+    day order, so the pre-hook's delete skips the row groups before the earliest changed day. -#}
 {%- set sessionized = ref('int_events_sessionized') -%}
 {{ config(**uba_events_consumer_config('user_days', day_column='activity_date')) }}
 
@@ -30,3 +31,4 @@ select
     max(received_at) as max_received_at
 from events
 group by 1, 2
+{{- feature_stored_in_order('activity_date') }}
