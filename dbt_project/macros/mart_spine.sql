@@ -57,3 +57,35 @@
     cast('{{ value if value is not none else "1900-01-01" }}' as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- rpt_active_users_daily's incremental run: the first day it recounts, the earliest day with
+    events written since it last consumed int_events_sessionized (new, re-stitched or re-cut,
+    so also a day a re-stitched event left), less `days_before` days, as a date literal read
+    before its SQL runs (fct_user_activity_daily is stored in day order by a full build, so a
+    read from it skips the earlier row groups). Every day when it re-reads everything or stores
+    no day; the day after the stored last day when no event was written (nothing recounted);
+    while dbt only parses, the same as a subquery. -#}
+{% macro active_users_recounted_from(days_before=0) -%}
+    {%- set sessionized = ref('int_events_sessionized') -%}
+    {%- set recounted_from -%}
+        select case
+            when {{ uba_reads_everything(sessionized) }}
+                or (select max(activity_date) from {{ this }}) is null then null
+            else coalesce(
+                (select min(event_date)
+                 from ({{ uba_changed_user_days(sessionized) }}) as changed),
+                cast({{ dbt.dateadd('day', 1, '(select max(activity_date) from ' ~ this ~ ')') }}
+                    as date)
+            )
+        end
+    {%- endset -%}
+    {%- if not execute -%}
+    cast({{ dbt.dateadd('day', -days_before,
+        "coalesce((" ~ recounted_from ~ "), cast('1900-01-01' as date))") }} as date)
+    {%- else -%}
+    {%- set value = uba_cached_query_value('active_users_recounted_from', recounted_from) -%}
+    {%- set day = value - modules.datetime.timedelta(days=days_before)
+        if value is not none else '1900-01-01' -%}
+    cast('{{ day }}' as date)
+    {%- endif -%}
+{%- endmacro %}

@@ -2,8 +2,16 @@
     Without a range join: a user active on day a counts for the days [a, a + n) of an n-day
     window, cut at the user's next active day (from there that day counts), so each user's
     spans are disjoint and a day's active users are a running sum of span starts minus ends:
-    one pass over the user-days, whatever the window. -#}
+    one pass over the user-days, whatever the window.
+
+    Incremental (a consumer of int_events_sessionized, macros/uba_batches.sql): the days from
+    the earliest day with events written since it last ran are deleted (the pre-hook) and
+    recounted from the user-days of the longest window before it on: an earlier user-day's
+    span ends before that day, so the running sums from there on are the whole history's. -#}
+-- depends_on: {{ ref('int_events_sessionized') }}
 {%- set windows = {'daily': 1, 'weekly': 7, 'monthly': 28} -%}
+{{ config(**uba_events_consumer_config('rows',
+    where="activity_date >= {{ active_users_recounted_from() }}")) }}
 with activity as (
 
     select
@@ -12,13 +20,19 @@ with activity as (
         lead(activity_date) over (partition by user_id order by activity_date)
             as next_active_date
     from {{ ref('fct_user_activity_daily') }}
+    {%- if is_incremental() %}
+    where activity_date >= {{ active_users_recounted_from(days_before=windows.values() | max) }}
+    {%- endif %}
 
 ),
 
 days as (
 
-    {{ mart_date_spine('(select min(activity_date) from activity)',
-                       '(select max(activity_date) from activity)') }}
+    {#- incrementally from the first day read (every span edge is on or after it) -#}
+    {{ mart_date_spine(
+        '(select min(activity_date) from activity)' if not is_incremental()
+        else 'least(' ~ active_users_recounted_from() ~ ', (select min(activity_date) from activity))',
+        '(select max(activity_date) from activity)') }}
 
 ),
 
@@ -76,3 +90,8 @@ select
     cast(monthly_active_users as bigint) as monthly_active_users,
     {{ feature_safe_divide('daily_active_users', 'monthly_active_users') }} as stickiness_dau_mau
 from rolling
+{%- if is_incremental() %}
+{#- the recounted days, from the first activity date on (a full build's first row) #}
+where activity_date >= {{ active_users_recounted_from() }}
+    and activity_date >= (select min(activity_date) from {{ ref('fct_user_activity_daily') }})
+{%- endif %}
