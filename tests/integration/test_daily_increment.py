@@ -545,6 +545,30 @@ def _hash_join_build_tables(plan: list[dict]) -> list[set[str]]:
 
 
 @pytest.mark.slow
+def test_the_active_users_report_recounts_every_day_when_it_reads_everything(
+    daily_increment, tmp_path
+):
+    """rpt_active_users_daily with no consumed batch recorded (a table an earlier version built
+    in full, or the bookkeeping reset) re-reads everything: its incremental run recounts every
+    day, the same rows as before."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(daily_increment["after_increment"], path)
+    name = "reports.rpt_active_users_daily"
+    before = sorted_table(path, name)
+    con = connect(path)
+    try:
+        con.execute(
+            "delete from main.uba_consumed_batches where consumer = 'rpt_active_users_daily'"
+        )
+    finally:
+        con.close()
+    select = ["run", "--select", "rpt_active_users_daily"]
+    run_dbt(select, duckdb_path=path, quiet=True, target_path=tmp_path / "target")
+    assert before.height > 100
+    assert_same_rows(sorted_table(path, name), before, name)
+
+
+@pytest.mark.slow
 def test_rolling_active_users_recount_the_events(daily_increment):
     """rpt_active_users_daily (running sums of per-user spans) equals a plain recount from
     fct_events: distinct users with an event in the 1 / 7 / 28 days ending each day."""

@@ -28,10 +28,13 @@ with activity as (
 
 days as (
 
-    {#- incrementally from the first day read (every span edge is on or after it) -#}
+    {#- incrementally from the first day read (every span edge is on or after it) or the
+        first recounted day, whichever is earlier, but not before the first activity date -#}
     {{ mart_date_spine(
         '(select min(activity_date) from activity)' if not is_incremental()
-        else 'least(' ~ active_users_recounted_from() ~ ', (select min(activity_date) from activity))',
+        else 'greatest(least(' ~ active_users_recounted_from()
+            ~ ', (select min(activity_date) from activity)), '
+            ~ '(select min(activity_date) from ' ~ ref('fct_user_activity_daily') ~ '))',
         '(select max(activity_date) from activity)') }}
 
 ),
@@ -91,7 +94,5 @@ select
     {{ feature_safe_divide('daily_active_users', 'monthly_active_users') }} as stickiness_dau_mau
 from rolling
 {%- if is_incremental() %}
-{#- the recounted days, from the first activity date on (a full build's first row) #}
 where activity_date >= {{ active_users_recounted_from() }}
-    and activity_date >= (select min(activity_date) from {{ ref('fct_user_activity_daily') }})
 {%- endif %}
