@@ -50,12 +50,8 @@
             )
         end
     {%- endset -%}
-    {%- if not execute -%}
-    coalesce(({{ recounted_from }}), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
-    {%- else -%}
-    {%- set value = uba_cached_query_value('load_hourly_recounted_from', recounted_from) -%}
-    cast('{{ value if value is not none else "1900-01-01" }}' as {{ dbt.type_timestamp() }})
-    {%- endif -%}
+    {{- uba_recounted_from_literal('load_hourly_recounted_from', recounted_from,
+        dbt.type_timestamp()) -}}
 {%- endmacro %}
 
 {#- rpt_active_users_daily's incremental run: the first day it recounts, the earliest day with
@@ -79,13 +75,22 @@
             )
         end
     {%- endset -%}
+    {{- uba_recounted_from_literal('active_users_recounted_from', recounted_from, 'date',
+        days_before) -}}
+{%- endmacro %}
+
+{#- The first period an incremental report recounts: the one value `sql` returns, less
+    `days_before` days, as a `type` literal read once per run before the model's SQL runs
+    (uba_cached_query_value under `key`), or the start of time (everything) when it returns
+    null; while dbt only parses, `sql` itself as a subquery. -#}
+{% macro uba_recounted_from_literal(key, sql, type, days_before=0) -%}
     {%- if not execute -%}
     cast({{ dbt.dateadd('day', -days_before,
-        "coalesce((" ~ recounted_from ~ "), cast('1900-01-01' as date))") }} as date)
+        "coalesce((" ~ sql ~ "), cast('1900-01-01' as " ~ type ~ "))") }} as {{ type }})
     {%- else -%}
-    {%- set value = uba_cached_query_value('active_users_recounted_from', recounted_from) -%}
-    {%- set day = value - modules.datetime.timedelta(days=days_before)
+    {%- set value = uba_cached_query_value(key, sql) -%}
+    {%- set start = value - modules.datetime.timedelta(days=days_before)
         if value is not none else '1900-01-01' -%}
-    cast('{{ day }}' as date)
+    cast('{{ start }}' as {{ type }})
     {%- endif -%}
 {%- endmacro %}
