@@ -97,6 +97,13 @@ class ModelSpec:
     # mart's own: a subset of the mart's rows, with its grain and features (next action: each
     # user's newest sequence row, kept by dbt). None: the feature mart.
     scored_rows: str | None = None
+    # A model whose scoring computes its newest inputs on the way (LTV: the customers' RFM
+    # state from the purchases it forecasts from): score_with_features(con, bundle) -> (score's
+    # rows, latest_features' frame) from one read, where score then latest_features read
+    # twice. None: score, then latest_features.
+    score_with_features: (
+        Callable[[Warehouse, dict[str, Any]], tuple[pl.DataFrame, pl.DataFrame]] | None
+    ) = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

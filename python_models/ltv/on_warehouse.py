@@ -150,8 +150,10 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     return _result(model, frame, params, "events", fingerprint)
 
 
-def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
-    """Forward forecasts from the day after the newest event, for every customer."""
+def _scoring_input(
+    con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]
+) -> tuple[LtvForecaster, pl.DataFrame, date]:
+    """(the champion, the purchases, the day after the newest event) a scoring reads."""
     model: LtvForecaster = bundle["model"]
     if bundle.get("source", "events") != "events":
         raise ValueError(
@@ -159,7 +161,22 @@ def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFram
             "`uba score --model ltv --transactions FILE`, or retrain on the warehouse"
         )
     frame = purchases(con, model.params.purchase_event)
-    return model.predict_frame(frame, as_of=_newest_event_day(con) + timedelta(days=1))
+    return model, frame, _newest_event_day(con) + timedelta(days=1)
+
+
+def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
+    """Forward forecasts from the day after the newest event, for every customer."""
+    model, frame, as_of = _scoring_input(con, bundle)
+    return model.predict_frame(frame, as_of=as_of)
+
+
+def score_with_state(
+    con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """score's rows and latest_features' state from one read of the purchases (at 10M events
+    the read is ~0.3 s of a ~4 s daily scoring)."""
+    model, frame, as_of = _scoring_input(con, bundle)
+    return model.predict_frame(frame, as_of=as_of), customer_state(frame, as_of)
 
 
 def customer_state(frame: pl.DataFrame, as_of: date) -> pl.DataFrame:

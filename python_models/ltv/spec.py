@@ -16,6 +16,7 @@ SPEC = ModelSpec(
     train=on_warehouse.train,
     score=on_warehouse.score,
     latest_features=on_warehouse.latest_features,
+    score_with_features=on_warehouse.score_with_state,
     # Purchases from the events mart; the horizon as the labels mart records it.
     inputs=(on_warehouse.EVENTS_TABLE, LABELS_TABLE),
     score_table="ml_scores.ltv_scores",

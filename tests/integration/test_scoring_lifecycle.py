@@ -15,6 +15,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from python_models.config import reload_settings
 from python_models.privacy import pseudonymize
@@ -188,6 +189,27 @@ def test_ltv_forecasts_every_customer_forward(scored):
         "select metrics from ml.model_registry where model_name = 'ltv' and status = 'champion'"
     ).fetchone()[0]
     assert ltv.metrics["served_model"] in registered
+
+
+def test_ltv_scores_and_reads_its_state_from_one_read_of_the_purchases(scored):
+    """LTV's scoring (score_with_features) gives score's rows and the state latest_features
+    reads on its own: the run's recorded input fingerprint is latest_features' frame's."""
+    from python_models.common import drift
+    from python_models.lifecycle import load_champion
+    from python_models.models import get_spec
+
+    con, *_ = scored
+    spec = get_spec("ltv")
+    _, bundle = load_champion(con, "ltv")
+    scored_rows, state = spec.score_with_features(con, bundle)
+    assert_frame_equal(scored_rows, spec.score(con, bundle))
+    assert_frame_equal(state, spec.latest_features(con, bundle))
+    assert state.height > 100
+    recorded = con.execute(
+        "select input_fingerprint from ml.scoring_runs "
+        "where model_name = 'ltv' and run_id = 'run-1'"
+    ).fetchone()[0]
+    assert recorded == drift.frame_fingerprint(spec.latest_features(con, bundle))
 
 
 def test_score_history_keeps_runs_and_a_rerun_adds_nothing(scored):
