@@ -182,13 +182,13 @@ def _champions_scored(con) -> bool:
     )
 
 
-def _load(con, paths: list[str], on_new_file: Callable[[], None]):
+def _load(con, paths: list[str]):
     from python_models.ingest import load_path
 
     existing = [p for p in paths if Path(p).exists()]
     if not existing:
         return None
-    return load_path(con, existing, progress=False, on_new_file=on_new_file)
+    return load_path(con, existing, progress=False)
 
 
 def _describe_load(result) -> str:
@@ -227,17 +227,7 @@ def refresh(
                     # dbt's start-up (its import and full parse, ~15 s whatever the data's
                     # size) runs beside the load as well as the gate.
                     warm = _start_dbt(duckdb_settings)
-
-                def start_dbt_beside_the_load() -> None:
-                    # A new file means a gate and a build: dbt's start-up (its import and
-                    # partial parse, ~5 s) runs beside the load too, not only the gate.
-                    nonlocal warm
-                    if warm is None:
-                        warm = _start_dbt(duckdb_settings)
-
-                steps.run(
-                    "load", lambda: _load(con, paths, start_dbt_beside_the_load), _describe_load
-                )
+                steps.run("load", lambda: _load(con, paths), _describe_load)
                 if _ungated_batches(con):
                     # gated rows always mean a build (the gate's fingerprint changes)
                     if warm is None:

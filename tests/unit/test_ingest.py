@@ -79,26 +79,6 @@ def test_loading_the_same_file_twice_adds_nothing(con, tmp_path, capsys):
     assert "already loaded" in capsys.readouterr().out
 
 
-def test_on_new_file_is_called_before_each_new_file_s_rows_only(con, tmp_path):
-    """`uba refresh` starts dbt from load_path's on_new_file: called once per new file, before
-    its rows are written, and never for a file already loaded or an empty one."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "a.csv").write_text(CSV_TEXT)
-    (folder / "b.csv").write_text(CSV_TEXT.replace("e1", "e3").replace("e2", "e4"))
-    (folder / "c.csv").write_text("")
-    rows_seen = []
-
-    def on_new_file() -> None:
-        rows_seen.append(count(con))  # raw.events exists: load_path makes it first
-
-    first = load_path(con, folder, on_new_file=on_new_file)
-    again = load_path(con, folder, on_new_file=on_new_file)
-
-    assert first.files_loaded == 2 and again.files_loaded == 0
-    assert rows_seen == [0, 2]  # twice, each before that file's rows
-
-
 def test_jsonl_bad_lines_become_rows_and_do_not_stop_the_load(con, tmp_path):
     long_broken = '{"event_id": "' + "z" * (MAX_PAYLOAD_CHARS + 500)
     lines = [
