@@ -374,10 +374,8 @@ def score_model(
         if spec.score_with_features is not None:
             scored, current = spec.score_with_features(con, bundle)
         else:
-            scored, current = spec.score(con, bundle), None
+            scored, current = spec.score(con, bundle), spec.latest_features(con, bundle)
         scored = _with_holdout_group(con, scored)
-        if current is None:
-            current = spec.latest_features(con, bundle)
         fingerprint = drift.frame_fingerprint(current)
         # What `uba refresh` compares next time: the scored rows, or the input tables.
         if spec.rowwise_scoring:

@@ -36,21 +36,17 @@
     only parses, the same as a subquery. -#}
 {% macro load_hourly_recounted_from() -%}
     {%- set sessionized = ref('int_events_sessionized') -%}
-    {%- set recounted_from -%}
-        select case
-            when {{ uba_reads_everything(sessionized) }}
-                or (select max(hour_ts) from {{ this }}) is null then null
-            else least(
-                coalesce(
-                    (select {{ dbt.date_trunc('hour', 'min(event_ts)') }}
-                     from ({{ uba_changed_rows(sessionized) }}) as changed),
-                    (select max(hour_ts) from {{ this }})
-                ),
+    {%- set from_changes -%}
+        least(
+            coalesce(
+                (select {{ dbt.date_trunc('hour', 'min(event_ts)') }}
+                 from ({{ uba_changed_rows(sessionized) }}) as changed),
                 (select max(hour_ts) from {{ this }})
-            )
-        end
+            ),
+            (select max(hour_ts) from {{ this }})
+        )
     {%- endset -%}
-    {{- uba_recounted_from_literal('load_hourly_recounted_from', recounted_from,
+    {{- uba_recounted_from_literal('load_hourly_recounted_from', 'hour_ts', from_changes,
         dbt.type_timestamp()) -}}
 {%- endmacro %}
 
@@ -62,28 +58,32 @@
     no day; the day after the stored last day when no event was written (nothing recounted);
     while dbt only parses, the same as a subquery. -#}
 {% macro active_users_recounted_from(days_before=0) -%}
-    {%- set sessionized = ref('int_events_sessionized') -%}
-    {%- set recounted_from -%}
-        select case
-            when {{ uba_reads_everything(sessionized) }}
-                or (select max(activity_date) from {{ this }}) is null then null
-            else coalesce(
-                (select min(event_date)
-                 from ({{ uba_changed_user_days(sessionized) }}) as changed),
-                cast({{ dbt.dateadd('day', 1, '(select max(activity_date) from ' ~ this ~ ')') }}
-                    as date)
-            )
-        end
+    {%- set from_changes -%}
+        coalesce(
+            (select min(event_date)
+             from ({{ uba_changed_user_days(ref('int_events_sessionized')) }}) as changed),
+            cast({{ dbt.dateadd('day', 1, '(select max(activity_date) from ' ~ this ~ ')') }}
+                as date)
+        )
     {%- endset -%}
-    {{- uba_recounted_from_literal('active_users_recounted_from', recounted_from, 'date',
-        days_before) -}}
+    {{- uba_recounted_from_literal('active_users_recounted_from', 'activity_date', from_changes,
+        'date', days_before) -}}
 {%- endmacro %}
 
-{#- The first period an incremental report recounts: the one value `sql` returns, less
-    `days_before` days, as a `type` literal read once per run before the model's SQL runs
-    (uba_cached_query_value under `key`), or the start of time (everything) when it returns
-    null; while dbt only parses, `sql` itself as a subquery. -#}
-{% macro uba_recounted_from_literal(key, sql, type, days_before=0) -%}
+{#- The first period an incremental report (a consumer of int_events_sessionized) recounts:
+    `from_changes`, a scalar SQL expression, less `days_before` days, as a `type` literal read
+    once per run before the model's SQL runs (uba_cached_query_value under `key`); the start
+    of time (everything) when the report re-reads everything or stores no row yet (no
+    `stored_column` value in {{ this }}) or the expression is null; while dbt only parses, the
+    same as a subquery. -#}
+{% macro uba_recounted_from_literal(key, stored_column, from_changes, type, days_before=0) -%}
+    {%- set sql -%}
+        select case
+            when {{ uba_reads_everything(ref('int_events_sessionized')) }}
+                or (select max({{ stored_column }}) from {{ this }}) is null then null
+            else {{ from_changes }}
+        end
+    {%- endset -%}
     {%- if not execute -%}
     cast({{ dbt.dateadd('day', -days_before,
         "coalesce((" ~ sql ~ "), cast('1900-01-01' as " ~ type ~ "))") }} as {{ type }})
