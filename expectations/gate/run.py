@@ -10,13 +10,13 @@
    validated rows' shape; any failure, or a suite evaluating nothing, rolls everything back.
 6. raw.gate_batches and raw.gate_runs record the run; commit.
 
-Great Expectations and the suites' GX context (~3-4 s of imports, most of a small day's gate)
-load in a thread while step 2's SQL runs (DuckDB releases the GIL), not before it.
+Great Expectations and the suites' GX context (1.5-2.5 s of imports, most of a small day's
+gate) load in a thread (expectations.preload) while step 2's SQL runs (DuckDB releases the
+GIL), not before it; `uba refresh` starts that thread during its load.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +32,7 @@ from expectations.gate.dialect import Dialect, dialect_for
 from expectations.gate.reasons import RuleContext
 from expectations.gate.rules import GateRules
 from expectations.gate.tables import ensure_gate_tables
+from expectations.preload import start_suites_import
 from python_models.ingest.contract import CONTRACT_COLUMNS
 from python_models.ingest.loaders import next_load_id
 from python_models.ingest.tracking_plan import read_tracking_plan
@@ -39,11 +40,6 @@ from python_models.warehouse import Warehouse, as_warehouse, transaction
 
 if TYPE_CHECKING:
     from expectations.validation import FrameValidation
-
-
-def _import_suites() -> None:
-    """GX, the gate's suites and the GX context their import creates (see the docstring)."""
-    from expectations.suites import gate_batches  # noqa: F401
 
 
 def validate_frame(frame, suite, data_docs_dir, run_id: str, docs: list) -> FrameValidation:
@@ -248,8 +244,7 @@ def run_gate(
     clock = time.perf_counter()
     restore = ctx.dialect.setting_to_restore(con)
     con.execute(ctx.dialect.session_setup)
-    suites_loading = threading.Thread(target=_import_suites, name="gate-gx-import", daemon=True)
-    suites_loading.start()
+    suites_loading = start_suites_import()  # started earlier by `uba refresh`'s load
     docs: list[FrameValidation] = []  # the run's validations, their Data Docs rendered at the end
     try:
         with transaction(con):

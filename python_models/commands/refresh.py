@@ -183,12 +183,14 @@ def _champions_scored(con) -> bool:
 
 
 def _load(con, paths: list[str]):
+    from expectations.preload import start_suites_import
     from python_models.ingest import load_path
 
     existing = [p for p in paths if Path(p).exists()]
     if not existing:
         return None
-    return load_path(con, existing, progress=False)
+    # A new file means a gate: its GX import (1.5-2.5 s) starts now, beside the load.
+    return load_path(con, existing, progress=False, on_new_file=start_suites_import)
 
 
 def _describe_load(result) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,9 +195,11 @@ def load_file(
     fmt: str | None = None,
     progress: bool = True,
     plan: TrackingPlan | None = None,
+    on_new_file: Callable[[], object] | None = None,
 ) -> tuple[int, int, int] | None:
     """Load one file; returns (rows, unreadable rows, drift findings), or None when the file was
-    already loaded or is empty."""
+    already loaded or is empty. `on_new_file()` is called before a new file's rows are
+    written."""
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r} for --format; choose from {', '.join(FORMATS)}")
@@ -214,6 +217,8 @@ def load_file(
                 f"load: {path} already loaded (same content as {already[0]}), skipped", flush=True
             )
         return None
+    if on_new_file is not None:
+        on_new_file()
     plan = plan or read_tracking_plan()
     started = time.perf_counter()
     loaded_at = _utc_now()
@@ -266,11 +271,14 @@ def load_path(
     path: str | Path | list[str | Path],
     fmt: str | None = None,
     progress: bool = True,
+    on_new_file: Callable[[], object] | None = None,
 ) -> LoadResult:
     """Load a file, a directory (every supported file, sorted) or a list of them into raw.events.
 
     fmt ('csv', 'parquet', 'jsonl') overrides the extension. Files already in raw.load_log (same
-    sha256) and empty files add nothing. The tracking plan is validated first.
+    sha256) and empty files add nothing. The tracking plan is validated first. `on_new_file()`
+    is called before each new file's rows are written (`uba refresh` starts the gate's GX import
+    then).
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r} for --format; choose from {', '.join(FORMATS)}")
@@ -282,7 +290,7 @@ def load_path(
     ensure_raw_tables(con)
     loaded = skipped = rows = unreadable = findings = 0
     for file in files:
-        outcome = load_file(con, file, fmt, progress=progress, plan=plan)
+        outcome = load_file(con, file, fmt, progress=progress, plan=plan, on_new_file=on_new_file)
         if outcome is None:
             skipped += 1
         else:

@@ -501,6 +501,23 @@ def test_gate_imports_great_expectations_without_what_it_never_uses():
     )
 
 
+def test_the_suites_import_starts_once_in_its_own_thread():
+    """expectations.preload: importing it loads neither pandas nor GX (starting it costs the
+    caller nothing); the first call starts the thread importing GX and the gate's suites, a
+    second call returns that thread; once joined, they are imported (in a fresh process)."""
+    code = (
+        "import sys; from expectations import preload; "
+        "print('pandas' in sys.modules, 'great_expectations' in sys.modules); "
+        "first = preload.start_suites_import(); second = preload.start_suites_import(); "
+        "first.join(); "
+        "print(first is second, first.name, 'expectations.suites.gate_batches' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.splitlines()[-2:] == ["False False", "True gate-gx-import True"], (
+        out.stdout[-500:] + out.stderr[-500:]
+    )
+
+
 def test_uba_load_and_uba_gate_run_without_polars(csv_file, tmp_path):
     """`uba load` and `uba gate` use DuckDB (and GX on pandas) only: polars, which the
     warehouse interface imported for every command (~0.5 s at start), stays out of both."""

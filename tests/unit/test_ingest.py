@@ -79,6 +79,48 @@ def test_loading_the_same_file_twice_adds_nothing(con, tmp_path, capsys):
     assert "already loaded" in capsys.readouterr().out
 
 
+def test_on_new_file_is_called_before_each_new_file_s_rows_only(con, tmp_path):
+    """`uba refresh` starts the gate's GX import from load_path's on_new_file: called once per
+    new file, before its rows are written, and never for a file already loaded or an empty
+    one."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text(CSV_TEXT)
+    (folder / "b.csv").write_text(CSV_TEXT.replace("e1", "e3").replace("e2", "e4"))
+    (folder / "c.csv").write_text("")
+    rows_seen = []
+
+    def on_new_file() -> None:
+        rows_seen.append(count(con))  # raw.events exists: load_path makes it first
+
+    first = load_path(con, folder, on_new_file=on_new_file)
+    again = load_path(con, folder, on_new_file=on_new_file)
+
+    assert first.files_loaded == 2 and again.files_loaded == 0
+    assert rows_seen == [0, 2]  # twice, each before that file's rows
+
+
+def test_refresh_starts_the_gate_s_gx_import_when_its_load_finds_a_new_file(
+    con, tmp_path, monkeypatch
+):
+    """`uba refresh`'s load starts the gate's GX import before a new file's rows (a new file
+    always means a gate), and not when every file was loaded already (nothing to gate)."""
+    from expectations import preload
+    from python_models.commands.refresh import _load
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text(CSV_TEXT)
+    started = []
+    monkeypatch.setattr(preload, "start_suites_import", lambda: started.append(count(con)))
+
+    first = _load(con, [str(folder)])
+    again = _load(con, [str(folder)])
+
+    assert first.files_loaded == 1 and again.files_loaded == 0
+    assert started == [0]  # once, before the new file's rows
+
+
 def test_jsonl_bad_lines_become_rows_and_do_not_stop_the_load(con, tmp_path):
     long_broken = '{"event_id": "' + "z" * (MAX_PAYLOAD_CHARS + 500)
     lines = [
