@@ -2,7 +2,8 @@
 
     uba refresh [PATH ...]        # default: $UBA_INPUT_PATH
 
-1. load the files not loaded yet (a file already in raw.load_log adds nothing);
+1. load the files not loaded yet (a file already in raw.load_log adds nothing; a new file
+   starts the gate's Great Expectations import in a thread: expectations.preload);
 2. gate the new load batches (a dbt process imports dbt and parses the project meanwhile:
    dbt_runner.WarmDbt, so the build starts without dbt's start-up; on the first refresh of a
    warehouse, which always builds, it starts before the load);
