@@ -53,6 +53,8 @@ DAILY_MODELS = [
     "marts.fct_user_lifecycle_weekly",
     "staging.stg_app__user_holdout_buckets",
     "marts.dim_user_holdout_groups",
+    "staging.stg_app__event_audit_properties",
+    "marts.dim_user_audit_attributes",
 ]
 # Bookkeeping columns that say which run wrote a row: a full build writes every row at once.
 RUN_COLUMNS = {"marts.fct_event_transitions": ["batch_id"]}
@@ -64,7 +66,7 @@ SELECT = [
     "+rpt_event_transitions +rpt_path_ngrams",
     "+int_feature_windowed_activity +int_feature_diversity +ftr_user_features +ftr_user_labels",
     "+rpt_load_hourly",
-    "+fct_user_lifecycle_weekly +dim_user_holdout_groups +dim_users",
+    "+fct_user_lifecycle_weekly +dim_user_holdout_groups +dim_users +dim_user_audit_attributes",
     "+fct_sessions",  # the sessions reconciliation
 ]
 

@@ -260,6 +260,72 @@ def test_audit_attributes_carry_the_planted_channel(impact_sample, impact_wareho
     assert (joined["country"] == joined["home_country"]).mean() > 0.97
 
 
+def test_audit_properties_appended_by_load_batch_equal_one_build(
+    impact_sample, impact_warehouse, tmp_path
+):
+    """stg_app__event_audit_properties reads only the load batches it has not consumed: the
+    sample loaded in two batches, each gated and built in turn, gives the same audit rows and
+    attributes as one build of the whole sample (and the planted channels through it); a run
+    under other declared attributes re-reads every load, without --full-refresh."""
+    from expectations.gate import run_gate
+    from python_models.dbt_runner import run_dbt
+    from python_models.ingest import load_path
+    from python_models.warehouse import connect
+
+    events = pl.concat(
+        [pl.read_parquet(f) for f in sorted(impact_sample.events_dir.glob("*.parquet"))]
+    ).sort("event_ts", nulls_last=True)  # the second batch later: none too late for the gate
+    halves = tmp_path / "first", tmp_path / "second"
+    for folder, part in zip(
+        halves, (events.head(events.height // 2), events.tail(-(events.height // 2))), strict=True
+    ):
+        folder.mkdir()
+        part.write_parquet(folder / "events.parquet")
+    path = tmp_path / "warehouse.duckdb"
+    for folder in halves:
+        con = connect(path)
+        try:
+            load_path(con, folder)
+            assert run_gate(con).success
+        finally:
+            con.close()
+        run_dbt(
+            ["build", "--select", "+dim_user_audit_attributes", "--exclude-resource-type", "test"],
+            duckdb_path=path,
+            quiet=True,
+        )
+    rows = (
+        "select event_id, attribute_name, attribute_value"
+        " from staging.stg_app__event_audit_properties order by all"
+    )
+    attributes = "select * from marts.dim_user_audit_attributes order by user_id"
+    appended = _read(path, rows)
+    assert appended.height > 300  # the planted channels, each on its user's events
+    assert appended.equals(_read(impact_warehouse, rows))
+    assert _read(path, attributes).equals(_read(impact_warehouse, attributes))
+    # a run with no new load reads nothing: a row deleted since stays deleted ...
+    con = connect(path)
+    try:
+        con.execute(
+            "delete from staging.stg_app__event_audit_properties where event_id = ?",
+            [appended["event_id"][0]],
+        )
+    finally:
+        con.close()
+    run_dbt(["run", "--select", "stg_app__event_audit_properties"], duckdb_path=path, quiet=True)
+    assert _read(path, rows).equals(appended.slice(1))
+    # ... and under another declaration every load is read again (the old rows dropped)
+    run_dbt(
+        ["run", "--select", "stg_app__event_audit_properties"],
+        duckdb_path=path,
+        quiet=True,
+        dbt_vars={"uba__audit_property_attributes": {"channel_again": "channel"}},
+    )
+    again = _read(path, rows)
+    assert set(again["attribute_name"]) == {"channel_again"}
+    assert again.drop("attribute_name").equals(appended.drop("attribute_name"))
+
+
 def test_dagster_assets_write_results_lift_and_fairness(impact_warehouse, tmp_path):
     """The three impact assets materialize through Dagster. A recency baseline stands in for
     a churn score history (scores on a matured snapshot), so lift and fairness have input."""
