@@ -315,6 +315,22 @@
     {{ source.identifier }}{{ ('@' ~ version) if version else '' }}
 {%- endmacro %}
 
+{#- Config of a model that appends what it reads from the load batches of app.events_validated
+    it has not consumed (uba_new_loads of uba_consumed_loads), each run's loads recorded by its
+    post-hook under `version`: a Jinja expression the hooks render (a hash of the setting its
+    rows depend on); under a new version its pre-hook drops the stored rows and it reads every
+    load again. -#}
+{% macro uba_loads_consumer_config(version) -%}
+    {%- set source = "source('app', 'events_validated')" -%}
+    {{ return({
+        'materialized': uba_incremental_unless_spark(),
+        'incremental_strategy': 'append',
+        'on_schema_change': 'fail',
+        'pre_hook': ["{{ uba_forget_rows_of_other_versions(" ~ source ~ ", " ~ version ~ ") }}"],
+        'post_hook': ["{{ uba_record_consumed_loads(" ~ source ~ ", " ~ version ~ ") }}"],
+    }) }}
+{%- endmacro %}
+
 {% macro uba_consumed_loads(source, version='') -%}
     select batch_id from {{ uba_batch_manifest() }}
     where consumer = '{{ this.identifier }}'

@@ -15,17 +15,8 @@
 {%- set attributes = var('uba__audit_property_attributes') or {} %}
 {%- set source_rows = source('app', 'events_validated') -%}
 {%- set attributes_version = local_md5(tojson(attributes)) -%}
-{{
-    config(
-        materialized=uba_incremental_unless_spark(),
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=["{{ uba_forget_rows_of_other_versions(source('app', 'events_validated'), "
-            ~ "local_md5(tojson(var('uba__audit_property_attributes') or {}))) }}"],
-        post_hook=["{{ uba_record_consumed_loads(source('app', 'events_validated'), "
-            ~ "local_md5(tojson(var('uba__audit_property_attributes') or {}))) }}"],
-    )
-}}
+{{ config(**uba_loads_consumer_config(
+    "local_md5(tojson(var('uba__audit_property_attributes') or {}))")) }}
 {%- for name, key in attributes.items() %}
     {%- if not modules.re.match('^[a-z_][a-z0-9_]*$', name | string)
         or not modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', key | string) %}

@@ -14,17 +14,7 @@
     new salt needs `--full-refresh`, as staging does. -#}
 {%- set source_rows = source('app', 'events_validated') -%}
 {%- set key_version = local_md5(var('uba__holdout_key')) -%}
-{{
-    config(
-        materialized=uba_incremental_unless_spark(),
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=["{{ uba_forget_rows_of_other_versions(source('app', 'events_validated'), "
-            ~ "local_md5(var('uba__holdout_key'))) }}"],
-        post_hook=["{{ uba_record_consumed_loads(source('app', 'events_validated'), "
-            ~ "local_md5(var('uba__holdout_key'))) }}"],
-    )
-}}
+{{ config(**uba_loads_consumer_config("local_md5(var('uba__holdout_key'))")) }}
 -- depends_on: {{ ref('stg_app__pseudonym_salts') }}
 with
 
