@@ -217,8 +217,9 @@ def test_views_read_their_rows_in_a_copy_under_another_name(built_warehouse, tmp
     finally:
         con.close()
     assert {"marts.fct_events", "marts.fct_churn_scores"} <= set(expected)
-    assert len(expected) >= 5, expected  # and staging's (a view naming another catalog
-    # fails to bind when read, whatever its row count)
+    # and staging's views (a view naming another catalog fails to bind when read, whatever
+    # its row count): stg_app__consent_events and stg_app__experiment_exposures
+    assert len([name for name in expected if name.startswith("staging.")]) >= 2, expected
     assert expected["marts.fct_events"] == events > 0
 
     renamed = tmp_path / "restored_backup.duckdb"
