@@ -81,6 +81,12 @@ def _newest_event_day(con: duckdb.DuckDBPyConnection) -> date:
     return latest
 
 
+def _forecast_start(con: duckdb.DuckDBPyConnection) -> date:
+    """The day LTV forecasts from, in training (where the served fit ends) and in scoring: the
+    day after the newest event."""
+    return _newest_event_day(con) + timedelta(days=1)
+
+
 def _horizon(con: duckdb.DuckDBPyConnection) -> int:
     return label_horizon_days(con, "ltv_horizon_days")
 
@@ -139,8 +145,7 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
         raise LookupError(
             f"no {params.purchase_event!r} events in {EVENTS_TABLE}: LTV has nothing to learn"
         )
-    # The served fit ends where scoring starts today: the day after the newest event.
-    as_of = _newest_event_day(con) + timedelta(days=1)
+    as_of = _forecast_start(con)  # the served fit ends where scoring starts today
     model = LtvForecaster(TRANSACTION_COLUMNS, params, _horizon(con), as_of=as_of).fit(frame)
     fingerprint = {
         "rows": frame.height,
@@ -161,7 +166,7 @@ def _scoring_input(
             "`uba score --model ltv --transactions FILE`, or retrain on the warehouse"
         )
     frame = purchases(con, model.params.purchase_event)
-    return model, frame, _newest_event_day(con) + timedelta(days=1)
+    return model, frame, _forecast_start(con)
 
 
 def score(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
@@ -195,7 +200,7 @@ def customer_state(frame: pl.DataFrame, as_of: date) -> pl.DataFrame:
 def latest_features(con: duckdb.DuckDBPyConnection, bundle: dict[str, Any]) -> pl.DataFrame:
     model: LtvForecaster = bundle["model"]
     frame = purchases(con, model.params.purchase_event)
-    return customer_state(frame, _newest_event_day(con) + timedelta(days=1))
+    return customer_state(frame, _forecast_start(con))
 
 
 def outcomes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataFrame:
