@@ -202,13 +202,13 @@ def _tables(path: Path) -> dict[str, list]:
 
 
 def test_a_warm_dbt_builds_what_it_parsed_before_the_command_came(tmp_path):
-    """The warm process parses when started (manifest.json written, nothing built yet) and runs
-    the command it is sent on that parse: a model added afterwards is not built."""
+    """The warm process parses when started (its saved parse written, nothing built yet) and
+    runs the command it is sent on that parse: a model added afterwards is not built."""
     project = _small_project(tmp_path)
     warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project)
     try:
         deadline = time.monotonic() + 120
-        while not (tmp_path / "target" / "manifest.json").exists():
+        while not (tmp_path / "target" / "partial_parse.msgpack").exists():
             assert time.monotonic() < deadline, "the warm dbt never parsed"
             assert warm.proc.poll() is None, "the warm dbt exited before its command"
             time.sleep(0.1)
@@ -219,10 +219,29 @@ def test_a_warm_dbt_builds_what_it_parsed_before_the_command_came(tmp_path):
         warm.close()
     assert "Completed successfully" in output
     assert _tables(tmp_path / "w.duckdb") == {"ones": [(1,)]}
+    # the build wrote the manifest of what it parsed
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert sorted(n["name"] for n in manifest["nodes"].values()) == ["ones"]
     # a dbt started now parses again and builds the new model
     run_dbt(["build"], tmp_path / "w.duckdb", quiet=True, target_path=tmp_path / "target",
             project_dir=project)  # fmt: skip
     assert _tables(tmp_path / "w.duckdb") == {"late": [(2,)], "ones": [(1,)]}
+
+
+def test_a_warm_dbt_s_parse_leaves_manifest_json_to_its_command(tmp_path):
+    """The parse saves dbt's parse state but writes no manifest.json (the command writes its
+    own): a warm dbt told there is no command exits after parsing with none written."""
+    project = _small_project(tmp_path)
+    target = tmp_path / "target"
+    warm = WarmDbt(tmp_path / "w.duckdb", target, project)
+    try:
+        warm.proc.stdin.close()  # end of input: parse, then exit without running anything
+        assert warm.proc.wait(timeout=120) == 0
+    finally:
+        warm.close()
+    assert (target / "partial_parse.msgpack").exists()
+    assert not (target / "manifest.json").exists()
+    assert not (tmp_path / "w.duckdb").exists()
 
 
 def test_a_warm_dbt_reports_a_failure_as_run_dbt_does_and_stops_unused(tmp_path):
