@@ -25,10 +25,6 @@ _lock = threading.Lock()
 _context_state: dict[str, Any] = {}
 
 
-class ValidationError(RuntimeError):
-    """A validation evaluated nothing or failed where it had to pass."""
-
-
 @dataclass(frozen=True)
 class FrameValidation:
     """The outcome of one validation. `results` / `statistics` are GX's own objects."""
@@ -60,12 +56,6 @@ class FrameValidation:
             indexes = result.result.get("unexpected_index_list") or []
             out.append((result.expectation_config, [int(i) for i in indexes]))
         return out
-
-    def require_success(self) -> FrameValidation:
-        if not self.success:
-            detail = "; ".join(self.failures[:10]) or "GX reported failure"
-            raise ValidationError(f"suite {self.suite_name!r} failed: {detail}")
-        return self
 
 
 def describe_expectation(config: Any) -> str:
@@ -246,9 +236,9 @@ def validate_frame(
 ) -> FrameValidation:
     """Validate `frame` (pandas, polars or Arrow) against `suite`.
 
-    Check `.success` (or call `.require_success()`): it is False when GX reports failure or
-    when zero expectations were evaluated. Use result_format="COMPLETE" to get the failing row
-    positions through `.failing_rows()`. With `data_docs_dir`, the validation also renders
+    Check `.success`: it is False when GX reports failure or when zero expectations were
+    evaluated. Use result_format="COMPLETE" to get the failing row positions through
+    `.failing_rows()`. With `data_docs_dir`, the validation also renders
     GX Data Docs there (index.html; about half a second more), filed under `run_name`; with
     `render_docs=False` the result is stored for them and `render_data_docs` renders them.
     """

@@ -254,7 +254,6 @@ REASON_CODES: tuple[str, ...] = tuple(reason.code for reason in REASONS)
 # corrupt. A duplicate is not a defect (re-sent data is normal), nor a late event (a well-formed
 # row held back by policy: a backfill file is all late rows, and its fresh rows still pass).
 NOT_DEFECT_CODES: tuple[str, ...] = ("event_too_late", "duplicate_event_id")
-DEFECT_CODES: tuple[str, ...] = tuple(c for c in REASON_CODES if c not in NOT_DEFECT_CODES)
 # Every `reasons` text made of those alone (codes in matrix order).
 NOT_DEFECT_REASONS: tuple[str, ...] = tuple(
     ";".join(c for c in REASON_CODES if c in chosen)

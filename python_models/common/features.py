@@ -46,16 +46,6 @@ def _select_list(columns: list[str], alias: str) -> str:
     return ", ".join(f'{alias}."{c}"' for c in columns)
 
 
-def snapshot_dates(con: Warehouse, labelled: bool, label: str | None = None):
-    """Sorted as_of_dates of the feature mart, or of matured labels (non-null `label`)."""
-    if labelled:
-        where = f'where "{label}" is not null' if label else ""
-        sql = f"select distinct as_of_date from {LABELS_TABLE} {where} order by 1"
-    else:
-        sql = f"select distinct as_of_date from {FEATURES_TABLE} order by 1"
-    return [r[0] for r in con.execute(sql).fetchall()]
-
-
 def load_labelled(
     con: Warehouse,
     features: list[str],
@@ -103,12 +93,6 @@ def label_horizon_days(con: Warehouse, column: str) -> int:
     if value is None:
         raise LookupError(f"{LABELS_TABLE} has no matured labels yet: run `uba build` first")
     return int(value)
-
-
-def score_latest_snapshot(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:
-    """A spec's `score` for models that score the newest snapshot on their own features."""
-    model = bundle["model"]
-    return model.predict_frame(load_snapshot(con, model.features))
 
 
 def latest_snapshot_features(con: Warehouse, bundle: dict[str, Any]) -> pl.DataFrame:

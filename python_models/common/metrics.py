@@ -36,29 +36,3 @@ def classification_metrics(
         "base_rate": base_rate,
         "n": float(len(y_true)),
     }
-
-
-def regression_metrics(
-    y_true: np.ndarray, predicted: np.ndarray, top_fraction: float = 0.10
-) -> dict[str, float]:
-    """MAE, RMSE, Spearman rank correlation and the share of revenue in the top decile."""
-    from scipy.stats import spearmanr
-    from sklearn.metrics import mean_absolute_error
-
-    y_true = np.asarray(y_true, dtype=float)
-    predicted = np.asarray(predicted, dtype=float)
-    total = float(y_true.sum())
-    top = _top_fraction_mask(predicted, top_fraction)
-    if np.std(predicted) == 0 or np.std(y_true) == 0:
-        spearman = 0.0
-    else:
-        spearman = float(spearmanr(y_true, predicted).statistic)
-    return {
-        "mae": float(mean_absolute_error(y_true, predicted)),
-        "rmse": float(np.sqrt(np.mean((y_true - predicted) ** 2))),
-        "spearman": spearman,
-        "top_decile_capture": float(y_true[top].sum() / total) if total > 0 else float("nan"),
-        "mean_actual": float(y_true.mean()),
-        "mean_predicted": float(predicted.mean()),
-        "n": float(len(y_true)),
-    }

@@ -68,15 +68,6 @@ def importance_plot(features: list[str], importance: np.ndarray, path: Path, top
     return _save(fig, path)
 
 
-def predicted_vs_actual_plot(actual, predicted, path: Path) -> Path:
-    fig, ax = _subplots(figsize=(5, 5))
-    ax.scatter(predicted, actual, s=4, alpha=0.4)
-    top = float(max(np.max(actual, initial=1), np.max(predicted, initial=1)))
-    ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=0.8)
-    ax.set(xlabel="predicted revenue (USD)", ylabel="actual revenue (USD)", title="LTV (holdout)")
-    return _save(fig, path)
-
-
 def segment_profile_plot(profile, names: list[str], features: list[str], path: Path) -> Path:
     """Heatmap of each segment's standardized mean per feature (profile: segments x features)."""
     matrix = np.asarray(profile, dtype=float)

@@ -155,17 +155,6 @@ def write_scores(
     return frame.height
 
 
-def score_history(
-    con: duckdb.DuckDBPyConnection, spec: ModelSpec, columns: tuple[str, ...] = ()
-) -> pl.DataFrame:
-    """The model's stored scores of every run (empty when it was never scored)."""
-    if not table_exists(con, spec.history_table):
-        return pl.DataFrame()
-    select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-    order = ", ".join(["scored_at", "run_id", *spec.key_columns])
-    return con.execute(f"select {select} from {spec.history_table} order by {order}").pl()
-
-
 def newest_scores(con: duckdb.DuckDBPyConnection, spec: ModelSpec, columns: tuple[str, ...]):
     """Per model version and key (user_id, as_of_date), the newest stored score's `columns`
     (those the history has), picked in the warehouse: the history grows by a run a day, and

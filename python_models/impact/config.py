@@ -19,7 +19,6 @@ from python_models.config import DBT_PROJECT_DIR, file_version
 
 DBT_PROJECT_FILE = DBT_PROJECT_DIR / "dbt_project.yml"
 METRIC_KINDS = ("conversion", "retention", "revenue")
-BINARY_KINDS = ("conversion", "retention")
 _QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -35,10 +34,6 @@ class MetricSpec:
     event_name: str | None = None
     window_days: int | None = None
     day: int | None = None
-
-    @property
-    def is_binary(self) -> bool:
-        return self.kind in BINARY_KINDS
 
 
 @dataclass(frozen=True)
