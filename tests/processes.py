@@ -22,23 +22,47 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def alive(pid: int) -> bool:
-    """Running or sleeping; False once it exited, even before its parent reaped it."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state first), None once it is gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks after boot): tells a PID reused since apart."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    """Running or sleeping; False once it exited, even before its parent reaped it, and, given
+    its `started` (start_time), once the PID names another process."""
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
         return False
-    return state != "Z"
+    return started is None or int(fields[19]) == started
 
 
-def gone_within(pid: int, seconds: float) -> bool:
-    """Whether the process stops running within `seconds`."""
+def gone_within(pid: int, seconds: float, started: int | None = None) -> bool:
+    """Whether the process stops running within `seconds` (`started`: as for alive)."""
     deadline = time.monotonic() + seconds
-    while alive(pid):
+    while alive(pid, started):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
     return True
+
+
+def signal_state(pid: int) -> str:
+    """The process's state and signal masks from /proc/PID/status, for an assertion message."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    keep = ("State", "PPid", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return "; ".join(line.replace("\t", " ") for line in lines if line.startswith(keep))
 
 
 def listening_fork_server() -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from processes import gone_within, listening_fork_server
+from processes import gone_within, listening_fork_server, signal_state, start_time
 
 from python_models import dbt_fork
 from python_models.dbt_runner import run_dbt
@@ -84,11 +84,13 @@ def test_killing_the_caller_stops_its_run(tmp_path, signum):
     proc.stdin.write("sleep\n")
     proc.stdin.flush()
     child = int(proc.stdout.readline().split()[0])
+    started = start_time(child)
     assert proc.stdout.readline().strip() == "read sleep"
     os.kill(proc.pid, signum)
     proc.wait(timeout=30)
-    assert gone_within(child, 20), (
-        f"the run (PID {child}) outlived its caller after signal {signum}"
+    assert gone_within(child, 20, started), (
+        f"the run (PID {child}) outlived its caller after signal {signum}: "
+        f"{signal_state(child)}; the caller exited with {proc.returncode}"
     )
     if signum == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM
