@@ -317,17 +317,19 @@
 
 {#- Config of a model that appends what it reads from the load batches of app.events_validated
     it has not consumed (uba_new_loads of uba_consumed_loads), each run's loads recorded by its
-    post-hook under `version`: a Jinja expression the hooks render (a hash of the setting its
-    rows depend on); under a new version its pre-hook drops the stored rows and it reads every
-    load again. -#}
+    post-hook under `version`: the hash of the setting its rows depend on, the same value the
+    model's SQL passes to uba_consumed_loads, written into the hooks as a literal (a new value
+    means a new parse, so the hooks always carry the run's); under a new version its pre-hook
+    drops the stored rows and it reads every load again. -#}
 {% macro uba_loads_consumer_config(version) -%}
     {%- set source = "source('app', 'events_validated')" -%}
+    {%- set literal = "'" ~ version ~ "'" -%}
     {{ return({
         'materialized': uba_incremental_unless_spark(),
         'incremental_strategy': 'append',
         'on_schema_change': 'fail',
-        'pre_hook': ["{{ uba_forget_rows_of_other_versions(" ~ source ~ ", " ~ version ~ ") }}"],
-        'post_hook': ["{{ uba_record_consumed_loads(" ~ source ~ ", " ~ version ~ ") }}"],
+        'pre_hook': ["{{ uba_forget_rows_of_other_versions(" ~ source ~ ", " ~ literal ~ ") }}"],
+        'post_hook': ["{{ uba_record_consumed_loads(" ~ source ~ ", " ~ literal ~ ") }}"],
     }) }}
 {%- endmacro %}
 

@@ -15,8 +15,7 @@
 {%- set attributes = var('uba__audit_property_attributes') or {} %}
 {%- set source_rows = source('app', 'events_validated') -%}
 {%- set attributes_version = local_md5(tojson(attributes)) -%}
-{{ config(**uba_loads_consumer_config(
-    "local_md5(tojson(var('uba__audit_property_attributes') or {}))")) }}
+{{ config(**uba_loads_consumer_config(attributes_version)) }}
 {%- for name, key in attributes.items() %}
     {%- if not modules.re.match('^[a-z_][a-z0-9_]*$', name | string)
         or not modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', key | string) %}

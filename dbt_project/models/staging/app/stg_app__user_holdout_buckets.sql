@@ -14,7 +14,7 @@
     new salt needs `--full-refresh`, as staging does. -#}
 {%- set source_rows = source('app', 'events_validated') -%}
 {%- set key_version = local_md5(var('uba__holdout_key')) -%}
-{{ config(**uba_loads_consumer_config("local_md5(var('uba__holdout_key'))")) }}
+{{ config(**uba_loads_consumer_config(key_version)) }}
 -- depends_on: {{ ref('stg_app__pseudonym_salts') }}
 with
 
