@@ -10,24 +10,21 @@ from pathlib import Path
 from python_models import dbt_fork
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _stat(pid: int) -> list[str] | None:
     """/proc/PID/stat's fields after the command name (state first), None once it is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(proc.name))
+        if fields is not None and int(fields[1]) == pid:
+            found.append(int(proc.name))
+    return found
 
 
 def start_time(pid: int) -> int | None:
