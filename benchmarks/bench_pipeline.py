@@ -27,6 +27,12 @@ same files, stage by stage, then a daily increment and a run with no new data.
    last day (what a day costs from then on), then again with nothing new. Each prints its
    dbt build's slowest nodes (dbt's run_results.json).
 
+`--same-work` builds only what the reference does (load, gate, churn's lineage with its data
+tests, train and score churn: no other model, no publish, no daily runs), for sizes where the
+whole build's tables and two published copies do not fit the disk (100M events: ~170 GB);
+`--ref-memory-limit 6GB` runs the reference within a DuckDB memory limit (it spills beyond;
+unlimited, it peaked at 13.4 GB of RSS at 10M). Set UBA_DUCKDB_MEMORY_LIMIT for the project.
+
 Figures only: no pass/fail. Compare ratios, not seconds (the machine is shared); run it when
 `uptime` shows a quiet machine. Results go to docs/performance.md.
 """
@@ -126,12 +132,16 @@ def split_last_day(events_dir: Path, manifest: dict, out: Path) -> dict:
     }
 
 
-def lineage_nodes() -> list[str]:
+def lineage_nodes(scored: bool = False) -> list[str]:
     """dbt selectors of what churn (the reference's model) reads: its inputs and every model
-    they are built from (their data tests: those whose every parent is among them)."""
+    they are built from (their data tests: those whose every parent is among them).
+    `scored`: also what its scoring joins, the holdout groups each score row carries (the
+    same-work row times the build alone; --same-work scores on what it built)."""
+    from python_models.impact.holdout import HOLDOUT_TABLE
     from python_models.models import get_spec
 
-    return [f"+{table.split('.')[-1]}" for table in get_spec("churn").inputs]
+    tables = [*get_spec("churn").inputs, *([HOLDOUT_TABLE] if scored else [])]
+    return [f"+{table.split('.')[-1]}" for table in tables]
 
 
 def lineage_build() -> dict:
@@ -177,10 +187,13 @@ def time_lineage(work: Path, head_start: float) -> tuple[float, float]:
     return figures["seconds"], figures["peak_rss_mb"]
 
 
-def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True) -> dict:
+def first_build(
+    history_dir: Path, names: list[str] | None, lineage: bool = True, same_work: bool = False
+) -> dict:
     """The project's first build of the history, each stage timed (run in a child process).
     With `lineage`, churn's lineage alone is first built on a copy of the gated warehouse
-    (recorded as LINEAGE, outside the total)."""
+    (recorded as LINEAGE, outside the total). `same_work`: only the reference's work (the dbt
+    step builds churn's lineage, churn alone is trained and scored, nothing is published)."""
     from expectations.gate import run_gate
     from python_models.commands.refresh import record_build
     from python_models.common import registry
@@ -229,31 +242,34 @@ def first_build(history_dir: Path, names: list[str] | None, lineage: bool = True
         # that ran out of DuckDB memory are retried once (a line says so).
         # and, as `uba refresh` does, the model libraries are imported beside it
         # (python_models.model_libraries), joined inside the step
-        step("dbt build", lambda: _build_beside_model_libraries(warm))
+        select = lineage_nodes(scored=True) if same_work else ()
+        step("dbt build", lambda: _build_beside_model_libraries(warm, select))
     finally:
         warm.close()
     con = connect()
     record_build(con)
-    for name in names or model_names():
+    names = ["churn"] if same_work else names or model_names()
+    for name in names:
         step(f"train {name}", lambda name=name: train_model(con, name))
-    for name in names or model_names():
+    for name in names:
         if registry.get_champion(con, name) is None:  # rejected: did not beat its baselines
             print(f"  score {name:<18} skipped: no champion (the model was not served)")
             continue
         step(f"score {name}", lambda name=name: score_model(con, name))
-    step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
+    if not same_work:
+        step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
     con.close()
     return {name: list(values) for name, values in timings.items()}
 
 
-def _build_beside_model_libraries(warm) -> None:
+def _build_beside_model_libraries(warm, select: list[str] | tuple = ()) -> None:
     from python_models.commands.refresh import DATA_BUILD
     from python_models.dbt_daily_tests import build_and_test
     from python_models.model_libraries import ModelLibraries
 
     libraries = ModelLibraries()
     try:
-        build_and_test(DATA_BUILD, warn=print, quiet=True, warm=warm)
+        build_and_test(DATA_BUILD, warn=print, select=select, quiet=True, warm=warm)
     finally:
         libraries.join()
 
@@ -284,6 +300,14 @@ def main() -> int:
     parser.add_argument(
         "--no-lineage", action="store_true", help="skip the same-work row (churn's lineage)"
     )
+    parser.add_argument(
+        "--same-work",
+        action="store_true",
+        help="build only what the reference does (churn's lineage, churn; no publish, no days)",
+    )
+    parser.add_argument(
+        "--ref-memory-limit", default=None, help="the reference's DuckDB memory_limit (e.g. 6GB)"
+    )
     parser.add_argument("--part", choices=["split", "build", "lineage"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -311,7 +335,8 @@ def main() -> int:
         return 0
     if args.part == "build":
         names = args.models.split(",") if args.models else None
-        print(json.dumps(first_build(work / "split" / "history", names, not args.no_lineage)))
+        lineage = not (args.no_lineage or args.same_work)
+        print(json.dumps(first_build(work / "split" / "history", names, lineage, args.same_work)))
         return 0
     if args.part == "lineage":
         print(json.dumps(lineage_build()))
@@ -322,6 +347,7 @@ def main() -> int:
     me += ["--events", str(args.events), "--seed", str(args.seed)]
     me += ["--sample", str(sample_dir)] + (["--models", args.models] if args.models else [])
     me += ["--no-lineage"] if args.no_lineage else []
+    me += ["--same-work"] if args.same_work else []
     kept = "kept" if args.keep else "removed at the end; --keep DIR keeps it"
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     print(f"benchmark in {work} ({kept}); {load}")
@@ -337,12 +363,16 @@ def main() -> int:
     print(f"\nreference ({args.reference.name} --weekly, {args.ref_threads} threads), history:")
     ref_cmd = [sys.executable, str(args.reference), "--weekly", "--events-dir", str(history_dir)]
     ref_cmd += ["--db", str(work / "ref.duckdb"), "--threads", str(args.ref_threads)]
+    ref_cmd += ["--memory-limit", args.ref_memory_limit] if args.ref_memory_limit else []
     (work / "ref.duckdb").unlink(missing_ok=True)
     _, ref_peak, ref_out = _child(ref_cmd, env)
+    # Its file is scratch (1.7 GB at 10M events): not kept on the disk the build needs.
+    (work / "ref.duckdb").unlink(missing_ok=True)
     reference = json.loads(ref_out.strip().splitlines()[-1])
     print(f"  {json.dumps(reference)}")
 
-    print("\nproject, first build of the history:")
+    what = " (--same-work: churn's lineage, churn; no other model, no publish)"
+    print(f"\nproject, first build of the history{what if args.same_work else ''}:")
     _, project_peak, out = _part([*me, "--part", "build"], env, echo=True)
     timings = {name: tuple(v) for name, v in json.loads(out.strip().splitlines()[-1]).items()}
     lineage = timings.pop(LINEAGE, None)
@@ -379,6 +409,9 @@ def main() -> int:
         total = sum(same.values())
         print(f"  {'total':<20} {total:10.1f} {ref_same:12.1f} {total / ref_same:7.1f}x")
 
+    if args.same_work:
+        print("\ndaily increments: not run (--same-work)")
+        return 0
     print(
         f"\ndaily increments: `uba refresh` on {before_rows:,} then {day_rows:,} new rows, "
         "each as its own process (the first after a build also saves the data tests' SQL):"
