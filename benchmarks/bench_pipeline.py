@@ -55,13 +55,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "bench" / "ref_pipeline.py"
+REFERENCE_MODEL = "churn"  # the one model the reference trains and scores
 # The project's stage -> the reference's stages doing the same work.
 MATCHED = {
     "load": ("load",),
     "gate": ("gate",),
     "dbt build": ("stage", "stitch", "sessionize", "features", "labels"),
-    "train churn": ("train",),
-    "score churn": ("score",),
+    f"train {REFERENCE_MODEL}": ("train",),
+    f"score {REFERENCE_MODEL}": ("score",),
 }
 LINEAGE = "dbt build, churn's lineage"  # the same work as the reference's dbt stages
 HEAD_START = "UBA_BENCH_DBT_HEAD_START"  # seconds the lineage's dbt parses before its command
@@ -133,14 +134,14 @@ def split_last_day(events_dir: Path, manifest: dict, out: Path) -> dict:
 
 
 def lineage_nodes(scored: bool = False) -> list[str]:
-    """dbt selectors of what churn (the reference's model) reads: its inputs and every model
-    they are built from (their data tests: those whose every parent is among them).
+    """dbt selectors of what REFERENCE_MODEL reads: its inputs and every model they are built
+    from (their data tests: those whose every parent is among them).
     `scored`: also what its scoring joins, the holdout groups each score row carries (the
     same-work row times the build alone; --same-work scores on what it built)."""
     from python_models.impact.holdout import HOLDOUT_TABLE
     from python_models.models import get_spec
 
-    tables = [*get_spec("churn").inputs, *([HOLDOUT_TABLE] if scored else [])]
+    tables = [*get_spec(REFERENCE_MODEL).inputs, *([HOLDOUT_TABLE] if scored else [])]
     return [f"+{table.split('.')[-1]}" for table in tables]
 
 
@@ -248,7 +249,7 @@ def first_build(
         warm.close()
     con = connect()
     record_build(con)
-    names = ["churn"] if same_work else names or model_names()
+    names = [REFERENCE_MODEL] if same_work else names or model_names()
     for name in names:
         step(f"train {name}", lambda name=name: train_model(con, name))
     for name in names:
@@ -310,6 +311,8 @@ def main() -> int:
     )
     parser.add_argument("--part", choices=["split", "build", "lineage"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.same_work and args.models:
+        parser.error("--same-work trains the reference's model only: leave out --models")
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="uba-bench-")).resolve()
     if args.keep is None:  # a temporary work directory (~17 GB at 10M) goes when the bench ends
