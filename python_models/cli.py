@@ -109,6 +109,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"uba {name}: interrupted; tables are as the last finished step left them",
               file=sys.stderr)  # fmt: skip
         return 130
+    except Exception as exc:
+        if not _duckdb_out_of_memory(exc):
+            raise
+        # The failed statement's transaction is not committed: its tables are as they were.
+        print(f"uba {name}: {_out_of_memory_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _duckdb_out_of_memory(exc: BaseException) -> bool:
+    """DuckDB's out-of-memory error (looked up only if something imported duckdb, which
+    whatever raised it did)."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException)
+
+
+def _out_of_memory_line(exc: BaseException) -> str:
+    """One line: the limit that was too small, what to change, and DuckDB's own words."""
+    from python_models.config import get_settings
+
+    said = str(exc).strip().splitlines()[0].removeprefix("Out of Memory Error: ")
+    return (
+        f"DuckDB ran out of memory within its limit of {get_settings().duckdb_memory_limit}: "
+        f"raise UBA_DUCKDB_MEMORY_LIMIT, or lower UBA_DUCKDB_THREADS (DuckDB: {said})"
+    )
 
 
 if __name__ == "__main__":

@@ -478,3 +478,41 @@ def test_an_unset_salt_stops_the_run_with_a_clear_message(tmp_path, capsys, monk
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def test_duckdb_out_of_memory_stops_a_command_with_one_line(tmp_path, capsys, monkeypatch):
+    """A DuckDB memory limit too small for the gate: `uba gate` says so in one line naming
+    the setting (no traceback), writes no verdict, and passes once the limit is back."""
+    from python_models.config import reload_settings
+
+    db = tmp_path / "w.duckdb"
+    path = tmp_path / "events.csv"
+    rows = 5000
+    path.write_bytes(csv_bytes([event(f"e{i}") for i in range(rows)]))
+    code, _, err = run_uba(capsys, "load", "--duckdb", str(db), str(path))
+    assert code == 0, err
+    monkeypatch.setenv("UBA_DUCKDB_MEMORY_LIMIT", "2MB")
+    try:  # the settings are read once per process: read them again each time
+        reload_settings()
+        code, _, err = run_uba(capsys, "gate", "--duckdb", str(db), "--no-docs")
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith("uba gate: DuckDB ran out of memory within its limit of 2MB: ")
+    assert "raise UBA_DUCKDB_MEMORY_LIMIT" in lines[0] and "(DuckDB: failed to " in lines[0]
+    con = connect(db, read_only=True)
+    try:
+        gated = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'raw' "
+            "and table_name in ('events_validated', 'events_quarantine')"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert gated == 0 or counts(db) == (rows, 0, 0)
+
+    code, _, err = run_uba(capsys, "gate", "--duckdb", str(db), "--no-docs")
+    assert code == 0, err
+    raw, valid, quarantined = counts(db)
+    assert raw == valid + quarantined == rows and valid > 0
