@@ -128,7 +128,7 @@ def _out_of_memory_line(exc: BaseException) -> str:
     """One line: the limit that was too small, what to change, and DuckDB's own words."""
     from python_models.config import get_settings
 
-    said = str(exc).strip().splitlines()[0].removeprefix("Out of Memory Error: ")
+    said = str(exc).strip().splitlines()[0]
     return (
         f"DuckDB ran out of memory within its limit of {get_settings().duckdb_memory_limit}: "
         f"raise UBA_DUCKDB_MEMORY_LIMIT, or lower UBA_DUCKDB_THREADS (DuckDB: {said})"

@@ -501,7 +501,8 @@ def test_duckdb_out_of_memory_stops_a_command_with_one_line(tmp_path, capsys, mo
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1, err
     assert lines[0].startswith("uba gate: DuckDB ran out of memory within its limit of 2MB: ")
-    assert "raise UBA_DUCKDB_MEMORY_LIMIT" in lines[0] and "(DuckDB: failed to " in lines[0]
+    assert "raise UBA_DUCKDB_MEMORY_LIMIT" in lines[0]
+    assert "(DuckDB: Out of Memory Error: " in lines[0]
     con = connect(db, read_only=True)
     try:
         gated = con.execute(
