@@ -503,15 +503,7 @@ def test_duckdb_out_of_memory_stops_a_command_with_one_line(tmp_path, capsys, mo
     assert lines[0].startswith("uba gate: DuckDB ran out of memory within its limit of 2MB: ")
     assert "raise UBA_DUCKDB_MEMORY_LIMIT" in lines[0]
     assert "(DuckDB: Out of Memory Error: " in lines[0]
-    con = connect(db, read_only=True)
-    try:
-        gated = con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'raw' "
-            "and table_name in ('events_validated', 'events_quarantine')"
-        ).fetchone()[0]
-    finally:
-        con.close()
-    assert gated == 0 or counts(db) == (rows, 0, 0)
+    assert counts(db) == (rows, 0, 0)  # the gate's tables exist by then, without a verdict
 
     code, _, err = run_uba(capsys, "gate", "--duckdb", str(db), "--no-docs")
     assert code == 0, err
