@@ -47,6 +47,11 @@ class DuckDBDialect:
     def approx_distinct(self, expression: str) -> str:
         return f"approx_count_distinct({expression})"
 
+    def id_hash(self, text: str) -> str:
+        """A 64-bit hash of `text`: equal texts hash equal, so a value that repeats has a
+        repeated hash (a few colliding others are told apart by the exact check after)."""
+        return f"hash({text})"
+
     # text ---------------------------------------------------------------------------------
     def clean_text(self, column: str) -> str:
         """Text without surrounding spaces, NULL when empty. trim() only where there is
@@ -218,6 +223,9 @@ class PostgresDialect:
     def approx_distinct(self, expression: str) -> str:
         return f"count(distinct {expression})"
 
+    def id_hash(self, text: str) -> str:
+        return f"hashtextextended({text}, 0)"
+
     def clean_text(self, column: str) -> str:
         return f"nullif(trim({column}), '')"
 
@@ -363,6 +371,9 @@ class SparkDialect:
 
     def approx_distinct(self, expression: str) -> str:
         return f"count(distinct {expression})"
+
+    def id_hash(self, text: str) -> str:
+        return f"xxhash64({text})"
 
     def clean_text(self, column: str) -> str:
         return f"nullif(trim({column}), '')"

@@ -287,7 +287,9 @@ def run_gate(
                     f"gate: batch suite evaluated ({len(blocked)} blocked); writing valid and "
                     f"quarantined rows ({time.perf_counter() - clock:.1f}s)"
                 )
-            con.execute(sql.insert_validated_sql(ctx, blocked))
+            ranges = con.execute(sql.write_ranges_sql(blocked)).fetchall()
+            for load_id, first_row, last_row in sql.write_slices(ranges):
+                con.execute(sql.insert_validated_sql(ctx, load_id, first_row, last_row))
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
             if say:
                 say(f"gate: rows written; reconciling ({time.perf_counter() - clock:.1f}s)")

@@ -204,7 +204,8 @@ def test_gate_picks_its_spark_dialect_and_its_sql_parses_as_spark():
         sql.verdicts_sql(ctx),
         sql.duplicates_sql(ctx),
         sql.batch_stats_sql(ctx),
-        sql.insert_validated_sql(ctx, [1]),
+        sql.write_ranges_sql([1]),
+        sql.insert_validated_sql(ctx, 2, 1, 2_000_000),
         sql.insert_quarantine_sql([]),
         sql.reconciliation_sql(ctx),
     ]
