@@ -42,7 +42,11 @@ def train(con: Warehouse, overrides: dict[str, Any] | None) -> TrainingResult:
     model = SegmentationModel(features, params).fit(snapshot, previous=_previous_model(con))
     evaluation = model.evaluate(snapshot)
     sizes = model.segment_sizes(snapshot)
-    print(sizes, file=sys.stderr)
+    listed = "; ".join(
+        f"{row['segment_id']} {row['segment_name']} ({row['users']:,} users)"
+        for row in sizes.iter_rows(named=True)
+    )
+    print(f"[segmentation] segments: {listed}", file=sys.stderr)
     chosen_k = len(model.segment_ids_)
     silhouette = model.silhouette_by_k_[chosen_k]
     ids, distance = model.assign(snapshot)
