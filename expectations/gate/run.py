@@ -288,8 +288,8 @@ def run_gate(
                     f"quarantined rows ({time.perf_counter() - clock:.1f}s)"
                 )
             ranges = con.execute(sql.write_ranges_sql(blocked)).fetchall()
-            for load_id, first_row, last_row in sql.write_slices(ranges):
-                con.execute(sql.insert_validated_sql(ctx, load_id, first_row, last_row))
+            for piece in sql.write_slices(ranges):
+                con.execute(sql.insert_validated_sql(ctx, blocked, piece))
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
             if say:
                 say(f"gate: rows written; reconciling ({time.perf_counter() - clock:.1f}s)")

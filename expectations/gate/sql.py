@@ -271,46 +271,77 @@ def _id_list(ids: list[int]) -> str:
     return ", ".join(str(int(i)) for i in ids) or "-1"
 
 
-# Valid rows are written a slice of one load batch at a time: the insert's join hashes its
-# slice's verdicts, so its memory does not grow with the batch (10M events written in one join
-# spilled 2.4 GiB beyond a 400 MB pool).
+# Valid rows are written a slice at a time: the insert's join hashes its slice's verdicts, so
+# its memory does not grow with the batch (10M events written in one join spilled 2.4 GiB
+# beyond a 400 MB pool). A slice is part of one big batch or several whole small ones (a
+# backlog of many small files is not written one statement a file).
 WRITE_SLICE_ROWS = 2_000_000
 
 
 def write_ranges_sql(blocked: list[int]) -> str:
-    """Per load batch not blocked: the first and last row_number of its valid rows."""
+    """Per load batch not blocked: the first and last row_number of its valid rows, and their
+    count."""
     return f"""
-    select load_id, min(row_number), max(row_number)
+    select load_id, min(row_number), max(row_number), count(*)
     from {VERDICTS}
     where reasons is null and load_id not in ({_id_list(blocked)})
     group by 1 order by 1
     """
 
 
-def write_slices(ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """(load_id, first row_number, last row_number) slices of at most WRITE_SLICE_ROWS rows,
-    covering each (load_id, first, last) range."""
-    return [
-        (int(load_id), start, min(start + WRITE_SLICE_ROWS - 1, int(last)))
-        for load_id, first, last in ranges
-        for start in range(int(first), int(last) + 1, WRITE_SLICE_ROWS)
-    ]
+def write_slices(ranges: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """(first load_id, last load_id, first row_number, last row_number) slices covering each
+    batch's (load_id, first, last, rows) range: a batch of more than WRITE_SLICE_ROWS rows in
+    row-number spans of that many, the others whole, consecutive ones together up to that
+    many rows."""
+    slices: list[tuple[int, int, int, int]] = []
+    group: list[tuple[int, int, int]] = []  # (load_id, first, last) of small batches
+    group_rows = 0
+
+    def close_group() -> None:
+        nonlocal group_rows
+        if group:
+            first_row = min(first for _, first, _ in group)
+            last_row = max(last for _, _, last in group)
+            slices.append((group[0][0], group[-1][0], first_row, last_row))
+            group.clear()
+            group_rows = 0
+
+    for load_id, first, last, rows in ((int(v) for v in r) for r in ranges):
+        if rows > WRITE_SLICE_ROWS:
+            close_group()
+            slices.extend(
+                (load_id, load_id, start, min(start + WRITE_SLICE_ROWS - 1, last))
+                for start in range(first, last + 1, WRITE_SLICE_ROWS)
+            )
+            continue
+        if group_rows + rows > WRITE_SLICE_ROWS:
+            close_group()
+        group.append((load_id, first, last))
+        group_rows += rows
+    close_group()
+    return slices
 
 
-def insert_validated_sql(ctx: RuleContext, load_id: int, first_row: int, last_row: int) -> str:
-    """The valid rows of one slice of a load batch (write_slices), their text cleaned again
-    from raw.events (the expressions the verdicts judged: _cleaned), joined by key as the
-    quarantine's insert is. The slice bounds both tables' scans, each stored in row order."""
+def insert_validated_sql(
+    ctx: RuleContext, blocked: list[int], piece: tuple[int, int, int, int]
+) -> str:
+    """The valid rows of one slice (write_slices) of the batches not blocked, their text
+    cleaned again from raw.events (the expressions the verdicts judged: _cleaned), joined by
+    key as the quarantine's insert is. The slice bounds both tables' scans, each stored in load
+    and row order."""
     values = _validated_values(ctx)
-    rows = f"between {int(first_row)} and {int(last_row)}"
+    first_load, last_load, first_row, last_row = (int(v) for v in piece)
+    loads = f"between {first_load} and {last_load}"
+    rows = f"between {first_row} and {last_row}"
     return f"""
     insert into raw.events_validated ({", ".join(values)})
     select {", ".join(values.values())}
     from raw.events as e
     join {VERDICTS} as v on v.load_id = e.load_id and v.row_number = e.row_number
-    where v.reasons is null
-        and v.load_id = {int(load_id)} and v.row_number {rows}
-        and e.load_id = {int(load_id)} and e.row_number {rows}
+    where v.reasons is null and v.load_id not in ({_id_list(blocked)})
+        and v.load_id {loads} and v.row_number {rows}
+        and e.load_id {loads} and e.row_number {rows}
     """
 
 

@@ -371,11 +371,40 @@ def test_gate_is_idempotent_and_batching_does_not_change_verdicts(csv_file, tmp_
     many.close()
 
 
-def test_write_slices_cover_each_batch_range_in_bounded_pieces(monkeypatch):
+def test_write_slices_split_big_batches_and_group_small_ones(monkeypatch):
     monkeypatch.setattr(gate_run.sql, "WRITE_SLICE_ROWS", 3)
-    assert gate_run.sql.write_slices([(1, 1, 7), (4, 10, 12)]) == [
-        (1, 1, 3), (1, 4, 6), (1, 7, 7), (4, 10, 12),
+    ranges = [(1, 1, 7, 7), (4, 10, 12, 3), (5, 1, 2, 2), (6, 3, 3, 1), (8, 1, 5, 3)]
+    assert gate_run.sql.write_slices(ranges) == [
+        (1, 1, 1, 3), (1, 1, 4, 6), (1, 1, 7, 7),  # 7 rows: in spans of 3
+        (4, 4, 10, 12),  # 3 rows: whole, and no room left beside it
+        (5, 6, 1, 3),  # 2 + 1 rows together
+        (8, 8, 1, 5),  # 3 rows with gaps: whole
     ]  # fmt: skip
+
+
+def test_small_batches_share_a_slice_without_the_blocked_one_between_them(
+    con, tmp_path, monkeypatch
+):
+    files = []
+    for name, bad in (("good", 0), ("corrupt", 7), ("later", 0)):
+        path = tmp_path / f"{name}.jsonl"
+        lines = [
+            row(f"{name}{i}", **({"event_ts": "yesterday"} if i < bad else {})) for i in range(10)
+        ]
+        write_jsonl(path, [json.dumps(line) for line in lines])
+        files.append(path)
+    load_path(con, files)
+    pieces = []
+    real = gate_run.sql.write_slices
+    monkeypatch.setattr(gate_run.sql, "write_slices", lambda r: pieces.extend(real(r)) or pieces)
+
+    result = run_gate(con, rules=GateRules(max_quarantine_rate=0.5))
+
+    assert [b.status for b in result.batches] == ["passed", "blocked", "passed"]
+    assert pieces == [(1, 3, 1, 10)]  # one statement for both passing batches
+    assert set(verdicts(con, files[0]).values()) == set(verdicts(con, files[2]).values()) == {None}
+    assert list(verdicts(con, files[1]).values()).count("batch_blocked") == 3
+    assert reconciles(con)
 
 
 def test_verdicts_hold_with_small_write_slices_and_colliding_id_hashes(con, csv_file, monkeypatch):
