@@ -287,8 +287,10 @@ def run_gate(
                     f"gate: batch suite evaluated ({len(blocked)} blocked); writing valid and "
                     f"quarantined rows ({time.perf_counter() - clock:.1f}s)"
                 )
-            ranges = con.execute(sql.write_ranges_sql(blocked)).fetchall()
-            for piece in sql.write_slices(ranges):
+            pieces: list = [None]  # one insert of every valid row
+            if ctx.dialect.writes_in_slices:
+                pieces = sql.write_slices(con.execute(sql.write_ranges_sql(blocked)).fetchall())
+            for piece in pieces:
                 con.execute(sql.insert_validated_sql(ctx, blocked, piece))
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
             if say:

@@ -324,24 +324,27 @@ def write_slices(ranges: list[tuple[int, int, int, int]]) -> list[tuple[int, int
 
 
 def insert_validated_sql(
-    ctx: RuleContext, blocked: list[int], piece: tuple[int, int, int, int]
+    ctx: RuleContext, blocked: list[int], piece: tuple[int, int, int, int] | None = None
 ) -> str:
-    """The valid rows of one slice (write_slices) of the batches not blocked, their text
-    cleaned again from raw.events (the expressions the verdicts judged: _cleaned), joined by
-    key as the quarantine's insert is. The slice bounds both tables' scans, each stored in load
-    and row order."""
+    """The valid rows of the batches not blocked, their text cleaned again from raw.events (the
+    expressions the verdicts judged: _cleaned), joined by key as the quarantine's insert is;
+    with `piece` (write_slices), only that slice's, its bounds on both tables' scans (each
+    stored in load and row order)."""
     values = _validated_values(ctx)
-    first_load, last_load, first_row, last_row = (int(v) for v in piece)
-    loads = f"between {first_load} and {last_load}"
-    rows = f"between {first_row} and {last_row}"
+    bounds = ""
+    if piece is not None:
+        first_load, last_load, first_row, last_row = (int(v) for v in piece)
+        loads = f"between {first_load} and {last_load}"
+        rows = f"between {first_row} and {last_row}"
+        bounds = f"""
+        and v.load_id {loads} and v.row_number {rows}
+        and e.load_id {loads} and e.row_number {rows}"""
     return f"""
     insert into raw.events_validated ({", ".join(values)})
     select {", ".join(values.values())}
     from raw.events as e
     join {VERDICTS} as v on v.load_id = e.load_id and v.row_number = e.row_number
-    where v.reasons is null and v.load_id not in ({_id_list(blocked)})
-        and v.load_id {loads} and v.row_number {rows}
-        and e.load_id {loads} and e.row_number {rows}
+    where v.reasons is null and v.load_id not in ({_id_list(blocked)}){bounds}
     """
 
 

@@ -204,8 +204,7 @@ def test_gate_picks_its_spark_dialect_and_its_sql_parses_as_spark():
         sql.verdicts_sql(ctx),
         sql.duplicates_sql(ctx),
         sql.batch_stats_sql(ctx),
-        sql.write_ranges_sql([1]),
-        sql.insert_validated_sql(ctx, [1], (2, 3, 1, 2_000_000)),
+        sql.insert_validated_sql(ctx, [1]),  # Spark writes in one insert
         sql.insert_quarantine_sql([]),
         sql.reconciliation_sql(ctx),
     ]
