@@ -290,8 +290,13 @@ def run_gate(
             pieces: list = [None]  # one insert of every valid row
             if ctx.dialect.writes_in_slices:
                 pieces = sql.write_slices(con.execute(sql.write_ranges_sql(blocked)).fetchall())
-            for piece in pieces:
+            for done, piece in enumerate(pieces, start=1):
                 con.execute(sql.insert_validated_sql(ctx, blocked, piece))
+                if say and len(pieces) > 1:  # a big first build's writes take minutes
+                    say(
+                        f"gate: valid rows written, slice {done}/{len(pieces)} "
+                        f"({time.perf_counter() - clock:.1f}s)"
+                    )
             con.execute(sql.insert_quarantine_sql(blocked), [finished_at])
             if say:
                 say(f"gate: rows written; reconciling ({time.perf_counter() - clock:.1f}s)")

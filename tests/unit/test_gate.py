@@ -420,9 +420,11 @@ def test_verdicts_hold_with_small_write_slices_and_colliding_id_hashes(con, csv_
     monkeypatch.setattr(DuckDBDialect, "id_hash", lambda self, text: f"length({text})")
     load_path(con, csv_file)
 
-    result = run_gate(con, rules=RULES)
+    said = []
+    result = run_gate(con, rules=RULES, progress=said.append)
 
     assert len(slices) >= len(CSV_PLAN) // 4
+    assert sum("valid rows written, slice" in line for line in said) == len(slices)
     assert verdicts(con, csv_file) == {i + 1: reasons for i, (_, reasons) in enumerate(CSV_PLAN)}
     assert result.rows_checked == len(CSV_PLAN) and reconciles(con)
 
