@@ -371,6 +371,14 @@ def test_gate_is_idempotent_and_batching_does_not_change_verdicts(csv_file, tmp_
     many.close()
 
 
+def recorded_slices(monkeypatch) -> list:
+    """The slices the gate writes (sql.write_slices' results), as it writes them."""
+    slices: list = []
+    real = gate_run.sql.write_slices
+    monkeypatch.setattr(gate_run.sql, "write_slices", lambda r: slices.extend(real(r)) or slices)
+    return slices
+
+
 def test_write_slices_split_big_batches_and_group_small_ones(monkeypatch):
     monkeypatch.setattr(gate_run.sql, "WRITE_SLICE_ROWS", 3)
     ranges = [(1, 1, 7, 7), (4, 10, 12, 3), (5, 1, 2, 2), (6, 3, 3, 1), (8, 1, 5, 3)]
@@ -394,9 +402,7 @@ def test_small_batches_share_a_slice_without_the_blocked_one_between_them(
         write_jsonl(path, [json.dumps(line) for line in lines])
         files.append(path)
     load_path(con, files)
-    pieces = []
-    real = gate_run.sql.write_slices
-    monkeypatch.setattr(gate_run.sql, "write_slices", lambda r: pieces.extend(real(r)) or pieces)
+    pieces = recorded_slices(monkeypatch)
 
     result = run_gate(con, rules=GateRules(max_quarantine_rate=0.5))
 
@@ -411,12 +417,8 @@ def test_verdicts_hold_with_small_write_slices_and_colliding_id_hashes(con, csv_
     """The gate writes valid rows a slice of a batch at a time and finds the ids repeated in a
     batch among those whose hash repeats: with 4-row slices and a hash under which ids of one
     length collide, every planted row still gets its verdict."""
-    slices = []
-    real_slices = gate_run.sql.write_slices
     monkeypatch.setattr(gate_run.sql, "WRITE_SLICE_ROWS", 4)
-    monkeypatch.setattr(
-        gate_run.sql, "write_slices", lambda ranges: slices.extend(real_slices(ranges)) or slices
-    )
+    slices = recorded_slices(monkeypatch)
     monkeypatch.setattr(DuckDBDialect, "id_hash", lambda self, text: f"length({text})")
     load_path(con, csv_file)
 
