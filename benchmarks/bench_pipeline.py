@@ -64,7 +64,7 @@ MATCHED = {
     f"train {REFERENCE_MODEL}": ("train",),
     f"score {REFERENCE_MODEL}": ("score",),
 }
-LINEAGE = "dbt build, churn's lineage"  # the same work as the reference's dbt stages
+LINEAGE = f"dbt build, {REFERENCE_MODEL}'s lineage"  # the same work as the reference's dbt stages
 HEAD_START = "UBA_BENCH_DBT_HEAD_START"  # seconds the lineage's dbt parses before its command
 
 
@@ -299,12 +299,15 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--ref-threads", type=int, default=2)
     parser.add_argument(
-        "--no-lineage", action="store_true", help="skip the same-work row (churn's lineage)"
+        "--no-lineage",
+        action="store_true",
+        help=f"skip the same-work row ({REFERENCE_MODEL}'s lineage)",
     )
     parser.add_argument(
         "--same-work",
         action="store_true",
-        help="build only what the reference does (churn's lineage, churn; no publish, no days)",
+        help=f"build only what the reference does ({REFERENCE_MODEL}'s lineage, {REFERENCE_MODEL}; "
+        "no publish, no days)",
     )
     parser.add_argument(
         "--ref-memory-limit", default=None, help="the reference's DuckDB memory_limit (e.g. 6GB)"
@@ -374,7 +377,10 @@ def main() -> int:
     reference = json.loads(ref_out.strip().splitlines()[-1])
     print(f"  {json.dumps(reference)}")
 
-    what = " (--same-work: churn's lineage, churn; no other model, no publish)"
+    what = (
+        f" (--same-work: {REFERENCE_MODEL}'s lineage, {REFERENCE_MODEL}; "
+        "no other model, no publish)"
+    )
     print(f"\nproject, first build of the history{what if args.same_work else ''}:")
     _, project_peak, out = _part([*me, "--part", "build"], env, echo=True)
     timings = {name: tuple(v) for name, v in json.loads(out.strip().splitlines()[-1]).items()}
@@ -406,7 +412,10 @@ def main() -> int:
         same = {stage: timings[stage][0] for stage in MATCHED if stage in timings}
         same["dbt build"] = lineage[0]
         ref_same = sum(reference.get(p, 0.0) for parts in MATCHED.values() for p in parts)
-        print("same work as the reference (dbt: churn's lineage only; no other model, publish):")
+        print(
+            f"same work as the reference (dbt: {REFERENCE_MODEL}'s lineage only; "
+            "no other model, publish):"
+        )
         ratio = lineage[0] / max(ref_dbt, 1e-9)
         print(f"  {'dbt build':<20} {lineage[0]:10.1f} {ref_dbt:12.1f} {ratio:7.1f}x")
         total = sum(same.values())
