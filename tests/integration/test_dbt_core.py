@@ -830,6 +830,85 @@ def test_generated_incremental_equals_full_refresh(generated, tmp_path):
     assert table_hashes(copy, marts) == incremental
 
 
+SESSIONIZED = "intermediate.int_events_sessionized"
+# The macro line the failure test plants an error before (a later range's insert).
+LATER_RANGE_INSERT = "{%- do run_query('insert into ' ~ this ~ '\\n' ~ statement) -%}"
+
+
+def _stored_order_and_scratch(path: Path) -> tuple[str, list[str]]:
+    """int_events_sessionized's event ids in stored order (hashed), and any scratch table."""
+    con = connect(path, read_only=True)
+    try:
+        order = con.execute(
+            f"select md5(string_agg(event_id, ',' order by rowid)) from {SESSIONIZED}"
+        ).fetchone()[0]
+        scratch = con.execute(
+            "select table_name from information_schema.tables where table_name like '%narrow'"
+        ).fetchall()
+        return order, [row[0] for row in scratch]
+    finally:
+        con.close()
+
+
+def test_full_build_by_ranges_of_event_time_equals_one_statement(generated, tmp_path):
+    """int_events_sessionized's full build written by ranges of event time (here about a sixth
+    of the sample's events each; by default only past 2M events) stores the same rows in the
+    same order as the one statement that built the shared warehouse, and every core mart
+    built on it is the same; no scratch table is left."""
+    _, built = generated
+    events = read(built, f"select count(*) as n from {SESSIONIZED}")["n"][0]
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, copy)
+    output = run_dbt(
+        ["build", "--select", *CORE_SELECT, "--full-refresh", *DBT_MODELS_ONLY],
+        duckdb_path=copy,
+        dbt_vars={"uba__full_build_slice_rows": events // 6},
+        quiet=True,
+        target_path=tmp_path / "dbt-target",
+    )
+    ranges = [line for line in output.splitlines() if "int_events_sessionized: range" in line]
+    assert len(ranges) >= 4, output  # ranges 2.. are announced; whole days, about 6 in all
+    assert table_hashes(copy, CORE_MODELS) == table_hashes(built, CORE_MODELS)
+    order, scratch = _stored_order_and_scratch(copy)
+    assert order == _stored_order_and_scratch(built)[0]  # time order, as one statement's
+    assert scratch == []
+
+
+def test_failed_range_leaves_the_previous_table(generated, tmp_path):
+    """A full build that fails after writing its first ranges (an error planted before the
+    third range's insert, in a copy of the project) rolls back: the previous
+    int_events_sessionized, its consumers' bookkeeping and no scratch table remain."""
+    _, built = generated
+    project = tmp_path / "project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    macros = project / "macros" / "uba_time_slices.sql"
+    text = macros.read_text()
+    assert LATER_RANGE_INSERT in text
+    planted = (
+        "{%- if loop.index == 2 %}{% do run_query(\"select error('planted failure')\") %}"
+        "{% endif -%}"
+    )
+    macros.write_text(text.replace(LATER_RANGE_INSERT, planted + LATER_RANGE_INSERT))
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, copy)
+    events = read(copy, f"select count(*) as n from {SESSIONIZED}")["n"][0]
+    kept = [SESSIONIZED, "main.uba_consumed_batches"]
+    before = table_hashes(copy, kept)
+    with pytest.raises(DbtError, match="planted failure"):
+        run_dbt(
+            ["run", "--select", "int_events_sessionized", "--full-refresh"],
+            duckdb_path=copy,
+            dbt_vars={"uba__full_build_slice_rows": events // 6},
+            quiet=True,
+            target_path=tmp_path / "dbt-target",
+            project_dir=project,
+        )
+    assert table_hashes(copy, kept) == before
+    assert _stored_order_and_scratch(copy) == _stored_order_and_scratch(built)
+
+
 def _all_tables(path: Path) -> list[str]:
     con = connect(path, read_only=True)
     try:

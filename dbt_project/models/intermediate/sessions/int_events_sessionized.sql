@@ -28,7 +28,11 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook=["{{ uba_forget_consumers_on_full_refresh() }}"],
+        pre_hook=["{{ uba_write_time_sliced_narrow() }}"],
+        post_hook=[
+            "{{ uba_write_later_time_slices() }}",
+            "{{ uba_forget_consumers_on_full_refresh() }}",
+        ],
         meta={'uba_replaced_from': 'event_ts'},
     )
 }}
@@ -45,10 +49,104 @@
     'session_hint', 'revenue_usd', 'currency', 'page', 'device', 'country', 'plan', 'feature',
     'load_id'] -%}
 
-with
+{#- The CTEs both builds share: sessions over `to_sessionize`, and the final columns. -#}
+{%- set sessions_cte -%}
+sessions as (
+
+    {{ uba_sessionize(
+        'to_sessionize', partition_by=['user_id'],
+        carry=['is_identified', 'previous_user_id'] + (['is_context'] if is_incremental() else []),
+        session_id=dbt.hash("user_id || '|' || " ~ uba_timestamp_text('session_started_at'))
+    ) }}
+
+)
+{%- endset -%}
+
+{%- set final_cte -%}
+final as (
+
+    select
+        staged.event_id,
+        sessions.user_id,
+        sessions.session_id,
+        {% if is_incremental() -%}
+        cast(
+            sessions.session_index + coalesce(restart_points.session_index, 1) - 1 as bigint
+        ) as session_index,
+        {%- else -%}
+        cast(sessions.session_index as bigint) as session_index,
+        {%- endif %}
+        cast(
+            sessions.event_number - sessions.session_first_event_number + 1 as bigint
+        ) as event_index_in_session,
+        staged.user_hash,
+        staged.anonymous_hash,
+        sessions.is_identified,
+        staged.user_hash is not null as is_identified_event,
+        staged.event_name,
+        staged.event_ts,
+        {#- stored, not derived by fct_events (a view): a filter on a stored column skips the
+            row groups before it, one on an expression reads them all -#}
+        cast(staged.event_ts as date) as event_date,
+        staged.received_at,
+        sessions.session_started_at,
+        {% if is_incremental() -%}
+        {#- the restart event keeps the gap to its (untouched) previous event -#}
+        coalesce(sessions.seconds_since_previous, restart_points.seconds_since_previous)
+            as seconds_since_previous,
+        {%- else -%}
+        sessions.seconds_since_previous,
+        {%- endif %}
+        staged.session_hint,
+        staged.revenue_usd,
+        staged.currency,
+        staged.page,
+        staged.device,
+        staged.country,
+        staged.plan,
+        staged.feature,
+        sessions.is_stretch_start,
+        sessions.stretch_started_at,
+        sessions.previous_user_id,
+        staged.load_id,
+        {% if is_incremental() -%}
+        (select batch_id from batch) as batch_id
+        {%- else -%}
+        cast(1 as bigint) as batch_id
+        {%- endif %}
+    from sessions
+    {% if is_incremental() -%}
+    {#- the staged columns of the events re-cut: the new events' from the new load batches of
+        staging (literals: DuckDB skips the other row groups), the stored events' from their
+        stored copy, read from the earliest re-cut start on (this table is in time order;
+        staging, stored by load batch, was read whole to find a few thousand ids); a stored
+        event that moved person is read under its stored person, who is re-cut too -#}
+    inner join (
+        select {{ staged_columns | join(', ') }}
+        from {{ staged }}
+        where {{ uba_new_loads(staged, 'select distinct load_id from ' ~ this) }}
+
+        union all
+
+        select {{ staged_columns | join(', ') }}
+        from recut_stored
+    ) as staged
+    {%- else -%}
+    inner join {{ staged }} as staged
+    {%- endif %}
+        on sessions.event_id = staged.event_id
+    {% if is_incremental() -%}
+    left join restart_points
+        on sessions.user_id = restart_points.user_id
+    where not sessions.is_context
+    {%- endif %}
+
+)
+{%- endset -%}
 
 {% if not is_incremental() %}
 
+{%- set narrow_ctes -%}
 to_sessionize as (
 
     select
@@ -62,7 +160,22 @@ to_sessionize as (
 
 ),
 
+{{ sessions_cte }}
+{%- endset -%}
+
+{#- A full build stores the events in time order: the daily models' literal bounds on
+    event_ts then skip the row groups before them (incremental batches are appended after).
+    On DuckDB, past var('uba__full_build_slice_rows') events it is written by ranges of
+    event time, the narrow sessions first (macros/uba_time_slices.sql): the join back to the
+    staged columns and the sort then hold one range at a time. -#}
+{{ uba_time_sliced_select(
+    narrow_ctes, 'sessions', final_cte, 'final', 'event_ts', 'event_ts, event_id',
+    uba_time_slices(staged, 'event_ts', var('uba__full_build_slice_rows'))
+) }}
+
 {% else %}
+
+with
 
 batch as (
 
@@ -384,99 +497,10 @@ to_sessionize as (
 
 ),
 
-{% endif %}
+{{ sessions_cte }},
 
-sessions as (
+{{ final_cte }}
 
-    {{ uba_sessionize(
-        'to_sessionize', partition_by=['user_id'],
-        carry=['is_identified', 'previous_user_id'] + (['is_context'] if is_incremental() else []),
-        session_id=dbt.hash("user_id || '|' || " ~ uba_timestamp_text('session_started_at'))
-    ) }}
-
-),
-
-final as (
-
-    select
-        staged.event_id,
-        sessions.user_id,
-        sessions.session_id,
-        {% if is_incremental() -%}
-        cast(
-            sessions.session_index + coalesce(restart_points.session_index, 1) - 1 as bigint
-        ) as session_index,
-        {%- else -%}
-        cast(sessions.session_index as bigint) as session_index,
-        {%- endif %}
-        cast(
-            sessions.event_number - sessions.session_first_event_number + 1 as bigint
-        ) as event_index_in_session,
-        staged.user_hash,
-        staged.anonymous_hash,
-        sessions.is_identified,
-        staged.user_hash is not null as is_identified_event,
-        staged.event_name,
-        staged.event_ts,
-        {#- stored, not derived by fct_events (a view): a filter on a stored column skips the
-            row groups before it, one on an expression reads them all -#}
-        cast(staged.event_ts as date) as event_date,
-        staged.received_at,
-        sessions.session_started_at,
-        {% if is_incremental() -%}
-        {#- the restart event keeps the gap to its (untouched) previous event -#}
-        coalesce(sessions.seconds_since_previous, restart_points.seconds_since_previous)
-            as seconds_since_previous,
-        {%- else -%}
-        sessions.seconds_since_previous,
-        {%- endif %}
-        staged.session_hint,
-        staged.revenue_usd,
-        staged.currency,
-        staged.page,
-        staged.device,
-        staged.country,
-        staged.plan,
-        staged.feature,
-        sessions.is_stretch_start,
-        sessions.stretch_started_at,
-        sessions.previous_user_id,
-        staged.load_id,
-        {% if is_incremental() -%}
-        (select batch_id from batch) as batch_id
-        {%- else -%}
-        cast(1 as bigint) as batch_id
-        {%- endif %}
-    from sessions
-    {% if is_incremental() -%}
-    {#- the staged columns of the events re-cut: the new events' from the new load batches of
-        staging (literals: DuckDB skips the other row groups), the stored events' from their
-        stored copy, read from the earliest re-cut start on (this table is in time order;
-        staging, stored by load batch, was read whole to find a few thousand ids); a stored
-        event that moved person is read under its stored person, who is re-cut too -#}
-    inner join (
-        select {{ staged_columns | join(', ') }}
-        from {{ staged }}
-        where {{ uba_new_loads(staged, 'select distinct load_id from ' ~ this) }}
-
-        union all
-
-        select {{ staged_columns | join(', ') }}
-        from recut_stored
-    ) as staged
-    {%- else -%}
-    inner join {{ staged }} as staged
-    {%- endif %}
-        on sessions.event_id = staged.event_id
-    {% if is_incremental() -%}
-    left join restart_points
-        on sessions.user_id = restart_points.user_id
-    where not sessions.is_context
-    {%- endif %}
-
-)
-
-{#- A full build stores the events in time order: the daily models' literal bounds on
-    event_ts then skip the row groups before them (incremental batches are appended after). #}
 select * from final
-{% if not is_incremental() %}order by event_ts, event_id{% endif %}
+
+{% endif %}
