@@ -10,22 +10,46 @@
     3. a post-hook inserts the later ranges in time order, checks the table has every narrow
        row and drops the scratch table.
     All three run in the materialization's transaction: a failure anywhere leaves the previous
-    table (and no scratch table) behind. The ranges are whole days of about
-    var('uba__full_build_slice_rows') rows each (a day is never split), so the table is stored
-    in the same order as a build in one statement, with the same rows.
+    table (and no scratch table) behind. The ranges are whole days (a day is never split) of
+    about var('uba__full_build_range_rows_per_gib') rows per GiB of DuckDB's memory_limit
+    each (macro uba_full_build_range_rows), so the table is stored in the same order as a
+    build in one statement, with the same rows.
 
     The SQL of every step is rendered with the model (macro uba_time_sliced_select) and handed
     to the hooks through the run's cache (uba_run_cache): the model is declared once. Other
     engines, incremental runs, builds of fewer rows than one range and commands other than
     run/build (compile, show, unit tests) render the model's one statement as before. -#}
 
+{#- The rows of a full build's range: var('uba__full_build_range_rows_per_gib') per GiB of the
+    pool DuckDB runs in (its memory_limit, as it reports it: '1.3 GiB'); the join's hash
+    table and the sort of a range then fit the pool (at 10M events within 1.5 GB, ranges of
+    2M rows spilled nothing beyond the narrow rows' 0.8 GiB). 0 when the var is 0. -#}
+{% macro uba_full_build_range_rows() -%}
+    {%- set per_gib = var('uba__full_build_range_rows_per_gib') | int -%}
+    {%- if per_gib <= 0 -%}
+        {{ return(0) }}
+    {%- endif -%}
+    {%- set pool_gib = run_query(
+        "select cast(regexp_extract(pool, '^([0-9.]+)', 1) as double)"
+        ~ " * case regexp_extract(pool, '([KMGT]iB)$', 1)"
+        ~ " when 'KiB' then 1.0 / 1024 / 1024 when 'MiB' then 1.0 / 1024"
+        ~ " when 'GiB' then 1 when 'TiB' then 1024 else 0 end"
+        ~ " from (select current_setting('memory_limit') as pool)").columns[0].values()[0] -%}
+    {{ return((per_gib * pool_gib) | int) }}
+{%- endmacro %}
+
 {#- The [lower, upper) day bounds (literal text; none = open) of the ranges of `column` (a
-    timestamp of `relation`) a full build is written in, each of at least `rows_per_range`
-    rows but its last; [[none, none]] (one statement) where the build is not cut. -#}
-{% macro uba_time_slices(relation, column, rows_per_range) -%}
+    timestamp of `relation`) a full build is written in, each of at least
+    uba_full_build_range_rows() rows but its last; [[none, none]] (one statement) where the
+    build is not cut. -#}
+{% macro uba_time_slices(relation, column) -%}
     {%- set whole = [[none, none]] -%}
     {%- if not execute or model.resource_type != 'model' or adapter.type() != 'duckdb'
-        or flags.WHICH not in ('run', 'build') or rows_per_range | int <= 0 -%}
+        or flags.WHICH not in ('run', 'build') -%}
+        {{ return(whole) }}
+    {%- endif -%}
+    {%- set rows_per_range = uba_full_build_range_rows() -%}
+    {%- if rows_per_range <= 0 -%}
         {{ return(whole) }}
     {%- endif -%}
     {%- set days = run_query(
@@ -33,7 +57,7 @@
         ~ ' where ' ~ column ~ ' is not null group by 1 order by 1') -%}
     {%- set cut = namespace(rows=0, starts=[]) -%}
     {%- for day in days.rows -%}
-        {%- if cut.rows >= rows_per_range | int -%}
+        {%- if cut.rows >= rows_per_range -%}
             {%- do cut.starts.append(day[0] ~ '') -%}
             {%- set cut.rows = 0 -%}
         {%- endif -%}

@@ -835,6 +835,12 @@ SESSIONIZED = "intermediate.int_events_sessionized"
 LATER_RANGE_INSERT = "{%- do run_query('insert into ' ~ this ~ '\\n' ~ statement) -%}"
 
 
+def _ranges_of_a_few_days(events: int) -> dict:
+    """Vars cutting a full build into several ranges: a twentieth of the events per GiB of the
+    pool (5-6 ranges in the default 4 GB pool, more in smaller ones)."""
+    return {"uba__full_build_range_rows_per_gib": max(1, events // 20)}
+
+
 def _stored_order_and_scratch(path: Path) -> tuple[str, list[str]]:
     """int_events_sessionized's event ids in stored order (hashed), and any scratch table."""
     con = connect(path, read_only=True)
@@ -851,10 +857,10 @@ def _stored_order_and_scratch(path: Path) -> tuple[str, list[str]]:
 
 
 def test_full_build_by_ranges_of_event_time_equals_one_statement(generated, tmp_path):
-    """int_events_sessionized's full build written by ranges of event time (here about a sixth
-    of the sample's events each; by default only past 2M events) stores the same rows in the
-    same order as the one statement that built the shared warehouse, and every core mart
-    built on it is the same; no scratch table is left."""
+    """int_events_sessionized's full build written by ranges of event time (here a few days
+    each; by default 5.5M events a range in a 4 GB pool) stores the same rows in the same
+    order as the one statement that built the shared warehouse, and every core mart built on
+    it is the same; no scratch table is left."""
     _, built = generated
     events = read(built, f"select count(*) as n from {SESSIONIZED}")["n"][0]
     copy = tmp_path / "warehouse.duckdb"
@@ -862,7 +868,7 @@ def test_full_build_by_ranges_of_event_time_equals_one_statement(generated, tmp_
     output = run_dbt(
         ["build", "--select", *CORE_SELECT, "--full-refresh", *DBT_MODELS_ONLY],
         duckdb_path=copy,
-        dbt_vars={"uba__full_build_slice_rows": events // 6},
+        dbt_vars=_ranges_of_a_few_days(events),
         quiet=True,
         target_path=tmp_path / "dbt-target",
     )
@@ -900,7 +906,7 @@ def test_failed_range_leaves_the_previous_table(generated, tmp_path):
         run_dbt(
             ["run", "--select", "int_events_sessionized", "--full-refresh"],
             duckdb_path=copy,
-            dbt_vars={"uba__full_build_slice_rows": events // 6},
+            dbt_vars=_ranges_of_a_few_days(events),
             quiet=True,
             target_path=tmp_path / "dbt-target",
             project_dir=project,

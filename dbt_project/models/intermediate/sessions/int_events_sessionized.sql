@@ -165,12 +165,13 @@ to_sessionize as (
 
 {#- A full build stores the events in time order: the daily models' literal bounds on
     event_ts then skip the row groups before them (incremental batches are appended after).
-    On DuckDB, past var('uba__full_build_slice_rows') events it is written by ranges of
-    event time, the narrow sessions first (macros/uba_time_slices.sql): the join back to the
-    staged columns and the sort then hold one range at a time. -#}
+    On DuckDB, past the events of a range (var uba__full_build_range_rows_per_gib per GiB of
+    its pool) it is written by ranges of event time, the narrow sessions first
+    (macros/uba_time_slices.sql): the join back to the staged columns and the sort then hold
+    one range at a time. -#}
 {{ uba_time_sliced_select(
     narrow_ctes, 'sessions', final_cte, 'final', 'event_ts', 'event_ts, event_id',
-    uba_time_slices(staged, 'event_ts', var('uba__full_build_slice_rows'))
+    uba_time_slices(staged, 'event_ts')
 ) }}
 
 {% else %}
