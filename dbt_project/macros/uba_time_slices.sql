@@ -18,7 +18,13 @@
     The SQL of every step is rendered with the model (macro uba_time_sliced_select) and handed
     to the hooks through the run's cache (uba_run_cache): the model is declared once. Other
     engines, incremental runs, builds of fewer rows than one range and commands other than
-    run/build (compile, show, unit tests) render the model's one statement as before. -#}
+    run/build (compile, show, unit tests) render the model's one statement as before.
+
+    A full build by parts of people (int_feature_windowed_activity): a model whose windows run
+    over each person's rows renders its statement once per part (macros uba_person_parts,
+    uba_person_part_filter on its per-person input) and writes them the same way (macro
+    uba_written_in_parts; post-hook uba_write_later_parts), each part sorted as the model
+    sorts. -#}
 
 {#- The rows of a full build's range: var('uba__full_build_range_rows_per_gib') per GiB of the
     pool DuckDB runs in (its memory_limit, as it reports it: '1.3 GiB'); the join's hash
@@ -29,13 +35,17 @@
     {%- if per_gib <= 0 -%}
         {{ return(0) }}
     {%- endif -%}
-    {%- set pool_gib = run_query(
+    {{ return((per_gib * uba_pool_gib()) | int) }}
+{%- endmacro %}
+
+{#- DuckDB's memory_limit in GiB, as it reports it ('1.3 GiB'). -#}
+{% macro uba_pool_gib() -%}
+    {{ return(run_query(
         "select cast(regexp_extract(pool, '^([0-9.]+)', 1) as double)"
         ~ " * case regexp_extract(pool, '([KMGT]iB)$', 1)"
         ~ " when 'KiB' then 1.0 / 1024 / 1024 when 'MiB' then 1.0 / 1024"
         ~ " when 'GiB' then 1 when 'TiB' then 1024 else 0 end"
-        ~ " from (select current_setting('memory_limit') as pool)").columns[0].values()[0] -%}
-    {{ return((per_gib * pool_gib) | int) }}
+        ~ " from (select current_setting('memory_limit') as pool)").columns[0].values()[0]) }}
 {%- endmacro %}
 
 {#- The [lower, upper) day bounds (literal text; none = open) of the ranges of `column` (a
@@ -94,7 +104,7 @@
     `order_by` the order the table is stored in, which must begin with `column`.
     One range: `with narrow_ctes, wide_ctes select * from wide order by ...`. Several: the
     first range's statement over the scratch table, the hooks' SQL kept for
-    uba_write_time_sliced_narrow (pre-hook) and uba_write_later_time_slices (post-hook). -#}
+    uba_write_time_sliced_narrow (pre-hook) and uba_write_later_parts (post-hook). -#}
 {% macro uba_time_sliced_select(narrow_ctes, narrow, wide_ctes, wide, column, order_by, slices) -%}
     {%- if slices | length == 1 -%}
         with {{ narrow_ctes }},
@@ -117,13 +127,12 @@
             {%- endset -%}
             {%- do statements.append(statement) -%}
         {%- endfor -%}
-        {%- do uba_run_cache().update({'uba_time_sliced_build': {
-            'scratch': scratch,
-            'narrow_sql': 'with ' ~ narrow_ctes ~ '\nselect * from ' ~ narrow,
-            'later': statements[1:],
-            'slices': slices,
-        }}) -%}
-        {{ statements[0] }}
+        {%- set labels = [] -%}
+        {%- for slice in slices -%}
+            {%- do labels.append(uba_time_slice_label(slice)) -%}
+        {%- endfor -%}
+        {{ uba_written_in_parts(statements, labels, 'ranges of event time',
+            scratch, 'with ' ~ narrow_ctes ~ '\nselect * from ' ~ narrow) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -133,38 +142,82 @@
         ('before ' ~ slice[1]) if slice[1] is not none else 'the last event') -}}
 {%- endmacro %}
 
+{#- The first of a full build's statements `statements` (each writing one part of the table,
+    in order, described by `labels`: `what` says what the parts are), the others kept for the
+    post-hook uba_write_later_parts; `scratch` / `scratch_sql`: a table the pre-hook
+    uba_write_time_sliced_narrow writes first and the parts read (none: no scratch). -#}
+{% macro uba_written_in_parts(statements, labels, what, scratch=none, scratch_sql=none) -%}
+    {%- if statements | length > 1 -%}
+        {%- do uba_run_cache().update({'uba_parts': {
+            'scratch': scratch,
+            'scratch_sql': scratch_sql,
+            'later': statements[1:],
+            'labels': labels,
+            'what': what,
+        }}) -%}
+    {%- endif -%}
+    {{ statements[0] }}
+{%- endmacro %}
+
 {#- Pre-hook: the narrow rows of a time-sliced build into its scratch table (nothing
     otherwise). -#}
 {% macro uba_write_time_sliced_narrow() -%}
-    {%- set plan = uba_run_cache().get('uba_time_sliced_build') -%}
-    {%- if plan is not none -%}
-        {%- do log(this.identifier ~ ': full build in ' ~ plan.slices | length
-            ~ ' ranges of event time; narrow rows first', info=true) -%}
+    {%- set plan = uba_run_cache().get('uba_parts') -%}
+    {%- if plan is not none and plan.scratch is not none -%}
+        {%- do log(this.identifier ~ ': full build in ' ~ (plan.later | length + 1) ~ ' '
+            ~ plan.what ~ '; narrow rows first', info=true) -%}
         create or replace table {{ plan.scratch }} as
-        {{ plan.narrow_sql }}
+        {{ plan.scratch_sql }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook: a time-sliced build's later ranges, in time order, after the model's statement
-    wrote the first; then every narrow row must be in the table (else the error rolls the
-    build back) and the scratch table goes. -#}
-{% macro uba_write_later_time_slices() -%}
-    {%- set plan = uba_run_cache().get('uba_time_sliced_build') -%}
+{#- Post-hook: a full build's later parts, in order, after the model's statement wrote the
+    first; with a scratch table, every narrow row must then be in the table (else the error
+    rolls the build back) and the scratch table goes. -#}
+{% macro uba_write_later_parts() -%}
+    {%- set plan = uba_run_cache().get('uba_parts') -%}
     {%- if plan is not none -%}
-        {%- set count = plan.slices | length -%}
+        {%- set count = plan.later | length + 1 -%}
         {%- for statement in plan.later -%}
-            {%- do log(this.identifier ~ ': range ' ~ (loop.index + 1) ~ ' of ' ~ count ~ ' ('
-                ~ uba_time_slice_label(plan.slices[loop.index]) ~ ')', info=true) -%}
+            {%- do log(this.identifier ~ ': part ' ~ (loop.index + 1) ~ ' of ' ~ count ~ ' '
+                ~ plan.what ~ ' (' ~ plan.labels[loop.index] ~ ')', info=true) -%}
             {%- do run_query('insert into ' ~ this ~ '\n' ~ statement) -%}
         {%- endfor -%}
-        {%- set written = run_query(
-            'select (select count(*) from ' ~ this ~ '), (select count(*) from '
-            ~ plan.scratch ~ ')').rows[0] -%}
-        {%- if written[0] != written[1] -%}
-            {{ exceptions.raise_compiler_error(
-                this.identifier ~ ': the ranges of event time wrote ' ~ written[0]
-                ~ ' rows for ' ~ written[1] ~ ' events; the build is rolled back') }}
+        {%- if plan.scratch is not none -%}
+            {%- set written = run_query(
+                'select (select count(*) from ' ~ this ~ '), (select count(*) from '
+                ~ plan.scratch ~ ')').rows[0] -%}
+            {%- if written[0] != written[1] -%}
+                {{ exceptions.raise_compiler_error(
+                    this.identifier ~ ': the ' ~ plan.what ~ ' wrote ' ~ written[0]
+                    ~ ' rows for ' ~ written[1] ~ ' events; the build is rolled back') }}
+            {%- endif -%}
+            drop table {{ plan.scratch }}
         {%- endif -%}
-        drop table {{ plan.scratch }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The number of parts by person a full build is written in: the rows of `relation` (the
+    model's per-person input) over var('uba__full_build_person_rows_per_gib') per GiB of the
+    pool, on DuckDB in a run or build (1 elsewhere). A part's windows over its people's rows
+    then fit the pool: int_feature_windowed_activity at 100M events (6.5M user-weeks) ran out
+    of a 3.7 GiB pool in one statement and in two parts, and took 4 parts of ~15 s with
+    nothing spilled. -#}
+{% macro uba_person_parts(relation) -%}
+    {%- if not execute or model.resource_type != 'model' or adapter.type() != 'duckdb'
+        or flags.WHICH not in ('run', 'build') -%}
+        {{ return(1) }}
+    {%- endif -%}
+    {%- set per_gib = var('uba__full_build_person_rows_per_gib') | int -%}
+    {%- set per_part = (per_gib * uba_pool_gib()) | int -%}
+    {%- if per_part <= 0 -%}
+        {{ return(1) }}
+    {%- endif -%}
+    {%- set rows = run_query('select count(*) from ' ~ relation).columns[0].values()[0] -%}
+    {{ return([1, ((rows + per_part - 1) // per_part) | int] | max) }}
+{%- endmacro %}
+
+{#- The people of part `part` of `parts` (by a hash of `column`; every person in one part). -#}
+{% macro uba_person_part_filter(column, part, parts) -%}
+    {{- ('hash(' ~ column ~ ') % ' ~ parts ~ ' = ' ~ part) if parts > 1 else 'true' -}}
 {%- endmacro %}

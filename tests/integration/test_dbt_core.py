@@ -872,7 +872,7 @@ def test_full_build_by_ranges_of_event_time_equals_one_statement(generated, tmp_
         quiet=True,
         target_path=tmp_path / "dbt-target",
     )
-    ranges = [line for line in output.splitlines() if "int_events_sessionized: range" in line]
+    ranges = [line for line in output.splitlines() if "int_events_sessionized: part" in line]
     assert len(ranges) >= 4, output  # ranges 2.. are announced; whole days, about 6 in all
     assert table_hashes(copy, CORE_MODELS) == table_hashes(built, CORE_MODELS)
     order, scratch = _stored_order_and_scratch(copy)
@@ -913,6 +913,27 @@ def test_failed_range_leaves_the_previous_table(generated, tmp_path):
         )
     assert table_hashes(copy, kept) == before
     assert _stored_order_and_scratch(copy) == _stored_order_and_scratch(built)
+
+
+def test_feature_full_build_in_parts_of_people_equals_one_statement(generated, tmp_path):
+    """int_feature_windowed_activity's full build written in parts of people (here about four;
+    by default only when its weekly buckets outgrow the pool, as at 100M events) stores the
+    same rows as the one statement that built the shared warehouse."""
+    _, built = generated
+    windowed = "features.int_feature_windowed_activity"
+    buckets = read(built, "select count(*) as n from features.int_feature_user_weeks")["n"][0]
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, copy)
+    output = run_dbt(
+        ["run", "--select", "int_feature_windowed_activity", "--full-refresh"],
+        duckdb_path=copy,
+        dbt_vars={"uba__full_build_person_rows_per_gib": max(1, buckets // 12)},
+        quiet=True,
+        target_path=tmp_path / "dbt-target",
+    )
+    parts = [line for line in output.splitlines() if "int_feature_windowed_activity: part" in line]
+    assert len(parts) >= 2, output  # parts 2.. are announced
+    assert table_hashes(copy, [windowed]) == table_hashes(built, [windowed])
 
 
 def _all_tables(path: Path) -> list[str]:

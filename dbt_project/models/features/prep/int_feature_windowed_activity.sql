@@ -1,7 +1,9 @@
 {#- Incremental per person (macros/feature_helpers.sql, feature_per_person_config), reading
     which people changed in int_events_sessionized. -#}
 -- depends_on: {{ ref('int_events_sessionized') }}
-{{ config(**feature_per_person_config()) }}
+{%- set person_config = feature_per_person_config() -%}
+{%- do person_config.post_hook.insert(0, '{{ uba_write_later_parts() }}') -%}
+{{ config(**person_config) }}
 {#- Feature family "windowed activity": counts, active days and revenue per window, event-type
     counts and shares, the trend ratio, event spacing and the decayed activity score.
     This family also fixes the mart's grain: a (user, snapshot) pair exists when the user has a
@@ -68,6 +70,15 @@
     ~ (' when week_offset = ' ~ decay_weeks ~ ' then decay_last_' ~ decay_rest if decay_rest else '')
     ~ ' else 0 end') | replace('OFFSET', 'week_offset') ~ ')' -%}
 
+{#- A full build on DuckDB is written in parts of people when the weekly buckets outgrow the
+    pool (macros/uba_time_slices.sql: at 100M events one statement ran out of a 3.7 GiB pool,
+    4 parts took ~15 s each with nothing spilled): the statement below once per part, each
+    reading its people's buckets; every other build is one part. -#}
+{%- set parts = 1 if is_incremental() else uba_person_parts(ref('int_feature_user_weeks')) -%}
+{%- set statements = [] -%}
+{%- set labels = [] -%}
+{%- for part in range(parts) -%}
+{%- set statement -%}
 with
 
 {{ feature_per_person_ctes() }},
@@ -78,6 +89,9 @@ buckets as (
 
     select *
     from {{ ref('int_feature_user_weeks') }}
+    {%- if parts > 1 %}
+    where {{ uba_person_part_filter('user_id', part, parts) }}
+    {%- endif %}
     {% if is_incremental() -%}
     where week_end_date > (
         select {{ dbt.dateadd('day', -7 * ((longest + 6) // 7), 'min(as_of_date)') }}
@@ -296,3 +310,9 @@ final as (
 
 select * from final
 {{- feature_stored_in_order() }}
+{%- endset -%}
+{%- do statements.append(statement) -%}
+{%- do labels.append('people with hash(user_id) % ' ~ parts ~ ' = ' ~ part) -%}
+{%- endfor %}
+
+{{ uba_written_in_parts(statements, labels, 'parts of people') }}

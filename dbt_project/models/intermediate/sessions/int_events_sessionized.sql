@@ -30,7 +30,7 @@
         on_schema_change='fail',
         pre_hook=["{{ uba_write_time_sliced_narrow() }}"],
         post_hook=[
-            "{{ uba_write_later_time_slices() }}",
+            "{{ uba_write_later_parts() }}",
             "{{ uba_forget_consumers_on_full_refresh() }}",
         ],
         meta={'uba_replaced_from': 'event_ts'},
