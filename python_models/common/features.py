@@ -51,14 +51,19 @@ def load_labelled(
     features: list[str],
     label: str,
     since: date | None = None,
+    population: str | None = None,
 ) -> pl.DataFrame:
-    """Features joined to a matured label (rows whose label is not null), as polars."""
+    """Features joined to a matured label (rows whose label is not null), as polars.
+    `population`: a condition on the feature row (alias `f`) the rows must also meet, read in
+    the warehouse so the other rows never reach Python."""
     check_columns(table_columns(con, FEATURES_TABLE), features, FEATURES_TABLE)
     where = [f'l."{label}" is not null']
     args: list[Any] = []
     if since is not None:
         where.append("f.as_of_date >= ?")
         args.append(since)
+    if population is not None:
+        where.append(f"({population})")
     sql = f"""
         select f.user_id, f.as_of_date, {_select_list(features, "f")}, l."{label}" as label
         from {FEATURES_TABLE} as f

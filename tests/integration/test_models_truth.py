@@ -116,6 +116,28 @@ def test_planted_churners_score_higher(trained, truth_users):
     assert flagged_churned > 0
 
 
+def test_churn_reads_its_population_in_the_warehouse(trained):
+    """The user-snapshots churn trains on, selected by the warehouse (in_population_sql), are
+    the rows the population rule (in_population) keeps of every matured user-snapshot: the
+    same rows in the same order, and fewer than all of them."""
+    from python_models.churn.on_warehouse import (
+        LABEL,
+        _columns,
+        in_population,
+        in_population_sql,
+    )
+    from python_models.churn.params import ChurnParams
+    from python_models.common.features import catalogue_feature_columns, load_labelled
+
+    con, _, _ = trained
+    params = ChurnParams()
+    columns = _columns(catalogue_feature_columns("churn"), params)
+    every = load_labelled(con, columns, LABEL)
+    selected = load_labelled(con, columns, LABEL, population=in_population_sql(params))
+    assert 0 < selected.height < every.height
+    assert selected.equals(every.filter(in_population(params)))
+
+
 def test_churn_scores_have_reasons_in_words(trained):
     con, _, _ = trained
     frame = con.sql("select score, predicted_label, reasons from ml_scores.churn_scores").pl()
