@@ -12,7 +12,7 @@
     All three run in the materialization's transaction: a failure anywhere leaves the previous
     table (and no scratch table) behind. The ranges are whole days (a day is never split) of
     about var('uba__full_build_range_rows_per_gib') rows per GiB of DuckDB's memory_limit
-    each (macro uba_full_build_range_rows), so the table is stored in the same order as a
+    each (macro uba_rows_per_part), so the table is stored in the same order as a
     build in one statement, with the same rows.
 
     The SQL of every step is rendered with the model (macro uba_time_sliced_select) and handed
@@ -26,12 +26,18 @@
     uba_written_in_parts; post-hook uba_write_later_parts), each part sorted as the model
     sorts. -#}
 
-{#- The rows of a full build's range: var('uba__full_build_range_rows_per_gib') per GiB of the
-    pool DuckDB runs in (its memory_limit, as it reports it: '1.3 GiB'); the join's hash
-    table and the sort of a range then fit the pool (at 10M events within 1.5 GB, ranges of
-    2M rows spilled nothing beyond the narrow rows' 0.8 GiB). 0 when the var is 0. -#}
-{% macro uba_full_build_range_rows() -%}
-    {%- set per_gib = var('uba__full_build_range_rows_per_gib') | int -%}
+{#- Whether this node's full build may be written in parts: a model (not a unit test) on
+    DuckDB, in a `run` or `build` (compile and show render the one statement). -#}
+{% macro uba_full_build_may_be_cut() -%}
+    {{ return(execute and model.resource_type == 'model' and adapter.type() == 'duckdb'
+        and flags.WHICH in ('run', 'build')) }}
+{%- endmacro %}
+
+{#- The rows of one part of a full build: var `per_gib_var` per GiB of the pool DuckDB runs in
+    (its memory_limit, as it reports it: '1.3 GiB'), so a part's join, sort or windows fit the
+    pool; 0 when the var is 0. -#}
+{% macro uba_rows_per_part(per_gib_var) -%}
+    {%- set per_gib = var(per_gib_var) | int -%}
     {%- if per_gib <= 0 -%}
         {{ return(0) }}
     {%- endif -%}
@@ -50,15 +56,16 @@
 
 {#- The [lower, upper) day bounds (literal text; none = open) of the ranges of `column` (a
     timestamp of `relation`) a full build is written in, each of at least
-    uba_full_build_range_rows() rows but its last; [[none, none]] (one statement) where the
-    build is not cut. -#}
+    uba_rows_per_part('uba__full_build_range_rows_per_gib') rows but its last;
+    [[none, none]] (one statement) where the build is not cut. -#}
 {% macro uba_time_slices(relation, column) -%}
     {%- set whole = [[none, none]] -%}
-    {%- if not execute or model.resource_type != 'model' or adapter.type() != 'duckdb'
-        or flags.WHICH not in ('run', 'build') -%}
+    {%- if not uba_full_build_may_be_cut() -%}
         {{ return(whole) }}
     {%- endif -%}
-    {%- set rows_per_range = uba_full_build_range_rows() -%}
+    {#- at 10M events within 1.5 GB, ranges of 2M rows spilled nothing beyond the narrow rows'
+        0.8 GiB -#}
+    {%- set rows_per_range = uba_rows_per_part('uba__full_build_range_rows_per_gib') -%}
     {%- if rows_per_range <= 0 -%}
         {{ return(whole) }}
     {%- endif -%}
@@ -114,6 +121,7 @@
     {%- else -%}
         {%- set scratch = uba_time_sliced_scratch() -%}
         {%- set statements = [] -%}
+        {%- set labels = [] -%}
         {%- for slice in slices -%}
             {%- set statement -%}
             with {{ narrow }} as (
@@ -126,9 +134,6 @@
             order by {{ order_by }}
             {%- endset -%}
             {%- do statements.append(statement) -%}
-        {%- endfor -%}
-        {%- set labels = [] -%}
-        {%- for slice in slices -%}
             {%- do labels.append(uba_time_slice_label(slice)) -%}
         {%- endfor -%}
         {{ uba_written_in_parts(statements, labels, 'ranges of event time',
@@ -204,12 +209,10 @@
     of a 3.7 GiB pool in one statement and in two parts, and took 4 parts of ~15 s with
     nothing spilled. -#}
 {% macro uba_person_parts(relation) -%}
-    {%- if not execute or model.resource_type != 'model' or adapter.type() != 'duckdb'
-        or flags.WHICH not in ('run', 'build') -%}
+    {%- if not uba_full_build_may_be_cut() -%}
         {{ return(1) }}
     {%- endif -%}
-    {%- set per_gib = var('uba__full_build_person_rows_per_gib') | int -%}
-    {%- set per_part = (per_gib * uba_pool_gib()) | int -%}
+    {%- set per_part = uba_rows_per_part('uba__full_build_person_rows_per_gib') -%}
     {%- if per_part <= 0 -%}
         {{ return(1) }}
     {%- endif -%}
