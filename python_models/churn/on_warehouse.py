@@ -126,28 +126,32 @@ def train(con: duckdb.DuckDBPyConnection, overrides: dict[str, Any] | None) -> T
     lifetime = [f.name for f in catalogue.load_catalogue() if f.window_days is None]
     lifetime_features = [f for f in features if f in lifetime]
     # Every matured user-snapshot, narrow (the eligibility report counts the inactive ones, the
-    # age-bound check reads the lifetime features), and every feature only for the population:
+    # age-bound check reads the lifetime features), then every feature only for the population:
     # the inactive rows' features were most of training's memory (10.7 GB of RSS at 100M
     # events, every feature of every matured user-snapshot read, then filtered in polars).
+    # The narrow frame is done with before the wide one is read, and the eligibility checked
+    # before it.
     labelled = load_labelled(con, _columns(lifetime_features, params), LABEL)
-    frame = load_labelled(
-        con, _columns(features, params), LABEL, population=in_population_sql(params)
-    )
-    split = time_split(frame["as_of_date"].unique().to_list(), horizon, purge=params.purge)
+    dates = labelled.filter(in_population(params))["as_of_date"].unique().to_list()
+    split = time_split(dates, horizon, purge=params.purge)
     report = eligibility_report(labelled, params, split)
     replace_table(con, ELIGIBILITY_TABLE, report.to_arrow())
     eligible = check_eligibility(report, params)
     print(f"[churn] {eligible}; {split.describe()}", file=sys.stderr)
-    fit_frame, calibration_frame, holdout = apply_split(frame, split)
-    # What the result keeps of the whole frames, taken now so that they are freed before the
-    # fit (the population frame is a copy of what the split copied again: 2.7 GB at 100M).
     age_bound = age_bound_features(labelled, lifetime_features)
+    del labelled
+    frame = load_labelled(
+        con, _columns(features, params), LABEL, population=in_population_sql(params)
+    )
+    fit_frame, calibration_frame, holdout = apply_split(frame, split)
+    # What the result keeps of the population frame, taken now so that it is freed before the
+    # fit (it is a copy of what the split copied again: 2.7 GB at 100M).
     fingerprint = {
         "rows": frame.height,
         "positives": int(frame["label"].cast(pl.Int64).sum()),
         "holdout": str(split.holdout_date),
     }
-    del labelled, frame
+    del frame
     model = ChurnModel(features, params).fit(fit_frame, calibration_frame)
     scores = model.variant_scores(holdout)  # each variant's holdout scores, computed once
     evaluation = model.evaluate(holdout, scores)

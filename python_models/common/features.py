@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from python_models.common.artifacts import stable_hash
@@ -105,6 +106,11 @@ def latest_snapshot_features(con: Warehouse, bundle: dict[str, Any]) -> pl.DataF
     return load_snapshot(con, bundle["features"])
 
 
-def to_matrix(frame: pl.DataFrame, features: list[str]):
-    """float64 numpy matrix of `features` (nulls become NaN; LightGBM handles missing)."""
-    return frame.select(pl.col(features).cast(pl.Float64)).to_numpy()
+def to_matrix(frame: pl.DataFrame, features: list[str], dtype: type = np.float64) -> np.ndarray:
+    """Numpy matrix of `features` in `dtype` (nulls become NaN; LightGBM handles missing),
+    column-major as LightGBM reads it without a copy. Filled one column at a time, so no cast
+    copy of the whole frame stands beside it (3.6 GB at 100M events for churn's fit)."""
+    matrix = np.empty((frame.height, len(features)), dtype=dtype, order="F")
+    for position, name in enumerate(features):
+        matrix[:, position] = frame[name].cast(pl.Float64).to_numpy()
+    return matrix

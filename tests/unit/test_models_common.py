@@ -154,6 +154,23 @@ def test_stored_booster_pickles_as_text_and_predicts_the_same():
     assert loaded.importance().shape == (3,)
 
 
+def test_feature_matrix_keeps_every_value_in_feature_order_with_nulls_missing():
+    """to_matrix: the features' values in the order asked, a null as NaN (LightGBM's missing),
+    column-major (LightGBM reads it without a copy), float32 when asked (churn's fit)."""
+    from python_models.common.features import to_matrix
+
+    frame = pl.DataFrame(
+        {"a": [1, None, 3], "b": [0.5, 2.25, None], "c": [True, False, None], "d": ["x"] * 3}
+    )
+    expected = np.array([[0.5, 1, 1], [2.25, np.nan, 0], [np.nan, 3, np.nan]])
+    for dtype in (np.float64, np.float32):
+        matrix = to_matrix(frame, ["b", "a", "c"], dtype=dtype)
+        assert matrix.dtype == dtype and matrix.flags.f_contiguous
+        np.testing.assert_array_equal(matrix, expected.astype(dtype))
+    assert to_matrix(frame, ["a"]).dtype == np.float64
+    assert to_matrix(frame.head(0), ["a", "b"]).shape == (0, 2)
+
+
 def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):
     from python_models.config import SettingsError, reload_settings
 
