@@ -73,6 +73,16 @@ def _read_line(reader) -> str | None:
     return line.decode().strip() if line.endswith(b"\n") else None
 
 
+def send_request(
+    conn: socket.socket, argv: list[str], cwd: str, env: dict[str, str], fds: list[int]
+) -> None:
+    """Ask the server for a run of `argv` in `cwd` with `env`, its stdin, stdout and stderr
+    the descriptors `fds`."""
+    request = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
+    socket.send_fds(conn, [len(request).to_bytes(_HEADER, "big")], fds)
+    conn.sendall(request)
+
+
 def client_main(argv: list[str]) -> int:
     """Run `argv` (dbt's arguments) through the server whose folder holds this executable."""
     folder = os.path.dirname(os.path.abspath(__file__))
@@ -82,9 +92,7 @@ def client_main(argv: list[str]) -> int:
     except OSError:  # not started yet, or gone
         conn.close()
         _run_without_server(argv)
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
-    socket.send_fds(conn, [len(request).to_bytes(_HEADER, "big")], [0, 1, 2])
-    conn.sendall(request)
+    send_request(conn, argv, os.getcwd(), dict(os.environ), [0, 1, 2])
     reader = conn.makefile("rb")
     pid_line = _read_line(reader)
     if pid_line is None:
@@ -250,8 +258,12 @@ def _child(conn: socket.socket) -> None:
         finished = threading.Event()
 
         def stop_when_the_caller_goes() -> None:
-            # the caller sends nothing more: end of stream means it went away
-            conn.recv(1)
+            # The caller sends nothing more: end of stream means it went away, and so does a
+            # reset (a caller gone before it read the pid line leaves it unread).
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
             if not finished.is_set():
                 os.kill(os.getpid(), signal.SIGTERM)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,33 @@ def test_killing_the_caller_stops_its_run(tmp_path, signum):
     )
     if signum == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM
+
+
+def test_a_caller_gone_before_it_read_the_run_s_pid_stops_the_run(tmp_path):
+    """A caller killed before it read the line the run sent first (its pid) leaves unread data
+    behind, and its end of the connection then reads as a reset, not an end of stream: the
+    test above, under load, once killed its caller that early."""
+    folder = listening_fork_server()
+    (tmp_path / "fork_probe.py").write_text(PROBE)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    stdin_read, stdin_write = os.pipe()
+    out_read, out_write = os.pipe()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(dbt_fork.socket_path(folder))
+    argv = [dbt_fork.MODULE_FLAG, "fork_probe"]
+    dbt_fork.send_request(conn, argv, str(tmp_path), env, [stdin_read, out_write, out_write])
+    os.close(stdin_read)
+    os.close(out_write)
+    with os.fdopen(out_read) as out, os.fdopen(stdin_write, "w") as to_probe:
+        child = int(out.readline().split()[0])  # sent after its pid line to this caller
+        started = start_time(child)
+        to_probe.write("sleep\n")
+        to_probe.flush()
+        assert out.readline().strip() == "read sleep"
+        conn.close()  # the pid line unread
+        assert gone_within(child, 20, started), (
+            f"the run (PID {child}) outlived its caller: {signal_state(child)}"
+        )
 
 
 def test_without_a_server_the_executable_runs_the_command_itself(tmp_path):
