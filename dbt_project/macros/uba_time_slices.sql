@@ -5,7 +5,9 @@
     every event: at 10M events about 27 of the model's 45 s and 3.3 GiB spilled within a
     1.5 GB pool, and at 100M more disk than the machine had. Written by ranges of time, the
     join's hash table and the final sort hold one range at a time:
-    1. a pre-hook writes the narrow rows once into a scratch table beside the model;
+    1. a pre-hook writes the narrow rows once into a scratch table beside the model, in parts
+       of people when their windows outgrow the pool (var
+       'uba__full_build_session_rows_per_gib': at 100M events one statement spilled 21.7 GB);
     2. the model's statement writes the first range (joined, sorted);
     3. a post-hook inserts the later ranges in time order, checks the table has every narrow
        row and drops the scratch table.
@@ -105,16 +107,18 @@
     {{- return(this.incorporate(path={'identifier': this.identifier ~ '__narrow'})) -}}
 {%- endmacro %}
 
-{#- The statement of a model built by `slices` (uba_time_slices). `narrow_ctes` (CTEs, without
-    `with`) end in CTE `narrow`; `wide_ctes` read `narrow` and end in CTE `wide`, whose
-    `column` is the time the rows are cut by and that both narrow and wide rows carry;
-    `order_by` the order the table is stored in, which must begin with `column`.
+{#- The statement of a model built by `slices` (uba_time_slices). `narrow_parts`: the narrow
+    CTEs (without `with`), ending in CTE `narrow`, once for each part of people the scratch
+    table is written in (one text: not cut by people; several only with several slices);
+    `wide_ctes` read `narrow` and end in CTE `wide`, whose `column` is the time the rows are
+    cut by and that both narrow and wide rows carry; `order_by` the order the table is stored
+    in, which must begin with `column`.
     One range: `with narrow_ctes, wide_ctes select * from wide order by ...`. Several: the
     first range's statement over the scratch table, the hooks' SQL kept for
     uba_write_time_sliced_narrow (pre-hook) and uba_write_later_parts (post-hook). -#}
-{% macro uba_time_sliced_select(narrow_ctes, narrow, wide_ctes, wide, column, order_by, slices) -%}
+{% macro uba_time_sliced_select(narrow_parts, narrow, wide_ctes, wide, column, order_by, slices) -%}
     {%- if slices | length == 1 -%}
-        with {{ narrow_ctes }},
+        with {{ narrow_parts[0] }},
         {{ wide_ctes }}
         select * from {{ wide }}
         order by {{ order_by }}
@@ -136,8 +140,12 @@
             {%- do statements.append(statement) -%}
             {%- do labels.append(uba_time_slice_label(slice)) -%}
         {%- endfor -%}
+        {%- set scratch_parts = [] -%}
+        {%- for narrow_ctes in narrow_parts -%}
+            {%- do scratch_parts.append('with ' ~ narrow_ctes ~ '\nselect * from ' ~ narrow) -%}
+        {%- endfor -%}
         {{ uba_written_in_parts(statements, labels, 'ranges of event time',
-            scratch, 'with ' ~ narrow_ctes ~ '\nselect * from ' ~ narrow) }}
+            scratch, scratch_parts) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -149,13 +157,14 @@
 
 {#- The first of a full build's statements `statements` (each writing one part of the table,
     in order, described by `labels`: `what` says what the parts are), the others kept for the
-    post-hook uba_write_later_parts; `scratch` / `scratch_sql`: a table the pre-hook
-    uba_write_time_sliced_narrow writes first and the parts read (none: no scratch). -#}
-{% macro uba_written_in_parts(statements, labels, what, scratch=none, scratch_sql=none) -%}
+    post-hook uba_write_later_parts; `scratch` / `scratch_parts`: a table the pre-hook
+    uba_write_time_sliced_narrow writes first (one SELECT per part of people) and the parts
+    read (none: no scratch). -#}
+{% macro uba_written_in_parts(statements, labels, what, scratch=none, scratch_parts=none) -%}
     {%- if statements | length > 1 -%}
         {%- do uba_run_cache().update({'uba_parts': {
             'scratch': scratch,
-            'scratch_sql': scratch_sql,
+            'scratch_parts': scratch_parts,
             'later': statements[1:],
             'labels': labels,
             'what': what,
@@ -164,15 +173,29 @@
     {{ statements[0] }}
 {%- endmacro %}
 
-{#- Pre-hook: the narrow rows of a time-sliced build into its scratch table (nothing
-    otherwise). -#}
+{#- Pre-hook: the narrow rows of a time-sliced build into its scratch table, part of people
+    after part (nothing otherwise), each run here so that it has its progress line; in the
+    materialization's transaction, which the first opens (run_query would run outside it and
+    leave the scratch table behind a failed build). -#}
 {% macro uba_write_time_sliced_narrow() -%}
     {%- set plan = uba_run_cache().get('uba_parts') -%}
     {%- if plan is not none and plan.scratch is not none -%}
+        {%- set people = plan.scratch_parts | length -%}
         {%- do log(this.identifier ~ ': full build in ' ~ (plan.later | length + 1) ~ ' '
-            ~ plan.what ~ '; narrow rows first', info=true) -%}
-        create or replace table {{ plan.scratch }} as
-        {{ plan.scratch_sql }}
+            ~ plan.what ~ '; narrow rows first' ~ (
+                (' in ' ~ people ~ ' parts of people') if people > 1 else ''), info=true) -%}
+        {%- for narrow_sql in plan.scratch_parts -%}
+            {%- if loop.first -%}
+                {%- do adapter.execute(
+                    'create or replace table ' ~ plan.scratch ~ ' as\n' ~ narrow_sql,
+                    auto_begin=true) -%}
+            {%- else -%}
+                {%- do log(this.identifier ~ ': narrow rows, part ' ~ loop.index ~ ' of '
+                    ~ people ~ ' of people', info=true) -%}
+                {%- do adapter.execute(
+                    'insert into ' ~ plan.scratch ~ '\n' ~ narrow_sql, auto_begin=true) -%}
+            {%- endif -%}
+        {%- endfor -%}
     {%- endif -%}
 {%- endmacro %}
 
@@ -203,16 +226,15 @@
 {%- endmacro %}
 
 {#- The number of parts by person a full build is written in: the rows of `relation` (the
-    model's per-person input) over var('uba__full_build_person_rows_per_gib') per GiB of the
-    pool, on DuckDB in a run or build (1 elsewhere). A part's windows over its people's rows
-    then fit the pool: int_feature_windowed_activity at 100M events (6.5M user-weeks) ran out
-    of a 3.7 GiB pool in one statement and in two parts, and took 4 parts of ~15 s with
-    nothing spilled. -#}
-{% macro uba_person_parts(relation) -%}
+    model's per-person input) over var `per_gib_var` per GiB of the pool, on DuckDB in a run
+    or build (1 elsewhere). A part's windows over its people's rows then fit the pool:
+    int_feature_windowed_activity at 100M events (6.5M user-weeks) ran out of a 3.7 GiB pool
+    in one statement and in two parts, and took 4 parts of ~15 s with nothing spilled. -#}
+{% macro uba_person_parts(relation, per_gib_var='uba__full_build_person_rows_per_gib') -%}
     {%- if not uba_full_build_may_be_cut() -%}
         {{ return(1) }}
     {%- endif -%}
-    {%- set per_part = uba_rows_per_part('uba__full_build_person_rows_per_gib') -%}
+    {%- set per_part = uba_rows_per_part(per_gib_var) -%}
     {%- if per_part <= 0 -%}
         {{ return(1) }}
     {%- endif -%}

@@ -831,14 +831,28 @@ def test_generated_incremental_equals_full_refresh(generated, tmp_path):
 
 
 SESSIONIZED = "intermediate.int_events_sessionized"
-# The macro line the failure test plants an error before (a later range's insert).
+# The macro lines the failure test plants an error before: a later range's insert, and the
+# progress line before a later part of the narrow rows is inserted.
 LATER_RANGE_INSERT = "{%- do run_query('insert into ' ~ this ~ '\\n' ~ statement) -%}"
+LATER_NARROW_PART = "~ people ~ ' of people', info=true) -%}"
+_FAIL = "{% do run_query(\"select error('planted failure')\") %}"
+PLANTED_FAILURES = {  # where: (the line, the line with the error planted)
+    "the third range": (
+        LATER_RANGE_INSERT,
+        "{%- if loop.index == 2 %}" + _FAIL + "{% endif -%}" + LATER_RANGE_INSERT,
+    ),
+    "the second part of the narrow rows": (LATER_NARROW_PART, LATER_NARROW_PART + _FAIL),
+}
 
 
 def _ranges_of_a_few_days(events: int) -> dict:
     """Vars cutting a full build into several ranges: a twentieth of the events per GiB of the
-    pool (5-6 ranges in the default 4 GB pool, more in smaller ones)."""
-    return {"uba__full_build_range_rows_per_gib": max(1, events // 20)}
+    pool (5-6 ranges in the default 4 GB pool, more in smaller ones), its narrow rows into
+    about three parts of people."""
+    return {
+        "uba__full_build_range_rows_per_gib": max(1, events // 20),
+        "uba__full_build_session_rows_per_gib": max(1, events // 11),
+    }
 
 
 def _stored_order_and_scratch(path: Path) -> tuple[str, list[str]]:
@@ -858,9 +872,10 @@ def _stored_order_and_scratch(path: Path) -> tuple[str, list[str]]:
 
 def test_full_build_by_ranges_of_event_time_equals_one_statement(generated, tmp_path):
     """int_events_sessionized's full build written by ranges of event time (here a few days
-    each; by default 5.5M events a range in a 4 GB pool) stores the same rows in the same
-    order as the one statement that built the shared warehouse, and every core mart built on
-    it is the same; no scratch table is left."""
+    each; by default 5.5M events a range in a 4 GB pool), its narrow rows in parts of people
+    (here about three; by default 15M events a part), stores the same rows in the same order
+    as the one statement that built the shared warehouse, and every core mart built on it is
+    the same; no scratch table is left."""
     _, built = generated
     events = read(built, f"select count(*) as n from {SESSIONIZED}")["n"][0]
     copy = tmp_path / "warehouse.duckdb"
@@ -874,16 +889,19 @@ def test_full_build_by_ranges_of_event_time_equals_one_statement(generated, tmp_
     )
     ranges = [line for line in output.splitlines() if "int_events_sessionized: part" in line]
     assert len(ranges) >= 4, output  # ranges 2.. are announced; whole days, about 6 in all
+    people = [line for line in output.splitlines() if "narrow rows, part" in line]
+    assert len(people) >= 1, output  # parts 2.. are announced
     assert table_hashes(copy, CORE_MODELS) == table_hashes(built, CORE_MODELS)
     order, scratch = _stored_order_and_scratch(copy)
     assert order == _stored_order_and_scratch(built)[0]  # time order, as one statement's
     assert scratch == []
 
 
-def test_failed_range_leaves_the_previous_table(generated, tmp_path):
-    """A full build that fails after writing its first ranges (an error planted before the
-    third range's insert, in a copy of the project) rolls back: the previous
-    int_events_sessionized, its consumers' bookkeeping and no scratch table remain."""
+@pytest.mark.parametrize("where", sorted(PLANTED_FAILURES))
+def test_failed_range_leaves_the_previous_table(generated, tmp_path, where):
+    """A full build that fails after writing its first ranges, or its first parts of the narrow
+    rows (an error planted before the insert, in a copy of the project) rolls back: the
+    previous int_events_sessionized, its consumers' bookkeeping and no scratch table remain."""
     _, built = generated
     project = tmp_path / "project"
     shutil.copytree(
@@ -891,12 +909,9 @@ def test_failed_range_leaves_the_previous_table(generated, tmp_path):
     )
     macros = project / "macros" / "uba_time_slices.sql"
     text = macros.read_text()
-    assert LATER_RANGE_INSERT in text
-    planted = (
-        "{%- if loop.index == 2 %}{% do run_query(\"select error('planted failure')\") %}"
-        "{% endif -%}"
-    )
-    macros.write_text(text.replace(LATER_RANGE_INSERT, planted + LATER_RANGE_INSERT))
+    line, planted = PLANTED_FAILURES[where]
+    assert text.count(line) == 1
+    macros.write_text(text.replace(line, planted))
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(built, copy)
     events = read(copy, f"select count(*) as n from {SESSIONIZED}")["n"][0]

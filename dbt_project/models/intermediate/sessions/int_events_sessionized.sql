@@ -146,6 +146,19 @@ final as (
 
 {% if not is_incremental() %}
 
+{#- A full build stores the events in time order: the daily models' literal bounds on
+    event_ts then skip the row groups before them (incremental batches are appended after).
+    On DuckDB, past the events of a range (var uba__full_build_range_rows_per_gib per GiB of
+    its pool) it is written by ranges of event time, the narrow sessions first
+    (macros/uba_time_slices.sql): the join back to the staged columns and the sort then hold
+    one range at a time. The narrow sessions are written in parts of people when their
+    windows outgrow the pool (var uba__full_build_session_rows_per_gib): each part stitches
+    every event (a device's windows span people) and sessionizes its own people's. -#}
+{%- set slices = uba_time_slices(staged, 'event_ts') -%}
+{%- set people = 1 if slices | length == 1
+    else uba_person_parts(staged, 'uba__full_build_session_rows_per_gib') -%}
+{%- set narrow_parts = [] -%}
+{%- for part in range(people) -%}
 {%- set narrow_ctes -%}
 to_sessionize as (
 
@@ -157,21 +170,19 @@ to_sessionize as (
         is_identified,
         cast(null as {{ dbt.type_string() }}) as previous_user_id
     from ({{ uba_stitch(staged, ['event_id', 'event_ts', 'event_name']) }}) as stitched
+    {%- if people > 1 %}
+    where {{ uba_person_part_filter('user_id', part, people) }}
+    {%- endif %}
 
 ),
 
 {{ sessions_cte }}
 {%- endset -%}
+{%- do narrow_parts.append(narrow_ctes) -%}
+{%- endfor -%}
 
-{#- A full build stores the events in time order: the daily models' literal bounds on
-    event_ts then skip the row groups before them (incremental batches are appended after).
-    On DuckDB, past the events of a range (var uba__full_build_range_rows_per_gib per GiB of
-    its pool) it is written by ranges of event time, the narrow sessions first
-    (macros/uba_time_slices.sql): the join back to the staged columns and the sort then hold
-    one range at a time. -#}
 {{ uba_time_sliced_select(
-    narrow_ctes, 'sessions', final_cte, 'final', 'event_ts', 'event_ts, event_id',
-    uba_time_slices(staged, 'event_ts')
+    narrow_parts, 'sessions', final_cte, 'final', 'event_ts', 'event_ts, event_id', slices
 ) }}
 
 {% else %}
