@@ -377,7 +377,9 @@ def main() -> int:
     me += ["--same-work"] if args.same_work else []
     kept = "kept" if args.keep else "removed at the end; --keep DIR keeps it"
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    print(f"benchmark in {work} ({kept}); {load}")
+    # The disk is what runs out first at 100M (the build's spills, the reference's temp tables).
+    free = f"{shutil.disk_usage(work).free / 1e9:.0f} GB free on its disk"
+    print(f"benchmark in {work} ({kept}); {load}; {free}")
     _, _, out = _part([*me, "--part", "split"], env, echo=True)
     split = json.loads(out.strip().splitlines()[-1])
     history_dir, day_dir = Path(split["history"]), Path(split["day"])
