@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from python_models.common.booster import StoredBooster
+from python_models.common.features import to_matrix
 from python_models.ltv import btyd
 from python_models.ltv.params import LtvParams
 from python_models.ltv.transactions import (
@@ -314,7 +315,7 @@ def _fit_candidate(
             f"the learned model needs {settings.min_training_customers}"
         )
     actual = window_actuals(days, state["user_id"], training_cut, window)
-    features = state.select(ML_FEATURES).to_numpy().astype(float)
+    features = to_matrix(state, ML_FEATURES)
     is_valid = np.random.default_rng(settings.seed + 2).random(state.height) < (
         settings.validation_fraction
     )
@@ -360,7 +361,7 @@ def _pinball(y: np.ndarray, predicted: np.ndarray, alpha: float) -> float:
 
 
 def _candidate_forecast(candidate: _Candidate, state: pl.DataFrame, threads: int) -> pl.DataFrame:
-    features = state.select(ML_FEATURES).to_numpy().astype(float)
+    features = to_matrix(state, ML_FEATURES)
     keys = [(target, suffix) for target in TARGETS for suffix in _QUANTILE_SUFFIXES]
 
     def corrected(key: tuple[str, str]) -> np.ndarray:
