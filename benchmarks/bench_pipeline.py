@@ -339,6 +339,7 @@ def main() -> int:
         parser.error("--same-work trains the reference's model only: leave out --models")
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="uba-bench-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)  # --keep may name a folder not made yet
     if args.keep is None:  # a temporary work directory (~17 GB at 10M) goes when the bench ends
         atexit.register(shutil.rmtree, work, True)
     os.environ["UBA_DATA_DIR"] = str(work / "data")
