@@ -163,14 +163,24 @@ def lineage_build() -> dict:
     warehouse and its own dbt target folder)."""
     from python_models.commands.refresh import DATA_BUILD
     from python_models.dbt_daily_tests import build_and_test
-    from python_models.dbt_runner import WarmDbt
+    from python_models.dbt_runner import WarmDbt, build_threads
+    from python_models.warehouse import connect
 
     warm = WarmDbt()
     try:
         time.sleep(float(os.environ[HEAD_START]))
         started = time.perf_counter()
+        con = connect()
+        try:
+            threads = build_threads(con)
+        finally:
+            con.close()
         build_and_test(
-            DATA_BUILD, warn=lambda line: None, select=lineage_nodes(), quiet=True, warm=warm
+            [*DATA_BUILD, *threads],
+            warn=lambda line: None,
+            select=lineage_nodes(),
+            quiet=True,
+            warm=warm,
         )
     finally:
         warm.close()
@@ -211,7 +221,7 @@ def first_build(
     from python_models.commands.refresh import record_build
     from python_models.common import registry
     from python_models.config import get_settings
-    from python_models.dbt_runner import WarmDbt, dbt_env, saved_parse_for
+    from python_models.dbt_runner import WarmDbt, build_threads, dbt_env, saved_parse_for
     from python_models.ingest import load_path
     from python_models.lifecycle import score_model, train_model
     from python_models.models import model_names
@@ -241,6 +251,7 @@ def first_build(
         con = connect()
         step("load", lambda: load_path(con, history_dir, progress=False))
         step("gate", lambda: run_gate(con))
+        threads = build_threads(con)  # as `uba refresh` and `uba build` choose them
         con.close()
         if same_work:
             # Loaded, and no day runs after it: the split files (6.1 GB at 100M events) leave
@@ -260,7 +271,7 @@ def first_build(
         # and, as `uba refresh` does, the model libraries are imported beside it
         # (python_models.model_libraries), joined inside the step
         select = lineage_nodes(scored=True) if same_work else ()
-        step("dbt build", lambda: _build_beside_model_libraries(warm, select))
+        step("dbt build", lambda: _build_beside_model_libraries(warm, select, threads))
     finally:
         warm.close()
     con = connect()
@@ -279,14 +290,16 @@ def first_build(
     return {name: list(values) for name, values in timings.items()}
 
 
-def _build_beside_model_libraries(warm, select: list[str] | tuple = ()) -> None:
+def _build_beside_model_libraries(
+    warm, select: list[str] | tuple = (), threads: list[str] | tuple = ()
+) -> None:
     from python_models.commands.refresh import DATA_BUILD
     from python_models.dbt_daily_tests import build_and_test
     from python_models.model_libraries import ModelLibraries
 
     libraries = ModelLibraries()
     try:
-        build_and_test(DATA_BUILD, warn=print, select=select, quiet=True, warm=warm)
+        build_and_test([*DATA_BUILD, *threads], warn=print, select=select, quiet=True, warm=warm)
     finally:
         libraries.join()
 

@@ -130,6 +130,12 @@ def dbt_fork_server() -> str | None:
     return os.environ.get("UBA_DBT_FORK_SERVER") or None
 
 
+def dbt_threads_set() -> bool:
+    """Whether UBA_DBT_THREADS (dbt's threads, read by profiles.yml) is set: the user's choice,
+    which python_models.dbt_runner.build_threads leaves as it is."""
+    return bool(os.environ.get("UBA_DBT_THREADS"))
+
+
 def pseudonym_salt_from_env() -> str:
     """UBA_PSEUDONYM_SALT. Also read by the dbt-duckdb plugin (python_models.dbt_salt_plugin),
     so dbt and Python hash alike.

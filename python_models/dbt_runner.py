@@ -58,6 +58,7 @@ from python_models.config import (
     REPO_ROOT,
     dbt_fork_server,
     dbt_target_dir,
+    dbt_threads_set,
     get_settings,
     user_cache_dir,
 )
@@ -521,6 +522,68 @@ def failed_node_messages(run_results: Path, since: float = 0.0) -> list[str]:
     ]
 
 
+# The events a build has yet to sessionize, and the dbt var that says how many events one range
+# of a full build holds per GiB of DuckDB's pool (dbt_project.yml; macros/uba_time_slices.sql).
+_UNSESSIONIZED_EVENTS = """
+    select count(*) from raw.events_validated
+    where load_id > (select coalesce(max(load_id), 0) from intermediate.int_events_sessionized)
+"""
+_RANGE_ROWS_VAR = "uba__full_build_range_rows_per_gib"
+
+
+def _pool_gib(memory_limit: str) -> float:
+    """DuckDB's reading of a memory_limit setting in GiB, as the models' uba_pool_gib reads it
+    ('1500MB' -> 1.3)."""
+    import duckdb
+
+    scratch = duckdb.connect()
+    try:
+        scratch.execute(f"set memory_limit = '{memory_limit}'")
+        pool = scratch.execute("select current_setting('memory_limit')").fetchone()[0]
+    finally:
+        scratch.close()
+    number, unit = re.fullmatch(r"([0-9.]+)\s*([KMGT]?i?B)", pool).groups()
+    scale = {"KiB": 1 / 1024**2, "MiB": 1 / 1024, "GiB": 1.0, "TiB": 1024.0}.get(unit, 0.0)
+    return float(number) * scale
+
+
+def build_threads(con) -> list[str]:
+    """`--threads 1` for a dbt build on DuckDB that has more events to sessionize than one
+    range of a full build holds (var uba__full_build_range_rows_per_gib per GiB of the pool:
+    the data outgrows the pool, so int_events_sessionized is written in ranges), else nothing
+    (the profile's threads, UBA_DBT_THREADS, default 2). `con`: an open warehouse connection.
+
+    Past that size every heavy node fills both cores alone, and two side by side share the
+    pool and the cores: a first build of 10M events in a 1.5 GB pool took 206.8 s of dbt with
+    two threads and 192.3 s with one (means of 2 and 3 builds, each node ~1.8x slower beside
+    another), while at 1M (the default pool) two threads were 1.0-1.4 s faster, dbt's own
+    Python around each node overlapping the other's SQL (docs/performance.md). A build that
+    sets UBA_DBT_THREADS keeps it."""
+    if dbt_threads_set() or getattr(con, "engine", None) != "duckdb":
+        return []
+    from python_models.common.feature_events import project_vars
+
+    per_gib = int(project_vars().get(_RANGE_ROWS_VAR) or 0)
+    if per_gib <= 0:
+        return []
+    tables = {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database()"
+        ).fetchall()
+    }
+    if "raw.events_validated" not in tables:
+        return []
+    query = _UNSESSIONIZED_EVENTS
+    if "intermediate.int_events_sessionized" not in tables:
+        query = "select count(*) from raw.events_validated"
+    events = con.execute(query).fetchone()[0]
+    # as the macro uba_rows_per_part counts a range
+    range_rows = int(per_gib * _pool_gib(get_settings().duckdb_memory_limit))
+    return ["--threads", "1"] if events > range_rows else []
+
+
 def memory_retry_notice(nodes: Sequence[str]) -> str:
     """The one line said before out-of-memory nodes are retried (`uba build`, Dagster)."""
     return (
@@ -648,6 +711,14 @@ def run(args) -> int:
     say = lambda line: print(f"uba build: {line}")  # noqa: E731
     try:
         with writer_lock(purpose=f"uba {' '.join(dbt_args)}"):
+            if (args.target or settings.dbt_target).startswith("duckdb"):
+                from python_models.warehouse import connect
+
+                con = connect()
+                try:
+                    dbt_args += build_threads(con)
+                finally:
+                    con.close()
             if replay:
                 from python_models.dbt_daily_tests import build_and_test
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,7 @@ def refresh(
     """The daily job (module docstring). Raises GateError / DbtError / WarehouseBusyError."""
     from python_models.common import registry
     from python_models.config import get_settings
+    from python_models.dbt_runner import build_threads
     from python_models.warehouse import connect, writer_lock
 
     settings = get_settings()
@@ -245,6 +246,7 @@ def refresh(
                     )
                 state = _read_state(con)
                 build = state is None or state[0] != fingerprint
+                threads = build_threads(con) if build else []
                 champions = registry.champions(con) if build else []
                 if not build and state[1] and _champions_scored(con):
                     result.nothing_new = True
@@ -256,7 +258,9 @@ def refresh(
             if build:
                 libraries = ModelLibraries(champions, trains=False)
                 _, replayed = steps.run(
-                    "dbt", lambda: _build(steps.say, warm, duckdb_settings), lambda out: out[0]
+                    "dbt",
+                    lambda: _build(steps.say, warm, duckdb_settings, threads),
+                    lambda out: out[0],
                 )
                 con = connect()
                 try:
@@ -368,10 +372,14 @@ def _start_dbt(duckdb_settings: dict[str, str]):
 
 
 def _build(
-    say: Callable[[str], None], warm=None, duckdb_settings: dict[str, str] | None = None
+    say: Callable[[str], None],
+    warm=None,
+    duckdb_settings: dict[str, str] | None = None,
+    threads: Sequence[str] = (),
 ) -> tuple[str, bool]:
     """The day's dbt step; `warm`: a WarmDbt already importing dbt and parsing (_start_dbt);
-    `duckdb_settings`: daily_duckdb_settings'.
+    `duckdb_settings`: daily_duckdb_settings'; `threads`: dbt's thread option for the build
+    (python_models.dbt_runner.build_threads).
     Returns what it did and whether it ran the saved plan (the code unchanged since)."""
     from python_models import dbt_daily_tests
     from python_models.config import get_settings
@@ -401,7 +409,9 @@ def _build(
     plan = dbt_daily_tests.load_plan(fingerprint)
     if plan is None:
         # the tests compiled after the whole build: each scope selects what a replay selects
-        _, outcome = dbt(lambda: dbt_daily_tests.build_and_test(DATA_BUILD, warn, **dbt_kwargs))
+        _, outcome = dbt(
+            lambda: dbt_daily_tests.build_and_test([*DATA_BUILD, *threads], warn, **dbt_kwargs)
+        )
         saved = (
             dbt_daily_tests.save_plan(fingerprint, dbt_daily_tests.compiled_tests_dir())
             if _batch_after_first()
@@ -415,7 +425,7 @@ def _build(
         static = dbt_daily_tests.unchanged_static_nodes(con, fingerprint)
     finally:
         con.close()
-    models_build = [*DAILY_MODELS_BUILD, *(["--exclude", *static] if static else [])]
+    models_build = [*DAILY_MODELS_BUILD, *threads, *(["--exclude", *static] if static else [])]
     dbt(lambda: run_dbt_build(models_build, **dbt_kwargs))
     con = connect()
     try:

@@ -78,6 +78,8 @@ def test_a_planted_bad_row_fails_the_first_build_naming_the_test(gated_warehouse
     assert {"model", "unit_test"} <= kinds
     tests = [r["unique_id"].split(".")[2] for r in results if r["unique_id"].startswith("test.")]
     assert tests == ["assert_one_pseudonym_salt"]
+    # a small build keeps the profile's two threads (build_threads)
+    assert len({r["thread_id"] for r in results if r["unique_id"].startswith("model.")}) == 2
 
     # The failures are those tests': the compiled tests without one fail on the other only,
     # without both on none.
@@ -154,7 +156,10 @@ def test_the_first_refresh_of_an_empty_warehouse_builds_it_with_dbt_started_befo
 ):
     """`uba refresh` on a warehouse it never built loads, gates and builds everything (as the
     bench's first build does), with dbt's start-up (import, parse) begun before the load, and
-    ends with the same events and features as a plain `dbt build` of the same sample."""
+    ends with the same events and features as a plain `dbt build` of the same sample. Its
+    events here outgrow the pool (build_threads, the pool read as none): dbt builds with one
+    thread, to the same tables."""
+    from python_models import dbt_runner
     from python_models.commands import refresh as refresh_module
     from python_models.config import reload_settings
 
@@ -171,6 +176,8 @@ def test_the_first_refresh_of_an_empty_warehouse_builds_it_with_dbt_started_befo
 
     monkeypatch.setattr(refresh_module, "_start_dbt", started)
     monkeypatch.setattr(refresh_module, "_load", loaded)
+    monkeypatch.setattr(dbt_runner, "_pool_gib", lambda memory_limit: 0.0)
+    monkeypatch.delenv("UBA_DBT_THREADS", raising=False)
     monkeypatch.setenv("UBA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("UBA_DUCKDB_PATH", str(tmp_path / "data" / "warehouse.duckdb"))
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
@@ -202,3 +209,6 @@ def test_the_first_refresh_of_an_empty_warehouse_builds_it_with_dbt_started_befo
     built = read(tmp_path / "data" / "warehouse.duckdb")
     assert built == read(built_warehouse)
     assert built[0][0] > 0 and built[1][0] > 0
+    results = json.loads((tmp_path / "dbt-target" / "run_results.json").read_text())["results"]
+    models = [r for r in results if r["unique_id"].startswith("model.")]
+    assert len(models) > 20 and len({r["thread_id"] for r in models}) == 1

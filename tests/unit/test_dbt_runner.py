@@ -517,3 +517,41 @@ def test_a_dagster_target_folder_without_a_parse_starts_from_the_cache_s(tmp_pat
     )
     assert "Unable to do partial parsing" not in done.stdout, done.stdout
     assert _parsed_files(tmp_path / "dagster") == 0
+
+
+def test_one_dbt_thread_when_the_events_to_sessionize_outgrow_a_range_of_the_pool(
+    tmp_path, monkeypatch
+):
+    """build_threads: `--threads 1` when the events not yet sessionized are more than one
+    range of a full build holds (the dbt var per GiB of the pool, as DuckDB reads the
+    setting), else nothing; only the loads after the sessionized table's newest count; a set
+    UBA_DBT_THREADS stands."""
+    from python_models.common.feature_events import project_vars
+    from python_models.config import reload_settings
+    from python_models.dbt_runner import build_threads
+    from python_models.warehouse import connect
+
+    monkeypatch.delenv("UBA_DBT_THREADS", raising=False)
+    monkeypatch.setenv("UBA_DUCKDB_MEMORY_LIMIT", "64MB")  # 64e6 bytes: DuckDB's "61.0 MiB"
+    reload_settings()
+    range_rows = int(project_vars()["uba__full_build_range_rows_per_gib"] * 61.0 / 1024)
+    con = connect(tmp_path / "warehouse.duckdb")
+    try:
+        assert build_threads(con) == []  # nothing gated yet
+        con.execute("create schema raw")
+        con.execute("create table raw.events_validated (load_id bigint)")
+        con.execute(f"insert into raw.events_validated select 1 from range({range_rows})")
+        assert build_threads(con) == []  # one range exactly
+        con.execute("insert into raw.events_validated values (2)")
+        assert build_threads(con) == ["--threads", "1"]
+        # load 1 sessionized already: load 2's one event is what the build has to do
+        con.execute("create schema intermediate")
+        con.execute("create table intermediate.int_events_sessionized as select 1 as load_id")
+        assert build_threads(con) == []
+        con.execute(f"insert into raw.events_validated select 3 from range({range_rows})")
+        assert build_threads(con) == ["--threads", "1"]
+        monkeypatch.setenv("UBA_DBT_THREADS", "2")
+        assert build_threads(con) == []
+    finally:
+        con.close()
+        reload_settings()
