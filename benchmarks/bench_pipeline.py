@@ -201,12 +201,13 @@ def time_lineage(work: Path, head_start: float) -> tuple[float, float]:
     me = [sys.executable, str(Path(__file__).resolve())]
     env = {**os.environ, HEAD_START: f"{head_start:.3f}"}
     _, _, out = _child([*me, "--part", "lineage", "--keep", str(scratch)], env)
-    shutil.rmtree(scratch, ignore_errors=True)
     figures = json.loads(out.strip().splitlines()[-1])
     print(
         f"  {'(dbt: lineage only)':<24} {figures['seconds']:8.1f} s   "
         f"peak RSS {figures['peak_rss_mb']:6.0f} MB  (not counted in the total)"
     )
+    print_dbt_timings(scratch / "dbt-target" / "run_results.json", top=5)
+    shutil.rmtree(scratch, ignore_errors=True)
     return figures["seconds"], figures["peak_rss_mb"]
 
 
@@ -272,6 +273,7 @@ def first_build(
         # (python_models.model_libraries), joined inside the step
         select = lineage_nodes(scored=True) if same_work else ()
         step("dbt build", lambda: _build_beside_model_libraries(warm, select, threads))
+        print_dbt_timings(_run_results(), top=8)
     finally:
         warm.close()
     con = connect()
@@ -445,7 +447,7 @@ def main() -> int:
         f"\ndaily increments: `uba refresh` on {before_rows:,} then {day_rows:,} new rows, "
         "each as its own process (the first after a build also saves the data tests' SQL):"
     )
-    run_results = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
+    run_results = _run_results()
     runs = [
         ("first day after build", Path(split["day_before"])),
         ("one new day", day_dir),
@@ -509,9 +511,16 @@ def _row(label: str, ours: float, theirs: float | None, digits: int = 1) -> str:
     return f"  {label:<20} {ours:10.{digits}f} {theirs:12.{digits}f} {ratio:7.1f}x"
 
 
+def _run_results() -> Path:
+    """dbt's run_results.json of the bench's builds (main() points DBT_TARGET_PATH into the
+    work directory)."""
+    return Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json"
+
+
 def print_dbt_timings(run_results: Path, top: int = 10) -> None:
-    """Where the refresh's `dbt build` spent its time: models and tests in total, and the
-    slowest nodes (dbt's own run_results.json)."""
+    """Where a `dbt build` spent its time (the first build's, the lineage's, a refresh's):
+    models and tests in total, and the slowest nodes (dbt's own run_results.json). A build whose
+    data tests ran from their compiled SQL has no test nodes there."""
     if not run_results.exists():
         return
     results = json.loads(run_results.read_text())["results"]
@@ -524,6 +533,8 @@ def print_dbt_timings(run_results: Path, top: int = 10) -> None:
     for kind in ("model", "test"):
         nodes = [r for r in results if r["unique_id"].startswith(kind + ".")]
         slowest = sorted(nodes, key=lambda r: r["execution_time"], reverse=True)[:top]
+        if not slowest:
+            continue
         print(f"    slowest {kind}s:")
         for result in slowest:
             name = result["unique_id"].split(".", 2)[-1]
