@@ -547,11 +547,12 @@ def _pool_gib(memory_limit: str) -> float:
     return float(number) * scale
 
 
-def build_threads(con) -> list[str]:
+def build_threads(con, full_refresh: bool = False) -> list[str]:
     """`--threads 1` for a dbt build on DuckDB that has more events to sessionize than one
     range of a full build holds (var uba__full_build_range_rows_per_gib per GiB of the pool:
     the data outgrows the pool, so int_events_sessionized is written in ranges), else nothing
-    (the profile's threads, UBA_DBT_THREADS, default 2). `con`: an open warehouse connection.
+    (the profile's threads, UBA_DBT_THREADS, default 2). `con`: an open warehouse connection;
+    `full_refresh`: the build rewrites every event (`uba build --full-refresh`).
 
     Past that size every heavy node fills both cores alone, and two side by side share the
     pool and the cores: a first build of 10M events in a 1.5 GB pool took 206.8 s of dbt with
@@ -576,7 +577,7 @@ def build_threads(con) -> list[str]:
     if "raw.events_validated" not in tables:
         return []
     query = _UNSESSIONIZED_EVENTS
-    if "intermediate.int_events_sessionized" not in tables:
+    if full_refresh or "intermediate.int_events_sessionized" not in tables:
         query = "select count(*) from raw.events_validated"
     events = con.execute(query).fetchone()[0]
     # as the macro uba_rows_per_part counts a range
@@ -716,7 +717,7 @@ def run(args) -> int:
 
                 con = connect()
                 try:
-                    dbt_args += build_threads(con)
+                    dbt_args += build_threads(con, full_refresh=args.full_refresh)
                 finally:
                     con.close()
             if replay:

@@ -524,8 +524,8 @@ def test_one_dbt_thread_when_the_events_to_sessionize_outgrow_a_range_of_the_poo
 ):
     """build_threads: `--threads 1` when the events not yet sessionized are more than one
     range of a full build holds (the dbt var per GiB of the pool, as DuckDB reads the
-    setting), else nothing; only the loads after the sessionized table's newest count; a set
-    UBA_DBT_THREADS stands."""
+    setting), else nothing; only the loads after the sessionized table's newest count, every
+    load on a full refresh; a set UBA_DBT_THREADS stands."""
     from python_models.common.feature_events import project_vars
     from python_models.config import reload_settings
     from python_models.dbt_runner import build_threads
@@ -548,6 +548,7 @@ def test_one_dbt_thread_when_the_events_to_sessionize_outgrow_a_range_of_the_poo
         con.execute("create schema intermediate")
         con.execute("create table intermediate.int_events_sessionized as select 1 as load_id")
         assert build_threads(con) == []
+        assert build_threads(con, full_refresh=True) == ["--threads", "1"]  # every event again
         con.execute(f"insert into raw.events_validated select 3 from range({range_rows})")
         assert build_threads(con) == ["--threads", "1"]
         monkeypatch.setenv("UBA_DBT_THREADS", "2")
