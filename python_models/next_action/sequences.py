@@ -120,15 +120,28 @@ def load_latest(con: duckdb.DuckDBPyConnection, features: list[str]) -> pl.DataF
 
 def transition_counts(con: duckdb.DuckDBPyConnection, before: datetime) -> pl.DataFrame:
     """(event_name, next_event_name, transitions) from the transition mart for events before
-    `before`; the end of a session counts as the next event 'session_end'."""
+    `before`; the end of a session counts as the next event 'session_end'.
+
+    The mart's event_date is its event's day (event_ts's date), so the days before `before`'s
+    are counted from the mart alone, and only that day's transitions are joined to their
+    events' times: joining every transition to its event hashed every event id (at 10M events
+    1.7 s and ~170 MB beside the samples next action's training has just read)."""
+    day = before.date()
     return con.execute(
-        f"""select transitions.event_name,
-            coalesce(transitions.next_event_name, '{SESSION_END}') as next_event_name,
+        f"""with before_cut as (
+            select event_name, next_event_name
+            from {TRANSITIONS_TABLE}
+            where event_date < ?
+            union all
+            select transitions.event_name, transitions.next_event_name
+            from {TRANSITIONS_TABLE} as transitions
+            inner join {EVENTS_TABLE} as events using (event_id)
+            where transitions.event_date = ? and events.event_ts >= ? and events.event_ts < ?
+        )
+        select event_name, coalesce(next_event_name, '{SESSION_END}') as next_event_name,
             count(*) as transitions
-        from {TRANSITIONS_TABLE} as transitions
-        inner join {EVENTS_TABLE} as events using (event_id)
-        where events.event_ts < ?
+        from before_cut
         group by 1, 2
         order by 1, 2""",
-        [before],
+        [day, day, datetime.combine(day, datetime.min.time()), before],
     ).pl()

@@ -334,6 +334,39 @@ def test_next_action_beats_both_baselines_on_top1_and_top3(trained):
     assert scores["next_action"].rows > 0
 
 
+def test_the_markov_baseline_counts_every_transition_before_the_cut(trained):
+    """transition_counts (the Markov baseline's input, counted from the mart's event dates and
+    the cut day's event times) equals every transition whose event lies before the cut, joined
+    to its event's time here: cut mid-day, at midnight and a second after, before the data and
+    after it."""
+    from datetime import datetime
+
+    from python_models.next_action.sequences import SESSION_END, transition_counts
+
+    con, _, _ = trained
+    events = con.execute(
+        "select t.event_name, t.next_event_name, e.event_ts "
+        "from marts.fct_event_transitions as t inner join marts.fct_events as e using (event_id)"
+    ).pl()
+    middle = events["event_ts"].sort()[events.height // 2]
+    midnight = datetime.combine(middle.date(), datetime.min.time())
+    cuts = [middle, midnight, midnight + timedelta(seconds=1), datetime(2000, 1, 1)]
+    cuts.append(events["event_ts"].max() + timedelta(days=1))
+    for cut in cuts:
+        expected = (
+            events.filter(pl.col("event_ts") < cut)
+            .with_columns(pl.col("next_event_name").fill_null(SESSION_END))
+            .group_by("event_name", "next_event_name")
+            .agg(pl.len().cast(pl.Int64).alias("transitions"))
+            .sort("event_name", "next_event_name")
+        )
+        counted = transition_counts(con, before=cut)
+        assert counted.equals(expected), cut
+    # the cuts fall where they should: the day's own transitions split at mid-day
+    day_before = transition_counts(con, before=midnight)["transitions"].sum()
+    assert 0 < day_before < transition_counts(con, before=middle)["transitions"].sum()
+
+
 def test_next_actions_find_the_planted_personas(trained, truth_users):
     """Each persona's most distinctive in-session event (its mix in synthetic/personas.py vs
     the others') is among the top 3 next actions of that persona's users far more often than
