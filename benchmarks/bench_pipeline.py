@@ -163,20 +163,14 @@ def lineage_build() -> dict:
     warehouse and its own dbt target folder)."""
     from python_models.commands.refresh import DATA_BUILD
     from python_models.dbt_daily_tests import build_and_test
-    from python_models.dbt_runner import WarmDbt, build_threads
-    from python_models.warehouse import connect
+    from python_models.dbt_runner import WarmDbt, warehouse_build_threads
 
     warm = WarmDbt()
     try:
         time.sleep(float(os.environ[HEAD_START]))
         started = time.perf_counter()
-        con = connect()
-        try:
-            threads = build_threads(con)
-        finally:
-            con.close()
         build_and_test(
-            [*DATA_BUILD, *threads],
+            [*DATA_BUILD, *warehouse_build_threads()],
             warn=lambda line: None,
             select=lineage_nodes(),
             quiet=True,

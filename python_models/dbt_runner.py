@@ -567,22 +567,32 @@ def build_threads(con, full_refresh: bool = False) -> list[str]:
     per_gib = int(project_vars().get(_RANGE_ROWS_VAR) or 0)
     if per_gib <= 0:
         return []
-    tables = {
-        f"{schema}.{name}"
-        for schema, name in con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where database_name = current_database()"
-        ).fetchall()
-    }
-    if "raw.events_validated" not in tables:
+    from python_models.warehouse import table_exists
+
+    if not table_exists(con, "raw.events_validated"):
         return []
     query = _UNSESSIONIZED_EVENTS
-    if full_refresh or "intermediate.int_events_sessionized" not in tables:
+    if full_refresh or not table_exists(con, "intermediate.int_events_sessionized"):
         query = "select count(*) from raw.events_validated"
     events = con.execute(query).fetchone()[0]
     # as the macro uba_rows_per_part counts a range
     range_rows = int(per_gib * _pool_gib(get_settings().duckdb_memory_limit))
     return ["--threads", "1"] if events > range_rows else []
+
+
+def warehouse_build_threads(target: str | None = None, full_refresh: bool = False) -> list[str]:
+    """build_threads on the configured warehouse (a connection of its own, closed after) for
+    a dbt build on `target` (default: the settings' dbt target); nothing for other targets.
+    `uba build`, Dagster's dbt assets and the bench's lineage build choose with it."""
+    if not (target or get_settings().dbt_target).startswith("duckdb"):
+        return []
+    from python_models.warehouse import connect
+
+    con = connect()
+    try:
+        return build_threads(con, full_refresh=full_refresh)
+    finally:
+        con.close()
 
 
 def memory_retry_notice(nodes: Sequence[str]) -> str:
@@ -712,14 +722,7 @@ def run(args) -> int:
     say = lambda line: print(f"uba build: {line}")  # noqa: E731
     try:
         with writer_lock(purpose=f"uba {' '.join(dbt_args)}"):
-            if (args.target or settings.dbt_target).startswith("duckdb"):
-                from python_models.warehouse import connect
-
-                con = connect()
-                try:
-                    dbt_args += build_threads(con, full_refresh=args.full_refresh)
-                finally:
-                    con.close()
+            dbt_args += warehouse_build_threads(args.target, full_refresh=args.full_refresh)
             if replay:
                 from python_models.dbt_daily_tests import build_and_test
 

@@ -14,15 +14,14 @@ from orchestration.resources import WRITER_POOL
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
 from python_models.dbt_runner import (
     RETRY_FAILED_TOO,
-    build_threads,
     dbt_executable,
     failed_node_messages,
     finished_nodes,
     memory_retry_notice,
     out_of_memory_nodes,
     seed_target_folder,
+    warehouse_build_threads,
 )
-from python_models.warehouse import connect
 
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
@@ -103,7 +102,10 @@ def build_with_memory_retry(
     started = time.time()
     seed_target_folder(target_path)  # a first build starts from a saved parse where it can
     build = dbt.cli(
-        ["build", *_build_threads()], context=context, target_path=target_path, raise_on_error=False
+        ["build", *warehouse_build_threads()],
+        context=context,
+        target_path=target_path,
+        raise_on_error=False,
     )
     yield from build.stream()
     if build.is_successful():
@@ -126,17 +128,6 @@ def build_with_memory_retry(
             description=RETRY_FAILED_TOO + (failed[0] if failed else "see dbt's output"),
             metadata={"failed nodes": "\n".join(failed)},
         ) from again.get_error()
-
-
-def _build_threads() -> list[str]:
-    """dbt's thread option for the build, as `uba build` chooses it (build_threads)."""
-    if not get_settings().dbt_target.startswith("duckdb"):
-        return []
-    con = connect()
-    try:
-        return build_threads(con)
-    finally:
-        con.close()
 
 
 def dbt_resource() -> DbtCliResource:
