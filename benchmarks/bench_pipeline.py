@@ -259,7 +259,7 @@ def first_build(
     from expectations.gate import run_gate
     from python_models.commands.refresh import record_build
     from python_models.common import registry
-    from python_models.config import get_settings
+    from python_models.config import dbt_target_dir, get_settings
     from python_models.dbt_runner import WarmDbt, build_threads, dbt_env, saved_parse_for
     from python_models.ingest import load_path
     from python_models.lifecycle import score_model, train_model
@@ -311,7 +311,7 @@ def first_build(
         # (python_models.model_libraries), joined inside the step
         select = lineage_nodes(scored=True) if same_work else ()
         step("dbt build", lambda: _build_beside_model_libraries(warm, select, threads))
-        print_dbt_timings(_run_results(), top=8)
+        print_dbt_timings(dbt_target_dir() / "run_results.json", top=8)
     finally:
         warm.close()
     con = connect()
@@ -486,7 +486,9 @@ def main() -> int:
         f"\ndaily increments: `uba refresh` on {before_rows:,} then {day_rows:,} new rows, "
         "each as its own process (the first after a build also saves the data tests' SQL):"
     )
-    run_results = _run_results()
+    from python_models.config import dbt_target_dir
+
+    run_results = dbt_target_dir() / "run_results.json"  # main() points it into the work folder
     runs = [
         ("first day after build", Path(split["day_before"])),
         ("one new day", day_dir),
@@ -549,12 +551,6 @@ def _row(label: str, ours: float, theirs: float | None, digits: int = 1) -> str:
         return f"  {label:<20} {ours:10.{digits}f} {'-':>12} {'-':>8}"
     ratio = ours / max(theirs, 1e-9)
     return f"  {label:<20} {ours:10.{digits}f} {theirs:12.{digits}f} {ratio:7.1f}x"
-
-
-def _run_results() -> Path:
-    """dbt's run_results.json of the bench's builds (main() points DBT_TARGET_PATH into the
-    work directory)."""
-    return Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json"
 
 
 def print_dbt_timings(run_results: Path, top: int = 10) -> None:
