@@ -22,11 +22,11 @@
     engines, incremental runs, builds of fewer rows than one range and commands other than
     run/build (compile, show, unit tests) render the model's one statement as before.
 
-    A full build by parts of people (int_feature_windowed_activity): a model whose windows run
-    over each person's rows renders its statement once per part (macros uba_person_parts,
-    uba_person_part_filter on its per-person input) and writes them the same way (macro
-    uba_written_in_parts; post-hook uba_write_later_parts), each part sorted as the model
-    sorts. -#}
+    A full build by parts of people (int_feature_windowed_activity, ftr_user_event_sequences,
+    fct_funnel_attempts): a model whose windows run over each person's rows renders its
+    statement once per part (macros uba_person_parts, uba_person_part_filter on its per-person
+    input) and writes them the same way (macro uba_written_in_person_parts; post-hook
+    uba_write_later_parts), each part sorted as the model sorts. -#}
 
 {#- Whether this node's full build may be written in parts: a model (not a unit test) on
     DuckDB, in a `run` or `build` (compile and show render the one statement). -#}
@@ -240,6 +240,19 @@
     {%- endif -%}
     {%- set rows = run_query('select count(*) from ' ~ relation).columns[0].values()[0] -%}
     {{ return([1, ((rows + per_part - 1) // per_part) | int] | max) }}
+{%- endmacro %}
+
+{#- A full build written in parts of people (one statement per part, in part order, each
+    reading the people of uba_person_part_filter('user_id', part, parts)): the first
+    statement, the others kept for the post-hook uba_write_later_parts, each announced by
+    its part's filter. -#}
+{% macro uba_written_in_person_parts(statements) -%}
+    {%- set labels = [] -%}
+    {%- for statement in statements -%}
+        {%- do labels.append('people with '
+            ~ uba_person_part_filter('user_id', loop.index0, statements | length)) -%}
+    {%- endfor -%}
+    {{ uba_written_in_parts(statements, labels, 'parts of people') }}
 {%- endmacro %}
 
 {#- The people of part `part` of `parts` (by a hash of `column`; every person in one part). -#}

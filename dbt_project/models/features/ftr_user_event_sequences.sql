@@ -59,7 +59,6 @@
 {%- set parts = 1 if is_incremental()
     else uba_person_parts(sessionized, 'uba__full_build_event_rows_per_gib') -%}
 {%- set statements = [] -%}
-{%- set labels = [] -%}
 {%- for part in range(parts) -%}
 {%- set statement -%}
 with
@@ -337,7 +336,6 @@ select * from final
 {% if not is_incremental() %}order by event_ts, event_id{% endif %}
 {%- endset -%}
 {%- do statements.append(statement) -%}
-{%- do labels.append('people with hash(user_id) % ' ~ parts ~ ' = ' ~ part) -%}
 {%- endfor %}
 
-{{ uba_written_in_parts(statements, labels, 'parts of people') }}
+{{ uba_written_in_person_parts(statements) }}

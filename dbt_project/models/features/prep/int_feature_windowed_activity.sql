@@ -76,7 +76,6 @@
     reading its people's buckets; every other build is one part. -#}
 {%- set parts = 1 if is_incremental() else uba_person_parts(ref('int_feature_user_weeks')) -%}
 {%- set statements = [] -%}
-{%- set labels = [] -%}
 {%- for part in range(parts) -%}
 {%- set statement -%}
 with
@@ -312,7 +311,6 @@ select * from final
 {{- feature_stored_in_order() }}
 {%- endset -%}
 {%- do statements.append(statement) -%}
-{%- do labels.append('people with hash(user_id) % ' ~ parts ~ ' = ' ~ part) -%}
 {%- endfor %}
 
-{{ uba_written_in_parts(statements, labels, 'parts of people') }}
+{{ uba_written_in_person_parts(statements) }}

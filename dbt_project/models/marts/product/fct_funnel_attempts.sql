@@ -66,7 +66,6 @@ changed_events as (
 {%- set events = ref('fct_events') -%}
 {%- set parts = uba_person_parts(events, 'uba__full_build_event_rows_per_gib') -%}
 {%- set statements = [] -%}
-{%- set labels = [] -%}
 {%- for part in range(parts) -%}
 {%- set part_events = events if parts == 1 else '(select * from ' ~ events ~ ' where '
     ~ uba_person_part_filter('user_id', part, parts) ~ ') as part_events' -%}
@@ -75,7 +74,6 @@ changed_events as (
 order by started_at
 {%- endset -%}
 {%- do statements.append(statement) -%}
-{%- do labels.append('people with hash(user_id) % ' ~ parts ~ ' = ' ~ part) -%}
 {%- endfor -%}
-{{ uba_written_in_parts(statements, labels, 'parts of people') }}
+{{ uba_written_in_person_parts(statements) }}
 {%- endif %}
