@@ -87,8 +87,8 @@ class OtherCpu:
     """CPU seconds the rest of the machine used since this was made: /proc/stat's busy time
     less this process tree's own (itself and its waited-for children), and what the host's
     hypervisor stole. A bench beside other work measures that work too: a test run beside a
-    10M bench slowed its gate by a quarter and its lineage by 40% (docs/performance.md, "dbt's
-    nodes by their longest chain")."""
+    10M bench slowed its gate by a quarter and its lineage by 40% (docs/performance-log.md,
+    "dbt's nodes by their longest chain")."""
 
     def __init__(self) -> None:
         self._start = self._read()

@@ -272,7 +272,7 @@ class _Layout:
     def partition_sql(self) -> str:
         """A row's Parquet file as a number, YYYYMM or YYYYMMDD (null: UNDATED; file_name
         spells it): with a text key (strftime) the big tables' partitioned writes took ~13%
-        more CPU (1M pairs, docs/performance.md, wt-pub18). Only for a dated table."""
+        more CPU (1M pairs, docs/performance-log.md, wt-pub18). Only for a dated table."""
         day = self.day_sql
         if self.daily:
             return f"year({day}) * 10000 + month({day}) * 100 + day({day})"
@@ -1010,7 +1010,7 @@ def _update_table(
 # first publish from ~730 MB to its ~1,450 MB peak; a quarter of it peaks at ~1,050 MB and
 # keeps nearly main's row groups (lower thresholds cut them short: 32,768 rows, 17 row groups
 # instead of 12 and +4% size for the sequences). One thread for them saved CPU on the loaded
-# machine but cost 2.3 s of wall on a quiet one (docs/performance.md, wt-pub20).
+# machine but cost 2.3 s of wall on a quiet one (docs/performance-log.md, wt-pub20).
 PARQUET_SETTINGS = {"partitioned_write_flush_threshold": 131_072}
 
 

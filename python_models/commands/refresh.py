@@ -333,7 +333,7 @@ _SESSIONIZED = "intermediate.int_events_sessionized"
 # plugin, python_models/dbt_salt_plugin.py). At DuckDB's 16MiB, one node's COMMIT after another
 # checkpointed (11-22 s of COMMIT in a 10M day at load 3.5-7.7); above the build's WAL (~145 MB
 # at 10M) dbt checkpoints once, as it closes the file (5-14 s). Each table is checkpointed once
-# either way, so this saves ~6 s a day under load and nothing quiet (docs/performance.md,
+# either way, so this saves ~6 s a day under load and nothing quiet (docs/performance-log.md,
 # wt-node15). Committed nodes wait in the WAL until then, which a crash replays. Bounded, so a
 # day far larger than usual still checkpoints on the way. `uba build` keeps DuckDB's: its
 # COMMITs are small, and a full rebuild frees whole tables, whose blocks only a checkpoint lets

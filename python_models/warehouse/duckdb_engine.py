@@ -131,7 +131,7 @@ class DuckDBWarehouse(Warehouse):
         the memory limit forces it out, so a process running step after step (a first build
         trains and scores six models) holds a pool near the whole limit beside each later
         step's own Python memory: at 10M events 1.3 of the 1.5 GB while next action scored,
-        the process's peak (docs/performance.md, "The pool given back between models").
+        the process's peak (docs/performance-log.md, "The pool given back between models").
         Lowering the limit evicts down to it (temp tables' pages go to the temp directory);
         the next read of an evicted page comes from the OS's file cache."""
         if self.pool_shared:
