@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -213,7 +214,7 @@ def lineage_build() -> dict:
     try:
         time.sleep(float(os.environ[HEAD_START]))
         started = time.perf_counter()
-        build_and_test(
+        _, tests = build_and_test(
             [*DATA_BUILD, *warehouse_build_threads()],
             warn=lambda line: None,
             select=lineage_nodes(),
@@ -222,7 +223,11 @@ def lineage_build() -> dict:
         )
     finally:
         warm.close()
-    return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": _peak_rss_mb(),
+        "tests": tests.describe(),
+    }
 
 
 def time_lineage(work: Path, head_start: float) -> tuple[float, float]:
@@ -244,7 +249,7 @@ def time_lineage(work: Path, head_start: float) -> tuple[float, float]:
         f"  {'(dbt: lineage only)':<24} {figures['seconds']:8.1f} s   "
         f"peak RSS {figures['peak_rss_mb']:6.0f} MB  (not counted in the total)"
     )
-    print_dbt_timings(scratch / "dbt-target" / "run_results.json", top=5)
+    print_dbt_timings(scratch / "dbt-target" / "run_results.json", top=5, tests=(figures["tests"],))
     shutil.rmtree(scratch, ignore_errors=True)
     return figures["seconds"], figures["peak_rss_mb"]
 
@@ -310,8 +315,8 @@ def first_build(
         # and, as `uba refresh` does, the model libraries are imported beside it
         # (python_models.model_libraries), joined inside the step
         select = lineage_nodes(scored=True) if same_work else ()
-        step("dbt build", lambda: _build_beside_model_libraries(warm, select, threads))
-        print_dbt_timings(dbt_target_dir() / "run_results.json", top=8)
+        tests = step("dbt build", lambda: _build_beside_model_libraries(warm, select, threads))
+        print_dbt_timings(dbt_target_dir() / "run_results.json", top=8, tests=(tests.describe(),))
     finally:
         warm.close()
     con = connect()
@@ -332,14 +337,17 @@ def first_build(
 
 def _build_beside_model_libraries(
     warm, select: list[str] | tuple = (), threads: list[str] | tuple = ()
-) -> None:
+):
+    """The first build's dbt step; returns its data tests' outcome (TestsOutcome)."""
     from python_models.commands.refresh import DATA_BUILD
     from python_models.dbt_daily_tests import build_and_test
     from python_models.model_libraries import ModelLibraries
 
     libraries = ModelLibraries()
     try:
-        build_and_test([*DATA_BUILD, *threads], warn=print, select=select, quiet=True, warm=warm)
+        return build_and_test(
+            [*DATA_BUILD, *threads], warn=print, select=select, quiet=True, warm=warm
+        )[1]
     finally:
         libraries.join()
 
@@ -553,13 +561,26 @@ def _row(label: str, ours: float, theirs: float | None, digits: int = 1) -> str:
     return f"  {label:<20} {ours:10.{digits}f} {theirs:12.{digits}f} {ratio:7.1f}x"
 
 
-def print_dbt_timings(run_results: Path, top: int = 10) -> None:
+def print_dbt_timings(run_results: Path, top: int = 10, tests: Sequence[str] = ()) -> None:
     """Where a `dbt build` spent its time (the first build's, the lineage's, a refresh's):
     models and tests in total, and the slowest nodes (dbt's own run_results.json). A build whose
-    data tests ran from their compiled SQL has no test nodes there."""
+    data tests ran from their compiled SQL has no test nodes there: `tests`, their outcome's
+    line, is printed with dbt's own seconds for the build and for the tests' compile."""
     if not run_results.exists():
         return
-    results = json.loads(run_results.read_text())["results"]
+    build = json.loads(run_results.read_text())
+    results = build["results"]
+    if tests:
+        from python_models.dbt_daily_tests import compiled_tests_dir
+
+        compiled = compiled_tests_dir(run_results.parent) / "run_results.json"
+        compile_seconds = (
+            json.loads(compiled.read_text())["elapsed_time"] if compiled.exists() else float("nan")
+        )
+        print(
+            f"    dbt's build command {build['elapsed_time']:.1f} s, the data tests' compile "
+            f"{compile_seconds:.1f} s; {tests[0]}"
+        )
     by_kind: dict[str, float] = {}
     for result in results:
         kind = result["unique_id"].split(".")[0]
