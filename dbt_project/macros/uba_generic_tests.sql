@@ -38,9 +38,8 @@
     its count (`count_alias`), as grouping by the keys finds them, without grouping the text:
     a key's 64-bit DuckDB hash sorted, where two equal neighbours mark a hash held by two rows,
     then only the rows of such hashes grouped by the key itself, so a hash two different keys
-    share (a collision) is not a repeat. At 10M text ids 0.8-1.0 s instead of 1.3-1.6 s, and
-    nothing near the pool where the text's groups spilled (docs/performance-log.md, fifty-third
-    session). -#}
+    share (a collision) is not a repeat. 10M text ids: 0.8-1.0 s instead of 1.3-1.7 s alone
+    (docs/performance-log.md, fifty-third session). -#}
 {% macro uba_repeated_by_digest(model, columns, condition, select_list, count_alias) %}
     {%- set key = columns | join(', ') %}
     with digests as (
