@@ -54,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -249,7 +248,7 @@ def time_lineage(work: Path, head_start: float) -> tuple[float, float]:
         f"  {'(dbt: lineage only)':<24} {figures['seconds']:8.1f} s   "
         f"peak RSS {figures['peak_rss_mb']:6.0f} MB  (not counted in the total)"
     )
-    print_dbt_timings(scratch / "dbt-target" / "run_results.json", top=5, tests=(figures["tests"],))
+    print_dbt_timings(scratch / "dbt-target" / "run_results.json", top=5, tests=figures["tests"])
     shutil.rmtree(scratch, ignore_errors=True)
     return figures["seconds"], figures["peak_rss_mb"]
 
@@ -316,7 +315,7 @@ def first_build(
         # (python_models.model_libraries), joined inside the step
         select = lineage_nodes(scored=True) if same_work else ()
         tests = step("dbt build", lambda: _build_beside_model_libraries(warm, select, threads))
-        print_dbt_timings(dbt_target_dir() / "run_results.json", top=8, tests=(tests.describe(),))
+        print_dbt_timings(dbt_target_dir() / "run_results.json", top=8, tests=tests.describe())
     finally:
         warm.close()
     con = connect()
@@ -561,7 +560,7 @@ def _row(label: str, ours: float, theirs: float | None, digits: int = 1) -> str:
     return f"  {label:<20} {ours:10.{digits}f} {theirs:12.{digits}f} {ratio:7.1f}x"
 
 
-def print_dbt_timings(run_results: Path, top: int = 10, tests: Sequence[str] = ()) -> None:
+def print_dbt_timings(run_results: Path, top: int = 10, tests: str | None = None) -> None:
     """Where a `dbt build` spent its time (the first build's, the lineage's, a refresh's):
     models and tests in total, and the slowest nodes (dbt's own run_results.json). A build whose
     data tests ran from their compiled SQL has no test nodes there: `tests`, their outcome's
@@ -579,7 +578,7 @@ def print_dbt_timings(run_results: Path, top: int = 10, tests: Sequence[str] = (
         )
         print(
             f"    dbt's build command {build['elapsed_time']:.1f} s, the data tests' compile "
-            f"{compile_seconds:.1f} s; {tests[0]}"
+            f"{compile_seconds:.1f} s; {tests}"
         )
     by_kind: dict[str, float] = {}
     for result in results:

@@ -14,7 +14,7 @@ from python_models.warehouse import connect
 
 pytestmark = pytest.mark.slow
 
-# test name -> (table, key columns, the test's own where-condition)
+# test name -> (table, key columns, whether the test leaves null keys out as dbt's `unique` does)
 TESTS = {
     "unique_stg_app__events_event_id": ("staging.stg_app__events", ["event_id"], True),
     "uba_unique_combination_of_columns_int_feature_user_day_items_user_id__event_date"
