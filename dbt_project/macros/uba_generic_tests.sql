@@ -36,13 +36,54 @@
 
 {#- The keys (`columns`) that more than one row of `model` holding `condition` shares, each with
     its count (`count_alias`), as grouping by the keys finds them, without grouping the text:
-    a key's 64-bit DuckDB hash sorted, where two equal neighbours mark a hash held by two rows,
-    then only the rows of such hashes grouped by the key itself, so a hash two different keys
-    share (a collision) is not a repeat. 10M text ids: 0.8-1.0 s instead of 1.3-1.7 s alone
-    (docs/performance-log.md, fifty-third session). -#}
+    only the rows whose hash repeats (uba_repeated_digests) are grouped by the key itself, so a
+    hash two different keys share (a collision) is not a repeat. 10M text ids: 0.8-1.0 s
+    instead of 1.3-1.7 s alone (docs/performance-log.md, fifty-third session). -#}
 {% macro uba_repeated_by_digest(model, columns, condition, select_list, count_alias) %}
     {%- set key = columns | join(', ') %}
-    with digests as (
+    with {{ uba_repeated_digests(model, key, condition) }}
+
+    select {{ select_list }}, count(*) as {{ count_alias }}
+    from {{ model }}
+    where {{ condition }}
+        and hash({{ key }}) in (select digest from repeated_digests)
+    group by {{ key }}
+    having count(*) > 1
+{% endmacro %}
+
+{#- A query of one row, `alias`: the number of distinct non-null values of `column` in
+    `relation`, as count(distinct) counts them. On DuckDB without grouping the text: the
+    non-null rows less the repeats, counted among the rows whose hash repeats only
+    (uba_repeated_digests), by the value itself, so a collision is no repeat. -#}
+{% macro uba_distinct_count(relation, column, alias) %}
+    {{ return(adapter.dispatch('uba_distinct_count', 'uba')(relation, column, alias)) }}
+{% endmacro %}
+
+{% macro default__uba_distinct_count(relation, column, alias) %}
+    select count(distinct {{ column }}) as {{ alias }}
+    from {{ relation }}
+{% endmacro %}
+
+{% macro duckdb__uba_distinct_count(relation, column, alias) %}
+    {%- set condition = column ~ ' is not null' %}
+    with {{ uba_repeated_digests(relation, column, condition) }},
+
+    repeats as (
+        select count(*) - count(distinct {{ column }}) as repeated_rows
+        from {{ relation }}
+        where {{ condition }}
+            and hash({{ column }}) in (select digest from repeated_digests)
+    )
+
+    select (select count(*) from digests) - repeats.repeated_rows as {{ alias }}
+    from repeats
+{% endmacro %}
+
+{#- Two CTEs (after a `with`): `digests`, the 64-bit DuckDB hash of `key` for each row of `model`
+    holding `condition`, and `repeated_digests`, the hashes that more than one row holds, found
+    by sorting the hashes and comparing neighbours (cheaper than grouping them). -#}
+{% macro uba_repeated_digests(model, key, condition) %}
+    digests as (
         select hash({{ key }}) as digest
         from {{ model }}
         where {{ condition }}
@@ -56,14 +97,7 @@
         ) as sorted_digests
         where digest = next_digest
     )
-
-    select {{ select_list }}, count(*) as {{ count_alias }}
-    from {{ model }}
-    where {{ condition }}
-        and hash({{ key }}) in (select digest from repeated_digests)
-    group by {{ key }}
-    having count(*) > 1
-{% endmacro %}
+{%- endmacro %}
 
 {#- Fails once for each column of the tested model that declares a not_null constraint and
     holds a null: one row per such column (column_name, null_rows). A model with an enforced

@@ -1,6 +1,8 @@
-"""On DuckDB the project's unique tests look for repeats among 64-bit digests of the key first
-(macros/uba_generic_tests.sql, uba_repeated_by_digest): they must still report exactly the
-keys, and counts, that grouping by the key itself finds, whatever digests collide."""
+"""On DuckDB the project's unique tests, and the events' reconciliation with the gate's output,
+look for repeats among 64-bit digests of the key first (macros/uba_generic_tests.sql,
+uba_repeated_digests): they must still report exactly the keys and counts that grouping by the
+key itself finds, and count the distinct events count(distinct) counts, whatever digests
+collide."""
 
 from __future__ import annotations
 
@@ -24,9 +26,35 @@ TESTS = {
         False,
     ),
 }
+RECONCILE = "assert_fct_events_reconcile_with_source"
 # Every digest of the compiled SQL replaced by one of three values: nearly every key then
 # shares its digest with others, which the test must not report.
 _DIGEST = re.compile(r"hash\(([^()]*)\)")
+
+
+@pytest.fixture(scope="module")
+def compiled(built_warehouse, tmp_path_factory) -> dict[str, str]:
+    """The tests' SQL as dbt compiles it on DuckDB for whole tables (a first build's scope)."""
+    folder = tmp_path_factory.mktemp("digest_tests")
+    path, target = folder / "warehouse.duckdb", folder / "target"
+    path.write_bytes(built_warehouse.read_bytes())  # the session's copy stays untouched
+    run_dbt(
+        ["compile", "--select", " ".join([*TESTS, RECONCILE])]
+        + ["--vars", "{uba__full_data_tests: true}"],
+        duckdb_path=path,
+        quiet=True,
+        target_path=target,
+    )
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"].values()
+    sql = {n["name"]: n["compiled_code"] for n in nodes if n["name"] in [*TESTS, RECONCILE]}
+    assert set(sql) == {*TESTS, RECONCILE}
+    return sql
+
+
+def _as_compiled_and_colliding(name: str, sql: str) -> tuple[str, str]:
+    colliding = _DIGEST.sub(r"(hash(\1) % 3)", sql)
+    assert colliding != sql, f"{name} compiled without a digest"
+    return sql, colliding
 
 
 def _repeats_by_grouping(con, table: str, columns: list[str], not_null: bool) -> list[tuple]:
@@ -64,20 +92,9 @@ def _plant_repeats(con) -> None:
     )
 
 
-def test_unique_tests_by_digest_find_exactly_the_repeated_keys(built_warehouse, tmp_path):
+def test_unique_tests_by_digest_find_exactly_the_repeated_keys(built_warehouse, compiled, tmp_path):
     path = tmp_path / "warehouse.duckdb"
     path.write_bytes(built_warehouse.read_bytes())
-    target = tmp_path / "target"
-    run_dbt(
-        ["compile", "--select", " ".join(TESTS), "--vars", "{uba__full_data_tests: true}"],
-        duckdb_path=path,
-        quiet=True,
-        target_path=target,
-    )
-    nodes = json.loads((target / "manifest.json").read_text())["nodes"].values()
-    compiled = {n["name"]: n["compiled_code"] for n in nodes if n["name"] in TESTS}
-    assert set(compiled) == set(TESTS)
-
     con = connect(path)
     try:
         for planted in (False, True):
@@ -86,14 +103,48 @@ def test_unique_tests_by_digest_find_exactly_the_repeated_keys(built_warehouse, 
             for name, (table, columns, not_null) in TESTS.items():
                 expected = _repeats_by_grouping(con, table, columns, not_null)
                 assert bool(expected) == planted, (name, expected)
-                sql = compiled[name]
-                colliding = _DIGEST.sub(r"(hash(\1) % 3)", sql)
-                assert colliding != sql, f"{name} compiled without a digest"
-                for query in (sql, colliding):
+                for query in _as_compiled_and_colliding(name, compiled[name]):
                     found = sorted(con.execute(query).fetchall(), key=repr)
                     assert found == expected, (name, query)
             if planted:  # the planted repeats, counted as planted; the nulls not reported
                 counts = [row[-1] for row in _repeats_by_grouping(con, *TESTS[next(iter(TESTS))])]
                 assert sorted(counts) == [2, 4]
+    finally:
+        con.close()
+
+
+def test_the_events_reconciliation_counts_the_distinct_validated_events(
+    built_warehouse, compiled, tmp_path
+):
+    """The gate's output holding repeated rows of one event (as a re-sent event would, were
+    the gate to let it through) reconciles with the mart; one event lost from the mart fails
+    it, with the distinct count that count(distinct) gives."""
+    path = tmp_path / "warehouse.duckdb"
+    path.write_bytes(built_warehouse.read_bytes())
+    queries = _as_compiled_and_colliding(RECONCILE, compiled[RECONCILE])
+    con = connect(path)
+    try:
+        con.execute(  # one event's row twice more, another's once more
+            "insert into raw.events_validated select * from raw.events_validated "
+            "where event_id = (select min(event_id) from raw.events_validated)"
+        )
+        con.execute(
+            "insert into raw.events_validated select * from raw.events_validated "
+            "where event_id in (select min(event_id) from raw.events_validated "
+            "union all select max(event_id) from raw.events_validated)"
+        )
+        (distinct,) = con.execute(
+            "select count(distinct event_id) from raw.events_validated"
+        ).fetchone()
+        (rows,) = con.execute("select count(event_id) from raw.events_validated").fetchone()
+        assert rows == distinct + 4
+        for query in queries:
+            assert con.execute(query).fetchall() == []
+        con.execute(
+            "delete from intermediate.int_events_sessionized "
+            "where event_id = (select max(event_id) from intermediate.int_events_sessionized)"
+        )
+        for query in queries:
+            assert con.execute(query).fetchall() == [(distinct, distinct - 1)], query
     finally:
         con.close()

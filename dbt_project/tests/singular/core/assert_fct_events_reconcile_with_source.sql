@@ -13,8 +13,7 @@ with
 {% if new_loads is none -%}
 source_events as (
 
-    select count(distinct event_id) as count_events
-    from {{ validated }}
+    {{ uba_distinct_count(validated, 'event_id', 'count_events') }}
 
 ),
 
