@@ -141,9 +141,10 @@
 
 {% macro default__uba_cte_not_materialized() -%}not materialized{%- endmacro %}
 
-{#- A value standing for a text key when grouping by it: equal keys give equal values. DuckDB:
-    its 64-bit hash (a fixed-width group key, cheaper than the text); a shared hash may be a
-    collision, so a caller re-checks the key itself where it matters. Elsewhere the key. -#}
+{#- A value standing for a text key when grouping or sorting by it: equal keys give equal
+    values. DuckDB: its 64-bit hash (a fixed-width key, cheaper than the text; of several
+    columns too, `a, b`); a shared hash may be a collision, so a caller re-checks the key
+    itself where it matters. Elsewhere the key (one column). -#}
 {% macro uba_key_digest(column) -%}
     {{ return(adapter.dispatch('uba_key_digest', 'uba')(column)) }}
 {%- endmacro %}

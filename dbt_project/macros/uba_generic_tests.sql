@@ -46,7 +46,7 @@
     select {{ select_list }}, count(*) as {{ count_alias }}
     from {{ model }}
     where {{ condition }}
-        and hash({{ key }}) in (select digest from repeated_digests)
+        and {{ uba_key_digest(key) }} in (select digest from repeated_digests)
     group by {{ key }}
     having count(*) > 1
 {% endmacro %}
@@ -72,19 +72,20 @@
         select count(*) - count(distinct {{ column }}) as repeated_rows
         from {{ relation }}
         where {{ condition }}
-            and hash({{ column }}) in (select digest from repeated_digests)
+            and {{ uba_key_digest(column) }} in (select digest from repeated_digests)
     )
 
     select (select count(*) from digests) - repeats.repeated_rows as {{ alias }}
     from repeats
 {% endmacro %}
 
-{#- Two CTEs (after a `with`): `digests`, the 64-bit DuckDB hash of `key` for each row of `model`
-    holding `condition`, and `repeated_digests`, the hashes that more than one row holds, found
-    by sorting the hashes and comparing neighbours (cheaper than grouping them). -#}
+{#- Two CTEs (after a `with`): `digests`, the digest of `key` (uba_key_digest: on DuckDB its
+    64-bit hash) for each row of `model` holding `condition`, and `repeated_digests`, the
+    digests that more than one row holds, found by sorting them and comparing neighbours
+    (cheaper than grouping them). -#}
 {% macro uba_repeated_digests(model, key, condition) %}
     digests as (
-        select hash({{ key }}) as digest
+        select {{ uba_key_digest(key) }} as digest
         from {{ model }}
         where {{ condition }}
     ),
