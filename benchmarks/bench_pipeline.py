@@ -266,7 +266,7 @@ def first_build(
     from python_models.config import dbt_target_dir, get_settings
     from python_models.dbt_runner import WarmDbt, build_threads, dbt_env, saved_parse_for
     from python_models.ingest import load_path
-    from python_models.lifecycle import score_model, train_model
+    from python_models.lifecycle import score_model, train_each, train_model
     from python_models.models import model_names
     from python_models.publish import publish_warehouse
     from python_models.warehouse import connect
@@ -321,8 +321,15 @@ def first_build(
     con = connect()
     record_build(con)
     names = [REFERENCE_MODEL] if same_work else names or model_names()
-    for name in names:
+    # As `uba train` trains them (lifecycle.train_each): churn's fit of two threads alone
+    # (first, and timed on its own against the reference's), then the others side by side
+    # where their threads fit.
+    trained_alone = [name for name in names if name == REFERENCE_MODEL]
+    for name in trained_alone:
         step(f"train {name}", lambda name=name: train_model(con, name))
+    others = [name for name in names if name not in trained_alone]
+    if others:
+        step(f"train {len(others)} others", lambda: _trained(train_each(con, others)))
     for name in names:
         if registry.get_champion(con, name) is None:  # rejected: did not beat its baselines
             print(f"  score {name:<18} skipped: no champion (the model was not served)")
@@ -332,6 +339,15 @@ def first_build(
         step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
     con.close()
     return {name: list(values) for name, values in timings.items()}
+
+
+def _trained(outcomes: list) -> list:
+    """train_each's outcomes, raising the first failure (a bench stops on one, as
+    train_model's step does)."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise RuntimeError(f"training {failed[0].model_name} failed: {failed[0].reason}")
+    return outcomes
 
 
 def _build_beside_model_libraries(

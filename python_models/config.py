@@ -71,6 +71,10 @@ class Settings:
     unknown_event_policy: str = "flag"
     # How long a writer waits for another one holding the warehouse before failing.
     lock_timeout_seconds: float = 120.0
+    # The threads that models training at once may keep busy (lifecycle.train_each): most
+    # fits keep one core busy, so on two cores two models train beside each other, and a fit
+    # of two threads (churn's) trains alone. 1 trains one model at a time.
+    train_threads: int = 2
     # The engine Python steps read and write (python_models.warehouse): duckdb, postgres or
     # spark; dbt's target follows it unless UBA_DBT_TARGET says otherwise.
     warehouse: str = "duckdb"
@@ -213,6 +217,15 @@ def _env_float(name: str, default: float, low: float | None = None, high: float 
     return value
 
 
+def _env_count(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name}={text!r} must be a whole number of 1 or more")
+    return int(text)
+
+
 def _env_days(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
     if not text:
@@ -294,6 +307,7 @@ def _from_env() -> Settings:
             "UBA_UNKNOWN_EVENT_POLICY", "flag", UNKNOWN_EVENT_POLICIES
         ),
         lock_timeout_seconds=_env_float("UBA_LOCK_TIMEOUT_SECONDS", 120.0, 0.0),
+        train_threads=_env_count("UBA_TRAIN_THREADS", 2),
     )
 
 

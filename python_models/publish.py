@@ -710,21 +710,6 @@ def publish_warehouse(
     return Publish(out_dir, only_changed, unchanged_before, known).finish(con, basis)
 
 
-# The session settings a publish's figures and files depend on: a timestamp with a time zone
-# is cut into days (the figures) and months (the Parquet files) in the session's zone.
-SESSION_SETTINGS = ("TimeZone", "Calendar")
-
-
-def cursor_like(con) -> duckdb.DuckDBPyConnection:
-    """A cursor of `con`'s database for another thread, with `con`'s SESSION_SETTINGS (a
-    DuckDB cursor starts from the defaults, not from its connection's session)."""
-    cursor = con.cursor()
-    for name in SESSION_SETTINGS:
-        value = con.execute(f"select current_setting('{name}')").fetchone()[0]
-        cursor.execute(f"set {name} = {_literal(str(value))}")
-    return cursor
-
-
 def tables_built_by_dbt(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The published tables that only dbt writes: those of DBT_SCHEMAS but the views whose SQL
     names a schema Python writes, or such a view."""

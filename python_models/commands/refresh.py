@@ -514,7 +514,8 @@ class _Publication:
         """The part of the publish that only dbt's tables need, in a thread (DuckDB only)."""
         import threading
 
-        from python_models.publish import Publish, cursor_like, tables_built_by_dbt
+        from python_models.publish import Publish, tables_built_by_dbt
+        from python_models.warehouse.duckdb_engine import cursor_like
 
         if getattr(self.con, "engine", None) != "duckdb":
             return

@@ -47,6 +47,13 @@ class ModelParams:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def training_threads(self) -> int | None:
+        """The threads its fit keeps busy (`num_threads`, or `n_jobs` for scikit-learn's
+        estimators), 1 when it sets neither; None for "every core" (a value below 1).
+        lifecycle.train_each counts it when it trains models beside each other."""
+        threads = getattr(self, "num_threads", getattr(self, "n_jobs", 1))
+        return int(threads) if threads is not None and int(threads) >= 1 else None
+
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:

@@ -104,6 +104,9 @@ class ModelSpec:
     score_with_features: (
         Callable[[Warehouse, dict[str, Any]], tuple[pl.DataFrame, pl.DataFrame]] | None
     ) = None
+    # How long its training takes beside the others' (1: the usual): lifecycle.train_each
+    # starts the longer ones first, so that the shorter ones fill the cores beside them.
+    training_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

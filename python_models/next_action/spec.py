@@ -34,6 +34,9 @@ SPEC = ModelSpec(
     # dbt keeps of them.
     rowwise_scoring=True,
     scored_rows=NEWEST_ROWS_TABLE,
+    # Its one-thread boosting is the longest single-thread training (a 1M first build: 6.6 s,
+    # the other four 1-2 s each; docs/performance.md, "Models trained beside each other").
+    training_weight=3.0,
     column_docs={
         "as_of_date": "The day of the user's newest event: the session the prediction is for.",
         "score": "Probability of the most likely next event (= probability_1).",

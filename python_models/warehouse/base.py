@@ -282,6 +282,11 @@ class Warehouse(abc.ABC):
         server engine: its memory is the server's)."""
         return None
 
+    def for_another_thread(self) -> Warehouse | None:
+        """The same warehouse for work in another thread beside this connection's, or None
+        where the engine offers none here (work then runs in turn)."""
+        return None
+
     def rollback_quietly(self) -> None:
         """End a half-open transaction left by a failed step (nothing when there is none)."""
         with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ import duckdb
 from python_models.config import get_settings
 from python_models.warehouse.base import Types, Warehouse, split_name, to_arrow
 from python_models.warehouse.locks import POLL_SECONDS, busy_error, duckdb_holder, wait_notice
+from python_models.warehouse.sql_text import standard_string
 
 # DuckDB's checkpoint "vacuums": it rewrites runs of row groups holding deleted rows into fewer
 # ones, and that rewrite is most of a checkpoint after a day's deletes (publish's file: commit
@@ -29,6 +30,20 @@ from python_models.warehouse.locks import POLL_SECONDS, busy_error, duckdb_holde
 VACUUM_DEAD_SHARE = 0.2
 # What release_memory lowers the pool to for a moment (what stays pinned may exceed it).
 RELEASED_POOL = "64MB"
+# The session settings a cursor for another thread copies (cursor_like): a timestamp with a
+# time zone is cut into days and months in the session's zone (the publish's figures and
+# Parquet files, the models' snapshot days).
+SESSION_SETTINGS = ("TimeZone", "Calendar")
+
+
+def cursor_like(con: Any) -> duckdb.DuckDBPyConnection:
+    """A cursor of `con`'s database for another thread, with `con`'s SESSION_SETTINGS (a
+    DuckDB cursor starts from the defaults, not from its connection's session)."""
+    cursor = con.cursor()
+    for name in SESSION_SETTINGS:
+        value = con.execute(f"select current_setting('{name}')").fetchone()[0]
+        cursor.execute(f"set {name} = {standard_string(str(value))}")
+    return cursor
 
 
 def dead_row_share(con: Any, catalog: str | None = None) -> float:
@@ -146,6 +161,13 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.OutOfMemoryException:
             pass  # more is pinned (an open result, a transaction's rows): the rest was evicted
         self.con.execute(f"set memory_limit = '{limit}'")
+
+    def for_another_thread(self) -> DuckDBWarehouse:
+        """The same database on a cursor of its own (cursor_like), for work beside this
+        connection's; its release_memory keeps the pool, which the two share."""
+        other = DuckDBWarehouse(cursor_like(self.con), self.memory_limit)
+        other.pool_shared = True
+        return other
 
     def close(self) -> None:
         self.con.close()

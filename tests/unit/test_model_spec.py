@@ -271,6 +271,97 @@ def test_one_model_failing_stops_no_other(with_toy, monkeypatch, toy_warehouse):
     assert not any_failed(scored)
 
 
+def _toys_that_record(names_and_threads, meet: set[str], monkeypatch):
+    """Toy models named as given, each fitting on that many threads, added to the list; each
+    training records the models running as it starts, and those in `meet` wait for each
+    other (a barrier: trained in turn, they would never pass it)."""
+    import threading
+
+    started: list[tuple[str, frozenset[str]]] = []
+    running: set[str] = set()
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(meet), timeout=60) if meet else None
+
+    def train_as(name: str):
+        def train(con, overrides):
+            with lock:
+                running.add(name)
+                started.append((name, frozenset(running)))
+            try:
+                if name in meet:
+                    barrier.wait()
+                return toy_train(con, overrides)
+            finally:
+                with lock:
+                    running.discard(name)
+
+        return train
+
+    specs = []
+    for name, threads in names_and_threads:
+        params = dataclass(frozen=True)(
+            type(
+                f"{name}Params",
+                (ToyParams,),
+                {
+                    "model_name": name,
+                    "num_threads": threads,
+                    "__annotations__": {"num_threads": int},
+                },
+            )
+        )
+        specs.append(
+            dataclasses.replace(
+                TOY,
+                name=name,
+                params=params,
+                train=train_as(name),
+                score_table=f"ml_scores.{name}_scores",
+            )
+        )
+    monkeypatch.setattr(models, "MODELS", (*models.MODELS, *specs))
+    return started
+
+
+def test_models_train_beside_each_other_while_their_threads_fit(monkeypatch, toy_warehouse):
+    """train_each trains one-thread models side by side within its threads (two that wait
+    for each other both pass), a model of two threads alone and first, and gives the outcomes
+    in the order asked, each model as trained alone."""
+    from python_models.lifecycle import train_each, train_model
+
+    started = _toys_that_record(
+        [("one", 1), ("two", 1), ("wide", 2)], meet={"one", "two"}, monkeypatch=monkeypatch
+    )
+    con = duckdb.connect(str(toy_warehouse))
+    try:
+        trained = train_each(con, ["one", "two", "wide"], threads=2)
+        alone = train_model(con, "wide")
+    finally:
+        con.close()
+    assert [o.model_name for o in trained] == ["one", "two", "wide"]
+    assert all(o.status == "champion" for o in trained), trained
+    assert started[0] == ("wide", frozenset({"wide"}))  # the widest first, by itself
+    assert {names for _, names in started[1:3]} >= {frozenset({"one", "two"})}
+    assert trained[2].model_version == alone.model_version
+
+
+def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, toy_warehouse):
+    """With one thread, or where the events outgrow DuckDB's pool (as dbt's threads), no
+    model trains beside another."""
+    from python_models import lifecycle
+
+    started = _toys_that_record([("one", 1), ("two", 1)], meet=set(), monkeypatch=monkeypatch)
+    con = duckdb.connect(str(toy_warehouse))
+    try:
+        lifecycle.train_each(con, ["one", "two"], threads=1)
+        monkeypatch.setattr(lifecycle, "events_outgrow_pool", lambda warehouse: True)
+        outcomes = lifecycle.train_each(con, ["one", "two"], threads=2)
+    finally:
+        con.close()
+    assert all(o.status == "champion" for o in outcomes)
+    assert [names for _, names in started] == [frozenset({name}) for name in ["one", "two"] * 2]
+
+
 def test_the_list_refuses_twice_declared_models():
     with pytest.raises(ValueError, match="model names declared twice"):
         models.check_models((TOY, TOY))

@@ -659,7 +659,8 @@ def _beside_fixture(big) -> None:
 def test_dbt_s_tables_published_beside_the_scoring_equal_a_whole_publish(big, tmp_path):
     import threading
 
-    from python_models.publish import Publish, cursor_like, tables_built_by_dbt
+    from python_models.publish import Publish, tables_built_by_dbt
+    from python_models.warehouse.duckdb_engine import cursor_like
 
     _beside_fixture(big)
     out = tmp_path / "published"
