@@ -35,7 +35,7 @@ SPEC = ModelSpec(
     rowwise_scoring=True,
     scored_rows=NEWEST_ROWS_TABLE,
     # Its one-thread boosting is the longest single-thread training (a 1M first build: 6.6 s,
-    # the other four 1-2 s each; docs/performance.md, "Models trained beside each other").
+    # the other four 1-2 s each; docs/performance.md, "Models sized to the machine").
     training_weight=3.0,
     column_docs={
         "as_of_date": "The day of the user's newest event: the session the prediction is for.",
