@@ -271,16 +271,17 @@ def test_one_model_failing_stops_no_other(with_toy, monkeypatch, toy_warehouse):
     assert not any_failed(scored)
 
 
-def _toys_that_record(names_and_threads, meet: set[str], monkeypatch):
+def _toys_that_record(names_and_threads, meet: set[str], monkeypatch, timeout: float = 60):
     """Toy models named as given, each fitting on that many threads, added to the list; each
-    training records the models running as it starts, and those in `meet` wait for each
-    other (a barrier: trained in turn, they would never pass it)."""
+    training records the models running as it starts, and those in `meet` wait up to
+    `timeout` seconds for each other (a barrier: trained in turn, they never pass it, and
+    fail). Returns the records and the barrier."""
     import threading
 
     started: list[tuple[str, frozenset[str]]] = []
     running: set[str] = set()
     lock = threading.Lock()
-    barrier = threading.Barrier(len(meet), timeout=60) if meet else None
+    barrier = threading.Barrier(len(meet), timeout=timeout) if meet else None
 
     def train_as(name: str):
         def train(con, overrides):
@@ -320,7 +321,7 @@ def _toys_that_record(names_and_threads, meet: set[str], monkeypatch):
             )
         )
     monkeypatch.setattr(models, "MODELS", (*models.MODELS, *specs))
-    return started
+    return started, barrier
 
 
 def test_models_train_beside_each_other_while_their_threads_fit(monkeypatch, toy_warehouse):
@@ -329,7 +330,7 @@ def test_models_train_beside_each_other_while_their_threads_fit(monkeypatch, toy
     in the order asked, each model as trained alone."""
     from python_models.lifecycle import train_each, train_model
 
-    started = _toys_that_record(
+    started, _ = _toys_that_record(
         [("one", 1), ("two", 1), ("wide", 2)], meet={"one", "two"}, monkeypatch=monkeypatch
     )
     con = duckdb.connect(str(toy_warehouse))
@@ -347,18 +348,25 @@ def test_models_train_beside_each_other_while_their_threads_fit(monkeypatch, toy
 
 def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, toy_warehouse):
     """With one thread, or where the events outgrow DuckDB's pool (as dbt's threads), no
-    model trains beside another."""
+    model trains beside another: two that wait for each other (2 s) never meet, and fail."""
     from python_models import lifecycle
 
-    started = _toys_that_record([("one", 1), ("two", 1)], meet=set(), monkeypatch=monkeypatch)
+    started, barrier = _toys_that_record(
+        [("one", 1), ("two", 1)], meet={"one", "two"}, monkeypatch=monkeypatch, timeout=2
+    )
     con = duckdb.connect(str(toy_warehouse))
     try:
-        lifecycle.train_each(con, ["one", "two"], threads=1)
+        one_thread = lifecycle.train_each(con, ["one", "two"], threads=1)
+        barrier.reset()
         monkeypatch.setattr(lifecycle, "events_outgrow_pool", lambda warehouse: True)
-        outcomes = lifecycle.train_each(con, ["one", "two"], threads=2)
+        past_the_pool = lifecycle.train_each(con, ["one", "two"], threads=2)
     finally:
         con.close()
-    assert all(o.status == "champion" for o in outcomes)
+    for outcomes in (one_thread, past_the_pool):
+        assert [(o.model_name, o.reason) for o in outcomes] == [
+            ("one", "BrokenBarrierError"),
+            ("two", "BrokenBarrierError"),
+        ]
     assert [names for _, names in started] == [frozenset({name}) for name in ["one", "two"] * 2]
 
 
