@@ -562,32 +562,22 @@ def build_threads(con, full_refresh: bool = False) -> list[str]:
     sets UBA_DBT_THREADS keeps it."""
     if dbt_threads_set() or getattr(con, "engine", None) != "duckdb":
         return []
-    from python_models.warehouse import table_exists
-
-    every_event = full_refresh or not table_exists(con, "intermediate.int_events_sessionized")
-    return ["--threads", "1"] if events_outgrow_pool(con, every_event) else []
-
-
-def events_outgrow_pool(con, every_event: bool = True) -> bool:
-    """Whether the validated events (`every_event`), or those not sessionized yet, are more
-    than one range of a full build holds in DuckDB's pool (build_threads): past that size a
-    heavy step fills the cores and the pool alone, so steps run one at a time (dbt's nodes;
-    the models' trainings, lifecycle.train_each). False off DuckDB and without the events."""
-    if getattr(con, "engine", None) != "duckdb":
-        return False
     from python_models.common.feature_events import project_vars
 
     per_gib = int(project_vars().get(_RANGE_ROWS_VAR) or 0)
     if per_gib <= 0:
-        return False
+        return []
     from python_models.warehouse import table_exists
 
     if not table_exists(con, "raw.events_validated"):
-        return False
-    query = "select count(*) from raw.events_validated" if every_event else _UNSESSIONIZED_EVENTS
+        return []
+    query = _UNSESSIONIZED_EVENTS
+    if full_refresh or not table_exists(con, "intermediate.int_events_sessionized"):
+        query = "select count(*) from raw.events_validated"
     events = con.execute(query).fetchone()[0]
     # as the macro uba_rows_per_part counts a range
-    return events > int(per_gib * _pool_gib(get_settings().duckdb_memory_limit))
+    range_rows = int(per_gib * _pool_gib(get_settings().duckdb_memory_limit))
+    return ["--threads", "1"] if events > range_rows else []
 
 
 def warehouse_build_threads(target: str | None = None, full_refresh: bool = False) -> list[str]:

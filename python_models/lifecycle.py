@@ -57,7 +57,6 @@ from python_models.common.scores import (
 from python_models.common.spec import HOLDOUT_COLUMN, KEY_COLUMNS, DerivedTable, ModelSpec
 from python_models.common.training import REFERENCE_SAMPLE_ROWS, TrainingResult
 from python_models.config import get_settings
-from python_models.dbt_runner import events_outgrow_pool
 from python_models.models import DERIVED_TABLES, MODELS, check_models, get_spec
 from python_models.privacy.consent import keep_consented
 from python_models.warehouse import as_warehouse, replace_table, table_exists
@@ -69,6 +68,11 @@ CODE_VERSION = 1
 # the other trainings write.
 _PLOTTING = threading.Lock()
 _RECORDING = threading.Lock()
+# A model starts beside another only while the memory pool they share (DuckDB's) is less than
+# this full; past it, it waits for the running ones and the pool is given back first, as
+# between models trained in turn. At 10M events in a 1.5 GB pool: peak RSS 2.22 GB (2.08-2.18
+# in turn; 2.95 GB starting beside a full pool), 41.8 s against 46-48 in turn.
+POOL_SHARE_BESIDE = 0.5
 # Errors that say what is wrong with the data, the parameters or the registry in one line
 # (BelowMinimumError, too little data to train on, is a ValueError);
 # anything else is a bug and also gets its traceback on stderr.
@@ -574,11 +578,10 @@ def train_each(
     boosting) leaves the other core to the shorter models. Those of more threads start
     first (churn's two, alone), then the longer (ModelSpec.training_weight), then in the
     order of `names`. A model is trained the same either way (seeded, on its own data).
-    They train in turn, each giving the pool back after it, on an engine with no cursor for
-    another thread (Warehouse.for_another_thread) and where the events outgrow DuckDB's pool
-    (dbt_runner.events_outgrow_pool, as dbt's threads: at 10M events in a 1.5 GB pool, side
-    by side saved 6-9 of 46-48 s but kept the pool's pages from model to model, peak RSS
-    2.95 GB instead of 2.1-2.2)."""
+    A model starts beside running ones only while their shared memory pool is under
+    POOL_SHARE_BESIDE full (Warehouse.pool_share), else after them, the pool given back first
+    (release_memory, as after each model trained in turn). On an engine with no cursor for
+    another thread (Warehouse.for_another_thread) they train in turn."""
     names = list(names)
     params = params or {}
     threads = get_settings().train_threads if threads is None else threads
@@ -590,14 +593,14 @@ def train_each(
             return _failed(target, name, err)
 
     w = as_warehouse(con)
-    if threads < 2 or len(names) < 2 or events_outgrow_pool(w):
+    if threads < 2 or len(names) < 2:
         return [train(con, name) for name in names]
     needs = [_training_threads(name, params.get(name), threads) for name in names]
     order = sorted(range(len(names)), key=lambda i: (-needs[i], -_training_weight(names[i]), i))
     outcomes = _beside_each_other(
         w, [names[i] for i in order], [needs[i] for i in order], threads, train
     )
-    w.release_memory()  # the trainings beside each other kept the pool they shared
+    w.release_memory()  # the last trainings beside each other kept the pool they shared
     by_position = dict(zip(order, outcomes, strict=True))
     return [by_position[i] for i in range(len(names))]
 
@@ -622,8 +625,10 @@ def _training_weight(name: str) -> float:
 
 def _beside_each_other(w, names: list[str], needs: list[int], threads: int, train) -> list:
     """train(warehouse, name) for each name in a thread of its own, started in this order as
-    soon as its `needs` fit in `threads` beside those running; each on w.for_another_thread() (in
-    turn on w where the engine has none). The outcomes in the order of `names`."""
+    soon as its `needs` fit in `threads` beside those running and their pool has room (under
+    POOL_SHARE_BESIDE full), or when none runs, the pool given back first; each on
+    w.for_another_thread() (in turn on w where the engine has none). The outcomes in the order
+    of `names`."""
     first = w.for_another_thread()
     if first is None:
         return [train(w, name) for name in names]
@@ -643,11 +648,17 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, trai
                 busy -= needs[index]
                 free.notify_all()
 
+    def room() -> bool:
+        share = w.pool_share()
+        return share is None or share < POOL_SHARE_BESIDE
+
     workers = []
     for index, need in enumerate(needs):
         with free:
-            while busy + need > threads:
+            while busy + need > threads or (busy and not room()):
                 free.wait()
+            if not busy:  # nothing runs: the pool back, as between models in turn
+                w.release_memory()
             busy += need
         target = first if index == 0 else w.for_another_thread()
         worker = threading.Thread(

@@ -277,6 +277,11 @@ class Warehouse(abc.ABC):
         self._depth = 0
         self.execute("commit")
 
+    def pool_share(self) -> float | None:
+        """The share of the engine's in-process memory pool in use (cached pages included), or
+        None where the engine keeps none in this process (a server's memory is the server's)."""
+        return None
+
     def release_memory(self) -> None:
         """Give back the memory an engine keeps in-process between steps (nothing for a
         server engine: its memory is the server's)."""

@@ -36,6 +36,13 @@ RELEASED_POOL = "64MB"
 SESSION_SETTINGS = ("TimeZone", "Calendar")
 
 
+def _size_bytes(text: str) -> float:
+    """Bytes of a size as DuckDB shows a setting ('1.3 GiB', '512.0 MiB', '100 bytes')."""
+    number, unit = text.split()
+    scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+    return float(number) * scale[unit]
+
+
 def cursor_like(con: Any) -> duckdb.DuckDBPyConnection:
     """A cursor of `con`'s database for another thread, with `con`'s SESSION_SETTINGS (a
     DuckDB cursor starts from the defaults, not from its connection's session)."""
@@ -161,6 +168,13 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.OutOfMemoryException:
             pass  # more is pinned (an open result, a transaction's rows): the rest was evicted
         self.con.execute(f"set memory_limit = '{limit}'")
+
+    def pool_share(self) -> float:
+        """DuckDB's buffer pool in use (what its queries hold and the pages it keeps cached
+        until the limit needs them), as a share of memory_limit."""
+        used = self.con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchone()
+        limit = self.con.execute("select current_setting('memory_limit')").fetchone()[0]
+        return float(used[0] or 0) / _size_bytes(limit)
 
     def for_another_thread(self) -> DuckDBWarehouse:
         """The same database on a cursor of its own (cursor_like), for work beside this

@@ -347,9 +347,11 @@ def test_models_train_beside_each_other_while_their_threads_fit(monkeypatch, toy
 
 
 def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, toy_warehouse):
-    """With one thread, or where the events outgrow DuckDB's pool (as dbt's threads), no
-    model trains beside another: two that wait for each other (2 s) never meet, and fail."""
+    """With one thread, or while the pool they would share is over half full, no model trains
+    beside another: two that wait for each other (2 s) never meet, and fail; the pool is
+    given back before each model starts, as between models trained in turn."""
     from python_models import lifecycle
+    from python_models.warehouse.duckdb_engine import DuckDBWarehouse
 
     started, barrier = _toys_that_record(
         [("one", 1), ("two", 1)], meet={"one", "two"}, monkeypatch=monkeypatch, timeout=2
@@ -358,10 +360,20 @@ def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, to
     try:
         one_thread = lifecycle.train_each(con, ["one", "two"], threads=1)
         barrier.reset()
-        monkeypatch.setattr(lifecycle, "events_outgrow_pool", lambda warehouse: True)
+        given_back = []  # how many models had started when the pool was given back
+        release = DuckDBWarehouse.release_memory
+
+        def counted(self):
+            if not self.pool_shared:
+                given_back.append(len(started))
+            release(self)
+
+        monkeypatch.setattr(DuckDBWarehouse, "release_memory", counted)
+        monkeypatch.setattr(DuckDBWarehouse, "pool_share", lambda self: 0.9)
         past_the_pool = lifecycle.train_each(con, ["one", "two"], threads=2)
     finally:
         con.close()
+    assert given_back == [2, 3, 4]  # before "one", before "two", after both
     for outcomes in (one_thread, past_the_pool):
         assert [(o.model_name, o.reason) for o in outcomes] == [
             ("one", "BrokenBarrierError"),

@@ -262,8 +262,11 @@ def test_release_memory_empties_the_pool_and_keeps_the_limit_and_the_data(tmp_pa
     before = con.execute("select sum(i), sum(h::hugeint) from t").fetchone()
     assert _pool_mb(con) > 100  # the scan's pages stayed cached
     warehouse = DuckDBWarehouse(con, memory_limit="1500MB")
+    # pool_share: the pool in use against the limit DuckDB reads back (1500MB: 1.3 GiB)
+    assert warehouse.pool_share() == pytest.approx(_pool_mb(con) / (1.3 * 1024), rel=0.01)
     warehouse.release_memory()
     assert _pool_mb(con) <= 64  # RELEASED_POOL
+    assert warehouse.pool_share() < 64 / (1.3 * 1024)
     con.execute("set memory_limit = '1500MB'")
     configured = con.execute("select current_setting('memory_limit')").fetchone()[0]
     con.execute("set memory_limit = '1.3GiB'")  # what a rounded read-back would restore
