@@ -70,8 +70,9 @@ _PLOTTING = threading.Lock()
 _RECORDING = threading.Lock()
 # A model starts beside another only while the memory pool they share (DuckDB's) is less than
 # this full; past it, it waits for the running ones and the pool is given back first, as
-# between models trained in turn. At 10M events in a 1.5 GB pool: peak RSS 2.22 GB (2.08-2.18
-# in turn; 2.95 GB starting beside a full pool), 41.8 s against 46-48 in turn.
+# between models trained in turn. Every model at 10M events in a 1.5 GB pool: 36.7-41.8 s and
+# peak RSS 2.22-2.26 GB (in turn 45.9-48.2 s, 2.08-2.18 GB; started beside a full pool, the
+# peak reached 2.95 GB).
 POOL_SHARE_BESIDE = 0.5
 # Errors that say what is wrong with the data, the parameters or the registry in one line
 # (BelowMinimumError, too little data to train on, is a ValueError);
