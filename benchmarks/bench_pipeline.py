@@ -324,10 +324,9 @@ def first_build(
     # As `uba train` trains them (lifecycle.train_each): churn's fit of two threads alone
     # (first, and timed on its own against the reference's), then the others side by side
     # where their threads fit.
-    trained_alone = [name for name in names if name == REFERENCE_MODEL]
-    for name in trained_alone:
-        step(f"train {name}", lambda name=name: train_model(con, name))
-    others = [name for name in names if name not in trained_alone]
+    if REFERENCE_MODEL in names:
+        step(f"train {REFERENCE_MODEL}", lambda: train_model(con, REFERENCE_MODEL))
+    others = [name for name in names if name != REFERENCE_MODEL]
     if others:
         step(f"train {len(others)} others", lambda: _trained(train_each(con, others)))
     for name in names:

@@ -536,15 +536,15 @@ def _pool_gib(memory_limit: str) -> float:
     ('1500MB' -> 1.3)."""
     import duckdb
 
+    from python_models.warehouse.duckdb_engine import size_bytes
+
     scratch = duckdb.connect()
     try:
         scratch.execute(f"set memory_limit = '{memory_limit}'")
         pool = scratch.execute("select current_setting('memory_limit')").fetchone()[0]
     finally:
         scratch.close()
-    number, unit = re.fullmatch(r"([0-9.]+)\s*([KMGT]?i?B)", pool).groups()
-    scale = {"KiB": 1 / 1024**2, "MiB": 1 / 1024, "GiB": 1.0, "TiB": 1024.0}.get(unit, 0.0)
-    return float(number) * scale
+    return size_bytes(pool) / 2**30
 
 
 def build_threads(con, full_refresh: bool = False) -> list[str]:

@@ -36,8 +36,9 @@ RELEASED_POOL = "64MB"
 SESSION_SETTINGS = ("TimeZone", "Calendar")
 
 
-def _size_bytes(text: str) -> float:
-    """Bytes of a size as DuckDB shows a setting ('1.3 GiB', '512.0 MiB', '100 bytes')."""
+def size_bytes(text: str) -> float:
+    """Bytes of a size as DuckDB shows a setting ('1.3 GiB', '512.0 MiB', '100 bytes'):
+    current_setting('memory_limit') reads back this way, to a tenth of its unit."""
     number, unit = text.split()
     scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
     return float(number) * scale[unit]
@@ -174,7 +175,7 @@ class DuckDBWarehouse(Warehouse):
         until the limit needs them), as a share of memory_limit."""
         used = self.con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchone()
         limit = self.con.execute("select current_setting('memory_limit')").fetchone()[0]
-        return float(used[0] or 0) / _size_bytes(limit)
+        return float(used[0] or 0) / size_bytes(limit)
 
     def for_another_thread(self) -> DuckDBWarehouse:
         """The same database on a cursor of its own (cursor_like), for work beside this
