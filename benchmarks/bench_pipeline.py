@@ -266,7 +266,7 @@ def first_build(
     from python_models.config import dbt_target_dir, get_settings
     from python_models.dbt_runner import WarmDbt, build_threads, dbt_env, saved_parse_for
     from python_models.ingest import load_path
-    from python_models.lifecycle import score_model, train_each, train_model
+    from python_models.lifecycle import score_each, score_model, train_each, train_model
     from python_models.models import model_names
     from python_models.publish import publish_warehouse
     from python_models.warehouse import connect
@@ -328,24 +328,32 @@ def first_build(
         step(f"train {REFERENCE_MODEL}", lambda: train_model(con, REFERENCE_MODEL))
     others = [name for name in names if name != REFERENCE_MODEL]
     if others:
-        step(f"train {len(others)} others", lambda: _trained(train_each(con, others)))
+        step(f"train {len(others)} others", lambda: _done(train_each(con, others), "training"))
+    # Scored as `uba train` scores them (lifecycle.score_each): churn alone (timed against the
+    # reference's), then the others side by side.
+    served = []
     for name in names:
         if registry.get_champion(con, name) is None:  # rejected: did not beat its baselines
             print(f"  score {name:<18} skipped: no champion (the model was not served)")
-            continue
-        step(f"score {name}", lambda name=name: score_model(con, name))
+        else:
+            served.append(name)
+    if REFERENCE_MODEL in served:
+        step(f"score {REFERENCE_MODEL}", lambda: score_model(con, REFERENCE_MODEL))
+    others = [name for name in served if name != REFERENCE_MODEL]
+    if others:
+        step(f"score {len(others)} others", lambda: _done(score_each(con, others), "scoring"))
     if not same_work:
         step("publish", lambda: publish_warehouse(con, get_settings().published_dir))
     con.close()
     return {name: list(values) for name, values in timings.items()}
 
 
-def _trained(outcomes: list) -> list:
-    """train_each's outcomes, raising the first failure (a bench stops on one, as
-    train_model's step does)."""
+def _done(outcomes: list, what: str) -> list:
+    """train_each's or score_each's outcomes, raising the first failure (a bench stops on one,
+    as train_model's and score_model's steps do)."""
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
-        raise RuntimeError(f"training {failed[0].model_name} failed: {failed[0].reason}")
+        raise RuntimeError(f"{what} {failed[0].model_name} failed: {failed[0].reason}")
     return outcomes
 
 

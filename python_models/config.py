@@ -71,10 +71,10 @@ class Settings:
     unknown_event_policy: str = "flag"
     # How long a writer waits for another one holding the warehouse before failing.
     lock_timeout_seconds: float = 120.0
-    # The threads that models training at once may keep busy (lifecycle.train_each): most
-    # fits keep one core busy, so on two cores two models train beside each other, and a fit
-    # of two threads (churn's) trains alone. 1 trains one model at a time.
-    train_threads: int = 2
+    # The threads that models training or scoring at once may keep busy (lifecycle.train_each,
+    # score_each): most fits and scorings keep one core busy, so on two cores two models run
+    # beside each other, and a fit of two threads (churn's) trains alone. 1: one at a time.
+    model_threads: int = 2
     # The engine Python steps read and write (python_models.warehouse): duckdb, postgres or
     # spark; dbt's target follows it unless UBA_DBT_TARGET says otherwise.
     warehouse: str = "duckdb"
@@ -307,7 +307,7 @@ def _from_env() -> Settings:
             "UBA_UNKNOWN_EVENT_POLICY", "flag", UNKNOWN_EVENT_POLICIES
         ),
         lock_timeout_seconds=_env_float("UBA_LOCK_TIMEOUT_SECONDS", 120.0, 0.0),
-        train_threads=_env_count("UBA_TRAIN_THREADS", 2),
+        model_threads=_env_count("UBA_MODEL_THREADS", 2),
     )
 
 

@@ -8,7 +8,8 @@ the Dagster assets.
     build_derived(con)           -> the tables built from scores (value at risk, lapsed users)
     refresh_realized(con)        -> ml.realized_performance from stored scores and outcomes
     rollback_model(con, "churn") -> the version now champion
-    train_each / score_each      -> one outcome per model; one model failing stops no other
+    train_each / score_each      -> one outcome per model; one model failing stops no other;
+                                    models side by side where their threads fit
 
 Model code is pure; this module does the bookkeeping shared by all models: versioning,
 artifacts with sha256, the registry, champion/challenger promotion, score tables and their
@@ -63,11 +64,15 @@ from python_models.warehouse import as_warehouse, replace_table, table_exists
 
 # Bump when a change in model code should produce new versions from the same data and params.
 CODE_VERSION = 1
-# The steps of a training that share state with models training beside it (train_each), one
-# at a time: pyplot keeps one registry of figures, and the status decision reads the registry
-# the other trainings write.
+# The steps that share state with models training or scoring beside them (train_each,
+# score_each), one at a time: pyplot keeps one registry of figures; the status decision reads
+# the registry the other trainings write; a scoring's writes go to tables every model's
+# scoring writes (the runs, the scored state, drift) inside transactions that would conflict;
+# and an input table's fingerprint, taken once per run, is read by the models that share it.
 _PLOTTING = threading.Lock()
 _RECORDING = threading.Lock()
+_WRITING_SCORES = threading.Lock()
+_FINGERPRINTING = threading.Lock()
 # A model starts beside another only while the memory pool they share (DuckDB's) is less than
 # this full; past it, it waits for the running ones and the pool is given back first, as
 # between models trained in turn. Every model at 10M events in a 1.5 GB pool: 36.7-41.8 s and
@@ -396,15 +401,17 @@ def score_model(
         if spec.rowwise_scoring:
             stage_latest_rows(con, _population(con, spec, bundle, current), spec)
         else:
-            state = inputs_fingerprint(con, spec, fingerprints)
+            with _FINGERPRINTING:
+                state = inputs_fingerprint(con, spec, fingerprints)
         measured = drift.measure(
             spec, entry.model_version, run_id, bundle, current, scored["score"].to_numpy()
         )
     frame = score_frame(spec, entry.model_version, run_id, scored)
-    rows = write_scores(con, spec, frame, input_fingerprint=fingerprint)
-    if measured is not None:
-        drift.record_measurements(con, measured)
-        record_score_state(con, spec, entry.model_version, run_id, state)
+    with _WRITING_SCORES:
+        rows = write_scores(con, spec, frame, input_fingerprint=fingerprint)
+        if measured is not None:
+            drift.record_measurements(con, measured)
+            record_score_state(con, spec, entry.model_version, run_id, state)
     as_of = scored["as_of_date"].max() if scored.height else None
     _log(f"wrote {rows} rows to {spec.score_table} (and {spec.history_table})")
     return ScoreOutcome(
@@ -441,7 +448,9 @@ def score_changed(
     if last is None or last.model_version != champion.model_version:
         return score_model(con, model_name, run_id, fingerprints=fingerprints)
     if spec.fingerprinted_inputs:
-        if last.inputs_fingerprint == inputs_fingerprint(con, spec, fingerprints):
+        with _FINGERPRINTING:
+            now = inputs_fingerprint(con, spec, fingerprints)
+        if last.inputs_fingerprint == now:
             return Skipped(model_name, f"inputs unchanged since {spec.score_table} was written")
         return score_model(con, model_name, run_id, fingerprints=fingerprints)
     bundle = champion.load()
@@ -458,13 +467,15 @@ def score_changed(
     )
     scored = _with_holdout_group(con, bundle["model"].predict_frame(changed))
     frame = score_frame(spec, version, run_id, scored)
-    rows = merge_scores(
-        con, spec, frame, run_id, version, input_fingerprint=drift.frame_fingerprint(current)
-    )
+    with _WRITING_SCORES:
+        rows = merge_scores(
+            con, spec, frame, run_id, version, input_fingerprint=drift.frame_fingerprint(current)
+        )
     # Drift of the whole scored population, as a full scoring measures it.
     population_scores = con.execute(f"select score from {spec.score_table}").pl()["score"]
     measured = drift.measure(spec, version, run_id, bundle, current, population_scores.to_numpy())
-    drift.record_measurements(con, measured)
+    with _WRITING_SCORES:
+        drift.record_measurements(con, measured)
     return ScoreOutcome(
         model_name=model_name,
         table=spec.score_table,
@@ -574,7 +585,7 @@ def train_each(
     reported, the others go on. Outcomes in the order of `names`.
 
     Models train beside each other while their fits' threads (ModelParams.training_threads)
-    fit in `threads` (default: the train_threads setting, 2), each on a cursor of its own:
+    fit in `threads` (default: the model_threads setting, 2), each on a cursor of its own:
     most fits keep one core busy, so on two cores a long one-thread fit (next action's
     boosting) leaves the other core to the shorter models. Those of more threads start
     first (churn's two, alone), then the longer (ModelSpec.training_weight), then in the
@@ -585,7 +596,7 @@ def train_each(
     another thread (Warehouse.for_another_thread) they train in turn."""
     names = list(names)
     params = params or {}
-    threads = get_settings().train_threads if threads is None else threads
+    threads = get_settings().model_threads if threads is None else threads
 
     def train(target, name: str) -> TrainOutcome | Failed:
         try:
@@ -624,15 +635,15 @@ def _training_weight(name: str) -> float:
         return 1.0  # an unknown model: its training fails with the reason
 
 
-def _beside_each_other(w, names: list[str], needs: list[int], threads: int, train) -> list:
-    """train(warehouse, name) for each name in a thread of its own, started in this order as
-    soon as its `needs` fit in `threads` beside those running and their pool has room (under
-    POOL_SHARE_BESIDE full), or when none runs, the pool given back first; each on
-    w.for_another_thread() (in turn on w where the engine has none). The outcomes in the order
-    of `names`."""
+def _beside_each_other(w, names: list[str], needs: list[int], threads: int, step) -> list:
+    """step(warehouse, name) (a model's training or scoring) for each name in a thread of its
+    own, started in this order as soon as its `needs` fit in `threads` beside those running
+    and their pool has room (under POOL_SHARE_BESIDE full), or when none runs, the pool given
+    back first; each on w.for_another_thread() (in turn on w where the engine has none). The
+    outcomes in the order of `names`."""
     first = w.for_another_thread()
     if first is None:
-        return [train(w, name) for name in names]
+        return [step(w, name) for name in names]
     outcomes: list[Any] = [None] * len(names)
     free = threading.Condition()
     busy = 0
@@ -640,7 +651,7 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, trai
     def run(index: int, target) -> None:
         nonlocal busy
         try:
-            outcomes[index] = train(target, names[index])
+            outcomes[index] = step(target, names[index])
         except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
             outcomes[index] = err
         finally:
@@ -663,7 +674,7 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, trai
             busy += need
         target = first if index == 0 else w.for_another_thread()
         worker = threading.Thread(
-            target=run, args=(index, target), name=f"uba-train-{names[index]}", daemon=True
+            target=run, args=(index, target), name=f"uba-model-{names[index]}", daemon=True
         )
         worker.start()
         workers.append(worker)
@@ -683,33 +694,43 @@ def score_each(
     changed_only: bool = False,
     fingerprints: dict[str, str] | None = None,
     seconds: dict[str, float] | None = None,
+    threads: int | None = None,
 ) -> list[ScoreOutcome | Skipped | Failed]:
     """Score every named model that has a champion (under one run id); the others are
     skipped or failed. `transactions`: score that file (for models with a file path).
     `changed_only`: only what changed since the last scoring (score_changed). `fingerprints`:
     input tables' fingerprints the caller already has (inputs_fingerprint). `seconds`: filled
-    with each model's wall time."""
+    with each model's wall time. Outcomes in the order of `names`.
+
+    Models score beside each other as they train (train_each): each scoring keeps about one
+    core busy, so up to `threads` (default: the model_threads setting, 2) run at once, each on
+    a cursor of its own, while the pool they share has room; their writes go one model at a
+    time. A model's scores are the same either way."""
     run_id = run_id or uuid.uuid4().hex[:12]
-    outcomes: list[ScoreOutcome | Skipped | Failed] = []
     fingerprints = dict(fingerprints or {})  # each input table hashed once per run
     seconds = {} if seconds is None else seconds
-    for name in names:
+    names = list(names)
+    threads = get_settings().model_threads if threads is None else threads
+
+    def score(target, name: str) -> ScoreOutcome | Skipped | Failed:
         started = time.perf_counter()
         try:
             get_spec(name)
-            if registry.get_champion(con, name) is None:
-                outcomes.append(Skipped(name, f"no champion (run `uba train --model {name}`)"))
-                continue
+            if registry.get_champion(target, name) is None:
+                return Skipped(name, f"no champion (run `uba train --model {name}`)")
             if changed_only:
-                outcomes.append(score_changed(con, name, run_id, fingerprints))
-            else:
-                outcomes.append(
-                    score_model(con, name, run_id, transactions, fingerprints=fingerprints)
-                )
+                return score_changed(target, name, run_id, fingerprints)
+            return score_model(target, name, run_id, transactions, fingerprints=fingerprints)
         except Exception as err:  # noqa: BLE001 - one model's failure is its outcome
-            outcomes.append(_failed(con, name, err))
+            return _failed(target, name, err)
         finally:
             seconds[name] = time.perf_counter() - started
+
+    if threads < 2 or len(names) < 2:
+        return [score(con, name) for name in names]
+    w = as_warehouse(con)
+    outcomes = _beside_each_other(w, names, [1] * len(names), threads, score)
+    w.release_memory()  # the last scorings beside each other kept the pool they shared
     return outcomes
 
 

@@ -29,9 +29,9 @@ def _hash(user_ids: pl.Series) -> pl.Series:
 
 @pytest.fixture(scope="module")
 def trained(built_warehouse, tmp_path_factory):
-    """A private warehouse copy with every model trained (as `uba train` does: side by side
-    where their threads fit, lifecycle.train_each) and scored."""
-    from python_models.lifecycle import score_model, train_each
+    """A private warehouse copy with every model trained and scored as `uba train` does: side
+    by side where their threads fit (lifecycle.train_each, score_each)."""
+    from python_models.lifecycle import score_each, train_each
     from python_models.models import model_names
     from python_models.warehouse import connect
 
@@ -40,7 +40,8 @@ def trained(built_warehouse, tmp_path_factory):
     con = connect(path)
     trained = train_each(con, model_names(), run_id="test-run", params=SMALL, threads=2)
     outcomes = {outcome.model_name: outcome for outcome in trained}
-    scores = {name: score_model(con, name, run_id="test-run") for name in model_names()}
+    scored = score_each(con, model_names(), run_id="test-run", threads=2)
+    scores = {outcome.model_name: outcome for outcome in scored}
     yield con, outcomes, scores
     con.close()
 
@@ -202,6 +203,26 @@ def test_training_twice_gives_identical_models(trained):
         assert again.model_version == outcomes[name].model_version
         assert after.artifact_sha256 == before.artifact_sha256
         assert again.metrics == outcomes[name].metrics
+
+
+def test_scoring_alone_gives_the_scores_scored_beside_the_others(trained):
+    """Each model scored again, alone, writes the rows it wrote beside the others."""
+    from python_models.lifecycle import score_model
+    from python_models.models import get_spec, model_names
+
+    con, _, scores = trained
+
+    def rows(table: str) -> pl.DataFrame:
+        frame = con.execute(f"select * exclude (scored_at, run_id) from {table}").pl()
+        return frame.sort(frame.columns)
+
+    for name in model_names():
+        assert scores[name].status == "scored", scores[name]
+        table = get_spec(name).score_table
+        beside = rows(table)
+        alone = score_model(con, name, run_id="alone")
+        assert alone.rows == scores[name].rows == beside.height > 0
+        assert rows(table).equals(beside), name
 
 
 def test_rollback_restores_previous_champion(trained):

@@ -271,11 +271,13 @@ def test_one_model_failing_stops_no_other(with_toy, monkeypatch, toy_warehouse):
     assert not any_failed(scored)
 
 
-def _toys_that_record(names_and_threads, meet: set[str], monkeypatch, timeout: float = 60):
+def _toys_that_record(
+    names_and_threads, meet: set[str], monkeypatch, timeout: float = 60, stage: str = "train"
+):
     """Toy models named as given, each fitting on that many threads, added to the list; each
-    training records the models running as it starts, and those in `meet` wait up to
-    `timeout` seconds for each other (a barrier: trained in turn, they never pass it, and
-    fail). Returns the records and the barrier."""
+    training (or scoring: `stage`) records the models running as it starts, and those in
+    `meet` wait up to `timeout` seconds for each other (a barrier: run in turn, they never
+    pass it, and fail). Returns the records and the barrier."""
     import threading
 
     started: list[tuple[str, frozenset[str]]] = []
@@ -283,20 +285,20 @@ def _toys_that_record(names_and_threads, meet: set[str], monkeypatch, timeout: f
     lock = threading.Lock()
     barrier = threading.Barrier(len(meet), timeout=timeout) if meet else None
 
-    def train_as(name: str):
-        def train(con, overrides):
+    def recorded(name: str, step):
+        def run(con, arg):
             with lock:
                 running.add(name)
                 started.append((name, frozenset(running)))
             try:
                 if name in meet:
                     barrier.wait()
-                return toy_train(con, overrides)
+                return step(con, arg)
             finally:
                 with lock:
                     running.discard(name)
 
-        return train
+        return run
 
     specs = []
     for name, threads in names_and_threads:
@@ -316,7 +318,8 @@ def _toys_that_record(names_and_threads, meet: set[str], monkeypatch, timeout: f
                 TOY,
                 name=name,
                 params=params,
-                train=train_as(name),
+                train=recorded(name, toy_train) if stage == "train" else toy_train,
+                score=recorded(name, toy_score) if stage == "score" else toy_score,
                 score_table=f"ml_scores.{name}_scores",
             )
         )
@@ -380,6 +383,69 @@ def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, to
             ("two", "BrokenBarrierError"),
         ]
     assert [names for _, names in started] == [frozenset({name}) for name in ["one", "two"] * 2]
+
+
+def test_models_score_beside_each_other_and_write_one_at_a_time(monkeypatch, toy_warehouse):
+    """score_each scores models side by side within its threads (two that wait for each other
+    both pass; with one thread they never meet, and fail), each model's scores its own, and
+    their writes to the tables every scoring writes go one at a time."""
+    import threading
+    import time
+
+    from python_models import lifecycle
+
+    started, barrier = _toys_that_record(
+        [("one", 1), ("two", 1)],
+        meet={"one", "two"},
+        monkeypatch=monkeypatch,
+        timeout=2,
+        stage="score",
+    )
+    writing, most, count = [0], [0], threading.Lock()
+    write = lifecycle.write_scores
+
+    def watched(*args, **kwargs):
+        with count:
+            writing[0] += 1
+            most[0] = max(most[0], writing[0])
+        try:
+            time.sleep(0.3)  # a write beside it, if any, starts meanwhile
+            return write(*args, **kwargs)
+        finally:
+            with count:
+                writing[0] -= 1
+
+    monkeypatch.setattr(lifecycle, "write_scores", watched)
+    con = duckdb.connect(str(toy_warehouse))
+    try:
+        assert {o.status for o in lifecycle.train_each(con, ["one", "two"])} == {"champion"}
+        in_turn = lifecycle.score_each(con, ["one", "two"], threads=1)
+        barrier.reset()
+        beside = lifecycle.score_each(con, ["one", "two"], threads=2)
+        scores = {
+            name: con.sql(f"select user_id, score from ml_scores.{name}_scores").pl()
+            for name in ("one", "two")
+        }
+    finally:
+        con.close()
+    assert [(o.model_name, o.reason) for o in in_turn] == [
+        ("one", "BrokenBarrierError"),
+        ("two", "BrokenBarrierError"),
+    ]
+    assert [(o.model_name, o.status, o.rows) for o in beside] == [
+        ("one", "scored", 40),
+        ("two", "scored", 40),
+    ]
+    assert frozenset({"one", "two"}) in {names for _, names in started[2:]}  # side by side
+    assert most[0] == 1
+    # planted: each toy scores x rescaled by the range it was trained on
+    frame = toy_frame(7)
+    x = frame["x"].to_numpy()
+    expected = dict(zip(frame["user_id"], (x - x.min()) / (x.max() - x.min()), strict=True))
+    for name, table in scores.items():
+        got = dict(zip(table["user_id"], table["score"], strict=True))
+        assert got.keys() == expected.keys(), name
+        assert all(abs(got[u] - expected[u]) < 1e-12 for u in expected), name
 
 
 def test_the_list_refuses_twice_declared_models():

@@ -189,12 +189,12 @@ def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):
         with pytest.raises(SettingsError, match="must be between 0.0 and 1.0"):
             reload_settings()
         monkeypatch.setenv("UBA_MAX_QUARANTINE_RATE", "0.05")
-        assert settings.train_threads == 2  # models side by side on two cores by default
-        monkeypatch.setenv("UBA_TRAIN_THREADS", "4")
-        assert reload_settings().train_threads == 4
+        assert settings.model_threads == 2  # models side by side on two cores by default
+        monkeypatch.setenv("UBA_MODEL_THREADS", "4")
+        assert reload_settings().model_threads == 4
         for bad in ("0", "two", "1.5"):
-            monkeypatch.setenv("UBA_TRAIN_THREADS", bad)
-            with pytest.raises(SettingsError, match=f"UBA_TRAIN_THREADS='{bad}' must be a whole"):
+            monkeypatch.setenv("UBA_MODEL_THREADS", bad)
+            with pytest.raises(SettingsError, match=f"UBA_MODEL_THREADS='{bad}' must be a whole"):
                 reload_settings()
     finally:
         monkeypatch.undo()
