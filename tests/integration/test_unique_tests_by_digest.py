@@ -2,7 +2,9 @@
 look for repeats among 64-bit digests of the key first (macros/uba_generic_tests.sql,
 uba_repeated_digests): they must still report exactly the keys and counts that grouping by the
 key itself finds, and count the distinct events count(distinct) counts, whatever digests
-collide."""
+collide. The next-action labels' whole-table check compares two marts by sums of digests
+before it joins them (macros/uba_cross_db.sql, uba_same_rows_by_digest): it must return
+exactly the rows its join finds."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ TESTS = {
     ),
 }
 RECONCILE = "assert_fct_events_reconcile_with_source"
+LABELS = "assert_event_sequence_labels_match_transitions"
+COMPILED = [*TESTS, RECONCILE, LABELS]
 # Every digest of the compiled SQL replaced by one of three values: nearly every key then
 # shares its digest with others, which the test must not report.
 _DIGEST = re.compile(r"hash\(([^()]*)\)")
@@ -39,15 +43,15 @@ def compiled(built_warehouse, tmp_path_factory) -> dict[str, str]:
     path, target = folder / "warehouse.duckdb", folder / "target"
     path.write_bytes(built_warehouse.read_bytes())  # the session's copy stays untouched
     run_dbt(
-        ["compile", "--select", " ".join([*TESTS, RECONCILE])]
+        ["compile", "--select", " ".join(COMPILED)]
         + ["--vars", "{uba__full_data_tests: true}"],
         duckdb_path=path,
         quiet=True,
         target_path=target,
     )
     nodes = json.loads((target / "manifest.json").read_text())["nodes"].values()
-    sql = {n["name"]: n["compiled_code"] for n in nodes if n["name"] in [*TESTS, RECONCILE]}
-    assert set(sql) == {*TESTS, RECONCILE}
+    sql = {n["name"]: n["compiled_code"] for n in nodes if n["name"] in COMPILED}
+    assert set(sql) == set(COMPILED)
     return sql
 
 
@@ -146,5 +150,42 @@ def test_the_events_reconciliation_counts_the_distinct_validated_events(
         )
         for query in queries:
             assert con.execute(query).fetchall() == [(distinct, distinct - 1)], query
+    finally:
+        con.close()
+
+
+def test_the_labels_check_joins_only_where_the_digests_differ(built_warehouse, compiled, tmp_path):
+    """On a clean build the two marts agree by their digest sums and the check returns nothing
+    without its join; where they differ the join returns exactly the rows that disagree: a
+    label naming another event than the transition's next one, and a session end where the
+    transition has a next event; not an open session's null label, though the sums differ."""
+    sql = compiled[LABELS]
+    found = re.search(r"where not (coalesce\(.*?\bfalse\))\s*\) as sequences", sql, re.S)
+    assert found, f"{LABELS} compiled without the digest comparison:\n{sql}"
+    agree = f"select {found.group(1)}"
+    sequences, transitions = "features.ftr_user_event_sequences", "marts.fct_event_transitions"
+    path = tmp_path / "warehouse.duckdb"
+    path.write_bytes(built_warehouse.read_bytes())
+    con = connect(path)
+    try:
+        assert con.execute(agree).fetchone()[0] is True
+        assert con.execute(sql).fetchall() == []
+        open_label, wrong, ended = (
+            row[0]
+            for row in con.execute(
+                f"select event_id from {transitions} where next_event_name is not null "
+                "order by event_id limit 3"
+            ).fetchall()
+        )
+        relabel = f"update {sequences} set next_event_name = ? where event_id = ?"
+        con.execute(relabel, [None, open_label])
+        assert con.execute(agree).fetchone()[0] is False
+        assert con.execute(sql).fetchall() == []
+        con.execute(relabel, ["bogus_event", wrong])
+        con.execute(relabel, ["session_end", ended])
+        rows = con.execute(sql).fetchall()
+        assert sorted((event_id, label) for event_id, label, _ in rows) == sorted(
+            [(wrong, "bogus_event"), (ended, "session_end")]
+        )
     finally:
         con.close()

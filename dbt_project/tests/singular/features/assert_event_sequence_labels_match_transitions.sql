@@ -6,7 +6,12 @@
     tests (macros/uba_test_scope.sql), and the sequence rows on or after the first day of
     those transition rows (a redundant bound: both marts carry the event's own day, so the
     matched rows are the same, but the scan skips the older row groups of the sequences,
-    stored in time order); whole tables on --full-refresh or uba__full_data_tests. -#}
+    stored in time order); whole tables on --full-refresh or uba__full_data_tests. Whole
+    tables (a first build: two 10M-row marts at 10M events) are first compared whole
+    (uba_same_rows_by_digest): each event with its label, 'session_end' and an open session's
+    null both standing for no next event, against each transition with its next event; only
+    when they differ does the join run to return the rows that disagree. -#}
+{%- set sequences = ref('ftr_user_event_sequences') -%}
 {%- set transitions = ref('fct_event_transitions') -%}
 {#- (the scope needs the graph: only at execution, not while dbt parses) -#}
 {%- set whole_tables = not execute or uba_whole_table_tests() -%}
@@ -14,7 +19,14 @@ select
     sequences.event_id,
     sequences.next_event_name,
     transitions.next_event_name as transition_next_event_name
-from {{ ref('ftr_user_event_sequences') }} as sequences
+from (
+    select * from {{ sequences }}
+    {%- if whole_tables %}
+    where not {{ uba_same_rows_by_digest(
+        sequences, "event_id, case when next_event_name != 'session_end' then next_event_name end",
+        transitions, 'event_id, next_event_name') }}
+    {%- endif %}
+) as sequences
 inner join (
     select * from {{ transitions }}
     {%- if not whole_tables %}
