@@ -43,8 +43,7 @@ def compiled(built_warehouse, tmp_path_factory) -> dict[str, str]:
     path, target = folder / "warehouse.duckdb", folder / "target"
     path.write_bytes(built_warehouse.read_bytes())  # the session's copy stays untouched
     run_dbt(
-        ["compile", "--select", " ".join(COMPILED)]
-        + ["--vars", "{uba__full_data_tests: true}"],
+        ["compile", "--select", " ".join(COMPILED)] + ["--vars", "{uba__full_data_tests: true}"],
         duckdb_path=path,
         quiet=True,
         target_path=target,
