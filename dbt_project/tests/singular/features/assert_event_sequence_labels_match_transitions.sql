@@ -6,15 +6,17 @@
     tests (macros/uba_test_scope.sql), and the sequence rows on or after the first day of
     those transition rows (a redundant bound: both marts carry the event's own day, so the
     matched rows are the same, but the scan skips the older row groups of the sequences,
-    stored in time order); whole tables on --full-refresh or uba__full_data_tests. Whole
-    tables (a first build: two 10M-row marts at 10M events) are first compared whole
+    stored in time order); whole tables on --full-refresh or uba__full_data_tests, and while
+    the latest batch is every row (a first build), as the generic tests. Whole tables (a
+    first build: two 10M-row marts at 10M events) are first compared whole
     (uba_same_rows_by_digest): each event with its label, 'session_end' and an open session's
     null both standing for no next event, against each transition with its next event; only
     when they differ does the join run to return the rows that disagree. -#}
 {%- set sequences = ref('ftr_user_event_sequences') -%}
 {%- set transitions = ref('fct_event_transitions') -%}
 {#- (the scope needs the graph: only at execution, not while dbt parses) -#}
-{%- set whole_tables = not execute or uba_whole_table_tests() -%}
+{%- set whole_tables = not execute or uba_whole_table_tests()
+    or uba_latest_batch_is_everything('__latest_batch__') -%}
 select
     sequences.event_id,
     sequences.next_event_name,
