@@ -261,6 +261,7 @@ def first_build(
     (recorded as LINEAGE, outside the total). `same_work`: only the reference's work (the dbt
     step builds churn's lineage, churn alone is trained and scored, nothing is published)."""
     from expectations.gate import run_gate
+    from expectations.preload import start_suites_import
     from python_models.commands.refresh import record_build
     from python_models.common import registry
     from python_models.config import dbt_target_dir, get_settings
@@ -292,7 +293,11 @@ def first_build(
     warm = WarmDbt()  # as a warehouse's first `uba refresh`: dbt's start-up beside load and gate
     try:
         con = connect()
-        step("load", lambda: load_path(con, history_dir, progress=False))
+        # as `uba refresh` loads: a new file means a gate, whose GX import starts beside it
+        step(
+            "load",
+            lambda: load_path(con, history_dir, progress=False, on_new_file=start_suites_import),
+        )
         step("gate", lambda: run_gate(con))
         threads = build_threads(con)  # as `uba refresh` and `uba build` choose them
         con.close()
