@@ -262,7 +262,18 @@ def data_dir_from_env() -> Path:
     return Path(os.environ.get("UBA_DATA_DIR", REPO_ROOT / "data")).resolve()
 
 
+# Settings renamed: an old name still set is refused with the new one, not silently ignored.
+RENAMED_SETTINGS = {"UBA_TRAIN_THREADS": "UBA_MODEL_THREADS"}
+
+
+def _refuse_renamed() -> None:
+    for old, new in RENAMED_SETTINGS.items():
+        if os.environ.get(old, "").strip():
+            raise SettingsError(f"{old} was renamed {new}: set {new} instead")
+
+
 def _from_env() -> Settings:
+    _refuse_renamed()
     data_dir = data_dir_from_env()
     duckdb_path = Path(os.environ.get("UBA_DUCKDB_PATH", data_dir / "warehouse.duckdb")).resolve()
     input_path = Path(os.environ.get("UBA_INPUT_PATH") or data_dir / "sample" / "events")

@@ -196,6 +196,11 @@ def test_pipeline_settings_come_from_the_environment(monkeypatch, tmp_path):
             monkeypatch.setenv("UBA_MODEL_THREADS", bad)
             with pytest.raises(SettingsError, match=f"UBA_MODEL_THREADS='{bad}' must be a whole"):
                 reload_settings()
+        monkeypatch.setenv("UBA_MODEL_THREADS", "2")
+        monkeypatch.setenv("UBA_TRAIN_THREADS", "1")  # the name before the scorings shared it
+        with pytest.raises(SettingsError, match="UBA_TRAIN_THREADS was renamed UBA_MODEL_THREADS"):
+            reload_settings()
+        monkeypatch.delenv("UBA_TRAIN_THREADS")
     finally:
         monkeypatch.undo()
         reload_settings()
