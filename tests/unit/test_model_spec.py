@@ -385,22 +385,35 @@ def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, to
     assert [names for _, names in started] == [frozenset({name}) for name in ["one", "two"] * 2]
 
 
+def _two_trained_toys_scoring(monkeypatch, toy_warehouse, timeout: float):
+    """Toys "one" and "two", trained, whose scorings wait up to `timeout` s for each other."""
+    from python_models.lifecycle import train_each
+
+    started, _ = _toys_that_record(
+        [("one", 1), ("two", 1)],
+        meet={"one", "two"},
+        monkeypatch=monkeypatch,
+        timeout=timeout,
+        stage="score",
+    )
+    con = duckdb.connect(str(toy_warehouse))
+    try:
+        assert {o.status for o in train_each(con, ["one", "two"])} == {"champion"}
+    finally:
+        con.close()
+    return started
+
+
 def test_models_score_beside_each_other_and_write_one_at_a_time(monkeypatch, toy_warehouse):
     """score_each scores models side by side within its threads (two that wait for each other
-    both pass; with one thread they never meet, and fail), each model's scores its own, and
-    their writes to the tables every scoring writes go one at a time."""
+    both pass), each model's scores its own, and their writes to the tables every scoring
+    writes go one at a time."""
     import threading
     import time
 
     from python_models import lifecycle
 
-    started, barrier = _toys_that_record(
-        [("one", 1), ("two", 1)],
-        meet={"one", "two"},
-        monkeypatch=monkeypatch,
-        timeout=2,
-        stage="score",
-    )
+    started = _two_trained_toys_scoring(monkeypatch, toy_warehouse, timeout=60)
     writing, most, count = [0], [0], threading.Lock()
     write = lifecycle.write_scores
 
@@ -418,9 +431,6 @@ def test_models_score_beside_each_other_and_write_one_at_a_time(monkeypatch, toy
     monkeypatch.setattr(lifecycle, "write_scores", watched)
     con = duckdb.connect(str(toy_warehouse))
     try:
-        assert {o.status for o in lifecycle.train_each(con, ["one", "two"])} == {"champion"}
-        in_turn = lifecycle.score_each(con, ["one", "two"], threads=1)
-        barrier.reset()
         beside = lifecycle.score_each(con, ["one", "two"], threads=2)
         scores = {
             name: con.sql(f"select user_id, score from ml_scores.{name}_scores").pl()
@@ -428,15 +438,11 @@ def test_models_score_beside_each_other_and_write_one_at_a_time(monkeypatch, toy
         }
     finally:
         con.close()
-    assert [(o.model_name, o.reason) for o in in_turn] == [
-        ("one", "BrokenBarrierError"),
-        ("two", "BrokenBarrierError"),
-    ]
     assert [(o.model_name, o.status, o.rows) for o in beside] == [
         ("one", "scored", 40),
         ("two", "scored", 40),
     ]
-    assert frozenset({"one", "two"}) in {names for _, names in started[2:]}  # side by side
+    assert frozenset({"one", "two"}) in {names for _, names in started}  # side by side
     assert most[0] == 1
     # planted: each toy scores x rescaled by the range it was trained on
     frame = toy_frame(7)
@@ -446,6 +452,24 @@ def test_models_score_beside_each_other_and_write_one_at_a_time(monkeypatch, toy
         got = dict(zip(table["user_id"], table["score"], strict=True))
         assert got.keys() == expected.keys(), name
         assert all(abs(got[u] - expected[u]) < 1e-12 for u in expected), name
+
+
+def test_models_score_in_turn_within_one_thread(monkeypatch, toy_warehouse):
+    """With one thread no model scores beside another: two that wait for each other (2 s)
+    never meet, and fail."""
+    from python_models.lifecycle import score_each
+
+    started = _two_trained_toys_scoring(monkeypatch, toy_warehouse, timeout=2)
+    con = duckdb.connect(str(toy_warehouse))
+    try:
+        in_turn = score_each(con, ["one", "two"], threads=1)
+    finally:
+        con.close()
+    assert [(o.model_name, o.reason) for o in in_turn] == [
+        ("one", "BrokenBarrierError"),
+        ("two", "BrokenBarrierError"),
+    ]
+    assert [names for _, names in started] == [frozenset({"one"}), frozenset({"two"})]
 
 
 def test_the_list_refuses_twice_declared_models():
