@@ -612,7 +612,6 @@ def train_each(
     outcomes = _beside_each_other(
         w, [names[i] for i in order], [needs[i] for i in order], threads, train
     )
-    w.release_memory()  # the last trainings beside each other kept the pool they shared
     by_position = dict(zip(order, outcomes, strict=True))
     return [by_position[i] for i in range(len(names))]
 
@@ -639,8 +638,8 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, step
     """step(warehouse, name) (a model's training or scoring) for each name in a thread of its
     own, started in this order as soon as its `needs` fit in `threads` beside those running
     and their pool has room (under POOL_SHARE_BESIDE full), or when none runs, the pool given
-    back first; each on w.for_another_thread() (in turn on w where the engine has none). The
-    outcomes in the order of `names`."""
+    back first; each on w.for_another_thread() (in turn on w where the engine has none), and
+    the pool given back once all are done. The outcomes in the order of `names`."""
     first = w.for_another_thread()
     if first is None:
         return [step(w, name) for name in names]
@@ -683,6 +682,7 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, step
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+    w.release_memory()  # the last ones beside each other kept the pool they shared
     return outcomes
 
 
@@ -728,10 +728,7 @@ def score_each(
 
     if threads < 2 or len(names) < 2:
         return [score(con, name) for name in names]
-    w = as_warehouse(con)
-    outcomes = _beside_each_other(w, names, [1] * len(names), threads, score)
-    w.release_memory()  # the last scorings beside each other kept the pool they shared
-    return outcomes
+    return _beside_each_other(as_warehouse(con), names, [1] * len(names), threads, score)
 
 
 def any_failed(outcomes: Iterable[Any]) -> bool:
