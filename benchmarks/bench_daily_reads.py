@@ -104,8 +104,8 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_dbt import _append_held_back
 
-    from python_models.commands.refresh import DATA_BUILD
     from python_models.config import DBT_PROJECT_DIR, reload_settings
+    from python_models.dbt_daily_tests import DATA_BUILD
     from python_models.dbt_runner import dbt_env, run_dbt
     from python_models.warehouse import connect
 

@@ -123,7 +123,7 @@ def main() -> int:
 
     settings = reload_settings()
     from expectations.gate import run_gate
-    from python_models.commands.refresh import DATA_BUILD
+    from python_models.dbt_daily_tests import DATA_BUILD
     from python_models.dbt_runner import run_dbt
     from python_models.ingest import load_path
     from python_models.synthetic import generate

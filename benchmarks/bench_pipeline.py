@@ -205,8 +205,7 @@ def lineage_build() -> dict:
     """Time `dbt build` of churn's lineage alone, its data tests from their compiled SQL as the
     first build's (run in a child process whose environment points at a copy of the gated
     warehouse and its own dbt target folder)."""
-    from python_models.commands.refresh import DATA_BUILD
-    from python_models.dbt_daily_tests import build_and_test
+    from python_models.dbt_daily_tests import DATA_BUILD, build_and_test
     from python_models.dbt_runner import WarmDbt, warehouse_build_threads
 
     warm = WarmDbt()
@@ -366,8 +365,7 @@ def _build_beside_model_libraries(
     warm, select: list[str] | tuple = (), threads: list[str] | tuple = ()
 ):
     """The first build's dbt step; returns its data tests' outcome (TestsOutcome)."""
-    from python_models.commands.refresh import DATA_BUILD
-    from python_models.dbt_daily_tests import build_and_test
+    from python_models.dbt_daily_tests import DATA_BUILD, build_and_test
     from python_models.model_libraries import ModelLibraries
 
     libraries = ModelLibraries()

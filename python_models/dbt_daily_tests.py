@@ -49,6 +49,19 @@ from pathlib import Path
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir
 
 PLAN_FILE = "uba_daily_tests.json"
+
+# dbt's unit tests check the SQL on fixed inputs, not the data: `uba build`, CI and any code
+# change run them; a build of the data with the same code does not repeat them (about a
+# quarter of a small daily build's time, a tenth of a first build at 1M). The data tests run,
+# on the rows the run wrote (docs/models.md).
+DATA_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+
+# A daily build once a plan is saved for this code: dbt's own per-node cost is most of a day's
+# dbt time, and ~300 of its ~360 nodes are data tests, which run from the plan instead. The
+# callers also leave out the nodes the plan's build wrote from the code alone (seeds, views,
+# the time spine: unchanged_static_nodes).
+DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
+_SESSIONIZED = "intermediate.int_events_sessionized"
 # What the compiled SQL of a test can depend on, besides the warehouse's relations.
 _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
 _FAILING_ROWS_SHOWN = 5
@@ -82,6 +95,9 @@ class TestsOutcome:
     warned: list[str] = field(default_factory=list)  # "<test>: <n> rows"
     failed: list[str] = field(default_factory=list)  # "<test>: <n> rows; first: ..."
     seconds: float = field(default=0.0, compare=False)  # run_plan's wall time
+    # Each test's verdict by unique_id: (status as dbt says it: pass / warn / fail, failures):
+    # what Dagster's dbt assets report as one asset check result per test.
+    results: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False)
     # Each query's tests and wall seconds, slowest first (several tests share a query).
     timings: list[tuple[str, float]] = field(default_factory=list, compare=False)
 
@@ -135,6 +151,21 @@ def _saved(fingerprint: str) -> dict | None:
     if plan.get("fingerprint") != fingerprint or not plan.get("tests"):
         return None
     return plan
+
+
+def holds_an_incremental_batch() -> bool:
+    """Whether int_events_sessionized holds rows of an incremental batch (batch_id > 1): only
+    then may a plan be saved. While it holds a full build's rows only, the tests'
+    __latest_batch*__ scopes compile to whole tables (macro uba_latest_batch_is_everything),
+    which a replayed plan must not keep."""
+    from python_models.warehouse import connect
+
+    con = connect()
+    try:
+        query = f"select count(*) from (select 1 from {_SESSIONIZED} where batch_id > 1 limit 1)"
+        return bool(con.execute(query).fetchone()[0])
+    finally:
+        con.close()
 
 
 def load_plan(fingerprint: str) -> list[dict] | None:
@@ -266,6 +297,17 @@ def save_plan(fingerprint: str, compiled_in: Path | None = None) -> int:
     )
     staged.replace(path)
     return len(tests)
+
+
+def compile_and_save_plan(fingerprint: str) -> int:
+    """After a whole build that ran dbt's test nodes (Dagster's dbt assets without a plan): `dbt
+    compile` of every data test, as build_and_test compiles them after its build, and save_plan
+    of that SQL. The number saved; raises DbtError when the compile fails."""
+    from python_models.dbt_runner import run_dbt
+
+    tests_dir = compiled_tests_dir()
+    run_dbt([*COMPILE_TESTS, "--target-path", str(tests_dir)], quiet=True)
+    return save_plan(fingerprint, tests_dir)
 
 
 # `dbt compile` of every data test, after a build that left their nodes out (build_and_test):
@@ -462,10 +504,14 @@ def _judge(con, test: dict, failures, should_warn, should_error, outcome: TestsO
         ).fetchall()
         shown = "; ".join(str(row) for row in rows)
         outcome.failed.append(f"{test['name']}: {failures} failing rows; first: {shown}")
+        status = "fail"
     elif should_warn:
         outcome.warned.append(f"{test['name']}: {failures} rows")
+        status = "warn"
     else:
         outcome.passed += 1
+        status = "pass"
+    outcome.results[test["unique_id"]] = (status, int(failures or 0))
 
 
 def _queries(tests: list[dict]) -> list[tuple[list[dict], str]]:
@@ -567,6 +613,7 @@ def run_plan(con, tests: list[dict], threads: int = 1) -> TestsOutcome:
         timed = list(pool.map(figures, [query for _, query in queries]))
     results = [row for row, _ in timed]
     outcome = TestsOutcome(passed=len(implied))
+    outcome.results = {t["unique_id"]: ("pass", 0) for t in tests if t["name"] in implied}
     outcome.timings = sorted(
         (
             (", ".join(t["name"] for t in group), secs)

@@ -1,12 +1,32 @@
-"""The dbt project as Dagster assets; dbt tests become asset checks."""
+"""The dbt project as Dagster assets; dbt tests become asset checks.
 
+Once a build of this code has saved its data tests' compiled SQL (python_models/dbt_daily_tests.py:
+a `uba refresh`, or the first whole run of these assets after the first batch, saves it), a
+whole run of either dbt asset builds as `uba refresh` does: dbt builds the models only (no
+unit tests, no data test nodes, not the seeds and views that plan's build wrote from this same
+code: those are reported as materializations with status `reused`), then the data tests of the
+asset's nodes run from that SQL in this process, each reported as the asset check (or, for a
+singular test of several models, the observations) dagster-dbt reports for its node; a failing
+test fails the step after every result is reported. Without a plan, a subset of the assets
+or on another engine, dbt runs its test nodes itself.
+"""
+
+import graphlib
+import importlib.metadata
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.asset_utils import (
+    get_asset_check_key_for_test,
+    get_checks_on_sources_upstream_of_selected_assets,
+    get_manifest_and_translator_from_dbt_assets,
+)
+from packaging import version
 
 from orchestration.defs.ml import model_libraries_for_run
 from orchestration.manifest import ensure_manifest
@@ -52,7 +72,8 @@ class UbaDbtTranslator(DagsterDbtTranslator):
 # dbt models over the score tables (tag after_scoring in dbt_project.yml, e.g. the semantic
 # layer's marts.fct_churn_scores): their own asset definition, downstream of scoring. In the
 # main one they would make a cycle (dbt -> features -> models -> scores -> dbt).
-AFTER_SCORING = "tag:after_scoring"
+AFTER_SCORING_TAG = "after_scoring"
+AFTER_SCORING = f"tag:{AFTER_SCORING_TAG}"
 
 
 @dbt_assets(
@@ -68,7 +89,7 @@ def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # (~7 MB each, never cleaned). Runs that write are serialized by the pool, so no clash.
     libraries = model_libraries_for_run(context)  # imported while this process waits on dbt
     try:
-        yield from build_with_memory_retry(context, dbt, DAGSTER_DBT_TARGET)
+        yield from build_and_check(context, dbt, DAGSTER_DBT_TARGET, after_scoring=False)
     finally:
         if libraries is not None:
             libraries.join()  # before a model step, so no module is imported by two threads
@@ -84,13 +105,216 @@ def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
 )
 def uba_dbt_after_scoring(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """`dbt build` of the models that read the score tables, once they are written."""
-    yield from build_with_memory_retry(context, dbt, DAGSTER_DBT_TARGET)
+    yield from build_and_check(context, dbt, DAGSTER_DBT_TARGET, after_scoring=True)
+
+
+def build_and_check(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, target_path: Path, after_scoring: bool
+) -> Iterator:
+    """The asset's `dbt build`, its data tests from their saved compiled SQL where a plan for
+    this code is saved (module docstring), else as dbt's own test nodes; the main asset
+    (`after_scoring` False) then saves a plan when one may be saved. `after_scoring`: which of
+    the two dbt assets runs (a test runs in the one that builds a model it reads last)."""
+    plan = _saved_plan(context)
+    if plan is None:
+        yield from build_with_memory_retry(context, dbt, target_path)
+        if not after_scoring:
+            _save_plan_when_due(context)
+        return
+    from python_models import dbt_daily_tests
+    from python_models.dbt_runner import dbt_env
+    from python_models.warehouse import connect
+
+    fingerprint, tests = plan
+    manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
+        [context.assets_def]
+    )
+    nodes = _selected_nodes(context, manifest, translator, project)
+    con = connect()
+    try:
+        static = set(dbt_daily_tests.unchanged_static_nodes(con, fingerprint))
+    finally:
+        con.close()
+    reused = [uid for uid in nodes if manifest["nodes"][uid]["name"] in static]
+    built = iter(())
+    if len(reused) < len(nodes):
+        built = build_with_memory_retry(
+            context,
+            dbt,
+            target_path,
+            command=dbt_daily_tests.DAILY_MODELS_BUILD,
+            exclude=sorted(manifest["nodes"][uid]["name"] for uid in reused),
+        )
+    yield from _with_reused(built, reused, nodes, manifest)
+    tests = [t for t in tests if _reads_after_scoring(manifest, t["unique_id"]) == after_scoring]
+    con = connect()
+    try:
+        outcome = dbt_daily_tests.run_plan(
+            con, tests, threads=dbt_daily_tests.test_threads(dbt_env())
+        )
+    finally:
+        con.close()
+    yield from _test_events(context, manifest, translator, project, tests, outcome)
+    for warning in outcome.warned:
+        context.log.warning(f"data test warning: {warning}")
+    if outcome.failed:
+        raise dg.Failure(
+            description=f"{len(outcome.failed)} data test(s) failed: {outcome.failed[0]}",
+            metadata={"failed tests": "\n".join(outcome.failed)},
+        )
+    context.log.info(outcome.describe())
+
+
+# A static node (a seed, a view, a model reading no other node) that the build which saved the
+# plan wrote from this same code: not built again, reported as dbt reports a node it reused.
+REUSED = {
+    "status": "reused",
+    "uba/reused": "built from the code alone, unchanged since the build that saved the data "
+    "tests' plan (python_models/dbt_daily_tests.py)",
+}
+
+
+def _with_reused(
+    events: Iterator, reused: list[str], nodes: Mapping[str, dg.AssetKey], manifest
+) -> Iterator:
+    """dbt's events, with an output (status reused) for each `reused` node: yielded just before
+    the first node built downstream of it (a multi-asset yields its outputs in topological
+    order; dbt builds in that order, so what a reused node reads was yielded before), the
+    rest at the end."""
+    parents = {
+        uid: [p for p in _depends_on(manifest["nodes"][uid]) if p in nodes]
+        for uid in nodes
+    }
+    order = graphlib.TopologicalSorter(parents).static_order()
+    pending = [uid for uid in order if uid in reused]
+    node_of_output = {key.to_python_identifier(): uid for uid, key in nodes.items()}
+
+    def ancestors(uid: str, seen: set[str]) -> set[str]:
+        for parent in parents[uid]:
+            if parent not in seen:
+                seen.add(parent)
+                ancestors(parent, seen)
+        return seen
+
+    def release(due: set[str]) -> Iterator:
+        for uid in [u for u in pending if u in due]:
+            pending.remove(uid)
+            yield dg.Output(None, output_name=nodes[uid].to_python_identifier(), metadata=REUSED)
+
+    for event in events:
+        if isinstance(event, dg.Output) and event.output_name in node_of_output:
+            yield from release(ancestors(node_of_output[event.output_name], set()))
+        yield event
+    yield from release(set(pending))
+
+
+def _on_duckdb() -> bool:
+    settings = get_settings()
+    return settings.warehouse == "duckdb" and settings.dbt_target.startswith("duckdb")
+
+
+def _saved_plan(context: dg.AssetExecutionContext) -> tuple[str, list[dict]] | None:
+    """(code fingerprint, saved tests) when the asset's whole selection runs on DuckDB and a
+    plan is saved for this code; None otherwise (dbt runs its test nodes)."""
+    if context.is_subset or not _on_duckdb():
+        return None
+    from python_models import dbt_daily_tests
+    from python_models.dbt_runner import dbt_env
+
+    fingerprint = dbt_daily_tests.code_fingerprint(dbt_env())
+    tests = dbt_daily_tests.load_plan(fingerprint)
+    return (fingerprint, tests) if tests else None
+
+
+def _save_plan_when_due(context: dg.AssetExecutionContext) -> None:
+    """After a whole build that ran dbt's test nodes, on DuckDB, once the warehouse holds an
+    incremental batch: the tests compiled and saved for the next runs of this code (a dbt
+    compile, ~2-3 s at 1M events, once per code version). A compile that fails is said, not
+    raised: the build itself succeeded, and the next run tries again."""
+    if context.is_subset or not _on_duckdb():
+        return
+    from python_models import dbt_daily_tests
+    from python_models.dbt_runner import DbtError, dbt_env
+
+    if not dbt_daily_tests.holds_an_incremental_batch():
+        return
+    try:
+        saved = dbt_daily_tests.compile_and_save_plan(dbt_daily_tests.code_fingerprint(dbt_env()))
+    except DbtError as err:
+        context.log.warning(f"the data tests' SQL was not saved (dbt compile failed): {err}")
+        return
+    context.log.info(
+        f"{saved} data tests saved: the next runs of this code run them from their compiled SQL"
+    )
+
+
+def _selected_nodes(context, manifest, translator, project) -> dict[str, dg.AssetKey]:
+    """The dbt nodes (models, seeds, snapshots) the asset materializes, by unique_id."""
+    nodes = {}
+    for unique_id, node in manifest["nodes"].items():
+        if node["resource_type"] in ("model", "seed", "snapshot"):
+            key = translator.get_asset_spec(manifest, unique_id, project).key
+            if key in context.selected_asset_keys:
+                nodes[unique_id] = key
+    return nodes
+
+
+def _reads_after_scoring(manifest: Mapping[str, Any], test_id: str) -> bool:
+    """Whether a test reads a model of the after-scoring asset: dbt's own selection then runs
+    it there (its default, eager, indirect selection), and in the main asset otherwise."""
+    return any(
+        AFTER_SCORING_TAG in (manifest["nodes"].get(parent) or {}).get("tags", [])
+        for parent in _depends_on(manifest["nodes"].get(test_id) or {})
+    )
+
+
+def _depends_on(node: Mapping[str, Any]) -> list[str]:
+    return (node.get("depends_on") or {}).get("nodes") or []
+
+
+def _test_events(context, manifest, translator, project, tests, outcome) -> Iterator:
+    """Each replayed test as dagster-dbt reports its node: an asset check result where the
+    test is a check of the selection, else an observation of each node it reads."""
+    check_keys = {
+        *context.selected_asset_check_keys,
+        *get_checks_on_sources_upstream_of_selected_assets(
+            context.assets_def, context.selected_asset_keys
+        ),
+    }
+    for test in tests:
+        status, failures = outcome.results[test["unique_id"]]
+        metadata = {
+            "unique_id": test["unique_id"],
+            "status": status,
+            "dagster_dbt/failed_row_count": failures,
+            "uba/ran": "from its compiled SQL (python_models/dbt_daily_tests.py)",
+        }
+        key = get_asset_check_key_for_test(manifest, translator, test["unique_id"], project)
+        if key in check_keys:
+            yield dg.AssetCheckResult(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=status == "pass",
+                severity=dg.AssetCheckSeverity.WARN
+                if status == "warn"
+                else dg.AssetCheckSeverity.ERROR,
+                metadata=metadata,
+            )
+            continue
+        for parent in _depends_on(manifest["nodes"][test["unique_id"]]):
+            props = manifest["nodes"].get(parent) or manifest["sources"].get(parent)
+            yield dg.AssetObservation(asset_key=translator.get_asset_key(props), metadata=metadata)
 
 
 def build_with_memory_retry(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, target_path: Path
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    target_path: Path,
+    command: Sequence[str] = ("build",),
+    exclude: Sequence[str] = (),
 ) -> Iterator:
-    """`dbt build` of the context's selection, as `uba build` runs it: when the build fails
+    """`dbt build` of the context's selection (`command`: dbt's build with its options, less
+    the nodes named in `exclude`), as `uba build` runs it: when the build fails
     and every failed node ran out of DuckDB memory, the failed and skipped nodes are built once
     more in a fresh dbt process with one thread (dbt's threads share one DuckDB memory_limit;
     see python_models.dbt_runner). Any other failure raises dbt's error.
@@ -101,8 +325,10 @@ def build_with_memory_retry(
     retry that fails too raises a Failure headed as `uba build`'s, naming each failed node."""
     started = time.time()
     seed_target_folder(target_path)  # a first build starts from a saved parse where it can
+    # one value: dagster-dbt takes a single value after each --exclude of ours
+    excluded = ["--exclude", " ".join(exclude)] if exclude else []
     build = dbt.cli(
-        ["build", *warehouse_build_threads()],
+        [*command, *warehouse_build_threads(), *excluded],
         context=context,
         target_path=target_path,
         raise_on_error=False,
@@ -115,8 +341,8 @@ def build_with_memory_retry(
     if not nodes:
         raise build.get_error()
     context.log.warning(memory_retry_notice(nodes))
-    retry = ["build", "--threads", "1"]
-    finished = finished_nodes(results, since=started)
+    retry = [*command, "--threads", "1"]
+    finished = [*exclude, *finished_nodes(results, since=started)]
     if finished:
         retry += ["--exclude", " ".join(finished)]
     started = time.time()
@@ -130,8 +356,23 @@ def build_with_memory_retry(
         ) from again.get_error()
 
 
+class UbaDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt resource without two costs of each `dbt.cli` call that this project
+    has no use for (~5 s of a daily run's two dbt steps on 2 cores): a `dbt --version`
+    subprocess (the executable is dbt-core's own CLI, so its version is the installed
+    package's) and a dbt adapter handle built by loading the project's macros (dagster-dbt
+    uses it only to fetch row counts and column metadata, which these assets do not ask for)."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
+
+
 def dbt_resource() -> DbtCliResource:
     # the same executable as `uba build` (the tests' dbt fork server where one is set)
-    return DbtCliResource(
+    return UbaDbtCliResource(
         project_dir=dbt_project, target=get_settings().dbt_target, dbt_executable=dbt_executable()
     )

@@ -8,10 +8,10 @@
    dbt_runner.WarmDbt, so the build starts without dbt's start-up; on the first refresh of a
    warehouse, which always builds, it starts before the load);
 3. `dbt build` when the gate let new rows in since the last build (incremental models, data
-   tests on the rows the run wrote, no unit tests: see DATA_BUILD); the data tests run from
-   their compiled SQL here after the models (python_models/dbt_daily_tests.py): compiled by
-   the build's own dbt process the first time for this code, which saves that SQL; then dbt
-   builds the models only (not the seeds and views that build wrote from the same code);
+   tests on the rows the run wrote, no unit tests: dbt_daily_tests.DATA_BUILD); the data
+   tests run from their compiled SQL here after the models (python_models/dbt_daily_tests.py):
+   compiled by the build's own dbt process the first time for this code, which saves that SQL;
+   then dbt builds the models only (not the seeds and views that build wrote from the same code);
 4. score what changed (python_models.lifecycle.score_changed): row-wise models only the rows
    (users, anomaly's user-days) whose features changed, other models only when one of their
    inputs changed, every model in full when its champion changed;
@@ -91,24 +91,6 @@ def _table_exists(con, qualified: str) -> bool:
     from python_models.warehouse import table_exists
 
     return table_exists(con, qualified)
-
-
-def _batch_after_first() -> bool:
-    """Whether int_events_sessionized holds rows of an incremental batch (batch_id > 1). While
-    it holds a full build's rows only, the tests' __latest_batch*__ scopes compile to whole
-    tables (macro uba_latest_batch_is_everything), which a replayed plan must not keep."""
-    from python_models.warehouse import connect
-
-    con = connect()
-    try:
-        return bool(
-            _scalar(
-                con,
-                f"select count(*) from (select 1 from {_SESSIONIZED} where batch_id > 1 limit 1)",
-            )
-        )
-    finally:
-        con.close()
 
 
 def _ungated_batches(con) -> int:
@@ -315,20 +297,6 @@ def _describe_gate(gate) -> str:
     return text + (f"; {len(gate.blocked)} BLOCKED as corrupt" if gate.blocked else "")
 
 
-# dbt's unit tests check the SQL on fixed inputs, not the data: `uba build`, CI and any code
-# change run them; a build of the data with the same code does not repeat them (about a
-# quarter of a small daily build's time, a tenth of a first build at 1M). The data tests run,
-# on the rows the run wrote (docs/models.md).
-DATA_BUILD = ["build", "--exclude-resource-type", "unit_test"]
-
-
-# The daily build runs the data tests from their compiled SQL once a refresh has saved them for
-# this code (python_models/dbt_daily_tests.py): dbt's own per-node cost is most of a day's dbt
-# time, and ~300 of its ~360 nodes are data tests. It also leaves out the nodes the plan's
-# build wrote from the code alone (seeds, views, the time spine: unchanged_static_nodes).
-DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
-_SESSIONIZED = "intermediate.int_events_sessionized"
-
 # DuckDB's automatic checkpoint threshold for the day's dbt build (applied by the profile's
 # plugin, python_models/dbt_salt_plugin.py). At DuckDB's 16MiB, one node's COMMIT after another
 # checkpointed (11-22 s of COMMIT in a 10M day at load 3.5-7.7); above the build's WAL (~145 MB
@@ -402,7 +370,7 @@ def _build(
         "duckdb_settings": duckdb_settings,
     }
     if not get_settings().dbt_target.startswith("duckdb"):
-        dbt(lambda: run_dbt_build(DATA_BUILD, **dbt_kwargs))
+        dbt(lambda: run_dbt_build(dbt_daily_tests.DATA_BUILD, **dbt_kwargs))
         return "dbt build (incremental models and data tests)", False
     env = dbt_env()
     fingerprint = dbt_daily_tests.code_fingerprint(env)
@@ -410,11 +378,13 @@ def _build(
     if plan is None:
         # the tests compiled after the whole build: each scope selects what a replay selects
         _, outcome = dbt(
-            lambda: dbt_daily_tests.build_and_test([*DATA_BUILD, *threads], warn, **dbt_kwargs)
+            lambda: dbt_daily_tests.build_and_test(
+                [*dbt_daily_tests.DATA_BUILD, *threads], warn, **dbt_kwargs
+            )
         )
         saved = (
             dbt_daily_tests.save_plan(fingerprint, dbt_daily_tests.compiled_tests_dir())
-            if _batch_after_first()
+            if dbt_daily_tests.holds_an_incremental_batch()
             else 0
         )
         return f"dbt build (incremental models), {outcome.describe()}" + (
@@ -425,7 +395,11 @@ def _build(
         static = dbt_daily_tests.unchanged_static_nodes(con, fingerprint)
     finally:
         con.close()
-    models_build = [*DAILY_MODELS_BUILD, *threads, *(["--exclude", *static] if static else [])]
+    models_build = [
+        *dbt_daily_tests.DAILY_MODELS_BUILD,
+        *threads,
+        *(["--exclude", *static] if static else []),
+    ]
     dbt(lambda: run_dbt_build(models_build, **dbt_kwargs))
     con = connect()
     try:

@@ -117,8 +117,7 @@ def con_hash(path: Path) -> int:
 def test_a_selected_build_runs_only_the_tests_of_its_nodes(gated_warehouse, tmp_path):
     """The bench's same-work row: build_and_test with a selection builds those nodes alone and
     runs only the tests whose every parent is among them (cautious), from their compiled SQL."""
-    from python_models.commands.refresh import DATA_BUILD
-    from python_models.dbt_daily_tests import build_and_test
+    from python_models.dbt_daily_tests import DATA_BUILD, build_and_test
     from python_models.dbt_runner import DbtError
 
     path = tmp_path / "warehouse.duckdb"

@@ -260,3 +260,119 @@ def test_scoring_asset_scores_only_the_users_whose_features_changed(full_pipelin
     assert metadata["scored"].value == "3 rows (changed)"
     assert {u for u in after if after[u] != before[u]} == set(changed_users)
     assert len(after) == len(before)
+
+
+def _day_after(events_dir: Path, days: int, out: Path) -> Path:
+    """The sample's last day of events again, `days` later under new event ids: a new day file."""
+    import uuid
+
+    import polars as pl
+
+    events = pl.read_parquet(str(events_dir / "*.parquet"))
+    stamps = pl.col("event_ts").str.to_datetime(time_zone="UTC", strict=False)
+    last = events.filter(stamps.dt.date() == events.select(stamps.dt.date().max()).item())
+    shifted = {
+        column: pl.col(column)
+        .str.to_datetime(time_zone="UTC", strict=False)
+        .dt.offset_by(f"{days}d")
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for column in ("event_ts", "received_at")
+    }
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"day-{days}-{e}")) for e in last["event_id"]]
+    out.mkdir()
+    last.with_columns(pl.Series("event_id", ids), **shifted).write_parquet(out / "day.parquet")
+    return out
+
+
+@pytest.mark.slow
+def test_daily_dbt_assets_run_the_saved_data_tests(
+    full_pipeline, sample_data, tmp_path, monkeypatch
+):
+    """Once a run saved the data tests' compiled SQL for this code, the dbt assets build the
+    models alone (the seeds and views the saving build wrote are reported reused) and run
+    every data test from that SQL, each reported as the asset check dagster-dbt reports; a
+    planted duplicate in the (reused) seed fails its check and the step, naming the test.
+    dagster-dbt's `dbt --version` subprocess is not run (the resource knows dbt's version)."""
+    import shutil
+
+    import dagster as dg
+    from conftest import repoint_registry
+
+    from orchestration.defs.dbt import dbt_resource, uba_dbt_after_scoring, uba_dbt_assets
+    from orchestration.defs.ingest import events_validated, raw_events, raw_files_run_config
+    from orchestration.resources import WarehouseResource
+    from python_models import dbt_daily_tests
+    from python_models.dbt_runner import dbt_env
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_pipeline.settings.data_dir, data_dir)
+    repoint_registry(data_dir, full_pipeline.settings.data_dir)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))  # the plan's folder
+
+    def no_version_subprocess(*args, **kwargs):
+        raise AssertionError(f"dagster-dbt ran {args}")
+
+    monkeypatch.setattr("dagster_dbt.core.resource.check_output", no_version_subprocess)
+    resources = {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
+
+    def materialize(assets, day: Path | None = None):
+        config = raw_files_run_config(str(day)) if day else {}
+        return dg.materialize(assets, resources=resources, run_config=config, raise_on_error=False)
+
+    def replayed(check) -> bool:
+        return "uba/ran" in check.metadata
+
+    whole = [raw_events, events_validated, uba_dbt_assets, uba_dbt_after_scoring]
+    with pipeline_env(data_dir):
+        fingerprint = dbt_daily_tests.code_fingerprint(dbt_env())
+        assert dbt_daily_tests.load_plan(fingerprint) is None
+        # 1. no plan: dbt runs its test nodes; after the build (an incremental batch now)
+        # the main asset saves the plan
+        main = [raw_events, events_validated, uba_dbt_assets]
+        first = materialize(main, _day_after(sample_data.events_dir, 1, tmp_path / "day1"))
+        assert first.success
+        checks = first.get_asset_check_evaluations()
+        assert checks and not any(replayed(c) for c in checks)
+        plan = dbt_daily_tests.load_plan(fingerprint)
+        assert plan is not None
+
+        # 2. the plan: every check of the main asset reported from the replay, all passing;
+        # the static nodes (seed, views) reported reused, every other node built by dbt
+        second = materialize(whole, _day_after(sample_data.events_dir, 2, tmp_path / "day2"))
+        assert second.success, [e.message for e in second.all_events if e.is_failure]
+        expected = set(uba_dbt_assets.check_keys) | set(uba_dbt_after_scoring.check_keys)
+        checks = [c for c in second.get_asset_check_evaluations() if c.asset_check_key in expected]
+        assert {c.asset_check_key for c in checks} == expected and len(checks) == len(expected)
+        assert all(replayed(c) and c.passed for c in checks)
+        statuses = {
+            event.asset_key.path[-1]: event.materialization.metadata["status"].value
+            for event in second.get_asset_materialization_events()
+            if event.asset_key in uba_dbt_assets.keys | uba_dbt_after_scoring.keys
+        }
+        assert len(statuses) == len(uba_dbt_assets.keys | uba_dbt_after_scoring.keys)
+        reused = {name for name, status in statuses.items() if status == "reused"}
+        assert {"event_taxonomy", "fct_churn_scores", "metricflow_time_spine"} <= reused
+        assert statuses["int_events_sessionized"] == "success"
+        assert statuses["stg_app__events"] == "success"
+
+        # 3. a duplicate planted in the seed's table (reused, so not rewritten): its unique
+        # check fails, the other checks pass, and the step fails naming the test
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+        try:
+            (schema,) = con.execute(
+                "select table_schema from information_schema.tables "
+                "where table_name = 'event_taxonomy'"
+            ).fetchone()
+            con.execute(
+                f"insert into {schema}.event_taxonomy select * from {schema}.event_taxonomy limit 1"
+            )
+        finally:
+            con.close()
+        third = materialize([uba_dbt_assets])
+    assert not third.success
+    failed = [c for c in third.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["unique_event_taxonomy_event_name"]
+    assert len(third.get_asset_check_evaluations()) == len(uba_dbt_assets.check_keys)
+    (failure,) = [e for e in third.all_events if e.is_step_failure]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("1 data test(s) failed: unique_event_taxonomy_event_name: 1 ")

@@ -68,6 +68,14 @@ def test_folded_not_null_and_single_tests_judge_each_test_on_planted_rows():
         "not_null_events_user_id: 2 failing rows; first: (None,); (None,)",
         "unique_events_event_id: 1 failing rows; first: (3, 2)",
     ]
+    # each test's verdict by its node, as dbt's status and failure count (Dagster's checks)
+    assert outcome.results == {
+        "test.uba.not_null_events_event_id": ("pass", 0),
+        "test.uba.not_null_events_user_id": ("fail", 2),
+        "test.uba.not_null_events_amount": ("fail", 1),
+        "test.uba.not_null_events_device": ("warn", 1),
+        "test.uba.unique_events_event_id": ("fail", 1),
+    }
     con.execute("update events set user_id = 'b', amount = 0 where user_id is null")
     con.execute("delete from events where event_id = 3 and device = 'z'")
     assert run_plan(con, plan).failed == []
