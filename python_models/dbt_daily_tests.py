@@ -30,8 +30,12 @@ given a NOT NULL constraint or another test of the plan (`implied_tests`) count 
 without a query. The SQL depends on which relations existed when it was compiled (a
 staged-rows test checks every staged row before int_events_sessionized exists), so the tests
 are compiled after the whole build, and a plan is saved only from a build after batch 1.
-`uba build --select`, CI's builds and Dagster keep running the test nodes; the salt guard
-(tag uba_stops_the_build) runs as a node inside every build. DuckDB targets only.
+Dagster's dbt assets run a saved plan too (orchestration/defs/dbt.py: each test reported as
+its asset check); without one they run the test nodes, then save a plan
+(compile_and_save_plan) from a build after batch 1. `uba build --select`, a subset of the
+Dagster assets and CI's builds keep running the test nodes; the salt guard (tag
+uba_stops_the_build) runs as a node inside every build without a plan (a changed salt
+changes the fingerprint, so no saved plan holds). DuckDB targets only.
 """
 
 from __future__ import annotations
