@@ -181,10 +181,7 @@ def _with_reused(
     the first node built downstream of it (a multi-asset yields its outputs in topological
     order; dbt builds in that order, so what a reused node reads was yielded before), the
     rest at the end."""
-    parents = {
-        uid: [p for p in _depends_on(manifest["nodes"][uid]) if p in nodes]
-        for uid in nodes
-    }
+    parents = {uid: [p for p in _depends_on(manifest["nodes"][uid]) if p in nodes] for uid in nodes}
     order = graphlib.TopologicalSorter(parents).static_order()
     pending = [uid for uid in order if uid in reused]
     node_of_output = {key.to_python_identifier(): uid for uid, key in nodes.items()}
