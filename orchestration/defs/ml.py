@@ -152,18 +152,29 @@ def build_scoring_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         description=f"Batch scores from the champion {spec.name} model: appended to "
         f"{spec.history_table} under the run id and current in {spec.score_table}; "
         "drift of the scored population is measured and stored. Only what changed is scored "
-        "(python_models.lifecycle.score_changed); a new champion rescores everyone.",
+        "(python_models.lifecycle.score_changed); a new champion rescores everyone. With no "
+        "champion (the model is not served: it did not beat its baselines) nothing is scored "
+        "and the run goes on, as `uba refresh` does.",
     )
     def _score(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        from python_models.common import registry
         from python_models.lifecycle import Skipped, score_changed
+        from python_models.warehouse import table_exists
 
         with warehouse.connect() as con:
-            registry.require_champion(con, spec.name)  # no champion: the asset fails, says so
             outcome = score_changed(con, spec.name, run_id=context.run_id)
-            current_rows = con.execute(f"select count(*) from {spec.score_table}").fetchone()[0]
+            current_rows = (
+                con.execute(f"select count(*) from {spec.score_table}").fetchone()[0]
+                if table_exists(con, spec.score_table)
+                else 0
+            )
         if isinstance(outcome, Skipped):
-            context.log.info(f"{spec.score_table} kept: {outcome.reason}")
+            # a model not served must not hold back the other models' publication
+            log = (
+                context.log.warning
+                if outcome.reason.startswith("no champion")
+                else context.log.info
+            )
+            log(f"{spec.score_table} kept: {outcome.reason}")
             return dg.MaterializeResult(
                 metadata={"scored": f"nothing: {outcome.reason}", "dagster/row_count": current_rows}
             )
@@ -196,10 +207,17 @@ def build_derived_asset(derived: DerivedTable) -> dg.AssetsDefinition:
         kinds={"python", "duckdb"},
         description=f"{derived.name}: {derived.summary}.",
     )
-    def _derived(warehouse: WarehouseResource):
+    def _derived(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         from python_models.lifecycle import build_derived_table
+        from python_models.warehouse import table_exists
 
         with warehouse.connect() as con:
+            missing = [t for t in derived.reads if not table_exists(con, t)]
+            if missing:  # a model it reads is not served: as `uba refresh`, not built
+                context.log.warning(f"{derived.name} not built: needs {', '.join(missing)}")
+                return dg.MaterializeResult(
+                    metadata={"built": f"nothing: needs {', '.join(missing)}"}
+                )
             built = build_derived_table(con, derived)
             preview = con.execute(f"select * from {derived.name} limit 10").pl()
         return dg.MaterializeResult(

@@ -376,3 +376,57 @@ def test_daily_dbt_assets_run_the_saved_data_tests(
     (failure,) = [e for e in third.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
     assert description.startswith("1 data test(s) failed: unique_event_taxonomy_event_name: 1 ")
+
+
+def test_a_model_not_served_holds_back_no_publication(full_pipeline, tmp_path):
+    """A model without a champion (it did not beat its baselines, as the load forecast at 10M
+    events) is scored by nobody and says so, its score check passes with nothing to check, the
+    table built from its scores is not built, and the publication goes on with the other
+    models' tables, as `uba refresh` skips such a model."""
+    import shutil
+
+    import dagster as dg
+    from conftest import repoint_registry
+
+    from orchestration.defs.ml import build_derived_asset, build_scoring_asset
+    from orchestration.defs.publish import published_warehouse
+    from orchestration.defs.quality import build_score_check
+    from orchestration.resources import WarehouseResource
+    from python_models.models import DERIVED_TABLES, get_spec
+
+    spec = get_spec("ltv")
+    (at_risk,) = [d for d in DERIVED_TABLES if spec.score_table in d.reads]
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_pipeline.settings.data_dir, data_dir)
+    repoint_registry(data_dir, full_pipeline.settings.data_dir)
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    try:  # LTV never served: no champion, never scored
+        con.execute("update ml.model_registry set status = 'challenger' where model_name = 'ltv'")
+        for table in (spec.score_table, spec.history_table, at_risk.name):
+            con.execute(f"drop table {table}")
+    finally:
+        con.close()
+    assets = [
+        build_scoring_asset(spec),
+        build_score_check(spec),
+        build_derived_asset(at_risk),
+        published_warehouse,
+    ]
+    with pipeline_env(data_dir) as settings:
+        result = dg.materialize(
+            assets, resources={"warehouse": WarehouseResource()}, raise_on_error=False
+        )
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    metadata = {
+        "/".join(e.asset_key.path): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert metadata["ml_scores/ltv_scores"]["scored"].value.startswith("nothing: no champion")
+    assert metadata[at_risk.name.replace(".", "/")]["built"].value == (
+        f"nothing: needs {spec.score_table}"
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.description.startswith("ltv is not served")
+    published = _tables(settings.published_dir / "warehouse.duckdb")
+    assert "ml_scores.churn_scores" in published
+    assert spec.score_table not in published and at_risk.name not in published
