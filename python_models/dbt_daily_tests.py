@@ -66,6 +66,7 @@ DATA_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 # the time spine: unchanged_static_nodes).
 DAILY_MODELS_BUILD = [*DATA_BUILD, "--exclude-resource-type", "test"]
 _SESSIONIZED = "intermediate.int_events_sessionized"
+
 # What the compiled SQL of a test can depend on, besides the warehouse's relations.
 _PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
 _FAILING_ROWS_SHOWN = 5

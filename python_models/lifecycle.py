@@ -146,6 +146,19 @@ class Skipped:
     reason: str
     status: str = "skipped"
 
+    @property
+    def not_served(self) -> bool:
+        """Skipped for want of a champion: the model did not beat its baselines (or was never
+        trained); its scores are not served, and the rest of a run goes on."""
+        return self.reason.startswith(NO_CHAMPION)
+
+
+NO_CHAMPION = "no champion"
+
+
+def _no_champion(model_name: str) -> Skipped:
+    return Skipped(model_name, f"{NO_CHAMPION} (run `uba train --model {model_name}`)")
+
 
 @dataclass(frozen=True)
 class Failed:
@@ -443,7 +456,7 @@ def score_changed(
     fingerprints = {} if fingerprints is None else fingerprints
     champion = registry.get_champion(con, model_name)
     if champion is None:
-        return Skipped(model_name, f"no champion (run `uba train --model {model_name}`)")
+        return _no_champion(model_name)
     last = last_score_state(con, spec)
     if last is None or last.model_version != champion.model_version:
         return score_model(con, model_name, run_id, fingerprints=fingerprints)
@@ -717,7 +730,7 @@ def score_each(
         try:
             get_spec(name)
             if registry.get_champion(target, name) is None:
-                return Skipped(name, f"no champion (run `uba train --model {name}`)")
+                return _no_champion(name)
             if changed_only:
                 return score_changed(target, name, run_id, fingerprints)
             return score_model(target, name, run_id, transactions, fingerprints=fingerprints)

@@ -169,11 +169,7 @@ def build_scoring_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             )
         if isinstance(outcome, Skipped):
             # a model not served must not hold back the other models' publication
-            log = (
-                context.log.warning
-                if outcome.reason.startswith("no champion")
-                else context.log.info
-            )
+            log = context.log.warning if outcome.not_served else context.log.info
             log(f"{spec.score_table} kept: {outcome.reason}")
             return dg.MaterializeResult(
                 metadata={"scored": f"nothing: {outcome.reason}", "dagster/row_count": current_rows}
