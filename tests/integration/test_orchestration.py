@@ -278,7 +278,10 @@ def _day_after(events_dir: Path, days: int, out: Path) -> Path:
         .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         for column in ("event_ts", "received_at")
     }
-    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"day-{days}-{e}")) for e in last["event_id"]]
+    ids = [  # a missing id stays missing (the gate quarantines it, as the sample's own)
+        None if e is None else str(uuid.uuid5(uuid.NAMESPACE_URL, f"day-{days}-{e}"))
+        for e in last["event_id"]
+    ]
     out.mkdir()
     last.with_columns(pl.Series("event_id", ids), **shifted).write_parquet(out / "day.parquet")
     return out
