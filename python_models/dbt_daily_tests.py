@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_target_dir, get_settings
 
 PLAN_FILE = "uba_daily_tests.json"
 
@@ -156,6 +156,14 @@ def _saved(fingerprint: str) -> dict | None:
     if plan.get("fingerprint") != fingerprint or not plan.get("tests"):
         return None
     return plan
+
+
+def replays_tests(target: str | None = None) -> bool:
+    """Whether a whole build's data tests may run from their compiled SQL: a DuckDB warehouse
+    built by a DuckDB dbt target (`target`, default the settings'), the SQL's dialect. `uba
+    build` and Dagster's dbt assets ask it."""
+    settings = get_settings()
+    return settings.warehouse == "duckdb" and (target or settings.dbt_target).startswith("duckdb")
 
 
 def holds_an_incremental_batch() -> bool:

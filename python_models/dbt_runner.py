@@ -710,22 +710,17 @@ def run(args) -> int:
         dbt_args.append("--full-refresh")
     if args.select:
         dbt_args += ["--select", args.select]
-    settings = get_settings()
+    from python_models.dbt_daily_tests import build_and_test, replays_tests
+
     # A whole build on DuckDB runs the data tests from their compiled SQL after the models
     # (python_models.dbt_daily_tests.build_and_test): the same verdicts without dbt's cost per
     # test node. A selection, or another engine, runs the test nodes in dbt.
-    replay = (
-        not args.select
-        and settings.warehouse == "duckdb"
-        and (args.target or settings.dbt_target).startswith("duckdb")
-    )
+    replay = not args.select and replays_tests(args.target)
     say = lambda line: print(f"uba build: {line}")  # noqa: E731
     try:
         with writer_lock(purpose=f"uba {' '.join(dbt_args)}"):
             dbt_args += warehouse_build_threads(args.target, full_refresh=args.full_refresh)
             if replay:
-                from python_models.dbt_daily_tests import build_and_test
-
                 _, outcome = build_and_test(
                     dbt_args,
                     warn=lambda line: print(f"uba build: {line}", file=sys.stderr),

@@ -145,19 +145,14 @@ class Skipped:
     model_name: str
     reason: str
     status: str = "skipped"
-
-    @property
-    def not_served(self) -> bool:
-        """Skipped for want of a champion: the model did not beat its baselines (or was never
-        trained); its scores are not served, and the rest of a run goes on."""
-        return self.reason.startswith(NO_CHAMPION)
-
-
-NO_CHAMPION = "no champion"
+    # For want of a champion: the model did not beat its baselines (or was never trained);
+    # its scores are not served, and the rest of a run goes on.
+    not_served: bool = False
 
 
 def _no_champion(model_name: str) -> Skipped:
-    return Skipped(model_name, f"{NO_CHAMPION} (run `uba train --model {model_name}`)")
+    reason = f"no champion (run `uba train --model {model_name}`)"
+    return Skipped(model_name, reason, not_served=True)
 
 
 @dataclass(frozen=True)
@@ -517,11 +512,12 @@ def derived_tables(names: Iterable[str] | None = None) -> list[DerivedTable]:
     return [d for d in DERIVED_TABLES if tables & set(d.reads)]
 
 
-def build_derived_table(con: duckdb.DuckDBPyConnection, derived: DerivedTable) -> Built:
-    """Rebuild one derived table from the current tables it reads (atomic replace)."""
+def build_derived_table(con: duckdb.DuckDBPyConnection, derived: DerivedTable) -> Built | Skipped:
+    """Rebuild one derived table from the current tables it reads (atomic replace); skipped
+    when one of them is missing (its model was never scored: not served)."""
     missing = [t for t in derived.reads if not table_exists(con, t)]
     if missing:
-        raise LookupError(f"{derived.name} needs {', '.join(missing)}: score the models first")
+        return Skipped(derived.name, f"needs {', '.join(missing)}")
     frame = derived.build(con)
     if derived.consent:
         frame = keep_consented(con, frame, derived.consent)
@@ -541,10 +537,6 @@ def build_derived(
     skipped, one that fails is reported, the others go on."""
     outcomes: list[Built | Skipped | Failed] = []
     for derived in derived_tables(names):
-        missing = [t for t in derived.reads if not table_exists(con, t)]
-        if missing:
-            outcomes.append(Skipped(derived.name, f"needs {', '.join(missing)}"))
-            continue
         try:
             outcomes.append(build_derived_table(con, derived))
         except Exception as err:  # noqa: BLE001 - one table's failure is its outcome

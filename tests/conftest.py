@@ -327,6 +327,21 @@ def pipeline_env(data_dir: Path) -> Iterator:
         reload_settings()
 
 
+def shifted_stamps(by: str) -> dict:
+    """Polars expressions moving an event file's event_ts and received_at (ISO text) `by`
+    later (e.g. "1d"), as text again; a stamp that does not parse becomes null (the gate
+    quarantines it, as it did the original)."""
+    import polars as pl
+
+    return {
+        column: pl.col(column)
+        .str.to_datetime(time_zone="UTC", strict=False)
+        .dt.offset_by(by)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for column in ("event_ts", "received_at")
+    }
+
+
 def repoint_registry(data_dir: Path, old_data_dir: Path) -> None:
     """After copying a data folder: the registry's artifact paths follow the copy."""
     import duckdb

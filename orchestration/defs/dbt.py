@@ -31,6 +31,7 @@ from packaging import version
 from orchestration.defs.ml import model_libraries_for_run
 from orchestration.manifest import ensure_manifest
 from orchestration.resources import WRITER_POOL
+from python_models import dbt_daily_tests
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
 from python_models.dbt_runner import (
     RETRY_FAILED_TOO,
@@ -115,20 +116,19 @@ def build_and_check(
     this code is saved (module docstring), else as dbt's own test nodes; the main asset
     (`after_scoring` False) then saves a plan when one may be saved. `after_scoring`: which of
     the two dbt assets runs (a test runs in the one that builds a model it reads last)."""
-    plan = _saved_plan(context)
+    manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
+        [context.assets_def]
+    )
+    plan = _saved_plan(context, manifest)
     if plan is None:
         yield from build_with_memory_retry(context, dbt, target_path)
         if not after_scoring:
             _save_plan_when_due(context)
         return
-    from python_models import dbt_daily_tests
     from python_models.dbt_runner import dbt_env
     from python_models.warehouse import connect
 
     fingerprint, tests = plan
-    manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
-        [context.assets_def]
-    )
     nodes = _selected_nodes(context, manifest, translator, project)
     con = connect()
     try:
@@ -205,17 +205,13 @@ def _with_reused(
     yield from release(set(pending))
 
 
-def _on_duckdb() -> bool:
-    settings = get_settings()
-    return settings.warehouse == "duckdb" and settings.dbt_target.startswith("duckdb")
-
-
-def _saved_plan(context: dg.AssetExecutionContext) -> tuple[str, list[dict]] | None:
+def _saved_plan(
+    context: dg.AssetExecutionContext, manifest: Mapping[str, Any]
+) -> tuple[str, list[dict]] | None:
     """(code fingerprint, saved tests) when the asset's whole selection runs on DuckDB and a
     plan is saved for this code; None otherwise (dbt runs its test nodes)."""
-    if context.is_subset or not _on_duckdb():
+    if context.is_subset or not dbt_daily_tests.replays_tests():
         return None
-    from python_models import dbt_daily_tests
     from python_models.dbt_runner import dbt_env
 
     fingerprint = dbt_daily_tests.code_fingerprint(dbt_env())
@@ -224,8 +220,7 @@ def _saved_plan(context: dg.AssetExecutionContext) -> tuple[str, list[dict]] | N
         return None
     # A plan of the project on disk that this process's manifest predates (the code location
     # loaded before the project changed): its tests are not all known here, dbt runs them.
-    nodes = get_manifest_and_translator_from_dbt_assets([context.assets_def])[0]["nodes"]
-    if any(test["unique_id"] not in nodes for test in tests):
+    if any(test["unique_id"] not in manifest["nodes"] for test in tests):
         return None
     return fingerprint, tests
 
@@ -235,9 +230,8 @@ def _save_plan_when_due(context: dg.AssetExecutionContext) -> None:
     incremental batch: the tests compiled and saved for the next runs of this code (a dbt
     compile, ~2-3 s at 1M events, once per code version). A compile that fails is said, not
     raised: the build itself succeeded, and the next run tries again."""
-    if context.is_subset or not _on_duckdb():
+    if context.is_subset or not dbt_daily_tests.replays_tests():
         return
-    from python_models import dbt_daily_tests
     from python_models.dbt_runner import DbtError, dbt_env
 
     if not dbt_daily_tests.holds_an_incremental_batch():

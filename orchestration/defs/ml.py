@@ -204,17 +204,13 @@ def build_derived_asset(derived: DerivedTable) -> dg.AssetsDefinition:
         description=f"{derived.name}: {derived.summary}.",
     )
     def _derived(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        from python_models.lifecycle import build_derived_table
-        from python_models.warehouse import table_exists
+        from python_models.lifecycle import Skipped, build_derived_table
 
         with warehouse.connect() as con:
-            missing = [t for t in derived.reads if not table_exists(con, t)]
-            if missing:  # a model it reads is not served: as `uba refresh`, not built
-                context.log.warning(f"{derived.name} not built: needs {', '.join(missing)}")
-                return dg.MaterializeResult(
-                    metadata={"built": f"nothing: needs {', '.join(missing)}"}
-                )
             built = build_derived_table(con, derived)
+            if isinstance(built, Skipped):  # a model it reads is not served, as `uba refresh`
+                context.log.warning(f"{derived.name} not built: {built.reason}")
+                return dg.MaterializeResult(metadata={"built": f"nothing: {built.reason}"})
             preview = con.execute(f"select * from {derived.name} limit 10").pl()
         return dg.MaterializeResult(
             metadata={"dagster/row_count": built.rows, "preview": _markdown(preview)}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import pipeline_env, run_full_pipeline
+from conftest import pipeline_env, run_full_pipeline, shifted_stamps
 
 from python_models.ingest.contract import CONTRACT_COLUMNS
 
@@ -271,19 +271,14 @@ def _day_after(events_dir: Path, days: int, out: Path) -> Path:
     events = pl.read_parquet(str(events_dir / "*.parquet"))
     stamps = pl.col("event_ts").str.to_datetime(time_zone="UTC", strict=False)
     last = events.filter(stamps.dt.date() == events.select(stamps.dt.date().max()).item())
-    shifted = {
-        column: pl.col(column)
-        .str.to_datetime(time_zone="UTC", strict=False)
-        .dt.offset_by(f"{days}d")
-        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        for column in ("event_ts", "received_at")
-    }
     ids = [  # a missing id stays missing (the gate quarantines it, as the sample's own)
         None if e is None else str(uuid.uuid5(uuid.NAMESPACE_URL, f"day-{days}-{e}"))
         for e in last["event_id"]
     ]
     out.mkdir()
-    last.with_columns(pl.Series("event_id", ids), **shifted).write_parquet(out / "day.parquet")
+    last.with_columns(pl.Series("event_id", ids), **shifted_stamps(f"{days}d")).write_parquet(
+        out / "day.parquet"
+    )
     return out
 
 

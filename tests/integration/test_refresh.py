@@ -20,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import shifted_stamps
 
 from python_models.privacy import pseudonymize
 
@@ -151,17 +152,6 @@ def _plant_day(events_dir: Path, scores: pl.DataFrame, out: Path) -> tuple[set[s
         out / "day-new.parquet"
     )
     return set(late["hashed"]), set(fresh["hashed"])
-
-
-def _shifted(by: str) -> dict[str, pl.Expr]:
-    """The event files' event_ts and received_at (ISO text) moved `by` later (e.g. "1d")."""
-    return {
-        column: pl.col(column)
-        .str.to_datetime(time_zone="UTC")
-        .dt.offset_by(by)
-        .dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        for column in ("event_ts", "received_at")
-    }
 
 
 def _newest_sequence_rows(con) -> pl.DataFrame:
@@ -334,7 +324,7 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     # (they are still there for the tests and readers).
     next_day = tmp_path / "next"
     next_day.mkdir()
-    later = _shifted("1d")
+    later = shifted_stamps("1d")
     planted = pl.read_parquet(tmp_path / "day" / "day-new.parquet")
     # and a late event a minute after one of a person's events at least ten days back: a day
     # the last publication holds, whose session (and the previous event's transition and
@@ -450,7 +440,7 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     # first event), which the publish's bound reaches back to (days_written).
     quiet_day = tmp_path / "quiet"
     quiet_day.mkdir()
-    planted.with_columns(renamed("quiet"), **_shifted("3d")).write_parquet(
+    planted.with_columns(renamed("quiet"), **shifted_stamps("3d")).write_parquet(
         quiet_day / "quiet.parquet"
     )
     files_before = _published_files(data_dir)
