@@ -644,16 +644,24 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, step
     own, started in this order as soon as its `needs` fit in `threads` beside those running
     and their pool has room (under POOL_SHARE_BESIDE full), or when none runs, the pool given
     back first; each on w.for_another_thread() (in turn on w where the engine has none), and
-    the pool given back once all are done. The outcomes in the order of `names`."""
+    the pool given back once all are done. The outcomes in the order of `names`.
+
+    LightGBM's thread count is one setting of the process (python_models.common.booster): a
+    step of more than one thread runs alone, and while steps run beside each other every
+    LightGBM call runs on one thread (hold_lightgbm_at_one_thread), lifted when none runs."""
+    from python_models.common.booster import hold_lightgbm_at_one_thread, release_lightgbm_threads
+
     first = w.for_another_thread()
     if first is None:
         return [step(w, name) for name in names]
+    needs = [threads if need > 1 else 1 for need in needs]  # more than one thread: alone
     outcomes: list[Any] = [None] * len(names)
     free = threading.Condition()
     busy = 0
+    held = False  # LightGBM held at one thread
 
     def run(index: int, target) -> None:
-        nonlocal busy
+        nonlocal busy, held
         try:
             outcomes[index] = step(target, names[index])
         except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
@@ -662,6 +670,9 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, step
             target.close()
             with free:
                 busy -= needs[index]
+                if not busy and held:  # no step runs: none can be inside a LightGBM call
+                    release_lightgbm_threads()
+                    held = False
                 free.notify_all()
 
     def room() -> bool:
@@ -670,13 +681,16 @@ def _beside_each_other(w, names: list[str], needs: list[int], threads: int, step
 
     workers = []
     for index, need in enumerate(needs):
+        target = first if index == 0 else w.for_another_thread()  # a failure: nothing held
         with free:
             while busy + need > threads or (busy and not room()):
                 free.wait()
             if not busy:  # nothing runs: the pool back, as between models in turn
                 w.release_memory()
+            elif not held:  # before the first step beside a running one
+                hold_lightgbm_at_one_thread()
+                held = True
             busy += need
-        target = first if index == 0 else w.for_another_thread()
         worker = threading.Thread(
             target=run, args=(index, target), name=f"uba-model-{names[index]}", daemon=True
         )

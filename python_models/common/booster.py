@@ -1,9 +1,12 @@
 """LightGBM, once for every model that uses it: deterministic settings, training with early
-stopping, and `StoredBooster`, which pickles as model text and rebuilds the booster on first use.
+stopping, `StoredBooster`, which pickles as model text and rebuilds the booster on first use,
+and LightGBM's thread count held at one while models run beside each other.
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +32,49 @@ def deterministic_settings(seed: int, num_threads: int) -> dict[str, Any]:
         "num_threads": num_threads,
         "verbosity": -1,
     }
+
+
+# LightGBM's thread count is one setting of the whole process (LGBM_DEFAULT_NUM_THREADS): each
+# call sets it from its num_threads (every core when it names none), sizes its per-thread
+# buffers by it, then runs its OpenMP loops by it again. A call in another thread that changes
+# it between the two gives a loop more threads than buffers: a segfault in lib_lightgbm.so
+# (2026-12-07: next action's one-thread fit beside LTV's validation predict, which named no
+# thread count; 6 of 6 runs of a fit beside a predict crashed within 10 s). While models run
+# beside each other its ceiling (LGBM_SetMaxThreads) holds it at one: every call then sizes
+# and loops with one thread, whatever it asks. A model of more threads runs alone
+# (lifecycle._beside_each_other), so no model is fitted with fewer threads than it asks.
+_hold = threading.Lock()
+_holders = 0
+_ceiling_before = -1
+
+
+def _lightgbm_lib():
+    from lightgbm.basic import _LIB
+
+    return _LIB
+
+
+def hold_lightgbm_at_one_thread() -> None:
+    """Every LightGBM call in this process runs on one thread until the matching
+    release_lightgbm_threads (calls may nest: the last release lifts it)."""
+    global _holders, _ceiling_before
+    with _hold:
+        if _holders == 0:
+            lib, before = _lightgbm_lib(), ctypes.c_int()
+            lib.LGBM_GetMaxThreads(ctypes.byref(before))
+            _ceiling_before = before.value
+            lib.LGBM_SetMaxThreads(ctypes.c_int(1))
+        _holders += 1
+
+
+def release_lightgbm_threads() -> None:
+    """Lift hold_lightgbm_at_one_thread's ceiling (the one before it) at the last release:
+    only once no call that ran under it can still be running."""
+    global _holders
+    with _hold:
+        _holders -= 1
+        if _holders == 0:
+            _lightgbm_lib().LGBM_SetMaxThreads(ctypes.c_int(_ceiling_before))
 
 
 def train_booster(

@@ -349,6 +349,26 @@ def test_models_train_beside_each_other_while_their_threads_fit(monkeypatch, toy
     assert trained[2].model_version == alone.model_version
 
 
+def test_a_model_of_more_threads_trains_alone_however_many_threads(monkeypatch, toy_warehouse):
+    """LightGBM's thread count is one setting of the process, held at one while models run
+    beside each other: a model of two threads trains alone even where four threads would fit
+    it beside two one-thread models (which still meet), so it is fitted on the threads it
+    asks for."""
+    from python_models.lifecycle import train_each
+
+    started, _ = _toys_that_record(
+        [("one", 1), ("two", 1), ("wide", 2)], meet={"one", "two"}, monkeypatch=monkeypatch
+    )
+    con = duckdb.connect(str(toy_warehouse))
+    try:
+        trained = train_each(con, ["one", "two", "wide"], threads=4)
+    finally:
+        con.close()
+    assert all(o.status == "champion" for o in trained), trained
+    assert started[0] == ("wide", frozenset({"wide"}))
+    assert all("wide" not in names for _, names in started[1:]), started
+
+
 def test_models_train_in_turn_past_the_pool_or_within_one_thread(monkeypatch, toy_warehouse):
     """With one thread, or while the pool they would share is over half full, no model trains
     beside another: two that wait for each other (2 s) never meet, and fail; the pool is
