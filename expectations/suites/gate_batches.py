@@ -28,9 +28,8 @@ MIN_DISTINCT_EVENT_TS_SHARE = 0.001
 def build_suite(rules: GateRules) -> gx.ExpectationSuite:
     """Over columns load_id, rows_checked, rows_valid, defect_rate, duplicate_share,
     unplanned_share, distinct_event_ts_share (expectations.gate.run.batch_frame)."""
-    suite = gx.ExpectationSuite(name=SUITE_NAME)
     sanity = {"row_condition": f"rows_valid>={SANITY_MIN_ROWS}", "condition_parser": "pandas"}
-    suite.add_expectation(
+    expectations = [
         gxe.ExpectColumnValuesToBeBetween(
             column="defect_rate",
             min_value=0.0,
@@ -40,16 +39,12 @@ def build_suite(rules: GateRules) -> gx.ExpectationSuite:
                 "why": "share of rows quarantined for a defect (duplicates excluded) above "
                 "UBA_MAX_QUARANTINE_RATE: the batch looks corrupt",
             },
-        )
-    )
-    suite.add_expectation(
+        ),
         gxe.ExpectColumnValuesToBeBetween(
             column="duplicate_share",
             max_value=MAX_DUPLICATE_SHARE,
             meta={"action": "warn", "why": "most rows re-send events already accepted"},
-        )
-    )
-    suite.add_expectation(
+        ),
         gxe.ExpectColumnValuesToBeBetween(
             column="unplanned_share",
             max_value=MAX_UNPLANNED_SHARE,
@@ -58,9 +53,7 @@ def build_suite(rules: GateRules) -> gx.ExpectationSuite:
                 "why": "most valid events are not in the tracking plan: is the plan current?",
             },
             **sanity,
-        )
-    )
-    suite.add_expectation(
+        ),
         gxe.ExpectColumnValuesToBeBetween(
             column="distinct_event_ts_share",
             min_value=MIN_DISTINCT_EVENT_TS_SHARE,
@@ -69,48 +62,41 @@ def build_suite(rules: GateRules) -> gx.ExpectationSuite:
                 "why": "almost every valid event has the same timestamp: a default value?",
             },
             **sanity,
-        )
-    )
-    return suite
+        ),
+    ]
+    return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)
 
 
 def build_reconciliation_suite(rules: GateRules) -> gx.ExpectationSuite:
     """Over columns rows_raw, rows_accounted, validated_missing_required,
     min/max_event_ts_epoch and the bounds' epochs. (An event_id is validated once by
     construction: a copy is kept only when no earlier one was, and one copy per repeat.)"""
-    suite = gx.ExpectationSuite(name=RECONCILIATION_SUITE_NAME)
     abort = {"action": "abort"}
-    suite.add_expectation(
+    expectations = [
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="rows_raw",
             column_B="rows_accounted",
             meta={**abort, "why": "every raw row is in exactly one of validated / quarantine"},
-        )
-    )
-    suite.add_expectation(
+        ),
         gxe.ExpectColumnValuesToBeBetween(
             column="validated_missing_required",
             min_value=0,
             max_value=0,
             meta={**abort, "why": "a validated row lacks a required field"},
-        )
-    )
-    suite.add_expectation(
+        ),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="min_event_ts_epoch",
             column_B="earliest_epoch",
             or_equal=True,
             ignore_row_if="either_value_is_missing",
             meta={**abort, "why": "a validated event is before the earliest event date"},
-        )
-    )
-    suite.add_expectation(
+        ),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="ceiling_epoch",
             column_B="max_event_ts_epoch",
             or_equal=True,
             ignore_row_if="either_value_is_missing",
             meta={**abort, "why": "a validated event is later than its load plus clock skew"},
-        )
-    )
-    return suite
+        ),
+    ]
+    return gx.ExpectationSuite(name=RECONCILIATION_SUITE_NAME, expectations=expectations)

@@ -12,28 +12,27 @@ from python_models.impact.holdout import GROUPS
 
 
 def build_suite(spec: ModelSpec) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name=spec.table_name)
-    suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
+    expectations = [gx.expectations.ExpectTableRowCountToBeBetween(min_value=1)]
     for column in spec.score_columns:
         if column == HOLDOUT_COLUMN:  # null for a user the groups table does not know
             continue
-        suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
+        expectations.append(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
     if HOLDOUT_COLUMN in spec.score_columns:
-        suite.add_expectation(
+        expectations.append(
             gx.expectations.ExpectColumnValuesToBeInSet(
                 column=HOLDOUT_COLUMN, value_set=list(GROUPS)
             )
         )
     # One score per key: user and snapshot (anomaly alerts: user and activity date; the load
     # forecast: origin, metric and hour).
-    suite.add_expectation(
+    expectations.append(
         gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key_columns))
     )
     low, high = spec.score_bounds
     if low is not None or high is not None:
-        suite.add_expectation(
+        expectations.append(
             gx.expectations.ExpectColumnValuesToBeBetween(
                 column="score", min_value=low, max_value=high
             )
         )
-    return suite
+    return gx.ExpectationSuite(name=spec.table_name, expectations=expectations)
