@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from python_models.common.artifacts import ArtifactIntegrityError
+from python_models.common.booster import hold_lightgbm_at_one_thread, release_lightgbm_threads
 from python_models.common.registry import RegistryError
 from python_models.config import DBT_PROJECT_DIR, Settings, get_settings
 from python_models.models import MODELS
@@ -263,11 +265,25 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"detail": reason}, status_code=status)
 
 
+@asynccontextmanager
+async def _one_lightgbm_thread(app: FastAPI):
+    """While the service serves, LightGBM runs on one thread: requests are answered in worker
+    threads, each scoring one row, and LightGBM's thread count is one setting of the process
+    (python_models.common.booster), so a model trained on more threads would mix counts across
+    concurrent requests."""
+    hold_lightgbm_at_one_thread()
+    try:
+        yield
+    finally:
+        release_lightgbm_threads()
+
+
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(
         title="uba scoring service",
         description=__doc__.split("\n\n")[0],
         version="1",
+        lifespan=_one_lightgbm_thread,
     )
 
     @app.exception_handler(RequestValidationError)
