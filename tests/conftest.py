@@ -342,6 +342,18 @@ def shifted_stamps(by: str) -> dict:
     }
 
 
+def lightgbm_threads() -> tuple[int, int]:
+    """(the thread count LightGBM's next call would size and loop with, its ceiling: -1 when
+    none is set): what python_models.common.booster's hold sets, read from LightGBM itself."""
+    import ctypes
+
+    from lightgbm.basic import _LIB
+
+    ceiling = ctypes.c_int()
+    _LIB.LGBM_GetMaxThreads(ctypes.byref(ceiling))
+    return _LIB.OMP_NUM_THREADS(), ceiling.value
+
+
 def repoint_registry(data_dir: Path, old_data_dir: Path) -> None:
     """After copying a data folder: the registry's artifact paths follow the copy."""
     import duckdb

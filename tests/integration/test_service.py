@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import polars as pl
 import pytest
+from conftest import lightgbm_threads
 
 from python_models.privacy import pseudonymize
 
@@ -259,22 +260,13 @@ def test_lightgbm_runs_on_one_thread_while_the_service_serves(service):
     """Requests are answered in worker threads and LightGBM's thread count is one setting of
     the process: a serving app holds it at one thread (a next action trained on more would
     mix counts across concurrent requests), and gives it back when it stops."""
-    import ctypes
-
-    from lightgbm.basic import _LIB
-
     from python_models.service.app import create_app
 
-    def ceiling() -> int:
-        value = ctypes.c_int()
-        _LIB.LGBM_GetMaxThreads(ctypes.byref(value))
-        return value.value
-
     _, svc, _, _ = service
-    assert ceiling() == 1  # the module's service is serving
+    assert lightgbm_threads()[1] == 1  # the module's service is serving
     with _serving(create_app(svc), _free_port()):  # a second app beside it: nested holds
-        assert ceiling() == 1
-    assert ceiling() == 1  # the first still serves
+        assert lightgbm_threads()[1] == 1
+    assert lightgbm_threads()[1] == 1  # the first still serves
 
 
 def test_posted_events_get_the_feature_marts_features(service, held_back, scored_warehouse):

@@ -4,13 +4,13 @@ crashed the process (lib_lightgbm.so, a 1M bench's training, 2026-12-07)."""
 
 from __future__ import annotations
 
-import ctypes
 import subprocess
 import sys
 import textwrap
 import threading
 
 import duckdb
+from conftest import lightgbm_threads
 
 from python_models.config import REPO_ROOT
 
@@ -64,15 +64,6 @@ def test_a_fit_beside_predictions_of_every_core_does_not_crash():
     assert fits > 0 and predictions > 0  # both ran, side by side for the whole race
 
 
-def _lightgbm_threads() -> tuple[int, int]:
-    """(the thread count LightGBM's next call would size and loop with, its ceiling)."""
-    from lightgbm.basic import _LIB
-
-    ceiling = ctypes.c_int()
-    _LIB.LGBM_GetMaxThreads(ctypes.byref(ceiling))
-    return _LIB.OMP_NUM_THREADS(), ceiling.value
-
-
 def test_a_one_thread_fit_keeps_one_thread_while_another_step_predicts_on_every_core():
     """The mechanism of the crash, ordered: a step's fit sets LightGBM's thread count to one,
     another step then predicts naming none (every core); the count LightGBM reads for the
@@ -89,7 +80,7 @@ def test_a_one_thread_fit_keeps_one_thread_while_another_step_predicts_on_every_
     y = (x[:, 0] > 0).astype(float)
     one_thread = {"objective": "binary", "num_threads": 1, "verbose": -1}
     fitted = lgb.train(one_thread, lgb.Dataset(x, y), 2)
-    _, before = _lightgbm_threads()
+    _, before = lightgbm_threads()
     fitting, predicted = threading.Event(), threading.Event()
 
     def step(target, name):
@@ -97,7 +88,7 @@ def test_a_one_thread_fit_keeps_one_thread_while_another_step_predicts_on_every_
             lgb.train(one_thread, lgb.Dataset(x, y), 2)  # LightGBM's count: one
             fitting.set()
             assert predicted.wait(60)
-            return _lightgbm_threads()
+            return lightgbm_threads()
         assert fitting.wait(60)
         fitted.predict(x)  # names no thread count: LightGBM's default, every core
         predicted.set()
@@ -106,9 +97,9 @@ def test_a_one_thread_fit_keeps_one_thread_while_another_step_predicts_on_every_
     w = as_warehouse(duckdb.connect())
     try:
         beside = _beside_each_other(w, ["fit", "predict"], [1, 1], 2, step)
-        alone = _beside_each_other(w, ["wide", "c"], [2, 1], 2, lambda t, n: _lightgbm_threads())
+        alone = _beside_each_other(w, ["wide", "c"], [2, 1], 2, lambda t, n: lightgbm_threads())
     finally:
         w.close()
     assert beside[0] == (1, 1)  # before the hold: (2, -1) on two cores, the crash's loop
     assert [ceiling for _, ceiling in alone] == [before, before]  # in turn: never held
-    assert _lightgbm_threads()[1] == before
+    assert lightgbm_threads()[1] == before
