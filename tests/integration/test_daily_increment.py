@@ -752,9 +752,34 @@ def test_new_keys_are_checked_against_every_stored_row(daily_increment, tmp_path
         assert sorted(f.split(":")[0] for f in outcome.failed) == (
             sorted(NEW_KEY_TESTS) if in_new_day else []
         )
+        # Each reads its table once: the day's keys are found by a scan of the whole table,
+        # and the rows holding them are grouped by the key as they are found, not scanned for
+        # again (digests, then the repeats: twice the table's rows).
+        con = connect(path)
+        try:
+            for (test,), query in dbt_daily_tests._queries(
+                dbt_daily_tests.run_time_values(con, plan)
+            ):
+                table = NEW_KEY_TESTS[test["name"]][0]
+                (rows,) = con.execute(f"select count(*) from {table}").fetchone()
+                assert _rows_scanned(con, query, tmp_path) < 1.5 * rows, test["name"]
+        finally:
+            con.close()
         if not in_new_day:  # the weekly whole-table run finds the old rows' duplicates
             full = _unique_key_tests(path, target, "--vars", "{uba__full_data_tests: true}")
             assert [r["failures"] for r in full] == [1, 1]
+
+
+def _rows_scanned(con, query: str, folder: Path) -> int:
+    """Rows `query` read from every table it scanned, as DuckDB's profiler counts them."""
+    profile = folder / "query_profile.json"
+    con.execute("set enable_profiling = 'json'")
+    con.execute(f"set profiling_output = '{profile}'")
+    try:
+        con.execute(query).fetchall()
+    finally:
+        con.execute("set enable_profiling = 'no_output'")
+    return int(json.loads(profile.read_text())["cumulative_rows_scanned"])
 
 
 def _reconcile_test(path: Path, target: Path, *extra: str) -> int:
