@@ -42,7 +42,11 @@
         {%- if uba_whole_table_tests() or uba_latest_batch_is_everything(where) -%}
             {%- set where = '' -%}
         {%- else -%}
-            {%- set where = uba_test_scope_condition(where, relation) -%}
+            {%- set where = uba_test_scope_condition(where, relation) | trim -%}
+            {#- a scope of every row tests the table itself, as a whole-table test does -#}
+            {%- if where == uba_every_row() | trim -%}
+                {%- set where = '' -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endif -%}
     {%- if where -%}
@@ -50,6 +54,14 @@
     {%- else -%}
         {%- do return(relation) -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The scope condition of every row: the new-load scopes while int_events_sessionized holds a
+    full build only or does not exist yet (every load is new). Singular tests embed the
+    condition; get_where_subquery tests the table itself instead (the unique test's digests,
+    macros/uba_generic_tests.sql, are for whole tables). -#}
+{% macro uba_every_row() -%}
+    1 = 1
 {%- endmacro %}
 
 {#- True when every data test checks its whole table, whatever its scope: `dbt build
@@ -126,7 +138,7 @@
         {%- endif -%}
         {%- set new_loads = uba_new_load_batches(relation) -%}
         {%- if new_loads is none -%}
-            1 = 1
+            {{ uba_every_row() }}
         {%- else -%}
             {{ uba_in_key_set(column, 'select ' ~ column ~ ' from ' ~ relation ~ ' where '
                 ~ uba_in_key_set('load_id', new_loads)) }}
@@ -134,13 +146,13 @@
     {%- elif placeholder == '__new_loads__' -%}
         {%- set new_loads = uba_new_load_batches(relation) -%}
         {%- if new_loads is none -%}
-            1 = 1
+            {{ uba_every_row() }}
         {%- else -%}
             {{ uba_in_key_set('load_id', new_loads) }}
         {%- endif -%}
     {%- elif placeholder == '__latest_load_batches__' -%}
         {%- if load_relation(sessionized) is none -%}
-            1 = 1
+            {{ uba_every_row() }}
         {%- else -%}
             load_id not in (select distinct load_id from {{ sessionized }})
         {%- endif -%}

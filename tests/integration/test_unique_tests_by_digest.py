@@ -36,14 +36,17 @@ COMPILED = [*TESTS, RECONCILE]
 _DIGEST = re.compile(r"hash\(([^()]*)\)")
 
 
-@pytest.fixture(scope="module")
-def compiled(built_warehouse, tmp_path_factory) -> dict[str, str]:
-    """The tests' SQL as dbt compiles it on DuckDB for whole tables (a first build's scope)."""
+@pytest.fixture(scope="module", params=[False, True], ids=["first build", "weekly"])
+def compiled(built_warehouse, tmp_path_factory, request) -> dict[str, str]:
+    """The tests' SQL as dbt compiles it on DuckDB for whole tables: after a first build (its
+    daily scopes then select every row: every load is new) and for the weekly whole-table run
+    (var uba__full_data_tests)."""
     folder = tmp_path_factory.mktemp("digest_tests")
     path, target = folder / "warehouse.duckdb", folder / "target"
     path.write_bytes(built_warehouse.read_bytes())  # the session's copy stays untouched
+    weekly = ["--vars", "{uba__full_data_tests: true}"] if request.param else []
     run_dbt(
-        ["compile", "--select", " ".join(COMPILED)] + ["--vars", "{uba__full_data_tests: true}"],
+        ["compile", "--select", " ".join(COMPILED), *weekly],
         duckdb_path=path,
         quiet=True,
         target_path=target,
