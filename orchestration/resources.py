@@ -19,11 +19,19 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator:
+        """A connection; a writer's on the DuckDB file skips the vacuum as `uba refresh`'s
+        connections do, while the file's deleted-but-stored rows are few (duckdb_engine's
+        daily_duckdb_settings): else the first asset to close after a day's dbt build
+        rewrites the row groups the build's deletes left, and the next day's load those of
+        the earlier days."""
         from python_models.warehouse import connect
+        from python_models.warehouse.duckdb_engine import daily_duckdb_settings, skip_vacuum_as
 
         on_file = get_settings().warehouse == "duckdb"
         con = connect(self.path() if on_file else None, read_only=read_only)
         try:
+            if on_file and not read_only:
+                skip_vacuum_as(con, daily_duckdb_settings(con))
             yield con
         finally:
             con.close()

@@ -25,7 +25,9 @@ is what the model can reach back from a changed event (REACH below):
 
 That holds when the build consumed exactly one new int_events_sessionized batch after the
 publication and every consumer consumed it (a consumer more than one batch behind re-reads
-everything: its rows may change on any day). The publish also checks every day's row count
+everything: its rows may change on any day), and when the dbt code that wrote the publication
+is the code now (dbt_daily_tests.code_fingerprint, kept with the publication: a view's or a
+model's changed SQL may change any day). The publish also checks every day's row count
 before the bound (consent withdrawals and re-grants delete or re-insert a person's rows on
 any day), and hashes the whole table when one differs. Tables not listed are hashed whole.
 """
@@ -90,17 +92,27 @@ def _lookback_weeks() -> int:
     return (int(_vars()["uba__late_event_lookback_days"]) + 6) // 7
 
 
-def basis(con) -> dict:
-    """The producer's newest batch and newest event time now (kept with a publication)."""
+def basis(con, code: str) -> dict:
+    """The producer's newest batch and newest event time now, and `code` (the dbt code's
+    fingerprint): kept with a publication."""
     batch, newest = con.execute(f"select max(batch_id), max(event_ts) from {PRODUCER}").fetchone()
-    return {"producer_batch": batch, "events_through": None if newest is None else str(newest)}
+    return {
+        "producer_batch": batch,
+        "events_through": None if newest is None else str(newest),
+        "code": code,
+    }
 
 
-def unchanged_before(con, published: dict | None, published_days: dict) -> dict[str, date]:
+def unchanged_before(
+    con, published: dict | None, published_days: dict, code: str
+) -> dict[str, date]:
     """{table: first day the build since the publication can have changed} (module
     docstring); empty when that cannot be known. `published`: the basis the current
-    publication was published with; `published_days`: {table: its manifest's day figures}."""
+    publication was published with; `published_days`: {table: its manifest's day figures};
+    `code`: the dbt code's fingerprint now."""
     if not published or published.get("events_through") is None:
+        return {}
+    if published.get("code") != code:  # written by other code (or before this was kept)
         return {}
     batch = con.execute(f"select max(batch_id) from {PRODUCER}").fetchone()[0]
     if batch is None or published.get("producer_batch") is None:
@@ -125,3 +137,16 @@ def unchanged_before(con, published: dict | None, published_days: dict) -> dict[
             newest = date.fromisoformat(max(days))
             bounds[table] = newest - timedelta(days=7 * _lookback_weeks())
     return bounds
+
+
+def publish_bounds(con, out_dir, code: str) -> tuple[dict[str, date], dict | None]:
+    """(unchanged_before, basis) for a daily publish into `out_dir` by dbt code `code`:
+    the days of the big tables the build since the current publication can have written, and
+    what to keep with the new one; ({}, None) without the producer (nothing is bounded)."""
+    from python_models.publish import published_basis, published_days
+    from python_models.warehouse import table_exists
+
+    if not table_exists(con, PRODUCER):
+        return {}, None
+    bounds = unchanged_before(con, published_basis(out_dir), published_days(out_dir), code)
+    return bounds, basis(con, code)

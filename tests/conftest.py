@@ -460,3 +460,52 @@ def full_pipeline(sample_data, tmp_path_factory) -> FullPipeline:
         result = run_full_pipeline(sample_data.events_dir, instance)
     logs = tuple((e.step_key, e.user_message) for e in instance.all_logs(result.run_id))
     return FullPipeline(result=result, settings=settings, logs=logs)
+
+
+def publication_rows(out: Path) -> dict:
+    """{table: (its rows in the publication's DuckDB copy, in its Parquet files)}, sorted, of
+    the publication in `out` (python_models.publish)."""
+    import json
+
+    from python_models.warehouse import connect
+
+    def ordered(frame):
+        return frame.sort(frame.columns, nulls_last=True)
+
+    con = connect(out / "warehouse.duckdb", read_only=True)
+    try:
+        tables = [
+            f"{t['schema']}.{t['table']}"
+            for t in json.loads((out / "manifest.json").read_text())["tables"]
+        ]
+        return {
+            table: (
+                ordered(con.execute(f"select * from {table}").pl()),
+                ordered(
+                    con.execute(
+                        f"select * from read_parquet('{out}/parquet/{table}/*.parquet')"
+                    ).pl()
+                ),
+            )
+            for table in tables
+        }
+    finally:
+        con.close()
+
+
+def assert_equals_a_full_publish(published: Path, fresh: Path) -> None:
+    """The publication in `published` holds, row for row in DuckDB and in Parquet, what a full
+    publish of the warehouse (the settings' file) writes into `fresh`."""
+    from python_models.publish import publish_warehouse
+    from python_models.warehouse import connect
+
+    con = connect()
+    try:
+        publish_warehouse(con, fresh)
+    finally:
+        con.close()
+    kept, full = publication_rows(published), publication_rows(fresh)
+    assert kept.keys() == full.keys()
+    for table, (rows, parquet) in kept.items():
+        assert rows.equals(full[table][0]), table
+        assert parquet.equals(full[table][1]), table

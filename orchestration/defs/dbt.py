@@ -11,7 +11,9 @@ test fails the step after every result is reported. Without a plan, a subset of 
 or on another engine, dbt runs its test nodes itself.
 """
 
+import contextlib
 import graphlib
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -116,25 +118,34 @@ def build_and_check(
     this code is saved (module docstring), else as dbt's own test nodes; the main asset
     (`after_scoring` False) then saves a plan when one may be saved. `after_scoring`: which of
     the two dbt assets runs (a test runs in the one that builds a model it reads last)."""
+    from python_models.dbt_runner import dbt_env
+    from python_models.warehouse import connect
+    from python_models.warehouse.duckdb_engine import daily_duckdb_settings, skip_vacuum_as
+
     manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
         [context.assets_def]
     )
-    plan = _saved_plan(context, manifest)
+    plan = _saved_plan(context, manifest)  # only on DuckDB
+    duckdb_settings, static = {}, set()
+    if get_settings().warehouse == "duckdb":
+        con = connect()
+        try:
+            duckdb_settings = daily_duckdb_settings(con)  # as `uba refresh` builds a day
+            skip_vacuum_as(con, duckdb_settings)
+            if plan is not None:
+                static = set(dbt_daily_tests.unchanged_static_nodes(con, plan[0]))
+        finally:
+            con.close()
     if plan is None:
-        yield from build_with_memory_retry(context, dbt, target_path)
+        yield from build_with_memory_retry(
+            context, dbt, target_path, duckdb_settings=duckdb_settings
+        )
         if not after_scoring:
             _save_plan_when_due(context)
         return
-    from python_models.dbt_runner import dbt_env
-    from python_models.warehouse import connect
 
-    fingerprint, tests = plan
+    _, tests = plan
     nodes = _selected_nodes(context, manifest, translator, project)
-    con = connect()
-    try:
-        static = set(dbt_daily_tests.unchanged_static_nodes(con, fingerprint))
-    finally:
-        con.close()
     reused = [uid for uid in nodes if manifest["nodes"][uid]["name"] in static]
     built = iter(())
     if len(reused) < len(nodes):
@@ -144,6 +155,7 @@ def build_and_check(
             target_path,
             command=dbt_daily_tests.DAILY_MODELS_BUILD,
             exclude=sorted(manifest["nodes"][uid]["name"] for uid in reused),
+            duckdb_settings=duckdb_settings,
         )
     yield from _with_reused(built, reused, nodes, manifest)
     tests = [t for t in tests if _reads_after_scoring(manifest, t["unique_id"]) == after_scoring]
@@ -310,9 +322,11 @@ def build_with_memory_retry(
     target_path: Path,
     command: Sequence[str] = ("build",),
     exclude: Sequence[str] = (),
+    duckdb_settings: Mapping[str, str] | None = None,
 ) -> Iterator:
     """`dbt build` of the context's selection (`command`: dbt's build with its options, less
-    the nodes named in `exclude`), as `uba build` runs it: when the build fails
+    the nodes named in `exclude`; `duckdb_settings`: DuckDB settings for this build, as
+    dbt_runner.dbt_env takes them), as `uba build` runs it: when the build fails
     and every failed node ran out of DuckDB memory, the failed and skipped nodes are built once
     more in a fresh dbt process with one thread (dbt's threads share one DuckDB memory_limit;
     see python_models.dbt_runner). Any other failure raises dbt's error.
@@ -325,12 +339,13 @@ def build_with_memory_retry(
     seed_target_folder(target_path)  # a first build starts from a saved parse where it can
     # one value: dagster-dbt takes a single value after each --exclude of ours
     excluded = ["--exclude", " ".join(exclude)] if exclude else []
-    build = dbt.cli(
-        [*command, *warehouse_build_threads(), *excluded],
-        context=context,
-        target_path=target_path,
-        raise_on_error=False,
-    )
+    with _dbt_environment(duckdb_settings):
+        build = dbt.cli(
+            [*command, *warehouse_build_threads(), *excluded],
+            context=context,
+            target_path=target_path,
+            raise_on_error=False,
+        )
     yield from build.stream()
     if build.is_successful():
         return
@@ -344,7 +359,8 @@ def build_with_memory_retry(
     if finished:
         retry += ["--exclude", " ".join(finished)]
     started = time.time()
-    again = dbt.cli(retry, context=context, target_path=target_path, raise_on_error=False)
+    with _dbt_environment(duckdb_settings):
+        again = dbt.cli(retry, context=context, target_path=target_path, raise_on_error=False)
     yield from again.stream()
     if not again.is_successful():
         failed = failed_node_messages(results, since=started)
@@ -352,6 +368,29 @@ def build_with_memory_retry(
             description=RETRY_FAILED_TOO + (failed[0] if failed else "see dbt's output"),
             metadata={"failed nodes": "\n".join(failed)},
         ) from again.get_error()
+
+
+@contextlib.contextmanager
+def _dbt_environment(duckdb_settings: Mapping[str, str] | None) -> Iterator[None]:
+    """This process's environment, while dagster-dbt starts a dbt process (it copies
+    os.environ), made the one `uba build` and `uba refresh` start dbt in (dbt_runner.dbt_env):
+    the warehouse file and target of the settings (without it, a UBA_DATA_DIR given alone left
+    dbt on the profile's default file while the other assets wrote the settings' one) and
+    `duckdb_settings`. Restored afterwards."""
+    from python_models.dbt_runner import dbt_env
+
+    wanted = dbt_env(duckdb_settings=dict(duckdb_settings or {}))
+    changed = {key: value for key, value in wanted.items() if os.environ.get(key) != value}
+    before = {key: os.environ.get(key) for key in changed}
+    os.environ.update(changed)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class UbaDbtCliResource(DbtCliResource):

@@ -195,6 +195,7 @@ def refresh(
     from python_models.config import get_settings
     from python_models.dbt_runner import build_threads
     from python_models.warehouse import connect, writer_lock
+    from python_models.warehouse.duckdb_engine import daily_duckdb_settings, skip_vacuum_as
 
     settings = get_settings()
     paths = list(paths) if paths else [str(settings.input_path)]
@@ -207,7 +208,7 @@ def refresh(
             try:
                 # before the load: its checkpoint would vacuum the earlier days' deletes
                 duckdb_settings = daily_duckdb_settings(con)
-                _skip_vacuum_as(con, duckdb_settings)
+                skip_vacuum_as(con, duckdb_settings)
                 if _read_state(con) is None:
                     # Never built by a refresh: this run builds whatever the load finds, so
                     # dbt's start-up (its import and full parse, ~15 s whatever the data's
@@ -246,7 +247,7 @@ def refresh(
                 )
                 con = connect()
                 try:
-                    _skip_vacuum_as(con, duckdb_settings)
+                    skip_vacuum_as(con, duckdb_settings)
                     _write_state(con, fingerprint, complete=False)
                 finally:
                     con.close()
@@ -255,7 +256,7 @@ def refresh(
                 warm.close()
         con = connect()
         try:
-            _skip_vacuum_as(con, duckdb_settings)
+            skip_vacuum_as(con, duckdb_settings)
             # Only this refresh's build wrote since the last refresh published (no `uba build`
             # since: it records complete=False), with the code it ran: python_models.days_written.
             bounded = replayed and state is not None and state[1]
@@ -295,42 +296,6 @@ def _describe_gate(gate) -> str:
         f"{gate.rows_quarantined:,} quarantined"
     )
     return text + (f"; {len(gate.blocked)} BLOCKED as corrupt" if gate.blocked else "")
-
-
-# DuckDB's automatic checkpoint threshold for the day's dbt build (applied by the profile's
-# plugin, python_models/dbt_salt_plugin.py). At DuckDB's 16MiB, one node's COMMIT after another
-# checkpointed (11-22 s of COMMIT in a 10M day at load 3.5-7.7); above the build's WAL (~145 MB
-# at 10M) dbt checkpoints once, as it closes the file (5-14 s). Each table is checkpointed once
-# either way, so this saves ~6 s a day under load and nothing quiet (docs/performance-log.md,
-# wt-node15). Committed nodes wait in the WAL until then, which a crash replays. Bounded, so a
-# day far larger than usual still checkpoints on the way. `uba build` keeps DuckDB's: its
-# COMMITs are small, and a full rebuild frees whole tables, whose blocks only a checkpoint lets
-# it reuse.
-DAILY_CHECKPOINT_THRESHOLD = "1GB"
-
-
-def daily_duckdb_settings(con) -> dict[str, str]:
-    """DuckDB settings for the day's dbt build (dbt_salt_plugin.RUN_SETTINGS): the checkpoint
-    threshold above, and no vacuum in that checkpoint while the warehouse's deleted-but-stored
-    rows are under VACUUM_DEAD_SHARE of its rows (python_models.warehouse.duckdb_engine: most
-    of the checkpoint's time is the vacuum's rewrite of the row groups the day's re-cuts
-    deleted from); the first day past it compacts. {} on other engines."""
-    if getattr(con, "engine", None) != "duckdb":
-        return {}
-    from python_models.warehouse.duckdb_engine import VACUUM_DEAD_SHARE, dead_row_share
-
-    settings = {"checkpoint_threshold": DAILY_CHECKPOINT_THRESHOLD}
-    if dead_row_share(con) < VACUUM_DEAD_SHARE:
-        settings["max_vacuum_tasks"] = "0"
-    return settings
-
-
-def _skip_vacuum_as(con, duckdb_settings: dict[str, str]) -> None:
-    """The refresh's own connections skip the vacuum as its dbt build does: else their
-    checkpoints rewrite the row groups dbt's deletes left (10M: 3.6 s at the first close after
-    the build; 3.2 s in the next day's load)."""
-    if "max_vacuum_tasks" in duckdb_settings:
-        con.execute(f"set max_vacuum_tasks = {int(duckdb_settings['max_vacuum_tasks'])}")
 
 
 def _start_dbt(duckdb_settings: dict[str, str]):
@@ -471,15 +436,12 @@ class _Publication:
 
     def __init__(self, con, out_dir: Path, bounded: bool = False):
         from python_models import days_written
-        from python_models.publish import published_basis, published_days
+        from python_models.dbt_daily_tests import code_fingerprint
+        from python_models.dbt_runner import dbt_env
 
         self.con, self.out_dir, self.known = con, out_dir, {}
-        self.tracked = _table_exists(con, days_written.PRODUCER)
-        self.unchanged_before = (
-            days_written.unchanged_before(con, published_basis(out_dir), published_days(out_dir))
-            if bounded and self.tracked
-            else None
-        )
+        bounds, self.basis = days_written.publish_bounds(con, out_dir, code_fingerprint(dbt_env()))
+        self.unchanged_before = bounds if bounded else None
         self._publish = None  # publish.Publish, once started beside the scoring
         self._beside = None  # its thread
         self._beside_outcome: dict[str, Any] = {}  # "error", "seconds"
@@ -537,24 +499,22 @@ class _Publication:
         return {t: self.known[t].fingerprint for t in tables if t in self.known}
 
     def publish(self):
-        from python_models import days_written
         from python_models.publish import publish_warehouse
 
-        basis = days_written.basis(self.con) if self.tracked else None
         if self._publish is None:
             return publish_warehouse(
                 self.con,
                 self.out_dir,
                 only_changed=True,
                 unchanged_before=self.unchanged_before,
-                basis=basis,
+                basis=self.basis,
                 known=self.known,
             )
         self._join()
         publish, self._publish = self._publish, None
         if "error" in self._beside_outcome:
             raise self._beside_outcome["error"]
-        return publish.finish(self.con, basis)
+        return publish.finish(self.con, self.basis)
 
 
 def _describe_publish(published, beside_seconds: float | None = None) -> str:

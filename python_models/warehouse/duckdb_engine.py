@@ -74,6 +74,41 @@ def dead_row_share(con: Any, catalog: str | None = None) -> float:
     return (stored - live) / stored if stored else 0.0
 
 
+# DuckDB's automatic checkpoint threshold for a day's dbt build (applied by the profile's
+# plugin, python_models/dbt_salt_plugin.py). At DuckDB's 16MiB, one node's COMMIT after another
+# checkpointed (11-22 s of COMMIT in a 10M day at load 3.5-7.7); above the build's WAL (~145 MB
+# at 10M) dbt checkpoints once, as it closes the file (5-14 s). Each table is checkpointed once
+# either way, so this saves ~6 s a day under load and nothing quiet (docs/performance-log.md,
+# wt-node15). Committed nodes wait in the WAL until then, which a crash replays. Bounded, so a
+# day far larger than usual still checkpoints on the way. `uba build` keeps DuckDB's: its
+# COMMITs are small, and a full rebuild frees whole tables, whose blocks only a checkpoint lets
+# it reuse.
+DAILY_CHECKPOINT_THRESHOLD = "1GB"
+
+
+def daily_duckdb_settings(con: Any) -> dict[str, str]:
+    """DuckDB settings for a day's dbt build (`uba refresh`'s, and the Dagster dbt assets'; the
+    profile's plugin applies them: dbt_salt_plugin.RUN_SETTINGS): the checkpoint threshold
+    above, and no vacuum in that checkpoint while the warehouse's deleted-but-stored rows are
+    under VACUUM_DEAD_SHARE of its rows (most of the checkpoint's time is the vacuum's rewrite
+    of the row groups the day's re-cuts deleted from); the first day past it compacts. {} on
+    other engines."""
+    if getattr(con, "engine", None) != "duckdb":
+        return {}
+    settings = {"checkpoint_threshold": DAILY_CHECKPOINT_THRESHOLD}
+    if dead_row_share(con) < VACUUM_DEAD_SHARE:
+        settings["max_vacuum_tasks"] = "0"
+    return settings
+
+
+def skip_vacuum_as(con: Any, duckdb_settings: dict[str, str]) -> None:
+    """A daily writer's own connection skips the vacuum as the day's dbt build does: else its
+    checkpoint rewrites the row groups dbt's deletes left (10M: 3.6 s at the first close after
+    the build; 3.2 s in the next day's load)."""
+    if "max_vacuum_tasks" in duckdb_settings:
+        con.execute(f"set max_vacuum_tasks = {int(duckdb_settings['max_vacuum_tasks'])}")
+
+
 class DuckDBTypes(Types):
     double = "double"
 

@@ -4,6 +4,7 @@ and prove the quality gate blocks scoring when the input is corrupt."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import duckdb
@@ -290,17 +291,25 @@ def test_daily_dbt_assets_run_the_saved_data_tests(
     models alone (the seeds and views the saving build wrote are reported reused) and run
     every data test from that SQL, each reported as the asset check dagster-dbt reports; a
     planted duplicate in the (reused) seed fails its check and the step, naming the test.
-    dagster-dbt's `dbt --version` subprocess is not run (the resource knows dbt's version)."""
+    dagster-dbt's `dbt --version` subprocess is not run (the resource knows dbt's version).
+    dbt runs as `uba refresh` starts it: on the settings' warehouse file, and without DuckDB's
+    vacuum while the file's deleted rows are few, as the assets' own connections."""
     import shutil
 
     import dagster as dg
     from conftest import repoint_registry
+    from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
     from orchestration.defs.dbt import dbt_resource, uba_dbt_after_scoring, uba_dbt_assets
     from orchestration.defs.ingest import events_validated, raw_events, raw_files_run_config
     from orchestration.resources import WarehouseResource
     from python_models import dbt_daily_tests
     from python_models.dbt_runner import dbt_env
+    from python_models.warehouse.duckdb_engine import (
+        DAILY_CHECKPOINT_THRESHOLD,
+        VACUUM_DEAD_SHARE,
+        dead_row_share,
+    )
 
     data_dir = tmp_path / "data"
     shutil.copytree(full_pipeline.settings.data_dir, data_dir)
@@ -311,6 +320,14 @@ def test_daily_dbt_assets_run_the_saved_data_tests(
         raise AssertionError(f"dagster-dbt ran {args}")
 
     monkeypatch.setattr("dagster_dbt.core.resource.check_output", no_version_subprocess)
+    dbt_environments = []  # the environment of each dbt process the dbt assets start
+    start_dbt = DbtCliInvocation.run
+
+    def recorded(*args, **kwargs):
+        dbt_environments.append(dict(kwargs["env"]))
+        return start_dbt(*args, **kwargs)
+
+    monkeypatch.setattr(DbtCliInvocation, "run", recorded)
     resources = {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
 
     def materialize(assets, day: Path | None = None):
@@ -335,9 +352,22 @@ def test_daily_dbt_assets_run_the_saved_data_tests(
         assert plan is not None
 
         # 2. the plan: every check of the main asset reported from the replay, all passing;
-        # the static nodes (seed, views) reported reused, every other node built by dbt
+        # the static nodes (seed, views) reported reused, every other node built by dbt. The
+        # warehouse given by UBA_DATA_DIR alone: dbt builds the file the other assets write.
+        os.environ.pop("UBA_DUCKDB_PATH")  # pipeline_env puts it back
         second = materialize(whole, _day_after(sample_data.events_dir, 2, tmp_path / "day2"))
         assert second.success, [e.message for e in second.all_events if e.is_failure]
+        # dbt ran with `uba refresh`'s DuckDB settings for a day (the profile's plugin applies
+        # them: tests/unit/test_dbt_runner.py), the file's dead rows being few
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+        try:
+            assert dead_row_share(con) < VACUUM_DEAD_SHARE
+        finally:
+            con.close()
+        (built,) = dbt_environments[-1:]
+        assert built["UBA_DUCKDB_PATH"] == str(data_dir / "warehouse.duckdb")
+        assert built["UBA_DUCKDB_CHECKPOINT_THRESHOLD"] == DAILY_CHECKPOINT_THRESHOLD
+        assert built["UBA_DUCKDB_MAX_VACUUM_TASKS"] == "0"
         expected = set(uba_dbt_assets.check_keys) | set(uba_dbt_after_scoring.check_keys)
         checks = [c for c in second.get_asset_check_evaluations() if c.asset_check_key in expected]
         assert {c.asset_check_key for c in checks} == expected and len(checks) == len(expected)
@@ -374,6 +404,61 @@ def test_daily_dbt_assets_run_the_saved_data_tests(
     (failure,) = [e for e in third.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
     assert description.startswith("1 data test(s) failed: unique_event_taxonomy_event_name: 1 ")
+
+
+def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
+    full_pipeline, sample_data, tmp_path, monkeypatch
+):
+    """The Dagster publish asset publishes a day as `uba refresh` does: of the big tables it
+    hashes only the days the day's dbt build can have written (python_models.days_written),
+    known from the basis and dbt code the publication before was made with, and the
+    publication still equals a full publish of the warehouse, row for row."""
+    import shutil
+
+    import dagster as dg
+    from conftest import assert_equals_a_full_publish, repoint_registry
+
+    from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+    from orchestration.defs.ingest import events_validated, raw_events, raw_files_run_config
+    from orchestration.defs.publish import published_warehouse
+    from orchestration.resources import WarehouseResource
+    from python_models import days_written
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_pipeline.settings.data_dir, data_dir)
+    repoint_registry(data_dir, full_pipeline.settings.data_dir)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
+    bounds = []
+    known = days_written.unchanged_before
+    monkeypatch.setattr(
+        days_written, "unchanged_before", lambda *a: bounds.append(known(*a)) or bounds[-1]
+    )
+    assets = [raw_events, events_validated, uba_dbt_assets, published_warehouse]
+    resources = {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
+    with pipeline_env(data_dir) as settings:
+        for day in (1, 2):
+            run_config = raw_files_run_config(
+                str(_day_after(sample_data.events_dir, day, tmp_path / f"day{day}"))
+            )
+            result = dg.materialize(
+                assets, resources=resources, run_config=run_config, raise_on_error=False
+            )
+            assert result.success, [e.message for e in result.all_events if e.is_failure]
+        (published,) = [
+            e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(["published", "warehouse"])
+        ]
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+        try:
+            (history_from,) = con.execute("select min(event_date) from marts.fct_events").fetchone()
+        finally:
+            con.close()
+        # the second day's bounds: the event tables from the day's own events on, not the
+        # whole history
+        assert published["tables_hashed_by_day"].value == len(bounds[-1]) > 0
+        assert history_from < bounds[-1]["marts.fct_events"]
+        assert_equals_a_full_publish(settings.published_dir, tmp_path / "fresh")
 
 
 def test_a_model_not_served_holds_back_no_publication(full_pipeline, tmp_path):

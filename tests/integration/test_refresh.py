@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import shifted_stamps
+from conftest import assert_equals_a_full_publish, shifted_stamps
 
 from python_models.privacy import pseudonymize
 
@@ -459,34 +459,6 @@ def test_a_new_day_rescores_only_the_users_whose_features_changed(warehouse, tmp
     )
 
 
-def _publication(out: Path) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
-    """{table: (its rows in the published DuckDB copy, in its Parquet files)}, sorted."""
-    from python_models.warehouse import connect
-
-    def ordered(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.sort(frame.columns, nulls_last=True)
-
-    con = connect(out / "warehouse.duckdb", read_only=True)
-    try:
-        tables = [
-            f"{t['schema']}.{t['table']}"
-            for t in json.loads((out / "manifest.json").read_text())["tables"]
-        ]
-        return {
-            table: (
-                ordered(con.execute(f"select * from {table}").pl()),
-                ordered(
-                    con.execute(
-                        f"select * from read_parquet('{out}/parquet/{table}/*.parquet')"
-                    ).pl()
-                ),
-            )
-            for table in tables
-        }
-    finally:
-        con.close()
-
-
 def _assert_equals_a_full_publish(
     data_dir: Path, fresh: Path, copied, files_before, old_days_changed: bool = True
 ) -> None:
@@ -494,19 +466,7 @@ def _assert_equals_a_full_publish(
     does; the files of the tables it did not copy are the old ones, and the big event table
     kept the Parquet files of the months the day did not touch (`old_days_changed`: and
     wrote some of the files it had)."""
-    from python_models.publish import publish_warehouse
-    from python_models.warehouse import connect
-
-    con = connect()
-    try:
-        publish_warehouse(con, fresh)
-    finally:
-        con.close()
-    refreshed, full = _publication(data_dir / "published"), _publication(fresh)
-    assert refreshed.keys() == full.keys()
-    for table, (rows, parquet) in refreshed.items():
-        assert rows.equals(full[table][0]), table
-        assert parquet.equals(full[table][1]), table
+    assert_equals_a_full_publish(data_dir / "published", fresh)
     files_after = _published_files(data_dir)
     for name, identity in files_before.items():
         table = name.split("/")[1] if name.startswith("parquet/") else None

@@ -209,10 +209,10 @@ def test_dead_rows_are_counted_until_a_vacuum_and_decide_the_daily_build_s_vacuu
     """Deleted rows stay stored (and counted) through a checkpoint without DuckDB's vacuum;
     `uba refresh` skips the vacuum for its dbt build below VACUUM_DEAD_SHARE of the stored
     rows and lets it run past it; a vacuum that compacts clears the count."""
-    from python_models.commands.refresh import daily_duckdb_settings
     from python_models.warehouse.duckdb_engine import (
         VACUUM_DEAD_SHARE,
         DuckDBWarehouse,
+        daily_duckdb_settings,
         dead_row_share,
     )
 
@@ -241,6 +241,40 @@ def test_dead_rows_are_counted_until_a_vacuum_and_decide_the_daily_build_s_vacuu
     assert dead_row_share(con) < 0.16  # b's row groups rewritten without its dead rows
     assert con.execute("select count(*) from marts.b").fetchone()[0] == 300_001
     con.close()
+
+
+def test_dagster_writers_skip_the_vacuum_as_uba_refresh_does(tmp_path):
+    """The Dagster assets' writer connections (WarehouseResource) skip DuckDB's vacuum while
+    the file's deleted-but-stored rows are under VACUUM_DEAD_SHARE, as `uba refresh`'s own
+    connections do, and leave it on past it; a reader keeps DuckDB's default."""
+    from orchestration.resources import WarehouseResource
+    from python_models.warehouse.duckdb_engine import VACUUM_DEAD_SHARE, dead_row_share
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute("create table marts.a as select range as i from range(1000000)")
+    (default,) = con.execute("select current_setting('max_vacuum_tasks')").fetchone()
+    con.execute("set max_vacuum_tasks = 0")
+    con.execute("delete from marts.a where i % 10 = 0")
+    con.execute("checkpoint")
+    con.close()
+
+    def vacuum_tasks(read_only: bool = False) -> int:
+        with WarehouseResource(duckdb_path=str(path)).connect(read_only=read_only) as con:
+            assert (dead_row_share(con) < VACUUM_DEAD_SHARE) == few
+            return con.execute("select current_setting('max_vacuum_tasks')").fetchone()[0]
+
+    few = True  # 100,000 of 1,000,000 stored rows
+    assert default > 0 and vacuum_tasks() == 0
+    assert vacuum_tasks(read_only=True) == default
+    con = duckdb.connect(str(path))
+    con.execute("set max_vacuum_tasks = 0")
+    con.execute("delete from marts.a where i % 10 < 5")  # half the stored rows now
+    con.execute("checkpoint")
+    con.close()
+    few = False
+    assert vacuum_tasks() == default
 
 
 def _pool_mb(con) -> float:
