@@ -118,8 +118,9 @@ def build_and_check(
     this code is saved (module docstring), else as dbt's own test nodes; the main asset
     (`after_scoring` False) then saves a plan when one may be saved. `after_scoring`: which of
     the two dbt assets runs (a test runs in the one that builds a model it reads last)."""
+    from python_models.days_written import PRODUCER
     from python_models.dbt_runner import dbt_env
-    from python_models.warehouse import connect
+    from python_models.warehouse import connect, table_exists
     from python_models.warehouse.duckdb_engine import daily_duckdb_settings, skip_vacuum_as
 
     manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
@@ -130,8 +131,11 @@ def build_and_check(
     if get_settings().warehouse == "duckdb":
         con = connect()
         try:
-            duckdb_settings = daily_duckdb_settings(con)  # as `uba refresh` builds a day
-            skip_vacuum_as(con, duckdb_settings)
+            # A day's build, as `uba refresh` runs it; a first build keeps DuckDB's own
+            # settings, as `uba build` does.
+            if table_exists(con, PRODUCER):
+                duckdb_settings = daily_duckdb_settings(con)
+                skip_vacuum_as(con, duckdb_settings)
             if plan is not None:
                 static = set(dbt_daily_tests.unchanged_static_nodes(con, plan[0]))
         finally:
