@@ -383,18 +383,18 @@ def _dbt_environment(duckdb_settings: Mapping[str, str] | None) -> Iterator[None
     `duckdb_settings`. Restored afterwards."""
     from python_models.dbt_runner import dbt_env
 
+    before = dict(os.environ)
     wanted = dbt_env(duckdb_settings=dict(duckdb_settings or {}))
-    changed = {key: value for key, value in wanted.items() if os.environ.get(key) != value}
-    before = {key: os.environ.get(key) for key in changed}
+    changed = {key: value for key, value in wanted.items() if before.get(key) != value}
     os.environ.update(changed)
     try:
         yield
     finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
+        for key in changed:
+            if key in before:
+                os.environ.update({key: before[key]})
             else:
-                os.environ[key] = value
+                os.environ.pop(key, None)
 
 
 class UbaDbtCliResource(DbtCliResource):
