@@ -6,7 +6,7 @@ failed otherwise. Real dbt, real Dagster materializations of a two-model project
 import json
 
 import dagster as dg
-from conftest import pipeline_env
+import pytest
 from dagster_dbt import DbtCliResource, dbt_assets
 from dbt_memory_project import heavy_rows_in, memory_project
 
@@ -14,36 +14,46 @@ from python_models.config import REPO_ROOT
 from python_models.dbt_runner import dbt_executable, run_dbt
 
 
+@pytest.fixture(autouse=True)
+def _settings_back():
+    """Each test points the settings at its own warehouse and memory limit (monkeypatch);
+    reloaded here once monkeypatch has put the environment back, so later tests in the worker
+    read the session's settings."""
+    yield
+    from python_models.config import reload_settings
+
+    reload_settings()
+
+
 def _materialize(tmp_path, monkeypatch, failing_test: bool = False, **project_vars):
     from orchestration.defs.dbt import build_with_memory_retry  # reads settings: after conftest's
+    from python_models.config import reload_settings
 
     project = memory_project(
         tmp_path, monkeypatch, failing_test=failing_test, project_vars=project_vars
     )
-    target = tmp_path / "target"
-    parsed = tmp_path / "parse"
+    warehouse = tmp_path / "w.duckdb"
     # the asset starts dbt on the settings' warehouse (dbt_runner.dbt_env)
-    with pipeline_env(tmp_path) as settings:
-        warehouse = settings.duckdb_path
-        run_dbt(
-            ["parse"], duckdb_path=warehouse, quiet=True, target_path=parsed, project_dir=project
-        )
+    monkeypatch.setenv("UBA_DUCKDB_PATH", str(warehouse))
+    reload_settings()
+    parsed = tmp_path / "parse"
+    run_dbt(["parse"], duckdb_path=warehouse, quiet=True, target_path=parsed, project_dir=project)
+    target = tmp_path / "target"
 
-        # As a dict: dagster-dbt caches a manifest read from a path for the process's life,
-        # and each test's tmp_path is the same folder (tests/conftest.py).
-        @dbt_assets(manifest=json.loads((parsed / "manifest.json").read_text()))
-        def memory_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-            yield from build_with_memory_retry(context, dbt, target)
+    # As a dict: dagster-dbt caches a manifest read from a path for the process's life, and
+    # each test's tmp_path is the same folder (tests/conftest.py).
+    @dbt_assets(manifest=json.loads((parsed / "manifest.json").read_text()))
+    def memory_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from build_with_memory_retry(context, dbt, target)
 
-        # dbt_executable(): the worker's fork server (tests/conftest.py), as the product's
-        # resource
-        dbt = DbtCliResource(
-            project_dir=str(project), profiles_dir=str(REPO_ROOT), dbt_executable=dbt_executable()
-        )
-        instance = dg.DagsterInstance.ephemeral()
-        result = dg.materialize(
-            [memory_assets], resources={"dbt": dbt}, instance=instance, raise_on_error=False
-        )
+    # dbt_executable(): the worker's fork server (tests/conftest.py), as the product's resource
+    dbt = DbtCliResource(
+        project_dir=str(project), profiles_dir=str(REPO_ROOT), dbt_executable=dbt_executable()
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [memory_assets], resources={"dbt": dbt}, instance=instance, raise_on_error=False
+    )
     said = [entry.user_message for entry in instance.all_logs(result.run_id)]
     return result, said, warehouse, target
 
