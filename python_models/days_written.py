@@ -139,14 +139,18 @@ def unchanged_before(
     return bounds
 
 
-def publish_bounds(con, out_dir, code: str) -> tuple[dict[str, date], dict | None]:
-    """(unchanged_before, basis) for a daily publish into `out_dir` by dbt code `code`:
+def publish_bounds(con, out_dir) -> tuple[dict[str, date], dict | None]:
+    """(unchanged_before, basis) for a daily publish into `out_dir` by the dbt code on disk
+    (its fingerprint as dbt runs it: dbt_daily_tests.code_fingerprint of dbt_runner.dbt_env):
     the days of the big tables the build since the current publication can have written, and
     what to keep with the new one; ({}, None) without the producer (nothing is bounded)."""
+    from python_models.dbt_daily_tests import code_fingerprint
+    from python_models.dbt_runner import dbt_env
     from python_models.publish import published_basis, published_days
     from python_models.warehouse import table_exists
 
     if not table_exists(con, PRODUCER):
         return {}, None
+    code = code_fingerprint(dbt_env())
     bounds = unchanged_before(con, published_basis(out_dir), published_days(out_dir), code)
     return bounds, basis(con, code)

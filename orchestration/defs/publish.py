@@ -30,8 +30,6 @@ def published_warehouse(warehouse: WarehouseResource) -> dg.MaterializeResult:
     features, reports and score tables, swapped in atomically so readers never see a half copy
     and never hold a lock on the pipeline's file."""
     from python_models import days_written
-    from python_models.dbt_daily_tests import code_fingerprint
-    from python_models.dbt_runner import dbt_env
     from python_models.publish import publish_warehouse
 
     out_dir = get_settings().published_dir
@@ -39,7 +37,7 @@ def published_warehouse(warehouse: WarehouseResource) -> dg.MaterializeResult:
         # Tables whose content is unchanged since the last publication are carried over, and
         # of the big ones only the days the day's build can have written are hashed, as
         # `uba refresh` publishes (python_models.days_written).
-        bounds, basis = days_written.publish_bounds(con, out_dir, code_fingerprint(dbt_env()))
+        bounds, basis = days_written.publish_bounds(con, out_dir)
         result = publish_warehouse(
             con, out_dir, only_changed=True, unchanged_before=bounds, basis=basis
         )

@@ -436,11 +436,9 @@ class _Publication:
 
     def __init__(self, con, out_dir: Path, bounded: bool = False):
         from python_models import days_written
-        from python_models.dbt_daily_tests import code_fingerprint
-        from python_models.dbt_runner import dbt_env
 
         self.con, self.out_dir, self.known = con, out_dir, {}
-        bounds, self.basis = days_written.publish_bounds(con, out_dir, code_fingerprint(dbt_env()))
+        bounds, self.basis = days_written.publish_bounds(con, out_dir)
         self.unchanged_before = bounds if bounded else None
         self._publish = None  # publish.Publish, once started beside the scoring
         self._beside = None  # its thread
