@@ -364,6 +364,16 @@ def seed_target_folder(
         _start_from_cache(saved, env)
 
 
+def a_saved_parse(target_path: str | Path) -> Path | None:
+    """The parse saved in `target_path`, else the parse cache's for the settings' warehouse,
+    None without either: what a dbt fork server's warm-up starts from (dbt_fork._warm_up)."""
+    env = dbt_env()
+    env["DBT_TARGET_PATH"] = str(target_path)
+    saved = saved_parse_for(env, None)
+    candidates = [Path(target_path) / _SAVED_PARSE, *([saved.cached] if saved else [])]
+    return next((path for path in candidates if path.exists()), None)
+
+
 def _keep_in_cache(saved: SavedParse | None) -> None:
     """The run's parse into the cache (an unwritable cache is skipped: it only saves time)."""
     if saved is None or not saved.own.exists():

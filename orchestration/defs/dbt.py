@@ -14,6 +14,9 @@ or on another engine, dbt runs its test nodes itself.
 import contextlib
 import graphlib
 import os
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -29,12 +32,13 @@ from dagster_dbt.asset_utils import (
 )
 from dagster_dbt.compat import DBT_PYTHON_VERSION
 from packaging import version
+from pydantic import PrivateAttr
 
 from orchestration.defs.ml import model_libraries_for_run
 from orchestration.manifest import ensure_manifest
 from orchestration.resources import WRITER_POOL
 from python_models import dbt_daily_tests
-from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, get_settings
+from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_fork_server, get_settings
 from python_models.dbt_runner import (
     RETRY_FAILED_TOO,
     dbt_executable,
@@ -53,6 +57,9 @@ dbt_project = DbtProject(
 )
 MANIFEST_PATH = ensure_manifest()
 DAGSTER_DBT_TARGET = DBT_PROJECT_DIR / "target" / "dagster"
+# How long a dbt step waits for the run's dbt process to finish warming up (~4-5 s quiet,
+# ~10-13 s without a saved parse) before it starts dbt cold.
+WARM_UP_WAIT_S = 60.0
 
 
 class UbaDbtTranslator(DagsterDbtTranslator):
@@ -402,7 +409,75 @@ class UbaDbtCliResource(DbtCliResource):
     has no use for (~5 s of a daily run's two dbt steps on 2 cores): a `dbt --version`
     subprocess (the executable is dbt-core's own CLI, so its version is the installed
     package's) and a dbt adapter handle built by loading the project's macros (dagster-dbt
-    uses it only to fetch row counts and column metadata, which these assets do not ask for)."""
+    uses it only to fetch row counts and column metadata, which these assets do not ask for).
+
+    A run's dbt starts warm: the resource, initialized as the run starts (the in-process
+    executor initializes a run's resources once, before its first step), starts a dbt fork
+    server of its own (python_models/dbt_fork.py), which imports dbt and parses the project
+    (from the last run's saved parse: ~4-5 s) while the load and the gate run; each `cli`
+    call waits for it to serve and runs dbt forked from it (~1 s to a model instead of
+    ~7-8 s), and the run's end stops it. Where fork is not available, or a server already
+    serves this process's dbt runs (the tests'), dbt starts as a process of its own, as
+    dagster-dbt starts it."""
+
+    _fork_server: Any = PrivateAttr(default=None)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DbtCliResource]:
+        from python_models import dbt_fork
+
+        folder, server = self._start_fork_server(context)
+        resource = self
+        if server is not None:
+            resource = self._with_updated_values(
+                {"dbt_executable": dbt_fork.executable_path(folder)}
+            )
+            resource._fork_server = server
+        try:
+            with super(UbaDbtCliResource, resource).yield_for_execution(context) as value:
+                yield value
+        finally:
+            if server is not None:
+                dbt_fork.stop_server(server)
+                forked = dbt_fork.forked_runs(folder)
+                shutil.rmtree(folder, ignore_errors=True)
+                context.log.info(
+                    f"{forked} dbt run(s) forked from this run's warmed dbt process "
+                    "(python_models/dbt_fork.py)"
+                )
+
+    def _start_fork_server(self, context: dg.InitResourceContext) -> tuple[str | None, Any]:
+        """(its folder, its process), or (None, None) where dbt starts cold."""
+        if not sys.platform.startswith("linux") or dbt_fork_server():
+            return None, None
+        from python_models import dbt_fork
+        from python_models.dbt_runner import a_saved_parse
+
+        folder = tempfile.mkdtemp(prefix="uba-dbt-")  # short: a socket's path holds ~107 bytes
+        try:
+            return folder, dbt_fork.start_server(folder, a_saved_parse(DAGSTER_DBT_TARGET))
+        except (OSError, ValueError) as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            context.log.warning(f"dbt starts cold in this run (no warmed dbt process): {err}")
+            return None, None
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> Any:
+        if self._fork_server is not None:
+            from python_models import dbt_fork
+
+            folder = Path(self.dbt_executable).parent
+            started = time.monotonic()
+            serving = dbt_fork.wait_until_serving(folder, self._fork_server, WARM_UP_WAIT_S)
+            waited = f"{time.monotonic() - started:.1f} s"
+            if serving:
+                dg.get_dagster_logger().info(
+                    f"dbt forks from the run's warmed dbt process (waited {waited} for it)"
+                )
+            else:
+                dg.get_dagster_logger().warning(
+                    f"dbt starts cold: the run's dbt process is not warm after {waited}"
+                )
+        return super().cli(args, **kwargs)
 
     @cached_property
     def _cli_version(self) -> version.Version:

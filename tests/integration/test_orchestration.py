@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -281,6 +283,71 @@ def _day_after(events_dir: Path, days: int, out: Path) -> Path:
         out / "day.parquet"
     )
     return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork and /proc")
+def test_a_run_s_dbt_forks_from_a_process_the_run_warmed_as_it_started(tmp_path, monkeypatch):
+    """Without the tests' dbt fork server, a Dagster run's dbt resource starts one of its own
+    as the run starts; the dbt step runs dbt through it (the run's log counts the run forked
+    from it), dbt's work is done (the time spine holds every day of the project's declared
+    range), and the run's end stops the server and removes its folder."""
+    import dagster as dg
+    import yaml
+    from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+
+    from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+    from python_models import dbt_fork
+    from python_models.config import DBT_PROJECT_DIR
+
+    monkeypatch.delenv(dbt_fork.SERVER_ENV)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
+    executables = []  # the executable each dbt process the step starts runs
+    start_dbt = DbtCliInvocation.run
+
+    def recorded(*args, **kwargs):
+        executables.append(Path(kwargs["args"][0]))
+        return start_dbt(*args, **kwargs)
+
+    monkeypatch.setattr(DbtCliInvocation, "run", recorded)
+    (spine,) = [key for key in uba_dbt_assets.keys if key.path[-1] == "metricflow_time_spine"]
+    instance = dg.DagsterInstance.ephemeral()
+    with pipeline_env(tmp_path / "data") as settings:
+        result = dg.materialize(
+            [uba_dbt_assets], selection=[spine], resources={"dbt": dbt_resource()},
+            instance=instance,
+        )  # fmt: skip
+        assert result.success
+        con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+        try:
+            first, last, days = con.execute(
+                "select min(date_day), max(date_day), count(distinct date_day) "
+                "from marts.metricflow_time_spine"
+            ).fetchone()
+        finally:
+            con.close()
+    project_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    assert str(first) == str(project_vars["uba__time_spine_start"])
+    assert last < date.fromisoformat(str(project_vars["uba__time_spine_end"])) + timedelta(days=1)
+    assert days == (last - first).days + 1
+    (executable,) = executables
+    assert executable.name == dbt_fork.EXECUTABLE_NAME and executable.parent.name.startswith(
+        "uba-dbt-"
+    )
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert "1 dbt run(s) forked from this run's warmed dbt process" in "\n".join(messages)
+    assert not executable.parent.exists()
+    assert not [
+        proc
+        for proc in Path("/proc").glob("[0-9]*")
+        if str(executable.parent) in _read_cmdline(proc)
+    ]
+
+
+def _read_cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @pytest.mark.slow

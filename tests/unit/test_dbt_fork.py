@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,7 @@ import pytest
 from processes import gone_within, listening_fork_server, signal_state, start_time
 
 from python_models import dbt_fork
+from python_models.config import DBT_PROJECT_DIR
 from python_models.dbt_runner import run_dbt
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -55,10 +57,12 @@ def _cmdline(pid: int) -> str:
 
 def test_a_run_is_a_child_of_the_warmed_server_with_the_caller_s_streams_and_status(tmp_path):
     folder = listening_fork_server()
+    forked = dbt_fork.forked_runs(folder)
     proc = _probe(tmp_path, folder)
     out, err = proc.communicate("3\n", timeout=60)
     pid, parent, warmed, cwd, value = out.splitlines()[0].split()
     assert proc.returncode == 3
+    assert dbt_fork.forked_runs(folder) == forked + 1  # the server's log counts it
     assert int(pid) != proc.pid and "--serve" in _cmdline(int(parent))
     assert warmed == "True"  # dbt was imported before the run began
     assert (cwd, value) == (str(tmp_path), "from-the-caller")
@@ -122,6 +126,49 @@ def test_a_caller_gone_before_it_read_the_run_s_pid_stops_the_run(tmp_path):
         assert gone_within(child, 20, started), (
             f"the run (PID {child}) outlived its caller: {signal_state(child)}"
         )
+
+
+def test_a_server_warms_up_from_a_parse_saved_for_another_profile(tmp_path):
+    """The warm-up starts from a saved parse made for another warehouse and target and parses
+    only what changed (here nothing), where dbt's own check would parse the project in full;
+    the server then serves dbt runs, which keep dbt's own check."""
+    saved_for = {**os.environ, "UBA_DUCKDB_PATH": str(tmp_path / "elsewhere.duckdb")}
+    done = subprocess.run(
+        [dbt_fork.executable_path(listening_fork_server()), "parse", "--quiet",
+         "--target-path", str(tmp_path / "saved")],
+        cwd=DBT_PROJECT_DIR, env=saved_for, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "srv"
+    server = dbt_fork.start_server(folder, tmp_path / "saved" / "partial_parse.msgpack")
+    try:
+        assert dbt_fork.wait_until_serving(folder, server, 300)
+        through = subprocess.run(
+            [dbt_fork.executable_path(folder), "parse", "--quiet", "--no-write-json",
+             "--target-path", str(tmp_path / "run")],
+            cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert through.returncode == 0, through.stderr
+    finally:
+        dbt_fork.stop_server(server)
+    warm_log = (folder / "warm" / "logs" / "dbt.log").read_text()
+    assert "Partial parsing enabled: 0 files deleted, 0 files added, 0 files changed" in warm_log
+    assert "Starting full parse" not in warm_log
+    assert dbt_fork.forked_runs(folder) == 1
+
+
+def test_waiting_for_a_server_that_died_warming_up_ends_at_once(tmp_path):
+    """A server gone before it listened (its warm-up failed): the wait ends then, not at its
+    timeout, and says the server does not serve (the executable then runs dbt itself)."""
+    died = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    died.wait(timeout=60)
+    waited = []
+    waiting = threading.Thread(
+        target=lambda: waited.append(dbt_fork.wait_until_serving(tmp_path, died, 3600))
+    )
+    waiting.start()
+    waiting.join(timeout=60)
+    assert waited == [False]
 
 
 def test_without_a_server_the_executable_runs_the_command_itself(tmp_path):
