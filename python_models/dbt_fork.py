@@ -134,7 +134,7 @@ def _warm_up(scratch: str, project_dir: str, profiles_dir: str, saved_parse: str
     modules, JSON schemas, serializers, Jinja) is in memory before any child forks.
     `saved_parse`: a parse of this project saved by an earlier run (partial_parse.msgpack;
     "" for none): the warm-up starts from a copy of it, whatever profile it was saved for,
-    so that dbt parses only the files changed since (~3 s from start to serving where a
+    so that dbt parses only the files changed since (~4-5 s from start to serving where a
     full parse takes ~9-13 s)."""
     from dbt.cli.main import dbtRunner
 
@@ -374,7 +374,7 @@ def serve(folder: str, project_dir: str, profiles_dir: str, saved_parse: str = "
 
 def start_server(folder: str | os.PathLike, saved_parse: str | os.PathLike | None = None):
     """Start a server in `folder` (its `dbt` executable written first) and return its process;
-    it dies with this one. Runs use it once its socket appears (~10 s; ~3 s warmed from a
+    it dies with this one. Runs use it once its socket appears (~10 s; ~4-5 s warmed from a
     `saved_parse`: _warm_up), dbt itself before."""
     import subprocess
 

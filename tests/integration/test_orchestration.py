@@ -300,7 +300,6 @@ def test_a_run_s_dbt_forks_from_a_process_the_run_warmed_as_it_started(tmp_path,
     from python_models.config import DBT_PROJECT_DIR
 
     monkeypatch.delenv(dbt_fork.SERVER_ENV)
-    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
     executables = []  # the executable each dbt process the step starts runs
     start_dbt = DbtCliInvocation.run
 
