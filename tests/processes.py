@@ -27,6 +27,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """The process's command line, its arguments joined by spaces; "" once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
 def start_time(pid: int) -> int | None:
     """When the process started (clock ticks after boot): tells a PID reused since apart."""
     fields = _stat(pid)

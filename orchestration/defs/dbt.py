@@ -37,10 +37,11 @@ from pydantic import PrivateAttr
 from orchestration.defs.ml import model_libraries_for_run
 from orchestration.manifest import ensure_manifest
 from orchestration.resources import WRITER_POOL
-from python_models import dbt_daily_tests
+from python_models import dbt_daily_tests, dbt_fork
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_fork_server, get_settings
 from python_models.dbt_runner import (
     RETRY_FAILED_TOO,
+    a_saved_parse,
     dbt_executable,
     failed_node_messages,
     finished_nodes,
@@ -424,8 +425,6 @@ class UbaDbtCliResource(DbtCliResource):
 
     @contextlib.contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DbtCliResource]:
-        from python_models import dbt_fork
-
         folder, server = self._start_fork_server(context)
         resource = self
         if server is not None:
@@ -450,9 +449,6 @@ class UbaDbtCliResource(DbtCliResource):
         """(its folder, its process), or (None, None) where dbt starts cold."""
         if not sys.platform.startswith("linux") or dbt_fork_server():
             return None, None
-        from python_models import dbt_fork
-        from python_models.dbt_runner import a_saved_parse
-
         folder = tempfile.mkdtemp(prefix="uba-dbt-")  # short: a socket's path holds ~107 bytes
         try:
             return folder, dbt_fork.start_server(folder, a_saved_parse(DAGSTER_DBT_TARGET))
@@ -463,8 +459,6 @@ class UbaDbtCliResource(DbtCliResource):
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> Any:
         if self._fork_server is not None:
-            from python_models import dbt_fork
-
             folder = Path(self.dbt_executable).parent
             started = time.monotonic()
             serving = dbt_fork.wait_until_serving(folder, self._fork_server, WARM_UP_WAIT_S)

@@ -294,6 +294,7 @@ def test_a_run_s_dbt_forks_from_a_process_the_run_warmed_as_it_started(tmp_path,
     import dagster as dg
     import yaml
     from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+    from processes import cmdline
 
     from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
     from python_models import dbt_fork
@@ -338,15 +339,8 @@ def test_a_run_s_dbt_forks_from_a_process_the_run_warmed_as_it_started(tmp_path,
     assert not [
         proc
         for proc in Path("/proc").glob("[0-9]*")
-        if str(executable.parent) in _read_cmdline(proc)
+        if str(executable.parent) in cmdline(int(proc.name))
     ]
-
-
-def _read_cmdline(proc: Path) -> str:
-    try:
-        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 @pytest.mark.slow

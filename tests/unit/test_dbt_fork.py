@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from processes import gone_within, listening_fork_server, signal_state, start_time
+from processes import cmdline, gone_within, listening_fork_server, signal_state, start_time
 
 from python_models import dbt_fork
 from python_models.config import DBT_PROJECT_DIR
@@ -51,10 +51,6 @@ def _probe(tmp_path: Path, folder: Path) -> subprocess.Popen:
     )
 
 
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
 def test_a_run_is_a_child_of_the_warmed_server_with_the_caller_s_streams_and_status(tmp_path):
     folder = listening_fork_server()
     forked = dbt_fork.forked_runs(folder)
@@ -63,7 +59,7 @@ def test_a_run_is_a_child_of_the_warmed_server_with_the_caller_s_streams_and_sta
     pid, parent, warmed, cwd, value = out.splitlines()[0].split()
     assert proc.returncode == 3
     assert dbt_fork.forked_runs(folder) == forked + 1  # the server's log counts it
-    assert int(pid) != proc.pid and "--serve" in _cmdline(int(parent))
+    assert int(pid) != proc.pid and "--serve" in cmdline(int(parent))
     assert warmed == "True"  # dbt was imported before the run began
     assert (cwd, value) == (str(tmp_path), "from-the-caller")
     assert out.splitlines()[1] == "read 3" and err.strip() == "to stderr"
