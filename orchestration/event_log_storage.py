@@ -12,6 +12,11 @@ RUN_FILES_KEPT_OPEN most recently used (a webserver reads many runs' files).
 The files, their schema, Dagster's lock around each connection and its transactions are
 unchanged, so the webserver, the daemon and other run processes read and write the same files
 as before: SQLite locks last a transaction, and a connection kept between them holds none.
+One thing follows from keeping them: Dagster's files are in WAL mode, and a run's events now
+stay in its write-ahead log (`<run>.db-wal`) until SQLite checkpoints them (every ~4 MB, or
+when the last connection closes, which Dagster's storage did after every event), while
+Dagster's watcher of a live run (the webserver's run view) waits for changes of `<run>.db`
+itself; this storage's watcher also follows the write-ahead log.
 Configured in orchestration/dagster.yaml (copied into a new $DAGSTER_HOME by scripts/env.sh).
 """
 
@@ -26,7 +31,9 @@ import sqlalchemy as db
 from dagster import _check as check
 from dagster._config import StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorageWatchdog
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from watchdog.observers import Observer
 
 # Dagster's own name for the cross-run database file (index.db) beside the per-run ones.
 INDEX_FILE = "index"
@@ -38,6 +45,18 @@ def event_log_dir(dagster_home: str) -> str:
     """Where Dagster's default SQLite event log keeps its files (InstanceRef.config_defaults),
     so a home switched to this storage keeps its earlier runs' events."""
     return os.path.join(dagster_home, "history", "runs")
+
+
+class _RunFileWatcher(SqliteEventLogStorageWatchdog):
+    """Dagster's watcher of one run's events, woken by writes to the run's file or to its
+    write-ahead log, where a kept connection's commits land."""
+
+    def __init__(self, storage: SqliteEventLogStorage, run_id: str, callback, cursor):
+        super().__init__(storage, run_id, callback, cursor)
+        self._patterns = [self._log_path, f"{self._log_path}-wal"]
+
+    def on_modified(self, event) -> None:
+        self._process_log()
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -106,6 +125,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if table_name not in self._tables_found and super().has_table(table_name):
             self._tables_found.add(table_name)
         return table_name in self._tables_found
+
+    def watch(self, run_id: str, cursor: str | None, callback) -> None:
+        # SqliteEventLogStorage.watch with the watcher above.
+        if not self._obs:
+            self._obs = Observer()
+            self._obs.start()
+        watcher = _RunFileWatcher(self, run_id, callback, cursor)
+        self._watchers[run_id][callback] = (
+            watcher,
+            self._obs.schedule(watcher, self._base_dir, recursive=True),
+        )
 
     def _close_files(self) -> None:
         with self._db_lock:

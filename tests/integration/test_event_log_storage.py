@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -146,3 +148,62 @@ def test_run_files_kept_open_are_bounded_and_a_wipe_closes_them(instance, monkey
     assert _open_run_files(base_dir) == []  # no connection left on a deleted file
     after = dg.materialize([events_table, data_tests], instance=instance, raise_on_error=False)
     assert len(instance.get_records_for_run(after.run_id, limit=100000).records) > 3 * CHECKS
+
+
+def test_a_live_run_s_watcher_sees_the_events_another_process_keeps_writing(home, instance):
+    # The webserver's run view watches a run's events as a run process stores them. That
+    # process keeps its connection, so its commits stay in the write-ahead log (no checkpoint
+    # into the run's file, as Dagster's own storage made after every event).
+    run_id = str(uuid.uuid4())
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                import dagster as dg
+                from dagster._core.events.log import EventLogEntry
+
+                storage = dg.DagsterInstance.get().event_log_storage
+
+                def store(message):
+                    storage.store_event(EventLogEntry(
+                        error_info=None, level="INFO", user_message=message, run_id={run_id!r},
+                        timestamp=time.time(), step_key=None, job_name=None, dagster_event=None))
+
+                store("before the watch")
+                print("ready", flush=True)
+                sys.stdin.readline()
+                for k in range(3):
+                    store(f"live {{k}}")
+                print("stored", flush=True)
+                sys.stdin.readline()  # connections kept until the test is done
+                """
+            ),
+        ],
+        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    all_live = threading.Event()
+
+    def on_event(entry, cursor):
+        seen.append(entry.user_message)
+        if sum(m.startswith("live") for m in seen) == 3:
+            all_live.set()
+
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        instance.watch_event_logs(run_id, None, on_event)
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == "stored"
+        assert all_live.wait(timeout=20), f"the watcher saw {seen}"
+        assert [m for m in seen if m.startswith("live")] == ["live 0", "live 1", "live 2"]
+    finally:
+        instance.end_watch_event_logs(run_id, on_event)
+        writer.stdin.close()
+        writer.wait(timeout=60)
