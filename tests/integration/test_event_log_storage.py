@@ -51,10 +51,15 @@ def instance(home):
     instance.dispose()
 
 
+def _process_env(home: Path) -> dict[str, str]:
+    """Another process on the same home (a run process, the webserver)."""
+    return {"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}
+
+
 def _in_another_process(code: str, home: Path) -> str:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+        env=_process_env(home),
         capture_output=True,
         text=True,
         check=True,
@@ -182,7 +187,7 @@ def test_a_live_run_s_watcher_sees_the_events_another_process_keeps_writing(home
                 """
             ),
         ],
-        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+        env=_process_env(home),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
