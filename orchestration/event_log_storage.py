@@ -31,12 +31,13 @@ import sqlalchemy as db
 from dagster import _check as check
 from dagster._config import StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorageWatchdog
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorageWatchdog,
+)
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from watchdog.observers import Observer
 
-# Dagster's own name for the cross-run database file (index.db) beside the per-run ones.
-INDEX_FILE = "index"
 # Run files whose engines stay open (each holds one SQLite connection when idle).
 RUN_FILES_KEPT_OPEN = 8
 
@@ -103,7 +104,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
             )
         self._engines[shard] = engine
-        run_files = [name for name in self._engines if name != INDEX_FILE]
+        run_files = [name for name in self._engines if name != INDEX_SHARD_NAME]
         for name in run_files[:-RUN_FILES_KEPT_OPEN]:
             self._engines.pop(name).dispose()
         return engine
