@@ -408,12 +408,14 @@ def start_server(folder: str | os.PathLike, saved_parse: str | os.PathLike | Non
 def wait_until_serving(folder: str | os.PathLike, process, timeout: float) -> bool:
     """Whether the server `process` in `folder` serves, waiting while it warms up, up to
     `timeout` seconds. False when it died (the executable then runs dbt itself) or is still
-    warming up after `timeout`."""
+    warming up after `timeout`. `process` None: a server started elsewhere (the tests'
+    session server), waited for until `timeout` only."""
     import time
 
     deadline = time.monotonic() + timeout
     while not os.path.exists(socket_path(folder)):
-        if process.poll() is not None or time.monotonic() >= deadline:
+        died = process is not None and process.poll() is not None
+        if died or time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True

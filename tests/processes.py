@@ -75,8 +75,7 @@ def listening_fork_server() -> Path:
     """The worker's dbt fork server's folder once it accepts runs (its warm-up takes ~10 s after
     the session starts; until then its executable runs dbt itself)."""
     folder = Path(os.environ[dbt_fork.SERVER_ENV])
-    deadline = time.monotonic() + 120
-    while not Path(dbt_fork.socket_path(folder)).exists():
-        assert time.monotonic() < deadline, "the session's dbt fork server never listened"
-        time.sleep(0.2)
+    assert dbt_fork.wait_until_serving(folder, None, 120), (
+        "the session's dbt fork server never listened"
+    )
     return folder
