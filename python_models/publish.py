@@ -17,10 +17,13 @@ import json
 import os
 import re
 import shutil
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -924,6 +927,95 @@ class Publish:
             manifest_path=manifest_path,
             undocumented_columns=undocumented,
         )
+
+
+class DayPublication:
+    """The day's publish (what changed), and the figures of published tables it takes before
+    it: those the scoring compares (table_contents) are not hashed twice. `bounded`: the days
+    the build can have written are known (python_models.days_written), so the big tables'
+    other days are not hashed again.
+
+    On DuckDB the tables only dbt writes are figured and their Parquet files written beside
+    the scoring (`start_beside`: a thread and a cursor of their own; scoring writes none of
+    those tables), since each of the two leaves a core idle much of the time (a 10M day: 1.4
+    busy cores each); the publish step then does the rest (Publish). `uba refresh` and the
+    Dagster publish asset (orchestration/resources.py) publish a day through it."""
+
+    def __init__(self, con, out_dir: Path, bounded: bool = False):
+        from python_models import days_written
+
+        self.con, self.out_dir, self.known = con, out_dir, {}
+        bounds, self.basis = days_written.publish_bounds(con, out_dir)
+        self.unchanged_before = bounds if bounded else None
+        self._publish = None  # publish.Publish, once started beside the scoring
+        self._beside = None  # its thread
+        self._beside_outcome: dict[str, Any] = {}  # "error", "seconds"
+
+    def start_beside(self) -> None:
+        """The part of the publish that only dbt's tables need, in a thread (DuckDB only)."""
+        from python_models.warehouse.duckdb_engine import cursor_like
+
+        if getattr(self.con, "engine", None) != "duckdb":
+            return
+        self._publish = Publish(self.out_dir, True, self.unchanged_before, self.known)
+        tables = tables_built_by_dbt(self.con)
+        cursor = cursor_like(self.con)
+        outcome = self._beside_outcome
+
+        def run() -> None:
+            started = time.perf_counter()
+            try:
+                self._publish.write_beside(cursor, tables)
+            except BaseException as err:  # raised again by publish()
+                outcome["error"] = err
+            finally:
+                outcome["seconds"] = time.perf_counter() - started
+                cursor.close()
+                self.con.pool_shared = False  # the next model's release_memory may run
+
+        self.con.pool_shared = True  # the scoring keeps the pool (release_memory)
+        self._beside = threading.Thread(target=run, name="uba-publish-beside", daemon=True)
+        self._beside.start()
+
+    def _join(self) -> None:
+        if self._beside is not None:
+            self._beside.join()  # the thread put pool_shared down as it ended
+            self._beside = None
+
+    def close(self) -> None:
+        """After a failure before the publish: the thread waited for (what it wrote is in a
+        staging folder the next publish starts over)."""
+        self._join()
+        self._publish = None
+
+    def beside_seconds(self) -> float | None:
+        return self._beside_outcome.get("seconds")
+
+    def beside_running(self) -> bool:
+        return self._beside is not None and self._beside.is_alive()
+
+    def fingerprints(self, tables: list[str]) -> dict[str, str]:
+        """{table: published content fingerprint} of the published ones among `tables`."""
+        published = set(published_tables(self.con))
+        wanted = [t for t in tables if t in published and t not in self.known]
+        self.known |= table_contents(self.con, self.out_dir, wanted, self.unchanged_before)
+        return {t: self.known[t].fingerprint for t in tables if t in self.known}
+
+    def publish(self):
+        if self._publish is None:
+            return publish_warehouse(
+                self.con,
+                self.out_dir,
+                only_changed=True,
+                unchanged_before=self.unchanged_before,
+                basis=self.basis,
+                known=self.known,
+            )
+        self._join()
+        publish, self._publish = self._publish, None
+        if "error" in self._beside_outcome:
+            raise self._beside_outcome["error"]
+        return publish.finish(self.con, self.basis)
 
 
 # -- The checkpoint of the updated file ----------------------------------------------------

@@ -36,7 +36,7 @@ from pydantic import PrivateAttr
 
 from orchestration.defs.ml import model_libraries_for_run
 from orchestration.manifest import ensure_manifest
-from orchestration.resources import WRITER_POOL
+from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models import dbt_daily_tests, dbt_fork
 from python_models.config import DBT_PROJECT_DIR, REPO_ROOT, dbt_fork_server, get_settings
 from python_models.dbt_runner import (
@@ -94,13 +94,17 @@ AFTER_SCORING = f"tag:{AFTER_SCORING_TAG}"
     pool=WRITER_POOL,
     exclude=AFTER_SCORING,
 )
-def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def uba_dbt_assets(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
     """`dbt build`: seeds, models (incremental where they grow) and their tests."""
     # One artifacts folder, overwritten per run: dagster-dbt's default is a new folder per run
     # (~7 MB each, never cleaned). Runs that write are serialized by the pool, so no clash.
     libraries = model_libraries_for_run(context)  # imported while this process waits on dbt
     try:
-        yield from build_and_check(context, dbt, DAGSTER_DBT_TARGET, after_scoring=False)
+        yield from build_and_check(
+            context, dbt, DAGSTER_DBT_TARGET, after_scoring=False, warehouse=warehouse
+        )
     finally:
         if libraries is not None:
             libraries.join()  # before a model step, so no module is imported by two threads
@@ -114,18 +118,31 @@ def uba_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     select=AFTER_SCORING,
     name="uba_dbt_after_scoring",
 )
-def uba_dbt_after_scoring(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def uba_dbt_after_scoring(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
     """`dbt build` of the models that read the score tables, once they are written."""
-    yield from build_and_check(context, dbt, DAGSTER_DBT_TARGET, after_scoring=True)
+    yield from build_and_check(
+        context, dbt, DAGSTER_DBT_TARGET, after_scoring=True, warehouse=warehouse
+    )
 
 
 def build_and_check(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, target_path: Path, after_scoring: bool
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    target_path: Path,
+    after_scoring: bool,
+    warehouse: WarehouseResource | None = None,
 ) -> Iterator:
     """The asset's `dbt build`, its data tests from their saved compiled SQL where a plan for
     this code is saved (module docstring), else as dbt's own test nodes; the main asset
     (`after_scoring` False) then saves a plan when one may be saved. `after_scoring`: which of
-    the two dbt assets runs (a test runs in the one that builds a model it reads last)."""
+    the two dbt assets runs (a test runs in the one that builds a model it reads last).
+    `warehouse`: the run's resource: after a day's build from the plan, the main asset starts
+    the day's publish beside the later steps (orchestration/defs/publish.py); a dbt process
+    started after that (the after-scoring asset building a model) lets the file go first."""
+    # (imported here: the publish asset's module reads these assets)
+    from orchestration.defs.publish import publish_beside_later_steps
     from python_models.days_written import PRODUCER
     from python_models.dbt_runner import dbt_env
     from python_models.warehouse import connect, table_exists
@@ -149,6 +166,8 @@ def build_and_check(
         finally:
             con.close()
     if plan is None:
+        if warehouse is not None:
+            warehouse.release_publication()  # the publish asset then publishes it all
         yield from build_with_memory_retry(
             context, dbt, target_path, duckdb_settings=duckdb_settings
         )
@@ -161,6 +180,8 @@ def build_and_check(
     reused = [uid for uid in nodes if manifest["nodes"][uid]["name"] in static]
     built = iter(())
     if len(reused) < len(nodes):
+        if warehouse is not None:
+            warehouse.release_publication()
         built = build_with_memory_retry(
             context,
             dbt,
@@ -187,6 +208,10 @@ def build_and_check(
             metadata={"failed tests": "\n".join(outcome.failed)},
         )
     context.log.info(outcome.describe())
+    if not after_scoring and warehouse is not None:
+        # a day's build: the after-scoring asset finds the same plan, and builds no model
+        # (its views over the scores are static, reused), so no dbt process needs the file
+        publish_beside_later_steps(context, warehouse)
 
 
 # A static node (a seed, a view, a model reading no other node) that the build which saved the

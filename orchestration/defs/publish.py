@@ -9,9 +9,11 @@ from orchestration.resources import WRITER_POOL, WarehouseResource
 from python_models.config import get_settings
 from python_models.models import MODELS
 
+PUBLISHED_KEY = dg.AssetKey(["published", "warehouse"])
+
 
 @dg.asset(
-    key=dg.AssetKey(["published", "warehouse"]),
+    key=PUBLISHED_KEY,
     # Published last: after the scores, the tables built from them (Python and dbt: the
     # semantic layer's views over the scores), every dbt report and the impact tables.
     deps=[
@@ -29,24 +31,49 @@ def published_warehouse(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """A read-only snapshot of the warehouse (DuckDB file) plus Parquet exports of the marts,
     features, reports and score tables, swapped in atomically so readers never see a half copy
     and never hold a lock on the pipeline's file."""
-    from python_models import days_written
-    from python_models.publish import publish_warehouse
+    from python_models.publish import DayPublication
 
-    out_dir = get_settings().published_dir
-    with warehouse.connect() as con:
-        # Tables whose content is unchanged since the last publication are carried over, and
-        # of the big ones only the days the day's build can have written are hashed, as
-        # `uba refresh` publishes (python_models.days_written).
-        bounds, basis = days_written.publish_bounds(con, out_dir)
-        result = publish_warehouse(
-            con, out_dir, only_changed=True, unchanged_before=bounds, basis=basis
-        )
+    # Tables whose content is unchanged since the last publication are carried over, and of
+    # the big ones only the days the day's build can have written are hashed, as `uba refresh`
+    # publishes (python_models.days_written); the run's dbt step may have started it, its
+    # tables only dbt writes published beside the steps since (WarehouseResource).
+    publication = warehouse.started_publication()
+    try:
+        if publication is not None:
+            result = publication.publish()
+        else:
+            with warehouse.connect() as con:
+                publication = DayPublication(con, get_settings().published_dir, bounded=True)
+                result = publication.publish()
+    finally:
+        warehouse.release_publication()
     return dg.MaterializeResult(
         metadata={
             "published_duckdb": dg.MetadataValue.path(str(result.duckdb_path)),
             "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
             "tables": len(result.tables),
             "tables_copied": len(result.copied),
-            "tables_hashed_by_day": len(bounds),
+            "tables_hashed_by_day": len(publication.unchanged_before or {}),
+            "tables_published_beside": len(result.beside),
+            **(
+                {"beside_seconds": round(seconds, 1)}
+                if (seconds := publication.beside_seconds()) is not None
+                else {}
+            ),
         }
     )
+
+
+def publish_beside_later_steps(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """As a run's dbt step ends after a day's build: when this process goes on to run the
+    publish asset (the in-process executor; a multiprocess executor's step process runs only
+    its own step), the publish of the tables only dbt writes starts in a thread beside the
+    steps between (the feature mart's checks, scoring), as `uba refresh` publishes beside its
+    scoring."""
+    if get_settings().warehouse != "duckdb":
+        return
+    plan = context.get_step_execution_context().execution_plan
+    if PUBLISHED_KEY.to_python_identifier() not in plan.step_keys_to_execute:
+        return
+    warehouse.start_publication()
+    context.log.info("publishing the tables only dbt writes beside the next steps")

@@ -471,8 +471,10 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
 ):
     """The Dagster publish asset publishes a day as `uba refresh` does: of the big tables it
     hashes only the days the day's dbt build can have written (python_models.days_written),
-    known from the basis and dbt code the publication before was made with, and the
-    publication still equals a full publish of the warehouse, row for row."""
+    known from the basis and dbt code the publication before was made with, the tables only
+    dbt writes are published beside the steps after the dbt step (started as a day's build
+    from the saved data tests ends; the feature mart's read-only check runs meanwhile), and
+    the publication still equals a full publish of the warehouse, row for row."""
     import shutil
 
     import dagster as dg
@@ -481,6 +483,7 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
     from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
     from orchestration.defs.ingest import events_validated, raw_events, raw_files_run_config
     from orchestration.defs.publish import published_warehouse
+    from orchestration.defs.quality import check_feature_mart_quality
     from orchestration.resources import WarehouseResource
     from python_models import days_written
 
@@ -493,7 +496,13 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
     monkeypatch.setattr(
         days_written, "unchanged_before", lambda *a: bounds.append(known(*a)) or bounds[-1]
     )
-    assets = [raw_events, events_validated, uba_dbt_assets, published_warehouse]
+    assets = [
+        raw_events,
+        events_validated,
+        uba_dbt_assets,
+        check_feature_mart_quality,
+        published_warehouse,
+    ]
     resources = {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
     with pipeline_env(data_dir) as settings:
         for day in (1, 2):
@@ -518,7 +527,90 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
         # whole history
         assert published["tables_hashed_by_day"].value == len(bounds[-1]) > 0
         assert history_from < bounds[-1]["marts.fct_events"]
+        # the day changed the event marts, whose files were written beside
+        assert 0 < published["tables_published_beside"].value < published["tables"].value
+        assert published["tables_copied"].value >= published["tables_published_beside"].value
         assert_equals_a_full_publish(settings.published_dir, tmp_path / "fresh")
+
+
+def test_a_run_failing_after_its_dbt_step_lets_the_warehouse_go_and_publishes_nothing(
+    full_pipeline, sample_data, tmp_path, monkeypatch
+):
+    """The publish started as a day's dbt step ends holds the DuckDB file in the run's process
+    (its thread reads dbt's tables beside the later steps): when a step before the publish
+    fails, the run's end waits for the thread and closes the file, another process can write
+    the warehouse at once, and the publication is the one before, untouched. A day's run
+    without the publish asset starts no publication."""
+    import shutil
+    import subprocess
+    import threading
+
+    import dagster as dg
+    from conftest import repoint_registry
+
+    from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+    from orchestration.defs.ingest import events_validated, raw_events, raw_files_run_config
+    from orchestration.defs.ml import build_scoring_asset
+    from orchestration.defs.publish import published_warehouse
+    from orchestration.resources import WarehouseResource
+    from python_models import lifecycle
+    from python_models.models import get_spec
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_pipeline.settings.data_dir, data_dir)
+    repoint_registry(data_dir, full_pipeline.settings.data_dir)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
+    resources = {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
+    published = data_dir / "published"
+    manifest = (published / "manifest.json").read_text()
+    parquet = sorted(p.relative_to(published) for p in (published / "parquet").rglob("*"))
+
+    instance = dg.DagsterInstance.ephemeral()
+
+    def started(result) -> bool:
+        return any(
+            "publishing the tables only dbt writes" in e.user_message
+            for e in instance.all_logs(result.run_id)
+        )
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("planted scoring failure")
+
+    with pipeline_env(data_dir) as settings:
+        ingest = [raw_events, events_validated, uba_dbt_assets]
+        for day in (1, 2):  # the first saves the data tests' plan, the second runs from it
+            day_files = _day_after(sample_data.events_dir, day, tmp_path / f"d{day}")
+            config = raw_files_run_config(str(day_files))
+            result = dg.materialize(
+                ingest, resources=resources, run_config=config, instance=instance
+            )
+            assert result.success and not started(result)  # no publish in the run: none started
+
+        monkeypatch.setattr(lifecycle, "score_changed", fail)
+        assets = [*ingest, build_scoring_asset(get_spec("churn")), published_warehouse]
+        config = raw_files_run_config(str(_day_after(sample_data.events_dir, 3, tmp_path / "d3")))
+        result = dg.materialize(
+            assets, resources=resources, run_config=config, instance=instance, raise_on_error=False
+        )
+        assert not result.success and started(result)
+        materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+        assert dg.AssetKey(["published", "warehouse"]) not in materialized
+        assert not [t for t in threading.enumerate() if t.name == "uba-publish-beside"]
+        writer = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                "c.execute('create table ml.written_after as select 1 as x'); c.close()",
+                str(settings.duckdb_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert writer.returncode == 0, writer.stderr
+    assert (published / "manifest.json").read_text() == manifest
+    assert sorted(p.relative_to(published) for p in (published / "parquet").rglob("*")) == parquet
 
 
 def test_a_model_not_served_holds_back_no_publication(full_pipeline, tmp_path):

@@ -713,7 +713,6 @@ def test_a_failure_beside_the_scoring_fails_the_publish_and_keeps_the_publicatio
     import threading
 
     import python_models.publish as publish
-    from python_models.commands.refresh import _Publication
     from python_models.warehouse import as_warehouse
 
     out = tmp_path / "published"
@@ -729,7 +728,7 @@ def test_a_failure_beside_the_scoring_fails_the_publish_and_keeps_the_publicatio
 
     monkeypatch.setattr(publish, "_write_parquet", fails_beside)
     con = as_warehouse(big)
-    publication = _Publication(con, out)
+    publication = publish.DayPublication(con, out)
     publication.start_beside()
     big.execute("update ml_scores.scores set s = 0.1")  # the scoring, meanwhile
     with pytest.raises(OSError, match="disk full"):
