@@ -132,7 +132,7 @@ def build_and_check(
     dbt: DbtCliResource,
     target_path: Path,
     after_scoring: bool,
-    warehouse: WarehouseResource | None = None,
+    warehouse: WarehouseResource,
 ) -> Iterator:
     """The asset's `dbt build`, its data tests from their saved compiled SQL where a plan for
     this code is saved (module docstring), else as dbt's own test nodes; the main asset
@@ -166,8 +166,7 @@ def build_and_check(
         finally:
             con.close()
     if plan is None:
-        if warehouse is not None:
-            warehouse.release_publication()  # the publish asset then publishes it all
+        warehouse.release_publication()  # (if started) the publish asset then does it all
         yield from build_with_memory_retry(
             context, dbt, target_path, duckdb_settings=duckdb_settings
         )
@@ -180,8 +179,7 @@ def build_and_check(
     reused = [uid for uid in nodes if manifest["nodes"][uid]["name"] in static]
     built = iter(())
     if len(reused) < len(nodes):
-        if warehouse is not None:
-            warehouse.release_publication()
+        warehouse.release_publication()
         built = build_with_memory_retry(
             context,
             dbt,
@@ -208,7 +206,7 @@ def build_and_check(
             metadata={"failed tests": "\n".join(outcome.failed)},
         )
     context.log.info(outcome.describe())
-    if not after_scoring and warehouse is not None:
+    if not after_scoring:
         # a day's build: the after-scoring asset finds the same plan, and builds no model
         # (its views over the scores are static, reused), so no dbt process needs the file
         publish_beside_later_steps(context, warehouse)
