@@ -297,6 +297,7 @@ def test_a_run_s_dbt_forks_from_a_process_the_run_warmed_as_it_started(tmp_path,
     from processes import cmdline
 
     from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
+    from orchestration.resources import WarehouseResource
     from python_models import dbt_fork
     from python_models.config import DBT_PROJECT_DIR
 
@@ -313,7 +314,9 @@ def test_a_run_s_dbt_forks_from_a_process_the_run_warmed_as_it_started(tmp_path,
     instance = dg.DagsterInstance.ephemeral()
     with pipeline_env(tmp_path / "data") as settings:
         result = dg.materialize(
-            [uba_dbt_assets], selection=[spine], resources={"dbt": dbt_resource()},
+            [uba_dbt_assets],
+            selection=[spine],
+            resources={"dbt": dbt_resource(), "warehouse": WarehouseResource()},
             instance=instance,
         )  # fmt: skip
         assert result.success
