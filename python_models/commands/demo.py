@@ -57,6 +57,35 @@ def _ensure_sample(events: int, seed: int) -> Path:
     return out / "events"
 
 
+# What the demo shows of the published copy: a title, the table it reads, the query.
+SUMMARY = (
+    (
+        "Highest churn risk among users still here (active in the last 7 days)",
+        "ml_scores.churn_scores",
+        "select user_id, round(score, 3) as churn_risk, reasons "
+        "from ml_scores.churn_scores order by score desc limit 5",
+    ),
+    (
+        "Not scored for churn (ml_scores.churn_lapsed_users)",
+        "ml_scores.churn_lapsed_users",
+        "select activity_status, count(*) as users from ml_scores.churn_lapsed_users "
+        "group by 1 order by 1",
+    ),
+    (
+        "Act first: churn risk x expected revenue (ml_scores.value_at_risk)",
+        "ml_scores.value_at_risk",
+        "select rank, user_id, round(value_at_risk_usd, 2) as value_at_risk_usd, "
+        "holdout_group, reasons from ml_scores.value_at_risk order by rank limit 5",
+    ),
+    (
+        "Top anomaly alerts",
+        "ml_scores.anomaly_alerts",
+        "select user_id, round(score, 3) as score, reasons from ml_scores.anomaly_alerts "
+        "order by score desc limit 5",
+    ),
+)
+
+
 def print_summary() -> None:
     from python_models.warehouse import connect
 
@@ -71,34 +100,18 @@ def print_summary() -> None:
                 "from duckdb_tables() where schema_name in ('ml_scores', 'ml') order by 1"
             )
         )
-        print("Highest churn risk among users still here (active in the last 7 days):")
-        print(
-            con.sql(
-                "select user_id, round(score, 3) as churn_risk, reasons "
-                "from ml_scores.churn_scores order by score desc limit 5"
-            )
-        )
-        print("Not scored for churn (ml_scores.churn_lapsed_users):")
-        print(
-            con.sql(
-                "select activity_status, count(*) as users from ml_scores.churn_lapsed_users "
-                "group by 1 order by 1"
-            )
-        )
-        print("Act first: churn risk x expected revenue (ml_scores.value_at_risk):")
-        print(
-            con.sql(
-                "select rank, user_id, round(value_at_risk_usd, 2) as value_at_risk_usd, "
-                "holdout_group, reasons from ml_scores.value_at_risk order by rank limit 5"
-            )
-        )
-        print("Top anomaly alerts:")
-        print(
-            con.sql(
-                "select user_id, round(score, 3) as score, reasons from ml_scores.anomaly_alerts "
-                "order by score desc limit 5"
-            )
-        )
+        tables = {
+            f"{schema}.{name}"
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables()"
+            ).fetchall()
+        }
+        for title, table, query in SUMMARY:
+            if table in tables:
+                print(f"{title}:")
+                print(con.sql(query))
+            else:  # a day refreshed before any model was trained and served
+                print(f"{title}: {table} not published (no model served it yet: `uba train`)")
     finally:
         con.close()
 

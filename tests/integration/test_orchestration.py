@@ -168,6 +168,7 @@ def test_full_graph_materializes_sane_scores(full_pipeline, capsys):
         "Top anomaly alerts",
     ):
         assert expected in summary, summary
+    assert "not published" not in summary, summary
 
 
 @pytest.mark.slow
