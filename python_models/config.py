@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -248,6 +249,22 @@ def user_cache_dir(name: str) -> Path:
     """$XDG_CACHE_HOME, else ~/.cache, under uba/<name>."""
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "uba" / name
+
+
+DBT_CACHE_ENV = "UBA_DBT_PARSE_CACHE"
+DEFAULT_DBT_CACHE = "dbt-parse"  # under the user's cache folder
+
+
+def dbt_cache_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Where dbt's saved parse (python_models.dbt_runner) and its compiled templates
+    (python_models.dbt_templates) are kept between runs: UBA_DBT_PARSE_CACHE's folder, the
+    user's cache folder when it is unset, None when it is "off" (or empty)."""
+    value = environ.get(DBT_CACHE_ENV)
+    if value is None:
+        return user_cache_dir(DEFAULT_DBT_CACHE)
+    if not value or value == "off":
+        return None
+    return Path(value)
 
 
 def _public_data_cache() -> Path:

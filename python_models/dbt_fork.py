@@ -26,7 +26,9 @@ python_models.dbt_runner.WarmDbt already starts it beside the gate. A Dagster ru
 when the dbt asset's step begins, so the run's dbt resource starts a server of its own as the
 run starts (beside the load and the gate), waits for it to serve when its dbt step comes
 (`wait_until_serving`) and stops it when the run ends; the server's log counts the runs it
-forked (`forked_runs`).
+forked (`forked_runs`). The server keeps dbt's compiled Jinja templates
+(python_models/dbt_templates.py) before it warms up: each child starts with those it read and
+adds what it compiles to the file.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ def _warm_up(scratch: str, project_dir: str, profiles_dir: str, saved_parse: str
     full parse takes ~9-13 s)."""
     from dbt.cli.main import dbtRunner
 
+    from python_models import dbt_templates
+
+    dbt_templates.install_from_env()  # children inherit it, and the entries read so far
     target = os.path.join(scratch, "target")
     if saved_parse and os.path.exists(saved_parse):
         import shutil

@@ -25,7 +25,7 @@ dbt fork server, and a WarmDbt process, also take a copy made for a warehouse of
 in another folder (dbt_fork.SAVED_PARSE_ENV), the same parse (dbt-duckdb names the database
 after the file), which dbt alone would parse again. A full parse of this project costs ~12 s
 (~8 s of CPU). UBA_DBT_PARSE_CACHE names the cache's folder (the tests set one): every run
-starts from its copy. Unset, the cache is the user's (`DEFAULT_PARSE_CACHE`, which
+starts from its copy. Unset, the cache is the user's (config.dbt_cache_dir, which
 scripts/bootstrap.sh fills with the parse of a default warehouse after installing, `uba build
 --save-parse`), and a run takes its copy only into a target folder without a parse of its
 own: a warehouse's first build or refresh in a new target folder then starts with dbt's
@@ -33,12 +33,15 @@ partial parse beside the load and gate instead of a full one. "off": no cache.
 
 UBA_DBT_FORK_SERVER (a folder; the tests set it): dbt runs fork from one process that
 imported dbt and parsed once (python_models/dbt_fork.py), ~1 s of start-up instead of ~7 s;
-`dbt_executable()` returns that server's executable, which behaves as dbt's own.
+`dbt_executable()` returns that server's executable, which behaves as dbt's own. Without it,
+run_dbt runs dbt's command line through python_models.dbt_templates, which keeps dbt's
+compiled Jinja templates in the parse cache's folder (as WarmDbt's process and the server do).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -54,13 +57,14 @@ from pathlib import Path
 
 from python_models import dbt_fork, dbt_warm
 from python_models.config import (
+    DBT_CACHE_ENV,
     DBT_PROJECT_DIR,
     REPO_ROOT,
+    dbt_cache_dir,
     dbt_fork_server,
     dbt_target_dir,
     dbt_threads_set,
     get_settings,
-    user_cache_dir,
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -103,6 +107,18 @@ def dbt_executable() -> str:
     if not found:
         raise DbtError("dbt is not installed: run ./scripts/bootstrap.sh")
     return found
+
+
+def dbt_command() -> list[str]:
+    """How run_dbt starts dbt: the fork server's `dbt` where UBA_DBT_FORK_SERVER names one,
+    else dbt's command line in a process that keeps its compiled templates
+    (python_models.dbt_templates) on this interpreter."""
+    forked = _forked_dbt(dbt_fork_server())
+    if forked:
+        return [forked]
+    if importlib.util.find_spec("dbt") is None:
+        raise DbtError("dbt is not installed: run ./scripts/bootstrap.sh")
+    return [sys.executable, "-m", "python_models.dbt_templates"]
 
 
 def dbt_env(
@@ -272,8 +288,6 @@ def _finish(proc: subprocess.Popen, args: Sequence[str], quiet: bool) -> str:
     return output
 
 
-PARSE_CACHE_ENV = "UBA_DBT_PARSE_CACHE"
-DEFAULT_PARSE_CACHE = "dbt-parse"  # under the user's cache folder (config.user_cache_dir)
 _SAVED_PARSE = "partial_parse.msgpack"
 
 
@@ -310,12 +324,10 @@ def saved_parse_for(
     env: dict[str, str], project_dir: str | Path | None, args: Sequence[str] = ()
 ) -> SavedParse | None:
     """The run's saved parse and its copy in the parse cache; None with the cache off."""
-    cache = env.get(PARSE_CACHE_ENV)
-    seed_only = cache is None
-    if seed_only:
-        cache = str(user_cache_dir(DEFAULT_PARSE_CACHE))
-    if not cache or cache == "off":
+    cache = dbt_cache_dir(env)
+    if cache is None:
         return None
+    seed_only = DBT_CACHE_ENV not in env
     project = Path(project_dir or DBT_PROJECT_DIR).resolve()
     target = Path(env.get("DBT_TARGET_PATH") or "target")
     target = target if target.is_absolute() else project / target
@@ -331,7 +343,7 @@ def saved_parse_for(
     ]
     digest = hashlib.sha256(profiles.encode()).hexdigest()
     key = "|".join([str(project), digest, *profile, *given_vars])
-    entry = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.msgpack"
+    entry = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.msgpack"
     return SavedParse(target / _SAVED_PARSE, entry, seed_only)
 
 
@@ -399,7 +411,7 @@ def run_dbt(
 ) -> str:
     """Run `dbt <args>` in the project (`project_dir`: another one, same profiles); return its
     output, raise DbtError on failure. `duckdb_settings`: as dbt_env."""
-    cmd = [dbt_executable(), *args]
+    cmd = [*dbt_command(), *args]
     if dbt_vars:
         cmd += ["--vars", json.dumps(dbt_vars)]
     env = dbt_env(duckdb_path, target, duckdb_settings)

@@ -13,7 +13,8 @@ target folder, saved for a warehouse of the same name in another folder, is take
 (TAKE_CACHED_PARSE; python_models.dbt_runner): a first build starts from the parse saved at
 install instead of parsing the project in full. The parse writes no manifest.json: the command
 writes its own (a build does as it starts), so the parse's copy was overwritten unread
-(0.3-0.4 s of CPU on a 1M day's path, where the parse ends after the gate).
+(0.3-0.4 s of CPU on a 1M day's path, where the parse ends after the gate). dbt's compiled
+Jinja templates come from dbt's cache folder (python_models/dbt_templates.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ TAKE_CACHED_PARSE = "--take-cached-parse"  # WarmDbt's argument when the parse c
 def main() -> int:
     from dbt.cli.main import dbtRunner
 
+    from python_models import dbt_templates
+
+    dbt_templates.install_from_env()
     if TAKE_CACHED_PARSE in sys.argv[1:]:  # a parse the parse cache put in the target
         from python_models import dbt_fork
 
