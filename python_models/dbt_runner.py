@@ -41,7 +41,6 @@ compiled Jinja templates in the parse cache's folder (as WarmDbt's process and t
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -116,7 +115,7 @@ def dbt_command() -> list[str]:
     forked = _forked_dbt(dbt_fork_server())
     if forked:
         return [forked]
-    if importlib.util.find_spec("dbt") is None:
+    if not (Path(sys.executable).parent / "dbt").exists():  # dbt's script beside python
         raise DbtError("dbt is not installed: run ./scripts/bootstrap.sh")
     return [sys.executable, "-m", "python_models.dbt_templates"]
 

@@ -69,14 +69,9 @@ _install_lock = threading.Lock()
 
 def _versions() -> bytes:
     """What makes compiled code from one process valid in another."""
-    import dbt_common
     import jinja2
+    from dbt_common.__about__ import version as dbt_common_version
 
-    dbt_common_version = getattr(dbt_common, "__version__", None)
-    if dbt_common_version is None:
-        from importlib.metadata import version
-
-        dbt_common_version = version("dbt-common")
     return repr((sys.version, marshal.version, jinja2.__version__, dbt_common_version)).encode()
 
 
@@ -242,7 +237,7 @@ def install(folder: str | os.PathLike | None) -> CompiledTemplates | None:
     global _installed
     if folder is None:
         return None
-    from dbt_common.clients.jinja import MacroFuzzEnvironment
+    from dbt_common.clients.jinja import MACRO_DEBUGGING, MacroFuzzEnvironment
 
     with _install_lock:
         if _installed is not None:
@@ -259,7 +254,7 @@ def install(folder: str | os.PathLike | None) -> CompiledTemplates | None:
                 and filename is None
                 and not raw
                 and not defer_init
-                and not os.environ.get("DBT_MACRO_DEBUGGING")
+                and not MACRO_DEBUGGING
             ):
                 return store.compile(self, source, compile_code)
             return compile_code(self, source, name, filename, raw, defer_init)
