@@ -216,6 +216,8 @@ def _environment_key(env) -> bytes | None:
     except TypeError:  # a filter or setting that cannot be hashed: not kept
         return None
     if found is None:
+        # sets (the sandbox's operators) sorted: their order follows each process's string hash
+        ordered = tuple(sorted(v) if isinstance(v, (set, frozenset)) else v for v in settings)
         found = repr(
             (
                 f"{type(env).__module__}.{type(env).__qualname__}",
@@ -224,7 +226,7 @@ def _environment_key(env) -> bytes | None:
                 _described(env.filters),
                 _described(env.tests),
                 env.autoescape,
-                settings,
+                ordered,
             )
         ).encode()
         _descriptions[identity] = found

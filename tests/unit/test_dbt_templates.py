@@ -192,3 +192,28 @@ def test_dbt_parses_the_project_from_kept_templates_as_it_does_without_them(tmp_
     written = kept.stat().st_mtime_ns
     assert _parse(tmp_path, "again", str(cache)) == without
     assert kept.stat().st_mtime_ns == written  # every template taken from the file
+
+
+def test_another_process_finds_the_same_key_whatever_its_string_hashes(tmp_path):
+    """A set among the environment's settings (a sandbox's intercepted operators) iterates in
+    an order that follows the process's string hashes: each process must still find the others'
+    entries."""
+    script = (
+        "import hashlib\n"
+        "from dbt_common.clients.jinja import get_environment\n"
+        "from python_models.dbt_templates import _environment_key\n"
+        "env = get_environment()\n"
+        "env.intercepted_binops = frozenset({'+', '-', '*', '/', '//', '%', '**'})\n"
+        "print(hashlib.sha256(_environment_key(env)).hexdigest())\n"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(keys) == 1, keys
