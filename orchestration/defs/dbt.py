@@ -51,11 +51,12 @@ from python_models.dbt_runner import (
     warehouse_build_threads,
 )
 
-dbt_project = DbtProject(
-    project_dir=DBT_PROJECT_DIR,
-    profiles_dir=REPO_ROOT,
-    target=get_settings().dbt_target,
-)
+# No target given here or to the resource: dbt takes the settings' target from UBA_DBT_TARGET in
+# the environment it starts in (_dbt_environment), as `uba build` does. A `--target` on dbt's
+# command line enters dbt's check of a saved parse (its vars hash), so the parse Dagster's
+# definitions and the install save without one made the assets' first build parse the whole
+# project again (~8 s of CPU in a fresh clone's demo).
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=REPO_ROOT)
 MANIFEST_PATH = ensure_manifest()
 DAGSTER_DBT_TARGET = DBT_PROJECT_DIR / "target" / "dagster"
 # How long a dbt step waits for the run's dbt process to finish warming up (~4-5 s quiet,
@@ -507,6 +508,4 @@ class UbaDbtCliResource(DbtCliResource):
 
 def dbt_resource() -> DbtCliResource:
     # the same executable as `uba build` (the tests' dbt fork server where one is set)
-    return UbaDbtCliResource(
-        project_dir=dbt_project, target=get_settings().dbt_target, dbt_executable=dbt_executable()
-    )
+    return UbaDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())

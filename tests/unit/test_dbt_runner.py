@@ -512,8 +512,18 @@ def test_a_dagster_target_folder_without_a_parse_starts_from_the_cache_s(tmp_pat
     env = dbt_env(warehouse) | {"DBT_TARGET_PATH": str(tmp_path / "dagster")}
     env.pop(dbt_fork.SAVED_PARSE_ENV, None)
     dbt = Path(sys.executable).with_name("dbt")  # dbt itself, as dagster-dbt starts it
+    # with the profile arguments dagster-dbt adds for the project's dbt resource
+    from orchestration.defs.dbt import dbt_resource
+
+    resource = dbt_resource()
+    profile_args = ["--target", resource.target] if resource.target else []
     done = subprocess.run(
-        [str(dbt), "parse"], cwd=project, env=env, capture_output=True, text=True, check=True
+        [str(dbt), "parse", *profile_args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "Unable to do partial parsing" not in done.stdout, done.stdout
     assert _parsed_files(tmp_path / "dagster") == 0
