@@ -100,14 +100,8 @@ def print_summary() -> None:
                 "from duckdb_tables() where schema_name in ('ml_scores', 'ml') order by 1"
             )
         )
-        tables = {
-            f"{schema}.{name}"
-            for schema, name in con.execute(
-                "select schema_name, table_name from duckdb_tables()"
-            ).fetchall()
-        }
         for title, table, query in SUMMARY:
-            if table in tables:
+            if con.table_exists(table):
                 print(f"{title}:")
                 print(con.sql(query))
             else:  # a day refreshed before any model was trained and served
