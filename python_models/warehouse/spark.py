@@ -37,6 +37,14 @@ class SparkTypes(Types):
     double = "double"
 
 
+# UBA_SPARK_JAVA_OPTIONS for short runs on few cores (the Spark tests, CI): a JIT that stops at
+# its first tier and one GC thread spend ~22% less CPU (docs/scale.md). At the first tier alone
+# the JVM reserves a client's 48 MB code cache instead of 240 MB, which Spark's generated code
+# filled once in the suite ("Out of space in CodeCache for method handle intrinsic", a fatal
+# stop): the tiered default is reserved again (memory is committed only as code is compiled).
+SHORT_RUN_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
+
+
 def spark_conf(spark_dir: Path, java_options: str = "") -> dict[str, str]:
     """The session settings dbt and the Python steps share (one metastore, one warehouse);
     `java_options`: more options for the session's JVM (UBA_SPARK_JAVA_OPTIONS)."""

@@ -132,6 +132,7 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
 
     from python_models.config import reload_settings
     from python_models.warehouse import connect
+    from python_models.warehouse.spark import SHORT_RUN_JAVA_OPTIONS
 
     root = tmp_path_factory.mktemp("spark")
     raw, out = root / "raw", root / "marts"
@@ -152,9 +153,8 @@ def spark_marts(gated_warehouse, built_warehouse, tmp_path_factory) -> Path:
             "UBA_WAREHOUSE": "spark",
             "UBA_DBT_TARGET": "spark",
             "UBA_DATA_DIR": str(root / "data"),  # its own model artifacts
-            # One short-lived JVM beside another worker on 2 cores: a JIT that stops at its
-            # first tier and one GC thread cut the module's CPU by ~22% (docs/performance.md).
-            "UBA_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+            # One short-lived JVM beside another worker on 2 cores (docs/performance.md).
+            "UBA_SPARK_JAVA_OPTIONS": SHORT_RUN_JAVA_OPTIONS,
         }
     )
     reload_settings()

@@ -5,6 +5,8 @@ dialect from the connection, and the SQL text helpers bind and split as the engi
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jinja2
@@ -12,6 +14,7 @@ import pytest
 import sqlglot
 import yaml
 
+from python_models.warehouse.spark import SHORT_RUN_JAVA_OPTIONS
 from python_models.warehouse.sql_text import bind, split_statements
 
 ROOT = Path(__file__).parents[2]
@@ -52,7 +55,7 @@ NO_BOOKKEEPING = {
 }
 
 
-@pytest.mark.parametrize("java_options", ["", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"])
+@pytest.mark.parametrize("java_options", ["", SHORT_RUN_JAVA_OPTIONS])
 def test_spark_profile_uses_the_python_sides_session_settings(tmp_path, java_options):
     from python_models.warehouse.spark import spark_conf
 
@@ -68,6 +71,23 @@ def test_spark_profile_uses_the_python_sides_session_settings(tmp_path, java_opt
         for key, value in profile["server_side_parameters"].items()
     }
     assert rendered == spark_conf(tmp_path, java_options)
+
+
+def _code_cache_bytes(java_options: str) -> int:
+    shown = subprocess.run(
+        ["java", *java_options.split(), "-XX:+PrintFlagsFinal", "-version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(re.search(r"\bReservedCodeCacheSize\s*=\s*(\d+)", shown).group(1))
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="no Java runtime")
+def test_short_run_java_options_reserve_the_jvms_default_code_cache():
+    # The first-tier JIT alone gets a client's small code cache, which Spark's generated code
+    # filled once in the suite (a fatal JVM stop); the short-run options reserve the default.
+    assert _code_cache_bytes(SHORT_RUN_JAVA_OPTIONS) >= _code_cache_bytes("")
 
 
 def _engine_macros() -> dict[str, list[tuple[str, list[str]]]]:
