@@ -241,6 +241,24 @@ def test_the_changed_days_go_by_delete_and_insert_not_a_whole_copy(big, tmp_path
     assert _publication(out)["marts.events"] == (expected, expected)
 
 
+def test_a_change_to_most_rows_writes_month_files_not_a_file_per_day(big, tmp_path):
+    out = tmp_path / "published"
+    publish_warehouse(big, out, only_changed=True)
+    big.execute("insert into marts.events values (7, date '2025-03-22', 1.0)")
+    publish_warehouse(big, out, only_changed=True)
+    assert "marts.events/2025-03-22.parquet" in _files(out)  # a day: its month cut by day
+
+    # Every day changed (as dim_users, cut by first-seen day, changes on most of its days
+    # each day): the table is written whole, a file per month, not a file per changed day.
+    big.execute("update marts.events set v = v + 1")
+    publish_warehouse(big, out, only_changed=True)
+    assert {name for name in _files(out) if name.startswith("marts.events/")} == {
+        f"marts.events/{month}.parquet" for month in ("2025-01", "2025-02", "2025-03", "undated")
+    }
+    expected = _rows(big, "select * from marts.events")
+    assert _publication(out)["marts.events"] == (expected, expected)
+
+
 def test_days_known_unchanged_are_not_hashed_and_a_day_that_gained_rows_is_caught(
     big, tmp_path, monkeypatch
 ):
