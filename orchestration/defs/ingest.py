@@ -31,6 +31,7 @@ def raw_events(
     """One row per row of every loaded file, as text. Loading a file twice adds nothing.
     Schema drift (new / missing / re-typed columns, unplanned events and property keys) is
     recorded in raw.schema_drift and reported by the check_schema_drift warning."""
+    from expectations.preload import start_suites_import
     from python_models.ingest.drift import drift_outcome
     from python_models.ingest.remote import load_into
 
@@ -38,7 +39,9 @@ def raw_events(
     if not os.path.exists(path):
         raise dg.Failure(f"no input at {path}: run `uba generate` or set UBA_INPUT_PATH")
     with warehouse.connect() as con:
-        result = load_into(con, path)
+        # A new file means a gate, the next step in this process (the in-process executor):
+        # its Great Expectations import starts beside the load, as `uba refresh`'s does.
+        result = load_into(con, path, on_new_file=start_suites_import)
         total = con.execute("select count(*) from raw.events").fetchone()[0]
         drift_passed, drift_description, drift_table = drift_outcome(con)
     context.log.info(f"loaded {result.rows_loaded} rows from {result.files_loaded} new files")

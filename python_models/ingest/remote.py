@@ -10,6 +10,7 @@ transaction. Same tables, same rows, as loading into DuckDB directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -27,11 +28,13 @@ def load_into(
     path: str | Path | list[str | Path],
     fmt: str | None = None,
     progress: bool = True,
+    on_new_file: Callable[[], object] | None = None,
 ) -> LoadResult:
-    """`load_path` for any engine: directly on DuckDB, through a scratch DuckDB elsewhere."""
+    """`load_path` for any engine: directly on DuckDB, through a scratch DuckDB elsewhere
+    (`on_new_file`: as load_path's)."""
     w = as_warehouse(con)
     if w.engine == "duckdb":
-        return load_path(w, path, fmt=fmt, progress=progress)
+        return load_path(w, path, fmt=fmt, progress=progress, on_new_file=on_new_file)
     scratch = duckdb.connect()
     try:
         ensure_raw_tables(scratch)
@@ -42,7 +45,7 @@ def load_into(
             scratch.execute(f"insert into {table} by name select * from __uba_carried")
             scratch.unregister("__uba_carried")
         before = scratch.execute("select coalesce(max(load_id), 0) from raw.load_log").fetchone()[0]
-        result = load_path(scratch, path, fmt=fmt, progress=progress)
+        result = load_path(scratch, path, fmt=fmt, progress=progress, on_new_file=on_new_file)
         with transaction(w):
             for table in _SHIPPED:
                 new = scratch.execute(

@@ -66,3 +66,24 @@ def test_a_corrupt_batch_fails_the_blocking_check_with_counts(tmp_path):
     assert "blocked as corrupt: 9/10 rows defective (> 20%)" in quality.description
     materialized = result.asset_materializations_for_node("raw__events_validated")[0]
     assert materialized.metadata["batches_blocked"].value == 1
+
+
+def test_the_load_asset_starts_the_gate_s_gx_import_when_it_finds_a_new_file(
+    tmp_path, monkeypatch
+):
+    """As `uba refresh`'s load: the gate, the run's next step in this process, finds Great
+    Expectations imported beside the load (load_path calls it before the file's rows:
+    tests/unit/test_ingest.py); a file loaded already starts nothing."""
+    from expectations import preload
+
+    started = []
+    monkeypatch.setattr(preload, "start_suites_import", lambda: started.append("import"))
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"event_id": f"e{i}", **GOOD}) + "\n" for i in range(3)))
+    for _ in range(2):
+        assert dg.materialize(
+            [raw_events],
+            resources={"warehouse": WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb"))},
+            run_config=dg.RunConfig({"raw__events": RawFilesConfig(path=str(path))}),
+        ).success
+    assert started == ["import"]
