@@ -68,9 +68,7 @@ def test_a_corrupt_batch_fails_the_blocking_check_with_counts(tmp_path):
     assert materialized.metadata["batches_blocked"].value == 1
 
 
-def test_the_load_asset_starts_the_gate_s_gx_import_when_it_finds_a_new_file(
-    tmp_path, monkeypatch
-):
+def test_the_load_asset_starts_the_gate_s_gx_import_when_it_finds_a_new_file(tmp_path, monkeypatch):
     """As `uba refresh`'s load: the gate, the run's next step in this process, finds Great
     Expectations imported beside the load (load_path calls it before the file's rows:
     tests/unit/test_ingest.py); a file loaded already starts nothing."""
