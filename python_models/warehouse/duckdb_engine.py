@@ -141,8 +141,20 @@ class DuckDBWarehouse(Warehouse):
         self.con.executemany(sql, rows)
 
     def sample_sql(self, table: str, rows: int) -> str:
-        # a seeded reservoir: the same rows on every run
-        return f"select * from {table} using sample reservoir({int(rows)} rows) repeatable (42)"
+        # A seeded reservoir: the same rows on every run. Of a table, drawn over its row ids
+        # alone and those rows read: the rows a reservoir of whole rows draws (it sees the same
+        # stream), without every column of every row passing through it (a 10M day's feature
+        # mart, 200k of 829k rows of 75 columns: 1.73 -> 0.57 s). A view has no row ids.
+        reservoir = f"using sample reservoir({int(rows)} rows) repeatable (42)"
+        schema, name = table.split(".", 1) if "." in table else ("main", table)
+        is_table = self.scalar(
+            "select count(*) from duckdb_tables() "
+            "where database_name = current_database() and schema_name = ? and table_name = ?",
+            [schema, name],
+        )
+        if is_table:
+            return f"select * from {table} where rowid in (select rowid from {table} {reservoir})"
+        return f"select * from {table} {reservoir}"
 
     def replace_table(self, qualified: str, frame: Any) -> int:
         """Everything happens in one transaction (DuckDB's DDL is transactional): the new table

@@ -90,6 +90,23 @@ def test_sample_table_is_seeded_and_bounded():
     assert rows == 1000 and len(small) == 1000
 
 
+def test_a_table_s_sample_is_the_whole_row_reservoir_s_rows_and_a_view_s_too():
+    # Drawn over the row ids, a table's sample holds the rows the seeded reservoir draws from
+    # whole rows (several row groups, two threads); a view (no row ids) is sampled whole.
+    con = duckdb.connect()
+    con.execute("set threads = 2")
+    con.execute(
+        "create table t as select range as x, md5(range::varchar) as h, range % 7 as k "
+        "from range(300000)"
+    )
+    con.execute("create view v as select * from t where k < 5")
+    whole = "select * from {} using sample reservoir(5000 rows) repeatable (42) order by x"
+    for relation in ("t", "v"):
+        frame, _ = sample_table(con, relation, rows=5000)
+        expected = con.execute(whole.format(relation)).df()
+        assert frame.sort_values("x").reset_index(drop=True).equals(expected)
+
+
 def test_a_suite_that_evaluated_nothing_does_not_pass():
     class Validation:
         results = []
