@@ -25,7 +25,8 @@
         ~ 'activity_date as event_ts from ' ~ ref('fct_user_activity_daily') ~ ') as active_days' %}
     with counts as (
 
-        {{ mart_retention_counts(returns, grain, periods, return_filter) }}
+        {{ mart_retention_counts(returns, grain, periods, return_filter,
+            one_row_per_period=(grain == 'day' and not return_filter)) }}
 
     ),
 
