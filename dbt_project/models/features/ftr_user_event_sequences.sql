@@ -41,8 +41,8 @@
 {%- do model_config.post_hook.append(
     "{% if is_incremental() %}update {{ this }} set next_event_name = 'session_end' "
     ~ "where next_event_name is null and "
-    ~ "{{ uba_epoch_seconds('event_ts') }} + " ~ timeout_seconds ~ " < (select max("
-    ~ "{{ uba_epoch_seconds('event_ts') }}) from {{ ref('int_events_sessionized') }}){% endif %}") -%}
+    ~ "{{ uba_epoch_seconds('event_ts') }} + " ~ timeout_seconds ~ " < (select "
+    ~ "{{ uba_epoch_seconds('max(event_ts)') }} from {{ ref('int_events_sessionized') }}){% endif %}") -%}
 {%- do model_config.update({'meta': {'uba_replaced_from': 'event_ts'}}) -%}
 {{ config(**model_config) }}
 {#- The events replayed: every stored one on a full build (read by relation name: a CTE read
@@ -251,10 +251,12 @@ windowed as (
 {#- A session is known to have ended at an event once the data reaches uba__session_timeout_minutes
     past it (or the max-length rule cut it: then the next event is already there). Read as a
     scalar subquery, not a cross join: PostgreSQL computes it once (an InitPlan), where a cross
-    join with a misestimated one-row side re-ran the max for every row (minutes at 60k events). -#}
+    join with a misestimated one-row side re-ran the max for every row (minutes at 60k events).
+    The epoch of the latest time, not the latest epoch: DuckDB takes a column's max without
+    computing every row's epoch (10M events: 0.02 s against 0.12, here and in the post-hook). -#}
 data_end as (
 
-    select max({{ uba_epoch_seconds('event_ts') }}) as max_epoch_seconds
+    select {{ uba_epoch_seconds('max(event_ts)') }} as max_epoch_seconds
     from {{ sessionized }}
 
 ),
