@@ -109,15 +109,13 @@ def dbt_executable() -> str:
 
 
 def dbt_command() -> list[str]:
-    """How run_dbt starts dbt: the fork server's `dbt` where UBA_DBT_FORK_SERVER names one,
-    else dbt's command line in a process that keeps its compiled templates
-    (python_models.dbt_templates) on this interpreter."""
-    forked = _forked_dbt(dbt_fork_server())
-    if forked:
-        return [forked]
-    if not (Path(sys.executable).parent / "dbt").exists():  # dbt's script beside python
-        raise DbtError("dbt is not installed: run ./scripts/bootstrap.sh")
-    return [sys.executable, "-m", "python_models.dbt_templates"]
+    """How run_dbt starts dbt_executable(): this interpreter's dbt as dbt's command line in a
+    process that keeps its compiled templates (python_models.dbt_templates), any other (the
+    fork server's, one on PATH) as it is."""
+    executable = dbt_executable()
+    if Path(executable).parent == Path(sys.executable).parent:
+        return [sys.executable, "-m", "python_models.dbt_templates"]
+    return [executable]
 
 
 def dbt_env(
