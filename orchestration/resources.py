@@ -25,6 +25,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     duckdb_path: str = ""
     _publication: Any = PrivateAttr(default=None)  # publish.DayPublication while started
+    # The models' input fingerprints known since the run's last dbt build (scoring_fingerprints)
+    _fingerprints: dict = PrivateAttr(default_factory=dict)
 
     def path(self) -> str:
         return self.duckdb_path or str(get_settings().duckdb_path)
@@ -39,6 +41,7 @@ class WarehouseResource(dg.ConfigurableResource):
         first day after a code change or a missed publish): that publish hashes the big
         tables whole, and beside the checks and scoring it would keep DuckDB's pool full
         while they run (10M: the run's peak RSS 2.30-2.37 -> 2.48-2.50 GB) for 2-3 s less."""
+        from python_models.models import fingerprinted_inputs
         from python_models.publish import DayPublication
 
         self.release_publication()
@@ -48,6 +51,9 @@ class WarehouseResource(dg.ConfigurableResource):
             if not publication.unchanged_before:
                 con.close()
                 return False
+            # Before the thread: the figures the scoring compares are taken once, by day, as
+            # `uba refresh` takes them (a model's step would hash a 10M-row input whole).
+            self._fingerprints.update(publication.fingerprints(fingerprinted_inputs()))
             publication.start_beside()
         except BaseException:
             con.close()
@@ -60,9 +66,19 @@ class WarehouseResource(dg.ConfigurableResource):
         it with `release_publication`."""
         return self._publication
 
+    def scoring_fingerprints(self) -> dict[str, str]:
+        """{input table: content fingerprint} for the run's scoring steps (lifecycle.
+        score_changed's `fingerprints`), shared and filled by them: taken from the started
+        publication's figures, else each table hashed by the first step that reads it.
+        Scoring writes no model's input; a dbt build does, so this is emptied when one may
+        start (release_publication)."""
+        return self._fingerprints
+
     def release_publication(self) -> None:
         """Its thread waited for and its connection closed (what the thread wrote is in a
-        staging folder the next publish starts over, unless the publication was finished)."""
+        staging folder the next publish starts over, unless the publication was finished);
+        the fingerprints known forgotten."""
+        self._fingerprints.clear()
         publication, self._publication = self._publication, None
         if publication is not None:
             try:

@@ -49,6 +49,12 @@ def model_names() -> tuple[str, ...]:
     return tuple(spec.name for spec in MODELS)
 
 
+def fingerprinted_inputs() -> list[str]:
+    """Every table whose content fingerprint decides a model's rescoring (ModelSpec.
+    fingerprinted_inputs), each once: a day's scoring takes them from the publish's figures."""
+    return sorted({table for spec in MODELS for table in spec.fingerprinted_inputs})
+
+
 def get_spec(name: str) -> ModelSpec:
     for spec in MODELS:
         if spec.name == name:

@@ -161,7 +161,9 @@ def build_scoring_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         from python_models.warehouse import table_exists
 
         with warehouse.connect() as con:
-            outcome = score_changed(con, spec.name, run_id=context.run_id)
+            outcome = score_changed(
+                con, spec.name, run_id=context.run_id, fingerprints=warehouse.scoring_fingerprints()
+            )
             current_rows = (
                 con.execute(f"select count(*) from {spec.score_table}").fetchone()[0]
                 if table_exists(con, spec.score_table)

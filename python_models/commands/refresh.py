@@ -378,15 +378,14 @@ def _build(
 
 def _score(con, steps: _Steps, result: RefreshResult, publication: DayPublication) -> None:
     from python_models.lifecycle import build_derived, refresh_realized, score_each
-    from python_models.models import get_spec, model_names
+    from python_models.models import fingerprinted_inputs, model_names
 
     seconds: dict[str, float] = {}  # each model's, said beside its line
 
     def score() -> list:
         # Models rescored when an input table changed compare its published content, which
         # the publish figures anyway (days_written bounds what it hashes): one scan a day.
-        inputs = {t for name in model_names() for t in get_spec(name).fingerprinted_inputs}
-        fingerprints = publication.fingerprints(sorted(inputs))
+        fingerprints = publication.fingerprints(fingerprinted_inputs())
         publication.start_beside()
         outcomes = score_each(
             con, model_names(), changed_only=True, fingerprints=fingerprints, seconds=seconds

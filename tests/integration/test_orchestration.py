@@ -478,7 +478,9 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
     known from the basis and dbt code the publication before was made with, the tables only
     dbt writes are published beside the steps after the dbt step (started as a day's build
     from the saved data tests ends; the feature mart's read-only check runs meanwhile), and
-    the publication still equals a full publish of the warehouse, row for row."""
+    the publication still equals a full publish of the warehouse, row for row. A model scored
+    when its inputs changed (LTV) takes their fingerprints from those figures, as `uba refresh`
+    does, instead of hashing the event table whole in its step; they equal whole hashes."""
     import shutil
 
     import dagster as dg
@@ -486,10 +488,14 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
 
     from orchestration.defs.dbt import dbt_resource, uba_dbt_assets
     from orchestration.defs.ingest import events_validated, raw_events, raw_files_run_config
+    from orchestration.defs.ml import build_scoring_asset
     from orchestration.defs.publish import published_warehouse
     from orchestration.defs.quality import check_feature_mart_quality
     from orchestration.resources import WarehouseResource
     from python_models import days_written
+    from python_models.common.scores import inputs_fingerprint, last_score_state
+    from python_models.models import get_spec
+    from python_models.warehouse.base import Warehouse
 
     data_dir = tmp_path / "data"
     shutil.copytree(full_pipeline.settings.data_dir, data_dir)
@@ -500,16 +506,25 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
     monkeypatch.setattr(
         days_written, "unchanged_before", lambda *a: bounds.append(known(*a)) or bounds[-1]
     )
+    ltv = get_spec("ltv")
+    assert ltv.fingerprinted_inputs  # scored whole when one of them changed
+    hashed_whole = []
+    whole = Warehouse.fingerprint
+    monkeypatch.setattr(
+        Warehouse, "fingerprint", lambda w, t: hashed_whole.append(t) or whole(w, t)
+    )
     assets = [
         raw_events,
         events_validated,
         uba_dbt_assets,
         check_feature_mart_quality,
+        build_scoring_asset(ltv),
         published_warehouse,
     ]
     resources = {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
     with pipeline_env(data_dir) as settings:
         for day in (1, 2):
+            hashed_whole.clear()
             run_config = raw_files_run_config(
                 str(_day_after(sample_data.events_dir, day, tmp_path / f"day{day}"))
             )
@@ -522,9 +537,18 @@ def test_the_daily_publish_hashes_only_the_days_the_build_can_have_written(
             for e in result.get_asset_materialization_events()
             if e.asset_key == dg.AssetKey(["published", "warehouse"])
         ]
+        (scored,) = [
+            e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(["ml_scores", "ltv_scores"])
+        ]
+        assert scored["scored"].value.endswith("(full)")  # the day's events changed its inputs
+        assert not set(hashed_whole) & set(ltv.fingerprinted_inputs)
         con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
         try:
             (history_from,) = con.execute("select min(event_date) from marts.fct_events").fetchone()
+            recorded = last_score_state(con, ltv).inputs_fingerprint
+            assert recorded == inputs_fingerprint(con, ltv)  # each input hashed whole now
         finally:
             con.close()
         # the second day's bounds: the event tables from the day's own events on, not the
