@@ -37,6 +37,7 @@ def suite_outcome(validation, table_rows: int) -> CheckOutcome:
     """A GX validation result as an outcome; zero evaluated expectations never passes."""
     failed = [
         f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
+        + (f": {count:,} unexpected" if (count := (r.result or {}).get("unexpected_count")) else "")
         for r in validation.results
         if not r.success
     ]
@@ -59,7 +60,10 @@ def check_table(con: Warehouse, table: str, suite) -> CheckOutcome:
     from expectations.validation import validate_frame
 
     frame, rows = sample_table(con, table)
-    return suite_outcome(validate_frame(frame, suite), rows)
+    # BASIC: each expectation's verdict and unexpected count, all an outcome says; GX's default
+    # (SUMMARY) also counts the unexpected values (the 10M feature mart's 200k-row sample:
+    # 1.06-1.21 -> 0.72 s)
+    return suite_outcome(validate_frame(frame, suite, result_format="BASIC"), rows)
 
 
 def check_feature_mart(con: Warehouse) -> CheckOutcome:

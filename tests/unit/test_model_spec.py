@@ -244,7 +244,7 @@ def test_the_score_check_holds_the_spec_bounds(with_toy, toy_warehouse):
     finally:
         con.close()
     assert not outcome.passed
-    assert "expect_column_values_to_be_between(score)" in outcome.description
+    assert "expect_column_values_to_be_between(score): 1 unexpected" in outcome.description
 
 
 def test_one_model_failing_stops_no_other(with_toy, monkeypatch, toy_warehouse):
