@@ -317,7 +317,7 @@ def _build(
     Returns what it did and whether it ran the saved plan (the code unchanged since)."""
     from python_models import dbt_daily_tests
     from python_models.config import get_settings
-    from python_models.dbt_runner import DbtError, dbt_env, run_dbt_build
+    from python_models.dbt_runner import DbtError, DbtProgress, dbt_env, run_dbt_build
     from python_models.warehouse import connect
 
     def warn(line: str) -> None:
@@ -334,6 +334,8 @@ def _build(
         "say": lambda line: say(f"[refresh] {line}"),
         "warm": warm,
         "duckdb_settings": duckdb_settings,
+        # a long build says how far it got (a first build at 10M: ~3 minutes of dbt)
+        "progress": DbtProgress(lambda line: say(f"[refresh]   {line}")),
     }
     if not get_settings().dbt_target.startswith("duckdb"):
         dbt(lambda: run_dbt_build(dbt_daily_tests.DATA_BUILD, **dbt_kwargs))

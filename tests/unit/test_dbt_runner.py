@@ -18,6 +18,7 @@ from processes import children, gone_within, listening_fork_server
 from python_models import dbt_fork
 from python_models.dbt_runner import (
     DbtError,
+    DbtProgress,
     WarmDbt,
     dbt_env,
     error_summary,
@@ -226,6 +227,57 @@ def test_a_warm_dbt_builds_what_it_parsed_before_the_command_came(tmp_path):
     run_dbt(["build"], tmp_path / "w.duckdb", quiet=True, target_path=tmp_path / "target",
             project_dir=project)  # fmt: skip
     assert _tables(tmp_path / "w.duckdb") == {"late": [(2,)], "ones": [(1,)]}
+
+
+def test_a_quiet_build_s_progress_names_each_node_dbt_finished(tmp_path):
+    """DbtProgress reads dbt's own console lines (colours, seeds, tests, warnings): on a real
+    build, each finished node once, counted against the build's total, with its name and
+    seconds, the nodes dbt only started not counted."""
+    project = _small_project(tmp_path)
+    (project / "models" / "twos.sql").write_text("select 2 as id from {{ ref('ones') }}")
+    (project / "models" / "schema.yml").write_text(
+        "version: 2\nmodels:\n  - name: twos\n    columns:\n      - name: id\n"
+        "        data_tests: [not_null, unique]\n"
+    )
+    said = []
+    progress = DbtProgress(said.append, every=0)
+    warm = WarmDbt(tmp_path / "w.duckdb", tmp_path / "target", project)
+    try:
+        run_dbt_build(["build"], warm=warm, quiet=True, progress=progress)
+    finally:
+        warm.close()
+    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    names = {r["unique_id"].split(".")[2] for r in results}
+    assert len(said) == len(names) == 4  # two models, two tests
+    assert [line.split(" nodes done")[0] for line in said] == [
+        f"dbt: {done} of 4" for done in range(1, 5)
+    ]
+    assert {line.split("longest since the last line ")[1].rsplit(" ", 2)[0] for line in said} == (
+        names
+    )
+
+
+def test_progress_says_a_line_at_most_every_so_often_with_the_longest_node_since():
+    now = [100.0]
+    said = []
+    progress = DbtProgress(said.append, every=15, clock=lambda: now[0])
+    lines = [
+        "\x1b[0m02:56:59  1 of 3 START sql incremental model staging.stg_a .... [RUN]",
+        "\x1b[0m02:56:59  1 of 3 OK created sql incremental model staging.stg_a .... "
+        "[\x1b[32mOK\x1b[0m in 4.30s]",
+        "\x1b[0m02:57:09  2 of 3 WARN 7 relationships_stg_a_b__x  [\x1b[33mWARN 7\x1b[0m in 0.11s]",
+        "\x1b[0m02:57:19  3 of 3 OK created sql table model marts.fct_c .... [OK in 1.25s]",
+    ]
+    for seconds, line in zip((0, 2, 12, 22), lines, strict=True):
+        now[0] = 100.0 + seconds
+        progress.line(line)
+    progress.line("\x1b[0m02:57:20  Finished running 3 nodes in 0 hours 0 minutes")
+    now[0] = 140.0  # a retry's own numbering; a skipped node has no seconds
+    progress.line("\x1b[0m02:57:40  1 of 2 SKIP relation marts.fct_d .... [\x1b[33mSKIP\x1b[0m]")
+    assert said == [
+        "dbt: 3 of 3 nodes done in 22 s; longest since the last line stg_a 4.3 s",
+        "dbt: 1 of 2 nodes done in 40 s",
+    ]
 
 
 def test_a_warm_dbt_s_parse_leaves_manifest_json_to_its_command(tmp_path):
